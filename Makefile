@@ -1,0 +1,59 @@
+# sre4ai: `make run` starts the dashboard on the embedded default; `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PORT ?= 8000
+HOST ?= 127.0.0.1
+export SRE4AI_VAR_DIR ?= $(CURDIR)/var
+# Tests use the real PostgreSQL and Redis of this machine unless told otherwise.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/sre4ai
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test install install-dev lint typecheck browsers migrate demo clean bench
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt requirements.txt $(VENV)/.installed
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
+browsers:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Install Debian's chromium package (apt-get install chromium) for the browser tests."; exit 1; fi; }
+
+migrate: install
+	mkdir -p $(SRE4AI_VAR_DIR)
+	$(PY) manage.py migrate --noinput
+
+run: migrate
+	$(PY) manage.py collectstatic --noinput -v 0
+	SRE4AI_DEMO_PASSWORD=$${SRE4AI_DEMO_PASSWORD:-sre4ai-demo} $(PY) manage.py seed_demo --if-empty
+	HOST=$(HOST) PORT=$(PORT) bash scripts/run.sh
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install-dev
+	$(VENV)/bin/mypy .
+
+test: install-dev browsers lint typecheck
+	$(PY) manage.py collectstatic --noinput -v 0
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(VENV)/bin/pytest -q
+
+bench: install-dev
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""Project-key authentication shared by the OTLP endpoints and the REST API.
+
+Accepted forms: ``Authorization: Bearer <secret key>`` and HTTP Basic ``public_key:secret_key``
+(what the Langfuse SDKs send). The key decides the project: a key can only write to its own project.
+"""
+
+import base64
+import binascii
+from datetime import timedelta
+
+from django.http import HttpRequest
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from accounts.models import ApiKey
+from accounts.selectors import api_key_by_secret
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class ProjectKeyError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _credentials(header: str) -> tuple[str | None, str]:
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return None, value
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise ProjectKeyError(
+                401, "Malformed Basic credentials: expected base64 of public_key:secret_key."
+            ) from exc
+        public, sep, secret = decoded.partition(":")
+        if not sep or not secret:
+            raise ProjectKeyError(401, "Basic credentials must be public_key:secret_key.")
+        return public, secret
+    raise ProjectKeyError(
+        401, "Unsupported Authorization header: use 'Bearer <secret key>' or Basic public_key:secret_key."
+    )
+
+
+def authenticate_project_key(request: HttpRequest) -> ApiKey:
+    """Return the active key named by the request, or raise ProjectKeyError with 401/403."""
+    header = request.headers.get("Authorization", "")
+    if not header:
+        raise ProjectKeyError(
+            401, "Missing API key: send 'Authorization: Bearer <secret key>' (create one under Project → API keys)."
+        )
+    public, secret = _credentials(header)
+    api_key = api_key_by_secret(secret=secret)
+    if api_key is None or (public is not None and public != api_key.public_key):
+        raise ProjectKeyError(401, "Unknown API key: check the secret key (and public key) you configured.")
+    if api_key.revoked_at is not None:
+        raise ProjectKeyError(403, "This API key was revoked: create a new one under Project → API keys.")
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return api_key
+
+
+class ProjectKeyAuthentication(BaseAuthentication):
+    """DRF authentication: ``request.auth`` is the ApiKey, ``request.user`` stays None."""
+
+    def authenticate(self, request: Request) -> tuple[None, ApiKey]:
+        try:
+            return None, authenticate_project_key(request._request)
+        except ProjectKeyError as exc:
+            if exc.status == 403:
+                raise exceptions.PermissionDenied(exc.message) from exc
+            raise exceptions.AuthenticationFailed(exc.message) from exc
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="sre4ai"'
+
+
+class HasProjectKey(BasePermission):
+    message = "A project API key is required."
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        return isinstance(request.auth, ApiKey)

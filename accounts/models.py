@@ -1,0 +1,66 @@
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+SLUG_VALIDATOR = RegexValidator(
+    r"^[a-z0-9][a-z0-9-]{0,62}$",
+    "Use 1-63 lower-case letters, digits and dashes, starting with a letter or digit.",
+)
+
+
+class Project(models.Model):
+    slug = models.CharField(max_length=63, unique=True, validators=[SLUG_VALIDATOR])
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    EDITOR = "editor", "Editor"
+    ADMIN = "admin", "Admin"
+
+
+ROLE_RANK = {Role.VIEWER: 1, Role.EDITOR: 2, Role.ADMIN: 3}
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        constraints = [
+            # One role per user and project.
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user"),
+        ]
+
+    def allows(self, needed: str) -> bool:
+        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(needed)]
+
+
+class ApiKey(models.Model):
+    """A project key pair. Only a hash of the secret is stored; the secret is shown once."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    public_key = models.CharField(max_length=64, unique=True)
+    # SHA-256 of the secret: the secret is 32 random bytes, so a fast hash is enough and keeps ingest cheap.
+    secret_hash = models.CharField(max_length=64, unique=True)
+    secret_hint = models.CharField(max_length=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

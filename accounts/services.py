@@ -1,0 +1,67 @@
+"""Writes for projects, members and API keys."""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import ApiKey, Membership, Project, Role
+
+SECRET_PREFIX = "sk-sre-"  # noqa: S105 (a prefix, not a secret)
+PUBLIC_PREFIX = "pk-sre-"
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    secret_key: str
+
+
+def user_create(*, username: str, password: str, email: str = "", is_superuser: bool = False) -> User:
+    user_model = get_user_model()
+    if is_superuser:
+        return user_model.objects.create_superuser(username=username, password=password, email=email)
+    return user_model.objects.create_user(username=username, password=password, email=email)
+
+
+@transaction.atomic
+def project_create(*, slug: str, name: str = "", owner: User | None = None) -> Project:
+    project = Project(slug=slug, name=name or slug)
+    project.full_clean()
+    project.save()
+    if owner is not None:
+        Membership.objects.create(project=project, user=owner, role=Role.ADMIN)
+    return project
+
+
+def membership_set(*, project: Project, user: User, role: str) -> Membership:
+    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    return membership
+
+
+def api_key_issue(*, project: Project, name: str = "", created_by: User | None = None) -> IssuedKey:
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(
+        project=project,
+        name=name,
+        public_key=PUBLIC_PREFIX + secrets.token_hex(12),
+        secret_hash=hash_secret(secret),
+        secret_hint=secret[-4:],
+        created_by=created_by,
+    )
+    return IssuedKey(api_key=api_key, secret_key=secret)
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key

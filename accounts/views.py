@@ -1,0 +1,72 @@
+"""Project settings pages: members and API keys. Only admins change them; every member can look."""
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.forms import ApiKeyCreateForm, MemberAddForm
+from accounts.models import ApiKey, Role
+from accounts.selectors import api_keys_for_project, members_of, membership_for, projects_for_user
+from accounts.services import api_key_issue, api_key_revoke, membership_set
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    project = projects_for_user(user=request.user).first()
+    if project is None:
+        return render(request, "accounts/no_projects.html")
+    return redirect("trace_list", slug=project.slug)
+
+
+@login_required
+def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    project = membership.project
+    is_admin = membership.allows(Role.ADMIN)
+    key_form = ApiKeyCreateForm(request.POST or None, prefix="key")
+    member_form = MemberAddForm(request.POST or None, prefix="member")
+    new_secret = None
+    if request.method == "POST":
+        if not is_admin:
+            return HttpResponseForbidden("Only project admins can change keys and members.")
+        if "create_key" in request.POST and key_form.is_valid():
+            assert isinstance(request.user, User)  # login_required
+            issued = api_key_issue(project=project, name=key_form.cleaned_data["name"], created_by=request.user)
+            # The secret is rendered once, in this response, and never stored in clear.
+            new_secret = {"public_key": issued.api_key.public_key, "secret_key": issued.secret_key}
+            key_form = ApiKeyCreateForm(prefix="key")
+        elif "add_member" in request.POST and member_form.is_valid():
+            user = get_user_model().objects.get(username=member_form.cleaned_data["username"])
+            membership_set(project=project, user=user, role=member_form.cleaned_data["role"])
+            messages.success(request, f"{user.get_username()} is now {member_form.cleaned_data['role']}.")
+            return redirect("project_settings", slug=slug)
+    return render(
+        request,
+        "accounts/settings.html",
+        {
+            "project": project,
+            "membership": membership,
+            "is_admin": is_admin,
+            "keys": api_keys_for_project(project=project),
+            "members": members_of(project=project),
+            "key_form": key_form,
+            "member_form": member_form,
+            "new_secret": new_secret,
+        },
+    )
+
+
+@login_required
+@require_POST
+def api_key_revoke_view(request: HttpRequest, slug: str, key_id: int) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    if not membership.allows(Role.ADMIN):
+        return HttpResponseForbidden("Only project admins can revoke keys.")
+    api_key = get_object_or_404(ApiKey, pk=key_id, project=membership.project)
+    api_key_revoke(api_key=api_key)
+    messages.success(request, f"Key {api_key.public_key} revoked: requests with it now get 403.")
+    return redirect("project_settings", slug=slug)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Start web (gunicorn), a Celery worker and Celery beat on the embedded default; stop all three on Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
+mkdir -p "${SRE4AI_VAR_DIR:-var}/broker/out" "${SRE4AI_VAR_DIR:-var}/broker/processed"
+
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+"$VENV/bin/celery" -A sre4ai_web worker --loglevel=WARNING --concurrency=2 -Q celery &
+pids+=($!)
+"$VENV/bin/celery" -A sre4ai_web beat --loglevel=WARNING &
+pids+=($!)
+"$VENV/bin/gunicorn" sre4ai_web.wsgi:application --bind "$HOST:$PORT" --workers 3 --threads 4 \
+  --access-logfile - --log-level warning &
+pids+=($!)
+
+sleep 2
+cat <<MSG
+
+  sre4ai is running:  http://$HOST:$PORT/
+  log in as:          demo / ${SRE4AI_DEMO_PASSWORD:-sre4ai-demo}
+  API docs:           http://$HOST:$PORT/api/docs/
+  Stop with Ctrl-C.
+
+MSG
+wait -n "${pids[@]}"

@@ -1,0 +1,14 @@
+"""The Celery app and the whole beat schedule (one place to read what runs when)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sre4ai_web.settings")
+
+app = Celery("sre4ai")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Periodic work is added here by the capabilities that need it (rollups, SLO ticks, drift runs).
+app.conf.beat_schedule = {}

@@ -1,0 +1,33 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts import views as account_views
+from traces import api as trace_api
+from traces import views as trace_views
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("p/<slug:slug>/traces/", trace_views.trace_list, name="trace_list"),
+    path("p/<slug:slug>/traces/<str:trace_id>/", trace_views.trace_view, name="trace_detail"),
+    path("p/<slug:slug>/settings/", account_views.project_settings, name="project_settings"),
+    path("p/<slug:slug>/settings/keys/<int:key_id>/revoke/", account_views.api_key_revoke_view, name="api_key_revoke"),
+    # OTLP/HTTP; the Langfuse SDK sends to /api/public/otel/v1/traces.
+    path("v1/traces", trace_api.otlp_traces, name="otlp_traces"),
+    path("v1/logs", trace_api.otlp_logs, name="otlp_logs"),
+    path("api/public/otel/v1/traces", trace_api.otlp_traces, name="langfuse_otlp_traces"),
+    path("api/public/otel/v1/logs", trace_api.otlp_logs, name="langfuse_otlp_logs"),
+    # REST API.
+    path("api/v1/traces", trace_api.TracesEndpoint.as_view(), name="api_traces"),
+    path("api/v1/traces/<str:trace_id>", trace_api.TraceDetailEndpoint.as_view(), name="api_trace_detail"),
+    path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
+        name="api_docs",
+    ),
+    path("admin/", admin.site.urls),
+]

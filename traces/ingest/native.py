@@ -1,0 +1,197 @@
+"""The native JSON format of ``POST /api/v1/traces``: a batch of traces with nested spans.
+
+Each trace is validated on its own, so one bad trace is reported by index and the others are stored.
+Ids are optional: when absent they are derived from the content, so re-sending a batch never duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from traces.ingest.normalize import DocumentRecord, SpanRecord
+from traces.models import SpanKind
+
+HEX = "0123456789abcdef"
+
+
+def _check_hex(value: str | None, size: int, what: str) -> str | None:
+    if value is None:
+        return None
+    lowered = value.lower()
+    if len(lowered) != size or any(c not in HEX for c in lowered) or set(lowered) == {"0"}:
+        raise ValueError(f"{what} must be {size} hexadecimal characters and not all zeros")
+    return lowered
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = ""
+    content: str = ""
+    score: float | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class ToolIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    arguments: Any = None
+    result: Any = None
+
+
+class SpanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    span_id: str | None = Field(default=None, description="16 hex characters; derived from the content if absent.")
+    name: str = Field(min_length=1, max_length=500)
+    kind: SpanKind = SpanKind.SPAN
+    start_time: datetime
+    end_time: datetime | None = None
+    status: Literal["ok", "error"] = "ok"
+    status_message: str = ""
+    model: str = Field(default="", max_length=200)
+    provider: str = Field(default="", max_length=100)
+    input: Any = None
+    output: Any = None
+    input_tokens: int | None = Field(default=None, ge=0)
+    output_tokens: int | None = Field(default=None, ge=0)
+    total_tokens: int | None = Field(default=None, ge=0)
+    cost: Decimal | None = Field(default=None, ge=0, description="USD; computed from tokens when absent.")
+    prompt_name: str = Field(default="", max_length=200)
+    prompt_version: str = Field(default="", max_length=100)
+    documents: list[DocumentIn] = Field(default_factory=list)
+    tool: ToolIn | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    children: list[SpanIn] = Field(default_factory=list)
+
+    @field_validator("span_id")
+    @classmethod
+    def _span_id(cls, value: str | None) -> str | None:
+        return _check_hex(value, 16, "span_id")
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a timezone, e.g. 2026-01-01T12:00:00Z")
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> SpanIn:
+        if self.end_time is not None and self.end_time < self.start_time:
+            raise ValueError("end_time is before start_time")
+        return self
+
+
+class TraceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    trace_id: str | None = Field(default=None, description="32 hex characters; derived from the content if absent.")
+    name: str = Field(default="", max_length=500)
+    service: str = Field(min_length=1, max_length=200)
+    environment: str = Field(default="default", max_length=64, pattern=r"^[a-z0-9_-]+$")
+    release: str = Field(default="", max_length=200)
+    session_id: str = Field(default="", max_length=200)
+    user_id: str = Field(default="", max_length=200)
+    tags: list[str] = Field(default_factory=list)
+    spans: list[SpanIn] = Field(min_length=1)
+
+    @field_validator("trace_id")
+    @classmethod
+    def _trace_id(cls, value: str | None) -> str | None:
+        return _check_hex(value, 32, "trace_id")
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    traces: list[Any] = Field(min_length=1)
+
+
+def _digest(payload: Any, size: int) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:size]
+
+
+def _flatten(trace: TraceIn, trace_id: str) -> list[SpanRecord]:
+    records: list[SpanRecord] = []
+
+    def walk(span: SpanIn, parent: str, path: str) -> None:
+        span_id = span.span_id or _digest([trace_id, path, span.name], 16)
+        record = SpanRecord(
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_span_id=parent,
+            name=span.name,
+            kind=span.kind.value,
+            start_time=span.start_time,
+            end_time=span.end_time or span.start_time,
+            status=span.status,
+            status_message=span.status_message,
+            service=trace.service,
+            environment=trace.environment,
+            release=trace.release,
+            session_id=trace.session_id,
+            user_id=trace.user_id,
+            tags=sorted(set(trace.tags)),
+            trace_name=trace.name if not parent else "",
+            model=span.model,
+            provider=span.provider,
+            input_tokens=span.input_tokens,
+            output_tokens=span.output_tokens,
+            total_tokens=span.total_tokens,
+            cost=span.cost,
+            prompt_name=span.prompt_name,
+            prompt_version=span.prompt_version,
+            input=span.input,
+            output=span.output,
+            attributes=span.attributes,
+            source="native",
+            documents=[
+                DocumentRecord(position=i, document_id=d.id, score=d.score, content=d.content, metadata=d.metadata)
+                for i, d in enumerate(span.documents)
+            ],
+        )
+        if span.tool is not None:
+            record.tool_name, record.tool_args, record.tool_result = (
+                span.tool.name,
+                span.tool.arguments,
+                span.tool.result,
+            )
+        records.append(record.finish())
+        for index, child in enumerate(span.children):
+            walk(child, span_id, f"{path}.{index}")
+
+    for index, root in enumerate(trace.spans):
+        walk(root, "", str(index))
+    return records
+
+
+def _error_text(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(parts)
+
+
+def decode_batch(document: Any) -> tuple[list[SpanRecord], list[dict[str, Any]], int]:
+    """Validated span records, per-trace errors ``[{index, error}]``, and the number of accepted traces."""
+    try:
+        batch = BatchIn.model_validate(document)
+    except ValidationError as exc:
+        raise ValueError(_error_text(exc)) from exc
+    records: list[SpanRecord] = []
+    errors: list[dict[str, Any]] = []
+    accepted = 0
+    for index, item in enumerate(batch.traces):
+        try:
+            trace = TraceIn.model_validate(item)
+        except ValidationError as exc:
+            errors.append({"index": index, "error": _error_text(exc)})
+            continue
+        trace_id = trace.trace_id or _digest(item, 32)
+        records.extend(_flatten(trace, trace_id))
+        accepted += 1
+    return records, errors, accepted

@@ -1,0 +1,261 @@
+"""OTLP/HTTP wire format: decode request bodies into RawSpan / RawEvent, encode responses.
+
+This module only parses and validates; it knows nothing about the database.
+OTLP/JSON is not plain proto3 JSON: ids are hex (not base64), enums integers, int64 values strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from traces.ingest.limits import IngestError, IngestLimits
+from traces.ingest.normalize import RawEvent, RawSpan
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+ID_FIELDS = {"traceId": 16, "spanId": 8, "parentSpanId": 8}
+
+
+@dataclass
+class DecodedSpans:
+    spans: list[RawSpan]
+    rejected: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LogEvent:
+    trace_id: str
+    span_id: str
+    event: RawEvent
+
+
+@dataclass
+class DecodedLogs:
+    events: list[LogEvent]
+    rejected: list[str] = field(default_factory=list)
+
+
+def wire_format(content_type: str) -> str:
+    """'protobuf' or 'json'; a charset or other parameter may follow the media type."""
+    lowered = content_type.lower()
+    if PROTOBUF in lowered or "application/protobuf" in lowered:
+        return "protobuf"
+    if JSON in lowered:
+        return "json"
+    raise IngestError(
+        415,
+        f"Unsupported Content-Type {content_type!r}: send application/x-protobuf or application/json (OTLP/HTTP).",
+    )
+
+
+def decompress(body: bytes, content_encoding: str, limits: IngestLimits) -> bytes:
+    """Undo Content-Encoding, refusing to inflate past the body cap (a gzip bomb stops at the cap)."""
+    encoding = content_encoding.strip().lower()
+    if encoding in ("", "identity"):
+        if len(body) > limits.max_body_bytes:
+            raise IngestError(413, limits.body_too_large_message())
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise IngestError(415, f"Unsupported Content-Encoding {content_encoding!r}: use gzip or none.")
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, limits.max_body_bytes + 1)
+    except zlib.error as exc:
+        raise IngestError(400, f"Body is not valid {encoding}: {exc}.") from exc
+    if len(out) > limits.max_body_bytes or inflater.unconsumed_tail:
+        raise IngestError(413, limits.body_too_large_message())
+    if not inflater.eof:
+        raise IngestError(400, f"Body is truncated {encoding} data.")
+    return out
+
+
+def _fix_json_ids(node: Any) -> Any:
+    """Rewrite OTLP/JSON hex ids as base64 so protobuf's JSON parser reads the right bytes."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ID_FIELDS and isinstance(value, str):
+                try:
+                    raw = bytes.fromhex(value)
+                except ValueError:
+                    raw = b"\xff"  # not hex: an invalid id of the wrong length, rejected per span later
+                node[key] = base64.b64encode(raw).decode()
+            else:
+                _fix_json_ids(value)
+    elif isinstance(node, list):
+        for item in node:
+            _fix_json_ids(item)
+    return node
+
+
+def parse_message(body: bytes, fmt: str, message: Message) -> None:
+    if fmt == "protobuf":
+        try:
+            message.ParseFromString(body)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise IngestError(400, f"Body is not a valid OTLP protobuf {type(message).__name__}: {exc}.") from exc
+        return
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise IngestError(400, f"Body is not valid JSON: {exc}.") from exc
+    if not isinstance(document, dict):
+        raise IngestError(400, 'OTLP/JSON body must be an object such as {"resourceSpans": [...]}.')
+    try:
+        json_format.ParseDict(_fix_json_ids(document), message, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError) as exc:
+        raise IngestError(400, f"Body is not valid OTLP/JSON: {exc}.") from exc
+
+
+def any_value(value: AnyValue, limits: IngestLimits) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return limits.clip(value.string_value)
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "array_value":
+        return [any_value(v, limits) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: any_value(kv.value, limits) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return None
+
+
+def attributes(items: Iterable[KeyValue], limits: IngestLimits) -> dict[str, Any]:
+    return {kv.key: any_value(kv.value, limits) for kv in items}
+
+
+def _hex_id(raw: bytes, size: int, what: str, required: bool) -> str:
+    if not raw and not required:
+        return ""
+    if len(raw) != size:
+        raise ValueError(f"{what} must be {size} bytes ({size * 2} hex characters), got {len(raw)} bytes")
+    if raw == b"\0" * size:
+        raise ValueError(f"{what} must not be all zeros")
+    return raw.hex()
+
+
+def decode_traces(body: bytes, fmt: str, limits: IngestLimits) -> DecodedSpans:
+    request = ExportTraceServiceRequest()
+    parse_message(body, fmt, request)
+    total = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    if total > limits.max_spans_per_request:
+        raise IngestError(
+            413, f"{total} spans in one request; the limit is {limits.max_spans_per_request}: send smaller batches."
+        )
+    result = DecodedSpans(spans=[])
+    for resource_spans in request.resource_spans:
+        resource = attributes(resource_spans.resource.attributes, limits)
+        for scope_spans in resource_spans.scope_spans:
+            scope = {"name": scope_spans.scope.name, "version": scope_spans.scope.version}
+            for span in scope_spans.spans:
+                try:
+                    trace_id = _hex_id(span.trace_id, 16, "trace_id", required=True)
+                    span_id = _hex_id(span.span_id, 8, "span_id", required=True)
+                    parent = _hex_id(span.parent_span_id, 8, "parent_span_id", required=False)
+                    if span.start_time_unix_nano == 0:
+                        raise ValueError("start_time_unix_nano is missing")
+                except ValueError as exc:
+                    result.rejected.append(f"span {span.name!r}: {exc}")
+                    continue
+                result.spans.append(
+                    RawSpan(
+                        trace_id=trace_id,
+                        span_id=span_id,
+                        parent_span_id=parent,
+                        name=span.name,
+                        otlp_kind=int(span.kind),
+                        start_unix_nano=span.start_time_unix_nano,
+                        end_unix_nano=span.end_time_unix_nano,
+                        status_code=int(span.status.code),
+                        status_message=span.status.message,
+                        attributes=attributes(span.attributes, limits),
+                        resource=resource,
+                        scope=scope,
+                        events=[
+                            RawEvent(e.name, e.time_unix_nano, attributes(e.attributes, limits)) for e in span.events
+                        ],
+                    )
+                )
+    return result
+
+
+def decode_logs(body: bytes, fmt: str, limits: IngestLimits) -> DecodedLogs:
+    """Log records that belong to a span (gen_ai.* events of older instrumentations)."""
+    request = ExportLogsServiceRequest()
+    parse_message(body, fmt, request)
+    result = DecodedLogs(events=[])
+    for resource_logs in request.resource_logs:
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                attrs = attributes(record.attributes, limits)
+                name = record.event_name or str(attrs.get("event.name") or attrs.get("gen_ai.event.name") or "")
+                if not record.trace_id or not record.span_id:
+                    result.rejected.append(f"log record {name!r}: has no trace_id/span_id to attach it to")
+                    continue
+                try:
+                    trace_id = _hex_id(record.trace_id, 16, "trace_id", required=True)
+                    span_id = _hex_id(record.span_id, 8, "span_id", required=True)
+                except ValueError as exc:
+                    result.rejected.append(f"log record {name!r}: {exc}")
+                    continue
+                body_value = any_value(record.body, limits) if record.HasField("body") else None
+                time = record.time_unix_nano or record.observed_time_unix_nano
+                result.events.append(LogEvent(trace_id, span_id, RawEvent(name, time, attrs, body_value)))
+    return result
+
+
+def encode_response(message: Message, fmt: str) -> tuple[bytes, str]:
+    if fmt == "protobuf":
+        return message.SerializeToString(), PROTOBUF
+    return json_format.MessageToJson(message, indent=None).encode(), JSON
+
+
+def trace_response(rejected: list[str]) -> ExportTraceServiceResponse:
+    response = ExportTraceServiceResponse()
+    if rejected:
+        response.partial_success.rejected_spans = len(rejected)
+        response.partial_success.error_message = _summarise(rejected)
+    return response
+
+
+def logs_response(rejected: list[str]) -> ExportLogsServiceResponse:
+    response = ExportLogsServiceResponse()
+    if rejected:
+        response.partial_success.rejected_log_records = len(rejected)
+        response.partial_success.error_message = _summarise(rejected)
+    return response
+
+
+def _summarise(rejected: list[str], shown: int = 5) -> str:
+    head = "; ".join(rejected[:shown])
+    more = f"; and {len(rejected) - shown} more" if len(rejected) > shown else ""
+    return f"{len(rejected)} rejected: {head}{more}"
+
+
+def status_body(message: str, fmt: str) -> tuple[bytes, str]:
+    """Error bodies as google.rpc.Status, the shape OTLP clients log."""
+    return encode_response(Status(message=message), fmt)

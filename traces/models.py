@@ -1,0 +1,200 @@
+from django.db import models
+
+from accounts.models import Project
+
+
+class SpanKind(models.TextChoices):
+    LLM = "llm", "LLM"
+    EMBEDDING = "embedding", "Embedding"
+    RETRIEVER = "retriever", "Retrieval"
+    RERANKER = "reranker", "Reranker"
+    TOOL = "tool", "Tool"
+    AGENT = "agent", "Agent"
+    CHAIN = "chain", "Chain"
+    WORKFLOW = "workflow", "Workflow"
+    GUARDRAIL = "guardrail", "Guardrail"
+    EVALUATOR = "evaluator", "Evaluator"
+    PROMPT = "prompt", "Prompt"
+    MEMORY = "memory", "Memory"
+    EVENT = "event", "Event"
+    SPAN = "span", "Span"
+
+
+class Status(models.TextChoices):
+    OK = "ok", "OK"
+    ERROR = "error", "Error"
+
+
+class CostSource(models.TextChoices):
+    REPORTED = "reported", "Reported by the app"
+    COMPUTED = "computed", "Computed from tokens × price table"
+    UNPRICED = "unpriced", "Model not in the price table"
+    NONE = "", "No usage reported"
+
+
+class Trace(models.Model):
+    """One request through an LLM app. Every column is derived from its spans (see services)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="traces")
+    trace_id = models.CharField(max_length=32)
+    service = models.CharField(max_length=200, blank=True)
+    environment = models.CharField(max_length=64, default="default")
+    name = models.CharField(max_length=500, blank=True)
+    start_time = models.DateTimeField()
+    end_time = models.DateTimeField()
+    duration_ms = models.FloatField(default=0)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
+    span_count = models.IntegerField(default=0)
+    error_count = models.IntegerField(default=0)
+    model_names = models.JSONField(default=list, blank=True)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    # True when at least one span had usage for a model missing from the price table: the cost is a floor.
+    has_unpriced = models.BooleanField(default=False)
+    session_id = models.CharField(max_length=200, blank=True)
+    user_id = models.CharField(max_length=200, blank=True)
+    release = models.CharField(max_length=200, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    root_span_id = models.CharField(max_length=16, blank=True)
+    input_preview = models.CharField(max_length=500, blank=True)
+    output_preview = models.CharField(max_length=500, blank=True)
+    # Capped flattened root input/output text, the target of the list's text search.
+    search_text = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # Re-sent spans update their trace; a trace id is unique within a project.
+            models.UniqueConstraint(fields=["project", "trace_id"], name="trace_unique_id"),
+        ]
+        indexes = [
+            # The trace list: newest first, keyset on (start_time, id).
+            models.Index(fields=["project", "-start_time", "-id"], name="trace_list_idx"),
+            # The list filtered by service (the most common filter, also for service pages).
+            models.Index(fields=["project", "service", "-start_time", "-id"], name="trace_service_idx"),
+            # Slow-trace hunting: minimum latency filter.
+            models.Index(fields=["project", "duration_ms"], name="trace_duration_idx"),
+            # Sessions group traces of one conversation.
+            models.Index(fields=["project", "session_id"], name="trace_session_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.trace_id
+
+
+class Span(models.Model):
+    """One operation in a trace, with normalised columns and the raw OTLP data kept beside them."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="spans")
+    span_id = models.CharField(max_length=16)
+    parent_span_id = models.CharField(max_length=16, blank=True)
+    name = models.CharField(max_length=500, blank=True)
+    kind = models.CharField(max_length=16, choices=SpanKind.choices, default=SpanKind.SPAN)
+    start_time = models.DateTimeField()
+    end_time = models.DateTimeField()
+    duration_ms = models.FloatField(default=0)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
+    status_message = models.TextField(blank=True)
+    service = models.CharField(max_length=200, blank=True)
+    environment = models.CharField(max_length=64, blank=True)
+    release = models.CharField(max_length=200, blank=True)
+    session_id = models.CharField(max_length=200, blank=True)
+    user_id = models.CharField(max_length=200, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    trace_name = models.CharField(max_length=500, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    request_model = models.CharField(max_length=200, blank=True)
+    provider = models.CharField(max_length=100, blank=True)
+    input_tokens = models.BigIntegerField(null=True, blank=True)
+    output_tokens = models.BigIntegerField(null=True, blank=True)
+    total_tokens = models.BigIntegerField(null=True, blank=True)
+    cache_read_tokens = models.BigIntegerField(null=True, blank=True)
+    cache_write_tokens = models.BigIntegerField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    cost_source = models.CharField(max_length=10, choices=CostSource.choices, blank=True)
+    prompt_name = models.CharField(max_length=200, blank=True)
+    prompt_version = models.CharField(max_length=100, blank=True)
+    tool_name = models.CharField(max_length=200, blank=True)
+    tool_args = models.JSONField(null=True, blank=True)
+    tool_result = models.JSONField(null=True, blank=True)
+    input = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    input_preview = models.CharField(max_length=500, blank=True)
+    output_preview = models.CharField(max_length=500, blank=True)
+    model_parameters = models.JSONField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=64, blank=True)
+    completion_start_time = models.DateTimeField(null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    resource = models.JSONField(default=dict, blank=True)
+    scope = models.JSONField(default=dict, blank=True)
+    events = models.JSONField(default=list, blank=True)
+    otlp_kind = models.SmallIntegerField(default=0)
+    otlp_status_code = models.SmallIntegerField(default=0)
+    source = models.CharField(max_length=8, default="otlp")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # Idempotent ingest: the same span re-sent updates this row.
+            models.UniqueConstraint(fields=["trace", "span_id"], name="span_unique_id"),
+        ]
+        indexes = [
+            # Model filter on the trace list and per-model breakdowns.
+            models.Index(fields=["project", "model", "trace"], name="span_model_idx"),
+            # Time-ranged scans per project (rollups, rescoring by range).
+            models.Index(fields=["project", "start_time"], name="span_time_idx"),
+            # Tool usage queries (forbidden tools, loops).
+            models.Index(fields=["project", "tool_name"], name="span_tool_idx"),
+        ]
+
+
+class RetrievedDocument(models.Model):
+    """A document a retriever or reranker returned, in rank order: queryable by id and content."""
+
+    span = models.ForeignKey(Span, on_delete=models.CASCADE, related_name="documents")
+    position = models.IntegerField()
+    document_id = models.CharField(max_length=500, blank=True)
+    score = models.FloatField(null=True, blank=True)
+    content = models.TextField(blank=True)
+    metadata = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["span", "position"]
+        constraints = [
+            # Re-ingest replaces the documents of a span; one row per rank.
+            models.UniqueConstraint(fields=["span", "position"], name="document_unique_position"),
+        ]
+        indexes = [
+            # Find every retrieval of one source document.
+            models.Index(fields=["document_id"], name="document_id_idx"),
+        ]
+
+
+class PendingLogEvent(models.Model):
+    """A gen_ai log record (/v1/logs) kept for its span: applied when the span is (re)normalised.
+
+    Logs and spans arrive independently, so a log may come before its span; keeping it here makes the
+    result the same in either order.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    # Hash of the record's content so a re-sent batch of logs does not duplicate messages.
+    fingerprint = models.CharField(max_length=64)
+    time_unix_nano = models.BigIntegerField()
+    name = models.CharField(max_length=200)
+    body = models.JSONField(null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "trace_id", "span_id", "fingerprint"], name="log_unique"),
+        ]
+        indexes = [
+            # Lookup of a span's log events at span ingest.
+            models.Index(fields=["project", "trace_id", "span_id"], name="log_span_idx"),
+        ]

@@ -49,7 +49,6 @@ typecheck: install-dev
 	$(VENV)/bin/mypy .
 
 test: install-dev browsers lint typecheck
-	$(PY) manage.py collectstatic --noinput -v 0
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(VENV)/bin/pytest -q
 
 bench: install-dev

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.http import HttpRequest
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
@@ -88,3 +89,17 @@ class HasProjectKey(BasePermission):
 
     def has_permission(self, request: Request, view: object) -> bool:
         return isinstance(request.auth, ApiKey)
+
+
+class ProjectKeyScheme(OpenApiAuthenticationExtension):
+    """Documents project-key auth in the OpenAPI schema (Swagger's Authorize button)."""
+
+    target_class = "accounts.authentication.ProjectKeyAuthentication"
+    name = "projectKey"
+
+    def get_security_definition(self, auto_schema: object) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Project secret key (sk-sre-…). HTTP Basic public_key:secret_key is also accepted.",
+        }

@@ -145,6 +145,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"StatusEnum": "traces.models.Status", "SpanKindEnum": "traces.models.SpanKind"},
 }
 
 # Celery. The embedded default needs no broker server: kombu's filesystem transport.

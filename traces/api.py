@@ -29,7 +29,7 @@ from traces.forms import TraceFilterForm
 from traces.ingest import native, otlp
 from traces.ingest.gate import ingest_slot
 from traces.ingest.limits import IngestError, IngestLimits
-from traces.models import RetrievedDocument, Span, Trace
+from traces.models import RetrievedDocument, Span, SpanKind, Status, Trace
 from traces.selectors import InvalidCursor, trace_detail, trace_page
 from traces.services import otlp_log_events_ingest, otlp_spans_ingest, spans_store
 
@@ -206,10 +206,10 @@ class NativeSpanIn(serializers.Serializer):
 
     span_id = serializers.CharField(required=False, help_text="16 hex characters; derived from content if absent.")
     name = serializers.CharField()
-    kind = serializers.ChoiceField(choices=[k.value for k in native.SpanKind], required=False, default="span")
+    kind = serializers.ChoiceField(choices=SpanKind.choices, required=False, default="span")
     start_time = serializers.DateTimeField()
     end_time = serializers.DateTimeField(required=False)
-    status = serializers.ChoiceField(choices=["ok", "error"], required=False)
+    status = serializers.ChoiceField(choices=Status.choices, required=False)
     status_message = serializers.CharField(required=False)
     model = serializers.CharField(required=False)
     provider = serializers.CharField(required=False)

@@ -24,7 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
 from traces.ingest.limits import IngestError, IngestLimits
 from traces.ingest.normalize import RawEvent, RawSpan
@@ -142,6 +142,27 @@ def any_value(value: AnyValue, limits: IngestLimits) -> Any:
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     return None
+
+
+def to_any_value(value: Any) -> AnyValue:
+    """The inverse of any_value, for code that builds OTLP requests (demo data, tests, benchmarks)."""
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, (list, tuple)):
+        return AnyValue(array_value=ArrayValue(values=[to_any_value(v) for v in value]))
+    if isinstance(value, dict):
+        return AnyValue(kvlist_value=KeyValueList(values=to_key_values(value)))
+    if isinstance(value, bytes):
+        return AnyValue(bytes_value=value)
+    return AnyValue(string_value=str(value))
+
+
+def to_key_values(items: dict[str, Any]) -> list[KeyValue]:
+    return [KeyValue(key=k, value=to_any_value(v)) for k, v in items.items() if v is not None]
 
 
 def attributes(items: Iterable[KeyValue], limits: IngestLimits) -> dict[str, Any]:

@@ -1,6 +1,9 @@
-"""Display helpers. They return plain strings, so Django still escapes everything they output."""
+"""Display helpers. They return plain strings (or plain data), so Django still escapes everything they output:
+none of them marks anything safe."""
 
 import json
+from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -56,10 +59,50 @@ def pretty(value: Any) -> str:
 
 
 @register.filter
+def as_text(value: Any) -> str:
+    """A message's content: text as it is, anything structured (a list of parts, a dict) as pretty JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+@register.filter
 def is_chat(value: Any) -> bool:
     return _is_chat(value)
 
 
 @register.filter
+def as_messages(value: Any) -> list[Mapping[str, Any]] | None:
+    """Chat messages to show as messages: a list of them, or a single ``{role, content}`` message
+    (Langfuse generations often record the completion as one message object). Otherwise None."""
+    if _is_chat(value):
+        return list(value)
+    if (
+        isinstance(value, Mapping)
+        and isinstance(value.get("role"), str)
+        and ("content" in value or "tool_calls" in value)
+    ):
+        return [value]
+    return None
+
+
+@register.filter
 def is_text(value: Any) -> bool:
     return isinstance(value, str)
+
+
+@register.filter
+def offset_from(start: datetime | None, origin: datetime | None) -> str:
+    """``span.start_time|offset_from:trace.start_time`` → "+1.20 s"."""
+    if start is None or origin is None:
+        return "–"
+    ms = (start - origin).total_seconds() * 1000.0
+    return ("+" if ms >= 0 else "−") + duration(abs(ms))
+
+
+@register.filter
+def at_most(value: int | None, limit: int) -> int:
+    """Clamp a number (e.g. a waterfall depth, so deep trees keep room for the span name)."""
+    return min(int(value or 0), int(limit))

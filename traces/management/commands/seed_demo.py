@@ -17,13 +17,13 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.test import RequestFactory
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 from tqdm import tqdm
 
 from accounts.models import Project
 from accounts.services import api_key_issue, project_create, user_create
 from traces.api import otlp_traces
+from traces.ingest.otlp import to_key_values
 from traces.models import Trace
 
 KB = [
@@ -90,22 +90,6 @@ ARTICLES = [
 ]
 
 
-def kv(key: str, value: Any) -> KeyValue:
-    return KeyValue(key=key, value=any_value(value))
-
-
-def any_value(value: Any) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, list):
-        return AnyValue(array_value=ArrayValue(values=[any_value(v) for v in value]))
-    return AnyValue(string_value=str(value))
-
-
 class DemoBuilder:
     """Builds OTLP spans for one trace at a time."""
 
@@ -135,7 +119,7 @@ class DemoBuilder:
             kind=Span.SPAN_KIND_INTERNAL,
             start_time_unix_nano=start_ns,
             end_time_unix_nano=start_ns + int(ms * 1e6),
-            attributes=[kv(k, v) for k, v in attrs.items() if v is not None],
+            attributes=to_key_values(attrs),
             status=Status(code=Status.STATUS_CODE_ERROR, message=error)
             if error
             else Status(code=Status.STATUS_CODE_OK),
@@ -428,11 +412,9 @@ class Command(BaseCommand):
                 continue
             resource_spans = ResourceSpans()
             resource_spans.resource.attributes.extend(
-                [
-                    kv("service.name", service),
-                    kv("service.version", release),
-                    kv("deployment.environment.name", "production"),
-                ]
+                to_key_values(
+                    {"service.name": service, "service.version": release, "deployment.environment.name": "production"}
+                )
             )
             scope_spans = resource_spans.scope_spans.add()
             scope_spans.scope.name = "sre4ai.seed_demo"

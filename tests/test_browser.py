@@ -1,0 +1,597 @@
+"""Browser tests: Playwright drives Debian's headless Chromium against a live server.
+
+Traces arrive through the real OTLP/HTTP endpoint (protobuf, Bearer key), then the tests log in through the
+form and use the pages the way an on-call engineer does: list, filter, page, open a trace, click spans,
+manage API keys. User-supplied text must render as text: the XSS payloads below must never execute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+from django.test import override_settings
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import PASSWORD, Tenant
+from tests.otlp_build import new_span_id, new_trace_id, request, span
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+SCRIPT_XSS = "<script>window.__xss=1</script>"
+IMG_XSS = '<img src=x onerror="window.__xss=2">'
+FILLER_TRACES = 55  # more than one page (50 rows)
+MINUTE_NS = 60 * 1_000_000_000
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+
+
+# --- fixtures ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Playwright's sync API runs an event loop in this thread; Django's ORM (fixtures, live server in
+    # the same process) would otherwise refuse to run "from an async context".
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # Pages render {% static %}: serve the source files (no collectstatic manifest needed for the tests).
+    storages = override_settings(
+        STORAGES={
+            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        }
+    )
+    storages.enable()
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield chromium
+            chromium.close()
+    finally:
+        storages.disable()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh context per test (no shared session cookie), at a laptop's screen size."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield tab
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@dataclass
+class Sent:
+    """Trace ids of the traces sent for one tenant, by role in the tests."""
+
+    rag: str = ""
+    agent: str = ""
+    failed: str = ""
+    xss: str = ""
+    fillers: list[str] = field(default_factory=list)
+
+
+def post_otlp(live_server: Any, secret: str, spans: list[Any], service: str) -> requests.Response:
+    body = request(spans, {"service.name": service, "deployment.environment.name": "production"})
+    return requests.post(
+        live_server.url + "/v1/traces",
+        data=body.SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {secret}"},
+        timeout=10,
+    )
+
+
+def send(live_server: Any, secret: str, spans: list[Any], service: str) -> None:
+    response = post_otlp(live_server, secret, spans, service)
+    assert response.status_code == 200, response.content[:300]
+
+
+def messages(*pairs: tuple[str, str]) -> str:
+    return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]} for role, text in pairs])
+
+
+def rag_trace(start: int, question: str, answer: str, doc: str = "Refunds are issued within 14 days.") -> list[Any]:
+    trace_id, root_id = new_trace_id(), new_span_id()
+    root = span(
+        trace_id,
+        root_id,
+        name="answer_question",
+        start_ns=start,
+        duration_ms=900,
+        attributes={"openinference.span.kind": "CHAIN", "input.value": question, "output.value": answer},
+    )
+    retrieval = span(
+        trace_id,
+        parent=root_id,
+        name="retrieve_kb",
+        start_ns=start + 5_000_000,
+        duration_ms=60,
+        attributes={
+            "openinference.span.kind": "RETRIEVER",
+            "input.value": question,
+            "retrieval.documents.0.document.id": "kb-101",
+            "retrieval.documents.0.document.content": doc,
+            "retrieval.documents.0.document.score": 0.912,
+            "retrieval.documents.1.document.id": "kb-105",
+            "retrieval.documents.1.document.content": "Orders can be cancelled until they ship.",
+            "retrieval.documents.1.document.score": 0.634,
+        },
+    )
+    llm = span(
+        trace_id,
+        parent=root_id,
+        name="chat gpt-4o-mini",
+        start_ns=start + 80_000_000,
+        duration_ms=800,
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.response.model": "gpt-4o-mini",
+            "gen_ai.input.messages": messages(("system", "Answer only from the context.\n" + doc), ("user", question)),
+            "gen_ai.output.messages": messages(("assistant", answer)),
+            "gen_ai.usage.input_tokens": 1200,
+            "gen_ai.usage.output_tokens": 345,
+        },
+    )
+    return [root, retrieval, llm]
+
+
+def agent_trace(start: int, hotel_error: str = "") -> list[Any]:
+    trace_id, root_id = new_trace_id(), new_span_id()
+    ask = "Plan a weekend in Oslo: weather and a hotel under $200."
+    call = {
+        "role": "assistant",
+        "parts": [{"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Oslo"}}],
+    }
+    return [
+        span(
+            trace_id,
+            root_id,
+            name="invoke_agent trip-planner",
+            start_ns=start,
+            duration_ms=2500,
+            attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "trip-planner"},
+        ),
+        span(
+            trace_id,
+            parent=root_id,
+            name="chat gpt-4.1-mini",
+            start_ns=start + 10_000_000,
+            duration_ms=1100,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4.1-mini",
+                "gen_ai.input.messages": messages(("user", ask)),
+                "gen_ai.output.messages": json.dumps([call]),
+                "gen_ai.usage.input_tokens": 420,
+                "gen_ai.usage.output_tokens": 31,
+            },
+        ),
+        span(
+            trace_id,
+            parent=root_id,
+            name="execute_tool get_weather",
+            start_ns=start + 1_200_000_000,
+            duration_ms=150,
+            attributes={
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": "get_weather",
+                "gen_ai.tool.call.id": "call_1",
+                "gen_ai.tool.call.arguments": json.dumps({"city": "Oslo"}),
+                "gen_ai.tool.call.result": json.dumps({"city": "Oslo", "forecast": "drizzle", "celsius": 11}),
+            },
+        ),
+        span(
+            trace_id,
+            parent=root_id,
+            name="execute_tool search_hotels",
+            start_ns=start + 1_400_000_000,
+            duration_ms=300,
+            attributes={
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": "search_hotels",
+                "gen_ai.tool.call.arguments": json.dumps({"city": "Oslo", "max_price": 200}),
+            },
+            error=hotel_error,
+        ),
+    ]
+
+
+def xss_trace(start: int) -> list[Any]:
+    trace_id, root_id = new_trace_id(), new_span_id()
+    evil = f"Ignore this {SCRIPT_XSS} and {IMG_XSS}"
+    return [
+        span(
+            trace_id,
+            root_id,
+            name=f"evil {IMG_XSS}",
+            start_ns=start,
+            duration_ms=400,
+            attributes={"openinference.span.kind": "CHAIN", "input.value": f"question {SCRIPT_XSS}", "output.value": evil},
+            error=f"boom {SCRIPT_XSS}",
+        ),
+        span(
+            trace_id,
+            parent=root_id,
+            name="retrieve_evil",
+            start_ns=start + 1_000_000,
+            duration_ms=50,
+            attributes={
+                "openinference.span.kind": "RETRIEVER",
+                "retrieval.documents.0.document.id": f"doc {IMG_XSS}",
+                "retrieval.documents.0.document.content": evil,
+                "retrieval.documents.0.document.score": 0.5,
+            },
+        ),
+        span(
+            trace_id,
+            parent=root_id,
+            name="chat gpt-4o-mini",
+            start_ns=start + 60_000_000,
+            duration_ms=300,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.input.messages": messages(("user", f"question {SCRIPT_XSS}")),
+                "gen_ai.output.messages": messages(("assistant", evil)),
+                "gen_ai.usage.input_tokens": 10,
+                "gen_ai.usage.output_tokens": 20,
+            },
+        ),
+        span(
+            trace_id,
+            parent=root_id,
+            name="execute_tool evil",
+            start_ns=start + 370_000_000,
+            duration_ms=20,
+            attributes={
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": f"evil {IMG_XSS}",
+                "gen_ai.tool.call.arguments": json.dumps({"html": SCRIPT_XSS}),
+                "gen_ai.tool.call.result": json.dumps({"html": IMG_XSS}),
+            },
+        ),
+    ]
+
+
+def filler_trace(start: int, n: int) -> list[Any]:
+    trace_id = new_trace_id()
+    return [
+        span(
+            trace_id,
+            name="summarise",
+            start_ns=start,
+            duration_ms=700 + n,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "anthropic",
+                "gen_ai.request.model": "claude-3-5-haiku-20241022",
+                "gen_ai.input.messages": messages(("user", f"Summarise article number {n}.")),
+                "gen_ai.output.messages": messages(("assistant", f"Summary of article {n}.")),
+                "gen_ai.usage.input_tokens": 100 + n,
+                "gen_ai.usage.output_tokens": 20,
+            },
+        )
+    ]
+
+
+def trace_id_of(spans: list[Any]) -> str:
+    return spans[0].trace_id.hex()
+
+
+@pytest.fixture
+def sent(transactional_db: Any, live_server: Any, tenant: Tenant) -> Sent:
+    """Traces for 'acme', newest first: XSS, failed agent run, agent run, RAG answer, then 55 summaries."""
+    now = time.time_ns()
+    fillers = [filler_trace(now - (10 + n) * MINUTE_NS, n) for n in range(FILLER_TRACES)]
+    rag = rag_trace(now - 4 * MINUTE_NS, "How long do refunds take?", "Refunds are issued within 14 days.")
+    agent = agent_trace(now - 3 * MINUTE_NS)
+    failed = agent_trace(now - 2 * MINUTE_NS, hotel_error="HTTP 502 from hotels API")
+    xss = xss_trace(now - 1 * MINUTE_NS)
+    send(live_server, tenant.secret, [s for spans in fillers for s in spans], "summariser")
+    send(live_server, tenant.secret, rag, "support-bot")
+    send(live_server, tenant.secret, agent + failed, "travel-agent")
+    send(live_server, tenant.secret, xss, "support-bot")
+    return Sent(
+        rag=trace_id_of(rag),
+        agent=trace_id_of(agent),
+        failed=trace_id_of(failed),
+        xss=trace_id_of(xss),
+        fillers=[trace_id_of(f) for f in fillers],
+    )
+
+
+def log_in(page: Page, live_server: Any, username: str, next_path: str = "") -> None:
+    page.goto(live_server.url + next_path if next_path else live_server.url + "/")
+    expect(page).to_have_url(re.compile(r"/login/"))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("header.top")).to_contain_text(username)
+
+
+def rows(page: Page) -> Any:
+    return page.locator("table.traces tbody tr[data-trace]")
+
+
+def row_of(page: Page, trace_id: str) -> Any:
+    return page.locator(f'table.traces tbody tr[data-trace="{trace_id}"]')
+
+
+def assert_no_xss(page: Page) -> None:
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.locator("body script:not([src])").count() == 0
+    assert page.locator("img").count() == 0
+
+
+# --- tests ---------------------------------------------------------------------------------------------
+
+
+def test_login_list_filter_and_paging(page: Page, live_server: Any, tenant: Tenant, sent: Sent) -> None:
+    # Login through the form; the home page redirects to the user's project.
+    log_in(page, live_server, "alice")
+    expect(page).to_have_url(re.compile(r"/p/acme/traces/$"))
+    # The stylesheet loaded (dark theme), so the screenshots and layout checks mean something.
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 18, 22)"
+
+    # Newest first, 50 per page.
+    expect(rows(page)).to_have_count(50)
+    expect(rows(page).first).to_have_attribute("data-trace", sent.xss)
+    page.screenshot(path=str(artifact("browser-list.png")))
+
+    rag = row_of(page, sent.rag)
+    expect(rag.locator("td.service")).to_have_text("support-bot")
+    expect(rag.locator("td.models")).to_contain_text("gpt-4o-mini")
+    expect(rag.locator("td.tokens")).to_have_text("1,545")
+    expect(rag.locator("td.cost")).to_have_text(re.compile(r"^\$0\.0\d+$"))
+    expect(rag.locator("td.io .in")).to_have_text("How long do refunds take?")
+    expect(rag.locator("td.io .out")).to_have_text("Refunds are issued within 14 days.")
+    expect(rag.locator("td.status")).to_contain_text("ok")
+    failed = row_of(page, sent.failed)
+    expect(failed.locator("td.service")).to_have_text("travel-agent")
+    expect(failed.locator("td.status")).to_contain_text("error")
+    expect(failed.locator("td.models")).to_contain_text("gpt-4.1-mini")
+    expect(row_of(page, sent.fillers[0]).locator("td.models")).to_contain_text("claude-3-5-haiku-20241022")
+
+    # Filter through the form: the filters end up in the URL (shareable) and the rows follow.
+    page.locator("#filters select[name=service]").select_option("travel-agent")
+    page.locator("#filters select[name=status]").select_option("error")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"[?&]service=travel-agent(&|$)"))
+    expect(page).to_have_url(re.compile(r"[?&]status=error(&|$)"))
+    expect(rows(page)).to_have_count(1)
+    expect(rows(page).first).to_have_attribute("data-trace", sent.failed)
+    expect(page.locator("#filters select[name=service]")).to_have_value("travel-agent")
+
+    # The shared link reproduces the same view in a new tab.
+    shared = page.context.new_page()
+    shared.goto(page.url)
+    expect(rows(shared)).to_have_count(1)
+    shared.close()
+
+    # Only the service filter: both agent runs.
+    page.locator("#filters select[name=status]").select_option("")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).not_to_have_url(re.compile(r"status=error"))
+    expect(rows(page)).to_have_count(2)
+
+    # Text search in input/output.
+    page.get_by_role("link", name="Reset").click()
+    page.locator("#filters input[name=q]").fill("refunds take")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"[?&]q=refunds\+take"))
+    expect(rows(page)).to_have_count(1)
+    expect(rows(page).first).to_have_attribute("data-trace", sent.rag)
+
+    # Paging: 59 traces, 50 on the first page, the rest behind "Older →"; keyset cursor in the URL.
+    page.get_by_role("link", name="Reset").click()
+    expect(rows(page)).to_have_count(50)
+    first_page = set(rows(page).evaluate_all("rs => rs.map(r => r.dataset.trace)"))
+    page.get_by_role("link", name="Older →").click()
+    expect(page).to_have_url(re.compile(r"[?&]cursor="))
+    expect(rows(page)).to_have_count(FILLER_TRACES + 4 - 50)
+    second_page = set(rows(page).evaluate_all("rs => rs.map(r => r.dataset.trace)"))
+    assert not first_page & second_page
+    assert first_page | second_page == {sent.rag, sent.agent, sent.failed, sent.xss, *sent.fillers}
+    expect(page.get_by_role("link", name="Older →")).to_have_count(0)
+    page.get_by_role("link", name="⇤ Newest").click()
+    expect(rows(page)).to_have_count(50)
+
+
+def test_trace_detail_waterfall_and_span_panels(page: Page, live_server: Any, tenant: Tenant, sent: Sent) -> None:
+    log_in(page, live_server, "alice")
+    # Open the RAG answer from the list.
+    row_of(page, sent.rag).locator("td.name a").click()
+    expect(page).to_have_url(re.compile(rf"/p/acme/traces/{sent.rag}/"))
+    expect(page.locator("h1")).to_contain_text("answer_question")
+
+    waterfall = page.locator(".waterfall .wf-row")
+    expect(waterfall).to_have_count(3)
+    expect(waterfall.nth(0)).to_contain_text("answer_question")
+    expect(waterfall.nth(0).locator(".kind")).to_have_text("Chain")
+    expect(waterfall.nth(1).locator(".kind")).to_have_text("Retrieval")
+    expect(waterfall.nth(2).locator(".kind")).to_have_text("LLM")
+    # The root span's panel is shown first, the others hidden.
+    expect(page.locator(".span-panel:visible")).to_have_count(1)
+    expect(page.locator(".span-panel:visible")).to_contain_text("How long do refunds take?")
+
+    # Retrieval span: documents with ids and scores.
+    waterfall.nth(1).click()
+    panel = page.locator(".span-panel:visible")
+    expect(panel).to_have_count(1)
+    expect(panel.locator("h2")).to_contain_text("retrieve_kb")
+    docs = panel.locator("ol.docs > li")
+    expect(docs).to_have_count(2)
+    expect(docs.nth(0)).to_contain_text("kb-101")
+    expect(docs.nth(0)).to_contain_text("0.912")
+    expect(docs.nth(0)).to_contain_text("Refunds are issued within 14 days.")
+    expect(docs.nth(1)).to_contain_text("kb-105")
+    expect(waterfall.nth(1)).to_have_class(re.compile(r"\bselected\b"))
+    expect(page).to_have_url(re.compile(r"#span-[0-9a-f]{16}$"))
+
+    # LLM span: model, provider, tokens, cost, chat messages by role.
+    waterfall.nth(2).click()
+    panel = page.locator(".span-panel:visible")
+    expect(panel.locator("h2")).to_contain_text("chat gpt-4o-mini")
+    expect(panel.locator("dl.facts")).to_contain_text("gpt-4o-mini")
+    expect(panel.locator("dl.facts")).to_contain_text("openai")
+    expect(panel.locator("dl.facts")).to_contain_text("1,200 in / 345 out")
+    expect(panel.locator("dl.facts")).to_contain_text("$0.")
+    expect(panel.locator(".chat .msg.role-system")).to_contain_text("Answer only from the context.")
+    expect(panel.locator(".chat .msg.role-user")).to_have_count(1)
+    expect(panel.locator(".chat .msg.role-user .content")).to_have_text("How long do refunds take?")
+    expect(panel.locator(".chat .msg.role-assistant .content")).to_have_text("Refunds are issued within 14 days.")
+    page.screenshot(path=str(artifact("browser-detail-llm.png")))
+
+    # Reloading with the span in the URL shows that span again (links to a span can be shared).
+    page.reload()
+    expect(page.locator(".span-panel:visible h2")).to_contain_text("chat gpt-4o-mini")
+
+    # The agent run: tool arguments and result, and the LLM's tool call.
+    page.goto(f"{live_server.url}/p/acme/traces/{sent.agent}/")
+    waterfall = page.locator(".waterfall .wf-row")
+    expect(waterfall).to_have_count(4)
+    waterfall.filter(has_text="chat gpt-4.1-mini").click()
+    panel = page.locator(".span-panel:visible")
+    expect(panel.locator(".toolcall")).to_contain_text("get_weather")
+    expect(panel.locator(".toolcall")).to_contain_text('"city": "Oslo"')
+    waterfall.filter(has_text="execute_tool get_weather").click()
+    panel = page.locator(".span-panel:visible")
+    expect(panel.locator(".kind").first).to_have_text("Tool")
+    expect(panel.locator("dl.facts")).to_contain_text("get_weather")
+    expect(panel.locator(".tool-args")).to_contain_text('"city": "Oslo"')
+    expect(panel.locator(".tool-result")).to_contain_text('"forecast": "drizzle"')
+    page.screenshot(path=str(artifact("browser-detail-tool.png")))
+
+    # The failed run: the error is on the page, and the failing span is the one opened first.
+    page.goto(f"{live_server.url}/p/acme/traces/{sent.failed}/")
+    expect(page.locator("h1 .status")).to_have_text("error")
+    failing = page.locator(".waterfall .wf-row.is-error")
+    expect(failing).to_have_count(1)
+    expect(failing).to_contain_text("execute_tool search_hotels")
+    panel = page.locator(".span-panel:visible")
+    expect(panel.locator("h2")).to_contain_text("execute_tool search_hotels")
+    expect(panel.locator("pre.error")).to_have_text("HTTP 502 from hotels API")
+    # Arrow keys move between spans.
+    page.keyboard.press("ArrowUp")
+    expect(page.locator(".span-panel:visible h2")).to_contain_text("execute_tool get_weather")
+
+
+def test_user_text_is_rendered_as_text_never_executed(page: Page, live_server: Any, tenant: Tenant, sent: Sent) -> None:
+    log_in(page, live_server, "alice")
+    row = row_of(page, sent.xss)
+    expect(row.locator("td.io .in")).to_contain_text(SCRIPT_XSS)
+    expect(row.locator("td.io .out")).to_contain_text(IMG_XSS)
+    expect(row.locator("td.name")).to_contain_text(IMG_XSS)
+    assert_no_xss(page)
+
+    row.locator("td.name a").click()
+    expect(page.locator("h1")).to_contain_text(f"evil {IMG_XSS}")
+    root = page.locator(".span-panel:visible")
+    expect(root.locator("pre.error")).to_have_text(f"boom {SCRIPT_XSS}")
+    expect(root).to_contain_text(f"question {SCRIPT_XSS}")
+    expect(root).to_contain_text(f"Ignore this {SCRIPT_XSS} and {IMG_XSS}")
+    assert_no_xss(page)
+
+    # Every span's panel: documents, chat messages, tool name, arguments and result.
+    for row in page.locator(".waterfall .wf-row").all():
+        row.click()
+        assert_no_xss(page)
+    panels = page.locator(".span-panel")
+    expect(panels.filter(has_text="retrieve_evil").locator("ol.docs")).to_contain_text(f"doc {IMG_XSS}")
+    expect(panels.filter(has_text="chat gpt-4o-mini").locator(".chat .msg.role-user")).to_contain_text(SCRIPT_XSS)
+    tool = panels.filter(has=page.locator("h2", has_text="execute_tool evil"))
+    expect(tool.locator("dl.facts")).to_contain_text(f"evil {IMG_XSS}")
+    expect(tool.locator(".tool-args")).to_contain_text(SCRIPT_XSS.replace("/", "\\/").replace("\\/", "/"))
+    expect(tool.locator(".tool-result")).to_contain_text(IMG_XSS.replace('"', '\\"'))
+    page.screenshot(path=str(artifact("browser-detail-xss.png")))
+
+    # The search box echoes what was typed, escaped.
+    page.goto(f"{live_server.url}/p/acme/traces/?q={requests.utils.quote(IMG_XSS)}")
+    expect(page.locator("#filters input[name=q]")).to_have_value(IMG_XSS)
+    assert_no_xss(page)
+
+
+def test_settings_admin_creates_and_revokes_an_api_key(page: Page, live_server: Any, tenant: Tenant) -> None:
+    log_in(page, live_server, "alice", "/p/acme/settings/")
+    expect(page.locator("h1")).to_contain_text("settings")
+    page.locator("input[name=key-name]").fill("ci-exporter")
+    page.get_by_role("button", name="Create API key").click()
+
+    secret = page.locator("#new-secret-key").inner_text().strip()
+    public = page.locator("#new-public-key").inner_text().strip()
+    assert len(secret) >= 20
+    key_row = page.locator("section.keys tbody tr", has_text="ci-exporter")
+    expect(key_row).to_contain_text(public)
+    expect(key_row).to_contain_text("active")
+    expect(key_row).not_to_contain_text(secret)
+    # The new key writes to this project.
+    trace = filler_trace(time.time_ns(), 0)
+    assert post_otlp(live_server, secret, trace, "summariser").status_code == 200
+
+    # Shown once: opening the page again never shows the secret.
+    page.goto(live_server.url + "/p/acme/settings/")
+    expect(page.locator("#new-secret-key")).to_have_count(0)
+    assert secret not in page.content()
+
+    # Revoke (confirming the dialog): the key is marked revoked and no longer accepted.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("section.keys tbody tr", has_text="ci-exporter").get_by_role("button", name="Revoke").click()
+    expect(page.locator(".messages")).to_contain_text(f"Key {public} revoked")
+    expect(page.locator("section.keys tbody tr", has_text="ci-exporter")).to_contain_text("revoked")
+    expect(page.locator("section.keys tbody tr", has_text="ci-exporter").get_by_role("button")).to_have_count(0)
+    assert post_otlp(live_server, secret, trace, "summariser").status_code in (401, 403)
+    # The tenant's other key still works.
+    assert post_otlp(live_server, tenant.secret, trace, "summariser").status_code == 200
+
+
+def test_member_of_a_gets_404_on_project_b(
+    page: Page, live_server: Any, tenant: Tenant, other_tenant: Tenant, sent: Sent
+) -> None:
+    theirs = rag_trace(time.time_ns(), "What is globex's secret plan?", "Globex private answer.")
+    send(live_server, other_tenant.secret, theirs, "globex-bot")
+    their_id = trace_id_of(theirs)
+
+    log_in(page, live_server, "alice")
+    # The project switcher lists only alice's projects.
+    expect(page.locator("#project-switch option")).to_have_count(1)
+    for path in (
+        "/p/globex/traces/",
+        f"/p/globex/traces/{their_id}/",
+        "/p/globex/settings/",
+        f"/p/acme/traces/{their_id}/",  # B's trace id under A's slug
+    ):
+        response = page.goto(live_server.url + path)
+        assert response is not None
+        assert response.status == 404, path
+        assert "Globex private answer" not in page.content()
+    # A filter naming B's service shows nothing of B's in A's list.
+    page.goto(live_server.url + "/p/acme/traces/?service=globex-bot")
+    expect(rows(page)).to_have_count(0)
+
+
+def artifact(name: str) -> Any:
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "test-artifacts"
+    folder.mkdir(exist_ok=True)
+    return folder / name

@@ -1,18 +1,32 @@
-// Trace page: clicking a waterfall row shows that span's panel. Arrow keys move between spans.
+// Trace page: clicking a waterfall row shows that span's panel; arrow keys move between spans.
+// Opens the span named in the URL (#span-<id>), else the first failing span, else the root.
 (function () {
   const rows = Array.from(document.querySelectorAll(".wf-row"));
-  function select(row) {
-    rows.forEach((r) => r.classList.toggle("selected", r === row));
+  if (!rows.length) return;
+  function select(row, scroll, remember) {
+    rows.forEach((r) => {
+      r.classList.toggle("selected", r === row);
+      r.setAttribute("aria-pressed", r === row ? "true" : "false");
+    });
     document.querySelectorAll(".span-panel").forEach((p) => { p.hidden = p.id !== "span-" + row.dataset.span; });
-    history.replaceState(null, "", "#span-" + row.dataset.span);
+    if (remember) history.replaceState(null, "", "#span-" + row.dataset.span);
+    if (scroll) row.scrollIntoView({ block: "nearest" });
   }
-  rows.forEach((row) => row.addEventListener("click", () => select(row)));
+  function bySpan(id) { return rows.find((r) => r.dataset.span === id); }
+  rows.forEach((row) => row.addEventListener("click", () => select(row, false, true)));
+  document.querySelectorAll(".error-list a[data-span]").forEach((a) => a.addEventListener("click", (e) => {
+    const row = bySpan(a.dataset.span);
+    if (row) { e.preventDefault(); select(row, true, true); }
+  }));
   document.addEventListener("keydown", (e) => {
     if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
+    if (e.target.closest && e.target.closest("input, select, textarea, pre, details")) return;
     const i = rows.findIndex((r) => r.classList.contains("selected"));
     const next = rows[i + (e.key === "ArrowDown" ? 1 : -1)];
-    if (next) { e.preventDefault(); select(next); next.focus(); }
+    if (next) { e.preventDefault(); select(next, true, true); next.focus(); }
   });
-  const wanted = location.hash.startsWith("#span-") && rows.find((r) => "#span-" + r.dataset.span === location.hash);
-  if (wanted) select(wanted);
+  const wanted = location.hash.startsWith("#span-") && bySpan(location.hash.slice("#span-".length));
+  const failing = rows.find((r) => r.classList.contains("is-error"));
+  if (wanted) select(wanted, true, false);
+  else if (failing) select(failing, true, false);
 })();

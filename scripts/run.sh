@@ -11,15 +11,25 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-"$VENV/bin/celery" -A sre4ai_web worker --loglevel=WARNING --concurrency=2 -Q celery &
+"$VENV/bin/celery" -A sre4ai_web --quiet worker --loglevel=WARNING --concurrency=2 &
 pids+=($!)
-"$VENV/bin/celery" -A sre4ai_web beat --loglevel=WARNING &
+"$VENV/bin/celery" -A sre4ai_web --quiet beat --loglevel=WARNING &
 pids+=($!)
 "$VENV/bin/gunicorn" sre4ai_web.wsgi:application --bind "$HOST:$PORT" --workers 3 --threads 4 \
-  --access-logfile - --log-level warning &
-pids+=($!)
+  --log-level warning &
+web=$!
+pids+=($web)
 
-sleep 2
+# Announce the URL only once the web server answers.
+for _ in $(seq 1 60); do
+  if ! kill -0 "$web" 2>/dev/null; then
+    echo "The web server did not start (is port $PORT taken? try PORT=8001 make run)." >&2
+    exit 1
+  fi
+  "$VENV/bin/python" -c "import urllib.request,sys; urllib.request.urlopen('http://$HOST:$PORT/login/', timeout=1)" \
+    2>/dev/null && break
+  sleep 0.5
+done
 cat <<MSG
 
   sre4ai is running:  http://$HOST:$PORT/

@@ -313,8 +313,10 @@ def _openai_style_message(message: Mapping[str, Any]) -> dict[str, Any]:
             )
     if calls:
         out["tool_calls"] = calls
-    if message.get("tool_call_id") or message.get("id"):
-        out["tool_call_id"] = as_str(message.get("tool_call_id") or message.get("id"))
+    # Legacy gen_ai.tool.message bodies name the answered call 'id'; elsewhere 'id' is the message's own id.
+    call_id = message.get("tool_call_id") or (message.get("id") if out["role"] == "tool" else None)
+    if call_id:
+        out["tool_call_id"] = as_str(call_id)
     return out
 
 
@@ -386,11 +388,11 @@ def _legacy_event_messages(events: list[RawEvent]) -> tuple[list[dict[str, Any]]
         body = _event_body(event)
         body = body if isinstance(body, Mapping) else {"content": body}
         if event.name in LEGACY_MESSAGE_EVENTS:
-            message = _openai_style_message({"role": body.get("role") or LEGACY_MESSAGE_EVENTS[event.name], **body})
+            message = _openai_style_message({**body, "role": body.get("role") or LEGACY_MESSAGE_EVENTS[event.name]})
             inputs.append(message)
         elif event.name == "gen_ai.choice":
             inner: Mapping[str, Any] = body["message"] if isinstance(body.get("message"), Mapping) else body
-            message = _openai_style_message({"role": inner.get("role") or "assistant", **inner})
+            message = _openai_style_message({**inner, "role": inner.get("role") or "assistant"})
             if body.get("finish_reason"):
                 message["finish_reason"] = as_str(body["finish_reason"])
             outputs.append(message)
@@ -530,41 +532,112 @@ def resolve_kind(attrs: Mapping[str, Any]) -> str:
     return "span"
 
 
-def _usage_details(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
+# Provider value aliases of the mapping: legacy capitalisation and OpenInference vendor names → OTel names.
+PROVIDER_ALIASES = {
+    "xai": "x_ai",
+    "mistralai": "mistral_ai",
+    "vertexai": "gcp.vertex_ai",
+    "google": "gcp.gen_ai",
+    "aws": "aws.bedrock",
+    "amazon": "aws.bedrock",
+    "azure": "azure.ai.openai",
+}
+
+
+def resolve_provider(attrs: Mapping[str, Any]) -> str:
+    value = as_str(first(attrs, "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"))
+    if not value:
+        # Vercel AI SDK: '{provider}.{api}', e.g. 'openai.chat'.
+        value = as_str(attrs.get("ai.model.provider")).partition(".")[0]
+    value = value.strip().lower()
+    return PROVIDER_ALIASES.get(value, value)[:100]
+
+
+@dataclass
+class _Usage:
+    input: int | None = None  # total input, cached tokens included (what genai-prices expects)
+    output: int | None = None
+    total: int | None = None
+    cache_read: int | None = None
+    cache_write: int | None = None
+
+
+def _int_field(details: Mapping[str, Any], *keys: str) -> int | None:
+    return as_int(first(details, *keys))
+
+
+def _sub_total(details: Mapping[str, Any], prefix: str) -> int:
+    return sum(as_int(v) or 0 for k, v in details.items() if k.startswith(prefix) and not isinstance(v, Mapping))
+
+
+def _langfuse_usage(attrs: Mapping[str, Any]) -> _Usage:
+    """langfuse.observation.usage_details in the shapes the Langfuse SDKs send.
+
+    - Langfuse's own keys: 'input' EXCLUDES cached (and other 'input_*') tokens, which are separate keys;
+      'output' likewise excludes 'output_*' (reasoning) tokens.
+    - The OpenAI usage object as langfuse.openai passes it: prompt_tokens include prompt_tokens_details.
+    - OpenAI Responses usage: input_tokens include input_tokens_details.cached_tokens.
+    - Anthropic usage: input_tokens EXCLUDE cache_read_input_tokens and cache_creation_input_tokens.
+    """
     details = maybe_json(attrs.get("langfuse.observation.usage_details"))
-    return details if isinstance(details, Mapping) else {}
+    if not isinstance(details, Mapping) or not details:
+        return _Usage()
+    if any(key in details for key in ("input", "output", "total")):
+        usage = _Usage(
+            total=_int_field(details, "total"),
+            cache_read=_int_field(details, "input_cached_tokens", "input_cache_read", "cache_read_input_tokens"),
+            cache_write=_int_field(details, "input_cache_creation", "input_cache_write", "cache_creation_input_tokens"),
+        )
+        if details.get("input") is not None:
+            usage.input = (
+                (as_int(details["input"]) or 0)
+                + _sub_total(details, "input_")
+                + (_int_field(details, "cache_read_input_tokens") or 0)
+                + (_int_field(details, "cache_creation_input_tokens") or 0)
+            )
+        if details.get("output") is not None:
+            usage.output = (as_int(details["output"]) or 0) + _sub_total(details, "output_")
+        return usage
+    if "prompt_tokens" in details or "completion_tokens" in details:
+        prompt_details = details.get("prompt_tokens_details")
+        prompt_details = prompt_details if isinstance(prompt_details, Mapping) else {}
+        return _Usage(
+            input=_int_field(details, "prompt_tokens"),
+            output=_int_field(details, "completion_tokens"),
+            total=_int_field(details, "total_tokens"),
+            cache_read=_int_field(prompt_details, "cached_tokens"),
+        )
+    if "input_tokens" in details or "output_tokens" in details:
+        input_details = details.get("input_tokens_details")
+        read = write = None
+        if isinstance(input_details, Mapping):
+            read = _int_field(input_details, "cached_tokens")
+            extra = 0
+        else:
+            read = _int_field(details, "cache_read_input_tokens")
+            write = _int_field(details, "cache_creation_input_tokens")
+            extra = (read or 0) + (write or 0)
+        input_tokens = _int_field(details, "input_tokens")
+        return _Usage(
+            input=None if input_tokens is None else input_tokens + extra,
+            output=_int_field(details, "output_tokens"),
+            total=_int_field(details, "total_tokens"),
+            cache_read=read,
+            cache_write=write,
+        )
+    return _Usage()
 
 
 def resolve_usage(record: SpanRecord, attrs: Mapping[str, Any]) -> None:
-    """input_tokens / output_tokens / total_tokens, input counted with cached tokens (as genai-prices expects)."""
-    details = _usage_details(attrs)
-    cache_read = as_int(
-        first(
-            attrs,
-            "gen_ai.usage.cache_read.input_tokens",
-            "gen_ai.usage.cache_read_input_tokens",
-            "llm.token_count.prompt_details.cache_read",
-        )
-    )
-    cache_write = as_int(
-        first(
-            attrs,
-            "gen_ai.usage.cache_creation.input_tokens",
-            "gen_ai.usage.cache_write.input_tokens",
-            "gen_ai.usage.cache_creation_input_tokens",
-            "llm.token_count.prompt_details.cache_write",
-        )
-    )
-    input_tokens: int | None
-    if details.get("input") is not None:
-        # Langfuse SDK usage splits cached input out of 'input'; add it back for a total input count.
-        lf_read = as_int(first(details, "input_cached_tokens", "cache_read_input_tokens", "input_cache_read"))
-        lf_write = as_int(first(details, "input_cache_creation", "cache_creation_input_tokens", "input_cache_write"))
-        input_tokens = (as_int(details.get("input")) or 0) + (lf_read or 0) + (lf_write or 0)
-        cache_read = lf_read if lf_read is not None else cache_read
-        cache_write = lf_write if lf_write is not None else cache_write
-    else:
-        input_tokens = as_int(
+    """input_tokens / output_tokens / total_tokens, input counted with cached tokens (as genai-prices expects).
+
+    Langfuse usage_details come first (each field falls back to the attributes of the other vocabularies).
+    """
+    langfuse = _langfuse_usage(attrs)
+    record.input_tokens = (
+        langfuse.input
+        if langfuse.input is not None
+        else as_int(
             first(
                 attrs,
                 "gen_ai.usage.input_tokens",
@@ -574,32 +647,60 @@ def resolve_usage(record: SpanRecord, attrs: Mapping[str, Any]) -> None:
                 "ai.usage.promptTokens",
             )
         )
-    output_tokens = as_int(
-        first(details, "output")
-        if details.get("output") is not None
-        else first(
-            attrs,
-            "gen_ai.usage.output_tokens",
-            "llm.token_count.completion",
-            "gen_ai.usage.completion_tokens",
-            "ai.usage.outputTokens",
-            "ai.usage.completionTokens",
+    )
+    record.output_tokens = (
+        langfuse.output
+        if langfuse.output is not None
+        else as_int(
+            first(
+                attrs,
+                "gen_ai.usage.output_tokens",
+                "llm.token_count.completion",
+                "gen_ai.usage.completion_tokens",
+                "ai.usage.outputTokens",
+                "ai.usage.completionTokens",
+            )
         )
     )
-    total = as_int(
-        first(details, "total")
-        if details.get("total") is not None
-        else first(
-            attrs,
-            "llm.token_count.total",
-            "gen_ai.usage.total_tokens",
-            "llm.usage.total_tokens",
-            "ai.usage.totalTokens",
-            "ai.usage.tokens",
+    record.total_tokens = (
+        langfuse.total
+        if langfuse.total is not None
+        else as_int(
+            first(
+                attrs,
+                "llm.token_count.total",
+                "gen_ai.usage.total_tokens",
+                "llm.usage.total_tokens",
+                "ai.usage.totalTokens",
+                "ai.usage.tokens",
+            )
         )
     )
-    record.input_tokens, record.output_tokens, record.total_tokens = input_tokens, output_tokens, total
-    record.cache_read_tokens, record.cache_write_tokens = cache_read, cache_write
+    record.cache_read_tokens = (
+        langfuse.cache_read
+        if langfuse.cache_read is not None
+        else as_int(
+            first(
+                attrs,
+                "gen_ai.usage.cache_read.input_tokens",
+                "gen_ai.usage.cache_read_input_tokens",
+                "llm.token_count.prompt_details.cache_read",
+            )
+        )
+    )
+    record.cache_write_tokens = (
+        langfuse.cache_write
+        if langfuse.cache_write is not None
+        else as_int(
+            first(
+                attrs,
+                "gen_ai.usage.cache_creation.input_tokens",
+                "gen_ai.usage.cache_write.input_tokens",
+                "gen_ai.usage.cache_creation_input_tokens",
+                "llm.token_count.prompt_details.cache_write",
+            )
+        )
+    )
 
 
 def resolve_cost(attrs: Mapping[str, Any]) -> Decimal | None:
@@ -789,11 +890,30 @@ def _metadata_value(attrs: Mapping[str, Any], key: str) -> Any:
 
 
 ENVIRONMENT_RE = re.compile(r"[^a-z0-9_-]+")
+ENVIRONMENT_MAX_CHARS = 40  # Langfuse's limit
 
 
 def _environment(value: Any) -> str:
-    text = ENVIRONMENT_RE.sub("-", as_str(value).strip().lower()).strip("-")
-    return text[:64]
+    """Langfuse's rules: lower case, [a-z0-9_-] only, at most 40 characters, no 'langfuse' prefix."""
+    text = ENVIRONMENT_RE.sub("-", as_str(value).strip().lower()).strip("-_")
+    if text.startswith("langfuse"):
+        text = text[len("langfuse") :].lstrip("-_")
+    return text[:ENVIRONMENT_MAX_CHARS].rstrip("-_")
+
+
+def resolve_environment(attrs: Mapping[str, Any], resource: Mapping[str, Any]) -> str:
+    """First candidate in the mapping's order that is a valid environment once normalised."""
+    both = {**resource, **attrs}  # span attributes win over resource attributes
+    for value in (
+        attrs.get("langfuse.environment"),
+        resource.get("langfuse.environment"),
+        both.get("deployment.environment.name"),
+        both.get("deployment.environment"),
+    ):
+        environment = _environment(value)
+        if environment:
+            return environment
+    return ""
 
 
 def _status(record: SpanRecord, raw: RawSpan, attrs: Mapping[str, Any]) -> None:
@@ -879,12 +999,7 @@ def normalise_span(raw: RawSpan, log_events: Iterable[RawEvent] = ()) -> SpanRec
     )
     both = {**resource, **attrs}  # span attributes win over resource attributes
     record.service = as_str(resource.get("service.name"))[:200]
-    record.environment = _environment(
-        first(attrs, "langfuse.environment")
-        or first(resource, "langfuse.environment")
-        or first(both, "deployment.environment.name", "deployment.environment")
-        or ""
-    )
+    record.environment = resolve_environment(attrs, resource)
     record.release = as_str(first(both, "langfuse.version", "langfuse.release", "service.version"))[:200]
     record.session_id = as_str(
         first(attrs, "langfuse.session.id", "session.id", "gen_ai.conversation.id")
@@ -904,9 +1019,7 @@ def normalise_span(raw: RawSpan, log_events: Iterable[RawEvent] = ()) -> SpanRec
         first(attrs, "gen_ai.request.model", "llm.request.model_name")
         or (invocation.get("model") if isinstance(invocation, Mapping) else None)
     )[:200]
-    record.provider = as_str(
-        first(attrs, "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system", "ai.model.provider")
-    )[:100]
+    record.provider = resolve_provider(attrs)
     resolve_usage(record, attrs)
     record.cost = resolve_cost(attrs)
     record.prompt_name = as_str(

@@ -14,6 +14,9 @@ from accounts.selectors import api_keys_for_project, members_of, membership_for,
 from accounts.services import api_key_issue, api_key_revoke, membership_set
 
 
+NEW_KEY_SESSION_KEY = "new_api_key"
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     project = projects_for_user(user=request.user).first()
@@ -29,16 +32,20 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     is_admin = membership.allows(Role.ADMIN)
     key_form = ApiKeyCreateForm(request.POST or None, prefix="key")
     member_form = MemberAddForm(request.POST or None, prefix="member")
-    new_secret = None
+    # A new secret travels to the next GET through the session, popped on display: shown once, and a reload
+    # of the result page cannot re-POST and mint a second key.
+    new_secret = request.session.pop(NEW_KEY_SESSION_KEY, None) if request.method == "GET" else None
     if request.method == "POST":
         if not is_admin:
             return HttpResponseForbidden("Only project admins can change keys and members.")
         if "create_key" in request.POST and key_form.is_valid():
             assert isinstance(request.user, User)  # login_required
             issued = api_key_issue(project=project, name=key_form.cleaned_data["name"], created_by=request.user)
-            # The secret is rendered once, in this response, and never stored in clear.
-            new_secret = {"public_key": issued.api_key.public_key, "secret_key": issued.secret_key}
-            key_form = ApiKeyCreateForm(prefix="key")
+            request.session[NEW_KEY_SESSION_KEY] = {
+                "public_key": issued.api_key.public_key,
+                "secret_key": issued.secret_key,
+            }
+            return redirect("project_settings", slug=slug)
         elif "add_member" in request.POST and member_form.is_valid():
             user = get_user_model().objects.get(username=member_form.cleaned_data["username"])
             membership_set(project=project, user=user, role=member_form.cleaned_data["role"])

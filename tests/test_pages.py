@@ -59,8 +59,8 @@ def test_home_redirects_to_first_project(client: Client, tenant: Tenant) -> None
 def test_admin_creates_key_shown_once_and_stored_hashed(client: Client, tenant: Tenant) -> None:
     login(client, tenant)
     response = client.post("/p/acme/settings/", {"create_key": "1", "key-name": "prod bot"})
-    assert response.status_code == 200
-    page = response.content.decode()
+    assert response.status_code == 302  # post/redirect/get: a reload cannot mint a second key
+    page = client.get(response["Location"]).content.decode()
     secret = re.search(r'id="new-secret-key">(sk-sre-[^<]+)<', page).group(1)
     api_key = ApiKey.objects.get(name="prod bot")
     assert api_key.secret_hash == hash_secret(secret)

@@ -45,6 +45,42 @@ def tokens(value: int | None) -> str:
     return f"{value:,}"
 
 
+INLINE_JSON_WIDTH = 72
+
+
+def _json_lines(value: Any, indent: int) -> str:
+    """Indented JSON, but anything short stays on one line and a long list of scalars is packed several
+    items per line (a list of 30 numbers takes two lines, not 30)."""
+    flat = json.dumps(value, ensure_ascii=False, default=str)
+    if not isinstance(value, list | dict) or not value or len(flat) + indent <= INLINE_JSON_WIDTH:
+        return flat
+    pad = " " * (indent + 2)
+    if isinstance(value, list) and all(not isinstance(v, list | dict) for v in value):
+        lines, line = [], ""
+        for item in (json.dumps(v, ensure_ascii=False, default=str) for v in value):
+            if line and len(pad) + len(line) + len(item) + 2 > INLINE_JSON_WIDTH:
+                lines.append(line)
+                line = ""
+            line = f"{line} {item}," if line else f"{item},"
+        lines.append(line.rstrip(","))
+        return "[\n" + "\n".join(pad + ln for ln in lines) + "\n" + " " * indent + "]"
+    if isinstance(value, list):
+        items = [pad + _json_lines(v, indent + 2) for v in value]
+        return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
+    items = [f"{pad}{json.dumps(str(k), ensure_ascii=False)}: {_json_lines(v, indent + 2)}" for k, v in value.items()]
+    return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+
+
+def _parsed(value: Any) -> Any:
+    """A string that holds a JSON object or array is that object or array; anything else is unchanged."""
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 @register.filter
 def pretty(value: Any) -> str:
     """JSON pretty-printed; a string that holds JSON is parsed first."""
@@ -55,7 +91,20 @@ def pretty(value: Any) -> str:
             return value
         if isinstance(value, str):
             return value
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+    return _json_lines(value, 0)
+
+
+@register.filter
+def payload(value: Any) -> dict[str, Any]:
+    """How to show an input or output: ``{"kind": "chat", "messages": [...]}``, ``{"kind": "text", "text": ...}``
+    or ``{"kind": "json", "text": <pretty JSON>}``. A string holding JSON is shown as that JSON."""
+    value = _parsed(value)
+    messages = as_messages(value)
+    if messages:
+        return {"kind": "chat", "messages": messages}
+    if isinstance(value, str):
+        return {"kind": "text", "text": value}
+    return {"kind": "json", "text": _json_lines(value, 0)}
 
 
 @register.filter

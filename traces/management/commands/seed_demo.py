@@ -153,10 +153,11 @@ class DemoBuilder:
             error="LLM call failed" if failed else "",
         )
         docs: dict[str, Any] = {"openinference.span.kind": "RETRIEVER", "input.value": question}
+        scores = sorted((rng.uniform(0.55, 0.93) for _ in doc_ix), reverse=True)
         for i, ix in enumerate(doc_ix):
             docs[f"retrieval.documents.{i}.document.id"] = KB[ix][0]
             docs[f"retrieval.documents.{i}.document.content"] = KB[ix][1]
-            docs[f"retrieval.documents.{i}.document.score"] = round(rng.uniform(0.92, 0.75) - i * 0.1, 3)
+            docs[f"retrieval.documents.{i}.document.score"] = round(scores[i], 3)
         retrieval = self.span(trace_id, root.span_id, "retrieve_kb", at + timedelta(milliseconds=5), retrieval_ms, docs)
         context = "\n".join(KB[ix][1] for ix in doc_ix)
         prompt_tokens = 180 + len(context) // 4 + rng.randint(0, 40)

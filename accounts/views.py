@@ -13,7 +13,6 @@ from accounts.models import ApiKey, Role
 from accounts.selectors import api_keys_for_project, members_of, membership_for, projects_for_user
 from accounts.services import api_key_issue, api_key_revoke, membership_set
 
-
 NEW_KEY_SESSION_KEY = "new_api_key"
 
 

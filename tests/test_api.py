@@ -163,7 +163,7 @@ def test_read_api_lists_with_filters_and_keyset_pages(client: Client, tenant: Te
     seen: list[str] = []
     cursor = ""
     while True:
-        page = client.get("/api/v1/traces", {"limit": 3, "cursor": cursor}, headers=tenant.bearer).json()
+        page = client.get("/api/v1/traces", {"limit": "3", "cursor": cursor}, headers=tenant.bearer).json()
         seen += [t["trace_id"] for t in page["items"]]
         cursor = page["next_cursor"]
         if not cursor:
@@ -251,3 +251,15 @@ def test_openapi_schema_documents_the_endpoints(client: Client) -> None:
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
     assert b"cdn." not in docs.content  # assets are served locally
+
+
+@pytest.mark.django_db
+def test_native_ingest_out_of_range_values_are_per_trace_errors_not_500(client: Client, tenant: Tenant) -> None:
+    huge_cost, huge_tokens, nul = native_trace(0), native_trace(1), native_trace(2)
+    huge_cost["spans"][0]["children"][1]["cost"] = 1e12
+    huge_tokens["spans"][0]["children"][1]["input_tokens"] = 10**19
+    nul["spans"][0]["output"] = "before\u0000after"
+    response = ingest(client, tenant, [huge_cost, huge_tokens, nul])
+    assert response.status_code == 200, response.content
+    assert {e["index"] for e in response.json()["rejected"]} == {0, 1}
+    assert Span.objects.get(trace__trace_id=f"{3:032x}", name="answer_question").output == "before\ufffdafter"

@@ -117,7 +117,11 @@ MODEL_CASES = [
     ({"embedding.model_name": "text-embedding-3-small"}, "text-embedding-3-small", ""),
     ({"reranker.model_name": "rerank-v3"}, "rerank-v3", ""),
     ({"model": "generic"}, "generic", ""),
-    ({"llm.model_name": "m", "llm.invocation_parameters": '{"model": "m-requested", "temperature": 0}'}, "m", "m-requested"),
+    (
+        {"llm.model_name": "m", "llm.invocation_parameters": '{"model": "m-requested", "temperature": 0}'},
+        "m",
+        "m-requested",
+    ),
 ]
 
 
@@ -184,6 +188,18 @@ USAGE_CASES = [
         (1000, 200, 1200, 400, None),
         Decimal("0.00024"),
         id="langfuse-cached",
+    ),
+    pytest.param(
+        # every typed 'input_*' / 'output_*' usage key is a share split out of 'input' / 'output'
+        {
+            "langfuse.observation.model.name": "gpt-4o-mini",
+            "langfuse.observation.usage_details": json.dumps(
+                {"input": 550, "input_cache_read": 400, "input_audio": 50, "output": 150, "output_reasoning_tokens": 50}
+            ),
+        },
+        (1000, 200, 1200, 400, None),
+        Decimal("0.00024"),
+        id="langfuse-typed-keys",
     ),
     pytest.param(
         # langfuse.openai passes the OpenAI usage object through: prompt_tokens include the cached ones
@@ -262,7 +278,12 @@ USAGE_CASES = [
     ),
     pytest.param(
         # legacy names; the reported total is kept as given
-        {**GPT4O_MINI, "gen_ai.usage.prompt_tokens": 1000, "gen_ai.usage.completion_tokens": 200, "llm.usage.total_tokens": 1300},
+        {
+            **GPT4O_MINI,
+            "gen_ai.usage.prompt_tokens": 1000,
+            "gen_ai.usage.completion_tokens": 200,
+            "llm.usage.total_tokens": 1300,
+        },
         (1000, 200, 1300, None, None),
         Decimal("0.00027"),
         id="legacy-names",
@@ -347,6 +368,29 @@ def test_reported_cost_for_unknown_model_is_kept() -> None:
     assert (record.cost, record.cost_source) == (Decimal("0.01"), "reported")
 
 
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        pytest.param({"gen_ai.usage.input_tokens": -5}, (None, 200, Decimal("0.00012")), id="negative-tokens"),
+        pytest.param({"gen_ai.usage.input_tokens": 10**13}, (None, 200, Decimal("0.00012")), id="absurd-tokens"),
+        pytest.param({"gen_ai.usage.cost": -1.0}, (1000, 200, Decimal("0.00027")), id="negative-cost"),
+        pytest.param({"gen_ai.usage.cost": 1e12}, (1000, 200, Decimal("0.00027")), id="cost-over-column"),
+        pytest.param({"gen_ai.usage.cost": "NaN"}, (1000, 200, Decimal("0.00027")), id="nan-cost"),
+    ],
+)
+def test_numbers_the_price_table_or_columns_reject_are_dropped(
+    extra: dict[str, Any], expected: tuple[int | None, int, Decimal]
+) -> None:
+    record = norm({**GPT4O_MINI, "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 200, **extra})
+    assert (record.input_tokens, record.output_tokens, record.cost, record.cost_source) == (*expected, "computed")
+
+
+def test_computed_cost_over_the_column_is_unpriced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("traces.ingest.normalize.price_usage", lambda **_: Decimal(10**11))
+    record = norm({**GPT4O_MINI, "gen_ai.usage.input_tokens": 1000})
+    assert (record.cost, record.cost_source) == (None, "unpriced")
+
+
 # --- Langfuse value quirks ----------------------------------------------------------------------------
 
 LANGFUSE_IO_CASES = [
@@ -360,6 +404,9 @@ LANGFUSE_IO_CASES = [
     ('"quoted"', "quoted"),
     ("[1, 2]", [1, 2]),
     ('[{"role": "assistant", "content": "hi"}]', [{"role": "assistant", "content": "hi"}]),
+    # Python's json.dumps writes NaN / Infinity; jsonb cannot store them, nor a NUL character
+    ('{"score": NaN, "max": Infinity, "min": -Infinity}', {"score": "NaN", "max": "Infinity", "min": "-Infinity"}),
+    ('{"text": "a\\u0000b"}', {"text": "a\ufffdb"}),
 ]
 
 
@@ -462,6 +509,7 @@ ENVIRONMENT_CASES = [
     pytest.param(
         {"langfuse.environment": "!!!", "deployment.environment.name": "prod"}, {}, "prod", id="invalid-falls-through"
     ),
+    pytest.param({"langfuse.environment": "langfuse-eval"}, {}, "eval", id="langfuse-prefix-stripped"),
 ]
 
 
@@ -554,6 +602,40 @@ def test_genai_messages_with_system_instructions_prepended() -> None:
     assert (record.input_preview, record.output_preview) == ("Hi", "Hello.")
 
 
+def test_genai_tool_call_response_part() -> None:
+    messages = [
+        {
+            "role": "assistant",
+            "parts": [{"type": "tool_call", "id": "c1", "name": "weather", "arguments": '{"c": "P"}'}],
+        },
+        {
+            "role": "tool",
+            "parts": [{"type": "tool_call_response", "id": "c1", "response": '{"t": 21, "sky": "clear"}'}],
+        },
+        {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c2", "result": {"ok": True}}]},
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "server_tool_call", "id": "s1", "name": "web_search", "server_tool_call": {"q": "x"}},
+                {"type": "server_tool_call_response", "id": "s1", "server_tool_call_response": "3 results"},
+                {"type": "uri", "modality": "image", "mime_type": "image/png", "uri": "https://x/y.png"},
+                {"type": "compaction", "content": "earlier turns summarised"},
+            ],
+        },
+    ]
+    record = norm({"gen_ai.operation.name": "chat", "gen_ai.input.messages": json.dumps(messages)})
+    assert record.input == [
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "name": "weather", "arguments": {"c": "P"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": '{"t": 21, "sky": "clear"}'},
+        {"role": "tool", "tool_call_id": "c2", "content": '{"ok": true}'},
+        {
+            "role": "assistant",
+            "content": "3 results\n[uri https://x/y.png]\nearlier turns summarised",
+            "tool_calls": [{"id": "s1", "name": "web_search", "arguments": {"q": "x"}}],
+        },
+    ]
+
+
 def test_genai_structured_messages_and_plain_string_instructions() -> None:
     """Complex attributes may arrive as arrayValue/kvlistValue instead of JSON strings."""
     record = norm(
@@ -583,7 +665,9 @@ def test_operation_details_event_then_legacy_events() -> None:
         START_NS,
         {
             "gen_ai.system_instructions": json.dumps([{"type": "text", "content": "sys"}]),
-            "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": "from details"}]}]),
+            "gen_ai.input.messages": json.dumps(
+                [{"role": "user", "parts": [{"type": "text", "content": "from details"}]}]
+            ),
             "gen_ai.output.messages": json.dumps(
                 [{"role": "assistant", "parts": [{"type": "text", "content": "answer"}]}]
             ),
@@ -664,8 +748,7 @@ def test_openllmetry_indexed_prompt_and_completion() -> None:
     record = norm(
         {
             "llm.request.type": "chat",
-            "gen_ai.prompt.0.role": "user",
-            "gen_ai.prompt.0.content": "Hi",
+            "gen_ai.prompt.0.content": "Hi",  # no role: a prompt is the user's
             "gen_ai.completion.0.role": "assistant",
             "gen_ai.completion.0.content": "Hello",
             "gen_ai.prompt.name": "greeting",
@@ -710,7 +793,11 @@ def test_documents_openinference_sparse_indexes() -> None:
 )
 def test_documents_genai(documents: Any) -> None:
     record = norm(
-        {"gen_ai.operation.name": "retrieval", "gen_ai.retrieval.query.text": "q?", "gen_ai.retrieval.documents": documents}
+        {
+            "gen_ai.operation.name": "retrieval",
+            "gen_ai.retrieval.query.text": "q?",
+            "gen_ai.retrieval.documents": documents,
+        }
     )
     assert record.kind == "retriever"
     assert record.input == "q?"
@@ -733,8 +820,16 @@ def test_documents_reranker_output() -> None:
 @pytest.mark.parametrize(
     "output",
     [
-        [{"id": "k1", "score": 0.8, "content": "Refunds take 5 days."}, {"page_content": "LangChain doc", "metadata": {"source": "faq.md"}}],
-        {"documents": [{"id": "k1", "score": 0.8, "content": "Refunds take 5 days."}, {"page_content": "LangChain doc", "metadata": {"source": "faq.md"}}]},
+        [
+            {"id": "k1", "score": 0.8, "content": "Refunds take 5 days."},
+            {"page_content": "LangChain doc", "metadata": {"source": "faq.md"}},
+        ],
+        {
+            "documents": [
+                {"id": "k1", "score": 0.8, "content": "Refunds take 5 days."},
+                {"page_content": "LangChain doc", "metadata": {"source": "faq.md"}},
+            ]
+        },
     ],
 )
 def test_documents_langfuse_retriever_output(output: Any) -> None:
@@ -786,7 +881,11 @@ def test_tool_openinference() -> None:
 
 def test_tool_langfuse_name_from_span_name() -> None:
     record = norm(
-        {"langfuse.observation.type": "tool", "langfuse.observation.input": '{"sku": 7}', "langfuse.observation.output": "in stock"},
+        {
+            "langfuse.observation.type": "tool",
+            "langfuse.observation.input": '{"sku": 7}',
+            "langfuse.observation.output": "in stock",
+        },
         name="inventory",
     )
     assert (record.tool_name, record.tool_args, record.tool_result) == ("inventory", {"sku": 7}, "in stock")
@@ -847,5 +946,11 @@ def test_raw_attributes_and_timings_are_kept() -> None:
 
 
 def test_prompt_name_and_version() -> None:
-    record = norm({"langfuse.observation.prompt.name": "qa", "langfuse.observation.prompt.version": 3, "llm.prompt_template.version": "9"})
+    record = norm(
+        {
+            "langfuse.observation.prompt.name": "qa",
+            "langfuse.observation.prompt.version": 3,
+            "llm.prompt_template.version": "9",
+        }
+    )
     assert (record.prompt_name, record.prompt_version) == ("qa", "3")

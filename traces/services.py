@@ -33,6 +33,7 @@ from traces.ingest.normalize import (
 from traces.ingest.otlp import LogEvent
 from traces.models import PendingLogEvent, RetrievedDocument, Span, Trace
 
+MAX_TRACE_COST = Decimal(10**10)
 # Spans of these kinds wrap other spans: their usage, if reported, repeats their children's.
 CONTAINER_KINDS = frozenset({"agent", "chain", "workflow"})
 
@@ -212,6 +213,11 @@ def _pick_root(spans: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return min(roots or spans, key=lambda s: (s["start_time"], s["span_id"]))
 
 
+def _capped(cost: Decimal) -> Decimal | None:
+    """A sum of absurd reported costs that would overflow the column is unknown, not an error."""
+    return cost if cost < MAX_TRACE_COST else None
+
+
 def _first_nonempty(values: Iterable[Any]) -> Any:
     return next((v for v in values if v), "")
 
@@ -241,7 +247,7 @@ def summarise_trace(spans: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "input_tokens": sum(s["input_tokens"] or 0 for s in metered),
         "output_tokens": sum(s["output_tokens"] or 0 for s in metered),
         "total_tokens": sum(s["total_tokens"] or 0 for s in metered),
-        "cost": sum(costs, Decimal(0)) if costs else None,
+        "cost": _capped(sum(costs, Decimal(0))) if costs else None,
         "has_unpriced": any(s["cost_source"] == "unpriced" for s in metered),
         "session_id": _first_nonempty(s["session_id"] for s in root_first),
         "user_id": _first_nonempty(s["user_id"] for s in root_first),

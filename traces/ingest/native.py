@@ -18,6 +18,20 @@ from traces.ingest.normalize import DocumentRecord, SpanRecord
 from traces.models import SpanKind
 
 HEX = "0123456789abcdef"
+# Bounds that keep values inside their columns (bigint tokens, numeric(20, 10) cost) with room for sums.
+MAX_TOKENS = 10**12
+MAX_COST = Decimal(10**8)
+
+
+def _without_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL: replace it, as the OTLP decoder does."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
 
 
 def _check_hex(value: str | None, size: int, what: str) -> str | None:
@@ -57,10 +71,13 @@ class SpanIn(BaseModel):
     provider: str = Field(default="", max_length=100)
     input: Any = None
     output: Any = None
-    input_tokens: int | None = Field(default=None, ge=0)
-    output_tokens: int | None = Field(default=None, ge=0)
-    total_tokens: int | None = Field(default=None, ge=0)
-    cost: Decimal | None = Field(default=None, ge=0, description="USD; computed from tokens when absent.")
+    input_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    output_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    total_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    cost: Decimal | None = Field(
+        default=None, ge=0, lt=MAX_COST, max_digits=20, decimal_places=10,
+        description="USD; computed from tokens when absent.",
+    )  # fmt: skip
     prompt_name: str = Field(default="", max_length=200)
     prompt_version: str = Field(default="", max_length=100)
     documents: list[DocumentIn] = Field(default_factory=list)
@@ -178,6 +195,7 @@ def _error_text(exc: ValidationError) -> str:
 
 def decode_batch(document: Any) -> tuple[list[SpanRecord], list[dict[str, Any]], int]:
     """Validated span records, per-trace errors ``[{index, error}]``, and the number of accepted traces."""
+    document = _without_nul(document)
     try:
         batch = BatchIn.model_validate(document)
     except ValidationError as exc:

@@ -137,6 +137,8 @@ class SpanRecord:
                     cache_write_tokens=self.cache_write_tokens or 0,
                     at=self.start_time,
                 )
+                if self.cost is not None and self.cost >= MAX_COST:
+                    self.cost = None
                 self.cost_source = "computed" if self.cost is not None else "unpriced"
             else:
                 self.cost_source = "unpriced"
@@ -150,13 +152,20 @@ def nanos_to_datetime(value: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value // 1000)
 
 
+def _json_constant(name: str) -> str:
+    """NaN / Infinity (Python's json.dumps writes them) stay strings: jsonb has no such numbers."""
+    return name
+
+
 def maybe_json(value: Any) -> Any:
     """Langfuse and OpenInference send JSON text, except a plain str that is sent unquoted."""
     if isinstance(value, str):
         stripped = value.strip()
         if stripped[:1] in ("{", "[", '"') or stripped in ("true", "false", "null"):
+            if "\\u0000" in stripped:  # a NUL character cannot be stored by PostgreSQL
+                stripped = stripped.replace("\\u0000", "\\ufffd")
             try:
-                return json.loads(stripped)
+                return json.loads(stripped, parse_constant=_json_constant)
             except ValueError:
                 return value
     return value
@@ -175,10 +184,23 @@ def as_str(value: Any) -> str:
 def as_int(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, int):
+        return value
     try:
         return int(float(value))
     except (TypeError, ValueError):
         return None
+
+
+# Token counts and costs outside these bounds are nonsense the price table rejects (negative) or the columns
+# cannot hold (cost is numeric(20, 10)); they are dropped rather than failing the whole batch.
+MAX_TOKENS = 10**12
+MAX_COST = Decimal(10**10)
+
+
+def as_count(value: Any) -> int | None:
+    count = as_int(value)
+    return count if count is not None and 0 <= count <= MAX_TOKENS else None
 
 
 def as_decimal(value: Any) -> Decimal | None:
@@ -188,7 +210,7 @@ def as_decimal(value: Any) -> Decimal | None:
         result = Decimal(str(value))
     except InvalidOperation:
         return None
-    return result if result.is_finite() and result >= 0 else None
+    return result if result.is_finite() and 0 <= result < MAX_COST else None
 
 
 def first(attrs: Mapping[str, Any], *keys: str) -> Any:
@@ -276,17 +298,21 @@ def _genai_parts_message(message: Mapping[str, Any]) -> dict[str, Any]:
         kind = part.get("type")
         if kind in ("text", "reasoning") and part.get("content") is not None:
             texts.append(as_str(part.get("content")))
-        elif kind == "tool_call":
+        elif kind in ("tool_call", "server_tool_call"):
+            arguments = part.get("arguments") if kind == "tool_call" else part.get("server_tool_call")
             tool_calls.append(
-                {"id": as_str(part.get("id")), "name": as_str(part.get("name")), "arguments": part.get("arguments")}
+                {"id": as_str(part.get("id")), "name": as_str(part.get("name")), "arguments": maybe_json(arguments)}
             )
         elif kind == "tool_call_response":
+            # The GenAI JSON schema (and opentelemetry-util-genai) name the value 'response'; some emit 'result'.
             out["tool_call_id"] = as_str(part.get("id"))
-            texts.append(
-                as_str(maybe_json(part.get("result")) if isinstance(part.get("result"), str) else part.get("result"))
-            )
+            texts.append(as_str(part["response"] if part.get("response") is not None else part.get("result")))
+        elif kind == "server_tool_call_response":
+            texts.append(as_str(part.get("server_tool_call_response")))
         elif kind in ("uri", "blob", "file"):
             texts.append(f"[{kind} {as_str(part.get('uri') or part.get('mime_type') or '')}]")
+        elif isinstance(part.get("content"), str):  # compaction and generic parts
+            texts.append(part["content"])
     out["content"] = "\n".join(texts)
     if tool_calls:
         out["tool_calls"] = tool_calls
@@ -359,11 +385,11 @@ def _openinference_messages(attrs: Mapping[str, Any], prefix: str) -> list[dict[
     return messages
 
 
-def _openllmetry_messages(attrs: Mapping[str, Any], prefix: str) -> list[dict[str, Any]] | None:
+def _openllmetry_messages(attrs: Mapping[str, Any], prefix: str, role: str) -> list[dict[str, Any]] | None:
     raw = unflatten_list(attrs, prefix)
     if not raw:
         return None
-    return [{"role": as_str(m.get("role") or "assistant"), "content": as_str(m.get("content"))} for m in raw]
+    return [{"role": as_str(m.get("role") or role), "content": as_str(m.get("content"))} for m in raw]
 
 
 LEGACY_MESSAGE_EVENTS = {
@@ -563,11 +589,16 @@ class _Usage:
 
 
 def _int_field(details: Mapping[str, Any], *keys: str) -> int | None:
-    return as_int(first(details, *keys))
+    return as_count(first(details, *keys))
 
 
 def _sub_total(details: Mapping[str, Any], prefix: str) -> int:
-    return sum(as_int(v) or 0 for k, v in details.items() if k.startswith(prefix) and not isinstance(v, Mapping))
+    """Langfuse's typed usage keys ('input_cached_tokens', 'output_reasoning_tokens', ...) of one side."""
+    return sum(
+        as_count(v) or 0
+        for k, v in details.items()
+        if k.startswith(prefix) and k not in ("input_tokens", "output_tokens") and not isinstance(v, Mapping)
+    )
 
 
 def _langfuse_usage(attrs: Mapping[str, Any]) -> _Usage:
@@ -588,15 +619,16 @@ def _langfuse_usage(attrs: Mapping[str, Any]) -> _Usage:
             cache_read=_int_field(details, "input_cached_tokens", "input_cache_read", "cache_read_input_tokens"),
             cache_write=_int_field(details, "input_cache_creation", "input_cache_write", "cache_creation_input_tokens"),
         )
-        if details.get("input") is not None:
+        base_input, base_output = as_count(details.get("input")), as_count(details.get("output"))
+        if base_input is not None:
             usage.input = (
-                (as_int(details["input"]) or 0)
+                base_input
                 + _sub_total(details, "input_")
                 + (_int_field(details, "cache_read_input_tokens") or 0)
                 + (_int_field(details, "cache_creation_input_tokens") or 0)
             )
-        if details.get("output") is not None:
-            usage.output = (as_int(details["output"]) or 0) + _sub_total(details, "output_")
+        if base_output is not None:
+            usage.output = base_output + _sub_total(details, "output_")
         return usage
     if "prompt_tokens" in details or "completion_tokens" in details:
         prompt_details = details.get("prompt_tokens_details")
@@ -637,7 +669,7 @@ def resolve_usage(record: SpanRecord, attrs: Mapping[str, Any]) -> None:
     record.input_tokens = (
         langfuse.input
         if langfuse.input is not None
-        else as_int(
+        else as_count(
             first(
                 attrs,
                 "gen_ai.usage.input_tokens",
@@ -651,7 +683,7 @@ def resolve_usage(record: SpanRecord, attrs: Mapping[str, Any]) -> None:
     record.output_tokens = (
         langfuse.output
         if langfuse.output is not None
-        else as_int(
+        else as_count(
             first(
                 attrs,
                 "gen_ai.usage.output_tokens",
@@ -665,7 +697,7 @@ def resolve_usage(record: SpanRecord, attrs: Mapping[str, Any]) -> None:
     record.total_tokens = (
         langfuse.total
         if langfuse.total is not None
-        else as_int(
+        else as_count(
             first(
                 attrs,
                 "llm.token_count.total",
@@ -679,7 +711,7 @@ def resolve_usage(record: SpanRecord, attrs: Mapping[str, Any]) -> None:
     record.cache_read_tokens = (
         langfuse.cache_read
         if langfuse.cache_read is not None
-        else as_int(
+        else as_count(
             first(
                 attrs,
                 "gen_ai.usage.cache_read.input_tokens",
@@ -691,7 +723,7 @@ def resolve_usage(record: SpanRecord, attrs: Mapping[str, Any]) -> None:
     record.cache_write_tokens = (
         langfuse.cache_write
         if langfuse.cache_write is not None
-        else as_int(
+        else as_count(
             first(
                 attrs,
                 "gen_ai.usage.cache_creation.input_tokens",
@@ -740,7 +772,7 @@ def resolve_input(attrs: Mapping[str, Any], events: list[RawEvent], kind: str) -
     value = _io_value(attrs, "input.value", "input.mime_type")
     if value is not None:
         return value
-    messages = _openllmetry_messages(attrs, "gen_ai.prompt")
+    messages = _openllmetry_messages(attrs, "gen_ai.prompt", "user")
     if messages:
         return messages
     for key in (
@@ -774,7 +806,7 @@ def resolve_output(attrs: Mapping[str, Any], events: list[RawEvent]) -> Any:
     value = _io_value(attrs, "output.value", "output.mime_type")
     if value is not None:
         return value
-    messages = _openllmetry_messages(attrs, "gen_ai.completion")
+    messages = _openllmetry_messages(attrs, "gen_ai.completion", "assistant")
     if messages:
         return messages
     for key in (

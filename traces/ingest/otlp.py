@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -125,20 +126,32 @@ def parse_message(body: bytes, fmt: str, message: Message) -> None:
         raise IngestError(400, f"Body is not valid OTLP/JSON: {exc}.") from exc
 
 
+def text(value: str) -> str:
+    """PostgreSQL stores no NUL character (text or jsonb): one in a span must not fail its whole batch."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _finite(value: float) -> float | str:
+    """NaN and ±Infinity have no JSON (jsonb) form: keep them as the strings OTLP/JSON uses."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
 def any_value(value: AnyValue, limits: IngestLimits) -> Any:
     kind = value.WhichOneof("value")
     if kind == "string_value":
-        return limits.clip(value.string_value)
+        return limits.clip(text(value.string_value))
     if kind == "bool_value":
         return value.bool_value
     if kind == "int_value":
         return value.int_value
     if kind == "double_value":
-        return value.double_value
+        return _finite(value.double_value)
     if kind == "array_value":
         return [any_value(v, limits) for v in value.array_value.values]
     if kind == "kvlist_value":
-        return {kv.key: any_value(kv.value, limits) for kv in value.kvlist_value.values}
+        return {text(kv.key): any_value(kv.value, limits) for kv in value.kvlist_value.values}
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     return None
@@ -166,7 +179,7 @@ def to_key_values(items: dict[str, Any]) -> list[KeyValue]:
 
 
 def attributes(items: Iterable[KeyValue], limits: IngestLimits) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value, limits) for kv in items}
+    return {text(kv.key): any_value(kv.value, limits) for kv in items}
 
 
 def _hex_id(raw: bytes, size: int, what: str, required: bool) -> str:
@@ -191,7 +204,7 @@ def decode_traces(body: bytes, fmt: str, limits: IngestLimits) -> DecodedSpans:
     for resource_spans in request.resource_spans:
         resource = attributes(resource_spans.resource.attributes, limits)
         for scope_spans in resource_spans.scope_spans:
-            scope = {"name": scope_spans.scope.name, "version": scope_spans.scope.version}
+            scope = {"name": text(scope_spans.scope.name), "version": text(scope_spans.scope.version)}
             for span in scope_spans.spans:
                 try:
                     trace_id = _hex_id(span.trace_id, 16, "trace_id", required=True)
@@ -207,17 +220,18 @@ def decode_traces(body: bytes, fmt: str, limits: IngestLimits) -> DecodedSpans:
                         trace_id=trace_id,
                         span_id=span_id,
                         parent_span_id=parent,
-                        name=span.name,
+                        name=text(span.name),
                         otlp_kind=int(span.kind),
                         start_unix_nano=span.start_time_unix_nano,
                         end_unix_nano=span.end_time_unix_nano,
                         status_code=int(span.status.code),
-                        status_message=span.status.message,
+                        status_message=text(span.status.message),
                         attributes=attributes(span.attributes, limits),
                         resource=resource,
                         scope=scope,
                         events=[
-                            RawEvent(e.name, e.time_unix_nano, attributes(e.attributes, limits)) for e in span.events
+                            RawEvent(text(e.name), e.time_unix_nano, attributes(e.attributes, limits))
+                            for e in span.events
                         ],
                     )
                 )
@@ -233,7 +247,7 @@ def decode_logs(body: bytes, fmt: str, limits: IngestLimits) -> DecodedLogs:
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
                 attrs = attributes(record.attributes, limits)
-                name = record.event_name or str(attrs.get("event.name") or attrs.get("gen_ai.event.name") or "")
+                name = text(record.event_name) or str(attrs.get("event.name") or attrs.get("gen_ai.event.name") or "")
                 if not record.trace_id or not record.span_id:
                     result.rejected.append(f"log record {name!r}: has no trace_id/span_id to attach it to")
                     continue

@@ -11,7 +11,12 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-"$VENV/bin/celery" -A sre4ai_web --quiet worker --loglevel=WARNING --concurrency=2 &
+# Cheap evaluators and rescoring jobs; the LLM judge gets its own worker so slow calls never delay them.
+"$VENV/bin/celery" -A sre4ai_web --quiet worker -n main@%h -Q celery,scoring,backfill --loglevel=WARNING \
+  --concurrency=2 &
+pids+=($!)
+"$VENV/bin/celery" -A sre4ai_web --quiet worker -n judge@%h -Q judge --pool threads --concurrency=4 \
+  --loglevel=WARNING &
 pids+=($!)
 "$VENV/bin/celery" -A sre4ai_web --quiet beat --loglevel=WARNING &
 pids+=($!)

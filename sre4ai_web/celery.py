@@ -10,5 +10,12 @@ app = Celery("sre4ai")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Named queues: cheap evaluators, slow LLM-judge calls and rescoring jobs never wait on each other.
+app.conf.task_routes = {
+    "evals.tasks.score_traces": {"queue": "scoring"},
+    "evals.tasks.judge_traces": {"queue": "judge"},
+    "evals.tasks.rescore_step": {"queue": "backfill"},
+}
+
 # Periodic work is added here by the capabilities that need it (rollups, SLO ticks, drift runs).
 app.conf.beat_schedule = {}

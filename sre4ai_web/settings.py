@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "accounts",
     "traces",
+    "evals",
 ]
 
 MIDDLEWARE = [
@@ -160,7 +161,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A message a worker took but never acknowledged (the worker died) is redelivered after this many seconds.
+    _visibility = int(os.environ.get("SRE4AI_BROKER_VISIBILITY_TIMEOUT", "3600"))
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": _visibility,
+        # Sweep for abandoned messages often enough that a short timeout is honoured (kombu: interval × throttle).
+        "unacked_restore_interval": max(1, min(10, _visibility // 4)),
+        "unacked_restore_throttle": 1 if _visibility < 400 else 10,
+    }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -186,4 +195,4 @@ LOGGING = {
 }
 
 # Celery task names run after each ingest commit with (project_id, trace_pks); scoring adds itself here.
-SRE4AI_TRACE_INGESTED_TASKS: list[str] = []
+SRE4AI_TRACE_INGESTED_TASKS: list[str] = ["evals.tasks.score_traces"]

@@ -4,6 +4,8 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
+from evals import api as eval_api
+from evals import views as eval_views
 from traces import api as trace_api
 from traces import views as trace_views
 
@@ -13,6 +15,13 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("p/<slug:slug>/traces/", trace_views.trace_list, name="trace_list"),
     path("p/<slug:slug>/traces/<str:trace_id>/", trace_views.trace_view, name="trace_detail"),
+    path("p/<slug:slug>/traces/<str:trace_id>/annotate/", eval_views.annotate, name="trace_annotate"),
+    path("p/<slug:slug>/evaluators/", eval_views.evaluator_settings, name="evaluator_settings"),
+    path("p/<slug:slug>/evaluators/runs/", eval_views.eval_runs, name="eval_runs"),
+    path(
+        "p/<slug:slug>/evaluators/runs/<int:run_id>/progress/", eval_views.eval_run_progress, name="eval_run_progress"
+    ),
+    path("p/<slug:slug>/evaluators/runs/<int:run_id>/cancel/", eval_views.eval_run_cancel_view, name="eval_run_cancel"),
     path("p/<slug:slug>/settings/", account_views.project_settings, name="project_settings"),
     path("p/<slug:slug>/settings/keys/<int:key_id>/revoke/", account_views.api_key_revoke_view, name="api_key_revoke"),
     # OTLP/HTTP; the Langfuse SDK sends to /api/public/otel/v1/traces.
@@ -23,6 +32,8 @@ urlpatterns = [
     # REST API.
     path("api/v1/traces", trace_api.TracesEndpoint.as_view(), name="api_traces"),
     path("api/v1/traces/<str:trace_id>", trace_api.TraceDetailEndpoint.as_view(), name="api_trace_detail"),
+    path("api/v1/scores", eval_api.ScoresEndpoint.as_view(), name="api_scores"),
+    path("api/public/scores", eval_api.LangfuseScoresEndpoint.as_view(), name="langfuse_scores"),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "api/docs/",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -17,7 +18,7 @@ from traces.models import Trace
 
 
 @pytest.fixture
-def broker() -> redis.Redis:
+def broker() -> Iterator[redis.Redis]:
     assert settings.CELERY_BROKER_URL.startswith("redis://"), "make test runs Celery on the real Redis"
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     client.delete("followup-test")
@@ -27,6 +28,7 @@ def broker() -> redis.Redis:
 
 @pytest.mark.django_db(transaction=True)
 def test_ingest_queues_followups_after_commit_with_the_trace_ids(client: Client, tenant: Tenant, broker) -> None:
+    routes = celery_app.conf.task_routes
     celery_app.conf.task_routes = {"tests.followup": {"queue": "followup-test"}}
     try:
         with override_settings(SRE4AI_TRACE_INGESTED_TASKS=["tests.followup"]):
@@ -34,7 +36,7 @@ def test_ingest_queues_followups_after_commit_with_the_trace_ids(client: Client,
             response = client.post("/v1/traces", data=body, content_type="application/x-protobuf",
                                    headers=tenant.bearer)  # fmt: skip
     finally:
-        celery_app.conf.task_routes = {}
+        celery_app.conf.task_routes = routes
     assert response.status_code == 200
     messages = [json.loads(m) for m in broker.lrange("followup-test", 0, -1)]
     assert len(messages) == 1
@@ -45,12 +47,13 @@ def test_ingest_queues_followups_after_commit_with_the_trace_ids(client: Client,
 
 @pytest.mark.django_db(transaction=True)
 def test_nothing_is_queued_when_ingest_fails(client: Client, tenant: Tenant, broker) -> None:
+    routes = celery_app.conf.task_routes
     celery_app.conf.task_routes = {"tests.followup": {"queue": "followup-test"}}
     try:
         with override_settings(SRE4AI_TRACE_INGESTED_TASKS=["tests.followup"]):
             response = client.post("/v1/traces", data=b"\xff garbage", content_type="application/x-protobuf",
                                    headers=tenant.bearer)  # fmt: skip
     finally:
-        celery_app.conf.task_routes = {}
+        celery_app.conf.task_routes = routes
     assert response.status_code == 400
     assert broker.llen("followup-test") == 0

@@ -61,7 +61,9 @@ def test_admin_creates_key_shown_once_and_stored_hashed(client: Client, tenant: 
     response = client.post("/p/acme/settings/", {"create_key": "1", "key-name": "prod bot"})
     assert response.status_code == 302  # post/redirect/get: a reload cannot mint a second key
     page = client.get(response["Location"]).content.decode()
-    secret = re.search(r'id="new-secret-key">(sk-sre-[^<]+)<', page).group(1)
+    match = re.search(r'id="new-secret-key">(sk-sre-[^<]+)<', page)
+    assert match is not None
+    secret = match.group(1)
     api_key = ApiKey.objects.get(name="prod bot")
     assert api_key.secret_hash == hash_secret(secret)
     assert secret not in api_key.secret_hash and api_key.secret_hint == secret[-4:]
@@ -140,7 +142,9 @@ def test_trace_list_pages_with_keyset_cursor(client: Client, tenant: Tenant) -> 
     login(client, tenant)
     first = client.get("/p/acme/traces/").content.decode()
     assert "op-059" in first and "op-010" in first and "op-009" not in first
-    next_href = re.search(r'href="\?([^"]*cursor=[^"]+)" rel="next"', first).group(1).replace("&amp;", "&")
+    match = re.search(r'href="\?([^"]*cursor=[^"]+)" rel="next"', first)
+    assert match is not None
+    next_href = match.group(1).replace("&amp;", "&")
     second = client.get("/p/acme/traces/?" + next_href).content.decode()
     assert "op-009" in second and "op-000" in second and "op-010" not in second
     assert 'rel="next"' not in second

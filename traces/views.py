@@ -4,7 +4,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from accounts.models import Role
 from accounts.selectors import membership_for
+from evals.forms import AnnotationForm
+from evals.selectors import scores_for_trace
 from traces.forms import TraceFilterForm
 from traces.selectors import InvalidCursor, TracePage, span_tree, trace_detail, trace_facets, trace_page
 
@@ -45,8 +48,22 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def trace_view(request: HttpRequest, slug: str, trace_id: str) -> HttpResponse:
-    project = membership_for(user=request.user, slug=slug).project
+    membership = membership_for(user=request.user, slug=slug)
+    project = membership.project
     trace = trace_detail(project=project, trace_id=trace_id)
     if trace is None:
         raise Http404("No such trace in this project.")
-    return render(request, "traces/detail.html", {"project": project, "trace": trace, "nodes": span_tree(trace)})
+    scores = scores_for_trace(trace=trace)
+    return render(
+        request,
+        "traces/detail.html",
+        {
+            "project": project,
+            "trace": trace,
+            "nodes": span_tree(trace),
+            "scores": scores,
+            "failing_scores": [s for s in scores if s.passed is False],
+            "can_annotate": membership.allows(Role.EDITOR),
+            "annotation_form": AnnotationForm(),
+        },
+    )

@@ -1,0 +1,129 @@
+"""Reads for scoring and for the score panels. Every query is scoped to one project."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from accounts.models import Project
+from evals.evaluators.base import ContextDoc, EvalItem, Evaluator, ToolCall
+from evals.evaluators.registry import REGISTRY
+from evals.models import EvalRun, EvaluatorConfig, Score
+from traces.ingest.normalize import preview_text
+from traces.models import RetrievedDocument, Span, Trace
+
+# Where an app (or a probe) puts the expected answer of a golden item.
+EXPECTED_KEYS = ("sre4ai.expected", "expected_output", "langfuse.observation.metadata.expected_output")
+
+
+@dataclass(frozen=True)
+class EffectiveConfig:
+    evaluator: type[Evaluator[Any]]
+    enabled: bool
+    params: dict[str, Any]
+    sampling_rate: float
+    origin: str  # "default", "project" or "service": where the setting comes from
+
+    def samples(self, trace_id: str) -> bool:
+        """Deterministic per trace, so a rescore samples the same traces."""
+        if self.sampling_rate >= 1.0:
+            return True
+        digest = hashlib.sha256(f"{self.evaluator.name}:{trace_id}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < self.sampling_rate
+
+
+def effective_configs(*, project: Project, service: str) -> list[EffectiveConfig]:
+    """For each registered evaluator: the service's setting, else the project's, else the registry default."""
+    rows = {
+        (row.service, row.evaluator): row
+        for row in EvaluatorConfig.objects.filter(project=project, service__in={"", service})
+    }
+    configs = []
+    for name, evaluator in REGISTRY.items():
+        row = rows.get((service, name)) if service else None
+        origin = "service"
+        if row is None:
+            row, origin = rows.get(("", name)), "project"
+        if row is None:
+            configs.append(EffectiveConfig(evaluator, evaluator.default_enabled, {}, 1.0, "default"))
+        else:
+            configs.append(EffectiveConfig(evaluator, row.enabled, row.params, row.sampling_rate, origin))
+    return configs
+
+
+def _text(value: Any, role: str) -> str:
+    return preview_text(value, role_preference=(role,)).strip()
+
+
+def _result_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def eval_item(trace: Trace, spans: list[Span]) -> EvalItem:
+    """The exchange a trace represents: the user's question, the final answer, and what it relied on."""
+    spans = sorted(spans, key=lambda s: (s.start_time, s.span_id))
+    root = next((s for s in spans if s.span_id == trace.root_span_id), spans[0] if spans else None)
+    llm_spans = [s for s in spans if s.kind == "llm"]
+    question = _text(root.input, "user") if root else ""
+    if not question and llm_spans:
+        question = _text(llm_spans[0].input, "user")
+    answer = _text(root.output, "assistant") if root else ""
+    if not answer and llm_spans:
+        answer = _text(llm_spans[-1].output, "assistant")
+    context: list[ContextDoc] = []
+    tool_calls: list[ToolCall] = []
+    expected = None
+    for span in spans:
+        for doc in span.documents.all():
+            context.append(ContextDoc(id=doc.document_id or f"{span.span_id}#{doc.position}", text=doc.content,
+                                      score=doc.score))  # fmt: skip
+        if span.kind == "tool":
+            call = ToolCall(name=span.tool_name, arguments=span.tool_args, result=span.tool_result,
+                            span_id=span.span_id, failed=span.status == "error")  # fmt: skip
+            tool_calls.append(call)
+            if span.tool_result is not None:
+                # A tool's result is context the answer may rely on (the weather, the order status).
+                context.append(ContextDoc(id=f"tool:{span.tool_name}", text=_result_text(span.tool_result)))
+        for key in EXPECTED_KEYS:
+            if expected is None and span.attributes.get(key) not in (None, ""):
+                expected = _result_text(span.attributes[key])
+    return EvalItem(
+        input=question,
+        output=answer,
+        context=tuple(context),
+        expected=expected,
+        tool_calls=tuple(tool_calls),
+        llm_calls=len(llm_spans),
+        cost=trace.cost,
+        service=trace.service,
+        metadata={"trace_id": trace.trace_id, "environment": trace.environment, "release": trace.release},
+    )
+
+
+def traces_with_spans(*, project_id: int, trace_pks: list[int]) -> QuerySet[Trace]:
+    spans = Span.objects.order_by("start_time", "span_id").prefetch_related(
+        Prefetch("documents", queryset=RetrievedDocument.objects.order_by("position"))
+    )
+    return Trace.objects.filter(project_id=project_id, pk__in=trace_pks).prefetch_related(
+        Prefetch("spans", queryset=spans)
+    )
+
+
+def scores_for_trace(*, trace: Trace) -> list[Score]:
+    """The current scores of a trace: for evaluator scores only the newest evaluator version of each name."""
+    scores = list(Score.objects.filter(trace=trace).select_related("span", "author").order_by("name", "-updated_at"))
+    newest: dict[tuple[str, str], int] = defaultdict(int)
+    for score in scores:
+        if score.source == "evaluator":
+            key = (score.name, score.evaluator)
+            newest[key] = max(newest[key], score.evaluator_version)
+    return [s for s in scores if s.source != "evaluator" or s.evaluator_version == newest[(s.name, s.evaluator)]]
+
+
+def eval_runs_for_project(*, project: Project, limit: int = 20) -> list[EvalRun]:
+    return list(EvalRun.objects.filter(project=project).select_related("created_by")[:limit])

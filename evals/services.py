@@ -1,0 +1,291 @@
+"""Writes for scores, evaluator settings and rescoring jobs.
+
+Scoring is idempotent: every score is upserted on a deterministic key (trace, span, evaluator, evaluator
+version, name), so a task that runs twice (at-least-once delivery, a worker killed mid-task) replaces its
+rows instead of duplicating them. The Celery path and ``manage.py score_file`` share ``run_evaluator``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.models import Project
+from evals.evaluators.base import EvalItem, EvalResult, Evaluator, EvaluatorError
+from evals.evaluators.registry import REGISTRY
+from evals.models import EvalRun, EvaluatorConfig, RunStatus, Score, ScoreSource
+from evals.selectors import EffectiveConfig, effective_configs, eval_item, traces_with_spans
+from traces.models import Span, Trace
+
+logger = logging.getLogger(__name__)
+
+SCORE_UPDATE_FIELDS = [
+    "trace", "span", "name", "value", "label", "passed", "explanation", "evidence", "evaluator", "evaluator_version",
+    "source", "author", "comment", "cost", "updated_at",
+]  # fmt: skip
+RESCORE_CHUNK = 200
+
+
+def score_key_evaluator(trace_pk: int, span_id: str, evaluator: str, version: int, name: str) -> str:
+    return f"eval:{trace_pk}:{span_id}:{evaluator}:{version}:{name}"
+
+
+def score_key_human(trace_pk: int, span_id: str, user_id: int, name: str) -> str:
+    return f"human:{trace_pk}:{span_id}:{user_id}:{name}"
+
+
+def score_key_api(external_id: str) -> str:
+    return f"api:{external_id}"
+
+
+def run_evaluator(evaluator: Evaluator[Any], item: EvalItem) -> EvalResult | None:
+    """The one place an evaluator is invoked, for traces and for files alike."""
+    return evaluator.evaluate(item)
+
+
+@dataclass
+class ScoringOutcome:
+    scores: int = 0
+    errors: list[str] = field(default_factory=list)
+    retryable: list[str] = field(default_factory=list)
+
+
+def _score_row(trace: Trace, spans_by_id: dict[str, Span], config: EffectiveConfig, result: EvalResult) -> Score:
+    evaluator = config.evaluator
+    name = result.name or evaluator.name
+    span = spans_by_id.get(result.span_id) if result.span_id else None
+    return Score(
+        project_id=trace.project_id,
+        trace=trace,
+        span=span,
+        key=score_key_evaluator(trace.pk, span.span_id if span else "", evaluator.name, evaluator.version, name),
+        name=name,
+        value=result.value,
+        label=result.label[:100],
+        passed=result.passed,
+        explanation=result.explanation,
+        evidence=result.evidence,
+        evaluator=evaluator.name,
+        evaluator_version=evaluator.version,
+        source=ScoreSource.EVALUATOR,
+        cost=result.cost,
+        updated_at=timezone.now(),
+    )
+
+
+def _upsert(scores: list[Score]) -> None:
+    if scores:
+        Score.objects.bulk_create(
+            scores, update_conflicts=True, unique_fields=["project", "key"], update_fields=SCORE_UPDATE_FIELDS
+        )
+
+
+def traces_score(
+    *, project_id: int, trace_pks: list[int], queue: str = "scoring", only: Iterable[str] | None = None
+) -> ScoringOutcome:
+    """Run the evaluators enabled for each trace's service (those served by ``queue``) and upsert their scores.
+
+    A retryable evaluator error is reported in ``outcome.retryable`` after every other score is written, so a
+    retry of the task redoes only idempotent work.
+    """
+    wanted = set(only) if only is not None else None
+    outcome = ScoringOutcome()
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:  # deleted since the task was queued
+        return outcome
+    config_cache: dict[str, list[EffectiveConfig]] = {}
+    for trace in traces_with_spans(project_id=project_id, trace_pks=trace_pks):
+        if trace.service not in config_cache:
+            config_cache[trace.service] = effective_configs(project=project, service=trace.service)
+        spans = list(trace.spans.all())
+        item = eval_item(trace, spans)
+        spans_by_id = {s.span_id: s for s in spans}
+        rows: list[Score] = []
+        for config in config_cache[trace.service]:
+            evaluator_cls = config.evaluator
+            if evaluator_cls.queue != queue or not config.enabled or not config.samples(trace.trace_id):
+                continue
+            if wanted is not None and evaluator_cls.name not in wanted:
+                continue
+            try:
+                evaluator = evaluator_cls.from_config(config.params)
+                result = run_evaluator(evaluator, item)
+            except EvaluatorError as exc:
+                message = f"{evaluator_cls.name} on trace {trace.trace_id}: {exc}"
+                (outcome.retryable if exc.retryable else outcome.errors).append(message)
+                continue
+            except ValueError as exc:  # invalid stored params (pydantic) or a bug on odd input
+                outcome.errors.append(f"{evaluator_cls.name} on trace {trace.trace_id}: {exc}")
+                logger.warning("evaluator failed", exc_info=True)
+                continue
+            if result is not None:
+                rows.append(_score_row(trace, spans_by_id, config, result))
+        with transaction.atomic():
+            _upsert(rows)
+        outcome.scores += len(rows)
+    return outcome
+
+
+def queues_needed(*, project_id: int, trace_pks: list[int]) -> set[str]:
+    """The evaluator queues that have work for these traces (the judge queue only when a judge is enabled)."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return set()
+    services = set(Trace.objects.filter(project=project, pk__in=trace_pks).values_list("service", flat=True))
+    return {
+        c.evaluator.queue
+        for service in services
+        for c in effective_configs(project=project, service=service)
+        if c.enabled
+    }
+
+
+# --- human and API scores ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExternalScore:
+    trace: Trace
+    span: Span | None
+    name: str
+    value: float | None
+    label: str
+    passed: bool | None
+    comment: str
+    external_id: str
+    source: str = ScoreSource.API
+
+
+def score_record(*, score: ExternalScore, author: User | None = None) -> Score:
+    """Attach a score from an app (API) or a person (annotation); idempotent by its id or author."""
+    span_id = score.span.span_id if score.span else ""
+    if score.source == ScoreSource.HUMAN and author is not None:
+        key = score_key_human(score.trace.pk, span_id, author.pk, score.name)
+    else:
+        key = score_key_api(score.external_id) if score.external_id else f"api:{score.trace.pk}:{span_id}:{score.name}"
+    row = Score(
+        project_id=score.trace.project_id,
+        trace=score.trace,
+        span=score.span,
+        key=key,
+        name=score.name,
+        value=score.value,
+        label=score.label,
+        passed=score.passed,
+        explanation=score.comment,
+        comment=score.comment,
+        evidence={},
+        source=score.source,
+        author=author,
+        updated_at=timezone.now(),
+    )
+    _upsert([row])
+    return Score.objects.get(project_id=score.trace.project_id, key=key)
+
+
+# --- evaluator settings --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def evaluator_config_set(
+    *,
+    project: Project,
+    service: str,
+    evaluator: str,
+    enabled: bool,
+    params: dict[str, Any],
+    sampling_rate: float,
+    user: User | None,
+) -> EvaluatorConfig:
+    """Validate params against the evaluator's model (raises pydantic.ValidationError) and save."""
+    REGISTRY[evaluator].Params.model_validate(params)
+    config, _ = EvaluatorConfig.objects.update_or_create(
+        project=project,
+        service=service,
+        evaluator=evaluator,
+        defaults={"enabled": enabled, "params": params, "sampling_rate": sampling_rate, "updated_by": user},
+    )
+    return config
+
+
+def evaluator_config_reset(*, project: Project, service: str, evaluator: str) -> None:
+    """Back to inheriting (the project's setting for a service; the registry default for the project)."""
+    EvaluatorConfig.objects.filter(project=project, service=service, evaluator=evaluator).delete()
+
+
+# --- rescoring jobs --------------------------------------------------------------------------------
+
+
+def _run_traces(run: EvalRun) -> QuerySet[Trace]:
+    traces = Trace.objects.filter(project_id=run.project_id, start_time__gte=run.since, start_time__lte=run.until)
+    return traces.filter(service=run.service) if run.service else traces
+
+
+def eval_run_create(
+    *, project: Project, service: str, since: datetime, until: datetime, evaluators: list[str], user: User | None
+) -> EvalRun:
+    run = EvalRun(project=project, service=service, since=since, until=until, evaluators=evaluators, created_by=user)
+    run.total = _run_traces(run).count()
+    run.save()
+    return run
+
+
+def eval_run_step(*, run_id: int, chunk: int = RESCORE_CHUNK) -> EvalRun:
+    """Score the next chunk of a run. Safe to repeat: the cursor only moves after the chunk's scores commit."""
+    run = EvalRun.objects.get(pk=run_id)
+    if run.is_finished:
+        return run
+    if run.status == RunStatus.QUEUED:
+        EvalRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING,
+                                                                          started_at=timezone.now())  # fmt: skip
+        run.refresh_from_db()
+    pks = list(_run_traces(run).filter(pk__gt=run.cursor).order_by("pk").values_list("pk", flat=True)[:chunk])
+    if not pks:
+        EvalRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(status=RunStatus.DONE,
+                                                                           finished_at=timezone.now())  # fmt: skip
+        run.refresh_from_db()
+        return run
+    only = run.evaluators or None
+    failed = 0
+    for queue in sorted({REGISTRY[name].queue for name in only} if only else {"scoring", "judge"}):
+        outcome = traces_score(project_id=run.project_id, trace_pks=pks, queue=queue, only=only)
+        failed += len(outcome.errors) + len(outcome.retryable)
+        if outcome.retryable:
+            raise EvaluatorError("; ".join(outcome.retryable[:3]), retryable=True)
+    # Only a running run advances: a cancel that landed meanwhile wins.
+    EvalRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        cursor=pks[-1], done=run.done + len(pks), failed=run.failed + failed
+    )
+    run.refresh_from_db()
+    return run
+
+
+def eval_run_cancel(*, run: EvalRun) -> EvalRun:
+    EvalRun.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
+        status=RunStatus.CANCELLED, finished_at=timezone.now()
+    )
+    run.refresh_from_db()
+    return run
+
+
+def eval_run_fail(*, run_id: int, error: str) -> None:
+    EvalRun.objects.filter(pk=run_id).exclude(status__in=[RunStatus.DONE, RunStatus.CANCELLED]).update(
+        status=RunStatus.FAILED, error=error[:2000], finished_at=timezone.now()
+    )
+
+
+def eval_run_drive(*, run: EvalRun, on_progress: Callable[[EvalRun], None] | None = None) -> EvalRun:
+    """Run a job to the end in this process (``manage.py rescore``), reporting progress after each chunk."""
+    while not run.is_finished:
+        run = eval_run_step(run_id=run.pk)
+        if on_progress is not None:
+            on_progress(run)
+    return run

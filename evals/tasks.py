@@ -1,0 +1,61 @@
+"""Celery entry points for scoring. Tasks take ids, are idempotent (scores upsert on a deterministic key),
+ack late (a worker killed mid-task leaves the message to be redelivered), retry only transient errors with
+backoff, and run on named queues: ``scoring`` for the cheap evaluators, ``judge`` for LLM calls,
+``backfill`` for rescoring jobs, so slow work never delays the cheap evaluators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, shared_task
+from django.db import DatabaseError, OperationalError
+
+from evals import services
+from evals.evaluators.base import EvaluatorError
+
+TRANSIENT = (OperationalError,)
+
+
+def _backoff(retries: int) -> int:
+    return min(2 ** (retries + 1), 300)
+
+
+@shared_task(bind=True, name="evals.tasks.score_traces", acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True,
+             max_retries=6, soft_time_limit=120, time_limit=180)  # fmt: skip
+def score_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int]) -> int:
+    """Cheap evaluators for freshly ingested traces; hands the traces to the judge queue when a judge is on."""
+    outcome = services.traces_score(project_id=project_id, trace_pks=trace_pks, queue="scoring")
+    if "judge" in services.queues_needed(project_id=project_id, trace_pks=trace_pks) and not self.request.retries:
+        judge_traces.apply_async((project_id, trace_pks))
+    if outcome.retryable:
+        raise self.retry(exc=EvaluatorError("; ".join(outcome.retryable[:3]), retryable=True),
+                         countdown=_backoff(self.request.retries))  # fmt: skip
+    return outcome.scores
+
+
+@shared_task(bind=True, name="evals.tasks.judge_traces", acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True,
+             max_retries=6, soft_time_limit=600, time_limit=660)  # fmt: skip
+def judge_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int]) -> int:
+    outcome = services.traces_score(project_id=project_id, trace_pks=trace_pks, queue="judge")
+    if outcome.retryable:
+        raise self.retry(exc=EvaluatorError("; ".join(outcome.retryable[:3]), retryable=True),
+                         countdown=_backoff(self.request.retries))  # fmt: skip
+    return outcome.scores
+
+
+@shared_task(bind=True, name="evals.tasks.rescore_step", acks_late=True, max_retries=8, soft_time_limit=600,
+             time_limit=660)  # fmt: skip
+def rescore_step(self: Task[Any, Any], run_id: int) -> None:
+    """One chunk of a rescoring job, then the next chunk as a new message (progress survives a dead worker)."""
+    try:
+        run = services.eval_run_step(run_id=run_id)
+    except (EvaluatorError, OperationalError) as exc:
+        if isinstance(exc, EvaluatorError) and not exc.retryable:
+            services.eval_run_fail(run_id=run_id, error=str(exc))
+            return
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    except DatabaseError as exc:
+        services.eval_run_fail(run_id=run_id, error=f"database error: {exc}")
+        raise
+    if not run.is_finished:
+        rescore_step.apply_async((run_id,))

@@ -61,7 +61,30 @@ def _text(value: Any, role: str) -> str:
 
 
 def _result_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    """Tool results as prose-like text ("price: 165."), so claims can be matched against their values."""
+    if isinstance(value, str):
+        parsed = value
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(parsed, str):
+            return parsed
+        value = parsed
+    lines: list[str] = []
+
+    def walk(node: Any, label: str) -> None:
+        if isinstance(node, dict):
+            for key, child in node.items():
+                walk(child, str(key))
+        elif isinstance(node, list):
+            for child in node:
+                walk(child, label)
+        elif node is not None:
+            lines.append(f"{label}: {node}." if label else f"{node}.")
+
+    walk(value, "")
+    return " ".join(lines)
 
 
 def eval_item(trace: Trace, spans: list[Span]) -> EvalItem:

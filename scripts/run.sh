@@ -5,7 +5,6 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
-mkdir -p "${SRE4AI_VAR_DIR:-var}/broker/out" "${SRE4AI_VAR_DIR:-var}/broker/processed"
 
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }

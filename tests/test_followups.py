@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
+import requests
 from django.conf import settings
 from django.test import Client, override_settings
 
@@ -16,29 +23,26 @@ from tests import otlp_build as ob
 from tests.conftest import Tenant
 from traces.models import Trace
 
+# A task name without a route goes to Celery's default queue.
+QUEUE = celery_app.conf.task_default_queue
+
 
 @pytest.fixture
 def broker() -> Iterator[redis.Redis]:
     assert settings.CELERY_BROKER_URL.startswith("redis://"), "make test runs Celery on the real Redis"
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.delete("followup-test")
+    client.delete(QUEUE)
     yield client
-    client.delete("followup-test")
+    client.delete(QUEUE)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_ingest_queues_followups_after_commit_with_the_trace_ids(client: Client, tenant: Tenant, broker) -> None:
-    routes = celery_app.conf.task_routes
-    celery_app.conf.task_routes = {"tests.followup": {"queue": "followup-test"}}
-    try:
-        with override_settings(SRE4AI_TRACE_INGESTED_TASKS=["tests.followup"]):
-            body = ob.request([ob.span(ob.new_trace_id()), ob.span(ob.new_trace_id())]).SerializeToString()
-            response = client.post("/v1/traces", data=body, content_type="application/x-protobuf",
-                                   headers=tenant.bearer)  # fmt: skip
-    finally:
-        celery_app.conf.task_routes = routes
+    with override_settings(SRE4AI_TRACE_INGESTED_TASKS=["tests.followup"]):
+        body = ob.request([ob.span(ob.new_trace_id()), ob.span(ob.new_trace_id())]).SerializeToString()
+        response = client.post("/v1/traces", data=body, content_type="application/x-protobuf", headers=tenant.bearer)
     assert response.status_code == 200
-    messages = [json.loads(m) for m in broker.lrange("followup-test", 0, -1)]
+    messages = [json.loads(m) for m in broker.lrange(QUEUE, 0, -1)]
     assert len(messages) == 1
     assert messages[0]["headers"]["task"] == "tests.followup"
     args = json.loads(base64.b64decode(messages[0]["body"]))[0]
@@ -47,13 +51,43 @@ def test_ingest_queues_followups_after_commit_with_the_trace_ids(client: Client,
 
 @pytest.mark.django_db(transaction=True)
 def test_nothing_is_queued_when_ingest_fails(client: Client, tenant: Tenant, broker) -> None:
-    routes = celery_app.conf.task_routes
-    celery_app.conf.task_routes = {"tests.followup": {"queue": "followup-test"}}
-    try:
-        with override_settings(SRE4AI_TRACE_INGESTED_TASKS=["tests.followup"]):
-            response = client.post("/v1/traces", data=b"\xff garbage", content_type="application/x-protobuf",
-                                   headers=tenant.bearer)  # fmt: skip
-    finally:
-        celery_app.conf.task_routes = routes
+    with override_settings(SRE4AI_TRACE_INGESTED_TASKS=["tests.followup"]):
+        response = client.post("/v1/traces", data=b"\xff garbage", content_type="application/x-protobuf",
+                               headers=tenant.bearer)  # fmt: skip
     assert response.status_code == 400
-    assert broker.llen("followup-test") == 0
+    assert broker.llen(QUEUE) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_outage_does_not_fail_ingest(tenant: Tenant) -> None:
+    """The spans are committed before the scoring task is queued: with the broker down, ingest still says 200."""
+    db = settings.DATABASES["default"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:9/0",  # nothing listens on the discard port
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "sre4ai_web.wsgi:application", "--bind", f"127.0.0.1:{port}"],
+        cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        trace_id = ob.new_trace_id()
+        body = ob.request([ob.span(trace_id)]).SerializeToString()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = requests.post(f"http://127.0.0.1:{port}/v1/traces", data=body, timeout=30,
+                                         headers={**tenant.bearer, "Content-Type": "application/x-protobuf"})  # fmt: skip
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert response.status_code == 200
+    assert Trace.objects.filter(trace_id=trace_id).exists()

@@ -229,3 +229,16 @@ def test_score_file_shares_the_evaluators(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="Invalid --params"):
         call_command("score_file", "--evaluator", "grounding", "--params", '{"nope": 1}', "--in", str(items),
                      "--out", str(out))  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_trace_list_shows_and_filters_failing_checks(client: Client, tenant: Tenant) -> None:
+    good, bad = send(client, tenant, rag_spans(GROUNDED)), send(client, tenant, rag_spans(INVENTED))
+    traces_score(project_id=tenant.project.pk, trace_pks=[good.pk, bad.pk])
+    client.login(username="alice", password=PASSWORD)
+    html = client.get("/p/acme/traces/", {"failing": "grounding"}).content.decode()
+    assert bad.trace_id in html
+    assert good.trace_id not in html
+    assert 'class="check-fail" href="?failing=grounding"' in html
+    api = client.get("/api/v1/traces", {"failing": "grounding"}, headers=tenant.bearer).json()
+    assert [t["trace_id"] for t in api["items"]] == [bad.trace_id]

@@ -298,6 +298,7 @@ FILTER_PARAMETERS = [
         ("session_id", "Exact session id."),
         ("user_id", "Exact user id."),
         ("release", "Exact release."),
+        ("failing", "Traces whose score of this name failed, e.g. grounding."),
         ("cursor", "next_cursor of the previous page."),
         ("limit", "Page size, 1-200 (default 50)."),
     ]

@@ -37,6 +37,7 @@ class TraceFilterForm(forms.Form):
     session_id = forms.CharField(required=False, max_length=200)
     user_id = forms.CharField(required=False, max_length=200)
     release = forms.CharField(required=False, max_length=200)
+    failing = forms.CharField(required=False, max_length=100, label="Failing score")
     cursor = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
 
     def clean(self) -> dict[str, Any]:
@@ -65,4 +66,5 @@ class TraceFilterForm(forms.Form):
             session_id=data.get("session_id") or "",
             user_id=data.get("user_id") or "",
             release=data.get("release") or "",
+            failing=data.get("failing") or "",
         )

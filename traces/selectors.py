@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
 from accounts.models import Project
+from evals.models import Score
 from traces.models import RetrievedDocument, Span, Trace
 
 LIST_COLUMNS = (
@@ -54,6 +55,7 @@ class TraceFilters:
     session_id: str = ""
     user_id: str = ""
     release: str = ""
+    failing: str = ""  # a score name: only traces whose current score of that name failed
 
 
 @dataclass
@@ -101,6 +103,8 @@ def _filtered(project: Project, filters: TraceFilters) -> QuerySet[Trace]:
         qs = qs.filter(search_text__icontains=filters.text)
     if filters.model:
         qs = qs.filter(Exists(Span.objects.filter(project=project, model=filters.model, trace=OuterRef("pk"))))
+    if filters.failing:
+        qs = qs.filter(Exists(Score.objects.filter(trace=OuterRef("pk"), name=filters.failing, passed=False)))
     return qs
 
 
@@ -112,7 +116,17 @@ def trace_page(*, project: Project, filters: TraceFilters, cursor: str = "", lim
         qs = qs.extra(where=["(traces_trace.start_time, traces_trace.id) < (%s, %s)"], params=[stamp, pk])
     rows = list(qs[: limit + 1])
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return TracePage(items=rows[:limit], next_cursor=next_cursor)
+    items = rows[:limit]
+    failing: dict[int, list[str]] = {}
+    for trace_pk, name in (
+        Score.objects.filter(trace__in=[t.pk for t in items], passed=False)
+        .order_by("name")
+        .values_list("trace", "name")
+    ):
+        failing.setdefault(trace_pk, []).append(name)
+    for trace in items:
+        trace.failing_scores = sorted(set(failing.get(trace.pk, [])))  # type: ignore[attr-defined]
+    return TracePage(items=items, next_cursor=next_cursor)
 
 
 def trace_facets(*, project: Project) -> dict[str, list[str]]:
@@ -128,7 +142,13 @@ def trace_facets(*, project: Project) -> dict[str, list[str]]:
         .distinct()
         .order_by("model")
     )
-    return {"services": list(services), "environments": list(environments), "models": list(models)}
+    score_names = Score.objects.filter(project=project).values_list("name", flat=True).distinct().order_by("name")
+    return {
+        "services": list(services),
+        "environments": list(environments),
+        "models": list(models),
+        "score_names": list(score_names),
+    }
 
 
 def trace_detail(*, project: Project, trace_id: str) -> Trace | None:

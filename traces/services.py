@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -33,6 +34,7 @@ from traces.ingest.normalize import (
 from traces.ingest.otlp import LogEvent
 from traces.models import PendingLogEvent, RetrievedDocument, Span, Trace
 
+logger = logging.getLogger(__name__)
 MAX_TRACE_COST = Decimal(10**10)
 # Spans of these kinds wrap other spans: their usage, if reported, repeats their children's.
 CONTAINER_KINDS = frozenset({"agent", "chain", "workflow"})
@@ -365,7 +367,12 @@ def traces_ingested(*, project_id: int, trace_pks: list[int]) -> None:
     scoring registers itself there.
     """
     for task_name in settings.SRE4AI_TRACE_INGESTED_TASKS:
-        celery_app.send_task(task_name, args=[project_id, trace_pks])
+        try:
+            celery_app.send_task(task_name, args=[project_id, trace_pks])
+        except Exception:
+            # The spans are committed and acknowledged; a broker outage must not turn that into an error.
+            # The traces can be scored later with a rescore over their time range.
+            logger.exception("could not queue %s for %d traces of project %s", task_name, len(trace_pks), project_id)
 
 
 def _pending_events(project: Project, keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[RawEvent]]:

@@ -119,12 +119,18 @@ _ABSTENTION = re.compile(
         )
     )
 )
+# Greetings and closings: a sentence that starts with one and adds at most two content words is no claim.
 _PLEASANTRY = re.compile(
-    r"^(?:hi|hello|hey|thanks?|thank you|you're welcome|sure|of course|certainly|great question|good question|"
+    r"^(?:hi|hello|hey|thanks?|thank you|you're welcome|great question|good question|"
     r"happy to help|glad to help|i(?:'d| would) be happy|i hope (?:this|that) helps|hope (?:this|that) helps|"
     r"let me know|feel free|is there anything else|please let me know|good luck|have a (?:great|nice|good) day|"
-    r"cheers|no problem|absolutely|here(?: is|'s| are) (?:what|the|a|an|some)|okay|ok|alright|got it|i see|"
-    r"sounds (?:good|great|interesting)|interesting|wow|oh|ah+|yes|yeah|yep|no|nope|cool|nice|great|awesome)\b"
+    r"cheers|no problem|here(?: is|'s| are) (?:what|the|a|an|some)|got it|i see|sounds (?:good|great|interesting))\b"
+)
+# Interjections ("Yes.", "Sure!", "Interesting.") are no claim only when nothing follows them: "Sure, refunds
+# are available." is a claim.
+_INTERJECTION = re.compile(
+    r"^(?:yes|yeah|yep|no|nope|sure|of course|certainly|absolutely|okay|ok|alright|interesting|wow|oh|ah+|"
+    r"cool|nice|great|awesome|indeed|right|exactly)\b"
 )
 _OPINION = re.compile(
     r"^(?:i|i personally|personally,? i) (?:really |also |just |do |don't |do not |really don't )?"
@@ -150,8 +156,13 @@ def non_claim_reason(sentence: str) -> str | None:
     if not has_digits and not _CONTRAST.search(lowered) and _ABSTENTION.search(lowered):
         return "an abstention (says the answer is not known or not in the documents)"
     start = lowered.lstrip(" \"'*_#>-")
-    if _PLEASANTRY.match(start) and not has_digits and len(_content(words(sentence))) <= 4:
-        return "a greeting or pleasantry"
+    if not has_digits:
+        pleasantry = _PLEASANTRY.match(start)
+        if pleasantry and len(_content(words(start[pleasantry.end() :]))) <= 2:
+            return "a greeting or pleasantry"
+        interjection = _INTERJECTION.match(start)
+        if interjection and not _content(words(start[interjection.end() :])):
+            return "a greeting or pleasantry"
     if _OPINION.match(start) and not has_digits and not _NAME.search(sentence[1:]):
         return "a personal opinion"
     return None
@@ -411,8 +422,6 @@ class Grounding(Evaluator[GroundingParams]):
         truncated = len(spans) > params.max_sentences
         spans = spans[: params.max_sentences]
         verdicts: list[_Verdict] = []
-        claim_texts: list[str] = []
-        claim_positions: list[int] = []
         for start, end in spans:
             sentence = answer[start:end]
             reason = non_claim_reason(sentence)
@@ -425,13 +434,14 @@ class Grounding(Evaluator[GroundingParams]):
                 verdicts.append(_Verdict(claim=False, supported=True, score=1.0, reason=f"not a claim: {reason}"))
                 continue
             verdicts.append(self._judge_lexical(sentence, keys, ctx, known_words, known_numbers, input_keys))
-            claim_texts.append(sentence)
-            claim_positions.append(len(verdicts) - 1)
 
         if params.backend == "embedding":
-            for position, (similarity, doc_id) in zip(
-                claim_positions, _embedding_support(claim_texts, ctx), strict=True
-            ):
+            # Only the claims the word overlap left unsupported, without a hard flag, can change.
+            open_claims = [
+                i for i, v in enumerate(verdicts) if v.claim and not v.supported and not v.missing and not v.flipped
+            ]
+            texts = [answer[spans[i][0] : spans[i][1]] for i in open_claims]
+            for position, (similarity, doc_id) in zip(open_claims, _embedding_support(texts, ctx), strict=True):
                 self._apply_embedding(verdicts[position], similarity, doc_id)
 
         return self._result(answer, spans, verdicts, truncated)
@@ -484,8 +494,6 @@ class Grounding(Evaluator[GroundingParams]):
         """The embedding backend adds paraphrase tolerance: a claim the word overlap misses is supported when a
         document sentence has nearly the same meaning. It never overrules a hard flag, nor a lexical match."""
         verdict.similarity = round(similarity, 4)
-        if verdict.supported or verdict.missing or verdict.flipped:
-            return
         if similarity >= self.params.embedding_threshold:
             verdict.supported = True
             verdict.document_id = doc_id or verdict.document_id

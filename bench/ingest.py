@@ -51,11 +51,9 @@ import psycopg
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from payload import request_stream  # noqa: E402
+from common import PG_BASE_URL, machine, pg_execute, pg_scalar, snapshot
+from payload import request_stream
 
-REPO = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_BASE_URL = PG_ADMIN_URL.rsplit("/", 1)[0]
 SRE4AI_DB = "sre4ai_bench"
 SRE4AI_TEMPLATE_DB = "sre4ai_bench_template"
 PHOENIX_DB = "phoenix_bench"
@@ -114,6 +112,13 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime + stime
     return total / CLK_TCK
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent on anything but idle and iowait, all cores, since boot (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / CLK_TCK
 
 
 def postgres_pids() -> list[int]:
@@ -195,20 +200,13 @@ def wait_http(port: int, path: str, proc: subprocess.Popen[bytes], timeout: floa
 # --- databases -------------------------------------------------------------------------------------
 
 
-def pg_execute(sql: str, dbname: str = "postgres") -> None:
-    with psycopg.connect(f"{PG_BASE_URL}/{dbname}", autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
-
-
 def pg_count(dbname: str, table: str) -> int:
-    with psycopg.connect(f"{PG_BASE_URL}/{dbname}", autocommit=True) as conn:
-        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # type: ignore[arg-type]  # noqa: S608
-    return int(row[0]) if row else 0
+    return int(pg_scalar(f"SELECT count(*) FROM {table}", dbname))  # noqa: S608
 
 
-def manage(*args: str, env: dict[str, str]) -> str:
+def manage(src: Path, *args: str, env: dict[str, str]) -> str:
     result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, check=False
+        [sys.executable, "manage.py", *args], cwd=src, env=env, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -229,14 +227,16 @@ def sre4ai_env(dbname: str, var_dir: str) -> dict[str, str]:
     return env
 
 
-def prepare_sre4ai_template(var_dir: str) -> str:
+def prepare_sre4ai_template(src: Path, var_dir: str) -> str:
     """Migrate a template database once and create the project and key in it; return the secret key."""
     pg_execute(f"DROP DATABASE IF EXISTS {SRE4AI_TEMPLATE_DB} WITH (FORCE)")
     pg_execute(f"CREATE DATABASE {SRE4AI_TEMPLATE_DB}")
     env = sre4ai_env(SRE4AI_TEMPLATE_DB, var_dir)
-    manage("migrate", "--noinput", "-v", "0", env=env)
-    manage("create_project", "bench", "--name", "Ingest benchmark", env=env)
-    key = json.loads(manage("create_api_key", "bench", "--name", "bench", "--json", env=env).strip().splitlines()[-1])
+    manage(src, "migrate", "--noinput", "-v", "0", env=env)
+    manage(src, "create_project", "bench", "--name", "Ingest benchmark", env=env)
+    key = json.loads(
+        manage(src, "create_api_key", "bench", "--name", "bench", "--json", env=env).strip().splitlines()[-1]
+    )
     return str(key["secret_key"])
 
 
@@ -261,7 +261,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def sre4ai_server(workers: int, threads: int, secret: str, var_dir: str, work: Path) -> Iterator[Server]:
+def sre4ai_server(src: Path, workers: int, threads: int, secret: str, var_dir: str, work: Path) -> Iterator[Server]:
     fresh_sre4ai_db()
     port = free_port()
     log = work / f"gunicorn-{workers}x{threads}.log"
@@ -280,8 +280,13 @@ def sre4ai_server(workers: int, threads: int, secret: str, var_dir: str, work: P
     if threads > 1:
         cmd += ["--threads", str(threads), "--worker-class", "gthread"]
     with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603
-            cmd, cwd=REPO, env=sre4ai_env(SRE4AI_DB, var_dir), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        proc = subprocess.Popen(
+            cmd,
+            cwd=src,
+            env=sre4ai_env(SRE4AI_DB, var_dir),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         wait_http(port, "/login/", proc, 60, log)
@@ -347,7 +352,7 @@ def phoenix_server(venv: Path, db: str, work: Path) -> Iterator[Server]:
 
     log = work / f"phoenix-{db}.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [str(phoenix), "serve"], cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
@@ -393,7 +398,7 @@ def _client(
     t0: float,
     end: float,
     spans_per_request: int,
-    out: mp.Queue,  # type: ignore[type-arg]
+    out: mp.Queue,
 ) -> None:
     """One client worker: send requests back to back until `end`, like an exporter with retries."""
     stream = request_stream(seed, spans_per_request)
@@ -404,22 +409,22 @@ def _client(
     while time.time() < t0 and time.time() < end:
         time.sleep(0.001)
     while time.time() < end:
-        if conn is None:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        current = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        conn = current
         started = time.time()
         retry_after = 0.0
         try:
-            conn.request("POST", path, body=body, headers=headers)
-            response = conn.getresponse()
+            current.request("POST", path, body=body, headers=headers)
+            response = current.getresponse()
             data = response.read()
             status = response.status
             retry_after = float(response.getheader("Retry-After") or 0)
             if response.will_close:
-                conn.close()
+                current.close()
                 conn = None
         except (OSError, http.client.HTTPException):
             status, data = 0, b""
-            conn.close()
+            current.close()
             conn = None
         latency = time.time() - started
         records.append((started - t0, latency, status, count, _rejected(data) if status == 200 else 0))
@@ -450,6 +455,7 @@ class LoadResult:
     unacked_spans_sent: int = 0
     acked_per_s: float = 0.0
     stored_per_s: float = 0.0
+    stored_per_s_with_drain: float = 0.0
     stored_at_end: int = 0
     stored_after_drain: int = 0
     drain_s: float = 0.0
@@ -463,6 +469,8 @@ class LoadResult:
     server_peak_pss_mb: float = 0.0
     server_cpu_s: float = 0.0
     postgres_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+    other_cpu_s: float = 0.0
     status_counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -476,7 +484,7 @@ def percentile(values: list[float], pct: float) -> float:
 
 def run_load(server: Server, args: argparse.Namespace, run_seed: int) -> LoadResult:
     result = LoadResult(server.name, server.config, args.duration, args.concurrency, args.spans_per_request)
-    queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    queue: mp.Queue = mp.Queue()
     t0 = time.time() + 1.0
     window_start, window_end = t0 + args.warmup, t0 + args.warmup + args.duration
     workers = [
@@ -502,10 +510,13 @@ def run_load(server: Server, args: argparse.Namespace, run_seed: int) -> LoadRes
             worker.start()
         time.sleep(max(window_start - time.time(), 0))
         stored_start = server.count_spans()
+        client_pids = [w.pid for w in workers if w.pid is not None]
         cpu_start, pg_cpu_start = cpu_seconds(server_pids), cpu_seconds(postgres_pids())
+        client_start, busy_start = cpu_seconds(client_pids), machine_busy_seconds()
         time.sleep(max(window_end - time.time(), 0))
         stored_end = server.count_spans()
         cpu_end, pg_cpu_end = cpu_seconds(process_tree(server.proc.pid)), cpu_seconds(postgres_pids())
+        client_end, busy_end = cpu_seconds(client_pids), machine_busy_seconds()
         records: list[RequestRecord] = []
         for _ in workers:
             records.extend(RequestRecord(*r) for r in queue.get(timeout=300))
@@ -540,6 +551,8 @@ def run_load(server: Server, args: argparse.Namespace, run_seed: int) -> LoadRes
     result.acked_per_s = round(sum(r.spans - r.rejected for r in in_window) / args.duration, 1)
     result.stored_per_s = round((stored_end - stored_start) / args.duration, 1)
     result.stored_at_end = stored_end
+    # A server that queues before storing: its storage rate over the window plus the drain that followed.
+    result.stored_per_s_with_drain = round((stored - stored_start) / (args.duration + result.drain_s), 1)
     result.stored_after_drain = stored
     result.lost_spans = max(acked - stored, 0)
     latencies = [r.latency * 1000 for r in in_window]
@@ -552,6 +565,11 @@ def run_load(server: Server, args: argparse.Namespace, run_seed: int) -> LoadRes
     result.server_peak_pss_mb = round(sampler.peak_pss_kb / 1024, 1)
     result.server_cpu_s = round(cpu_end - cpu_start, 1)
     result.postgres_cpu_s = round(pg_cpu_end - pg_cpu_start, 1)
+    result.client_cpu_s = round(client_end - client_start, 1)
+    # Everything else on the machine during the window (other users' jobs make the figures noisy).
+    result.other_cpu_s = round(
+        (busy_end - busy_start) - result.server_cpu_s - result.postgres_cpu_s - result.client_cpu_s, 1
+    )
     return result
 
 
@@ -561,13 +579,15 @@ def run_load(server: Server, args: argparse.Namespace, run_seed: int) -> LoadRes
 def _py_spy() -> Path:
     candidate = Path(sys.executable).parent / "py-spy"
     if not candidate.exists():
-        raise RuntimeError(f"py-spy not found next to {sys.executable}: {Path(sys.executable).parent}/pip install py-spy")
+        raise RuntimeError(
+            f"py-spy not found next to {sys.executable}: {Path(sys.executable).parent}/pip install py-spy"
+        )
     return candidate
 
 
 def start_profile(server: Server, out_dir: Path, seconds: float) -> subprocess.Popen[bytes]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(  # noqa: S603
+    return subprocess.Popen(
         [
             str(_py_spy()),
             "record",
@@ -623,9 +643,11 @@ COLUMNS = [
     ("config", "configuration"),
     ("acked_per_s", "acked spans/s"),
     ("stored_per_s", "stored spans/s"),
+    ("stored_per_s_with_drain", "stored/s incl. drain"),
+    ("drain_s", "drain s"),
     ("acked_spans_total", "acked"),
     ("stored_after_drain", "stored"),
-    ("lost_spans", "lost"),
+    ("lost_spans", "not stored"),
     ("p50_ms", "p50 ms"),
     ("p95_ms", "p95 ms"),
     ("p99_ms", "p99 ms"),
@@ -633,6 +655,10 @@ COLUMNS = [
     ("errors", "errors"),
     ("server_peak_rss_mb", "RSS MB"),
     ("server_peak_pss_mb", "PSS MB"),
+    ("server_cpu_s", "server CPU s"),
+    ("postgres_cpu_s", "PG CPU s"),
+    ("client_cpu_s", "client CPU s"),
+    ("other_cpu_s", "other CPU s"),
 ]
 
 
@@ -645,19 +671,6 @@ def markdown_table(results: list[LoadResult]) -> str:
         row = asdict(r)
         lines.append("| " + " | ".join(str(row[key]) for key, _ in COLUMNS) + " |")
     return "\n".join(lines)
-
-
-def machine() -> dict[str, Any]:
-    mem_kb = _read_kb("/proc/meminfo", "MemTotal:")
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    return {
-        "nproc": os.cpu_count(),
-        "memory_gib": round(mem_kb / 1024 / 1024, 1),
-        "postgresql": row[0] if row else "?",
-        "python": sys.version.split()[0],
-        "loadavg_before": Path("/proc/loadavg").read_text().split()[:3],
-    }
 
 
 def main() -> int:
@@ -673,11 +686,16 @@ def main() -> int:
         default="3x4",
         help="Comma-separated WORKERSxTHREADS configurations to try for sre4ai (default 3x4, as scripts/run.sh).",
     )
-    parser.add_argument("--phoenix-venv", type=Path, default=Path("/tmp/phoenix-venv"))
+    parser.add_argument("--phoenix-venv", type=Path, default=Path(tempfile.gettempdir()) / "phoenix-venv")
     parser.add_argument("--phoenix-db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--profile", type=Path, help="Record the sre4ai workers with py-spy into this directory.")
     parser.add_argument("--json", type=Path, help="Also write the results as JSON to this file.")
     parser.add_argument("--keep-db", action="store_true", help="Keep the benchmark databases afterwards.")
+    parser.add_argument(
+        "--source",
+        default="worktree",
+        help="Code to benchmark: 'worktree' (a copy of the working tree, the default) or a git revision such as HEAD.",
+    )
     args = parser.parse_args()
 
     info = machine()
@@ -688,10 +706,11 @@ def main() -> int:
         work = Path(tmp)
         try:
             if args.target in ("sre4ai", "both"):
-                secret = prepare_sre4ai_template(str(work / "var"))
+                src = snapshot(work / "src", args.source)
+                secret = prepare_sre4ai_template(src, str(work / "var"))
                 for seed, config in enumerate(args.gunicorn.split(","), start=1):
                     workers, _, threads = config.strip().partition("x")
-                    with sre4ai_server(int(workers), int(threads or 1), secret, str(work / "var"), work) as server:
+                    with sre4ai_server(src, int(workers), int(threads or 1), secret, str(work / "var"), work) as server:
                         print(f"running {server.config} ...", flush=True)
                         spy = None
                         if args.profile:
@@ -729,7 +748,9 @@ def main() -> int:
             print(f"sre4ai / phoenix stored spans per second: {best.stored_per_s / phoenix[0].stored_per_s:.1f}x")
     for r in results:
         if r.lost_spans:
-            print(f"LOSS: {r.target} ({r.config}) acknowledged {r.acked_spans_total} spans, stored {r.stored_after_drain}")
+            print(
+                f"LOSS: {r.target} ({r.config}) acknowledged {r.acked_spans_total} spans, stored {r.stored_after_drain}"
+            )
     if profile:
         print("\npy-spy, share of non-idle samples (self):")
         for name, pct in profile["self"]:

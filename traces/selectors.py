@@ -121,7 +121,7 @@ def trace_page(*, project: Project, filters: TraceFilters, cursor: str = "", lim
     for trace_pk, name in (
         Score.objects.filter(trace__in=[t.pk for t in items], passed=False)
         .order_by("name")
-        .values_list("trace", "name")
+        .values_list("trace_id", "name")
     ):
         failing.setdefault(trace_pk, []).append(name)
     for trace in items:

@@ -463,6 +463,10 @@ def test_stem_maps_inflections_together(a: str, b: str) -> None:
         ("Here is what I found:", "a lead-in"),
         ("The warranty does not cover water damage.", None),
         ("Sure, the Pro plan costs $29.", None),
+        ("Sure, refunds are available.", None),
+        ("No, refunds are not available.", None),
+        ("Yes!", "a greeting or pleasantry"),
+        ("Hope this helps!", "a greeting or pleasantry"),
     ],
 )
 def test_non_claims(sentence: str, reason: str | None) -> None:

@@ -23,6 +23,7 @@ from evals.evaluators.base import EvalItem, EvalResult, Evaluator, EvaluatorErro
 from evals.evaluators.registry import REGISTRY
 from evals.models import EvalRun, EvaluatorConfig, RunStatus, Score, ScoreSource
 from evals.selectors import EffectiveConfig, effective_configs, eval_item, traces_with_spans
+from rollups.services import minutes_mark_dirty
 from traces.models import Span, Trace
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,8 @@ def traces_score(
                 rows.append(_score_row(trace, spans_by_id, config, result))
         with transaction.atomic():
             _upsert(rows)
+            if rows:
+                minutes_mark_dirty(project_id=trace.project_id, moments=[trace.start_time])
         outcome.scores += len(rows)
     return outcome
 
@@ -187,7 +190,9 @@ def score_record(*, score: ExternalScore, author: User | None = None) -> Score:
         author=author,
         updated_at=timezone.now(),
     )
-    _upsert([row])
+    with transaction.atomic():
+        _upsert([row])
+        minutes_mark_dirty(project_id=score.trace.project_id, moments=[score.trace.start_time])
     return Score.objects.get(project_id=score.trace.project_id, key=key)
 
 

@@ -15,7 +15,10 @@ app.conf.task_routes = {
     "evals.tasks.score_traces": {"queue": "scoring"},
     "evals.tasks.judge_traces": {"queue": "judge"},
     "evals.tasks.rescore_step": {"queue": "backfill"},
+    "rollups.tasks.process_dirty": {"queue": "backfill"},
 }
 
-# Periodic work is added here by the capabilities that need it (rollups, SLO ticks, drift runs).
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    # Late spans and scores mark minutes dirty; their rollups are recomputed within seconds.
+    "rollups-process-dirty": {"task": "rollups.tasks.process_dirty", "schedule": 10.0},
+}

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "accounts",
     "traces",
     "evals",
+    "rollups",
 ]
 
 MIDDLEWARE = [

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from accounts.models import Project
+from rollups.services import minutes_mark_dirty
 from sre4ai_web.celery import app as celery_app
 from traces.ingest.normalize import (
     SEARCH_TEXT_CHARS,
@@ -283,6 +284,9 @@ def spans_store(*, project: Project, records: Sequence[SpanRecord]) -> StoreResu
     _lock_traces(project, trace_ids)
     now = datetime.now(tz=records[0].start_time.tzinfo)
 
+    previous_starts = list(
+        Trace.objects.filter(project=project, trace_id__in=trace_ids).values_list("start_time", flat=True)
+    )
     stubs = [
         Trace(
             project=project,
@@ -320,7 +324,9 @@ def spans_store(*, project: Project, records: Sequence[SpanRecord]) -> StoreResu
     if documents:
         RetrievedDocument.objects.bulk_create(documents)
 
-    _recompute_traces(project, trace_pk, unique, now)
+    starts = _recompute_traces(project, trace_pk, unique, now)
+    # The rollup buckets of these traces changed, including the one a trace left when an earlier span arrived.
+    minutes_mark_dirty(project_id=project.pk, moments=[*previous_starts, *starts])
     pks = sorted(trace_pk.values())
     transaction.on_commit(lambda: traces_ingested(project_id=project.pk, trace_pks=pks))
     return StoreResult(trace_pks=pks, spans=len(unique))
@@ -328,7 +334,8 @@ def spans_store(*, project: Project, records: Sequence[SpanRecord]) -> StoreResu
 
 def _recompute_traces(
     project: Project, trace_pk: dict[str, int], batch: dict[tuple[str, str], SpanRecord], now: datetime
-) -> None:
+) -> list[datetime]:
+    """Rewrite the trace rows from their stored spans; returns their start times."""
     pk_to_id = {pk: trace_id for trace_id, pk in trace_pk.items()}
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in Span.objects.filter(trace_id__in=pk_to_id).values("trace_id", *SUMMARY_FIELDS[1:]):
@@ -358,6 +365,7 @@ def _recompute_traces(
     Trace.objects.bulk_create(
         summaries, update_conflicts=True, unique_fields=["project", "trace_id"], update_fields=TRACE_UPDATE_FIELDS
     )
+    return [trace.start_time for trace in summaries]
 
 
 def traces_ingested(*, project_id: int, trace_pks: list[int]) -> None:

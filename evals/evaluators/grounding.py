@@ -76,6 +76,12 @@ class GroundingParams(BaseModel):
         description="Names and numbers that the user's own input mentions are not counted as invented, and "
         "words that only restate the input are left out of a claim's support share.",
     )
+    claims: Literal["words", "specifics"] = Field(
+        "words",
+        description="'words': a claim needs its content words in the documents. 'specifics' (tool-using agents, "
+        "whose context is structured tool results): only sentences stating a number, amount, date or name are "
+        "claims, supported when every such specific is in the context.",
+    )
     backend: Literal["lexical", "embedding"] = Field(
         "lexical",
         description="'embedding' needs the optional extra (requirements-embeddings.txt); 'lexical' is pure Python.",
@@ -433,9 +439,13 @@ class Grounding(Evaluator[GroundingParams]):
             if reason is not None:
                 verdicts.append(_Verdict(claim=False, supported=True, score=1.0, reason=f"not a claim: {reason}"))
                 continue
-            verdicts.append(self._judge_lexical(sentence, keys, ctx, known_words, known_numbers, input_keys))
+            if params.claims == "specifics":
+                verdicts.append(self._judge_specifics(sentence, ctx, known_words, known_numbers))
+            else:
+                verdicts.append(self._judge_lexical(sentence, keys, ctx, known_words, known_numbers, input_keys))
 
         if params.backend == "embedding":
+            _embedder()  # fails the same way on every item when the extra is missing, not only on some
             # Only the claims the word overlap left unsupported, without a hard flag, can change.
             open_claims = [
                 i for i, v in enumerate(verdicts) if v.claim and not v.supported and not v.missing and not v.flipped
@@ -445,6 +455,24 @@ class Grounding(Evaluator[GroundingParams]):
                 self._apply_embedding(verdicts[position], similarity, doc_id)
 
         return self._result(answer, spans, verdicts, truncated)
+
+    def _judge_specifics(
+        self, sentence: str, ctx: _Context, known_words: set[str], known_numbers: set[str]
+    ) -> _Verdict:
+        stated = _missing_specifics(sentence, _Context(doc_ids=[]), known_words, known_numbers)
+        if not stated:
+            return _Verdict(claim=False, supported=True, score=1.0, reason="not a claim: states no specific")
+        missing = _missing_specifics(sentence, ctx, known_words, known_numbers)
+        flipped = self.params.check_negation and _negation_flip(sentence, ctx)
+        score = 1.0 - len(missing) / len(stated)
+        if missing:
+            reason = "invented specifics, absent from the documents: " + ", ".join(missing)
+        elif flipped:
+            reason = "the best matching passage says the opposite (negation)"
+        else:
+            reason = f"all {len(stated)} specifics found in the documents: " + ", ".join(stated)
+        doc_id = _best_document(_content(words(sentence)), ctx)
+        return _Verdict(True, not missing and not flipped, round(score, 4), reason, doc_id, missing, flipped)
 
     def _judge_lexical(
         self,
@@ -483,11 +511,13 @@ class Grounding(Evaluator[GroundingParams]):
             reason = "invented specifics, absent from the documents: " + ", ".join(missing)
         elif flipped:
             reason = "the best matching passage says the opposite (negation)"
-        elif score >= params.support_threshold:
+        elif score >= params.support_threshold or coverage == 1.0:
             reason = f"{found} of {total} content words found in the documents"
         else:
             reason = f"weak support: only {found} of {total} content words found in the documents"
-        supported = not missing and not flipped and score >= params.support_threshold
+        # Every content word found is support enough even when the wording differs (structured tool results
+        # such as "price: 165." share words with a claim but not its word pairs).
+        supported = not missing and not flipped and (score >= params.support_threshold or coverage == 1.0)
         return _Verdict(True, supported, round(score, 4), reason, doc_id, missing, flipped)
 
     def _apply_embedding(self, verdict: _Verdict, similarity: float, doc_id: str | None) -> None:

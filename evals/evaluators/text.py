@@ -11,72 +11,23 @@ import re
 import unicodedata
 from functools import lru_cache
 
+
+def _wordlist(text: str) -> tuple[str, ...]:
+    """Word lists are written as text: one space-separated string reads better than a column of quotes."""
+    return tuple(text.split())
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # --- sentences -------------------------------------------------------------------------------------------
 
 # Words after which a period does not end a sentence (compared case-folded, without the period).
-ABBREVIATIONS = frozenset(
-    [
-        "mr",
-        "mrs",
-        "ms",
-        "dr",
-        "prof",
-        "sr",
-        "jr",
-        "st",
-        "vs",
-        "etc",
-        "e.g",
-        "i.e",
-        "eg",
-        "ie",
-        "inc",
-        "ltd",
-        "co",
-        "corp",
-        "no",
-        "nos",
-        "fig",
-        "figs",
-        "approx",
-        "dept",
-        "est",
-        "u.s",
-        "u.k",
-        "u.s.a",
-        "a.m",
-        "p.m",
-        "jan",
-        "feb",
-        "mar",
-        "apr",
-        "jun",
-        "jul",
-        "aug",
-        "sep",
-        "sept",
-        "oct",
-        "nov",
-        "dec",
-        "mt",
-        "ft",
-        "gen",
-        "col",
-        "lt",
-        "sgt",
-        "capt",
-        "gov",
-        "rev",
-        "hon",
-        "al",
-        "cf",
-        "ca",
-        "op",
-        "vol",
-        "pp",
-        "ed",
-        "eds",
-    ]
+ABBREVIATIONS = _wordset(
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e eg ie inc ltd co corp no nos fig figs approx dept est u.s "
+    "u.k u.s.a a.m p.m jan feb mar apr jun jul aug sep sept oct nov dec mt ft gen col lt sgt capt gov rev "
+    "hon al cf ca op vol pp ed eds"
 )
 
 # A sentence ends at . ! ? … (or CJK 。！？), with any closing quotes or brackets after it, when followed by
@@ -133,9 +84,10 @@ def _is_false_stop(text: str, start: int, stop: int, punct: str) -> bool:
     folded = token.casefold()
     if folded in ABBREVIATIONS:
         return True
-    # An initial ("J. K. Rowling") or a dotted acronym ("U.S.").
+    # An initial ("J. K. Rowling") or a dotted acronym ("U.S."); not a unit after a number ("18°C.", "5 V.").
     if len(token) == 1 and token.isupper():
-        return True
+        before = text[start:begin].rstrip(" ")
+        return not (before and (before[-1].isdigit() or before[-1] == "°"))
     return bool(re.fullmatch(r"(?:[A-Za-z]\.)+[A-Za-z]", token))
 
 
@@ -153,219 +105,21 @@ def _add_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> 
 
 # --- words -----------------------------------------------------------------------------------------------
 
-STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "also",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-        "let",
-        "lets",
-        "may",
-        "might",
-        "must",
-        "shall",
-        "also",
-        "yes",
-        "ok",
-        "okay",
-        "well",
-        "oh",
-        "via",
-        "per",
-        "upon",
-        "onto",
-        "within",
-        "among",
-        "amongst",
-        "whether",
-        "though",
-        "although",
-        "however",
-        "therefore",
-        "thus",
-        "hence",
-        "yet",
-        "still",
-        "even",
-        "just",
-        "really",
-        "actually",
-        "basically",
-        "here's",
-        "there's",
-        "it's",
-        "that's",
-        "what's",
-        "i'm",
-        "i've",
-        "i'd",
-        "i'll",
-        "you're",
-        "you've",
-        "you'd",
-        "you'll",
-        "he's",
-        "she's",
-        "we're",
-        "we've",
-        "they're",
-        "they've",
-        "let's",
-        "one",
-        "ones",
-        "s",
-        "t",
-        "get",
-        "gets",
-        "got",
-        "make",
-        "makes",
-        "made",
-        "use",
-        "used",
-        "using",
-        "like",
-    ]
+STOPWORDS = _wordset(
+    "a about above after again against all also am an and any are as at be because been before being "
+    "below between both but by can could did do does doing down during each few for from further had has "
+    "have having he her here hers herself him himself his how i if in into is it its itself just me more "
+    "most my myself of off on once only or other our ours ourselves out over own same she should so some "
+    "such than that the their theirs them themselves then there these they this those through to too "
+    "under until up very was we were what when where which while who whom why will with would you your "
+    "yours yourself yourselves let lets may might must shall also yes ok okay well oh via per upon onto "
+    "within among amongst whether though although however therefore thus hence yet still even just really "
+    "actually basically here's there's it's that's what's i'm i've i'd i'll you're you've you'd you'll "
+    "he's she's we're we've they're they've let's one ones s t get gets got make makes made use used "
+    "using like"
 )
 
-NEGATIONS = frozenset(
-    [
-        "not",
-        "no",
-        "never",
-        "none",
-        "nobody",
-        "nothing",
-        "nowhere",
-        "neither",
-        "nor",
-        "cannot",
-        "without",
-        "n't",
-        "unable",
-        "unavailable",
-    ]
-)
+NEGATIONS = _wordset("not no never none nobody nothing nowhere neither nor cannot without n't unable unavailable")
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
 
@@ -422,58 +176,18 @@ def stem(word: str) -> str:
 
 # --- numbers ---------------------------------------------------------------------------------------------
 
-NUMBER_WORDS = {
-    w: str(i)
-    for i, w in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-            "twenty",
-        ]
-    )
-}
+_NUMBER_NAMES = _wordlist(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty"
+)
+NUMBER_WORDS = {w: str(i) for i, w in enumerate(_NUMBER_NAMES)}
 NUMBER_WORDS.update(
     {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90"}
 )
 NUMBER_WORDS.update({"hundred": "100", "thousand": "1000", "dozen": "12", "first": "1", "second": "2", "third": "3"})
 
-MONTHS = {
-    m: i + 1
-    for i, m in enumerate(
-        [
-            "january",
-            "february",
-            "march",
-            "april",
-            "may",
-            "june",
-            "july",
-            "august",
-            "september",
-            "october",
-            "november",
-            "december",
-        ]
-    )
-}
+_MONTH_LIST = _wordlist("january february march april may june july august september october november december")
+MONTHS = {m: i + 1 for i, m in enumerate(_MONTH_LIST)}
 _MONTH_NAMES = {v: k for k, v in MONTHS.items()}
 
 # A number as written: optional currency sign, digits with thousands separators, decimals, then an optional

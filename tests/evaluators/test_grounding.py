@@ -511,3 +511,31 @@ def test_embedding_backend_accepts_a_paraphrase_the_lexical_one_misses() -> None
     assert flagged.evidence["sentences"][0]["missing_specifics"] == ["$28"]
     unrelated = run("Our office dog is named after a famous painter.", backend="embedding")
     assert unrelated is not None and unrelated.value == 0.0
+
+
+TOOL_CONTEXT = (
+    ContextDoc("tool:get_weather", "city: Oslo. forecast: mild. celsius: 18."),
+    ContextDoc("tool:search_hotels", "name: Hotel Central. price: 165."),
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "value", "missing"),
+    [
+        ("For Oslo: expect mild weather around 18°C. Hotel Central has rooms at $165 per night.", 1.0, []),
+        ("For Oslo: expect mild weather around 21°C. Hotel Central has rooms at $165 per night.", 0.5, ["21"]),
+        ("Hotel Plaza has rooms at $165 per night.", 0.0, ["Hotel Plaza"]),
+        ("Have a great trip! Let me know if you need more.", 1.0, []),
+    ],
+)
+def test_specifics_mode_for_tool_using_agents(answer: str, value: float, missing: list[str]) -> None:
+    evaluator = Grounding.from_config({"claims": "specifics"})
+    result = evaluator.evaluate(EvalItem(input="Plan a weekend in Oslo.", output=answer, context=TOOL_CONTEXT))
+    assert result is not None
+    assert result.value == value
+    assert [m for s in result.evidence["sentences"] for m in s["missing_specifics"]] == missing
+
+
+def test_a_unit_letter_does_not_hide_a_sentence_end() -> None:
+    assert split_sentences("It is 18°C. Hotel Central is open.") == ["It is 18°C.", "Hotel Central is open."]
+    assert split_sentences("Written by J. K. Rowling.") == ["Written by J. K. Rowling."]

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from accounts.models import Project
 from accounts.services import api_key_issue, project_create, user_create
+from evals.services import evaluator_config_set
 from traces.api import otlp_traces
 from traces.ingest.otlp import to_key_values
 from traces.models import Trace
@@ -395,6 +396,9 @@ class Command(BaseCommand):
         if options["if_empty"] and Trace.objects.filter(project=project).exists():
             self.stdout.write("Demo data already loaded.")
             return
+        # The agent's context is structured tool results: ground its answers on the specifics they state.
+        evaluator_config_set(project=project, service="travel-agent", evaluator="grounding", enabled=True,
+                             params={"claims": "specifics"}, sampling_rate=1.0, user=user)  # fmt: skip
         secret = api_key_issue(project=project, name="seed_demo").secret_key
         rng = random.Random(options["seed"])
         builder = DemoBuilder(rng)

@@ -1,0 +1,94 @@
+"""Per-minute and per-hour aggregates per project, service and environment: derived data that dashboards and
+SLOs read instead of raw spans. Recomputable from raw rows at any time (see services)."""
+
+from django.db import models
+
+from accounts.models import Project
+
+
+class Granularity(models.TextChoices):
+    MINUTE = "m", "Minute"
+    HOUR = "h", "Hour"
+
+
+class Dimension(models.TextChoices):
+    ALL = "", "All traces"
+    MODEL = "model", "Model"
+    RELEASE = "release", "Release"
+    PROMPT = "prompt", "Prompt version"
+    ROUTE = "route", "Route (trace name)"
+
+
+class TrafficRollup(models.Model):
+    """Golden signals of the traces that started in one bucket, for one slice (all, or one model/release/...)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    service = models.CharField(max_length=200)
+    environment = models.CharField(max_length=64)
+    granularity = models.CharField(max_length=1, choices=Granularity.choices)
+    bucket = models.DateTimeField()
+    dimension = models.CharField(max_length=10, choices=Dimension.choices, blank=True)
+    value = models.CharField(max_length=200, blank=True)
+    traces = models.IntegerField(default=0)
+    errors = models.IntegerField(default=0)
+    latency_hist = models.JSONField(default=dict)
+    latency_sum_ms = models.FloatField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    unpriced = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # One row per slice and bucket: a recompute replaces it.
+            models.UniqueConstraint(
+                fields=["project", "service", "environment", "granularity", "bucket", "dimension", "value"],
+                name="traffic_rollup_unique",
+            ),
+        ]
+        indexes = [
+            # Dashboards: one project, one granularity, a time range, sliced by dimension.
+            models.Index(fields=["project", "granularity", "dimension", "bucket"], name="traffic_range_idx"),
+        ]
+
+
+class ScoreRollup(models.Model):
+    """good/total per score name for the traces that started in one bucket (good = passed; total = judged)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    service = models.CharField(max_length=200)
+    environment = models.CharField(max_length=64)
+    granularity = models.CharField(max_length=1, choices=Granularity.choices)
+    bucket = models.DateTimeField()
+    dimension = models.CharField(max_length=10, choices=Dimension.choices, blank=True)
+    value = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=100)
+    good = models.IntegerField(default=0)
+    total = models.IntegerField(default=0)
+    value_sum = models.FloatField(default=0)
+    value_count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "service", "environment", "granularity", "bucket", "dimension", "value", "name"],
+                name="score_rollup_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "granularity", "dimension", "bucket"], name="score_range_idx"),
+        ]
+
+
+class DirtyBucket(models.Model):
+    """A minute whose traces or scores changed since its rollups were computed (late data included)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    marked_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # Marking is an idempotent insert: many writers, one row per minute.
+            models.UniqueConstraint(fields=["project", "minute"], name="dirty_bucket_unique"),
+        ]

@@ -1,0 +1,349 @@
+"""Rollup writes: mark changed minutes, recompute their buckets from raw rows, roll minutes up into hours.
+
+Writers of traces and scores call ``minutes_mark_dirty`` inside their transaction (late spans and late scores
+included). The beat task claims dirty minutes with SKIP LOCKED and recomputes each one entirely from the
+raw traces and scores that started in it, so a recompute is idempotent and order never matters.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count, Q, Sum
+
+from evals.models import Score
+from rollups.histogram import bucket_of
+from rollups.models import DirtyBucket, Granularity, ScoreRollup, TrafficRollup
+from traces.models import Span, Trace
+
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+CLAIM_BATCH = 500
+TRACE_CHUNK = 5000
+
+
+def floor_minute(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def floor_hour(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def minutes_mark_dirty(*, project_id: int, moments: Iterable[datetime]) -> None:
+    """Record that the buckets holding these moments must be recomputed (idempotent, cheap)."""
+    minutes = {floor_minute(m) for m in moments}
+    if minutes:
+        DirtyBucket.objects.bulk_create(
+            [DirtyBucket(project_id=project_id, minute=m) for m in sorted(minutes)], ignore_conflicts=True
+        )
+
+
+@dataclass
+class _Traffic:
+    traces: int = 0
+    errors: int = 0
+    hist: dict[str, int] = field(default_factory=dict)
+    latency_sum: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: Decimal = Decimal(0)
+    unpriced: int = 0
+
+    def add(self, trace: dict[str, Any]) -> None:
+        self.traces += 1
+        self.errors += trace["status"] == "error"
+        key = str(bucket_of(trace["duration_ms"]))
+        self.hist[key] = self.hist.get(key, 0) + 1
+        self.latency_sum += trace["duration_ms"]
+        self.input_tokens += trace["input_tokens"]
+        self.output_tokens += trace["output_tokens"]
+        self.cost += trace["cost"] or Decimal(0)
+        self.unpriced += trace["has_unpriced"]
+
+
+@dataclass
+class _Judged:
+    good: int = 0
+    total: int = 0
+    value_sum: float = 0.0
+    value_count: int = 0
+
+
+def _slices(trace: dict[str, Any], prompts: set[str]) -> list[tuple[str, str]]:
+    """The slices a trace belongs to: all traces, each model it used, its release, prompt versions and route."""
+    slices = [("", "")]
+    slices += [("model", m[:200]) for m in trace["model_names"]]
+    if trace["release"]:
+        slices.append(("release", trace["release"][:200]))
+    slices += [("prompt", p[:200]) for p in sorted(prompts)]
+    if trace["name"]:
+        slices.append(("route", trace["name"][:200]))
+    return slices
+
+
+def _trace_verdicts(trace_pks: list[int]) -> dict[int, dict[str, tuple[bool | None, float | None]]]:
+    """Per trace and score name: passed (all rows passed) and the mean value; newest evaluator version only."""
+    rows = Score.objects.filter(trace_id__in=trace_pks).values_list(
+        "trace_id", "name", "passed", "value", "source", "evaluator_version"
+    )
+    newest: dict[tuple[int, str], int] = {}
+    kept: list[tuple[int, str, bool | None, float | None]] = []
+    materialised = list(rows)
+    for trace_id, name, _, _, source, version in materialised:
+        if source == "evaluator":
+            newest[(trace_id, name)] = max(newest.get((trace_id, name), 0), version)
+    for trace_id, name, passed, value, source, version in materialised:
+        if source != "evaluator" or version == newest[(trace_id, name)]:
+            kept.append((trace_id, name, passed, value))
+    grouped: dict[int, dict[str, list[tuple[bool | None, float | None]]]] = defaultdict(lambda: defaultdict(list))
+    for trace_id, name, passed, value in kept:
+        grouped[trace_id][name].append((passed, value))
+    verdicts: dict[int, dict[str, tuple[bool | None, float | None]]] = {}
+    for trace_id, names in grouped.items():
+        verdicts[trace_id] = {}
+        for name, judged in names.items():
+            passes = [p for p, _ in judged if p is not None]
+            values = [v for _, v in judged if v is not None]
+            verdicts[trace_id][name] = (
+                all(passes) if passes else None,
+                sum(values) / len(values) if values else None,
+            )
+    return verdicts
+
+
+def _prompts(trace_pks: list[int]) -> dict[int, set[str]]:
+    found: dict[int, set[str]] = defaultdict(set)
+    rows = (
+        Span.objects.filter(trace_id__in=trace_pks, kind="llm")
+        .exclude(prompt_name="")
+        .values_list("trace_id", "prompt_name", "prompt_version")
+        .distinct()
+    )
+    for trace_id, name, version in rows:
+        found[trace_id].add(f"{name} v{version}" if version else name)
+    return found
+
+
+TRACE_FIELDS = (
+    "pk",
+    "service",
+    "environment",
+    "start_time",
+    "duration_ms",
+    "status",
+    "model_names",
+    "release",
+    "name",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+    "has_unpriced",
+)
+
+
+@transaction.atomic
+def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
+    """Recompute the minute buckets (all slices) and the hour buckets that contain them. Returns rows written."""
+    wanted = sorted({floor_minute(m) for m in minutes})
+    if not wanted:
+        return 0
+    wanted_set = set(wanted)
+    traffic: dict[tuple[str, str, datetime, str, str], _Traffic] = defaultdict(_Traffic)
+    judged: dict[tuple[str, str, datetime, str, str, str], _Judged] = defaultdict(_Judged)
+    traces = [
+        t
+        for t in Trace.objects.filter(
+            project_id=project_id, start_time__gte=wanted[0], start_time__lt=wanted[-1] + MINUTE
+        ).values(*TRACE_FIELDS)
+        if floor_minute(t["start_time"]) in wanted_set
+    ]
+    for start in range(0, len(traces), TRACE_CHUNK):
+        chunk = traces[start : start + TRACE_CHUNK]
+        pks = [t["pk"] for t in chunk]
+        prompts, verdicts = _prompts(pks), _trace_verdicts(pks)
+        for trace in chunk:
+            minute = floor_minute(trace["start_time"])
+            for dim, value in _slices(trace, prompts.get(trace["pk"], set())):
+                key = (trace["service"], trace["environment"], minute, dim, value)
+                traffic[key].add(trace)
+                for name, (passed, score_value) in verdicts.get(trace["pk"], {}).items():
+                    cell = judged[(*key, name)]
+                    if passed is not None:
+                        cell.total += 1
+                        cell.good += passed
+                    if score_value is not None:
+                        cell.value_sum += score_value
+                        cell.value_count += 1
+    minute_filter = Q(project_id=project_id, granularity=Granularity.MINUTE, bucket__in=wanted)
+    TrafficRollup.objects.filter(minute_filter).delete()
+    ScoreRollup.objects.filter(minute_filter).delete()
+    TrafficRollup.objects.bulk_create(
+        [
+            TrafficRollup(
+                project_id=project_id,
+                service=s,
+                environment=e,
+                granularity=Granularity.MINUTE,
+                bucket=b,
+                dimension=d,
+                value=v,
+                traces=t.traces,
+                errors=t.errors,
+                latency_hist=t.hist,
+                latency_sum_ms=t.latency_sum,
+                input_tokens=t.input_tokens,
+                output_tokens=t.output_tokens,
+                cost=t.cost,
+                unpriced=t.unpriced,
+            )
+            for (s, e, b, d, v), t in traffic.items()
+        ],
+        batch_size=1000,
+    )
+    ScoreRollup.objects.bulk_create(
+        [
+            ScoreRollup(
+                project_id=project_id,
+                service=s,
+                environment=e,
+                granularity=Granularity.MINUTE,
+                bucket=b,
+                dimension=d,
+                value=v,
+                name=n,
+                good=j.good,
+                total=j.total,
+                value_sum=j.value_sum,
+                value_count=j.value_count,
+            )
+            for (s, e, b, d, v, n), j in judged.items()
+        ],
+        batch_size=1000,
+    )
+    hours = sorted({floor_hour(m) for m in wanted})
+    _hours_recompute(project_id, hours)
+    return len(traffic) + len(judged)
+
+
+def _hours_recompute(project_id: int, hours: list[datetime]) -> None:
+    """Hour buckets are the sum of their minute buckets (cheap: no raw rows are read)."""
+    for hour in hours:
+        hour_filter = Q(project_id=project_id, granularity=Granularity.HOUR, bucket=hour)
+        minute_range = Q(
+            project_id=project_id, granularity=Granularity.MINUTE, bucket__gte=hour, bucket__lt=hour + HOUR
+        )
+        TrafficRollup.objects.filter(hour_filter).delete()
+        ScoreRollup.objects.filter(hour_filter).delete()
+        merged: dict[tuple[str, str, str, str], _Traffic] = defaultdict(_Traffic)
+        for row in TrafficRollup.objects.filter(minute_range).values(
+            "service",
+            "environment",
+            "dimension",
+            "value",
+            "traces",
+            "errors",
+            "latency_hist",
+            "latency_sum_ms",
+            "input_tokens",
+            "output_tokens",
+            "cost",
+            "unpriced",
+        ):
+            cell = merged[(row["service"], row["environment"], row["dimension"], row["value"])]
+            cell.traces += row["traces"]
+            cell.errors += row["errors"]
+            for key, count in row["latency_hist"].items():
+                cell.hist[key] = cell.hist.get(key, 0) + count
+            cell.latency_sum += row["latency_sum_ms"]
+            cell.input_tokens += row["input_tokens"]
+            cell.output_tokens += row["output_tokens"]
+            cell.cost += row["cost"]
+            cell.unpriced += row["unpriced"]
+        TrafficRollup.objects.bulk_create(
+            [
+                TrafficRollup(
+                    project_id=project_id,
+                    service=s,
+                    environment=e,
+                    granularity=Granularity.HOUR,
+                    bucket=hour,
+                    dimension=d,
+                    value=v,
+                    traces=t.traces,
+                    errors=t.errors,
+                    latency_hist=t.hist,
+                    latency_sum_ms=t.latency_sum,
+                    input_tokens=t.input_tokens,
+                    output_tokens=t.output_tokens,
+                    cost=t.cost,
+                    unpriced=t.unpriced,
+                )
+                for (s, e, d, v), t in merged.items()
+            ],
+            batch_size=1000,
+        )
+        scores = (
+            ScoreRollup.objects.filter(minute_range)
+            .values("service", "environment", "dimension", "value", "name")
+            .annotate(
+                good_sum=Sum("good"), total_sum=Sum("total"), vs=Sum("value_sum"), vc=Sum("value_count"), n=Count("id")
+            )
+        )
+        ScoreRollup.objects.bulk_create(
+            [
+                ScoreRollup(
+                    project_id=project_id,
+                    service=r["service"],
+                    environment=r["environment"],
+                    granularity=Granularity.HOUR,
+                    bucket=hour,
+                    dimension=r["dimension"],
+                    value=r["value"],
+                    name=r["name"],
+                    good=r["good_sum"],
+                    total=r["total_sum"],
+                    value_sum=r["vs"] or 0.0,
+                    value_count=r["vc"] or 0,
+                )
+                for r in scores
+            ],
+            batch_size=1000,
+        )
+
+
+def dirty_process(*, limit: int = CLAIM_BATCH) -> int:
+    """Claim dirty minutes (SKIP LOCKED: two workers never take the same) and recompute them. Returns minutes done."""
+    with transaction.atomic():
+        claimed = DirtyBucket.objects.order_by("project_id", "minute")
+        if connection.vendor == "postgresql":
+            claimed = claimed.select_for_update(skip_locked=True)
+        rows = list(claimed.values_list("pk", "project_id", "minute")[:limit])
+        if not rows:
+            return 0
+        by_project: dict[int, list[datetime]] = defaultdict(list)
+        for _, project_id, minute in rows:
+            by_project[project_id].append(minute)
+        # Delete first: a writer that marks the same minute while we recompute inserts it again after we commit.
+        DirtyBucket.objects.filter(pk__in=[pk for pk, _, _ in rows]).delete()
+        for project_id, minutes in by_project.items():
+            minutes_recompute(project_id=project_id, minutes=minutes)
+    return len(rows)
+
+
+def rollups_rebuild(*, project_id: int, since: datetime, until: datetime) -> int:
+    """Recompute every minute of a range from raw rows, an hour at a time. Returns the minutes recomputed."""
+    hour = floor_hour(since)
+    done = 0
+    while hour < until:
+        minutes = [hour + MINUTE * i for i in range(60)]
+        minutes_recompute(project_id=project_id, minutes=[m for m in minutes if since - MINUTE < m < until])
+        done += 60
+        hour += HOUR
+    return done

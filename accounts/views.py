@@ -21,7 +21,7 @@ def home(request: HttpRequest) -> HttpResponse:
     project = projects_for_user(user=request.user).first()
     if project is None:
         return render(request, "accounts/no_projects.html")
-    return redirect("trace_list", slug=project.slug)
+    return redirect("overview", slug=project.slug)
 
 
 @login_required

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts import views as account_views
 from evals import api as eval_api
 from evals import views as eval_views
+from rollups import views as rollup_views
 from traces import api as trace_api
 from traces import views as trace_views
 
@@ -13,6 +14,9 @@ urlpatterns = [
     path("", account_views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("p/<slug:slug>/", rollup_views.overview_view, name="overview"),
+    # Service names are free text (slashes included), so they travel in the query string.
+    path("p/<slug:slug>/service/", rollup_views.service_view, name="service_detail"),
     path("p/<slug:slug>/traces/", trace_views.trace_list, name="trace_list"),
     path("p/<slug:slug>/traces/<str:trace_id>/", trace_views.trace_view, name="trace_detail"),
     path("p/<slug:slug>/traces/<str:trace_id>/annotate/", eval_views.annotate, name="trace_annotate"),

@@ -371,6 +371,8 @@ def assert_no_xss(page: Page) -> None:
 def test_login_list_filter_and_paging(page: Page, live_server: Any, tenant: Tenant, sent: Sent) -> None:
     # Login through the form; the home page redirects to the user's project.
     log_in(page, live_server, "alice")
+    expect(page).to_have_url(re.compile(r"/p/acme/$"))
+    page.get_by_role("link", name="Traces", exact=True).click()
     expect(page).to_have_url(re.compile(r"/p/acme/traces/$"))
     # The stylesheet loaded (dark theme), so the screenshots and layout checks mean something.
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 18, 22)"

@@ -52,7 +52,7 @@ def test_member_of_a_gets_404_for_project_b(client: Client, tenant: Tenant, othe
 @pytest.mark.django_db
 def test_home_redirects_to_first_project(client: Client, tenant: Tenant) -> None:
     login(client, tenant)
-    assert client.get("/")["Location"] == "/p/acme/traces/"
+    assert client.get("/")["Location"] == "/p/acme/"
 
 
 @pytest.mark.django_db

@@ -31,7 +31,8 @@ def trace(index: int, minute: int, duration_ms: float, *, model: str = "gpt-4o-m
         "spans": [{"span_id": f"{index + 1:016x}", "name": "chat", "kind": "llm", "model": model,
                    "start_time": start.isoformat(), "end_time": (start + timedelta(milliseconds=duration_ms)).isoformat(),
                    "status": status, "input_tokens": tokens[0], "output_tokens": tokens[1],
-                   "prompt_name": "answer", "prompt_version": "3"}],
+                   "prompt_name": "answer", "prompt_version": "3", "input": "How long do refunds take?",
+                   "output": "Refunds take 14 days."}],
     }  # fmt: skip
 
 
@@ -110,3 +111,41 @@ def test_rebuild_from_raw_rows_matches_the_incremental_rollups(client: Client, t
     call_command("rollups_rebuild", "--project", "acme", verbosity=0)
     assert snapshot() == incremental
     assert len(incremental) > 10
+
+
+@pytest.mark.django_db
+def test_overview_and_service_pages_render_from_rollups(client: Client, tenant: Tenant) -> None:
+    from django.utils import timezone
+
+    from evals.services import traces_score
+    from tests.conftest import PASSWORD
+
+    now = timezone.now().replace(second=0, microsecond=0)
+    fresh = [trace(i, 0, 100.0 + i, release="v1" if i < 6 else "v2") for i in range(12)]
+    for t in fresh:
+        for span in t["spans"]:
+            span["start_time"] = (now - timedelta(minutes=30)).isoformat()
+            span["end_time"] = (now - timedelta(minutes=30) + timedelta(milliseconds=100)).isoformat()
+    fresh[0]["service"] = "<script>alert(1)</script>"
+    ingest(client, tenant, fresh)
+    traces_score(project_id=tenant.project.pk, trace_pks=list(Trace.objects.values_list("pk", flat=True)))
+    dirty_process()
+    assert client.login(username="alice", password=PASSWORD)
+    html = client.get("/p/acme/", {"range": "1h"}).content.decode()
+    assert 'data-service="bot"' in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)" not in html
+    page = client.get("/p/acme/service/", {"name": "bot", "range": "1h"})
+    assert page.status_code == 200
+    figures = page.context["figures"]
+    assert sum(figures["traffic"]["data"][0]["y"]) == 11
+    assert figures["traffic"]["data"][0]["customdata"][0].startswith("/p/acme/traces/?since=")
+    assert {t["name"] for t in figures["safety"]["data"]} >= {"pii", "prompt_injection"}
+    assert client.get("/p/acme/service/", {"name": "nope"}).status_code == 404
+    assert client.get("/p/acme/service/", {"name": "<script>alert(1)</script>", "range": "1h"}).status_code == 200
+    assert (
+        client.get(
+            "/p/acme/", {"range": "custom", "since": "2026-02-01T00:00Z", "until": "2026-01-01T00:00Z"}
+        ).status_code
+        == 200
+    )

@@ -1,0 +1,231 @@
+"""Selector output → Plotly figure dicts (no ORM). One colour per signal everywhere; units on every axis;
+every point carries the URL of the trace list filtered to its bucket, so a click opens the traces behind it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from rollups.selectors import ServiceDetail, signal_of
+
+COLORS = {
+    "traffic": "#5aa9ff",
+    "errors": "#f85149",
+    "p50": "#8591a0",
+    "p95": "#d29922",
+    "p99": "#f0883e",
+    "quality": "#a371f7",
+    "grounding": "#3fb9a0",
+    "safety": "#db61a2",
+    "runaway": "#e3a03f",
+    "cost": "#3fb950",
+    "tokens": "#5aa9ff",
+}
+PALETTE = ["#a371f7", "#3fb9a0", "#e3a03f", "#5aa9ff", "#db61a2", "#f0883e", "#8591a0", "#3fb950"]
+LAYOUT: dict[str, Any] = {
+    "template": "plotly_dark",
+    "paper_bgcolor": "rgba(0,0,0,0)",
+    "plot_bgcolor": "rgba(0,0,0,0)",
+    "margin": {"l": 56, "r": 16, "t": 32, "b": 36},
+    "height": 230,
+    "font": {"size": 11, "color": "#d8dee6"},
+    "legend": {"orientation": "h", "y": 1.18, "x": 0},
+    "hovermode": "x unified",
+    "xaxis": {"type": "date", "gridcolor": "#2a323d"},
+    "yaxis": {"gridcolor": "#2a323d", "rangemode": "tozero"},
+}
+
+
+def _links(base_url: str, buckets: list[datetime], step: timedelta, **extra: str) -> list[str]:
+    return [
+        f"{base_url}?{urlencode({'since': b.isoformat(), 'until': (b + step).isoformat(), **extra})}" for b in buckets
+    ]
+
+
+def _figure(
+    title: str, traces: list[dict[str, Any]], y_title: str, changes: list[tuple[datetime, str, str]], y_format: str = ""
+) -> dict[str, Any]:
+    layout = {
+        **LAYOUT,
+        "title": {"text": title, "x": 0, "font": {"size": 13}},
+        "yaxis": {**LAYOUT["yaxis"], "title": {"text": y_title}, "tickformat": y_format},
+    }
+    layout["shapes"] = [
+        {
+            "type": "line",
+            "xref": "x",
+            "yref": "paper",
+            "x0": at.isoformat(),
+            "x1": at.isoformat(),
+            "y0": 0,
+            "y1": 1,
+            "line": {"color": "#8591a0", "dash": "dot", "width": 1},
+        }
+        for at, _, _ in changes
+    ]
+    layout["annotations"] = [
+        {
+            "x": at.isoformat(),
+            "y": 1,
+            "xref": "x",
+            "yref": "paper",
+            "text": f"{dim} {value}",
+            "showarrow": False,
+            "font": {"size": 10, "color": "#8591a0"},
+            "xanchor": "left",
+            "yanchor": "top",
+        }
+        for at, dim, value in changes
+    ]
+    return {"data": traces, "layout": layout}
+
+
+def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dict[str, Any]]:
+    window, series, changes = detail.window, detail.series, detail.changes
+    buckets = window.buckets()
+    x = [b.isoformat() for b in buckets]
+    base = {"service": detail.service}
+    links = _links(trace_list_url, buckets, window.step, **base)
+    error_links = _links(trace_list_url, buckets, window.step, status="error", **base)
+
+    def line(name: str, y: list[Any], color: str, custom: list[str], **extra: Any) -> dict[str, Any]:
+        return {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": name,
+            "x": x,
+            "y": y,
+            "customdata": custom,
+            "line": {"color": color, "width": 2},
+            "marker": {"size": 4},
+            "connectgaps": False,
+            **extra,
+        }
+
+    figures = {
+        "traffic": _figure(
+            "Traffic and errors",
+            [
+                {
+                    "type": "bar",
+                    "name": "traces",
+                    "x": x,
+                    "y": [series.traces.get(b, 0) for b in buckets],
+                    "marker": {"color": COLORS["traffic"]},
+                    "customdata": links,
+                },
+                {
+                    "type": "bar",
+                    "name": "errors",
+                    "x": x,
+                    "y": [series.errors.get(b, 0) for b in buckets],
+                    "marker": {"color": COLORS["errors"]},
+                    "customdata": error_links,
+                },
+            ],
+            f"traces per {'minute' if window.step < timedelta(hours=1) else 'hour'}",
+            changes,
+        ),
+        "latency": _figure(
+            "Latency",
+            [
+                line(q, [series.latency(v, b) for b in buckets], COLORS[q], links)
+                for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+            ],
+            "ms",
+            changes,
+        ),
+        "cost": _figure(
+            "Spend by model",
+            [
+                {
+                    "type": "bar",
+                    "name": model or "(none)",
+                    "x": x,
+                    "y": [float(s.cost.get(b, 0)) for b in buckets],
+                    "marker": {"color": PALETTE[i % len(PALETTE)]},
+                    "customdata": _links(trace_list_url, buckets, window.step, model=model, **base),
+                }
+                for i, (model, s) in enumerate(sorted(detail.breakdowns.get("model", {}).items()))
+            ],
+            "USD",
+            changes,
+            "$.4f",
+        ),
+        "tokens": _figure(
+            "Tokens",
+            [
+                {
+                    "type": "bar",
+                    "name": "tokens",
+                    "x": x,
+                    "y": [series.tokens.get(b, 0) for b in buckets],
+                    "marker": {"color": COLORS["tokens"]},
+                    "customdata": links,
+                },
+            ],
+            "tokens",
+            changes,
+        ),
+    }
+    for figure in (figures["traffic"], figures["cost"]):
+        figure["layout"]["barmode"] = "stack" if figure is figures["cost"] else "overlay"
+    for signal in ("quality", "grounding", "safety"):
+        names = sorted(n for n in series.total if signal_of(n) == signal)
+        traces = [
+            line(
+                name,
+                [
+                    (series.good[name].get(b, 0) / series.total[name][b]) if series.total[name].get(b) else None
+                    for b in buckets
+                ],
+                PALETTE[i % len(PALETTE)] if len(names) > 1 else COLORS[signal],
+                _links(trace_list_url, buckets, window.step, failing=name, **base),
+            )
+            for i, name in enumerate(names)
+        ]
+        title = {
+            "quality": "Quality: pass rate per evaluator",
+            "grounding": "Grounding: supported answers",
+            "safety": "Safety: share of traces passing each check",
+        }[signal]
+        figures[signal] = _figure(title, traces, "pass rate", changes, ".0%")
+        figures[signal]["layout"]["yaxis"]["range"] = [0, 1.05]
+    return figures
+
+
+def breakdown_rows(detail: ServiceDetail, dimension: str) -> list[dict[str, Any]]:
+    """Every signal of each slice side by side (model, release, prompt version, route)."""
+    rows = []
+    for value, s in sorted(detail.breakdowns.get(dimension, {}).items(), key=lambda kv: -kv[1].traffic()):
+        rows.append(
+            {
+                "value": value,
+                "traffic": s.traffic(),
+                "error_rate": s.error_rate(),
+                "p95": s.latency(0.95),
+                "quality": s.rate("quality"),
+                "grounding": s.rate("grounding"),
+                "safety_failures": s.failures("safety"),
+                "cost_per_request": s.cost_per_request(),
+                "spend": s.spend(),
+            }
+        )
+    return rows
+
+
+def sparkline(values: list[float | None], width: int = 90, height: int = 22) -> str:
+    """SVG polyline points for a sparkline (numbers only, so safe to put in an attribute)."""
+    present = [v for v in values if v is not None]
+    if len(present) < 2:
+        return ""
+    low, high = min(present), max(present)
+    span = (high - low) or 1.0
+    step = width / max(len(values) - 1, 1)
+    points = [
+        f"{i * step:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}"
+        for i, v in enumerate(values)
+        if v is not None
+    ]
+    return " ".join(points)

@@ -1,0 +1,390 @@
+"""Reads behind the overview and the service page. Golden signals and score rates come from rollups (a few
+queries whatever the data size); lists of example traces come from indexed raw rows, bounded by LIMIT."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet
+
+from accounts.models import Project
+from evals.models import Score
+from rollups.histogram import merge, quantile
+from rollups.models import Granularity, ScoreRollup, TrafficRollup
+from rollups.services import floor_hour, floor_minute
+from traces.models import RetrievedDocument, Trace
+
+RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+SAFETY = frozenset({"prompt_injection", "pii", "secrets", "forbidden_tools"})
+RUNAWAY = frozenset({"cost_ceiling", "llm_calls", "tool_loop"})
+
+
+def signal_of(score_name: str) -> str:
+    """Which dashboard signal a score feeds: grounding, safety, runaway, or quality (everything else)."""
+    if score_name == "grounding":
+        return "grounding"
+    if score_name in SAFETY:
+        return "safety"
+    if score_name in RUNAWAY:
+        return "runaway"
+    return "quality"
+
+
+@dataclass(frozen=True)
+class Window:
+    since: datetime
+    until: datetime
+    granularity: str
+    step: timedelta
+
+    @property
+    def previous(self) -> Window:
+        span = self.until - self.since
+        return Window(self.since - span, self.since, self.granularity, self.step)
+
+    def buckets(self) -> list[datetime]:
+        first = floor_minute(self.since) if self.granularity == Granularity.MINUTE else floor_hour(self.since)
+        out, at = [], first
+        while at < self.until:
+            out.append(at)
+            at += self.step
+        return out
+
+
+def window_for(
+    *, range_key: str, now: datetime, since: datetime | None = None, until: datetime | None = None
+) -> Window:
+    """Minute buckets up to 6 hours, hour buckets beyond (a 30-day chart is 720 points, not 43,200)."""
+    if since is None or until is None:
+        until = now
+        since = now - RANGES.get(range_key, RANGES["24h"])
+    if until - since <= timedelta(hours=6):
+        return Window(since, until, Granularity.MINUTE, timedelta(minutes=1))
+    return Window(since, until, Granularity.HOUR, timedelta(hours=1))
+
+
+@dataclass
+class Series:
+    """Per-bucket aggregates of one service (or one slice), ready for charts and summaries."""
+
+    traces: dict[datetime, int] = field(default_factory=lambda: defaultdict(int))
+    errors: dict[datetime, int] = field(default_factory=lambda: defaultdict(int))
+    hists: dict[datetime, list[dict[str, int]]] = field(default_factory=lambda: defaultdict(list))
+    cost: dict[datetime, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    tokens: dict[datetime, int] = field(default_factory=lambda: defaultdict(int))
+    unpriced: int = 0
+    good: dict[str, dict[datetime, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    total: dict[str, dict[datetime, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+
+    def traffic(self) -> int:
+        return sum(self.traces.values())
+
+    def error_rate(self) -> float | None:
+        n = self.traffic()
+        return sum(self.errors.values()) / n if n else None
+
+    def latency(self, q: float, bucket: datetime | None = None) -> float | None:
+        hists = self.hists.get(bucket, []) if bucket else [h for hs in self.hists.values() for h in hs]
+        return quantile(merge(hists), q)
+
+    def spend(self) -> Decimal:
+        return sum(self.cost.values(), Decimal(0))
+
+    def cost_per_request(self) -> Decimal | None:
+        n = self.traffic()
+        return self.spend() / n if n else None
+
+    def rate(self, signal: str, bucket: datetime | None = None) -> float | None:
+        """good/total over the scores that feed a signal (for safety: the share of checks that passed)."""
+        good = total = 0
+        for name, per_bucket in self.total.items():
+            if signal_of(name) != signal:
+                continue
+            if bucket is None:
+                total += sum(per_bucket.values())
+                good += sum(self.good[name].values())
+            else:
+                total += per_bucket.get(bucket, 0)
+                good += self.good[name].get(bucket, 0)
+        return good / total if total else None
+
+    def failures(self, signal: str) -> int:
+        return sum(
+            sum(per_bucket.values()) - sum(self.good[name].values())
+            for name, per_bucket in self.total.items()
+            if signal_of(name) == signal
+        )
+
+
+def _series(
+    project: Project, window: Window, environment: str, service: str | None, dimension: str = ""
+) -> dict[tuple[str, str], Series]:
+    """Two queries: traffic rows and score rows of the window, grouped by (service, slice value)."""
+    filters: dict[str, Any] = {
+        "project": project,
+        "granularity": window.granularity,
+        "dimension": dimension,
+        "bucket__gte": window.buckets()[0] if window.buckets() else window.since,
+        "bucket__lt": window.until,
+    }
+    if environment:
+        filters["environment"] = environment
+    if service is not None:
+        filters["service"] = service
+    out: dict[tuple[str, str], Series] = defaultdict(Series)
+    for row in TrafficRollup.objects.filter(**filters).values_list(
+        "service",
+        "value",
+        "bucket",
+        "traces",
+        "errors",
+        "latency_hist",
+        "cost",
+        "input_tokens",
+        "output_tokens",
+        "unpriced",
+    ):
+        svc, value, bucket, traces, errors, hist, cost, tin, tout, unpriced = row
+        series = out[(svc, value)]
+        series.traces[bucket] += traces
+        series.errors[bucket] += errors
+        series.hists[bucket].append(hist)
+        series.cost[bucket] += cost
+        series.tokens[bucket] += tin + tout
+        series.unpriced += unpriced
+    for svc, value, bucket, name, good, total in ScoreRollup.objects.filter(**filters).values_list(
+        "service", "value", "bucket", "name", "good", "total"
+    ):
+        series = out[(svc, value)]
+        series.good[name][bucket] += good
+        series.total[name][bucket] += total
+    return out
+
+
+@dataclass
+class ServiceHealth:
+    service: str
+    now: Series
+    before: Series
+    buckets: list[datetime]
+    spend_today: Decimal
+    drift: str = "not run"
+
+    def _change(self, now: float | None, before: float | None) -> float | None:
+        return None if now is None or before is None else now - before
+
+    @property
+    def signals(self) -> list[dict[str, Any]]:
+        """One entry per column of the overview: value now, change against the previous period, sparkline."""
+        n, b, buckets = self.now, self.before, self.buckets
+        traffic_change = (n.traffic() / b.traffic() - 1.0) if b.traffic() else None
+        cpr_now, cpr_before = n.cost_per_request(), b.cost_per_request()
+        return [
+            {
+                "key": "traffic",
+                "value": n.traffic(),
+                "change": traffic_change,
+                "spark": [n.traces.get(t, 0) for t in buckets],
+            },
+            {
+                "key": "errors",
+                "value": n.error_rate(),
+                "change": self._change(n.error_rate(), b.error_rate()),
+                "spark": [n.errors.get(t, 0) / n.traces[t] if n.traces.get(t) else None for t in buckets],
+            },
+            {
+                "key": "p95",
+                "value": n.latency(0.95),
+                "change": self._change(n.latency(0.95), b.latency(0.95)),
+                "spark": [n.latency(0.95, t) for t in buckets],
+            },
+            {
+                "key": "quality",
+                "value": n.rate("quality"),
+                "change": self._change(n.rate("quality"), b.rate("quality")),
+                "spark": [n.rate("quality", t) for t in buckets],
+            },
+            {
+                "key": "grounding",
+                "value": n.rate("grounding"),
+                "change": self._change(n.rate("grounding"), b.rate("grounding")),
+                "spark": [n.rate("grounding", t) for t in buckets],
+            },
+            {
+                "key": "safety",
+                "value": n.failures("safety"),
+                "change": float(n.failures("safety") - b.failures("safety")),
+                "spark": [],
+            },
+            {
+                "key": "cost_per_request",
+                "value": cpr_now,
+                "change": self._change(
+                    float(cpr_now) if cpr_now is not None else None,
+                    float(cpr_before) if cpr_before is not None else None,
+                ),
+                "spark": [float(n.cost[t] / n.traces[t]) if n.traces.get(t) else None for t in buckets],
+            },
+        ]
+
+    @property
+    def badness(self) -> float:
+        """Worst first: the largest of the error rate and the failure shares of quality, grounding and safety."""
+        n = self.now
+        shares = [n.error_rate() or 0.0]
+        shares += [1.0 - r for r in (n.rate("quality"), n.rate("grounding"), n.rate("safety")) if r is not None]
+        return max(shares)
+
+
+def overview(*, project: Project, environment: str, window: Window, now: datetime) -> list[ServiceHealth]:
+    """Five queries: traffic and scores for this period and the previous one, and today's spend."""
+    current = _series(project, window, environment, None)
+    before = _series(project, window.previous, environment, None)
+    today = floor_hour(now.astimezone(UTC)).replace(hour=0)
+    spend_filters: dict[str, Any] = {
+        "project": project,
+        "granularity": Granularity.HOUR,
+        "dimension": "",
+        "bucket__gte": today,
+    }
+    if environment:
+        spend_filters["environment"] = environment
+    spend: dict[str, Decimal] = defaultdict(Decimal)
+    for service, cost in TrafficRollup.objects.filter(**spend_filters).values_list("service", "cost"):
+        spend[service] += cost
+    services = sorted({s for s, _ in current} | {s for s, _ in before})
+    rows = [
+        ServiceHealth(
+            service=s,
+            now=current.get((s, ""), Series()),
+            before=before.get((s, ""), Series()),
+            buckets=window.buckets(),
+            spend_today=spend[s],
+        )
+        for s in services
+    ]
+    return sorted(rows, key=lambda r: (-r.badness, r.service))
+
+
+def environments(*, project: Project) -> list[str]:
+    return list(
+        TrafficRollup.objects.filter(project=project, granularity=Granularity.HOUR, dimension="")
+        .values_list("environment", flat=True)
+        .distinct()
+        .order_by("environment")
+    )
+
+
+@dataclass
+class ServiceDetail:
+    service: str
+    window: Window
+    series: Series
+    breakdowns: dict[str, dict[str, Series]]
+    changes: list[tuple[datetime, str, str]]
+    failing_evaluators: list[tuple[str, int, int]]
+    least_grounded: list[Score]
+    grounding_by_source: list[tuple[str, int, float]]
+    expensive: list[Trace]
+    runaway: list[Score]
+    cost_by_user: list[tuple[str, Decimal, int]]
+    human_feedback: tuple[int, int]
+
+
+def _changes(breakdowns: dict[str, dict[str, Series]]) -> list[tuple[datetime, str, str]]:
+    """Where a release or model first appears after the window's start: a marker on every chart."""
+    markers: list[tuple[datetime, str, str]] = []
+    for dimension in ("release", "model"):
+        firsts = {
+            value: min(b for b, n in series.traces.items() if n)
+            for value, series in breakdowns.get(dimension, {}).items()
+            if any(series.traces.values())
+        }
+        if len(firsts) < 2:
+            continue
+        start = min(firsts.values())
+        markers += [(first, dimension, value) for value, first in firsts.items() if first > start]
+    return sorted(markers)
+
+
+def service_detail(*, project: Project, service: str, environment: str, window: Window) -> ServiceDetail:
+    series = _series(project, window, environment, service).get((service, ""), Series())
+    breakdowns = {
+        dim: {value: s for (_, value), s in _series(project, window, environment, service, dim).items()}
+        for dim in ("model", "release", "prompt", "route")
+    }
+    failing = sorted(
+        (
+            (name, sum(per.values()) - sum(series.good[name].values()), sum(per.values()))
+            for name, per in series.total.items()
+        ),
+        key=lambda row: (-row[1], row[0]),
+    )
+    in_window = _scores_in_window(project, service, environment, window)
+    least = list(in_window.filter(name="grounding", value__isnull=False).order_by("value", "-pk")[:10])
+    runaway = list(in_window.filter(name__in=RUNAWAY, passed=False).order_by("-pk")[:10])
+    human = in_window.filter(name="human_feedback")
+    feedback = (human.filter(passed=True).count(), human.filter(passed__isnull=False).count())
+    traces = Trace.objects.filter(
+        project=project, service=service, start_time__gte=window.since, start_time__lt=window.until
+    )
+    if environment:
+        traces = traces.filter(environment=environment)
+    expensive = list(
+        traces.filter(cost__isnull=False)
+        .order_by("-cost", "-pk")
+        .only("trace_id", "name", "start_time", "cost", "total_tokens", "model_names")[:10]
+    )
+    by_user: dict[str, list[Any]] = defaultdict(lambda: [Decimal(0), 0])
+    for user, cost in traces.exclude(user_id="").values_list("user_id", "cost")[:20000]:
+        by_user[user][0] += cost or Decimal(0)
+        by_user[user][1] += 1
+    cost_by_user = sorted(((u, c, n) for u, (c, n) in by_user.items()), key=lambda r: -r[1])[:10]
+    return ServiceDetail(
+        service=service,
+        window=window,
+        series=series,
+        breakdowns=breakdowns,
+        changes=_changes(breakdowns),
+        failing_evaluators=[f for f in failing if f[2]],
+        least_grounded=least,
+        grounding_by_source=_grounding_by_source(in_window),
+        expensive=expensive,
+        runaway=runaway,
+        cost_by_user=cost_by_user,
+        human_feedback=feedback,
+    )
+
+
+def _scores_in_window(project: Project, service: str, environment: str, window: Window) -> QuerySet[Score]:
+    scores = Score.objects.filter(
+        project=project,
+        trace__service=service,
+        trace__start_time__gte=window.since,
+        trace__start_time__lt=window.until,
+    ).select_related("trace")
+    return scores.filter(trace__environment=environment) if environment else scores
+
+
+def _grounding_by_source(scores: QuerySet[Score], limit: int = 2000) -> list[tuple[str, int, float]]:
+    """Grounded share of the answers that used each retrieved document (the last ``limit`` grounding scores)."""
+    recent = list(
+        scores.filter(name="grounding", passed__isnull=False).order_by("-pk").values_list("trace_id", "passed")[:limit]
+    )
+    passed = dict(recent)
+    per_source: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    seen: set[tuple[int, str]] = set()
+    for trace_id, doc_id in RetrievedDocument.objects.filter(span__trace_id__in=passed).values_list(
+        "span__trace_id", "document_id"
+    ):
+        if not doc_id or (trace_id, doc_id) in seen:
+            continue
+        seen.add((trace_id, doc_id))
+        per_source[doc_id][0] += 1
+        per_source[doc_id][1] += bool(passed[trace_id])
+    rows = [(doc, n, good / n) for doc, (n, good) in per_source.items()]
+    return sorted(rows, key=lambda r: (r[2], -r[1]))[:10]

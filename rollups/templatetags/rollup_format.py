@@ -1,0 +1,73 @@
+"""Formatting of overview signals. Plain strings: Django escapes them."""
+
+from decimal import Decimal
+from typing import Any
+
+from django import template
+
+from traces.templatetags.trace_format import duration, usd
+
+register = template.Library()
+RATES = {"errors", "quality", "grounding"}
+# Lower is better for these; for the others (quality, grounding) higher is better.
+LOWER_IS_BETTER = {"errors", "p95", "safety", "cost_per_request"}
+
+
+@register.filter
+def signal_value(signal: dict[str, Any]) -> str:
+    value, key = signal["value"], signal["key"]
+    if value is None:
+        return "–"
+    if key == "traffic":
+        return f"{value:,}"
+    if key in RATES:
+        return f"{value:.1%}"
+    if key == "p95":
+        return duration(value)
+    if key == "safety":
+        return str(value)
+    return usd(Decimal(value)) if key == "cost_per_request" else str(value)
+
+
+@register.filter
+def signal_change(signal: dict[str, Any]) -> str:
+    change, key = signal["change"], signal["key"]
+    if change is None or change == 0:
+        return ""
+    arrow = "▲" if change > 0 else "▼"
+    if key == "traffic":
+        return f"{arrow} {abs(change):.0%}"
+    if key in RATES:
+        return f"{arrow} {abs(change) * 100:.1f} pt"
+    if key == "p95":
+        return f"{arrow} {duration(abs(change))}"
+    if key == "safety":
+        return f"{arrow} {abs(change):.0f}"
+    return f"{arrow} {usd(Decimal(str(abs(change))))}"
+
+
+@register.filter
+def signal_class(signal: dict[str, Any]) -> str:
+    """'bad' when the value is unhealthy, 'worse' / 'better' for the direction of the change."""
+    value, change, key = signal["value"], signal["change"], signal["key"]
+    classes = []
+    if value is not None and (
+        (key == "errors" and value > 0.05)
+        or (key in ("quality", "grounding") and value < 0.9)
+        or (key == "safety" and value > 0)
+    ):
+        classes.append("bad")
+    if change:
+        worse = change > 0 if key in LOWER_IS_BETTER else change < 0
+        if key != "traffic":
+            classes.append("worse" if worse else "better")
+    return " ".join(classes)
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+register.filter("usd", usd)
+register.filter("duration", duration)

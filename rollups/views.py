@@ -1,0 +1,106 @@
+"""The project overview (one row per service, worst first) and the service page."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.selectors import membership_for
+from rollups.charts import breakdown_rows, service_figures, sparkline
+from rollups.selectors import RANGES, Window, environments, overview, service_detail, window_for
+
+
+class RangeForm(forms.Form):
+    range = forms.ChoiceField(choices=[(k, k) for k in RANGES] + [("custom", "custom")], required=False)
+    since = forms.DateTimeField(required=False)
+    until = forms.DateTimeField(required=False)
+    environment = forms.CharField(required=False, max_length=64)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("range") == "custom":
+            if not data.get("since") or not data.get("until"):
+                raise forms.ValidationError("A custom range needs both 'since' and 'until' (ISO 8601).")
+            if data["since"] >= data["until"]:
+                raise forms.ValidationError("'since' must be before 'until'.")
+        return data
+
+    def window(self) -> Window:
+        data = self.cleaned_data if self.is_valid() else {}
+        custom = data.get("range") == "custom"
+        return window_for(
+            range_key=data.get("range") or "24h",
+            now=timezone.now(),
+            since=data.get("since") if custom else None,
+            until=data.get("until") if custom else None,
+        )
+
+
+def _context(request: HttpRequest, slug: str) -> tuple[dict[str, object], RangeForm, Window]:
+    project = membership_for(user=request.user, slug=slug).project
+    form = RangeForm(request.GET)
+    window = form.window()
+    env = form.cleaned_data.get("environment", "") if form.is_valid() else ""
+    params = request.GET.copy()
+    params.pop("name", None)
+    query = params.urlencode()
+    return (
+        {
+            "project": project,
+            "form": form,
+            "window": window,
+            "environment": env,
+            "environments": environments(project=project),
+            "query": query,
+            "range_key": request.GET.get("range", "24h"),
+        },
+        form,
+        window,
+    )
+
+
+@login_required
+def overview_view(request: HttpRequest, slug: str) -> HttpResponse:
+    context, _, window = _context(request, slug)
+    rows = overview(
+        project=context["project"],
+        environment=str(context["environment"]),
+        window=window,  # type: ignore[arg-type]
+        now=timezone.now(),
+    )
+    table = [{"health": row, "signals": [{**s, "points": sparkline(s["spark"])} for s in row.signals]} for row in rows]
+    return render(request, "rollups/overview.html", {**context, "rows": table})
+
+
+@login_required
+def service_view(request: HttpRequest, slug: str) -> HttpResponse:
+    service = request.GET.get("name", "")
+    context, _, window = _context(request, slug)
+    project = context["project"]
+    detail = service_detail(project=project, service=service, environment=str(context["environment"]), window=window)  # type: ignore[arg-type]
+    if not detail.series.traffic() and not any(detail.breakdowns.values()):
+        known = overview(
+            project=project,
+            environment="",
+            window=window_for(range_key="30d", now=timezone.now()),  # type: ignore[arg-type]
+            now=timezone.now(),
+        )
+        if service not in {r.service for r in known}:
+            raise Http404("No such service in this project.")
+    trace_list = reverse("trace_list", args=[slug])
+    figures = service_figures(detail, trace_list)
+    return render(
+        request,
+        "rollups/service.html",
+        {
+            **context,
+            "detail": detail,
+            "figures": figures,
+            "breakdowns": {dim: breakdown_rows(detail, dim) for dim in ("model", "release", "prompt", "route")},
+            "trace_list": trace_list,
+        },
+    )

@@ -51,7 +51,7 @@ import psycopg
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PG_BASE_URL, machine, pg_execute, pg_scalar, snapshot
+from common import BROKER_URL, PG_BASE_URL, flush_broker, machine, pg_execute, pg_scalar, snapshot
 from payload import request_stream
 
 SRE4AI_DB = "sre4ai_bench"
@@ -220,7 +220,7 @@ def sre4ai_env(dbname: str, var_dir: str) -> dict[str, str]:
             "DATABASE_URL": f"{PG_BASE_URL}/{dbname}",
             "DJANGO_DEBUG": "0",
             "SRE4AI_VAR_DIR": var_dir,
-            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/14",
+            "CELERY_BROKER_URL": BROKER_URL,
             "LOG_LEVEL": "WARNING",
         }
     )
@@ -610,6 +610,11 @@ def start_profile(server: Server, out_dir: Path, seconds: float) -> subprocess.P
     )
 
 
+# Inclusive time is shown for the project's code and the libraries it spends time in, not for the
+# server and framework frames that every request passes through.
+INCLUSIVE_OF = ("traces/", "accounts/", "evals/", "genai_prices/", "bulk_create", "psycopg/cursor.py", "json/")
+
+
 def summarise_profile(folded: Path, top: int = 25) -> dict[str, list[tuple[str, float]]]:
     """Self and inclusive time per function from py-spy's collapsed stacks (idle waits removed)."""
     self_time: dict[str, int] = {}
@@ -628,7 +633,8 @@ def summarise_profile(folded: Path, top: int = 25) -> dict[str, list[tuple[str, 
         leaf = frames[-1]
         self_time[leaf] = self_time.get(leaf, 0) + count
         for frame in set(frames[1:]):
-            inclusive[frame] = inclusive.get(frame, 0) + count
+            if any(part in frame for part in INCLUSIVE_OF):
+                inclusive[frame] = inclusive.get(frame, 0) + count
 
     def ranked(table: dict[str, int]) -> list[tuple[str, float]]:
         return [(k, round(100 * v / max(total, 1), 1)) for k, v in sorted(table.items(), key=lambda kv: -kv[1])[:top]]
@@ -721,13 +727,17 @@ def main() -> int:
                             profile = summarise_profile(args.profile / "ingest.folded")
                         results.append(result)
                         print(markdown_table([result]).splitlines()[-1], flush=True)
-            if args.target in ("phoenix", "both"):
+            if args.target == "both" and not (args.phoenix_venv / "bin" / "phoenix").exists():
+                print(f"Phoenix skipped: no {args.phoenix_venv}/bin/phoenix (see --phoenix-venv)", flush=True)
+            elif args.target in ("phoenix", "both"):
                 with phoenix_server(args.phoenix_venv, args.phoenix_db, work) as server:
                     print(f"running {server.config} ...", flush=True)
                     result = run_load(server, args, 99)
                     results.append(result)
                     print(markdown_table([result]).splitlines()[-1], flush=True)
         finally:
+            with contextlib.suppress(Exception):
+                flush_broker()
             if not args.keep_db:
                 for db in (SRE4AI_DB, SRE4AI_TEMPLATE_DB, PHOENIX_DB):
                     with contextlib.suppress(psycopg.Error):

@@ -21,8 +21,11 @@ import requests
 from django.test import override_settings
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from evals.services import traces_score
+from rollups.services import dirty_process
 from tests.conftest import PASSWORD, Tenant
 from tests.otlp_build import new_span_id, new_trace_id, request, span
+from traces.models import Trace
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -333,6 +336,7 @@ def sent(live_server: Any, tenant: Tenant) -> Sent:
     send(live_server, tenant.secret, rag, "support-bot")
     send(live_server, tenant.secret, agent + failed, "travel-agent")
     send(live_server, tenant.secret, xss, "support-bot")
+    dirty_process()  # the beat task's job: the filter drop-downs and the overview read the rollups
     return Sent(
         rag=trace_id_of(rag),
         agent=trace_id_of(agent),
@@ -442,7 +446,7 @@ def test_login_list_filter_and_paging(page: Page, live_server: Any, tenant: Tena
 
 
 def test_trace_detail_waterfall_and_span_panels(page: Page, live_server: Any, tenant: Tenant, sent: Sent) -> None:
-    log_in(page, live_server, "alice")
+    log_in(page, live_server, "alice", "/p/acme/traces/")
     # Open the RAG answer from the list.
     row_of(page, sent.rag).locator("td.name a").click()
     expect(page).to_have_url(re.compile(rf"/p/acme/traces/{sent.rag}/"))
@@ -521,7 +525,7 @@ def test_trace_detail_waterfall_and_span_panels(page: Page, live_server: Any, te
 
 
 def test_user_text_is_rendered_as_text_never_executed(page: Page, live_server: Any, tenant: Tenant, sent: Sent) -> None:
-    log_in(page, live_server, "alice")
+    log_in(page, live_server, "alice", "/p/acme/traces/")
     row = row_of(page, sent.xss)
     expect(row.locator("td.io .in")).to_contain_text(SCRIPT_XSS)
     expect(row.locator("td.io .out")).to_contain_text(IMG_XSS)
@@ -612,3 +616,41 @@ def test_member_of_a_gets_404_on_project_b(
     # A filter naming B's service shows nothing of B's in A's list.
     page.goto(live_server.url + "/p/acme/traces/?service=globex-bot")
     expect(rows(page)).to_have_count(0)
+
+
+def test_overview_and_service_charts_click_through_to_traces(
+    page: Page, live_server: Any, tenant: Tenant, sent: Sent
+) -> None:
+    traces_score(project_id=tenant.project.pk, trace_pks=list(Trace.objects.values_list("pk", flat=True)))
+    dirty_process()  # the scores' minutes
+    log_in(page, live_server, "alice")
+    expect(page).to_have_url(re.compile(r"/p/acme/$"))
+    page.get_by_role("link", name="24 h").click()
+    overview = page.locator("table.overview tbody tr")
+    expect(overview).to_have_count(3)
+    expect(page.locator('tr[data-service="summariser"] td.sig-traffic .v')).to_have_text(str(FILLER_TRACES))
+    # Sparklines are drawn for services with traffic in several buckets.
+    expect(page.locator('tr[data-service="summariser"] svg.spark polyline').first).to_be_attached()
+    page.screenshot(path=artifact("browser-overview.png"))
+
+    page.locator('tr[data-service="summariser"] a').first.click()
+    expect(page).to_have_url(re.compile(r"/p/acme/service/\?name=summariser"))
+    for chart in ("traffic", "latency", "cost", "safety"):
+        expect(page.locator(f"#chart-{chart} .main-svg").first).to_be_visible()
+    page.screenshot(path=artifact("browser-service.png"), full_page=True)
+
+    # Clicking a traffic bar opens the trace list filtered to that service and minute.
+    bar = page.locator("#chart-traffic .bars .point path").last
+    box = bar.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)  # Plotly reports a click on the point it is hovering
+    expect(
+        page.locator("#chart-traffic .hoverlayer .hovertext, #chart-traffic .hoverlayer .legend").first
+    ).to_be_attached()
+    page.mouse.click(x, y)
+    expect(page).to_have_url(re.compile(r"/p/acme/traces/\?.*service=summariser"))
+    expect(page).to_have_url(re.compile(r"since="))
+    assert rows(page).count() >= 1
+    for service in page.locator("table.traces tbody td:nth-child(2)").all_inner_texts():
+        assert service.strip() == "summariser"

@@ -35,7 +35,8 @@ class CostSource(models.TextChoices):
 class Trace(models.Model):
     """One request through an LLM app. Every column is derived from its spans (see services)."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="traces")
+    # No single-column index: the unique (project, trace_id) constraint serves project lookups.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="traces", db_index=False)
     trace_id = models.CharField(max_length=32)
     service = models.CharField(max_length=200, blank=True)
     environment = models.CharField(max_length=64, default="default")
@@ -87,8 +88,10 @@ class Trace(models.Model):
 class Span(models.Model):
     """One operation in a trace, with normalised columns and the raw OTLP data kept beside them."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="spans")
+    # Both foreign keys lead composite indexes below (and the unique constraint), so their own single-column
+    # indexes would only slow every insert down.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="spans", db_index=False)
     span_id = models.CharField(max_length=16)
     parent_span_id = models.CharField(max_length=16, blank=True)
     name = models.CharField(max_length=500, blank=True)
@@ -154,7 +157,7 @@ class Span(models.Model):
 class RetrievedDocument(models.Model):
     """A document a retriever or reranker returned, in rank order: queryable by id and content."""
 
-    span = models.ForeignKey(Span, on_delete=models.CASCADE, related_name="documents")
+    span = models.ForeignKey(Span, on_delete=models.CASCADE, related_name="documents", db_index=False)
     position = models.IntegerField()
     document_id = models.CharField(max_length=500, blank=True)
     score = models.FloatField(null=True, blank=True)

@@ -1,0 +1,187 @@
+"""In-process profile of one OTLP ingest request: where the time of a 100-span batch goes.
+
+Usage (from the repository root):
+
+    .venv/bin/python bench/profile_ingest.py --requests 200
+    .venv/bin/python bench/profile_ingest.py --requests 200 --server-side-binding   # psycopg binds params
+
+The OTLP view is called directly (RequestFactory, no HTTP, one thread) with the payloads of
+bench/ingest.py against a fresh PostgreSQL database ``sre4ai_bench_profile``. It reports the time per
+request, then cProfile's cumulative time of the ingest stages (decode, normalise, each bulk upsert, trace
+recompute) as a share of the total, and the top functions by own time.
+
+``--server-side-binding`` only changes this process's copy of the settings (DATABASES OPTIONS), to
+measure the effect of psycopg's server-side parameter binding without touching the application code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import cProfile
+import io
+import os
+import pstats
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BROKER_URL, PG_ADMIN_URL, PG_BASE_URL, flush_broker, snapshot
+from payload import request_stream
+
+DB = "sre4ai_bench_profile"
+STAGES = [
+    ("authenticate key", "accounts/authentication.py", "authenticate_project_key"),
+    ("decode protobuf", "traces/ingest/otlp.py", "decode_traces"),
+    ("normalise spans", "traces/ingest/normalize.py", "normalise_span"),
+    ("  price usage (genai-prices)", "traces/ingest/pricing.py", "price_usage"),
+    ("store (spans_store)", "traces/services.py", "spans_store"),
+    ("  advisory locks", "traces/services.py", "_lock_traces"),
+    ("  pending log events lookup", "traces/services.py", "_pending_events"),
+    ("  recompute traces", "traces/services.py", "_recompute_traces"),
+    ("all bulk_create calls", "django/db/models/query.py", "bulk_create"),
+    ("  Django: build INSERT params (compiler)", "django/db/models/sql/compiler.py", "assemble_as_sql"),
+    ("all SQL execute", "psycopg/cursor.py", "execute"),
+    ("  psycopg: adapt/quote params", "psycopg/_cursor_base.py", "_convert_query"),
+    ("    of which array params (UNNEST)", "psycopg/types/array.py", "dump"),
+    ("  psycopg: waiting for PostgreSQL", "psycopg/connection.py", "wait"),
+    ("JSON encoding (json.dumps)", "json/__init__.py", "dumps"),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--spans-per-request", type=int, default=100)
+    parser.add_argument("--server-side-binding", action="store_true")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--source",
+        default="worktree",
+        help="Code to benchmark: 'worktree' (a copy of the working tree, the default) or a git revision such as HEAD.",
+    )
+    args = parser.parse_args()
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB}")
+    var_dir = tempfile.mkdtemp(prefix="sre4ai-bench-profile-")
+    atexit.register(shutil.rmtree, var_dir, True)
+    os.environ.update(
+        {
+            "DATABASE_URL": f"{PG_BASE_URL}/{DB}",
+            "DJANGO_SETTINGS_MODULE": "sre4ai_web.settings",
+            "DJANGO_DEBUG": "0",
+            "SRE4AI_VAR_DIR": var_dir,
+            "LOG_LEVEL": "WARNING",
+            "CELERY_BROKER_URL": BROKER_URL,
+        }
+    )
+    atexit.register(flush_broker)
+    src = snapshot(Path(var_dir) / "src", args.source)  # edits made by others during the run do not leak in
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=src, check=True, env=os.environ
+    )
+    sys.path.insert(0, str(src))
+    os.chdir(src)  # Celery's autodiscovery puts the working directory on sys.path: make it the snapshot
+    import django
+    from django.conf import settings
+
+    django.setup()
+    if args.server_side_binding:
+        settings.DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    from django.db import connection
+    from django.test import RequestFactory
+
+    from accounts.services import api_key_issue, project_create
+    from traces.api import otlp_traces
+
+    project = project_create(slug="bench", name="profile")
+    secret = api_key_issue(project=project, name="bench").secret_key
+    factory = RequestFactory()
+    stream = request_stream(4242, args.spans_per_request)
+    bodies = [next(stream)[0] for _ in range(args.requests + 10)]
+
+    def send(body: bytes) -> None:
+        request = factory.post(
+            "/v1/traces",
+            data=body,
+            content_type="application/x-protobuf",
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        response = otlp_traces(request)
+        assert response.status_code == 200, response.content[:300]
+
+    for body in bodies[:10]:
+        send(body)  # warm-up: price table, connection
+    times = []
+    for body in bodies[10 : 10 + args.requests // 2]:
+        started = time.perf_counter()
+        send(body)
+        times.append((time.perf_counter() - started) * 1000)
+    from django.test.utils import CaptureQueriesContext
+
+    sql_phase = bodies[10 + args.requests // 2 : 10 + args.requests // 2 + 20]
+    statements: dict[str, list[float]] = {}
+    with CaptureQueriesContext(connection) as captured:
+        for body in sql_phase:
+            send(body)
+    for query in captured.captured_queries:
+        sql = query["sql"]
+        match = re.search(r'(INSERT INTO|UPDATE|DELETE FROM|FROM) "(\w+)"', sql)
+        verb = sql.split(None, 1)[0].upper()
+        key = f"{verb} {match.group(2)}" if match else sql[:40]
+        if verb in ("SAVEPOINT", "RELEASE", "ROLLBACK"):
+            key = f"{verb} (nested atomic block)"
+        statements.setdefault(key, []).append(float(query["time"]) * 1000)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for body in bodies[10 + args.requests // 2 :]:
+        send(body)
+    profiler.disable()
+    connection.close()
+
+    median = statistics.median(times)
+    binding = "server-side" if args.server_side_binding else "client-side (Django's default)"
+    print(f"parameter binding: {binding}")
+    print(
+        f"{len(times)} requests of {args.spans_per_request} spans, one thread, no HTTP: median {median:.1f} ms, "
+        f"p90 {sorted(times)[int(len(times) * 0.9)]:.1f} ms -> {args.spans_per_request / median * 1000:.0f} spans/s "
+        "per core"
+    )
+    stats = pstats.Stats(profiler)
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+
+    def cumulative(path: str, func: str) -> float:
+        return sum(v[3] for (filename, _, name), v in raw.items() if name == func and filename.endswith(path))
+
+    total = cumulative("traces/api.py", "view")
+    print(
+        f"\nstage (cumulative time, share of the request; {total / len(bodies[10 + args.requests // 2 :]) * 1000:.0f} ms"
+        " per request under cProfile):"
+    )
+    for label, path, func in STAGES:
+        print(f"  {label:45} {100 * cumulative(path, func) / total:5.1f}%")
+    print(f"\nSQL statements per request (client-observed, includes parameter adaptation; {len(sql_phase)} requests):")
+    for key, values in sorted(statements.items(), key=lambda kv: -sum(kv[1])):
+        print(f"  {key:45} {len(values) / len(sql_phase):4.1f} per request, {sum(values) / len(sql_phase):6.1f} ms")
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)
+    print("\ntop functions by own time:")
+    print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -9,6 +11,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import Project
 from accounts.selectors import membership_for
 from rollups.charts import breakdown_rows, service_figures, sparkline
 from rollups.selectors import RANGES, Window, environments, overview, service_detail, window_for
@@ -40,56 +43,52 @@ class RangeForm(forms.Form):
         )
 
 
-def _context(request: HttpRequest, slug: str) -> tuple[dict[str, object], RangeForm, Window]:
+@dataclass
+class Page:
+    """What both pages need: the project, the chosen window and environment, and their template context."""
+
+    project: Project
+    window: Window
+    environment: str
+    context: dict[str, object]
+
+
+def _page(request: HttpRequest, slug: str) -> Page:
     project = membership_for(user=request.user, slug=slug).project
     form = RangeForm(request.GET)
     window = form.window()
-    env = form.cleaned_data.get("environment", "") if form.is_valid() else ""
+    environment = form.cleaned_data.get("environment", "") if form.is_valid() else ""
     params = request.GET.copy()
     params.pop("name", None)
-    query = params.urlencode()
-    return (
-        {
-            "project": project,
-            "form": form,
-            "window": window,
-            "environment": env,
-            "environments": environments(project=project),
-            "query": query,
-            "range_key": request.GET.get("range", "24h"),
-        },
-        form,
-        window,
-    )
+    context: dict[str, object] = {
+        "project": project,
+        "form": form,
+        "window": window,
+        "environment": environment,
+        "environments": environments(project=project),
+        "query": params.urlencode(),
+        "range_key": request.GET.get("range", "24h"),
+    }
+    return Page(project=project, window=window, environment=environment, context=context)
 
 
 @login_required
 def overview_view(request: HttpRequest, slug: str) -> HttpResponse:
-    context, _, window = _context(request, slug)
-    rows = overview(
-        project=context["project"],
-        environment=str(context["environment"]),
-        window=window,  # type: ignore[arg-type]
-        now=timezone.now(),
-    )
+    page = _page(request, slug)
+    rows = overview(project=page.project, environment=page.environment, window=page.window, now=timezone.now())
     table = [{"health": row, "signals": [{**s, "points": sparkline(s["spark"])} for s in row.signals]} for row in rows]
-    return render(request, "rollups/overview.html", {**context, "rows": table})
+    return render(request, "rollups/overview.html", {**page.context, "rows": table})
 
 
 @login_required
 def service_view(request: HttpRequest, slug: str) -> HttpResponse:
     service = request.GET.get("name", "")
-    context, _, window = _context(request, slug)
-    project = context["project"]
-    detail = service_detail(project=project, service=service, environment=str(context["environment"]), window=window)  # type: ignore[arg-type]
+    page = _page(request, slug)
+    detail = service_detail(project=page.project, service=service, environment=page.environment, window=page.window)
     if not detail.series.traffic() and not any(detail.breakdowns.values()):
-        known = overview(
-            project=project,
-            environment="",
-            window=window_for(range_key="30d", now=timezone.now()),  # type: ignore[arg-type]
-            now=timezone.now(),
-        )
-        if service not in {r.service for r in known}:
+        recent = window_for(range_key="30d", now=timezone.now())
+        if service not in {r.service for r in overview(project=page.project, environment="", window=recent,
+                                                       now=timezone.now())}:  # fmt: skip
             raise Http404("No such service in this project.")
     trace_list = reverse("trace_list", args=[slug])
     figures = service_figures(detail, trace_list)
@@ -97,7 +96,7 @@ def service_view(request: HttpRequest, slug: str) -> HttpResponse:
         request,
         "rollups/service.html",
         {
-            **context,
+            **page.context,
             "detail": detail,
             "figures": figures,
             "breakdowns": {dim: breakdown_rows(detail, dim) for dim in ("model", "release", "prompt", "route")},

@@ -37,10 +37,10 @@ LAYOUT: dict[str, Any] = {
 }
 
 
-def _links(base_url: str, buckets: list[datetime], step: timedelta, **extra: str) -> list[str]:
-    return [
-        f"{base_url}?{urlencode({'since': b.isoformat(), 'until': (b + step).isoformat(), **extra})}" for b in buckets
-    ]
+def _link(base_url: str, step: timedelta, **extra: str) -> dict[str, Any]:
+    """Where a click on a point goes: the trace list with these filters and the point's time bucket (the
+    page's script adds since/until from the point's x and the step, so 720 points do not carry 720 URLs)."""
+    return {"href": f"{base_url}?{urlencode(extra)}", "step_s": int(step.total_seconds())}
 
 
 def _figure(
@@ -86,17 +86,17 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
     buckets = window.buckets()
     x = [b.isoformat() for b in buckets]
     base = {"service": detail.service}
-    links = _links(trace_list_url, buckets, window.step, **base)
-    error_links = _links(trace_list_url, buckets, window.step, status="error", **base)
+    links = _link(trace_list_url, window.step, **base)
+    error_links = _link(trace_list_url, window.step, status="error", **base)
 
-    def line(name: str, y: list[Any], color: str, custom: list[str], **extra: Any) -> dict[str, Any]:
+    def line(name: str, y: list[Any], color: str, link: dict[str, Any], **extra: Any) -> dict[str, Any]:
         return {
             "type": "scatter",
             "mode": "lines+markers",
             "name": name,
             "x": x,
             "y": y,
-            "customdata": custom,
+            "meta": link,
             "line": {"color": color, "width": 2},
             "marker": {"size": 4},
             "connectgaps": False,
@@ -113,7 +113,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
                     "x": x,
                     "y": [series.traces.get(b, 0) for b in buckets],
                     "marker": {"color": COLORS["traffic"]},
-                    "customdata": links,
+                    "meta": links,
                 },
                 {
                     "type": "bar",
@@ -121,7 +121,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
                     "x": x,
                     "y": [series.errors.get(b, 0) for b in buckets],
                     "marker": {"color": COLORS["errors"]},
-                    "customdata": error_links,
+                    "meta": error_links,
                 },
             ],
             f"traces per {'minute' if window.step < timedelta(hours=1) else 'hour'}",
@@ -145,7 +145,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
                     "x": x,
                     "y": [float(s.cost.get(b, 0)) for b in buckets],
                     "marker": {"color": PALETTE[i % len(PALETTE)]},
-                    "customdata": _links(trace_list_url, buckets, window.step, model=model, **base),
+                    "meta": _link(trace_list_url, window.step, model=model, **base),
                 }
                 for i, (model, s) in enumerate(sorted(detail.breakdowns.get("model", {}).items()))
             ],
@@ -162,7 +162,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
                     "x": x,
                     "y": [series.tokens.get(b, 0) for b in buckets],
                     "marker": {"color": COLORS["tokens"]},
-                    "customdata": links,
+                    "meta": links,
                 },
             ],
             "tokens",
@@ -181,7 +181,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
                     for b in buckets
                 ],
                 PALETTE[i % len(PALETTE)] if len(names) > 1 else COLORS[signal],
-                _links(trace_list_url, buckets, window.step, failing=name, **base),
+                _link(trace_list_url, window.step, failing=name, **base),
             )
             for i, name in enumerate(names)
         ]

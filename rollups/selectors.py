@@ -88,8 +88,15 @@ class Series:
         return sum(self.errors.values()) / n if n else None
 
     def latency(self, q: float, bucket: datetime | None = None) -> float | None:
-        hists = self.hists.get(bucket, []) if bucket else [h for hs in self.hists.values() for h in hs]
-        return quantile(merge(hists), q)
+        return quantile(self._merged(bucket), q)
+
+    def _merged(self, bucket: datetime | None) -> dict[int, int]:
+        """Merged histogram of one bucket (or of all), computed once: charts ask for three quantiles each."""
+        cache: dict[datetime | None, dict[int, int]] = self.__dict__.setdefault("_merge_cache", {})
+        if bucket not in cache:
+            hists = self.hists.get(bucket, []) if bucket else [h for hs in self.hists.values() for h in hs]
+            cache[bucket] = merge(hists)
+        return cache[bucket]
 
     def spend(self) -> Decimal:
         return sum(self.cost.values(), Decimal(0))

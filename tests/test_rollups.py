@@ -139,7 +139,7 @@ def test_overview_and_service_pages_render_from_rollups(client: Client, tenant: 
     assert page.status_code == 200
     figures = page.context["figures"]
     assert sum(figures["traffic"]["data"][0]["y"]) == 11
-    assert figures["traffic"]["data"][0]["customdata"][0].startswith("/p/acme/traces/?since=")
+    assert figures["traffic"]["data"][0]["meta"] == {"href": "/p/acme/traces/?service=bot", "step_s": 60}
     assert {t["name"] for t in figures["safety"]["data"]} >= {"pii", "prompt_injection"}
     assert client.get("/p/acme/service/", {"name": "nope"}).status_code == 404
     assert client.get("/p/acme/service/", {"name": "<script>alert(1)</script>", "range": "1h"}).status_code == 200
@@ -149,3 +149,40 @@ def test_overview_and_service_pages_render_from_rollups(client: Client, tenant: 
         ).status_code
         == 200
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("traces_per_minute", [1, 8])
+def test_panel_selectors_have_bounded_query_counts(
+    client: Client, tenant: Tenant, django_assert_max_num_queries: Any, traces_per_minute: int
+) -> None:
+    """The query count of each panel does not grow with the data (one query per table, not per row)."""
+    from django.utils import timezone
+
+    from evals.services import traces_score
+    from rollups.selectors import overview, service_detail, window_for
+    from traces.selectors import TraceFilters, trace_facets, trace_page
+
+    now = timezone.now()
+    batch = []
+    for i in range(6 * traces_per_minute):
+        t = trace(i, 0, 100.0, model=("gpt-4o-mini", "gpt-4o")[i % 2], release=("v1", "v2")[i % 2])
+        start = now - timedelta(minutes=1 + i // traces_per_minute)
+        for span in t["spans"]:
+            span["start_time"], span["end_time"] = start.isoformat(), (start + timedelta(seconds=1)).isoformat()
+        batch.append(t)
+    ingest(client, tenant, batch)
+    traces_score(project_id=tenant.project.pk, trace_pks=list(Trace.objects.values_list("pk", flat=True)))
+    dirty_process()
+    window = window_for(range_key="1h", now=now)
+    with django_assert_max_num_queries(5):
+        rows = overview(project=tenant.project, environment="", window=window, now=now)
+    assert rows[0].now.traffic() == 6 * traces_per_minute
+    with django_assert_max_num_queries(17):
+        detail = service_detail(project=tenant.project, service="bot", environment="", window=window)
+    assert set(detail.breakdowns["model"]) == {"gpt-4o-mini", "gpt-4o"}
+    with django_assert_max_num_queries(2):
+        page = trace_page(project=tenant.project, filters=TraceFilters(service="bot"))
+    assert len(page.items) == 6 * traces_per_minute
+    with django_assert_max_num_queries(4):
+        assert trace_facets(project=tenant.project)["services"] == ["bot"]

@@ -77,6 +77,8 @@ class Trace(models.Model):
             models.Index(fields=["project", "service", "-start_time", "-id"], name="trace_service_idx"),
             # Slow-trace hunting: minimum latency filter.
             models.Index(fields=["project", "duration_ms"], name="trace_duration_idx"),
+            # The most expensive traces of a service (service page), walked from the top.
+            models.Index(fields=["project", "service", "-cost"], name="trace_cost_idx"),
             # Sessions group traces of one conversation.
             models.Index(fields=["project", "session_id"], name="trace_session_idx"),
         ]

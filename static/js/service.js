@@ -6,8 +6,14 @@
     if (!fig || !fig.data.length) { el.classList.add("empty-chart"); el.textContent = "No data in this range."; return; }
     Plotly.newPlot(el, fig.data, fig.layout, { displayModeBar: false, responsive: true });
     el.on("plotly_click", (event) => {
-      const url = event.points && event.points[0] && event.points[0].customdata;
-      if (url) window.location.href = url;
+      const point = event.points && event.points[0];
+      const link = point && point.data.meta;
+      if (!link) return;
+      const since = new Date(point.x.replace(" ", "T") + (/[zZ+]|-\d\d:\d\d$/.test(point.x) ? "" : "Z"));
+      const until = new Date(since.getTime() + link.step_s * 1000);
+      const sep = link.href.includes("?") ? "&" : "?";
+      window.location.href = link.href + sep + "since=" + encodeURIComponent(since.toISOString()) +
+        "&until=" + encodeURIComponent(until.toISOString());
     });
   });
 })();

@@ -1,0 +1,92 @@
+"""Server time of the overview and service pages, rendered from rollups, on the trace-list benchmark's data
+(one million spans in ``sre4ai_bench_list``; run ``bench/trace_list.py`` first to fill it).
+
+    .venv/bin/python bench/dashboards.py [--repeat 9] [--rebuild] [--json out.json]
+
+``--rebuild`` first recomputes the project's rollups from raw rows (``rollups_rebuild``) and reports how
+long that takes. Each page is requested in-process with Django's test Client (server time, no network):
+the median of --repeat requests after one warm-up, with the number of SQL queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import PG_BASE_URL, REPO, machine
+
+sys.path.insert(0, str(REPO))
+
+DB = "sre4ai_bench_list"
+SLUG = "bench"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    env = {**os.environ, "DATABASE_URL": f"{PG_BASE_URL}/{DB}", "DJANGO_SETTINGS_MODULE": "sre4ai_web.settings",
+           "ALLOWED_HOSTS": "testserver"}  # fmt: skip
+    result: dict[str, Any] = {"machine": machine(), "pages": []}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True)
+    if args.rebuild:
+        started = time.monotonic()
+        subprocess.run([sys.executable, "manage.py", "rollups_rebuild", "--project", SLUG, "-v0"], cwd=REPO,
+                       env=env, check=True)  # fmt: skip
+        result["rebuild_seconds"] = round(time.monotonic() - started, 1)
+        print(f"rollups_rebuild: {result['rebuild_seconds']} s")
+    os.environ.update(env)
+    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver"
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.models import Project
+    from rollups.models import TrafficRollup
+
+    project = Project.objects.get(slug=SLUG)
+    owner = project.memberships.select_related("user").first()
+    assert owner is not None, "the benchmark project has no member: run bench/trace_list.py first"
+    client = Client()
+    client.force_login(owner.user)
+    services = sorted(
+        set(TrafficRollup.objects.filter(project=project, dimension="").values_list("service", flat=True))
+    )
+    cases = [(f"overview {r}", f"/p/{SLUG}/", {"range": r}) for r in ("1h", "24h", "7d", "30d")]
+    cases += [
+        (f"service {s} {r}", f"/p/{SLUG}/service/", {"name": s, "range": r}) for s in services for r in ("24h", "30d")
+    ]
+    cases += [("trace list", f"/p/{SLUG}/traces/", {})]
+    print(f"{'page':<38} {'median ms':>10} {'max ms':>8} {'queries':>8}")
+    for name, path, params in cases:
+        client.get(path, params)
+        times = []
+        for _ in range(args.repeat):
+            with CaptureQueriesContext(connection) as queries:
+                started = time.perf_counter()
+                response = client.get(path, params)
+                times.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, (path, response.status_code)
+        row = {"page": name, "median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1),
+               "queries": len(queries)}  # fmt: skip
+        result["pages"].append(row)
+        print(f"{name:<38} {row['median_ms']:>10} {row['max_ms']:>8} {row['queries']:>8}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -110,3 +110,30 @@ class EvalRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (RunStatus.DONE, RunStatus.CANCELLED, RunStatus.FAILED)
+
+
+class DriftRun(models.Model):
+    """One drift analysis of a service: this window against a baseline window, every signal's verdict."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="drift_runs")
+    service = models.CharField(max_length=200)
+    baseline_since = models.DateTimeField()
+    baseline_until = models.DateTimeField()
+    current_since = models.DateTimeField()
+    current_until = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=10, default="schedule")  # "schedule" or "manual"
+    # "drift" when any signal drifted, "no_drift", or "insufficient_data" when no signal had enough samples.
+    verdict = models.CharField(max_length=20, blank=True)
+    results = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The latest run of each service (overview, drift page).
+            models.Index(fields=["project", "service", "-created_at"], name="drift_latest_idx"),
+        ]

@@ -13,7 +13,7 @@ from django.db.models import Prefetch, QuerySet
 from accounts.models import Project
 from evals.evaluators.base import ContextDoc, EvalItem, Evaluator, ToolCall
 from evals.evaluators.registry import REGISTRY
-from evals.models import EvalRun, EvaluatorConfig, Score
+from evals.models import DriftRun, EvalRun, EvaluatorConfig, Score
 from traces.ingest.normalize import preview_text
 from traces.models import RetrievedDocument, Span, Trace
 
@@ -150,3 +150,11 @@ def scores_for_trace(*, trace: Trace) -> list[Score]:
 
 def eval_runs_for_project(*, project: Project, limit: int = 20) -> list[EvalRun]:
     return list(EvalRun.objects.filter(project=project).select_related("created_by")[:limit])
+
+
+def latest_drift_runs(*, project: Project) -> dict[str, DriftRun]:
+    """The newest drift run of each service, from the last 500 runs (one query; results are not loaded)."""
+    latest: dict[str, DriftRun] = {}
+    for run in DriftRun.objects.filter(project=project).order_by("-created_at").defer("results")[:500]:
+        latest.setdefault(run.service, run)
+    return latest

@@ -5,13 +5,18 @@ backoff, and run on named queues: ``scoring`` for the cheap evaluators, ``judge`
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
 from django.db import DatabaseError, OperationalError
+from django.utils import timezone
 
+from accounts.models import Project
 from evals import services
+from evals.drift import runs as drift_runs
 from evals.evaluators.base import EvaluatorError
+from rollups.models import Granularity, TrafficRollup
 
 TRANSIENT = (OperationalError,)
 
@@ -59,3 +64,30 @@ def rescore_step(self: Task[Any, Any], run_id: int) -> None:
         raise
     if not run.is_finished:
         rescore_step.apply_async((run_id,))
+
+
+@shared_task(bind=True, name="evals.tasks.drift_run", acks_late=True, max_retries=3, soft_time_limit=600,
+             time_limit=660)  # fmt: skip
+def drift_run(self: Task[Any, Any], run_id: int) -> None:
+    try:
+        drift_runs.drift_run_execute(run_id=run_id)
+    except OperationalError as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    except Exception as exc:
+        drift_runs.drift_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+@shared_task(name="evals.tasks.drift_schedule", ignore_result=True)
+def drift_schedule() -> int:
+    """Beat: one drift run per service that had traffic in the last 24 hours."""
+    since = timezone.now() - timedelta(hours=24)
+    pairs = set(
+        TrafficRollup.objects.filter(granularity=Granularity.HOUR, dimension="", bucket__gte=since).values_list(
+            "project_id", "service"
+        )
+    )
+    for project_id, service in sorted(pairs):
+        run = drift_runs.drift_run_create(project=Project.objects.get(pk=project_id), service=service)
+        drift_run.apply_async((run.pk,))
+    return len(pairs)

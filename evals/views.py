@@ -15,9 +15,11 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.selectors import membership_for
+from evals.charts import drift_figures
+from evals.drift.runs import drift_run_create
 from evals.forms import AnnotationForm, EvalRunForm, EvaluatorConfigForm
-from evals.models import EvalRun
-from evals.selectors import effective_configs, eval_runs_for_project
+from evals.models import DriftRun, EvalRun
+from evals.selectors import effective_configs, eval_runs_for_project, latest_drift_runs
 from evals.services import (
     ExternalScore,
     eval_run_cancel,
@@ -26,7 +28,7 @@ from evals.services import (
     evaluator_config_set,
     score_record,
 )
-from evals.tasks import rescore_step
+from evals.tasks import drift_run, rescore_step
 from traces.models import Span, Trace
 from traces.selectors import trace_facets
 
@@ -152,3 +154,35 @@ def annotate(request: HttpRequest, slug: str, trace_id: str) -> HttpResponse:
     )
     messages.success(request, "Annotation saved.")
     return redirect(detail + (f"#span-{span.span_id}" if span else ""))
+
+
+@login_required
+def drift_view(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    project = membership.project
+    can_edit = membership.allows(Role.EDITOR)
+    services = trace_facets(project=project)["services"]
+    service = request.GET.get("service") or (services[0] if services else "")
+    if request.method == "POST":
+        if not can_edit:
+            return HttpResponseForbidden("Only editors and admins can start drift runs.")
+        service = request.POST.get("service", "")
+        if service not in services:
+            messages.error(request, "Choose a service that has traffic.")
+            return redirect("drift", slug=slug)
+        with transaction.atomic():
+            queued = drift_run_create(project=project, service=service, trigger="manual", user=_user(request))
+            transaction.on_commit(lambda: drift_run.apply_async((queued.pk,)))
+        messages.success(request, f"Drift run {queued.pk} queued for {service}; it takes a few seconds.")
+        return redirect(f"{reverse('drift', args=[slug])}?service={service}")
+    runs = latest_drift_runs(project=project)
+    run = runs.get(service)
+    if request.GET.get("run", "").isdigit():
+        run = get_object_or_404(DriftRun, project=project, pk=int(request.GET["run"]))
+        service = run.service
+    results = run.results if run else []
+    return render(request, "evals/drift.html", {
+        "project": project, "can_edit": can_edit, "services": services, "service": service, "run": run,
+        "runs": runs, "results": results, "figures": drift_figures(results),
+        "history": DriftRun.objects.filter(project=project, service=service)[:10],
+    })  # fmt: skip

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from accounts.selectors import membership_for
+from evals.selectors import latest_drift_runs
 from rollups.charts import breakdown_rows, service_figures, sparkline
 from rollups.selectors import RANGES, Window, environments, overview, service_detail, window_for
 
@@ -76,6 +77,10 @@ def _page(request: HttpRequest, slug: str) -> Page:
 def overview_view(request: HttpRequest, slug: str) -> HttpResponse:
     page = _page(request, slug)
     rows = overview(project=page.project, environment=page.environment, window=page.window, now=timezone.now())
+    drift = latest_drift_runs(project=page.project)
+    for row in rows:
+        run = drift.get(row.service)
+        row.drift = (run.verdict or run.status).replace("_", " ") if run else "not run"
     table = [{"health": row, "signals": [{**s, "points": sparkline(s["spark"])} for s in row.signals]} for row in rows]
     return render(request, "rollups/overview.html", {**page.context, "rows": table})
 

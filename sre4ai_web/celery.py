@@ -16,9 +16,13 @@ app.conf.task_routes = {
     "evals.tasks.judge_traces": {"queue": "judge"},
     "evals.tasks.rescore_step": {"queue": "backfill"},
     "rollups.tasks.process_dirty": {"queue": "backfill"},
+    "evals.tasks.drift_run": {"queue": "backfill"},
+    "evals.tasks.drift_schedule": {"queue": "backfill"},
 }
 
 app.conf.beat_schedule = {
     # Late spans and scores mark minutes dirty; their rollups are recomputed within seconds.
     "rollups-process-dirty": {"task": "rollups.tasks.process_dirty", "schedule": 10.0},
+    # Every service with traffic: the last 24 h against the 7 days before, once an hour.
+    "drift-schedule": {"task": "evals.tasks.drift_schedule", "schedule": 3600.0},
 }

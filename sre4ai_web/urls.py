@@ -21,6 +21,7 @@ urlpatterns = [
     path("p/<slug:slug>/traces/<str:trace_id>/", trace_views.trace_view, name="trace_detail"),
     path("p/<slug:slug>/traces/<str:trace_id>/annotate/", eval_views.annotate, name="trace_annotate"),
     path("p/<slug:slug>/evaluators/", eval_views.evaluator_settings, name="evaluator_settings"),
+    path("p/<slug:slug>/drift/", eval_views.drift_view, name="drift"),
     path("p/<slug:slug>/evaluators/runs/", eval_views.eval_runs, name="eval_runs"),
     path(
         "p/<slug:slug>/evaluators/runs/<int:run_id>/progress/", eval_views.eval_run_progress, name="eval_run_progress"

@@ -155,3 +155,8 @@ def offset_from(start: datetime | None, origin: datetime | None) -> str:
 def at_most(value: int | None, limit: int) -> int:
     """Clamp a number (e.g. a waterfall depth, so deep trees keep room for the span name)."""
     return min(int(value or 0), int(limit))
+
+
+@register.filter
+def get_item(mapping: Mapping[str, Any], key: str) -> Any:
+    return mapping.get(key)

@@ -1,0 +1,113 @@
+"""Drift run results → Plotly figures (no ORM): both windows overlaid for numeric signals, shares side by side
+for categorical ones. Colours: baseline grey, current blue, on every drift chart."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+BASELINE, CURRENT = "#8591a0", "#5aa9ff"
+LAYOUT: dict[str, Any] = {
+    "template": "plotly_dark",
+    "paper_bgcolor": "rgba(0,0,0,0)",
+    "plot_bgcolor": "rgba(0,0,0,0)",
+    "margin": {"l": 50, "r": 10, "t": 28, "b": 40},
+    "height": 200,
+    "font": {"size": 11, "color": "#d8dee6"},
+    "legend": {"orientation": "h", "y": 1.2, "x": 0},
+    "barmode": "group",
+    "bargap": 0.05,
+}
+
+
+def _numeric(result: dict[str, Any]) -> dict[str, Any] | None:
+    hist = result.get("histogram")
+    if not hist or not hist["edges"]:
+        return None
+    edges = hist["edges"]
+    centres = [(a * b) ** 0.5 if hist["log_scale"] and a > 0 else (a + b) / 2 for a, b in itertools.pairwise(edges)]
+    n_base, n_cur = max(result["n_baseline"], 1), max(result["n_current"], 1)
+    layout = {
+        **LAYOUT,
+        "xaxis": {"title": {"text": result["signal"]}, "type": "log" if hist["log_scale"] else "linear"},
+        "yaxis": {"title": {"text": "share"}, "tickformat": ".0%"},
+    }
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "line": {"shape": "hvh", "color": BASELINE},
+                "name": "baseline",
+                "x": centres,
+                "y": [c / n_base for c in hist["baseline_counts"]],
+                "fill": "tozeroy",
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "line": {"shape": "hvh", "color": CURRENT},
+                "name": "current",
+                "x": centres,
+                "y": [c / n_cur for c in hist["current_counts"]],
+                "fill": "tozeroy",
+            },
+        ],
+        "layout": layout,
+    }
+
+
+def _categorical(result: dict[str, Any]) -> dict[str, Any] | None:
+    categories = result.get("categories") or []
+    if not categories:
+        return None
+    names = [c["category"] for c in categories][:15]
+    layout = {**LAYOUT, "yaxis": {"title": {"text": "share"}, "tickformat": ".0%"}}
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "name": "baseline",
+                "x": names,
+                "y": [c["baseline_share"] for c in categories][:15],
+                "marker": {"color": BASELINE},
+            },
+            {
+                "type": "bar",
+                "name": "current",
+                "x": names,
+                "y": [c["current_share"] for c in categories][:15],
+                "marker": {"color": CURRENT},
+            },
+        ],
+        "layout": layout,
+    }
+
+
+def _rate(result: dict[str, Any]) -> dict[str, Any] | None:
+    if result.get("baseline_rate") is None or result.get("current_rate") is None:
+        return None
+    layout = {**LAYOUT, "yaxis": {"title": {"text": "rate"}, "tickformat": ".1%"}}
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "x": ["baseline", "current"],
+                "y": [result["baseline_rate"], result["current_rate"]],
+                "marker": {"color": [BASELINE, CURRENT]},
+            }
+        ],
+        "layout": layout,
+    }
+
+
+def drift_figures(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One figure per signal that has something to draw, keyed by its position in ``results``."""
+    figures = {}
+    for index, result in enumerate(results):
+        figure = {"numeric": _numeric, "categorical": _categorical, "rate": _rate}.get(result["kind"], lambda r: None)(
+            result
+        )
+        if figure is not None:
+            figures[str(index)] = figure
+    return figures

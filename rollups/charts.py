@@ -169,6 +169,16 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
             changes,
         ),
     }
+    figures["cost_distribution"] = _figure(
+        "Cost per request",
+        [{"type": "histogram", "name": "requests", "x": detail.request_costs, "nbinsx": 40,
+          "marker": {"color": COLORS["cost"]}}] if detail.request_costs else [],
+        "requests",
+        [],
+    )  # fmt: skip
+    figures["cost_distribution"]["layout"]["xaxis"] = {**LAYOUT["xaxis"], "type": "linear", "tickformat": "$.4f",
+                                                       "title": {"text": "USD per request"}}  # fmt: skip
+    figures["cost_distribution"]["layout"]["hovermode"] = "closest"
     for figure in (figures["traffic"], figures["cost"]):
         figure["layout"]["barmode"] = "stack" if figure is figures["cost"] else "overlay"
     for signal in ("quality", "grounding", "safety"):

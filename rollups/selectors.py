@@ -300,6 +300,7 @@ class ServiceDetail:
     runaway: list[Score]
     cost_by_user: list[tuple[str, Decimal, int]]
     human_feedback: tuple[int, int]
+    request_costs: list[float]
 
 
 def _changes(breakdowns: dict[str, dict[str, Series]]) -> list[tuple[datetime, str, str]]:
@@ -347,9 +348,14 @@ def service_detail(*, project: Project, service: str, environment: str, window: 
         .only("trace_id", "name", "start_time", "cost", "total_tokens", "model_names")[:10]
     )
     by_user: dict[str, list[Any]] = defaultdict(lambda: [Decimal(0), 0])
-    for user, cost in traces.exclude(user_id="").values_list("user_id", "cost")[:20000]:
-        by_user[user][0] += cost or Decimal(0)
-        by_user[user][1] += 1
+    request_costs: list[float] = []
+    # The last 20,000 requests of the window: enough for a distribution and the top users, bounded in cost.
+    for user, cost in traces.order_by("-start_time").values_list("user_id", "cost")[:20000]:
+        if cost is not None:
+            request_costs.append(float(cost))
+        if user:
+            by_user[user][0] += cost or Decimal(0)
+            by_user[user][1] += 1
     cost_by_user = sorted(((u, c, n) for u, (c, n) in by_user.items()), key=lambda r: -r[1])[:10]
     return ServiceDetail(
         service=service,
@@ -364,6 +370,7 @@ def service_detail(*, project: Project, service: str, environment: str, window: 
         runaway=runaway,
         cost_by_user=cost_by_user,
         human_feedback=feedback,
+        request_costs=request_costs,
     )
 
 

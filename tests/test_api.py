@@ -188,6 +188,8 @@ def test_read_api_lists_with_filters_and_keyset_pages(client: Client, tenant: Te
     assert ids(min_cost="0.001") == [f"{7:032x}"]  # claude-3-5-haiku: 0.0018; gpt-4o-mini: 0.00033
     assert len(ids(min_cost="0.00033")) == 7
     assert ids(session_id="nope") == []
+    assert len(ids(name="answer")) == 7
+    assert ids(name="other route") == []
     first = client.get("/api/v1/traces", {"limit": 1}, headers=tenant.bearer).json()["items"][0]
     assert first["models"] == ["claude-3-5-haiku-20241022"]
     assert first["input_preview"] == "How long do refunds take?"

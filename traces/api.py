@@ -299,6 +299,7 @@ FILTER_PARAMETERS = [
         ("user_id", "Exact user id."),
         ("release", "Exact release."),
         ("failing", "Traces whose score of this name failed, e.g. grounding."),
+        ("name", "Exact trace name (the route)."),
         ("cursor", "next_cursor of the previous page."),
         ("limit", "Page size, 1-200 (default 50)."),
     ]

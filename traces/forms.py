@@ -38,6 +38,7 @@ class TraceFilterForm(forms.Form):
     user_id = forms.CharField(required=False, max_length=200)
     release = forms.CharField(required=False, max_length=200)
     failing = forms.CharField(required=False, max_length=100, label="Failing score")
+    name = forms.CharField(required=False, max_length=500, label="Trace name (route)")
     cursor = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
 
     def clean(self) -> dict[str, Any]:
@@ -67,4 +68,5 @@ class TraceFilterForm(forms.Form):
             user_id=data.get("user_id") or "",
             release=data.get("release") or "",
             failing=data.get("failing") or "",
+            name=data.get("name") or "",
         )

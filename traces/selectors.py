@@ -57,6 +57,7 @@ class TraceFilters:
     user_id: str = ""
     release: str = ""
     failing: str = ""  # a score name: only traces whose current score of that name failed
+    name: str = ""  # the trace name, i.e. the route
 
 
 @dataclass
@@ -104,6 +105,8 @@ def _filtered(project: Project, filters: TraceFilters) -> QuerySet[Trace]:
         qs = qs.filter(search_text__icontains=filters.text)
     if filters.model:
         qs = qs.filter(Exists(Span.objects.filter(project=project, model=filters.model, trace=OuterRef("pk"))))
+    if filters.name:
+        qs = qs.filter(name=filters.name)
     if filters.failing:
         qs = qs.filter(Exists(Score.objects.filter(trace=OuterRef("pk"), name=filters.failing, passed=False)))
     return qs

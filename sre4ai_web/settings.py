@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "traces",
     "evals",
     "rollups",
+    "slos",
 ]
 
 MIDDLEWARE = [

@@ -180,7 +180,9 @@ def drift_view(request: HttpRequest, slug: str) -> HttpResponse:
     if request.GET.get("run", "").isdigit():
         run = get_object_or_404(DriftRun, project=project, pk=int(request.GET["run"]))
         service = run.service
-    results = run.results if run else []
+    # Drifted signals first: they are what the page is opened for.
+    order = {"drift": 0, "no_drift": 1, "insufficient_data": 2}
+    results = sorted(run.results if run else [], key=lambda r: (order.get(r["verdict"], 3), r["signal"]))
     return render(request, "evals/drift.html", {
         "project": project, "can_edit": can_edit, "services": services, "service": service, "run": run,
         "runs": runs, "results": results, "figures": drift_figures(results),

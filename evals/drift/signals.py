@@ -14,8 +14,6 @@ from evals.models import Score
 from traces.models import Span, Trace
 
 LIMIT = 5000
-# Rates watched for drift: signal name → (score name, failing means a hit).
-RATE_SCORES = {"refusal rate": "refusal", "PII rate": "pii", "injection rate": "prompt_injection"}
 STOPWORDS = {
     "en": {"the", "and", "is", "are", "you", "to", "of", "it", "for", "with"},
     "fr": {"le", "la", "les", "et", "est", "vous", "des", "une", "pour", "avec"},
@@ -70,7 +68,6 @@ def gather(*, project_id: int, service: str, since: datetime, until: datetime, l
         .values_list("finish_reason", flat=True)
     ):
         data.categorical["finish reason"].append(reason)
-    rate_of = {score: signal for signal, score in RATE_SCORES.items()}
     for name, value, passed, label in Score.objects.filter(trace_id__in=pks, source="evaluator").values_list(
         "name", "value", "passed", "label"
     ):
@@ -78,7 +75,7 @@ def gather(*, project_id: int, service: str, since: datetime, until: datetime, l
             data.numeric[f"score: {name}"].append(value)
         if name == "refusal" and label:
             data.categorical["refusal"].append(label)
-        if name in rate_of and passed is not None:
-            data.rates[rate_of[name]][0] += not passed
-            data.rates[rate_of[name]][1] += 1
+        if passed is not None:  # refusal, PII, injection, grounding…: the share of traces failing each check
+            data.rates[f"failure rate: {name}"][0] += not passed
+            data.rates[f"failure rate: {name}"][1] += 1
     return data

@@ -160,3 +160,9 @@ def at_most(value: int | None, limit: int) -> int:
 @register.filter
 def get_item(mapping: Mapping[str, Any], key: str) -> Any:
     return mapping.get(key)
+
+
+@register.filter
+def verdict_label(verdict: str) -> str:
+    """drift / no_drift / insufficient_data → words."""
+    return verdict.replace("_", " ")

@@ -23,6 +23,10 @@ class Score(models.Model):
     # evaluator scores by (trace, span, evaluator, version, name); human ones by (trace, span, author, name);
     # API ones by their optional id. See services.score_key_*.
     key = models.CharField(max_length=300)
+    # Copied from the trace when the score is written, so panels filter scores by service and time without a
+    # join (a trace's start moves only when an earlier span arrives late, by seconds).
+    service = models.CharField(max_length=200, blank=True)
+    trace_start = models.DateTimeField(null=True, blank=True)
     name = models.CharField(max_length=100)
     value = models.FloatField(null=True, blank=True)
     label = models.CharField(max_length=100, blank=True)
@@ -45,8 +49,16 @@ class Score(models.Model):
             models.UniqueConstraint(fields=["project", "key"], name="score_unique_key"),
         ]
         indexes = [
-            # Pass rates per score name over time (rollups, service pages).
-            models.Index(fields=["project", "name", "created_at"], name="score_name_time_idx"),
+            # Service page panels: one check's scores of a service in a time window.
+            models.Index(fields=["project", "service", "name", "trace_start"], name="score_panel_idx"),
+            # "Least grounded answers": walk one check's scores from the lowest value.
+            models.Index(fields=["project", "service", "name", "value", "-trace_start"], name="score_value_idx"),
+            # Failing scores only (a small share): runaway traces and other "what failed" lists.
+            models.Index(
+                fields=["project", "service", "name", "trace_start"],
+                condition=models.Q(passed=False),
+                name="score_failing_idx",
+            ),
         ]
 
 

@@ -29,7 +29,7 @@ from traces.models import Span, Trace
 logger = logging.getLogger(__name__)
 
 SCORE_UPDATE_FIELDS = [
-    "trace", "span", "name", "value", "label", "passed", "explanation", "evidence", "evaluator", "evaluator_version",
+    "trace", "span", "service", "trace_start", "name", "value", "label", "passed", "explanation", "evidence", "evaluator", "evaluator_version",
     "source", "author", "comment", "cost", "updated_at",
 ]  # fmt: skip
 RESCORE_CHUNK = 200
@@ -68,6 +68,8 @@ def _score_row(trace: Trace, spans_by_id: dict[str, Span], config: EffectiveConf
         trace=trace,
         span=span,
         key=score_key_evaluator(trace.pk, span.span_id if span else "", evaluator.name, evaluator.version, name),
+        service=trace.service,
+        trace_start=trace.start_time,
         name=name,
         value=result.value,
         label=result.label[:100],
@@ -179,6 +181,8 @@ def score_record(*, score: ExternalScore, author: User | None = None) -> Score:
         trace=score.trace,
         span=score.span,
         key=key,
+        service=score.trace.service,
+        trace_start=score.trace.start_time,
         name=score.name,
         value=score.value,
         label=score.label,

@@ -143,11 +143,11 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
                     "type": "bar",
                     "name": model or "(none)",
                     "x": x,
-                    "y": [float(s.cost.get(b, 0)) for b in buckets],
+                    "y": [float(costs.get(b, 0)) for b in buckets],
                     "marker": {"color": PALETTE[i % len(PALETTE)]},
                     "meta": _link(trace_list_url, window.step, model=model, **base),
                 }
-                for i, (model, s) in enumerate(sorted(detail.breakdowns.get("model", {}).items()))
+                for i, (model, costs) in enumerate(sorted(detail.cost_by_model.items()))
             ],
             "USD",
             changes,

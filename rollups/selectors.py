@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Min, QuerySet, Sum
 
 from accounts.models import Project
 from evals.models import Score
@@ -18,6 +18,7 @@ from rollups.models import Granularity, ScoreRollup, TrafficRollup
 from rollups.services import floor_hour, floor_minute
 from traces.models import RetrievedDocument, Trace
 
+DIMENSIONS = ("model", "release", "prompt", "route")
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 SAFETY = frozenset({"prompt_injection", "pii", "secrets", "forbidden_tools"})
 RUNAWAY = frozenset({"cost_ceiling", "llm_calls", "tool_loop"})
@@ -172,6 +173,60 @@ def _series(
     return out
 
 
+def _range_filters(project: Project, window: Window, environment: str, service: str, dimension: str) -> dict[str, Any]:
+    filters: dict[str, Any] = {
+        "project": project, "granularity": window.granularity, "dimension": dimension, "service": service,
+        "bucket__gte": window.buckets()[0] if window.buckets() else window.since, "bucket__lt": window.until,
+    }  # fmt: skip
+    if environment:
+        filters["environment"] = environment
+    return filters
+
+
+def _totals(project: Project, window: Window, environment: str, service: str, dimension: str) -> dict[str, Series]:
+    """Whole-window totals per slice value (breakdown tables): scores summed in SQL, no per-bucket rows."""
+    filters = _range_filters(project, window, environment, service, dimension)
+    out: dict[str, Series] = defaultdict(Series)
+    at = window.since  # one pseudo-bucket holds the whole window
+    for value, traces, errors, hist, cost, tin, tout, unpriced in TrafficRollup.objects.filter(**filters).values_list(
+        "value", "traces", "errors", "latency_hist", "cost", "input_tokens", "output_tokens", "unpriced"
+    ):
+        series = out[value]
+        series.traces[at] += traces
+        series.errors[at] += errors
+        series.hists[at].append(hist)
+        series.cost[at] += cost
+        series.tokens[at] += tin + tout
+        series.unpriced += unpriced
+    scores = (
+        ScoreRollup.objects.filter(**filters)
+        .values("value", "name")
+        .annotate(good_sum=Sum("good"), total_sum=Sum("total"))
+    )
+    for row in scores:
+        out[row["value"]].good[row["name"]][at] += row["good_sum"] or 0
+        out[row["value"]].total[row["name"]][at] += row["total_sum"] or 0
+    return out
+
+
+def _first_seen(
+    project: Project, window: Window, environment: str, service: str, dimension: str
+) -> dict[str, datetime]:
+    filters = _range_filters(project, window, environment, service, dimension)
+    rows = TrafficRollup.objects.filter(traces__gt=0, **filters).values("value").annotate(first=Min("bucket"))
+    return {row["value"]: row["first"] for row in rows}
+
+
+def _cost_by_model(
+    project: Project, window: Window, environment: str, service: str
+) -> dict[str, dict[datetime, Decimal]]:
+    filters = _range_filters(project, window, environment, service, "model")
+    out: dict[str, dict[datetime, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for value, bucket, cost in TrafficRollup.objects.filter(**filters).values_list("value", "bucket", "cost"):
+        out[value][bucket] += cost
+    return out
+
+
 @dataclass
 class ServiceHealth:
     service: str
@@ -301,17 +356,14 @@ class ServiceDetail:
     cost_by_user: list[tuple[str, Decimal, int]]
     human_feedback: tuple[int, int]
     request_costs: list[float]
+    cost_by_model: dict[str, dict[datetime, Decimal]]
 
 
-def _changes(breakdowns: dict[str, dict[str, Series]]) -> list[tuple[datetime, str, str]]:
+def _changes(first_seen: dict[str, dict[str, datetime]]) -> list[tuple[datetime, str, str]]:
     """Where a release or model first appears after the window's start: a marker on every chart."""
     markers: list[tuple[datetime, str, str]] = []
     for dimension in ("release", "model"):
-        firsts = {
-            value: min(b for b, n in series.traces.items() if n)
-            for value, series in breakdowns.get(dimension, {}).items()
-            if any(series.traces.values())
-        }
+        firsts = first_seen.get(dimension, {})
         if len(firsts) < 2:
             continue
         start = min(firsts.values())
@@ -321,10 +373,8 @@ def _changes(breakdowns: dict[str, dict[str, Series]]) -> list[tuple[datetime, s
 
 def service_detail(*, project: Project, service: str, environment: str, window: Window) -> ServiceDetail:
     series = _series(project, window, environment, service).get((service, ""), Series())
-    breakdowns = {
-        dim: {value: s for (_, value), s in _series(project, window, environment, service, dim).items()}
-        for dim in ("model", "release", "prompt", "route")
-    }
+    breakdowns = {dim: dict(_totals(project, window, environment, service, dim)) for dim in DIMENSIONS}
+    first_seen = {dim: _first_seen(project, window, environment, service, dim) for dim in ("release", "model")}
     failing = sorted(
         (
             (name, sum(per.values()) - sum(series.good[name].values()), sum(per.values()))
@@ -333,8 +383,8 @@ def service_detail(*, project: Project, service: str, environment: str, window: 
         key=lambda row: (-row[1], row[0]),
     )
     in_window = _scores_in_window(project, service, environment, window)
-    least = list(in_window.filter(name="grounding", value__isnull=False).order_by("value", "-pk")[:10])
-    runaway = list(in_window.filter(name__in=RUNAWAY, passed=False).order_by("-pk")[:10])
+    least = list(in_window.filter(name="grounding", value__isnull=False).order_by("value", "-trace_start")[:10])
+    runaway = list(in_window.filter(name__in=RUNAWAY, passed=False).order_by("-trace_start")[:10])
     human = in_window.filter(name="human_feedback")
     feedback = (human.filter(passed=True).count(), human.filter(passed__isnull=False).count())
     traces = Trace.objects.filter(
@@ -362,7 +412,8 @@ def service_detail(*, project: Project, service: str, environment: str, window: 
         window=window,
         series=series,
         breakdowns=breakdowns,
-        changes=_changes(breakdowns),
+        changes=_changes(first_seen),
+        cost_by_model=_cost_by_model(project, window, environment, service),
         failing_evaluators=[f for f in failing if f[2]],
         least_grounded=least,
         grounding_by_source=_grounding_by_source(in_window),
@@ -375,19 +426,19 @@ def service_detail(*, project: Project, service: str, environment: str, window: 
 
 
 def _scores_in_window(project: Project, service: str, environment: str, window: Window) -> QuerySet[Score]:
+    """Scores of the service's traces that started in the window (the score_panel_idx index, no join)."""
     scores = Score.objects.filter(
-        project=project,
-        trace__service=service,
-        trace__start_time__gte=window.since,
-        trace__start_time__lt=window.until,
+        project=project, service=service, trace_start__gte=window.since, trace_start__lt=window.until
     ).select_related("trace")
     return scores.filter(trace__environment=environment) if environment else scores
 
 
-def _grounding_by_source(scores: QuerySet[Score], limit: int = 2000) -> list[tuple[str, int, float]]:
+def _grounding_by_source(scores: QuerySet[Score], limit: int = 200) -> list[tuple[str, int, float]]:
     """Grounded share of the answers that used each retrieved document (the last ``limit`` grounding scores)."""
     recent = list(
-        scores.filter(name="grounding", passed__isnull=False).order_by("-pk").values_list("trace_id", "passed")[:limit]
+        scores.filter(name="grounding", passed__isnull=False)
+        .order_by("-trace_start")
+        .values_list("trace_id", "passed")[:limit]
     )
     passed = dict(recent)
     per_source: dict[str, list[int]] = defaultdict(lambda: [0, 0])

@@ -640,9 +640,9 @@ def test_overview_and_service_charts_click_through_to_traces(
     page.screenshot(path=artifact("browser-service.png"), full_page=True)
 
     # Clicking a traffic bar opens the trace list filtered to that service and minute.
-    bar = page.locator("#chart-traffic .bars .point path").last
-    box = bar.bounding_box()
-    assert box is not None
+    # The tallest bar: the bucket with the most traces.
+    boxes = [b for b in (bar.bounding_box() for bar in page.locator("#chart-traffic .bars .point path").all()) if b]
+    box = max(boxes, key=lambda b: b["height"])
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)  # Plotly reports a click on the point it is hovering
     expect(

@@ -182,7 +182,7 @@ def test_panel_selectors_have_bounded_query_counts(
     with django_assert_max_num_queries(5):
         rows = overview(project=tenant.project, environment="", window=window, now=now)
     assert rows[0].now.traffic() == 6 * traces_per_minute
-    with django_assert_max_num_queries(17):
+    with django_assert_max_num_queries(20):
         detail = service_detail(project=tenant.project, service="bot", environment="", window=window)
     assert set(detail.breakdowns["model"]) == {"gpt-4o-mini", "gpt-4o"}
     with django_assert_max_num_queries(2):

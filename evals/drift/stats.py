@@ -925,7 +925,7 @@ def text_drift(
         hits = 0
         stop_at = alpha * (1 + n_permutations)  # once 1 + hits reaches it, p < alpha is impossible
         batch = 50
-        while permutations_run < n_permutations and 1 + hits < stop_at:
+        while permutations_run < n_permutations and (permutations_run == 0 or 1 + hits < stop_at):
             size = min(batch, n_permutations - permutations_run)
             perm_labels = np.ascontiguousarray(rng.permuted(np.tile(labels, (size, 1)), axis=1).T)
             hits += int(np.sum(model.auc(perm_labels) >= auc - 1e-12))

@@ -1,0 +1,10 @@
+-- Synthetic evaluator scores for every trace of the benchmark project: what ten evaluators would write.
+INSERT INTO evals_score (key, name, value, label, passed, explanation, evidence, evaluator, evaluator_version,
+                         source, comment, created_at, updated_at, project_id, trace_id)
+SELECT 'eval:' || t.id || '::' || n.name || ':1:' || n.name, n.name, v.value, '', v.value >= 0.5, '', '{}',
+       n.name, 1, 'evaluator', '', t.start_time, t.start_time, t.project_id, t.id
+FROM traces_trace t
+CROSS JOIN (VALUES ('grounding'), ('refusal'), ('prompt_injection'), ('pii'), ('secrets'), ('cost_ceiling'),
+                   ('llm_calls'), ('tool_loop')) AS n(name)
+CROSS JOIN LATERAL (SELECT CASE WHEN random() < 0.9 THEN 1.0 ELSE 0.0 END AS value) v
+WHERE t.project_id = (SELECT id FROM accounts_project WHERE slug = 'bench');

@@ -19,7 +19,8 @@ Generators (realistic shapes, fixed seeds: seed, kind, sizes, shift and repetiti
   factor in the current window.
 - categorical: model name, six models with shares 55/25/12/5/2/1%; shift = a new model taking a share of
   the current window's traffic (the others scaled down).
-- rate: refusal rate 2% in the baseline; shift = the current window's rate.
+- rate: refusal rate 2% in the baseline (rare: mostly Fisher's exact test at these sizes); shift = the
+  current window's rate. rate10: the same with a 10% error rate (the z-test).
 - text: answers of 8-40 tokens drawn from a Zipf vocabulary of 3000 words; shift = a share of the current
   answers drawn from another distribution (half of their tokens from 400 words never seen in the
   baseline). Note that the default minimum AUC (0.65) needs about 30% of the answers to look different.
@@ -38,6 +39,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -52,18 +54,20 @@ sys.path.insert(0, str(ROOT))
 from evals.drift import stats as drift  # noqa: E402
 
 SIZES: list[tuple[int, int]] = [(200, 1400), (50, 300), (20, 100)]  # (current, baseline)
-KINDS = ("numeric", "categorical", "rate", "text")
+KINDS = ("numeric", "categorical", "rate", "rate10", "text")
 # Planted shifts per kind; the first is the no-shift case.
 SHIFTS: dict[str, list[float]] = {
     "numeric": [1.0, 1.1, 1.25, 1.5],  # latency factor
     "categorical": [0.0, 0.05, 0.15, 0.30],  # share of a new model
     "rate": [0.02, 0.03, 0.04, 0.08],  # current refusal rate (baseline 0.02)
+    "rate10": [0.10, 0.12, 0.15, 0.20],  # current error rate (baseline 0.10)
     "text": [0.0, 0.2, 0.4, 0.8],  # share of answers from another distribution
 }
 SHIFT_LABEL: dict[str, Callable[[float], str]] = {
     "numeric": lambda s: "none" if s == 1.0 else f"latency x{s:g}",
     "categorical": lambda s: "none" if s == 0 else f"new model {s:.0%}",
     "rate": lambda s: "none" if s == 0.02 else f"refusal 2% -> {s:.0%}",
+    "rate10": lambda s: "none" if s == 0.10 else f"error 10% -> {s:.0%}",
     "text": lambda s: "none" if s == 0 else f"{s:.0%} answers shifted",
 }
 
@@ -109,10 +113,9 @@ def run_one(kind: str, shift: float, n_cur: int, n_base: int, rng: np.random.Gen
         return drift.numeric_drift(latency(rng, n_base), latency(rng, n_cur, shift))
     if kind == "categorical":
         return drift.categorical_drift(models(rng, n_base), models(rng, n_cur, shift))
-    if kind == "rate":
-        return drift.rate_drift(
-            int(rng.binomial(n_base, 0.02)), n_base, int(rng.binomial(n_cur, shift)), n_cur
-        )  # fmt: skip
+    if kind in ("rate", "rate10"):
+        base = SHIFTS[kind][0]
+        return drift.rate_drift(int(rng.binomial(n_base, base)), n_base, int(rng.binomial(n_cur, shift)), n_cur)
     if kind == "text":
         return drift.text_drift(answers(rng, n_base), answers(rng, n_cur, shift))
     raise ValueError(kind)
@@ -154,52 +157,50 @@ class Row:
         return d
 
 
-def run_cell(args: tuple[str, int, int, int, int, int, int]) -> tuple[int, int, int, float]:
-    """(drift, significant, insufficient, seconds) over a chunk of repetitions of one row."""
-    kind, shift_idx, size_idx, first, count, seed, _ = args
+Job = tuple[int, str, int, int, int, int, int]  # (row, kind, shift index, size index, first rep, count, seed)
+
+
+def run_cell(job: Job) -> tuple[int, int, int, int, float]:
+    """(row, drift, significant, insufficient, seconds) over a chunk of repetitions of one row."""
+    row, kind, shift_idx, size_idx, first, count, seed = job
     n_cur, n_base = SIZES[size_idx]
     shift = SHIFTS[kind][shift_idx]
-    counts = [0, 0, 0]
+    alarms = significant = insufficient = 0
     start = time.perf_counter()
     for rep in range(first, first + count):
         rng = np.random.default_rng([seed, KINDS.index(kind), size_idx, shift_idx, rep])
         result = run_one(kind, shift, n_cur, n_base, rng)
-        counts[0] += result.verdict == drift.DRIFT
-        counts[1] += result.significant
-        counts[2] += result.verdict == drift.INSUFFICIENT_DATA
-    return counts[0], counts[1], counts[2], time.perf_counter() - start
+        alarms += result.verdict == drift.DRIFT
+        significant += result.significant
+        insufficient += result.verdict == drift.INSUFFICIENT_DATA
+    return row, alarms, significant, insufficient, time.perf_counter() - start
 
 
 def measure(kinds: list[str], reps: int, power_reps: int, seed: int, workers: int) -> list[Row]:
-    jobs: list[tuple[str, int, int, int, int, int, int]] = []
-    keys: list[tuple[str, int, int]] = []
-    chunk = 50
+    rows: list[Row] = []
+    jobs: list[Job] = []
+    chunk = 25
     for kind in kinds:
-        for shift_idx in range(len(SHIFTS[kind])):
+        for shift_idx, shift in enumerate(SHIFTS[kind]):
             n = reps if shift_idx == 0 else power_reps
-            for size_idx in range(len(SIZES)):
-                keys.append((kind, shift_idx, size_idx))
+            for size_idx, (n_cur, n_base) in enumerate(SIZES):
+                rows.append(Row(kind, SHIFT_LABEL[kind](shift), n_cur, n_base, n, 0, 0, 0, 0.0))
                 for first in range(0, n, chunk):
-                    jobs.append((kind, shift_idx, size_idx, first, min(chunk, n - first), seed, len(keys) - 1))
-    totals = {k: [0, 0, 0, 0.0, 0] for k in range(len(keys))}
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            outputs = list(pool.map(run_cell, jobs))
-    else:
-        outputs = [run_cell(job) for job in jobs]
-    for job, (d, s, i, secs) in zip(jobs, outputs, strict=True):
-        t = totals[job[6]]
-        t[0] += d
-        t[1] += s
-        t[2] += i
-        t[3] += secs
-        t[4] += job[4]
-    rows = []
-    for k, (kind, shift_idx, size_idx) in enumerate(keys):
-        d, s, i, secs, n = totals[k]
-        n_cur, n_base = SIZES[size_idx]
-        label = SHIFT_LABEL[kind](SHIFTS[kind][shift_idx])
-        rows.append(Row(kind, label, n_cur, n_base, int(n), int(d), int(s), int(i), round(float(secs), 2)))
+                    jobs.append((len(rows) - 1, kind, shift_idx, size_idx, first, min(chunk, n - first), seed))
+    outputs: list[tuple[int, int, int, int, float]] = []
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool:
+        results = pool.map(run_cell, jobs) if pool is not None else map(run_cell, jobs)
+        for done, output in enumerate(results, 1):
+            outputs.append(output)
+            if done % 20 == 0 or done == len(jobs):
+                print(f"\r{done}/{len(jobs)} chunks", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    for idx, alarms, significant, insufficient, seconds in outputs:
+        row = rows[idx]
+        row.drift += alarms
+        row.significant += significant
+        row.insufficient += insufficient
+        row.seconds = round(row.seconds + seconds, 2)
     return rows
 
 
@@ -233,6 +234,7 @@ def main() -> None:
         "numeric": {"min_effect": drift.NUMERIC_MIN_EFFECT, "min_samples": drift.NUMERIC_MIN_SAMPLES},
         "categorical": {"min_effect": drift.CATEGORICAL_MIN_EFFECT, "min_samples": drift.CATEGORICAL_MIN_SAMPLES},
         "rate": {"min_effect": drift.RATE_MIN_EFFECT, "min_samples": drift.RATE_MIN_SAMPLES},
+        "rate10": {"min_effect": drift.RATE_MIN_EFFECT, "min_samples": drift.RATE_MIN_SAMPLES},
         "text": {
             "min_effect": drift.TEXT_MIN_EFFECT,
             "min_samples": drift.TEXT_MIN_SAMPLES,

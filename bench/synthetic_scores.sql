@@ -1,8 +1,8 @@
--- Synthetic evaluator scores for every trace of the benchmark project: what ten evaluators would write.
+-- Synthetic evaluator scores for every trace of the benchmark project: what eight evaluators would write.
 INSERT INTO evals_score (key, name, value, label, passed, explanation, evidence, evaluator, evaluator_version,
-                         source, comment, created_at, updated_at, project_id, trace_id)
+                         source, comment, created_at, updated_at, project_id, trace_id, service, trace_start)
 SELECT 'eval:' || t.id || '::' || n.name || ':1:' || n.name, n.name, v.value, '', v.value >= 0.5, '', '{}',
-       n.name, 1, 'evaluator', '', t.start_time, t.start_time, t.project_id, t.id
+       n.name, 1, 'evaluator', '', t.start_time, t.start_time, t.project_id, t.id, t.service, t.start_time
 FROM traces_trace t
 CROSS JOIN (VALUES ('grounding'), ('refusal'), ('prompt_injection'), ('pii'), ('secrets'), ('cost_ceiling'),
                    ('llm_calls'), ('tool_loop')) AS n(name)

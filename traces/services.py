@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Field, JSONField
 
 from accounts.models import Project
 from rollups.services import minutes_mark_dirty
@@ -209,6 +210,57 @@ def _span_row(project: Project, trace_pk: int, record: SpanRecord, now: datetime
     )
 
 
+@dataclass(frozen=True)
+class _CopyColumn:
+    attname: str
+    column: str
+    is_json: bool
+    nullable: bool
+
+
+SPAN_COPY_COLUMNS = [
+    _CopyColumn(f.attname, str(f.column), isinstance(f, JSONField), f.null)
+    for f in (Span._meta.get_field(name) for name in ("trace", "span_id", *SPAN_UPDATE_FIELDS))
+    if isinstance(f, Field)
+]
+
+
+def _copy_upsert_spans(rows: list[Span]) -> dict[tuple[int, str], tuple[int, bool]]:
+    """PostgreSQL: COPY the rows into a temporary table, then one INSERT … ON CONFLICT DO UPDATE.
+
+    The ORM's bulk upsert sends every column as an array parameter that psycopg escapes value by value in
+    Python, over half of an ingest request's time; COPY streams the same rows at a fraction of the cost.
+    Returns (span row id, inserted rather than updated) per (trace row id, span id).
+    """
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(c.column) for c in SPAN_COPY_COLUMNS)
+    updates = ", ".join(
+        f"{quote(c.column)} = EXCLUDED.{quote(c.column)}"
+        for c in SPAN_COPY_COLUMNS
+        if c.column not in ("trace_id", "span_id")
+    )
+    json_positions = [i for i, c in enumerate(SPAN_COPY_COLUMNS) if c.is_json]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS span_upsert ON COMMIT DELETE ROWS AS "  # noqa: S608 (model columns)
+            f"SELECT {columns} FROM traces_span WITH NO DATA"
+        )
+        cursor.execute("TRUNCATE span_upsert")  # an earlier call in the same transaction left its rows
+        with cursor.cursor.copy(f"COPY span_upsert ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                values = [getattr(row, c.attname) for c in SPAN_COPY_COLUMNS]
+                for i in json_positions:
+                    if values[i] is not None or not SPAN_COPY_COLUMNS[i].nullable:
+                        values[i] = json.dumps(values[i])
+                copy.write_row(values)
+        cursor.execute(
+            f"INSERT INTO traces_span ({columns}) SELECT {columns} FROM span_upsert "  # noqa: S608 (model columns)
+            f"ON CONFLICT (trace_id, span_id) DO UPDATE SET {updates} "
+            "RETURNING id, trace_id, span_id, (xmax = 0)"
+        )
+        return {(trace_id, span_id): (pk, inserted) for pk, trace_id, span_id, inserted in cursor.fetchall()}
+
+
 def _pick_root(spans: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The span with no parent; if it has not arrived, the earliest span whose parent is missing."""
     ids = {s["span_id"] for s in spans}
@@ -284,31 +336,34 @@ def spans_store(*, project: Project, records: Sequence[SpanRecord]) -> StoreResu
     _lock_traces(project, trace_ids)
     now = datetime.now(tz=records[0].start_time.tzinfo)
 
-    previous_starts = list(
-        Trace.objects.filter(project=project, trace_id__in=trace_ids).values_list("start_time", flat=True)
-    )
-    stubs = [
-        Trace(
-            project=project,
-            trace_id=trace_id,
-            start_time=min(r.start_time for r in spans),
-            end_time=max(r.end_time for r in spans),
-            updated_at=now,
+    # A trace seen before is recomputed from all its stored spans after the upsert; a new one is summarised
+    # from this batch alone and written once.
+    existing = {
+        trace_id: (pk, start)
+        for trace_id, pk, start in Trace.objects.filter(project=project, trace_id__in=trace_ids).values_list(
+            "trace_id", "pk", "start_time"
         )
-        for trace_id, spans in ((t, by_trace[t]) for t in trace_ids)
-    ]
-    Trace.objects.bulk_create(
-        stubs, update_conflicts=True, unique_fields=["project", "trace_id"], update_fields=["updated_at"]
-    )
-    trace_pk = {t.trace_id: t.pk for t in stubs}  # PostgreSQL and SQLite return ids from upserts
+    }
+    new_traces = [_new_trace(project, t, by_trace[t], now) for t in trace_ids if t not in existing]
+    Trace.objects.bulk_create(new_traces)  # no conflict possible: the trace locks are held
+    trace_pk = {trace_id: pk for trace_id, (pk, _) in existing.items()}
+    trace_pk.update({t.trace_id: t.pk for t in new_traces})
 
     rows = [_span_row(project, trace_pk[r.trace_id], r, now) for r in unique.values()]
-    Span.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["trace", "span_id"], update_fields=SPAN_UPDATE_FIELDS
-    )
-    span_pk = {(r.trace_id, r.span_id): row.pk for r, row in zip(unique.values(), rows, strict=True)}
+    if connection.vendor == "postgresql":
+        stored = _copy_upsert_spans(rows)
+        span_pk = {(r.trace_id, r.span_id): stored[(trace_pk[r.trace_id], r.span_id)][0] for r in unique.values()}
+        updated = [pk for pk, inserted in stored.values() if not inserted]
+    else:
+        Span.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["trace", "span_id"], update_fields=SPAN_UPDATE_FIELDS
+        )
+        span_pk = {(r.trace_id, r.span_id): row.pk for r, row in zip(unique.values(), rows, strict=True)}
+        updated = list(span_pk.values())
 
-    RetrievedDocument.objects.filter(span_id__in=span_pk.values()).delete()
+    # Re-sent spans replace their documents; a span inserted just now has none to replace.
+    if updated:
+        RetrievedDocument.objects.filter(span_id__in=updated).delete()
     documents = [
         RetrievedDocument(
             span_id=span_pk[(r.trace_id, r.span_id)],
@@ -324,12 +379,34 @@ def spans_store(*, project: Project, records: Sequence[SpanRecord]) -> StoreResu
     if documents:
         RetrievedDocument.objects.bulk_create(documents)
 
-    starts = _recompute_traces(project, trace_pk, unique, now)
+    starts = _recompute_traces(project, {t: pk for t, (pk, _) in existing.items()}, unique, now)
     # The rollup buckets of these traces changed, including the one a trace left when an earlier span arrived.
-    minutes_mark_dirty(project_id=project.pk, moments=[*previous_starts, *starts])
+    previous_starts = [start for _, start in existing.values()]
+    minutes_mark_dirty(project_id=project.pk, moments=[*previous_starts, *starts, *(t.start_time for t in new_traces)])
     pks = sorted(trace_pk.values())
     transaction.on_commit(lambda: traces_ingested(project_id=project.pk, trace_pks=pks))
     return StoreResult(trace_pks=pks, spans=len(unique))
+
+
+def _summary_fields(record: SpanRecord) -> dict[str, Any]:
+    """A batch record in the shape ``summarise_trace`` reads from stored spans."""
+    return {
+        "span_id": record.span_id, "parent_span_id": record.parent_span_id, "name": record.name,
+        "kind": record.kind, "start_time": record.start_time, "end_time": record.end_time,
+        "status": record.status, "service": record.service, "environment": record.environment,
+        "release": record.release, "session_id": record.session_id, "user_id": record.user_id,
+        "tags": record.tags, "trace_name": record.trace_name, "model": record.model,
+        "input_tokens": record.input_tokens, "output_tokens": record.output_tokens,
+        "total_tokens": record.total_tokens, "cost": record.cost, "cost_source": record.cost_source,
+        "input_preview": record.input_preview, "output_preview": record.output_preview,
+    }  # fmt: skip
+
+
+def _new_trace(project: Project, trace_id: str, records: list[SpanRecord], now: datetime) -> Trace:
+    summary = summarise_trace([_summary_fields(r) for r in records])
+    root = next(r for r in records if r.span_id == summary["root_span_id"])
+    return Trace(project=project, trace_id=trace_id, updated_at=now, search_text=_search_text(root.input, root.output),
+                 **summary)  # fmt: skip
 
 
 def _recompute_traces(

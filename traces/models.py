@@ -149,10 +149,6 @@ class Span(models.Model):
         indexes = [
             # Model filter on the trace list and per-model breakdowns.
             models.Index(fields=["project", "model", "trace"], name="span_model_idx"),
-            # Time-ranged scans per project (rollups, rescoring by range).
-            models.Index(fields=["project", "start_time"], name="span_time_idx"),
-            # Tool usage queries (forbidden tools, loops).
-            models.Index(fields=["project", "tool_name"], name="span_tool_idx"),
         ]
 
 

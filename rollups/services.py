@@ -56,6 +56,17 @@ class _Traffic:
     cost: Decimal = Decimal(0)
     unpriced: int = 0
 
+    def row(
+        self, project_id: int, service: str, environment: str, granularity: str, bucket: datetime, dimension: str,
+        value: str,
+    ) -> TrafficRollup:  # fmt: skip
+        return TrafficRollup(
+            project_id=project_id, service=service, environment=environment, granularity=granularity,
+            bucket=bucket, dimension=dimension, value=value, traces=self.traces, errors=self.errors,
+            latency_hist=self.hist, latency_sum_ms=self.latency_sum, input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens, cost=self.cost, unpriced=self.unpriced,
+        )  # fmt: skip
+
     def add(self, trace: dict[str, Any]) -> None:
         self.traces += 1
         self.errors += trace["status"] == "error"
@@ -185,26 +196,7 @@ def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
     TrafficRollup.objects.filter(minute_filter).delete()
     ScoreRollup.objects.filter(minute_filter).delete()
     TrafficRollup.objects.bulk_create(
-        [
-            TrafficRollup(
-                project_id=project_id,
-                service=s,
-                environment=e,
-                granularity=Granularity.MINUTE,
-                bucket=b,
-                dimension=d,
-                value=v,
-                traces=t.traces,
-                errors=t.errors,
-                latency_hist=t.hist,
-                latency_sum_ms=t.latency_sum,
-                input_tokens=t.input_tokens,
-                output_tokens=t.output_tokens,
-                cost=t.cost,
-                unpriced=t.unpriced,
-            )
-            for (s, e, b, d, v), t in traffic.items()
-        ],
+        [t.row(project_id, s, e, Granularity.MINUTE, b, d, v) for (s, e, b, d, v), t in traffic.items()],
         batch_size=1000,
     )
     ScoreRollup.objects.bulk_create(
@@ -267,26 +259,7 @@ def _hours_recompute(project_id: int, hours: list[datetime]) -> None:
             cell.cost += row["cost"]
             cell.unpriced += row["unpriced"]
         TrafficRollup.objects.bulk_create(
-            [
-                TrafficRollup(
-                    project_id=project_id,
-                    service=s,
-                    environment=e,
-                    granularity=Granularity.HOUR,
-                    bucket=hour,
-                    dimension=d,
-                    value=v,
-                    traces=t.traces,
-                    errors=t.errors,
-                    latency_hist=t.hist,
-                    latency_sum_ms=t.latency_sum,
-                    input_tokens=t.input_tokens,
-                    output_tokens=t.output_tokens,
-                    cost=t.cost,
-                    unpriced=t.unpriced,
-                )
-                for (s, e, d, v), t in merged.items()
-            ],
+            [t.row(project_id, s, e, Granularity.HOUR, hour, d, v) for (s, e, d, v), t in merged.items()],
             batch_size=1000,
         )
         scores = (

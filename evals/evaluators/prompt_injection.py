@@ -68,13 +68,14 @@ import binascii
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from evals.evaluators.base import EvalItem, EvalResult, Evaluator
+from evals.evaluators.text import string_leaves
 
 Location = Literal["input", "document", "tool_result"]
 
@@ -487,7 +488,7 @@ class PromptInjection(Evaluator[PromptInjectionParams]):
                     sources.append(("document", doc.id, None, doc.text))
         if p.scan_tool_results:
             for call in item.tool_calls:
-                text = "\n".join(_strings(call.result))
+                text = "\n".join(string_leaves(call.result))
                 if text:
                     n_tools += 1
                     sources.append(("tool_result", call.span_id or None, call.name, text))
@@ -732,22 +733,6 @@ def _excerpt(text: str, start: int, end: int) -> str:
 
 def _clip(s: str, limit: int) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
-
-
-def _strings(value: Any, depth: int = 0) -> Iterable[str]:
-    """The string leaves of a tool result (a string, or JSON-like dicts and lists)."""
-    if isinstance(value, str):
-        yield value
-    elif depth > 20:
-        return
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v, depth + 1)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _strings(v, depth + 1)
-    elif isinstance(value, bytes):
-        yield value.decode("utf-8", errors="replace")
 
 
 def _explain(

@@ -57,6 +57,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evals.evaluators.base import EvalItem, EvalResult, Evaluator
+from evals.evaluators.text import string_leaves
 
 
 @dataclass
@@ -275,7 +276,7 @@ class SecretLeak(Evaluator[SecretParams]):
             sources.append(("output", None, None, item.output))
         if p.scan_tool_results:
             for call in item.tool_calls:
-                text = "\n".join(_strings(call.result))
+                text = "\n".join(string_leaves(call.result))
                 if text:
                     sources.append(("tool_result", call.span_id or None, call.name, text))
         if not sources:
@@ -519,17 +520,3 @@ def _overlaps(s: int, e: int, hits: list[_Hit]) -> bool:
 def _mask(value: str, prefix: str) -> str:
     tail = value[-4:] if len(value) >= 20 else ""
     return f"{prefix}…{tail}"
-
-
-def _strings(value: Any, depth: int = 0) -> Iterable[str]:
-    """The string leaves of a tool result (a string, or JSON-like dicts and lists)."""
-    if isinstance(value, str):
-        yield value
-    elif depth > 20:
-        return
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v, depth + 1)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _strings(v, depth + 1)

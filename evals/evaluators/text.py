@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 
 def _wordlist(text: str) -> tuple[str, ...]:
@@ -220,3 +222,19 @@ def numbers(text: str) -> list[tuple[str, str]]:
     for match in _NUMBER.finditer(rest):
         found.append((match.group().strip(), normalise_number(match.group(1), match.group(2))))
     return found
+
+
+def string_leaves(value: Any, depth: int = 0) -> Iterable[str]:
+    """The string leaves of a tool result (a string, or JSON-like dicts and lists)."""
+    if isinstance(value, str):
+        yield value
+    elif depth > 20:
+        return
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from string_leaves(v, depth + 1)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from string_leaves(v, depth + 1)
+    elif isinstance(value, bytes):
+        yield value.decode("utf-8", errors="replace")

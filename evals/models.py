@@ -149,3 +149,154 @@ class DriftRun(models.Model):
             # The latest run of each service (overview, drift page).
             models.Index(fields=["project", "service", "-created_at"], name="drift_latest_idx"),
         ]
+
+
+class Dataset(models.Model):
+    """A golden dataset: questions whose right answers are known, asked again and again by probes."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            # Datasets are picked by name in forms and exports.
+            models.UniqueConstraint(fields=["project", "name"], name="dataset_unique_name"),
+        ]
+
+
+class DatasetItem(models.Model):
+    """One golden item. ``input`` is a string or a list of chat messages ``[{"role", "content"}]``."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="items")
+    input = models.JSONField()
+    expected = models.TextField(blank=True)
+    context = models.JSONField(default=list, blank=True)  # documents (strings) the answer should rely on
+    tags = models.JSONField(default=list, blank=True)
+    source_trace_id = models.CharField(max_length=32, blank=True)  # the trace it was added from, if any
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+
+class ProbeTargetKind(models.TextChoices):
+    HTTP = "http_endpoint", "HTTP endpoint of the app"
+    OPENAI = "openai_chat", "OpenAI-compatible chat completions"
+
+
+class Probe(models.Model):
+    """Runs a dataset against a target every N minutes, on a cron expression, or only on demand."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="probes")
+    name = models.CharField(max_length=200)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="probes")
+    # The traces of a run are recorded as this service's, in this environment, tagged "probe".
+    service = models.CharField(max_length=200)
+    environment = models.CharField(max_length=64, default="probe")
+    target_kind = models.CharField(max_length=20, choices=ProbeTargetKind.choices)
+    # The target's pydantic config (evals.probes). Secrets are ``${ENV_NAME}`` references, never values.
+    target_config = models.JSONField(default=dict)
+    evaluators = models.JSONField(default=list)  # evaluator names; params come from the service's settings
+    interval_minutes = models.PositiveIntegerField(null=True, blank=True)
+    cron = models.CharField(max_length=100, blank=True)
+    enabled = models.BooleanField(default=True)
+    # The next scheduled start; beat claims it by moving it forward with a conditional update.
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="probe_unique_name"),
+        ]
+        indexes = [
+            # Beat, every minute: the enabled probes that are due.
+            models.Index(fields=["next_run_at"], condition=models.Q(enabled=True), name="probe_due_idx"),
+        ]
+
+
+class ProbeRun(models.Model):
+    """One run of a probe over every item of its dataset: the job row the probe page shows progress from."""
+
+    probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="runs")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=10, default="manual")  # "schedule" or "manual"
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    total = models.IntegerField(default=0)
+    done = models.IntegerField(default=0)
+    passed = models.IntegerField(default=0)
+    errors = models.IntegerField(default=0)  # items whose target call failed (timeout, bad response)
+    changed = models.IntegerField(default=0)  # items whose answer differs from the previous run's
+    flipped = models.IntegerField(default=0)  # items whose verdict differs from the previous run's
+    latency_ms_total = models.FloatField(default=0.0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # Two beats (or a redelivered beat message) can never start the same scheduled slot twice.
+            models.UniqueConstraint(fields=["probe", "scheduled_for"], name="probe_run_unique_slot"),
+        ]
+        indexes = [
+            # Run history of a probe, newest first.
+            models.Index(fields=["probe", "-created_at"], name="probe_run_history_idx"),
+        ]
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.total == 0 and self.is_finished else int(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (RunStatus.DONE, RunStatus.CANCELLED, RunStatus.FAILED)
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.passed / self.done if self.done else None
+
+    @property
+    def latency_ms_avg(self) -> float | None:
+        return self.latency_ms_total / self.done if self.done else None
+
+
+class ProbeResult(models.Model):
+    """One item of one run: the answer, its verdict, and how it compares with the previous run's."""
+
+    run = models.ForeignKey(ProbeRun, on_delete=models.CASCADE, related_name="results")
+    item = models.ForeignKey(DatasetItem, on_delete=models.SET_NULL, null=True, related_name="+")
+    trace = models.ForeignKey(Trace, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    question = models.TextField(blank=True)  # the item's input as text, kept if the item is edited later
+    expected = models.TextField(blank=True)
+    answer = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    passed = models.BooleanField(default=False)
+    scores = models.JSONField(default=dict, blank=True)  # evaluator → {passed, value, explanation}
+    latency_ms = models.FloatField(default=0.0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    has_previous = models.BooleanField(default=False)
+    previous_answer = models.TextField(blank=True)
+    previous_passed = models.BooleanField(null=True, blank=True)
+    answer_changed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            # A run resumed after a worker died re-does an item at most once.
+            models.UniqueConstraint(fields=["run", "item"], name="probe_result_unique_item"),
+        ]
+
+    @property
+    def flipped(self) -> bool:
+        return self.previous_passed is not None and self.previous_passed != self.passed

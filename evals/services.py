@@ -19,9 +19,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Project
+from evals.datasets import ItemData
 from evals.evaluators.base import EvalItem, EvalResult, Evaluator, EvaluatorError
 from evals.evaluators.registry import REGISTRY
-from evals.models import EvalRun, EvaluatorConfig, RunStatus, Score, ScoreSource
+from evals.models import Dataset, DatasetItem, EvalRun, EvaluatorConfig, Probe, RunStatus, Score, ScoreSource
+from evals.probes.schedule import next_run_after
 from evals.selectors import EffectiveConfig, effective_configs, eval_item, traces_with_spans
 from rollups.services import minutes_mark_dirty
 from traces.models import Span, Trace
@@ -298,3 +300,75 @@ def eval_run_drive(*, run: EvalRun, on_progress: Callable[[EvalRun], None] | Non
         if on_progress is not None:
             on_progress(run)
     return run
+
+
+# --- golden datasets -------------------------------------------------------------------------------------
+
+
+def dataset_create(*, project: Project, name: str, description: str = "", user: User | None) -> Dataset:
+    return Dataset.objects.create(project=project, name=name, description=description, created_by=user)
+
+
+@transaction.atomic
+def dataset_items_add(*, dataset: Dataset, items: list[ItemData], source_trace_id: str = "") -> list[DatasetItem]:
+    """Every item or none: an import validated row by row is written in one transaction."""
+    rows = [
+        DatasetItem(
+            dataset=dataset,
+            input=item.input,
+            expected=item.expected,
+            context=list(item.context),
+            tags=list(item.tags),
+            source_trace_id=source_trace_id,
+        )
+        for item in items
+    ]
+    return DatasetItem.objects.bulk_create(rows)
+
+
+def dataset_item_delete(*, item: DatasetItem) -> None:
+    item.delete()
+
+
+# --- probes ----------------------------------------------------------------------------------------------
+
+
+def probe_save(*, probe: Probe, user: User | None = None) -> Probe:
+    """Create or update a probe; its next scheduled start follows from the schedule as it is now."""
+    if probe.pk is None:
+        probe.created_by = user
+    probe.next_run_at = next_run_after(probe, timezone.now()) if probe.enabled else None
+    probe.save()
+    return probe
+
+
+def probe_item_scores_write(
+    *, trace: Trace, results: list[tuple[type[Evaluator[Any]], EvalResult]], passed: bool, explanation: str
+) -> None:
+    """The evaluator scores of a probe item's trace and its verdict, the "probe" score an SLO counts:
+    passed when every configured evaluator passed and the target answered. Upserted, so a resumed run
+    rewrites rather than duplicates."""
+    spans_by_id = {s.span_id: s for s in trace.spans.all()}
+    rows = [
+        _score_row(trace, spans_by_id, EffectiveConfig(cls, True, {}, 1.0, "probe"), result) for cls, result in results
+    ]
+    rows.append(
+        Score(
+            project_id=trace.project_id,
+            trace=trace,
+            key=f"probe:{trace.pk}",
+            service=trace.service,
+            trace_start=trace.start_time,
+            name="probe",
+            value=1.0 if passed else 0.0,
+            label="pass" if passed else "fail",
+            passed=passed,
+            explanation=explanation,
+            evidence={},
+            source=ScoreSource.PROBE,
+            updated_at=timezone.now(),
+        )
+    )
+    with transaction.atomic():
+        _upsert(rows)
+        minutes_mark_dirty(project_id=trace.project_id, moments=[trace.start_time])

@@ -1,0 +1,281 @@
+"""The probe target plugin contract, and the helpers every target shares.
+
+A target is one class in one module: a registry ``name``, a pydantic ``Config`` (stored as JSON on the probe),
+and ``call(item, client) -> TargetAnswer``. A failure raises ``TargetError`` with a message that says what went
+wrong (timed out, HTTP 502, not JSON, the answer path matched nothing) and whether trying again could help; the
+run records it on the item and goes on with the next one.
+
+Secrets never live in a config: a header value (or the chat target's key) names an environment variable of the
+workers, ``${ENV_NAME}``, resolved at call time. Resolved values are redacted from every error message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from evals.datasets import input_text
+
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+# What a request template can use: {{input}} is the item's input as stored (text or a chat), {{messages}} always a
+# chat, {{input_text}} always text (the last user message).
+TEMPLATE_FIELDS = ("input", "input_text", "messages", "expected", "context", "tags", "item_id")
+SNIPPET = 200  # characters of a response quoted in an error
+
+
+class TargetError(Exception):
+    """A target call that failed. ``retryable``: a timeout or a 5xx can pass next time; a 404 or a bad path cannot."""
+
+    def __init__(self, message: str, *, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class ProbeItem:
+    id: int
+    input: str | list[dict[str, str]]
+    expected: str = ""
+    context: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return input_text(self.input)
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        return list(self.input) if isinstance(self.input, list) else [{"role": "user", "content": self.input}]
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "input": self.input, "input_text": self.text, "messages": self.messages, "expected": self.expected,
+            "context": list(self.context), "tags": list(self.tags), "item_id": self.id,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    content: str
+    score: float | None = None
+
+
+@dataclass
+class TargetAnswer:
+    answer: str
+    request: Any  # what was sent (recorded as the trace's input), secrets excluded
+    documents: list[Document] = field(default_factory=list)
+    model: str = ""
+    provider: str = ""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class TargetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    timeout_seconds: float = Field(30.0, gt=0, le=300, description="Per item: a slower answer is an error.")
+
+
+C = TypeVar("C", bound=TargetConfig)
+
+
+class Target(ABC, Generic[C]):
+    name: ClassVar[str]
+    title: ClassVar[str]
+    Config: ClassVar[type[TargetConfig]]
+    span_kind: ClassVar[str] = "chain"  # the kind of the span that records a call
+
+    def __init__(self, config: C):
+        self.config = config
+
+    @classmethod
+    def from_config(cls, data: dict[str, Any]) -> Target[Any]:
+        """Build from the stored JSON; raises pydantic.ValidationError saying what is wrong."""
+        return cls(cast(Any, cls.Config.model_validate(data)))
+
+    @abstractmethod
+    def call(self, item: ProbeItem, client: httpx.Client) -> TargetAnswer:
+        """Ask the target this item's question; raise TargetError on any failure."""
+
+    def display_config(self) -> dict[str, Any]:
+        """The config as shown on the probe page: secrets are references, so nothing to hide."""
+        return self.config.model_dump()
+
+
+# --- secrets ------------------------------------------------------------------------------------------------
+
+
+def resolve_env(text: str, secrets: list[str]) -> str:
+    """Replace each ``${NAME}`` by the variable's value, remembering the value so errors can redact it."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        resolved = os.environ.get(name)
+        if resolved is None:
+            raise TargetError(f"environment variable {name} is not set where the probe runs", retryable=False)
+        if resolved:
+            secrets.append(resolved)
+        return resolved
+
+    return ENV_REF.sub(value, text)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+# --- request templates --------------------------------------------------------------------------------------
+
+
+def template_names(template: Any) -> set[str]:
+    if isinstance(template, str):
+        return set(PLACEHOLDER.findall(template))
+    if isinstance(template, dict):
+        return set().union(*(template_names(k) | template_names(v) for k, v in template.items()))
+    if isinstance(template, list):
+        return set().union(*(template_names(v) for v in template))
+    return set()
+
+
+def check_template(template: Any) -> Any:
+    unknown = sorted(template_names(template) - set(TEMPLATE_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown placeholder {{{{{unknown[0]}}}}} (available: {', '.join(TEMPLATE_FIELDS)})")
+    return template
+
+
+def render_template(template: Any, fields: dict[str, Any]) -> Any:
+    """A string that is exactly one placeholder becomes the field's JSON value (a chat stays a list); inside
+    longer strings a placeholder becomes text."""
+    if isinstance(template, str):
+        whole = PLACEHOLDER.fullmatch(template.strip())
+        if whole:
+            return fields[whole.group(1)]
+
+        def text(match: re.Match[str]) -> str:
+            value = fields[match.group(1)]
+            return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+        return PLACEHOLDER.sub(text, template)
+    if isinstance(template, dict):
+        return {render_template(k, fields): render_template(v, fields) for k, v in template.items()}
+    if isinstance(template, list):
+        return [render_template(v, fields) for v in template]
+    return template
+
+
+# --- responses ----------------------------------------------------------------------------------------------
+
+_STEP = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
+
+
+def parse_path(path: str) -> list[str | int]:
+    """``answer``, ``data.answer``, ``choices[0].message.content``, ``choices.0.message.content`` or the same
+    with a leading ``$.``: dotted keys and list indexes. Raises ValueError on anything else."""
+    rest = path.strip().removeprefix("$").removeprefix(".") if path.strip() != "$" else ""
+    steps: list[str | int] = []
+    pos = 0
+    while pos < len(rest):
+        match = _STEP.match(rest, pos)
+        if not match or match.end() == pos:
+            raise ValueError(
+                f"cannot read the path {path!r} at {rest[pos:]!r}: use keys and [n], e.g. data.items[0].text"
+            )
+        key, index = match.groups()
+        steps.append(int(index) if index is not None else (int(key) if key.isdigit() else key))
+        pos = match.end()
+    return steps
+
+
+def json_path_get(document: Any, path: str, what: str) -> Any:
+    node = document
+    walked = "$"
+    for step in parse_path(path):
+        if isinstance(step, int) and isinstance(node, list):
+            if step >= len(node):
+                raise TargetError(
+                    f"{what} path {path!r}: {walked} has {len(node)} elements, no [{step}]", retryable=False
+                )
+            node = node[step]
+            walked += f"[{step}]"
+        elif isinstance(node, dict) and str(step) in node:
+            node = node[str(step)]
+            walked += f".{step}"
+        else:
+            keys = ", ".join(list(map(str, node))[:10]) if isinstance(node, dict) else type(node).__name__
+            raise TargetError(
+                f"{what} path {path!r} matched nothing: no {step!r} in {walked} (it has: {keys or 'nothing'})",
+                retryable=False,
+            )
+    return node
+
+
+def answer_text(value: Any, path: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    kind = "an object" if isinstance(value, dict) else "a list" if isinstance(value, list) else repr(value)
+    raise TargetError(f"the answer path {path!r} points at {kind}, not text", retryable=False)
+
+
+def documents_from(value: Any, path: str) -> list[Document]:
+    """Retrieved documents: a list of strings, or of objects with content / text / page_content (and id, score)."""
+    if not isinstance(value, list):
+        raise TargetError(f"the documents path {path!r} must point at a list", retryable=False)
+    docs: list[Document] = []
+    for index, entry in enumerate(value[:100]):
+        if isinstance(entry, str):
+            docs.append(Document(id=str(index), content=entry))
+            continue
+        if not isinstance(entry, dict):
+            raise TargetError(f"document {index} at {path!r} is neither text nor an object", retryable=False)
+        content = next((entry[k] for k in ("content", "text", "page_content") if isinstance(entry.get(k), str)), None)
+        if content is None:
+            raise TargetError(f"document {index} at {path!r} has no content, text or page_content", retryable=False)
+        score = entry.get("score")
+        docs.append(Document(id=str(entry.get("id", index)), content=content,
+                             score=float(score) if isinstance(score, int | float) else None))  # fmt: skip
+    return docs
+
+
+def send_json(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    timeout: float,
+    secrets: list[str],
+    body: Any = None,
+    params: dict[str, Any] | None = None,
+) -> Any:
+    """One HTTP exchange whose answer must be JSON; every failure becomes a TargetError with a clear message."""
+    try:
+        response = client.request(method, url, headers=headers, json=body, params=params, timeout=timeout)
+    except httpx.TimeoutException:
+        raise TargetError(f"no answer within {timeout:g} s (timed out)", retryable=True) from None
+    except httpx.HTTPError as exc:
+        raise TargetError(
+            redact(f"could not reach {url}: {type(exc).__name__} {exc}", secrets), retryable=True
+        ) from None
+    snippet = redact(response.text[:SNIPPET], secrets)
+    if response.status_code >= 400:
+        retryable = response.status_code in (408, 429) or response.status_code >= 500
+        raise TargetError(f"HTTP {response.status_code} from the target: {snippet!r}", retryable=retryable)
+    try:
+        return response.json()
+    except ValueError:
+        kind = response.headers.get("content-type", "no content type")
+        raise TargetError(f"the response is not JSON ({kind}): {snippet!r}", retryable=False) from None

@@ -8,14 +8,16 @@ raw traces and scores that started in it, so a recompute is idempotent and order
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
+from django.utils.module_loading import import_string
 
 from evals.models import Score
 from rollups.histogram import bucket_of
@@ -99,7 +101,7 @@ def _slices(trace: dict[str, Any], prompts: set[str]) -> list[tuple[str, str]]:
     return slices
 
 
-def _trace_verdicts(trace_pks: list[int]) -> dict[int, dict[str, tuple[bool | None, float | None]]]:
+def trace_verdicts(trace_pks: list[int]) -> dict[int, dict[str, tuple[bool | None, float | None]]]:
     """Per trace and score name: passed (all rows passed) and the mean value; newest evaluator version only."""
     rows = Score.objects.filter(trace_id__in=trace_pks).values_list(
         "trace_id", "name", "passed", "value", "source", "evaluator_version"
@@ -168,6 +170,7 @@ def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
     wanted_set = set(wanted)
     traffic: dict[tuple[str, str, datetime, str, str], _Traffic] = defaultdict(_Traffic)
     judged: dict[tuple[str, str, datetime, str, str, str], _Judged] = defaultdict(_Judged)
+    all_verdicts: dict[int, dict[str, tuple[bool | None, float | None]]] = {}
     traces = [
         t
         for t in Trace.objects.filter(
@@ -178,7 +181,8 @@ def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
     for start in range(0, len(traces), TRACE_CHUNK):
         chunk = traces[start : start + TRACE_CHUNK]
         pks = [t["pk"] for t in chunk]
-        prompts, verdicts = _prompts(pks), _trace_verdicts(pks)
+        prompts, verdicts = _prompts(pks), trace_verdicts(pks)
+        all_verdicts.update(verdicts)
         for trace in chunk:
             minute = floor_minute(trace["start_time"])
             for dim, value in _slices(trace, prompts.get(trace["pk"], set())):
@@ -221,7 +225,16 @@ def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
     )
     hours = sorted({floor_hour(m) for m in wanted})
     _hours_recompute(project_id, hours)
+    for hook in _recompute_hooks():
+        hook(project_id=project_id, minutes=wanted, traces=traces, verdicts=all_verdicts)
     return len(traffic) + len(judged)
+
+
+def _recompute_hooks() -> list[Callable[..., None]]:
+    """Other derived data computed from the same minutes (``SRE4AI_MINUTES_RECOMPUTED_HOOKS``: the SLIs), so
+    raw rows are read once; each hook takes ``project_id``, ``minutes``, ``traces`` (TRACE_FIELDS dicts) and
+    ``verdicts`` (see trace_verdicts)."""
+    return [import_string(name) for name in settings.SRE4AI_MINUTES_RECOMPUTED_HOOKS]
 
 
 def _hours_recompute(project_id: int, hours: list[datetime]) -> None:

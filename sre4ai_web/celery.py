@@ -18,6 +18,9 @@ app.conf.task_routes = {
     "rollups.tasks.process_dirty": {"queue": "backfill"},
     "evals.tasks.drift_run": {"queue": "backfill"},
     "evals.tasks.drift_schedule": {"queue": "backfill"},
+    "evals.tasks.probe_run": {"queue": "backfill"},
+    "evals.tasks.probe_schedule": {"queue": "backfill"},
+    "slos.tasks.sli_history": {"queue": "backfill"},
 }
 
 app.conf.beat_schedule = {
@@ -25,4 +28,10 @@ app.conf.beat_schedule = {
     "rollups-process-dirty": {"task": "rollups.tasks.process_dirty", "schedule": 10.0},
     # Every service with traffic: the last 24 h against the 7 days before, once an hour.
     "drift-schedule": {"task": "evals.tasks.drift_schedule", "schedule": 3600.0},
+    # Golden probes that are due (every N minutes or on their cron expression) start within a minute.
+    "probe-schedule": {"task": "evals.tasks.probe_schedule", "schedule": 60.0},
+    # SLO alert rules at the last complete minute; state changes go to the notification outbox.
+    "slos-evaluate": {"task": "slos.tasks.evaluate", "schedule": 60.0},
+    # Notifications are sent on commit; this picks up retries whose backoff has passed.
+    "slos-dispatch": {"task": "slos.tasks.dispatch", "schedule": 15.0},
 }

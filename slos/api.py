@@ -1,0 +1,320 @@
+"""SLO REST API (validated by the same form as the UI, so the errors are the same) and /metrics for Prometheus."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Q, Sum
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import ProjectKeyError, authenticate_project_key
+from accounts.models import ApiKey, Project
+from rollups.models import Granularity, TrafficRollup
+from slos import burn, selectors, services
+from slos.forms import SloForm
+from slos.models import SLO, SliMinute
+
+SloIn = inline_serializer(
+    "SloIn",
+    {
+        "name": serializers.CharField(),
+        "service": serializers.CharField(),
+        "environment": serializers.CharField(required=False),
+        "route": serializers.CharField(required=False),
+        "model": serializers.CharField(required=False),
+        "sli_kind": serializers.ChoiceField(choices=["score", "latency", "error", "cost", "safety", "probe"]),
+        "evaluator": serializers.CharField(required=False, help_text="Score name, for sli_kind=score."),
+        "comparator": serializers.ChoiceField(choices=["pass", ">=", ">", "<=", "<"], required=False),
+        "threshold": serializers.DecimalField(
+            max_digits=20, decimal_places=10, required=False, help_text="Score threshold, latency in ms, or cost in $."
+        ),
+        "objective": serializers.CharField(help_text='"99.5%" or "0.995"'),
+        "window_days": serializers.ChoiceField(choices=[7, 28, 30]),
+        "policy": serializers.JSONField(
+            help_text='"default", or a list of {severity, burn_rate_threshold, '
+            'long_window, short_window}, e.g. {"severity": "page", '
+            '"burn_rate_threshold": "14.4", "long_window": "1h", '
+            '"short_window": "5m"}'
+        ),
+        "runbook": serializers.CharField(required=False, help_text="Markdown."),
+        "owner": serializers.CharField(required=False, help_text="Username of a project member."),
+        "channels": serializers.ListField(child=serializers.CharField(), required=False, help_text="Channel names."),
+    },
+)
+_ERRORS = OpenApiResponse(
+    description='{"errors": {"field": ["what is wrong and how to fix it"], "rules.0.burn_rate_threshold": ["..."]}}'
+)
+
+
+def slo_json(summary: selectors.SloSummary) -> dict[str, Any]:
+    slo = summary.slo
+    return {
+        "id": slo.pk,
+        "name": slo.name,
+        "service": slo.service,
+        "environment": slo.environment,
+        "route": slo.route,
+        "model": slo.model,
+        "sli_kind": slo.sli_kind,
+        "evaluator": slo.evaluator,
+        "comparator": slo.comparator,
+        "threshold": None if slo.threshold is None else burn.format_number(slo.threshold, 10),
+        "objective": burn.format_number(slo.objective, 10),
+        "window_days": slo.window_days,
+        "policy": slo.policy,
+        "runbook": slo.runbook,
+        "owner": slo.owner.username if slo.owner else None,
+        "channels": sorted(c.name for c in slo.channels.all()),
+        "status": summary.status,
+        "sli": None if summary.sli is None else float(summary.sli),
+        "good": summary.good,
+        "total": summary.total,
+        "budget_remaining": None if summary.budget_remaining is None else float(summary.budget_remaining),
+        "rules": [
+            {
+                "severity": r.rule.severity,
+                "burn_rate_threshold": burn.format_number(r.rule.burn_rate_threshold),
+                "long_window": burn.format_window(r.rule.long_window),
+                "short_window": burn.format_window(r.rule.short_window),
+                "firing": r.firing,
+                "long_burn_rate": None if r.long_burn is None else float(r.long_burn),
+                "short_burn_rate": None if r.short_burn is None else float(r.short_burn),
+            }
+            for r in summary.rules
+        ],
+        "incident_id": summary.incident.pk if summary.incident else None,
+    }
+
+
+def _form(project: Project, body: Any, instance: SLO | None) -> SloForm | Response:
+    if not isinstance(body, dict):
+        return Response({"errors": {"body": ["Send a JSON object with the SLO's fields."]}}, status=400)
+    data = {k: v for k, v in body.items() if k not in ("policy", "channels")}
+    data["channels"] = body.get("channels") or []
+    policy = body.get("policy", "default")
+    rules: list[dict[str, Any]] = []
+    if policy == "default":
+        data["policy_mode"] = "default"
+    elif isinstance(policy, list) and all(isinstance(r, dict) for r in policy):
+        data["policy_mode"], rules = "custom", policy
+    else:
+        message = 'policy must be "default" or a list of {severity, burn_rate_threshold, long_window, short_window}.'
+        return Response({"errors": {"policy": [message]}}, status=400)
+    for key in ("threshold", "objective", "window_days"):
+        if key in data and data[key] is not None:
+            data[key] = str(data[key])
+    return SloForm(data, project=project, instance=instance, rules=rules)
+
+
+def _errors(form: SloForm) -> Response:
+    errors = {("non_field_errors" if k == "__all__" else k): list(v) for k, v in form.errors.items()}
+    return Response({"errors": {**errors, **form.rule_errors}}, status=400)
+
+
+def _project(request: Request) -> Project:
+    api_key = request.auth
+    assert isinstance(api_key, ApiKey)
+    return api_key.project
+
+
+def _summary(slo: SLO) -> selectors.SloSummary:
+    return selectors.slo_summaries(project=slo.project, now=timezone.now(), slos=SLO.objects.filter(pk=slo.pk))[0]
+
+
+class SlosEndpoint(APIView):
+    @extend_schema(
+        operation_id="slos_list", summary="SLOs of the key's project, worst budget first", responses={200: dict}
+    )
+    def get(self, request: Request) -> Response:
+        project = _project(request)
+        summaries = selectors.slo_summaries(project=project, now=timezone.now())
+        return Response({"data": [slo_json(s) for s in summaries]})
+
+    @extend_schema(
+        operation_id="slos_create", summary="Define an SLO", request=SloIn, responses={201: dict, 400: _ERRORS}
+    )
+    def post(self, request: Request) -> Response:
+        project = _project(request)
+        form = _form(project, request.data, None)
+        if isinstance(form, Response):
+            return form
+        if not form.is_valid():
+            return _errors(form)
+        slo = services.slo_save(project=project, values=form.model_values(), channels=form.cleaned_data["channels"])
+        return Response(slo_json(_summary(slo)), status=201)
+
+
+class SloDetailEndpoint(APIView):
+    def _slo(self, request: Request, slo_id: int) -> SLO | Response:
+        slo = SLO.objects.filter(project=_project(request), pk=slo_id).select_related("project", "owner").first()
+        return slo or Response({"error": f"No SLO {slo_id} in this project."}, status=404)
+
+    @extend_schema(
+        operation_id="slos_read",
+        summary="One SLO with its SLI, budget and burn rates",
+        responses={200: dict, 404: dict},
+    )
+    def get(self, request: Request, slo_id: int) -> Response:
+        slo = self._slo(request, slo_id)
+        return slo if isinstance(slo, Response) else Response(slo_json(_summary(slo)))
+
+    @extend_schema(
+        operation_id="slos_update",
+        summary="Replace an SLO's definition",
+        request=SloIn,
+        responses={200: dict, 400: _ERRORS, 404: dict},
+    )
+    def put(self, request: Request, slo_id: int) -> Response:
+        slo = self._slo(request, slo_id)
+        if isinstance(slo, Response):
+            return slo
+        form = _form(slo.project, request.data, slo)
+        if isinstance(form, Response):
+            return form
+        if not form.is_valid():
+            return _errors(form)
+        slo = services.slo_save(
+            project=slo.project, values=form.model_values(), channels=form.cleaned_data["channels"], instance=slo
+        )
+        return Response(slo_json(_summary(slo)))
+
+    @extend_schema(
+        operation_id="slos_delete", summary="Delete an SLO, its history and incidents", responses={204: None, 404: dict}
+    )
+    def delete(self, request: Request, slo_id: int) -> Response:
+        slo = self._slo(request, slo_id)
+        if isinstance(slo, Response):
+            return slo
+        services.slo_delete(slo=slo)
+        return Response(status=204)
+
+
+# --------------------------------------------------------------------------------------------------
+# Prometheus
+# --------------------------------------------------------------------------------------------------
+
+
+class ProjectCollector(Collector):
+    """One project's SLO and service metrics, computed at scrape time from SliMinute rows and hour rollups."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    def collect(self) -> Iterator[Metric]:
+        now = timezone.now()
+        end = services.evaluation_minute(now)
+        slos = list(SLO.objects.filter(project=self.project).prefetch_related("rule_states"))
+        windows = sorted(
+            {
+                w
+                for slo in slos
+                for rule in services.policy_rules(slo.policy)
+                for w in (rule.long_minutes, rule.short_minutes)
+            }
+            | {slo.window_days * 24 * 60 for slo in slos}
+        )
+        sums: dict[int, dict[str, Any]] = {
+            row["slo_id"]: dict(row)
+            for row in SliMinute.objects.filter(
+                slo__in=slos, minute__gt=end - timedelta(minutes=max(windows, default=1)), minute__lte=end
+            )
+            .values("slo_id")
+            .annotate(
+                **{
+                    f"{k}{w}": Sum(k, filter=Q(minute__gt=end - timedelta(minutes=w)))
+                    for w in windows
+                    for k in ("good", "total")
+                }
+            )
+        }
+        labels = ["project", "service", "slo", "slo_id"]
+        objective = GaugeMetricFamily("sre4ai_slo_objective_ratio", "Share of events that must be good.", labels=labels)
+        sli = GaugeMetricFamily(
+            "sre4ai_slo_sli_ratio", "Good events / valid events over the window.", labels=[*labels, "window"]
+        )
+        valid = GaugeMetricFamily("sre4ai_slo_events", "Valid events over the window.", labels=[*labels, "window"])
+        rate = GaugeMetricFamily(
+            "sre4ai_slo_burn_rate", "Error ratio / (1 - objective) over the window.", labels=[*labels, "window"]
+        )
+        budget = GaugeMetricFamily(
+            "sre4ai_slo_error_budget_remaining_ratio",
+            "Share of the SLO window's error budget left (negative when overspent).",
+            labels=labels,
+        )
+        firing = GaugeMetricFamily(
+            "sre4ai_slo_alert_firing", "1 while the alert rule fires.", labels=[*labels, "severity", "rule"]
+        )
+        for slo in slos:
+            base = [self.project.slug, slo.service, slo.name, str(slo.pk)]
+            objective.add_metric(base, float(slo.objective))
+            row = sums.get(slo.pk, {})
+            slo_windows = {
+                m for rule in services.policy_rules(slo.policy) for m in (rule.long_minutes, rule.short_minutes)
+            }
+            for minutes in sorted(slo_windows | {slo.window_days * 24 * 60}):
+                good, total = row.get(f"good{minutes}") or 0, row.get(f"total{minutes}") or 0
+                name = [*base, burn.format_window(minutes)]
+                valid.add_metric(name, total)
+                if total:
+                    sli.add_metric(name, good / total)
+                    rate.add_metric(name, float(burn.burn_rate(good, total, slo.objective) or 0))
+            minutes = slo.window_days * 24 * 60
+            remaining = burn.budget_remaining(
+                row.get(f"good{minutes}") or 0, row.get(f"total{minutes}") or 0, slo.objective
+            )
+            if remaining is not None:
+                budget.add_metric(base, float(remaining))
+            states = {s.rule_key: s for s in slo.rule_states.all()}
+            for rule in services.policy_rules(slo.policy):
+                state = states.get(services.rule_key(rule))
+                firing.add_metric(
+                    [*base, rule.severity, services.rule_key(rule)], 1.0 if state and state.firing else 0.0
+                )
+        yield from (objective, sli, valid, rate, budget, firing)
+        yield from self._services()
+
+    def _services(self) -> Iterator[Metric]:
+        labels = ["project", "service", "environment"]
+        traces = CounterMetricFamily("sre4ai_traces", "Traces received (by start time).", labels=labels)
+        errors = CounterMetricFamily("sre4ai_trace_errors", "Traces with an error.", labels=labels)
+        cost = CounterMetricFamily("sre4ai_cost_dollars", "LLM spend in US dollars (priced spans).", labels=labels)
+        tokens = CounterMetricFamily("sre4ai_tokens", "LLM tokens.", labels=[*labels, "direction"])
+        rows = (
+            TrafficRollup.objects.filter(project=self.project, granularity=Granularity.HOUR, dimension="")
+            .values("service", "environment")
+            .annotate(t=Sum("traces"), e=Sum("errors"), c=Sum("cost"), i=Sum("input_tokens"), o=Sum("output_tokens"))
+            .order_by("service", "environment")
+        )
+        for row in rows:
+            base = [self.project.slug, row["service"], row["environment"]]
+            traces.add_metric(base, row["t"] or 0)
+            errors.add_metric(base, row["e"] or 0)
+            cost.add_metric(base, float(row["c"] or 0))
+            tokens.add_metric([*base, "input"], row["i"] or 0)
+            tokens.add_metric([*base, "output"], row["o"] or 0)
+        yield from (traces, errors, cost, tokens)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus scrape endpoint: `Authorization: Bearer <project secret key>` (bearer_token in scrape_config)."""
+    try:
+        api_key = authenticate_project_key(request)
+    except ProjectKeyError as exc:
+        response = HttpResponse(exc.message + "\n", status=exc.status, content_type="text/plain; charset=utf-8")
+        if exc.status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="sre4ai"'
+        return response
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ProjectCollector(api_key.project))
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,269 @@
+"""The SLO and channel forms. The REST API validates through the same forms, so a form and an API client get
+the same errors, in words that say what to fix. Alert-rule errors are keyed "rules.<index>.<field>"."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django import forms
+from django.contrib.auth.models import User
+from pydantic import ValidationError as PydanticError
+
+from accounts.models import Project
+from evals.evaluators.registry import REGISTRY as EVALUATORS
+from evals.forms import pydantic_message
+from slos import burn
+from slos.models import SLO, Channel, Comparator, SliKind
+from slos.services import policy_json
+from slos.transports import REGISTRY as TRANSPORTS
+from traces.selectors import trace_facets
+
+MAX_RULES = 10
+RULE_FIELDS = ("severity", "burn_rate_threshold", "long_window", "short_window")
+_PERCENT_RE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*%\s*")
+
+
+def parse_objective(text: str) -> Decimal:
+    """ "99.5%" → 0.995 and "0.995" → 0.995, exactly. Raises ValueError saying what to write."""
+    match = _PERCENT_RE.fullmatch(text)
+    try:
+        value = Decimal(match.group(1)) / 100 if match else Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError(  # noqa: B904 - the decimal error adds nothing for a person
+            f"{text!r} is not a number: write the objective as a percentage (99.5%) or a fraction (0.995)."
+        )
+    if messages := burn.objective_errors(value):
+        raise ValueError(" ".join(messages))
+    if value.as_tuple().exponent < -10:  # type: ignore[operator]
+        raise ValueError("The objective can have at most 10 decimal places (as a fraction), e.g. 0.99999.")
+    return value.normalize()
+
+
+def objective_text(objective: Decimal) -> str:
+    """0.995 → "99.5%", exactly as stored (for the edit form)."""
+    return format((objective * 100).normalize(), "f") + "%"
+
+
+def default_rule_rows(window_days: int) -> list[dict[str, str]]:
+    """The default policy for a window, as rule rows (the starting point of a custom policy)."""
+    return policy_json(burn.default_policy(timedelta(days=window_days)))
+
+
+CHANNEL_EXAMPLES: dict[str, dict[str, Any]] = {
+    "webhook": {
+        "url": "https://hooks.example.com/sre4ai",
+        "secret": "a-long-random-shared-secret",
+        "severities": ["page"],
+    },
+    "slack": {"webhook_url": "https://hooks.slack.com/services/T000/B000/XXXX"},
+    "pagerduty": {"routing_key": "0123456789abcdef0123456789abcdef"},
+    "email": {"to": ["oncall@example.com"], "severities": ["page", "ticket"]},
+}
+
+
+def channel_examples() -> dict[str, str]:
+    """An example settings object per channel type, shown beside the channel form."""
+    return {name: json.dumps(CHANNEL_EXAMPLES.get(name, {})) for name in TRANSPORTS}
+
+
+class SloForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="Shown in alerts, e.g. “Answers are grounded”.")
+    service = forms.CharField(max_length=200)
+    environment = forms.CharField(max_length=64, required=False, help_text="Empty: every environment.")
+    route = forms.CharField(max_length=500, required=False, help_text="Only traces with this name (route).")
+    model = forms.CharField(max_length=200, required=False, help_text="Only traces that used this model.")
+    sli_kind = forms.ChoiceField(label="A trace is good when", choices=SliKind.choices)
+    evaluator = forms.CharField(max_length=100, required=False, label="Score")
+    comparator = forms.ChoiceField(choices=[("", "—"), *Comparator.choices], required=False)
+    threshold = forms.DecimalField(max_digits=20, decimal_places=10, required=False,
+                                   help_text="Score threshold, latency limit in ms, or cost limit in $.")  # fmt: skip
+    objective = forms.CharField(max_length=20, help_text="Share of good events: 99.5% or 0.995.")
+    window_days = forms.TypedChoiceField(label="Window", coerce=int, initial=30,
+                                         choices=[(7, "7 days"), (28, "28 days"), (30, "30 days")])  # fmt: skip
+    policy_mode = forms.ChoiceField(
+        label="Alert policy",
+        initial="default",
+        choices=[
+            ("default", "Default: multiwindow, multi-burn-rate, scaled to the window"),
+            ("custom", "Custom rules"),
+        ],
+    )
+    runbook = forms.CharField(required=False, max_length=20000, widget=forms.Textarea(attrs={"rows": 8}),
+                              help_text="Markdown. Shown on the SLO and incident pages.")  # fmt: skip
+    owner = forms.ModelChoiceField(queryset=User.objects.none(), required=False, to_field_name="username")
+    channels = forms.ModelMultipleChoiceField(queryset=Channel.objects.none(), required=False, to_field_name="name")
+
+    def __init__(self, *args: Any, project: Project, instance: SLO | None = None,
+                 rules: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(*args, **kwargs)
+        self.project, self.instance = project, instance
+        self.rules_input = rules or []
+        self.rule_errors: dict[str, list[str]] = {}
+        self.fields["owner"].queryset = User.objects.filter(memberships__project=project)  # type: ignore[attr-defined]
+        self.fields["channels"].queryset = Channel.objects.filter(project=project)  # type: ignore[attr-defined]
+        self.facets = trace_facets(project=project)
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"].strip()
+        taken = SLO.objects.filter(project=self.project, name=name)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise forms.ValidationError(f"This project already has an SLO named “{name}”: choose another name.")
+        return name
+
+    def clean_service(self) -> str:
+        service: str = self.cleaned_data["service"]
+        known = self.facets["services"]
+        if service not in known and not (self.instance and self.instance.service == service):
+            listed = ", ".join(known[:20]) or "none yet"
+            raise forms.ValidationError(
+                f"No traces from a service named “{service}” in this project: check the spelling "
+                f"(services seen: {listed}). Send a trace first, then define its SLO."
+            )
+        return service
+
+    def clean_objective(self) -> Decimal:
+        try:
+            return parse_objective(self.cleaned_data["objective"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        self._clean_sli(data)
+        objective, days = data.get("objective"), data.get("window_days")
+        if objective is None or days is None:
+            return data
+        window = timedelta(days=days)
+        if data.get("policy_mode") == "custom":
+            rules = self._parse_rules()
+            if rules is not None:
+                self.rule_errors.update(burn.validate_policy(objective, window, rules))
+                data["policy"] = policy_json(rules)
+        else:
+            data["policy"] = policy_json(burn.default_policy(window))
+        if self.rule_errors:
+            self.add_error(None, "Some alert rules cannot work: see the errors beside them.")
+        return data
+
+    def _clean_sli(self, data: dict[str, Any]) -> None:
+        kind, threshold = data.get("sli_kind"), data.get("threshold")
+        if kind == SliKind.SCORE:
+            evaluator = data.get("evaluator", "").strip()
+            known = sorted(set(EVALUATORS) | set(self.facets["score_names"]))
+            if not evaluator:
+                self.add_error("evaluator", f"Name the score this SLO judges, one of: {', '.join(known)}.")
+            elif evaluator not in known:
+                self.add_error(
+                    "evaluator", f"No score named “{evaluator}” in this project: use one of {', '.join(known)}."
+                )
+            comparator = data.get("comparator")
+            if not comparator:
+                self.add_error("comparator", "Choose how the score is compared: “passes”, or ≥, >, ≤, < a threshold.")
+            elif comparator != Comparator.PASS and threshold is None:
+                self.add_error("threshold", f"Give the threshold the score is compared with, e.g. “{comparator} 0.7”.")
+        elif kind in (SliKind.LATENCY, SliKind.COST):
+            unit = "milliseconds, e.g. 2000" if kind == SliKind.LATENCY else "dollars per trace, e.g. 0.05"
+            if threshold is None:
+                self.add_error("threshold", f"Give the limit in {unit}.")
+            elif threshold <= 0:
+                self.add_error("threshold", f"The limit must be above 0, in {unit}.")
+        if kind != SliKind.SCORE:
+            data["evaluator"], data["comparator"] = "", ""
+        if kind not in (SliKind.SCORE, SliKind.LATENCY, SliKind.COST) or data.get("comparator") == Comparator.PASS:
+            data["threshold"] = None
+
+    def _parse_rules(self) -> list[burn.AlertRule] | None:
+        """The submitted rules as AlertRules; None (with errors) when one cannot even be read."""
+        rows = [r for r in self.rules_input if any(str(r.get(f) or "").strip() for f in RULE_FIELDS)]
+        if not rows:
+            self.rule_errors["rules"] = ["A custom policy needs at least one rule (or choose the default policy)."]
+            return None
+        if len(rows) > MAX_RULES:
+            self.rule_errors["rules"] = [f"At most {MAX_RULES} rules: {len(rows)} were given."]
+            return None
+        rules, readable = [], True
+        for index, row in enumerate(rows):
+            severity = str(row.get("severity") or "").strip()
+            threshold: Decimal | None = None
+            long_window = short_window = timedelta(0)
+            try:
+                threshold = Decimal(str(row.get("burn_rate_threshold") or "").strip())
+                if not threshold.is_finite():
+                    raise InvalidOperation
+            except InvalidOperation:
+                self.rule_errors[f"rules.{index}.burn_rate_threshold"] = [
+                    f"{row.get('burn_rate_threshold')!r} is not a number: write a burn rate such as 14.4."
+                ]
+                readable = False
+            for field in ("long_window", "short_window"):
+                try:
+                    value = burn.parse_window(str(row.get(field) or ""))
+                except ValueError as exc:
+                    self.rule_errors[f"rules.{index}.{field}"] = [f"{exc}."]
+                    readable = False
+                    continue
+                if field == "long_window":
+                    long_window = value
+                else:
+                    short_window = value
+            if threshold is not None:
+                rules.append(burn.AlertRule(severity, threshold, long_window, short_window))  # type: ignore[arg-type]
+        return rules if readable else None
+
+    def model_values(self) -> dict[str, Any]:
+        """cleaned_data as SLO field values (for services.slo_save)."""
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "service": data["service"],
+            "environment": data.get("environment", ""),
+            "route": data.get("route", ""),
+            "model": data.get("model", ""),
+            "sli_kind": data["sli_kind"],
+            "evaluator": data["evaluator"],
+            "comparator": data["comparator"],
+            "threshold": data["threshold"],
+            "objective": data["objective"],
+            "window_days": data["window_days"],
+            "policy": data["policy"],
+            "runbook": data.get("runbook", ""),
+            "owner": data.get("owner"),
+        }
+
+
+class ChannelForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    kind = forms.ChoiceField(label="Type", choices=[(name, cls.label) for name, cls in TRANSPORTS.items()])
+    config = forms.JSONField(help_text="The settings of this channel type, as JSON (see the examples).")
+
+    def __init__(self, *args: Any, project: Project, instance: Channel | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.project, self.instance = project, instance
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"].strip()
+        taken = Channel.objects.filter(project=self.project, name=name)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise forms.ValidationError(f"This project already has a channel named “{name}”.")
+        return name
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        kind, config = data.get("kind"), data.get("config")
+        if kind in TRANSPORTS and config is not None:
+            if not isinstance(config, dict):
+                self.add_error("config", 'The settings must be a JSON object, e.g. {"url": "https://…"}.')
+                return data
+            try:
+                data["config"] = TRANSPORTS[kind].Config.model_validate(config).model_dump(mode="json")
+            except PydanticError as exc:
+                self.add_error("config", f"Invalid {TRANSPORTS[kind].label} settings: {pydantic_message(exc)}")
+        return data

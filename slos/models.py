@@ -1,0 +1,231 @@
+"""SLOs on trace-level signals, their per-minute SLI counts, alert rule state, incidents and the notification
+outbox.
+
+Flow: rollup recomputes write SliMinute rows (good/total per SLO and minute); the evaluation tick reads them,
+keeps a RuleState per alert rule, and writes every state change as an IncidentEvent together with one
+Delivery row per notification channel (the outbox) in the same transaction; the dispatcher claims pending
+deliveries with SKIP LOCKED and logs each attempt as a DeliveryAttempt.
+"""
+
+from django.conf import settings
+from django.db import models
+
+from accounts.models import Project
+
+
+class SliKind(models.TextChoices):
+    SCORE = "score", "A score passes"
+    LATENCY = "latency", "Latency at most N ms"
+    ERROR = "error", "No error"
+    COST = "cost", "Cost per trace at most $X"
+    SAFETY = "safety", "No safety flag"
+    PROBE = "probe", "Golden probe passed"
+
+
+class Comparator(models.TextChoices):
+    PASS = "pass", "passes (the evaluator's own verdict)"
+    GE = ">=", "≥"
+    GT = ">", ">"
+    LE = "<=", "≤"
+    LT = "<", "<"
+
+
+class Channel(models.Model):
+    """Where a project's alerts go: one transport (slos.transports) and its validated config."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="channels")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20)
+    config = models.JSONField(default=dict)
+    # Set when a delivery failed for good (a 4xx, a bad config); cleared by the next successful one.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="channel_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SLO(models.Model):
+    """good events / valid events of one service over a rolling window, an objective and an alert policy.
+
+    An event is a trace of the service (optionally one environment, route or model). What makes it good is
+    the SLI kind: a score compared with a threshold (or the evaluator's pass), latency ≤ threshold ms, no
+    error, cost ≤ threshold dollars, no failing safety check, or a passed golden probe. Traces the SLI
+    cannot judge (no such score, unpriced cost) are not valid events.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="slos")
+    name = models.CharField(max_length=200)
+    service = models.CharField(max_length=200)
+    environment = models.CharField(max_length=64, blank=True)
+    route = models.CharField(max_length=500, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    sli_kind = models.CharField(max_length=10, choices=SliKind.choices)
+    evaluator = models.CharField(max_length=100, blank=True)
+    comparator = models.CharField(max_length=4, choices=Comparator.choices, blank=True)
+    # The score threshold, the latency limit in ms or the cost limit in dollars, by SLI kind.
+    threshold = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    # Exactly as typed (0.995 is 0.995, not a float near it).
+    objective = models.DecimalField(max_digits=12, decimal_places=10)
+    window_days = models.PositiveSmallIntegerField(default=30)
+    # [{"severity", "burn_rate_threshold", "long_window", "short_window"}] as strings ("14.4", "1h", "5m").
+    policy = models.JSONField(default=list)
+    runbook = models.TextField(blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    channels = models.ManyToManyField(Channel, blank=True, related_name="slos")
+    # When the SLI history of the window was last computed from raw rows (None: not yet, the tick waits).
+    history_ready_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="slo_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SliMinute(models.Model):
+    """The SLO's events among the traces that started in one minute (derived: recomputed with the rollups)."""
+
+    slo = models.ForeignKey(SLO, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    good = models.IntegerField()
+    total = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            # One row per SLO and minute; the unique index also serves every window sum (slo, minute range).
+            models.UniqueConstraint(fields=["slo", "minute"], name="sli_minute_unique"),
+        ]
+
+
+class RuleState(models.Model):
+    """The last evaluation of one alert rule of an SLO and the burn rates that decided it."""
+
+    slo = models.ForeignKey(SLO, on_delete=models.CASCADE, related_name="rule_states")
+    rule_key = models.CharField(max_length=100)
+    severity = models.CharField(max_length=10)
+    firing = models.BooleanField(default=False)
+    long_burn = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    short_burn = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    since = models.DateTimeField()
+    evaluated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["slo", "rule_key"], name="rule_state_unique")]
+
+
+class IncidentStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Incident(models.Model):
+    """Opened by the first firing rule of an SLO; later rules join it until it is resolved."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="incidents")
+    slo = models.ForeignKey(SLO, on_delete=models.CASCADE, related_name="incidents")
+    status = models.CharField(max_length=12, choices=IncidentStatus.choices, default=IncidentStatus.OPEN)
+    severity = models.CharField(max_length=10)
+    opened_at = models.DateTimeField()
+    # Budget remaining when the incident opened: the triage page shows what this incident consumed.
+    budget_at_open = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            # At most one unresolved incident per SLO: a firing rule joins it instead of opening another.
+            models.UniqueConstraint(
+                fields=["slo"], condition=~models.Q(status="resolved"), name="incident_one_open_per_slo"
+            ),
+        ]
+        indexes = [
+            # Incident list of a project, newest first, open ones on top.
+            models.Index(fields=["project", "status", "-opened_at"], name="incident_list_idx"),
+        ]
+
+
+class EventKind(models.TextChoices):
+    FIRED = "fired", "Rule fired"
+    CLEARED = "cleared", "Rule cleared"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+    NOTE = "note", "Note"
+
+
+class IncidentEvent(models.Model):
+    """One entry of an incident's timeline. Every state change (fired, cleared, acknowledged, resolved) is
+    written together with its Delivery rows: the outbox."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=12, choices=EventKind.choices)
+    at = models.DateTimeField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    rule_key = models.CharField(max_length=100, blank=True)
+    severity = models.CharField(max_length=10, blank=True)
+    rule = models.CharField(max_length=200, blank=True)
+    long_burn = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    short_burn = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    text = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    SKIPPED = "skipped", "Not for this channel"
+    FAILED = "failed", "Failed"
+
+
+class Delivery(models.Model):
+    """Outbox row: one state change to notify on one channel. Claimed by a dispatcher with SKIP LOCKED."""
+
+    event = models.ForeignKey(IncidentEvent, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=8, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.IntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # A state change is notified once per channel.
+            models.UniqueConstraint(fields=["event", "channel"], name="delivery_unique"),
+        ]
+        indexes = [
+            # The dispatcher's claim: pending rows that are due (a small set).
+            models.Index(fields=["next_attempt_at"], condition=models.Q(status="pending"), name="delivery_due_idx"),
+        ]
+
+
+class DeliveryAttempt(models.Model):
+    """What one try to deliver answered: the log shown on the channel and incident pages."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    at = models.DateTimeField()
+    ok = models.BooleanField()
+    retryable = models.BooleanField(default=False)
+    response = models.CharField(max_length=500, blank=True)
+    duration_ms = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["at", "id"]

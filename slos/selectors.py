@@ -1,0 +1,387 @@
+"""Reads behind the SLO list and page, the incident list and triage page, and /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from django.db.models import Prefetch, Q, QuerySet, Sum
+
+from accounts.models import Project
+from evals.models import Score
+from rollups.services import TRACE_FIELDS, trace_verdicts
+from slos import burn
+from slos.burn import AlertRule
+from slos.models import (
+    SLO,
+    Channel,
+    Delivery,
+    DeliveryAttempt,
+    EventKind,
+    Incident,
+    IncidentEvent,
+    IncidentStatus,
+    RuleState,
+    SliMinute,
+)
+from slos.services import MINUTE, evaluation_minute, policy_rules, rule_key, sli_series
+from slos.sli import SliDefinition
+from traces.models import Trace
+
+WINDOWS = (7, 28, 30)
+
+
+@dataclass
+class RuleStatus:
+    rule: AlertRule
+    key: str
+    firing: bool
+    long_burn: Decimal | None
+    short_burn: Decimal | None
+    since: datetime | None
+
+
+@dataclass
+class SloSummary:
+    slo: SLO
+    good: int
+    total: int
+    rules: list[RuleStatus]
+    incident: Incident | None
+
+    @property
+    def sli(self) -> Decimal | None:
+        return None if not self.total else Decimal(self.good) / Decimal(self.total)
+
+    @property
+    def budget_remaining(self) -> Decimal | None:
+        return burn.budget_remaining(self.good, self.total, self.slo.objective)
+
+    @property
+    def firing(self) -> str:
+        """ "page", "ticket" or "" — the most severe firing rule."""
+        severities = {r.rule.severity for r in self.rules if r.firing}
+        return "page" if "page" in severities else "ticket" if severities else ""
+
+    @property
+    def status(self) -> str:
+        if self.slo.history_ready_at is None:
+            return "computing"
+        if self.firing:
+            return f"firing: {self.firing}"
+        if not self.total:
+            return "no data"
+        remaining = self.budget_remaining
+        return "budget exhausted" if remaining is not None and remaining <= 0 else "ok"
+
+
+def _rules(slo: SLO, states: Sequence[RuleState]) -> list[RuleStatus]:
+    by_key = {s.rule_key: s for s in states}
+    rows = []
+    for rule in policy_rules(slo.policy):
+        key = rule_key(rule)
+        state = by_key.get(key)
+        rows.append(
+            RuleStatus(
+                rule=rule,
+                key=key,
+                firing=bool(state and state.firing),
+                long_burn=state.long_burn if state else None,
+                short_burn=state.short_burn if state else None,
+                since=state.since if state else None,
+            )
+        )
+    return rows
+
+
+def slo_summaries(*, project: Project, now: datetime, slos: QuerySet[SLO] | None = None) -> list[SloSummary]:
+    """Every SLO of the project with its SLI and budget over its own window, worst budget first. 3 queries."""
+    end = evaluation_minute(now)
+    queryset = (slos if slos is not None else SLO.objects.filter(project=project)).prefetch_related(
+        "rule_states",
+        Prefetch(
+            "incidents", queryset=Incident.objects.exclude(status=IncidentStatus.RESOLVED), to_attr="open_incidents"
+        ),
+    )
+    slo_list = list(queryset)
+    sums: dict[int, dict[str, Any]] = {
+        row["slo_id"]: dict(row)
+        for row in SliMinute.objects.filter(
+            slo__in=slo_list, minute__gt=end - timedelta(days=max(WINDOWS)), minute__lte=end
+        )
+        .values("slo_id")
+        .annotate(
+            **{
+                f"{kind}{days}": Sum(kind, filter=Q(minute__gt=end - timedelta(days=days)))
+                for days in WINDOWS
+                for kind in ("good", "total")
+            }
+        )
+    }
+    summaries = []
+    for slo in slo_list:
+        row = sums.get(slo.pk, {})
+        summaries.append(  # open_incidents: set by the Prefetch above
+            SloSummary(
+                slo=slo,
+                good=row.get(f"good{slo.window_days}") or 0,
+                total=row.get(f"total{slo.window_days}") or 0,
+                rules=_rules(slo, list(slo.rule_states.all())),
+                incident=slo.open_incidents[0] if slo.open_incidents else None,
+            )
+        )
+
+    def order(s: SloSummary) -> tuple[int, Decimal, str]:
+        remaining = s.budget_remaining
+        return (0, remaining, s.slo.name) if remaining is not None else (1, Decimal(0), s.slo.name)
+
+    return sorted(summaries, key=order)
+
+
+# --------------------------------------------------------------------------------------------------
+# SLO page
+# --------------------------------------------------------------------------------------------------
+
+RANGES = {"1d": (timedelta(days=1), 1), "7d": (timedelta(days=7), 10), "window": (timedelta(days=30), 30)}
+
+
+@dataclass
+class BurnPanel:
+    rule: AlertRule
+    firing: bool
+    times: list[datetime]
+    long: list[float | None]
+    short: list[float | None]
+
+
+@dataclass
+class SloDetail:
+    summary: SloSummary
+    range_key: str
+    times: list[datetime]
+    sli: list[float | None]  # SLI of each display bucket
+    budget: list[float | None]  # budget remaining over the window so far, at the end of each display bucket
+    panels: list[BurnPanel]
+    incidents: list[Incident]
+    alert_events: list[IncidentEvent]
+    exhaustion: timedelta | None = None
+
+
+def _max_or_none(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def slo_detail(*, slo: SLO, now: datetime, range_key: str = "1d") -> SloDetail:
+    """Series for the SLO page: per display bucket (1, 10 or 30 minutes) the SLI, the budget remaining since the
+    window start, and each rule's long and short burn rates (the bucket's maximum, so a spike is never averaged
+    away)."""
+    summary = slo_summaries(project=slo.project, now=now, slos=SLO.objects.filter(pk=slo.pk))[0]
+    span, step = RANGES.get(range_key, RANGES["1d"])
+    span = min(span, timedelta(days=slo.window_days))
+    end = evaluation_minute(now)
+    window_start = end - timedelta(days=slo.window_days) + MINUTE
+    rules = policy_rules(slo.policy)
+    longest = max((r.long_minutes for r in rules), default=1)
+    display_start = end - span + MINUTE
+    # Data from the window start (budget) or far enough back for the longest rule window (burn rates).
+    data_start = min(window_start, display_start - (longest - 1) * MINUTE)
+    series = sli_series(slo=slo, start=data_start, end=end)
+    sums = burn.PrefixSums(series)
+    offset = (display_start - data_start) // MINUTE
+    window_offset = (window_start - data_start) // MINUTE
+    minutes = len(series) - offset
+    times = [display_start + MINUTE * (i + step - 1) for i in range(0, minutes, step)]
+    sli: list[float | None] = []
+    budget: list[float | None] = []
+    for i in range(0, minutes, step):
+        last = min(offset + i + step, len(series)) - 1
+        bucket = sums.window(last, last - (offset + i) + 1)
+        sli.append(bucket.good / bucket.total if bucket.total else None)
+        so_far = sums.window(last, last - window_offset + 1) if last >= window_offset else burn.Counts(0, 0)
+        remaining = burn.budget_remaining(so_far.good, so_far.total, slo.objective)
+        budget.append(float(remaining) if remaining is not None else None)
+    panels = []
+    for status in summary.rules:
+        long_rates = burn.burn_rate_series(sums, status.rule.long_minutes, slo.objective)[offset:]
+        short_rates = burn.burn_rate_series(sums, status.rule.short_minutes, slo.objective)[offset:]
+        panels.append(
+            BurnPanel(
+                rule=status.rule,
+                firing=status.firing,
+                times=times,
+                long=[_max_or_none(long_rates[i : i + step]) for i in range(0, minutes, step)],
+                short=[_max_or_none(short_rates[i : i + step]) for i in range(0, minutes, step)],
+            )
+        )
+    incidents = list(Incident.objects.filter(slo=slo).order_by("-opened_at")[:20])
+    events = list(
+        IncidentEvent.objects.filter(incident__slo=slo, kind__in=[EventKind.FIRED, EventKind.CLEARED])
+        .select_related("incident")
+        .order_by("-at", "-id")[:50]
+    )
+    page_rule = next((r for r in summary.rules if r.rule.severity == "page"), None)
+    exhaustion = None
+    if summary.budget_remaining is not None and page_rule and page_rule.long_burn is not None:
+        exhaustion = burn.time_to_exhaustion(
+            summary.budget_remaining, page_rule.long_burn, timedelta(days=slo.window_days)
+        )
+    return SloDetail(summary, range_key, times, sli, budget, panels, incidents, events, exhaustion)
+
+
+def slo_backtest(*, slo: SLO, now: datetime) -> list[tuple[burn.AlertInterval, datetime, datetime | None]]:
+    """Replay the SLO's own history over its window through its policy: each alert with its real times."""
+    end = evaluation_minute(now)
+    start = end - timedelta(days=slo.window_days) + MINUTE
+    intervals = burn.backtest(sli_series(slo=slo, start=start, end=end), slo.objective, policy_rules(slo.policy))
+    return [
+        (i, start + MINUTE * i.fired_at, None if i.cleared_at is None else start + MINUTE * i.cleared_at)
+        for i in intervals
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Incidents
+# --------------------------------------------------------------------------------------------------
+
+
+def incidents_for(*, project: Project, status: str = "") -> QuerySet[Incident]:
+    incidents = Incident.objects.filter(project=project).select_related("slo", "acknowledged_by", "resolved_by")
+    if status == "unresolved":
+        return incidents.exclude(status=IncidentStatus.RESOLVED)
+    if status in IncidentStatus.values:
+        return incidents.filter(status=status)
+    return incidents
+
+
+def incident_for(*, project: Project, incident_id: int) -> Incident | None:
+    return (
+        Incident.objects.filter(project=project, pk=incident_id)
+        .select_related("slo", "slo__project", "slo__owner", "acknowledged_by", "resolved_by")
+        .prefetch_related(
+            Prefetch(
+                "events",
+                queryset=IncidentEvent.objects.select_related("author").prefetch_related(
+                    Prefetch(
+                        "deliveries",
+                        queryset=Delivery.objects.select_related("channel").prefetch_related(
+                            Prefetch("attempt_log", queryset=DeliveryAttempt.objects.order_by("at", "pk"))
+                        ),
+                    )
+                ),
+            )
+        )
+        .first()
+    )
+
+
+@dataclass
+class IncidentWindow:
+    """The period the triage page studies and the baseline before it."""
+
+    start: datetime
+    end: datetime
+    baseline_start: datetime
+
+
+def incident_window(incident: Incident, now: datetime) -> IncidentWindow:
+    """From the long window of the rule that opened the incident (at most a day) before it opened, to its
+    resolution (or now); the baseline is the day before that."""
+    first = next((e for e in incident.events.all() if e.kind == EventKind.FIRED), None)
+    long_window = timedelta(hours=1)
+    if first is not None and first.rule_key:
+        long_window = burn.parse_window(first.rule_key.split(":")[2])
+    start = incident.opened_at - min(long_window, timedelta(days=1))
+    end = incident.resolved_at or now
+    return IncidentWindow(start=start, end=end, baseline_start=start - timedelta(days=1))
+
+
+@dataclass
+class JudgedTrace:
+    trace: dict[str, object]
+    failing: list[Score] = field(default_factory=list)
+
+
+@dataclass
+class IncidentEvents:
+    bad: list[int]
+    good: list[int]
+    baseline: list[int]
+    baseline_bad: set[int]
+    sample: list[JudgedTrace]
+
+    @property
+    def total(self) -> int:
+        return len(self.bad) + len(self.good)
+
+
+def incident_events(
+    *, incident: Incident, window: IncidentWindow, limit: int = 2000, sample: int = 25
+) -> IncidentEvents:
+    """The SLO's events in the incident window and the baseline (the newest `limit` traces of each), judged by the
+    SLO's own definition, and a sample of the bad ones with their failing scores."""
+    slo = incident.slo
+    definition = SliDefinition.of(slo)
+
+    def judged(start: datetime, end: datetime) -> list[tuple[dict[str, object], bool]]:
+        traces = Trace.objects.filter(project_id=slo.project_id, service=slo.service, start_time__gte=start,
+                                      start_time__lt=end)  # fmt: skip
+        if slo.environment:
+            traces = traces.filter(environment=slo.environment)
+        rows = list(
+            traces.order_by("-start_time").values(*TRACE_FIELDS, "trace_id", "input_preview", "output_preview")[:limit]
+        )
+        verdicts = trace_verdicts([r["pk"] for r in rows])
+        out = []
+        for row in rows:
+            good = definition.verdict(row, verdicts.get(row["pk"], {}))
+            if good is not None:
+                out.append((row, good))
+        return out
+
+    current = judged(window.start, window.end)
+    before = judged(window.baseline_start, window.start)
+    bad_rows = [row for row, good in current if not good]
+    picked = bad_rows[:sample]
+    failing: dict[int, list[Score]] = {}
+    for score in Score.objects.filter(trace_id__in=[r["pk"] for r in picked], passed=False).order_by("name"):
+        failing.setdefault(score.trace_id, []).append(score)
+    return IncidentEvents(
+        bad=[int(r["pk"]) for r in bad_rows],  # type: ignore[call-overload]
+        good=[int(r["pk"]) for r, good in current if good],  # type: ignore[call-overload]
+        baseline=[int(r["pk"]) for r, _ in before],  # type: ignore[call-overload]
+        baseline_bad={int(r["pk"]) for r, good in before if not good},  # type: ignore[call-overload]
+        sample=[JudgedTrace(trace=r, failing=failing.get(int(r["pk"]), [])) for r in picked],  # type: ignore[call-overload]
+    )
+
+
+def budget_consumed_by(*, slo: SLO, start: datetime, end: datetime, now: datetime) -> Decimal | None:
+    """Share of the SLO window's error budget spent by the bad events between start and end."""
+    last = evaluation_minute(now)
+    window = SliMinute.objects.filter(slo=slo, minute__gt=last - timedelta(days=slo.window_days), minute__lte=last)
+    totals = window.aggregate(t=Sum("total"))
+    period = SliMinute.objects.filter(slo=slo, minute__gte=start, minute__lt=end).aggregate(
+        g=Sum("good"), t=Sum("total")
+    )
+    total, bad = totals["t"] or 0, (period["t"] or 0) - (period["g"] or 0)
+    if not total:
+        return None
+    consumed = Fraction(bad) / (Fraction(total) * (1 - Fraction(slo.objective)))
+    return Decimal(consumed.numerator) / Decimal(consumed.denominator)
+
+
+def channels_for(*, project: Project) -> QuerySet[Channel]:
+    return Channel.objects.filter(project=project).prefetch_related("slos")
+
+
+def channel_deliveries(*, channel: Channel, limit: int = 50) -> list[Delivery]:
+    return list(
+        Delivery.objects.filter(channel=channel)
+        .select_related("event", "event__incident", "event__incident__slo")
+        .prefetch_related(Prefetch("attempt_log", queryset=DeliveryAttempt.objects.order_by("at", "pk")))
+        .order_by("-event__at", "-pk")[:limit]
+    )

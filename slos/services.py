@@ -1,0 +1,525 @@
+"""Every SLO write: definitions, SLI counts, the evaluation tick, incidents and the notification outbox.
+
+The tick (beat, every minute) evaluates each rule of each SLO at the last complete minute from SliMinute
+rows; a rule whose state changes writes an IncidentEvent and, in the same transaction, one Delivery per
+channel (the outbox). The dispatcher claims due deliveries one at a time with SKIP LOCKED and holds the row
+lock while it sends, so two dispatchers never notify the same change twice, and a dispatcher that dies
+mid-send leaves the row pending for the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+from django.db.models import Sum
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Project
+from rollups.services import TRACE_FIELDS, floor_minute, trace_verdicts
+from slos import burn
+from slos.burn import AlertRule
+from slos.models import (
+    SLO,
+    Channel,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    EventKind,
+    Incident,
+    IncidentEvent,
+    IncidentStatus,
+    RuleState,
+    SliMinute,
+)
+from slos.sli import SliDefinition, Verdicts
+from slos.transports import REGISTRY
+from slos.transports.base import AlertMessage, DeliveryError
+from traces.models import Trace
+
+log = logging.getLogger(__name__)
+MINUTE = timedelta(minutes=1)
+HISTORY_CHUNK = 5000
+RETRY_BASE_SECONDS = 30
+RETRY_MAX_SECONDS = 3600
+
+
+# --------------------------------------------------------------------------------------------------
+# Definitions
+# --------------------------------------------------------------------------------------------------
+
+
+def policy_rules(policy: Sequence[Mapping[str, str]]) -> list[AlertRule]:
+    """The stored policy (strings as typed) as AlertRules; it was validated when saved."""
+    return [
+        AlertRule.parse(r["severity"], r["burn_rate_threshold"], r["long_window"], r["short_window"])  # type: ignore[arg-type]
+        for r in policy
+    ]
+
+
+def policy_json(rules: Iterable[AlertRule]) -> list[dict[str, str]]:
+    return [
+        {
+            "severity": rule.severity,
+            "burn_rate_threshold": burn.format_number(rule.burn_rate_threshold),
+            "long_window": burn.format_window(rule.long_window),
+            "short_window": burn.format_window(rule.short_window),
+        }
+        for rule in rules
+    ]
+
+
+def rule_key(rule: AlertRule) -> str:
+    """Stable identity of a rule within its SLO: the same rule keeps its state across policy edits."""
+    return (
+        f"{rule.severity}:{burn.format_number(rule.burn_rate_threshold)}:"
+        f"{burn.format_window(rule.long_window)}:{burn.format_window(rule.short_window)}"
+    )
+
+
+_DEFINITION_FIELDS = (
+    "service",
+    "environment",
+    "route",
+    "model",
+    "sli_kind",
+    "evaluator",
+    "comparator",
+    "threshold",
+    "window_days",
+)
+
+
+@transaction.atomic
+def slo_save(
+    *, project: Project, values: Mapping[str, Any], channels: Iterable[Channel], instance: SLO | None = None
+) -> SLO:
+    """Create or update an SLO from validated values (forms.SloForm.cleaned values). A change to what counts as
+    an event recomputes the SLI history (in the background); rules removed from the policy lose their state."""
+    slo = instance or SLO(project=project)
+    redefined = instance is None or any(getattr(slo, f) != values[f] for f in _DEFINITION_FIELDS)
+    for field, value in values.items():
+        setattr(slo, field, value)
+    if redefined:
+        slo.history_ready_at = None
+    slo.save()
+    slo.channels.set(list(channels))
+    keys = {rule_key(rule) for rule in policy_rules(slo.policy)}
+    RuleState.objects.filter(slo=slo).exclude(rule_key__in=keys).delete()
+    if redefined:
+        from slos.tasks import sli_history  # tasks import this module
+
+        slo_id = slo.pk
+        transaction.on_commit(lambda: sli_history.delay(slo_id))
+    return slo
+
+
+def slo_delete(*, slo: SLO) -> None:
+    slo.delete()
+
+
+# --------------------------------------------------------------------------------------------------
+# SLI counts per minute
+# --------------------------------------------------------------------------------------------------
+
+
+def _count(
+    definitions: Sequence[SliDefinition], traces: Iterable[Mapping[str, Any]], verdicts: Mapping[int, Verdicts]
+) -> dict[tuple[int, datetime], list[int]]:
+    counts: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0])
+    for trace in traces:
+        trace_verdicts_ = verdicts.get(trace["pk"], {})
+        for definition in definitions:
+            good = definition.verdict(trace, trace_verdicts_)
+            if good is not None:
+                cell = counts[(definition.slo_id, floor_minute(trace["start_time"]))]
+                cell[0] += good
+                cell[1] += 1
+    return counts
+
+
+def sli_minutes_recompute(
+    *,
+    project_id: int,
+    minutes: Sequence[datetime],
+    traces: Sequence[Mapping[str, Any]],
+    verdicts: Mapping[int, Verdicts],
+) -> None:
+    """Rollup hook: replace the SLI counts of these minutes for every SLO of the project."""
+    definitions = [SliDefinition.of(slo) for slo in SLO.objects.filter(project_id=project_id)]
+    if not definitions:
+        return
+    counts = _count(definitions, traces, verdicts)
+    SliMinute.objects.filter(slo_id__in=[d.slo_id for d in definitions], minute__in=list(minutes)).delete()
+    SliMinute.objects.bulk_create(
+        [SliMinute(slo_id=slo_id, minute=m, good=g, total=t) for (slo_id, m), (g, t) in counts.items()],
+        batch_size=1000,
+    )
+
+
+def sli_history_rebuild(*, slo_id: int, now: datetime | None = None) -> int:
+    """Recompute the SLO's counts for its whole window from raw traces and scores. Returns the events counted."""
+    slo = SLO.objects.filter(pk=slo_id).first()
+    if slo is None:
+        return 0
+    now = now or timezone.now()
+    since = floor_minute(now) - timedelta(days=slo.window_days)
+    definition = SliDefinition.of(slo)
+    traces = Trace.objects.filter(project_id=slo.project_id, service=slo.service, start_time__gte=since)
+    if slo.environment:
+        traces = traces.filter(environment=slo.environment)
+    counts: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0])
+    last_pk = 0
+    while True:
+        chunk = list(traces.filter(pk__gt=last_pk).order_by("pk").values(*TRACE_FIELDS)[:HISTORY_CHUNK])
+        if not chunk:
+            break
+        last_pk = chunk[-1]["pk"]
+        for key, (good, total) in _count([definition], chunk, trace_verdicts([t["pk"] for t in chunk])).items():
+            counts[key][0] += good
+            counts[key][1] += total
+    with transaction.atomic():
+        SLO.objects.select_for_update().filter(pk=slo_id).first()  # one rebuild per SLO at a time
+        SliMinute.objects.filter(slo_id=slo_id).delete()
+        SliMinute.objects.bulk_create(
+            [SliMinute(slo_id=slo_id, minute=m, good=g, total=t) for (_, m), (g, t) in counts.items()],
+            batch_size=1000,
+        )
+        SLO.objects.filter(pk=slo_id).update(history_ready_at=now)
+    return sum(total for _, total in counts.values())
+
+
+def sli_series(*, slo: SLO, start: datetime, end: datetime) -> list[tuple[int, int]]:
+    """Dense per-minute (good, total) from minute `start` to minute `end`, both included."""
+    series = [(0, 0)] * ((end - start) // MINUTE + 1)
+    for minute, good, total in SliMinute.objects.filter(slo=slo, minute__gte=start, minute__lte=end).values_list(
+        "minute", "good", "total"
+    ):
+        series[(minute - start) // MINUTE] = (good, total)
+    return series
+
+
+def sli_totals(*, slo: SLO, start: datetime, end: datetime) -> burn.Counts:
+    sums = SliMinute.objects.filter(slo=slo, minute__gte=start, minute__lte=end).aggregate(
+        g=Sum("good"), t=Sum("total")
+    )
+    return burn.Counts(sums["g"] or 0, sums["t"] or 0)
+
+
+def evaluation_minute(now: datetime) -> datetime:
+    """The minute the tick judges: the last complete one (the current minute is still filling)."""
+    return floor_minute(now) - MINUTE
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation tick
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TickResult:
+    evaluated: int
+    changes: int
+
+
+def slos_evaluate(*, now: datetime | None = None) -> TickResult:
+    """Evaluate every SLO whose history is ready (the beat task, every minute)."""
+    now = now or timezone.now()
+    evaluated = changes = 0
+    for slo_id in SLO.objects.filter(history_ready_at__isnull=False).values_list("pk", flat=True):
+        changes += slo_evaluate(slo_id=slo_id, now=now)
+        evaluated += 1
+    # SLI minutes older than any window are no longer read.
+    SliMinute.objects.filter(minute__lt=floor_minute(now) - timedelta(days=31)).delete()
+    return TickResult(evaluated, changes)
+
+
+@transaction.atomic
+def slo_evaluate(*, slo_id: int, now: datetime) -> int:
+    """Evaluate one SLO's rules at the last complete minute; write state changes. Returns the changes."""
+    # The row lock serialises concurrent ticks: the second one sees the first one's states.
+    slo = SLO.objects.select_for_update().select_related("project").filter(pk=slo_id).first()
+    if slo is None or slo.history_ready_at is None:
+        return 0
+    rules = policy_rules(slo.policy)
+    end = evaluation_minute(now)
+    longest = max((rule.long_minutes for rule in rules), default=1)
+    sums = burn.PrefixSums(sli_series(slo=slo, start=end - (longest - 1) * MINUTE, end=end))
+    states = {state.rule_key: state for state in RuleState.objects.filter(slo=slo)}
+    changes = 0
+    for rule in rules:
+        key = rule_key(rule)
+        state = states.get(key)
+        was_firing = state.firing if state else False
+        result = burn.evaluate_rule(
+            rule,
+            slo.objective,
+            sums.window(len(sums) - 1, rule.long_minutes),
+            sums.window(len(sums) - 1, rule.short_minutes),
+            firing=was_firing,
+        )
+        if state is None:
+            state = RuleState(slo=slo, rule_key=key, severity=rule.severity, since=now)
+        state.long_burn, state.short_burn, state.evaluated_at = result.long_burn_rate, result.short_burn_rate, now
+        if result.firing != was_firing:
+            state.firing = result.firing
+            state.since = now
+            _rule_changed(slo, rule, key, result, now)
+            changes += 1
+        state.save()
+    incident = Incident.objects.filter(slo=slo).exclude(status=IncidentStatus.RESOLVED).first()
+    if incident and not RuleState.objects.filter(slo=slo, firing=True).exists():
+        _incident_resolve(incident, None, now, "Every alert rule has cleared.")
+        changes += 1
+    return changes
+
+
+def _rule_changed(slo: SLO, rule: AlertRule, key: str, result: burn.RuleEvaluation, now: datetime) -> None:
+    incident = Incident.objects.filter(slo=slo).exclude(status=IncidentStatus.RESOLVED).first()
+    if result.firing:
+        if incident is None:
+            incident = Incident.objects.create(
+                project=slo.project,
+                slo=slo,
+                severity=rule.severity,
+                opened_at=now,
+                budget_at_open=slo_budget_remaining(slo=slo, now=now),
+            )
+        elif rule.severity == "page" and incident.severity != "page":
+            incident.severity = "page"
+            incident.save(update_fields=["severity"])
+        kind = EventKind.FIRED
+    elif incident is None:
+        return  # a rule cleared after people resolved its incident: nothing left to tell
+    else:
+        kind = EventKind.CLEARED
+    _event(
+        incident,
+        kind,
+        now,
+        rule_key=key,
+        severity=rule.severity,
+        rule=rule.describe(),
+        long_burn=result.long_burn_rate,
+        short_burn=result.short_burn_rate,
+    )
+
+
+def slo_budget_remaining(*, slo: SLO, now: datetime) -> Decimal | None:
+    end = evaluation_minute(now)
+    counts = sli_totals(slo=slo, start=end - timedelta(days=slo.window_days) + MINUTE, end=end)
+    return burn.budget_remaining(counts.good, counts.total, slo.objective)
+
+
+# --------------------------------------------------------------------------------------------------
+# Incidents
+# --------------------------------------------------------------------------------------------------
+
+
+def _event(incident: Incident, kind: str, now: datetime, **fields: Any) -> IncidentEvent:
+    """A timeline entry; a state change also writes one outbox row per channel of the SLO."""
+    event = IncidentEvent.objects.create(incident=incident, kind=kind, at=now, **fields)
+    if kind != EventKind.NOTE:
+        channels = list(incident.slo.channels.all())
+        Delivery.objects.bulk_create([Delivery(event=event, channel=c, next_attempt_at=now) for c in channels])
+        if channels:
+            from slos.tasks import dispatch  # tasks import this module
+
+            transaction.on_commit(lambda: dispatch.delay())
+    return event
+
+
+def _incident_resolve(incident: Incident, user: User | None, now: datetime, text: str) -> None:
+    incident.status = IncidentStatus.RESOLVED
+    incident.resolved_at = now
+    incident.resolved_by = user
+    incident.save(update_fields=["status", "resolved_at", "resolved_by"])
+    _event(incident, EventKind.RESOLVED, now, author=user, severity=incident.severity, text=text)
+
+
+class IncidentStateError(Exception):
+    """An action that the incident's status does not allow (e.g. acknowledging a resolved incident)."""
+
+
+@transaction.atomic
+def incident_acknowledge(*, incident_id: int, user: User, now: datetime | None = None) -> Incident:
+    incident = Incident.objects.select_for_update().select_related("slo").get(pk=incident_id)
+    if incident.status != IncidentStatus.OPEN:
+        raise IncidentStateError(f"This incident is already {incident.get_status_display().lower()}.")
+    now = now or timezone.now()
+    incident.status = IncidentStatus.ACKNOWLEDGED
+    incident.acknowledged_at, incident.acknowledged_by = now, user
+    incident.save(update_fields=["status", "acknowledged_at", "acknowledged_by"])
+    _event(incident, EventKind.ACKNOWLEDGED, now, author=user, severity=incident.severity)
+    return incident
+
+
+@transaction.atomic
+def incident_resolve(*, incident_id: int, user: User, note: str = "", now: datetime | None = None) -> Incident:
+    incident = Incident.objects.select_for_update().select_related("slo").get(pk=incident_id)
+    if incident.status == IncidentStatus.RESOLVED:
+        raise IncidentStateError("This incident is already resolved.")
+    _incident_resolve(incident, user, now or timezone.now(), note)
+    return incident
+
+
+@transaction.atomic
+def incident_note(*, incident_id: int, user: User, text: str, now: datetime | None = None) -> IncidentEvent:
+    incident = Incident.objects.select_related("slo").get(pk=incident_id)
+    return _event(incident, EventKind.NOTE, now or timezone.now(), author=user, text=text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Notification dispatcher
+# --------------------------------------------------------------------------------------------------
+
+
+def _rate(value: Decimal | None) -> str | None:
+    return None if value is None else burn.format_number(value, 2)
+
+
+def alert_message(event: IncidentEvent, *, now: datetime | None = None) -> AlertMessage:
+    """What the transports send for one timeline event."""
+    incident = event.incident
+    slo = incident.slo
+    remaining = slo_budget_remaining(slo=slo, now=now or event.at)
+    summaries: dict[str, str] = {
+        EventKind.FIRED.value: f"{event.severity} rule firing (burn {_rate(event.long_burn)}× over its long window)",
+        EventKind.CLEARED.value: f"{event.severity} rule cleared",
+        EventKind.ACKNOWLEDGED.value: "incident acknowledged",
+        EventKind.RESOLVED.value: "incident resolved",
+    }
+    what = summaries.get(event.kind, event.kind)
+    return AlertMessage(
+        event_id=event.pk,
+        kind=event.kind,  # type: ignore[arg-type]
+        incident_id=incident.pk,
+        incident_url=settings.SRE4AI_BASE_URL + reverse("incident_detail", args=[slo.project.slug, incident.pk]),
+        incident_status=incident.status,  # type: ignore[arg-type]
+        project=slo.project.slug,
+        slo_id=slo.pk,
+        slo_name=slo.name,
+        service=slo.service,
+        environment=slo.environment,
+        objective=burn.format_percent(slo.objective),
+        severity=(event.severity or incident.severity),  # type: ignore[arg-type]
+        rule=event.rule,
+        burn_rate_long=_rate(event.long_burn),
+        burn_rate_short=_rate(event.short_burn),
+        budget_remaining=None if remaining is None else burn.format_percent(remaining),
+        summary=f"{slo.service} {slo.name}: {what}",
+        occurred_at=event.at.astimezone(UTC),
+        actor=event.author.username if event.author else "",
+        note=event.text,
+    )
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, … capped at an hour: a receiver that is down gets room to come back."""
+    return timedelta(seconds=min(RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), RETRY_MAX_SECONDS))
+
+
+def deliveries_dispatch(*, limit: int = 100, now: datetime | None = None) -> int:
+    """Send due deliveries one at a time until none is left (or `limit`). Returns the deliveries handled."""
+    handled = 0
+    while handled < limit and _dispatch_one(now):
+        handled += 1
+    return handled
+
+
+def _dispatch_one(now: datetime | None) -> bool:
+    with transaction.atomic():
+        due = Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now or timezone.now())
+        if connection.vendor == "postgresql":
+            due = due.select_for_update(skip_locked=True, of=("self",))
+        delivery = (
+            due.select_related("channel", "event__incident__slo__project", "event__author")
+            .order_by("next_attempt_at", "pk")
+            .first()
+        )
+        if delivery is None:
+            return False
+        _deliver(delivery, now or timezone.now())
+    return True
+
+
+def _deliver(delivery: Delivery, now: datetime) -> None:
+    channel = delivery.channel
+    transport_class = REGISTRY.get(channel.kind)
+    if transport_class is None:
+        _delivery_failed(delivery, now, f"Unknown channel type {channel.kind!r}.", 0.0, retryable=False)
+        return
+    transport = transport_class()
+    message = alert_message(delivery.event, now=now)
+    try:
+        config = transport.Config.model_validate(channel.config)
+    except ValueError as exc:
+        _delivery_failed(delivery, now, f"Invalid channel configuration: {exc}", 0.0, retryable=False)
+        return
+    if not transport.wants(config, message):
+        delivery.status = DeliveryStatus.SKIPPED
+        delivery.save(update_fields=["status"])
+        return
+    started = time.monotonic()
+    try:
+        response = transport.send(config, message, timeout=settings.SLO_DELIVERY_TIMEOUT_SECONDS)
+    except DeliveryError as exc:
+        elapsed = (time.monotonic() - started) * 1000
+        _delivery_failed(delivery, now, str(exc), elapsed, retryable=exc.retryable)
+        return
+    elapsed = (time.monotonic() - started) * 1000
+    delivery.attempts += 1
+    delivery.status, delivery.sent_at, delivery.last_error = DeliveryStatus.SENT, now, ""
+    delivery.save(update_fields=["attempts", "status", "sent_at", "last_error"])
+    DeliveryAttempt.objects.create(delivery=delivery, at=now, ok=True, response=response[:500], duration_ms=elapsed)
+    Channel.objects.filter(pk=channel.pk).exclude(failing_since=None).update(failing_since=None, last_error="")
+
+
+def _delivery_failed(delivery: Delivery, now: datetime, error: str, elapsed: float, *, retryable: bool) -> None:
+    delivery.attempts += 1
+    delivery.last_error = error
+    give_up = not retryable or delivery.attempts >= settings.SLO_DELIVERY_MAX_ATTEMPTS
+    if give_up:
+        delivery.status = DeliveryStatus.FAILED
+        Channel.objects.filter(pk=delivery.channel_id).update(failing_since=now, last_error=error)
+    else:
+        delivery.next_attempt_at = now + retry_delay(delivery.attempts)
+    delivery.save(update_fields=["attempts", "last_error", "status", "next_attempt_at"])
+    DeliveryAttempt.objects.create(
+        delivery=delivery,
+        at=now,
+        ok=False,
+        retryable=retryable and not give_up,
+        response=error[:500],
+        duration_ms=elapsed,
+    )
+    log.warning("delivery %s on channel %s failed: %s", delivery.pk, delivery.channel_id, error)
+
+
+# --------------------------------------------------------------------------------------------------
+# Channels
+# --------------------------------------------------------------------------------------------------
+
+
+def channel_save(
+    *, project: Project, name: str, kind: str, config: Mapping[str, Any], instance: Channel | None = None
+) -> Channel:
+    channel = instance or Channel(project=project)
+    channel.name, channel.kind, channel.config = name, kind, dict(config)
+    channel.failing_since, channel.last_error = None, ""
+    channel.save()
+    return channel
+
+
+def channel_delete(*, channel: Channel) -> None:
+    channel.delete()

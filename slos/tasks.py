@@ -1,0 +1,27 @@
+"""Beat-driven SLO work: the evaluation tick, the notification dispatcher and SLI history rebuilds."""
+
+from celery import shared_task
+from django.db import OperationalError
+
+from slos import services
+
+
+@shared_task(name="slos.tasks.evaluate", acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True,
+             max_retries=3, soft_time_limit=50, time_limit=55, ignore_result=True)  # fmt: skip
+def evaluate() -> int:
+    """Every SLO's alert rules at the last complete minute; returns the state changes written."""
+    return services.slos_evaluate().changes
+
+
+@shared_task(name="slos.tasks.dispatch", acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True,
+             max_retries=3, soft_time_limit=240, time_limit=300, ignore_result=True)  # fmt: skip
+def dispatch() -> int:
+    """Send the due notifications (new ones, and retries whose backoff has passed)."""
+    return services.deliveries_dispatch()
+
+
+@shared_task(name="slos.tasks.sli_history", acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True,
+             max_retries=3, soft_time_limit=1700, time_limit=1800, ignore_result=True)  # fmt: skip
+def sli_history(slo_id: int) -> int:
+    """Count a new or redefined SLO's events over its whole window from raw rows."""
+    return services.sli_history_rebuild(slo_id=slo_id)

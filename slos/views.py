@@ -1,0 +1,264 @@
+"""SLO list, form and page; incidents and their triage page; notification channels. Viewers look, editors
+define SLOs and handle incidents, admins manage channels (they hold secrets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from accounts.models import Membership, Role
+from accounts.selectors import membership_for
+from evals.evaluators.registry import REGISTRY as EVALUATORS
+from slos import charts, selectors, services
+from slos.forms import RULE_FIELDS, ChannelForm, SloForm, channel_examples, default_rule_rows, objective_text
+from slos.models import SLO, Channel, IncidentStatus
+from slos.selectors_triage import events_for
+from slos.transports import REGISTRY as TRANSPORTS
+from slos.triage import what_changed
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)  # every view here is login_required
+    return request.user
+
+
+def _require(membership: Membership, role: str, what: str) -> HttpResponse | None:
+    if membership.allows(role):
+        return None
+    return HttpResponseForbidden(f"Only {'admins' if role == Role.ADMIN else 'editors and admins'} can {what}.")
+
+
+def rules_from_post(data: QueryDict) -> list[dict[str, Any]]:
+    """The rule rows of the form: rule-<n>-<field>, in row order."""
+    rows: dict[int, dict[str, Any]] = {}
+    for key, value in data.items():
+        parts = key.split("-")
+        if len(parts) == 3 and parts[0] == "rule" and parts[1].isdigit() and parts[2] in RULE_FIELDS:
+            rows.setdefault(int(parts[1]), {})[parts[2]] = value
+    return [rows[i] for i in sorted(rows)]
+
+
+@login_required
+def slo_list(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    summaries = selectors.slo_summaries(project=membership.project, now=timezone.now())
+    return render(
+        request,
+        "slos/list.html",
+        {"project": membership.project, "summaries": summaries, "can_edit": membership.allows(Role.EDITOR)},
+    )
+
+
+@login_required
+def slo_form(request: HttpRequest, slug: str, slo_id: int | None = None) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    project = membership.project
+    instance = get_object_or_404(SLO, project=project, pk=slo_id) if slo_id else None
+    if request.method == "POST":
+        if denied := _require(membership, Role.EDITOR, "define SLOs"):
+            return denied
+        form = SloForm(request.POST, project=project, instance=instance, rules=rules_from_post(request.POST))
+        if form.is_valid():
+            slo = services.slo_save(
+                project=project, values=form.model_values(), channels=form.cleaned_data["channels"], instance=instance
+            )
+            messages.success(request, f"SLO “{slo.name}” saved. Its history is being computed.")
+            return redirect("slo_detail", slug, slo.pk)
+        rules = form.rules_input
+    else:
+        initial: dict[str, Any] = {"service": request.GET.get("service", "")}
+        rules = []
+        if instance is not None:
+            initial = {f: getattr(instance, f) for f in ("name", "service", "environment", "route", "model",
+                                                          "sli_kind", "evaluator", "comparator", "threshold",
+                                                          "window_days", "runbook")}  # fmt: skip
+            initial["objective"] = objective_text(instance.objective)
+            initial["owner"] = instance.owner.username if instance.owner else ""
+            initial["channels"] = list(instance.channels.values_list("name", flat=True))
+            initial["policy_mode"] = (
+                "default" if instance.policy == default_rule_rows(instance.window_days) else "custom"
+            )
+            rules = list(instance.policy)
+        form = SloForm(initial=initial, project=project, instance=instance)
+    rows = rules + [{}] * max(0, 6 - len(rules)) if rules else default_rule_rows(30)
+    context = {
+        "project": project,
+        "form": form,
+        "instance": instance,
+        "rule_rows": [(i, row, _row_errors(form, i)) for i, row in enumerate(rows)],
+        "rules_error": form.rule_errors.get("rules", []),
+        "score_names": sorted(set(form.facets["score_names"]) | set(EVALUATORS)),
+        "facets": form.facets,
+    }
+    return render(request, "slos/form.html", context, status=400 if form.is_bound else 200)
+
+
+def _row_errors(form: SloForm, index: int) -> dict[str, list[str]]:
+    return {f: form.rule_errors[f"rules.{index}.{f}"] for f in RULE_FIELDS if f"rules.{index}.{f}" in form.rule_errors}
+
+
+@login_required
+def slo_detail(request: HttpRequest, slug: str, slo_id: int) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    slo = get_object_or_404(SLO.objects.select_related("owner", "project"), project=membership.project, pk=slo_id)
+    now = timezone.now()
+    range_key = request.GET.get("range", "1d")
+    if range_key not in selectors.RANGES:
+        range_key = "1d"
+    detail = selectors.slo_detail(slo=slo, now=now, range_key=range_key)
+    backtest = selectors.slo_backtest(slo=slo, now=now) if request.GET.get("backtest") else None
+    context = {
+        "project": membership.project,
+        "slo": slo,
+        "detail": detail,
+        "summary": detail.summary,
+        "figures": charts.slo_figures(detail, slo),
+        "backtest": backtest,
+        "can_edit": membership.allows(Role.EDITOR),
+        "ranges": list(selectors.RANGES),
+    }
+    return render(request, "slos/detail.html", context)
+
+
+@login_required
+@require_POST
+def slo_delete(request: HttpRequest, slug: str, slo_id: int) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    if denied := _require(membership, Role.EDITOR, "delete SLOs"):
+        return denied
+    slo = get_object_or_404(SLO, project=membership.project, pk=slo_id)
+    services.slo_delete(slo=slo)
+    messages.success(request, f"SLO “{slo.name}” deleted.")
+    return redirect("slo_list", slug)
+
+
+# --------------------------------------------------------------------------------------------------
+# Incidents
+# --------------------------------------------------------------------------------------------------
+
+
+@login_required
+def incident_list(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    status = request.GET.get("status", "unresolved")
+    incidents = selectors.incidents_for(project=membership.project, status=status)[:200]
+    return render(
+        request,
+        "slos/incidents.html",
+        {"project": membership.project, "incidents": incidents, "status": status, "statuses": IncidentStatus},
+    )
+
+
+@login_required
+def incident_detail(request: HttpRequest, slug: str, incident_id: int) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    incident = selectors.incident_for(project=membership.project, incident_id=incident_id)
+    if incident is None:
+        raise Http404("No such incident in this project.")
+    now = timezone.now()
+    window = selectors.incident_window(incident, now)
+    events = selectors.incident_events(incident=incident, window=window)
+    project_id = membership.project.pk
+    current = events_for(project_id=project_id, trace_pks=events.bad + events.good, bad_pks=set(events.bad))
+    baseline = events_for(project_id=project_id, trace_pks=events.baseline, bad_pks=events.baseline_bad)
+    summary = selectors.slo_summaries(project=membership.project, now=now, slos=SLO.objects.filter(pk=incident.slo_id))
+    context = {
+        "project": membership.project,
+        "incident": incident,
+        "slo": incident.slo,
+        "summary": summary[0],
+        "window": window,
+        "events": events,
+        "suspects": what_changed(current, baseline),
+        "consumed": selectors.budget_consumed_by(slo=incident.slo, start=window.start, end=window.end, now=now),
+        "timeline": list(incident.events.all()),
+        "can_edit": membership.allows(Role.EDITOR),
+        "share_url": request.build_absolute_uri(),
+    }
+    return render(request, "slos/incident.html", context)
+
+
+@login_required
+@require_POST
+def incident_action(request: HttpRequest, slug: str, incident_id: int) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    if denied := _require(membership, Role.EDITOR, "acknowledge, resolve or annotate incidents"):
+        return denied
+    incident = selectors.incident_for(project=membership.project, incident_id=incident_id)
+    if incident is None:
+        raise Http404("No such incident in this project.")
+    action, note = request.POST.get("action", ""), request.POST.get("note", "").strip()
+    try:
+        if action == "acknowledge":
+            services.incident_acknowledge(incident_id=incident.pk, user=_user(request))
+        elif action == "resolve":
+            services.incident_resolve(incident_id=incident.pk, user=_user(request), note=note[:5000])
+        elif action == "note":
+            if not note:
+                messages.error(request, "Write the note first: it was empty.")
+            else:
+                services.incident_note(incident_id=incident.pk, user=_user(request), text=note[:5000])
+        else:
+            return HttpResponse("Unknown action: use acknowledge, resolve or note.", status=400)
+    except services.IncidentStateError as exc:
+        messages.error(request, str(exc))
+    return redirect("incident_detail", slug, incident.pk)
+
+
+# --------------------------------------------------------------------------------------------------
+# Channels
+# --------------------------------------------------------------------------------------------------
+
+
+@login_required
+def channel_list(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    project = membership.project
+    form = ChannelForm(project=project)
+    status = 200
+    if request.method == "POST":
+        if denied := _require(membership, Role.ADMIN, "manage notification channels"):
+            return denied
+        form = ChannelForm(request.POST, project=project)
+        if form.is_valid():
+            data = form.cleaned_data
+            services.channel_save(project=project, name=data["name"], kind=data["kind"], config=data["config"])
+            messages.success(request, f"Channel “{data['name']}” added.")
+            return redirect("channel_list", slug)
+        status = 400
+    channels = list(selectors.channels_for(project=project))
+    context = {
+        "project": project,
+        "form": form,
+        "channels": [(c, _shown_config(c), selectors.channel_deliveries(channel=c, limit=10)) for c in channels],
+        "examples": channel_examples(),
+        "can_admin": membership.allows(Role.ADMIN),
+    }
+    return render(request, "slos/channels.html", context, status=status)
+
+
+def _shown_config(channel: Channel) -> dict[str, Any]:
+    """The channel's settings with its secrets masked: they are never shown back."""
+    transport = TRANSPORTS.get(channel.kind)
+    secret = set(transport.secret_fields) if transport else set(channel.config)
+    return {k: ("••••••" if k in secret and v else v) for k, v in channel.config.items()}
+
+
+@login_required
+@require_POST
+def channel_delete(request: HttpRequest, slug: str, channel_id: int) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    if denied := _require(membership, Role.ADMIN, "manage notification channels"):
+        return denied
+    channel = get_object_or_404(Channel, project=membership.project, pk=channel_id)
+    services.channel_delete(channel=channel)
+    messages.success(request, f"Channel “{channel.name}” deleted.")
+    return redirect(reverse("channel_list", args=[slug]))

@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts import views as account_views
 from evals import api as eval_api
 from evals import views as eval_views
+from evals.canary import api as canary_api
+from evals.canary import views as canary_views
 from rollups import views as rollup_views
 from traces import api as trace_api
 from traces import views as trace_views
@@ -22,6 +24,7 @@ urlpatterns = [
     path("p/<slug:slug>/traces/<str:trace_id>/annotate/", eval_views.annotate, name="trace_annotate"),
     path("p/<slug:slug>/evaluators/", eval_views.evaluator_settings, name="evaluator_settings"),
     path("p/<slug:slug>/drift/", eval_views.drift_view, name="drift"),
+    path("p/<slug:slug>/canary/", canary_views.canary_view, name="canary"),
     path("p/<slug:slug>/evaluators/runs/", eval_views.eval_runs, name="eval_runs"),
     path(
         "p/<slug:slug>/evaluators/runs/<int:run_id>/progress/", eval_views.eval_run_progress, name="eval_run_progress"
@@ -39,6 +42,7 @@ urlpatterns = [
     path("api/v1/traces/<str:trace_id>", trace_api.TraceDetailEndpoint.as_view(), name="api_trace_detail"),
     path("api/v1/scores", eval_api.ScoresEndpoint.as_view(), name="api_scores"),
     path("api/public/scores", eval_api.LangfuseScoresEndpoint.as_view(), name="langfuse_scores"),
+    path("api/v1/canary", canary_api.CanaryEndpoint.as_view(), name="api_canary"),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "api/docs/",

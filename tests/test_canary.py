@@ -1,0 +1,356 @@
+"""Canary analysis on PostgreSQL: cohort selectors (release, model, prompt, span and resource attributes), the
+page, the REST endpoint and ``manage.py canary`` (verdict JSON, exit codes), bad input and project isolation."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import Project
+from evals.canary.cohorts import CohortError, canary_analyse, cohort_load
+from evals.models import Score
+from tests.conftest import PASSWORD, Tenant
+from traces.models import Span, Trace
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = timezone.now().replace(microsecond=0)
+
+
+@dataclass
+class Version:
+    """How one version of the app behaves: the synthetic traces it produces."""
+
+    release: str
+    model: str = "gpt-4o-mini"
+    prompt: tuple[str, str] = ("answer", "3")
+    attributes: dict[str, Any] = field(default_factory=dict)
+    resource: dict[str, Any] = field(default_factory=dict)
+    latency_mu: float = 6.6
+    error_rate: float = 0.02
+    pass_rate: float = 0.9
+    refusal_rate: float = 0.03
+    cost: str = "0.0020"
+
+
+def seed(project: Project, version: Version, n: int, *, service: str = "bot", hours_ago: float = 12,
+         rng_seed: int = 1) -> list[Trace]:  # fmt: skip
+    """``n`` traces of one version spread over the ``hours_ago`` hours before NOW, one LLM span and two scores each."""
+    rng = random.Random(rng_seed)
+    traces = []
+    for _ in range(n):
+        start = NOW - timedelta(seconds=rng.uniform(60, hours_ago * 3600))
+        ms = rng.lognormvariate(version.latency_mu, 0.4)
+        traces.append(Trace(
+            project=project, trace_id=f"{rng.getrandbits(128):032x}", service=service, environment="production",
+            start_time=start, end_time=start + timedelta(milliseconds=ms), duration_ms=ms, span_count=1,
+            status="error" if rng.random() < version.error_rate else "ok", model_names=[version.model],
+            cost=Decimal(version.cost) * Decimal(rng.uniform(0.9, 1.1)).quantize(Decimal("0.001")),
+            release=version.release, name="answer",
+        ))  # fmt: skip
+    Trace.objects.bulk_create(traces)
+    Span.objects.bulk_create([
+        Span(project=project, trace=t, span_id=f"{rng.getrandbits(64):016x}", name="chat", kind="llm",
+             start_time=t.start_time, end_time=t.end_time, duration_ms=t.duration_ms, service=service,
+             model=version.model, prompt_name=version.prompt[0], prompt_version=version.prompt[1],
+             attributes=version.attributes, resource=version.resource)
+        for t in traces
+    ])  # fmt: skip
+    scores = []
+    for t in traces:
+        for name, passed in (("grounding", rng.random() < version.pass_rate),
+                             ("refusal", rng.random() >= version.refusal_rate)):  # fmt: skip
+            scores.append(Score(project=project, trace=t, key=f"eval:{t.pk}::{name}:1:{name}", service=service,
+                                trace_start=t.start_time, name=name, value=float(not passed), passed=passed,
+                                evaluator=name, evaluator_version=1, source="evaluator"))  # fmt: skip
+    Score.objects.bulk_create(scores)
+    return traces
+
+
+def login(client: Client, tenant: Tenant) -> Client:
+    assert client.login(username=tenant.user.username, password=PASSWORD)
+    return client
+
+
+def analyse(project: Project, attribute: str, baseline: str, canary: str, **kwargs: Any) -> Any:
+    return canary_analyse(project=project, service="bot", attribute=attribute, baseline=baseline, canary=canary,
+                          since=kwargs.pop("since", NOW - timedelta(days=1)), until=kwargs.pop("until", NOW),
+                          **kwargs)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------- selectors
+@pytest.mark.django_db
+def test_release_cohorts_with_a_planted_regression_fail_and_equal_ones_pass(
+    tenant: Tenant, django_assert_max_num_queries: Any
+) -> None:
+    seed(tenant.project, Version("v1"), 400, rng_seed=1)
+    seed(tenant.project, Version("v2", latency_mu=6.9, pass_rate=0.8), 400, rng_seed=2)
+    seed(tenant.project, Version("v3"), 400, rng_seed=3)
+    with django_assert_max_num_queries(5):
+        regressed = analyse(tenant.project, "release", "v1", "v2")
+    by_name = {s.name: s for s in regressed.result.signals}
+    assert (regressed.baseline.traces, regressed.canary.traces) == (400, 400)
+    assert set(by_name) == {"error", "latency", "cost", "refusal", "grounding"}
+    assert by_name["latency"].classification == "worse"
+    assert by_name["grounding"].classification == "worse"
+    assert by_name["refusal"].kind == "rate" and not by_name["refusal"].higher_is_better
+    assert regressed.result.verdict == "fail"
+
+    equal = analyse(tenant.project, "release", "v1", "v3")
+    assert {s.classification for s in equal.result.signals} == {"pass"}, [s.reason for s in equal.result.signals]
+    assert equal.result.verdict == "pass"
+    assert equal.to_dict()["cohorts"]["canary"] == {"value": "v3", "traces": 400, "sampled": False,
+                                                     "unpriced_traces": 0}  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_cohorts_by_model_prompt_span_and_resource_attribute(
+    tenant: Tenant, django_assert_max_num_queries: Any
+) -> None:
+    seed(tenant.project, Version("r", model="gpt-4o-mini", prompt=("answer", "3"), attributes={"app.flag": True},
+                                 resource={"k8s.deployment": "blue"}), 30, rng_seed=4)  # fmt: skip
+    seed(tenant.project, Version("r", model="gpt-4.1", prompt=("answer", "4"), attributes={"app.flag": False},
+                                 resource={"k8s.deployment": "green"}), 20, rng_seed=5)  # fmt: skip
+    window = Trace.objects.filter(project=tenant.project, service="bot", start_time__gte=NOW - timedelta(days=1),
+                                  start_time__lt=NOW)  # fmt: skip
+
+    def size(attribute: str, value: str) -> int:
+        with django_assert_max_num_queries(2):
+            return cohort_load(window=window, attribute=attribute, value=value).traces
+
+    assert size("model", "gpt-4o-mini") == 30
+    assert size("model", "gpt-4.1") == 20
+    assert size("model", "gpt-4") == 0  # exact model names, not prefixes
+    assert size("prompt", "answer v3") == 30
+    assert size("prompt", "4") == 20  # a bare version
+    assert size("prompt", "answer") == 0  # both prompts are versioned
+    assert size("app.flag", "true") == 30  # JSON booleans compared as text
+    assert size("k8s.deployment", "green") == 20  # resource attribute
+    assert size("environment", "production") == 50
+    assert size("release", "r") == 50
+
+
+@pytest.mark.django_db
+def test_window_is_half_open_other_services_and_projects_are_excluded(tenant: Tenant, other_tenant: Tenant) -> None:
+    inside = seed(tenant.project, Version("v1"), 10, rng_seed=6)
+    seed(tenant.project, Version("v1"), 10, service="other-bot", rng_seed=7)
+    seed(other_tenant.project, Version("v1"), 10, rng_seed=8)
+    Trace.objects.filter(pk=inside[0].pk).update(start_time=NOW)  # 'until' itself is outside
+    Trace.objects.filter(pk=inside[1].pk).update(start_time=NOW - timedelta(days=1))  # 'since' itself is inside
+    window = Trace.objects.filter(project=tenant.project, service="bot", start_time__gte=NOW - timedelta(days=1),
+                                  start_time__lt=NOW)  # fmt: skip
+    assert cohort_load(window=window, attribute="release", value="v1").traces == 9
+
+
+@pytest.mark.django_db
+def test_cohort_limit_keeps_the_most_recent_and_says_so(tenant: Tenant) -> None:
+    traces = seed(tenant.project, Version("v1"), 30, rng_seed=9)
+    window = Trace.objects.filter(project=tenant.project, service="bot")
+    cohort = cohort_load(window=window, attribute="release", value="v1", limit=10)
+    newest = sorted(traces, key=lambda t: t.start_time, reverse=True)[:10]
+    assert cohort.sampled and cohort.traces == 10
+    assert sorted(cohort.latency_ms) == sorted(t.duration_ms for t in newest)
+
+
+@pytest.mark.django_db
+def test_newest_evaluator_version_and_unpriced_traces(tenant: Tenant) -> None:
+    (trace,) = seed(tenant.project, Version("v1", pass_rate=0.0), 1, rng_seed=10)
+    Score.objects.create(project=tenant.project, trace=trace, key="eval:v2:grounding", service="bot",
+                         trace_start=trace.start_time, name="grounding", value=0.0, passed=True,
+                         evaluator="grounding", evaluator_version=2, source="evaluator")  # fmt: skip
+    Trace.objects.filter(pk=trace.pk).update(has_unpriced=True)
+    cohort = cohort_load(window=Trace.objects.filter(project=tenant.project), attribute="release", value="v1")
+    assert cohort.judged["grounding"] == [1, 1]  # version 1's failure is superseded by version 2's pass
+    assert cohort.cost_usd == [] and cohort.unpriced == 1
+
+
+@pytest.mark.django_db
+def test_unknown_service_and_empty_cohorts_are_errors_that_say_what_to_fix(tenant: Tenant) -> None:
+    seed(tenant.project, Version("v1"), 5, rng_seed=11)
+    with pytest.raises(CohortError, match="No service named 'nope'"):
+        canary_analyse(project=tenant.project, service="nope", attribute="release", baseline="v1", canary="v2",
+                       since=NOW - timedelta(days=1), until=NOW)  # fmt: skip
+    with pytest.raises(CohortError, match=r"canary cohort is empty.*release = 'v2'"):
+        analyse(tenant.project, "release", "v1", "v2")
+    with pytest.raises(CohortError, match="baseline cohort is empty"):
+        analyse(tenant.project, "release", "v1", "v2", since=NOW - timedelta(days=30), until=NOW - timedelta(days=20))
+
+
+# ------------------------------------------------------------------------------------------------------- API
+@pytest.mark.django_db
+def test_api_returns_the_verdict_and_rejects_bad_input_with_400(client: Client, tenant: Tenant) -> None:
+    seed(tenant.project, Version("v1"), 300, rng_seed=12)
+    seed(tenant.project, Version("v2", error_rate=0.15), 300, rng_seed=13)
+    url = "/api/v1/canary"
+    response = client.get(url, {"service": "bot", "baseline": "v1", "canary": "v2", "since": "2d"},
+                          headers=tenant.bearer)  # fmt: skip
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["verdict"] == "fail"
+    assert body["critical_failures"] == ["error"]
+    assert body["attribute"] == "release"
+    assert {s["name"]: s["classification"] for s in body["signals"]}["error"] == "worse"
+    # Critical signals can be changed per request: without one, a single worse signal of five is marginal.
+    relaxed = client.get(url, {"service": "bot", "baseline": "v1", "canary": "v2", "since": "2d", "critical": "none"},
+                         headers=tenant.bearer).json()  # fmt: skip
+    assert relaxed["verdict"] == "marginal" and relaxed["score"] == 80
+
+    cases = [
+        ({"service": "bot", "baseline": "v1"}, "canary"),
+        ({"service": "bot", "baseline": "v1", "canary": "v1"}, "must differ"),
+        ({"service": "bot", "baseline": "v1", "canary": "v2", "since": "yesterday"}, "not a time"),
+        ({"service": "bot", "baseline": "v1", "canary": "v2", "since": "2025-02-30"}, "not a valid date"),
+        ({"service": "bot", "baseline": "v1", "canary": "v2", "since": "1h", "until": "2h"}, "must be before"),
+        ({"service": "bot", "baseline": "v1", "canary": "v2", "alpha": "2"}, "less than 1"),
+        ({"service": "bot", "baseline": "v1", "canary": "v2", "pass_threshold": "50"}, "must not exceed"),
+        ({"service": "bot", "baseline": "v1", "canary": "v2", "min_events": "x"}, "whole number"),
+        ({"service": "nope", "baseline": "v1", "canary": "v2"}, "No service named"),
+        ({"service": "bot", "baseline": "v1", "canary": "v9"}, "canary cohort is empty"),
+    ]
+    for params, message in cases:
+        response = client.get(url, params, headers=tenant.bearer)
+        assert response.status_code == 400, (params, response.content)
+        assert message in json.dumps(response.json()), (params, response.json())
+    assert client.get(url, {"service": "bot", "baseline": "v1", "canary": "v2"}).status_code == 401
+
+
+@pytest.mark.django_db
+def test_api_key_sees_only_its_project(client: Client, tenant: Tenant, other_tenant: Tenant) -> None:
+    seed(tenant.project, Version("v1"), 60, rng_seed=14)
+    seed(tenant.project, Version("v2"), 60, rng_seed=15)
+    response = client.get("/api/v1/canary", {"service": "bot", "baseline": "v1", "canary": "v2"},
+                          headers=other_tenant.bearer)  # fmt: skip
+    assert response.status_code == 400
+    assert "No service named 'bot'" in response.json()["error"]
+
+
+@pytest.mark.django_db
+def test_openapi_schema_documents_the_endpoint(client: Client) -> None:
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    operation = schema["paths"]["/api/v1/canary"]["get"]
+    assert {p["name"] for p in operation["parameters"]} >= {"service", "attribute", "baseline", "canary", "since",
+                                                             "until", "alpha", "critical"}  # fmt: skip
+    assert {p["name"]: p["schema"]["type"] for p in operation["parameters"]}["alpha"] == "number"
+    assert "CanaryOut" in json.dumps(operation["responses"]["200"])
+
+
+# ---------------------------------------------------------------------------------------------------- command
+def run_command(*args: str) -> dict[str, Any]:
+    out = StringIO()
+    call_command("canary", *args, stdout=out)
+    return dict(json.loads(out.getvalue()))
+
+
+@pytest.mark.django_db
+def test_command_prints_json_and_exits_by_verdict(tenant: Tenant) -> None:
+    seed(tenant.project, Version("v1"), 300, rng_seed=16)
+    seed(tenant.project, Version("v2"), 300, rng_seed=17)
+    seed(tenant.project, Version("v3", latency_mu=7.0, pass_rate=0.75), 300, rng_seed=18)
+    base = ["--project", "acme", "--service", "bot", "--attribute", "release", "--baseline", "v1", "--json"]
+    passed = run_command(*base, "--canary", "v2", "--since", "1d")
+    assert passed["verdict"] == "pass" and passed["cohorts"]["canary"]["traces"] == 300
+    with pytest.raises(SystemExit) as exited:
+        run_command(*base, "--canary", "v3")
+    assert exited.value.code == 1
+    for args, message in [
+        (["--project", "nope", "--service", "bot", "--baseline", "v1", "--canary", "v2"], "No project"),
+        (["--project", "acme", "--service", "nope", "--baseline", "v1", "--canary", "v2"], "No service"),
+        ([*base, "--canary", "v2", "--since", "2h", "--until", "3h"], "--since: 'since'"),
+        ([*base, "--canary", "v2", "--until", "next week"], "--until:"),
+        ([*base, "--canary", "v2", "--rate-margin", "-1"], "--rate-margin: Input should be greater than or equal"),
+        ([*base, "--canary", "v9"], "canary cohort is empty"),
+    ]:
+        with pytest.raises(CommandError, match=message) as failed:
+            call_command("canary", *args)
+        assert failed.value.returncode == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_command_line_exit_codes_for_a_pipeline(tenant: Tenant) -> None:
+    """The real CLI in a subprocess, on the test database: exit 0 pass, 1 fail, 2 bad input with stderr."""
+    seed(tenant.project, Version("v1"), 200, rng_seed=19)
+    seed(tenant.project, Version("v2", error_rate=0.2), 200, rng_seed=20)
+    db = settings.DATABASES["default"]
+    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "manage.py", "canary", "--project", "acme", "--service", "bot", *args]
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    failed = cli("--baseline", "v1", "--canary", "v2", "--json")
+    assert failed.returncode == 1, failed.stderr
+    assert json.loads(failed.stdout)["verdict"] == "fail"
+    passed = cli("--baseline", "v1", "--canary", "v2", "--critical", "none", "--marginal-threshold", "0",
+                 "--pass-threshold", "0")  # fmt: skip
+    assert passed.returncode == 0, passed.stderr
+    assert "verdict: pass" in passed.stdout and "worse" in passed.stdout
+    bad = cli("--baseline", "v1", "--canary", "v2", "--since", "soon")
+    assert bad.returncode == 2
+    assert "'soon' is not a time" in bad.stderr and bad.stdout == ""
+
+
+# ------------------------------------------------------------------------------------------------------- page
+@pytest.mark.django_db
+def test_page_shows_verdict_signals_and_charts(client: Client, tenant: Tenant) -> None:
+    seed(tenant.project, Version("v1"), 300, rng_seed=21)
+    seed(tenant.project, Version("v2", latency_mu=7.0), 300, rng_seed=22)
+    login(client, tenant)
+    empty = client.get("/p/acme/canary/")
+    assert empty.status_code == 200
+    assert 'class="active">Canary</a>' in empty.content.decode().replace('href="/p/acme/canary/" ', "")
+    response = client.get("/p/acme/canary/", {"service": "bot", "attribute": "release", "baseline": "v1",
+                                              "canary": "v2", "since": "1d"})  # fmt: skip
+    page = response.content.decode()
+    assert response.status_code == 200
+    # Latency is worse, the other four signals pass: score 80, between the marginal (75) and pass (95) thresholds.
+    assert 'id="canary-verdict">marginal<' in page and "score <b>80</b>" in page
+    assert 'data-signal="latency"' in page and ">worse<" in page
+    figures = json.loads(page.split('<script id="figures" type="application/json">')[1].split("</script>")[0])
+    assert len(figures) == 5  # every signal has data to draw
+    assert {t["name"] for t in figures["0"]["data"]} == {"baseline", "canary"}
+
+
+@pytest.mark.django_db
+def test_page_bad_input_is_a_400_with_the_message_and_values_are_escaped(client: Client, tenant: Tenant) -> None:
+    xss = "<script>alert(1)</script>"
+    seed(tenant.project, Version(xss), 40, rng_seed=23)
+    seed(tenant.project, Version("v2"), 40, rng_seed=24)
+    login(client, tenant)
+    response = client.get("/p/acme/canary/", {"service": "bot", "baseline": xss, "canary": "v2", "since": "1d"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert xss not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    response = client.get("/p/acme/canary/", {"service": "bot", "baseline": xss, "canary": "v2", "until": "x"})
+    assert response.status_code == 400
+    assert "&#x27;x&#x27; is not a time" in response.content.decode()
+    response = client.get("/p/acme/canary/", {"service": xss, "baseline": "a", "canary": "b"})
+    assert response.status_code == 400
+    assert xss not in response.content.decode() and "No service named" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_page_of_another_project_is_404_and_login_is_required(
+    client: Client, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    assert client.get("/p/acme/canary/")["Location"].startswith("/login/")
+    seed(other_tenant.project, Version("v1"), 40, rng_seed=25)
+    seed(other_tenant.project, Version("v2"), 40, rng_seed=26)
+    login(client, tenant)
+    params = {"service": "bot", "baseline": "v1", "canary": "v2"}
+    assert client.get("/p/globex/canary/", params).status_code == 404
+    own = client.get("/p/acme/canary/", params)
+    assert own.status_code == 400 and "No service named" in own.content.decode()

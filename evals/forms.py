@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Any, ClassVar
 
 from django import forms
+from django.forms import BoundField
 from pydantic import ValidationError as PydanticError
 
+from accounts.models import Project
+from evals.datasets import validate_item
 from evals.evaluators.registry import REGISTRY
+from evals.models import Dataset, Probe, ProbeTargetKind
+from evals.probes import TARGETS
+from evals.probes.base import TEMPLATE_FIELDS
+from evals.probes.schedule import cron_problem
 
 
 def pydantic_message(exc: PydanticError) -> str:
@@ -74,4 +82,217 @@ class AnnotationForm(forms.Form):
         data = super().clean() or {}
         if not data.get("verdict") and not data.get("label") and not data.get("comment"):
             raise forms.ValidationError("Give a thumbs up or down, a label or a comment.")
+        return data
+
+
+# --- golden datasets -------------------------------------------------------------------------------------
+
+
+class DatasetForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args: Any, taken: set[str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.taken = taken or set()
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if name in self.taken:
+            raise forms.ValidationError(f"A dataset named {name!r} already exists in this project.")
+        return name
+
+
+DOC_SEPARATOR = "\n---\n"
+DOC_LINE = re.compile(r"\n[ \t]*---[ \t]*\n")
+
+
+class DatasetItemForm(forms.Form):
+    """One item typed in (or taken from a trace). The input is text, or a JSON chat
+    ``[{"role": "user", "content": "..."}]``; context documents are separated by a line holding only ---."""
+
+    input = forms.CharField(max_length=100_000, widget=forms.Textarea(attrs={"rows": 3}),
+                            help_text='Text, or a chat as JSON: [{"role": "user", "content": "…"}]')  # fmt: skip
+    expected = forms.CharField(required=False, max_length=100_000, widget=forms.Textarea(attrs={"rows": 3}),
+                               label="Expected answer")  # fmt: skip
+    context = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
+                              help_text="Documents the answer should rely on; separate them with a line holding only ---")  # fmt: skip
+    tags = forms.CharField(required=False, max_length=1000, help_text="Comma separated.")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "input" not in data:
+            return data
+        raw = data["input"].strip()
+        value: Any = raw
+        if raw.startswith("["):
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = raw  # text that starts with a bracket
+        context = [d.strip() for d in DOC_LINE.split("\n" + data.get("context", "").replace("\r\n", "\n") + "\n")]
+        try:
+            data["item"] = validate_item({
+                "input": value, "expected": data.get("expected", ""), "context": [d for d in context if d],
+                "tags": [t for t in data.get("tags", "").split(",") if t.strip()],
+            })  # fmt: skip
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return data
+
+
+class DatasetImportForm(forms.Form):
+    file = forms.FileField(help_text="CSV (columns input, expected, context, tags) or JSONL, UTF-8, up to 5 MB.")
+    format = forms.ChoiceField(choices=[("", "by file name"), ("csv", "CSV"), ("jsonl", "JSONL")], required=False)
+
+    MAX_BYTES = 5 * 1024 * 1024
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > self.MAX_BYTES:
+            raise forms.ValidationError(f"The file is {upload.size // 1024} KB; the limit is 5 MB: split it.")
+        return upload
+
+
+# --- probes ----------------------------------------------------------------------------------------------
+
+HEADER_LINE = re.compile(r"^\s*([^:\s]+)\s*:\s*(.*?)\s*$")
+
+
+class ProbeForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.none())
+    service = forms.CharField(max_length=200, help_text="Probe traces are recorded as this service's.",
+                              widget=forms.TextInput(attrs={"list": "services"}))  # fmt: skip
+    environment = forms.RegexField(regex=r"^[a-z0-9_-]+$", max_length=64, initial="probe",
+                                   help_text="Lower-case letters, digits, - and _.",
+                                   error_messages={"invalid": "Use lower-case letters, digits, - and _ only."})  # fmt: skip
+    target_kind = forms.ChoiceField(choices=ProbeTargetKind.choices, label="Target")
+    timeout_seconds = forms.FloatField(min_value=0.1, max_value=300, initial=30, help_text="Per item.")
+    # HTTP endpoint
+    url = forms.CharField(required=False, max_length=2000, label="URL")
+    method = forms.ChoiceField(choices=[("POST", "POST"), ("PUT", "PUT"), ("GET", "GET")], required=False)
+    headers = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+                              help_text="One per line, Name: value. Secrets as ${ENV_NAME} (set on the workers).")  # fmt: skip
+    body_template = forms.CharField(required=False, initial='{"question": "{{input_text}}"}',
+                                    widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+                                    help_text="JSON; placeholders: " + ", ".join("{{" + f + "}}" for f in TEMPLATE_FIELDS))  # fmt: skip
+    answer_path = forms.CharField(required=False, initial="answer", max_length=300,
+                                  help_text="Where the answer is in the JSON response, e.g. data.answer or choices[0].text.")  # fmt: skip
+    documents_path = forms.CharField(required=False, max_length=300,
+                                     help_text="Optional: the retrieved documents (a list), e.g. sources.")  # fmt: skip
+    # OpenAI-compatible chat completions
+    base_url = forms.CharField(required=False, max_length=2000, label="Base URL",
+                               help_text="Up to /v1, e.g. https://api.openai.com/v1")  # fmt: skip
+    model = forms.CharField(required=False, max_length=200)
+    system_prompt = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=20_000)
+    api_key_env = forms.CharField(required=False, max_length=100, label="API key variable",
+                                  help_text="Name of the environment variable holding the key, e.g. OPENAI_API_KEY.")  # fmt: skip
+    # Scoring and schedule
+    evaluators = forms.MultipleChoiceField(choices=[(n, n) for n in REGISTRY], initial=["reference"],
+                                           help_text="Params come from the service's evaluator settings.")  # fmt: skip
+    interval_minutes = forms.IntegerField(required=False, min_value=1, max_value=7 * 24 * 60,
+                                          help_text="Run every N minutes…")  # fmt: skip
+    cron = forms.CharField(
+        required=False, max_length=100, help_text="…or on a cron expression (UTC), e.g. */30 * * * *"
+    )
+    enabled = forms.BooleanField(required=False, initial=True, help_text="Off: runs only on demand.")
+
+    def __init__(self, *args: Any, project: Project, taken: set[str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["dataset"].queryset = Dataset.objects.filter(project=project)  # type: ignore[attr-defined]
+        self.taken = taken or set()
+
+    # The form is shown in four fieldsets; the page hides the target kind not chosen.
+    GROUPS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "main": ("name", "dataset", "service", "environment", "target_kind", "timeout_seconds"),
+        "http": ("url", "method", "headers", "body_template", "answer_path", "documents_path"),
+        "openai": ("base_url", "model", "system_prompt", "api_key_env"),
+        "schedule": ("evaluators", "interval_minutes", "cron", "enabled"),
+    }
+
+    def group(self, name: str) -> list[BoundField]:
+        return [self[field] for field in self.GROUPS[name]]
+
+    @property
+    def main_fields(self) -> list[BoundField]:
+        return self.group("main")
+
+    @property
+    def http_fields(self) -> list[BoundField]:
+        return self.group("http")
+
+    @property
+    def openai_fields(self) -> list[BoundField]:
+        return self.group("openai")
+
+    @property
+    def schedule_fields(self) -> list[BoundField]:
+        return self.group("schedule")
+
+    @classmethod
+    def initial_for(cls, probe: Probe) -> dict[str, Any]:
+        config = dict(probe.target_config)
+        if "headers" in config:
+            config["headers"] = "\n".join(f"{k}: {v}" for k, v in config["headers"].items())
+        if "body_template" in config:
+            config["body_template"] = json.dumps(config["body_template"], indent=1)
+        return {
+            **config, "name": probe.name, "dataset": probe.dataset_id, "service": probe.service,
+            "environment": probe.environment, "target_kind": probe.target_kind, "evaluators": probe.evaluators,
+            "interval_minutes": probe.interval_minutes, "cron": probe.cron, "enabled": probe.enabled,
+        }  # fmt: skip
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if name in self.taken:
+            raise forms.ValidationError(f"A probe named {name!r} already exists in this project.")
+        return name
+
+    def clean_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for number, line in enumerate(self.cleaned_data.get("headers", "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            match = HEADER_LINE.match(line)
+            if not match:
+                raise forms.ValidationError(f"Line {number}: write a header as Name: value.")
+            headers[match.group(1)] = match.group(2)
+        return headers
+
+    def clean_body_template(self) -> Any:
+        text = self.cleaned_data.get("body_template", "").strip()
+        if not text:
+            return {"question": "{{input_text}}"}
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"The request template must be JSON: {exc}.") from exc
+
+    def clean_cron(self) -> str:
+        cron = " ".join(self.cleaned_data.get("cron", "").split())
+        problem = cron_problem(cron) if cron else ""
+        if problem:
+            raise forms.ValidationError(problem[0].upper() + problem[1:] + ".")
+        return cron
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("interval_minutes") and data.get("cron"):
+            raise forms.ValidationError("Choose either an interval or a cron expression, not both.")
+        kind = data.get("target_kind")
+        if kind not in TARGETS or "timeout_seconds" not in data:
+            return data
+        if kind == ProbeTargetKind.HTTP:
+            config = {"url": data.get("url", ""), "method": data.get("method") or "POST",
+                      "headers": data.get("headers", {}), "body_template": data.get("body_template"),
+                      "answer_path": data.get("answer_path") or "answer", "documents_path": data.get("documents_path", "")}  # fmt: skip
+        else:
+            config = {"base_url": data.get("base_url", ""), "model": data.get("model", ""),
+                      "system_prompt": data.get("system_prompt", ""), "api_key_env": data.get("api_key_env", "")}  # fmt: skip
+        config["timeout_seconds"] = data["timeout_seconds"]
+        try:
+            data["target_config"] = TARGETS[kind].Config.model_validate(config).model_dump()
+        except PydanticError as exc:
+            raise forms.ValidationError(f"Target: {pydantic_message(exc).replace('Value error, ', '')}") from exc
         return data

@@ -182,6 +182,10 @@ class DatasetItem(models.Model):
     class Meta:
         ordering = ["pk"]
 
+    @property
+    def is_chat(self) -> bool:
+        return isinstance(self.input, list)
+
 
 class ProbeTargetKind(models.TextChoices):
     HTTP = "http_endpoint", "HTTP endpoint of the app"

@@ -8,12 +8,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db import connection
+from django.db.models import Count, Prefetch, QuerySet
 
 from accounts.models import Project
 from evals.evaluators.base import ContextDoc, EvalItem, Evaluator, ToolCall
 from evals.evaluators.registry import REGISTRY
-from evals.models import DriftRun, EvalRun, EvaluatorConfig, Score
+from evals.models import Dataset, DatasetItem, DriftRun, EvalRun, EvaluatorConfig, Probe, ProbeResult, ProbeRun, Score
 from traces.ingest.normalize import preview_text
 from traces.models import RetrievedDocument, Span, Trace
 
@@ -158,3 +159,37 @@ def latest_drift_runs(*, project: Project) -> dict[str, DriftRun]:
     for run in DriftRun.objects.filter(project=project).order_by("-created_at").defer("results")[:500]:
         latest.setdefault(run.service, run)
     return latest
+
+
+# --- golden datasets and probes ---------------------------------------------------------------------------
+
+
+def datasets_for_project(*, project: Project) -> list[Dataset]:
+    return list(Dataset.objects.filter(project=project).annotate(item_count=Count("items")).order_by("name"))
+
+
+def dataset_items(*, dataset: Dataset, limit: int = 500) -> list[DatasetItem]:
+    return list(dataset.items.order_by("pk")[:limit])
+
+
+def probes_for_project(*, project: Project) -> list[tuple[Probe, ProbeRun | None]]:
+    """Each probe with its newest run (two queries)."""
+    probes = list(Probe.objects.filter(project=project).select_related("dataset").order_by("name"))
+    latest: dict[int, ProbeRun] = {}
+    newest = ProbeRun.objects.filter(probe__in=probes).order_by("probe_id", "-pk").distinct("probe_id")
+    if connection.vendor != "postgresql":  # DISTINCT ON is PostgreSQL's; SQLite (make run) walks recent runs
+        newest = ProbeRun.objects.filter(probe__in=probes).order_by("-pk")[:1000]
+    for run in newest:
+        latest.setdefault(run.probe_id, run)
+    return [(probe, latest.get(probe.pk)) for probe in probes]
+
+
+def probe_history(*, probe: Probe, limit: int = 60) -> list[ProbeRun]:
+    """The newest runs, oldest first (the chart's order)."""
+    return list(reversed(ProbeRun.objects.filter(probe=probe).select_related("created_by").order_by("-pk")[:limit]))
+
+
+def probe_run_results(*, run: ProbeRun) -> list[ProbeResult]:
+    """Flipped and changed items first: they are what the page is opened for; then failures, then the rest."""
+    results = list(ProbeResult.objects.filter(run=run).select_related("trace").order_by("pk"))
+    return sorted(results, key=lambda r: (not r.flipped, not r.answer_changed, r.passed, r.pk))

@@ -16,6 +16,7 @@ from accounts.models import Project
 from evals import services
 from evals.drift import runs as drift_runs
 from evals.evaluators.base import EvaluatorError
+from evals.probes import runs as probe_runs
 from rollups.models import Granularity, TrafficRollup
 
 TRANSIENT = (OperationalError,)
@@ -91,3 +92,25 @@ def drift_schedule() -> int:
         run = drift_runs.drift_run_create(project=Project.objects.get(pk=project_id), service=service)
         drift_run.apply_async((run.pk,))
     return len(pairs)
+
+
+@shared_task(bind=True, name="evals.tasks.probe_run", acks_late=True, max_retries=3, soft_time_limit=3600,
+             time_limit=3660)  # fmt: skip
+def probe_run(self: Task[Any, Any], run_id: int) -> None:
+    """One probe run to the end. Redelivered after a worker died, it resumes at the first unanswered item."""
+    try:
+        probe_runs.probe_run_execute(run_id=run_id)
+    except OperationalError as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    except Exception as exc:
+        probe_runs.probe_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+@shared_task(name="evals.tasks.probe_schedule", ignore_result=True)
+def probe_schedule() -> int:
+    """Beat, every minute: start the probes that are due (each slot claimed once, see probes_claim_due)."""
+    runs = probe_runs.probes_claim_due(now=timezone.now())
+    for run in runs:
+        probe_run.apply_async((run.pk,))
+    return len(runs)

@@ -1,8 +1,11 @@
-"""Evaluator settings, rescoring jobs and trace annotations. Editors change them; viewers can look."""
+"""Evaluator settings, rescoring jobs, trace annotations, golden datasets and probes. Editors change them; viewers can
+look."""
 
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -13,22 +16,52 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from accounts.models import Role
+from accounts.models import Membership, Role
 from accounts.selectors import membership_for
 from evals.charts import drift_figures
+from evals.datasets import ROLES, ItemData, RowError, export_csv, export_jsonl, parse_file
 from evals.drift.runs import drift_run_create
-from evals.forms import AnnotationForm, EvalRunForm, EvaluatorConfigForm
-from evals.models import DriftRun, EvalRun
-from evals.selectors import effective_configs, eval_runs_for_project, latest_drift_runs
+from evals.forms import (
+    DOC_SEPARATOR,
+    AnnotationForm,
+    DatasetForm,
+    DatasetImportForm,
+    DatasetItemForm,
+    EvalRunForm,
+    EvaluatorConfigForm,
+    ProbeForm,
+)
+from evals.models import Dataset, DatasetItem, DriftRun, EvalRun, Probe, ProbeRun
+from evals.probes import TARGETS
+from evals.probes.charts import probe_history_figures
+from evals.probes.diff import side_by_side
+from evals.probes.runs import probe_run_cancel, probe_run_create
+from evals.selectors import (
+    dataset_items,
+    datasets_for_project,
+    effective_configs,
+    eval_item,
+    eval_runs_for_project,
+    latest_drift_runs,
+    probe_history,
+    probe_run_results,
+    probes_for_project,
+    traces_with_spans,
+)
 from evals.services import (
     ExternalScore,
+    dataset_create,
+    dataset_item_delete,
+    dataset_items_add,
     eval_run_cancel,
     eval_run_create,
     evaluator_config_reset,
     evaluator_config_set,
+    probe_save,
     score_record,
 )
 from evals.tasks import drift_run, rescore_step
+from evals.tasks import probe_run as probe_run_task
 from traces.models import Span, Trace
 from traces.selectors import trace_facets
 
@@ -188,3 +221,208 @@ def drift_view(request: HttpRequest, slug: str) -> HttpResponse:
         "runs": runs, "results": results, "figures": drift_figures(results),
         "history": DriftRun.objects.filter(project=project, service=service)[:10],
     })  # fmt: skip
+
+
+# --- golden datasets -------------------------------------------------------------------------------------
+
+
+def _editor_only(membership: Membership, what: str) -> HttpResponse | None:
+    return None if membership.allows(Role.EDITOR) else HttpResponseForbidden(f"Only editors and admins can {what}.")
+
+
+@login_required
+def datasets_view(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    project = membership.project
+    datasets = datasets_for_project(project=project)
+    form = DatasetForm(request.POST or None, taken={d.name for d in datasets})
+    if request.method == "POST":
+        if denied := _editor_only(membership, "create datasets"):
+            return denied
+        if form.is_valid():
+            dataset = dataset_create(project=project, name=form.cleaned_data["name"],
+                                     description=form.cleaned_data["description"], user=_user(request))  # fmt: skip
+            messages.success(request, f"Dataset {dataset.name} created: add items or import a file.")
+            return redirect("dataset_detail", slug=slug, dataset_id=dataset.pk)
+    return render(request, "evals/datasets.html", {
+        "project": project, "can_edit": membership.allows(Role.EDITOR), "datasets": datasets, "form": form,
+    })  # fmt: skip
+
+
+@login_required
+def dataset_view(request: HttpRequest, slug: str, dataset_id: int) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    project = membership.project
+    dataset = get_object_or_404(Dataset, pk=dataset_id, project=project)
+    item_form = DatasetItemForm(request.POST if request.POST.get("action") == "add" else None)
+    import_form = DatasetImportForm(*((request.POST, request.FILES) if request.POST.get("action") == "import" else ()))
+    row_errors: list[RowError] = []
+    if request.method == "POST":
+        if denied := _editor_only(membership, "change datasets"):
+            return denied
+        action = request.POST.get("action")
+        here = reverse("dataset_detail", args=[slug, dataset.pk])
+        if action == "add" and item_form.is_valid():
+            dataset_items_add(dataset=dataset, items=[item_form.cleaned_data["item"]])
+            messages.success(request, "Item added.")
+            return redirect(here)
+        if action == "import" and import_form.is_valid():
+            upload = import_form.cleaned_data["file"]
+            items, row_errors = parse_file(upload.name, upload.read(), import_form.cleaned_data["format"])
+            if not row_errors:
+                dataset_items_add(dataset=dataset, items=items)
+                messages.success(request, f"Imported {len(items)} items.")
+                return redirect(here)
+        if action == "delete":
+            item = get_object_or_404(DatasetItem, pk=request.POST.get("item", ""), dataset=dataset)
+            dataset_item_delete(item=item)
+            messages.success(request, "Item deleted.")
+            return redirect(here)
+    return render(request, "evals/datasets_detail.html", {
+        "project": project, "can_edit": membership.allows(Role.EDITOR), "dataset": dataset,
+        "items": dataset_items(dataset=dataset), "item_form": item_form, "import_form": import_form,
+        "row_errors": row_errors[:100], "more_row_errors": max(len(row_errors) - 100, 0),
+        "probes": dataset.probes.all(),
+    })  # fmt: skip
+
+
+@login_required
+def dataset_export(request: HttpRequest, slug: str, dataset_id: int, fmt: str) -> HttpResponse:
+    project = membership_for(user=request.user, slug=slug).project
+    dataset = get_object_or_404(Dataset, pk=dataset_id, project=project)
+    items = [
+        ItemData(input=i.input, expected=i.expected, context=tuple(i.context), tags=tuple(i.tags))
+        for i in dataset.items.order_by("pk")
+    ]
+    if fmt == "csv":
+        body, content_type = export_csv(items), "text/csv; charset=utf-8"
+    else:
+        body, content_type = export_jsonl(items), "application/jsonl; charset=utf-8"
+    response = HttpResponse(body, content_type=content_type)
+    filename = re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset.name).strip("-") or "dataset"
+    response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
+    return response
+
+
+@login_required
+def trace_to_dataset(request: HttpRequest, slug: str, trace_id: str) -> HttpResponse:
+    """The trace page's "add to dataset": the root's input, and its answer as the expected answer (editable)."""
+    membership = membership_for(user=request.user, slug=slug)
+    project = membership.project
+    trace = get_object_or_404(Trace, project=project, trace_id=trace_id)
+    if denied := _editor_only(membership, "add items to datasets"):
+        return denied
+    datasets = datasets_for_project(project=project)
+    if request.method == "POST":
+        form = DatasetItemForm(request.POST)
+        dataset = Dataset.objects.filter(project=project, pk=request.POST.get("dataset") or 0).first()
+        if dataset is None:
+            form.add_error(None, "Choose a dataset (create one on the Datasets page first).")
+        if form.is_valid() and dataset is not None:
+            dataset_items_add(dataset=dataset, items=[form.cleaned_data["item"]], source_trace_id=trace.trace_id)
+            messages.success(request, f"Added to {dataset.name}.")
+            return redirect("dataset_detail", slug=slug, dataset_id=dataset.pk)
+    else:
+        spans = list(traces_with_spans(project_id=project.pk, trace_pks=[trace.pk]).get().spans.all())
+        item = eval_item(trace, spans)
+        root = next((s for s in spans if s.span_id == trace.root_span_id), None)
+        # A chat input is kept as a chat (its system prompt and turns matter); anything else as text.
+        chat = (
+            root is not None
+            and isinstance(root.input, list)
+            and all(
+                isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in root.input
+            )
+        )
+        initial_input = json.dumps(root.input, ensure_ascii=False, indent=1) if chat and root else item.input
+        form = DatasetItemForm(initial={
+            "input": initial_input, "expected": item.output,
+            "context": DOC_SEPARATOR.join(d.text for d in item.context if not d.id.startswith("tool:")),
+        })  # fmt: skip
+    return render(request, "evals/datasets_from_trace.html", {
+        "project": project, "trace": trace, "form": form, "datasets": datasets,
+        "selected": request.POST.get("dataset", ""),
+    })  # fmt: skip
+
+
+# --- probes ----------------------------------------------------------------------------------------------
+
+
+def _probe_from_form(probe: Probe, data: dict[str, Any]) -> Probe:
+    for name in ("name", "dataset", "service", "environment", "target_kind", "target_config", "evaluators",
+                 "interval_minutes", "cron", "enabled"):  # fmt: skip
+        setattr(probe, name, data[name])
+    return probe
+
+
+@login_required
+def probes_view(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    project = membership.project
+    rows = probes_for_project(project=project)
+    form = ProbeForm(request.POST or None, project=project, taken={p.name for p, _ in rows})
+    if request.method == "POST":
+        if denied := _editor_only(membership, "create probes"):
+            return denied
+        if form.is_valid():
+            probe = probe_save(probe=_probe_from_form(Probe(project=project), form.cleaned_data), user=_user(request))
+            messages.success(request, f"Probe {probe.name} created. Run it now, or wait for its schedule.")
+            return redirect("probe_detail", slug=slug, probe_id=probe.pk)
+    return render(request, "evals/probes.html", {
+        "project": project, "can_edit": membership.allows(Role.EDITOR), "rows": rows, "form": form,
+        "services": trace_facets(project=project)["services"],
+    })  # fmt: skip
+
+
+@login_required
+def probe_view(request: HttpRequest, slug: str, probe_id: int) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    project = membership.project
+    probe = get_object_or_404(Probe.objects.select_related("dataset"), pk=probe_id, project=project)
+    can_edit = membership.allows(Role.EDITOR)
+    here = reverse("probe_detail", args=[slug, probe.pk])
+    taken = set(Probe.objects.filter(project=project).exclude(pk=probe.pk).values_list("name", flat=True))
+    editing = request.method == "POST" and request.POST.get("action") == "save"
+    form = ProbeForm(request.POST if editing else None, project=project, taken=taken,
+                     initial=ProbeForm.initial_for(probe))  # fmt: skip
+    if request.method == "POST":
+        if denied := _editor_only(membership, "run or change probes"):
+            return denied
+        action = request.POST.get("action")
+        if action == "run":
+            with transaction.atomic():
+                run = probe_run_create(probe=probe, trigger="manual", user=_user(request))
+                transaction.on_commit(lambda: probe_run_task.apply_async((run.pk,)))
+            messages.success(request, f"Run {run.pk} started over {run.total} items.")
+            return redirect(f"{here}?run={run.pk}")
+        if action == "cancel":
+            run = get_object_or_404(ProbeRun, pk=request.POST.get("run", ""), probe=probe)
+            probe_run_cancel(run=run)
+            messages.success(request, f"Run {run.pk} cancelled after {run.done} of {run.total} items.")
+            return redirect(f"{here}?run={run.pk}")
+        if editing and form.is_valid():
+            probe_save(probe=_probe_from_form(probe, form.cleaned_data))
+            messages.success(request, "Probe saved.")
+            return redirect(here)
+    history = probe_history(probe=probe)
+    shown: ProbeRun | None = history[-1] if history else None
+    if request.GET.get("run", "").isdigit():
+        shown = get_object_or_404(ProbeRun, pk=int(request.GET["run"]), probe=probe)
+    results = probe_run_results(run=shown) if shown else []
+    return render(request, "evals/probes_detail.html", {
+        "project": project, "can_edit": can_edit, "probe": probe, "form": form, "editing": editing,
+        "target": TARGETS[probe.target_kind].from_config(probe.target_config).display_config()
+        if probe.target_kind in TARGETS else {},
+        "history": list(reversed(history)), "run": shown, "figures": probe_history_figures(history),
+        "results": [(r, side_by_side(r.previous_answer, r.answer) if r.answer_changed else None,
+                     side_by_side(r.expected, r.answer) if not r.passed and r.expected and not r.error else None)
+                    for r in results],
+    })  # fmt: skip
+
+
+@login_required
+def probe_run_progress(request: HttpRequest, slug: str, probe_id: int, run_id: int) -> JsonResponse:
+    project = membership_for(user=request.user, slug=slug).project
+    run = get_object_or_404(ProbeRun, pk=run_id, probe_id=probe_id, project=project)
+    return JsonResponse({"status": run.status, "done": run.done, "total": run.total, "percent": run.percent,
+                         "passed": run.passed, "errors": run.errors, "error": run.error})  # fmt: skip

@@ -30,6 +30,21 @@ urlpatterns = [
         "p/<slug:slug>/evaluators/runs/<int:run_id>/progress/", eval_views.eval_run_progress, name="eval_run_progress"
     ),
     path("p/<slug:slug>/evaluators/runs/<int:run_id>/cancel/", eval_views.eval_run_cancel_view, name="eval_run_cancel"),
+    path("p/<slug:slug>/traces/<str:trace_id>/to-dataset/", eval_views.trace_to_dataset, name="trace_to_dataset"),
+    path("p/<slug:slug>/datasets/", eval_views.datasets_view, name="datasets"),
+    path("p/<slug:slug>/datasets/<int:dataset_id>/", eval_views.dataset_view, name="dataset_detail"),
+    path(
+        "p/<slug:slug>/datasets/<int:dataset_id>/export.<str:fmt>",
+        eval_views.dataset_export,
+        name="dataset_export",
+    ),
+    path("p/<slug:slug>/probes/", eval_views.probes_view, name="probes"),
+    path("p/<slug:slug>/probes/<int:probe_id>/", eval_views.probe_view, name="probe_detail"),
+    path(
+        "p/<slug:slug>/probes/<int:probe_id>/runs/<int:run_id>/progress/",
+        eval_views.probe_run_progress,
+        name="probe_run_progress",
+    ),
     path("p/<slug:slug>/settings/", account_views.project_settings, name="project_settings"),
     path("p/<slug:slug>/settings/keys/<int:key_id>/revoke/", account_views.api_key_revoke_view, name="api_key_revoke"),
     # OTLP/HTTP; the Langfuse SDK sends to /api/public/otel/v1/traces.

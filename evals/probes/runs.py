@@ -239,19 +239,19 @@ def _record_trace(
 
 def _finish(run_id: int) -> ProbeRun:
     """Counters recomputed from the result rows (exact even after a resume), then the run is done."""
+    # Aliases differ from the field names: an alias named "passed" would shadow the field inside the filters.
     totals = ProbeResult.objects.filter(run_id=run_id).aggregate(
-        done=Count("pk"),
-        passed=Count("pk", filter=Q(passed=True)),
-        errors=Count("pk", filter=~Q(error="")),
-        changed=Count("pk", filter=Q(answer_changed=True)),
-        flipped=Count("pk", filter=Q(previous_passed__isnull=False) & ~Q(previous_passed=F("passed"))),
+        n_done=Count("pk"),
+        n_passed=Count("pk", filter=Q(passed=True)),
+        n_errors=Count("pk", filter=~Q(error="")),
+        n_changed=Count("pk", filter=Q(answer_changed=True)),
+        n_flipped=Count("pk", filter=Q(previous_passed__isnull=False) & ~Q(previous_passed=F("passed"))),
         latency=Sum("latency_ms"),
-        cost=Sum("cost"),
+        total_cost=Sum("cost"),
     )
     ProbeRun.objects.filter(pk=run_id).update(
-        done=totals["done"], passed=totals["passed"], errors=totals["errors"], changed=totals["changed"],
-        flipped=totals["flipped"], latency_ms_total=totals["latency"] or 0.0,
-        cost=totals["cost"] if totals["cost"] is not None else None,
+        done=totals["n_done"], passed=totals["n_passed"], errors=totals["n_errors"], changed=totals["n_changed"],
+        flipped=totals["n_flipped"], latency_ms_total=totals["latency"] or 0.0, cost=totals["total_cost"],
     )  # fmt: skip
     ProbeRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(status=RunStatus.DONE,
                                                                         finished_at=timezone.now())  # fmt: skip

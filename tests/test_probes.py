@@ -1,0 +1,264 @@
+"""Probes against a deterministic fake LLM app (a real HTTP server on 127.0.0.1 whose answers are switched
+mid-test): traces recorded through the ingest service, evaluator and "probe" scores, answers that changed or
+flipped, per-item errors that never stop a run, secrets that never show, the schedule, pages and isolation."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from evals.datasets import ItemData
+from evals.models import Dataset, Probe, ProbeResult, ProbeRun, RunStatus, Score, ScoreSource
+from evals.probes.runs import probe_run_create, probe_run_execute, probes_claim_due
+from evals.services import dataset_create, dataset_items_add, probe_save
+from tests.conftest import PASSWORD, Tenant
+from tests.fake_llm_app import FakeLlmApp
+from traces.models import Trace
+
+QUESTIONS = {
+    "How long is the refund window?": "30 days",
+    "What is the capital of France?": "Paris",
+    "What is six times seven?": "42",
+}
+
+
+@pytest.fixture
+def app() -> Iterator[FakeLlmApp]:
+    fake = FakeLlmApp(answers=dict(QUESTIONS)).start()
+    yield fake
+    fake.stop()
+
+
+def golden(tenant: Tenant, questions: dict[str, str] = QUESTIONS, name: str = "faq") -> Dataset:
+    dataset = dataset_create(project=tenant.project, name=name, user=tenant.user)
+    dataset_items_add(dataset=dataset, items=[ItemData(input=q, expected=a) for q, a in questions.items()])
+    return dataset
+
+
+def http_probe(tenant: Tenant, dataset: Dataset, app: FakeLlmApp, **config: Any) -> Probe:
+    target = {"url": f"{app.url}/ask", "body_template": {"question": "{{input_text}}"}, "answer_path": "answer",
+              "timeout_seconds": 5.0, **config}  # fmt: skip
+    probe = Probe(project=tenant.project, name="faq probe", dataset=dataset, service="support-bot",
+                  target_kind="http_endpoint", target_config=target, evaluators=["reference"])  # fmt: skip
+    return probe_save(probe=probe, user=tenant.user)
+
+
+def run_once(probe: Probe) -> ProbeRun:
+    return probe_run_execute(run_id=probe_run_create(probe=probe).pk)
+
+
+def results(run: ProbeRun) -> dict[str, ProbeResult]:
+    return {r.question: r for r in ProbeResult.objects.filter(run=run)}
+
+
+def login(client: Client, tenant: Tenant) -> Client:
+    assert client.login(username=tenant.user.username, password=PASSWORD)
+    return client
+
+
+@pytest.mark.django_db
+def test_a_run_records_each_answer_as_a_probe_trace_and_scores_it(tenant: Tenant, app: FakeLlmApp) -> None:
+    app.answers["What is six times seven?"] = "41"
+    probe = http_probe(tenant, golden(tenant), app)
+    run = run_once(probe)
+    assert (run.status, run.total, run.done, run.passed, run.errors) == (RunStatus.DONE, 3, 3, 2, 0)
+    assert [r["body"] for r in app.requests] == [{"question": q} for q in QUESTIONS]
+
+    traces = Trace.objects.filter(project=tenant.project)
+    assert traces.count() == 3
+    for trace in traces:
+        assert trace.service == "support-bot" and trace.environment == "probe" and trace.tags == ["probe"]
+        span = trace.spans.get()
+        assert span.attributes["sre4ai.probe.id"] == probe.pk
+        assert span.attributes["sre4ai.probe.run_id"] == run.pk
+    by_question = results(run)
+    wrong = by_question["What is six times seven?"]
+    assert wrong.answer == "41" and wrong.passed is False and wrong.trace is not None
+    # The contract with SLOs: one "probe" score per item trace, passed = every configured evaluator passed.
+    probe_scores = Score.objects.filter(name="probe")
+    assert probe_scores.count() == 3
+    assert {s.trace_id: s.passed for s in probe_scores} == {r.trace_id: r.passed for r in by_question.values()}
+    assert all(s.source == ScoreSource.PROBE and s.value == (1.0 if s.passed else 0.0) for s in probe_scores)
+    reference = Score.objects.get(trace=wrong.trace, name="reference")
+    assert reference.passed is False and reference.source == ScoreSource.EVALUATOR
+
+    # The probe traces show in the trace list like any other trace of the service.
+    client = login(Client(), tenant)
+    listing = client.get("/p/acme/traces/", {"service": "support-bot"}).content.decode()
+    assert wrong.trace.trace_id in listing
+
+
+@pytest.mark.django_db
+def test_changed_answers_are_flagged_even_when_both_pass_and_flips_are_counted(tenant: Tenant, app: FakeLlmApp) -> None:
+    probe = http_probe(tenant, golden(tenant), app)
+    first = run_once(probe)
+    assert (first.passed, first.changed, first.flipped) == (3, 0, 0)
+    # Mid-test the app changes: one answer breaks, one is reworded but still right, one is unchanged.
+    app.answers["How long is the refund window?"] = "14 days"
+    app.answers["What is the capital of France?"] = "paris."
+    second = run_once(probe)
+    assert (second.passed, second.changed, second.flipped) == (2, 2, 1)
+    now = results(second)
+    refund, capital, product = (now[q] for q in QUESTIONS)
+    assert refund.flipped and refund.answer_changed and refund.previous_answer == "30 days"
+    assert capital.passed and capital.answer_changed and not capital.flipped
+    assert not product.answer_changed and not product.flipped
+
+    page = login(Client(), tenant).get(f"/p/acme/probes/{probe.pk}/").content.decode()
+    assert "flipped from pass" in page
+    assert "<del>30</del>" in page and "<ins>14</ins>" in page  # the side-by-side diff of the changed word
+
+
+@pytest.mark.django_db
+def test_timeouts_garbage_and_errors_are_recorded_per_item_and_never_stop_the_run(
+    tenant: Tenant, app: FakeLlmApp
+) -> None:
+    questions = {"slow?": "a", "garbage?": "b", "boom?": "c", "shape?": "d", "fine?": "ok"}
+    app.answers["fine?"] = "ok"
+    app.modes.update({"slow?": "slow", "garbage?": "garbage", "boom?": "error", "shape?": "shape"})
+    app.delay = 2.0
+    probe = http_probe(tenant, golden(tenant, questions), app, timeout_seconds=0.5)
+    run = run_once(probe)
+    assert (run.status, run.done, run.errors, run.passed) == (RunStatus.DONE, 5, 4, 1)
+    by_question = results(run)
+    assert "timed out" in by_question["slow?"].error
+    assert "not JSON" in by_question["garbage?"].error and "text/html" in by_question["garbage?"].error
+    assert "HTTP 500" in by_question["boom?"].error and "model overloaded" in by_question["boom?"].error
+    assert "matched nothing" in by_question["shape?"].error and "result" in by_question["shape?"].error
+    assert by_question["fine?"].passed and not by_question["fine?"].error
+    for question in ("slow?", "garbage?", "boom?", "shape?"):
+        result = by_question[question]
+        assert result.trace is not None and result.trace.status == "error"
+        assert Score.objects.get(trace=result.trace, name="probe").passed is False
+
+
+@pytest.mark.django_db
+def test_openai_chat_target_takes_its_key_from_the_environment_and_never_shows_it(
+    tenant: Tenant, app: FakeLlmApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "sk-live-very-secret-value-123"
+    monkeypatch.setenv("FAKE_LLM_KEY", secret)
+    dataset = golden(tenant, {"What is six times seven?": "42"})
+    dataset.items.update(context=["The answer to six times seven is 42."])
+    probe = probe_save(probe=Probe(
+        project=tenant.project, name="model probe", dataset=dataset, service="support-bot", target_kind="openai_chat",
+        target_config={"base_url": f"{app.url}/v1", "model": "gpt-4o-mini", "system_prompt": "Answer briefly.",
+                       "api_key_env": "FAKE_LLM_KEY"},
+        evaluators=["reference", "grounding"],
+    ))  # fmt: skip
+    run = run_once(probe)
+    assert (run.done, run.passed, run.errors) == (1, 1, 0)
+    sent = app.requests[-1]
+    assert sent["headers"]["Authorization"] == f"Bearer {secret}"
+    assert sent["body"]["messages"][0]["role"] == "system" and "six times seven is 42" in sent["body"]["messages"][0]["content"]
+    span = ProbeResult.objects.get(run=run).trace.spans.get()  # type: ignore[union-attr]
+    assert (span.kind, span.model, span.input_tokens, span.output_tokens) == ("llm", "gpt-4o-mini", 20, 5)
+    assert span.documents.count() == 1  # the context documents, so grounding can check the answer
+    assert Score.objects.filter(trace=span.trace, name="grounding").exists()
+    assert ProbeRun.objects.get(pk=run.pk).cost is not None  # priced from the tokens like any LLM call
+
+    client = login(Client(), tenant)
+    for path in (f"/p/acme/probes/{probe.pk}/", "/p/acme/probes/", f"/p/acme/traces/{span.trace.trace_id}/"):
+        assert secret not in client.get(path).content.decode()
+    assert secret not in str(list(Trace.objects.values()))
+
+    monkeypatch.delenv("FAKE_LLM_KEY")
+    failed = run_once(probe)
+    assert "environment variable FAKE_LLM_KEY is not set" in ProbeResult.objects.get(run=failed).error
+
+
+@pytest.mark.django_db
+def test_a_server_error_echoing_the_secret_is_redacted(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "tok-echoed-back-987"
+    monkeypatch.setenv("APP_TOKEN", secret)
+
+    class Echo(FakeLlmApp):
+        def answer_for(self, question: str) -> str:
+            return self.requests[-1]["headers"]["Authorization"]
+
+    echo = Echo().start()
+    try:
+        probe = http_probe(tenant, golden(tenant, {"q": "a"}), echo, headers={"Authorization": "Bearer ${APP_TOKEN}"},
+                           answer_path="missing")  # fmt: skip
+        run = run_once(probe)
+    finally:
+        echo.stop()
+    error = ProbeResult.objects.get(run=run).error
+    assert "matched nothing" in error and secret not in error
+
+
+@pytest.mark.django_db
+def test_a_cancelled_run_stops_before_its_next_item(tenant: Tenant, app: FakeLlmApp) -> None:
+    probe = http_probe(tenant, golden(tenant), app)
+    run = probe_run_create(probe=probe)
+    ProbeRun.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED)
+    finished = probe_run_execute(run_id=run.pk)
+    assert finished.status == RunStatus.CANCELLED and finished.done == 0 and not app.requests
+
+
+@pytest.mark.django_db
+def test_a_resumed_run_asks_only_the_unfinished_items(tenant: Tenant, app: FakeLlmApp) -> None:
+    probe = http_probe(tenant, golden(tenant), app)
+    run = run_once(probe)
+    first_item = ProbeResult.objects.filter(run=run).order_by("pk").first()
+    assert first_item is not None
+    ProbeResult.objects.filter(run=run).exclude(pk=first_item.pk).delete()  # as if the worker died after item 1
+    ProbeRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+    asked = len(app.requests)
+    again = probe_run_execute(run_id=run.pk)
+    assert len(app.requests) - asked == 2
+    assert again.done == 3 and Trace.objects.count() == 3 and Score.objects.filter(name="probe").count() == 3
+
+
+# --- schedule --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_due_probes_start_once_per_slot(tenant: Tenant, app: FakeLlmApp) -> None:
+    probe = http_probe(tenant, golden(tenant), app)
+    assert probe.next_run_at is None  # no interval, no cron: on demand only
+    probe.interval_minutes = 15
+    probe_save(probe=probe)
+    start = probe.next_run_at
+    assert start is not None and timedelta(minutes=14) < start - timezone.now() <= timedelta(minutes=15)
+    assert probes_claim_due(now=timezone.now()) == []
+    later = start + timedelta(seconds=30)
+    runs = probes_claim_due(now=later)
+    assert [(r.probe_id, r.trigger, r.scheduled_for) for r in runs] == [(probe.pk, "schedule", start)]
+    assert probes_claim_due(now=later) == []
+    probe.refresh_from_db()
+    assert probe.next_run_at == later + timedelta(minutes=15)
+
+    probe.cron, probe.interval_minutes = "0 */6 * * *", None
+    probe_save(probe=probe)
+    assert probe.next_run_at is not None and probe.next_run_at.minute == 0 and probe.next_run_at.hour % 6 == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_beats_never_start_the_same_slot_twice(tenant: Tenant, app: FakeLlmApp) -> None:
+    assert connection.vendor == "postgresql"
+    probe = http_probe(tenant, golden(tenant), app)
+    Probe.objects.filter(pk=probe.pk).update(interval_minutes=5, next_run_at=timezone.now() - timedelta(minutes=1))
+    barrier = threading.Barrier(4)
+    claimed: list[int] = []
+
+    def beat() -> None:
+        try:
+            barrier.wait()
+            claimed.extend(r.pk for r in probes_claim_due(now=timezone.now()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=beat) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(claimed) == 1 and ProbeRun.objects.filter(probe=probe).count() == 1

@@ -60,14 +60,16 @@ class EmailConfig(ChannelConfig):
             raise PydanticCustomError(
                 "bad_email", "not a valid email address: {addresses}", {"addresses": ", ".join(bad)}
             )
-        unique = list({address.lower(): address for address in reversed(value)}.values())[::-1]
+        unique: dict[str, str] = {}  # lower-cased → the first spelling given, in order
+        for address in value:
+            unique.setdefault(address.lower(), address)
         if len(unique) > MAX_RECIPIENTS:
             raise PydanticCustomError(
                 "too_many",
                 "at most {max} addresses (got {got}); use a mailing list",
                 {"max": MAX_RECIPIENTS, "got": len(unique)},
             )
-        return unique
+        return list(unique.values())
 
 
 def _one_line(text: str) -> str:
@@ -143,9 +145,14 @@ class Email(Transport[EmailConfig]):
                 f"mail server answered {exc.smtp_code} {_text(exc.smtp_error)}{hint}",
                 retryable=400 <= exc.smtp_code < 500,
             ) from exc
+        except smtplib.SMTPServerDisconnected as exc:
+            # smtplib turns a read timeout into "Connection unexpectedly closed: timed out".
+            if isinstance(exc.__context__, TimeoutError):
+                raise DeliveryError(f"mail server: no answer within {timeout:g} s", retryable=True) from exc
+            raise DeliveryError(f"mail server: connection failed ({exc})", retryable=True) from exc
         except TimeoutError as exc:
             raise DeliveryError(f"mail server: no answer within {timeout:g} s", retryable=True) from exc
-        except OSError as exc:  # refused, reset, DNS, TLS, and SMTPServerDisconnected
+        except OSError as exc:  # refused, reset, DNS, TLS
             raise DeliveryError(
                 f"mail server: connection failed ({type(exc).__name__}: {exc})", retryable=True
             ) from exc

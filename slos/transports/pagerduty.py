@@ -44,7 +44,9 @@ class PagerDutyConfig(ChannelConfig):
         description="Integration key of an Events API v2 integration (32 characters), from the service's "
         "Integrations tab in PagerDuty."
     )
-    events_url: str = Field(DEFAULT_EVENTS_URL, description="Events API endpoint (change it for the EU region).")
+    events_url: str = Field(
+        default=DEFAULT_EVENTS_URL, description="Events API endpoint (change it for the EU region)."
+    )
 
     @field_validator("routing_key")
     @classmethod

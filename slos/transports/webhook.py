@@ -34,7 +34,7 @@ MIN_SECRET_CHARS = 16
 class WebhookConfig(ChannelConfig):
     url: str = Field(description="Endpoint that receives the POST (http:// or https://).")
     secret: str | None = Field(
-        None,
+        default=None,
         max_length=512,
         description=f"Optional HMAC secret ({MIN_SECRET_CHARS}+ characters); when set, every request is signed.",
     )

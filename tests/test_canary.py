@@ -319,6 +319,7 @@ def test_page_shows_verdict_signals_and_charts(client: Client, tenant: Tenant) -
     # Latency is worse, the other four signals pass: score 80, between the marginal (75) and pass (95) thresholds.
     assert 'id="canary-verdict">marginal<' in page and "score <b>80</b>" in page
     assert 'data-signal="latency"' in page and ">worse<" in page
+    assert "2 points of a rate, 10% median shift" in page
     figures = json.loads(page.split('<script id="figures" type="application/json">')[1].split("</script>")[0])
     assert len(figures) == 5  # every signal has data to draw
     assert {t["name"] for t in figures["0"]["data"]} == {"baseline", "canary"}

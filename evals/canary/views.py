@@ -57,17 +57,17 @@ def canary_view(request: HttpRequest, slug: str) -> HttpResponse:
                 error, status = str(exc), 400
         else:
             status = 400
-    signals = []
+    signals, margins = [], ""
     if report:
+        config = report["config"]
+        margins = f"{config['rate_margin'] * 100:g} points of a rate, {config['relative_margin']:.0%} median shift"
         # Worse first: they are what decides the verdict; then the rest in the report's order.
         order = {"worse": 0, "better": 1, "pass": 2, "insufficient_data": 3}
         signals = sorted(report["signals"], key=lambda s: order[s["classification"]])
         for s in signals:
             s.update(baseline_text=_value_text(s, s["baseline"]), canary_text=_value_text(s, s["canary"]),
                      effect_text=_effect_text(s), classification_text=s["classification"].replace("_", " "))  # fmt: skip
-    selected = form["service"].value()
     return render(request, "evals/canary.html", {
-        "project": project, "form": form, "services": services, "selected_service": selected,
-        "service_known": selected in services, "attributes": ATTRIBUTE_SUGGESTIONS, "report": report,
-        "signals": signals, "figures": canary_figures(signals), "error": error,
+        "project": project, "form": form, "services": services, "attributes": ATTRIBUTE_SUGGESTIONS, "report": report,
+        "signals": signals, "margins": margins, "figures": canary_figures(signals), "error": error,
     }, status=status)  # fmt: skip

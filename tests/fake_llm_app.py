@@ -9,6 +9,7 @@ Routes: ``POST /ask`` (the app: ``{"question"}`` → ``{"answer", "sources": [{"
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -74,7 +75,7 @@ class FakeLlmApp:
                     return
                 answer = app.answer_for(question)
                 if self.path == "/ask":
-                    body = {"answer": answer, "sources": app.sources}
+                    body: dict[str, Any] = {"answer": answer, "sources": app.sources}
                 else:
                     body = {
                         "id": "chatcmpl-fake", "object": "chat.completion", "model": payload["model"],
@@ -82,10 +83,9 @@ class FakeLlmApp:
                                      "message": {"role": "assistant", "content": answer}}],
                         "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25},
                     }  # fmt: skip
-                try:
+                # After a timeout the probe has hung up: nobody reads this answer.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self._send(200, json.dumps(body).encode(), "application/json")
-                except (BrokenPipeError, ConnectionResetError):  # the probe gave up waiting (timeout)
-                    pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -157,7 +157,10 @@ def test_openai_chat_target_takes_its_key_from_the_environment_and_never_shows_i
     assert (run.done, run.passed, run.errors) == (1, 1, 0)
     sent = app.requests[-1]
     assert sent["headers"]["Authorization"] == f"Bearer {secret}"
-    assert sent["body"]["messages"][0]["role"] == "system" and "six times seven is 42" in sent["body"]["messages"][0]["content"]
+    assert (
+        sent["body"]["messages"][0]["role"] == "system"
+        and "six times seven is 42" in sent["body"]["messages"][0]["content"]
+    )
     span = ProbeResult.objects.get(run=run).trace.spans.get()  # type: ignore[union-attr]
     assert (span.kind, span.model, span.input_tokens, span.output_tokens) == ("llm", "gpt-4o-mini", 20, 5)
     assert span.documents.count() == 1  # the context documents, so grounding can check the answer
@@ -262,3 +265,98 @@ def test_two_concurrent_beats_never_start_the_same_slot_twice(tenant: Tenant, ap
     for thread in threads:
         thread.join()
     assert len(claimed) == 1 and ProbeRun.objects.filter(probe=probe).count() == 1
+
+
+# --- pages -----------------------------------------------------------------------------------------------
+
+
+def probe_post(golden_set: Dataset, **fields: Any) -> dict[str, Any]:
+    return {"action": "save", "name": "faq probe", "dataset": golden_set.pk, "service": "support-bot",
+            "environment": "probe", "target_kind": "http_endpoint", "timeout_seconds": "5", "url": "http://127.0.0.1:9/ask",
+            "method": "POST", "body_template": '{"question": "{{input_text}}"}', "answer_path": "answer",
+            "evaluators": ["reference"], "enabled": "on", **fields}  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_probe_form_refuses_literal_secrets_and_bad_schedules_with_what_to_fix(client: Client, tenant: Tenant) -> None:
+    dataset = golden(tenant)
+    login(client, tenant)
+    cases = {
+        "Authorization: Bearer sk-literal": "header Authorization carries a secret",
+        "Not a header line": "Line 1: write a header as Name: value.",
+    }
+    for headers, message in cases.items():
+        html = client.post("/p/acme/probes/", probe_post(dataset, headers=headers)).content.decode()
+        assert message in html
+    for fields, message in [
+        ({"cron": "every hour"}, "five fields"),
+        ({"cron": "61 * * * *"}, "is not a valid cron expression"),
+        ({"cron": "*/5 * * * *", "interval_minutes": "5"}, "either an interval or a cron expression"),
+        ({"body_template": "{not json"}, "The request template must be JSON"),
+        ({"body_template": '{"q": "{{question}}"}'}, "unknown placeholder {{question}}"),
+        ({"url": "ftp://example"}, "must start with http:// or https://"),
+        ({"answer_path": "a..b"}, "cannot read the path"),
+        ({"environment": "Prod!"}, "lower-case letters"),
+        (
+            {
+                "target_kind": "openai_chat",
+                "base_url": "http://127.0.0.1:9/v1",
+                "model": "m",
+                "api_key_env": "sk-abc def",
+            },
+            "give the name of an environment variable",
+        ),
+    ]:
+        response = client.post("/p/acme/probes/", probe_post(dataset, **fields))
+        assert response.status_code == 200 and message in response.content.decode(), fields
+    assert not Probe.objects.exists()
+
+    response = client.post("/p/acme/probes/", probe_post(dataset, headers="Authorization: Bearer ${APP_TOKEN}",
+                                                         cron="*/30 * * * *"))  # fmt: skip
+    probe = Probe.objects.get()
+    assert response["Location"] == f"/p/acme/probes/{probe.pk}/"
+    assert probe.target_config["headers"] == {"Authorization": "Bearer ${APP_TOKEN}"}
+    assert probe.next_run_at is not None and probe.next_run_at.minute in (0, 30)
+
+
+@pytest.mark.django_db
+def test_run_now_queues_a_run_and_progress_is_reported(client: Client, tenant: Tenant, app: FakeLlmApp) -> None:
+    probe = http_probe(tenant, golden(tenant), app)
+    login(client, tenant)
+    response = client.post(f"/p/acme/probes/{probe.pk}/", {"action": "run"})
+    run = ProbeRun.objects.get(probe=probe)
+    assert response["Location"] == f"/p/acme/probes/{probe.pk}/?run={run.pk}"
+    assert (run.status, run.trigger, run.total, run.created_by) == (RunStatus.QUEUED, "manual", 3, tenant.user)
+    progress = client.get(f"/p/acme/probes/{probe.pk}/runs/{run.pk}/progress/").json()
+    assert progress == {"status": "queued", "done": 0, "total": 3, "percent": 0, "passed": 0, "errors": 0, "error": ""}
+    probe_run_execute(run_id=run.pk)
+    assert client.get(f"/p/acme/probes/{probe.pk}/runs/{run.pk}/progress/").json()["percent"] == 100
+
+
+@pytest.mark.django_db
+def test_answers_render_as_text_not_html(client: Client, tenant: Tenant, app: FakeLlmApp) -> None:
+    probe = http_probe(tenant, golden(tenant, {"q?": "<b>safe</b>"}), app)
+    app.answers["q?"] = "<img src=x onerror=alert(1)>"
+    run_once(probe)
+    app.answers["q?"] = "<script>alert(2)</script>"
+    run_once(probe)
+    html = login(client, tenant).get(f"/p/acme/probes/{probe.pk}/").content.decode()
+    assert "<script>alert(2)" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html and "&lt;img" in html
+
+
+@pytest.mark.django_db
+def test_another_projects_probe_is_a_404(client: Client, tenant: Tenant, other_tenant: Tenant, app: FakeLlmApp) -> None:
+    theirs = http_probe(other_tenant, golden(other_tenant, name="their faq"), app)
+    run = probe_run_create(probe=theirs)
+    login(client, tenant)
+    for path in (f"/p/acme/probes/{theirs.pk}/", f"/p/acme/probes/{theirs.pk}/runs/{run.pk}/progress/",
+                 f"/p/globex/probes/{theirs.pk}/"):  # fmt: skip
+        assert client.get(path).status_code == 404
+    assert client.post(f"/p/acme/probes/{theirs.pk}/", {"action": "run"}).status_code == 404
+    assert ProbeRun.objects.filter(probe=theirs).count() == 1
+    assert "faq probe" not in client.get("/p/acme/probes/").content.decode()
+    # Nor can a probe of ours use their dataset.
+    ours = golden(tenant)
+    html = client.post("/p/acme/probes/", probe_post(ours, dataset=theirs.dataset_id)).content.decode()
+    assert "Select a valid choice" in html and not Probe.objects.filter(project=tenant.project).exists()

@@ -205,6 +205,14 @@ def test_webhook_without_secret_sends_no_signature_and_writes_times_in_utc() -> 
     assert request.body == WEBHOOK_BODY  # 05:12 at +02:00 is the same instant, written as 03:12:00Z
 
 
+def test_a_naive_occurred_at_is_refused_not_guessed() -> None:
+    naive = msg(occurred_at=datetime(2026, 5, 4, 3, 12, 0))  # naive: the mistake under test
+    with pytest.raises(ValueError, match="aware datetime"):
+        Webhook().request(WebhookConfig(url="https://x.example.com"), naive, timestamp=1)
+    with pytest.raises(ValueError, match="aware datetime"):
+        Email().body(naive)
+
+
 def test_webhook_delivers_and_the_signature_verifies(server: Recorder) -> None:
     server.reply(202, b'{"queued":true}')
     config = WebhookConfig(url=f"{server.url}/hooks/slo", secret=SECRET)
@@ -707,6 +715,12 @@ def test_smtp_connection_refused_and_silence_are_retryable(settings: Any) -> Non
         ),
         (WebhookConfig, {"url": "https://x.example.com/a b"}, ("url",), "the webhook URL must not contain spaces"),
         (WebhookConfig, {"url": ""}, ("url",), "the webhook URL is required"),
+        (
+            WebhookConfig,
+            {"url": "https://example.com/crochets/élan"},
+            ("url",),
+            "the webhook URL must be ASCII: percent-encode other characters (and use the punycode form of the host)",
+        ),
         (
             WebhookConfig,
             {"url": "https://x.example.com", "secret": "tooshort"},

@@ -82,13 +82,17 @@ HEADLINES: dict[str, str] = {
 }
 
 
+def utc(moment: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime is refused rather than read in the server's time zone."""
+    if moment.tzinfo is None:
+        raise ValueError("occurred_at must be an aware datetime")
+    return moment.astimezone(UTC)
+
+
 def iso_utc(moment: datetime) -> str:
     """ISO 8601 in UTC with a ``Z``: receivers in any language parse it, and it does not depend on the
     server's time zone."""
-    if moment.tzinfo is None:
-        raise ValueError("occurred_at must be an aware datetime")
-    text = moment.astimezone(UTC).isoformat()
-    return text.removesuffix("+00:00") + "Z"
+    return utc(moment).isoformat().removesuffix("+00:00") + "Z"
 
 
 def shown(value: str | None) -> str:
@@ -124,12 +128,17 @@ def check_http_url(value: str, *, what: str, https_only: bool) -> str:
         raise PydanticCustomError("url_missing", "{what} is required", {"what": what})
     if any(c.isspace() for c in value):
         raise PydanticCustomError("url_space", "{what} must not contain spaces", {"what": what})
+    if not value.isascii():  # http.client sends ASCII only; an accented path would fail at every attempt
+        raise PydanticCustomError(
+            "url_ascii",
+            "{what} must be ASCII: percent-encode other characters (and use the punycode form of the host)",
+            {"what": what},
+        )
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https"):
         raise PydanticCustomError("url_scheme", "{what} must start with https:// or http://", {"what": what})
     try:
-        host = parts.hostname
-        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+        host, _port = parts.hostname, parts.port  # .port raises ValueError for a port out of range
     except ValueError:
         host = None
     if not host:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import smtplib
-from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,7 +28,7 @@ from django.core.validators import validate_email
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from slos.transports.base import HEADLINES, AlertMessage, ChannelConfig, DeliveryError, Transport, shown
+from slos.transports.base import HEADLINES, AlertMessage, ChannelConfig, DeliveryError, Transport, shown, utc
 
 MAX_RECIPIENTS = 20
 
@@ -100,7 +99,7 @@ class Email(Transport[EmailConfig]):
             ("Burn rate (short)", shown(m.burn_rate_short)),
             ("Budget remaining", shown(m.budget_remaining)),
             ("Incident", f"#{m.incident_id} ({m.incident_status})"),
-            ("Occurred at", m.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")),
+            ("Occurred at", utc(m.occurred_at).strftime("%Y-%m-%d %H:%M:%S UTC")),
         ]
         if m.actor:
             rows.append((f"{m.kind.capitalize()} by", m.actor))

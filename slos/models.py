@@ -175,6 +175,8 @@ class IncidentEvent(models.Model):
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=12, choices=EventKind.choices)
+    # The incident's status right after this change (notifications sent later must describe that moment).
+    incident_status = models.CharField(max_length=12, choices=IncidentStatus.choices, blank=True)
     at = models.DateTimeField()
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     rule_key = models.CharField(max_length=100, blank=True)

@@ -106,7 +106,8 @@ def slo_save(
 ) -> SLO:
     """Create or update an SLO from validated values (forms.SloForm.cleaned values). A change to what counts as
     an event recomputes the SLI history (in the background); rules removed from the policy lose their state."""
-    slo = instance or SLO(project=project)
+    # The stored row, locked: the form's copy may be stale (history_ready_at moves in the background).
+    slo = SLO.objects.select_for_update().get(pk=instance.pk) if instance else SLO(project=project)
     redefined = instance is None or any(getattr(slo, f) != values[f] for f in _DEFINITION_FIELDS)
     for field, value in values.items():
         setattr(slo, field, value)
@@ -328,7 +329,9 @@ def slo_budget_remaining(*, slo: SLO, now: datetime) -> Decimal | None:
 
 def _event(incident: Incident, kind: str, now: datetime, **fields: Any) -> IncidentEvent:
     """A timeline entry; a state change also writes one outbox row per channel of the SLO."""
-    event = IncidentEvent.objects.create(incident=incident, kind=kind, at=now, **fields)
+    event = IncidentEvent.objects.create(
+        incident=incident, kind=kind, at=now, incident_status=incident.status, **fields
+    )
     if kind != EventKind.NOTE:
         channels = list(incident.slo.channels.all())
         Delivery.objects.bulk_create([Delivery(event=event, channel=c, next_attempt_at=now) for c in channels])
@@ -405,7 +408,7 @@ def alert_message(event: IncidentEvent, *, now: datetime | None = None) -> Alert
         kind=event.kind,  # type: ignore[arg-type]
         incident_id=incident.pk,
         incident_url=settings.SRE4AI_BASE_URL + reverse("incident_detail", args=[slo.project.slug, incident.pk]),
-        incident_status=incident.status,  # type: ignore[arg-type]
+        incident_status=event.incident_status,  # type: ignore[arg-type]
         project=slo.project.slug,
         slo_id=slo.pk,
         slo_name=slo.name,

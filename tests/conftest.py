@@ -16,6 +16,8 @@ from accounts.models import ApiKey, Project, Role
 from accounts.services import api_key_issue, membership_set, project_create, user_create
 
 PASSWORD = "correct-horse-battery"
+# Fixtures shared by several test modules.
+pytest_plugins = ["tests.receiver"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,0 +1,105 @@
+"""Traces for SLO tests: one trace per call, at a chosen minute, through the native ingest API; and helpers to
+recompute rollups (which count the SLIs) and create SLOs through the same form the UI uses."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.test import Client
+
+from accounts.models import Project
+from evals.services import ExternalScore, score_record
+from rollups.services import dirty_process
+from slos.forms import SloForm
+from slos.models import SLO
+from slos.services import slo_save
+from tests.conftest import Tenant
+from traces.models import Trace
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+_counter = {"n": 0}
+
+
+def make_trace(
+    minute: int,
+    *,
+    status: str = "ok",
+    duration_ms: float = 200.0,
+    service: str = "support-bot",
+    environment: str = "production",
+    release: str = "v1",
+    model: str = "gpt-4o-mini",
+    name: str = "answer",
+    output: str = "Refunds take 14 days.",
+    second: int = 5,
+) -> dict[str, Any]:
+    _counter["n"] += 1
+    n = _counter["n"]
+    start = T0 + timedelta(minutes=minute, seconds=second)
+    return {
+        "trace_id": f"{n:032x}",
+        "service": service,
+        "environment": environment,
+        "release": release,
+        "name": name,
+        "spans": [
+            {
+                "span_id": f"{n:016x}",
+                "name": "chat",
+                "kind": "llm",
+                "model": model,
+                "start_time": start.isoformat(),
+                "end_time": (start + timedelta(milliseconds=duration_ms)).isoformat(),
+                "status": status,
+                "input_tokens": 100,
+                "output_tokens": 20,
+                "input": "How long do refunds take?",
+                "output": output,
+            }
+        ],
+    }
+
+
+def ingest(tenant: Tenant, traces: list[dict[str, Any]]) -> list[Trace]:
+    response = Client().post(
+        "/api/v1/traces", data=json.dumps({"traces": traces}), content_type="application/json", headers=tenant.bearer
+    )
+    assert response.status_code == 200, response.content
+    return list(Trace.objects.filter(project=tenant.project, trace_id__in=[t["trace_id"] for t in traces]))
+
+
+def score(trace: Trace, name: str, *, passed: bool | None, value: float | None = None) -> None:
+    score_record(
+        score=ExternalScore(
+            trace=trace, span=None, name=name, value=value, label="", passed=passed, comment="", external_id=""
+        )
+    )
+
+
+def recompute() -> None:
+    while dirty_process():
+        pass
+
+
+def at(minute: int) -> datetime:
+    """The `now` at which the tick evaluates `minute` (the last complete one)."""
+    return T0 + timedelta(minutes=minute + 1, seconds=10)
+
+
+def create_slo(project: Project, **fields: Any) -> SLO:
+    data: dict[str, Any] = {
+        "name": "Answers without errors",
+        "service": "support-bot",
+        "sli_kind": "error",
+        "objective": "0.9",
+        "window_days": "30",
+        "policy_mode": "custom",
+    }
+    rules = fields.pop("rules", [{"severity": "page", "burn_rate_threshold": "2", "long_window": "10m",
+                                  "short_window": "2m"}])  # fmt: skip
+    data.update({k: v for k, v in fields.items() if k != "channels"})
+    form = SloForm(data, project=project, rules=rules)
+    assert form.is_valid(), (form.errors, form.rule_errors)
+    return slo_save(project=project, values=form.model_values(), channels=fields.get("channels", []))

@@ -210,3 +210,12 @@ SLO_DELIVERY_TIMEOUT_SECONDS = float(os.environ.get("SRE4AI_SLO_DELIVERY_TIMEOUT
 SLO_DELIVERY_MAX_ATTEMPTS = int(os.environ.get("SRE4AI_SLO_DELIVERY_MAX_ATTEMPTS", "6"))
 # Absolute base of links in notifications (the incident page), e.g. https://sre4ai.example.com
 SRE4AI_BASE_URL = os.environ.get("SRE4AI_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# Email notifications go through Django's email backend: SMTP configured here (console backend to try it out).
+EMAIL_BACKEND = os.environ.get("SRE4AI_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("SRE4AI_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("SRE4AI_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("SRE4AI_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("SRE4AI_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("SRE4AI_EMAIL_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("SRE4AI_EMAIL_FROM", "sre4ai <alerts@localhost>")

@@ -18,7 +18,8 @@ from slos.services import slo_save
 from tests.conftest import Tenant
 from traces.models import Trace
 
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+# Two days ago, on the hour: inside every SLO window whenever the tests run, and well before "now".
+T0 = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
 _counter = {"n": 0}
 
 

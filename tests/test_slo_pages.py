@@ -1,0 +1,231 @@
+"""SLO form and REST API (same errors in words), the SLO list / page / incident triage / channel pages, untrusted
+text escaped, runbooks sanitised, roles and project isolation, and /metrics in the Prometheus format."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
+
+from accounts.models import Role
+from accounts.services import membership_set, user_create
+from slos import services
+from slos.models import SLO, Channel, Incident
+from slos.services import slos_evaluate
+from tests.conftest import PASSWORD, Tenant
+from tests.slo_data import at, create_slo, ingest, make_trace, recompute, score
+
+pytestmark = pytest.mark.django_db
+
+
+def login(user: str = "alice") -> Client:
+    client = Client()
+    assert client.login(username=user, password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def seeded(tenant: Tenant) -> Tenant:
+    ingest(tenant, [make_trace(0)])
+    recompute()
+    return tenant
+
+
+FORM = {
+    "name": "Grounded answers",
+    "service": "support-bot",
+    "sli_kind": "score",
+    "evaluator": "grounding",
+    "comparator": ">=",
+    "threshold": "0.7",
+    "objective": "99.5%",
+    "window_days": "7",
+    "policy_mode": "default",
+    "runbook": "Check the **retriever**.",
+}
+
+
+def test_the_form_creates_an_slo_with_the_default_policy_scaled_to_its_window(seeded: Tenant) -> None:
+    client = login()
+    page = client.get("/p/acme/slos/new/")
+    assert page.status_code == 200 and 'name="rule-0-burn_rate_threshold" value="14.4"' in page.content.decode()
+    response = client.post("/p/acme/slos/new/", FORM)
+    slo = SLO.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/p/acme/slos/{slo.pk}/"
+    assert slo.objective == Decimal("0.995") and slo.threshold == Decimal("0.7")
+    assert [r["burn_rate_threshold"] for r in slo.policy] == ["3.36", "1.4", "0.7", "0.2333"]
+    assert slo.owner is None and slo.runbook == "Check the **retriever**."
+
+
+@pytest.mark.parametrize(
+    ("changes", "rules", "field", "message"),
+    [
+        ({"objective": "99.5"}, None, "objective", "did you mean 0.995 (99.5%)?"),
+        ({"objective": "100%"}, None, "objective", "must be below 1 (100%)"),
+        ({"objective": "abc"}, None, "objective", "is not a number"),
+        ({"service": "suport-bot"}, None, "service", "check the spelling (services seen: support-bot)"),
+        ({"evaluator": ""}, None, "evaluator", "Name the score this SLO judges"),
+        ({"evaluator": "groundedness"}, None, "evaluator", "No score named “groundedness”"),
+        ({"comparator": ""}, None, "comparator", "Choose how the score is compared"),
+        ({"threshold": ""}, None, "threshold", "Give the threshold the score is compared with"),
+        ({"sli_kind": "latency", "threshold": "-5"}, None, "threshold", "The limit must be above 0, in milliseconds"),
+        ({"policy_mode": "custom", "objective": "99.9%"},
+         [{"severity": "page", "burn_rate_threshold": "1000", "long_window": "1h", "short_window": "5m"}],
+         "rules.0.burn_rate_threshold", "the highest possible burn rate (every event bad) is 1000"),
+        ({"policy_mode": "custom"},
+         [{"severity": "page", "burn_rate_threshold": "14.4", "long_window": "5m", "short_window": "1h"}],
+         "rules.0.short_window", "must be shorter than the long window"),
+        ({"policy_mode": "custom"},
+         [{"severity": "page", "burn_rate_threshold": "2", "long_window": "10d", "short_window": "1h"}],
+         "rules.0.long_window", "longer than the SLO window"),
+        ({"policy_mode": "custom"},
+         [{"severity": "urgent", "burn_rate_threshold": "x", "long_window": "1 hour", "short_window": "5m"}],
+         "rules.0.burn_rate_threshold", "is not a number"),
+        ({"policy_mode": "custom"}, [], "rules", "at least one rule"),
+    ],
+)  # fmt: skip
+def test_form_and_api_reject_the_same_input_with_the_same_words(
+    seeded: Tenant, changes: dict[str, str], rules: list[dict[str, str]] | None, field: str, message: str
+) -> None:
+    data = {**FORM, **changes}
+    post = dict(data)
+    for i, rule in enumerate(rules or []):
+        post.update({f"rule-{i}-{k}": v for k, v in rule.items()})
+    page = login().post("/p/acme/slos/new/", post)
+    assert page.status_code == 400
+    assert message in page.content.decode().replace("&quot;", '"').replace("&#x27;", "'")
+    body: dict[str, Any] = {**data, "policy": rules if data["policy_mode"] == "custom" else "default"}
+    body.pop("policy_mode")
+    api = Client().post("/api/v1/slos", json.dumps(body), content_type="application/json", headers=seeded.bearer)
+    assert api.status_code == 400
+    errors = api.json()["errors"]
+    assert any(message in m for m in errors[field]), errors
+    assert not SLO.objects.exists()
+
+
+def test_rest_api_creates_reads_updates_and_deletes(seeded: Tenant, other_tenant: Tenant) -> None:
+    api = Client(headers=seeded.bearer)
+    Channel.objects.create(project=seeded.project, name="oncall", kind="webhook", config={"url": "http://x.test/"})
+    body = {**FORM, "policy": [{"severity": "page", "burn_rate_threshold": "10", "long_window": "1h",
+                                "short_window": "5m"}], "channels": ["oncall"], "owner": "alice"}  # fmt: skip
+    body.pop("policy_mode")
+    created = api.post("/api/v1/slos", json.dumps(body), content_type="application/json")
+    assert created.status_code == 201, created.content
+    slo = created.json()
+    assert (slo["objective"], slo["window_days"], slo["channels"], slo["owner"]) == ("0.995", 7, ["oncall"], "alice")
+    assert slo["rules"][0]["burn_rate_threshold"] == "10" and slo["status"] == "computing"
+    assert api.get("/api/v1/slos").json()["data"][0]["id"] == slo["id"]
+    updated = api.put(f"/api/v1/slos/{slo['id']}", json.dumps({**body, "objective": 0.99}),
+                      content_type="application/json")  # fmt: skip
+    assert updated.status_code == 200 and updated.json()["objective"] == "0.99"
+    # Another project's key cannot see or change it.
+    other = Client(headers=other_tenant.bearer)
+    assert other.get(f"/api/v1/slos/{slo['id']}").status_code == 404
+    assert other.delete(f"/api/v1/slos/{slo['id']}").status_code == 404
+    assert Client().get("/api/v1/slos").status_code == 401
+    assert api.delete(f"/api/v1/slos/{slo['id']}").status_code == 204
+    assert not SLO.objects.exists()
+    bad = api.post("/api/v1/slos", "[1, 2]", content_type="application/json")
+    assert bad.status_code == 400 and "JSON object" in bad.json()["errors"]["body"][0]
+
+
+@pytest.fixture
+def incident(tenant: Tenant) -> Incident:
+    """A firing grounding SLO whose bad answers all come from release v2: 30 good v1 answers in minutes 0-9, then 6
+    bad v2 answers in minutes 10-12 (22% bad over 10 minutes at a 90% objective: burn rate 2.2 > 2)."""
+    traces = ingest(tenant, [make_trace(m, release="v1") for m in range(10) for _ in range(3)])
+    recompute()
+    slo = create_slo(tenant.project, name="<script>alert('slo')</script>", sli_kind="score", evaluator="grounding",
+                     comparator="pass", runbook="# Steps\n<script>alert(1)</script>\n[roll back](javascript:alert(2))")  # fmt: skip
+    for t in traces:
+        score(t, "grounding", passed=True, value=0.9)
+    bad = ingest(
+        tenant, [make_trace(m, release="v2", output="<img src=x onerror=alert(3)>") for m in (10, 11, 12, 11, 12, 10)]
+    )
+    for t in bad:
+        score(t, "grounding", passed=False, value=0.1)
+    recompute()
+    services.sli_history_rebuild(slo_id=slo.pk, now=at(12))
+    assert slos_evaluate(now=at(12)).changes == 1
+    return Incident.objects.get()
+
+
+def test_pages_show_status_panels_and_escape_untrusted_text(tenant: Tenant, incident: Incident) -> None:
+    client = login()
+    listing = client.get("/p/acme/slos/").content.decode()
+    assert "&lt;script&gt;alert(&#x27;slo&#x27;)&lt;/script&gt;" in listing and "<script>alert('slo')" not in listing
+    assert "firing: page" in listing
+    detail = client.get(f"/p/acme/slos/{incident.slo_id}/?range=window")
+    html = detail.content.decode()
+    assert detail.status_code == 200
+    figures = json.loads(re.search(r'<script id="figures" type="application/json">(.*?)</script>', html, re.S)[1])  # type: ignore[index]
+    assert set(figures) == {"sli", "budget", "burn0"}
+    assert figures["burn0"]["layout"]["shapes"][0]["y0"] == 2.0  # the threshold line
+    # The highest 10-minute burn rate: the windows whose only events are bad answers (minutes 20-21).
+    assert max(v for v in figures["burn0"]["data"][0]["y"] if v is not None) == 10.0
+    assert "<h1>Steps</h1>" in html and "<script>alert(1)" not in html and "javascript:" not in html
+    backtest = client.get(f"/p/acme/slos/{incident.slo_id}/?backtest=1").content.decode()
+    assert "still firing" in backtest
+    triage = client.get(f"/p/acme/incidents/{incident.pk}/").content.decode()
+    assert "onerror=alert(3)" not in triage.replace("&lt;img src=x onerror=alert(3)&gt;", "")
+    assert triage.count('href="/p/acme/traces/') >= 3  # the bad events, linked to their trace pages
+    assert re.search(r"release</span> <b>v2</b>", triage), "release v2 is what changed"
+    assert "Acknowledge" in triage
+
+
+def test_incident_actions_need_an_editor_and_stay_in_their_project(
+    tenant: Tenant, other_tenant: Tenant, incident: Incident
+) -> None:
+    viewer = user_create(username="vera", password=PASSWORD)
+    membership_set(project=tenant.project, user=viewer, role=Role.VIEWER)
+    assert login("vera").post(f"/p/acme/incidents/{incident.pk}/act/", {"action": "acknowledge"}).status_code == 403
+    assert login("bob").get(f"/p/acme/incidents/{incident.pk}/").status_code == 404
+    assert login("bob").get(f"/p/globex/incidents/{incident.pk}/").status_code == 404
+    client = login()
+    client.post(f"/p/acme/incidents/{incident.pk}/act/", {"action": "acknowledge"})
+    client.post(f"/p/acme/incidents/{incident.pk}/act/", {"action": "note", "note": "<b>rolled back</b>"})
+    client.post(f"/p/acme/incidents/{incident.pk}/act/", {"action": "resolve"})
+    incident.refresh_from_db()
+    assert incident.status == "resolved"
+    page = client.get(f"/p/acme/incidents/{incident.pk}/").content.decode()
+    assert "&lt;b&gt;rolled back&lt;/b&gt;" in page
+    assert client.post(f"/p/acme/incidents/{incident.pk}/act/", {"action": "explode"}).status_code == 400
+
+
+def test_channel_form_validates_and_masks_secrets(tenant: Tenant) -> None:
+    client = login()
+    bad = client.post("/p/acme/channels/", {"name": "pd", "kind": "pagerduty", "config": '{"routing_key": "short"}'})
+    assert bad.status_code == 400 and "routing_key" in bad.content.decode()
+    ok = client.post("/p/acme/channels/", {"name": "hook", "kind": "webhook",
+                                           "config": '{"url": "https://hooks.example.com/x", "secret": "s3cret-s3cret-s3cret"}'})  # fmt: skip
+    assert ok.status_code == 302
+    page = client.get("/p/acme/channels/").content.decode()
+    assert "hooks.example.com" in page and "s3cret-s3cret-s3cret" not in page
+
+
+def test_metrics_export_slo_and_service_series(tenant: Tenant, incident: Incident) -> None:
+    assert Client().get("/metrics").status_code == 401
+    response = Client().get("/metrics", headers=tenant.bearer)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for s in family.samples
+    }
+    base = (("project", "acme"), ("service", "support-bot"), ("slo", "<script>alert('slo')</script>"),
+            ("slo_id", str(incident.slo_id)))  # fmt: skip
+    assert samples[("sre4ai_slo_objective_ratio", base)] == 0.9
+    # Scraped now, two days after the test's data: only the 30-day window holds its 36 events.
+    assert samples[("sre4ai_slo_events", tuple(sorted((*base, ("window", "30d")))))] == 36.0
+    assert samples[("sre4ai_slo_events", tuple(sorted((*base, ("window", "10m")))))] == 0.0
+    assert samples[("sre4ai_slo_sli_ratio", tuple(sorted((*base, ("window", "30d")))))] == 30 / 36
+    assert samples[("sre4ai_slo_error_budget_remaining_ratio", base)] == pytest.approx(1 - (6 / 36) / 0.1)
+    firing = tuple(sorted((*base, ("rule", "page:2:10m:2m"), ("severity", "page"))))
+    assert samples[("sre4ai_slo_alert_firing", firing)] == 1.0
+    service = (("environment", "production"), ("project", "acme"), ("service", "support-bot"))
+    assert samples[("sre4ai_traces_total", service)] == 36.0

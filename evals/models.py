@@ -167,6 +167,9 @@ class Dataset(models.Model):
             models.UniqueConstraint(fields=["project", "name"], name="dataset_unique_name"),
         ]
 
+    def __str__(self) -> str:
+        return self.name  # how forms list the datasets to choose from
+
 
 class DatasetItem(models.Model):
     """One golden item. ``input`` is a string or a list of chat messages ``[{"role", "content"}]``."""

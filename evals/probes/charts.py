@@ -42,12 +42,14 @@ def probe_history_figures(runs: list[ProbeRun]) -> list[dict[str, Any]]:
                        "showgrid": False},
         },
     }  # fmt: skip
+    costs = [float(r.cost) if r.cost is not None else None for r in runs]
     latency_cost = {
         "data": [
             {"type": "scatter", "mode": "lines+markers", "name": "mean latency (ms)", "x": x,
              "y": [r.latency_ms_avg for r in runs], "line": {"color": LATENCY}},
-            {"type": "bar", "name": "cost (USD)", "x": x, "y": [float(r.cost) if r.cost is not None else None for r in runs],
-             "yaxis": "y2", "marker": {"color": COST}, "opacity": 0.6},
+            # An app endpoint that reports no tokens has no cost: no empty bars on a meaningless axis then.
+            *([{"type": "bar", "name": "cost (USD)", "x": x, "y": costs, "yaxis": "y2", "marker": {"color": COST},
+                "opacity": 0.6}] if any(c is not None for c in costs) else []),
         ],
         "layout": {
             **LAYOUT,

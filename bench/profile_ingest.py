@@ -58,6 +58,12 @@ STAGES = [
 ]
 
 
+def backend_cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (the PostgreSQL backend serving this connection), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200)
@@ -123,11 +129,18 @@ def main() -> int:
 
     for body in bodies[:10]:
         send(body)  # warm-up: price table, connection
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
     times = []
-    for body in bodies[10 : 10 + args.requests // 2]:
+    timed = bodies[10 : 10 + args.requests // 2]
+    # CPU time, unlike wall time, hardly changes when other jobs share the machine: the figure to compare A/B.
+    python_cpu, pg_cpu = time.process_time(), backend_cpu_seconds(backend)
+    for body in timed:
         started = time.perf_counter()
         send(body)
         times.append((time.perf_counter() - started) * 1000)
+    python_cpu, pg_cpu = time.process_time() - python_cpu, backend_cpu_seconds(backend) - pg_cpu
     from django.test.utils import CaptureQueriesContext
 
     sql_phase = bodies[10 + args.requests // 2 : 10 + args.requests // 2 + 20]
@@ -157,6 +170,12 @@ def main() -> int:
         f"{len(times)} requests of {args.spans_per_request} spans, one thread, no HTTP: median {median:.1f} ms, "
         f"p90 {sorted(times)[int(len(times) * 0.9)]:.1f} ms -> {args.spans_per_request / median * 1000:.0f} spans/s "
         "per core"
+    )
+    spans = len(timed) * args.spans_per_request
+    print(
+        f"CPU per span: Python {python_cpu / spans * 1e6:.0f} µs + PostgreSQL backend {pg_cpu / spans * 1e6:.0f} µs "
+        f"= {(python_cpu + pg_cpu) / spans * 1e6:.0f} µs -> {spans / (python_cpu + pg_cpu):.0f} spans/s per core "
+        "(PostgreSQL's WAL writer and checkpointer not counted)"
     )
     stats = pstats.Stats(profiler)
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ order of arrival. Follow-up work (scoring) is enqueued only after the commit.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -15,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -157,108 +158,129 @@ def _lock_traces(project: Project, trace_ids: Iterable[str]) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", [keys])
 
 
-def _span_row(project: Project, trace_pk: int, record: SpanRecord, now: datetime) -> Span:
-    return Span(
-        project=project,
-        trace_id=trace_pk,
-        span_id=record.span_id,
-        parent_span_id=record.parent_span_id,
-        name=record.name,
-        kind=record.kind,
-        start_time=record.start_time,
-        end_time=record.end_time,
-        duration_ms=record.duration_ms,
-        status=record.status,
-        status_message=record.status_message,
-        service=record.service,
-        environment=record.environment,
-        release=record.release,
-        session_id=record.session_id,
-        user_id=record.user_id,
-        tags=record.tags,
-        trace_name=record.trace_name,
-        model=record.model,
-        request_model=record.request_model,
-        provider=record.provider,
-        input_tokens=record.input_tokens,
-        output_tokens=record.output_tokens,
-        total_tokens=record.total_tokens,
-        cache_read_tokens=record.cache_read_tokens,
-        cache_write_tokens=record.cache_write_tokens,
-        cost=record.cost,
-        cost_source=record.cost_source,
-        prompt_name=record.prompt_name,
-        prompt_version=record.prompt_version,
-        tool_name=record.tool_name,
-        tool_args=record.tool_args,
-        tool_result=record.tool_result,
-        input=record.input,
-        output=record.output,
-        input_preview=record.input_preview,
-        output_preview=record.output_preview,
-        model_parameters=record.model_parameters,
-        finish_reason=record.finish_reason,
-        completion_start_time=record.completion_start_time,
-        attributes=record.attributes,
-        resource=record.resource,
-        scope=record.scope,
-        events=record.events,
-        otlp_kind=record.otlp_kind,
-        otlp_status_code=record.otlp_status_code,
-        source=record.source,
-        updated_at=now,
-    )
-
-
 @dataclass(frozen=True)
-class _CopyColumn:
+class _Column:
     attname: str
     column: str
     is_json: bool
     nullable: bool
 
 
-SPAN_COPY_COLUMNS = [
-    _CopyColumn(f.attname, str(f.column), isinstance(f, JSONField), f.null)
-    for f in (Span._meta.get_field(name) for name in ("trace", "span_id", *SPAN_UPDATE_FIELDS))
-    if isinstance(f, Field)
-]
+def _columns(model: type[Trace] | type[Span] | type[RetrievedDocument], names: Iterable[str]) -> list[_Column]:
+    fields = [model._meta.get_field(name) for name in names]
+    return [_Column(f.attname, str(f.column), isinstance(f, JSONField), f.null) for f in fields if isinstance(f, Field)]
 
 
-def _copy_upsert_spans(rows: list[Span]) -> dict[tuple[int, str], tuple[int, bool]]:
-    """PostgreSQL: COPY the rows into a temporary table, then one INSERT … ON CONFLICT DO UPDATE.
+SPAN_COLUMNS = _columns(Span, ("id", "trace", "span_id", *SPAN_UPDATE_FIELDS))
+TRACE_COLUMNS = _columns(Trace, ("id", "project", "trace_id", *TRACE_UPDATE_FIELDS))
+DOCUMENT_COLUMNS = _columns(RetrievedDocument, ("span", "position", "document_id", "score", "content", "metadata"))
+# The column type rounds costs to 10 places: round them before summing so a trace's cost does not depend on
+# whether its spans were summed from this batch or read back from the table.
+COST_PLACES = Decimal("1e-10")
 
-    The ORM's bulk upsert sends every column as an array parameter that psycopg escapes value by value in
-    Python, over half of an ingest request's time; COPY streams the same rows at a fraction of the cost.
-    Returns (span row id, inserted rather than updated) per (trace row id, span id).
-    """
+
+def _copy_rows(table: str, columns: list[_Column], rows: Iterable[dict[str, Any]]) -> None:
+    """PostgreSQL COPY: rows streamed in psycopg's C code, far cheaper than INSERT parameters built in Python."""
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(c.column) for c in SPAN_COPY_COLUMNS)
-    updates = ", ".join(
-        f"{quote(c.column)} = EXCLUDED.{quote(c.column)}"
-        for c in SPAN_COPY_COLUMNS
-        if c.column not in ("trace_id", "span_id")
+    plain = [c.attname for c in columns if not c.is_json]
+    json_columns = [(c.attname, c.nullable) for c in columns if c.is_json]
+    order = ", ".join(
+        quote(c.column) for c in [*(c for c in columns if not c.is_json), *(c for c in columns if c.is_json)]
     )
-    json_positions = [i for i, c in enumerate(SPAN_COPY_COLUMNS) if c.is_json]
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({order}) FROM STDIN") as copy:
+        for row in rows:
+            values = [row[name] for name in plain]
+            for name, nullable in json_columns:
+                value = row[name]
+                values.append(None if value is None and nullable else json.dumps(value))
+            copy.write_row(values)
+
+
+def _reserve_ids(traces: int, spans: int) -> tuple[list[int], list[int]]:
+    """Primary keys for rows about to be COPYed (COPY returns none), from the tables' own sequences."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS span_upsert ON COMMIT DELETE ROWS AS "  # noqa: S608 (model columns)
-            f"SELECT {columns} FROM traces_span WITH NO DATA"
+            "SELECT ARRAY(SELECT nextval(%s::regclass) FROM generate_series(1, %s)), "
+            "ARRAY(SELECT nextval(%s::regclass) FROM generate_series(1, %s))",
+            [_sequence(Trace._meta.db_table), traces, _sequence(Span._meta.db_table), spans],
         )
-        cursor.execute("TRUNCATE span_upsert")  # an earlier call in the same transaction left its rows
-        with cursor.cursor.copy(f"COPY span_upsert ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                values = [getattr(row, c.attname) for c in SPAN_COPY_COLUMNS]
-                for i in json_positions:
-                    if values[i] is not None or not SPAN_COPY_COLUMNS[i].nullable:
-                        values[i] = json.dumps(values[i])
-                copy.write_row(values)
+        trace_ids, span_ids = cursor.fetchone()
+    return trace_ids, span_ids
+
+
+@functools.cache
+def _sequence(table: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+        return str(cursor.fetchone()[0])
+
+
+def _update_spans(rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: re-sent spans, updated in place (same primary key) through a COPY into a temporary table."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(c.column) for c in SPAN_COLUMNS)
+    updates = ", ".join(f"{quote(c.column)} = u.{quote(c.column)}" for c in SPAN_COLUMNS if c.attname != "id")
+    with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO traces_span ({columns}) SELECT {columns} FROM span_upsert "  # noqa: S608 (model columns)
-            f"ON CONFLICT (trace_id, span_id) DO UPDATE SET {updates} "
-            "RETURNING id, trace_id, span_id, (xmax = 0)"
+            f"CREATE TEMP TABLE IF NOT EXISTS span_update ON COMMIT DELETE ROWS AS "  # noqa: S608 (model columns)
+            f"SELECT {columns} FROM {Span._meta.db_table} WITH NO DATA"
         )
-        return {(trace_id, span_id): (pk, inserted) for pk, trace_id, span_id, inserted in cursor.fetchall()}
+        cursor.execute("TRUNCATE span_update")  # an earlier call in the same transaction left its rows
+    _copy_rows("span_update", SPAN_COLUMNS, rows)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {Span._meta.db_table} s SET {updates} FROM span_update u WHERE s.id = u.id")  # noqa: S608
+
+
+@dataclass
+class _StoredTrace:
+    pk: int
+    start_time: datetime
+    spans: list[dict[str, Any]]  # SUMMARY_FIELDS and "id" of each stored span
+
+
+def _stored_traces(project: Project, trace_ids: list[str]) -> dict[str, _StoredTrace]:
+    """The traces of this batch already stored, with the summary fields of all their spans."""
+    fields = ["id", *SUMMARY_FIELDS[1:]]
+    found: dict[str, _StoredTrace] = {}
+    if connection.vendor != "postgresql":
+        for trace_id, pk, start in Trace.objects.filter(project=project, trace_id__in=trace_ids).values_list(
+            "trace_id", "pk", "start_time"
+        ):
+            found[trace_id] = _StoredTrace(pk, start, [])
+        by_pk = {t.pk: t for t in found.values()}
+        for row in Span.objects.filter(trace_id__in=by_pk).values("trace_id", *fields):
+            by_pk[row.pop("trace_id")].spans.append(row)
+        return found
+    # One round trip for both. A join per trace id (LATERAL) always probes the unique (project, trace_id)
+    # index; "trace_id IN (...)" let the planner scan every trace of the project when statistics were stale.
+    quote = connection.ops.quote_name
+    span_columns = ", ".join(f"s.{quote(c.column)}" for c in _columns(Span, fields))
+    tags = fields.index("tags")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT t.trace_id, t.id, t.start_time, {span_columns} FROM unnest(%s::text[]) AS k(trace_id) "  # noqa: S608
+            f"CROSS JOIN LATERAL (SELECT id, trace_id, start_time FROM {Trace._meta.db_table} "
+            "WHERE project_id = %s AND trace_id = k.trace_id) AS t "
+            f"LEFT JOIN LATERAL (SELECT * FROM {Span._meta.db_table} WHERE trace_id = t.id) AS s ON TRUE",
+            [trace_ids, project.pk],
+        )
+        for trace_id, pk, start, *span in cursor.fetchall():
+            stored = found.setdefault(trace_id, _StoredTrace(pk, start, []))
+            if span[0] is not None:
+                span[tags] = json.loads(span[tags]) if isinstance(span[tags], str) else span[tags]
+                stored.spans.append(dict(zip(fields, span, strict=True)))
+    return found
+
+
+def _span_values(record: SpanRecord, project: Project, now: datetime) -> dict[str, Any]:
+    """A span row as {attname: value} (JSON not yet encoded); the summary fields are read from it too."""
+    values = {c.attname: getattr(record, c.attname, None) for c in SPAN_COLUMNS[3:]}
+    values["project_id"] = project.pk
+    values["updated_at"] = now
+    values["span_id"] = record.span_id
+    if record.cost is not None:
+        values["cost"] = record.cost.quantize(COST_PLACES, ROUND_HALF_UP)
+    return values
 
 
 def _pick_root(spans: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -321,9 +343,26 @@ def _search_text(input_value: Any, output_value: Any) -> str:
     ).strip()
 
 
-@transaction.atomic
-def spans_store(*, project: Project, records: Sequence[SpanRecord]) -> StoreResult:
-    """Upsert spans (same trace id + span id → update), then recompute their traces from stored spans."""
+def _root_texts(stored: dict[str, _StoredTrace], roots: dict[str, str]) -> dict[str, str]:
+    """Search text of stored traces whose root span is not in the batch, from that stored span."""
+    pk_to_id = {stored[t].pk: t for t in roots}
+    rows = Span.objects.filter(trace_id__in=pk_to_id, span_id__in=set(roots.values())).values(
+        "trace_id", "span_id", "input", "output"
+    )
+    return {
+        pk_to_id[row["trace_id"]]: _search_text(row["input"], row["output"])
+        for row in rows
+        if roots[pk_to_id[row["trace_id"]]] == row["span_id"]
+    }
+
+
+def _store(project: Project, records: Sequence[SpanRecord]) -> StoreResult:
+    """Write spans and their traces; the caller holds the trace locks inside its transaction.
+
+    The stored spans of the batch's traces are read first, so each trace is summarised in Python from
+    stored + batch spans and written once, and only spans that really are re-sent take the update path;
+    new rows (nearly all of them) are COPYed on PostgreSQL.
+    """
     unique: dict[tuple[str, str], SpanRecord] = {}
     for record in records:
         unique[(record.trace_id, record.span_id)] = record  # a span repeated in one batch: the last one wins
@@ -333,116 +372,109 @@ def spans_store(*, project: Project, records: Sequence[SpanRecord]) -> StoreResu
     for record in unique.values():
         by_trace[record.trace_id].append(record)
     trace_ids = sorted(by_trace)
-    _lock_traces(project, trace_ids)
     now = datetime.now(tz=records[0].start_time.tzinfo)
+    stored = _stored_traces(project, trace_ids)
+    rows = {key: _span_values(record, project, now) for key, record in unique.items()}
 
-    # A trace seen before is recomputed from all its stored spans after the upsert; a new one is summarised
-    # from this batch alone and written once.
-    existing = {
-        trace_id: (pk, start)
-        for trace_id, pk, start in Trace.objects.filter(project=project, trace_id__in=trace_ids).values_list(
-            "trace_id", "pk", "start_time"
-        )
+    # A new trace is summarised from this batch; a stored one from its stored spans, re-sent ones replaced.
+    summaries: dict[str, dict[str, Any]] = {}
+    resent: dict[tuple[str, str], int] = {}  # (trace id, span id) → primary key of the stored span
+    missing_root: dict[str, str] = {}
+    for trace_id in trace_ids:
+        spans = [rows[(trace_id, r.span_id)] for r in by_trace[trace_id]]
+        for span in stored[trace_id].spans if trace_id in stored else ():
+            if (trace_id, span["span_id"]) in unique:
+                resent[(trace_id, span["span_id"])] = span["id"]
+            else:
+                spans.append(span)
+        summary = summarise_trace(spans)
+        root = unique.get((trace_id, summary["root_span_id"]))
+        if root is not None:
+            summary["search_text"] = _search_text(root.input, root.output)
+        else:
+            missing_root[trace_id] = summary["root_span_id"]
+        summaries[trace_id] = summary
+    if missing_root:
+        for trace_id, text in _root_texts(stored, missing_root).items():
+            summaries[trace_id]["search_text"] = text
+
+    new_traces = [t for t in trace_ids if t not in stored]
+    new_spans = [key for key in unique if key not in resent]
+    trace_rows = {
+        t: {"project_id": project.pk, "trace_id": t, "updated_at": now, "search_text": "", **summaries[t]}
+        for t in trace_ids
     }
-    new_traces = [_new_trace(project, t, by_trace[t], now) for t in trace_ids if t not in existing]
-    Trace.objects.bulk_create(new_traces)  # no conflict possible: the trace locks are held
-    trace_pk = {trace_id: pk for trace_id, (pk, _) in existing.items()}
-    trace_pk.update({t.trace_id: t.pk for t in new_traces})
-
-    rows = [_span_row(project, trace_pk[r.trace_id], r, now) for r in unique.values()]
-    if connection.vendor == "postgresql":
-        stored = _copy_upsert_spans(rows)
-        span_pk = {(r.trace_id, r.span_id): stored[(trace_pk[r.trace_id], r.span_id)][0] for r in unique.values()}
-        updated = [pk for pk, inserted in stored.values() if not inserted]
+    trace_pk = {t: s.pk for t, s in stored.items()}
+    postgresql = connection.vendor == "postgresql"
+    if postgresql:
+        reserved_traces, reserved_spans = _reserve_ids(len(new_traces), len(new_spans))
+        trace_pk.update(zip(new_traces, reserved_traces, strict=True))
+        for key, pk in zip(new_spans, reserved_spans, strict=True):
+            rows[key]["id"] = pk
+        for trace_id in new_traces:
+            trace_rows[trace_id]["id"] = trace_pk[trace_id]
+        _copy_rows(Trace._meta.db_table, TRACE_COLUMNS, [trace_rows[t] for t in new_traces])
     else:
-        Span.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["trace", "span_id"], update_fields=SPAN_UPDATE_FIELDS
-        )
-        span_pk = {(r.trace_id, r.span_id): row.pk for r, row in zip(unique.values(), rows, strict=True)}
-        updated = list(span_pk.values())
+        created_traces = Trace.objects.bulk_create([Trace(**trace_rows[t]) for t in new_traces])
+        trace_pk.update((t.trace_id, t.pk) for t in created_traces)
+    for key, row in rows.items():
+        row["trace_id"] = trace_pk[key[0]]
+    for key, pk in resent.items():
+        rows[key]["id"] = pk
+    if postgresql:
+        _copy_rows(Span._meta.db_table, SPAN_COLUMNS, [rows[key] for key in new_spans])
+        if resent:
+            _update_spans([rows[key] for key in resent])
+    else:
+        created_spans = Span.objects.bulk_create([Span(**rows[key]) for key in new_spans])
+        for key, created in zip(new_spans, created_spans, strict=True):
+            rows[key]["id"] = created.pk
+        Span.objects.bulk_update([Span(**rows[key]) for key in resent], SPAN_UPDATE_FIELDS)
 
-    # Re-sent spans replace their documents; a span inserted just now has none to replace.
-    if updated:
-        RetrievedDocument.objects.filter(span_id__in=updated).delete()
+    # Re-sent spans replace their documents; a new span has none to replace.
+    if resent:
+        RetrievedDocument.objects.filter(span_id__in=resent.values()).delete()
     documents = [
-        RetrievedDocument(
-            span_id=span_pk[(r.trace_id, r.span_id)],
-            position=d.position,
-            document_id=d.document_id,
-            score=d.score,
-            content=d.content,
-            metadata=d.metadata,
-        )
-        for r in unique.values()
-        for d in r.documents
+        {
+            "span_id": rows[key]["id"],
+            "position": d.position,
+            "document_id": d.document_id,
+            "score": d.score,
+            "content": d.content,
+            "metadata": d.metadata,
+        }
+        for key, record in unique.items()
+        for d in record.documents
     ]
-    if documents:
-        RetrievedDocument.objects.bulk_create(documents)
+    if documents and postgresql:
+        _copy_rows(RetrievedDocument._meta.db_table, DOCUMENT_COLUMNS, documents)
+    elif documents:
+        RetrievedDocument.objects.bulk_create([RetrievedDocument(**d) for d in documents])
 
-    starts = _recompute_traces(project, {t: pk for t, (pk, _) in existing.items()}, unique, now)
+    if stored:
+        Trace.objects.bulk_create(
+            [Trace(**trace_rows[t]) for t in stored],
+            update_conflicts=True,
+            unique_fields=["project", "trace_id"],
+            update_fields=TRACE_UPDATE_FIELDS,
+        )
     # The rollup buckets of these traces changed, including the one a trace left when an earlier span arrived.
-    previous_starts = [start for _, start in existing.values()]
-    minutes_mark_dirty(project_id=project.pk, moments=[*previous_starts, *starts, *(t.start_time for t in new_traces)])
+    minutes_mark_dirty(
+        project_id=project.pk,
+        moments=[*(s.start_time for s in stored.values()), *(s["start_time"] for s in summaries.values())],
+    )
     pks = sorted(trace_pk.values())
     transaction.on_commit(lambda: traces_ingested(project_id=project.pk, trace_pks=pks))
     return StoreResult(trace_pks=pks, spans=len(unique))
 
 
-def _summary_fields(record: SpanRecord) -> dict[str, Any]:
-    """A batch record in the shape ``summarise_trace`` reads from stored spans."""
-    return {
-        "span_id": record.span_id, "parent_span_id": record.parent_span_id, "name": record.name,
-        "kind": record.kind, "start_time": record.start_time, "end_time": record.end_time,
-        "status": record.status, "service": record.service, "environment": record.environment,
-        "release": record.release, "session_id": record.session_id, "user_id": record.user_id,
-        "tags": record.tags, "trace_name": record.trace_name, "model": record.model,
-        "input_tokens": record.input_tokens, "output_tokens": record.output_tokens,
-        "total_tokens": record.total_tokens, "cost": record.cost, "cost_source": record.cost_source,
-        "input_preview": record.input_preview, "output_preview": record.output_preview,
-    }  # fmt: skip
-
-
-def _new_trace(project: Project, trace_id: str, records: list[SpanRecord], now: datetime) -> Trace:
-    summary = summarise_trace([_summary_fields(r) for r in records])
-    root = next(r for r in records if r.span_id == summary["root_span_id"])
-    return Trace(project=project, trace_id=trace_id, updated_at=now, search_text=_search_text(root.input, root.output),
-                 **summary)  # fmt: skip
-
-
-def _recompute_traces(
-    project: Project, trace_pk: dict[str, int], batch: dict[tuple[str, str], SpanRecord], now: datetime
-) -> list[datetime]:
-    """Rewrite the trace rows from their stored spans; returns their start times."""
-    pk_to_id = {pk: trace_id for trace_id, pk in trace_pk.items()}
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in Span.objects.filter(trace_id__in=pk_to_id).values("trace_id", *SUMMARY_FIELDS[1:]):
-        grouped[pk_to_id[row["trace_id"]]].append(row)
-    summaries: list[Trace] = []
-    missing_root_text: dict[int, str] = {}
-    for trace_id, spans in grouped.items():
-        summary = summarise_trace(spans)
-        root_record = batch.get((trace_id, summary["root_span_id"]))
-        if root_record is not None:
-            summary["search_text"] = _search_text(root_record.input, root_record.output)
-        else:
-            missing_root_text[trace_pk[trace_id]] = summary["root_span_id"]
-        summaries.append(Trace(project=project, trace_id=trace_id, updated_at=now, **summary))
-    if missing_root_text:
-        stored = {
-            row["trace_id"]: row
-            for row in Span.objects.filter(trace_id__in=missing_root_text).values(
-                "trace_id", "span_id", "input", "output"
-            )
-            if missing_root_text[row["trace_id"]] == row["span_id"]
-        }
-        for trace in summaries:
-            row = stored.get(trace_pk[trace.trace_id])
-            if row is not None:
-                trace.search_text = _search_text(row["input"], row["output"])
-    Trace.objects.bulk_create(
-        summaries, update_conflicts=True, unique_fields=["project", "trace_id"], update_fields=TRACE_UPDATE_FIELDS
-    )
-    return [trace.start_time for trace in summaries]
+@transaction.atomic
+def spans_store(*, project: Project, records: Sequence[SpanRecord]) -> StoreResult:
+    """Upsert spans (same trace id + span id → update) and rewrite their traces from all their spans."""
+    if not records:
+        return StoreResult()
+    _lock_traces(project, {r.trace_id for r in records})
+    return _store(project, records)
 
 
 def traces_ingested(*, project_id: int, trace_pks: list[int]) -> None:
@@ -478,10 +510,12 @@ def otlp_spans_ingest(*, project: Project, spans: Sequence[RawSpan]) -> StoreRes
     """Normalise OTLP spans (with any log events already received for them) and store them."""
     if not spans:
         return StoreResult()
+    # Locked before the log events are read, so a log batch for these spans waits for this commit and then
+    # finds them stored (see otlp_log_events_ingest); the same locks cover the write.
     _lock_traces(project, {s.trace_id for s in spans})
     logs = _pending_events(project, {(s.trace_id, s.span_id) for s in spans})
     records = [normalise_span(s, logs.get((s.trace_id, s.span_id), ())) for s in spans]
-    return spans_store(project=project, records=records)
+    return _store(project, records)
 
 
 def _fingerprint(event: LogEvent) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from rollups.charts import COLORS, LAYOUT
 from slos import burn
 from slos.models import SLO
-from slos.selectors import SloDetail
+from slos.selectors import RANGES, SloDetail
 
 LONG_COLOR, SHORT_COLOR, LINE_COLOR = "#5aa9ff", "#f0883e", "#f85149"
 
@@ -50,7 +50,8 @@ def slo_figures(detail: SloDetail, slo: SLO) -> dict[str, dict[str, Any]]:
     objective = float(slo.objective)
     figures: dict[str, dict[str, Any]] = {}
 
-    sli_layout = _layout("SLI (share of good events)", "good / valid", y_format=".2%")
+    trailing = burn.format_window(RANGES[detail.range_key][2])
+    sli_layout = _layout(f"SLI over the trailing {trailing} (share of good events)", "good / valid", y_format=".2%")
     present = [v for v in detail.sli if v is not None]
     low = min([*present, objective]) if present else objective
     sli_layout["yaxis"] = {

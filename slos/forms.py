@@ -88,7 +88,7 @@ class SloForm(forms.Form):
         label="Alert policy",
         initial="default",
         choices=[
-            ("default", "Default: multiwindow, multi-burn-rate, scaled to the window"),
+            ("default", "Default (SRE Workbook, scaled to the window)"),
             ("custom", "Custom rules"),
         ],
     )

@@ -146,7 +146,13 @@ def slo_summaries(*, project: Project, now: datetime, slos: QuerySet[SLO] | None
 # SLO page
 # --------------------------------------------------------------------------------------------------
 
-RANGES = {"1d": (timedelta(days=1), 1), "7d": (timedelta(days=7), 10), "window": (timedelta(days=30), 30)}
+# Display range → (span, minutes per point, trailing minutes of the SLI line: per-minute SLIs of a quiet service
+# are mostly empty or 0/1, so each point shows the SLI of the hour / 6 hours / day before it).
+RANGES = {
+    "1d": (timedelta(days=1), 1, 60),
+    "7d": (timedelta(days=7), 10, 6 * 60),
+    "window": (timedelta(days=30), 30, 24 * 60),
+}
 
 
 @dataclass
@@ -169,6 +175,7 @@ class SloDetail:
     incidents: list[Incident]
     alert_events: list[IncidentEvent]
     exhaustion: timedelta | None = None
+    exhaustion_basis: str = ""  # the window whose burn rate the exhaustion time assumes, e.g. "1h"
 
 
 def _max_or_none(values: Sequence[float | None]) -> float | None:
@@ -181,7 +188,7 @@ def slo_detail(*, slo: SLO, now: datetime, range_key: str = "1d") -> SloDetail:
     window start, and each rule's long and short burn rates (the bucket's maximum, so a spike is never averaged
     away)."""
     summary = slo_summaries(project=slo.project, now=now, slos=SLO.objects.filter(pk=slo.pk))[0]
-    span, step = RANGES.get(range_key, RANGES["1d"])
+    span, step, sli_minutes = RANGES.get(range_key, RANGES["1d"])
     span = min(span, timedelta(days=slo.window_days))
     end = evaluation_minute(now)
     window_start = end - timedelta(days=slo.window_days) + MINUTE
@@ -189,7 +196,7 @@ def slo_detail(*, slo: SLO, now: datetime, range_key: str = "1d") -> SloDetail:
     longest = max((r.long_minutes for r in rules), default=1)
     display_start = end - span + MINUTE
     # Data from the window start (budget) or far enough back for the longest rule window (burn rates).
-    data_start = min(window_start, display_start - (longest - 1) * MINUTE)
+    data_start = min(window_start, display_start - (max(longest, sli_minutes) - 1) * MINUTE)
     series = sli_series(slo=slo, start=data_start, end=end)
     sums = burn.PrefixSums(series)
     offset = (display_start - data_start) // MINUTE
@@ -200,8 +207,8 @@ def slo_detail(*, slo: SLO, now: datetime, range_key: str = "1d") -> SloDetail:
     budget: list[float | None] = []
     for i in range(0, minutes, step):
         last = min(offset + i + step, len(series)) - 1
-        bucket = sums.window(last, last - (offset + i) + 1)
-        sli.append(bucket.good / bucket.total if bucket.total else None)
+        trailing = sums.window(last, sli_minutes)
+        sli.append(trailing.good / trailing.total if trailing.total else None)
         so_far = sums.window(last, last - window_offset + 1) if last >= window_offset else burn.Counts(0, 0)
         remaining = burn.budget_remaining(so_far.good, so_far.total, slo.objective)
         budget.append(float(remaining) if remaining is not None else None)
@@ -230,7 +237,8 @@ def slo_detail(*, slo: SLO, now: datetime, range_key: str = "1d") -> SloDetail:
         exhaustion = burn.time_to_exhaustion(
             summary.budget_remaining, page_rule.long_burn, timedelta(days=slo.window_days)
         )
-    return SloDetail(summary, range_key, times, sli, budget, panels, incidents, events, exhaustion)
+    basis = burn.format_window(page_rule.rule.long_window) if page_rule else ""
+    return SloDetail(summary, range_key, times, sli, budget, panels, incidents, events, exhaustion, basis)
 
 
 def slo_backtest(*, slo: SLO, now: datetime) -> list[tuple[burn.AlertInterval, datetime, datetime | None]]:

@@ -22,7 +22,7 @@ from slos.forms import RULE_FIELDS, ChannelForm, SloForm, channel_examples, defa
 from slos.models import SLO, Channel, IncidentStatus
 from slos.selectors_triage import events_for
 from slos.transports import REGISTRY as TRANSPORTS
-from slos.triage import what_changed
+from slos.triage import Event, Suspect, what_changed
 
 
 def _user(request: HttpRequest) -> User:
@@ -178,12 +178,21 @@ def incident_detail(request: HttpRequest, slug: str, incident_id: int) -> HttpRe
         "window": window,
         "events": events,
         "suspects": what_changed(current, baseline),
+        "since_before": changes_since_baseline(current, baseline),
         "consumed": selectors.budget_consumed_by(slo=incident.slo, start=window.start, end=window.end, now=now),
         "timeline": list(incident.events.all()),
         "can_edit": membership.allows(Role.EDITOR),
         "share_url": request.build_absolute_uri(),
     }
     return render(request, "slos/incident.html", context)
+
+
+def changes_since_baseline(current: list[Event], baseline: list[Event]) -> list[Suspect]:
+    """The same analysis with the day before as the "good" side: values the failing traces have far more often
+    than traffic did before the incident (a release rolled out to every trace shows here, not in the other one)."""
+    bad = [e for e in current if e.bad]
+    before = [Event(bad=False, values=e.values) for e in baseline]
+    return what_changed(bad + before, []) if bad and before else []
 
 
 @login_required

@@ -174,7 +174,9 @@ def test_pages_show_status_panels_and_escape_untrusted_text(tenant: Tenant, inci
     triage = client.get(f"/p/acme/incidents/{incident.pk}/").content.decode()
     assert "onerror=alert(3)" not in triage.replace("&lt;img src=x onerror=alert(3)&gt;", "")
     assert triage.count('href="/p/acme/traces/') >= 3  # the bad events, linked to their trace pages
-    assert re.search(r"release</span> <b>v2</b>", triage), "release v2 is what changed"
+    against_good, against_before = triage.split('class="suspects since"')
+    assert re.search(r"release</span> <b>v2</b>", against_good.split('class="suspects"')[1]), "v2 fails, v1 passes"
+    assert re.search(r"release</span> <b>v2</b> <span class=\"chip firing\">new</span>", against_before)
     assert "Acknowledge" in triage
 
 

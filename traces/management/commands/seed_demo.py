@@ -11,6 +11,7 @@ import json
 import os
 import random
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -23,9 +24,28 @@ from tqdm import tqdm
 from accounts.models import Project
 from accounts.services import api_key_issue, project_create, user_create
 from evals.services import evaluator_config_set
+from slos.forms import default_rule_rows
+from slos.models import SLO
+from slos.services import slo_save
 from traces.api import otlp_traces
 from traces.ingest.otlp import to_key_values
 from traces.models import Trace
+
+SLO_DEFAULTS: dict[str, Any] = {"environment": "", "route": "", "model": "", "evaluator": "", "comparator": "",
+                                "threshold": None, "window_days": 30}  # fmt: skip
+RUNBOOK = """1. Open the incident's **triage page**: which release, model or prompt do the failing answers share?
+2. If one release stands out, roll it back: `deploy rollback support-bot`.
+3. Otherwise check the retriever: are the documents in the bad traces the right ones?
+4. Write what you found as a note on the incident."""
+DEMO_SLOS: list[dict[str, Any]] = [
+    {"name": "Answers are grounded", "service": "support-bot", "sli_kind": "score", "evaluator": "grounding",
+     "comparator": "pass", "objective": Decimal("0.95"), "runbook": RUNBOOK},
+    {"name": "Answers without errors", "service": "support-bot", "sli_kind": "error", "objective": Decimal("0.99"),
+     "runbook": RUNBOOK},
+    {"name": "Agent answers within 8 s", "service": "travel-agent", "sli_kind": "latency",
+     "threshold": Decimal(8000), "objective": Decimal("0.99"), "window_days": 7},
+    {"name": "No safety flags", "service": "travel-agent", "sli_kind": "safety", "objective": Decimal("0.9")},
+]  # fmt: skip
 
 KB = [
     (
@@ -420,6 +440,13 @@ class Command(BaseCommand):
                 self._send(factory, secret, batch, release)
                 batch = {name: [] for name, _, _ in services}
         self.stdout.write(f"Loaded {options['traces']} demo traces into project {project.slug}.")
+        for values in DEMO_SLOS:
+            if not SLO.objects.filter(project=project, name=values["name"]).exists():
+                policy = default_rule_rows(values.get("window_days", SLO_DEFAULTS["window_days"]))
+                slo_save(
+                    project=project, values={**SLO_DEFAULTS, **values, "policy": policy, "owner": user}, channels=[]
+                )
+        self.stdout.write(f"Defined {len(DEMO_SLOS)} SLOs; the worker computes their history.")
 
     def _send(self, factory: RequestFactory, secret: str, batch: dict[str, list[Span]], release: str) -> None:
         request = ExportTraceServiceRequest()

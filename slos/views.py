@@ -208,6 +208,8 @@ def incident_action(request: HttpRequest, slug: str, incident_id: int) -> HttpRe
     try:
         if action == "acknowledge":
             services.incident_acknowledge(incident_id=incident.pk, user=_user(request))
+            if note:  # written in the box before acknowledging: keep it
+                services.incident_note(incident_id=incident.pk, user=_user(request), text=note[:5000])
         elif action == "resolve":
             services.incident_resolve(incident_id=incident.pk, user=_user(request), note=note[:5000])
         elif action == "note":

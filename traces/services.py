@@ -251,23 +251,26 @@ def _stored_traces(project: Project, trace_ids: list[str]) -> dict[str, _StoredT
         for row in Span.objects.filter(trace_id__in=by_pk).values("trace_id", *fields):
             by_pk[row.pop("trace_id")].spans.append(row)
         return found
-    # One round trip for both. A join per trace id (LATERAL) always probes the unique (project, trace_id)
-    # index; "trace_id IN (...)" let the planner scan every trace of the project when statistics were stale.
+    # One round trip for both. Each trace id probes the unique (project, trace_id) index: "LIMIT 1" keeps the
+    # planner from flattening the subquery into a join that, with stale or missing statistics (autovacuum off,
+    # a young table), scanned every trace of the project per request: 20 ms at 26,000 traces.
     quote = connection.ops.quote_name
-    span_columns = ", ".join(f"s.{quote(c.column)}" for c in _columns(Span, fields))
+    span_columns = [quote(c.column) for c in _columns(Span, fields)]
     tags = fields.index("tags")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT t.trace_id, t.id, t.start_time, {span_columns} FROM unnest(%s::text[]) AS k(trace_id) "  # noqa: S608
+            f"SELECT t.trace_id, t.id, t.start_time, {', '.join(f's.{c}' for c in span_columns)} "  # noqa: S608
+            "FROM unnest(%s::text[]) AS k(trace_id) "
             f"CROSS JOIN LATERAL (SELECT id, trace_id, start_time FROM {Trace._meta.db_table} "
-            "WHERE project_id = %s AND trace_id = k.trace_id) AS t "
-            f"LEFT JOIN LATERAL (SELECT * FROM {Span._meta.db_table} WHERE trace_id = t.id) AS s ON TRUE",
+            "WHERE project_id = %s AND trace_id = k.trace_id LIMIT 1) AS t "
+            f"LEFT JOIN LATERAL (SELECT {', '.join(span_columns)} FROM {Span._meta.db_table} "
+            "WHERE trace_id = t.id) AS s ON TRUE",
             [trace_ids, project.pk],
         )
         for trace_id, pk, start, *span in cursor.fetchall():
             stored = found.setdefault(trace_id, _StoredTrace(pk, start, []))
             if span[0] is not None:
-                span[tags] = json.loads(span[tags]) if isinstance(span[tags], str) else span[tags]
+                span[tags] = json.loads(span[tags])  # jsonb comes back as text from Django's connection
                 stored.spans.append(dict(zip(fields, span, strict=True)))
     return found
 

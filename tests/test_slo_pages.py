@@ -231,3 +231,21 @@ def test_metrics_export_slo_and_service_series(tenant: Tenant, incident: Inciden
     assert samples[("sre4ai_slo_alert_firing", firing)] == 1.0
     service = (("environment", "production"), ("project", "acme"), ("service", "support-bot"))
     assert samples[("sre4ai_traces_total", service)] == 36.0
+
+
+def test_page_queries_do_not_grow_with_the_number_of_slos(
+    tenant: Tenant, incident: Incident, django_assert_max_num_queries: Any
+) -> None:
+    client = login()
+    with django_assert_max_num_queries(12) as one:
+        client.get("/p/acme/slos/")
+    for i in range(5):
+        create_slo(tenant.project, name=f"extra {i}")
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        assert client.get("/p/acme/slos/").content.decode().count('href="/p/acme/slos/') >= 6
+    with django_assert_max_num_queries(20):
+        client.get(f"/p/acme/slos/{incident.slo_id}/?range=window")
+    with django_assert_max_num_queries(40):
+        client.get(f"/p/acme/incidents/{incident.pk}/")
+    with django_assert_max_num_queries(12):
+        Client().get("/metrics", headers=tenant.bearer)

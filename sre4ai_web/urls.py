@@ -9,6 +9,8 @@ from evals import views as eval_views
 from evals.canary import api as canary_api
 from evals.canary import views as canary_views
 from rollups import views as rollup_views
+from slos import api as slo_api
+from slos import views as slo_views
 from traces import api as trace_api
 from traces import views as trace_views
 
@@ -45,6 +47,16 @@ urlpatterns = [
         eval_views.probe_run_progress,
         name="probe_run_progress",
     ),
+    path("p/<slug:slug>/slos/", slo_views.slo_list, name="slo_list"),
+    path("p/<slug:slug>/slos/new/", slo_views.slo_form, name="slo_create"),
+    path("p/<slug:slug>/slos/<int:slo_id>/", slo_views.slo_detail, name="slo_detail"),
+    path("p/<slug:slug>/slos/<int:slo_id>/edit/", slo_views.slo_form, name="slo_edit"),
+    path("p/<slug:slug>/slos/<int:slo_id>/delete/", slo_views.slo_delete, name="slo_delete"),
+    path("p/<slug:slug>/incidents/", slo_views.incident_list, name="incident_list"),
+    path("p/<slug:slug>/incidents/<int:incident_id>/", slo_views.incident_detail, name="incident_detail"),
+    path("p/<slug:slug>/incidents/<int:incident_id>/act/", slo_views.incident_action, name="incident_action"),
+    path("p/<slug:slug>/channels/", slo_views.channel_list, name="channel_list"),
+    path("p/<slug:slug>/channels/<int:channel_id>/delete/", slo_views.channel_delete, name="channel_delete"),
     path("p/<slug:slug>/settings/", account_views.project_settings, name="project_settings"),
     path("p/<slug:slug>/settings/keys/<int:key_id>/revoke/", account_views.api_key_revoke_view, name="api_key_revoke"),
     # OTLP/HTTP; the Langfuse SDK sends to /api/public/otel/v1/traces.
@@ -58,6 +70,10 @@ urlpatterns = [
     path("api/v1/scores", eval_api.ScoresEndpoint.as_view(), name="api_scores"),
     path("api/public/scores", eval_api.LangfuseScoresEndpoint.as_view(), name="langfuse_scores"),
     path("api/v1/canary", canary_api.CanaryEndpoint.as_view(), name="api_canary"),
+    path("api/v1/slos", slo_api.SlosEndpoint.as_view(), name="api_slos"),
+    path("api/v1/slos/<int:slo_id>", slo_api.SloDetailEndpoint.as_view(), name="api_slo_detail"),
+    # Prometheus scrape endpoint, authenticated by a project key.
+    path("metrics", slo_api.metrics, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "api/docs/",

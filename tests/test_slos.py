@@ -25,7 +25,9 @@ from slos.models import (
 from slos.services import slos_evaluate
 from slos.sli import SliDefinition
 from tests.conftest import Tenant
+from tests.fake_llm_app import FakeLlmApp
 from tests.slo_data import T0, at, create_slo, ingest, make_trace, recompute, score
+from tests.test_probes import QUESTIONS, golden, http_probe, run_once
 
 pytestmark = pytest.mark.django_db
 
@@ -282,3 +284,18 @@ def test_policy_edit_drops_the_state_of_removed_rules(tenant: Tenant, alerting: 
     # The new rule (burn 3 < 9) does not fire; with no rule firing, the open incident resolves itself.
     slos_evaluate(now=at(12))
     assert Incident.objects.get().status == IncidentStatus.RESOLVED
+
+
+def test_a_probe_run_feeds_the_golden_probe_sli(tenant: Tenant) -> None:
+    """A real probe run against the fake LLM app: its "probe" scores are the SLO's events (2 pass, 1 fails)."""
+    app = FakeLlmApp(answers={**QUESTIONS, "What is six times seven?": "41"}).start()
+    try:
+        ingest(tenant, [make_trace(0)])
+        recompute()
+        slo = create_slo(tenant.project, name="Golden answers", sli_kind="probe")
+        run_once(http_probe(tenant, golden(tenant), app))
+    finally:
+        app.stop()
+    recompute()
+    assert sum(g for g, _ in counts(slo.pk).values()) == 2
+    assert sum(t for _, t in counts(slo.pk).values()) == 3  # the ordinary trace of minute 0 has no probe score

@@ -107,7 +107,9 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = Path(os.environ.get("SRE4AI_STATIC_ROOT", BASE_DIR / "staticfiles"))  # separate roots for parallel test runs
+STATIC_ROOT = Path(
+    os.environ.get("SRE4AI_STATIC_ROOT", BASE_DIR / "staticfiles")
+)  # separate roots for parallel test runs
 # plotly.js is served from the plotly package itself (no CDN).
 STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", Path(plotly.__file__).parent / "package_data")]
 STORAGES = {

@@ -262,6 +262,10 @@ class ChannelForm(forms.Form):
             if not isinstance(config, dict):
                 self.add_error("config", 'The settings must be a JSON object, e.g. {"url": "https://…"}.')
                 return data
+            if self.instance is not None and self.instance.kind == kind:
+                # Secrets are never shown back, so an edit that leaves one out keeps the stored value.
+                kept = {f: self.instance.config[f] for f in TRANSPORTS[kind].secret_fields if f in self.instance.config}
+                config = {**kept, **{k: v for k, v in config.items() if not (k in kept and v in ("", None))}}
             try:
                 data["config"] = TRANSPORTS[kind].Config.model_validate(config).model_dump(mode="json")
             except PydanticError as exc:

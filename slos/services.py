@@ -526,3 +526,33 @@ def channel_save(
 
 def channel_delete(*, channel: Channel) -> None:
     channel.delete()
+
+
+def channel_test(*, channel: Channel, user: User, now: datetime | None = None) -> str:
+    """Send a test message through the channel now (not through the outbox). Returns the receiver's answer;
+    raises DeliveryError with what went wrong."""
+    transport = REGISTRY[channel.kind]()
+    config = transport.Config.model_validate(channel.config)
+    project = channel.project
+    message = AlertMessage(
+        event_id=0,
+        kind="fired",
+        incident_id=0,
+        incident_url=settings.SRE4AI_BASE_URL + reverse("incident_list", args=[project.slug]),
+        incident_status="open",
+        project=project.slug,
+        slo_id=0,
+        slo_name="Test notification",
+        service="sre4ai",
+        environment="",
+        objective="99%",
+        severity=config.severities[0],
+        rule="a test sent from the channel page",
+        burn_rate_long=None,
+        burn_rate_short=None,
+        budget_remaining=None,
+        summary=f"Test notification from sre4ai (project {project.slug}) sent by {user.username}",
+        occurred_at=(now or timezone.now()).astimezone(UTC),
+        actor=user.username,
+    )
+    return transport.send(config, message, timeout=settings.SLO_DELIVERY_TIMEOUT_SECONDS)

@@ -22,6 +22,7 @@ from slos.forms import RULE_FIELDS, ChannelForm, SloForm, channel_examples, defa
 from slos.models import SLO, Channel, IncidentStatus
 from slos.selectors_triage import events_for
 from slos.transports import REGISTRY as TRANSPORTS
+from slos.transports.base import DeliveryError
 from slos.triage import Event, Suspect, what_changed
 
 
@@ -256,10 +257,14 @@ def channel_list(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "slos/channels.html", context, status=status)
 
 
+def _secret_fields(channel: Channel) -> set[str]:
+    transport = TRANSPORTS.get(channel.kind)
+    return set(transport.secret_fields) if transport else set(channel.config)
+
+
 def _shown_config(channel: Channel) -> dict[str, Any]:
     """The channel's settings with its secrets masked: they are never shown back."""
-    transport = TRANSPORTS.get(channel.kind)
-    secret = set(transport.secret_fields) if transport else set(channel.config)
+    secret = _secret_fields(channel)
     return {k: ("••••••" if k in secret and v else v) for k, v in channel.config.items()}
 
 
@@ -273,3 +278,41 @@ def channel_delete(request: HttpRequest, slug: str, channel_id: int) -> HttpResp
     services.channel_delete(channel=channel)
     messages.success(request, f"Channel “{channel.name}” deleted.")
     return redirect(reverse("channel_list", args=[slug]))
+
+
+@login_required
+def channel_edit(request: HttpRequest, slug: str, channel_id: int) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    if denied := _require(membership, Role.ADMIN, "manage notification channels"):
+        return denied
+    project = membership.project
+    channel = get_object_or_404(Channel, project=project, pk=channel_id)
+    shown = {k: v for k, v in channel.config.items() if k not in _secret_fields(channel)}
+    form = ChannelForm(initial={"name": channel.name, "kind": channel.kind, "config": shown}, project=project,
+                       instance=channel)  # fmt: skip
+    if request.method == "POST":
+        form = ChannelForm(request.POST, project=project, instance=channel)
+        if form.is_valid():
+            data = form.cleaned_data
+            services.channel_save(project=project, name=data["name"], kind=data["kind"], config=data["config"],
+                                  instance=channel)  # fmt: skip
+            messages.success(request, f"Channel “{data['name']}” saved.")
+            return redirect("channel_list", slug)
+    context = {"project": project, "form": form, "channel": channel, "secret_fields": sorted(_secret_fields(channel))}
+    return render(request, "slos/channel_edit.html", context, status=400 if form.is_bound else 200)
+
+
+@login_required
+@require_POST
+def channel_test_view(request: HttpRequest, slug: str, channel_id: int) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    if denied := _require(membership, Role.ADMIN, "manage notification channels"):
+        return denied
+    channel = get_object_or_404(Channel, project=membership.project, pk=channel_id)
+    try:
+        answer = services.channel_test(channel=channel, user=_user(request))
+    except (DeliveryError, ValueError) as exc:
+        messages.error(request, f"Test to “{channel.name}” failed: {exc}")
+    else:
+        messages.success(request, f"Test sent to “{channel.name}”: {answer}")
+    return redirect("channel_list", slug)

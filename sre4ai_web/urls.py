@@ -57,6 +57,8 @@ urlpatterns = [
     path("p/<slug:slug>/incidents/<int:incident_id>/act/", slo_views.incident_action, name="incident_action"),
     path("p/<slug:slug>/channels/", slo_views.channel_list, name="channel_list"),
     path("p/<slug:slug>/channels/<int:channel_id>/delete/", slo_views.channel_delete, name="channel_delete"),
+    path("p/<slug:slug>/channels/<int:channel_id>/edit/", slo_views.channel_edit, name="channel_edit"),
+    path("p/<slug:slug>/channels/<int:channel_id>/test/", slo_views.channel_test_view, name="channel_test"),
     path("p/<slug:slug>/settings/", account_views.project_settings, name="project_settings"),
     path("p/<slug:slug>/settings/keys/<int:key_id>/revoke/", account_views.api_key_revoke_view, name="api_key_revoke"),
     # OTLP/HTTP; the Langfuse SDK sends to /api/public/otel/v1/traces.

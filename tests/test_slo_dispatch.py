@@ -182,3 +182,29 @@ def test_email_goes_through_django_mail_and_severity_filters_apply(tenant: Tenan
     assert [m.to for m in mail.outbox] == [["oncall@example.com"]]
     assert "FIRING" in mail.outbox[0].subject and "Answers without errors" in mail.outbox[0].subject
     assert Delivery.objects.get(channel=tickets).status == DeliveryStatus.SKIPPED
+
+
+@pytest.mark.django_db
+def test_channels_are_edited_without_showing_secrets_and_tested_from_the_page(
+    tenant: Tenant, receiver: Receiver
+) -> None:
+    channel = webhook(tenant, "https://old.example.com/hook")
+    client = Client()
+    assert client.login(username="alice", password=PASSWORD)
+    form = client.get(f"/p/acme/channels/{channel.pk}/edit/").content.decode()
+    assert "old.example.com" in form and SECRET not in form
+    saved = client.post(f"/p/acme/channels/{channel.pk}/edit/",
+                        {"name": "hook", "kind": "webhook", "config": f'{{"url": "{receiver.url}/new"}}'})  # fmt: skip
+    assert saved.status_code == 302
+    channel.refresh_from_db()
+    assert channel.config["url"] == receiver.url + "/new" and channel.config["secret"] == SECRET  # kept
+    client.post(f"/p/acme/channels/{channel.pk}/test/")
+    assert len(receiver.requests) == 1 and receiver.requests[0].path == "/new"
+    sent = receiver.requests[0]
+    assert sent.json()["summary"].startswith("Test notification from sre4ai")
+    assert verify_signature(SECRET, sent.headers["x-sre4ai-timestamp"], sent.body, sent.headers["x-sre4ai-signature"])
+    receiver.statuses = [404]
+    page = client.post(f"/p/acme/channels/{channel.pk}/test/", follow=True).content.decode()
+    assert "Test to “hook” failed" in page and "404" in page
+    bad = client.post(f"/p/acme/channels/{channel.pk}/edit/", {"name": "hook", "kind": "webhook", "config": "{"})
+    assert bad.status_code == 400

@@ -151,3 +151,14 @@ def test_stored_rows_keep_json_and_cost_exactly(tenant: Tenant) -> None:
     assert chat.attributes["gen_ai.usage.input_tokens"] == 1234
     assert json.loads(json.dumps(chat.events)) == chat.events == []
     assert trace.cost == sum((s.cost or Decimal(0) for s in Span.objects.all()), Decimal(0))
+
+
+@pytest.mark.django_db
+def test_large_span_columns_are_compressed_with_lz4(tenant: Tenant) -> None:
+    """lz4 (migration 0006) compresses the rows that pass the TOAST threshold at a fraction of pglz's cost."""
+    spans = _raw_spans(1)
+    spans[0].attributes["output.value"] = "a long answer, " * 400
+    otlp_spans_ingest(project=tenant.project, spans=spans)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_column_compression(attributes) FROM traces_span WHERE name = 'answer'")
+        assert cursor.fetchone() == ("lz4",)

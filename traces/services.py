@@ -196,18 +196,6 @@ def _copy_rows(table: str, columns: list[_Column], rows: Iterable[dict[str, Any]
             copy.write_row(values)
 
 
-def _reserve_ids(traces: int, spans: int) -> tuple[list[int], list[int]]:
-    """Primary keys for rows about to be COPYed (COPY returns none), from the tables' own sequences."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT ARRAY(SELECT nextval(%s::regclass) FROM generate_series(1, %s)), "
-            "ARRAY(SELECT nextval(%s::regclass) FROM generate_series(1, %s))",
-            [_sequence(Trace._meta.db_table), traces, _sequence(Span._meta.db_table), spans],
-        )
-        trace_ids, span_ids = cursor.fetchone()
-    return trace_ids, span_ids
-
-
 @functools.cache
 def _sequence(table: str) -> str:
     with connection.cursor() as cursor:
@@ -238,41 +226,90 @@ class _StoredTrace:
     spans: list[dict[str, Any]]  # SUMMARY_FIELDS and "id" of each stored span
 
 
-def _stored_traces(project: Project, trace_ids: list[str]) -> dict[str, _StoredTrace]:
-    """The traces of this batch already stored, with the summary fields of all their spans."""
-    fields = ["id", *SUMMARY_FIELDS[1:]]
-    found: dict[str, _StoredTrace] = {}
-    if connection.vendor != "postgresql":
+def _stored_traces_orm(project: Project, trace_ids: list[str]) -> dict[str, _StoredTrace]:
+    found = {
+        trace_id: _StoredTrace(pk, start, [])
         for trace_id, pk, start in Trace.objects.filter(project=project, trace_id__in=trace_ids).values_list(
             "trace_id", "pk", "start_time"
-        ):
-            found[trace_id] = _StoredTrace(pk, start, [])
-        by_pk = {t.pk: t for t in found.values()}
-        for row in Span.objects.filter(trace_id__in=by_pk).values("trace_id", *fields):
-            by_pk[row.pop("trace_id")].spans.append(row)
-        return found
-    # One round trip for both. Each trace id probes the unique (project, trace_id) index: "LIMIT 1" keeps the
-    # planner from flattening the subquery into a join that, with stale or missing statistics (autovacuum off,
-    # a young table), scanned every trace of the project per request: 20 ms at 26,000 traces.
-    quote = connection.ops.quote_name
-    span_columns = [quote(c.column) for c in _columns(Span, fields)]
-    tags = fields.index("tags")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT t.trace_id, t.id, t.start_time, {', '.join(f's.{c}' for c in span_columns)} "  # noqa: S608
-            "FROM unnest(%s::text[]) AS k(trace_id) "
-            f"CROSS JOIN LATERAL (SELECT id, trace_id, start_time FROM {Trace._meta.db_table} "
-            "WHERE project_id = %s AND trace_id = k.trace_id LIMIT 1) AS t "
-            f"LEFT JOIN LATERAL (SELECT {', '.join(span_columns)} FROM {Span._meta.db_table} "
-            "WHERE trace_id = t.id) AS s ON TRUE",
-            [trace_ids, project.pk],
         )
-        for trace_id, pk, start, *span in cursor.fetchall():
-            stored = found.setdefault(trace_id, _StoredTrace(pk, start, []))
-            if span[0] is not None:
-                span[tags] = json.loads(span[tags])  # jsonb comes back as text from Django's connection
-                stored.spans.append(dict(zip(fields, span, strict=True)))
+    }
+    by_pk = {t.pk: t for t in found.values()}
+    for row in Span.objects.filter(trace_id__in=by_pk).values("trace_id", "id", *SUMMARY_FIELDS[1:]):
+        by_pk[row.pop("trace_id")].spans.append(row)
     return found
+
+
+@dataclass
+class _Prefetched:
+    stored: dict[str, _StoredTrace]
+    events: dict[tuple[str, str], list[RawEvent]]
+    # PostgreSQL: primary keys taken from the sequences for the rows this batch may insert (one per trace and
+    # per span; those already stored leave a gap, as a rolled-back insert does).
+    trace_pks: list[int] = field(default_factory=list)
+    span_pks: list[int] = field(default_factory=list)
+
+
+STORED_FIELDS = ["id", *SUMMARY_FIELDS[1:]]
+
+
+def _lock_and_read(project: Project, keys: set[tuple[str, str]], *, log_events: bool) -> _Prefetched:
+    """Lock the batch's traces, then read what writing it needs: the pending log events of its spans, its stored
+    traces with their spans, and primary keys for new rows. On PostgreSQL that is one round trip of four
+    statements (psycopg's client-side binding sends them as one query, run in order)."""
+    trace_ids = sorted({t for t, _ in keys})
+    if connection.vendor != "postgresql":
+        return _Prefetched(_stored_traces_orm(project, trace_ids), _pending_events(project, keys) if log_events else {})
+    quote = connection.ops.quote_name
+    lock_keys = sorted({zlib.crc32(f"{project.pk}:{t}".encode()) - 2**31 for t in trace_ids})
+    statements = ["SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k"]
+    params: list[Any] = [lock_keys]
+    if log_events:
+        statements.append(
+            "SELECT p.trace_id, p.span_id, p.name, p.time_unix_nano, p.attributes, p.body "  # noqa: S608
+            "FROM unnest(%s::text[]) AS k(trace_id) CROSS JOIN LATERAL "
+            f"(SELECT * FROM {PendingLogEvent._meta.db_table} WHERE project_id = %s AND trace_id = k.trace_id "
+            "ORDER BY id OFFSET 0) AS p"
+        )
+        params += [trace_ids, project.pk]
+    # Each trace id probes the unique (project, trace_id) index: "LIMIT 1" keeps the planner from flattening the
+    # subquery into a join that, with stale or missing statistics (autovacuum off, a young table), scanned every
+    # trace of the project per request: 20 ms at 26,000 traces.
+    span_columns = [quote(c.column) for c in _columns(Span, STORED_FIELDS)]
+    statements.append(
+        f"SELECT t.trace_id, t.id, t.start_time, {', '.join(f's.{c}' for c in span_columns)} "  # noqa: S608
+        "FROM unnest(%s::text[]) AS k(trace_id) "
+        f"CROSS JOIN LATERAL (SELECT id, trace_id, start_time FROM {Trace._meta.db_table} "
+        "WHERE project_id = %s AND trace_id = k.trace_id LIMIT 1) AS t "
+        f"LEFT JOIN LATERAL (SELECT {', '.join(span_columns)} FROM {Span._meta.db_table} "
+        "WHERE trace_id = t.id) AS s ON TRUE"
+    )
+    params += [trace_ids, project.pk]
+    statements.append(
+        "SELECT ARRAY(SELECT nextval(%s::regclass) FROM generate_series(1, %s)), "
+        "ARRAY(SELECT nextval(%s::regclass) FROM generate_series(1, %s))"
+    )
+    params += [_sequence(Trace._meta.db_table), len(trace_ids), _sequence(Span._meta.db_table), len(keys)]
+    events: dict[tuple[str, str], list[RawEvent]] = defaultdict(list)
+    stored: dict[str, _StoredTrace] = {}
+    tags = STORED_FIELDS.index("tags")
+    with connection.cursor() as cursor:
+        cursor.execute("; ".join(statements), params)
+        if log_events:
+            cursor.nextset()
+            for trace_id, span_id, name, time, attrs, body in cursor.fetchall():
+                if (trace_id, span_id) in keys:  # JSON comes back as text from Django's connection
+                    events[(trace_id, span_id)].append(
+                        RawEvent(name, time, json.loads(attrs), None if body is None else json.loads(body))
+                    )
+        cursor.nextset()
+        for trace_id, pk, start, *span in cursor.fetchall():
+            trace = stored.setdefault(trace_id, _StoredTrace(pk, start, []))
+            if span[0] is not None:
+                span[tags] = json.loads(span[tags])
+                trace.spans.append(dict(zip(STORED_FIELDS, span, strict=True)))
+        cursor.nextset()
+        trace_pks, span_pks = cursor.fetchone()
+    return _Prefetched(stored, events, trace_pks, span_pks)
 
 
 def _span_values(record: SpanRecord, project: Project, now: datetime) -> dict[str, Any]:
@@ -359,8 +396,8 @@ def _root_texts(stored: dict[str, _StoredTrace], roots: dict[str, str]) -> dict[
     }
 
 
-def _store(project: Project, records: Sequence[SpanRecord]) -> StoreResult:
-    """Write spans and their traces; the caller holds the trace locks inside its transaction.
+def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetched) -> StoreResult:
+    """Write spans and their traces; the caller holds the trace locks (_lock_and_read) inside its transaction.
 
     The stored spans of the batch's traces are read first, so each trace is summarised in Python from
     stored + batch spans and written once, and only spans that really are re-sent take the update path;
@@ -376,7 +413,7 @@ def _store(project: Project, records: Sequence[SpanRecord]) -> StoreResult:
         by_trace[record.trace_id].append(record)
     trace_ids = sorted(by_trace)
     now = datetime.now(tz=records[0].start_time.tzinfo)
-    stored = _stored_traces(project, trace_ids)
+    stored = prefetched.stored
     rows = {key: _span_values(record, project, now) for key, record in unique.items()}
 
     # A new trace is summarised from this batch; a stored one from its stored spans, re-sent ones replaced.
@@ -410,9 +447,8 @@ def _store(project: Project, records: Sequence[SpanRecord]) -> StoreResult:
     trace_pk = {t: s.pk for t, s in stored.items()}
     postgresql = connection.vendor == "postgresql"
     if postgresql:
-        reserved_traces, reserved_spans = _reserve_ids(len(new_traces), len(new_spans))
-        trace_pk.update(zip(new_traces, reserved_traces, strict=True))
-        for key, pk in zip(new_spans, reserved_spans, strict=True):
+        trace_pk.update(zip(new_traces, prefetched.trace_pks, strict=False))
+        for key, pk in zip(new_spans, prefetched.span_pks, strict=False):
             rows[key]["id"] = pk
         for trace_id in new_traces:
             trace_rows[trace_id]["id"] = trace_pk[trace_id]
@@ -476,8 +512,8 @@ def spans_store(*, project: Project, records: Sequence[SpanRecord]) -> StoreResu
     """Upsert spans (same trace id + span id → update) and rewrite their traces from all their spans."""
     if not records:
         return StoreResult()
-    _lock_traces(project, {r.trace_id for r in records})
-    return _store(project, records)
+    keys = {(r.trace_id, r.span_id) for r in records}
+    return _store(project, records, _lock_and_read(project, keys, log_events=False))
 
 
 def traces_ingested(*, project_id: int, trace_pks: list[int]) -> None:
@@ -496,6 +532,7 @@ def traces_ingested(*, project_id: int, trace_pks: list[int]) -> None:
 
 
 def _pending_events(project: Project, keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[RawEvent]]:
+    """Log events received for these spans (SQLite; on PostgreSQL _lock_and_read reads them with the locks)."""
     if not keys:
         return {}
     found: dict[tuple[str, str], list[RawEvent]] = defaultdict(list)
@@ -515,10 +552,9 @@ def otlp_spans_ingest(*, project: Project, spans: Sequence[RawSpan]) -> StoreRes
         return StoreResult()
     # Locked before the log events are read, so a log batch for these spans waits for this commit and then
     # finds them stored (see otlp_log_events_ingest); the same locks cover the write.
-    _lock_traces(project, {s.trace_id for s in spans})
-    logs = _pending_events(project, {(s.trace_id, s.span_id) for s in spans})
-    records = [normalise_span(s, logs.get((s.trace_id, s.span_id), ())) for s in spans]
-    return _store(project, records)
+    prefetched = _lock_and_read(project, {(s.trace_id, s.span_id) for s in spans}, log_events=True)
+    records = [normalise_span(s, prefetched.events.get((s.trace_id, s.span_id), ())) for s in spans]
+    return _store(project, records, prefetched)
 
 
 def _fingerprint(event: LogEvent) -> str:

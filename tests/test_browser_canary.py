@@ -37,11 +37,14 @@ def test_canary_comparison_in_the_browser(page: Page, live_server: Any, tenant: 
     page.get_by_label("Since").fill("1d")
     page.get_by_role("button", name="Compare").click()
 
+    # Latency alone is not critical by default: one worse signal of five is marginal, not fail.
     expect(page.locator("#canary-verdict")).to_have_text("marginal")
     expect(page.locator("#canary-result")).to_contain_text("score 80 / 100")
     latency = page.locator('#canary-signals tr[data-signal="latency"]')
     expect(latency).to_contain_text("worse")
+    expect(latency).not_to_contain_text("critical")
     expect(page.locator('#canary-signals tr[data-signal="error"]')).to_contain_text("critical")
+    expect(page.locator('#canary-signals tr[data-signal="grounding"]')).to_contain_text("critical")
     # The baseline's release is shown as text, never run as HTML.
     expect(page.locator("#canary-result")).to_contain_text(XSS_RELEASE)
     assert page.evaluate("window.__xss") is None

@@ -109,6 +109,7 @@ def test_release_cohorts_with_a_planted_regression_fail_and_equal_ones_pass(
     assert by_name["grounding"].classification == "worse"
     assert by_name["refusal"].kind == "rate" and not by_name["refusal"].higher_is_better
     assert regressed.result.verdict == "fail"
+    assert regressed.result.critical_failures == ["grounding"]
 
     equal = analyse(tenant.project, "release", "v1", "v3")
     assert {s.classification for s in equal.result.signals} == {"pass"}, [s.reason for s in equal.result.signals]
@@ -301,6 +302,44 @@ def test_command_line_exit_codes_for_a_pipeline(tenant: Tenant) -> None:
     bad = cli("--baseline", "v1", "--canary", "v2", "--since", "soon")
     assert bad.returncode == 2
     assert "'soon' is not a time" in bad.stderr and bad.stdout == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_default_critical_signals_gate_a_pipeline_on_quality_not_on_latency(tenant: Tenant) -> None:
+    """With default settings the real CLI exits 1 on a grounding regression beyond the margin (it was marginal, exit
+    0, when only errors were critical) and 0 on a latency-only regression, which stays marginal."""
+    seed(tenant.project, Version("v1"), 400, rng_seed=41)
+    seed(tenant.project, Version("v2", pass_rate=0.8), 400, rng_seed=42)  # grounding 90% -> 80%
+    seed(tenant.project, Version("v3", latency_mu=6.9), 400, rng_seed=43)  # median latency +35%
+    db = settings.DATABASES["default"]
+    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+
+    def cli(canary: str, *args: str) -> tuple[int, dict[str, Any]]:
+        command = [sys.executable, "manage.py", "canary", "--project", "acme", "--service", "bot", "--baseline", "v1",
+                   "--canary", canary, "--json", *args]  # fmt: skip
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode in (0, 1), done.stderr
+        return done.returncode, json.loads(done.stdout)
+
+    code, grounding = cli("v2")
+    signals = {s["name"]: s for s in grounding["signals"]}
+    assert signals["grounding"]["classification"] == "worse" and signals["grounding"]["critical"]
+    assert signals["grounding"]["canary"] - signals["grounding"]["baseline"] <= -0.02  # beyond the 2-point margin
+    assert grounding["score"] == 80 and grounding["critical_failures"] == ["grounding"]
+    assert (code, grounding["verdict"]) == (1, "fail")
+
+    code, latency = cli("v3")
+    signals = {s["name"]: s for s in latency["signals"]}
+    assert signals["latency"]["classification"] == "worse" and not signals["latency"]["critical"]
+    assert latency["critical_failures"] == [] and latency["score"] == 80
+    assert (code, latency["verdict"]) == (0, "marginal")
+
+    # Explicit lists still override the default: none makes the grounding regression marginal again, and a
+    # pipeline that must not get slower lists latency.
+    code, relaxed = cli("v2", "--critical", "none")
+    assert (code, relaxed["verdict"], relaxed["critical_failures"]) == (0, "marginal", [])
+    code, strict = cli("v3", "--critical", "error,latency")
+    assert (code, strict["verdict"], strict["critical_failures"]) == (1, "fail", ["latency"])
 
 
 # ------------------------------------------------------------------------------------------------------- page

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import random
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
 
 from evals.canary.stats import (
+    DEFAULT_CRITICAL,
     CanaryConfig,
     CanaryResult,
     NumericSignal,
@@ -18,6 +20,8 @@ from evals.canary.stats import (
     analyse,
     relative_shift,
 )
+from evals.evaluators.judge import Template
+from evals.evaluators.registry import REGISTRY
 
 
 def latencies(rng: random.Random, n: int, slowdown: float = 1.0) -> list[float]:
@@ -65,6 +69,7 @@ def test_planted_latency_and_quality_regression_fails_the_canary() -> None:
     assert result.counts == {"pass": 2, "better": 0, "worse": 2, "insufficient_data": 0}
     assert result.score == 50
     assert result.verdict == "fail"
+    assert result.critical_failures == ["grounding"]  # grounding is critical by default; latency is not
 
 
 @pytest.mark.parametrize("seed", [2, 3, 4])
@@ -105,6 +110,38 @@ def test_a_worse_critical_signal_fails_on_its_own() -> None:
     assert "critical" in result.reason
     without = analyse(rates, numerics, CanaryConfig(critical=[]))
     assert without.verdict == "pass" and without.critical_failures == []
+
+
+def test_default_critical_signals_are_errors_quality_and_safety_checks_named_as_their_scores() -> None:
+    # Critical names match signal names exactly: a typo or a renamed evaluator would silently stop gating.
+    judge_scores = {f"judge.{template}" for template in get_args(Template)}
+    assert judge_scores <= set(DEFAULT_CRITICAL)
+    assert set(DEFAULT_CRITICAL) - judge_scores - {"error", "probe"} == {
+        "grounding", "reference", "pii", "secrets", "prompt_injection"
+    }  # fmt: skip
+    assert set(DEFAULT_CRITICAL) - judge_scores - {"error", "probe"} <= set(REGISTRY)
+    # A slower, costlier or more cautious release may be deliberate: those cost score, they do not fail alone.
+    assert not {"latency", "cost", "refusal"} & set(DEFAULT_CRITICAL)
+    assert CanaryConfig().critical == list(DEFAULT_CRITICAL)
+
+
+@pytest.mark.parametrize("name", ["grounding", "judge.faithfulness", "pii", "prompt_injection"])
+def test_one_quality_or_safety_regression_fails_by_default_but_latency_alone_is_marginal(name: str) -> None:
+    rates, numerics = cohorts(8)
+    # 95% -> 85% passing on 600 traces each: 10 points, far beyond the 2-point margin and significant after Holm.
+    rates.append(RateSignal(name, f"{name} pass rate", 570, 600, 510, 600, True))
+    result = analyse(rates, numerics)
+    assert by_name(result)[name].classification == "worse" and by_name(result)[name].critical
+    assert result.score == 80
+    assert result.verdict == "fail" and result.critical_failures == [name]
+    # The same comparison with the former default (errors only) was marginal: a pipeline would have shipped it.
+    assert analyse(rates, numerics, CanaryConfig(critical=["error"])).verdict == "marginal"
+
+    slower_rates, slower_numerics = cohorts(8, slowdown=1.3)
+    slower_rates.append(RateSignal(name, f"{name} pass rate", 570, 600, 571, 600, True))
+    slower = analyse(slower_rates, slower_numerics)
+    assert by_name(slower)["latency"].classification == "worse" and not by_name(slower)["latency"].critical
+    assert slower.score == 80 and slower.verdict == "marginal" and slower.critical_failures == []
 
 
 def test_significant_but_below_margin_passes() -> None:

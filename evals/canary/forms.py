@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from pydantic import ValidationError as PydanticError
 
-from evals.canary.stats import CanaryConfig
+from evals.canary.stats import DEFAULT_CRITICAL, CanaryConfig
 
 DEFAULT_RANGE = timedelta(hours=24)
 ATTRIBUTE_SUGGESTIONS = ("release", "model", "prompt", "environment")
@@ -76,7 +76,8 @@ class CanaryForm(forms.Form):
     critical = forms.CharField(
         required=False,
         max_length=1000,
-        help_text="Comma-separated signals that fail the canary alone (default: error; none for none).",
+        help_text=f"Comma-separated signals that fail the canary alone (default: {','.join(DEFAULT_CRITICAL)}; "
+        "none for none).",
     )
 
     def __init__(self, *args: Any, now: datetime | None = None, **kwargs: Any) -> None:

@@ -12,8 +12,9 @@ A signal is **worse** (or **better**) only when its p-value, adjusted over all t
 (Holm by default), is below ``alpha`` *and* the effect reaches the margin in the bad (good) direction; it
 **passes** otherwise; with fewer than the minimum events in either cohort it is **insufficient data** and is
 left out of the score. Scoring follows Kayenta's (Netflix/Google's canary judge): score = 100 x share of scored
-signals that are not worse; a worse *critical* signal fails the canary on its own; score >= ``pass_threshold``
-is a pass, >= ``marginal_threshold`` marginal, below that a fail. See docs/canary.md.
+signals that are not worse; a worse *critical* signal fails the canary on its own (by default the error rate and
+every answer-quality and safety check, :data:`DEFAULT_CRITICAL`); score >= ``pass_threshold`` is a pass,
+>= ``marginal_threshold`` marginal, below that a fail. See docs/canary.md.
 """
 
 from __future__ import annotations
@@ -31,6 +32,27 @@ from evals.drift.stats import adjust_p_values, rate_drift
 
 Classification = Literal["pass", "better", "worse", "insufficient_data"]
 Verdict = Literal["pass", "marginal", "fail"]
+
+DEFAULT_CRITICAL = (
+    "error",
+    # Answer quality: a significantly less grounded or less correct release is the regression this product exists
+    # to catch, so it must fail a pipeline on its own rather than cost 20 points of score (marginal, exit 0).
+    "grounding",
+    "reference",
+    # The judge names its scores after its template (evals/evaluators/judge.py), and critical names match exactly.
+    "judge.faithfulness",
+    "judge.answer_correctness",
+    "judge.relevance",
+    "probe",
+    # Safety: personal data or secrets in answers are never an acceptable trade-off; prompt_injection flags attacks
+    # in what the release reads (inputs, retrieved documents, tool results), e.g. a new retriever pulling them in.
+    "pii",
+    "secrets",
+    "prompt_injection",
+)
+"""Signals critical by default, named as evals.canary.cohorts names them (score names as stored). Latency, cost and
+refusal stay non-critical: a slower, costlier or more cautious release may be a deliberate trade-off, so it costs score
+instead of failing outright."""
 
 
 class CanaryConfig(BaseModel):
@@ -64,7 +86,8 @@ class CanaryConfig(BaseModel):
         default=75, ge=0, le=100, description="Score from which a non-passing canary is marginal."
     )
     critical: list[str] = Field(
-        default_factory=lambda: ["error"], description="Signals that fail the canary on their own when worse."
+        default_factory=lambda: list(DEFAULT_CRITICAL),
+        description="Signals that fail the canary on their own when worse (default: errors, quality and safety).",
     )
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ Usage (from the repository root, with the project's virtual environment):
 What it measures. Each row is one pair of cohort sizes (baseline, canary), one set of signals and one planted
 change. Every repetition draws both cohorts from seeded synthetic generators and runs ``analyse`` with the default
 ``CanaryConfig`` (alpha 0.05 after Holm, margins 2 points / 10%, minimums 50 events / 30 values, thresholds
-95 / 75, critical = error). On the "none" rows both cohorts come from the same population: "fail" is the
+95 / 75, critical = error and the quality and safety checks in DEFAULT_CRITICAL). On the "none" rows both cohorts come from the same population: "fail" is the
 false-fail rate (a deployment blocked for nothing), printed with its 95% Clopper-Pearson upper bound, and
 "marginal" the share that would need a human look. On the other rows "fail" is the power against that regression.
 "worse" is the share of repetitions in which the changed signal (or, on "none" rows, any signal) was worse; the

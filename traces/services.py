@@ -179,6 +179,18 @@ DOCUMENT_COLUMNS = _columns(RetrievedDocument, ("span", "position", "document_id
 COST_PLACES = Decimal("1e-10")
 
 
+# jsonb keeps no formatting, so the compact form; values come from decoded JSON or protobuf, which are trees, so the
+# circular-reference check is skipped. Both save ~15% of the encoding; empty values (most spans' events,
+# tool arguments, tags) skip the encoder call.
+_encode_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+def _json_text(value: Any) -> str:
+    if not value and isinstance(value, (list, dict)):
+        return "[]" if isinstance(value, list) else "{}"
+    return "null" if value is None else _encode_json(value)
+
+
 def _copy_rows(table: str, columns: list[_Column], rows: Iterable[dict[str, Any]]) -> None:
     """PostgreSQL COPY: rows streamed in psycopg's C code, far cheaper than INSERT parameters built in Python."""
     quote = connection.ops.quote_name
@@ -192,7 +204,7 @@ def _copy_rows(table: str, columns: list[_Column], rows: Iterable[dict[str, Any]
             values = [row[name] for name in plain]
             for name, nullable in json_columns:
                 value = row[name]
-                values.append(None if value is None and nullable else json.dumps(value))
+                values.append(None if value is None and nullable else _json_text(value))
             copy.write_row(values)
 
 

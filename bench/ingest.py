@@ -121,15 +121,24 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq) / CLK_TCK
 
 
-def postgres_pids() -> list[int]:
+def postgres_pids(database: str | None) -> list[int]:
+    """The server's background processes and the backends connected to ``database``.
+
+    Backends of other databases (other people's test runs on a shared machine) count as other CPU.
+    Their title is "postgres: 15/main: USER DATABASE HOST(PORT) STATE"; background processes have no "(".
+    """
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if Path(f"/proc/{entry}/comm").read_text().strip() == "postgres":
-                    pids.append(int(entry))
+                if Path(f"/proc/{entry}/comm").read_text().strip() != "postgres":
+                    continue
+                title = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
+            words = title.split()
+            if "(" not in title or (database is not None and len(words) > 4 and words[3] == database):
+                pids.append(int(entry))
     return pids
 
 
@@ -258,6 +267,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     count_spans: Callable[[], int]
     log: Path
+    database: str | None  # PostgreSQL database the server writes to, for the PG CPU figure
 
 
 @contextlib.contextmanager
@@ -299,6 +309,7 @@ def sre4ai_server(src: Path, workers: int, threads: int, secret: str, var_dir: s
             proc=proc,
             count_spans=lambda: pg_count(SRE4AI_DB, "traces_span"),
             log=log,
+            database=SRE4AI_DB,
         )
     finally:
         stop_group(proc)
@@ -366,6 +377,7 @@ def phoenix_server(venv: Path, db: str, work: Path) -> Iterator[Server]:
             proc=proc,
             count_spans=count,
             log=log,
+            database=PHOENIX_DB if db == "postgresql" else None,
         )
     finally:
         stop_group(proc)
@@ -511,11 +523,11 @@ def run_load(server: Server, args: argparse.Namespace, run_seed: int) -> LoadRes
         time.sleep(max(window_start - time.time(), 0))
         stored_start = server.count_spans()
         client_pids = [w.pid for w in workers if w.pid is not None]
-        cpu_start, pg_cpu_start = cpu_seconds(server_pids), cpu_seconds(postgres_pids())
+        cpu_start, pg_cpu_start = cpu_seconds(server_pids), cpu_seconds(postgres_pids(server.database))
         client_start, busy_start = cpu_seconds(client_pids), machine_busy_seconds()
         time.sleep(max(window_end - time.time(), 0))
         stored_end = server.count_spans()
-        cpu_end, pg_cpu_end = cpu_seconds(process_tree(server.proc.pid)), cpu_seconds(postgres_pids())
+        cpu_end, pg_cpu_end = cpu_seconds(process_tree(server.proc.pid)), cpu_seconds(postgres_pids(server.database))
         client_end, busy_end = cpu_seconds(client_pids), machine_busy_seconds()
         records: list[RequestRecord] = []
         for _ in workers:

@@ -333,6 +333,24 @@ def dataset_item_delete(*, item: DatasetItem) -> None:
 # --- probes ----------------------------------------------------------------------------------------------
 
 
+class InUseError(Exception):
+    """A delete refused because other rows still need the row (a dataset that probes ask)."""
+
+
+def dataset_delete(*, dataset: Dataset) -> None:
+    names = list(dataset.probes.values_list("name", flat=True))
+    if names:
+        raise InUseError(
+            f"Probes still ask this dataset ({', '.join(names)}): delete them or point them elsewhere first."
+        )
+    dataset.delete()
+
+
+def probe_delete(*, probe: Probe) -> None:
+    """The probe and its run history; its traces and scores stay (they are the service's history)."""
+    probe.delete()
+
+
 def probe_save(*, probe: Probe, user: User | None = None) -> Probe:
     """Create or update a probe; its next scheduled start follows from the schedule as it is now."""
     if probe.pk is None:

@@ -50,13 +50,16 @@ from evals.selectors import (
 )
 from evals.services import (
     ExternalScore,
+    InUseError,
     dataset_create,
+    dataset_delete,
     dataset_item_delete,
     dataset_items_add,
     eval_run_cancel,
     eval_run_create,
     evaluator_config_reset,
     evaluator_config_set,
+    probe_delete,
     probe_save,
     score_record,
 )
@@ -273,6 +276,14 @@ def dataset_view(request: HttpRequest, slug: str, dataset_id: int) -> HttpRespon
                 dataset_items_add(dataset=dataset, items=items)
                 messages.success(request, f"Imported {len(items)} items.")
                 return redirect(here)
+        if action == "delete_dataset":
+            try:
+                dataset_delete(dataset=dataset)
+            except InUseError as exc:
+                messages.error(request, str(exc))
+                return redirect(here)
+            messages.success(request, f"Dataset “{dataset.name}” deleted.")
+            return redirect("datasets", slug)
         if action == "delete":
             item = get_object_or_404(DatasetItem, pk=request.POST.get("item", ""), dataset=dataset)
             dataset_item_delete(item=item)
@@ -400,6 +411,10 @@ def probe_view(request: HttpRequest, slug: str, probe_id: int) -> HttpResponse:
             probe_run_cancel(run=run)
             messages.success(request, f"Run {run.pk} cancelled after {run.done} of {run.total} items.")
             return redirect(f"{here}?run={run.pk}")
+        if action == "delete_probe":
+            probe_delete(probe=probe)
+            messages.success(request, f"Probe “{probe.name}” deleted; its traces stay in the trace list.")
+            return redirect("probes", slug)
         if editing and form.is_valid():
             probe_save(probe=_probe_from_form(probe, form.cleaned_data))
             messages.success(request, "Probe saved.")

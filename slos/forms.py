@@ -18,7 +18,7 @@ from evals.evaluators.registry import REGISTRY as EVALUATORS
 from evals.forms import pydantic_message
 from slos import burn
 from slos.models import SLO, Channel, Comparator, SliKind
-from slos.services import policy_json
+from slos.services import policy_json, rule_key
 from slos.transports import REGISTRY as TRANSPORTS
 from traces.selectors import trace_facets
 
@@ -144,6 +144,7 @@ class SloForm(forms.Form):
             rules = self._parse_rules()
             if rules is not None:
                 self.rule_errors.update(burn.validate_policy(objective, window, rules))
+                self._refuse_repeats(rules)
                 data["policy"] = policy_json(rules)
         else:
             data["policy"] = policy_json(burn.default_policy(window))
@@ -178,6 +179,20 @@ class SloForm(forms.Form):
         if kind not in (SliKind.SCORE, SliKind.LATENCY, SliKind.COST) or data.get("comparator") == Comparator.PASS:
             data["threshold"] = None
 
+    def _refuse_repeats(self, rules: list[burn.AlertRule]) -> None:
+        """A rule given twice (also as 14.40 or 60m) would be one rule with two states."""
+        first: dict[str, int] = {}
+        for index, rule in enumerate(rules):
+            if any(f"rules.{index}.{f}" in self.rule_errors for f in RULE_FIELDS):
+                continue
+            key = rule_key(rule)
+            if key in first:
+                self.rule_errors[f"rules.{index}.severity"] = [
+                    f"This rule repeats rule {first[key] + 1} (same severity, threshold and windows): remove one."
+                ]
+            else:
+                first[key] = index
+
     def _parse_rules(self) -> list[burn.AlertRule] | None:
         """The submitted rules as AlertRules; None (with errors) when one cannot even be read."""
         rows = [r for r in self.rules_input if any(str(r.get(f) or "").strip() for f in RULE_FIELDS)]
@@ -194,7 +209,8 @@ class SloForm(forms.Form):
             long_window = short_window = timedelta(0)
             try:
                 threshold = Decimal(str(row.get("burn_rate_threshold") or "").strip())
-                if not threshold.is_finite():
+                # Finite and of a sane size: exact arithmetic on 1e-100000000 would take minutes.
+                if not threshold.is_finite() or len(threshold.as_tuple().digits) > 20 or abs(threshold.adjusted()) > 9:
                     raise InvalidOperation
             except InvalidOperation:
                 self.rule_errors[f"rules.{index}.burn_rate_threshold"] = [
@@ -203,9 +219,12 @@ class SloForm(forms.Form):
                 readable = False
             for field in ("long_window", "short_window"):
                 try:
-                    value = burn.parse_window(str(row.get(field) or ""))
-                except ValueError as exc:
-                    self.rule_errors[f"rules.{index}.{field}"] = [f"{exc}."]
+                    value = burn.parse_window(str(row.get(field) or "")[:20])
+                except (ValueError, OverflowError):
+                    self.rule_errors[f"rules.{index}.{field}"] = [
+                        f"{str(row.get(field) or '')[:20]!r} is not a duration: write a whole number followed by m, h "
+                        "or d, at most the SLO window, e.g. 5m, 1h or 3d."
+                    ]
                     readable = False
                     continue
                 if field == "long_window":

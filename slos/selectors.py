@@ -13,7 +13,7 @@ from django.db.models import Prefetch, Q, QuerySet, Sum
 
 from accounts.models import Project
 from evals.models import Score
-from rollups.services import TRACE_FIELDS, trace_verdicts
+from rollups.services import TRACE_FIELDS, floor_minute, trace_verdicts
 from slos import burn
 from slos.burn import AlertRule
 from slos.models import (
@@ -372,7 +372,7 @@ def budget_consumed_by(*, slo: SLO, start: datetime, end: datetime, now: datetim
     last = evaluation_minute(now)
     window = SliMinute.objects.filter(slo=slo, minute__gt=last - timedelta(days=slo.window_days), minute__lte=last)
     totals = window.aggregate(t=Sum("total"))
-    period = SliMinute.objects.filter(slo=slo, minute__gte=start, minute__lt=end).aggregate(
+    period = SliMinute.objects.filter(slo=slo, minute__gte=floor_minute(start), minute__lt=end).aggregate(
         g=Sum("good"), t=Sum("total")
     )
     total, bad = totals["t"] or 0, (period["t"] or 0) - (period["g"] or 0)

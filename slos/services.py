@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import Exists, OuterRef, Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -52,6 +52,7 @@ MINUTE = timedelta(minutes=1)
 HISTORY_CHUNK = 5000
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 3600
+HISTORY_STALE = timedelta(minutes=30)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -165,32 +166,39 @@ def sli_minutes_recompute(
     SliMinute.objects.bulk_create(
         [SliMinute(slo_id=slo_id, minute=m, good=g, total=t) for (slo_id, m), (g, t) in counts.items()],
         batch_size=1000,
+        # A history rebuild may have written the same minute meanwhile: the newer count (this one) wins.
+        update_conflicts=True,
+        unique_fields=["slo", "minute"],
+        update_fields=["good", "total"],
     )
 
 
 def sli_history_rebuild(*, slo_id: int, now: datetime | None = None) -> int:
-    """Recompute the SLO's counts for its whole window from raw traces and scores. Returns the events counted."""
-    slo = SLO.objects.filter(pk=slo_id).first()
-    if slo is None:
-        return 0
+    """Recompute the SLO's counts for its whole window from raw traces and scores. Returns the events counted.
+
+    The SLO row stays locked from the first read to the last write: the rollup hook (its insert checks that row)
+    and an edit of the definition wait for it, so neither a score counted meanwhile nor a newer definition is
+    overwritten with older counts; a rebuild queued before an edit computes the definition it finds here."""
     now = now or timezone.now()
-    since = floor_minute(now) - timedelta(days=slo.window_days)
-    definition = SliDefinition.of(slo)
-    traces = Trace.objects.filter(project_id=slo.project_id, service=slo.service, start_time__gte=since)
-    if slo.environment:
-        traces = traces.filter(environment=slo.environment)
-    counts: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0])
-    last_pk = 0
-    while True:
-        chunk = list(traces.filter(pk__gt=last_pk).order_by("pk").values(*TRACE_FIELDS)[:HISTORY_CHUNK])
-        if not chunk:
-            break
-        last_pk = chunk[-1]["pk"]
-        for key, (good, total) in _count([definition], chunk, trace_verdicts([t["pk"] for t in chunk])).items():
-            counts[key][0] += good
-            counts[key][1] += total
     with transaction.atomic():
-        SLO.objects.select_for_update().filter(pk=slo_id).first()  # one rebuild per SLO at a time
+        slo = SLO.objects.select_for_update().filter(pk=slo_id).first()
+        if slo is None:
+            return 0
+        since = floor_minute(now) - timedelta(days=slo.window_days)
+        definition = SliDefinition.of(slo)
+        traces = Trace.objects.filter(project_id=slo.project_id, service=slo.service, start_time__gte=since)
+        if slo.environment:
+            traces = traces.filter(environment=slo.environment)
+        counts: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0])
+        last_pk = 0
+        while True:
+            chunk = list(traces.filter(pk__gt=last_pk).order_by("pk").values(*TRACE_FIELDS)[:HISTORY_CHUNK])
+            if not chunk:
+                break
+            last_pk = chunk[-1]["pk"]
+            for key, (good, total) in _count([definition], chunk, trace_verdicts([t["pk"] for t in chunk])).items():
+                counts[key][0] += good
+                counts[key][1] += total
         SliMinute.objects.filter(slo_id=slo_id).delete()
         SliMinute.objects.bulk_create(
             [SliMinute(slo_id=slo_id, minute=m, good=g, total=t) for (_, m), (g, t) in counts.items()],
@@ -238,11 +246,28 @@ def slos_evaluate(*, now: datetime | None = None) -> TickResult:
     now = now or timezone.now()
     evaluated = changes = 0
     for slo_id in SLO.objects.filter(history_ready_at__isnull=False).values_list("pk", flat=True):
-        changes += slo_evaluate(slo_id=slo_id, now=now)
+        try:
+            changes += slo_evaluate(slo_id=slo_id, now=now)
+        except Exception:  # one broken SLO must not stop the others' alerting
+            log.exception("evaluating SLO %s failed", slo_id)
+            continue
         evaluated += 1
+    _history_requeue(now)
     # SLI minutes older than any window are no longer read.
     SliMinute.objects.filter(minute__lt=floor_minute(now) - timedelta(days=31)).delete()
     return TickResult(evaluated, changes)
+
+
+def _history_requeue(now: datetime) -> None:
+    """A history rebuild whose task was lost (its retries used up, a broker flushed) is queued again."""
+    stale = SLO.objects.filter(history_ready_at__isnull=True, updated_at__lt=now - HISTORY_STALE)
+    ids = list(stale.values_list("pk", flat=True))
+    if ids:
+        from slos.tasks import sli_history  # tasks import this module
+
+        SLO.objects.filter(pk__in=ids).update(updated_at=now)
+        for slo_id in ids:
+            sli_history.delay(slo_id)
 
 
 @transaction.atomic
@@ -257,9 +282,13 @@ def slo_evaluate(*, slo_id: int, now: datetime) -> int:
     longest = max((rule.long_minutes for rule in rules), default=1)
     sums = burn.PrefixSums(sli_series(slo=slo, start=end - (longest - 1) * MINUTE, end=end))
     states = {state.rule_key: state for state in RuleState.objects.filter(slo=slo)}
+    seen: set[str] = set()
     changes = 0
     for rule in rules:
         key = rule_key(rule)
+        if key in seen:
+            continue  # the form refuses a repeated rule; an older stored policy may still hold one
+        seen.add(key)
         state = states.get(key)
         was_firing = state.firing if state else False
         result = burn.evaluate_rule(
@@ -278,15 +307,21 @@ def slo_evaluate(*, slo_id: int, now: datetime) -> int:
             _rule_changed(slo, rule, key, result, now)
             changes += 1
         state.save()
-    incident = Incident.objects.filter(slo=slo).exclude(status=IncidentStatus.RESOLVED).first()
+    incident = _open_incident(slo)
     if incident and not RuleState.objects.filter(slo=slo, firing=True).exists():
         _incident_resolve(incident, None, now, "Every alert rule has cleared.")
         changes += 1
     return changes
 
 
+def _open_incident(slo: SLO) -> Incident | None:
+    """The SLO's unresolved incident, locked: a person resolving it at the same moment is seen, not overwritten
+    (PostgreSQL re-checks the status after waiting for their lock)."""
+    return Incident.objects.select_for_update().filter(slo=slo).exclude(status=IncidentStatus.RESOLVED).first()
+
+
 def _rule_changed(slo: SLO, rule: AlertRule, key: str, result: burn.RuleEvaluation, now: datetime) -> None:
-    incident = Incident.objects.filter(slo=slo).exclude(status=IncidentStatus.RESOLVED).first()
+    incident = _open_incident(slo)
     if result.firing:
         if incident is None:
             incident = Incident.objects.create(
@@ -441,8 +476,19 @@ def deliveries_dispatch(*, limit: int = 100, now: datetime | None = None) -> int
 
 
 def _dispatch_one(now: datetime | None) -> bool:
+    moment = now or timezone.now()
     with transaction.atomic():
-        due = Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now or timezone.now())
+        # A channel hears one incident's changes in order: a delivery waits while an earlier one of the same
+        # incident to the same channel is still pending (a retried "fired" must not land after its "resolved").
+        earlier = Delivery.objects.filter(
+            channel=OuterRef("channel"),
+            event__incident=OuterRef("event__incident"),
+            status=DeliveryStatus.PENDING,
+            event_id__lt=OuterRef("event_id"),
+        )
+        due = Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=moment).exclude(
+            Exists(earlier)
+        )
         if connection.vendor == "postgresql":
             due = due.select_for_update(skip_locked=True, of=("self",))
         delivery = (
@@ -452,7 +498,13 @@ def _dispatch_one(now: datetime | None) -> bool:
         )
         if delivery is None:
             return False
-        _deliver(delivery, now or timezone.now())
+        try:
+            with transaction.atomic():  # a savepoint: an unexpected error is recorded, not left blocking the queue
+                _deliver(delivery, moment)
+        except Exception as exc:
+            log.exception("delivery %s failed unexpectedly", delivery.pk)
+            delivery.refresh_from_db(fields=["attempts", "status", "next_attempt_at", "last_error", "sent_at"])
+            _delivery_failed(delivery, moment, f"Unexpected error: {exc!r}"[:500], 0.0, retryable=True)
     return True
 
 

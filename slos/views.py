@@ -250,7 +250,14 @@ def channel_list(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "project": project,
         "form": form,
-        "channels": [(c, _shown_config(c), selectors.channel_deliveries(channel=c, limit=10)) for c in channels],
+        "channels": [
+            (
+                c,
+                _shown_config(c, admin=membership.allows(Role.ADMIN)),
+                selectors.channel_deliveries(channel=c, limit=10),
+            )
+            for c in channels
+        ],
         "examples": channel_examples(),
         "can_admin": membership.allows(Role.ADMIN),
     }
@@ -262,10 +269,19 @@ def _secret_fields(channel: Channel) -> set[str]:
     return set(transport.secret_fields) if transport else set(channel.config)
 
 
-def _shown_config(channel: Channel) -> dict[str, Any]:
-    """The channel's settings with its secrets masked: they are never shown back."""
+def _shown_config(channel: Channel, *, admin: bool) -> dict[str, Any]:
+    """The channel's settings with its secrets masked: they are never shown back. Viewers and editors see only
+    the host of a URL (webhook URLs often carry a token in their path or query)."""
     secret = _secret_fields(channel)
-    return {k: ("••••••" if k in secret and v else v) for k, v in channel.config.items()}
+    shown: dict[str, Any] = {}
+    for key, value in channel.config.items():
+        if key in secret and value:
+            shown[key] = "••••••"
+        elif not admin and isinstance(value, str) and "://" in value:
+            shown[key] = value.split("://", 1)[0] + "://" + value.split("://", 1)[1].split("/", 1)[0] + "/…"
+        else:
+            shown[key] = value
+    return shown
 
 
 @login_required

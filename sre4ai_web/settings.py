@@ -209,7 +209,8 @@ SRE4AI_MINUTES_RECOMPUTED_HOOKS: list[str] = ["slos.services.sli_minutes_recompu
 
 # SLO alerting: the evaluation tick, the notification dispatcher and its retries.
 SLO_DELIVERY_TIMEOUT_SECONDS = float(os.environ.get("SRE4AI_SLO_DELIVERY_TIMEOUT_SECONDS", "10"))
-SLO_DELIVERY_MAX_ATTEMPTS = int(os.environ.get("SRE4AI_SLO_DELIVERY_MAX_ATTEMPTS", "6"))
+# 12 attempts at 30 s, 1, 2, 4 … min, then hourly: a receiver may be down for about five hours.
+SLO_DELIVERY_MAX_ATTEMPTS = int(os.environ.get("SRE4AI_SLO_DELIVERY_MAX_ATTEMPTS", "12"))
 # Absolute base of links in notifications (the incident page), e.g. https://sre4ai.example.com
 SRE4AI_BASE_URL = os.environ.get("SRE4AI_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 

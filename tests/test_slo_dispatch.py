@@ -16,6 +16,7 @@ from django.test import Client
 from slos import services
 from slos.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus, Incident
 from slos.services import deliveries_dispatch, slos_evaluate
+from slos.transports import REGISTRY
 from slos.transports.webhook import Webhook, verify_signature
 from tests.conftest import PASSWORD, Tenant
 from tests.receiver import Receiver
@@ -208,3 +209,34 @@ def test_channels_are_edited_without_showing_secrets_and_tested_from_the_page(
     assert "Test to “hook” failed" in page and "404" in page
     bad = client.post(f"/p/acme/channels/{channel.pk}/edit/", {"name": "hook", "kind": "webhook", "config": "{"})
     assert bad.status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_retried_fired_is_never_overtaken_by_its_resolved(tenant: Tenant, receiver: Receiver) -> None:
+    receiver.statuses = [503, 200]
+    incident = fire(tenant, [webhook(tenant, receiver.url)])
+    deliveries_dispatch(now=at(12))  # "fired" fails, retry in 30 s
+    services.incident_resolve(incident_id=incident.pk, user=tenant.user, now=at(12) + timedelta(seconds=10))
+    assert deliveries_dispatch(now=at(12) + timedelta(seconds=10)) == 0  # "resolved" waits for "fired"
+    assert deliveries_dispatch(now=at(12) + timedelta(seconds=30)) == 2
+    assert [r.json()["kind"] for r in receiver.requests] == ["fired", "fired", "resolved"]
+
+
+@pytest.mark.django_db
+def test_an_unexpected_error_is_logged_as_an_attempt_and_blocks_no_other_channel(
+    tenant: Tenant, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = Channel.objects.create(project=tenant.project, name="mail", kind="email",
+                                    config={"to": ["oncall@example.com"]})  # fmt: skip
+    fire(tenant, [broken, webhook(tenant, receiver.url)])
+
+    def bug(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("a bug in a transport")
+
+    monkeypatch.setattr(REGISTRY["email"], "send", bug)
+    assert deliveries_dispatch(now=at(12)) == 2
+    assert len(receiver.requests) == 1  # the webhook went out
+    failed = Delivery.objects.get(channel=broken)
+    assert (failed.status, failed.attempts) == (DeliveryStatus.PENDING, 1)
+    attempt = DeliveryAttempt.objects.get(delivery=failed)
+    assert not attempt.ok and attempt.retryable and "a bug in a transport" in attempt.response

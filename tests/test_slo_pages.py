@@ -87,6 +87,16 @@ def test_the_form_creates_an_slo_with_the_default_policy_scaled_to_its_window(se
          [{"severity": "urgent", "burn_rate_threshold": "x", "long_window": "1 hour", "short_window": "5m"}],
          "rules.0.burn_rate_threshold", "is not a number"),
         ({"policy_mode": "custom"}, [], "rules", "at least one rule"),
+        ({"policy_mode": "custom"},
+         [{"severity": "page", "burn_rate_threshold": "14.4", "long_window": "1h", "short_window": "5m"},
+          {"severity": "page", "burn_rate_threshold": "14.40", "long_window": "60m", "short_window": "5m"}],
+         "rules.1.severity", "This rule repeats rule 1"),
+        ({"policy_mode": "custom"},
+         [{"severity": "page", "burn_rate_threshold": "1e-100000000", "long_window": "1h", "short_window": "5m"}],
+         "rules.0.burn_rate_threshold", "is not a number"),
+        ({"policy_mode": "custom"},
+         [{"severity": "page", "burn_rate_threshold": "2", "long_window": "99999999999d", "short_window": "5m"}],
+         "rules.0.long_window", "is not a duration"),
     ],
 )  # fmt: skip
 def test_form_and_api_reject_the_same_input_with_the_same_words(
@@ -207,7 +217,12 @@ def test_channel_form_validates_and_masks_secrets(tenant: Tenant) -> None:
                                            "config": '{"url": "https://hooks.example.com/x", "secret": "s3cret-s3cret-s3cret"}'})  # fmt: skip
     assert ok.status_code == 302
     page = client.get("/p/acme/channels/").content.decode()
-    assert "hooks.example.com" in page and "s3cret-s3cret-s3cret" not in page
+    assert "https://hooks.example.com/x" in page and "s3cret-s3cret-s3cret" not in page
+    viewer = user_create(username="vera", password=PASSWORD)
+    membership_set(project=tenant.project, user=viewer, role=Role.VIEWER)
+    as_viewer = login("vera").get("/p/acme/channels/").content.decode()
+    assert "https://hooks.example.com/…" in as_viewer and "hooks.example.com/x" not in as_viewer  # tokens hide in paths
+    assert login("vera").post("/p/acme/channels/", {"name": "x", "kind": "email", "config": "{}"}).status_code == 403
 
 
 def test_metrics_export_slo_and_service_series(tenant: Tenant, incident: Incident) -> None:

@@ -5,14 +5,17 @@ resolved by people, and the outbox written with each state change."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from slos import services
 from slos.models import (
+    SLO,
     Channel,
     Delivery,
     EventKind,
@@ -299,3 +302,27 @@ def test_a_probe_run_feeds_the_golden_probe_sli(tenant: Tenant) -> None:
     recompute()
     assert sum(g for g, _ in counts(slo.pk).values()) == 2
     assert sum(t for _, t in counts(slo.pk).values()) == 3  # the ordinary trace of minute 0 has no probe score
+
+
+def test_one_broken_slo_does_not_stop_the_others(tenant: Tenant, alerting: Any) -> None:
+    broken = create_slo(tenant.project, name="broken")
+    SLO.objects.filter(pk=broken.pk).update(policy=[{"severity": "page"}], history_ready_at=at(9))  # unreadable
+    ingest(tenant, [make_trace(m, status="error") for m in (10, 11, 12)])
+    recompute()
+    result = slos_evaluate(now=at(12))
+    assert (result.evaluated, result.changes) == (1, 1)
+    assert Incident.objects.get().slo_id == alerting.pk
+
+
+def test_a_lost_history_rebuild_is_queued_again(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    ingest(tenant, [make_trace(0)])
+    recompute()
+    slo = create_slo(tenant.project)
+    queued: list[int] = []
+    monkeypatch.setattr("slos.tasks.sli_history.delay", queued.append)
+    slos_evaluate(now=timezone.now())
+    assert queued == []  # just created: its task may still be running
+    slos_evaluate(now=timezone.now() + timedelta(minutes=31))
+    assert queued == [slo.pk]
+    slos_evaluate(now=timezone.now() + timedelta(minutes=32))
+    assert queued == [slo.pk]  # not again every minute

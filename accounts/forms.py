@@ -6,6 +6,7 @@ from accounts.models import Role
 
 class ApiKeyCreateForm(forms.Form):
     name = forms.CharField(max_length=100, required=False, help_text="What uses this key, e.g. 'support-bot prod'.")
+    can_manage = forms.BooleanField(required=False, label="May define SLOs through the API (not for app keys)")
 
 
 class MemberAddForm(forms.Form):

@@ -57,6 +57,9 @@ class ApiKey(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # May change SLOs through the API. Off for the keys apps embed to send traces: a leaked ingest key must not
+    # be able to silence alerting.
+    can_manage = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -47,7 +47,9 @@ def membership_set(*, project: Project, user: User, role: str) -> Membership:
     return membership
 
 
-def api_key_issue(*, project: Project, name: str = "", created_by: User | None = None) -> IssuedKey:
+def api_key_issue(
+    *, project: Project, name: str = "", created_by: User | None = None, can_manage: bool = False
+) -> IssuedKey:
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey.objects.create(
         project=project,
@@ -56,6 +58,7 @@ def api_key_issue(*, project: Project, name: str = "", created_by: User | None =
         secret_hash=hash_secret(secret),
         secret_hint=secret[-4:],
         created_by=created_by,
+        can_manage=can_manage,
     )
     return IssuedKey(api_key=api_key, secret_key=secret)
 

@@ -122,6 +122,19 @@ def _errors(form: SloForm) -> Response:
     return Response({"errors": {**errors, **form.rule_errors}}, status=400)
 
 
+MANAGE_ONLY = (
+    "This key can send data and read, not change SLOs: create a key with 'May define SLOs through the API' "
+    "(Settings & keys, or manage.py create_api_key SLUG --manage)."
+)
+
+
+def _managing_project(request: Request) -> Project | Response:
+    """The key's project when the key may change SLOs; a 403 saying how to get such a key otherwise."""
+    api_key = request.auth
+    assert isinstance(api_key, ApiKey)
+    return api_key.project if api_key.can_manage else Response({"error": MANAGE_ONLY}, status=403)
+
+
 def _project(request: Request) -> Project:
     api_key = request.auth
     assert isinstance(api_key, ApiKey)
@@ -142,10 +155,15 @@ class SlosEndpoint(APIView):
         return Response({"data": [slo_json(s) for s in summaries]})
 
     @extend_schema(
-        operation_id="slos_create", summary="Define an SLO", request=SloIn, responses={201: dict, 400: _ERRORS}
+        operation_id="slos_create",
+        summary="Define an SLO",
+        request=SloIn,
+        responses={201: dict, 400: _ERRORS, 403: dict},
     )
     def post(self, request: Request) -> Response:
-        project = _project(request)
+        project = _managing_project(request)
+        if isinstance(project, Response):
+            return project
         form = _form(project, request.data, None)
         if isinstance(form, Response):
             return form
@@ -173,12 +191,14 @@ class SloDetailEndpoint(APIView):
         operation_id="slos_update",
         summary="Replace an SLO's definition",
         request=SloIn,
-        responses={200: dict, 400: _ERRORS, 404: dict},
+        responses={200: dict, 400: _ERRORS, 403: dict, 404: dict},
     )
     def put(self, request: Request, slo_id: int) -> Response:
         slo = self._slo(request, slo_id)
         if isinstance(slo, Response):
             return slo
+        if isinstance(denied := _managing_project(request), Response):
+            return denied
         form = _form(slo.project, request.data, slo)
         if isinstance(form, Response):
             return form
@@ -190,13 +210,20 @@ class SloDetailEndpoint(APIView):
         return Response(slo_json(_summary(slo)))
 
     @extend_schema(
-        operation_id="slos_delete", summary="Delete an SLO, its history and incidents", responses={204: None, 404: dict}
+        operation_id="slos_delete",
+        summary="Delete an SLO, its history and incidents",
+        responses={204: None, 403: dict, 404: dict, 409: dict},
     )
     def delete(self, request: Request, slo_id: int) -> Response:
         slo = self._slo(request, slo_id)
         if isinstance(slo, Response):
             return slo
-        services.slo_delete(slo=slo)
+        if isinstance(denied := _managing_project(request), Response):
+            return denied
+        try:
+            services.slo_delete(slo=slo)
+        except services.IncidentStateError as exc:
+            return Response({"error": str(exc)}, status=409)
         return Response(status=204)
 
 

@@ -127,6 +127,14 @@ def slo_save(
 
 
 def slo_delete(*, slo: SLO) -> None:
+    """Refused while an incident is unresolved: deleting would drop its pending notifications, and PagerDuty
+    would keep an alert nobody can resolve from here."""
+    open_incident = Incident.objects.filter(slo=slo).exclude(status=IncidentStatus.RESOLVED).first()
+    if open_incident is not None:
+        raise IncidentStateError(
+            f"Incident #{open_incident.pk} of this SLO is still {open_incident.status}: resolve it first, "
+            "so that its channels hear the resolution."
+        )
     slo.delete()
 
 

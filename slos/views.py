@@ -136,7 +136,11 @@ def slo_delete(request: HttpRequest, slug: str, slo_id: int) -> HttpResponse:
     if denied := _require(membership, Role.EDITOR, "delete SLOs"):
         return denied
     slo = get_object_or_404(SLO, project=membership.project, pk=slo_id)
-    services.slo_delete(slo=slo)
+    try:
+        services.slo_delete(slo=slo)
+    except services.IncidentStateError as exc:
+        messages.error(request, str(exc))
+        return redirect("slo_detail", slug, slo.pk)
     messages.success(request, f"SLO “{slo.name}” deleted.")
     return redirect("slo_list", slug)
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.test import Client
 
 from accounts.models import Project
+from accounts.services import api_key_issue
 from evals.services import ExternalScore, score_record
 from rollups.services import dirty_process
 from slos.forms import SloForm
@@ -69,6 +70,11 @@ def ingest(tenant: Tenant, traces: list[dict[str, Any]]) -> list[Trace]:
     )
     assert response.status_code == 200, response.content
     return list(Trace.objects.filter(project=tenant.project, trace_id__in=[t["trace_id"] for t in traces]))
+
+
+def manager(tenant: Tenant) -> dict[str, str]:
+    """Headers with a key that may change SLOs (app keys may not)."""
+    return {"Authorization": f"Bearer {api_key_issue(project=tenant.project, name='ops', can_manage=True).secret_key}"}
 
 
 def score(trace: Trace, name: str, *, passed: bool | None, value: float | None = None) -> None:

@@ -23,6 +23,7 @@ from slos.tasks import evaluate
 from tests.conftest import PASSWORD, Tenant
 from tests.receiver import Receiver
 from tests.scoring_data import GROUNDED, INVENTED, rag_spans
+from tests.slo_data import manager
 from tests.test_worker_e2e import post_otlp, start_worker, stop, wait_for
 from traces.models import Trace
 
@@ -61,7 +62,7 @@ def test_failing_answers_page_once_and_the_incident_shows_them(
                 "policy": [{"severity": "page", "burn_rate_threshold": "2", "long_window": "15m",
                             "short_window": "5m"}]}  # fmt: skip
         created = Client().post("/api/v1/slos", json.dumps(body), content_type="application/json",
-                                headers=tenant.bearer)  # fmt: skip
+                                headers=manager(tenant))  # fmt: skip
         assert created.status_code == 201, created.content
         slo = SLO.objects.get()
         wait_for(lambda: SLO.objects.get().history_ready_at is not None, 30, "the SLI history rebuild task")

@@ -18,7 +18,7 @@ from slos import services
 from slos.models import SLO, Channel, Incident
 from slos.services import slos_evaluate
 from tests.conftest import PASSWORD, Tenant
-from tests.slo_data import at, create_slo, ingest, make_trace, recompute, score
+from tests.slo_data import at, create_slo, ingest, make_trace, manager, recompute, score
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +111,7 @@ def test_form_and_api_reject_the_same_input_with_the_same_words(
     assert message in page.content.decode().replace("&quot;", '"').replace("&#x27;", "'")
     body: dict[str, Any] = {**data, "policy": rules if data["policy_mode"] == "custom" else "default"}
     body.pop("policy_mode")
-    api = Client().post("/api/v1/slos", json.dumps(body), content_type="application/json", headers=seeded.bearer)
+    api = Client().post("/api/v1/slos", json.dumps(body), content_type="application/json", headers=manager(seeded))
     assert api.status_code == 400
     errors = api.json()["errors"]
     assert any(message in m for m in errors[field]), errors
@@ -119,7 +119,9 @@ def test_form_and_api_reject_the_same_input_with_the_same_words(
 
 
 def test_rest_api_creates_reads_updates_and_deletes(seeded: Tenant, other_tenant: Tenant) -> None:
-    api = Client(headers=seeded.bearer)
+    app_key = Client(headers=seeded.bearer)  # the key an app sends traces with: reads, but cannot change SLOs
+    assert app_key.post("/api/v1/slos", "{}", content_type="application/json").status_code == 403
+    api = Client(headers=manager(seeded))
     Channel.objects.create(project=seeded.project, name="oncall", kind="webhook", config={"url": "http://x.test/"})
     body = {**FORM, "policy": [{"severity": "page", "burn_rate_threshold": "10", "long_window": "1h",
                                 "short_window": "5m"}], "channels": ["oncall"], "owner": "alice"}  # fmt: skip
@@ -133,6 +135,10 @@ def test_rest_api_creates_reads_updates_and_deletes(seeded: Tenant, other_tenant
     updated = api.put(f"/api/v1/slos/{slo['id']}", json.dumps({**body, "objective": 0.99}),
                       content_type="application/json")  # fmt: skip
     assert updated.status_code == 200 and updated.json()["objective"] == "0.99"
+    assert app_key.get(f"/api/v1/slos/{slo['id']}").status_code == 200
+    refused = app_key.delete(f"/api/v1/slos/{slo['id']}")
+    assert refused.status_code == 403 and "--manage" in refused.json()["error"]
+    assert app_key.put(f"/api/v1/slos/{slo['id']}", "{}", content_type="application/json").status_code == 403
     # Another project's key cannot see or change it.
     other = Client(headers=other_tenant.bearer)
     assert other.get(f"/api/v1/slos/{slo['id']}").status_code == 404
@@ -264,3 +270,14 @@ def test_page_queries_do_not_grow_with_the_number_of_slos(
         client.get(f"/p/acme/incidents/{incident.pk}/")
     with django_assert_max_num_queries(12):
         Client().get("/metrics", headers=tenant.bearer)
+
+
+def test_an_slo_with_an_open_incident_cannot_be_deleted(tenant: Tenant, incident: Incident) -> None:
+    client = login()
+    page = client.post(f"/p/acme/slos/{incident.slo_id}/delete/", follow=True).content.decode()
+    assert f"Incident #{incident.pk} of this SLO is still open: resolve it first" in page
+    api = Client(headers=manager(tenant)).delete(f"/api/v1/slos/{incident.slo_id}")
+    assert api.status_code == 409
+    services.incident_resolve(incident_id=incident.pk, user=tenant.user)
+    assert client.post(f"/p/acme/slos/{incident.slo_id}/delete/").status_code == 302
+    assert not SLO.objects.exists()

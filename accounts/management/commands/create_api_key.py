@@ -14,12 +14,13 @@ class Command(BaseCommand):
         parser.add_argument("slug")
         parser.add_argument("--name", default="")
         parser.add_argument("--json", action="store_true", help='Print {"public_key": ..., "secret_key": ...}.')
+        parser.add_argument("--manage", action="store_true", help="The key may also define SLOs through the API.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = Project.objects.filter(slug=options["slug"]).first()
         if project is None:
             raise CommandError(f"No project {options['slug']!r}: create it with create_project first.")
-        issued = api_key_issue(project=project, name=options["name"])
+        issued = api_key_issue(project=project, name=options["name"], can_manage=options["manage"])
         if options["json"]:
             self.stdout.write(json.dumps({"public_key": issued.api_key.public_key, "secret_key": issued.secret_key}))
         else:

@@ -7,8 +7,9 @@ Usage (from the repository root):
 
 The OTLP view is called directly (RequestFactory, no HTTP, one thread) with the payloads of
 bench/ingest.py against a fresh PostgreSQL database ``sre4ai_bench_profile``. It reports the time per
-request, then cProfile's cumulative time of the ingest stages (decode, normalise, each bulk upsert, trace
-recompute) as a share of the total, and the top functions by own time.
+request, the CPU time per span of this process (Python) and of the PostgreSQL backend serving it (from
+/proc), then cProfile's cumulative time of the ingest stages as a share of the total, the SQL statements
+per request (COPY is not captured there) and the top functions by own time.
 
 ``--server-side-binding`` only changes this process's copy of the settings (DATABASES OPTIONS), to
 measure the effect of psycopg's server-side parameter binding without touching the application code.
@@ -45,17 +46,15 @@ STAGES = [
     ("decode protobuf", "traces/ingest/otlp.py", "decode_traces"),
     ("normalise spans", "traces/ingest/normalize.py", "normalise_span"),
     ("  price usage (genai-prices)", "traces/ingest/pricing.py", "price_usage"),
-    ("store (spans_store)", "traces/services.py", "spans_store"),
-    ("  advisory locks", "traces/services.py", "_lock_traces"),
-    ("  pending log events lookup", "traces/services.py", "_pending_events"),
-    ("  recompute traces", "traces/services.py", "_recompute_traces"),
-    ("all bulk_create calls", "django/db/models/query.py", "bulk_create"),
-    ("  Django: build INSERT params (compiler)", "django/db/models/sql/compiler.py", "assemble_as_sql"),
+    ("locks + log events + stored traces + keys", "traces/services.py", "_lock_and_read"),
+    ("store (_store)", "traces/services.py", "_store"),
+    ("  summarise traces", "traces/services.py", "summarise_trace"),
+    ("  COPY rows (encode + send)", "traces/services.py", "_copy_rows"),
+    ("    JSON encoding", "traces/services.py", "_json_text"),
+    ("  stored traces rewritten (bulk_create)", "django/db/models/query.py", "bulk_create"),
     ("all SQL execute", "psycopg/cursor.py", "execute"),
-    ("  psycopg: adapt/quote params", "psycopg/_cursor_base.py", "_convert_query"),
-    ("    of which array params (UNNEST)", "psycopg/types/array.py", "dump"),
-    ("  psycopg: waiting for PostgreSQL", "psycopg/connection.py", "wait"),
-    ("JSON encoding (json.dumps)", "json/__init__.py", "dumps"),
+    ("psycopg: waiting for PostgreSQL", "psycopg/connection.py", "wait"),
+    ("follow-up tasks (send_task after commit)", "traces/services.py", "traces_ingested"),
 ]
 
 

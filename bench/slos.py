@@ -1,6 +1,7 @@
 """SLOs: the evaluation tick, the SLO and incident pages, /metrics, and what the SLI hook adds to rollups.
 
-    .venv/bin/python bench/slos.py [--ticks 20] [--repeat 9] [--recompute-repeat 7] [--keep] [--json out.json]
+    .venv/bin/python bench/slos.py [--ticks 20] [--repeat 9] [--recompute-repeat 7] [--source worktree|REV] [--keep]
+                                   [--json out.json]
 
 Fills its own database ``sre4ai_bench_slos`` (dropped and re-created at the start, dropped at the end unless
 --keep), all data seeded (fixed seeds; times are relative to the minute the run starts):
@@ -20,11 +21,14 @@ Measured, in this order:
 
 1. rollup recompute (``minutes_recompute``) of a busy hour (60 minutes, 2,000 traces) and a quiet batch (500
    minutes, the dirty-claim batch size) with 0, 10 and 50 SLOs in the project, interleaved (the SLOs are moved
-   to a parking project between runs), and the SLI hook alone on the same traces;
+   to a parking project between runs), and the SLI hook alone on the same traces; measured before the SLI
+   history is loaded and again at the end, with 2.16 M SliMinute rows in the table (the first round of that
+   second pass replaces the synthetic minutes of the other services' SLOs in those batches, and is dropped);
 2. the evaluation tick ``slos_evaluate(now=...)`` with 1, 10 and 50 SLOs whose history is ready: the first tick
    (creates the rule states; at 1 SLO it opens the incident) and --ticks steady ticks, with median, p95, the
    split between SQL and Python (every query timed through an execute wrapper) and the CPU of this process
-   and of its PostgreSQL backend;
+   and of its PostgreSQL backend; then the plan of the tick's purge, and the queries behind each slow spot as the
+   code runs them beside what a suggested fix would run (``what_if``);
 3. the pages, in-process with Django's test Client (server time, no network): median and max of --repeat
    requests after one warm-up, with the query count and the time spent in SQL.
 
@@ -38,9 +42,11 @@ import json
 import math
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,9 +56,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PG_BASE_URL, REPO, machine, pg_execute
-
-sys.path.insert(0, str(REPO))
+from common import PG_BASE_URL, REPO, machine, pg_execute, snapshot
 
 DB = "sre4ai_bench_slos"
 SLUG = "bench"
@@ -590,6 +594,99 @@ def explain_purge(now: datetime) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
+def _median_ms(run: Callable[[], Any], repeat: int) -> float:
+    run()  # warm-up
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return ms(statistics.median(times))
+
+
+def what_if(slos: list[Any], t0: datetime, now: datetime, repeat: int) -> dict[str, float]:
+    """The reads and writes behind the slow spots as the code does them, beside what a suggested fix would do
+    (ORM or SQL here, nothing in slos/ is changed); median of --repeat runs each; DELETEs are rolled back."""
+    from django.db import connection, transaction
+    from django.db.models import Q, Sum
+
+    from slos import burn
+    from slos.models import SliMinute
+    from slos.services import evaluation_minute, sli_series
+
+    ids = [s.pk for s in slos]
+    typical = slos[len(SUPPORT_SLOS) + 2]
+    end = evaluation_minute(now)
+    quiet = [t0 - timedelta(hours=25) + MINUTE * i for i in range(QUIET_BATCH)]
+    windows = [5, 30, 60, 120, 360, 1440, 4320]  # the default policy's long and short windows, in minutes
+
+    def rolled_back(delete: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            with transaction.atomic():
+                delete()
+                transaction.set_rollback(True)
+
+        return run
+
+    def window_sums(slo_ids: list[int]) -> list[Any]:
+        sums = {
+            f"{k}{w}": Sum(k, filter=Q(minute__gt=end - MINUTE * w)) for w in windows[:-1] for k in ("good", "total")
+        }
+        rows = SliMinute.objects.filter(slo_id__in=slo_ids, minute__gt=end - MINUTE * windows[-1], minute__lte=end)
+        return list(rows.values("slo_id").annotate(g=Sum("good"), t=Sum("total"), **sums))
+
+    def list_sums(table: str, column: str) -> Callable[[], None]:
+        days = ", ".join(
+            f"SUM(good) FILTER (WHERE {column} > %s), SUM(total) FILTER (WHERE {column} > %s)" for _ in (7, 28)
+        )
+        statement = (
+            f"SELECT slo_id, {days}, SUM(good), SUM(total) FROM {table} "  # noqa: S608 - names are constants here
+            f"WHERE slo_id = ANY(%s) AND {column} > %s AND {column} <= %s GROUP BY slo_id"
+        )
+        params: list[Any] = [end - timedelta(days=d) for d in (7, 7, 28, 28)] + [ids, end - timedelta(days=30), end]
+
+        def run() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute(statement, params)
+                cursor.fetchall()
+
+        return run
+
+    found: dict[str, float] = {}
+    found["hook DELETE, 500 minutes x 50 SLOs, as written"] = _median_ms(
+        rolled_back(SliMinute.objects.filter(slo_id__in=ids, minute__in=quiet).delete), repeat
+    )
+    found["hook DELETE, same, plus minute range"] = _median_ms(
+        rolled_back(
+            SliMinute.objects.filter(
+                slo_id__in=ids, minute__in=quiet, minute__gte=quiet[0], minute__lte=quiet[-1]
+            ).delete
+        ),
+        repeat,
+    )
+    found["tick read, 1 SLO: 4,320 rows into PrefixSums"] = _median_ms(
+        lambda: burn.PrefixSums(sli_series(slo=typical, start=end - MINUTE * (windows[-1] - 1), end=end)), repeat
+    )
+    found["tick read, 1 SLO: window sums in SQL"] = _median_ms(lambda: window_sums([typical.pk]), repeat)
+    found["tick read, 50 SLOs: window sums in SQL, one query"] = _median_ms(lambda: window_sums(ids), repeat)
+    found["list sums, 50 SLOs, from minute rows"] = _median_ms(list_sums("slos_sliminute", "minute"), repeat)
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE bench_slihour AS SELECT slo_id, date_trunc('hour', minute) AS hour, "
+            "SUM(good) AS good, SUM(total) AS total FROM slos_sliminute GROUP BY 1, 2"
+        )
+        cursor.execute("CREATE INDEX ON bench_slihour (slo_id, hour)")
+        cursor.execute("ANALYZE bench_slihour")
+    found["(one-off: build an hourly table from the minutes)"] = ms(time.perf_counter() - started)
+    found["list sums, 50 SLOs, from hour rows"] = _median_ms(list_sums("bench_slihour", "hour"), repeat)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_slihour")
+    for name, value in found.items():
+        print(f"  {name:<56} {value:>8} ms")
+    return found
+
+
 # --------------------------------------------------------------------------------------------------
 
 
@@ -600,19 +697,34 @@ def main() -> None:
     parser.add_argument("--recompute-repeat", type=int, default=7, help="Rounds of the recompute comparison.")
     parser.add_argument("--keep", action="store_true", help=f"Keep the database {DB} at the end.")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--source",
+        default="worktree",
+        help="Code to measure: 'worktree' (a copy of the working tree taken at the start, the default) or a git "
+        "revision such as HEAD.",
+    )
     args = parser.parse_args()
-    result: dict[str, Any] = {"machine": machine()}
+    result: dict[str, Any] = {"machine": machine(), "source": args.source}
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=False)
+    result["uncommitted"] = status.stdout.splitlines() if args.source == "worktree" else []
     pg_execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
     pg_execute(f"CREATE DATABASE {DB}")
+    var_dir = tempfile.mkdtemp(prefix="sre4ai-bench-slos-")
+    # Edits that others make to the working tree during the run do not leak into what is measured.
+    src = snapshot(Path(var_dir) / "src", args.source)
     env = {
         "DATABASE_URL": f"{PG_BASE_URL}/{DB}",
         "DJANGO_SETTINGS_MODULE": "sre4ai_web.settings",
         "CELERY_BROKER_URL": "memory://",
         "DATABASE_CONN_MAX_AGE": "600",  # one connection for the whole run, as a long-lived worker keeps
+        "SRE4AI_VAR_DIR": var_dir,
+        "SRE4AI_STATIC_ROOT": str(REPO / "staticfiles"),  # the pages need the collected files' manifest
     }
     os.environ.update(env)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=os.environ, check=True)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=src, env=os.environ, check=True)
     os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver"
+    sys.path.insert(0, str(src))
+    os.chdir(src)
     import django
 
     django.setup()
@@ -677,12 +789,18 @@ def main() -> None:
         result["tick"] = bench_tick(slos, now, args.ticks)
         result["purge_plan"] = explain_purge(now)
         print(result["purge_plan"])
+        print("slow spots, as written and as a fix would do them:")
+        result["what_if"] = what_if(slos, t0, now, args.repeat)
         print("pages:")
         result["pages"] = bench_pages(user, secret, slos, args.repeat)
+        # Again with 30 days of SLI minutes in the table: what the hook's DELETE costs in the steady state.
+        print(f"rollup recompute again, with {total_rows} SliMinute rows in the table:")
+        result["recompute_full_table"] = bench_recompute(project, parking, slos, t0, args.recompute_repeat)
         result["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
         print(f"load average before {result['machine']['loadavg_before']}, after {result['loadavg_after']}")
     finally:
         connections.close_all()
+        shutil.rmtree(var_dir, ignore_errors=True)
         if not args.keep:
             pg_execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
     if args.json:

@@ -170,7 +170,13 @@ def sli_minutes_recompute(
     if not definitions:
         return
     counts = _count(definitions, traces, verdicts)
-    SliMinute.objects.filter(slo_id__in=[d.slo_id for d in definitions], minute__in=list(minutes)).delete()
+    # The range bounds let PostgreSQL walk the (slo, minute) index instead of scanning for a long IN list.
+    SliMinute.objects.filter(
+        slo_id__in=[d.slo_id for d in definitions],
+        minute__gte=min(minutes),
+        minute__lte=max(minutes),
+        minute__in=list(minutes),
+    ).delete()
     SliMinute.objects.bulk_create(
         [SliMinute(slo_id=slo_id, minute=m, good=g, total=t) for (slo_id, m), (g, t) in counts.items()],
         batch_size=1000,
@@ -261,8 +267,6 @@ def slos_evaluate(*, now: datetime | None = None) -> TickResult:
             continue
         evaluated += 1
     _history_requeue(now)
-    # SLI minutes older than any window are no longer read.
-    SliMinute.objects.filter(minute__lt=floor_minute(now) - timedelta(days=31)).delete()
     return TickResult(evaluated, changes)
 
 
@@ -287,6 +291,8 @@ def slo_evaluate(*, slo_id: int, now: datetime) -> int:
         return 0
     rules = policy_rules(slo.policy)
     end = evaluation_minute(now)
+    # Minutes older than any window are no longer read (per SLO: an index range, not a table scan).
+    SliMinute.objects.filter(slo=slo, minute__lt=end - timedelta(days=31)).delete()
     longest = max((rule.long_minutes for rule in rules), default=1)
     sums = burn.PrefixSums(sli_series(slo=slo, start=end - (longest - 1) * MINUTE, end=end))
     states = {state.rule_key: state for state in RuleState.objects.filter(slo=slo)}

@@ -326,3 +326,12 @@ def test_a_lost_history_rebuild_is_queued_again(tenant: Tenant, monkeypatch: pyt
     assert queued == [slo.pk]
     slos_evaluate(now=timezone.now() + timedelta(minutes=32))
     assert queued == [slo.pk]  # not again every minute
+
+
+def test_the_tick_drops_minutes_older_than_any_window(tenant: Tenant, alerting: Any) -> None:
+    old = T0 - timedelta(days=32)
+    SliMinute.objects.create(slo=alerting, minute=old, good=1, total=1)
+    SliMinute.objects.create(slo=alerting, minute=T0 - timedelta(days=29), good=1, total=1)
+    slos_evaluate(now=at(12))
+    assert not SliMinute.objects.filter(minute=old).exists()
+    assert SliMinute.objects.filter(minute=T0 - timedelta(days=29)).exists()

@@ -1,6 +1,6 @@
 """SLOs: the evaluation tick, the SLO and incident pages, /metrics, and what the SLI hook adds to rollups.
 
-    .venv/bin/python bench/slos.py [--ticks 20] [--repeat 9] [--recompute-repeat 7] [--source worktree|REV] [--keep]
+    .venv/bin/python bench/slo_bench.py [--ticks 20] [--repeat 9] [--recompute-repeat 7] [--source worktree|REV] [--keep]
                                    [--json out.json]
 
 Fills its own database ``sre4ai_bench_slos`` (dropped and re-created at the start, dropped at the end unless

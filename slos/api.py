@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -23,7 +22,8 @@ from accounts.models import ApiKey, Project
 from rollups.models import Granularity, TrafficRollup
 from slos import burn, selectors, services
 from slos.forms import SloForm
-from slos.models import SLO, SliMinute
+from slos.models import SLO
+from slos.selectors import DAY
 
 SloIn = inline_serializer(
     "SloIn",
@@ -242,29 +242,14 @@ class ProjectCollector(Collector):
         now = timezone.now()
         end = services.evaluation_minute(now)
         slos = list(SLO.objects.filter(project=self.project).prefetch_related("rule_states"))
-        windows = sorted(
-            {
-                w
-                for slo in slos
-                for rule in services.policy_rules(slo.policy)
-                for w in (rule.long_minutes, rule.short_minutes)
-            }
-            | {slo.window_days * 24 * 60 for slo in slos}
-        )
-        sums: dict[int, dict[str, Any]] = {
-            row["slo_id"]: dict(row)
-            for row in SliMinute.objects.filter(
-                slo__in=slos, minute__gt=end - timedelta(minutes=max(windows, default=1)), minute__lte=end
+        rules = {slo.pk: services.policy_rules(slo.policy) for slo in slos}
+        windows = {
+            slo.pk: sorted(
+                {m for r in rules[slo.pk] for m in (r.long_minutes, r.short_minutes)} | {slo.window_days * DAY}
             )
-            .values("slo_id")
-            .annotate(
-                **{
-                    f"{k}{w}": Sum(k, filter=Q(minute__gt=end - timedelta(minutes=w)))
-                    for w in windows
-                    for k in ("good", "total")
-                }
-            )
+            for slo in slos
         }
+        counts = selectors.window_counts(slos=slos, end=end, windows=[m for ms in windows.values() for m in ms])
         labels = ["project", "service", "slo", "slo_id"]
         objective = GaugeMetricFamily("sre4ai_slo_objective_ratio", "Share of events that must be good.", labels=labels)
         sli = GaugeMetricFamily(
@@ -285,29 +270,21 @@ class ProjectCollector(Collector):
         for slo in slos:
             base = [self.project.slug, slo.service, slo.name, str(slo.pk)]
             objective.add_metric(base, float(slo.objective))
-            row = sums.get(slo.pk, {})
-            slo_windows = {
-                m for rule in services.policy_rules(slo.policy) for m in (rule.long_minutes, rule.short_minutes)
-            }
-            for minutes in sorted(slo_windows | {slo.window_days * 24 * 60}):
-                good, total = row.get(f"good{minutes}") or 0, row.get(f"total{minutes}") or 0
+            for minutes in windows[slo.pk]:
+                good, total = counts.get((slo.pk, minutes), burn.Counts(0, 0))
                 name = [*base, burn.format_window(minutes)]
                 valid.add_metric(name, total)
                 if total:
                     sli.add_metric(name, good / total)
                     rate.add_metric(name, float(burn.burn_rate(good, total, slo.objective) or 0))
-            minutes = slo.window_days * 24 * 60
-            remaining = burn.budget_remaining(
-                row.get(f"good{minutes}") or 0, row.get(f"total{minutes}") or 0, slo.objective
-            )
+            window = counts.get((slo.pk, slo.window_days * DAY), burn.Counts(0, 0))
+            remaining = burn.budget_remaining(window.good, window.total, slo.objective)
             if remaining is not None:
                 budget.add_metric(base, float(remaining))
             states = {s.rule_key: s for s in slo.rule_states.all()}
-            for rule in services.policy_rules(slo.policy):
-                state = states.get(services.rule_key(rule))
-                firing.add_metric(
-                    [*base, rule.severity, services.rule_key(rule)], 1.0 if state and state.firing else 0.0
-                )
+            for rule in rules[slo.pk]:
+                key = services.rule_key(rule)
+                firing.add_metric([*base, rule.severity, key], 1.0 if key in states and states[key].firing else 0.0)
         yield from (objective, sli, valid, rate, budget, firing)
         yield from self._services()
 

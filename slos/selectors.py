@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -32,7 +32,7 @@ from slos.services import MINUTE, evaluation_minute, policy_rules, rule_key, sli
 from slos.sli import SliDefinition
 from traces.models import Trace
 
-WINDOWS = (7, 28, 30)
+DAY = 24 * 60  # minutes
 
 
 @dataclass
@@ -98,6 +98,29 @@ def _rules(slo: SLO, states: Sequence[RuleState]) -> list[RuleStatus]:
     return rows
 
 
+def window_counts(*, slos: Sequence[SLO], end: datetime, windows: Iterable[int]) -> dict[tuple[int, int], burn.Counts]:
+    """(SLO id, window in minutes) → good/total over that window ending at minute `end`: one query for all of
+    them (absent keys had no events)."""
+    minutes = sorted(set(windows))
+    if not slos or not minutes:
+        return {}
+    rows = (
+        SliMinute.objects.filter(slo__in=slos, minute__gt=end - timedelta(minutes=minutes[-1]), minute__lte=end)
+        .values("slo_id")
+        .annotate(
+            **{
+                f"{kind}{m}": Sum(kind, filter=Q(minute__gt=end - timedelta(minutes=m)))
+                for m in minutes
+                for kind in ("good", "total")
+            }
+        )
+    )
+    sums: list[dict[str, Any]] = [dict(row) for row in rows]
+    return {
+        (row["slo_id"], m): burn.Counts(row[f"good{m}"] or 0, row[f"total{m}"] or 0) for row in sums for m in minutes
+    }
+
+
 def slo_summaries(*, project: Project, now: datetime, slos: QuerySet[SLO] | None = None) -> list[SloSummary]:
     """Every SLO of the project with its SLI and budget over its own window, worst budget first. 3 queries."""
     end = evaluation_minute(now)
@@ -108,28 +131,15 @@ def slo_summaries(*, project: Project, now: datetime, slos: QuerySet[SLO] | None
         ),
     )
     slo_list = list(queryset)
-    sums: dict[int, dict[str, Any]] = {
-        row["slo_id"]: dict(row)
-        for row in SliMinute.objects.filter(
-            slo__in=slo_list, minute__gt=end - timedelta(days=max(WINDOWS)), minute__lte=end
-        )
-        .values("slo_id")
-        .annotate(
-            **{
-                f"{kind}{days}": Sum(kind, filter=Q(minute__gt=end - timedelta(days=days)))
-                for days in WINDOWS
-                for kind in ("good", "total")
-            }
-        )
-    }
+    counts = window_counts(slos=slo_list, end=end, windows=[slo.window_days * DAY for slo in slo_list])
     summaries = []
     for slo in slo_list:
-        row = sums.get(slo.pk, {})
+        window = counts.get((slo.pk, slo.window_days * DAY), burn.Counts(0, 0))
         summaries.append(  # open_incidents: set by the Prefetch above
             SloSummary(
                 slo=slo,
-                good=row.get(f"good{slo.window_days}") or 0,
-                total=row.get(f"total{slo.window_days}") or 0,
+                good=window.good,
+                total=window.total,
                 rules=_rules(slo, list(slo.rule_states.all())),
                 incident=slo.open_incidents[0] if slo.open_incidents else None,
             )

@@ -126,10 +126,11 @@ def slo_save(
     return slo
 
 
+@transaction.atomic
 def slo_delete(*, slo: SLO) -> None:
     """Refused while an incident is unresolved: deleting would drop its pending notifications, and PagerDuty
     would keep an alert nobody can resolve from here."""
-    open_incident = Incident.objects.filter(slo=slo).exclude(status=IncidentStatus.RESOLVED).first()
+    open_incident = _open_incident(slo)
     if open_incident is not None:
         raise IncidentStateError(
             f"Incident #{open_incident.pk} of this SLO is still {open_incident.status}: resolve it first, "

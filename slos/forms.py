@@ -259,7 +259,8 @@ class SloForm(forms.Form):
 class ChannelForm(forms.Form):
     name = forms.CharField(max_length=100)
     kind = forms.ChoiceField(label="Type", choices=[(name, cls.label) for name, cls in TRANSPORTS.items()])
-    config = forms.JSONField(help_text="The settings of this channel type, as JSON (see the examples).")
+    config = forms.JSONField(initial=dict, widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+                             help_text="The settings of this channel type, as JSON (see the examples).")  # fmt: skip
 
     def __init__(self, *args: Any, project: Project, instance: Channel | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -56,28 +56,42 @@ def pg_scalar(sql: str, dbname: str = "postgres") -> Any:
     return row[0] if row else None
 
 
-def source_revision() -> str:
-    """The commit the source tree is based on (read-only git call; uncommitted edits are not reflected)."""
+def source_revision(source: str = "worktree") -> str:
+    """The commit of the code under test: ``source`` resolved, or HEAD for the working tree (read-only git
+    call; uncommitted edits of a working-tree run are not reflected)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
+            ["git", "rev-parse", "--short", "HEAD" if source == "worktree" else source],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     except OSError:
         return "?"
     return out.stdout.strip() or "?"
 
 
-def machine() -> dict[str, Any]:
+def machine(source: str = "worktree") -> dict[str, Any]:
     mem_kb = 0
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
             mem_kb = int(line.split()[1])
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
     return {
+        "cpu": cpu,
         "nproc": os.cpu_count(),
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
         "postgresql": pg_scalar("SHOW server_version"),
         "shared_buffers": pg_scalar("SHOW shared_buffers"),
         "python": sys.version.split()[0],
-        "source_revision": source_revision(),
+        "source_revision": source_revision(source),
         "loadavg_before": Path("/proc/loadavg").read_text().split()[:3],
     }

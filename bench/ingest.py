@@ -716,7 +716,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    info = machine()
+    info = machine(args.source)
     print(f"machine: {info}", flush=True)
     results: list[LoadResult] = []
     profile: dict[str, Any] = {}

@@ -704,7 +704,7 @@ def main() -> None:
         "revision such as HEAD.",
     )
     args = parser.parse_args()
-    result: dict[str, Any] = {"machine": machine(), "source": args.source}
+    result: dict[str, Any] = {"machine": machine(args.source), "source": args.source}
     status = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=False)
     result["uncommitted"] = status.stdout.splitlines() if args.source == "worktree" else []
     pg_execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")

@@ -472,7 +472,7 @@ def main() -> int:
         if not exists:
             conn.execute(f"CREATE DATABASE {DB}")
 
-    info = machine()
+    info = machine(args.source)
     log(f"machine: {info}")
     var_dir = tempfile.mkdtemp(prefix="sre4ai-bench-list-")
     atexit.register(shutil.rmtree, var_dir, True)

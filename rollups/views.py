@@ -16,6 +16,8 @@ from accounts.selectors import membership_for
 from evals.selectors import latest_drift_runs
 from rollups.charts import breakdown_rows, service_figures, sparkline
 from rollups.selectors import RANGES, Window, environments, overview, service_detail, window_for
+from slos.models import SLO
+from slos.selectors import slo_status_by_service, slo_summaries
 
 
 class RangeForm(forms.Form):
@@ -81,8 +83,19 @@ def overview_view(request: HttpRequest, slug: str) -> HttpResponse:
     for row in rows:
         run = drift.get(row.service)
         row.drift = (run.verdict or run.status).replace("_", " ") if run else "not run"
-    table = [{"health": row, "signals": [{**s, "points": sparkline(s["spark"])} for s in row.signals]} for row in rows]
-    return render(request, "rollups/overview.html", {**page.context, "rows": table})
+    slos = slo_status_by_service(project=page.project)
+    table = [
+        {
+            "health": row,
+            "signals": [{**s, "points": sparkline(s["spark"])} for s in row.signals],
+            "slos": slos.get(row.service),
+        }
+        for row in rows
+    ]
+    incidents = sorted(
+        (i for status in slos.values() for i in status.incidents), key=lambda i: i.opened_at, reverse=True
+    )
+    return render(request, "rollups/overview.html", {**page.context, "rows": table, "open_incidents": incidents})
 
 
 @login_required
@@ -105,6 +118,9 @@ def service_view(request: HttpRequest, slug: str) -> HttpResponse:
             "detail": detail,
             "figures": figures,
             "breakdowns": {dim: breakdown_rows(detail, dim) for dim in ("model", "release", "prompt", "route")},
+            "slos": slo_summaries(
+                project=page.project, now=timezone.now(), slos=SLO.objects.filter(project=page.project, service=service)
+            ),
             "trace_list": trace_list,
         },
     )

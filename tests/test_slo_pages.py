@@ -196,6 +196,38 @@ def test_pages_show_status_panels_and_escape_untrusted_text(tenant: Tenant, inci
     assert "Acknowledge" in triage
 
 
+def test_overview_and_service_page_show_slo_state_and_open_incidents(
+    tenant: Tenant, incident: Incident, django_assert_max_num_queries: Any
+) -> None:
+    """The on-call's landing page names the open incident and which service's SLO fires; the service page lists
+    its SLOs with status and budget. Untrusted SLO names stay text."""
+    ingest(tenant, [make_trace(0, service="other-bot")])
+    recompute()
+    create_slo(tenant.project, name="Quiet SLO", service="other-bot")
+    client = login()
+    overview = client.get("/p/acme/?range=30d").content.decode()
+    banner = overview.split('class="incident-banner"')[1].split("</ul>")[0]
+    assert f'href="/p/acme/incidents/{incident.pk}/"' in banner and "Incident #" in banner
+    assert "&lt;script&gt;alert(&#x27;slo&#x27;)&lt;/script&gt;" in banner and "<script>alert" not in overview
+    row = overview.split('data-service="support-bot"')[1].split("</tr>")[0]
+    assert re.search(r'class="slo-cell"><a href="/p/acme/slos/" class="status error"[^>]*>firing: page</a>', row)
+    service = client.get("/p/acme/service/?name=support-bot&range=30d").content.decode()
+    strip = service.split('class="slo-strip"')[1].split("</p>")[0]
+    assert f'href="/p/acme/slos/{incident.slo_id}/"' in strip and "firing: page" in strip
+    assert "budget -66.7%" in strip.replace("−", "-")  # 6 bad of 36 at a 10% budget: 1 - (6/36)/0.1
+    assert f'href="/p/acme/incidents/{incident.pk}/"' in strip and "Quiet SLO" not in strip
+    assert "<script>alert('slo')" not in service
+    # Resolved: the banner goes, the SLO stays listed.
+    client.post(f"/p/acme/incidents/{incident.pk}/act/", {"action": "resolve"})
+    with django_assert_max_num_queries(16) as counted:
+        after = client.get("/p/acme/?range=30d").content.decode()
+    assert 'class="incident-banner"' not in after
+    for i in range(4):
+        create_slo(tenant.project, name=f"extra {i}")
+    with django_assert_max_num_queries(len(counted.captured_queries)):
+        client.get("/p/acme/?range=30d")
+
+
 def test_incident_actions_need_an_editor_and_stay_in_their_project(
     tenant: Tenant, other_tenant: Tenant, incident: Incident
 ) -> None:

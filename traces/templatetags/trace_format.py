@@ -27,14 +27,20 @@ def duration(ms: float | None) -> str:
     return f"{ms / 60_000:.1f} min"
 
 
+SMALLEST_USD = Decimal("0.00000001")
+
+
 @register.filter
 def usd(value: Decimal | None) -> str:
     if value is None:
         return "–"
     if value == 0:
         return "$0"
+    if value < SMALLEST_USD:
+        return f"<${SMALLEST_USD:f}"
     if value < Decimal("0.01"):
-        return f"${value:.5f}".rstrip("0")
+        # Three significant figures: a per-request cost of $0.0000042 must not print as "$0.".
+        return f"${value:.{2 - value.adjusted()}f}".rstrip("0")
     return f"${value:,.4f}".rstrip("0").rstrip(".")
 
 

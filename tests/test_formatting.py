@@ -1,0 +1,33 @@
+"""Number formatting of the dashboards (template filters)."""
+
+from decimal import Decimal
+
+import pytest
+
+from rollups.templatetags.rollup_format import signal_change
+from traces.templatetags.trace_format import usd
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "–"),
+        (Decimal(0), "$0"),
+        (Decimal("1234.5"), "$1,234.5"),
+        (Decimal("0.0284"), "$0.0284"),
+        (Decimal("0.01"), "$0.01"),
+        (Decimal("0.00018"), "$0.00018"),
+        (Decimal("0.000123456"), "$0.000123"),
+        (Decimal("0.0000042"), "$0.0000042"),
+        (Decimal("0.000000015"), "$0.000000015"),
+        (Decimal("0.000000001"), "<$0.00000001"),
+    ],
+)
+def test_usd_keeps_three_significant_figures_below_a_cent(value: Decimal | None, text: str) -> None:
+    assert usd(value) == text
+
+
+def test_a_tiny_cost_change_is_shown_with_its_digits() -> None:
+    # The overview printed "▲ $0." for a change of a few millionths of a dollar per request.
+    assert signal_change({"key": "cost_per_request", "change": 0.0000042}) == "▲ $0.0000042"
+    assert signal_change({"key": "cost_per_request", "change": -0.00013}) == "▼ $0.00013"

@@ -11,6 +11,8 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+import redis
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
@@ -55,7 +57,13 @@ def test_commands_fail_with_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.django_db
 def test_seed_demo_goes_through_otlp_and_builds_three_services() -> None:
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete("backfill")
     call_command("seed_demo", "--traces", "120", "--hours", "6", verbosity=0, stdout=StringIO())
+    # The first drift run is queued for after the scoring, not left to beat's first hourly tick.
+    queued = [json.loads(m)["headers"] for m in broker.lrange("backfill", 0, -1)]
+    assert [(h["task"], h["eta"] is not None) for h in queued] == [("evals.tasks.drift_schedule", True)]
+    broker.delete("backfill")
     project = Project.objects.get(slug="demo")
     traces = Trace.objects.filter(project=project)
     assert traces.count() == 120

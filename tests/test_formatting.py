@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from rollups.templatetags.rollup_format import signal_change
+from rollups.templatetags.rollup_format import sig3, signal_change
 from traces.templatetags.trace_format import usd
 
 
@@ -31,3 +31,11 @@ def test_a_tiny_cost_change_is_shown_with_its_digits() -> None:
     # The overview printed "▲ $0." for a change of a few millionths of a dollar per request.
     assert signal_change({"key": "cost_per_request", "change": 0.0000042}) == "▲ $0.0000042"
     assert signal_change({"key": "cost_per_request", "change": -0.00013}) == "▼ $0.00013"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(None, "–"), (5.2345e-05, "0.0000523"), (0.000328, "0.000328"), (26.0, "26"), (1234567.0, "1230000")],
+)
+def test_drift_medians_use_plain_notation(value: float | None, text: str) -> None:
+    assert sig3(value) == text

@@ -65,6 +65,14 @@ def signal_class(signal: dict[str, Any]) -> str:
 
 
 @register.filter
+def sig3(value: float | None) -> str:
+    """Three significant figures in plain notation: a median cost of 5.23e-05 reads "0.0000523"."""
+    if value is None:
+        return "–"
+    return format(Decimal(f"{value:.3g}"), "f")
+
+
+@register.filter
 def percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
 

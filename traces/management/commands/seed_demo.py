@@ -24,6 +24,7 @@ from tqdm import tqdm
 from accounts.models import Project
 from accounts.services import api_key_issue, project_create, user_create
 from evals.services import evaluator_config_set
+from evals.tasks import drift_schedule
 from slos.forms import default_rule_rows
 from slos.models import SLO
 from slos.services import slo_save
@@ -31,6 +32,7 @@ from traces.api import otlp_traces
 from traces.ingest.otlp import to_key_values
 from traces.models import Trace
 
+DRIFT_AFTER_SECONDS = 180  # the worker scores the ~1,500 demo traces in about a minute
 SLO_DEFAULTS: dict[str, Any] = {"environment": "", "route": "", "model": "", "evaluator": "", "comparator": "",
                                 "threshold": None, "window_days": 30}  # fmt: skip
 RUNBOOK = """1. Open the incident's **triage page**: which release, model or prompt do the failing answers share?
@@ -447,6 +449,10 @@ class Command(BaseCommand):
                     project=project, values={**SLO_DEFAULTS, **values, "policy": policy, "owner": user}, channels=[]
                 )
         self.stdout.write(f"Defined {len(DEMO_SLOS)} SLOs; the worker computes their history.")
+        # Beat runs drift detection hourly, the first time an hour after it starts; a fresh demo would show
+        # "not run" until then. Once the worker has scored the demo traces, run it now-ish.
+        drift_schedule.apply_async(countdown=DRIFT_AFTER_SECONDS)
+        self.stdout.write(f"Drift detection runs in {DRIFT_AFTER_SECONDS // 60} minutes, then hourly.")
 
     def _send(self, factory: RequestFactory, secret: str, batch: dict[str, list[Span]], release: str) -> None:
         request = ExportTraceServiceRequest()

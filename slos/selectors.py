@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet, Sum
+from django.db.models import Prefetch, QuerySet, Sum
 
 from accounts.models import Project
 from evals.models import Score
@@ -28,7 +27,7 @@ from slos.models import (
     RuleState,
     SliMinute,
 )
-from slos.services import MINUTE, evaluation_minute, policy_rules, rule_key, sli_series
+from slos.services import MINUTE, evaluation_minute, policy_rules, rule_key, sli_series, window_counts
 from slos.sli import SliDefinition
 from traces.models import Trace
 
@@ -96,29 +95,6 @@ def _rules(slo: SLO, states: Sequence[RuleState]) -> list[RuleStatus]:
             )
         )
     return rows
-
-
-def window_counts(*, slos: Sequence[SLO], end: datetime, windows: Iterable[int]) -> dict[tuple[int, int], burn.Counts]:
-    """(SLO id, window in minutes) → good/total over that window ending at minute `end`: one query for all of
-    them (absent keys had no events)."""
-    minutes = sorted(set(windows))
-    if not slos or not minutes:
-        return {}
-    rows = (
-        SliMinute.objects.filter(slo__in=slos, minute__gt=end - timedelta(minutes=minutes[-1]), minute__lte=end)
-        .values("slo_id")
-        .annotate(
-            **{
-                f"{kind}{m}": Sum(kind, filter=Q(minute__gt=end - timedelta(minutes=m)))
-                for m in minutes
-                for kind in ("good", "total")
-            }
-        )
-    )
-    sums: list[dict[str, Any]] = [dict(row) for row in rows]
-    return {
-        (row["slo_id"], m): burn.Counts(row[f"good{m}"] or 0, row[f"total{m}"] or 0) for row in sums for m in minutes
-    }
 
 
 def slo_summaries(*, project: Project, now: datetime, slos: QuerySet[SLO] | None = None) -> list[SloSummary]:

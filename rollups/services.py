@@ -22,6 +22,7 @@ from django.utils.module_loading import import_string
 from evals.models import Score
 from rollups.histogram import bucket_of
 from rollups.models import DirtyBucket, Granularity, ScoreRollup, TrafficRollup
+from sre4ai_web.lib.lookups import AnyOf
 from traces.models import Span, Trace
 
 MINUTE = timedelta(minutes=1)
@@ -101,11 +102,15 @@ def _slices(trace: dict[str, Any], prompts: set[str]) -> list[tuple[str, str]]:
     return slices
 
 
-def trace_verdicts(trace_pks: list[int]) -> dict[int, dict[str, tuple[bool | None, float | None]]]:
-    """Per trace and score name: passed (all rows passed) and the mean value; newest evaluator version only."""
-    rows = Score.objects.filter(trace_id__in=trace_pks).values_list(
-        "trace_id", "name", "passed", "value", "source", "evaluator_version"
-    )
+def trace_verdicts(
+    trace_pks: list[int], names: Iterable[str] | None = None
+) -> dict[int, dict[str, tuple[bool | None, float | None]]]:
+    """Per trace and score name (only `names` when given): passed (all rows passed) and the mean value; newest
+    evaluator version only."""
+    scores = Score.objects.filter(AnyOf("trace_id", trace_pks))
+    if names is not None:
+        scores = scores.filter(name__in=sorted(names))
+    rows = scores.values_list("trace_id", "name", "passed", "value", "source", "evaluator_version")
     newest: dict[tuple[int, str], int] = {}
     kept: list[tuple[int, str, bool | None, float | None]] = []
     materialised = list(rows)
@@ -134,7 +139,7 @@ def trace_verdicts(trace_pks: list[int]) -> dict[int, dict[str, tuple[bool | Non
 def _prompts(trace_pks: list[int]) -> dict[int, set[str]]:
     found: dict[int, set[str]] = defaultdict(set)
     rows = (
-        Span.objects.filter(trace_id__in=trace_pks, kind="llm")
+        Span.objects.filter(AnyOf("trace_id", trace_pks), kind="llm")
         .exclude(prompt_name="")
         .values_list("trace_id", "prompt_name", "prompt_version")
         .distinct()

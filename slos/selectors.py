@@ -360,7 +360,8 @@ def incident_events(
         rows = list(
             traces.order_by("-start_time").values(*TRACE_FIELDS, "trace_id", "input_preview", "output_preview")[:limit]
         )
-        verdicts = trace_verdicts([r["pk"] for r in rows])
+        names = definition.score_names
+        verdicts = trace_verdicts([r["pk"] for r in rows], names) if names else {}
         out = []
         for row in rows:
             good = definition.verdict(row, verdicts.get(row["pk"], {}))

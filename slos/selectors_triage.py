@@ -16,6 +16,7 @@ from typing import Any
 
 from rollups.services import _prompts as prompts_of  # the prompt slices of the dashboards, one definition
 from slos.triage import Event
+from sre4ai_web.lib.lookups import AnyOf
 from traces.models import RetrievedDocument, Span, Trace
 
 # Traces per round of queries: keeps each IN list and each result set bounded for a large incident.
@@ -47,9 +48,9 @@ def events_for(*, project_id: int, trace_pks: Sequence[int], bad_pks: set[int]) 
         chunk = wanted[start : start + CHUNK]
         traces = {
             pk: (release, model_names, name)
-            for pk, release, model_names, name in Trace.objects.filter(project_id=project_id, pk__in=chunk).values_list(
-                "pk", "release", "model_names", "name"
-            )
+            for pk, release, model_names, name in Trace.objects.filter(
+                AnyOf("pk", chunk), project_id=project_id
+            ).values_list("pk", "release", "model_names", "name")
         }
         if not traces:
             continue
@@ -58,12 +59,15 @@ def events_for(*, project_id: int, trace_pks: Sequence[int], bad_pks: set[int]) 
         prompts = prompts_of(pks)
         tools: dict[int, set[str]] = defaultdict(set)
         for trace_id, tool_name in (
-            Span.objects.filter(trace_id__in=pks).exclude(tool_name="").values_list("trace_id", "tool_name").distinct()
+            Span.objects.filter(AnyOf("trace_id", pks))
+            .exclude(tool_name="")
+            .values_list("trace_id", "tool_name")
+            .distinct()
         ):
             tools[trace_id].add(tool_name)
         sources: dict[int, set[str]] = defaultdict(set)
         for trace_id, document_id, source, url in (
-            RetrievedDocument.objects.filter(span__trace_id__in=pks)
+            RetrievedDocument.objects.filter(AnyOf("span__trace_id", pks))
             .values_list("span__trace_id", "document_id", "metadata__source", "metadata__url")
             .distinct()
         ):

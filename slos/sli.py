@@ -50,6 +50,13 @@ class SliDefinition:
             threshold=slo.threshold,
         )
 
+    @property
+    def score_names(self) -> frozenset[str]:
+        """The scores `verdict` reads: none for error, latency and cost."""
+        if self.kind in (SliKind.ERROR, SliKind.LATENCY, SliKind.COST):
+            return frozenset()
+        return SAFETY_CHECKS if self.kind == SliKind.SAFETY else frozenset({self.score_name})
+
     def selects(self, trace: Mapping[str, Any]) -> bool:
         """Whether the trace belongs to the SLO's slice (service, and environment / route / model when set)."""
         return (

@@ -1,0 +1,51 @@
+"""sre4ai_web.lib.lookups.AnyOf: one array parameter on PostgreSQL, one JSON text on the embedded SQLite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from accounts.models import Project
+from sre4ai_web.lib.lookups import AnyOf
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.django_db
+def test_any_of_matches_the_listed_ids_with_one_parameter() -> None:
+    projects = [Project.objects.create(name=f"p{i}", slug=f"p{i}") for i in range(4)]
+    wanted = [projects[0].pk, projects[2].pk, projects[2].pk, 10**12]  # repeats and unknown ids are harmless
+    found = Project.objects.filter(AnyOf("pk", wanted))
+    assert sorted(found.values_list("slug", flat=True)) == ["p0", "p2"]
+    sql, params = found.query.sql_with_params()
+    assert "= ANY(%s)" in sql and list(params) == [wanted]
+    assert not Project.objects.filter(AnyOf("pk", [])).exists()
+    assert connection.vendor == "postgresql"
+
+
+SQLITE_CHECK = """
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", "accounts", verbosity=0)
+from accounts.models import Project
+from sre4ai_web.lib.lookups import AnyOf
+a, b, c = (Project.objects.create(name=s, slug=s) for s in "abc")
+print(sorted(Project.objects.filter(AnyOf("pk", [a.pk, c.pk, 999])).values_list("slug", flat=True)))
+print(Project.objects.filter(AnyOf("pk", [])).count())
+"""
+
+
+def test_any_of_works_on_the_embedded_sqlite(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update({"SRE4AI_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "sre4ai_web.settings"})
+    done = subprocess.run([sys.executable, "-c", SQLITE_CHECK], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["['a', 'c']", "0"]
+    assert (tmp_path / "db.sqlite3").exists()

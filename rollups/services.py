@@ -22,7 +22,7 @@ from django.utils.module_loading import import_string
 from evals.models import Score
 from rollups.histogram import bucket_of
 from rollups.models import DirtyBucket, Granularity, ScoreRollup, TrafficRollup
-from sre4ai_web.lib.lookups import AnyOf
+from sre4ai_web.lib.sql import AnyOf
 from traces.models import Span, Trace
 
 MINUTE = timedelta(minutes=1)

@@ -531,15 +531,16 @@ def evaluate_rule(
 
 
 def burn_rate_series(
-    series: Sequence[tuple[int, int]] | PrefixSums, window: timedelta | int, objective: Decimal
+    series: Sequence[tuple[int, int]] | PrefixSums, window: timedelta | int, objective: Decimal, *, start: int = 0
 ) -> list[float | None]:
-    """Burn rate over `window` ending at each minute, as floats for charts (None where it has no events)."""
+    """Burn rate over `window` ending at each minute from minute `start` on, as floats for charts (None where it
+    has no events). The minutes before `start` still count in the windows: they are history, not display."""
     sums = series if isinstance(series, PrefixSums) else PrefixSums(series)
     minutes = window_minutes(window)
     budget = float(1 - _objective(objective))
     good, total = sums.good, sums.total
     rates: list[float | None] = []
-    for end in range(1, len(sums) + 1):
+    for end in range(max(start, 0) + 1, len(sums) + 1):
         start = max(0, end - minutes)
         count = total[end] - total[start]
         bad = count - (good[end] - good[start])

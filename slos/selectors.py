@@ -231,8 +231,8 @@ def slo_detail(*, slo: SLO, now: datetime, range_key: str = "1d") -> SloDetail:
         budget.append(float(remaining) if remaining is not None else None)
     panels = []
     for status in summary.rules:
-        long_rates = burn.burn_rate_series(sums, status.rule.long_minutes, slo.objective)[offset:]
-        short_rates = burn.burn_rate_series(sums, status.rule.short_minutes, slo.objective)[offset:]
+        long_rates = burn.burn_rate_series(sums, status.rule.long_minutes, slo.objective, start=offset)
+        short_rates = burn.burn_rate_series(sums, status.rule.short_minutes, slo.objective, start=offset)
         panels.append(
             BurnPanel(
                 rule=status.rule,

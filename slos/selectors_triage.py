@@ -16,7 +16,7 @@ from typing import Any
 
 from rollups.services import _prompts as prompts_of  # the prompt slices of the dashboards, one definition
 from slos.triage import Event
-from sre4ai_web.lib.lookups import AnyOf
+from sre4ai_web.lib.sql import AnyOf
 from traces.models import RetrievedDocument, Span, Trace
 
 # Traces per round of queries: keeps each IN list and each result set bounded for a large incident.

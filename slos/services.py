@@ -45,6 +45,7 @@ from slos.models import (
 from slos.sli import SliDefinition, Verdicts
 from slos.transports import REGISTRY
 from slos.transports.base import AlertMessage, DeliveryError
+from sre4ai_web.lib.sql import EpochMinute
 from traces.models import Trace
 
 log = logging.getLogger(__name__)
@@ -226,10 +227,11 @@ def sli_history_rebuild(*, slo_id: int, now: datetime | None = None) -> int:
 def sli_series(*, slo: SLO, start: datetime, end: datetime) -> list[tuple[int, int]]:
     """Dense per-minute (good, total) from minute `start` to minute `end`, both included."""
     series = [(0, 0)] * ((end - start) // MINUTE + 1)
+    first = int(start.timestamp()) // 60
     for minute, good, total in SliMinute.objects.filter(slo=slo, minute__gte=start, minute__lte=end).values_list(
-        "minute", "good", "total"
+        EpochMinute("minute"), "good", "total"
     ):
-        series[(minute - start) // MINUTE] = (good, total)
+        series[minute - first] = (good, total)
     return series
 
 

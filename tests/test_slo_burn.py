@@ -435,6 +435,9 @@ def test_burn_rate_series() -> None:
     assert burn_rate_series(series, 1, P999) == pytest.approx([0.0, None, 10.0, 0.0])
     assert burn_rate_series(series, 2, P999) == pytest.approx([0.0, 0.0, 10.0, 5.0])
     assert burn_rate_series([(0, 0)], 5, P999) == [None]
+    # From minute 2 on, with the minutes before still inside the 2-minute windows.
+    assert burn_rate_series(series, 2, P999, start=2) == pytest.approx([10.0, 5.0])
+    assert burn_rate_series(series, 2, P999, start=4) == []
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,17 +1,19 @@
-"""sre4ai_web.lib.lookups.AnyOf: one array parameter on PostgreSQL, one JSON text on the embedded SQLite."""
+"""sre4ai_web.lib.sql.AnyOf: one array parameter on PostgreSQL, one JSON text on the embedded SQLite."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.db.models import DateTimeField, Value
 
 from accounts.models import Project
-from sre4ai_web.lib.lookups import AnyOf
+from sre4ai_web.lib.sql import AnyOf, EpochMinute
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,16 +30,24 @@ def test_any_of_matches_the_listed_ids_with_one_parameter() -> None:
     assert connection.vendor == "postgresql"
 
 
+@pytest.mark.django_db
+def test_epoch_minute_is_whole_minutes_since_1970() -> None:
+    Project.objects.create(name="p", slug="p")
+    stamped = Project.objects.annotate(at=Value(datetime(2026, 11, 27, 9, 43, 59, tzinfo=UTC), DateTimeField()))
+    assert stamped.values_list(EpochMinute("at"), flat=True).get() == 29_929_543  # 1,795,772,639 s since 1970
+
+
 SQLITE_CHECK = """
 import django
 django.setup()
 from django.core.management import call_command
 call_command("migrate", "accounts", verbosity=0)
 from accounts.models import Project
-from sre4ai_web.lib.lookups import AnyOf
+from sre4ai_web.lib.sql import AnyOf, EpochMinute
 a, b, c = (Project.objects.create(name=s, slug=s) for s in "abc")
 print(sorted(Project.objects.filter(AnyOf("pk", [a.pk, c.pk, 999])).values_list("slug", flat=True)))
 print(Project.objects.filter(AnyOf("pk", [])).count())
+print(Project.objects.filter(slug="a").values_list(EpochMinute("created_at"), flat=True).get() == int(a.created_at.timestamp()) // 60)
 """
 
 
@@ -47,5 +57,5 @@ def test_any_of_works_on_the_embedded_sqlite(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", SQLITE_CHECK], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:2] == ["['a', 'c']", "0"]
+    assert done.stdout.split("\n")[:3] == ["['a', 'c']", "0", "True"]
     assert (tmp_path / "db.sqlite3").exists()

@@ -1,7 +1,8 @@
 """SLOs on trace-level signals, their per-minute SLI counts, alert rule state, incidents and the notification
 outbox.
 
-Flow: rollup recomputes write SliMinute rows (good/total per SLO and minute); the evaluation tick reads them,
+Flow: rollup recomputes write SliMinute rows (good/total per SLO and minute) and their SliHour sums; window
+sums (the tick, the SLO list, /metrics) read whole hours from SliHour and the partial ones from SliMinute,
 keeps a RuleState per alert rule, and writes every state change as an IncidentEvent together with one
 Delivery row per notification channel (the outbox) in the same transaction; the dispatcher claims pending
 deliveries with SKIP LOCKED and logs each attempt as a DeliveryAttempt.
@@ -104,6 +105,19 @@ class SliMinute(models.Model):
             # One row per SLO and minute; the unique index also serves every window sum (slo, minute range).
             models.UniqueConstraint(fields=["slo", "minute"], name="sli_minute_unique"),
         ]
+
+
+class SliHour(models.Model):
+    """The sum of the SLO's SliMinute rows of one hour (derived, written with them): a 30-day window is 720 of
+    these plus the minutes of its two partial hours, not 43,200 minute rows."""
+
+    slo = models.ForeignKey(SLO, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    good = models.IntegerField()
+    total = models.IntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["slo", "hour"], name="sli_hour_unique")]
 
 
 class RuleState(models.Model):

@@ -22,11 +22,12 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, Sum
+from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Project
-from rollups.services import TRACE_FIELDS, floor_minute, trace_verdicts
+from rollups.services import HOUR, TRACE_FIELDS, floor_hour, floor_minute, trace_verdicts
 from slos import burn
 from slos.burn import AlertRule
 from slos.models import (
@@ -40,6 +41,7 @@ from slos.models import (
     IncidentEvent,
     IncidentStatus,
     RuleState,
+    SliHour,
     SliMinute,
 )
 from slos.sli import SliDefinition, Verdicts
@@ -168,7 +170,10 @@ def sli_minutes_recompute(
     verdicts: Mapping[int, Verdicts],
 ) -> None:
     """Rollup hook: replace the SLI counts of these minutes for every SLO of the project."""
-    definitions = [SliDefinition.of(slo) for slo in SLO.objects.filter(project_id=project_id)]
+    # Locked (in id order) so that two recomputes of minutes in the same hour cannot each sum that hour from a
+    # snapshot without the other's minutes; the tick and a history rebuild wait for this, as for each other.
+    slos = SLO.objects.filter(project_id=project_id).order_by("pk").select_for_update(no_key=True)
+    definitions = [SliDefinition.of(slo) for slo in slos]
     if not definitions:
         return
     counts = _count(definitions, traces, verdicts)
@@ -186,6 +191,32 @@ def sli_minutes_recompute(
         update_conflicts=True,
         unique_fields=["slo", "minute"],
         update_fields=["good", "total"],
+    )
+    sli_hours_refresh(slo_ids=[d.slo_id for d in definitions], hours={floor_hour(m) for m in minutes})
+
+
+def sli_hours_refresh(*, slo_ids: Sequence[int], hours: Iterable[datetime] | None = None) -> None:
+    """Recount the SliHour rows of these SLOs from their SliMinute rows: for the given hours, or all of them."""
+    hour_rows = SliHour.objects.filter(slo_id__in=slo_ids)
+    minute_rows = SliMinute.objects.filter(slo_id__in=slo_ids)
+    if hours is not None:
+        wanted = sorted(hours)
+        if not wanted:
+            return
+        hour_rows = hour_rows.filter(hour__in=wanted)
+        in_hours = Q()
+        for hour in wanted:
+            in_hours |= Q(minute__gte=hour, minute__lt=hour + HOUR)
+        minute_rows = minute_rows.filter(in_hours)
+    hour_rows.delete()
+    sums = (
+        minute_rows.annotate(h=TruncHour("minute", tzinfo=UTC))
+        .values("slo_id", "h")
+        .annotate(g=Sum("good"), t=Sum("total"))
+        .order_by()
+    )
+    SliHour.objects.bulk_create(
+        [SliHour(slo_id=r["slo_id"], hour=r["h"], good=r["g"], total=r["t"]) for r in sums], batch_size=1000
     )
 
 
@@ -220,6 +251,7 @@ def sli_history_rebuild(*, slo_id: int, now: datetime | None = None) -> int:
             [SliMinute(slo_id=slo_id, minute=m, good=g, total=t) for (_, m), (g, t) in counts.items()],
             batch_size=1000,
         )
+        sli_hours_refresh(slo_ids=[slo_id])
         SLO.objects.filter(pk=slo_id).update(history_ready_at=now)
     return sum(total for _, total in counts.values())
 
@@ -236,26 +268,44 @@ def sli_series(*, slo: SLO, start: datetime, end: datetime) -> list[tuple[int, i
 
 
 def window_counts(*, slos: Sequence[SLO], end: datetime, windows: Iterable[int]) -> dict[tuple[int, int], burn.Counts]:
-    """(SLO id, window in minutes) → good/total over that window ending at minute `end`: one query for all of
-    them (absent keys had no events)."""
+    """(SLO id, window in minutes) → good/total over that window ending at minute `end` (absent keys had no
+    events). Two queries for all of them: the whole hours of every window from SliHour, the minutes of their
+    partial first and last hours from SliMinute (a 30-day window: ~720 hour rows and < 120 minute rows)."""
     minutes = sorted(set(windows))
     if not slos or not minutes:
         return {}
-    rows = (
-        SliMinute.objects.filter(slo__in=slos, minute__gt=end - timedelta(minutes=minutes[-1]), minute__lte=end)
-        .values("slo_id")
-        .annotate(
-            **{
-                f"{kind}{m}": Sum(kind, filter=Q(minute__gt=end - timedelta(minutes=m)))
-                for m in minutes
-                for kind in ("good", "total")
-            }
+    last_hour = floor_hour(end + MINUTE)  # whole hours end here; the minutes from it to `end` are partial
+    minute_parts: dict[int, Q] = {}
+    hour_parts: dict[int, Q] = {}
+    for m in minutes:
+        first = end - timedelta(minutes=m) + MINUTE
+        first_hour = first if first == floor_hour(first) else floor_hour(first) + HOUR
+        if first_hour < last_hour:
+            hour_parts[m] = Q(hour__gte=first_hour, hour__lt=last_hour)
+            minute_parts[m] = Q(minute__gte=first, minute__lt=first_hour) | Q(minute__gte=last_hour, minute__lte=end)
+        else:
+            minute_parts[m] = Q(minute__gte=first, minute__lte=end)
+    sums: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
+    for model, parts in ((SliMinute, minute_parts), (SliHour, hour_parts)):
+        if not parts:
+            continue
+        anywhere = Q()
+        for part in parts.values():
+            anywhere |= part
+        rows = (
+            model.objects.filter(anywhere, slo__in=slos)
+            .values("slo_id")
+            .annotate(
+                **{f"{kind}{m}": Sum(kind, filter=part) for m, part in parts.items() for kind in ("good", "total")}
+            )
         )
-    )
-    sums: list[dict[str, Any]] = [dict(row) for row in rows]
-    return {
-        (row["slo_id"], m): burn.Counts(row[f"good{m}"] or 0, row[f"total{m}"] or 0) for row in sums for m in minutes
-    }
+        for values in rows:
+            row: dict[str, Any] = dict(values)
+            for m in parts:
+                cell = sums[(row["slo_id"], m)]
+                cell[0] += row[f"good{m}"] or 0
+                cell[1] += row[f"total{m}"] or 0
+    return {key: burn.Counts(good, total) for key, (good, total) in sums.items()}
 
 
 def sli_totals(*, slo: SLO, start: datetime, end: datetime) -> burn.Counts:
@@ -319,6 +369,7 @@ def slo_evaluate(*, slo_id: int, now: datetime) -> int:
     end = evaluation_minute(now)
     # Minutes older than any window are no longer read (per SLO: an index range, not a table scan).
     SliMinute.objects.filter(slo=slo, minute__lt=end - timedelta(days=31)).delete()
+    SliHour.objects.filter(slo=slo, hour__lt=end - timedelta(days=31) - HOUR).delete()
     # Every rule window summed in SQL, one query: reading the longest window's minutes into Python cost ~4x more.
     counts = window_counts(
         slos=[slo], end=end, windows=[m for rule in rules for m in (rule.long_minutes, rule.short_minutes)]

@@ -4,8 +4,9 @@ resolved by people, and the outbox written with each state change."""
 
 from __future__ import annotations
 
+import random
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from rollups.services import floor_hour
 from slos import services
 from slos.models import (
     SLO,
@@ -23,6 +25,7 @@ from slos.models import (
     IncidentEvent,
     IncidentStatus,
     RuleState,
+    SliHour,
     SliMinute,
 )
 from slos.services import slos_evaluate
@@ -36,11 +39,21 @@ pytestmark = pytest.mark.django_db
 
 
 def counts(slo_id: int) -> dict[int, tuple[int, int]]:
-    """minute offset → (good, total)."""
+    """minute offset → (good, total); and every SliHour row is the sum of its minutes."""
+    assert_hours_match_minutes(slo_id)
     return {
         int((m - T0).total_seconds() // 60): (g, t)
         for m, g, t in SliMinute.objects.filter(slo_id=slo_id).values_list("minute", "good", "total")
     }
+
+
+def assert_hours_match_minutes(slo_id: int) -> None:
+    expected: dict[datetime, tuple[int, int]] = {}
+    for minute, good, total in SliMinute.objects.filter(slo_id=slo_id).values_list("minute", "good", "total"):
+        g, t = expected.get(floor_hour(minute), (0, 0))
+        expected[floor_hour(minute)] = (g + good, t + total)
+    hours = {h: (g, t) for h, g, t in SliHour.objects.filter(slo_id=slo_id).values_list("hour", "good", "total")}
+    assert hours == expected
 
 
 # --------------------------------------------------------------------------------------------------
@@ -135,6 +148,37 @@ def test_history_rebuild_gives_the_same_counts_as_the_incremental_path(tenant: T
     assert incremental[3] == (0, 1) and incremental[4] == (1, 1)
     slo.refresh_from_db()
     assert slo.history_ready_at == at(45)
+
+
+def test_window_sums_from_hours_and_partial_hours_equal_the_sum_of_minutes(tenant: Tenant) -> None:
+    """window_counts reads whole hours from SliHour and the edges from SliMinute: the same as summing minutes, for
+    windows that start and end anywhere in an hour, shorter than an hour, or past the data."""
+    ingest(tenant, [make_trace(0)])
+    recompute()
+    slos = [create_slo(tenant.project, name=f"slo {i}") for i in range(2)]
+    rng = random.Random(7)
+    start = datetime(2026, 10, 1, 0, 0, tzinfo=UTC)
+    rows = {}
+    for slo in slos:
+        for _ in range(3000):
+            minute = start + timedelta(minutes=rng.randrange(40 * 24 * 60))
+            total = rng.randint(1, 9)
+            rows[(slo.pk, minute)] = SliMinute(slo=slo, minute=minute, good=rng.randint(0, total), total=total)
+    SliMinute.objects.all().delete()
+    SliMinute.objects.bulk_create(rows.values())
+    services.sli_hours_refresh(slo_ids=[slo.pk for slo in slos])
+    assert_hours_match_minutes(slos[0].pk)
+    windows = [1, 5, 59, 60, 61, 119, 360, 1440, 4320, 30 * 1440]
+    for _ in range(25):
+        end = start + timedelta(minutes=rng.randrange(41 * 24 * 60))
+        got = services.window_counts(slos=slos, end=end, windows=windows)
+        for slo in slos:
+            for window in windows:
+                inside = [
+                    r for (pk, m), r in rows.items() if pk == slo.pk and end - timedelta(minutes=window) < m <= end
+                ]
+                want = (sum(r.good for r in inside), sum(r.total for r in inside))
+                assert tuple(got.get((slo.pk, window), (0, 0))) == want, (end, window)
 
 
 def test_a_redefined_slo_waits_for_its_history_before_alerting(tenant: Tenant) -> None:

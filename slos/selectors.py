@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db.models import F, Prefetch, QuerySet, Sum, Window
+from django.db.models.functions import RowNumber
 
 from accounts.models import Project
 from evals.models import Score
@@ -404,10 +405,18 @@ def channels_for(*, project: Project) -> QuerySet[Channel]:
     return Channel.objects.filter(project=project).prefetch_related("slos")
 
 
-def channel_deliveries(*, channel: Channel, limit: int = 50) -> list[Delivery]:
-    return list(
-        Delivery.objects.filter(channel=channel)
+def channel_deliveries(*, channels: Sequence[Channel], limit: int = 10) -> dict[int, list[Delivery]]:
+    """Channel id → its newest `limit` deliveries with their attempts: two queries for every channel together."""
+    newest = Window(RowNumber(), partition_by=[F("channel_id")], order_by=[F("event__at").desc(), F("pk").desc()])
+    rows = (
+        Delivery.objects.filter(channel__in=channels)
         .select_related("event", "event__incident", "event__incident__slo")
         .prefetch_related(Prefetch("attempt_log", queryset=DeliveryAttempt.objects.order_by("at", "pk")))
-        .order_by("-event__at", "-pk")[:limit]
+        .annotate(newest=newest)
+        .filter(newest__lte=limit)
+        .order_by("channel_id", "newest")
     )
+    by_channel: dict[int, list[Delivery]] = {channel.pk: [] for channel in channels}
+    for delivery in rows:
+        by_channel[delivery.channel_id].append(delivery)
+    return by_channel

@@ -251,17 +251,11 @@ def channel_list(request: HttpRequest, slug: str) -> HttpResponse:
             return redirect("channel_list", slug)
         status = 400
     channels = list(selectors.channels_for(project=project))
+    deliveries = selectors.channel_deliveries(channels=channels, limit=10)
     context = {
         "project": project,
         "form": form,
-        "channels": [
-            (
-                c,
-                _shown_config(c, admin=membership.allows(Role.ADMIN)),
-                selectors.channel_deliveries(channel=c, limit=10),
-            )
-            for c in channels
-        ],
+        "channels": [(c, _shown_config(c, admin=membership.allows(Role.ADMIN)), deliveries[c.pk]) for c in channels],
         "examples": channel_examples(),
         "can_admin": membership.allows(Role.ADMIN),
     }

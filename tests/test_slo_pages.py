@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from accounts.models import Role
 from accounts.services import membership_set, user_create
 from slos import services
-from slos.models import SLO, Channel, Incident
+from slos.models import SLO, Channel, Delivery, EventKind, Incident, IncidentEvent
 from slos.services import slos_evaluate
 from tests.conftest import PASSWORD, Tenant
 from tests.slo_data import at, create_slo, ingest, make_trace, manager, recompute, score
@@ -261,6 +261,30 @@ def test_channel_form_validates_and_masks_secrets(tenant: Tenant) -> None:
     as_viewer = login("vera").get("/p/acme/channels/").content.decode()
     assert "https://hooks.example.com/…" in as_viewer and "hooks.example.com/x" not in as_viewer  # tokens hide in paths
     assert login("vera").post("/p/acme/channels/", {"name": "x", "kind": "email", "config": "{}"}).status_code == 403
+
+
+def test_channel_page_shows_the_newest_deliveries_of_every_channel_in_constant_queries(
+    tenant: Tenant, incident: Incident, django_assert_max_num_queries: Any
+) -> None:
+    config = {"url": "https://hooks.example.com/x"}
+    channels = [services.channel_save(project=tenant.project, name=f"hook {i}", kind="webhook", config=config)
+                for i in range(3)]  # fmt: skip
+    events = [
+        IncidentEvent.objects.create(incident=incident, kind=EventKind.NOTE, at=at(20 + i), text=f"note {i}")
+        for i in range(12)
+    ]
+    for channel in channels[:2]:
+        Delivery.objects.bulk_create([Delivery(event=e, channel=channel, next_attempt_at=e.at) for e in events])
+    client = login()
+    with django_assert_max_num_queries(12) as counted:
+        page = client.get("/p/acme/channels/").content.decode()
+    for channel in channels[:2]:
+        section = page.split(f"hook {channels.index(channel)}")[1].split("hook ")[0]
+        shown = re.findall(r"\d\d-\d\d \d\d:\d\d:\d\d", section)
+        assert shown == [at(20 + i).strftime("%m-%d %H:%M:%S") for i in range(11, 1, -1)]  # newest ten, newest first
+    services.channel_save(project=tenant.project, name="hook 3", kind="webhook", config=config)
+    with django_assert_max_num_queries(len(counted.captured_queries)):
+        client.get("/p/acme/channels/")
 
 
 def test_metrics_export_slo_and_service_series(tenant: Tenant, incident: Incident) -> None:

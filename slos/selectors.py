@@ -388,13 +388,12 @@ def incident_events(
 
 def budget_consumed_by(*, slo: SLO, start: datetime, end: datetime, now: datetime) -> Decimal | None:
     """Share of the SLO window's error budget spent by the bad events between start and end."""
-    last = evaluation_minute(now)
-    window = SliMinute.objects.filter(slo=slo, minute__gt=last - timedelta(days=slo.window_days), minute__lte=last)
-    totals = window.aggregate(t=Sum("total"))
+    window = slo.window_days * DAY
+    totals = window_counts(slos=[slo], end=evaluation_minute(now), windows=[window]).get((slo.pk, window))
     period = SliMinute.objects.filter(slo=slo, minute__gte=floor_minute(start), minute__lt=end).aggregate(
         g=Sum("good"), t=Sum("total")
     )
-    total, bad = totals["t"] or 0, (period["t"] or 0) - (period["g"] or 0)
+    total, bad = totals.total if totals else 0, (period["t"] or 0) - (period["g"] or 0)
     if not total:
         return None
     consumed = Fraction(bad) / (Fraction(total) * (1 - Fraction(slo.objective)))

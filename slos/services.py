@@ -308,13 +308,6 @@ def window_counts(*, slos: Sequence[SLO], end: datetime, windows: Iterable[int])
     return {key: burn.Counts(good, total) for key, (good, total) in sums.items()}
 
 
-def sli_totals(*, slo: SLO, start: datetime, end: datetime) -> burn.Counts:
-    sums = SliMinute.objects.filter(slo=slo, minute__gte=start, minute__lte=end).aggregate(
-        g=Sum("good"), t=Sum("total")
-    )
-    return burn.Counts(sums["g"] or 0, sums["t"] or 0)
-
-
 def evaluation_minute(now: datetime) -> datetime:
     """The minute the tick judges: the last complete one (the current minute is still filling)."""
     return floor_minute(now) - MINUTE
@@ -445,9 +438,9 @@ def _rule_changed(slo: SLO, rule: AlertRule, key: str, result: burn.RuleEvaluati
 
 
 def slo_budget_remaining(*, slo: SLO, now: datetime) -> Decimal | None:
-    end = evaluation_minute(now)
-    counts = sli_totals(slo=slo, start=end - timedelta(days=slo.window_days) + MINUTE, end=end)
-    return burn.budget_remaining(counts.good, counts.total, slo.objective)
+    window = slo.window_days * 24 * 60
+    counts = window_counts(slos=[slo], end=evaluation_minute(now), windows=[window]).get((slo.pk, window))
+    return burn.budget_remaining(counts.good, counts.total, slo.objective) if counts else None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -47,10 +47,12 @@ def test_failing_answers_page_once_and_the_incident_shows_them(
     live_server: Any, tenant: Tenant, receiver: Receiver, clean_broker: Any
 ) -> None:
     worker = start_worker("slo-e2e")
+    # One start for all eight traces: computed per trace, a minute boundary passing mid-test split them in two.
+    start = minute_ago_ns(2)
     try:
         # Traffic that passes, scored by the worker and rolled up: the service now exists for the SLO form.
         for _ in range(4):
-            post_otlp(live_server, tenant, rag_spans(GROUNDED, start=minute_ago_ns(2)))
+            post_otlp(live_server, tenant, rag_spans(GROUNDED, start=start))
         wait_for(lambda: Score.objects.filter(name="grounding").count() == 4, 60, "the worker to score 4 traces")
         process_dirty.delay()
         wait_for(lambda: TrafficRollup.objects.filter(service="support-bot").exists(), 30, "rollups")
@@ -71,7 +73,7 @@ def test_failing_answers_page_once_and_the_incident_shows_them(
         # Invented answers in the same minute: 4 bad of 8 is a burn rate of 5 over both windows (> 2).
         bad_ids = []
         for _ in range(4):
-            spans = rag_spans(INVENTED, start=minute_ago_ns(2))
+            spans = rag_spans(INVENTED, start=start)
             bad_ids.append(spans[0].trace_id.hex())
             post_otlp(live_server, tenant, spans)
         wait_for(lambda: Score.objects.filter(name="grounding").count() == 8, 60, "the worker to score 8 traces")

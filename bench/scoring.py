@@ -72,6 +72,7 @@ def worker_throughput(total: int, timeout: float) -> dict[str, Any]:
 
 def evaluator_costs(limit: int) -> list[dict[str, Any]]:
     os.environ.update(env())
+    sys.path.insert(0, str(REPO))  # this file's directory, not the repository, is on the path
     import django
 
     django.setup()

@@ -1,8 +1,9 @@
 """The Celery app and the whole beat schedule (one place to read what runs when)."""
 
+import gc
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sre4ai_web.settings")
 
@@ -35,3 +36,11 @@ app.conf.beat_schedule = {
     # Notifications are sent on commit; this picks up retries whose backoff has passed.
     "slos-dispatch": {"task": "slos.tasks.dispatch", "schedule": 15.0},
 }
+
+
+@signals.worker_process_init.connect  # a prefork child, after the fork
+@signals.worker_ready.connect  # the solo and thread pools run tasks in the main process
+def _freeze_loaded_objects(**_: object) -> None:
+    """Keep everything loaded at start (Django, the apps, numpy, scipy) out of the cyclic GC's full passes,
+    as wsgi.py does for the web workers."""
+    gc.freeze()

@@ -53,6 +53,8 @@ from traces.models import Trace
 log = logging.getLogger(__name__)
 MINUTE = timedelta(minutes=1)
 HISTORY_CHUNK = 5000
+# Advisory lock class (the two-key form; ingest's single-key locks are another key space) for a project's SLI hours.
+SLI_HOURS_LOCK = 5171
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 3600
 HISTORY_STALE = timedelta(minutes=30)
@@ -170,12 +172,16 @@ def sli_minutes_recompute(
     verdicts: Mapping[int, Verdicts],
 ) -> None:
     """Rollup hook: replace the SLI counts of these minutes for every SLO of the project."""
-    # Locked (in id order) so that two recomputes of minutes in the same hour cannot each sum that hour from a
-    # snapshot without the other's minutes; the tick and a history rebuild wait for this, as for each other.
-    slos = SLO.objects.filter(project_id=project_id).order_by("pk").select_for_update(no_key=True)
-    definitions = [SliDefinition.of(slo) for slo in slos]
+    definitions = [SliDefinition.of(slo) for slo in SLO.objects.filter(project_id=project_id)]
     if not definitions:
         return
+    if connection.vendor == "postgresql":
+        # Two recomputes of minutes in the same hour must not each sum that hour from a snapshot without the
+        # other's minutes: one at a time per project. An advisory lock, not the SLO rows: a history rebuild holds
+        # its SLO's row for minutes, and the tick must not queue behind a recompute waiting for it. (SQLite, the
+        # embedded default, runs one writer at a time anyway.)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SLI_HOURS_LOCK, project_id % 2**31])
     counts = _count(definitions, traces, verdicts)
     # The range bounds let PostgreSQL walk the (slo, minute) index instead of scanning for a long IN list.
     SliMinute.objects.filter(
@@ -354,8 +360,10 @@ def _history_requeue(now: datetime) -> None:
 @transaction.atomic
 def slo_evaluate(*, slo_id: int, now: datetime) -> int:
     """Evaluate one SLO's rules at the last complete minute; write state changes. Returns the changes."""
-    # The row lock serialises concurrent ticks: the second one sees the first one's states.
-    slo = SLO.objects.select_for_update().select_related("project").filter(pk=slo_id).first()
+    # The row lock serialises concurrent ticks: the second one sees the first one's states. Only the SLO's row
+    # (`of`): locking the joined project row too made the tick wait for every ingest commit of the project
+    # (their foreign-key checks share-lock it) and for a recompute waiting on a history rebuild.
+    slo = SLO.objects.select_for_update(of=("self",)).select_related("project").filter(pk=slo_id).first()
     if slo is None or slo.history_ready_at is None:
         return 0
     rules = policy_rules(slo.policy)
@@ -477,7 +485,7 @@ class IncidentStateError(Exception):
 
 @transaction.atomic
 def incident_acknowledge(*, incident_id: int, user: User, now: datetime | None = None) -> Incident:
-    incident = Incident.objects.select_for_update().select_related("slo").get(pk=incident_id)
+    incident = Incident.objects.select_for_update(of=("self",)).select_related("slo").get(pk=incident_id)
     if incident.status != IncidentStatus.OPEN:
         raise IncidentStateError(f"This incident is already {incident.get_status_display().lower()}.")
     now = now or timezone.now()
@@ -490,7 +498,7 @@ def incident_acknowledge(*, incident_id: int, user: User, now: datetime | None =
 
 @transaction.atomic
 def incident_resolve(*, incident_id: int, user: User, note: str = "", now: datetime | None = None) -> Incident:
-    incident = Incident.objects.select_for_update().select_related("slo").get(pk=incident_id)
+    incident = Incident.objects.select_for_update(of=("self",)).select_related("slo").get(pk=incident_id)
     if incident.status == IncidentStatus.RESOLVED:
         raise IncidentStateError("This incident is already resolved.")
     _incident_resolve(incident, user, now or timezone.now(), note)

@@ -21,9 +21,12 @@ from traces.templatetags.trace_format import usd
         (Decimal("0.0000042"), "$0.0000042"),
         (Decimal("0.000000015"), "$0.000000015"),
         (Decimal("0.000000001"), "<$0.00000001"),
+        (0.0042, "$0.0042"),
+        (Decimal("-0.0000042"), "-$0.0000042"),
+        (Decimal("NaN"), "–"),
     ],
 )
-def test_usd_keeps_three_significant_figures_below_a_cent(value: Decimal | None, text: str) -> None:
+def test_usd_keeps_three_significant_figures_below_a_cent(value: Decimal | float | None, text: str) -> None:
     assert usd(value) == text
 
 

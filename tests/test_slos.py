@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from rollups.services import floor_hour
@@ -316,6 +317,57 @@ def test_two_concurrent_ticks_write_each_change_once(tenant: Tenant) -> None:
     assert sorted(results) == [0, 1]
     assert IncidentEvent.objects.filter(kind="fired").count() == 1
     assert Incident.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_recompute_waiting_on_a_rebuilding_slo_does_not_hold_up_the_tick(tenant: Tenant) -> None:
+    """A history rebuild holds its SLO's row for its whole scan. A rollup recompute of the same project then waits
+    for it (its minutes for that SLO must land after the rebuild's), but must not make the tick of the project's
+    other SLOs wait too: the recompute serialises on an advisory lock, not on the SLO rows."""
+    ingest(tenant, [make_trace(m) for m in range(10)])
+    recompute()
+    steady = create_slo(tenant.project, name="steady")
+    services.sli_history_rebuild(slo_id=steady.pk, now=at(9))
+    rebuilding = create_slo(tenant.project, name="rebuilding")
+    ingest(tenant, [make_trace(m, status="error") for m in (10, 11, 12)])  # dirty minutes for the recompute
+    rebuild_holds, recompute_done = threading.Event(), threading.Event()
+    release = threading.Event()
+
+    def rebuild() -> None:  # as sli_history_rebuild: the SLO row locked from the first read to the last write
+        try:
+            with transaction.atomic():
+                SLO.objects.select_for_update().get(pk=rebuilding.pk)
+                rebuild_holds.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    def rollups() -> None:
+        try:
+            recompute()
+            recompute_done.set()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=rebuild), threading.Thread(target=rollups)]
+    threads[0].start()
+    assert rebuild_holds.wait(10)
+    threads[1].start()
+    try:
+        time.sleep(1)  # the recompute is now waiting for the rebuilding SLO's row
+        assert not recompute_done.is_set()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '3s'")  # waiting would raise LockNotAvailable
+            # Evaluated at once, on the minutes committed so far (the errors are still in the waiting recompute).
+            assert services.slo_evaluate(slo_id=steady.pk, now=at(12)) == 0
+    finally:
+        release.set()
+        for t in threads:
+            t.join(30)
+    assert recompute_done.is_set()
+    assert services.slo_evaluate(slo_id=steady.pk, now=at(12)) == 1  # now the errors count: the page rule fires
+    assert_hours_match_minutes(steady.pk)
+    assert_hours_match_minutes(rebuilding.pk)
 
 
 def test_policy_edit_drops_the_state_of_removed_rules(tenant: Tenant, alerting: Any) -> None:

@@ -31,9 +31,14 @@ SMALLEST_USD = Decimal("0.00000001")
 
 
 @register.filter
-def usd(value: Decimal | None) -> str:
+def usd(value: Decimal | float | None) -> str:
     if value is None:
         return "–"
+    value = Decimal(str(value))
+    if not value.is_finite():
+        return "–"
+    if value < 0:
+        return "-" + usd(-value)
     if value == 0:
         return "$0"
     if value < SMALLEST_USD:

@@ -23,7 +23,7 @@ from rollups.models import Granularity, TrafficRollup
 from slos import burn, selectors, services
 from slos.forms import SloForm
 from slos.models import SLO
-from slos.selectors import DAY
+from slos.services import DAY
 
 SloIn = inline_serializer(
     "SloIn",

@@ -28,11 +28,9 @@ from slos.models import (
     RuleState,
     SliMinute,
 )
-from slos.services import MINUTE, evaluation_minute, policy_rules, rule_key, sli_series, window_counts
+from slos.services import DAY, MINUTE, evaluation_minute, policy_rules, rule_key, sli_series, window_counts
 from slos.sli import SliDefinition
 from traces.models import Trace
-
-DAY = 24 * 60  # minutes
 
 
 @dataclass
@@ -63,9 +61,7 @@ class SloSummary:
 
     @property
     def firing(self) -> str:
-        """ "page", "ticket" or "" — the most severe firing rule."""
-        severities = {r.rule.severity for r in self.rules if r.firing}
-        return "page" if "page" in severities else "ticket" if severities else ""
+        return most_severe_firing(self.rules)
 
     @property
     def status(self) -> str:
@@ -77,6 +73,19 @@ class SloSummary:
             return "no data"
         remaining = self.budget_remaining
         return "budget exhausted" if remaining is not None and remaining <= 0 else "ok"
+
+
+def most_severe_firing(rules: Sequence[RuleStatus]) -> str:
+    """ "page", "ticket" or "" — the most severe firing rule."""
+    severities = {r.rule.severity for r in rules if r.firing}
+    return "page" if "page" in severities else "ticket" if severities else ""
+
+
+def _with_state(slos: QuerySet[SLO]) -> list[tuple[SLO, list[RuleStatus], list[Incident]]]:
+    """Each SLO with its rules' states and its open incidents (newest first): 3 queries."""
+    open_incidents = Incident.objects.exclude(status=IncidentStatus.RESOLVED).order_by("-opened_at")
+    rows = slos.prefetch_related("rule_states", Prefetch("incidents", queryset=open_incidents, to_attr="open"))
+    return [(slo, _rules(slo, list(slo.rule_states.all())), slo.open) for slo in rows]
 
 
 def _rules(slo: SLO, states: Sequence[RuleState]) -> list[RuleStatus]:
@@ -101,26 +110,14 @@ def _rules(slo: SLO, states: Sequence[RuleState]) -> list[RuleStatus]:
 def slo_summaries(*, project: Project, now: datetime, slos: QuerySet[SLO] | None = None) -> list[SloSummary]:
     """Every SLO of the project with its SLI and budget over its own window, worst budget first. 3 queries."""
     end = evaluation_minute(now)
-    queryset = (slos if slos is not None else SLO.objects.filter(project=project)).prefetch_related(
-        "rule_states",
-        Prefetch(
-            "incidents", queryset=Incident.objects.exclude(status=IncidentStatus.RESOLVED), to_attr="open_incidents"
-        ),
-    )
-    slo_list = list(queryset)
-    counts = window_counts(slos=slo_list, end=end, windows=[slo.window_days * DAY for slo in slo_list])
+    with_state = _with_state(slos if slos is not None else SLO.objects.filter(project=project))
+    counts = window_counts(slos=[slo for slo, _, _ in with_state], end=end,
+                           windows=[slo.window_days * DAY for slo, _, _ in with_state])  # fmt: skip
     summaries = []
-    for slo in slo_list:
+    for slo, rules, open_incidents in with_state:
         window = counts.get((slo.pk, slo.window_days * DAY), burn.Counts(0, 0))
-        summaries.append(  # open_incidents: set by the Prefetch above
-            SloSummary(
-                slo=slo,
-                good=window.good,
-                total=window.total,
-                rules=_rules(slo, list(slo.rule_states.all())),
-                incident=slo.open_incidents[0] if slo.open_incidents else None,
-            )
-        )
+        incident = open_incidents[0] if open_incidents else None
+        summaries.append(SloSummary(slo=slo, good=window.good, total=window.total, rules=rules, incident=incident))
 
     def order(s: SloSummary) -> tuple[int, Decimal, str]:
         remaining = s.budget_remaining
@@ -142,21 +139,12 @@ def slo_status_by_service(*, project: Project) -> dict[str, ServiceSlos]:
     """Service → its SLOs' state. Reads rule states and open incidents only, not the SLI minutes: 3 queries
     whatever the SLOs' traffic, so the overview can afford it."""
     by_service: dict[str, ServiceSlos] = {}
-    queryset = SLO.objects.filter(project=project).prefetch_related(
-        "rule_states",
-        Prefetch(
-            "incidents",
-            queryset=Incident.objects.exclude(status=IncidentStatus.RESOLVED).order_by("-opened_at"),
-            to_attr="open_incidents",
-        ),
-    )
-    for slo in queryset:
+    for slo, rules, open_incidents in _with_state(SLO.objects.filter(project=project)):
         status = by_service.setdefault(slo.service, ServiceSlos())
         status.count += 1
-        severities = {r.rule.severity for r in _rules(slo, list(slo.rule_states.all())) if r.firing}
-        if "page" in severities or ("ticket" in severities and not status.firing):
-            status.firing = "page" if "page" in severities else "ticket"
-        status.incidents.extend(slo.open_incidents)  # open_incidents: set by the Prefetch above
+        if status.firing != "page":
+            status.firing = most_severe_firing(rules) or status.firing
+        status.incidents.extend(open_incidents)
     return by_service
 
 

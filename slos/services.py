@@ -52,6 +52,7 @@ from traces.models import Trace
 
 log = logging.getLogger(__name__)
 MINUTE = timedelta(minutes=1)
+DAY = 24 * 60  # minutes
 HISTORY_CHUNK = 5000
 # Advisory lock class (the two-key form; ingest's single-key locks are another key space) for a project's SLI hours.
 SLI_HOURS_LOCK = 5171
@@ -446,7 +447,7 @@ def _rule_changed(slo: SLO, rule: AlertRule, key: str, result: burn.RuleEvaluati
 
 
 def slo_budget_remaining(*, slo: SLO, now: datetime) -> Decimal | None:
-    window = slo.window_days * 24 * 60
+    window = slo.window_days * DAY
     counts = window_counts(slos=[slo], end=evaluation_minute(now), windows=[window]).get((slo.pk, window))
     return burn.budget_remaining(counts.good, counts.total, slo.objective) if counts else None
 

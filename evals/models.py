@@ -1,6 +1,9 @@
+from __future__ import annotations
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Exists, OuterRef, Q
 
 from accounts.models import Project
 from traces.models import Span, Trace
@@ -11,6 +14,21 @@ class ScoreSource(models.TextChoices):
     HUMAN = "human", "Human"
     API = "api", "API"
     PROBE = "probe", "Probe"
+
+
+class ScoreQuerySet(models.QuerySet["Score"]):
+    def current(self) -> ScoreQuerySet:
+        """The scores that count, for every reader (pages, API, rollups, SLIs, drift, canary): every human, API and
+        probe score, and of evaluator scores only the newest evaluator version per trace, name and evaluator. A
+        rescore with a new version supersedes the older rows; they are kept until the trace is deleted."""
+        newer = Score.objects.filter(
+            trace=OuterRef("trace"),
+            name=OuterRef("name"),
+            evaluator=OuterRef("evaluator"),
+            source=ScoreSource.EVALUATOR,
+            evaluator_version__gt=OuterRef("evaluator_version"),
+        )
+        return self.exclude(Q(source=ScoreSource.EVALUATOR) & Exists(newer))
 
 
 class Score(models.Model):
@@ -42,6 +60,8 @@ class Score(models.Model):
     cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScoreQuerySet.as_manager()
 
     class Meta:
         constraints = [

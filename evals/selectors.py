@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +14,7 @@ from accounts.models import Project
 from evals.evaluators.base import ContextDoc, EvalItem, Evaluator, ToolCall
 from evals.evaluators.registry import REGISTRY
 from evals.models import Dataset, DatasetItem, DriftRun, EvalRun, EvaluatorConfig, Probe, ProbeResult, ProbeRun, Score
+from traces.exchange import SpanFacts, answer_text, exchange_of
 from traces.ingest.normalize import preview_text
 from traces.models import RetrievedDocument, Span, Trace
 
@@ -88,17 +88,26 @@ def _result_text(value: Any) -> str:
     return " ".join(lines)
 
 
+def _facts(span: Span) -> SpanFacts:
+    return SpanFacts(
+        span_id=span.span_id, parent_span_id=span.parent_span_id, kind=span.kind, start_time=span.start_time,
+        end_time=span.end_time, input_text=_text(span.input, "user"),
+        output_text=answer_text(preview_text(span.output, ("assistant",))),
+    )  # fmt: skip
+
+
 def eval_item(trace: Trace, spans: list[Span]) -> EvalItem:
-    """The exchange a trace represents: the user's question, the final answer, and what it relied on."""
+    """The exchange a trace represents: its question and answer (traces.exchange decides which spans hold them),
+    what the answer relied on (every retrieved document and tool result) and how it was produced."""
     spans = sorted(spans, key=lambda s: (s.start_time, s.span_id))
-    root = next((s for s in spans if s.span_id == trace.root_span_id), spans[0] if spans else None)
+    by_id = {s.span_id: s for s in spans}
+    exchange = exchange_of([_facts(s) for s in spans]) if spans else None
+    question_span = by_id[exchange.question.span_id] if exchange and exchange.question else None
+    answer_span = by_id[exchange.answer.span_id] if exchange and exchange.answer else None
     llm_spans = [s for s in spans if s.kind == "llm"]
-    question = _text(root.input, "user") if root else ""
-    if not question and llm_spans:
-        question = _text(llm_spans[0].input, "user")
-    answer = _text(root.output, "assistant") if root else ""
-    if not answer and llm_spans:
-        answer = _text(llm_spans[-1].output, "assistant")
+    question = _text(question_span.input, "user") if question_span else ""
+    answer = _text(answer_span.output, "assistant") if answer_span else ""
+    failed = next((s for s in spans if s.status == "error"), None)
     context: list[ContextDoc] = []
     tool_calls: list[ToolCall] = []
     expected = None
@@ -119,6 +128,8 @@ def eval_item(trace: Trace, spans: list[Span]) -> EvalItem:
     return EvalItem(
         input=question,
         output=answer,
+        answer_span_id=answer_span.span_id if answer_span else "",
+        error=(failed.status_message or f"span {failed.name!r} failed") if failed else "",
         context=tuple(context),
         expected=expected,
         tool_calls=tuple(tool_calls),
@@ -139,14 +150,10 @@ def traces_with_spans(*, project_id: int, trace_pks: list[int]) -> QuerySet[Trac
 
 
 def scores_for_trace(*, trace: Trace) -> list[Score]:
-    """The current scores of a trace: for evaluator scores only the newest evaluator version of each name."""
-    scores = list(Score.objects.filter(trace=trace).select_related("span", "author").order_by("name", "-updated_at"))
-    newest: dict[tuple[str, str], int] = defaultdict(int)
-    for score in scores:
-        if score.source == "evaluator":
-            key = (score.name, score.evaluator)
-            newest[key] = max(newest[key], score.evaluator_version)
-    return [s for s in scores if s.source != "evaluator" or s.evaluator_version == newest[(s.name, s.evaluator)]]
+    """The current scores of a trace (Score.objects.current), by name."""
+    return list(
+        Score.objects.current().filter(trace=trace).select_related("span", "author").order_by("name", "-updated_at")
+    )
 
 
 def eval_runs_for_project(*, project: Project, limit: int = 20) -> list[EvalRun]:

@@ -50,7 +50,9 @@ def score_key_api(external_id: str) -> str:
 
 
 def run_evaluator(evaluator: Evaluator[Any], item: EvalItem) -> EvalResult | None:
-    """The one place an evaluator is invoked, for traces and for files alike."""
+    """The one place an evaluator is invoked, for traces and for files alike: None when it does not apply."""
+    if evaluator.not_applicable(item) is not None:
+        return None
     return evaluator.evaluate(item)
 
 

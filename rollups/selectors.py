@@ -427,9 +427,11 @@ def service_detail(*, project: Project, service: str, environment: str, window: 
 
 def _scores_in_window(project: Project, service: str, environment: str, window: Window) -> QuerySet[Score]:
     """Scores of the service's traces that started in the window (the score_panel_idx index, no join)."""
-    scores = Score.objects.filter(
-        project=project, service=service, trace_start__gte=window.since, trace_start__lt=window.until
-    ).select_related("trace")
+    scores = (
+        Score.objects.current()
+        .filter(project=project, service=service, trace_start__gte=window.since, trace_start__lt=window.until)
+        .select_related("trace")
+    )
     return scores.filter(trace__environment=environment) if environment else scores
 
 

@@ -105,23 +105,13 @@ def _slices(trace: dict[str, Any], prompts: set[str]) -> list[tuple[str, str]]:
 def trace_verdicts(
     trace_pks: list[int], names: Iterable[str] | None = None
 ) -> dict[int, dict[str, tuple[bool | None, float | None]]]:
-    """Per trace and score name (only `names` when given): passed (all rows passed) and the mean value; newest
-    evaluator version only."""
-    scores = Score.objects.filter(AnyOf("trace_id", trace_pks))
+    """Per trace and score name (only `names` when given): passed (all rows passed) and the mean value, over the
+    trace's current scores (Score.objects.current)."""
+    scores = Score.objects.current().filter(AnyOf("trace_id", trace_pks))
     if names is not None:
         scores = scores.filter(name__in=sorted(names))
-    rows = scores.values_list("trace_id", "name", "passed", "value", "source", "evaluator_version")
-    newest: dict[tuple[int, str], int] = {}
-    kept: list[tuple[int, str, bool | None, float | None]] = []
-    materialised = list(rows)
-    for trace_id, name, _, _, source, version in materialised:
-        if source == "evaluator":
-            newest[(trace_id, name)] = max(newest.get((trace_id, name), 0), version)
-    for trace_id, name, passed, value, source, version in materialised:
-        if source != "evaluator" or version == newest[(trace_id, name)]:
-            kept.append((trace_id, name, passed, value))
     grouped: dict[int, dict[str, list[tuple[bool | None, float | None]]]] = defaultdict(lambda: defaultdict(list))
-    for trace_id, name, passed, value in kept:
+    for trace_id, name, passed, value in scores.values_list("trace_id", "name", "passed", "value"):
         grouped[trace_id][name].append((passed, value))
     verdicts: dict[int, dict[str, tuple[bool | None, float | None]]] = {}
     for trace_id, names in grouped.items():

@@ -363,7 +363,7 @@ def incident_events(
     bad_rows = [row for row, good in current if not good]
     picked = bad_rows[:sample]
     failing: dict[int, list[Score]] = {}
-    for score in Score.objects.filter(trace_id__in=[r["pk"] for r in picked], passed=False).order_by("name"):
+    for score in Score.objects.current().filter(trace_id__in=[r["pk"] for r in picked], passed=False).order_by("name"):
         failing.setdefault(score.trace_id, []).append(score)
     return IncidentEvents(
         bad=[int(r["pk"]) for r in bad_rows],  # type: ignore[call-overload]

@@ -108,7 +108,7 @@ def _filtered(project: Project, filters: TraceFilters) -> QuerySet[Trace]:
     if filters.name:
         qs = qs.filter(name=filters.name)
     if filters.failing:
-        qs = qs.filter(Exists(Score.objects.filter(trace=OuterRef("pk"), name=filters.failing, passed=False)))
+        qs = qs.filter(Exists(Score.objects.current().filter(trace=OuterRef("pk"), name=filters.failing, passed=False)))
     return qs
 
 
@@ -123,7 +123,8 @@ def trace_page(*, project: Project, filters: TraceFilters, cursor: str = "", lim
     items = rows[:limit]
     failing: dict[int, list[str]] = {}
     for trace_pk, name in (
-        Score.objects.filter(trace__in=[t.pk for t in items], passed=False)
+        Score.objects.current()
+        .filter(trace__in=[t.pk for t in items], passed=False)
         .order_by("name")
         .values_list("trace_id", "name")
     ):

@@ -26,6 +26,7 @@ from django.db.models import Field, JSONField
 from accounts.models import Project
 from rollups.services import minutes_mark_dirty
 from sre4ai_web.celery import app as celery_app
+from traces.exchange import SpanFacts, answer_text, exchange_of
 from traces.ingest.normalize import (
     SEARCH_TEXT_CHARS,
     RawEvent,
@@ -335,11 +336,12 @@ def _span_values(record: SpanRecord, project: Project, now: datetime) -> dict[st
     return values
 
 
-def _pick_root(spans: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The span with no parent; if it has not arrived, the earliest span whose parent is missing."""
-    ids = {s["span_id"] for s in spans}
-    roots = [s for s in spans if not s["parent_span_id"]] or [s for s in spans if s["parent_span_id"] not in ids]
-    return min(roots or spans, key=lambda s: (s["start_time"], s["span_id"]))
+def _facts(span: dict[str, Any]) -> SpanFacts:
+    return SpanFacts(
+        span_id=span["span_id"], parent_span_id=span["parent_span_id"], kind=span["kind"],
+        start_time=span["start_time"], end_time=span["end_time"], input_text=span["input_preview"].strip(),
+        output_text=answer_text(span["output_preview"]),
+    )  # fmt: skip
 
 
 def _capped(cost: Decimal) -> Decimal | None:
@@ -354,13 +356,14 @@ def _first_nonempty(values: Iterable[Any]) -> Any:
 def summarise_trace(spans: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Trace columns from all its spans. Pure: the same spans give the same row in any arrival order."""
     ordered = sorted(spans, key=lambda s: (s["start_time"], s["span_id"]))
-    root = _pick_root(ordered)
+    by_id = {s["span_id"]: s for s in ordered}
+    exchange = exchange_of([_facts(s) for s in ordered])
+    root = by_id[exchange.root.span_id]
     root_first = [root, *ordered]
     start = ordered[0]["start_time"]
     end = max(s["end_time"] for s in ordered)
     metered = [s for s in ordered if s["kind"] not in CONTAINER_KINDS]
     costs = [s["cost"] for s in metered if s["cost"] is not None]
-    llm_spans = [s for s in ordered if s["kind"] == "llm"]
     errors = sum(1 for s in ordered if s["status"] == "error")
     return {
         "service": _first_nonempty(s["service"] for s in root_first),
@@ -383,8 +386,9 @@ def summarise_trace(spans: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "release": _first_nonempty(s["release"] for s in root_first),
         "tags": sorted({t for s in ordered for t in s["tags"] or []}),
         "root_span_id": root["span_id"],
-        "input_preview": root["input_preview"] or _first_nonempty(s["input_preview"] for s in llm_spans),
-        "output_preview": root["output_preview"] or _first_nonempty(s["output_preview"] for s in reversed(llm_spans)),
+        # The same question and answer the evaluators judge (traces.exchange).
+        "input_preview": exchange.question.input_text if exchange.question else "",
+        "output_preview": exchange.answer.output_text if exchange.answer else "",
     }
 
 

@@ -68,8 +68,10 @@ def gather(*, project_id: int, service: str, since: datetime, until: datetime, l
         .values_list("finish_reason", flat=True)
     ):
         data.categorical["finish reason"].append(reason)
-    for name, value, passed, label in Score.objects.filter(trace_id__in=pks, source="evaluator").values_list(
-        "name", "value", "passed", "label"
+    for name, value, passed, label in (
+        Score.objects.current()
+        .filter(trace_id__in=pks, source="evaluator")
+        .values_list("name", "value", "passed", "label")
     ):
         if value is not None:
             data.numeric[f"score: {name}"].append(value)

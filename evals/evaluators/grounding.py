@@ -399,6 +399,7 @@ def _embedding_support(claims: list[str], ctx: _Context) -> list[tuple[float, st
 class Grounding(Evaluator[GroundingParams]):
     name: ClassVar[str] = "grounding"
     version: ClassVar[int] = 1
+    requires = frozenset({"answer", "context"})
     title: ClassVar[str] = "Grounding"
     description: ClassVar[str] = (
         "Share of the answer's claims supported by the retrieved documents: word and phrase overlap, plus a "

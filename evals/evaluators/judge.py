@@ -487,6 +487,7 @@ def judge_cost(params: JudgeParams, model: str, usage: dict[str, Any]) -> Decima
 class LlmJudge(Evaluator[JudgeParams]):
     name = "judge"
     version = 1
+    requires = frozenset({"answer"})
     title = "LLM judge"
     description = (
         "Asks a chat model (any OpenAI-compatible endpoint) to grade faithfulness to the context, correctness "

@@ -47,7 +47,8 @@ class OutputFormatParams(BaseModel):
 
 class OutputFormat(Evaluator[OutputFormatParams]):
     name = "output_format"
-    version = 1
+    version = 2  # 2: an empty answer (an errored call) is not applicable instead of invalid JSON
+    requires = frozenset({"answer"})
     title = "Output format"
     description = (
         "Checks that the answer is valid JSON and matches the declared JSON Schema, where the service "

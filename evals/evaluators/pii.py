@@ -176,6 +176,7 @@ class _AllowList:
 class PiiLeak(Evaluator[PiiParams]):
     name = "pii"
     version = 1
+    requires = frozenset({"answer"})
     title = "PII in output"
     description = (
         "Email addresses, phone numbers, payment card numbers (Luhn-checked) and IBANs (mod-97-checked) in "

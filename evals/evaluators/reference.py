@@ -105,7 +105,8 @@ def _flags(params: ReferenceParams) -> int:
 
 class ReferenceCorrectness(Evaluator[ReferenceParams]):
     name = "reference"
-    version = 1
+    version = 2  # 2: an empty answer (an errored call) is not applicable instead of failing
+    requires = frozenset({"answer", "expected"})
     title = "Reference correctness"
     description = (
         "Compares the answer with the expected answer of golden items: exact, normalised, fuzzy, numeric "

@@ -233,7 +233,9 @@ class RefusalParams(BaseModel):
         False, description="An honest 'I don't know' passes (it is still labelled non_answer)."
     )
     empty_is_non_answer: bool = Field(
-        True, description="An empty answer is a non-answer; when off, empty answers are not scored."
+        True,
+        description="An answer with no words (only punctuation or symbols) is a non-answer; when off, it is not "
+        "scored. A trace without answer text is never scored: not applicable, not a refusal.",
     )
     languages: list[Language] = Field(
         default_factory=lambda: list(ALL_LANGUAGES),
@@ -268,7 +270,8 @@ class RefusalParams(BaseModel):
 
 class RefusalDetection(Evaluator[RefusalParams]):
     name = "refusal"
-    version = 1
+    version = 2  # 2: a trace without answer text (an errored call, no captured content) is not applicable
+    requires = frozenset({"answer"})
     title = "Refusal / non-answer"
     description = (
         'Flags answers that refuse ("I can\'t help with that"), say nothing ("I don\'t know", empty, a '
@@ -293,7 +296,7 @@ class RefusalDetection(Evaluator[RefusalParams]):
             shown = answer.strip()
             return self._flag(
                 "non_answer",
-                "The answer is empty." if not shown else "The answer contains no words.",
+                "The answer contains no words.",
                 {"reason": "empty", "matched": shown[:40]},
                 dont_know=False,
             )

@@ -23,7 +23,7 @@ def score(output: str, params: dict[str, Any], output_schema: dict[str, Any] | N
 
 def test_contract() -> None:
     assert OutputFormat.name == "output_format"
-    assert OutputFormat.version == 1
+    assert OutputFormat.version == 2
     assert OutputFormat.queue == "scoring"
     assert OutputFormat.default_enabled is False
 

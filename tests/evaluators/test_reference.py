@@ -19,7 +19,7 @@ def score(mode: str, output: str, expected: str | None, **params: Any):
 
 def test_contract() -> None:
     assert ReferenceCorrectness.name == "reference"
-    assert ReferenceCorrectness.version == 1
+    assert ReferenceCorrectness.version == 2
     assert ReferenceCorrectness.queue == "scoring"
     assert ReferenceCorrectness.default_enabled is True
     assert ReferenceCorrectness.from_config(None).params.mode == "normalised"

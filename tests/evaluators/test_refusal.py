@@ -9,17 +9,19 @@ from pydantic import ValidationError
 
 from evals.evaluators.base import EvalItem
 from evals.evaluators.refusal import PHRASES, RefusalDetection
+from evals.services import run_evaluator
 
 QUESTION = "How many days do I have to request a refund?"
 
 
 def score(output: str, question: str = QUESTION, **params: Any):
-    return RefusalDetection.from_config(params).evaluate(EvalItem(input=question, output=output))
+    return run_evaluator(RefusalDetection.from_config(params), EvalItem(input=question, output=output))
 
 
 def test_contract() -> None:
     assert RefusalDetection.name == "refusal"
-    assert RefusalDetection.version == 1
+    assert RefusalDetection.version == 2
+    assert RefusalDetection.requires == {"answer"}
     assert RefusalDetection.queue == "scoring"
     assert RefusalDetection.default_enabled is True
 
@@ -53,8 +55,7 @@ def test_contract() -> None:
         ("The documents don't mention the answer.", "non_answer", "documents don't mention the answer"),
         ("There is no information about refunds.", "non_answer", "There is no information"),
         ("I couldn't find any details on that.", "non_answer", "I couldn't find"),
-        ("", "non_answer", ""),
-        ("   \n ", "non_answer", ""),
+        ("…", "non_answer", "…"),  # no words (an empty answer is not applicable: see below)
         ("...", "non_answer", "..."),
         ("null", "non_answer", "null"),
         ("{{ answer }}", "non_answer", "{{ answer }}"),
@@ -165,7 +166,7 @@ def test_restatement_threshold() -> None:
         ("I don't know.", True, True),  # a correct "I don't know" is accepted when configured
         ("The context does not contain the answer.", True, True),
         ("I can't help with that.", True, False),  # a refusal is never an honest "I don't know"
-        ("", True, False),  # nor is an empty answer
+        ("…?!", True, False),  # nor is an answer without words
         ("How many days do I have to request a refund?", True, False),
     ],
 )
@@ -177,9 +178,20 @@ def test_dont_know_passes(output: str, dont_know_passes: bool, passed: bool) -> 
     assert result.label != "answer"
 
 
-def test_empty_answer_can_be_left_unscored() -> None:
-    assert score("", empty_is_non_answer=False) is None
+def test_answer_without_words_can_be_left_unscored() -> None:
+    assert score("…", empty_is_non_answer=False) is None
     assert score("I don't know.", empty_is_non_answer=False) is not None
+
+
+@pytest.mark.parametrize("error", ["", "HTTP 429: rate limited"])
+def test_a_missing_answer_is_not_applicable_not_a_refusal(error: str) -> None:
+    """No answer text (content capture off, or an errored call) is not applicable: a failed call is an error,
+    counted once as an error, never also as a refusal."""
+    item = EvalItem(input=QUESTION, output="  ", error=error)
+    assert run_evaluator(RefusalDetection.from_config({}), item) is None
+    reason = RefusalDetection.not_applicable(item)
+    assert reason is not None
+    assert ("429" in reason) == bool(error)
 
 
 def test_evidence_shape() -> None:

@@ -67,13 +67,15 @@ class Command(BaseCommand):
                 continue
             record: dict[str, Any] = {"line": number}
             try:
-                result = run_evaluator(evaluator, item_from_json(json.loads(line)))
+                item = item_from_json(json.loads(line))
+                result = run_evaluator(evaluator, item)
             except (ValueError, EvaluatorError) as exc:
                 record["error"] = str(exc)
                 errors += 1
             else:
                 if result is None:
-                    record.update(value=None, passed=None, explanation="not applicable to this item")
+                    reason = evaluator.not_applicable(item) or "the evaluator does not apply to this item"
+                    record.update(value=None, passed=None, label="n/a", explanation=f"Not applicable: {reason}.")
                 else:
                     record.update(name=result.name or evaluator.name, value=result.value, passed=result.passed,
                                   label=result.label, explanation=result.explanation, evidence=result.evidence)  # fmt: skip

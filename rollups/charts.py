@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from rollups.selectors import ServiceDetail, signal_of
+from evals.signals import signal_of
+from rollups.selectors import ServiceDetail
 
 COLORS = {
     "traffic": "#5aa9ff",
@@ -195,10 +196,14 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
             )
             for i, name in enumerate(names)
         ]
+        if signal == "safety" and any(series.safety_judged.values()):
+            # The per-trace flag the overview counts and the "No safety flag" SLI judges, above its parts.
+            flag_share = [series.safety_share(b) for b in buckets]
+            traces.insert(0, line("no safety flag (any check)", flag_share, "#24292f", links))
         title = {
             "quality": "Quality: pass rate per evaluator",
             "grounding": "Grounding: supported answers",
-            "safety": "Safety: share of traces passing each check",
+            "safety": "Safety: traces without a flag, and each check's pass rate",
         }[signal]
         figures[signal] = _figure(title, traces, "pass rate", changes, ".0%")
         figures[signal]["layout"]["yaxis"]["range"] = [0, 1.05]
@@ -217,7 +222,7 @@ def breakdown_rows(detail: ServiceDetail, dimension: str) -> list[dict[str, Any]
                 "p95": s.latency(0.95),
                 "quality": s.rate("quality"),
                 "grounding": s.rate("grounding"),
-                "safety_failures": s.failures("safety"),
+                "safety_failures": s.safety_flags(),
                 "cost_per_request": s.cost_per_request(),
                 "spend": s.spend(),
             }

@@ -37,6 +37,9 @@ class TrafficRollup(models.Model):
     output_tokens = models.BigIntegerField(default=0)
     cost = models.DecimalField(max_digits=20, decimal_places=10, default=0)
     unpriced = models.IntegerField(default=0)
+    # Traces that a safety check judged, and those with a safety flag (evals.signals.safety_flagged).
+    safety_judged = models.IntegerField(default=0)
+    safety_flagged = models.IntegerField(default=0)
 
     class Meta:
         constraints = [

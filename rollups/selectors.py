@@ -13,6 +13,7 @@ from django.db.models import Min, QuerySet, Sum
 
 from accounts.models import Project
 from evals.models import Score
+from evals.signals import RUNAWAY_CHECKS, signal_of
 from rollups.histogram import merge, quantile
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
 from rollups.services import floor_hour, floor_minute
@@ -20,19 +21,6 @@ from traces.models import RetrievedDocument, Trace
 
 DIMENSIONS = ("model", "release", "prompt", "route")
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-SAFETY = frozenset({"prompt_injection", "pii", "secrets", "forbidden_tools"})
-RUNAWAY = frozenset({"cost_ceiling", "llm_calls", "tool_loop"})
-
-
-def signal_of(score_name: str) -> str:
-    """Which dashboard signal a score feeds: grounding, safety, runaway, or quality (everything else)."""
-    if score_name == "grounding":
-        return "grounding"
-    if score_name in SAFETY:
-        return "safety"
-    if score_name in RUNAWAY:
-        return "runaway"
-    return "quality"
 
 
 @dataclass(frozen=True)
@@ -78,6 +66,8 @@ class Series:
     cost: dict[datetime, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     tokens: dict[datetime, int] = field(default_factory=lambda: defaultdict(int))
     unpriced: int = 0
+    safety_judged: dict[datetime, int] = field(default_factory=lambda: defaultdict(int))
+    safety_flagged: dict[datetime, int] = field(default_factory=lambda: defaultdict(int))
     good: dict[str, dict[datetime, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     total: dict[str, dict[datetime, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
 
@@ -106,8 +96,17 @@ class Series:
         n = self.traffic()
         return self.spend() / n if n else None
 
+    def safety_flags(self, bucket: datetime | None = None) -> int:
+        """Traces with a safety flag (evals.signals): what the "No safety flag" SLI counts as bad events."""
+        return self.safety_flagged.get(bucket, 0) if bucket else sum(self.safety_flagged.values())
+
+    def safety_share(self, bucket: datetime | None = None) -> float | None:
+        """Share of the traces judged for safety that have no flag."""
+        judged = self.safety_judged.get(bucket, 0) if bucket else sum(self.safety_judged.values())
+        return 1.0 - self.safety_flags(bucket) / judged if judged else None
+
     def rate(self, signal: str, bucket: datetime | None = None) -> float | None:
-        """good/total over the scores that feed a signal (for safety: the share of checks that passed)."""
+        """good/total over the current scores that feed a signal (evals.signals.signal_of)."""
         good = total = 0
         for name, per_bucket in self.total.items():
             if signal_of(name) != signal:
@@ -119,13 +118,6 @@ class Series:
                 total += per_bucket.get(bucket, 0)
                 good += self.good[name].get(bucket, 0)
         return good / total if total else None
-
-    def failures(self, signal: str) -> int:
-        return sum(
-            sum(per_bucket.values()) - sum(self.good[name].values())
-            for name, per_bucket in self.total.items()
-            if signal_of(name) == signal
-        )
 
 
 def _series(
@@ -155,9 +147,13 @@ def _series(
         "input_tokens",
         "output_tokens",
         "unpriced",
+        "safety_judged",
+        "safety_flagged",
     ):
-        svc, value, bucket, traces, errors, hist, cost, tin, tout, unpriced = row
+        svc, value, bucket, traces, errors, hist, cost, tin, tout, unpriced, judged, flagged = row
         series = out[(svc, value)]
+        series.safety_judged[bucket] += judged
+        series.safety_flagged[bucket] += flagged
         series.traces[bucket] += traces
         series.errors[bucket] += errors
         series.hists[bucket].append(hist)
@@ -188,10 +184,15 @@ def _totals(project: Project, window: Window, environment: str, service: str, di
     filters = _range_filters(project, window, environment, service, dimension)
     out: dict[str, Series] = defaultdict(Series)
     at = window.since  # one pseudo-bucket holds the whole window
-    for value, traces, errors, hist, cost, tin, tout, unpriced in TrafficRollup.objects.filter(**filters).values_list(
-        "value", "traces", "errors", "latency_hist", "cost", "input_tokens", "output_tokens", "unpriced"
-    ):
+    for value, traces, errors, hist, cost, tin, tout, unpriced, judged, flagged in TrafficRollup.objects.filter(
+        **filters
+    ).values_list(
+        "value", "traces", "errors", "latency_hist", "cost", "input_tokens", "output_tokens", "unpriced",
+        "safety_judged", "safety_flagged",
+    ):  # fmt: skip
         series = out[value]
+        series.safety_judged[at] += judged
+        series.safety_flagged[at] += flagged
         series.traces[at] += traces
         series.errors[at] += errors
         series.hists[at].append(hist)
@@ -278,9 +279,9 @@ class ServiceHealth:
             },
             {
                 "key": "safety",
-                "value": n.failures("safety"),
-                "change": float(n.failures("safety") - b.failures("safety")),
-                "spark": [],
+                "value": n.safety_flags(),
+                "change": float(n.safety_flags() - b.safety_flags()),
+                "spark": [n.safety_flags(t) for t in buckets],
             },
             {
                 "key": "cost_per_request",
@@ -298,7 +299,7 @@ class ServiceHealth:
         """Worst first: the largest of the error rate and the failure shares of quality, grounding and safety."""
         n = self.now
         shares = [n.error_rate() or 0.0]
-        shares += [1.0 - r for r in (n.rate("quality"), n.rate("grounding"), n.rate("safety")) if r is not None]
+        shares += [1.0 - r for r in (n.rate("quality"), n.rate("grounding"), n.safety_share()) if r is not None]
         return max(shares)
 
 
@@ -384,7 +385,7 @@ def service_detail(*, project: Project, service: str, environment: str, window: 
     )
     in_window = _scores_in_window(project, service, environment, window)
     least = list(in_window.filter(name="grounding", value__isnull=False).order_by("value", "-trace_start")[:10])
-    runaway = list(in_window.filter(name__in=RUNAWAY, passed=False).order_by("-trace_start")[:10])
+    runaway = list(in_window.filter(name__in=RUNAWAY_CHECKS, passed=False).order_by("-trace_start")[:10])
     human = in_window.filter(name="human_feedback")
     feedback = (human.filter(passed=True).count(), human.filter(passed__isnull=False).count())
     traces = Trace.objects.filter(

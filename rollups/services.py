@@ -20,6 +20,7 @@ from django.db.models import Count, Q, Sum
 from django.utils.module_loading import import_string
 
 from evals.models import Score
+from evals.signals import safety_flagged
 from rollups.histogram import bucket_of
 from rollups.models import DirtyBucket, Granularity, ScoreRollup, TrafficRollup
 from sre4ai_web.lib.sql import AnyOf
@@ -58,6 +59,8 @@ class _Traffic:
     output_tokens: int = 0
     cost: Decimal = Decimal(0)
     unpriced: int = 0
+    safety_judged: int = 0
+    safety_flagged: int = 0
 
     def row(
         self, project_id: int, service: str, environment: str, granularity: str, bucket: datetime, dimension: str,
@@ -68,9 +71,10 @@ class _Traffic:
             bucket=bucket, dimension=dimension, value=value, traces=self.traces, errors=self.errors,
             latency_hist=self.hist, latency_sum_ms=self.latency_sum, input_tokens=self.input_tokens,
             output_tokens=self.output_tokens, cost=self.cost, unpriced=self.unpriced,
+            safety_judged=self.safety_judged, safety_flagged=self.safety_flagged,
         )  # fmt: skip
 
-    def add(self, trace: dict[str, Any]) -> None:
+    def add(self, trace: dict[str, Any], flagged: bool | None) -> None:
         self.traces += 1
         self.errors += trace["status"] == "error"
         key = str(bucket_of(trace["duration_ms"]))
@@ -80,6 +84,8 @@ class _Traffic:
         self.output_tokens += trace["output_tokens"]
         self.cost += trace["cost"] or Decimal(0)
         self.unpriced += trace["has_unpriced"]
+        self.safety_judged += flagged is not None
+        self.safety_flagged += bool(flagged)
 
 
 @dataclass
@@ -180,9 +186,10 @@ def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
         all_verdicts.update(verdicts)
         for trace in chunk:
             minute = floor_minute(trace["start_time"])
+            flagged = safety_flagged(verdicts.get(trace["pk"], {}))
             for dim, value in _slices(trace, prompts.get(trace["pk"], set())):
                 key = (trace["service"], trace["environment"], minute, dim, value)
-                traffic[key].add(trace)
+                traffic[key].add(trace, flagged)
                 for name, (passed, score_value) in verdicts.get(trace["pk"], {}).items():
                     cell = judged[(*key, name)]
                     if passed is not None:
@@ -255,6 +262,8 @@ def _hours_recompute(project_id: int, hours: list[datetime]) -> None:
             "output_tokens",
             "cost",
             "unpriced",
+            "safety_judged",
+            "safety_flagged",
         ):
             cell = merged[(row["service"], row["environment"], row["dimension"], row["value"])]
             cell.traces += row["traces"]
@@ -266,6 +275,8 @@ def _hours_recompute(project_id: int, hours: list[datetime]) -> None:
             cell.output_tokens += row["output_tokens"]
             cell.cost += row["cost"]
             cell.unpriced += row["unpriced"]
+            cell.safety_judged += row["safety_judged"]
+            cell.safety_flagged += row["safety_flagged"]
         TrafficRollup.objects.bulk_create(
             [t.row(project_id, s, e, Granularity.HOUR, hour, d, v) for (s, e, d, v), t in merged.items()],
             batch_size=1000,

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ProjectKeyError, authenticate_project_key
 from accounts.models import ApiKey, Project
-from rollups.models import Granularity, TrafficRollup
+from rollups.models import Granularity, ScoreRollup, TrafficRollup
 from slos import burn, selectors, services
 from slos.forms import SloForm
 from slos.models import SLO
@@ -294,12 +294,26 @@ class ProjectCollector(Collector):
         errors = CounterMetricFamily("sre4ai_trace_errors", "Traces with an error.", labels=labels)
         cost = CounterMetricFamily("sre4ai_cost_dollars", "LLM spend in US dollars (priced spans).", labels=labels)
         tokens = CounterMetricFamily("sre4ai_tokens", "LLM tokens.", labels=[*labels, "direction"])
-        rows = (
-            TrafficRollup.objects.filter(project=self.project, granularity=Granularity.HOUR, dimension="")
-            .values("service", "environment")
-            .annotate(t=Sum("traces"), e=Sum("errors"), c=Sum("cost"), i=Sum("input_tokens"), o=Sum("output_tokens"))
-            .order_by("service", "environment")
+        judged = CounterMetricFamily(
+            "sre4ai_safety_judged_traces", "Traces that at least one safety check scored.", labels=labels
         )
+        flagged = CounterMetricFamily(
+            "sre4ai_safety_flagged_traces", "Traces with a safety flag (a failed safety check).", labels=labels
+        )
+        scored = CounterMetricFamily(
+            "sre4ai_scores_judged", "Traces judged pass or fail by a check (current scores).", labels=[*labels, "name"]
+        )
+        passed = CounterMetricFamily("sre4ai_scores_passed", "Traces that passed a check.", labels=[*labels, "name"])
+        hourly = {"project": self.project, "granularity": Granularity.HOUR, "dimension": ""}
+        rows = (
+            TrafficRollup.objects.filter(**hourly)
+            .values("service", "environment")
+            .annotate(
+                t=Sum("traces"), e=Sum("errors"), c=Sum("cost"), i=Sum("input_tokens"), o=Sum("output_tokens"),
+                sj=Sum("safety_judged"), sf=Sum("safety_flagged"),
+            )
+            .order_by("service", "environment")
+        )  # fmt: skip
         for row in rows:
             base = [self.project.slug, row["service"], row["environment"]]
             traces.add_metric(base, row["t"] or 0)
@@ -307,7 +321,19 @@ class ProjectCollector(Collector):
             cost.add_metric(base, float(row["c"] or 0))
             tokens.add_metric([*base, "input"], row["i"] or 0)
             tokens.add_metric([*base, "output"], row["o"] or 0)
-        yield from (traces, errors, cost, tokens)
+            judged.add_metric(base, row["sj"] or 0)
+            flagged.add_metric(base, row["sf"] or 0)
+        score_rows = (
+            ScoreRollup.objects.filter(**hourly)
+            .values("service", "environment", "name")
+            .annotate(g=Sum("good"), t=Sum("total"))
+            .order_by("service", "environment", "name")
+        )
+        for row in score_rows:
+            base = [self.project.slug, row["service"], row["environment"], row["name"]]
+            scored.add_metric(base, row["t"] or 0)
+            passed.add_metric(base, row["g"] or 0)
+        yield from (traces, errors, cost, tokens, judged, flagged, scored, passed)
 
 
 def metrics(request: HttpRequest) -> HttpResponse:

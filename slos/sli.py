@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from evals.signals import SAFETY_CHECKS, safety_flagged
 from slos.models import SLO, Comparator, SliKind
 
-# The checks whose failure is a "safety flag": injections, leaks, forbidden tools and runaway agents.
-SAFETY_CHECKS = frozenset({"prompt_injection", "pii", "secrets", "forbidden_tools", "tool_loop", "llm_calls"})
 # Probe runs write one score with this name per item trace: passed = every configured evaluator passed.
 PROBE_SCORE = "probe"
 
@@ -83,9 +82,8 @@ class SliDefinition:
                 return False  # already above even if part of it is unpriced (the cost is a lower bound)
             return None if trace["has_unpriced"] else True
         if kind == SliKind.SAFETY:
-            flags = [verdicts[name][0] for name in SAFETY_CHECKS if name in verdicts]
-            judged = [passed for passed in flags if passed is not None]
-            return all(judged) if judged else None
+            flagged = safety_flagged(verdicts)
+            return None if flagged is None else not flagged
         # A score (or the probe's score): its own pass, or its mean value against the threshold.
         if self.score_name not in verdicts:
             return None

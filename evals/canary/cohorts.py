@@ -28,6 +28,7 @@ from django.db.models.fields.json import KeyTextTransform
 
 from accounts.models import Project
 from evals.canary.stats import CanaryConfig, CanaryResult, NumericSignal, RateSignal, analyse
+from evals.signals import safety_flagged
 from rollups.services import trace_verdicts
 from traces.models import Span, Trace
 
@@ -36,7 +37,7 @@ LIMIT = 5_000
 under the 2-point margin, so more traces rarely change a verdict; reading their scores is what costs time (see
 docs/benchmarks.md, canary page)."""
 TRACE_COLUMNS = {"release": "release", "environment": "environment"}
-BUILTIN_SIGNALS = ("error", "latency", "cost", "refusal")
+BUILTIN_SIGNALS = ("error", "latency", "cost", "refusal", "safety_flag")
 _PROMPT_LABEL = re.compile(r"^(?P<name>.+) v(?P<version>[^ ]+)$")
 
 
@@ -53,6 +54,8 @@ class Cohort:
     latency_ms: list[float] = field(default_factory=list)
     cost_usd: list[float] = field(default_factory=list)
     unpriced: int = 0
+    safety_judged: int = 0  # traces a safety check judged, and those flagged (evals.signals: the overview's count)
+    safety_flagged: int = 0
     # Per score name: [passed, judged] traces, and the per-trace values.
     judged: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     values: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
@@ -125,6 +128,9 @@ def cohort_load(*, window: QuerySet[Trace], attribute: str, value: str, limit: i
             cohort.cost_usd.append(float(row["cost"]))
         cohort.unpriced += row["has_unpriced"]
     for names in trace_verdicts([row["pk"] for row in rows]).values():
+        flagged = safety_flagged(names)
+        cohort.safety_judged += flagged is not None
+        cohort.safety_flagged += bool(flagged)
         for name, (passed, score_value) in names.items():
             if passed is not None:
                 cohort.judged[name][0] += passed
@@ -136,6 +142,9 @@ def cohort_load(*, window: QuerySet[Trace], attribute: str, value: str, limit: i
 
 def _signals(baseline: Cohort, canary: Cohort) -> tuple[list[RateSignal], list[NumericSignal]]:
     rates = [RateSignal("error", "error rate", baseline.errors, baseline.traces, canary.errors, canary.traces, False)]
+    if baseline.safety_judged or canary.safety_judged:
+        rates.append(RateSignal("safety_flag", "safety-flag rate", baseline.safety_flagged, baseline.safety_judged,
+                                canary.safety_flagged, canary.safety_judged, False))  # fmt: skip
     numerics = [
         NumericSignal("latency", "latency", baseline.latency_ms, canary.latency_ms, False, "ms"),
         NumericSignal("cost", "cost per trace", baseline.cost_usd, canary.cost_usd, False, "USD"),

@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
 from accounts.models import Project
+from evals.evaluators.registry import REGISTRY
 from traces.models import Span, Trace
 
 
@@ -80,6 +81,15 @@ class Score(models.Model):
                 name="score_failing_idx",
             ),
         ]
+
+    @property
+    def summary(self) -> str:
+        """What the score says in a few words, with its unit (an evaluator's own wording for its scores)."""
+        evaluator = REGISTRY.get(self.evaluator) if self.source == ScoreSource.EVALUATOR else None
+        if evaluator is not None:
+            return evaluator.summary(self.value, self.passed, self.label, self.evidence or {})
+        shown = [f"{self.value:g}" if self.value is not None else "", self.label.replace("_", " ")]
+        return " ".join(part for part in shown if part)
 
 
 class EvaluatorConfig(models.Model):

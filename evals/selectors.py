@@ -156,6 +156,20 @@ def scores_for_trace(*, trace: Trace) -> list[Score]:
     )
 
 
+def not_applicable_for_trace(*, project: Project, trace: Trace, scores: list[Score]) -> list[tuple[str, str]]:
+    """(evaluator, reason) for each evaluator enabled on the trace's service that has no score on it because an input
+    it requires is missing: the trace page shows them as n/a. ``trace`` must have its spans and documents loaded."""
+    scored = {s.evaluator for s in scores}
+    item = eval_item(trace, list(trace.spans.all()))
+    out = []
+    for config in effective_configs(project=project, service=trace.service):
+        if config.enabled and config.evaluator.name not in scored:
+            reason = config.evaluator.not_applicable(item)
+            if reason is not None:
+                out.append((config.evaluator.name, reason))
+    return out
+
+
 def eval_runs_for_project(*, project: Project, limit: int = 20) -> list[EvalRun]:
     return list(EvalRun.objects.filter(project=project).select_related("created_by")[:limit])
 

@@ -170,3 +170,26 @@ def test_a_trace_without_content_or_with_a_failed_call_is_not_applicable(client:
     judged = Score.objects.filter(trace__in=traces, name__in=["refusal", "pii", "grounding", "output_format"])
     assert list(judged) == []
     assert not Score.objects.filter(trace__in=traces, passed=False).exists()
+
+
+@pytest.mark.django_db
+def test_the_trace_page_says_what_each_score_means_and_why_others_do_not_apply(client: Client, tenant: Tenant) -> None:
+    quiet_id, agent_id = ob.new_trace_id(), ob.new_trace_id()
+    quiet = send(client, tenant, [ob.span(quiet_id, name="chat", error="HTTP 429 Too Many Requests", attributes={
+        "gen_ai.operation.name": "chat", "gen_ai.input.messages": chat("user", "Hi")})])  # fmt: skip
+    root = ob.new_span_id()
+    agent = send(client, tenant, [
+        ob.span(agent_id, root, name="agent", duration_ms=40),
+        *[ob.span(agent_id, parent=root, name=f"chat {n}", attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.output.messages": chat("assistant", "Mail bob@acme-corp.net")})
+          for n in range(4)],
+    ])  # fmt: skip
+    traces_score(project_id=tenant.project.pk, trace_pks=[quiet.pk, agent.pk])
+    client.force_login(tenant.user)
+    page = client.get(f"/p/acme/traces/{agent_id}/").content.decode()
+    assert "PII found: email" in page
+    assert "4 LLM calls (limit" in page
+    assert "n/a · no retrieved documents" in page  # grounding: nothing to check the answer against
+    quiet_page = client.get(f"/p/acme/traces/{quiet_id}/").content.decode()
+    assert "n/a · no answer: the call failed (HTTP 429 Too Many Requests)" in quiet_page
+    assert "Not scored yet" not in quiet_page

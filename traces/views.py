@@ -7,7 +7,7 @@ from django.shortcuts import render
 from accounts.models import Role
 from accounts.selectors import membership_for
 from evals.forms import AnnotationForm
-from evals.selectors import scores_for_trace
+from evals.selectors import not_applicable_for_trace, scores_for_trace
 from traces.forms import TraceFilterForm
 from traces.selectors import InvalidCursor, TracePage, span_tree, trace_detail, trace_facets, trace_page
 
@@ -63,6 +63,7 @@ def trace_view(request: HttpRequest, slug: str, trace_id: str) -> HttpResponse:
             "nodes": span_tree(trace),
             "scores": scores,
             "failing_scores": [s for s in scores if s.passed is False],
+            "not_applicable": not_applicable_for_trace(project=project, trace=trace, scores=scores),
             "can_annotate": membership.allows(Role.EDITOR),
             "annotation_form": AnnotationForm(),
         },

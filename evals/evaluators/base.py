@@ -134,6 +134,12 @@ class Evaluator(ABC, Generic[P]):
         return cls(cast(Any, cls.Params.model_validate(params or {})))
 
     @classmethod
+    def summary(cls, value: float | None, passed: bool | None, label: str, evidence: dict[str, Any]) -> str:
+        """A few words for score chips, with the value's unit and meaning ("4 LLM calls (limit 5)", "PII found:
+        email"): pages show this beside the pass/fail colour instead of a bare number whose direction varies."""
+        return label.replace("_", " ") if label else ("" if value is None else f"{value:.2f}")
+
+    @classmethod
     def not_applicable(cls, item: EvalItem) -> str | None:
         return missing_input(item, cls.requires)
 

@@ -8,6 +8,7 @@ neither cheap nor expensive.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,6 +35,10 @@ class CostCeiling(Evaluator[CostCeilingParams]):
     Params = CostCeilingParams
     queue = "scoring"
     default_enabled = True
+
+    @classmethod
+    def summary(cls, value: float | None, passed: bool | None, label: str, evidence: dict[str, Any]) -> str:
+        return f"${_usd(Decimal(evidence['cost_usd']))} (ceiling ${_usd(Decimal(evidence['max_usd']))})"
 
     def evaluate(self, item: EvalItem) -> EvalResult | None:
         if item.cost is None:

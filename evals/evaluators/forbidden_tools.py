@@ -86,6 +86,11 @@ class ForbiddenTools(Evaluator[ForbiddenToolsParams]):
             return "not in allow list"
         return None
 
+    @classmethod
+    def summary(cls, value: float | None, passed: bool | None, label: str, evidence: dict[str, Any]) -> str:
+        tools = sorted({v["tool"] for v in evidence.get("violations") or []})
+        return f"forbidden tool: {', '.join(tools)}" if tools else f"{evidence.get('calls', 0)} allowed tool calls"
+
     def evaluate(self, item: EvalItem) -> EvalResult | None:
         if not (self._deny or self._allow) or not item.tool_calls:
             return None

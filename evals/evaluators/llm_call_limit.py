@@ -6,6 +6,8 @@ LLM call (a pure retrieval or tool trace, or a scored file without call counts):
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from evals.evaluators.base import EvalItem, EvalResult, Evaluator
@@ -27,6 +29,11 @@ class LlmCallLimit(Evaluator[LlmCallLimitParams]):
     Params = LlmCallLimitParams
     queue = "scoring"
     default_enabled = True
+
+    @classmethod
+    def summary(cls, value: float | None, passed: bool | None, label: str, evidence: dict[str, Any]) -> str:
+        calls = evidence.get("llm_calls", value)
+        return f"{calls} LLM call{'s' if calls != 1 else ''} (limit {evidence.get('max_calls', '?')})"
 
     def evaluate(self, item: EvalItem) -> EvalResult | None:
         calls, limit = item.llm_calls, self.params.max_calls

@@ -191,6 +191,11 @@ class PiiLeak(Evaluator[PiiParams]):
         self._allow = _AllowList.build(params.allow)
         self._kinds = frozenset(params.kinds)
 
+    @classmethod
+    def summary(cls, value: float | None, passed: bool | None, label: str, evidence: dict[str, Any]) -> str:
+        kinds = sorted(evidence.get("counts") or {})
+        return f"PII found: {', '.join(kinds)}" if kinds else "no PII"
+
     def evaluate(self, item: EvalItem) -> EvalResult | None:
         if not item.output:
             return None

@@ -475,6 +475,14 @@ class PromptInjection(Evaluator[PromptInjectionParams]):
     queue = "scoring"
     default_enabled = True
 
+    @classmethod
+    def summary(cls, value: float | None, passed: bool | None, label: str, evidence: dict[str, Any]) -> str:
+        risk = "" if value is None else f" (risk {value:.2f})"
+        if passed is False:
+            where = sorted({f.get("location", "") for f in evidence.get("findings") or []} - {""})
+            return f"injection in {', '.join(where) or 'input'}{risk}"
+        return f"no injection{risk}"
+
     def evaluate(self, item: EvalItem) -> EvalResult | None:
         p = self.params
         sources: list[tuple[str, str | None, str | None, str]] = []  # location, id, tool name, text

@@ -269,6 +269,11 @@ class SecretLeak(Evaluator[SecretParams]):
         self._disabled = frozenset(params.disabled_kinds)
         self._allow = frozenset(params.allow)
 
+    @classmethod
+    def summary(cls, value: float | None, passed: bool | None, label: str, evidence: dict[str, Any]) -> str:
+        kinds = sorted(evidence.get("counts") or {})
+        return f"secret found: {', '.join(kinds)}" if kinds else "no secret"
+
     def evaluate(self, item: EvalItem) -> EvalResult | None:
         p = self.params
         sources: list[tuple[str, str | None, str | None, str]] = []

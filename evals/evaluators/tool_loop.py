@@ -49,6 +49,13 @@ class ToolLoop(Evaluator[ToolLoopParams]):
     queue = "scoring"
     default_enabled = True
 
+    @classmethod
+    def summary(cls, value: float | None, passed: bool | None, label: str, evidence: dict[str, Any]) -> str:
+        repeats = evidence.get("repeats") or []
+        if repeats:
+            return f"loop: {repeats[0]['tool']} called {repeats[0]['count']}× alike"
+        return f"no loop (a loop is {evidence.get('max_repeats', '?')} identical calls)"
+
     def evaluate(self, item: EvalItem) -> EvalResult | None:
         ignored = set(self.params.ignore_tools)
         calls = [call for call in item.tool_calls if call.name not in ignored]
@@ -69,7 +76,7 @@ class ToolLoop(Evaluator[ToolLoopParams]):
             (tool, args), spans = repeated[0]
             explanation = (
                 f"The tool “{tool}” was called {len(spans)} times {how} with the same arguments {_cap(args, 80)} "
-                f"(limit {self.params.max_repeats})."
+                f"(a loop is {self.params.max_repeats} or more identical calls)."
             )
         return EvalResult(
             value=float(worst),

@@ -17,7 +17,8 @@ LOWER_IS_BETTER = {"errors", "p95", "safety", "cost_per_request"}
 def signal_value(signal: dict[str, Any]) -> str:
     value, key = signal["value"], signal["key"]
     if value is None:
-        return "–"
+        # No score applied (no answer text, no documents): not applicable, which is not 0% and not a failure.
+        return "n/a" if key in ("quality", "grounding") else "–"
     if key == "traffic":
         return f"{value:,}"
     if key in RATES:
@@ -75,6 +76,13 @@ def sig3(value: float | None) -> str:
 @register.filter
 def percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
+
+
+@register.filter
+def signal_rate(series: Any, signal: str) -> str:
+    """A series' pass rate of a signal (quality, grounding) as the overview shows it: n/a when nothing applied."""
+    rate = series.rate(signal)
+    return "n/a" if rate is None else f"{rate:.1%}"
 
 
 register.filter("usd", usd)

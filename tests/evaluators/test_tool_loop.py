@@ -129,7 +129,7 @@ def test_evidence_lists_tool_arguments_and_spans() -> None:
         ],
     }
     assert result.explanation == (
-        'The tool “search” was called 4 times in the trace with the same arguments {"q":"refund policy"} (limit 3).'
+        'The tool “search” was called 4 times in the trace with the same arguments {"q":"refund policy"} (a loop is 3 or more identical calls).'
     )
 
 

@@ -82,8 +82,14 @@ def slo_figures(detail: SloDetail, slo: SLO) -> dict[str, dict[str, Any]]:
     budget_layout["yaxis"] = {**budget_layout["yaxis"], "rangemode": "normal"}
     shape, note = _hline(0.0, LINE_COLOR, "exhausted")
     budget_layout["shapes"], budget_layout["annotations"] = [shape], [note]
+    # Budget left is shaded green above zero and red below it (overspent), the line drawn over both.
+    left = [None if v is None else max(v, 0.0) for v in detail.budget]
+    overspent = [None if v is None else min(v, 0.0) for v in detail.budget]
+    shade = {"type": "scatter", "mode": "none", "x": times, "fill": "tozeroy", "hoverinfo": "skip", "showlegend": False}
     figures["budget"] = {
         "data": [
+            {**shade, "name": "budget left", "y": left, "fillcolor": "rgba(63,185,80,.12)"},
+            {**shade, "name": "overspent", "y": overspent, "fillcolor": "rgba(248,81,73,.25)"},
             {
                 "type": "scatter",
                 "mode": "lines",
@@ -91,9 +97,7 @@ def slo_figures(detail: SloDetail, slo: SLO) -> dict[str, dict[str, Any]]:
                 "x": times,
                 "y": detail.budget,
                 "line": {"color": COLORS["cost"], "width": 1.5},
-                "fill": "tozeroy",
-                "fillcolor": "rgba(63,185,80,.08)",
-            }
+            },
         ],
         "layout": budget_layout,
     }

@@ -152,6 +152,8 @@ class Incident(models.Model):
     opened_at = models.DateTimeField()
     # Budget remaining when the incident opened: the triage page shows what this incident consumed.
     budget_at_open = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    # The window's budget left when the incident resolved: what it consumed is budget_at_open minus this.
+    budget_at_resolve = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -198,6 +200,8 @@ class IncidentEvent(models.Model):
     rule = models.CharField(max_length=200, blank=True)
     long_burn = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
     short_burn = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    # The SLO's budget left when the change was written: every delivery of it (retries included) says the same.
+    budget_remaining = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
     text = models.TextField(blank=True)
 
     class Meta:

@@ -6,14 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from fractions import Fraction
 
-from django.db.models import F, Prefetch, QuerySet, Sum, Window
+from django.db.models import F, Prefetch, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from accounts.models import Project
 from evals.models import Score
-from rollups.services import TRACE_FIELDS, floor_minute, trace_verdicts
+from rollups.services import TRACE_FIELDS, trace_verdicts
 from slos import burn
 from slos.burn import AlertRule
 from slos.models import (
@@ -26,7 +25,6 @@ from slos.models import (
     IncidentEvent,
     IncidentStatus,
     RuleState,
-    SliMinute,
 )
 from slos.services import DAY, MINUTE, evaluation_minute, policy_rules, rule_key, sli_series, window_counts
 from slos.sli import SliDefinition
@@ -41,6 +39,8 @@ class RuleStatus:
     long_burn: Decimal | None
     short_burn: Decimal | None
     since: datetime | None
+    # The SLO's history is still being counted: its rules are neither ok nor firing yet.
+    computing: bool = False
 
 
 @dataclass
@@ -102,6 +102,7 @@ def _rules(slo: SLO, states: Sequence[RuleState]) -> list[RuleStatus]:
                 long_burn=state.long_burn if state else None,
                 short_burn=state.short_burn if state else None,
                 since=state.since if state else None,
+                computing=slo.history_ready_at is None,
             )
         )
     return rows
@@ -131,6 +132,7 @@ class ServiceSlos:
     """One service's SLOs at a glance, for the overview: how many, the most severe firing rule, open incidents."""
 
     count: int = 0
+    computing: int = 0  # SLOs whose history is still being counted
     firing: str = ""  # "page", "ticket" or ""
     incidents: list[Incident] = field(default_factory=list)
 
@@ -142,6 +144,7 @@ def slo_status_by_service(*, project: Project) -> dict[str, ServiceSlos]:
     for slo, rules, open_incidents in _with_state(SLO.objects.filter(project=project)):
         status = by_service.setdefault(slo.service, ServiceSlos())
         status.count += 1
+        status.computing += slo.history_ready_at is None
         if status.firing != "page":
             status.firing = most_severe_firing(rules) or status.firing
         status.incidents.extend(open_incidents)
@@ -374,18 +377,13 @@ def incident_events(
     )
 
 
-def budget_consumed_by(*, slo: SLO, start: datetime, end: datetime, now: datetime) -> Decimal | None:
-    """Share of the SLO window's error budget spent by the bad events between start and end."""
-    window = slo.window_days * DAY
-    totals = window_counts(slos=[slo], end=evaluation_minute(now), windows=[window]).get((slo.pk, window))
-    period = SliMinute.objects.filter(slo=slo, minute__gte=floor_minute(start), minute__lt=end).aggregate(
-        g=Sum("good"), t=Sum("total")
-    )
-    total, bad = totals.total if totals else 0, (period["t"] or 0) - (period["g"] or 0)
-    if not total:
+def incident_budget_consumed(*, incident: Incident, budget_now: Decimal | None) -> Decimal | None:
+    """The error budget the incident consumed: the budget left when it opened minus the budget left when it resolved
+    (or now, while it is open); never negative (bad events ageing out of the window give budget back)."""
+    end = incident.budget_at_resolve if incident.status == IncidentStatus.RESOLVED else budget_now
+    if incident.budget_at_open is None or end is None:
         return None
-    consumed = Fraction(bad) / (Fraction(total) * (1 - Fraction(slo.objective)))
-    return Decimal(consumed.numerator) / Decimal(consumed.denominator)
+    return max(Decimal(0), incident.budget_at_open - end)
 
 
 def channels_for(*, project: Project) -> QuerySet[Channel]:

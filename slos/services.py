@@ -458,7 +458,10 @@ def slo_budget_remaining(*, slo: SLO, now: datetime) -> Decimal | None:
 
 
 def _event(incident: Incident, kind: str, now: datetime, **fields: Any) -> IncidentEvent:
-    """A timeline entry; a state change also writes one outbox row per channel of the SLO."""
+    """A timeline entry; a state change also writes one outbox row per channel of the SLO, and the budget left
+    at that moment, which every delivery of it reports."""
+    if kind != EventKind.NOTE:
+        fields["budget_remaining"] = slo_budget_remaining(slo=incident.slo, now=now)
     event = IncidentEvent.objects.create(
         incident=incident, kind=kind, at=now, incident_status=incident.status, **fields
     )
@@ -476,7 +479,8 @@ def _incident_resolve(incident: Incident, user: User | None, now: datetime, text
     incident.status = IncidentStatus.RESOLVED
     incident.resolved_at = now
     incident.resolved_by = user
-    incident.save(update_fields=["status", "resolved_at", "resolved_by"])
+    incident.budget_at_resolve = slo_budget_remaining(slo=incident.slo, now=now)
+    incident.save(update_fields=["status", "resolved_at", "resolved_by", "budget_at_resolve"])
     _event(incident, EventKind.RESOLVED, now, author=user, severity=incident.severity, text=text)
 
 
@@ -521,11 +525,11 @@ def _rate(value: Decimal | None) -> str | None:
     return None if value is None else burn.format_number(value, 2)
 
 
-def alert_message(event: IncidentEvent, *, now: datetime | None = None) -> AlertMessage:
-    """What the transports send for one timeline event."""
+def alert_message(event: IncidentEvent) -> AlertMessage:
+    """What the transports send for one timeline event (the budget as it was when the event was written)."""
     incident = event.incident
     slo = incident.slo
-    remaining = slo_budget_remaining(slo=slo, now=now or event.at)
+    remaining = event.budget_remaining
     summaries: dict[str, str] = {
         EventKind.FIRED.value: f"{event.severity} rule firing (burn {_rate(event.long_burn)}× over its long window)",
         EventKind.CLEARED.value: f"{event.severity} rule cleared",
@@ -610,7 +614,7 @@ def _deliver(delivery: Delivery, now: datetime) -> None:
         _delivery_failed(delivery, now, f"Unknown channel type {channel.kind!r}.", 0.0, retryable=False)
         return
     transport = transport_class()
-    message = alert_message(delivery.event, now=now)
+    message = alert_message(delivery.event)
     try:
         config = transport.Config.model_validate(channel.config)
     except ValueError as exc:

@@ -184,7 +184,7 @@ def incident_detail(request: HttpRequest, slug: str, incident_id: int) -> HttpRe
         "events": events,
         "suspects": what_changed(current, baseline),
         "since_before": changes_since_baseline(current, baseline),
-        "consumed": selectors.budget_consumed_by(slo=incident.slo, start=window.start, end=window.end, now=now),
+        "consumed": selectors.incident_budget_consumed(incident=incident, budget_now=summary[0].budget_remaining),
         "timeline": list(incident.events.all()),
         "can_edit": membership.allows(Role.EDITOR),
         "share_url": request.build_absolute_uri(),

@@ -214,7 +214,7 @@ def test_overview_and_service_page_show_slo_state_and_open_incidents(
     service = client.get("/p/acme/service/?name=support-bot&range=30d").content.decode()
     strip = service.split('class="slo-strip"')[1].split("</p>")[0]
     assert f'href="/p/acme/slos/{incident.slo_id}/"' in strip and "firing: page" in strip
-    assert "budget -66.7%" in strip.replace("−", "-")  # 6 bad of 36 at a 10% budget: 1 - (6/36)/0.1
+    assert '· budget <span class="error">-66.7%</span>' in strip.replace("−", "-")  # 1 - (6/36)/0.1, in red
     assert f'href="/p/acme/incidents/{incident.pk}/"' in strip and "Quiet SLO" not in strip
     assert "<script>alert('slo')" not in service
     # Resolved: the banner goes, the SLO stays listed.
@@ -337,3 +337,51 @@ def test_an_slo_with_an_open_incident_cannot_be_deleted(tenant: Tenant, incident
     services.incident_resolve(incident_id=incident.pk, user=tenant.user)
     assert client.post(f"/p/acme/slos/{incident.slo_id}/delete/").status_code == 302
     assert not SLO.objects.exists()
+
+
+def test_incident_figures_come_from_snapshots_taken_when_they_happened(tenant: Tenant, incident: Incident) -> None:
+    """Budget consumed = budget at open − budget now (not the window's whole spend); acknowledged shows its own
+    time; every delivery of an event reports the budget of the moment it was written."""
+    from slos.templatetags.slo_format import pct
+
+    fired = incident.events.get(kind=EventKind.FIRED)
+    assert fired.budget_remaining == incident.budget_at_open is not None
+    client = login()
+    page = client.get(f"/p/acme/incidents/{incident.pk}/").content.decode()
+    consumed = re.search(r"Budget consumed by this incident</dt><dd>([^<]*)</dd>", page)[1]  # type: ignore[index]
+    assert consumed == pct(Decimal(0), 1)  # nothing spent since it opened (the old figure was 207%-like)
+    assert '<dd class="error">' in page  # the overspent budget in red
+    # More bad answers after the incident opened: the budget falls, the message of the old event does not change.
+    for t in ingest(tenant, [make_trace(13, release="v2") for _ in range(6)]):
+        score(t, "grounding", passed=False, value=0.1)
+    recompute()
+    later = services.slo_budget_remaining(slo=incident.slo, now=at(14))
+    assert later is not None and later < incident.budget_at_open
+    assert services.alert_message(fired).budget_remaining == services.burn.format_percent(fired.budget_remaining)
+    page = client.get(f"/p/acme/incidents/{incident.pk}/").content.decode()
+    consumed = re.search(r"Budget consumed by this incident</dt><dd>([^<]*)</dd>", page)[1]  # type: ignore[index]
+    assert consumed == pct(incident.budget_at_open - later, 1)
+    services.incident_acknowledge(incident_id=incident.pk, user=tenant.user, now=at(30))
+    banner = client.get("/p/acme/").content.decode().split('class="incident-banner"')[1].split("</ul>")[0]
+    assert f"acknowledged since {at(30):%m-%d %H:%M} UTC" in banner
+    assert f"{incident.opened_at:%m-%d %H:%M}" not in banner
+    services.incident_resolve(incident_id=incident.pk, user=tenant.user, now=at(31))
+    incident.refresh_from_db()
+    at_resolve = services.slo_budget_remaining(slo=incident.slo, now=at(31))
+    assert at_resolve is not None and incident.budget_at_resolve == at_resolve.quantize(Decimal("1e-10"))
+
+
+def test_a_new_slo_is_computing_until_its_history_is_counted_and_an_overspent_budget_is_shaded_red(
+    tenant: Tenant, incident: Incident
+) -> None:
+    fresh = create_slo(tenant.project, name="Fresh", sli_kind="error")
+    client = login()
+    page = client.get(f"/p/acme/slos/{fresh.pk}/").content.decode()
+    states = page.split('class="rule-states"')[1].split("</table>")[0]
+    assert "computing" in states and 'class="status ok"' not in states
+    detail = client.get(f"/p/acme/slos/{incident.slo_id}/?range=window").content.decode()
+    figures = json.loads(re.search(r'<script id="figures" type="application/json">(.*?)</script>', detail, re.S)[1])  # type: ignore[index]
+    overspent = next(t for t in figures["budget"]["data"] if t["name"] == "overspent")
+    assert min(v for v in overspent["y"] if v is not None) < 0 and "248,81,73" in overspent["fillcolor"]
+    left = next(t for t in figures["budget"]["data"] if t["name"] == "budget left")
+    assert min(v for v in left["y"] if v is not None) >= 0

@@ -36,6 +36,12 @@ def pct(value: Decimal | float | None, places: int = 2) -> str:
 
 
 @register.filter
+def budget_class(value: Decimal | float | None) -> str:
+    """Red for an exhausted or overspent error budget (0 or below), wherever a budget is shown."""
+    return "error" if value is not None and value <= 0 else ""
+
+
+@register.filter
 def rate(value: Decimal | float | None) -> str:
     """A burn rate: 16.234 → "16.23×"."""
     return "–" if value is None else burn.format_number(Decimal(str(value)), 2) + "×"

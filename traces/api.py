@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -16,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
@@ -25,6 +26,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ProjectKeyError, authenticate_project_key
 from accounts.models import ApiKey, Project
+from evals.selectors import scores_for_trace
 from traces.forms import TraceFilterForm
 from traces.ingest import native, otlp
 from traces.ingest.gate import ingest_slot
@@ -181,8 +183,28 @@ class TraceSummaryOut(serializers.ModelSerializer):
         ]
 
 
+class TraceScoreOut(serializers.Serializer):
+    """A current score of the trace (Score.objects.current): the same ones the trace page shows."""
+
+    name = serializers.CharField()
+    value = serializers.FloatField(allow_null=True)
+    passed = serializers.BooleanField(allow_null=True, help_text="True pass, false fail, null no verdict.")
+    label = serializers.CharField()
+    summary = serializers.CharField(help_text="What the score says, with its unit, e.g. '4 LLM calls (limit 5)'.")
+    explanation = serializers.CharField()
+    evaluator = serializers.CharField(help_text="The evaluator that wrote it ('' for human and API scores).")
+    evaluator_version = serializers.IntegerField()
+    source = serializers.CharField()
+    span_id = serializers.SerializerMethodField()
+    updated_at = serializers.DateTimeField()
+
+    def get_span_id(self, score: Any) -> str | None:
+        return score.span.span_id if score.span else None
+
+
 class TraceOut(TraceSummaryOut):
     spans = SpanOut(many=True, read_only=True)
+    scores = serializers.SerializerMethodField()
 
     class Meta(TraceSummaryOut.Meta):
         fields = [
@@ -193,7 +215,12 @@ class TraceOut(TraceSummaryOut):
             "tags",
             "root_span_id",
             "spans",
+            "scores",
         ]
+
+    @extend_schema_field(TraceScoreOut(many=True))
+    def get_scores(self, trace: Trace) -> list[dict[str, Any]]:
+        return list(TraceScoreOut(scores_for_trace(trace=trace), many=True).data)
 
 
 class TracePageOut(serializers.Serializer):

@@ -329,10 +329,10 @@ class ProjectCollector(Collector):
             .annotate(g=Sum("good"), t=Sum("total"))
             .order_by("service", "environment", "name")
         )
-        for row in score_rows:
-            base = [self.project.slug, row["service"], row["environment"], row["name"]]
-            scored.add_metric(base, row["t"] or 0)
-            passed.add_metric(base, row["g"] or 0)
+        for score_row in score_rows:
+            base = [self.project.slug, score_row["service"], score_row["environment"], score_row["name"]]
+            scored.add_metric(base, score_row["t"] or 0)
+            passed.add_metric(base, score_row["g"] or 0)
         yield from (traces, errors, cost, tokens, judged, flagged, scored, passed)
 
 

@@ -54,11 +54,11 @@ def test_every_surface_gives_the_same_numbers(client: Client, tenant: Tenant) ->
     traces = [send(client, tenant, *row) for row in plan]
     traces_score(project_id=tenant.project.pk, trace_pks=[t.pk for t in traces])
     # Stale rows of an older grounding version, each saying the opposite of the current one.
-    for current in Score.objects.filter(trace__in=traces, name="grounding"):
+    for row in Score.objects.filter(trace__in=traces, name="grounding"):
         Score.objects.create(
-            project=tenant.project, trace=current.trace, key=f"stale:{current.pk}", service=current.service,
-            trace_start=current.trace_start, name="grounding", value=1 - (current.value or 0),
-            passed=not current.passed, evaluator="grounding", evaluator_version=current.evaluator_version - 1,
+            project=tenant.project, trace=row.trace, key=f"stale:{row.pk}", service=row.service,
+            trace_start=row.trace_start, name="grounding", value=1 - (row.value or 0),
+            passed=not row.passed, evaluator="grounding", evaluator_version=row.evaluator_version - 1,
             source=ScoreSource.EVALUATOR,
         )  # fmt: skip
     recompute()
@@ -79,7 +79,7 @@ def test_every_surface_gives_the_same_numbers(client: Client, tenant: Tenant) ->
     # The truth, counted by hand from the current scores and the traces.
     def judged(name: str) -> tuple[int, int]:
         rows = [s for s in current if s.name == name and s.passed is not None]
-        return sum(s.passed for s in rows), len(rows)  # type: ignore[misc]
+        return sum(bool(s.passed) for s in rows), len(rows)
 
     safety_names = {s.name for s in current if signal_of(s.name) == "safety"}
     flagged = sum(any(s.passed is False for s in current if s.trace_id == t.pk and s.name in safety_names)

@@ -357,6 +357,7 @@ def test_incident_figures_come_from_snapshots_taken_when_they_happened(tenant: T
     recompute()
     later = services.slo_budget_remaining(slo=incident.slo, now=at(14))
     assert later is not None and later < incident.budget_at_open
+    assert fired.budget_remaining is not None
     assert services.alert_message(fired).budget_remaining == services.burn.format_percent(fired.budget_remaining)
     page = client.get(f"/p/acme/incidents/{incident.pk}/").content.decode()
     consumed = re.search(r"Budget consumed by this incident</dt><dd>([^<]*)</dd>", page)[1]  # type: ignore[index]

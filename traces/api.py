@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ProjectKeyError, authenticate_project_key
 from accounts.models import ApiKey, Project
+from evals.models import Score
 from evals.selectors import scores_for_trace
 from traces.forms import TraceFilterForm
 from traces.ingest import native, otlp
@@ -183,20 +184,17 @@ class TraceSummaryOut(serializers.ModelSerializer):
         ]
 
 
-class TraceScoreOut(serializers.Serializer):
-    """A current score of the trace (Score.objects.current): the same ones the trace page shows."""
+class TraceScoreOut(serializers.ModelSerializer):
+    """A current score of the trace (Score.objects.current): the same ones the trace page shows. ``passed`` is
+    true (pass), false (fail) or null (no verdict); ``summary`` says what it means, e.g. '4 LLM calls (limit 5)'."""
 
-    name = serializers.CharField()
-    value = serializers.FloatField(allow_null=True)
-    passed = serializers.BooleanField(allow_null=True, help_text="True pass, false fail, null no verdict.")
-    label = serializers.CharField()
-    summary = serializers.CharField(help_text="What the score says, with its unit, e.g. '4 LLM calls (limit 5)'.")
-    explanation = serializers.CharField()
-    evaluator = serializers.CharField(help_text="The evaluator that wrote it ('' for human and API scores).")
-    evaluator_version = serializers.IntegerField()
-    source = serializers.CharField()
+    summary = serializers.CharField(read_only=True)
     span_id = serializers.SerializerMethodField()
-    updated_at = serializers.DateTimeField()
+
+    class Meta:
+        model = Score
+        fields = ["name", "value", "passed", "label", "summary", "explanation", "evaluator", "evaluator_version",
+                  "source", "span_id", "updated_at"]  # fmt: skip
 
     def get_span_id(self, score: Any) -> str | None:
         return score.span.span_id if score.span else None

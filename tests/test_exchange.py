@@ -193,3 +193,15 @@ def test_the_trace_page_says_what_each_score_means_and_why_others_do_not_apply(c
     quiet_page = client.get(f"/p/acme/traces/{quiet_id}/").content.decode()
     assert "n/a · no answer: the call failed (HTTP 429 Too Many Requests)" in quiet_page
     assert "Not scored yet" not in quiet_page
+
+
+@pytest.mark.django_db
+def test_the_answer_of_an_agent_is_searchable_in_the_trace_list(client: Client, tenant: Tenant) -> None:
+    trace_id, root = ob.new_trace_id(), ob.new_span_id()
+    send(client, tenant, [
+        ob.span(trace_id, root, name="agent", duration_ms=40),
+        ob.span(trace_id, parent=root, name="chat", attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.output.messages": chat("assistant", "Your parcel is in Zaragoza")}),
+    ])  # fmt: skip
+    response = client.get("/api/v1/traces?text=zaragoza", headers=tenant.bearer)
+    assert [t["trace_id"] for t in response.json()["items"]] == [trace_id]

@@ -453,6 +453,11 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
     if missing_root:
         for trace_id, text in _root_texts(stored, missing_root).items():
             summaries[trace_id]["search_text"] = text
+    for summary in summaries.values():
+        # An agent's answer may sit on an LLM span rather than the root (traces.exchange): make it findable too.
+        answer, text = summary["output_preview"], summary.get("search_text", "")
+        if answer and answer not in text:
+            summary["search_text"] = (text + "\n" + answer)[:SEARCH_TEXT_CHARS].strip()
 
     new_traces = [t for t in trace_ids if t not in stored]
     new_spans = [key for key in unique if key not in resent]

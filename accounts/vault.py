@@ -13,9 +13,10 @@ from django.conf import settings
 _PURPOSE = b"sre4ai project secrets\0"
 
 
-def _fernet(secret_key: str) -> Fernet:
+def _fernet(secret_key: str | bytes) -> Fernet:
     # SECRET_KEY is long and random: one SHA-256 with a purpose label gives an independent 256-bit key.
-    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(_PURPOSE + secret_key.encode()).digest()))
+    raw = secret_key.encode() if isinstance(secret_key, str) else secret_key
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(_PURPOSE + raw).digest()))
 
 
 def _keys() -> MultiFernet:

@@ -215,9 +215,7 @@ class Delivery(models.Model):
     """Outbox row: one state change to notify on one channel. Claimed by a dispatcher with SKIP LOCKED."""
 
     # None: a test message asked for on the channel page (by requested_by); it is tried once, never retried.
-    event = models.ForeignKey(
-        IncidentEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
-    )
+    event = models.ForeignKey(IncidentEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="deliveries")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

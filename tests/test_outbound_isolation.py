@@ -22,9 +22,8 @@ DEADLINE = 12  # seconds: SRE4AI_SLO_DELIVERY_TIMEOUT_SECONDS of the notify work
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_trickling_webhook_is_cut_at_the_deadline_while_scoring_goes_on(
-    live_server: Any, tenant: Tenant, clean_queues: Any
-) -> None:
+@pytest.mark.usefixtures("clean_queues")
+def test_a_trickling_webhook_is_cut_at_the_deadline_while_scoring_goes_on(live_server: Any, tenant: Tenant) -> None:
     sending = threading.Event()
     slow = trickle(2.0)
 

@@ -76,7 +76,7 @@ def test_a_rotated_secret_key_still_opens_secrets_through_the_fallbacks(tenant: 
     login("alice").post("/p/acme/settings/secrets/", {"set_secret": "1", "name": "APP_TOKEN", "value": VALUE})
     old_key = settings.SECRET_KEY
     settings.SECRET_KEY = "a-brand-new-secret-key-0123456789-abcdefghijklmnop"
-    with pytest.raises(SecretUnavailable, match="cannot be decrypted .* set it again"):
+    with pytest.raises(SecretUnavailable, match=r"cannot be decrypted .* set it again"):
         secret_value(project_id=tenant.project.pk, name="APP_TOKEN")
     settings.SECRET_KEY_FALLBACKS = [old_key]
     assert secret_value(project_id=tenant.project.pk, name="APP_TOKEN") == VALUE

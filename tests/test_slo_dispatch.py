@@ -288,6 +288,7 @@ def test_deleting_a_channel_while_it_sends_is_refused_cleanly_then_works(tenant:
     with raw_server(slow) as url:
         channel = webhook(tenant, url)
         fire(tenant, [channel])
+
         def send() -> None:
             try:
                 deliveries_dispatch(now=at(12))

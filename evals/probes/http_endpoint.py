@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from evals.probes.base import (
     ENV_REF,
     ProbeItem,
+    Secrets,
     Target,
     TargetAnswer,
     TargetConfig,
@@ -28,7 +29,6 @@ from evals.probes.base import (
     documents_from,
     json_path_get,
     parse_path,
-    Secrets,
     render_template,
     send_json,
 )

@@ -645,7 +645,9 @@ def test_global_httpx_instrumentation_is_suppressed(llm: FakeLLM, monkeypatch: p
 def test_only_variables_the_operator_allows_are_read(llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
     """A project's judge settings naming the server's own secret get an error, and nothing is sent."""
     monkeypatch.setenv("DJANGO_SECRET_KEY", "the-server-secret")
-    with pytest.raises(EvaluatorError, match=r"DJANGO_SECRET_KEY \(api_key_env\) is not one the operator allows") as exc:
+    with pytest.raises(
+        EvaluatorError, match=r"DJANGO_SECRET_KEY \(api_key_env\) is not one the operator allows"
+    ) as exc:
         make(llm, api_key_env="DJANGO_SECRET_KEY").evaluate(ITEM)
     assert exc.value.retryable is False
     assert llm.requests == []

@@ -5,6 +5,7 @@ servers throughout."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import time
 from typing import Any
@@ -117,3 +118,11 @@ def test_redirects_are_not_followed(receiver: Receiver) -> None:
         response, _ = call(url)
     assert (response.status_code, response.headers["location"]) == (302, f"{receiver.url}/")
     assert receiver.requests == []
+
+
+def test_urls_are_not_logged(receiver: Receiver, caplog: Any) -> None:
+    """A Slack webhook URL is its token: httpx's request log (full URL, at INFO) stays off."""
+    caplog.set_level(logging.INFO)
+    call(f"{receiver.url}/services/T000/B000/token-in-the-path")
+    assert len(receiver.requests) == 1
+    assert "token-in-the-path" not in caplog.text

@@ -127,7 +127,7 @@ def check_http_url(value: str, *, what: str, https_only: bool) -> str:
         raise PydanticCustomError("url_missing", "{what} is required", {"what": what})
     if any(c.isspace() for c in value):
         raise PydanticCustomError("url_space", "{what} must not contain spaces", {"what": what})
-    if not value.isascii():  # http.client sends ASCII only; an accented path would fail at every attempt
+    if not value.isascii():  # what is typed must be what is sent: no silent re-encoding of an accented path
         raise PydanticCustomError(
             "url_ascii",
             "{what} must be ASCII: percent-encode other characters (and use the punycode form of the host)",

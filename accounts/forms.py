@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth import get_user_model
 
-from accounts.models import Role
+from accounts.models import SECRET_NAME_VALIDATOR, Role
 
 
 class ApiKeyCreateForm(forms.Form):
@@ -20,3 +20,13 @@ class MemberAddForm(forms.Form):
                 f"No user named {username!r}. Create it first: manage.py create_user {username}."
             )
         return username
+
+
+class SecretSetForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        validators=[SECRET_NAME_VALIDATOR],
+        help_text="Used as ${NAME} in a probe's headers, or as the key name of a chat-completions probe.",
+    )
+    # Never rendered back, not even after a form error.
+    value = forms.CharField(max_length=10_000, strip=False, widget=forms.PasswordInput(render_value=False))

@@ -67,3 +67,24 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+SECRET_NAME_VALIDATOR = RegexValidator(
+    r"^[A-Za-z_][A-Za-z0-9_]{0,99}$",
+    "Use letters, digits and underscores, not starting with a digit (e.g. OPENAI_API_KEY).",
+)
+
+
+class ProjectSecret(models.Model):
+    """A named secret that outbound calls use (a probe's header ``Bearer ${APP_TOKEN}``, a model key): set by
+    admins, never shown back to anyone, stored encrypted (accounts.vault) and decrypted only for the call."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="secrets")
+    name = models.CharField(max_length=100, validators=[SECRET_NAME_VALIDATOR])
+    sealed = models.TextField()  # Fernet token of the value
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="project_secret_unique_name")]

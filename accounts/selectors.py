@@ -1,11 +1,15 @@
 """Reads for projects, members and keys; every project read is scoped to the user's memberships."""
 
+import os
+
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 from django.http import Http404
 
-from accounts.models import ApiKey, Membership, Project
+from accounts.models import ApiKey, Membership, Project, ProjectSecret
 from accounts.services import hash_secret
+from accounts.vault import unseal
 
 
 def projects_for_user(*, user: User | AnonymousUser) -> QuerySet[Project]:
@@ -34,3 +38,45 @@ def api_keys_for_project(*, project: Project) -> QuerySet[ApiKey]:
 
 def members_of(*, project: Project) -> QuerySet[Membership]:
     return Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+
+
+def project_secrets(*, project: Project) -> QuerySet[ProjectSecret]:
+    """Names and who set them; the sealed values are not even loaded."""
+    return ProjectSecret.objects.filter(project=project).select_related("updated_by").defer("sealed")
+
+
+class SecretUnavailable(LookupError):
+    """A ${NAME} that cannot be resolved; the message says what to do."""
+
+
+def env_secret(name: str) -> str:
+    """An environment variable of the workers, only if the operator listed its name in SRE4AI_OUTBOUND_ENV_ALLOW:
+    a user's configuration must never be able to send the server's own secrets (SECRET_KEY, database URLs)."""
+    if name not in settings.SRE4AI_OUTBOUND_ENV_ALLOW:
+        raise SecretUnavailable(
+            f"{name} is not an environment variable the operator allows for outbound calls (SRE4AI_OUTBOUND_ENV_ALLOW)"
+        )
+    value = os.environ.get(name)
+    if value is None:
+        raise SecretUnavailable(f"environment variable {name} is not set where the call runs")
+    return value
+
+
+def secret_value(*, project_id: int, name: str) -> str:
+    """What ``${NAME}`` means in the project's outbound calls: the project's secret of that name, else an allowed
+    environment variable (:func:`env_secret`). Raises SecretUnavailable saying which is missing."""
+    sealed = ProjectSecret.objects.filter(project_id=project_id, name=name).values_list("sealed", flat=True).first()
+    if sealed is not None:
+        try:
+            return unseal(sealed)
+        except ValueError as exc:
+            raise SecretUnavailable(
+                f"the project secret {name} cannot be decrypted ({exc}): an admin must set it again in Settings"
+            ) from None
+    try:
+        return env_secret(name)
+    except SecretUnavailable:
+        raise SecretUnavailable(
+            f"no project secret named {name}: an admin sets it in Settings → Secrets (the server's environment "
+            "variables are used only when the operator allows them in SRE4AI_OUTBOUND_ENV_ALLOW)"
+        ) from None

@@ -9,7 +9,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ApiKey, Membership, Project, Role
+from accounts.models import ApiKey, Membership, Project, ProjectSecret, Role
+from accounts.vault import seal
 
 SECRET_PREFIX = "sk-sre-"  # noqa: S105 (a prefix, not a secret)
 PUBLIC_PREFIX = "pk-sre-"
@@ -68,3 +69,16 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
     return api_key
+
+
+def project_secret_set(*, project: Project, name: str, value: str, user: User | None) -> ProjectSecret:
+    """Create or replace the project's secret ``name``; only its sealed form is stored."""
+    secret, _ = ProjectSecret.objects.update_or_create(
+        project=project, name=name, defaults={"sealed": seal(value), "updated_by": user}
+    )
+    return secret
+
+
+def project_secret_delete(*, project: Project, name: str) -> bool:
+    deleted, _ = ProjectSecret.objects.filter(project=project, name=name).delete()
+    return deleted > 0

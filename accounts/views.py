@@ -1,4 +1,4 @@
-"""Project settings pages: members and API keys. Only admins change them; every member can look."""
+"""Project settings pages: members, API keys and secrets. Only admins change them; every member can look."""
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -8,10 +8,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.forms import ApiKeyCreateForm, MemberAddForm
+from accounts.forms import ApiKeyCreateForm, MemberAddForm, SecretSetForm
 from accounts.models import ApiKey, Role
-from accounts.selectors import api_keys_for_project, members_of, membership_for, projects_for_user
-from accounts.services import api_key_issue, api_key_revoke, membership_set
+from accounts.selectors import api_keys_for_project, members_of, membership_for, project_secrets, projects_for_user
+from accounts.services import (
+    api_key_issue,
+    api_key_revoke,
+    membership_set,
+    project_secret_delete,
+    project_secret_set,
+)
 
 NEW_KEY_SESSION_KEY = "new_api_key"
 
@@ -77,3 +83,32 @@ def api_key_revoke_view(request: HttpRequest, slug: str, key_id: int) -> HttpRes
     api_key_revoke(api_key=api_key)
     messages.success(request, f"Key {api_key.public_key} revoked: requests with it now get 403.")
     return redirect("project_settings", slug=slug)
+
+
+@login_required
+def project_secrets_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Secrets for outbound calls: every member sees the names, admins set and delete them, nobody reads a value."""
+    membership = membership_for(user=request.user, slug=slug)
+    project = membership.project
+    is_admin = membership.allows(Role.ADMIN)
+    form = SecretSetForm(request.POST if "set_secret" in request.POST else None)
+    if request.method == "POST":
+        if not is_admin:
+            return HttpResponseForbidden("Only project admins can set or delete secrets.")
+        assert isinstance(request.user, User)  # login_required
+        if "delete_secret" in request.POST:
+            name = request.POST["delete_secret"]
+            if project_secret_delete(project=project, name=name):
+                messages.success(request, f"Secret {name} deleted: calls that use it now fail until it is set again.")
+            return redirect("project_secrets", slug=slug)
+        if form.is_valid():
+            name = form.cleaned_data["name"]
+            project_secret_set(project=project, name=name, value=form.cleaned_data["value"], user=request.user)
+            messages.success(request, f"Secret {name} saved. Its value is never shown again.")
+            return redirect("project_secrets", slug=slug)
+    return render(
+        request,
+        "accounts/secrets.html",
+        {"project": project, "is_admin": is_admin, "secrets": project_secrets(project=project), "form": form},
+        status=400 if form.is_bound else 200,
+    )

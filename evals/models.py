@@ -235,7 +235,7 @@ class Probe(models.Model):
     service = models.CharField(max_length=200)
     environment = models.CharField(max_length=64, default="probe")
     target_kind = models.CharField(max_length=20, choices=ProbeTargetKind.choices)
-    # The target's pydantic config (evals.probes). Secrets are ``${ENV_NAME}`` references, never values.
+    # The target's pydantic config (evals.probes). Secrets are ``${NAME}`` references to project secrets, never values.
     target_config = models.JSONField(default=dict)
     evaluators = models.JSONField(default=list)  # evaluator names; params come from the service's settings
     interval_minutes = models.PositiveIntegerField(null=True, blank=True)

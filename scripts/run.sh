@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start web (gunicorn), a Celery worker and Celery beat on the embedded default; stop all three on Ctrl-C.
+# Start web (gunicorn), the Celery workers and Celery beat on the embedded default; stop them all on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -10,11 +10,18 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-# Cheap evaluators and rescoring jobs; the LLM judge gets its own worker so slow calls never delay them.
+# Cheap evaluators and rescoring jobs; every kind of call to someone else's server (the LLM judge, probe targets,
+# notification receivers) gets its own worker, so a slow endpoint delays only its own kind (docs/security.md).
 "$VENV/bin/celery" -A sre4ai_web --quiet worker -n main@%h -Q celery,scoring,backfill --loglevel=WARNING \
   --concurrency=2 &
 pids+=($!)
 "$VENV/bin/celery" -A sre4ai_web --quiet worker -n judge@%h -Q judge --pool threads --concurrency=4 \
+  --loglevel=WARNING &
+pids+=($!)
+"$VENV/bin/celery" -A sre4ai_web --quiet worker -n probes@%h -Q probes --pool threads --concurrency=2 \
+  --loglevel=WARNING &
+pids+=($!)
+"$VENV/bin/celery" -A sre4ai_web --quiet worker -n notify@%h -Q notify --pool threads --concurrency=2 \
   --loglevel=WARNING &
 pids+=($!)
 "$VENV/bin/celery" -A sre4ai_web --quiet beat --loglevel=WARNING &

@@ -218,8 +218,12 @@ class DeliveryStatus(models.TextChoices):
 class Delivery(models.Model):
     """Outbox row: one state change to notify on one channel. Claimed by a dispatcher with SKIP LOCKED."""
 
-    event = models.ForeignKey(IncidentEvent, on_delete=models.CASCADE, related_name="deliveries")
+    # None: a test message asked for on the channel page (by requested_by); it is tried once, never retried.
+    event = models.ForeignKey(IncidentEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="deliveries")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     status = models.CharField(max_length=8, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.IntegerField(default=0)
     next_attempt_at = models.DateTimeField()

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import F, Prefetch, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models.functions import Coalesce, RowNumber
 
 from accounts.models import Project
 from evals.models import Score
@@ -392,10 +392,12 @@ def channels_for(*, project: Project) -> QuerySet[Channel]:
 
 def channel_deliveries(*, channels: Sequence[Channel], limit: int = 10) -> dict[int, list[Delivery]]:
     """Channel id → its newest `limit` deliveries with their attempts: two queries for every channel together."""
-    newest = Window(RowNumber(), partition_by=[F("channel_id")], order_by=[F("event__at").desc(), F("pk").desc()])
+    # A test (no event) is dated by when it was asked for.
+    at = Coalesce("event__at", "next_attempt_at")
+    newest = Window(RowNumber(), partition_by=[F("channel_id")], order_by=[at.desc(), F("pk").desc()])
     rows = (
         Delivery.objects.filter(channel__in=channels)
-        .select_related("event", "event__incident", "event__incident__slo")
+        .select_related("event", "event__incident", "event__incident__slo", "requested_by")
         .prefetch_related(Prefetch("attempt_log", queryset=DeliveryAttempt.objects.order_by("at", "pk")))
         .annotate(newest=newest)
         .filter(newest__lte=limit)

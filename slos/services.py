@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, Sum
 from django.db.models.functions import TruncHour
 from django.urls import reverse
@@ -591,7 +591,7 @@ def _dispatch_one(now: datetime | None) -> bool:
         if connection.vendor == "postgresql":
             due = due.select_for_update(skip_locked=True, of=("self",))
         delivery = (
-            due.select_related("channel", "event__incident__slo__project", "event__author")
+            due.select_related("channel__project", "event__incident__slo__project", "event__author", "requested_by")
             .order_by("next_attempt_at", "pk")
             .first()
         )
@@ -614,12 +614,15 @@ def _deliver(delivery: Delivery, now: datetime) -> None:
         _delivery_failed(delivery, now, f"Unknown channel type {channel.kind!r}.", 0.0, retryable=False)
         return
     transport = transport_class()
-    message = alert_message(delivery.event)
     try:
         config = transport.Config.model_validate(channel.config)
     except ValueError as exc:
         _delivery_failed(delivery, now, f"Invalid channel configuration: {exc}", 0.0, retryable=False)
         return
+    if delivery.event is None:
+        message = channel_test_message(channel=channel, config=config, requested_by=delivery.requested_by, now=now)
+    else:
+        message = alert_message(delivery.event)
     if not transport.wants(config, message):
         delivery.status = DeliveryStatus.SKIPPED
         delivery.save(update_fields=["status"])
@@ -642,7 +645,8 @@ def _deliver(delivery: Delivery, now: datetime) -> None:
 def _delivery_failed(delivery: Delivery, now: datetime, error: str, elapsed: float, *, retryable: bool) -> None:
     delivery.attempts += 1
     delivery.last_error = error
-    give_up = not retryable or delivery.attempts >= settings.SLO_DELIVERY_MAX_ATTEMPTS
+    # A test is tried once: the person who asked is looking at the log now, not in five hours.
+    give_up = not retryable or delivery.event_id is None or delivery.attempts >= settings.SLO_DELIVERY_MAX_ATTEMPTS
     if give_up:
         delivery.status = DeliveryStatus.FAILED
         Channel.objects.filter(pk=delivery.channel_id).update(failing_since=now, last_error=error)
@@ -675,17 +679,42 @@ def channel_save(
     return channel
 
 
+class ChannelBusyError(Exception):
+    """The channel cannot be deleted now: a notification on it is being sent."""
+
+
+@transaction.atomic
 def channel_delete(*, channel: Channel) -> None:
+    """Refused while a dispatcher is sending on this channel: it holds that delivery's row lock and records the
+    attempt when the send ends, which a delete underneath would leave pointing at nothing. Holding the pending
+    deliveries' locks meanwhile keeps dispatchers (SKIP LOCKED) from starting a new send."""
+    pending = Delivery.objects.filter(channel=channel, status=DeliveryStatus.PENDING)
+    try:
+        list(pending.select_for_update(nowait=True).values_list("pk", flat=True))
+    except OperationalError:
+        raise ChannelBusyError(
+            f"A notification is being sent on “{channel.name}” right now: try again once it is done (at most "
+            f"{settings.SLO_DELIVERY_TIMEOUT_SECONDS:g} s)."
+        ) from None
     channel.delete()
 
 
-def channel_test(*, channel: Channel, user: User, now: datetime | None = None) -> str:
-    """Send a test message through the channel now (not through the outbox). Returns the receiver's answer;
-    raises DeliveryError with what went wrong."""
-    transport = REGISTRY[channel.kind]()
-    config = transport.Config.model_validate(channel.config)
+def channel_test(*, channel: Channel, user: User, now: datetime | None = None) -> Delivery:
+    """Queue a test message on the channel: the dispatcher (on its own queue) sends it once, and the attempt shows
+    in the channel's delivery log like any other. Raises ValueError when the channel's configuration is invalid."""
+    REGISTRY[channel.kind].Config.model_validate(channel.config)
+    delivery = Delivery.objects.create(channel=channel, requested_by=user, next_attempt_at=now or timezone.now())
+    from slos.tasks import dispatch  # tasks import this module
+
+    transaction.on_commit(lambda: dispatch.delay())
+    return delivery
+
+
+def channel_test_message(*, channel: Channel, config: Any, requested_by: User | None, now: datetime) -> AlertMessage:
+    """What a test sends: a made-up firing page (or ticket) that says it is a test and who asked for it."""
     project = channel.project
-    message = AlertMessage(
+    who = requested_by.username if requested_by else "a deleted user"
+    return AlertMessage(
         event_id=0,
         kind="fired",
         incident_id=0,
@@ -702,8 +731,7 @@ def channel_test(*, channel: Channel, user: User, now: datetime | None = None) -
         burn_rate_long=None,
         burn_rate_short=None,
         budget_remaining=None,
-        summary=f"Test notification from sre4ai (project {project.slug}) sent by {user.username}",
-        occurred_at=(now or timezone.now()).astimezone(UTC),
-        actor=user.username,
+        summary=f"Test notification from sre4ai (project {project.slug}) sent by {who}",
+        occurred_at=now.astimezone(UTC),
+        actor=who,
     )
-    return transport.send(config, message, timeout=settings.SLO_DELIVERY_TIMEOUT_SECONDS)

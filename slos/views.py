@@ -22,7 +22,6 @@ from slos.forms import RULE_FIELDS, ChannelForm, SloForm, channel_examples, defa
 from slos.models import SLO, Channel, IncidentStatus
 from slos.selectors_triage import events_for
 from slos.transports import REGISTRY as TRANSPORTS
-from slos.transports.base import DeliveryError
 from slos.triage import Event, Suspect, what_changed
 
 
@@ -289,7 +288,10 @@ def channel_delete(request: HttpRequest, slug: str, channel_id: int) -> HttpResp
     if denied := _require(membership, Role.ADMIN, "manage notification channels"):
         return denied
     channel = get_object_or_404(Channel, project=membership.project, pk=channel_id)
-    services.channel_delete(channel=channel)
+    try:
+        services.channel_delete(channel=channel)
+    except services.ChannelBusyError as exc:
+        return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
     messages.success(request, f"Channel “{channel.name}” deleted.")
     return redirect(reverse("channel_list", args=[slug]))
 
@@ -324,9 +326,9 @@ def channel_test_view(request: HttpRequest, slug: str, channel_id: int) -> HttpR
         return denied
     channel = get_object_or_404(Channel, project=membership.project, pk=channel_id)
     try:
-        answer = services.channel_test(channel=channel, user=_user(request))
-    except (DeliveryError, ValueError) as exc:
-        messages.error(request, f"Test to “{channel.name}” failed: {exc}")
+        services.channel_test(channel=channel, user=_user(request))
+    except ValueError as exc:
+        messages.error(request, f"Cannot test “{channel.name}”: {exc}")
     else:
-        messages.success(request, f"Test sent to “{channel.name}”: {answer}")
+        messages.success(request, f"Test queued for “{channel.name}”: its answer shows in the delivery log below.")
     return redirect("channel_list", slug)

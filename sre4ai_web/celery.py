@@ -11,7 +11,9 @@ app = Celery("sre4ai")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# Named queues: cheap evaluators, slow LLM-judge calls and rescoring jobs never wait on each other.
+# Named queues: cheap evaluators, slow LLM-judge calls and rescoring jobs never wait on each other. Work that
+# waits on someone else's server (the judge, probe targets, notification receivers) has a queue of its own per
+# kind, so a slow endpoint delays only its own kind and never scoring (docs/security.md).
 app.conf.task_routes = {
     "evals.tasks.score_traces": {"queue": "scoring"},
     "evals.tasks.judge_traces": {"queue": "judge"},
@@ -19,9 +21,10 @@ app.conf.task_routes = {
     "rollups.tasks.process_dirty": {"queue": "backfill"},
     "evals.tasks.drift_run": {"queue": "backfill"},
     "evals.tasks.drift_schedule": {"queue": "backfill"},
-    "evals.tasks.probe_run": {"queue": "backfill"},
+    "evals.tasks.probe_run": {"queue": "probes"},
     "evals.tasks.probe_schedule": {"queue": "backfill"},
     "slos.tasks.sli_history": {"queue": "backfill"},
+    "slos.tasks.dispatch": {"queue": "notify"},
 }
 
 app.conf.beat_schedule = {

@@ -199,7 +199,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    # httpx logs every request's full URL at INFO: a Slack webhook URL is its token.
+    "loggers": {"django.request": {"level": "ERROR"}, "httpx": {"level": "WARNING"}},
 }
 
 # Celery task names run after each ingest commit with (project_id, trace_pks); scoring adds itself here.
@@ -222,3 +223,13 @@ EMAIL_HOST_USER = os.environ.get("SRE4AI_EMAIL_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("SRE4AI_EMAIL_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("SRE4AI_EMAIL_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("SRE4AI_EMAIL_FROM", "sre4ai <alerts@localhost>")
+
+# Outbound calls to URLs users configure (probe targets, the LLM judge, webhook/Slack/PagerDuty channels); see
+# docs/security.md. Internal addresses (loopback, private, link-local, metadata, CGNAT, ...) are refused unless a
+# host name or a network (CIDR) is listed here, comma-separated, e.g. "10.1.2.0/24,llm.internal". Empty by default.
+SRE4AI_OUTBOUND_ALLOW = [h.strip() for h in os.environ.get("SRE4AI_OUTBOUND_ALLOW", "").split(",") if h.strip()]
+# Secrets in probe headers (${NAME}) and keys (api_key_env) come from the project's secret store (Settings); an
+# environment variable of the workers is used only if its name is listed here (empty by default).
+SRE4AI_OUTBOUND_ENV_ALLOW = [n.strip() for n in os.environ.get("SRE4AI_OUTBOUND_ENV_ALLOW", "").split(",") if n.strip()]
+# At most this much of an answer is read (after decompression); the rest is never downloaded.
+SRE4AI_OUTBOUND_MAX_RESPONSE_BYTES = int(os.environ.get("SRE4AI_OUTBOUND_MAX_RESPONSE_BYTES", str(1024 * 1024)))

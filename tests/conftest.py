@@ -18,6 +18,16 @@ from accounts.services import api_key_issue, membership_set, project_create, use
 PASSWORD = "correct-horse-battery"
 # Fixtures shared by several test modules.
 pytest_plugins = ["tests.receiver"]
+# Test receivers listen on loopback, which outbound calls refuse by default: allow exactly that address, here and
+# in the workers the end-to-end tests start (they inherit the environment). tests/test_outbound.py proves the
+# refusal without it.
+LOOPBACK_ALLOWED = "127.0.0.1"
+os.environ["SRE4AI_OUTBOUND_ALLOW"] = LOOPBACK_ALLOWED
+
+
+@pytest.fixture(autouse=True)
+def _loopback_allowed(settings: Any) -> None:
+    settings.SRE4AI_OUTBOUND_ALLOW = [LOOPBACK_ALLOWED]
 
 
 @pytest.fixture(scope="session", autouse=True)

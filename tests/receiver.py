@@ -3,9 +3,13 @@ webhook receivers, Slack and PagerDuty (which live outside this machine)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -65,3 +69,53 @@ def receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def raw_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A TCP server on loopback that reads a request's head and lets ``answer`` write whatever bytes it likes
+    (a trickle, a cut-off header block): misbehaviour no HTTP server library would produce. Yields its URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(30)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            with contextlib.suppress(OSError):
+                answer(conn)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def trickle(every: float, head: bytes = b"HTTP/1.1 200 OK\r\n") -> Callable[[socket.socket], None]:
+    """An answer that sends ``head`` then one byte every ``every`` seconds, for about a minute."""
+
+    def answer(conn: socket.socket) -> None:
+        conn.sendall(head)
+        for _ in range(int(60 / every)):
+            time.sleep(every)
+            conn.sendall(b"X")
+
+    return answer

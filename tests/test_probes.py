@@ -14,6 +14,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from accounts.services import project_secret_delete, project_secret_set
 from evals.datasets import ItemData
 from evals.models import Dataset, Probe, ProbeResult, ProbeRun, RunStatus, Score, ScoreSource
 from evals.probes.runs import probe_run_create, probe_run_execute, probes_claim_due
@@ -128,7 +129,7 @@ def test_timeouts_garbage_and_errors_are_recorded_per_item_and_never_stop_the_ru
     run = run_once(probe)
     assert (run.status, run.done, run.errors, run.passed) == (RunStatus.DONE, 5, 4, 1)
     by_question = results(run)
-    assert "timed out" in by_question["slow?"].error
+    assert "no complete answer within 0.5 s" in by_question["slow?"].error
     assert "not JSON" in by_question["garbage?"].error and "text/html" in by_question["garbage?"].error
     assert "HTTP 500" in by_question["boom?"].error and "model overloaded" in by_question["boom?"].error
     assert "matched nothing" in by_question["shape?"].error and "result" in by_question["shape?"].error
@@ -140,11 +141,11 @@ def test_timeouts_garbage_and_errors_are_recorded_per_item_and_never_stop_the_ru
 
 
 @pytest.mark.django_db
-def test_openai_chat_target_takes_its_key_from_the_environment_and_never_shows_it(
-    tenant: Tenant, app: FakeLlmApp, monkeypatch: pytest.MonkeyPatch
+def test_openai_chat_target_takes_its_key_from_the_project_secrets_and_never_shows_it(
+    tenant: Tenant, app: FakeLlmApp
 ) -> None:
     secret = "sk-live-very-secret-value-123"
-    monkeypatch.setenv("FAKE_LLM_KEY", secret)
+    project_secret_set(project=tenant.project, name="FAKE_LLM_KEY", value=secret, user=tenant.user)
     dataset = golden(tenant, {"What is six times seven?": "42"})
     dataset.items.update(context=["The answer to six times seven is 42."])
     probe = probe_save(probe=Probe(
@@ -172,15 +173,15 @@ def test_openai_chat_target_takes_its_key_from_the_environment_and_never_shows_i
         assert secret not in client.get(path).content.decode()
     assert secret not in str(list(Trace.objects.values()))
 
-    monkeypatch.delenv("FAKE_LLM_KEY")
+    project_secret_delete(project=tenant.project, name="FAKE_LLM_KEY")
     failed = run_once(probe)
-    assert "environment variable FAKE_LLM_KEY is not set" in ProbeResult.objects.get(run=failed).error
+    assert "no project secret named FAKE_LLM_KEY" in ProbeResult.objects.get(run=failed).error
 
 
 @pytest.mark.django_db
-def test_a_server_error_echoing_the_secret_is_redacted(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_server_error_echoing_the_secret_is_redacted(tenant: Tenant) -> None:
     secret = "tok-echoed-back-987"
-    monkeypatch.setenv("APP_TOKEN", secret)
+    project_secret_set(project=tenant.project, name="APP_TOKEN", value=secret, user=tenant.user)
 
     class Echo(FakeLlmApp):
         def answer_for(self, question: str) -> str:
@@ -304,7 +305,7 @@ def test_probe_form_refuses_literal_secrets_and_bad_schedules_with_what_to_fix(c
                 "model": "m",
                 "api_key_env": "sk-abc def",
             },
-            "give the name of an environment variable",
+            "give the name of a project secret",
         ),
     ]:
         response = client.post("/p/acme/probes/", probe_post(dataset, **fields))
@@ -360,3 +361,62 @@ def test_another_projects_probe_is_a_404(client: Client, tenant: Tenant, other_t
     ours = golden(tenant)
     html = client.post("/p/acme/probes/", probe_post(ours, dataset=theirs.dataset_id)).content.decode()
     assert "Select a valid choice" in html and not Probe.objects.filter(project=tenant.project).exists()
+
+
+# --- outbound rules: secrets only from the project's store (or allowed variables), no internal addresses ----------
+
+
+@pytest.mark.django_db
+def test_a_header_cannot_send_the_servers_environment(
+    tenant: Tenant, app: FakeLlmApp, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "the-server-secret-key")
+    probe = http_probe(tenant, golden(tenant, {"q": "a"}), app, headers={"X-Leak": "${DJANGO_SECRET_KEY}"})
+    error = ProbeResult.objects.get(run=run_once(probe)).error
+    assert "no project secret named DJANGO_SECRET_KEY" in error and "SRE4AI_OUTBOUND_ENV_ALLOW" in error
+    assert app.requests == []  # nothing left the server
+
+    # A variable the operator listed is used; a project secret of the same name wins over it.
+    settings.SRE4AI_OUTBOUND_ENV_ALLOW = ["DJANGO_SECRET_KEY"]
+    run_once(probe)
+    assert app.requests[-1]["headers"]["X-Leak"] == "the-server-secret-key"
+    project_secret_set(project=tenant.project, name="DJANGO_SECRET_KEY", value="project-value", user=tenant.user)
+    run_once(probe)
+    assert app.requests[-1]["headers"]["X-Leak"] == "project-value"
+
+
+@pytest.mark.django_db
+def test_a_chat_probe_cannot_send_the_servers_environment(
+    tenant: Tenant, app: FakeLlmApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "the-server-secret-key")
+    probe = probe_save(probe=Probe(
+        project=tenant.project, name="model probe", dataset=golden(tenant, {"q": "a"}), service="support-bot",
+        target_kind="openai_chat", evaluators=["reference"],
+        target_config={"base_url": f"{app.url}/v1", "model": "m", "api_key_env": "DJANGO_SECRET_KEY"},
+    ))  # fmt: skip
+    assert "no project secret named DJANGO_SECRET_KEY" in ProbeResult.objects.get(run=run_once(probe)).error
+    assert app.requests == []
+
+
+@pytest.mark.django_db
+def test_a_probe_of_an_internal_url_is_refused_and_shows_nothing(
+    tenant: Tenant, app: FakeLlmApp, settings: Any
+) -> None:
+    settings.SRE4AI_OUTBOUND_ALLOW = []
+    app.answers["q"] = "internal-only answer"
+    probe = http_probe(tenant, golden(tenant, {"q": "a"}), app, method="GET", body_template={"q": "{{input_text}}"})
+    run = run_once(probe)
+    result = ProbeResult.objects.get(run=run)
+    assert "internal address" in result.error and not result.answer
+    assert app.requests == []
+    page = login(Client(), tenant).get(f"/p/acme/probes/{probe.pk}/").content.decode()
+    assert "internal-only answer" not in page
+
+
+@pytest.mark.django_db
+def test_a_huge_answer_is_cut_and_reported(tenant: Tenant, app: FakeLlmApp, settings: Any) -> None:
+    settings.SRE4AI_OUTBOUND_MAX_RESPONSE_BYTES = 1000
+    app.answers["q"] = "x" * 5000
+    run = run_once(http_probe(tenant, golden(tenant, {"q": "a"}), app))
+    assert "larger than 1000 bytes" in ProbeResult.objects.get(run=run).error

@@ -4,7 +4,9 @@ one, and never lost when a dispatcher dies mid-send."""
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +21,7 @@ from slos.services import deliveries_dispatch, slos_evaluate
 from slos.transports import REGISTRY
 from slos.transports.webhook import Webhook, verify_signature
 from tests.conftest import PASSWORD, Tenant
-from tests.receiver import Receiver
+from tests.receiver import Receiver, raw_server
 from tests.slo_data import at, create_slo, ingest, make_trace, recompute
 
 SECRET = "0123456789abcdef-shared"
@@ -199,14 +201,22 @@ def test_channels_are_edited_without_showing_secrets_and_tested_from_the_page(
     assert saved.status_code == 302
     channel.refresh_from_db()
     assert channel.config["url"] == receiver.url + "/new" and channel.config["secret"] == SECRET  # kept
-    client.post(f"/p/acme/channels/{channel.pk}/test/")
+    # Send test only queues the message (no web thread waits on the receiver); the dispatcher sends it.
+    page = client.post(f"/p/acme/channels/{channel.pk}/test/", follow=True).content.decode()
+    assert "Test queued for “hook”" in page and "Test asked for by alice" in page
+    assert receiver.requests == []
+    assert deliveries_dispatch() == 1
     assert len(receiver.requests) == 1 and receiver.requests[0].path == "/new"
     sent = receiver.requests[0]
-    assert sent.json()["summary"].startswith("Test notification from sre4ai")
+    assert sent.json()["summary"] == "Test notification from sre4ai (project acme) sent by alice"
     assert verify_signature(SECRET, sent.headers["x-sre4ai-timestamp"], sent.body, sent.headers["x-sre4ai-signature"])
-    receiver.statuses = [404]
-    page = client.post(f"/p/acme/channels/{channel.pk}/test/", follow=True).content.decode()
-    assert "Test to “hook” failed" in page and "404" in page
+    receiver.statuses = [503]
+    client.post(f"/p/acme/channels/{channel.pk}/test/")
+    assert deliveries_dispatch() == 1
+    failed = Delivery.objects.order_by("pk").last()
+    assert failed is not None and (failed.status, failed.attempts) == (DeliveryStatus.FAILED, 1)  # a test: once
+    page = client.get("/p/acme/channels/").content.decode()
+    assert page.count("Test asked for by alice") == 2 and "answered 503" in page
     bad = client.post(f"/p/acme/channels/{channel.pk}/edit/", {"name": "hook", "kind": "webhook", "config": "{"})
     assert bad.status_code == 400
 
@@ -240,3 +250,67 @@ def test_an_unexpected_error_is_logged_as_an_attempt_and_blocks_no_other_channel
     assert (failed.status, failed.attempts) == (DeliveryStatus.PENDING, 1)
     attempt = DeliveryAttempt.objects.get(delivery=failed)
     assert not attempt.ok and attempt.retryable and "a bug in a transport" in attempt.response
+
+
+@pytest.mark.django_db
+def test_a_connection_dropped_mid_headers_is_a_failed_retryable_attempt(tenant: Tenant) -> None:
+    def half_a_head(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/pl")
+
+    with raw_server(half_a_head) as url:
+        fire(tenant, [webhook(tenant, url)])
+        assert deliveries_dispatch(now=at(12)) == 1
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.sent_at) == (DeliveryStatus.PENDING, 1, None)
+    attempt = DeliveryAttempt.objects.get()
+    assert not attempt.ok and attempt.retryable and "connection failed" in attempt.response
+
+
+@pytest.mark.django_db
+def test_an_internal_address_is_refused_unless_allowed(tenant: Tenant, receiver: Receiver, settings: Any) -> None:
+    settings.SRE4AI_OUTBOUND_ALLOW = []
+    fire(tenant, [webhook(tenant, receiver.url)])
+    assert deliveries_dispatch(now=at(12)) == 1
+    assert receiver.requests == []
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.FAILED  # permanent: the configuration must change
+    assert "internal address" in delivery.last_error and "SRE4AI_OUTBOUND_ALLOW" in delivery.last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_channel_while_it_sends_is_refused_cleanly_then_works(tenant: Tenant, settings: Any) -> None:
+    settings.SLO_DELIVERY_TIMEOUT_SECONDS = 5
+
+    def slow(conn: socket.socket) -> None:
+        time.sleep(2)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    with raw_server(slow) as url:
+        channel = webhook(tenant, url)
+        fire(tenant, [channel])
+
+        def send() -> None:
+            try:
+                deliveries_dispatch(now=at(12))
+            finally:
+                connection.close()  # this thread's own connection
+
+        sending = threading.Thread(target=send)
+        sending.start()
+        try:
+            client = Client()
+            assert client.login(username="alice", password=PASSWORD)
+            deadline = time.monotonic() + 5
+            while not DeliveryAttempt.objects.exists() and time.monotonic() < deadline:
+                response = client.post(f"/p/acme/channels/{channel.pk}/delete/")
+                if response.status_code == 409:
+                    break
+                time.sleep(0.05)
+            assert response.status_code == 409
+            assert "being sent on “hook” right now" in response.content.decode()
+            assert Channel.objects.filter(pk=channel.pk).exists()
+        finally:
+            sending.join()
+    assert DeliveryAttempt.objects.get().ok  # the send finished and was recorded
+    assert client.post(f"/p/acme/channels/{channel.pk}/delete/").status_code == 302
+    assert not Channel.objects.filter(pk=channel.pk).exists() and not Delivery.objects.exists()

@@ -274,7 +274,7 @@ def test_webhook_connection_refused_is_retryable() -> None:
     assert info.value.retryable
     assert info.value.status is None
     assert info.value.message == (
-        f"webhook 127.0.0.1:{port}: connection failed (ConnectionRefusedError: [Errno 111] Connection refused)"
+        f"webhook 127.0.0.1:{port}: connection failed (ConnectError: [Errno 111] Connection refused)"
     )
 
 
@@ -283,7 +283,7 @@ def test_webhook_timeout_is_retryable(server: Recorder) -> None:
     with pytest.raises(DeliveryError) as info:
         Webhook().send(WebhookConfig(url=server.url), MESSAGE, timeout=0.3)
     assert info.value.retryable
-    assert info.value.message.endswith("no answer within 0.3 s")
+    assert info.value.message.endswith("no complete answer within 0.3 s")
 
 
 def test_a_url_of_another_scheme_is_refused_even_if_it_slipped_past_validation() -> None:
@@ -547,7 +547,7 @@ def test_pagerduty_timeout_is_retryable(server: Recorder) -> None:
     with pytest.raises(DeliveryError) as info:
         PagerDuty().send(config, MESSAGE, timeout=0.3)
     assert info.value.retryable
-    assert "no answer within 0.3 s" in info.value.message
+    assert "no complete answer within 0.3 s" in info.value.message
 
 
 # --- email --------------------------------------------------------------------------------------------------

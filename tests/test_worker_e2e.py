@@ -26,19 +26,22 @@ from tests.scoring_data import GROUNDED, INVENTED, rag_spans
 from traces.models import Trace
 
 ROOT = Path(__file__).resolve().parent.parent
-QUEUES = ("scoring", "judge", "backfill", "celery")
+QUEUES = ("scoring", "judge", "backfill", "celery", "probes", "notify")
 
 
-def start_worker(name: str, visibility_timeout: int = 3600) -> subprocess.Popen[bytes]:
+def start_worker(
+    name: str, visibility_timeout: int = 3600, queues: tuple[str, ...] = QUEUES, **env_vars: str
+) -> subprocess.Popen[bytes]:
     db = settings.DATABASES["default"]
     env = {
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "SRE4AI_BROKER_VISIBILITY_TIMEOUT": str(visibility_timeout),
+        **env_vars,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "sre4ai_web", "worker", "-n", f"{name}@%h", "-Q", ",".join(QUEUES),
+        [sys.executable, "-m", "celery", "-A", "sre4ai_web", "worker", "-n", f"{name}@%h", "-Q", ",".join(queues),
          "--pool", "solo", "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip

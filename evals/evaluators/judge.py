@@ -2,7 +2,10 @@
 
 Any OpenAI-compatible ``POST {base_url}/chat/completions`` endpoint works (OpenAI, Azure-style proxies,
 LiteLLM, vLLM, Ollama, ...). The key is read from the environment variable *named* by ``api_key_env`` at
-call time; it is never stored on the evaluator, in params, in results or in log and error messages.
+call time, and only if the operator allows that name (``SRE4AI_OUTBOUND_ENV_ALLOW``): a project's settings must
+not send the server's own secrets anywhere. It is never stored on the evaluator, in params, in results or in log
+and error messages. Calls go through the outbound client (sre4ai_web.lib.outbound): internal addresses refused
+unless the operator allows them, one deadline per call, the answer capped.
 
 Templates: ``faithfulness`` (is every claim of the answer supported by the retrieved context? needs
 ``item.context``), ``answer_correctness`` (does the answer agree with the expected answer? needs
@@ -17,7 +20,7 @@ a key. They hold **per worker process**: the ``judge`` Celery queue is meant to 
 worker process (threads or a prefork pool of one), which the Celery worker configuration arranges. Several
 processes each get the full budget.
 
-Never fed back into ingestion: requests go through a plain ``httpx.Client`` created here, never through an
+Never fed back into ingestion: requests go through an outbound client created here, never through an
 application-wide (possibly OpenTelemetry-instrumented) client; no trace context is injected, and when the
 OpenTelemetry API is importable each call runs with instrumentation suppressed, so even a globally
 instrumented httpx neither records a span nor adds a ``traceparent`` header.
@@ -46,10 +49,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
 import httpx
+from django.conf import settings
 from genai_prices import Usage, calc_price
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evals.evaluators.base import EvalItem, EvalResult, Evaluator, EvaluatorError
+from sre4ai_web.lib import outbound
 
 try:  # opentelemetry-api is optional at run time: suppress instrumentation when it is there.
     from opentelemetry import context as otel_context
@@ -147,7 +152,8 @@ class JudgeParams(BaseModel):
     model: str = Field(default="gpt-4o-mini", min_length=1, description="Judge model name sent to the endpoint.")
     api_key_env: str = Field(
         default="OPENAI_API_KEY",
-        description="NAME of the environment variable holding the key (not the key). Empty: send no key.",
+        description="NAME of the environment variable holding the key (not the key), one the operator allows in "
+        "SRE4AI_OUTBOUND_ENV_ALLOW. Empty: send no key.",
     )
     template: Template = "faithfulness"
     threshold: float = Field(default=0.75, ge=0, le=1, description="Pass when the normalised score (0..1) is >= this.")
@@ -248,7 +254,8 @@ def _http() -> httpx.Client:
     global _client
     with _client_lock:
         if _client is None:
-            _client = httpx.Client(follow_redirects=False, headers={"User-Agent": "sre4ai-judge/1"})
+            _client = outbound.client()
+            _client.headers["User-Agent"] = "sre4ai-judge/1"
         return _client
 
 
@@ -569,6 +576,12 @@ class LlmJudge(Evaluator[JudgeParams]):
         name = self.params.api_key_env
         if not name:
             return None
+        if name not in settings.SRE4AI_OUTBOUND_ENV_ALLOW:
+            raise EvaluatorError(
+                f"the judge's API key variable ${name} (api_key_env) is not one the operator allows: add it to "
+                "SRE4AI_OUTBOUND_ENV_ALLOW where the judge worker runs, or change api_key_env",
+                retryable=False,
+            )
         key = os.environ.get(name, "").strip()
         if not key:
             raise EvaluatorError(
@@ -593,15 +606,15 @@ class LlmJudge(Evaluator[JudgeParams]):
                     limiter.slot(max_concurrency=p.max_concurrency, requests_per_minute=p.requests_per_minute),
                     _no_instrumentation(),
                 ):
-                    response = _http().post(url, json=body, headers=headers, timeout=p.timeout_seconds)
-            except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError) as exc:
-                raise EvaluatorError(
-                    f"cannot call the judge endpoint {url}: {type(exc).__name__}; check base_url", retryable=False
-                ) from exc
-            except httpx.TimeoutException as exc:
-                last = f"timed out after {p.timeout_seconds:g} s ({type(exc).__name__})"
-            except httpx.TransportError as exc:
-                last = f"connection failed ({type(exc).__name__}: {self._redact(str(exc), key)})"
+                    response, _cut = outbound.request(_http(), "POST", url, json=body, headers=headers,
+                                                      deadline=p.timeout_seconds)  # fmt: skip
+            except outbound.OutboundError as exc:
+                if not exc.retryable:
+                    raise EvaluatorError(
+                        f"cannot call the judge endpoint {url}: {self._redact(str(exc), key)}; check base_url",
+                        retryable=False,
+                    ) from exc
+                last = self._redact(str(exc), key)
             else:
                 status = response.status_code
                 if status < 300:

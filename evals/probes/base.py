@@ -1,27 +1,32 @@
 """The probe target plugin contract, and the helpers every target shares.
 
 A target is one class in one module: a registry ``name``, a pydantic ``Config`` (stored as JSON on the probe),
-and ``call(item, client) -> TargetAnswer``. A failure raises ``TargetError`` with a message that says what went
+and ``call(item, client, secrets) -> TargetAnswer``. A failure raises ``TargetError`` with a message that says what went
 wrong (timed out, HTTP 502, not JSON, the answer path matched nothing) and whether trying again could help; the
 run records it on the item and goes on with the next one.
 
-Secrets never live in a config: a header value (or the chat target's key) names an environment variable of the
-workers, ``${ENV_NAME}``, resolved at call time. Resolved values are redacted from every error message.
+Secrets never live in a config: a header value (or the chat target's key) names a secret, ``${NAME}``, resolved at
+call time from the project's secret store (Settings → Secrets) or, if the operator allowed that name, an environment
+variable of the workers (accounts.selectors.secret_value). Resolved values are redacted from every error message.
+Every call goes through the outbound client (sre4ai_web.lib.outbound): internal addresses refused unless allowed,
+one deadline for the whole exchange, the answer capped.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar, cast
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from accounts.selectors import SecretUnavailable, secret_value
 from evals.datasets import input_text
+from sre4ai_web.lib import outbound
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
@@ -103,8 +108,9 @@ class Target(ABC, Generic[C]):
         return cls(cast(Any, cls.Config.model_validate(data)))
 
     @abstractmethod
-    def call(self, item: ProbeItem, client: httpx.Client) -> TargetAnswer:
-        """Ask the target this item's question; raise TargetError on any failure."""
+    def call(self, item: ProbeItem, client: httpx.Client, secrets: Secrets) -> TargetAnswer:
+        """Ask the target this item's question (through ``client``, from :func:`outbound.client`); raise
+        TargetError on any failure."""
 
     def display_config(self) -> dict[str, Any]:
         """The config as shown on the probe page: secrets are references, so nothing to hide."""
@@ -114,25 +120,32 @@ class Target(ABC, Generic[C]):
 # --- secrets ------------------------------------------------------------------------------------------------
 
 
-def resolve_env(text: str, secrets: list[str]) -> str:
-    """Replace each ``${NAME}`` by the variable's value, remembering the value so errors can redact it."""
+class Secrets:
+    """One call's view of the project's secrets: resolves ``${NAME}`` and remembers what it handed out, so that
+    error messages can redact it."""
 
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1)
-        resolved = os.environ.get(name)
-        if resolved is None:
-            raise TargetError(f"environment variable {name} is not set where the probe runs", retryable=False)
-        if resolved:
-            secrets.append(resolved)
-        return resolved
+    def __init__(self, project_id: int):
+        self.project_id = project_id
+        self.values: list[str] = []
 
-    return ENV_REF.sub(value, text)
+    def resolve(self, text: str) -> str:
+        """``text`` with each ``${NAME}`` replaced by the secret's value."""
 
+        def value(match: re.Match[str]) -> str:
+            try:
+                resolved = secret_value(project_id=self.project_id, name=match.group(1))
+            except SecretUnavailable as exc:
+                raise TargetError(str(exc), retryable=False) from None
+            if resolved:
+                self.values.append(resolved)
+            return resolved
 
-def redact(text: str, secrets: list[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text
+        return ENV_REF.sub(value, text)
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self.values, key=len, reverse=True):
+            text = text.replace(secret, "[redacted]")
+        return text
 
 
 # --- request templates --------------------------------------------------------------------------------------
@@ -257,23 +270,23 @@ def send_json(
     *,
     headers: dict[str, str],
     timeout: float,
-    secrets: list[str],
+    secrets: Secrets,
     body: Any = None,
     params: dict[str, Any] | None = None,
 ) -> Any:
     """One HTTP exchange whose answer must be JSON; every failure becomes a TargetError with a clear message."""
     try:
-        response = client.request(method, url, headers=headers, json=body, params=params, timeout=timeout)
-    except httpx.TimeoutException:
-        raise TargetError(f"no answer within {timeout:g} s (timed out)", retryable=True) from None
-    except httpx.HTTPError as exc:
-        raise TargetError(
-            redact(f"could not reach {url}: {type(exc).__name__} {exc}", secrets), retryable=True
-        ) from None
-    snippet = redact(response.text[:SNIPPET], secrets)
+        response, cut = outbound.request(client, method, url, deadline=timeout, headers=headers, json=body,
+                                         params=params)  # fmt: skip
+    except outbound.OutboundError as exc:
+        raise TargetError(secrets.redact(f"{urlsplit(url).netloc}: {exc}"), retryable=exc.retryable) from None
+    snippet = secrets.redact(response.text[:SNIPPET])
     if response.status_code >= 400:
         retryable = response.status_code in (408, 429) or response.status_code >= 500
         raise TargetError(f"HTTP {response.status_code} from the target: {snippet!r}", retryable=retryable)
+    if cut:
+        raise TargetError(f"the answer is larger than {len(response.content)} bytes (the limit): {snippet!r}",
+                          retryable=False)  # fmt: skip
     try:
         return response.json()
     except ValueError:

@@ -5,8 +5,8 @@ The request body is a JSON template whose placeholders take the item's fields (`
 template's keys become query parameters. The answer is read from the JSON response at ``answer_path`` and the
 retrieved documents, when ``documents_path`` is set, from there (so grounding can check the answer).
 
-Header values that carry a secret (Authorization, API keys, tokens, cookies) must reference an environment
-variable of the workers, ``Bearer ${APP_TOKEN}``: a literal secret is refused when the probe is saved.
+Header values that carry a secret (Authorization, API keys, tokens, cookies) must reference a project secret,
+``Bearer ${APP_TOKEN}`` (Settings → Secrets): a literal secret is refused when the probe is saved.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from evals.probes.base import (
     ENV_REF,
     ProbeItem,
+    Secrets,
     Target,
     TargetAnswer,
     TargetConfig,
@@ -29,7 +30,6 @@ from evals.probes.base import (
     json_path_get,
     parse_path,
     render_template,
-    resolve_env,
     send_json,
 )
 
@@ -40,7 +40,7 @@ HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 class HttpEndpointConfig(TargetConfig):
     url: str = Field(max_length=2000, description="http(s) URL of the app's endpoint.")
     method: Literal["POST", "PUT", "GET"] = "POST"
-    headers: dict[str, str] = Field(default_factory=dict, description="Secrets as ${ENV_NAME}.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Secrets as ${NAME} (Settings → Secrets).")
     body_template: Any = Field(default_factory=lambda: {"input": "{{input}}"})
     answer_path: str = Field("answer", min_length=1, max_length=300)
     documents_path: str = Field("", max_length=300)
@@ -63,8 +63,8 @@ class HttpEndpointConfig(TargetConfig):
                 raise ValueError(f"{name!r} is not a valid header name")
             if SECRET_HEADER.search(name) and not ENV_REF.search(header):
                 raise ValueError(
-                    f"header {name} carries a secret: write it as a reference to an environment variable of the "
-                    "workers, e.g. Bearer ${APP_TOKEN}, never the value itself"
+                    f"header {name} carries a secret: write it as a reference to a project secret (Settings → "
+                    "Secrets), e.g. Bearer ${APP_TOKEN}, never the value itself"
                 )
         return value
 
@@ -98,10 +98,9 @@ class HttpEndpoint(Target[HttpEndpointConfig]):
     Config = HttpEndpointConfig
     span_kind = "chain"
 
-    def call(self, item: ProbeItem, client: httpx.Client) -> TargetAnswer:
+    def call(self, item: ProbeItem, client: httpx.Client, secrets: Secrets) -> TargetAnswer:
         config = self.config
-        secrets: list[str] = []
-        headers = {name: resolve_env(value, secrets) for name, value in config.headers.items()}
+        headers = {name: secrets.resolve(value) for name, value in config.headers.items()}
         payload = render_template(config.body_template, item.fields())
         get = config.method == "GET"
         document = send_json(client, config.method, config.url, headers=headers, timeout=config.timeout_seconds,

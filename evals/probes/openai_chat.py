@@ -2,8 +2,9 @@
 prompt probed directly, without the app around them.
 
 The messages are the system prompt, the item's context documents (when ``include_context``) and the item's
-input (a chat as is, or text as one user message). The key is read from the environment variable named by
-``api_key_env`` at call time; it is never stored. Tokens and the model from the response are recorded on the
+input (a chat as is, or text as one user message). The key is the project secret named by ``api_key_env``
+(Settings → Secrets; or an environment variable the operator allowed), read at call time; it is never stored in
+the probe. Tokens and the model from the response are recorded on the
 trace, so its cost is computed with the price table like any ingested LLM call.
 """
 
@@ -18,13 +19,13 @@ from pydantic import Field, field_validator
 from evals.probes.base import (
     Document,
     ProbeItem,
+    Secrets,
     Target,
     TargetAnswer,
     TargetConfig,
     TargetError,
     answer_text,
     json_path_get,
-    resolve_env,
     send_json,
 )
 
@@ -33,7 +34,7 @@ class OpenAIChatConfig(TargetConfig):
     base_url: str = Field(max_length=2000, description="Up to /v1, e.g. https://api.openai.com/v1.")
     model: str = Field(min_length=1, max_length=200)
     system_prompt: str = Field("", max_length=20_000)
-    api_key_env: str = Field("", max_length=100, description="Name of the environment variable holding the key.")
+    api_key_env: str = Field("", max_length=100, description="Name of the project secret holding the key.")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int | None = Field(None, ge=1, le=100_000)
     include_context: bool = Field(True, description="Send the item's context documents in the system message.")
@@ -51,7 +52,7 @@ class OpenAIChatConfig(TargetConfig):
     def _env_name(cls, value: str) -> str:
         value = value.strip().removeprefix("${").removesuffix("}")
         if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-            raise ValueError("give the name of an environment variable (e.g. OPENAI_API_KEY), not the key itself")
+            raise ValueError("give the name of a project secret (e.g. OPENAI_API_KEY), not the key itself")
         return value
 
 
@@ -68,12 +69,11 @@ class OpenAIChat(Target[OpenAIChatConfig]):
             system = f"{system}\n\nContext:\n{documents}".strip()
         return ([{"role": "system", "content": system}] if system else []) + item.messages
 
-    def call(self, item: ProbeItem, client: httpx.Client) -> TargetAnswer:
+    def call(self, item: ProbeItem, client: httpx.Client, secrets: Secrets) -> TargetAnswer:
         config = self.config
-        secrets: list[str] = []
         headers = {}
         if config.api_key_env:
-            headers["Authorization"] = "Bearer " + resolve_env("${" + config.api_key_env + "}", secrets)
+            headers["Authorization"] = "Bearer " + secrets.resolve("${" + config.api_key_env + "}")
         body: dict[str, Any] = {
             "model": config.model,
             "messages": self.messages(item),

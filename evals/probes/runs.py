@@ -28,11 +28,12 @@ from evals.evaluators.base import EvalResult, Evaluator, EvaluatorError
 from evals.evaluators.registry import REGISTRY
 from evals.models import DatasetItem, Probe, ProbeResult, ProbeRun, RunStatus
 from evals.probes import TARGETS
-from evals.probes.base import ProbeItem, Target, TargetAnswer, TargetError
+from evals.probes.base import ProbeItem, Secrets, Target, TargetAnswer, TargetError
 from evals.probes.diff import same_answer
 from evals.probes.schedule import next_run_after
 from evals.selectors import effective_configs, eval_item, traces_with_spans
 from evals.services import probe_item_scores_write, run_evaluator
+from sre4ai_web.lib import outbound
 from traces.ingest import native
 from traces.models import Trace
 from traces.services import spans_store
@@ -101,8 +102,8 @@ def probe_run_execute(*, run_id: int) -> ProbeRun:
     previous = _previous_results(run)
     done = set(run.results.values_list("item_id", flat=True))
     items = DatasetItem.objects.filter(dataset_id=probe.dataset_id).exclude(pk__in=done).order_by("pk")
-    # No redirects: a probe reports what the endpoint itself answers.
-    with httpx.Client(follow_redirects=False) as client:
+    # The outbound client: no redirects (a probe reports what the endpoint itself answers), no internal addresses.
+    with outbound.client() as client:
         for item in items.iterator():
             if ProbeRun.objects.filter(pk=run.pk, status=RunStatus.CANCELLED).exists():
                 break
@@ -135,7 +136,7 @@ def _run_item(
     answer: TargetAnswer | None = None
     error = ""
     try:
-        answer = target.call(probe_item, client)
+        answer = target.call(probe_item, client, Secrets(probe.project_id))
     except TargetError as exc:
         error = str(exc)
     except Exception as exc:  # a bug on an odd response must cost one item, not the run

@@ -16,9 +16,6 @@ Transports are stateless: instantiate with no arguments and pass the validated c
 
 from __future__ import annotations
 
-import http.client
-import urllib.error
-import urllib.request
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +25,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
+
+from sre4ai_web.lib import outbound
 
 Severity = Literal["page", "ticket"]
 SEVERITIES: tuple[Severity, ...] = ("page", "ticket")
@@ -128,7 +127,7 @@ def check_http_url(value: str, *, what: str, https_only: bool) -> str:
         raise PydanticCustomError("url_missing", "{what} is required", {"what": what})
     if any(c.isspace() for c in value):
         raise PydanticCustomError("url_space", "{what} must not contain spaces", {"what": what})
-    if not value.isascii():  # http.client sends ASCII only; an accented path would fail at every attempt
+    if not value.isascii():  # what is typed must be what is sent: no silent re-encoding of an accented path
         raise PydanticCustomError(
             "url_ascii",
             "{what} must be ASCII: percent-encode other characters (and use the punycode form of the host)",
@@ -206,41 +205,23 @@ class HttpResponse:
         return f"{head}: {self.snippet}" if self.snippet else head
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is never followed: it could move the alert (and its signature or key) to another host, and
-    POST bodies do not survive redirects anyway. The 3xx comes back as an error with its Location."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def http_send(request: HttpRequest, *, timeout: float, peer: str) -> HttpResponse:
-    """Send ``request`` and return the answer whatever its status. Network failures (refused, reset, DNS,
-    TLS, timeout) raise a retryable DeliveryError; ``peer`` names the other side in messages without
-    repeating a URL that may hold a secret. ``timeout`` bounds connecting and each read (urllib's meaning)."""
-    if urlsplit(request.url).scheme not in ("http", "https"):  # urllib would also open file: and ftp: URLs
+    """Send ``request`` through the outbound client (internal addresses refused, redirects not followed, the body
+    capped) and return the answer whatever its status. No complete answer within ``timeout`` seconds overall, or
+    a connection that fails (refused, reset, TLS, closed mid-answer) raises a retryable DeliveryError; an address
+    the operator did not allow, a permanent one. ``peer`` names the other side in messages without repeating a
+    URL that may hold a secret."""
+    if urlsplit(request.url).scheme not in ("http", "https"):
         raise DeliveryError(f"{peer}: only http and https URLs can be used", retryable=False)
-    req = urllib.request.Request(request.url, data=request.body, headers=request.headers, method=request.method)  # noqa: S310 -- scheme checked above
     try:
-        with _opener.open(req, timeout=timeout) as resp:
-            return HttpResponse(resp.status, resp.reason, _lower(resp.headers.items()), resp.read(MAX_RESPONSE_BYTES))
-    except urllib.error.HTTPError as exc:  # a non-2xx answer is still an answer; the transport classifies it
-        with exc:
-            return HttpResponse(exc.code, str(exc.reason), _lower(exc.headers.items()), exc.read(MAX_RESPONSE_BYTES))
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, TimeoutError):
-            raise DeliveryError(f"{peer}: no answer within {timeout:g} s", retryable=True) from exc
-        raise DeliveryError(f"{peer}: connection failed ({_describe(reason)})", retryable=True) from exc
-    except TimeoutError as exc:
-        raise DeliveryError(f"{peer}: no answer within {timeout:g} s", retryable=True) from exc
-    except (http.client.HTTPException, OSError) as exc:
-        raise DeliveryError(f"{peer}: connection failed ({_describe(exc)})", retryable=True) from exc
-    except ValueError as exc:  # urllib's "unknown url type" and the like; the config validator should stop these
-        raise DeliveryError(f"{peer}: invalid URL ({exc})", retryable=False) from exc
+        with outbound.client() as http:
+            response, _cut = outbound.request(http, request.method, request.url, deadline=timeout,
+                                              max_bytes=MAX_RESPONSE_BYTES, headers=request.headers,
+                                              content=request.body)  # fmt: skip
+    except outbound.OutboundError as exc:
+        raise DeliveryError(f"{peer}: {exc}", retryable=exc.retryable) from exc
+    return HttpResponse(response.status_code, response.reason_phrase, _lower(response.headers.items()),
+                        response.content)  # fmt: skip
 
 
 def classify(response: HttpResponse, *, peer: str) -> str:
@@ -285,13 +266,6 @@ class HttpTransport(Transport[ConfigT]):
 
 def _lower(items: Any) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in items}
-
-
-def _describe(reason: object) -> str:
-    """'ConnectionRefusedError: [Errno 111] Connection refused' — the type says more than errno text alone."""
-    text = str(reason)
-    name = type(reason).__name__
-    return f"{name}: {text}" if text and name != "str" else (text or name)
 
 
 def host_of(url: str) -> str:

@@ -10,6 +10,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 from evals.evaluators import judge
 from evals.evaluators.base import ContextDoc, EvalItem, EvaluatorError
 from evals.evaluators.judge import LlmJudge, parse_verdict
+from tests.receiver import raw_server, trickle
 
 KEY_ENV = "JUDGE_TEST_KEY"
 KEY = "sk-test-judge-0123456789"
@@ -172,6 +174,11 @@ def llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture(autouse=True)
+def _key_variable_allowed(settings: Any) -> None:
+    settings.SRE4AI_OUTBOUND_ENV_ALLOW = [KEY_ENV]
 
 
 @pytest.fixture(autouse=True)
@@ -484,7 +491,7 @@ def test_wrong_base_url_path_is_a_404_hint(llm: FakeLLM) -> None:
 
 def test_timeout_is_retryable(llm: FakeLLM) -> None:
     llm.default = Reply(hang=True)
-    with pytest.raises(EvaluatorError, match=r"timed out after 0\.2 s") as exc:
+    with pytest.raises(EvaluatorError, match=r"no complete answer within 0\.2 s") as exc:
         make(llm, timeout_seconds=0.2, max_retries=1).evaluate(ITEM)
     assert exc.value.retryable is True
     assert len(llm.requests) == 2
@@ -633,3 +640,35 @@ def test_global_httpx_instrumentation_is_suppressed(llm: FakeLLM, monkeypatch: p
     assert seen == [True, False]
     assert "traceparent" not in llm.requests[0]["headers"]
     assert "traceparent" in llm.requests[1]["headers"]
+
+
+def test_only_variables_the_operator_allows_are_read(llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project's judge settings naming the server's own secret get an error, and nothing is sent."""
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "the-server-secret")
+    with pytest.raises(
+        EvaluatorError, match=r"DJANGO_SECRET_KEY \(api_key_env\) is not one the operator allows"
+    ) as exc:
+        make(llm, api_key_env="DJANGO_SECRET_KEY").evaluate(ITEM)
+    assert exc.value.retryable is False
+    assert llm.requests == []
+
+
+def test_an_internal_base_url_is_refused_unless_allowed(llm: FakeLLM, settings: Any) -> None:
+    settings.SRE4AI_OUTBOUND_ALLOW = []
+    with pytest.raises(EvaluatorError, match="internal address") as exc:
+        make(llm).evaluate(ITEM)
+    assert exc.value.retryable is False
+    assert llm.requests == []
+
+
+def test_a_trickling_endpoint_is_cut_off_at_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, KEY)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+    with raw_server(trickle(0.5, head)) as url:
+        evaluator = LlmJudge.from_config({"base_url": f"{url}/v1", "api_key_env": KEY_ENV, "max_retries": 0,
+                                          "timeout_seconds": 1.5, "requests_per_minute": None})  # fmt: skip
+        began = time.monotonic()
+        with pytest.raises(EvaluatorError, match=r"no complete answer within 1\.5 s") as exc:
+            evaluator.evaluate(ITEM)
+    assert exc.value.retryable is True
+    assert time.monotonic() - began < 2.5

@@ -136,7 +136,12 @@ def eval_item(trace: Trace, spans: list[Span]) -> EvalItem:
         llm_calls=len(llm_spans),
         cost=trace.cost,
         service=trace.service,
-        metadata={"trace_id": trace.trace_id, "environment": trace.environment, "release": trace.release},
+        metadata={
+            "trace_id": trace.trace_id,
+            "environment": trace.environment,
+            "release": trace.release,
+            "project_id": trace.project_id,  # outbound evaluators (the judge) read the project's secrets
+        },
     )
 
 

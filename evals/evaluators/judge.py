@@ -53,6 +53,7 @@ from django.conf import settings
 from genai_prices import Usage, calc_price
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from accounts.selectors import SecretUnavailable, secret_value
 from evals.evaluators.base import EvalItem, EvalResult, Evaluator, EvaluatorError
 from sre4ai_web.lib import outbound
 
@@ -511,7 +512,7 @@ class LlmJudge(Evaluator[JudgeParams]):
         messages = self.messages(item)
         if messages is None:
             return None
-        key = self._key()
+        key = self._key(item.metadata.get("project_id"))
         body: dict[str, Any] = {"model": p.model, "messages": messages}
         if p.temperature is not None:
             body["temperature"] = p.temperature
@@ -572,10 +573,17 @@ class LlmJudge(Evaluator[JudgeParams]):
             {"role": "user", "content": TEMPLATES[p.template].format(**fields)},
         ]
 
-    def _key(self) -> str | None:
+    def _key(self, project_id: int | None) -> str | None:
+        """The project's secret named ``api_key_env`` when the project has one, else that environment variable
+        if the operator allows it (accounts.selectors.secret_value)."""
         name = self.params.api_key_env
         if not name:
             return None
+        if project_id is not None:
+            try:
+                return secret_value(project_id=project_id, name=name)
+            except SecretUnavailable as exc:
+                raise EvaluatorError(f"the judge's API key (api_key_env): {exc}", retryable=False) from None
         if name not in settings.SRE4AI_OUTBOUND_ENV_ALLOW:
             raise EvaluatorError(
                 f"the judge's API key variable ${name} (api_key_env) is not one the operator allows: add it to "

@@ -672,3 +672,22 @@ def test_a_trickling_endpoint_is_cut_off_at_the_timeout(monkeypatch: pytest.Monk
             evaluator.evaluate(ITEM)
     assert exc.value.retryable is True
     assert time.monotonic() - began < 2.5
+
+
+@pytest.mark.django_db
+def test_a_project_secret_is_the_judges_key_and_other_projects_cannot_use_it(
+    llm: FakeLLM, monkeypatch: pytest.MonkeyPatch, tenant: Any, other_tenant: Any
+) -> None:
+    """A trace's judge call reads the key from its own project's secret store (no environment variable needed)."""
+    from dataclasses import replace
+
+    from accounts.services import project_secret_set
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    project_secret_set(project=tenant.project, name="JUDGE_PROJECT_KEY", value=KEY, user=None)
+    evaluator = make(llm, api_key_env="JUDGE_PROJECT_KEY")
+    assert evaluator.evaluate(replace(ITEM, metadata={"project_id": tenant.project.pk})) is not None
+    assert llm.requests[-1]["headers"]["authorization"] == f"Bearer {KEY}"
+    with pytest.raises(EvaluatorError, match="no project secret named JUDGE_PROJECT_KEY"):
+        evaluator.evaluate(replace(ITEM, metadata={"project_id": other_tenant.project.pk}))
+    assert len(llm.requests) == 1

@@ -6,21 +6,15 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import requests
-from django.conf import settings
 from django.core.cache import caches
 from django.test import Client, override_settings
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -28,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from accounts.services import api_key_issue
 from tests import otlp_build as ob
 from tests.conftest import Tenant
+from tests.web_server import gunicorn
 from traces.models import Span, Trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,36 +30,6 @@ PROTO = "application/x-protobuf"
 
 
 # --- servers and raw requests ---------------------------------------------------------------------------------
-
-
-@contextmanager
-def gunicorn(**env: str) -> Iterator[str]:
-    """The web server of scripts/run.sh (gthread workers) on the test database; yields its base URL."""
-    db = settings.DATABASES["default"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "sre4ai_web.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--threads", "4"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, **env},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{url}/login/", timeout=5)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def post_chunked(base_url: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:

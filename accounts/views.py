@@ -12,6 +12,7 @@ from accounts.forms import ApiKeyCreateForm, MemberAddForm
 from accounts.models import ApiKey, Role
 from accounts.selectors import api_keys_for_project, members_of, membership_for, projects_for_user
 from accounts.services import api_key_issue, api_key_revoke, membership_set
+from traces.ingest.gate import ingest_quota
 
 NEW_KEY_SESSION_KEY = "new_api_key"
 
@@ -63,6 +64,7 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
             "key_form": key_form,
             "member_form": member_form,
             "new_secret": new_secret,
+            "ingest_quota": ingest_quota(project.pk),
         },
     )
 

@@ -17,11 +17,12 @@ from urllib.parse import urlsplit
 import pytest
 from django.core.cache import caches
 from django.test import Client, override_settings
+from django.urls import reverse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from accounts.services import api_key_issue
 from tests import otlp_build as ob
-from tests.conftest import Tenant
+from tests.conftest import PASSWORD, Tenant
 from tests.web_server import gunicorn
 from traces.models import Span, Trace
 
@@ -366,3 +367,18 @@ def test_a_project_past_its_rate_gets_429_for_every_key(client: Client, tenant: 
     assert int(otlp["Retry-After"]) >= 1
     # Another project is not affected.
     assert native(other_tenant.secret, 4).status_code == 200
+
+
+@pytest.mark.django_db
+@override_settings(INGEST_KEY_SPANS_PER_MINUTE=0, INGEST_PROJECT_SPANS_PER_MINUTE=1500)
+def test_settings_page_shows_the_rate_limits_and_this_minutes_use(
+    client: Client, tenant: Tenant, fresh_rate_counts
+) -> None:
+    spans = [ob.span(ob.new_trace_id()) for _ in range(3)]
+    assert (
+        client.post("/v1/traces", data=otlp_body(spans), content_type=PROTO, headers=tenant.bearer).status_code == 200
+    )
+    assert client.login(username="alice", password=PASSWORD)
+    html = client.get(reverse("project_settings", args=["acme"])).content.decode()
+    assert "none per key" in html
+    assert "1,500 per minute for the project (3 used this minute)" in html

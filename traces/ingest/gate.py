@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
@@ -50,18 +51,38 @@ def ingest_slot() -> Iterator[None]:
 WINDOW_SECONDS = 60
 
 
+@dataclass(frozen=True)
+class IngestQuota:
+    """The limits that apply to a project, and what it has used in the current minute (None: unknown)."""
+
+    key_spans_per_minute: int
+    project_spans_per_minute: int
+    project_used: int | None
+
+
+def _counter(kind: str, owner_id: int) -> str:
+    return f"{kind}:{owner_id}:{int(time.time() // WINDOW_SECONDS)}"
+
+
 def _windows(api_key: ApiKey) -> list[tuple[str, int, str]]:
     """(cache key, limit, what) of each limit that applies, in the current window; a limit of 0 is off."""
-    window = int(time.time() // WINDOW_SECONDS)
     limits = [
-        (f"key:{api_key.pk}:{window}", settings.INGEST_KEY_SPANS_PER_MINUTE, "this API key",
+        (_counter("key", api_key.pk), settings.INGEST_KEY_SPANS_PER_MINUTE, "this API key",
          "SRE4AI_INGEST_KEY_SPANS_PER_MINUTE"),
-        (f"project:{api_key.project_id}:{window}", settings.INGEST_PROJECT_SPANS_PER_MINUTE, "this project",
+        (_counter("project", api_key.project_id), settings.INGEST_PROJECT_SPANS_PER_MINUTE, "this project",
          "SRE4AI_INGEST_PROJECT_SPANS_PER_MINUTE"),
     ]  # fmt: skip
     return [
         (key, limit, f"{what} ({limit} spans per minute, {setting})") for key, limit, what, setting in limits if limit
     ]
+
+
+def ingest_quota(project_id: int) -> IngestQuota:
+    try:
+        used: int | None = caches["ingest_rate"].get(_counter("project", project_id), 0)
+    except Exception:  # shown as unknown; the page must not fail with Redis
+        used = None
+    return IngestQuota(settings.INGEST_KEY_SPANS_PER_MINUTE, settings.INGEST_PROJECT_SPANS_PER_MINUTE, used)
 
 
 def _rate_limited(what: str) -> IngestError:

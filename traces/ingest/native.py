@@ -109,20 +109,25 @@ class SpanIn(BaseModel):
     @model_validator(mode="after")
     def _within_limits(self, info: ValidationInfo) -> SpanIn:
         limits, now = _limits_and_now(info)
-        problem = limits.times_problem(self.start_time, self.end_time or self.start_time, now)
-        if problem is None:
-            problem = limits.attributes_problem(self.attributes)
+        problem = (
+            limits.times_problem(self.start_time, self.end_time or self.start_time, now)
+            or limits.attributes_problem(self.attributes)
+            or self._nesting_problem(limits)
+        )
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    def _nesting_problem(self, limits: IngestLimits) -> str | None:
         values = {"input": self.input, "output": self.output}
         if self.tool is not None:
             values.update({"tool.arguments": self.tool.arguments, "tool.result": self.tool.result})
         values.update({f"documents[{i}].metadata": d.metadata for i, d in enumerate(self.documents)})
-        for field_name, value in values.items():
-            where = too_deep(value, limits.max_json_depth) if problem is None else None
+        for name, value in values.items():
+            where = too_deep(value, limits.max_json_depth)
             if where is not None:
-                problem = f"{field_name} nests deeper than {limits.json_depth_text()} at {where}"
-        if problem is not None:
-            raise ValueError(problem)
-        return self
+                return f"{name} nests deeper than {limits.json_depth_text()} at {where}"
+        return None
 
 
 class TraceIn(BaseModel):
@@ -147,7 +152,8 @@ class TraceIn(BaseModel):
     def _span_tree_depth(cls, data: Any, info: ValidationInfo) -> Any:
         """Children nested past the limit are refused before they are validated (and walked) recursively."""
         limits, _ = _limits_and_now(info)
-        stack = [(span, 1) for span in data.get("spans") or []] if isinstance(data, dict) else []
+        spans = data.get("spans") if isinstance(data, dict) else None
+        stack = [(span, 1) for span in spans] if isinstance(spans, list) else []
         while stack:
             span, depth = stack.pop()
             if depth > limits.max_json_depth:

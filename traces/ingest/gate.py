@@ -111,9 +111,13 @@ def rate_charge(api_key: ApiKey, spans: int) -> None:
     charged: list[str] = []
     try:
         for key, limit, what in _windows(api_key):
-            cache.add(key, 0, timeout=2 * WINDOW_SECONDS)
+            try:
+                used = cache.incr(key, units)
+            except ValueError:  # the first request of this window (add: another process may have just made it)
+                cache.add(key, 0, timeout=2 * WINDOW_SECONDS)
+                used = cache.incr(key, units)
             charged.append(key)
-            if cache.incr(key, units) > limit:
+            if used > limit:
                 for done in charged:
                     cache.decr(done, units)
                 raise _rate_limited(what)

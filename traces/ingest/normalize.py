@@ -182,8 +182,8 @@ def maybe_json(value: Any) -> Any:
                 raise NestingTooDeep.past(depth) from exc
             except ValueError:
                 return value
-            # Nesting deeper than the limit takes at least that many characters: short text is not walked.
-            if len(stripped) > depth and too_deep(parsed, depth) is not None:
+            # Nesting deeper than the limit takes more opening brackets than that: most text is not walked.
+            if stripped.count("[") + stripped.count("{") > depth and too_deep(parsed, depth) is not None:
                 raise NestingTooDeep.past(depth)
             return parsed
     return value

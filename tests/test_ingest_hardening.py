@@ -344,6 +344,8 @@ def test_an_api_key_past_its_rate_gets_429_with_retry_after(client: Client, tena
     assert native.status_code == 429
     assert 1 <= int(native["Retry-After"]) <= 60
     assert "SRE4AI_INGEST_KEY_SPANS_PER_MINUTE" in native.json()["error"]
+    logs = client.post("/v1/logs", data=b"", content_type=PROTO, headers=tenant.bearer)
+    assert logs.status_code == 429
     assert Trace.objects.count() == 5
 
 

@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 MAX_TRACE_COST = Decimal(10**10)
 # How long an outbox row is left to the request that wrote it before beat queues it itself.
 FOLLOWUP_GRACE = timedelta(seconds=30)
+REQUEUE_BATCH = 500
 # Spans of these kinds wrap other spans: their usage, if reported, repeats their children's.
 CONTAINER_KINDS = frozenset({"agent", "chain", "workflow"})
 
@@ -571,7 +572,7 @@ def traces_ingested(jobs: Sequence[FollowupOutbox]) -> int:
     return len(queued)
 
 
-def followups_requeue(*, older_than: timedelta = FOLLOWUP_GRACE, limit: int = 500) -> int:
+def followups_requeue(*, older_than: timedelta = FOLLOWUP_GRACE, limit: int = REQUEUE_BATCH) -> int:
     """Beat: queue the follow-ups whose publish after commit failed or never ran. Rows younger than the grace
     period are left to the request that wrote them. Returns the number queued."""
     with transaction.atomic():

@@ -18,7 +18,9 @@ import pytest
 from django.core.cache import caches
 from django.test import Client, override_settings
 from django.urls import reverse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 
 from accounts.services import api_key_issue
 from tests import otlp_build as ob
@@ -344,7 +346,8 @@ def test_an_api_key_past_its_rate_gets_429_with_retry_after(client: Client, tena
     assert native.status_code == 429
     assert 1 <= int(native["Retry-After"]) <= 60
     assert "SRE4AI_INGEST_KEY_SPANS_PER_MINUTE" in native.json()["error"]
-    logs = client.post("/v1/logs", data=b"", content_type=PROTO, headers=tenant.bearer)
+    logs_body = ExportLogsServiceRequest(resource_logs=[ResourceLogs()]).SerializeToString()
+    logs = client.post("/v1/logs", data=logs_body, content_type=PROTO, headers=tenant.bearer)
     assert logs.status_code == 429
     assert Trace.objects.count() == 5
 

@@ -10,7 +10,6 @@ import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,9 +17,10 @@ import pytest
 from django.core.cache import caches
 from django.test import Client, override_settings
 from django.urls import reverse
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 
 from accounts.services import api_key_issue
 from tests import otlp_build as ob
@@ -28,7 +28,6 @@ from tests.conftest import PASSWORD, Tenant
 from tests.web_server import gunicorn
 from traces.models import Span, Trace
 
-ROOT = Path(__file__).resolve().parent.parent
 PROTO = "application/x-protobuf"
 
 
@@ -253,6 +252,25 @@ def test_native_values_and_span_trees_nested_too_deep_reject_their_trace(client:
     assert "attribute 'deep' nests deeper than 64 levels" in errors[3]
     assert "spans nest children deeper than 64 levels" in errors[4]
     assert Trace.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_log_records_with_json_nested_too_deep_are_rejected(client: Client, tenant: Tenant) -> None:
+    trace_id, span_id = ob.new_trace_id(), ob.new_span_id()
+    records = [
+        LogRecord(trace_id=bytes.fromhex(trace_id), span_id=bytes.fromhex(span_id), event_name=name,
+                  body=AnyValue(string_value=json.dumps({"content": content})))
+        for name, content in [("gen_ai.user.message", "hi"), ("gen_ai.choice", "[" * 50_000 + "]" * 50_000)]
+    ]  # fmt: skip
+    body = ExportLogsServiceRequest(resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=records)])])
+    response = client.post("/v1/logs", data=body.SerializeToString(), content_type=PROTO, headers=tenant.bearer)
+    assert response.status_code == 200, response.content
+    partial = ExportLogsServiceResponse.FromString(response.content).partial_success
+    assert partial.rejected_log_records == 1
+    assert "log record 'gen_ai.choice': JSON text nests deeper than 64 levels" in partial.error_message
+    # The span, arriving after its logs, is stored with the message that was kept.
+    otlp_post(client, tenant, [ob.span(trace_id, span_id, name="chat", attributes={"gen_ai.operation.name": "chat"})])
+    assert Span.objects.get().input == [{"role": "user", "content": "hi"}]
 
 
 # --- times and attribute keys ---------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Spans arrive in any order and across requests. Each write upserts its spans, then recomputes the whole
 trace row from all of that trace's stored spans, under a per-trace lock, so totals never depend on the
-order of arrival. Follow-up work (scoring) is enqueued only after the commit.
+order of arrival. Follow-up work (scoring) is recorded in an outbox in the same transaction and enqueued
+only after the commit; what the broker did not take is enqueued later by beat.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ from typing import Any
 from django.conf import settings
 
 TRUNCATION_MARK = "…[truncated by sre4ai: attribute over SRE4AI_INGEST_MAX_ATTRIBUTE_BYTES]"
-# A JSON request body may nest its format's envelope plus values at the value limit: OTLP/JSON spends three
-# levels per AnyValue level (value, kvlistValue, values) and a dozen above the attributes.
+# A JSON request body may nest its format's envelope plus values at the value limit: OTLP/JSON spends a dozen
+# levels above the attributes and three per AnyValue level (value, kvlistValue, values); the native format two
+# per level of span children. Four per level covers both.
 ENVELOPE_LEVELS = 16
 LEVELS_PER_VALUE_LEVEL = 4
 
@@ -47,8 +48,10 @@ def _path_past(value: Any, limit: int) -> str:
             continue
         if depth > limit:
             return path or "(top level)"
-        steps = ((f".{k}" if path else str(k), c) for k, c in node.items()) if isinstance(node, dict) else (
-            (f"[{i}]", c) for i, c in enumerate(node))  # fmt: skip
+        if isinstance(node, dict):
+            steps = [(f".{key}" if path else str(key), child) for key, child in node.items()]
+        else:
+            steps = [(f"[{index}]", child) for index, child in enumerate(node)]
         stack.extend((child, depth + 1, path + step) for step, child in steps)
     return "(top level)"
 

@@ -18,6 +18,7 @@ from accounts.services import (
     project_secret_delete,
     project_secret_set,
 )
+from traces.ingest.gate import ingest_quota
 
 NEW_KEY_SESSION_KEY = "new_api_key"
 
@@ -69,6 +70,7 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
             "key_form": key_form,
             "member_form": member_form,
             "new_secret": new_secret,
+            "ingest_quota": ingest_quota(project.pk),
         },
     )
 

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey
-from evals.models import Score, ScoreSource
+from evals.models import SCORE_VALUE_LIMIT, Score, ScoreSource, score_value_in_range
 from evals.services import ExternalScore, score_record
 from traces.models import Span, Trace
 
@@ -21,7 +21,10 @@ class ScoreIn(serializers.Serializer):
     trace_id = serializers.RegexField(r"^[0-9a-fA-F]{32}$", help_text="32 hex characters.")
     span_id = serializers.RegexField(r"^[0-9a-fA-F]{16}$", required=False, help_text="Score one span instead.")
     name = serializers.CharField(max_length=100, help_text="e.g. user_feedback, helpfulness")
-    value = serializers.FloatField(required=False, allow_null=True)
+    value = serializers.FloatField(
+        required=False, allow_null=True, min_value=-SCORE_VALUE_LIMIT, max_value=SCORE_VALUE_LIMIT,
+        help_text=f"A finite number from {-SCORE_VALUE_LIMIT:g} to {SCORE_VALUE_LIMIT:g}.",
+    )  # fmt: skip
     # "label" shadows Serializer.label in the stubs; it is the API's field name.
     label = serializers.CharField(required=False, allow_blank=True, max_length=100)  # type: ignore[assignment]
     passed = serializers.BooleanField(required=False, allow_null=True)
@@ -43,6 +46,10 @@ class LangfuseScoreIn(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=4000)
 
     def validate_value(self, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not score_value_in_range(value):
+            raise serializers.ValidationError(
+                f"A numeric value must be finite and from {-SCORE_VALUE_LIMIT:g} to {SCORE_VALUE_LIMIT:g}."
+            )
         if isinstance(value, (bool, int, float, str)):
             return value
         raise serializers.ValidationError("value must be a number, a boolean or a string.")

@@ -17,6 +17,17 @@ class ScoreSource(models.TextChoices):
     PROBE = "probe", "Probe"
 
 
+# Score values are finite and within ±SCORE_VALUE_LIMIT (docs/security.md), so that sums over any window stay far
+# from float overflow. Every entry point checks it (API, Langfuse API, evaluator results); rollups skip any
+# older row outside it.
+SCORE_VALUE_LIMIT = 1e9
+
+
+def score_value_in_range(value: float) -> bool:
+    # False for NaN and ±inf too; an int too large for a float compares without converting.
+    return abs(value) <= SCORE_VALUE_LIMIT
+
+
 class ScoreQuerySet(models.QuerySet["Score"]):
     def current(self) -> ScoreQuerySet:
         """The scores that count, for every reader (pages, API, rollups, SLIs, drift, canary): every human, API and

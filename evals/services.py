@@ -22,7 +22,18 @@ from accounts.models import Project
 from evals.datasets import ItemData
 from evals.evaluators.base import EvalItem, EvalResult, Evaluator, EvaluatorError
 from evals.evaluators.registry import REGISTRY
-from evals.models import Dataset, DatasetItem, EvalRun, EvaluatorConfig, Probe, RunStatus, Score, ScoreSource
+from evals.models import (
+    SCORE_VALUE_LIMIT,
+    Dataset,
+    DatasetItem,
+    EvalRun,
+    EvaluatorConfig,
+    Probe,
+    RunStatus,
+    Score,
+    ScoreSource,
+    score_value_in_range,
+)
 from evals.probes.schedule import next_run_after
 from evals.selectors import EffectiveConfig, effective_configs, eval_item, traces_with_spans
 from rollups.services import minutes_mark_dirty
@@ -133,7 +144,10 @@ def traces_score(
                 outcome.errors.append(f"{evaluator_cls.name} on trace {trace.trace_id}: {exc}")
                 logger.warning("evaluator failed", exc_info=True)
                 continue
-            if result is not None:
+            if result is not None and result.value is not None and not score_value_in_range(result.value):
+                outcome.errors.append(f"{evaluator_cls.name} on trace {trace.trace_id}: value {result.value} is "
+                                      f"not finite or beyond ±{SCORE_VALUE_LIMIT:g}")  # fmt: skip
+            elif result is not None:
                 rows.append(_score_row(trace, spans_by_id, config, result))
         with transaction.atomic():
             _upsert(rows)

@@ -7,6 +7,7 @@ raw traces and scores that started in it, so a recompute is idempotent and order
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,13 +20,18 @@ from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 from django.utils.module_loading import import_string
 
-from evals.models import Score
+from evals.models import Score, score_value_in_range
 from evals.signals import safety_flagged
 from rollups.histogram import bucket_of
 from rollups.models import DirtyBucket, Granularity, ScoreRollup, TrafficRollup
 from sre4ai_web.lib.sql import AnyOf
 from traces.models import Span, Trace
 
+logger = logging.getLogger(__name__)
+# Sums saturate at what their columns hold (bigint tokens, numeric(20, 10) cost) instead of failing the write:
+# inputs are bounded per span, but a minute or an hour can add up any number of them.
+MAX_TOKENS_SUM = 2**63 - 1
+MAX_COST_SUM = Decimal("9999999999.9999999999")
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 CLAIM_BATCH = 500
@@ -69,8 +75,9 @@ class _Traffic:
         return TrafficRollup(
             project_id=project_id, service=service, environment=environment, granularity=granularity,
             bucket=bucket, dimension=dimension, value=value, traces=self.traces, errors=self.errors,
-            latency_hist=self.hist, latency_sum_ms=self.latency_sum, input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens, cost=self.cost, unpriced=self.unpriced,
+            latency_hist=self.hist, latency_sum_ms=self.latency_sum,
+            input_tokens=min(self.input_tokens, MAX_TOKENS_SUM), output_tokens=min(self.output_tokens, MAX_TOKENS_SUM),
+            cost=min(self.cost, MAX_COST_SUM), unpriced=self.unpriced,
             safety_judged=self.safety_judged, safety_flagged=self.safety_flagged,
         )  # fmt: skip
 
@@ -195,7 +202,7 @@ def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
                     if passed is not None:
                         cell.total += 1
                         cell.good += passed
-                    if score_value is not None:
+                    if score_value is not None and score_value_in_range(score_value):
                         cell.value_sum += score_value
                         cell.value_count += 1
     minute_filter = Q(project_id=project_id, granularity=Granularity.MINUTE, bucket__in=wanted)
@@ -311,21 +318,28 @@ def _hours_recompute(project_id: int, hours: list[datetime]) -> None:
 
 
 def dirty_process(*, limit: int = CLAIM_BATCH) -> int:
-    """Claim dirty minutes (SKIP LOCKED: two workers never take the same) and recompute them. Returns minutes done."""
-    with transaction.atomic():
-        claimed = DirtyBucket.objects.order_by("project_id", "minute")
-        if connection.vendor == "postgresql":
-            claimed = claimed.select_for_update(skip_locked=True)
-        rows = list(claimed.values_list("pk", "project_id", "minute")[:limit])
-        if not rows:
-            return 0
-        by_project: dict[int, list[datetime]] = defaultdict(list)
-        for _, project_id, minute in rows:
-            by_project[project_id].append(minute)
+    """Recompute dirty minutes, each project in its own transaction: one project whose recompute fails keeps its
+    minutes dirty (retried next run) without holding up any other project's. Returns minutes done."""
+    done = 0
+    for project_id in DirtyBucket.objects.order_by("project_id").values_list("project_id", flat=True).distinct():
+        try:
+            done += _project_dirty_process(project_id, limit)
+        except Exception:
+            logger.exception("rollup recompute failed for project %s; its minutes stay dirty", project_id)
+    return done
+
+
+@transaction.atomic
+def _project_dirty_process(project_id: int, limit: int) -> int:
+    """Claim a project's dirty minutes (SKIP LOCKED: two workers never take the same) and recompute them."""
+    claimed = DirtyBucket.objects.filter(project_id=project_id).order_by("minute")
+    if connection.vendor == "postgresql":
+        claimed = claimed.select_for_update(skip_locked=True)
+    rows = list(claimed.values_list("pk", "minute")[:limit])
+    if rows:
         # Delete first: a writer that marks the same minute while we recompute inserts it again after we commit.
-        DirtyBucket.objects.filter(pk__in=[pk for pk, _, _ in rows]).delete()
-        for project_id, minutes in by_project.items():
-            minutes_recompute(project_id=project_id, minutes=minutes)
+        DirtyBucket.objects.filter(pk__in=[pk for pk, _ in rows]).delete()
+        minutes_recompute(project_id=project_id, minutes=[minute for _, minute in rows])
     return len(rows)
 
 

@@ -171,7 +171,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # A message a worker took but never acknowledged (the worker died) is redelivered after this many seconds.
-    _visibility = int(os.environ.get("SRE4AI_BROKER_VISIBILITY_TIMEOUT", "3600"))
+    # Above the longest hard time limit of a task (judge, rescore, drift: 660 s), so a task still running is not
+    # delivered twice; a killed worker's scoring is redone within about 12 minutes (docs/security.md).
+    _visibility = int(os.environ.get("SRE4AI_BROKER_VISIBILITY_TIMEOUT", "720"))
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": _visibility,
         # Sweep for abandoned messages often enough that a short timeout is honoured (kombu: interval × throttle).
@@ -192,6 +194,29 @@ INGEST_MAX_SPANS_PER_REQUEST = int(os.environ.get("SRE4AI_INGEST_MAX_SPANS_PER_R
 INGEST_MAX_ATTRIBUTE_BYTES = int(os.environ.get("SRE4AI_INGEST_MAX_ATTRIBUTE_BYTES", str(256 * 1024)))
 INGEST_MAX_CONCURRENT_REQUESTS = int(os.environ.get("SRE4AI_INGEST_MAX_CONCURRENT_REQUESTS", "16"))
 INGEST_RETRY_AFTER_SECONDS = int(os.environ.get("SRE4AI_INGEST_RETRY_AFTER_SECONDS", "2"))
+# Bad input (docs/ingest.md): attribute keys, JSON nesting inside spans, and the accepted window of span times.
+INGEST_MAX_ATTRIBUTE_KEY_BYTES = int(os.environ.get("SRE4AI_INGEST_MAX_ATTRIBUTE_KEY_BYTES", "256"))
+INGEST_MAX_JSON_DEPTH = int(os.environ.get("SRE4AI_INGEST_MAX_JSON_DEPTH", "64"))
+INGEST_MAX_SPAN_AGE_DAYS = int(os.environ.get("SRE4AI_INGEST_MAX_SPAN_AGE_DAYS", "365"))
+INGEST_MAX_FUTURE_SECONDS = int(os.environ.get("SRE4AI_INGEST_MAX_FUTURE_SECONDS", str(24 * 3600)))
+# Rate limits in spans (or log records) per minute; 0 switches one off. Counted in Redis when the broker is Redis
+# (shared by all server processes), else per server process.
+INGEST_KEY_SPANS_PER_MINUTE = int(os.environ.get("SRE4AI_INGEST_KEY_SPANS_PER_MINUTE", "600000"))
+INGEST_PROJECT_SPANS_PER_MINUTE = int(os.environ.get("SRE4AI_INGEST_PROJECT_SPANS_PER_MINUTE", "1200000"))
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "ingest_rate": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CELERY_BROKER_URL,
+            "KEY_PREFIX": "sre4ai-ingest-rate",
+            # Short timeouts: with Redis down, ingest goes on without rate limits rather than waiting.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+        if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ingest-rate"}
+    ),
+}
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
 
 LOGGING = {

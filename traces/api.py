@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -19,7 +18,6 @@ from django.views.decorators.http import require_POST
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -30,7 +28,8 @@ from evals.models import Score
 from evals.selectors import scores_for_trace
 from traces.forms import TraceFilterForm
 from traces.ingest import native, otlp
-from traces.ingest.gate import ingest_slot
+from traces.ingest.body import json_document, request_body
+from traces.ingest.gate import ingest_slot, rate_charge, rate_check
 from traces.ingest.limits import IngestError, IngestLimits
 from traces.models import RetrievedDocument, Span, SpanKind, Status, Trace
 from traces.selectors import InvalidCursor, trace_detail, trace_page
@@ -39,7 +38,7 @@ from traces.services import otlp_log_events_ingest, otlp_spans_ingest, spans_sto
 logger = logging.getLogger(__name__)
 
 
-def _otlp_endpoint(handle: Callable[[Project, bytes, str, IngestLimits], HttpResponse]) -> Callable[..., HttpResponse]:
+def _otlp_endpoint(handle: Callable[[ApiKey, bytes, str, IngestLimits], HttpResponse]) -> Callable[..., HttpResponse]:
     """Shared OTLP error handling: every failure is an OTLP Status body with a message that says what to fix."""
 
     @csrf_exempt
@@ -48,15 +47,11 @@ def _otlp_endpoint(handle: Callable[[Project, bytes, str, IngestLimits], HttpRes
         fmt = "json"
         try:
             fmt = otlp.wire_format(request.headers.get("Content-Type", ""))
-            project = authenticate_project_key(request).project
+            api_key = authenticate_project_key(request)
+            rate_check(api_key)
             limits = IngestLimits.from_settings()
             with ingest_slot():
-                try:
-                    raw = request.body
-                except RequestDataTooBig as exc:
-                    raise IngestError(413, limits.body_too_large_message()) from exc
-                body = otlp.decompress(raw, request.headers.get("Content-Encoding", ""), limits)
-                return handle(project, body, fmt, limits)
+                return handle(api_key, request_body(request, limits), fmt, limits)
         except (IngestError, ProjectKeyError) as exc:
             return _otlp_error(exc.status, exc.message, fmt, getattr(exc, "retry_after", None))
         except OperationalError:
@@ -76,16 +71,18 @@ def _otlp_error(code: int, message: str, fmt: str, retry_after: int | None) -> H
     return response
 
 
-def _handle_traces(project: Project, body: bytes, fmt: str, limits: IngestLimits) -> HttpResponse:
+def _handle_traces(api_key: ApiKey, body: bytes, fmt: str, limits: IngestLimits) -> HttpResponse:
     decoded = otlp.decode_traces(body, fmt, limits)
-    otlp_spans_ingest(project=project, spans=decoded.spans)
-    payload, content_type = otlp.encode_response(otlp.trace_response(decoded.rejected), fmt)
+    rate_charge(api_key, len(decoded.spans))
+    stored = otlp_spans_ingest(project=api_key.project, spans=decoded.spans)
+    payload, content_type = otlp.encode_response(otlp.trace_response(decoded.rejected + stored.rejected), fmt)
     return HttpResponse(payload, content_type=content_type)
 
 
-def _handle_logs(project: Project, body: bytes, fmt: str, limits: IngestLimits) -> HttpResponse:
+def _handle_logs(api_key: ApiKey, body: bytes, fmt: str, limits: IngestLimits) -> HttpResponse:
     decoded = otlp.decode_logs(body, fmt, limits)
-    otlp_log_events_ingest(project=project, events=decoded.events)
+    rate_charge(api_key, len(decoded.events))
+    otlp_log_events_ingest(project=api_key.project, events=decoded.events)
     payload, content_type = otlp.encode_response(otlp.logs_response(decoded.rejected), fmt)
     return HttpResponse(payload, content_type=content_type)
 
@@ -345,14 +342,15 @@ class TracesEndpoint(APIView):
     )
     def post(self, request: Request) -> Response:
         limits = IngestLimits.from_settings()
+        api_key = request.auth
+        assert isinstance(api_key, ApiKey)  # guaranteed by HasProjectKey
         try:
+            if "application/json" not in request.headers.get("Content-Type", "").lower():
+                raise IngestError(415, "Send the batch as Content-Type: application/json.")
+            rate_check(api_key)
             with ingest_slot():
-                try:
-                    document = request.data
-                except RequestDataTooBig:
-                    return Response({"error": limits.body_too_large_message()}, status=413)
-                except ParseError as exc:
-                    return Response({"error": f"Body is not valid JSON: {exc.detail}"}, status=400)
+                # Read here rather than by DRF's parser, which sees no chunked body and no Content-Encoding.
+                document = json_document(request_body(request._request, limits), limits)
                 try:
                     records, errors, accepted = native.decode_batch(document)
                 except ValueError as exc:
@@ -362,7 +360,8 @@ class TracesEndpoint(APIView):
                         {"error": f"{len(records)} spans in one request; the limit is {limits.max_spans_per_request}."},
                         status=413,
                     )
-                result = spans_store(project=_project(request), records=records)
+                rate_charge(api_key, len(records))
+                result = spans_store(project=api_key.project, records=records)
         except IngestError as exc:
             response = Response({"error": exc.message}, status=exc.status)
             if exc.retry_after is not None:

@@ -199,3 +199,17 @@ class PendingLogEvent(models.Model):
             # Lookup of a span's log events at span ingest.
             models.Index(fields=["project", "trace_id", "span_id"], name="log_span_idx"),
         ]
+
+
+class FollowupOutbox(models.Model):
+    """Follow-up work of an ingest (a scoring task and its traces), written in the ingest's transaction.
+
+    The row is deleted once the broker has the task; a row that stays (the broker was down, or the server
+    died between commit and publish) is queued again by beat (traces.tasks.followups_requeue). The tasks are
+    idempotent, so a task queued twice in a race changes nothing.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    task_name = models.CharField(max_length=200)
+    trace_pks = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)

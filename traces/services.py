@@ -2,7 +2,8 @@
 
 Spans arrive in any order and across requests. Each write upserts its spans, then recomputes the whole
 trace row from all of that trace's stored spans, under a per-trace lock, so totals never depend on the
-order of arrival. Follow-up work (scoring) is enqueued only after the commit.
+order of arrival. Follow-up work (scoring) is recorded in an outbox in the same transaction and enqueued
+only after the commit; what the broker did not take is enqueued later by beat.
 """
 
 from __future__ import annotations
@@ -15,31 +16,37 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Field, JSONField
+from django.utils import timezone
 
 from accounts.models import Project
-from rollups.services import minutes_mark_dirty
+from rollups.services import MAX_TOKENS_SUM, minutes_mark_dirty
 from sre4ai_web.celery import app as celery_app
 from traces.exchange import SpanFacts, answer_text, exchange_of
 from traces.ingest.normalize import (
     SEARCH_TEXT_CHARS,
+    NestingTooDeep,
     RawEvent,
     RawSpan,
     SpanRecord,
+    nested_json_field,
     normalise_span,
     preview_text,
 )
 from traces.ingest.otlp import LogEvent
-from traces.models import PendingLogEvent, RetrievedDocument, Span, Trace
+from traces.models import FollowupOutbox, PendingLogEvent, RetrievedDocument, Span, Trace
 
 logger = logging.getLogger(__name__)
 MAX_TRACE_COST = Decimal(10**10)
+# How long an outbox row is left to the request that wrote it before beat queues it itself.
+FOLLOWUP_GRACE = timedelta(seconds=30)
+REQUEUE_BATCH = 500
 # Spans of these kinds wrap other spans: their usage, if reported, repeats their children's.
 CONTAINER_KINDS = frozenset({"agent", "chain", "workflow"})
 
@@ -148,6 +155,7 @@ SUMMARY_FIELDS = [
 class StoreResult:
     trace_pks: list[int] = field(default_factory=list)
     spans: int = 0
+    rejected: list[str] = field(default_factory=list)  # spans not stored, each with the reason
 
 
 def _lock_traces(project: Project, trace_ids: Iterable[str]) -> None:
@@ -376,9 +384,9 @@ def summarise_trace(spans: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "span_count": len(ordered),
         "error_count": errors,
         "model_names": sorted({s["model"] for s in ordered if s["model"] and s["kind"] in ("llm", "embedding")}),
-        "input_tokens": sum(s["input_tokens"] or 0 for s in metered),
-        "output_tokens": sum(s["output_tokens"] or 0 for s in metered),
-        "total_tokens": sum(s["total_tokens"] or 0 for s in metered),
+        "input_tokens": min(sum(s["input_tokens"] or 0 for s in metered), MAX_TOKENS_SUM),
+        "output_tokens": min(sum(s["output_tokens"] or 0 for s in metered), MAX_TOKENS_SUM),
+        "total_tokens": min(sum(s["total_tokens"] or 0 for s in metered), MAX_TOKENS_SUM),
         "cost": _capped(sum(costs, Decimal(0))) if costs else None,
         "has_unpriced": any(s["cost_source"] == "unpriced" for s in metered),
         "session_id": _first_nonempty(s["session_id"] for s in root_first),
@@ -524,7 +532,14 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
         moments=[*(s.start_time for s in stored.values()), *(s["start_time"] for s in summaries.values())],
     )
     pks = sorted(trace_pk.values())
-    transaction.on_commit(lambda: traces_ingested(project_id=project.pk, trace_pks=pks))
+    # Recorded with the spans, so follow-up work survives a broker outage or a crash right after the commit.
+    outbox = FollowupOutbox.objects.bulk_create(
+        [
+            FollowupOutbox(project=project, task_name=name, trace_pks=pks)
+            for name in settings.SRE4AI_TRACE_INGESTED_TASKS
+        ]
+    )
+    transaction.on_commit(lambda: traces_ingested(outbox))
     return StoreResult(trace_pks=pks, spans=len(unique))
 
 
@@ -537,19 +552,46 @@ def spans_store(*, project: Project, records: Sequence[SpanRecord]) -> StoreResu
     return _store(project, records, _lock_and_read(project, keys, log_events=False))
 
 
-def traces_ingested(*, project_id: int, trace_pks: list[int]) -> None:
-    """After commit: hand the new or changed traces to the follow-up tasks named in settings.
+def traces_ingested(jobs: Sequence[FollowupOutbox]) -> int:
+    """After commit: queue the follow-up tasks of new or changed traces and delete their outbox rows.
 
-    ``SRE4AI_TRACE_INGESTED_TASKS`` lists Celery task names that take ``(project_id, trace_pks)``;
-    scoring registers itself there.
+    ``SRE4AI_TRACE_INGESTED_TASKS`` lists Celery task names that take ``(project_id, trace_pks)``; scoring
+    registers itself there. A task the broker does not take keeps its row, and beat queues it again
+    (followups_requeue). Returns the number queued.
     """
-    for task_name in settings.SRE4AI_TRACE_INGESTED_TASKS:
+    queued: list[int] = []
+    for job in jobs:
         try:
-            celery_app.send_task(task_name, args=[project_id, trace_pks])
+            celery_app.send_task(job.task_name, args=[job.project_id, job.trace_pks])
         except Exception:
             # The spans are committed and acknowledged; a broker outage must not turn that into an error.
-            # The traces can be scored later with a rescore over their time range.
-            logger.exception("could not queue %s for %d traces of project %s", task_name, len(trace_pks), project_id)
+            logger.exception("could not queue %s for %d traces of project %s; beat will retry it",
+                             job.task_name, len(job.trace_pks), job.project_id)  # fmt: skip
+            break  # the broker is down: the remaining rows wait for beat as well
+        queued.append(job.pk)
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # A delete lost in a crash only means one more (idempotent) send: not worth waiting for a flush.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit = off")
+            FollowupOutbox.objects.filter(pk__in=queued).delete()
+    except DatabaseError:
+        # Left in place, these rows are queued once more by beat: the tasks are idempotent.
+        logger.exception("could not clear %d sent follow-ups from the outbox", len(queued))
+    return len(queued)
+
+
+def followups_requeue(*, older_than: timedelta = FOLLOWUP_GRACE, limit: int = REQUEUE_BATCH) -> int:
+    """Beat: queue the follow-ups whose publish after commit failed or never ran. Rows younger than the grace
+    period are left to the request that wrote them. Returns the number queued."""
+    with transaction.atomic():
+        jobs = list(
+            FollowupOutbox.objects.filter(created_at__lt=timezone.now() - older_than)
+            .order_by("pk")
+            .select_for_update(skip_locked=True)[:limit]
+        )
+        return traces_ingested(jobs) if jobs else 0
 
 
 def _pending_events(project: Project, keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[RawEvent]]:
@@ -574,8 +616,16 @@ def otlp_spans_ingest(*, project: Project, spans: Sequence[RawSpan]) -> StoreRes
     # Locked before the log events are read, so a log batch for these spans waits for this commit and then
     # finds them stored (see otlp_log_events_ingest); the same locks cover the write.
     prefetched = _lock_and_read(project, {(s.trace_id, s.span_id) for s in spans}, log_events=True)
-    records = [normalise_span(s, prefetched.events.get((s.trace_id, s.span_id), ())) for s in spans]
-    return _store(project, records, prefetched)
+    records: list[SpanRecord] = []
+    rejected: list[str] = []
+    for span in spans:
+        try:
+            records.append(normalise_span(span, prefetched.events.get((span.trace_id, span.span_id), ())))
+        except NestingTooDeep as exc:
+            rejected.append(f"span {span.name[:200]!r}: {nested_json_field(span)}: {exc}")
+    result = _store(project, records, prefetched)
+    result.rejected = rejected
+    return result
 
 
 def _fingerprint(event: LogEvent) -> str:

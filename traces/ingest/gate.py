@@ -1,16 +1,25 @@
-"""Back-pressure: a cap on ingest requests in flight in this process.
+"""Back-pressure and abuse limits: a cap on ingest requests in flight in this process, and rate limits per API
+key and per project.
 
-Past the cap the request is refused with 429 and Retry-After, which OTLP exporters honour by retrying
+Past either the request is refused with 429 and Retry-After, which OTLP exporters honour by retrying
 later; that is better than queueing work the database cannot absorb and timing the client out.
 """
 
+import logging
+import math
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import caches
 
+from accounts.models import ApiKey
 from traces.ingest.limits import IngestError
+
+logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _in_flight = 0
@@ -32,3 +41,87 @@ def ingest_slot() -> Iterator[None]:
     finally:
         with _lock:
             _in_flight -= 1
+
+
+# --- rate limits ---------------------------------------------------------------------------------------------
+# Spans (or log records) per minute, per API key and per project, counted in fixed one-minute windows in the
+# "ingest_rate" cache: Redis when the broker is Redis (shared by every server process), else this process's
+# memory. A request counts at least one, so a flood of empty requests is limited too.
+
+WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class IngestQuota:
+    """The limits that apply to a project, and what it has used in the current minute (None: unknown)."""
+
+    key_spans_per_minute: int
+    project_spans_per_minute: int
+    project_used: int | None
+
+
+def _counter(kind: str, owner_id: int) -> str:
+    return f"{kind}:{owner_id}:{int(time.time() // WINDOW_SECONDS)}"
+
+
+def _windows(api_key: ApiKey) -> list[tuple[str, int, str]]:
+    """(cache key, limit, what) of each limit that applies, in the current window; a limit of 0 is off."""
+    limits = [
+        (_counter("key", api_key.pk), settings.INGEST_KEY_SPANS_PER_MINUTE, "this API key",
+         "SRE4AI_INGEST_KEY_SPANS_PER_MINUTE"),
+        (_counter("project", api_key.project_id), settings.INGEST_PROJECT_SPANS_PER_MINUTE, "this project",
+         "SRE4AI_INGEST_PROJECT_SPANS_PER_MINUTE"),
+    ]  # fmt: skip
+    return [
+        (key, limit, f"{what} ({limit} spans per minute, {setting})") for key, limit, what, setting in limits if limit
+    ]
+
+
+def ingest_quota(project_id: int) -> IngestQuota:
+    try:
+        used: int | None = caches["ingest_rate"].get(_counter("project", project_id), 0)
+    except Exception:  # shown as unknown; the page must not fail with Redis
+        used = None
+    return IngestQuota(settings.INGEST_KEY_SPANS_PER_MINUTE, settings.INGEST_PROJECT_SPANS_PER_MINUTE, used)
+
+
+def _rate_limited(what: str) -> IngestError:
+    retry_after = max(1, math.ceil(WINDOW_SECONDS - time.time() % WINDOW_SECONDS))
+    return IngestError(429, f"Ingest rate limit reached for {what}: retry after the delay in Retry-After.",
+                       retry_after=retry_after)  # fmt: skip
+
+
+def rate_check(api_key: ApiKey) -> None:
+    """Before the body is read: refuse at once when a limit is already used up in this window."""
+    windows = _windows(api_key)
+    try:
+        used = caches["ingest_rate"].get_many([key for key, _, _ in windows])
+    except Exception:  # a cache (Redis) outage must not stop ingest: fail open
+        logger.warning("ingest rate limits not checked: the ingest_rate cache is unavailable", exc_info=True)
+        return
+    for key, limit, what in windows:
+        if used.get(key, 0) >= limit:
+            raise _rate_limited(what)
+
+
+def rate_charge(api_key: ApiKey, spans: int) -> None:
+    """Count a decoded request's spans; refuse it (and take them back) when that goes past a limit."""
+    cache = caches["ingest_rate"]
+    units = max(spans, 1)
+    charged: list[str] = []
+    try:
+        for key, limit, what in _windows(api_key):
+            try:
+                used = cache.incr(key, units)
+            except ValueError:  # the first request of this window (add: another process may have just made it)
+                cache.add(key, 0, timeout=2 * WINDOW_SECONDS)
+                used = cache.incr(key, units)
+            charged.append(key)
+            if used > limit:
+                for done in charged:
+                    cache.decr(done, units)
+                raise _rate_limited(what)
+    except IngestError:
+        raise
+    except Exception:  # fail open, as in rate_check
+        logger.warning("ingest rate limits not counted: the ingest_rate cache is unavailable", exc_info=True)

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from traces.ingest.limits import IngestLimits, too_deep
 from traces.ingest.normalize import DocumentRecord, SpanRecord
 from traces.models import SpanKind
 
@@ -98,10 +107,27 @@ class SpanIn(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _order(self) -> SpanIn:
-        if self.end_time is not None and self.end_time < self.start_time:
-            raise ValueError("end_time is before start_time")
+    def _within_limits(self, info: ValidationInfo) -> SpanIn:
+        limits, now = _limits_and_now(info)
+        problem = (
+            limits.times_problem(self.start_time, self.end_time or self.start_time, now)
+            or limits.attributes_problem(self.attributes)
+            or self._nesting_problem(limits)
+        )
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+    def _nesting_problem(self, limits: IngestLimits) -> str | None:
+        values = {"input": self.input, "output": self.output}
+        if self.tool is not None:
+            values.update({"tool.arguments": self.tool.arguments, "tool.result": self.tool.result})
+        values.update({f"documents[{i}].metadata": d.metadata for i, d in enumerate(self.documents)})
+        for name, value in values.items():
+            where = too_deep(value, limits.max_json_depth)
+            if where is not None:
+                return f"{name} nests deeper than {limits.json_depth_text()} at {where}"
+        return None
 
 
 class TraceIn(BaseModel):
@@ -120,6 +146,26 @@ class TraceIn(BaseModel):
     @classmethod
     def _trace_id(cls, value: str | None) -> str | None:
         return _check_hex(value, 32, "trace_id")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _span_tree_depth(cls, data: Any, info: ValidationInfo) -> Any:
+        """Children nested past the limit are refused before they are validated (and walked) recursively."""
+        limits, _ = _limits_and_now(info)
+        spans = data.get("spans") if isinstance(data, dict) else None
+        stack = [(span, 1) for span in spans] if isinstance(spans, list) else []
+        while stack:
+            span, depth = stack.pop()
+            if depth > limits.max_json_depth:
+                raise ValueError(f"spans nest children deeper than {limits.json_depth_text()}")
+            if isinstance(span, dict) and isinstance(span.get("children"), list):
+                stack.extend((child, depth + 1) for child in span["children"])
+        return data
+
+
+def _limits_and_now(info: ValidationInfo) -> tuple[IngestLimits, datetime]:
+    context = info.context or {}
+    return context.get("limits") or IngestLimits.from_settings(), context.get("now") or datetime.now(tz=UTC)
 
 
 class BatchIn(BaseModel):
@@ -195,6 +241,7 @@ def _error_text(exc: ValidationError) -> str:
 
 def decode_batch(document: Any) -> tuple[list[SpanRecord], list[dict[str, Any]], int]:
     """Validated span records, per-trace errors ``[{index, error}]``, and the number of accepted traces."""
+    context = {"limits": IngestLimits.from_settings(), "now": datetime.now(tz=UTC)}
     document = _without_nul(document)
     try:
         batch = BatchIn.model_validate(document)
@@ -205,7 +252,7 @@ def decode_batch(document: Any) -> tuple[list[SpanRecord], list[dict[str, Any]],
     accepted = 0
     for index, item in enumerate(batch.traces):
         try:
-            trace = TraceIn.model_validate(item)
+            trace = TraceIn.model_validate(item, context=context)
         except ValidationError as exc:
             errors.append({"index": index, "error": _error_text(exc)})
             continue

@@ -15,6 +15,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
+
+from traces.ingest.limits import too_deep
 from traces.ingest.pricing import price_usage
 
 PREVIEW_CHARS = 500
@@ -157,6 +160,14 @@ def _json_constant(name: str) -> str:
     return name
 
 
+class NestingTooDeep(ValueError):
+    """JSON text in a span nests deeper than SRE4AI_INGEST_MAX_JSON_DEPTH: the span is rejected, not stored."""
+
+    @classmethod
+    def past(cls, depth: int) -> NestingTooDeep:
+        return cls(f"JSON text nests deeper than {depth} levels (SRE4AI_INGEST_MAX_JSON_DEPTH)")
+
+
 def maybe_json(value: Any) -> Any:
     """Langfuse and OpenInference send JSON text, except a plain str that is sent unquoted."""
     if isinstance(value, str):
@@ -164,11 +175,44 @@ def maybe_json(value: Any) -> Any:
         if stripped[:1] in ("{", "[", '"') or stripped in ("true", "false", "null"):
             if "\\u0000" in stripped:  # a NUL character cannot be stored by PostgreSQL
                 stripped = stripped.replace("\\u0000", "\\ufffd")
+            depth = settings.INGEST_MAX_JSON_DEPTH
             try:
-                return json.loads(stripped, parse_constant=_json_constant)
+                parsed = json.loads(stripped, parse_constant=_json_constant)
+            except RecursionError as exc:
+                raise NestingTooDeep.past(depth) from exc
             except ValueError:
                 return value
+            # Nesting deeper than the limit takes more opening brackets than that: most text is not walked.
+            if stripped.count("[") + stripped.count("{") > depth and too_deep(parsed, depth) is not None:
+                raise NestingTooDeep.past(depth)
+            return parsed
     return value
+
+
+def holds_deep_json(value: Any) -> bool:
+    """Whether JSON text anywhere in ``value`` nests too deep, i.e. whether normalising it raises NestingTooDeep."""
+    stack = [value]
+    try:
+        while stack:
+            node = maybe_json(stack.pop())
+            if isinstance(node, dict):
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+    except NestingTooDeep:
+        return True
+    return False
+
+
+def nested_json_field(span: RawSpan) -> str:
+    """Which attribute or event of a span holds the JSON text that nests too deep, for the rejection message."""
+    for key, value in span.attributes.items():
+        if holds_deep_json(value):
+            return f"attribute {key[:100]!r}"
+    for event in span.events:
+        if holds_deep_json([event.body, event.attributes]):
+            return f"event {event.name[:100]!r}"
+    return "a log event of the span"
 
 
 def as_str(value: Any) -> str:

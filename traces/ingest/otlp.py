@@ -7,11 +7,10 @@ OTLP/JSON is not plain proto3 JSON: ids are hex (not base64), enums integers, in
 from __future__ import annotations
 
 import base64
-import json
 import math
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import json_format
@@ -27,8 +26,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
+from traces.ingest.body import json_document
 from traces.ingest.limits import IngestError, IngestLimits
-from traces.ingest.normalize import RawEvent, RawSpan
+from traces.ingest.normalize import RawEvent, RawSpan, holds_deep_json, nanos_to_datetime
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -67,28 +67,6 @@ def wire_format(content_type: str) -> str:
     )
 
 
-def decompress(body: bytes, content_encoding: str, limits: IngestLimits) -> bytes:
-    """Undo Content-Encoding, refusing to inflate past the body cap (a gzip bomb stops at the cap)."""
-    encoding = content_encoding.strip().lower()
-    if encoding in ("", "identity"):
-        if len(body) > limits.max_body_bytes:
-            raise IngestError(413, limits.body_too_large_message())
-        return body
-    if encoding not in ("gzip", "deflate"):
-        raise IngestError(415, f"Unsupported Content-Encoding {content_encoding!r}: use gzip or none.")
-    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
-    inflater = zlib.decompressobj(wbits)
-    try:
-        out = inflater.decompress(body, limits.max_body_bytes + 1)
-    except zlib.error as exc:
-        raise IngestError(400, f"Body is not valid {encoding}: {exc}.") from exc
-    if len(out) > limits.max_body_bytes or inflater.unconsumed_tail:
-        raise IngestError(413, limits.body_too_large_message())
-    if not inflater.eof:
-        raise IngestError(400, f"Body is truncated {encoding} data.")
-    return out
-
-
 def _fix_json_ids(node: Any) -> Any:
     """Rewrite OTLP/JSON hex ids as base64 so protobuf's JSON parser reads the right bytes."""
     if isinstance(node, dict):
@@ -107,22 +85,19 @@ def _fix_json_ids(node: Any) -> Any:
     return node
 
 
-def parse_message(body: bytes, fmt: str, message: Message) -> None:
+def parse_message(body: bytes, fmt: str, message: Message, limits: IngestLimits) -> None:
     if fmt == "protobuf":
         try:
             message.ParseFromString(body)
-        except (DecodeError, RuntimeError, ValueError) as exc:
+        except (DecodeError, RuntimeError, ValueError, RecursionError) as exc:
             raise IngestError(400, f"Body is not a valid OTLP protobuf {type(message).__name__}: {exc}.") from exc
         return
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise IngestError(400, f"Body is not valid JSON: {exc}.") from exc
+    document = json_document(body, limits)
     if not isinstance(document, dict):
         raise IngestError(400, 'OTLP/JSON body must be an object such as {"resourceSpans": [...]}.')
     try:
         json_format.ParseDict(_fix_json_ids(document), message, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError) as exc:
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
         raise IngestError(400, f"Body is not valid OTLP/JSON: {exc}.") from exc
 
 
@@ -194,15 +169,17 @@ def _hex_id(raw: bytes, size: int, what: str, required: bool) -> str:
 
 def decode_traces(body: bytes, fmt: str, limits: IngestLimits) -> DecodedSpans:
     request = ExportTraceServiceRequest()
-    parse_message(body, fmt, request)
+    parse_message(body, fmt, request, limits)
     total = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
     if total > limits.max_spans_per_request:
         raise IngestError(
             413, f"{total} spans in one request; the limit is {limits.max_spans_per_request}: send smaller batches."
         )
     result = DecodedSpans(spans=[])
+    now = datetime.now(tz=UTC)
     for resource_spans in request.resource_spans:
         resource = attributes(resource_spans.resource.attributes, limits)
+        resource_problem = limits.attributes_problem(resource, "resource attribute")
         for scope_spans in resource_spans.scope_spans:
             scope = {"name": text(scope_spans.scope.name), "version": text(scope_spans.scope.version)}
             for span in scope_spans.spans:
@@ -215,33 +192,53 @@ def decode_traces(body: bytes, fmt: str, limits: IngestLimits) -> DecodedSpans:
                 except ValueError as exc:
                     result.rejected.append(f"span {span.name!r}: {exc}")
                     continue
-                result.spans.append(
-                    RawSpan(
-                        trace_id=trace_id,
-                        span_id=span_id,
-                        parent_span_id=parent,
-                        name=text(span.name),
-                        otlp_kind=int(span.kind),
-                        start_unix_nano=span.start_time_unix_nano,
-                        end_unix_nano=span.end_time_unix_nano,
-                        status_code=int(span.status.code),
-                        status_message=text(span.status.message),
-                        attributes=attributes(span.attributes, limits),
-                        resource=resource,
-                        scope=scope,
-                        events=[
-                            RawEvent(text(e.name), e.time_unix_nano, attributes(e.attributes, limits))
-                            for e in span.events
-                        ],
-                    )
+                raw = RawSpan(
+                    trace_id=trace_id,
+                    span_id=span_id,
+                    parent_span_id=parent,
+                    name=text(span.name),
+                    otlp_kind=int(span.kind),
+                    start_unix_nano=span.start_time_unix_nano,
+                    end_unix_nano=span.end_time_unix_nano,
+                    status_code=int(span.status.code),
+                    status_message=text(span.status.message),
+                    attributes=attributes(span.attributes, limits),
+                    resource=resource,
+                    scope=scope,
+                    events=[
+                        RawEvent(text(e.name), e.time_unix_nano, attributes(e.attributes, limits)) for e in span.events
+                    ],
                 )
+                problem = resource_problem or _span_problem(raw, limits, now)
+                if problem is not None:
+                    result.rejected.append(f"span {raw.name[:200]!r}: {problem}")
+                    continue
+                result.spans.append(raw)
     return result
+
+
+def _span_problem(span: RawSpan, limits: IngestLimits, now: datetime) -> str | None:
+    """Why a decoded span is not stored (its times, an attribute key or value), or None."""
+    start = nanos_to_datetime(span.start_unix_nano)
+    end = nanos_to_datetime(span.end_unix_nano) if span.end_unix_nano else start
+    return (
+        limits.times_problem(start, end, now)
+        or limits.attributes_problem(span.attributes)
+        or next(
+            (
+                p
+                for e in span.events
+                if (p := limits.attributes_problem(e.attributes, f"event {e.name[:100]!r} attribute"))
+            ),
+            None,
+        )
+    )
 
 
 def decode_logs(body: bytes, fmt: str, limits: IngestLimits) -> DecodedLogs:
     """Log records that belong to a span (gen_ai.* events of older instrumentations)."""
     request = ExportLogsServiceRequest()
-    parse_message(body, fmt, request)
+    parse_message(body, fmt, request, limits)
     result = DecodedLogs(events=[])
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
@@ -258,6 +255,12 @@ def decode_logs(body: bytes, fmt: str, limits: IngestLimits) -> DecodedLogs:
                     result.rejected.append(f"log record {name!r}: {exc}")
                     continue
                 body_value = any_value(record.body, limits) if record.HasField("body") else None
+                problem = limits.attributes_problem({**attrs, "body": body_value})
+                if problem is None and holds_deep_json([body_value, attrs]):
+                    problem = f"JSON text nests deeper than {limits.json_depth_text()}"
+                if problem is not None:
+                    result.rejected.append(f"log record {name[:200]!r}: {problem}")
+                    continue
                 time = record.time_unix_nano or record.observed_time_unix_nano
                 result.events.append(LogEvent(trace_id, span_id, RawEvent(name, time, attrs, body_value)))
     return result

@@ -1,0 +1,47 @@
+"""The web server of scripts/run.sh (gunicorn, gthread workers) started by a test on the test database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def gunicorn(**env: str) -> Iterator[str]:
+    """Yield the base URL of a gunicorn serving the test database; ``env`` overrides its environment."""
+    db = settings.DATABASES["default"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "sre4ai_web.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", "1", "--threads", "4"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, **env},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60  # a busy machine may take long to boot the worker
+        while True:
+            try:
+                requests.get(f"{url}/login/", timeout=30)
+                break
+            except requests.RequestException:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

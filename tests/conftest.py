@@ -1,10 +1,13 @@
-"""Shared fixtures. Tests run on the real PostgreSQL (DATABASE_URL) and Redis (CELERY_BROKER_URL) given by
-``make test``; a test that needs them fails rather than silently falling back to SQLite."""
+"""Shared fixtures. ``make test`` runs the suite twice: on the real PostgreSQL and Redis, then on the embedded
+default that ``make run`` uses (an SQLite file and kombu's filesystem broker). Tests that need PostgreSQL or Redis
+are marked ``postgres_only("why")`` and skipped in the SQLite run. The database is always named by DATABASE_URL:
+a run without it fails rather than silently writing to ``var/``."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,12 +23,38 @@ PASSWORD = "correct-horse-battery"
 pytest_plugins = ["tests.receiver"]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _require_postgres() -> None:
-    if os.environ.get("SRE4AI_ALLOW_SQLITE_TESTS") != "1":
-        assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql", (
-            "Tests run on PostgreSQL: set DATABASE_URL (make test does)."
-        )
+SQLITE = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    assert os.environ.get("DATABASE_URL"), "Set DATABASE_URL (make test does): tests never use var/db.sqlite3."
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("postgres_only")
+    if marker is None:
+        return
+    assert marker.args and marker.args[0], f"{item.nodeid}: postgres_only needs a reason"
+    if SQLITE:
+        pytest.skip(f"PostgreSQL only: {marker.args[0]}")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """On SQLite the test database is a file beside DATABASE_URL's (Django's default is in memory), so the
+    processes a test starts (worker, CLI, server) open the same database."""
+    database = settings.DATABASES["default"]
+    if SQLITE:
+        name = Path(database["NAME"])
+        database.setdefault("TEST", {})["NAME"] = str(name.with_name(f"test_{name.name}"))
+
+
+def database_url() -> str:
+    """DATABASE_URL of the test database, for processes a test starts."""
+    database = settings.DATABASES["default"]
+    if SQLITE:
+        return f"sqlite:///{database['NAME']}"
+    return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
 
 
 @pytest.fixture(scope="session", autouse=True)

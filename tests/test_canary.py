@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
@@ -24,7 +23,7 @@ from django.utils import timezone
 from accounts.models import Project
 from evals.canary.cohorts import CohortError, canary_analyse, cohort_load
 from evals.models import Score
-from tests.conftest import PASSWORD, Tenant
+from tests.conftest import PASSWORD, Tenant, database_url
 from traces.models import Span, Trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -285,8 +284,7 @@ def test_command_line_exit_codes_for_a_pipeline(tenant: Tenant) -> None:
     """The real CLI in a subprocess, on the test database: exit 0 pass, 1 fail, 2 bad input with stderr."""
     seed(tenant.project, Version("v1"), 200, rng_seed=19)
     seed(tenant.project, Version("v2", error_rate=0.2), 200, rng_seed=20)
-    db = settings.DATABASES["default"]
-    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    env = {**os.environ, "DATABASE_URL": database_url()}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "manage.py", "canary", "--project", "acme", "--service", "bot", *args]
@@ -311,8 +309,7 @@ def test_default_critical_signals_gate_a_pipeline_on_quality_not_on_latency(tena
     seed(tenant.project, Version("v1"), 400, rng_seed=41)
     seed(tenant.project, Version("v2", pass_rate=0.8), 400, rng_seed=42)  # grounding 90% -> 80%
     seed(tenant.project, Version("v3", latency_mu=6.9), 400, rng_seed=43)  # median latency +35%
-    db = settings.DATABASES["default"]
-    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    env = {**os.environ, "DATABASE_URL": database_url()}
 
     def cli(canary: str, *args: str) -> tuple[int, dict[str, Any]]:
         command = [sys.executable, "manage.py", "canary", "--project", "acme", "--service", "bot", "--baseline", "v1",

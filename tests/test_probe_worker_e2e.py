@@ -24,7 +24,7 @@ from django.utils import timezone
 from evals.datasets import ItemData
 from evals.models import Probe, ProbeResult, ProbeRun, RunStatus, Score
 from evals.services import dataset_create, dataset_items_add, probe_save
-from tests.conftest import PASSWORD, Tenant
+from tests.conftest import PASSWORD, Tenant, database_url
 from tests.fake_llm_app import FakeLlmApp
 from tests.test_worker_e2e import ROOT, start_worker, stop, wait_for
 from traces.models import Trace
@@ -41,10 +41,9 @@ def clean_broker() -> Iterator[None]:
 
 
 def start_beat(schedule_file: Path) -> subprocess.Popen[bytes]:
-    db = settings.DATABASES["default"]
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
     }
     return subprocess.Popen(

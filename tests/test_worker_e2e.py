@@ -21,7 +21,7 @@ from django.test import Client
 
 from evals.models import Score
 from tests import otlp_build as ob
-from tests.conftest import PASSWORD, Tenant
+from tests.conftest import PASSWORD, Tenant, database_url
 from tests.scoring_data import GROUNDED, INVENTED, rag_spans
 from traces.models import Trace
 
@@ -30,10 +30,9 @@ QUEUES = ("scoring", "judge", "backfill", "celery")
 
 
 def start_worker(name: str, visibility_timeout: int = 3600) -> subprocess.Popen[bytes]:
-    db = settings.DATABASES["default"]
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "SRE4AI_BROKER_VISIBILITY_TIMEOUT": str(visibility_timeout),
     }

@@ -17,6 +17,7 @@ from django.core.management import call_command
 
 from accounts.models import ApiKey, Project, Role
 from accounts.services import api_key_issue, membership_set, project_create, user_create
+from sre4ai_web.celery import app as celery_app
 
 PASSWORD = "correct-horse-battery"
 # Fixtures shared by several test modules.
@@ -47,6 +48,13 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
     if SQLITE:
         name = Path(database["NAME"])
         database.setdefault("TEST", {})["NAME"] = str(name.with_name(f"test_{name.name}"))
+
+
+def broker_purge() -> None:
+    """Drop the messages queued on the test broker (Redis or the filesystem): no later test's worker runs them."""
+    with celery_app.connection_for_write() as connection:
+        for queue in {route["queue"] for route in celery_app.conf.task_routes.values()} | {"celery"}:
+            connection.default_channel.queue_purge(queue)
 
 
 def database_url() -> str:

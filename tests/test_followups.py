@@ -36,6 +36,7 @@ def broker() -> Iterator[redis.Redis]:
     client.delete(QUEUE)
 
 
+@pytest.mark.postgres_only("reads the queued messages on the Redis broker")
 @pytest.mark.django_db(transaction=True)
 def test_ingest_queues_followups_after_commit_with_the_trace_ids(client: Client, tenant: Tenant, broker) -> None:
     with override_settings(SRE4AI_TRACE_INGESTED_TASKS=["tests.followup"]):
@@ -49,6 +50,7 @@ def test_ingest_queues_followups_after_commit_with_the_trace_ids(client: Client,
     assert args == [tenant.project.pk, sorted(Trace.objects.values_list("pk", flat=True))]
 
 
+@pytest.mark.postgres_only("reads the queued messages on the Redis broker")
 @pytest.mark.django_db(transaction=True)
 def test_nothing_is_queued_when_ingest_fails(client: Client, tenant: Tenant, broker) -> None:
     with override_settings(SRE4AI_TRACE_INGESTED_TASKS=["tests.followup"]):

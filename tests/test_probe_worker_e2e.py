@@ -32,6 +32,9 @@ from traces.models import Trace
 QUESTIONS = {"How long is the refund window?": "30 days", "What is six times seven?": "42"}
 
 
+pytestmark = pytest.mark.postgres_only("a real Celery worker and beat on the Redis broker")
+
+
 @pytest.fixture
 def clean_broker() -> Iterator[None]:
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)

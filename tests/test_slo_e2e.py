@@ -27,6 +27,8 @@ from tests.slo_data import manager
 from tests.test_worker_e2e import post_otlp, start_worker, stop, wait_for
 from traces.models import Trace
 
+pytestmark = pytest.mark.postgres_only("a real Celery worker on the Redis broker")
+
 
 @pytest.fixture
 def clean_broker() -> Iterator[None]:

@@ -25,6 +25,7 @@ from tests.conftest import PASSWORD, Tenant, database_url
 from tests.scoring_data import GROUNDED, INVENTED, rag_spans
 from traces.models import Trace
 
+pytestmark = pytest.mark.postgres_only("real Celery workers on the Redis broker, one killed mid-task")
 ROOT = Path(__file__).resolve().parent.parent
 QUEUES = ("scoring", "judge", "backfill", "celery")
 

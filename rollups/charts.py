@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from rollups.selectors import ServiceDetail, signal_of
+from traces.templatetags.trace_format import USD_AXIS_FORMAT
 
 COLORS = {
     "traffic": "#5aa9ff",
@@ -151,7 +152,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
             ],
             "USD",
             changes,
-            "$.4f",
+            USD_AXIS_FORMAT,
         ),
         "tokens": _figure(
             "Tokens",
@@ -176,7 +177,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
         "requests",
         [],
     )  # fmt: skip
-    figures["cost_distribution"]["layout"]["xaxis"] = {**LAYOUT["xaxis"], "type": "linear", "tickformat": "$.4f",
+    figures["cost_distribution"]["layout"]["xaxis"] = {**LAYOUT["xaxis"], "type": "linear", "tickformat": USD_AXIS_FORMAT,
                                                        "title": {"text": "USD per request"}}  # fmt: skip
     figures["cost_distribution"]["layout"]["hovermode"] = "closest"
     for figure in (figures["traffic"], figures["cost"]):

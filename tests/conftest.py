@@ -28,7 +28,8 @@ SQLITE = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    assert os.environ.get("DATABASE_URL"), "Set DATABASE_URL (make test does): tests never use var/db.sqlite3."
+    if not os.environ.get("DATABASE_URL"):
+        raise pytest.UsageError("Set DATABASE_URL (make test does): tests never use var/db.sqlite3.")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

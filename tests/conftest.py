@@ -61,6 +61,12 @@ def broker_purge() -> None:
             connection.default_channel.queue_purge(queue)
 
 
+def broker_queued(queue: str) -> int:
+    """Messages waiting in a queue of the test broker (Redis or the filesystem)."""
+    with celery_app.connection_for_read() as connection:
+        return int(connection.default_channel.queue_declare(queue).message_count)
+
+
 def database_url() -> str:
     """DATABASE_URL of the test database, for processes a test starts."""
     database = settings.DATABASES["default"]

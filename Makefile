@@ -10,6 +10,8 @@ export SRE4AI_VAR_DIR ?= $(CURDIR)/var
 # Tests use the real PostgreSQL and Redis of this machine unless told otherwise.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/sre4ai
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+# Then again on the embedded default of `make run` (an SQLite file, the filesystem broker) in this directory.
+TEST_SQLITE_DIR ?= $(CURDIR)/var/test-sqlite
 
 .PHONY: run test install install-dev lint typecheck browsers migrate demo clean bench
 
@@ -48,8 +50,13 @@ lint: install-dev
 typecheck: install-dev
 	$(VENV)/bin/mypy .
 
+# The suite runs on PostgreSQL and Redis, then on SQLite and the filesystem broker (tests marked postgres_only
+# are skipped there, each with its reason).
 test: install-dev browsers lint typecheck
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(VENV)/bin/pytest -q
+	mkdir -p $(abspath $(TEST_SQLITE_DIR))
+	DATABASE_URL=sqlite:///$(abspath $(TEST_SQLITE_DIR))/db.sqlite3 CELERY_BROKER_URL=filesystem:// \
+	  SRE4AI_VAR_DIR=$(abspath $(TEST_SQLITE_DIR)) $(VENV)/bin/pytest -q
 
 bench: install-dev
 	$(PY) bench/ingest.py

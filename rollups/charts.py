@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from evals.signals import signal_of
 from rollups.selectors import ServiceDetail
+from traces.templatetags.trace_format import USD_AXIS_FORMAT
 
 COLORS = {
     "traffic": "#5aa9ff",
@@ -152,7 +153,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
             ],
             "USD",
             changes,
-            "$.4f",
+            USD_AXIS_FORMAT,
         ),
         "tokens": _figure(
             "Tokens",
@@ -177,7 +178,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
         "requests",
         [],
     )  # fmt: skip
-    figures["cost_distribution"]["layout"]["xaxis"] = {**LAYOUT["xaxis"], "type": "linear", "tickformat": "$.4f",
+    figures["cost_distribution"]["layout"]["xaxis"] = {**LAYOUT["xaxis"], "type": "linear", "tickformat": USD_AXIS_FORMAT,
                                                        "title": {"text": "USD per request"}}  # fmt: skip
     figures["cost_distribution"]["layout"]["hovermode"] = "closest"
     for figure in (figures["traffic"], figures["cost"]):

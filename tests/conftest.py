@@ -1,10 +1,13 @@
-"""Shared fixtures. Tests run on the real PostgreSQL (DATABASE_URL) and Redis (CELERY_BROKER_URL) given by
-``make test``; a test that needs them fails rather than silently falling back to SQLite."""
+"""Shared fixtures. ``make test`` runs the suite twice: on the real PostgreSQL and Redis, then on the embedded
+default that ``make run`` uses (an SQLite file and kombu's filesystem broker). Tests that need PostgreSQL or Redis
+are marked ``postgres_only("why")`` and skipped in the SQLite run. The database is always named by DATABASE_URL:
+a run without it fails rather than silently writing to ``var/``."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ from django.core.management import call_command
 
 from accounts.models import ApiKey, Project, Role
 from accounts.services import api_key_issue, membership_set, project_create, user_create
+from sre4ai_web.celery import app as celery_app
 
 PASSWORD = "correct-horse-battery"
 # Fixtures shared by several test modules.
@@ -30,12 +34,55 @@ def _loopback_allowed(settings: Any) -> None:
     settings.SRE4AI_OUTBOUND_ALLOW = [LOOPBACK_ALLOWED]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _require_postgres() -> None:
-    if os.environ.get("SRE4AI_ALLOW_SQLITE_TESTS") != "1":
-        assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql", (
-            "Tests run on PostgreSQL: set DATABASE_URL (make test does)."
-        )
+SQLITE = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get("DATABASE_URL"):
+        raise pytest.UsageError("Set DATABASE_URL (make test does): tests never use var/db.sqlite3.")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("postgres_only")
+    if marker is None:
+        return
+    assert marker.args and marker.args[0], f"{item.nodeid}: postgres_only needs a reason"
+    if SQLITE:
+        pytest.skip(f"PostgreSQL only: {marker.args[0]}")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """On SQLite the test database is a file beside DATABASE_URL's (Django's default is in memory), so the
+    processes a test starts (worker, CLI, server) open the same database."""
+    database = settings.DATABASES["default"]
+    if SQLITE:
+        name = Path(database["NAME"])
+        database.setdefault("TEST", {})["NAME"] = str(name.with_name(f"test_{name.name}"))
+
+
+def broker_purge() -> None:
+    """Drop the messages queued on the test broker (Redis or the filesystem): no later test's worker runs them."""
+    with celery_app.connection_for_write() as connection:
+        if settings.CELERY_BROKER_URL.startswith("redis"):
+            connection.default_channel.client.flushdb()  # the unacknowledged ones a killed worker left too
+            return
+        for queue in {route["queue"] for route in celery_app.conf.task_routes.values()} | {"celery"}:
+            connection.default_channel.queue_purge(queue)
+
+
+def broker_queued(queue: str) -> int:
+    """Messages waiting in a queue of the test broker (Redis or the filesystem)."""
+    with celery_app.connection_for_read() as connection:
+        return int(connection.default_channel.queue_declare(queue).message_count)
+
+
+def database_url() -> str:
+    """DATABASE_URL of the test database, for processes a test starts."""
+    database = settings.DATABASES["default"]
+    if SQLITE:
+        return f"sqlite:///{database['NAME']}"
+    return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
 
 
 @pytest.fixture(scope="session", autouse=True)

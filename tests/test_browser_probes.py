@@ -10,14 +10,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
-from django.conf import settings
 from playwright.sync_api import Page, expect
 
 from evals.models import ProbeRun
 from evals.probes.runs import probe_run_execute
 from tests import test_browser as shared
-from tests.conftest import PASSWORD, Tenant
+from tests.conftest import PASSWORD, Tenant, broker_purge
 from tests.fake_llm_app import FakeLlmApp
 from tests.test_browser import ARTIFACTS, CHROMIUM
 
@@ -48,7 +46,7 @@ def run_started_by_the_page(page: Page) -> None:
     run = ProbeRun.objects.order_by("-pk").first()
     assert run is not None
     probe_run_execute(run_id=run.pk)
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # the queued message is served already
+    broker_purge()  # the queued message is served already
     expect(page.locator(f'tr[data-run="{run.pk}"] .status-cell')).to_have_text("done", timeout=15_000)
 
 

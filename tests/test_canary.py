@@ -1,4 +1,4 @@
-"""Canary analysis on PostgreSQL: cohort selectors (release, model, prompt, span and resource attributes), the
+"""Canary analysis, on PostgreSQL and on the embedded SQLite alike: cohort selectors (release, model, prompt, span and resource attributes), the
 page, the REST endpoint and ``manage.py canary`` (verdict JSON, exit codes), bad input and project isolation."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
@@ -24,7 +23,7 @@ from django.utils import timezone
 from accounts.models import Project
 from evals.canary.cohorts import CohortError, canary_analyse, cohort_load
 from evals.models import Score
-from tests.conftest import PASSWORD, Tenant
+from tests.conftest import PASSWORD, Tenant, database_url
 from traces.models import Span, Trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,9 +121,11 @@ def test_release_cohorts_with_a_planted_regression_fail_and_equal_ones_pass(
 def test_cohorts_by_model_prompt_span_and_resource_attribute(
     tenant: Tenant, django_assert_max_num_queries: Any
 ) -> None:
-    seed(tenant.project, Version("r", model="gpt-4o-mini", prompt=("answer", "3"), attributes={"app.flag": True},
+    seed(tenant.project, Version("r", model="gpt-4o-mini", prompt=("answer", "3"),
+                                 attributes={"app.flag": True, "app.shard": 3, "app.ratio": 0.5},
                                  resource={"k8s.deployment": "blue"}), 30, rng_seed=4)  # fmt: skip
-    seed(tenant.project, Version("r", model="gpt-4.1", prompt=("answer", "4"), attributes={"app.flag": False},
+    seed(tenant.project, Version("r", model="gpt-4.1", prompt=("answer", "4"),
+                                 attributes={"app.flag": False, "app.shard": 4, "app.ratio": 0.25},
                                  resource={"k8s.deployment": "green"}), 20, rng_seed=5)  # fmt: skip
     window = Trace.objects.filter(project=tenant.project, service="bot", start_time__gte=NOW - timedelta(days=1),
                                   start_time__lt=NOW)  # fmt: skip
@@ -140,6 +141,11 @@ def test_cohorts_by_model_prompt_span_and_resource_attribute(
     assert size("prompt", "4") == 20  # a bare version
     assert size("prompt", "answer") == 0  # both prompts are versioned
     assert size("app.flag", "true") == 30  # JSON booleans compared as text
+    assert size("app.flag", "false") == 20
+    assert size("app.shard", "4") == 20  # JSON numbers compared as text
+    assert size("app.ratio", "0.5") == 30
+    assert size("app.flag", "maybe") == 0  # a value that is no JSON is just a value nobody has
+    assert size("no.such.attribute", "x") == 0
     assert size("k8s.deployment", "green") == 20  # resource attribute
     assert size("environment", "production") == 50
     assert size("release", "r") == 50
@@ -230,6 +236,42 @@ def test_api_returns_the_verdict_and_rejects_bad_input_with_400(client: Client, 
 
 
 @pytest.mark.django_db
+def test_api_compares_by_model_prompt_and_span_or_resource_attribute(client: Client, tenant: Tenant) -> None:
+    """Every kind of attribute reaches a verdict through the API, on SQLite as on PostgreSQL."""
+    seed(tenant.project, Version("r", model="gpt-4o-mini", prompt=("answer", "3"), attributes={"app.variant": "a"},
+                                 resource={"service.version": "1.4"}), 60, rng_seed=33)  # fmt: skip
+    seed(tenant.project, Version("r", model="gpt-4.1", prompt=("answer", "4"), attributes={"app.variant": "b"},
+                                 resource={"service.version": "1.5"}), 60, rng_seed=34)  # fmt: skip
+    for attribute, baseline, canary in [("model", "gpt-4o-mini", "gpt-4.1"), ("prompt", "answer v3", "answer v4"),
+                                        ("app.variant", "a", "b"), ("service.version", "1.4", "1.5")]:  # fmt: skip
+        response = client.get("/api/v1/canary", {"service": "bot", "attribute": attribute, "baseline": baseline,
+                                                 "canary": canary, "since": "2d"}, headers=tenant.bearer)  # fmt: skip
+        assert response.status_code == 200, (attribute, response.content)
+        cohorts = response.json()["cohorts"]
+        assert (cohorts["baseline"]["traces"], cohorts["canary"]["traces"]) == (60, 60), attribute
+
+
+@pytest.mark.django_db
+def test_api_answers_an_unexpected_error_as_json_and_logs_it(
+    client: Client, tenant: Tenant, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug must not reach a pipeline as Django's HTML error page: a JSON 500, and the traceback in the log."""
+
+    def broken(**kwargs: Any) -> None:
+        raise ZeroDivisionError("a bug in the analysis")
+
+    monkeypatch.setattr("evals.canary.api.canary_analyse", broken)
+    response = client.get("/api/v1/canary", {"service": "bot", "baseline": "v1", "canary": "v2"},
+                          headers=tenant.bearer)  # fmt: skip
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert "Internal server error" in response.json()["error"]
+    assert "a bug in the analysis" not in response.content.decode()  # internals stay in the log
+    failure = next(r for r in caplog.records if r.name == "django.request")
+    assert failure.levelname == "ERROR" and failure.exc_info and failure.exc_info[0] is ZeroDivisionError
+
+
+@pytest.mark.django_db
 def test_api_key_sees_only_its_project(client: Client, tenant: Tenant, other_tenant: Tenant) -> None:
     seed(tenant.project, Version("v1"), 60, rng_seed=14)
     seed(tenant.project, Version("v2"), 60, rng_seed=15)
@@ -254,6 +296,14 @@ def run_command(*args: str) -> dict[str, Any]:
     out = StringIO()
     call_command("canary", *args, stdout=out)
     return dict(json.loads(out.getvalue()))
+
+
+def test_command_help_prints_every_option() -> None:
+    """argparse expands % in help texts: the form's "0.1 = 10%" crashed --help (ValueError: incomplete format)."""
+    done = subprocess.run([sys.executable, "manage.py", "canary", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "--relative-margin" in done.stdout and "0.1 = 10%" in " ".join(done.stdout.split())
 
 
 @pytest.mark.django_db
@@ -285,8 +335,7 @@ def test_command_line_exit_codes_for_a_pipeline(tenant: Tenant) -> None:
     """The real CLI in a subprocess, on the test database: exit 0 pass, 1 fail, 2 bad input with stderr."""
     seed(tenant.project, Version("v1"), 200, rng_seed=19)
     seed(tenant.project, Version("v2", error_rate=0.2), 200, rng_seed=20)
-    db = settings.DATABASES["default"]
-    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    env = {**os.environ, "DATABASE_URL": database_url()}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "manage.py", "canary", "--project", "acme", "--service", "bot", *args]
@@ -311,8 +360,7 @@ def test_default_critical_signals_gate_a_pipeline_on_quality_not_on_latency(tena
     seed(tenant.project, Version("v1"), 400, rng_seed=41)
     seed(tenant.project, Version("v2", pass_rate=0.8), 400, rng_seed=42)  # grounding 90% -> 80%
     seed(tenant.project, Version("v3", latency_mu=6.9), 400, rng_seed=43)  # median latency +35%
-    db = settings.DATABASES["default"]
-    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    env = {**os.environ, "DATABASE_URL": database_url()}
 
     def cli(canary: str, *args: str) -> tuple[int, dict[str, Any]]:
         command = [sys.executable, "manage.py", "canary", "--project", "acme", "--service", "bot", "--baseline", "v1",

@@ -55,6 +55,7 @@ def test_commands_fail_with_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not Project.objects.exists()
 
 
+@pytest.mark.postgres_only("reads the queued drift message on Redis; test_browser_demo_walk seeds the demo on SQLite")
 @pytest.mark.django_db
 def test_seed_demo_goes_through_otlp_and_builds_three_services() -> None:
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)

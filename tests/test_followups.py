@@ -20,7 +20,7 @@ from django.test import Client, override_settings
 
 from sre4ai_web.celery import app as celery_app
 from tests import otlp_build as ob
-from tests.conftest import Tenant
+from tests.conftest import Tenant, database_url
 from traces.models import Trace
 
 # A task name without a route goes to Celery's default queue.
@@ -36,6 +36,7 @@ def broker() -> Iterator[redis.Redis]:
     client.delete(QUEUE)
 
 
+@pytest.mark.postgres_only("reads the queued messages on the Redis broker")
 @pytest.mark.django_db(transaction=True)
 def test_ingest_queues_followups_after_commit_with_the_trace_ids(client: Client, tenant: Tenant, broker) -> None:
     with override_settings(SRE4AI_TRACE_INGESTED_TASKS=["tests.followup"]):
@@ -49,6 +50,7 @@ def test_ingest_queues_followups_after_commit_with_the_trace_ids(client: Client,
     assert args == [tenant.project.pk, sorted(Trace.objects.values_list("pk", flat=True))]
 
 
+@pytest.mark.postgres_only("reads the queued messages on the Redis broker")
 @pytest.mark.django_db(transaction=True)
 def test_nothing_is_queued_when_ingest_fails(client: Client, tenant: Tenant, broker) -> None:
     with override_settings(SRE4AI_TRACE_INGESTED_TASKS=["tests.followup"]):
@@ -61,13 +63,12 @@ def test_nothing_is_queued_when_ingest_fails(client: Client, tenant: Tenant, bro
 @pytest.mark.django_db(transaction=True)
 def test_a_broker_outage_does_not_fail_ingest(tenant: Tenant) -> None:
     """The spans are committed before the scoring task is queued: with the broker down, ingest still says 200."""
-    db = settings.DATABASES["default"]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": "redis://127.0.0.1:9/0",  # nothing listens on the discard port
     }
     server = subprocess.Popen(

@@ -1,8 +1,10 @@
 """Number formatting of the dashboards (template filters)."""
 
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
+from django.template.loader import render_to_string
 
 from rollups.templatetags.rollup_format import sig3, signal_change
 from traces.templatetags.trace_format import usd
@@ -42,3 +44,15 @@ def test_a_tiny_cost_change_is_shown_with_its_digits() -> None:
 )
 def test_drift_medians_use_plain_notation(value: float | None, text: str) -> None:
     assert sig3(value) == text
+
+
+def test_money_in_templates_uses_usd() -> None:
+    """A cost SLO's threshold and a judge call's cost keep their digits below a cent."""
+    slo = SimpleNamespace(sli_kind="cost", threshold=Decimal("0.000123456"), route="", model="")
+    assert render_to_string("slos/_sli.html", {"slo": slo}).strip() == "cost ≤ $0.000123"
+    judged = SimpleNamespace(pk=1, name="judge.relevance", passed=False, value=0.0, label="", source="evaluator",
+                             explanation="", span=None, evaluator="judge", evaluator_version=1, author=None,
+                             cost=Decimal("0.0000042"), evidence={})  # fmt: skip
+    page = render_to_string("evals/_trace_scores.html", {"scores": [judged], "failing_scores": [judged],
+                                                         "project": SimpleNamespace(slug="acme")})  # fmt: skip
+    assert "cost $0.0000042" in page

@@ -122,6 +122,7 @@ def test_a_resent_span_keeps_its_row_and_replaces_its_documents(tenant: Tenant) 
     assert trace.span_count == 4 and trace.session_id == ""  # the session came from the replaced attributes
 
 
+@pytest.mark.postgres_only("PostgreSQL's multi-row upserts; SQLite splits inserts by its 999-parameter limit")
 @pytest.mark.django_db
 @pytest.mark.parametrize("stored_first", [False, True])
 def test_queries_per_batch_do_not_grow_with_its_traces(tenant: Tenant, stored_first: bool) -> None:
@@ -153,6 +154,7 @@ def test_stored_rows_keep_json_and_cost_exactly(tenant: Tenant) -> None:
     assert trace.cost == sum((s.cost or Decimal(0) for s in Span.objects.all()), Decimal(0))
 
 
+@pytest.mark.postgres_only("PostgreSQL's TOAST compression (pg_column_compression)")
 @pytest.mark.django_db
 def test_large_span_columns_are_compressed_with_lz4(tenant: Tenant) -> None:
     """lz4 (migration 0006) compresses the rows that pass the TOAST threshold at a fraction of pglz's cost."""

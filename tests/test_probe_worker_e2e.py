@@ -24,12 +24,15 @@ from django.utils import timezone
 from evals.datasets import ItemData
 from evals.models import Probe, ProbeResult, ProbeRun, RunStatus, Score
 from evals.services import dataset_create, dataset_items_add, probe_save
-from tests.conftest import PASSWORD, Tenant
+from tests.conftest import PASSWORD, Tenant, database_url
 from tests.fake_llm_app import FakeLlmApp
 from tests.test_worker_e2e import ROOT, start_worker, stop, wait_for
 from traces.models import Trace
 
 QUESTIONS = {"How long is the refund window?": "30 days", "What is six times seven?": "42"}
+
+
+pytestmark = pytest.mark.postgres_only("a real Celery worker and beat on the Redis broker")
 
 
 @pytest.fixture
@@ -41,10 +44,9 @@ def clean_broker() -> Iterator[None]:
 
 
 def start_beat(schedule_file: Path) -> subprocess.Popen[bytes]:
-    db = settings.DATABASES["default"]
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
     }
     return subprocess.Popen(

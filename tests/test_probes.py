@@ -245,6 +245,7 @@ def test_due_probes_start_once_per_slot(tenant: Tenant, app: FakeLlmApp) -> None
     assert probe.next_run_at is not None and probe.next_run_at.minute == 0 and probe.next_run_at.hour % 6 == 0
 
 
+@pytest.mark.postgres_only("two beats race for a due slot: PostgreSQL's row locks (SKIP LOCKED)")
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_beats_never_start_the_same_slot_twice(tenant: Tenant, app: FakeLlmApp) -> None:
     assert connection.vendor == "postgresql"

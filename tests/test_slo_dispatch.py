@@ -131,6 +131,7 @@ def test_a_dispatcher_that_dies_mid_send_loses_nothing(
     assert len(receiver.requests) == 1
 
 
+@pytest.mark.postgres_only("two dispatchers race for the outbox: PostgreSQL's SKIP LOCKED")
 @pytest.mark.django_db(transaction=True)
 def test_two_dispatchers_racing_send_each_change_once(tenant: Tenant, receiver: Receiver) -> None:
     assert connection.vendor == "postgresql"

@@ -1,6 +1,6 @@
-"""End to end with a real Celery worker on Redis: traces sent over OTLP are scored by the worker, the rollup task
-counts the SLI, the evaluation tick (run by the worker) fires the page rule, a local webhook receives exactly
-one notification, and the incident page lists the failing traces."""
+"""End to end with a real Celery worker (on Redis, and on the filesystem broker of ``make run``): traces sent over
+OTLP are scored by the worker, the rollup task counts the SLI, the evaluation tick (run by the worker) fires the
+page rule, a local webhook receives exactly one notification, and the incident page lists the failing traces."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis
-from django.conf import settings
 from django.test import Client
 
 from evals.models import Score
@@ -20,7 +18,7 @@ from rollups.models import TrafficRollup
 from rollups.tasks import process_dirty
 from slos.models import SLO, Channel, Incident, SliMinute
 from slos.tasks import evaluate
-from tests.conftest import PASSWORD, Tenant
+from tests.conftest import PASSWORD, Tenant, broker_purge, broker_queued
 from tests.receiver import Receiver
 from tests.scoring_data import GROUNDED, INVENTED, rag_spans
 from tests.slo_data import manager
@@ -30,10 +28,9 @@ from traces.models import Trace
 
 @pytest.fixture
 def clean_broker() -> Iterator[None]:
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    broker.flushdb()  # messages of earlier tests name rows that no longer exist
+    broker_purge()  # messages of earlier tests name rows that no longer exist
     yield
-    broker.flushdb()
+    broker_purge()
 
 
 def minute_ago_ns(minutes: int) -> int:
@@ -84,7 +81,7 @@ def test_failing_answers_page_once_and_the_incident_shows_them(
         wait_for(lambda: len(receiver.requests) == 1, 30, "the webhook notification")
         evaluate.delay()  # the next tick: still firing, nothing new to say
         time.sleep(3)
-        wait_for(lambda: not redis.Redis.from_url(settings.CELERY_BROKER_URL).llen("celery"), 30, "an idle queue")
+        wait_for(lambda: not broker_queued("celery"), 30, "an idle queue")
     finally:
         stop(worker)
 

@@ -290,6 +290,7 @@ def test_a_second_rule_joins_the_open_incident(tenant: Tenant) -> None:
     assert list(IncidentEvent.objects.values_list("kind", "severity")) == [("fired", "ticket"), ("fired", "page")]
 
 
+@pytest.mark.postgres_only("two ticks race on PostgreSQL's row locks (SQLite has one writer)")
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_ticks_write_each_change_once(tenant: Tenant) -> None:
     assert connection.vendor == "postgresql"
@@ -319,6 +320,7 @@ def test_two_concurrent_ticks_write_each_change_once(tenant: Tenant) -> None:
     assert Incident.objects.count() == 1
 
 
+@pytest.mark.postgres_only("PostgreSQL's advisory and row locks between concurrent writers")
 @pytest.mark.django_db(transaction=True)
 def test_a_recompute_waiting_on_a_rebuilding_slo_does_not_hold_up_the_tick(tenant: Tenant) -> None:
     """A history rebuild holds its SLO's row for its whole scan. A rollup recompute of the same project then waits

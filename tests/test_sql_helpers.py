@@ -18,6 +18,7 @@ from sre4ai_web.lib.sql import AnyOf, EpochMinute
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.postgres_only("checks PostgreSQL's = ANY(array) SQL; the SQLite form has its own test below")
 @pytest.mark.django_db
 def test_any_of_matches_the_listed_ids_with_one_parameter() -> None:
     projects = [Project.objects.create(name=f"p{i}", slug=f"p{i}") for i in range(4)]

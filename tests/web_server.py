@@ -14,13 +14,14 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
+from tests.conftest import database_url
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
 def gunicorn(**env: str) -> Iterator[str]:
     """Yield the base URL of a gunicorn serving the test database; ``env`` overrides its environment."""
-    db = settings.DATABASES["default"]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -28,8 +29,7 @@ def gunicorn(**env: str) -> Iterator[str]:
         [sys.executable, "-m", "gunicorn", "sre4ai_web.wsgi:application", "--bind", f"127.0.0.1:{port}",
          "--workers", "1", "--threads", "4"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, **env},
+        env={**os.environ, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, **env},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:

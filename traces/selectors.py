@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
 from accounts.models import Project
@@ -117,7 +118,9 @@ def trace_page(*, project: Project, filters: TraceFilters, cursor: str = "", lim
     qs = _filtered(project, filters).only(*LIST_COLUMNS).order_by("-start_time", "-id")
     if cursor:
         stamp, pk = decode_cursor(cursor)
-        qs = qs.extra(where=["(traces_trace.start_time, traces_trace.id) < (%s, %s)"], params=[stamp, pk])
+        # Raw SQL gets the value as the backend stores it: SQLite compares datetimes as text in its own format.
+        stamp_value = connection.ops.adapt_datetimefield_value(stamp)
+        qs = qs.extra(where=["(traces_trace.start_time, traces_trace.id) < (%s, %s)"], params=[stamp_value, pk])
     rows = list(qs[: limit + 1])
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     items = rows[:limit]

@@ -23,13 +23,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from accounts.models import Project
 from evals.canary.stats import CanaryConfig, CanaryResult, NumericSignal, RateSignal, analyse
 from evals.signals import safety_flagged
 from rollups.services import trace_verdicts
+from sre4ai_web.lib.sql import JsonArrayHas
 from traces.models import Span, Trace
 
 LIMIT = 5_000
@@ -99,13 +101,15 @@ def cohort_traces(*, window: QuerySet[Trace], attribute: str, value: str) -> Que
     if attribute in TRACE_COLUMNS:
         return window.filter(**{TRACE_COLUMNS[attribute]: value})
     if attribute == "model":
-        return window.filter(model_names__contains=[value])
+        return window.filter(JsonArrayHas("model_names", value))
     spans = Span.objects.filter(trace__in=window.values("pk"))
     if attribute == "prompt":
         spans = spans.filter(_prompt_filter(value))
     else:
+        # Cast to text: on SQLite a JSON key compared as such parses the value as JSON ("malformed JSON").
         spans = spans.annotate(
-            _attribute=KeyTextTransform(attribute, "attributes"), _resource=KeyTextTransform(attribute, "resource")
+            _attribute=Cast(KeyTextTransform(attribute, "attributes"), TextField()),
+            _resource=Cast(KeyTextTransform(attribute, "resource"), TextField()),
         ).filter(Q(_attribute=value) | Q(_resource=value))
     return window.filter(pk__in=spans.values("trace_id"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from evals.models import ProbeRun
+from traces.templatetags.trace_format import USD_AXIS_FORMAT
 
 LAYOUT: dict[str, Any] = {
     "template": "plotly_dark",
@@ -56,7 +57,7 @@ def probe_history_figures(runs: list[ProbeRun]) -> list[dict[str, Any]]:
             "title": {"text": "Latency and cost per run", "x": 0, "font": {"size": 13}},
             "yaxis": {"title": {"text": "ms per item"}, "rangemode": "tozero", "gridcolor": "#2a323d"},
             "yaxis2": {"title": {"text": "USD"}, "overlaying": "y", "side": "right", "rangemode": "tozero",
-                       "showgrid": False, "tickformat": "$.4f"},
+                       "showgrid": False, "tickformat": USD_AXIS_FORMAT},
         },
     }  # fmt: skip
     return [pass_rate, latency_cost]

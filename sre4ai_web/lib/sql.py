@@ -3,6 +3,7 @@
 - ``AnyOf``: ``column = ANY(array)``, a list of ids as one parameter. ``__in`` sends one parameter per id;
   with thousands of ids (an incident's traces, a rollup batch) Django prepares each value and psycopg quotes
   each into the statement, which cost more than running the query.
+- ``JsonArrayHas``: a JSON array column holds a value (PostgreSQL's ``@>``; SQLite has no ``__contains`` on JSON).
 - ``EpochMinute``: a timestamp as whole minutes since 1970, an integer: reading tens of thousands of minute
   rows as ``datetime`` objects cost more than the query.
 """
@@ -36,6 +37,25 @@ class AnyOf(Lookup):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         sql = f"{lhs} IN (SELECT value FROM json_each(%s))"  # noqa: S608 - lhs is the compiled column, not input
         return sql, (*lhs_params, json.dumps(self.rhs))
+
+
+class JsonArrayHas(Lookup):
+    """A filter expression: ``Trace.objects.filter(JsonArrayHas("model_names", "gpt-4o"))``."""
+
+    lookup_name = "json_array_has"
+    prepare_rhs = False
+
+    def __init__(self, field: str, value: str) -> None:
+        super().__init__(F(field), value)
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} @> %s::jsonb", (*lhs_params, json.dumps([self.rhs]))
+
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        sql = f"EXISTS (SELECT 1 FROM json_each({lhs}) WHERE value = %s)"  # noqa: S608 - lhs is the compiled column
+        return sql, (*lhs_params, self.rhs)
 
 
 class EpochMinute(Func):

@@ -28,6 +28,8 @@ def duration(ms: float | None) -> str:
 
 
 SMALLEST_USD = Decimal("0.00000001")
+# usd's counterpart on Plotly chart axes (d3-format): three significant figures, so sub-cent ticks keep their digits.
+USD_AXIS_FORMAT = "$.3~r"
 
 
 @register.filter

@@ -31,8 +31,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the whole result as JSON.")
         parser.add_argument("--strict", action="store_true", help="Exit 1 on a marginal verdict too.")
         for name in CONFIG_FIELDS:
+            # argparse expands % in help text ("0.1 = 10%"): the form's text is written for people, so escape it.
             parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default="",
-                                help=str(CanaryForm.base_fields[name].help_text))  # fmt: skip
+                                help=str(CanaryForm.base_fields[name].help_text).replace("%", "%%"))  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = Project.objects.filter(slug=options["project"]).first()

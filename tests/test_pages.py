@@ -149,3 +149,13 @@ def test_trace_list_pages_with_keyset_cursor(client: Client, tenant: Tenant) -> 
     assert "op-009" in second and "op-000" in second and "op-010" not in second
     assert 'rel="next"' not in second
     assert Trace.objects.count() == 60
+
+
+@pytest.mark.django_db
+def test_not_found_pages_are_styled_and_say_what_is_missing(client: Client, tenant: Tenant) -> None:
+    client.force_login(tenant.user)
+    response = client.get("/p/acme/service/?name=%3Cb%3Enope%3C/b%3E")
+    page = response.content.decode()
+    assert response.status_code == 404
+    assert "No such service in this project." in page and "your projects" in page
+    assert 'class="top"' in page  # the app's own header, not Django's bare page

@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 
 from accounts.models import Project
 
@@ -75,8 +77,17 @@ class Trace(models.Model):
             models.Index(fields=["project", "-start_time", "-id"], name="trace_list_idx"),
             # The list filtered by service (the most common filter, also for service pages).
             models.Index(fields=["project", "service", "-start_time", "-id"], name="trace_service_idx"),
-            # Slow-trace hunting: minimum latency filter.
-            models.Index(fields=["project", "duration_ms"], name="trace_duration_idx"),
+            # Slow-trace hunting: minimum latency filter, and the list sorted by latency (keyset on duration, id).
+            models.Index(fields=["project", "duration_ms", "id"], name="trace_latency_sort_idx"),
+            # The list sorted by cost (a trace without a cost sorts as $0, see selectors.COST_SORT).
+            models.Index(
+                "project",
+                Coalesce("cost", models.Value(0), output_field=models.DecimalField(max_digits=20, decimal_places=10)),
+                "id",
+                name="trace_cost_sort_idx",
+            ),
+            # The list sorted by tokens.
+            models.Index(fields=["project", "total_tokens", "id"], name="trace_tokens_sort_idx"),
             # The most expensive traces of a service (service page), walked from the top.
             models.Index(fields=["project", "service", "-cost"], name="trace_cost_idx"),
             # Sessions group traces of one conversation.
@@ -199,3 +210,57 @@ class PendingLogEvent(models.Model):
             # Lookup of a span's log events at span ingest.
             models.Index(fields=["project", "trace_id", "span_id"], name="log_span_idx"),
         ]
+
+
+# Columns of the trace list a person can hide; the start time and name always show (they open the trace).
+LIST_COLUMN_CHOICES = (
+    ("service", "Service"),
+    ("environment", "Env"),
+    ("duration", "Duration"),
+    ("status", "Status"),
+    ("scores", "Scores"),
+    ("models", "Model(s)"),
+    ("tokens", "Tokens"),
+    ("cost", "Cost"),
+    ("session", "Session"),
+    ("user", "User"),
+    ("release", "Release"),
+    ("io", "Input → output"),
+)
+DEFAULT_LIST_COLUMNS = ["service", "duration", "status", "scores", "models", "tokens", "cost", "io"]
+
+
+class ListPreference(models.Model):
+    """The trace-list columns one person chose in one project."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    columns = models.JSONField(default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # One choice per person and project, upserted when it changes.
+            models.UniqueConstraint(fields=["user", "project"], name="list_preference_unique"),
+        ]
+
+
+class SavedView(models.Model):
+    """A named set of trace-list filters (and sort), shared by the project's members."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="saved_views", db_index=False)
+    name = models.CharField(max_length=100)
+    # The list's query string without the cursor, as validated by the filter form when saved.
+    query = models.CharField(max_length=2000)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            # Views are picked by name above the list; the unique constraint also serves the project lookup.
+            models.UniqueConstraint(fields=["project", "name"], name="saved_view_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

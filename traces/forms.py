@@ -58,7 +58,8 @@ class TraceFilterForm(forms.Form):
 
     @staticmethod
     def score_name(data: dict[str, Any]) -> str:
-        """The score a score sort orders by: the 'Has score' filter, else the failing check."""
+        """The score whose value the list shows and sorts by: 'Has score', else the failing check (a trace that
+        fails a check has that score, so the extra filter changes nothing)."""
         return data.get("score") or data.get("failing") or ""
 
     def to_sort(self) -> TraceSort:
@@ -82,7 +83,7 @@ class TraceFilterForm(forms.Form):
             release=data.get("release") or "",
             failing=data.get("failing") or "",
             name=data.get("name") or "",
-            score=self.score_name(data) if self.to_sort().key == "score" else data.get("score") or "",
+            score=self.score_name(data),
         )
 
 

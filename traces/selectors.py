@@ -180,12 +180,15 @@ def trace_page(
     *, project: Project, filters: TraceFilters, cursor: str = "", limit: int = 50, sort: TraceSort = TraceSort()
 ) -> TracePage:
     """Keyset-paginated on (sort key, id), so a deep page costs what the first one does and rows never repeat or
-    go missing between pages, whatever the sort. Sorting by score orders by the value of `filters.score`."""
+    go missing between pages, whatever the sort. With `filters.score`, each trace carries that score's value as
+    `score_sort`, and sorting by score orders by it."""
     qs = _filtered(project, filters).only(*LIST_COLUMNS)
+    if filters.score:
+        qs = qs.annotate(score_sort=_current_score_value(filters.score))
     if sort.key == "score":
         if not filters.score:
             raise ValueError("Sorting by score needs a score name to sort by.")
-        qs = qs.annotate(score_sort=_current_score_value(filters.score)).filter(score_sort__isnull=False)
+        qs = qs.filter(score_sort__isnull=False)  # a score without a value (a label only) has no place in the order
         field = "score_sort"
     else:
         field = _SORT_FIELDS[sort.key]

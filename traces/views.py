@@ -110,7 +110,7 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
             "cursor_error": cursor_error,
             "sort": sort,
             "sort_links": _sort_links(request.GET, sort),
-            "score_sortable": bool(TraceFilterForm.score_name(form.cleaned_data if form.is_valid() else {})),
+            "score_name": TraceFilterForm.score_name(form.cleaned_data) if form.is_valid() else "",
             "columns": columns,
             "column_choices": LIST_COLUMN_CHOICES,
             "saved_views": saved_views_for(project=project),

@@ -47,9 +47,12 @@ def _user(request: HttpRequest) -> User:
 
 
 def _list_query(query: QueryDict) -> str:
-    """The list's query string without the cursor: what a saved view stores and what actions return to."""
-    kept = query.copy()
-    kept.pop("cursor", None)
+    """The list's query string without the cursor and empty fields: what a saved view stores and what actions
+    return to."""
+    kept = QueryDict(mutable=True)
+    for key, values in query.lists():
+        if key != "cursor" and any(values):
+            kept.setlist(key, [v for v in values if v])
     return kept.urlencode()
 
 
@@ -90,6 +93,8 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
         query["cursor"] = page.next_cursor
         next_query = query.urlencode()
     can_edit = membership.allows(Role.EDITOR)
+    list_query = _list_query(request.GET)
+    saved_views = saved_views_for(project=project)
     facets = trace_facets(project=project)
     columns = set(list_columns_for(user_id=_user(request).pk, project=project))
     if len(facets["environments"]) <= 1:
@@ -104,8 +109,8 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
             "count": count,
             "facets": facets,
             "next_query": next_query,
-            "first_query": _list_query(request.GET),
-            "list_query": _list_query(request.GET),
+            "first_query": list_query,
+            "list_query": list_query,
             "is_deep": bool(request.GET.get("cursor")),
             "cursor_error": cursor_error,
             "sort": sort,
@@ -113,10 +118,10 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
             "score_name": TraceFilterForm.score_name(form.cleaned_data) if form.is_valid() else "",
             "columns": columns,
             "column_choices": LIST_COLUMN_CHOICES,
-            "saved_views": saved_views_for(project=project),
+            "saved_views": saved_views,
+            "on_saved_view": any(v.query == list_query for v in saved_views),
             "can_edit": can_edit,
             "datasets": datasets_for_project(project=project) if can_edit else [],
-            "annotation_form": AnnotationForm(),
         },
     )
 

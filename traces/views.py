@@ -23,6 +23,7 @@ from traces.explorer_services import (
 from traces.forms import GroupFilterForm, SavedViewForm, TraceFilterForm
 from traces.models import LIST_COLUMN_CHOICES, SavedView, Trace
 from traces.selectors import (
+    GROUP_SORTS,
     SORT_KEYS,
     InvalidCursor,
     TracePage,
@@ -258,10 +259,16 @@ def _group_list(request: HttpRequest, slug: str, by: str, template: str) -> Http
     project = membership_for(user=request.user, slug=slug).project
     form = GroupFilterForm(request.GET)
     rows = group_list(project=project, by=by, filters=form.to_filters(), sort=form.to_sort()) if form.is_valid() else []
+    sort = form.to_sort() if form.is_valid() else "last_seen"
+    sort_links = {}
+    for key in GROUP_SORTS:
+        target = request.GET.copy()
+        target["sort"] = key
+        sort_links[key] = {"href": "?" + target.urlencode(), "active": key == sort, "descending": True}
     return render(
         request,
         template,
-        {"project": project, "form": form, "rows": rows, "facets": trace_facets(project=project)},
+        {"project": project, "form": form, "rows": rows, "facets": trace_facets(project=project), "sl": sort_links},
     )
 
 

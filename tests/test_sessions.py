@@ -24,10 +24,28 @@ def login(client: Client, tenant: Tenant) -> Client:
 
 def conversation(tenant: Tenant) -> list[Trace]:
     """Three turns of session s-1 written out of order, with a failing check on the second."""
-    third = make_trace(tenant.project, 3, seconds=120, session="s-1", user="u-1", cost="0.03", tokens=300,
-                       question="And for gift cards?", answer="Gift cards cannot be refunded.")
-    first = make_trace(tenant.project, 1, seconds=0, session="s-1", user="u-1", cost="0.01", tokens=100,
-                       question="How long do refunds take?", answer="Refunds take 14 days.")
+    third = make_trace(
+        tenant.project,
+        3,
+        seconds=120,
+        session="s-1",
+        user="u-1",
+        cost="0.03",
+        tokens=300,
+        question="And for gift cards?",
+        answer="Gift cards cannot be refunded.",
+    )
+    first = make_trace(
+        tenant.project,
+        1,
+        seconds=0,
+        session="s-1",
+        user="u-1",
+        cost="0.01",
+        tokens=100,
+        question="How long do refunds take?",
+        answer="Refunds take 14 days.",
+    )
     second = make_trace(tenant.project, 2, seconds=60, session="s-1", user="u-1", cost=None, tokens=200,
                         question="Even abroad?", answer="Abroad they take 3 days.", status="error")  # fmt: skip
     score(second, "grounding", passed=False, value=0.1)
@@ -71,7 +89,9 @@ def test_user_page_shows_their_traces_sessions_cost_and_failing_checks(
     assert "<dt>Traces</dt><dd>5" in html and "<dt>Sessions</dt><dd>2" in html
     assert "<dt>Cost</dt><dd>$0.54" in html
     assert "grounding ×1" in html
-    sessions = re.findall(r'href="/p/acme/session/\?id=([^"]+)"', html.split('id="user-sessions"')[1].split("</table>")[0])
+    sessions = re.findall(
+        r'href="/p/acme/session/\?id=([^"]+)"', html.split('id="user-sessions"')[1].split("</table>")[0]
+    )
     assert sessions == ["s-9", "s-1"]  # newest first
     recent = html.split('id="user-traces"')[1]
     assert recent.index("no-session") < recent.index("later-turn") and "someone-else" not in html

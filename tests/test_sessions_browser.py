@@ -24,7 +24,7 @@ pytestmark = [
 ]
 
 
-def test_trace_to_conversation_to_user_and_the_lists(page: Page, live_server: Any, tenant: Tenant) -> None:
+def test_trace_to_conversation_to_user_and_the_lists(page: Page, live_server: Any, tenant: Tenant) -> None:  # noqa: F811
     now = time.time_ns() - 900 * SECOND_NS
     first = turn(now, "Can I return shoes I wore once?", "Yes, within 30 days if they are clean.", 800, "chat-7", "ana")
     second = turn(now + 40 * SECOND_NS, "And the refund?", "Refunds take 3 days.", 1500, "chat-7", "ana")

@@ -27,12 +27,14 @@ def login(client: Client, tenant: Tenant) -> Client:
     return client
 
 
-def walk(tenant: Tenant, sort: TraceSort, filters: TraceFilters = TraceFilters(), limit: int = 4) -> list[int]:
+def walk(tenant: Tenant, sort: TraceSort, filters: TraceFilters | None = None, limit: int = 4) -> list[int]:
     """Every page of the list by following next cursors: the trace pks in the order shown."""
     seen: list[int] = []
     cursor = ""
     while True:
-        page = trace_page(project=tenant.project, filters=filters, cursor=cursor, limit=limit, sort=sort)
+        page = trace_page(
+            project=tenant.project, filters=filters or TraceFilters(), cursor=cursor, limit=limit, sort=sort
+        )
         seen.extend(t.pk for t in page.items)
         if not page.next_cursor:
             return seen
@@ -152,7 +154,9 @@ def test_column_choice_is_remembered_per_user_and_project(client: Client, tenant
     assert client.get("/p/acme/traces/columns/").status_code == 405
 
 
-def test_saved_views_editors_create_and_delete_viewers_use(client: Client, tenant: Tenant, other_tenant: Tenant) -> None:
+def test_saved_views_editors_create_and_delete_viewers_use(
+    client: Client, tenant: Tenant, other_tenant: Tenant
+) -> None:
     make_trace(tenant.project, 1, status="error", name="broken-one")
     make_trace(tenant.project, 2, name="fine-one")
     login(client, tenant)
@@ -234,7 +238,10 @@ def test_selected_traces_go_to_a_dataset_or_get_one_annotation(
     membership_set(project=tenant.project, user=viewer, role=Role.VIEWER)
     as_viewer = Client()
     assert as_viewer.login(username="vic", password=PASSWORD)
-    assert as_viewer.post("/p/acme/traces/bulk/", {"action": "annotate", "verdict": "up", "trace": picked}).status_code == 403
+    assert (
+        as_viewer.post("/p/acme/traces/bulk/", {"action": "annotate", "verdict": "up", "trace": picked}).status_code
+        == 403
+    )
     assert 'id="bulk"' not in as_viewer.get("/p/acme/traces/").content.decode()
 
 

@@ -67,7 +67,10 @@ def explorer_data(live_server: Any, tenant: Tenant) -> dict[str, str]:
 
 
 def test_sort_columns_expand_select_to_dataset_and_saved_view(
-    page: Page, live_server: Any, tenant: Tenant, explorer_data: dict[str, str]
+    page: Page,  # noqa: F811
+    live_server: Any,
+    tenant: Tenant,
+    explorer_data: dict[str, str],
 ) -> None:
     log_in(page, live_server, "alice", "/p/acme/traces/")
     expect(page.locator("#trace-count")).to_have_text("4 traces")

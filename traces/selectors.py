@@ -188,7 +188,7 @@ def trace_page(
     if sort.key == "score":
         if not filters.score:
             raise ValueError("Sorting by score needs a score name to sort by.")
-        qs = qs.filter(score_sort__isnull=False)  # a score without a value (a label only) has no place in the order
+        qs = qs.filter(Q(score_sort__isnull=False))  # a score without a value (a label only) has no place in the order
         field = "score_sort"
     else:
         field = _SORT_FIELDS[sort.key]
@@ -457,7 +457,7 @@ def user_view(*, project: Project, user_id: str, recent: int = 20) -> UserView |
         )
         .order_by("-last_seen", "session_id")[:GROUP_LIMIT]
     )
-    return UserView(user_id, summary, items, list(sessions), _failing_counts(qs))
+    return UserView(user_id, summary, items, [dict(row) for row in sessions], _failing_counts(qs))
 
 
 # --- the person's list settings ----------------------------------------------------------------------------

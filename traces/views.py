@@ -63,8 +63,7 @@ def _sort_links(query: QueryDict, current: str) -> dict[str, dict[str, object]]:
     for key in SORT_KEYS:
         active = current.removeprefix("-") == key
         descending = current.startswith("-")
-        target = QueryDict(mutable=True)
-        target.update(query)
+        target = query.copy()
         target.pop("cursor", None)
         target["sort"] = ("" if active and descending else "-") + key
         links[key] = {"href": "?" + target.urlencode(), "active": active, "descending": descending}

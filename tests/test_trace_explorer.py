@@ -202,10 +202,18 @@ def test_selected_traces_go_to_a_dataset_or_get_one_annotation(
     send(client, other_tenant, rag_spans("Secret answer.", question="Other tenant's question"))
     mine = list(Trace.objects.filter(project=tenant.project).order_by("start_time"))
     theirs = Trace.objects.get(project=other_tenant.project)
+    no_question = make_trace(tenant.project, 77, name="no-spans")  # nothing to ask: skipped, and named
     dataset = Dataset.objects.create(project=tenant.project, name="golden")
     foreign = Dataset.objects.create(project=other_tenant.project, name="theirs")
     login(client, tenant)
     picked = [t.trace_id for t in mine] + [theirs.trace_id]
+    html = client.post(
+        "/p/acme/traces/bulk/",
+        {"action": "dataset", "dataset": dataset.pk, "trace": [*picked, no_question.trace_id]},
+        follow=True,
+    ).content.decode()
+    assert "Added 2 of 3 traces to golden" in html and f"Skipped {no_question.trace_id}" in html
+    DatasetItem.objects.all().delete()
     html = client.post(
         "/p/acme/traces/bulk/", {"action": "dataset", "dataset": dataset.pk, "trace": picked, "query": "service=x"},
         follow=True,

@@ -275,3 +275,28 @@ def test_another_tenants_traces_are_never_counted_or_listed(client: Client, tena
     html = client.get("/p/acme/traces/", {"sort": "-latency"}).content.decode()
     assert "our-trace" in html and "their-trace" not in html
     assert re.search(r'id="trace-count">\s*1 trace<', html)
+
+
+def test_a_count_that_would_take_too_long_gives_up_and_leaves_no_timeout_behind(tenant: Tenant) -> None:
+    import psycopg
+    from django.db import connection
+
+    def statement_timeout() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            return cursor.fetchone()[0]
+
+    # Another session holds the table: the count waits, and gives up after its timeout instead of hanging. (First,
+    # while this test's transaction holds no lock on the table that the LOCK would wait for.)
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"], dbname=settings["NAME"]
+    ) as other:
+        other.execute("SET lock_timeout = '5s'")
+        other.execute("LOCK TABLE traces_trace IN ACCESS EXCLUSIVE MODE")
+        before = statement_timeout()
+        assert trace_count(project=tenant.project, filters=TraceFilters(), timeout_ms=200) is None
+        assert statement_timeout() == before
+    make_trace(tenant.project, 1)
+    assert trace_count(project=tenant.project, filters=TraceFilters()) == (1, False)
+    assert statement_timeout() == before

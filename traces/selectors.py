@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import OperationalError, connection, transaction
 from django.db.models import (
     Count,
     DecimalField,
@@ -24,6 +25,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce
+from psycopg.errors import QueryCanceled
 
 from accounts.models import Project
 from evals.models import Score
@@ -82,6 +84,7 @@ SORT_KEYS = ("time", "latency", "cost", "tokens", "score")
 _SORT_FIELDS = {"time": "start_time", "latency": "duration_ms", "cost": "cost_sort", "tokens": "total_tokens"}
 COST_SORT = Coalesce("cost", Value(Decimal(0)), output_field=DecimalField(max_digits=20, decimal_places=10))
 COUNT_BOUND = 10_000
+COUNT_TIMEOUT_MS = 50
 
 
 @dataclass(frozen=True)
@@ -212,10 +215,31 @@ def trace_page(
     return TracePage(items=items, next_cursor=next_cursor)
 
 
-def trace_count(*, project: Project, filters: TraceFilters, bound: int = COUNT_BOUND) -> tuple[int, bool]:
+def trace_count(
+    *, project: Project, filters: TraceFilters, bound: int = COUNT_BOUND, timeout_ms: int = COUNT_TIMEOUT_MS
+) -> tuple[int, bool] | None:
     """How many traces match, counted exactly up to `bound`; (bound, True) means "more than that". The count
-    runs over a LIMIT'ed subquery, so it stops after bound + 1 index entries however many traces match."""
-    counted = _filtered(project, filters).order_by().values("pk")[: bound + 1].count()
+    runs over a LIMIT'ed subquery, so it stops after bound + 1 matches. Fewer matches than that under a filter
+    no index serves (a rare route, say) mean reading every trace of the project, so on PostgreSQL the count
+    gives up after `timeout_ms` and returns None: the page then shows no number rather than loading slowly."""
+    limited = _filtered(project, filters).order_by().values("pk")[: bound + 1]
+    if connection.vendor != "postgresql":
+        counted = limited.count()
+        return min(counted, bound), counted > bound
+    try:
+        # In a transaction (a savepoint inside one) so the timeout ends with it, also when the count is cancelled.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('statement_timeout'), set_config('statement_timeout', %s, true)",
+                [f"{timeout_ms}ms"],
+            )
+            previous = cursor.fetchone()[0]
+            counted = limited.count()
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+    except OperationalError as exc:
+        if isinstance(exc.__cause__, QueryCanceled):
+            return None
+        raise
     return min(counted, bound), counted > bound
 
 

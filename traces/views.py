@@ -77,6 +77,7 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
     form = TraceFilterForm(request.GET)
     page = TracePage(items=[], next_cursor=None)
     count: tuple[int, bool] | None = None
+    count_skipped = False
     cursor_error = ""
     sort = "-time"
     if form.is_valid():
@@ -87,6 +88,7 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
         except InvalidCursor as exc:
             cursor_error = str(exc)
         count = trace_count(project=project, filters=filters)
+        count_skipped = count is None
     next_query = ""
     if page.next_cursor:
         query = request.GET.copy()
@@ -107,6 +109,7 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
             "form": form,
             "page": page,
             "count": count,
+            "count_skipped": count_skipped,
             "facets": facets,
             "next_query": next_query,
             "first_query": list_query,

@@ -427,6 +427,12 @@ def timed(fn: Any, repeat: int) -> dict[str, float]:
 
 
 def cursor_at(stamp: datetime, pk: int) -> str:
+    """A newest-first cursor at a moment, in the format of the code under test: since the list sorts by other
+    columns too, a cursor also names its sort ("-time|<iso>|<pk>"; before, "<iso>|<pk>")."""
+    from traces import selectors
+
+    if hasattr(selectors, "TraceSort"):
+        return base64.urlsafe_b64encode(f"-time|{stamp.isoformat()}|{pk}".encode()).decode()
     return base64.urlsafe_b64encode(f"{stamp.isoformat()}|{pk}".encode()).decode()
 
 
@@ -582,40 +588,73 @@ def main() -> int:
     results: list[dict[str, Any]] = []
     page_url = f"/p/{SLUG}/traces/"
     api_headers = {"Authorization": f"Bearer {secret}"}
-    for kind, url, headers in (("page", page_url, {}), ("api", "/api/v1/traces", api_headers)):
-        for name, params in cases:
+    # Code with the trace explorer (issue 16): sorted lists (first and a deep page by next cursors), and the
+    # session and user pages and lists. The page also counts the matching traces (up to 10,000) in every case.
+    explorer: list[tuple[str, str, dict[str, str]]] = []
+    from traces import selectors
 
-            def get(url: str = url, params: dict[str, str] = params, headers: dict[str, str] = headers) -> Any:
-                response = client.get(url, params, headers=headers)
-                assert response.status_code == 200, (url, params, response.status_code, response.content[:300])
-                return response
-
-            timing = timed(get, args.repeat)
-            with CaptureQueriesContext(connection) as queries:
-                response = get()
-            sql_ms = sum(float(q["time"]) * 1000 for q in queries.captured_queries)
-            slowest = max(queries.captured_queries, key=lambda q: float(q["time"]))
-            rows = len(json.loads(response.content)["items"]) if kind == "api" else None
-            result: dict[str, Any] = {
-                "kind": kind,
-                "case": name,
-                **timing,
-                "queries": len(queries.captured_queries),
-                "sql_ms": round(sql_ms, 1),
-                "slowest_query_ms": round(float(slowest["time"]) * 1000, 1),
-                "slowest_query": slowest["sql"],
-                "rows": rows,
-                "query_ms": [
-                    [round(float(q["time"]) * 1000, 1), " ".join(q["sql"].split())[:160]]
-                    for q in queries.captured_queries
-                ],
-            }
-            results.append(result)
-            log(
-                f"{kind:4} {name:45} median {timing['median_ms']:7.1f} ms  (min {timing['min_ms']:.1f}, max "
-                f"{timing['max_ms']:.1f})  {result['queries']} queries, {result['sql_ms']:.1f} ms SQL, "
-                f"slowest {result['slowest_query_ms']:.1f} ms"
+    if hasattr(selectors, "TraceSort"):
+        for token in ("-latency", "-cost", "-tokens", "latency"):
+            sort = selectors.TraceSort.parse(token)
+            cursor = ""
+            for _ in range(args.deep_pages // 10):
+                cursor = (
+                    selectors.trace_page(project=project, filters=TraceFilters(), cursor=cursor, sort=sort).next_cursor
+                    or ""
+                )
+            explorer.append((f"sort={token}", page_url, {"sort": token}))
+            explorer.append(
+                (f"sort={token}, {args.deep_pages // 10} pages deep", page_url, {"sort": token, "cursor": cursor})
             )
+        explorer.append(("sort=-cost, service=support-bot", page_url, {"sort": "-cost", "service": "support-bot"}))
+        busy = Trace.objects.filter(project=project).exclude(session_id="").order_by("-start_time").first()
+        assert busy is not None
+        for name, url, params in (
+            ("sessions list (24 h)", f"/p/{SLUG}/sessions/", {}),
+            ("sessions list (7 d, by cost)", f"/p/{SLUG}/sessions/", {"range": "7d", "sort": "cost"}),
+            ("users list (24 h)", f"/p/{SLUG}/users/", {}),
+            ("users list (7 d, by traces)", f"/p/{SLUG}/users/", {"range": "7d", "sort": "traces"}),
+            ("session page (newest session)", f"/p/{SLUG}/session/", {"id": busy.session_id}),
+            ("user page (newest user)", f"/p/{SLUG}/user/", {"id": busy.user_id}),
+        ):
+            explorer.append((name, url, params))
+    runs: list[tuple[str, str, dict[str, str], str, dict[str, str]]] = [
+        ("page", page_url, {}, name, params) for name, params in cases
+    ]
+    runs += [("api", "/api/v1/traces", api_headers, name, params) for name, params in cases]
+    runs += [("page", url, {}, name, params) for name, url, params in explorer]
+    for kind, url, headers, name, params in runs:
+
+        def get(url: str = url, params: dict[str, str] = params, headers: dict[str, str] = headers) -> Any:
+            response = client.get(url, params, headers=headers)
+            assert response.status_code == 200, (url, params, response.status_code, response.content[:300])
+            return response
+
+        timing = timed(get, args.repeat)
+        with CaptureQueriesContext(connection) as queries:
+            response = get()
+        sql_ms = sum(float(q["time"]) * 1000 for q in queries.captured_queries)
+        slowest = max(queries.captured_queries, key=lambda q: float(q["time"]))
+        rows = len(json.loads(response.content)["items"]) if kind == "api" else None
+        result: dict[str, Any] = {
+            "kind": kind,
+            "case": name,
+            **timing,
+            "queries": len(queries.captured_queries),
+            "sql_ms": round(sql_ms, 1),
+            "slowest_query_ms": round(float(slowest["time"]) * 1000, 1),
+            "slowest_query": slowest["sql"],
+            "rows": rows,
+            "query_ms": [
+                [round(float(q["time"]) * 1000, 1), " ".join(q["sql"].split())[:160]] for q in queries.captured_queries
+            ],
+        }
+        results.append(result)
+        log(
+            f"{kind:4} {name:45} median {timing['median_ms']:7.1f} ms  (min {timing['min_ms']:.1f}, max "
+            f"{timing['max_ms']:.1f})  {result['queries']} queries, {result['sql_ms']:.1f} ms SQL, "
+            f"slowest {result['slowest_query_ms']:.1f} ms"
+        )
     reset_queries()
     for result in results[:1] + results[len(cases) : len(cases) + 1]:
         log(f"\nqueries of {result['kind']} '{result['case']}' (ms, SQL):")
@@ -636,6 +675,16 @@ def main() -> int:
     for q in queries.captured_queries:
         if "DISTINCT" in q["sql"]:
             plans["facets: " + q["sql"][:60]] = explain(q["sql"])
+        if "COUNT(*)" in q["sql"] and "traces_trace" in q["sql"]:
+            plans["count (first page)"] = explain(q["sql"])
+    for name, url, params in explorer:
+        if name.startswith("sort="):
+            with CaptureQueriesContext(connection) as queries:
+                client.get(url, params)
+            sorted_sql = [
+                q["sql"] for q in queries.captured_queries if "ORDER BY" in q["sql"] and "traces_trace" in q["sql"]
+            ]
+            plans[name] = explain(sorted_sql[0])
     for name, plan in plans.items():
         lines = plan.splitlines()
         summary = [line for line in lines if "Execution Time" in line or "Planning Time" in line]

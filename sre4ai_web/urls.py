@@ -22,6 +22,15 @@ urlpatterns = [
     # Service names are free text (slashes included), so they travel in the query string.
     path("p/<slug:slug>/service/", rollup_views.service_view, name="service_detail"),
     path("p/<slug:slug>/traces/", trace_views.trace_list, name="trace_list"),
+    path("p/<slug:slug>/traces/columns/", trace_views.list_columns, name="trace_list_columns"),
+    path("p/<slug:slug>/traces/views/", trace_views.saved_view_new, name="saved_view_new"),
+    path("p/<slug:slug>/traces/views/<int:view_id>/delete/", trace_views.saved_view_remove, name="saved_view_delete"),
+    path("p/<slug:slug>/traces/bulk/", trace_views.bulk_action, name="trace_bulk"),
+    # Session and user ids are free text (slashes included), so they travel in the query string.
+    path("p/<slug:slug>/sessions/", trace_views.session_list, name="session_list"),
+    path("p/<slug:slug>/session/", trace_views.session_page, name="session_detail"),
+    path("p/<slug:slug>/users/", trace_views.user_list, name="user_list"),
+    path("p/<slug:slug>/user/", trace_views.user_page, name="user_detail"),
     path("p/<slug:slug>/traces/<str:trace_id>/", trace_views.trace_view, name="trace_detail"),
     path("p/<slug:slug>/traces/<str:trace_id>/annotate/", eval_views.annotate, name="trace_annotate"),
     path("p/<slug:slug>/evaluators/", eval_views.evaluator_settings, name="evaluator_settings"),

@@ -652,5 +652,5 @@ def test_overview_and_service_charts_click_through_to_traces(
     expect(page).to_have_url(re.compile(r"/p/acme/traces/\?.*service=summariser"))
     expect(page).to_have_url(re.compile(r"since="))
     assert rows(page).count() >= 1
-    for service in page.locator("table.traces tbody td:nth-child(2)").all_inner_texts():
+    for service in page.locator("table.traces tbody td.service").all_inner_texts():
         assert service.strip() == "summariser"

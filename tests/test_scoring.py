@@ -239,6 +239,6 @@ def test_trace_list_shows_and_filters_failing_checks(client: Client, tenant: Ten
     html = client.get("/p/acme/traces/", {"failing": "grounding"}).content.decode()
     assert bad.trace_id in html
     assert good.trace_id not in html
-    assert 'class="check-fail" href="?failing=grounding"' in html
+    assert 'class="score-chip fail" href="/p/acme/traces/?failing=grounding"' in html
     api = client.get("/api/v1/traces", {"failing": "grounding"}, headers=tenant.bearer).json()
     assert [t["trace_id"] for t in api["items"]] == [bad.trace_id]

@@ -393,7 +393,11 @@ class TracesEndpoint(APIView):
             return Response({"error": "limit must be an integer from 1 to 200."}, status=400)
         try:
             page = trace_page(
-                project=_project(request), filters=form.to_filters(), cursor=form.cleaned_data["cursor"], limit=limit
+                project=_project(request),
+                filters=form.to_filters(),
+                cursor=form.cleaned_data["cursor"],
+                limit=limit,
+                sort=form.to_sort(),
             )
         except InvalidCursor as exc:
             return Response({"error": str(exc)}, status=400)

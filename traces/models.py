@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 
 from accounts.models import Project
 
@@ -73,14 +75,30 @@ class Trace(models.Model):
         indexes = [
             # The trace list: newest first, keyset on (start_time, id).
             models.Index(fields=["project", "-start_time", "-id"], name="trace_list_idx"),
+            # Errors only (about 1% of traces): the list filtered by status=error and its count, which would
+            # otherwise read every trace of the project to find fewer than 10,000 errors.
+            models.Index(
+                fields=["project", "-start_time", "-id"], condition=models.Q(status="error"), name="trace_error_idx"
+            ),
             # The list filtered by service (the most common filter, also for service pages).
             models.Index(fields=["project", "service", "-start_time", "-id"], name="trace_service_idx"),
-            # Slow-trace hunting: minimum latency filter.
-            models.Index(fields=["project", "duration_ms"], name="trace_duration_idx"),
+            # Slow-trace hunting: minimum latency filter, and the list sorted by latency (keyset on duration, id).
+            models.Index(fields=["project", "duration_ms", "id"], name="trace_latency_sort_idx"),
+            # The list sorted by cost (a trace without a cost sorts as $0, see selectors.COST_SORT).
+            models.Index(
+                "project",
+                Coalesce("cost", models.Value(0), output_field=models.DecimalField(max_digits=20, decimal_places=10)),
+                "id",
+                name="trace_cost_sort_idx",
+            ),
+            # The list sorted by tokens.
+            models.Index(fields=["project", "total_tokens", "id"], name="trace_tokens_sort_idx"),
             # The most expensive traces of a service (service page), walked from the top.
             models.Index(fields=["project", "service", "-cost"], name="trace_cost_idx"),
             # Sessions group traces of one conversation.
             models.Index(fields=["project", "session_id"], name="trace_session_idx"),
+            # The user page: one end user's traces.
+            models.Index(fields=["project", "user_id"], name="trace_user_idx"),
         ]
 
     def __str__(self) -> str:
@@ -213,3 +231,57 @@ class FollowupOutbox(models.Model):
     task_name = models.CharField(max_length=200)
     trace_pks = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+
+# Columns of the trace list a person can hide; the start time and name always show (they open the trace).
+LIST_COLUMN_CHOICES = (
+    ("service", "Service"),
+    ("environment", "Env"),
+    ("duration", "Duration"),
+    ("status", "Status"),
+    ("scores", "Scores"),
+    ("models", "Model(s)"),
+    ("tokens", "Tokens"),
+    ("cost", "Cost"),
+    ("session", "Session"),
+    ("user", "User"),
+    ("release", "Release"),
+    ("io", "Input → output"),
+)
+DEFAULT_LIST_COLUMNS = ["service", "duration", "status", "scores", "models", "tokens", "cost", "io"]
+
+
+class ListPreference(models.Model):
+    """The trace-list columns one person chose in one project."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    columns = models.JSONField(default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # One choice per person and project, upserted when it changes.
+            models.UniqueConstraint(fields=["user", "project"], name="list_preference_unique"),
+        ]
+
+
+class SavedView(models.Model):
+    """A named set of trace-list filters (and sort), shared by the project's members."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="saved_views", db_index=False)
+    name = models.CharField(max_length=100)
+    # The list's query string without the cursor, as validated by the filter form when saved.
+    query = models.CharField(max_length=2000)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            # Views are picked by name above the list; the unique constraint also serves the project lookup.
+            models.UniqueConstraint(fields=["project", "name"], name="saved_view_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

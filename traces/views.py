@@ -1,35 +1,106 @@
-"""Trace list and trace detail pages."""
+"""Trace explorer (list, saved views, columns, bulk actions), trace detail, and the session and user pages."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.contrib.auth.models import User
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
-from accounts.models import Role
+from accounts.models import Membership, Role
 from accounts.selectors import membership_for
 from evals.forms import AnnotationForm
-from evals.selectors import not_applicable_for_trace, scores_for_trace
-from traces.forms import TraceFilterForm
-from traces.selectors import InvalidCursor, TracePage, span_tree, trace_detail, trace_facets, trace_page
+from evals.models import Dataset
+from evals.selectors import datasets_for_project, not_applicable_for_trace, scores_for_trace
+from traces.explorer_services import (
+    list_columns_set,
+    saved_view_create,
+    saved_view_delete,
+    traces_add_to_dataset,
+    traces_annotate,
+)
+from traces.forms import GroupFilterForm, SavedViewForm, TraceFilterForm
+from traces.models import LIST_COLUMN_CHOICES, SavedView, Trace
+from traces.selectors import (
+    GROUP_SORTS,
+    SORT_KEYS,
+    InvalidCursor,
+    TracePage,
+    group_list,
+    list_columns_for,
+    saved_views_for,
+    session_view,
+    span_tree,
+    trace_count,
+    trace_detail,
+    trace_facets,
+    trace_page,
+    user_view,
+)
+
+BULK_LIMIT = 200  # traces one bulk action takes (two pages of the list and more)
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)  # every view here is login_required
+    return request.user
+
+
+def _list_query(query: QueryDict) -> str:
+    """The list's query string without the cursor and empty fields: what a saved view stores and what actions
+    return to."""
+    kept = QueryDict(mutable=True)
+    for key, values in query.lists():
+        if key != "cursor" and any(values):
+            kept.setlist(key, [v for v in values if v])
+    return kept.urlencode()
+
+
+def _sort_links(query: QueryDict, current: str) -> dict[str, dict[str, object]]:
+    """Per sort key, the URL of the list sorted by it (largest first; a second click flips the order)."""
+    links: dict[str, dict[str, object]] = {}
+    for key in SORT_KEYS:
+        active = current.removeprefix("-") == key
+        descending = current.startswith("-")
+        target = query.copy()
+        target.pop("cursor", None)
+        target["sort"] = ("" if active and descending else "-") + key
+        links[key] = {"href": "?" + target.urlencode(), "active": active, "descending": descending}
+    return links
 
 
 @login_required
 def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
-    project = membership_for(user=request.user, slug=slug).project
+    membership = membership_for(user=request.user, slug=slug)
+    project = membership.project
     form = TraceFilterForm(request.GET)
     page = TracePage(items=[], next_cursor=None)
+    count: tuple[int, bool] | None = None
+    count_skipped = False
     cursor_error = ""
+    sort = "-time"
     if form.is_valid():
+        filters = form.to_filters()
+        sort = form.to_sort().token
         try:
-            page = trace_page(project=project, filters=form.to_filters(), cursor=form.cleaned_data["cursor"])
+            page = trace_page(project=project, filters=filters, cursor=form.cleaned_data["cursor"], sort=form.to_sort())
         except InvalidCursor as exc:
             cursor_error = str(exc)
+        count = trace_count(project=project, filters=filters)
+        count_skipped = count is None
     next_query = ""
     if page.next_cursor:
         query = request.GET.copy()
         query["cursor"] = page.next_cursor
         next_query = query.urlencode()
-    first_query = request.GET.copy()
-    first_query.pop("cursor", None)
+    can_edit = membership.allows(Role.EDITOR)
+    list_query = _list_query(request.GET)
+    saved_views = saved_views_for(project=project)
+    facets = trace_facets(project=project)
+    columns = set(list_columns_for(user_id=_user(request).pk, project=project))
+    if len(facets["environments"]) <= 1:
+        columns.discard("environment")  # nothing to tell apart
     return render(
         request,
         "traces/list.html",
@@ -37,13 +108,126 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
             "project": project,
             "form": form,
             "page": page,
-            "facets": trace_facets(project=project),
+            "count": count,
+            "count_skipped": count_skipped,
+            "facets": facets,
             "next_query": next_query,
-            "first_query": first_query.urlencode(),
+            "first_query": list_query,
+            "list_query": list_query,
             "is_deep": bool(request.GET.get("cursor")),
             "cursor_error": cursor_error,
+            "sort": sort,
+            "sort_links": _sort_links(request.GET, sort),
+            "score_name": TraceFilterForm.score_name(form.cleaned_data) if form.is_valid() else "",
+            "columns": columns,
+            "column_choices": LIST_COLUMN_CHOICES,
+            "saved_views": saved_views,
+            "on_saved_view": any(v.query == list_query for v in saved_views),
+            "can_edit": can_edit,
+            "datasets": datasets_for_project(project=project) if can_edit else [],
         },
     )
+
+
+def _back_to_list(slug: str, query: str) -> HttpResponse:
+    url = reverse("trace_list", args=[slug])
+    return redirect(url + ("?" + _list_query(QueryDict(query)) if query else ""))
+
+
+@login_required
+@require_POST
+def list_columns(request: HttpRequest, slug: str) -> HttpResponse:
+    """Save the column choice (the picker posts it with fetch, or as a plain form without JavaScript)."""
+    project = membership_for(user=request.user, slug=slug).project
+    list_columns_set(user=_user(request), project=project, columns=request.POST.getlist("column"))
+    if request.headers.get("X-Requested-With") == "fetch":
+        return HttpResponse(status=204)
+    return _back_to_list(slug, request.POST.get("query", ""))
+
+
+def _editor_only(membership: Membership, what: str) -> HttpResponse | None:
+    return None if membership.allows(Role.EDITOR) else HttpResponseForbidden(f"Only editors and admins can {what}.")
+
+
+@login_required
+@require_POST
+def saved_view_new(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    if denied := _editor_only(membership, "save views"):
+        return denied
+    project = membership.project
+    query = _list_query(QueryDict(request.POST.get("query", "")))
+    filters = TraceFilterForm(QueryDict(query))
+    form = SavedViewForm(request.POST, taken={v.name for v in saved_views_for(project=project)})
+    if not filters.is_valid():
+        messages.error(request, "Fix the filters before saving them as a view.")
+    elif not query:
+        messages.error(request, "Set some filters or a sort first: a view without them is the plain list.")
+    elif form.is_valid():
+        saved_view_create(project=project, name=form.cleaned_data["name"], query=query, user=_user(request))
+        messages.success(request, f"Saved the view {form.cleaned_data['name']}.")
+    else:
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+    return _back_to_list(slug, query)
+
+
+@login_required
+@require_POST
+def saved_view_remove(request: HttpRequest, slug: str, view_id: int) -> HttpResponse:
+    membership = membership_for(user=request.user, slug=slug)
+    if denied := _editor_only(membership, "delete views"):
+        return denied
+    view = get_object_or_404(SavedView, project=membership.project, pk=view_id)
+    saved_view_delete(view=view)
+    messages.success(request, f"Deleted the view {view.name}.")
+    return _back_to_list(slug, "")
+
+
+@login_required
+@require_POST
+def bulk_action(request: HttpRequest, slug: str) -> HttpResponse:
+    """Add the selected traces to a dataset, or annotate them all at once."""
+    membership = membership_for(user=request.user, slug=slug)
+    if denied := _editor_only(membership, "add traces to datasets or annotate them"):
+        return denied
+    project = membership.project
+    query = request.POST.get("query", "")
+    trace_ids = request.POST.getlist("trace")
+    if len(trace_ids) > BULK_LIMIT:
+        messages.error(request, f"Select at most {BULK_LIMIT} traces at a time ({len(trace_ids)} selected).")
+        return _back_to_list(slug, query)
+    traces = list(Trace.objects.filter(project=project, trace_id__in=trace_ids).order_by("start_time"))
+    if not traces:
+        messages.error(request, "Select one or more traces first (the boxes at the start of each row).")
+        return _back_to_list(slug, query)
+    action = request.POST.get("action")
+    if action == "dataset":
+        dataset = Dataset.objects.filter(project=project, pk=request.POST.get("dataset") or 0).first()
+        if dataset is None:
+            messages.error(request, "Choose a dataset (create one on the Datasets page first).")
+            return _back_to_list(slug, query)
+        result = traces_add_to_dataset(dataset=dataset, traces=traces)
+        messages.success(request, f"Added {result.done} of {len(traces)} traces to {dataset.name}.")
+    elif action == "annotate":
+        form = AnnotationForm(request.POST)
+        if not form.is_valid():
+            for errors in form.errors.values():
+                for error in errors:
+                    messages.error(request, str(error))
+            return _back_to_list(slug, query)
+        data = form.cleaned_data
+        result = traces_annotate(
+            traces=traces, verdict=data["verdict"], label=data["label"], comment=data["comment"], author=_user(request)
+        )
+        messages.success(request, f"Annotated {result.done} traces.")
+    else:
+        messages.error(request, "Choose what to do with the selected traces: add to dataset or annotate.")
+        return _back_to_list(slug, query)
+    for reason in result.skipped[:10]:
+        messages.warning(request, f"Skipped {reason}")
+    return _back_to_list(slug, query)
 
 
 @login_required
@@ -68,3 +252,52 @@ def trace_view(request: HttpRequest, slug: str, trace_id: str) -> HttpResponse:
             "annotation_form": AnnotationForm(),
         },
     )
+
+
+# --- sessions and users --------------------------------------------------------------------------------------
+
+
+def _group_list(request: HttpRequest, slug: str, by: str, template: str) -> HttpResponse:
+    project = membership_for(user=request.user, slug=slug).project
+    form = GroupFilterForm(request.GET)
+    rows = group_list(project=project, by=by, filters=form.to_filters(), sort=form.to_sort()) if form.is_valid() else []
+    sort = form.to_sort() if form.is_valid() else "last_seen"
+    sort_links = {}
+    for key in GROUP_SORTS:
+        target = request.GET.copy()
+        target["sort"] = key
+        sort_links[key] = {"href": "?" + target.urlencode(), "active": key == sort, "descending": True}
+    return render(
+        request,
+        template,
+        {"project": project, "form": form, "rows": rows, "facets": trace_facets(project=project), "sl": sort_links},
+    )
+
+
+@login_required
+def session_list(request: HttpRequest, slug: str) -> HttpResponse:
+    return _group_list(request, slug, "session_id", "traces/sessions.html")
+
+
+@login_required
+def user_list(request: HttpRequest, slug: str) -> HttpResponse:
+    return _group_list(request, slug, "user_id", "traces/users.html")
+
+
+# Session and user ids are free text (slashes included), so they travel in the query string.
+@login_required
+def session_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = membership_for(user=request.user, slug=slug).project
+    session = session_view(project=project, session_id=request.GET.get("id", ""))
+    if session is None:
+        raise Http404("No trace in this project has this session id.")
+    return render(request, "traces/session.html", {"project": project, "session": session})
+
+
+@login_required
+def user_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = membership_for(user=request.user, slug=slug).project
+    end_user = user_view(project=project, user_id=request.GET.get("id", ""))
+    if end_user is None:
+        raise Http404("No trace in this project has this user id.")
+    return render(request, "traces/user.html", {"project": project, "end_user": end_user})

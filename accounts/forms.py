@@ -1,12 +1,18 @@
 from django import forms
 from django.contrib.auth import get_user_model
 
-from accounts.models import SECRET_NAME_VALIDATOR, Role
+from accounts.models import DEFAULT_SCOPES, SECRET_NAME_VALIDATOR, Role, Scope
 
 
 class ApiKeyCreateForm(forms.Form):
     name = forms.CharField(max_length=100, required=False, help_text="What uses this key, e.g. 'support-bot prod'.")
-    can_manage = forms.BooleanField(required=False, label="May define SLOs through the API (not for app keys)")
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        initial=DEFAULT_SCOPES,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Pick at least one scope (an app that sends traces needs only ingest)."},
+        help_text="Apps that send traces need only ingest: a leaked app key then cannot read prompts and answers.",
+    )
 
 
 class MemberAddForm(forms.Form):

@@ -44,6 +44,22 @@ class Membership(models.Model):
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(needed)]
 
 
+class Scope(models.TextChoices):
+    """What an API key may do. A new app key gets only INGEST: the key an app embeds can write, not read back
+    prompts and answers, and cannot silence alerting."""
+
+    INGEST = "ingest", "ingest: send traces, logs and scores"
+    READ = "read", "read: trace API, canary, SLO reads and /metrics"
+    MANAGE = "manage", "manage: define, change and delete SLOs through the API"
+
+
+DEFAULT_SCOPES = [Scope.INGEST.value]
+
+
+def default_scopes() -> list[str]:
+    return list(DEFAULT_SCOPES)
+
+
 class ApiKey(models.Model):
     """A project key pair. Only a hash of the secret is stored; the secret is shown once."""
 
@@ -57,9 +73,8 @@ class ApiKey(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    # May change SLOs through the API. Off for the keys apps embed to send traces: a leaked ingest key must not
-    # be able to silence alerting.
-    can_manage = models.BooleanField(default=False)
+    # Scope values (a list, so SQLite for `make run` stores it too); checked on every API endpoint.
+    scopes = models.JSONField(default=default_scopes)
 
     class Meta:
         ordering = ["-created_at"]
@@ -67,6 +82,9 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes
 
 
 SECRET_NAME_VALIDATOR = RegexValidator(

@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -9,7 +10,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ApiKey, Membership, Project, ProjectSecret, Role
+from accounts.models import DEFAULT_SCOPES, ApiKey, Membership, Project, ProjectSecret, Role, Scope
 from accounts.vault import seal
 
 SECRET_PREFIX = "sk-sre-"  # noqa: S105 (a prefix, not a secret)
@@ -49,8 +50,12 @@ def membership_set(*, project: Project, user: User, role: str) -> Membership:
 
 
 def api_key_issue(
-    *, project: Project, name: str = "", created_by: User | None = None, can_manage: bool = False
+    *, project: Project, name: str = "", created_by: User | None = None, scopes: Sequence[str] = DEFAULT_SCOPES
 ) -> IssuedKey:
+    """A new key with ``scopes`` (ingest only by default: what an app embeds)."""
+    unknown = set(scopes) - set(Scope.values)
+    if unknown or not scopes:
+        raise ValueError(f"Scopes must be a non-empty subset of {', '.join(Scope.values)}; got {sorted(scopes)}.")
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey.objects.create(
         project=project,
@@ -59,7 +64,7 @@ def api_key_issue(
         secret_hash=hash_secret(secret),
         secret_hint=secret[-4:],
         created_by=created_by,
-        can_manage=can_manage,
+        scopes=[s for s in Scope.values if s in scopes],
     )
     return IssuedKey(api_key=api_key, secret_key=secret)
 

@@ -46,7 +46,7 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
         if "create_key" in request.POST and key_form.is_valid():
             assert isinstance(request.user, User)  # login_required
             issued = api_key_issue(project=project, name=key_form.cleaned_data["name"], created_by=request.user,
-                                   can_manage=key_form.cleaned_data["can_manage"])  # fmt: skip
+                                   scopes=key_form.cleaned_data["scopes"])  # fmt: skip
             request.session[NEW_KEY_SESSION_KEY] = {
                 "public_key": issued.api_key.public_key,
                 "secret_key": issued.secret_key,

@@ -1,7 +1,16 @@
+import math
+from typing import Any
+
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm
+from django.http import HttpRequest
+from django.utils import timezone
 
 from accounts.models import DEFAULT_SCOPES, SECRET_NAME_VALIDATOR, Role, Scope
+from accounts.selectors import login_lockout_seconds
+from accounts.services import login_failure_record, login_success_record
 
 
 class ApiKeyCreateForm(forms.Form):
@@ -36,3 +45,49 @@ class SecretSetForm(forms.Form):
     )
     # Never rendered back, not even after a form error.
     value = forms.CharField(max_length=10_000, strip=False, widget=forms.PasswordInput(render_value=False))
+
+
+def client_address(request: HttpRequest) -> str:
+    # REMOTE_ADDR, not X-Forwarded-For (a client sets that header); behind a proxy, have it set REMOTE_ADDR.
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def lockout_message(seconds: int) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return (
+        f"Too many failed sign-ins for this account or from this address: try again in {minutes} "
+        f"minute{'s' if minutes != 1 else ''}."
+    )
+
+
+class ThrottledLoginMixin:
+    """Refuses sign-in while the username or the client address is locked out, and counts failures. Mixed into
+    the login page's form and the admin's, so neither door can be used to guess passwords."""
+
+    request: HttpRequest
+    cleaned_data: dict[str, Any]
+    user_cache: Any
+
+    def clean(self) -> dict[str, Any]:
+        username, ip, now = self.cleaned_data.get("username") or "", client_address(self.request), timezone.now()
+        if wait := login_lockout_seconds(username=username, ip=ip, now=now):
+            raise forms.ValidationError(lockout_message(wait), code="locked")
+        try:
+            cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
+        except forms.ValidationError:
+            if self.user_cache is None:  # a wrong password, not an inactive or non-staff account
+                login_failure_record(username=username, ip=ip, now=now)
+                if wait := login_lockout_seconds(username=username, ip=ip, now=now):
+                    raise forms.ValidationError(lockout_message(wait), code="locked") from None
+            raise
+        if self.user_cache is not None:
+            login_success_record(username=username)
+        return cleaned
+
+
+class LoginForm(ThrottledLoginMixin, AuthenticationForm):
+    pass
+
+
+class AdminLoginForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    pass

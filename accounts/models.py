@@ -106,3 +106,13 @@ class ProjectSecret(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["project", "name"], name="project_secret_unique_name")]
+
+
+class LoginThrottle(models.Model):
+    """Failed sign-ins counted per username and per client address (``key`` = "user:alice" / "ip:10.0.0.1");
+    at the limit the key is locked for a while. In the database so every web process sees the same count."""
+
+    key = models.CharField(max_length=200, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_start = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)

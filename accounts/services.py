@@ -4,13 +4,15 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import DEFAULT_SCOPES, ApiKey, Membership, Project, ProjectSecret, Role, Scope
+from accounts.models import DEFAULT_SCOPES, ApiKey, LoginThrottle, Membership, Project, ProjectSecret, Role, Scope
 from accounts.vault import seal
 
 SECRET_PREFIX = "sk-sre-"  # noqa: S105 (a prefix, not a secret)
@@ -87,3 +89,34 @@ def project_secret_set(*, project: Project, name: str, value: str, user: User | 
 def project_secret_delete(*, project: Project, name: str) -> bool:
     deleted, _ = ProjectSecret.objects.filter(project=project, name=name).delete()
     return deleted > 0
+
+
+def _user_throttle_key(username: str) -> str:
+    return f"user:{username.strip().lower()[:150]}"
+
+
+def login_throttle_keys(*, username: str, ip: str) -> list[tuple[str, int]]:
+    """The counters a sign-in attempt touches, each with its failure limit."""
+    return [
+        (_user_throttle_key(username), settings.SRE4AI_LOGIN_MAX_FAILURES),
+        (f"ip:{ip}", settings.SRE4AI_LOGIN_MAX_FAILURES_PER_IP),
+    ]
+
+
+@transaction.atomic
+def login_failure_record(*, username: str, ip: str, now: datetime) -> None:
+    """Count a failed sign-in; a counter that reaches its limit within the lockout period locks its key."""
+    period = timedelta(seconds=settings.SRE4AI_LOGIN_LOCKOUT_SECONDS)
+    for key, limit in login_throttle_keys(username=username, ip=ip):
+        row, _ = LoginThrottle.objects.select_for_update().get_or_create(key=key, defaults={"window_start": now})
+        if now - row.window_start > period:
+            row.failures, row.window_start = 0, now
+        row.failures += 1
+        if row.failures >= limit:
+            row.failures, row.window_start, row.locked_until = 0, now, now + period
+        row.save()
+
+
+def login_success_record(*, username: str) -> None:
+    """A correct password clears the account's count (not the address's: one good login must not reset a spray)."""
+    LoginThrottle.objects.filter(key=_user_throttle_key(username)).delete()

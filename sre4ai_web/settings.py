@@ -131,6 +131,12 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# Sign-in throttling (accounts.forms.ThrottledLoginMixin): this many failed sign-ins for one username, or from one
+# client address, within the lockout period lock that username or address for the period.
+SRE4AI_LOGIN_MAX_FAILURES = int(os.environ.get("SRE4AI_LOGIN_MAX_FAILURES", "5"))
+SRE4AI_LOGIN_MAX_FAILURES_PER_IP = int(os.environ.get("SRE4AI_LOGIN_MAX_FAILURES_PER_IP", "20"))
+SRE4AI_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("SRE4AI_LOGIN_LOCKOUT_SECONDS", "900"))
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ProjectKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.authentication.HasProjectKey"],

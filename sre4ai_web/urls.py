@@ -4,6 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
+from accounts.forms import AdminLoginForm, LoginForm
 from evals import api as eval_api
 from evals import views as eval_views
 from evals.canary import api as canary_api
@@ -14,9 +15,16 @@ from slos import views as slo_views
 from traces import api as trace_api
 from traces import views as trace_views
 
+# The admin's sign-in is throttled like the login page's.
+admin.site.login_form = AdminLoginForm
+
 urlpatterns = [
     path("", account_views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="accounts/login.html", authentication_form=LoginForm),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("p/<slug:slug>/", rollup_views.overview_view, name="overview"),
     # Service names are free text (slashes included), so they travel in the query string.

@@ -116,3 +116,11 @@ class LoginThrottle(models.Model):
     failures = models.PositiveIntegerField(default=0)
     window_start = models.DateTimeField()
     locked_until = models.DateTimeField(null=True, blank=True)
+
+
+class SessionGeneration(models.Model):
+    """Bumped by "log out everywhere": a session stamped with an older generation is signed out on its next
+    request (sre4ai_web.middleware.SessionGenerationMiddleware). No row means generation 0."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True)
+    generation = models.PositiveIntegerField(default=0)

@@ -9,7 +9,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Max, QuerySet
 from django.http import Http404
 
-from accounts.models import ApiKey, LoginThrottle, Membership, Project, ProjectSecret
+from accounts.models import ApiKey, LoginThrottle, Membership, Project, ProjectSecret, SessionGeneration
 from accounts.services import hash_secret, login_throttle_keys
 from accounts.vault import unseal
 
@@ -89,3 +89,7 @@ def login_lockout_seconds(*, username: str, ip: str, now: datetime) -> int:
     keys = [key for key, _ in login_throttle_keys(username=username, ip=ip)]
     until = LoginThrottle.objects.filter(key__in=keys, locked_until__gt=now).aggregate(m=Max("locked_until"))["m"]
     return 0 if until is None else math.ceil((until - now).total_seconds())
+
+
+def session_generation(*, user_id: int) -> int:
+    return SessionGeneration.objects.filter(user_id=user_id).values_list("generation", flat=True).first() or 0

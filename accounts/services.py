@@ -12,7 +12,17 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import DEFAULT_SCOPES, ApiKey, LoginThrottle, Membership, Project, ProjectSecret, Role, Scope
+from accounts.models import (
+    DEFAULT_SCOPES,
+    ApiKey,
+    LoginThrottle,
+    Membership,
+    Project,
+    ProjectSecret,
+    Role,
+    Scope,
+    SessionGeneration,
+)
 from accounts.vault import seal
 
 SECRET_PREFIX = "sk-sre-"  # noqa: S105 (a prefix, not a secret)
@@ -120,3 +130,12 @@ def login_failure_record(*, username: str, ip: str, now: datetime) -> None:
 def login_success_record(*, username: str) -> None:
     """A correct password clears the account's count (not the address's: one good login must not reset a spray)."""
     LoginThrottle.objects.filter(key=_user_throttle_key(username)).delete()
+
+
+def user_sessions_revoke(*, user: User) -> int:
+    """Sign the user out of every session: the new generation no existing session carries."""
+    with transaction.atomic():
+        row, _ = SessionGeneration.objects.select_for_update().get_or_create(user=user)
+        row.generation += 1
+        row.save(update_fields=["generation"])
+    return row.generation

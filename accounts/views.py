@@ -1,7 +1,7 @@
 """Project settings pages: members, API keys and secrets. Only admins change them; every member can look."""
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
@@ -17,6 +17,7 @@ from accounts.services import (
     membership_set,
     project_secret_delete,
     project_secret_set,
+    user_sessions_revoke,
 )
 
 NEW_KEY_SESSION_KEY = "new_api_key"
@@ -112,3 +113,14 @@ def project_secrets_view(request: HttpRequest, slug: str) -> HttpResponse:
         {"project": project, "is_admin": is_admin, "secrets": project_secrets(project=project), "form": form},
         status=400 if form.is_bound else 200,
     )
+
+
+@login_required
+@require_POST
+def logout_everywhere(request: HttpRequest) -> HttpResponse:
+    """Ends every session of the user (other browsers, a forgotten laptop), this one included."""
+    assert isinstance(request.user, User)  # login_required
+    user_sessions_revoke(user=request.user)
+    logout(request)
+    messages.success(request, "You are signed out of every session, on every device.")
+    return redirect("login")

@@ -26,6 +26,7 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/everywhere/", account_views.logout_everywhere, name="logout_everywhere"),
     path("p/<slug:slug>/", rollup_views.overview_view, name="overview"),
     # Service names are free text (slashes included), so they travel in the query string.
     path("p/<slug:slug>/service/", rollup_views.service_view, name="service_detail"),

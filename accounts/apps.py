@@ -11,6 +11,8 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
 
+        import sre4ai_web.checks  # noqa: F401  (registers the deployment checks)
+
         user_logged_in.connect(_stamp_session_generation, dispatch_uid="sre4ai_session_generation")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 import plotly
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SRE4AI_VAR_DIR", BASE_DIR / "var"))
@@ -22,11 +23,19 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and env_bool("SRE4AI_REQUIRE_SECRET_KEY", False):
-        raise RuntimeError("Set DJANGO_SECRET_KEY: production settings refuse to start without it.")
-    SECRET_KEY = "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production"  # noqa: S105
+# Behind TLS (SRE4AI_HTTPS=1) or with SRE4AI_REQUIRE_SECRET_KEY=1 the deployment counts as production.
+HTTPS = env_bool("SRE4AI_HTTPS", False)
+PRODUCTION = not DEBUG and (HTTPS or env_bool("SRE4AI_REQUIRE_SECRET_KEY", False))
+# Only for a laptop: sessions, CSRF tokens and the project secrets' encryption key derive from SECRET_KEY, and
+# everyone can read this one in the repository.
+DEV_SECRET_KEY = "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production"  # noqa: S105
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "") or DEV_SECRET_KEY
+if PRODUCTION and (SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50):
+    raise ImproperlyConfigured(
+        "Set DJANGO_SECRET_KEY to a random value of 50 characters or more (e.g. python -c \"import secrets; "
+        "print(secrets.token_urlsafe(50))\"): production settings (SRE4AI_HTTPS or SRE4AI_REQUIRE_SECRET_KEY) refuse "
+        "to start without one, and never with the repository's development key."
+    )
 ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -120,7 +129,6 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 # Security headers; HTTPS-only cookies are switched on where TLS terminates (SRE4AI_HTTPS=1).
-HTTPS = env_bool("SRE4AI_HTTPS", False)
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_SSL_REDIRECT = HTTPS

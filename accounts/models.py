@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
 
 SLUG_VALIDATOR = RegexValidator(
     r"^[a-z0-9][a-z0-9-]{0,62}$",
@@ -124,3 +125,20 @@ class SessionGeneration(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True)
     generation = models.PositiveIntegerField(default=0)
+
+
+class AuditEvent(models.Model):
+    """Who changed what, and when: written by the services that make the change, in the same transaction; shown to
+    a project's admins. Append-only: no code updates or deletes a row, and on PostgreSQL a trigger refuses it
+    (migration 0007). Project and actor are kept as plain values, so the record outlives them."""
+
+    project = models.ForeignKey(Project, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.CharField(max_length=200)  # "alice", "API key pk-sre-…", "system"
+    action = models.CharField(max_length=50)  # "api_key.create", "slo.delete", ...
+    target = models.CharField(max_length=300)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        # The audit page: one project's events, newest first.
+        indexes = [models.Index(fields=["project", "-at"], name="audit_project_at")]

@@ -9,7 +9,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Max, QuerySet
 from django.http import Http404
 
-from accounts.models import ApiKey, LoginThrottle, Membership, Project, ProjectSecret, SessionGeneration
+from accounts.models import ApiKey, AuditEvent, LoginThrottle, Membership, Project, ProjectSecret, SessionGeneration
 from accounts.services import hash_secret, login_throttle_keys
 from accounts.vault import unseal
 
@@ -93,3 +93,8 @@ def login_lockout_seconds(*, username: str, ip: str, now: datetime) -> int:
 
 def session_generation(*, user_id: int) -> int:
     return SessionGeneration.objects.filter(user_id=user_id).values_list("generation", flat=True).first() or 0
+
+
+def audit_events(*, project: Project) -> QuerySet[AuditEvent]:
+    """The project's audit log, newest first (index audit_project_at)."""
+    return AuditEvent.objects.filter(project=project).order_by("-at", "-pk")

@@ -5,6 +5,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -15,6 +16,7 @@ from django.utils import timezone
 from accounts.models import (
     DEFAULT_SCOPES,
     ApiKey,
+    AuditEvent,
     LoginThrottle,
     Membership,
     Project,
@@ -31,6 +33,25 @@ PUBLIC_PREFIX = "pk-sre-"
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# Who made a change: a signed-in user, a project key (API), or None for the system (manage.py, automation).
+Actor = User | ApiKey | None
+
+
+def actor_label(actor: Actor) -> str:
+    if isinstance(actor, ApiKey):
+        return f"API key {actor.public_key}"
+    return actor.get_username() if actor is not None else "system"
+
+
+def audit_record(
+    *, project: Project | None, actor: Actor, action: str, target: str, details: dict[str, Any] | None = None
+) -> AuditEvent:
+    """Append one event to the audit log; called by the service that makes the change, inside its transaction."""
+    return AuditEvent.objects.create(
+        project=project, actor=actor_label(actor)[:200], action=action, target=target[:300], details=details or {}
+    )
 
 
 @dataclass(frozen=True)
@@ -56,11 +77,18 @@ def project_create(*, slug: str, name: str = "", owner: User | None = None) -> P
     return project
 
 
-def membership_set(*, project: Project, user: User, role: str) -> Membership:
+@transaction.atomic
+def membership_set(*, project: Project, user: User, role: str, actor: Actor = None) -> Membership:
+    previous = Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
     membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    if previous != role:
+        action = "member.add" if previous is None else "member.role_change"
+        audit_record(project=project, actor=actor, action=action, target=user.get_username(),
+                     details={"role": role, **({"previous_role": previous} if previous else {})})  # fmt: skip
     return membership
 
 
+@transaction.atomic
 def api_key_issue(
     *, project: Project, name: str = "", created_by: User | None = None, scopes: Sequence[str] = DEFAULT_SCOPES
 ) -> IssuedKey:
@@ -78,26 +106,35 @@ def api_key_issue(
         created_by=created_by,
         scopes=[s for s in Scope.values if s in scopes],
     )
+    audit_record(project=project, actor=created_by, action="api_key.create", target=api_key.public_key,
+                 details={"name": name, "scopes": api_key.scopes})  # fmt: skip
     return IssuedKey(api_key=api_key, secret_key=secret)
 
 
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: Actor = None) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        audit_record(project=api_key.project, actor=actor, action="api_key.revoke", target=api_key.public_key)
     return api_key
 
 
+@transaction.atomic
 def project_secret_set(*, project: Project, name: str, value: str, user: User | None) -> ProjectSecret:
-    """Create or replace the project's secret ``name``; only its sealed form is stored."""
+    """Create or replace the project's secret ``name``; only its sealed form is stored (the audit has no value)."""
     secret, _ = ProjectSecret.objects.update_or_create(
         project=project, name=name, defaults={"sealed": seal(value), "updated_by": user}
     )
+    audit_record(project=project, actor=user, action="secret.set", target=name)
     return secret
 
 
-def project_secret_delete(*, project: Project, name: str) -> bool:
+@transaction.atomic
+def project_secret_delete(*, project: Project, name: str, actor: Actor = None) -> bool:
     deleted, _ = ProjectSecret.objects.filter(project=project, name=name).delete()
+    if deleted:
+        audit_record(project=project, actor=actor, action="secret.delete", target=name)
     return deleted > 0
 
 

@@ -4,13 +4,21 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.forms import ApiKeyCreateForm, MemberAddForm, SecretSetForm
 from accounts.models import ApiKey, Role
-from accounts.selectors import api_keys_for_project, members_of, membership_for, project_secrets, projects_for_user
+from accounts.selectors import (
+    api_keys_for_project,
+    audit_events,
+    members_of,
+    membership_for,
+    project_secrets,
+    projects_for_user,
+)
 from accounts.services import (
     api_key_issue,
     api_key_revoke,
@@ -55,7 +63,7 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
             return redirect("project_settings", slug=slug)
         elif "add_member" in request.POST and member_form.is_valid():
             user = get_user_model().objects.get(username=member_form.cleaned_data["username"])
-            membership_set(project=project, user=user, role=member_form.cleaned_data["role"])
+            membership_set(project=project, user=user, role=member_form.cleaned_data["role"], actor=request.user)
             messages.success(request, f"{user.get_username()} is now {member_form.cleaned_data['role']}.")
             return redirect("project_settings", slug=slug)
     return render(
@@ -81,7 +89,8 @@ def api_key_revoke_view(request: HttpRequest, slug: str, key_id: int) -> HttpRes
     if not membership.allows(Role.ADMIN):
         return HttpResponseForbidden("Only project admins can revoke keys.")
     api_key = get_object_or_404(ApiKey, pk=key_id, project=membership.project)
-    api_key_revoke(api_key=api_key)
+    assert isinstance(request.user, User)  # login_required
+    api_key_revoke(api_key=api_key, actor=request.user)
     messages.success(request, f"Key {api_key.public_key} revoked: requests with it now get 403.")
     return redirect("project_settings", slug=slug)
 
@@ -99,7 +108,7 @@ def project_secrets_view(request: HttpRequest, slug: str) -> HttpResponse:
         assert isinstance(request.user, User)  # login_required
         if "delete_secret" in request.POST:
             name = request.POST["delete_secret"]
-            if project_secret_delete(project=project, name=name):
+            if project_secret_delete(project=project, name=name, actor=request.user):
                 messages.success(request, f"Secret {name} deleted: calls that use it now fail until it is set again.")
             return redirect("project_secrets", slug=slug)
         if form.is_valid():
@@ -124,3 +133,16 @@ def logout_everywhere(request: HttpRequest) -> HttpResponse:
     logout(request)
     messages.success(request, "You are signed out of every session, on every device.")
     return redirect("login")
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+@login_required
+def audit_log_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Who changed what in the project, newest first; admins only (the log names members and keys)."""
+    membership = membership_for(user=request.user, slug=slug)
+    if not membership.allows(Role.ADMIN):
+        return HttpResponseForbidden("Only project admins can read the audit log.")
+    page = Paginator(audit_events(project=membership.project), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "accounts/audit.html", {"project": membership.project, "page": page})

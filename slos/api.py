@@ -156,7 +156,8 @@ class SlosEndpoint(APIView):
             return form
         if not form.is_valid():
             return _errors(form)
-        slo = services.slo_save(project=project, values=form.model_values(), channels=form.cleaned_data["channels"])
+        slo = services.slo_save(project=project, values=form.model_values(), channels=form.cleaned_data["channels"],
+                                actor=request.auth)  # fmt: skip
         return Response(slo_json(_summary(slo)), status=201)
 
 
@@ -192,7 +193,11 @@ class SloDetailEndpoint(APIView):
         if not form.is_valid():
             return _errors(form)
         slo = services.slo_save(
-            project=slo.project, values=form.model_values(), channels=form.cleaned_data["channels"], instance=slo
+            project=slo.project,
+            values=form.model_values(),
+            channels=form.cleaned_data["channels"],
+            instance=slo,
+            actor=request.auth,
         )
         return Response(slo_json(_summary(slo)))
 
@@ -206,7 +211,7 @@ class SloDetailEndpoint(APIView):
         if isinstance(slo, Response):
             return slo
         try:
-            services.slo_delete(slo=slo)
+            services.slo_delete(slo=slo, actor=request.auth)
         except services.IncidentStateError as exc:
             return Response({"error": str(exc)}, status=409)
         return Response(status=204)

@@ -32,8 +32,8 @@ DEV_SECRET_KEY = "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production"  # noqa:
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "") or DEV_SECRET_KEY
 if PRODUCTION and (SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50):
     raise ImproperlyConfigured(
-        "Set DJANGO_SECRET_KEY to a random value of 50 characters or more (e.g. python -c \"import secrets; "
-        "print(secrets.token_urlsafe(50))\"): production settings (SRE4AI_HTTPS or SRE4AI_REQUIRE_SECRET_KEY) refuse "
+        'Set DJANGO_SECRET_KEY to a random value of 50 characters or more (e.g. python -c "import secrets; '
+        'print(secrets.token_urlsafe(50))"): production settings (SRE4AI_HTTPS or SRE4AI_REQUIRE_SECRET_KEY) refuse '
         "to start without one, and never with the repository's development key."
     )
 ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h]

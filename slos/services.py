@@ -46,7 +46,7 @@ from slos.models import (
     SliMinute,
 )
 from slos.sli import SliDefinition, Verdicts
-from slos.transports import REGISTRY
+from slos.transports import REGISTRY, seal_secrets, unseal_secrets
 from slos.transports.base import AlertMessage, DeliveryError
 from sre4ai_web.lib.sql import EpochMinute
 from traces.models import Trace
@@ -625,7 +625,7 @@ def _deliver(delivery: Delivery, now: datetime) -> None:
         return
     transport = transport_class()
     try:
-        config = transport.Config.model_validate(channel.config)
+        config = transport.Config.model_validate(unseal_secrets(channel.kind, channel.config))
     except ValueError as exc:
         _delivery_failed(delivery, now, f"Invalid channel configuration: {exc}", 0.0, retryable=False)
         return
@@ -690,7 +690,7 @@ def channel_save(
     actor: Actor = None,
 ) -> Channel:
     channel = instance or Channel(project=project)
-    channel.name, channel.kind, channel.config = name, kind, dict(config)
+    channel.name, channel.kind, channel.config = name, kind, seal_secrets(kind, config)
     channel.failing_since, channel.last_error = None, ""
     channel.save()
     # The config holds secrets (token URLs, HMAC keys): the audit names the channel, never the config.
@@ -725,7 +725,7 @@ def channel_delete(*, channel: Channel, actor: Actor = None) -> None:
 def channel_test(*, channel: Channel, user: User, now: datetime | None = None) -> Delivery:
     """Queue a test message on the channel: the dispatcher (on its own queue) sends it once, and the attempt shows
     in the channel's delivery log like any other. Raises ValueError when the channel's configuration is invalid."""
-    REGISTRY[channel.kind].Config.model_validate(channel.config)
+    REGISTRY[channel.kind].Config.model_validate(unseal_secrets(channel.kind, channel.config))
     delivery = Delivery.objects.create(channel=channel, requested_by=user, next_attempt_at=now or timezone.now())
     from slos.tasks import dispatch  # tasks import this module
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 
@@ -34,3 +35,17 @@ class SessionSecurityMiddleware:
             elif (now := int(time.time())) - request.session.get(LAST_SEEN_KEY, 0) >= REFRESH_SECONDS:
                 request.session[LAST_SEEN_KEY] = now  # saved with a new expiry date and cookie
         return self.get_response(request)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Sends settings.SRE4AI_CSP on every response that has none: scripts only from this origin (no inline script,
+    no eval), so text that slips through escaping still cannot run."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+        self.policy = "; ".join(f"{name} {value}" for name, value in settings.SRE4AI_CSP.items())
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", self.policy)
+        return response

@@ -13,6 +13,9 @@ class Project(models.Model):
     slug = models.CharField(max_length=63, unique=True, validators=[SLUG_VALIDATOR])
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
+    # E-mail addresses, phone, card and IBAN numbers and secrets in span texts are replaced by markers before they
+    # are stored (traces.ingest.redact). Off by default: the evaluators then see the real text.
+    redact_pii = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["slug"]

@@ -176,3 +176,14 @@ def user_sessions_revoke(*, user: User) -> int:
         row.generation += 1
         row.save(update_fields=["generation"])
     return row.generation
+
+
+@transaction.atomic
+def project_redaction_set(*, project: Project, enabled: bool, actor: Actor = None) -> Project:
+    """Turn PII redaction at ingest on or off; spans stored before keep their text as it was."""
+    if project.redact_pii != enabled:
+        project.redact_pii = enabled
+        project.save(update_fields=["redact_pii"])
+        audit_record(project=project, actor=actor, action="project.redact_pii", target=project.slug,
+                     details={"enabled": enabled})  # fmt: skip
+    return project

@@ -23,6 +23,7 @@ from accounts.services import (
     api_key_issue,
     api_key_revoke,
     membership_set,
+    project_redaction_set,
     project_secret_delete,
     project_secret_set,
     user_sessions_revoke,
@@ -60,6 +61,12 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
                 "public_key": issued.api_key.public_key,
                 "secret_key": issued.secret_key,
             }
+            return redirect("project_settings", slug=slug)
+        elif "set_redaction" in request.POST:
+            enabled = request.POST.get("redact_pii") == "1"
+            project_redaction_set(project=project, enabled=enabled, actor=request.user)
+            messages.success(request, "PII redaction at ingest is " + ("on: spans from now on are stored redacted."
+                             if enabled else "off: spans from now on are stored as sent."))  # fmt: skip
             return redirect("project_settings", slug=slug)
         elif "add_member" in request.POST and member_form.is_valid():
             user = get_user_model().objects.get(username=member_form.cleaned_data["username"])

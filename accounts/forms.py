@@ -2,6 +2,7 @@ import math
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
@@ -48,8 +49,10 @@ class SecretSetForm(forms.Form):
 
 
 def client_address(request: HttpRequest) -> str:
-    # REMOTE_ADDR, not X-Forwarded-For (a client sets that header); behind a proxy, have it set REMOTE_ADDR.
-    return request.META.get("REMOTE_ADDR", "")
+    """The connecting address, or, behind a reverse proxy, the last entry of the header the operator named (what
+    their own proxy appended: anything before it the client could have written)."""
+    forwarded = request.headers.get(settings.SRE4AI_CLIENT_IP_HEADER, "") if settings.SRE4AI_CLIENT_IP_HEADER else ""
+    return forwarded.split(",")[-1].strip() or request.META.get("REMOTE_ADDR", "")
 
 
 def lockout_message(seconds: int) -> str:

@@ -165,6 +165,9 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SRE4AI_LOGIN_MAX_FAILURES = int(os.environ.get("SRE4AI_LOGIN_MAX_FAILURES", "5"))
 SRE4AI_LOGIN_MAX_FAILURES_PER_IP = int(os.environ.get("SRE4AI_LOGIN_MAX_FAILURES_PER_IP", "20"))
 SRE4AI_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("SRE4AI_LOGIN_LOCKOUT_SECONDS", "900"))
+# Behind a reverse proxy every request comes from the proxy's address: name the header it sets with the client's
+# (e.g. X-Forwarded-For; its last entry is used), or one address's lockout would lock everyone.
+SRE4AI_CLIENT_IP_HEADER = os.environ.get("SRE4AI_CLIENT_IP_HEADER", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ProjectKeyAuthentication"],

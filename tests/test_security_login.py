@@ -61,3 +61,17 @@ def test_failures_spread_over_more_than_the_period_do_not_lock(client: Client, t
     LoginThrottle.objects.filter(key="user:alice").update(window_start=timezone.now() - timedelta(hours=1))
     _login(client, "alice", "wrong")
     assert _login(client, "alice", PASSWORD).status_code == 302
+
+
+@pytest.mark.django_db
+def test_behind_a_proxy_the_named_header_tells_clients_apart(client: Client, tenant: Tenant, settings: Any) -> None:
+    settings.SRE4AI_CLIENT_IP_HEADER = "X-Forwarded-For"
+    settings.SRE4AI_LOGIN_MAX_FAILURES_PER_IP = 3
+    for n in range(3):  # the client forges a first entry; the proxy appends the real address
+        client.post("/login/", {"username": f"u{n}", "password": "x"}, REMOTE_ADDR="10.0.0.1",
+                    headers={"X-Forwarded-For": f"1.2.3.{n}, 198.51.100.66"})  # fmt: skip
+    assert LoginThrottle.objects.filter(key="ip:198.51.100.66", locked_until__isnull=False).exists()
+    # Another client behind the same proxy still signs in.
+    ok = client.post("/login/", {"username": "alice", "password": PASSWORD}, REMOTE_ADDR="10.0.0.1",
+                     headers={"X-Forwarded-For": "198.51.100.77"})  # fmt: skip
+    assert ok.status_code == 302

@@ -67,7 +67,7 @@ class ThrottledLoginMixin:
     """Refuses sign-in while the username or the client address is locked out, and counts failures. Mixed into
     the login page's form and the admin's, so neither door can be used to guess passwords."""
 
-    request: HttpRequest
+    request: Any  # AuthenticationForm's
     cleaned_data: dict[str, Any]
     user_cache: Any
 

@@ -53,8 +53,8 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         if not is_admin:
             return HttpResponseForbidden("Only project admins can change keys and members.")
+        assert isinstance(request.user, User)  # login_required
         if "create_key" in request.POST and key_form.is_valid():
-            assert isinstance(request.user, User)  # login_required
             issued = api_key_issue(project=project, name=key_form.cleaned_data["name"], created_by=request.user,
                                    scopes=key_form.cleaned_data["scopes"])  # fmt: skip
             request.session[NEW_KEY_SESSION_KEY] = {

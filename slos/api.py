@@ -122,10 +122,14 @@ def _errors(form: SloForm) -> Response:
     return Response({"errors": {**errors, **form.rule_errors}}, status=400)
 
 
-def _project(request: Request) -> Project:
+def _key(request: Request) -> ApiKey:
     api_key = request.auth
     assert isinstance(api_key, ApiKey)
-    return api_key.project
+    return api_key
+
+
+def _project(request: Request) -> Project:
+    return _key(request).project
 
 
 def _summary(slo: SLO) -> selectors.SloSummary:
@@ -157,7 +161,7 @@ class SlosEndpoint(APIView):
         if not form.is_valid():
             return _errors(form)
         slo = services.slo_save(project=project, values=form.model_values(), channels=form.cleaned_data["channels"],
-                                actor=request.auth)  # fmt: skip
+                                actor=_key(request))  # fmt: skip
         return Response(slo_json(_summary(slo)), status=201)
 
 
@@ -197,7 +201,7 @@ class SloDetailEndpoint(APIView):
             values=form.model_values(),
             channels=form.cleaned_data["channels"],
             instance=slo,
-            actor=request.auth,
+            actor=_key(request),
         )
         return Response(slo_json(_summary(slo)))
 
@@ -211,7 +215,7 @@ class SloDetailEndpoint(APIView):
         if isinstance(slo, Response):
             return slo
         try:
-            services.slo_delete(slo=slo, actor=request.auth)
+            services.slo_delete(slo=slo, actor=_key(request))
         except services.IncidentStateError as exc:
             return Response({"error": str(exc)}, status=409)
         return Response(status=204)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Dialog, Page, expect
 
 from evals.services import traces_score
 from rollups.services import dirty_process
@@ -90,7 +90,12 @@ def test_every_page_works_under_the_policy(page: tuple[Page, list[str]], live_se
     # A confirmation (formerly an inline onsubmit) still asks, and cancelling keeps the key.
     tab.goto(f"{live_server.url}/p/acme/settings/")
     asked: list[str] = []
-    tab.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+
+    def dismiss(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    tab.once("dialog", dismiss)
     tab.locator("section.keys tbody tr").first.get_by_role("button", name="Revoke").click()
     assert asked == ["Revoke this key? Apps using it will get 403."]
     expect(tab.locator("section.keys tbody tr").first).to_contain_text("active")

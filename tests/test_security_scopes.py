@@ -125,3 +125,11 @@ def test_migration_keeps_existing_keys_working_as_before() -> None:
     executor.migrate(executor.loader.graph.leaf_nodes())
     assert ApiKey.objects.get(public_key="pk-app").scopes == ["ingest", "read"]
     assert ApiKey.objects.get(public_key="pk-ops").scopes == ["ingest", "read", "manage"]
+
+
+@pytest.mark.django_db
+def test_a_method_an_endpoint_lacks_is_405_not_403(client: Client, tenant: Tenant) -> None:
+    assert (
+        client.patch("/api/v1/traces", "{}", content_type="application/json", headers=tenant.bearer).status_code == 405
+    )
+    assert client.delete("/api/v1/scores", headers=tenant.bearer).status_code == 405

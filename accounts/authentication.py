@@ -81,9 +81,9 @@ def authenticate_project_key(request: HttpRequest, *, scope: str) -> ApiKey:
 def _scope_needed(request: Request, view: object) -> str:
     """The scope the view declares for this method (``key_scopes = {"GET": Scope.READ, ...}``). A view or method
     without one is closed to keys: forgetting the declaration fails shut."""
-    method = "GET" if request.method in ("HEAD", "OPTIONS") else request.method
+    method = "GET" if request.method in ("HEAD", "OPTIONS") else str(request.method)
     if not hasattr(view, method.lower()):
-        raise exceptions.MethodNotAllowed(request.method)
+        raise exceptions.MethodNotAllowed(method)
     scope = getattr(view, "key_scopes", {}).get(method)
     if scope is None:
         raise exceptions.PermissionDenied(f"{request.method} on this endpoint is not open to API keys.")

@@ -16,7 +16,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, Scope
 from accounts.selectors import api_key_by_secret
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -50,8 +50,15 @@ def _credentials(header: str) -> tuple[str | None, str]:
     )
 
 
-def authenticate_project_key(request: HttpRequest) -> ApiKey:
-    """Return the active key named by the request, or raise ProjectKeyError with 401/403."""
+def missing_scope_message(scope: str) -> str:
+    return (
+        f"This API key lacks the '{scope}' scope ({Scope(scope).label}). Create a key with it under "
+        f"Settings → API keys, or: manage.py create_api_key SLUG --scope {scope}."
+    )
+
+
+def authenticate_project_key(request: HttpRequest, *, scope: str) -> ApiKey:
+    """Return the active key named by the request if it has ``scope``, or raise ProjectKeyError with 401/403."""
     header = request.headers.get("Authorization", "")
     if not header:
         raise ProjectKeyError(
@@ -63,18 +70,34 @@ def authenticate_project_key(request: HttpRequest) -> ApiKey:
         raise ProjectKeyError(401, "Unknown API key: check the secret key (and public key) you configured.")
     if api_key.revoked_at is not None:
         raise ProjectKeyError(403, "This API key was revoked: create a new one under Project → API keys.")
+    if not api_key.allows(scope):
+        raise ProjectKeyError(403, missing_scope_message(scope))
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     return api_key
 
 
+def _scope_needed(request: Request, view: object) -> str:
+    """The scope the view declares for this method (``key_scopes = {"GET": Scope.READ, ...}``). A view or method
+    without one is closed to keys: forgetting the declaration fails shut."""
+    method = "GET" if request.method in ("HEAD", "OPTIONS") else str(request.method)
+    if not hasattr(view, method.lower()):
+        raise exceptions.MethodNotAllowed(method)
+    scope = getattr(view, "key_scopes", {}).get(method)
+    if scope is None:
+        raise exceptions.PermissionDenied(f"{request.method} on this endpoint is not open to API keys.")
+    return str(scope)
+
+
 class ProjectKeyAuthentication(BaseAuthentication):
-    """DRF authentication: ``request.auth`` is the ApiKey, ``request.user`` stays None."""
+    """DRF authentication: ``request.auth`` is the ApiKey, ``request.user`` stays None. The scope comes from the
+    view's ``key_scopes``: a key without it gets a 403 that names the missing scope."""
 
     def authenticate(self, request: Request) -> tuple[None, ApiKey]:
+        view = request.parser_context.get("view") if request.parser_context else None
         try:
-            return None, authenticate_project_key(request._request)
+            return None, authenticate_project_key(request._request, scope=_scope_needed(request, view))
         except ProjectKeyError as exc:
             if exc.status == 403:
                 raise exceptions.PermissionDenied(exc.message) from exc

@@ -1,12 +1,28 @@
-from django import forms
-from django.contrib.auth import get_user_model
+import math
+from typing import Any
 
-from accounts.models import SECRET_NAME_VALIDATOR, Role
+from django import forms
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.models import DEFAULT_SCOPES, SECRET_NAME_VALIDATOR, Role, Scope
+from accounts.selectors import login_lockout_seconds
+from accounts.services import login_failure_record, login_success_record
 
 
 class ApiKeyCreateForm(forms.Form):
     name = forms.CharField(max_length=100, required=False, help_text="What uses this key, e.g. 'support-bot prod'.")
-    can_manage = forms.BooleanField(required=False, label="May define SLOs through the API (not for app keys)")
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        initial=DEFAULT_SCOPES,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Pick at least one scope (an app that sends traces needs only ingest)."},
+        help_text="Apps that send traces need only ingest: a leaked app key then cannot read prompts and answers.",
+    )
 
 
 class MemberAddForm(forms.Form):
@@ -30,3 +46,51 @@ class SecretSetForm(forms.Form):
     )
     # Never rendered back, not even after a form error.
     value = forms.CharField(max_length=10_000, strip=False, widget=forms.PasswordInput(render_value=False))
+
+
+def client_address(request: HttpRequest) -> str:
+    """The connecting address, or, behind a reverse proxy, the last entry of the header the operator named (what
+    their own proxy appended: anything before it the client could have written)."""
+    forwarded = request.headers.get(settings.SRE4AI_CLIENT_IP_HEADER, "") if settings.SRE4AI_CLIENT_IP_HEADER else ""
+    return forwarded.split(",")[-1].strip() or request.META.get("REMOTE_ADDR", "")
+
+
+def lockout_message(seconds: int) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return (
+        f"Too many failed sign-ins for this account or from this address: try again in {minutes} "
+        f"minute{'s' if minutes != 1 else ''}."
+    )
+
+
+class ThrottledLoginMixin:
+    """Refuses sign-in while the username or the client address is locked out, and counts failures. Mixed into
+    the login page's form and the admin's, so neither door can be used to guess passwords."""
+
+    request: Any  # AuthenticationForm's
+    cleaned_data: dict[str, Any]
+    user_cache: Any
+
+    def clean(self) -> dict[str, Any]:
+        username, ip, now = self.cleaned_data.get("username") or "", client_address(self.request), timezone.now()
+        if wait := login_lockout_seconds(username=username, ip=ip, now=now):
+            raise forms.ValidationError(lockout_message(wait), code="locked")
+        try:
+            cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
+        except forms.ValidationError:
+            if self.user_cache is None:  # a wrong password, not an inactive or non-staff account
+                login_failure_record(username=username, ip=ip, now=now)
+                if wait := login_lockout_seconds(username=username, ip=ip, now=now):
+                    raise forms.ValidationError(lockout_message(wait), code="locked") from None
+            raise
+        if self.user_cache is not None:
+            login_success_record(username=username)
+        return cleaned
+
+
+class LoginForm(ThrottledLoginMixin, AuthenticationForm):
+    pass
+
+
+class AdminLoginForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    pass

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
 
 SLUG_VALIDATOR = RegexValidator(
     r"^[a-z0-9][a-z0-9-]{0,62}$",
@@ -12,6 +13,9 @@ class Project(models.Model):
     slug = models.CharField(max_length=63, unique=True, validators=[SLUG_VALIDATOR])
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
+    # E-mail addresses, phone, card and IBAN numbers and secrets in span texts are replaced by markers before they
+    # are stored (traces.ingest.redact). Off by default: the evaluators then see the real text.
+    redact_pii = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["slug"]
@@ -44,6 +48,22 @@ class Membership(models.Model):
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(needed)]
 
 
+class Scope(models.TextChoices):
+    """What an API key may do. A new app key gets only INGEST: the key an app embeds can write, not read back
+    prompts and answers, and cannot silence alerting."""
+
+    INGEST = "ingest", "ingest: send traces, logs and scores"
+    READ = "read", "read: trace API, canary, SLO reads and /metrics"
+    MANAGE = "manage", "manage: define, change and delete SLOs through the API"
+
+
+DEFAULT_SCOPES = [Scope.INGEST.value]
+
+
+def default_scopes() -> list[str]:
+    return list(DEFAULT_SCOPES)
+
+
 class ApiKey(models.Model):
     """A project key pair. Only a hash of the secret is stored; the secret is shown once."""
 
@@ -57,9 +77,8 @@ class ApiKey(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    # May change SLOs through the API. Off for the keys apps embed to send traces: a leaked ingest key must not
-    # be able to silence alerting.
-    can_manage = models.BooleanField(default=False)
+    # Scope values (a list, so SQLite for `make run` stores it too); checked on every API endpoint.
+    scopes = models.JSONField(default=default_scopes)
 
     class Meta:
         ordering = ["-created_at"]
@@ -67,6 +86,9 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes
 
 
 SECRET_NAME_VALIDATOR = RegexValidator(
@@ -88,3 +110,38 @@ class ProjectSecret(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["project", "name"], name="project_secret_unique_name")]
+
+
+class LoginThrottle(models.Model):
+    """Failed sign-ins counted per username and per client address (``key`` = "user:alice" / "ip:10.0.0.1");
+    at the limit the key is locked for a while. In the database so every web process sees the same count."""
+
+    key = models.CharField(max_length=200, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_start = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+
+class SessionGeneration(models.Model):
+    """Bumped by "log out everywhere": a session stamped with an older generation is signed out on its next
+    request (sre4ai_web.middleware.SessionGenerationMiddleware). No row means generation 0."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True)
+    generation = models.PositiveIntegerField(default=0)
+
+
+class AuditEvent(models.Model):
+    """Who changed what, and when: written by the services that make the change, in the same transaction; shown to
+    a project's admins. Append-only: no code updates or deletes a row, and on PostgreSQL a trigger refuses it
+    (migration 0007). Project and actor are kept as plain values, so the record outlives them."""
+
+    project = models.ForeignKey(Project, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.CharField(max_length=200)  # "alice", "API key pk-sre-…", "system"
+    action = models.CharField(max_length=50)  # "api_key.create", "slo.delete", ...
+    target = models.CharField(max_length=300)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        # The audit page: one project's events, newest first.
+        indexes = [models.Index(fields=["project", "-at"], name="audit_project_at")]

@@ -1,14 +1,16 @@
 """Reads for projects, members and keys; every project read is scoped to the user's memberships."""
 
+import math
 import os
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 from django.http import Http404
 
-from accounts.models import ApiKey, Membership, Project, ProjectSecret
-from accounts.services import hash_secret
+from accounts.models import ApiKey, AuditEvent, LoginThrottle, Membership, Project, ProjectSecret, SessionGeneration
+from accounts.services import hash_secret, login_throttle_keys
 from accounts.vault import unseal
 
 
@@ -80,3 +82,19 @@ def secret_value(*, project_id: int, name: str) -> str:
             f"no project secret named {name}: an admin sets it in Settings → Secrets (the server's environment "
             "variables are used only when the operator allows them in SRE4AI_OUTBOUND_ENV_ALLOW)"
         ) from None
+
+
+def login_lockout_seconds(*, username: str, ip: str, now: datetime) -> int:
+    """Seconds until this username and address may try again (0: not locked)."""
+    keys = [key for key, _ in login_throttle_keys(username=username, ip=ip)]
+    until = LoginThrottle.objects.filter(key__in=keys, locked_until__gt=now).aggregate(m=Max("locked_until"))["m"]
+    return 0 if until is None else math.ceil((until - now).total_seconds())
+
+
+def session_generation(*, user_id: int) -> int:
+    return SessionGeneration.objects.filter(user_id=user_id).values_list("generation", flat=True).first() or 0
+
+
+def audit_events(*, project: Project) -> QuerySet[AuditEvent]:
+    """The project's audit log, newest first (index audit_project_at)."""
+    return AuditEvent.objects.filter(project=project).order_by("-at", "-pk")

@@ -1,22 +1,32 @@
 """Project settings pages: members, API keys and secrets. Only admins change them; every member can look."""
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.forms import ApiKeyCreateForm, MemberAddForm, SecretSetForm
 from accounts.models import ApiKey, Role
-from accounts.selectors import api_keys_for_project, members_of, membership_for, project_secrets, projects_for_user
+from accounts.selectors import (
+    api_keys_for_project,
+    audit_events,
+    members_of,
+    membership_for,
+    project_secrets,
+    projects_for_user,
+)
 from accounts.services import (
     api_key_issue,
     api_key_revoke,
     membership_set,
+    project_redaction_set,
     project_secret_delete,
     project_secret_set,
+    user_sessions_revoke,
 )
 from traces.ingest.gate import ingest_quota
 
@@ -44,18 +54,24 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         if not is_admin:
             return HttpResponseForbidden("Only project admins can change keys and members.")
+        assert isinstance(request.user, User)  # login_required
         if "create_key" in request.POST and key_form.is_valid():
-            assert isinstance(request.user, User)  # login_required
             issued = api_key_issue(project=project, name=key_form.cleaned_data["name"], created_by=request.user,
-                                   can_manage=key_form.cleaned_data["can_manage"])  # fmt: skip
+                                   scopes=key_form.cleaned_data["scopes"])  # fmt: skip
             request.session[NEW_KEY_SESSION_KEY] = {
                 "public_key": issued.api_key.public_key,
                 "secret_key": issued.secret_key,
             }
             return redirect("project_settings", slug=slug)
+        elif "set_redaction" in request.POST:
+            enabled = request.POST.get("redact_pii") == "1"
+            project_redaction_set(project=project, enabled=enabled, actor=request.user)
+            messages.success(request, "PII redaction at ingest is " + ("on: spans from now on are stored redacted."
+                             if enabled else "off: spans from now on are stored as sent."))  # fmt: skip
+            return redirect("project_settings", slug=slug)
         elif "add_member" in request.POST and member_form.is_valid():
             user = get_user_model().objects.get(username=member_form.cleaned_data["username"])
-            membership_set(project=project, user=user, role=member_form.cleaned_data["role"])
+            membership_set(project=project, user=user, role=member_form.cleaned_data["role"], actor=request.user)
             messages.success(request, f"{user.get_username()} is now {member_form.cleaned_data['role']}.")
             return redirect("project_settings", slug=slug)
     return render(
@@ -82,7 +98,8 @@ def api_key_revoke_view(request: HttpRequest, slug: str, key_id: int) -> HttpRes
     if not membership.allows(Role.ADMIN):
         return HttpResponseForbidden("Only project admins can revoke keys.")
     api_key = get_object_or_404(ApiKey, pk=key_id, project=membership.project)
-    api_key_revoke(api_key=api_key)
+    assert isinstance(request.user, User)  # login_required
+    api_key_revoke(api_key=api_key, actor=request.user)
     messages.success(request, f"Key {api_key.public_key} revoked: requests with it now get 403.")
     return redirect("project_settings", slug=slug)
 
@@ -100,7 +117,7 @@ def project_secrets_view(request: HttpRequest, slug: str) -> HttpResponse:
         assert isinstance(request.user, User)  # login_required
         if "delete_secret" in request.POST:
             name = request.POST["delete_secret"]
-            if project_secret_delete(project=project, name=name):
+            if project_secret_delete(project=project, name=name, actor=request.user):
                 messages.success(request, f"Secret {name} deleted: calls that use it now fail until it is set again.")
             return redirect("project_secrets", slug=slug)
         if form.is_valid():
@@ -114,3 +131,27 @@ def project_secrets_view(request: HttpRequest, slug: str) -> HttpResponse:
         {"project": project, "is_admin": is_admin, "secrets": project_secrets(project=project), "form": form},
         status=400 if form.is_bound else 200,
     )
+
+
+@login_required
+@require_POST
+def logout_everywhere(request: HttpRequest) -> HttpResponse:
+    """Ends every session of the user (other browsers, a forgotten laptop), this one included."""
+    assert isinstance(request.user, User)  # login_required
+    user_sessions_revoke(user=request.user)
+    logout(request)
+    messages.success(request, "You are signed out of every session, on every device.")
+    return redirect("login")
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+@login_required
+def audit_log_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Who changed what in the project, newest first; admins only (the log names members and keys)."""
+    membership = membership_for(user=request.user, slug=slug)
+    if not membership.allows(Role.ADMIN):
+        return HttpResponseForbidden("Only project admins can read the audit log.")
+    page = Paginator(audit_events(project=membership.project), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "accounts/audit.html", {"project": membership.project, "page": page})

@@ -94,7 +94,7 @@ def main() -> None:
     project = project_create(slug="bench")
     user = user_create(username="bench", password=secrets.token_urlsafe())  # force_login below: never typed
     membership_set(project=project, user=user, role="admin")
-    secret = api_key_issue(project=project, name="bench").secret_key
+    secret = api_key_issue(project=project, name="bench", scopes=["ingest", "read"]).secret_key
     started = time.monotonic()
     seed(project, args.traces)
     with connection.cursor() as cursor:

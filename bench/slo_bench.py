@@ -738,7 +738,7 @@ def main() -> None:
         parking = project_create(slug="parking")
         user = user_create(username="bench", password=os.urandom(16).hex())  # force_login below: never typed
         membership_set(project=project, user=user, role="admin")
-        secret = api_key_issue(project=project, name="bench").secret_key
+        secret = api_key_issue(project=project, name="bench", scopes=["ingest", "read"]).secret_key
         t0 = floor_minute(timezone.now())
         now = t0 + timedelta(seconds=10)  # the tick judges minute t0 - 1, the last minute with traces
 

@@ -516,7 +516,7 @@ def main() -> int:
         username=USERNAME, password=secrets.token_urlsafe(16)
     )
     project = Project.objects.filter(slug=SLUG).first() or project_create(slug=SLUG, name="List bench", owner=user)
-    secret = api_key_issue(project=project, name="bench").secret_key
+    secret = api_key_issue(project=project, name="bench", scopes=["ingest", "read"]).secret_key
     client = Client()
     client.force_login(user)
 

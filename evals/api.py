@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, Scope
 from evals.models import SCORE_VALUE_LIMIT, Score, ScoreSource, score_value_in_range
 from evals.services import ExternalScore, score_record
 from traces.models import Span, Trace
@@ -83,6 +83,8 @@ def _target(request: Request, trace_id: str, span_id: str | None) -> tuple[Trace
 
 
 class ScoresEndpoint(APIView):
+    key_scopes = {"POST": Scope.INGEST}
+
     @extend_schema(operation_id="scores_create", summary="Attach a score to a trace or span", request=ScoreIn,
                    responses={201: ScoreOut, 400: dict, 404: dict})  # fmt: skip
     def post(self, request: Request) -> Response:
@@ -110,6 +112,8 @@ class ScoresEndpoint(APIView):
 
 
 class LangfuseScoresEndpoint(APIView):
+    key_scopes = {"POST": Scope.INGEST}
+
     @extend_schema(operation_id="langfuse_scores_create", summary="Langfuse-compatible score ingestion",
                    request=LangfuseScoreIn,
                    responses={200: inline_serializer("LangfuseScoreOut", {"id": serializers.CharField()})})  # fmt: skip

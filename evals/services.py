@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Project
+from accounts.services import Actor, audit_record
 from evals.datasets import ItemData
 from evals.evaluators.base import EvalItem, EvalResult, Evaluator, EvaluatorError
 from evals.evaluators.registry import REGISTRY
@@ -240,12 +241,18 @@ def evaluator_config_set(
         evaluator=evaluator,
         defaults={"enabled": enabled, "params": params, "sampling_rate": sampling_rate, "updated_by": user},
     )
+    audit_record(project=project, actor=user, action="evaluator.set", target=f"{evaluator} @ {service or 'project'}",
+                 details={"enabled": enabled, "params": params, "sampling_rate": sampling_rate})  # fmt: skip
     return config
 
 
-def evaluator_config_reset(*, project: Project, service: str, evaluator: str) -> None:
+@transaction.atomic
+def evaluator_config_reset(*, project: Project, service: str, evaluator: str, actor: Actor = None) -> None:
     """Back to inheriting (the project's setting for a service; the registry default for the project)."""
-    EvaluatorConfig.objects.filter(project=project, service=service, evaluator=evaluator).delete()
+    if EvaluatorConfig.objects.filter(project=project, service=service, evaluator=evaluator).delete()[0]:
+        audit_record(
+            project=project, actor=actor, action="evaluator.reset", target=f"{evaluator} @ {service or 'project'}"
+        )
 
 
 # --- rescoring jobs --------------------------------------------------------------------------------
@@ -353,17 +360,23 @@ class InUseError(Exception):
     """A delete refused because other rows still need the row (a dataset that probes ask)."""
 
 
-def dataset_delete(*, dataset: Dataset) -> None:
+@transaction.atomic
+def dataset_delete(*, dataset: Dataset, actor: Actor = None) -> None:
     names = list(dataset.probes.values_list("name", flat=True))
     if names:
         raise InUseError(
             f"Probes still ask this dataset ({', '.join(names)}): delete them or point them elsewhere first."
         )
+    audit_record(
+        project=dataset.project, actor=actor, action="dataset.delete", target=f"{dataset.name} (#{dataset.pk})"
+    )
     dataset.delete()
 
 
-def probe_delete(*, probe: Probe) -> None:
+@transaction.atomic
+def probe_delete(*, probe: Probe, actor: Actor = None) -> None:
     """The probe and its run history; its traces and scores stay (they are the service's history)."""
+    audit_record(project=probe.project, actor=actor, action="probe.delete", target=f"{probe.name} (#{probe.pk})")
     probe.delete()
 
 

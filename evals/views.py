@@ -89,7 +89,8 @@ def evaluator_settings(request: HttpRequest, slug: str) -> HttpResponse:
             return HttpResponseForbidden("Only editors and admins can change evaluator settings.")
         form = EvaluatorConfigForm(request.POST)
         if "reset" in request.POST and request.POST.get("evaluator"):
-            evaluator_config_reset(project=project, service=service, evaluator=request.POST["evaluator"])
+            evaluator_config_reset(project=project, service=service, evaluator=request.POST["evaluator"],
+                                   actor=_user(request))  # fmt: skip
             messages.success(request, f"{request.POST['evaluator']} now inherits its setting.")
             return redirect(f"{reverse('evaluator_settings', args=[slug])}?service={service}")
         if form.is_valid():
@@ -278,7 +279,7 @@ def dataset_view(request: HttpRequest, slug: str, dataset_id: int) -> HttpRespon
                 return redirect(here)
         if action == "delete_dataset":
             try:
-                dataset_delete(dataset=dataset)
+                dataset_delete(dataset=dataset, actor=_user(request))
             except InUseError as exc:
                 messages.error(request, str(exc))
                 return redirect(here)
@@ -412,7 +413,7 @@ def probe_view(request: HttpRequest, slug: str, probe_id: int) -> HttpResponse:
             messages.success(request, f"Run {run.pk} cancelled after {run.done} of {run.total} items.")
             return redirect(f"{here}?run={run.pk}")
         if action == "delete_probe":
-            probe_delete(probe=probe)
+            probe_delete(probe=probe, actor=_user(request))
             messages.success(request, f"Probe “{probe.name}” deleted; its traces stay in the trace list.")
             return redirect("probes", slug)
         if editing and form.is_valid():

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ProjectKeyError, authenticate_project_key
-from accounts.models import ApiKey, Project
+from accounts.models import ApiKey, Project, Scope
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
 from slos import burn, selectors, services
 from slos.forms import SloForm
@@ -122,23 +122,14 @@ def _errors(form: SloForm) -> Response:
     return Response({"errors": {**errors, **form.rule_errors}}, status=400)
 
 
-MANAGE_ONLY = (
-    "This key can send data and read, not change SLOs: create a key with 'May define SLOs through the API' "
-    "(Settings & keys, or manage.py create_api_key SLUG --manage)."
-)
-
-
-def _managing_project(request: Request) -> Project | Response:
-    """The key's project when the key may change SLOs; a 403 saying how to get such a key otherwise."""
+def _key(request: Request) -> ApiKey:
     api_key = request.auth
     assert isinstance(api_key, ApiKey)
-    return api_key.project if api_key.can_manage else Response({"error": MANAGE_ONLY}, status=403)
+    return api_key
 
 
 def _project(request: Request) -> Project:
-    api_key = request.auth
-    assert isinstance(api_key, ApiKey)
-    return api_key.project
+    return _key(request).project
 
 
 def _summary(slo: SLO) -> selectors.SloSummary:
@@ -146,6 +137,8 @@ def _summary(slo: SLO) -> selectors.SloSummary:
 
 
 class SlosEndpoint(APIView):
+    key_scopes = {"GET": Scope.READ, "POST": Scope.MANAGE}
+
     @extend_schema(
         operation_id="slos_list", summary="SLOs of the key's project, worst budget first", responses={200: dict}
     )
@@ -161,19 +154,20 @@ class SlosEndpoint(APIView):
         responses={201: dict, 400: _ERRORS, 403: dict},
     )
     def post(self, request: Request) -> Response:
-        project = _managing_project(request)
-        if isinstance(project, Response):
-            return project
+        project = _project(request)
         form = _form(project, request.data, None)
         if isinstance(form, Response):
             return form
         if not form.is_valid():
             return _errors(form)
-        slo = services.slo_save(project=project, values=form.model_values(), channels=form.cleaned_data["channels"])
+        slo = services.slo_save(project=project, values=form.model_values(), channels=form.cleaned_data["channels"],
+                                actor=_key(request))  # fmt: skip
         return Response(slo_json(_summary(slo)), status=201)
 
 
 class SloDetailEndpoint(APIView):
+    key_scopes = {"GET": Scope.READ, "PUT": Scope.MANAGE, "DELETE": Scope.MANAGE}
+
     def _slo(self, request: Request, slo_id: int) -> SLO | Response:
         slo = SLO.objects.filter(project=_project(request), pk=slo_id).select_related("project", "owner").first()
         return slo or Response({"error": f"No SLO {slo_id} in this project."}, status=404)
@@ -197,15 +191,17 @@ class SloDetailEndpoint(APIView):
         slo = self._slo(request, slo_id)
         if isinstance(slo, Response):
             return slo
-        if isinstance(denied := _managing_project(request), Response):
-            return denied
         form = _form(slo.project, request.data, slo)
         if isinstance(form, Response):
             return form
         if not form.is_valid():
             return _errors(form)
         slo = services.slo_save(
-            project=slo.project, values=form.model_values(), channels=form.cleaned_data["channels"], instance=slo
+            project=slo.project,
+            values=form.model_values(),
+            channels=form.cleaned_data["channels"],
+            instance=slo,
+            actor=_key(request),
         )
         return Response(slo_json(_summary(slo)))
 
@@ -218,10 +214,8 @@ class SloDetailEndpoint(APIView):
         slo = self._slo(request, slo_id)
         if isinstance(slo, Response):
             return slo
-        if isinstance(denied := _managing_project(request), Response):
-            return denied
         try:
-            services.slo_delete(slo=slo)
+            services.slo_delete(slo=slo, actor=_key(request))
         except services.IncidentStateError as exc:
             return Response({"error": str(exc)}, status=409)
         return Response(status=204)
@@ -339,7 +333,7 @@ class ProjectCollector(Collector):
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus scrape endpoint: `Authorization: Bearer <project secret key>` (bearer_token in scrape_config)."""
     try:
-        api_key = authenticate_project_key(request)
+        api_key = authenticate_project_key(request, scope=Scope.READ)
     except ProjectKeyError as exc:
         response = HttpResponse(exc.message + "\n", status=exc.status, content_type="text/plain; charset=utf-8")
         if exc.status == 401:

@@ -20,6 +20,7 @@ from slos import burn
 from slos.models import SLO, Channel, Comparator, SliKind
 from slos.services import policy_json, rule_key
 from slos.transports import REGISTRY as TRANSPORTS
+from slos.transports import unseal_secrets
 from traces.selectors import trace_facets
 
 MAX_RULES = 10
@@ -284,7 +285,14 @@ class ChannelForm(forms.Form):
                 return data
             if self.instance is not None and self.instance.kind == kind:
                 # Secrets are never shown back, so an edit that leaves one out keeps the stored value.
-                kept = {f: self.instance.config[f] for f in TRANSPORTS[kind].secret_fields if f in self.instance.config}
+                try:
+                    stored = unseal_secrets(kind, self.instance.config)
+                except ValueError:
+                    self.add_error(
+                        "config", "The stored secret cannot be decrypted (SECRET_KEY changed): enter it again."
+                    )
+                    return data
+                kept = {f: stored[f] for f in TRANSPORTS[kind].secret_fields if f in stored}
                 config = {**kept, **{k: v for k, v in config.items() if not (k in kept and v in ("", None))}}
             try:
                 data["config"] = TRANSPORTS[kind].Config.model_validate(config).model_dump(mode="json")

@@ -27,6 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Project
+from accounts.services import Actor, audit_record
 from rollups.services import HOUR, TRACE_FIELDS, floor_hour, floor_minute, trace_verdicts
 from slos import burn
 from slos.burn import AlertRule
@@ -45,7 +46,7 @@ from slos.models import (
     SliMinute,
 )
 from slos.sli import SliDefinition, Verdicts
-from slos.transports import REGISTRY
+from slos.transports import REGISTRY, seal_secrets, unseal_secrets
 from slos.transports.base import AlertMessage, DeliveryError
 from sre4ai_web.lib.sql import EpochMinute
 from traces.models import Trace
@@ -109,19 +110,27 @@ _DEFINITION_FIELDS = (
 
 @transaction.atomic
 def slo_save(
-    *, project: Project, values: Mapping[str, Any], channels: Iterable[Channel], instance: SLO | None = None
+    *,
+    project: Project,
+    values: Mapping[str, Any],
+    channels: Iterable[Channel],
+    instance: SLO | None = None,
+    actor: Actor = None,
 ) -> SLO:
     """Create or update an SLO from validated values (forms.SloForm.cleaned values). A change to what counts as
     an event recomputes the SLI history (in the background); rules removed from the policy lose their state."""
     # The stored row, locked: the form's copy may be stale (history_ready_at moves in the background).
     slo = SLO.objects.select_for_update().get(pk=instance.pk) if instance else SLO(project=project)
     redefined = instance is None or any(getattr(slo, f) != values[f] for f in _DEFINITION_FIELDS)
+    changed = sorted(f for f, value in values.items() if instance is None or getattr(slo, f) != value)
     for field, value in values.items():
         setattr(slo, field, value)
     if redefined:
         slo.history_ready_at = None
     slo.save()
     slo.channels.set(list(channels))
+    audit_record(project=slo.project, actor=actor, action="slo.create" if instance is None else "slo.update",
+                 target=f"{slo.name} (#{slo.pk})", details={"fields": changed})  # fmt: skip
     keys = {rule_key(rule) for rule in policy_rules(slo.policy)}
     RuleState.objects.filter(slo=slo).exclude(rule_key__in=keys).delete()
     if redefined:
@@ -133,7 +142,7 @@ def slo_save(
 
 
 @transaction.atomic
-def slo_delete(*, slo: SLO) -> None:
+def slo_delete(*, slo: SLO, actor: Actor = None) -> None:
     """Refused while an incident is unresolved: deleting would drop its pending notifications, and PagerDuty
     would keep an alert nobody can resolve from here."""
     open_incident = _open_incident(slo)
@@ -142,6 +151,7 @@ def slo_delete(*, slo: SLO) -> None:
             f"Incident #{open_incident.pk} of this SLO is still {open_incident.status}: resolve it first, "
             "so that its channels hear the resolution."
         )
+    audit_record(project=slo.project, actor=actor, action="slo.delete", target=f"{slo.name} (#{slo.pk})")
     slo.delete()
 
 
@@ -615,7 +625,7 @@ def _deliver(delivery: Delivery, now: datetime) -> None:
         return
     transport = transport_class()
     try:
-        config = transport.Config.model_validate(channel.config)
+        config = transport.Config.model_validate(unseal_secrets(channel.kind, channel.config))
     except ValueError as exc:
         _delivery_failed(delivery, now, f"Invalid channel configuration: {exc}", 0.0, retryable=False)
         return
@@ -669,13 +679,23 @@ def _delivery_failed(delivery: Delivery, now: datetime, error: str, elapsed: flo
 # --------------------------------------------------------------------------------------------------
 
 
+@transaction.atomic
 def channel_save(
-    *, project: Project, name: str, kind: str, config: Mapping[str, Any], instance: Channel | None = None
+    *,
+    project: Project,
+    name: str,
+    kind: str,
+    config: Mapping[str, Any],
+    instance: Channel | None = None,
+    actor: Actor = None,
 ) -> Channel:
     channel = instance or Channel(project=project)
-    channel.name, channel.kind, channel.config = name, kind, dict(config)
+    channel.name, channel.kind, channel.config = name, kind, seal_secrets(kind, config)
     channel.failing_since, channel.last_error = None, ""
     channel.save()
+    # The config holds secrets (token URLs, HMAC keys): the audit names the channel, never the config.
+    audit_record(project=project, actor=actor, action="channel.create" if instance is None else "channel.update",
+                 target=f"{channel.name} (#{channel.pk})", details={"kind": kind})  # fmt: skip
     return channel
 
 
@@ -684,7 +704,7 @@ class ChannelBusyError(Exception):
 
 
 @transaction.atomic
-def channel_delete(*, channel: Channel) -> None:
+def channel_delete(*, channel: Channel, actor: Actor = None) -> None:
     """Refused while a dispatcher is sending on this channel: it holds that delivery's row lock and records the
     attempt when the send ends, which a delete underneath would leave pointing at nothing. Holding the pending
     deliveries' locks meanwhile keeps dispatchers (SKIP LOCKED) from starting a new send."""
@@ -696,13 +716,16 @@ def channel_delete(*, channel: Channel) -> None:
             f"A notification is being sent on “{channel.name}” right now: try again once it is done (at most "
             f"{settings.SLO_DELIVERY_TIMEOUT_SECONDS:g} s)."
         ) from None
+    audit_record(
+        project=channel.project, actor=actor, action="channel.delete", target=f"{channel.name} (#{channel.pk})"
+    )
     channel.delete()
 
 
 def channel_test(*, channel: Channel, user: User, now: datetime | None = None) -> Delivery:
     """Queue a test message on the channel: the dispatcher (on its own queue) sends it once, and the attempt shows
     in the channel's delivery log like any other. Raises ValueError when the channel's configuration is invalid."""
-    REGISTRY[channel.kind].Config.model_validate(channel.config)
+    REGISTRY[channel.kind].Config.model_validate(unseal_secrets(channel.kind, channel.config))
     delivery = Delivery.objects.create(channel=channel, requested_by=user, next_attempt_at=now or timezone.now())
     from slos.tasks import dispatch  # tasks import this module
 

@@ -68,7 +68,11 @@ def slo_form(request: HttpRequest, slug: str, slo_id: int | None = None) -> Http
         form = SloForm(request.POST, project=project, instance=instance, rules=rules_from_post(request.POST))
         if form.is_valid():
             slo = services.slo_save(
-                project=project, values=form.model_values(), channels=form.cleaned_data["channels"], instance=instance
+                project=project,
+                values=form.model_values(),
+                channels=form.cleaned_data["channels"],
+                instance=instance,
+                actor=_user(request),
             )
             messages.success(request, f"SLO “{slo.name}” saved. Its history is being computed.")
             return redirect("slo_detail", slug, slo.pk)
@@ -136,7 +140,7 @@ def slo_delete(request: HttpRequest, slug: str, slo_id: int) -> HttpResponse:
         return denied
     slo = get_object_or_404(SLO, project=membership.project, pk=slo_id)
     try:
-        services.slo_delete(slo=slo)
+        services.slo_delete(slo=slo, actor=_user(request))
     except services.IncidentStateError as exc:
         messages.error(request, str(exc))
         return redirect("slo_detail", slug, slo.pk)
@@ -245,7 +249,8 @@ def channel_list(request: HttpRequest, slug: str) -> HttpResponse:
         form = ChannelForm(request.POST, project=project)
         if form.is_valid():
             data = form.cleaned_data
-            services.channel_save(project=project, name=data["name"], kind=data["kind"], config=data["config"])
+            services.channel_save(project=project, name=data["name"], kind=data["kind"], config=data["config"],
+                                  actor=_user(request))  # fmt: skip
             messages.success(request, f"Channel “{data['name']}” added.")
             return redirect("channel_list", slug)
         status = 400
@@ -289,7 +294,7 @@ def channel_delete(request: HttpRequest, slug: str, channel_id: int) -> HttpResp
         return denied
     channel = get_object_or_404(Channel, project=membership.project, pk=channel_id)
     try:
-        services.channel_delete(channel=channel)
+        services.channel_delete(channel=channel, actor=_user(request))
     except services.ChannelBusyError as exc:
         return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
     messages.success(request, f"Channel “{channel.name}” deleted.")
@@ -311,7 +316,7 @@ def channel_edit(request: HttpRequest, slug: str, channel_id: int) -> HttpRespon
         if form.is_valid():
             data = form.cleaned_data
             services.channel_save(project=project, name=data["name"], kind=data["kind"], config=data["config"],
-                                  instance=channel)  # fmt: skip
+                                  instance=channel, actor=_user(request))  # fmt: skip
             messages.success(request, f"Channel “{data['name']}” saved.")
             return redirect("channel_list", slug)
     context = {"project": project, "form": form, "channel": channel, "secret_fields": sorted(_secret_fields(channel))}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 import plotly
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SRE4AI_VAR_DIR", BASE_DIR / "var"))
@@ -22,11 +23,19 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and env_bool("SRE4AI_REQUIRE_SECRET_KEY", False):
-        raise RuntimeError("Set DJANGO_SECRET_KEY: production settings refuse to start without it.")
-    SECRET_KEY = "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production"  # noqa: S105
+# Behind TLS (SRE4AI_HTTPS=1) or with SRE4AI_REQUIRE_SECRET_KEY=1 the deployment counts as production.
+HTTPS = env_bool("SRE4AI_HTTPS", False)
+PRODUCTION = not DEBUG and (HTTPS or env_bool("SRE4AI_REQUIRE_SECRET_KEY", False))
+# Only for a laptop: sessions, CSRF tokens and the project secrets' encryption key derive from SECRET_KEY, and
+# everyone can read this one in the repository.
+DEV_SECRET_KEY = "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production"  # noqa: S105
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "") or DEV_SECRET_KEY
+if PRODUCTION and (SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50):
+    raise ImproperlyConfigured(
+        'Set DJANGO_SECRET_KEY to a random value of 50 characters or more (e.g. python -c "import secrets; '
+        'print(secrets.token_urlsafe(50))"): production settings (SRE4AI_HTTPS or SRE4AI_REQUIRE_SECRET_KEY) refuse '
+        "to start without one, and never with the repository's development key."
+    )
 ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -51,11 +60,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "sre4ai_web.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "sre4ai_web.middleware.SessionSecurityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -119,7 +130,6 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 # Security headers; HTTPS-only cookies are switched on where TLS terminates (SRE4AI_HTTPS=1).
-HTTPS = env_bool("SRE4AI_HTTPS", False)
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_SSL_REDIRECT = HTTPS
@@ -130,6 +140,34 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy of every response (sre4ai_web.middleware): every script is a file under /static/, so no
+# inline script or eval is allowed. Inline styles are: Plotly sets them on the charts it draws.
+SRE4AI_CSP = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self' 'unsafe-inline'",
+    "img-src": "'self' data: blob:",
+    "font-src": "'self' data:",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+# Sessions end after this long without a request (sliding; sre4ai_web.middleware), 8 hours by default.
+SESSION_COOKIE_AGE = int(os.environ.get("SRE4AI_SESSION_IDLE_SECONDS", str(8 * 3600)))
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# Sign-in throttling (accounts.forms.ThrottledLoginMixin): this many failed sign-ins for one username, or from one
+# client address, within the lockout period lock that username or address for the period.
+SRE4AI_LOGIN_MAX_FAILURES = int(os.environ.get("SRE4AI_LOGIN_MAX_FAILURES", "5"))
+SRE4AI_LOGIN_MAX_FAILURES_PER_IP = int(os.environ.get("SRE4AI_LOGIN_MAX_FAILURES_PER_IP", "20"))
+SRE4AI_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("SRE4AI_LOGIN_LOCKOUT_SECONDS", "900"))
+# Behind a reverse proxy every request comes from the proxy's address: name the header it sets with the client's
+# (e.g. X-Forwarded-For; its last entry is used), or one address's lockout would lock everyone.
+SRE4AI_CLIENT_IP_HEADER = os.environ.get("SRE4AI_CLIENT_IP_HEADER", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ProjectKeyAuthentication"],

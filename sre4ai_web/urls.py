@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import views as account_views
+from accounts.forms import AdminLoginForm, LoginForm
 from evals import api as eval_api
 from evals import views as eval_views
 from evals.canary import api as canary_api
@@ -14,10 +15,18 @@ from slos import views as slo_views
 from traces import api as trace_api
 from traces import views as trace_views
 
+# The admin's sign-in is throttled like the login page's.
+admin.site.login_form = AdminLoginForm
+
 urlpatterns = [
     path("", account_views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="accounts/login.html", authentication_form=LoginForm),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/everywhere/", account_views.logout_everywhere, name="logout_everywhere"),
     path("p/<slug:slug>/", rollup_views.overview_view, name="overview"),
     # Service names are free text (slashes included), so they travel in the query string.
     path("p/<slug:slug>/service/", rollup_views.service_view, name="service_detail"),
@@ -71,6 +80,7 @@ urlpatterns = [
     path("p/<slug:slug>/settings/", account_views.project_settings, name="project_settings"),
     path("p/<slug:slug>/settings/keys/<int:key_id>/revoke/", account_views.api_key_revoke_view, name="api_key_revoke"),
     path("p/<slug:slug>/settings/secrets/", account_views.project_secrets_view, name="project_secrets"),
+    path("p/<slug:slug>/settings/audit/", account_views.audit_log_view, name="audit_log"),
     # OTLP/HTTP; the Langfuse SDK sends to /api/public/otel/v1/traces.
     path("v1/traces", trace_api.otlp_traces, name="otlp_traces"),
     path("v1/logs", trace_api.otlp_logs, name="otlp_logs"),
@@ -89,7 +99,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
+        # The split view serves Swagger's start-up script as a file: the Content-Security-Policy forbids inline ones.
+        SpectacularSwaggerSplitView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
         name="api_docs",
     ),
     path("admin/", admin.site.urls),

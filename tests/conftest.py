@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from accounts.models import ApiKey, Project, Role
+from accounts.models import ApiKey, Project, Role, Scope
 from accounts.services import api_key_issue, membership_set, project_create, user_create
 from sre4ai_web.celery import app as celery_app
 
@@ -107,7 +107,8 @@ def make_tenant(slug: str, username: str, role: str = Role.ADMIN) -> Tenant:
     user = User.objects.filter(username=username).first() or user_create(username=username, password=PASSWORD)
     project = project_create(slug=slug)
     membership_set(project=project, user=user, role=role)
-    issued = api_key_issue(project=project, name="test")
+    # Ingest and read, like keys made before scopes existed: most tests send traces and read them back.
+    issued = api_key_issue(project=project, name="test", scopes=[Scope.INGEST, Scope.READ])
     return Tenant(user=user, project=project, api_key=issued.api_key, secret=issued.secret_key)
 
 

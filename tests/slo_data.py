@@ -9,7 +9,7 @@ from typing import Any
 
 from django.test import Client
 
-from accounts.models import Project
+from accounts.models import Project, Scope
 from accounts.services import api_key_issue
 from evals.services import ExternalScore, score_record
 from rollups.services import dirty_process
@@ -73,8 +73,10 @@ def ingest(tenant: Tenant, traces: list[dict[str, Any]]) -> list[Trace]:
 
 
 def manager(tenant: Tenant) -> dict[str, str]:
-    """Headers with a key that may change SLOs (app keys may not)."""
-    return {"Authorization": f"Bearer {api_key_issue(project=tenant.project, name='ops', can_manage=True).secret_key}"}
+    """Headers with a key of every scope, manage included (app keys only ingest)."""
+    return {
+        "Authorization": f"Bearer {api_key_issue(project=tenant.project, name='ops', scopes=list(Scope.values)).secret_key}"
+    }
 
 
 def score(trace: Trace, name: str, *, passed: bool | None, value: float | None = None) -> None:

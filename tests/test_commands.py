@@ -36,9 +36,9 @@ def test_create_user_project_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(keys) == {"public_key", "secret_key"}
     stored = ApiKey.objects.get(public_key=keys["public_key"])
     assert stored.secret_hash == hash_secret(keys["secret_key"]) and stored.project.slug == "shop"
-    assert not stored.can_manage  # app keys cannot change SLOs
-    call_command("create_api_key", "shop", "--json", "--manage", stdout=(out := StringIO()))
-    assert ApiKey.objects.get(public_key=json.loads(out.getvalue())["public_key"]).can_manage
+    assert stored.scopes == ["ingest"]  # app keys can only write
+    call_command("create_api_key", "shop", "--json", "--scope", "read", "--scope", "manage", stdout=(out := StringIO()))
+    assert ApiKey.objects.get(public_key=json.loads(out.getvalue())["public_key"]).scopes == ["read", "manage"]
 
 
 @pytest.mark.django_db

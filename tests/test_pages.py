@@ -58,7 +58,7 @@ def test_home_redirects_to_first_project(client: Client, tenant: Tenant) -> None
 @pytest.mark.django_db
 def test_admin_creates_key_shown_once_and_stored_hashed(client: Client, tenant: Tenant) -> None:
     login(client, tenant)
-    response = client.post("/p/acme/settings/", {"create_key": "1", "key-name": "prod bot"})
+    response = client.post("/p/acme/settings/", {"create_key": "1", "key-name": "prod bot", "key-scopes": ["ingest"]})
     assert response.status_code == 302  # post/redirect/get: a reload cannot mint a second key
     page = client.get(response["Location"]).content.decode()
     match = re.search(r'id="new-secret-key">(sk-sre-[^<]+)<', page)

@@ -18,7 +18,7 @@ from django.test import Client
 from slos import services
 from slos.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus, Incident
 from slos.services import deliveries_dispatch, slos_evaluate
-from slos.transports import REGISTRY
+from slos.transports import REGISTRY, unseal_secrets
 from slos.transports.webhook import Webhook, verify_signature
 from tests.conftest import PASSWORD, Tenant
 from tests.receiver import Receiver, raw_server
@@ -201,7 +201,8 @@ def test_channels_are_edited_without_showing_secrets_and_tested_from_the_page(
                         {"name": "hook", "kind": "webhook", "config": f'{{"url": "{receiver.url}/new"}}'})  # fmt: skip
     assert saved.status_code == 302
     channel.refresh_from_db()
-    assert channel.config["url"] == receiver.url + "/new" and channel.config["secret"] == SECRET  # kept
+    assert channel.config["url"] == receiver.url + "/new" and SECRET not in str(channel.config)  # sealed at rest
+    assert unseal_secrets("webhook", channel.config)["secret"] == SECRET  # kept
     # Send test only queues the message (no web thread waits on the receiver); the dispatcher sends it.
     page = client.post(f"/p/acme/channels/{channel.pk}/test/", follow=True).content.decode()
     assert "Test queued for “hook”" in page and "Test asked for by alice" in page

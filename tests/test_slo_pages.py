@@ -137,10 +137,10 @@ def test_rest_api_creates_reads_updates_and_deletes(seeded: Tenant, other_tenant
     assert updated.status_code == 200 and updated.json()["objective"] == "0.99"
     assert app_key.get(f"/api/v1/slos/{slo['id']}").status_code == 200
     refused = app_key.delete(f"/api/v1/slos/{slo['id']}")
-    assert refused.status_code == 403 and "--manage" in refused.json()["error"]
+    assert refused.status_code == 403 and "--scope manage" in refused.json()["error"]
     assert app_key.put(f"/api/v1/slos/{slo['id']}", "{}", content_type="application/json").status_code == 403
     # Another project's key cannot see or change it.
-    other = Client(headers=other_tenant.bearer)
+    other = Client(headers=manager(other_tenant))
     assert other.get(f"/api/v1/slos/{slo['id']}").status_code == 404
     assert other.delete(f"/api/v1/slos/{slo['id']}").status_code == 404
     assert Client().get("/api/v1/slos").status_code == 401

@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ProjectKeyError, authenticate_project_key
-from accounts.models import ApiKey, Project
+from accounts.models import ApiKey, Project, Scope
 from evals.models import Score
 from evals.selectors import scores_for_trace
 from traces.forms import TraceFilterForm
@@ -47,7 +47,7 @@ def _otlp_endpoint(handle: Callable[[ApiKey, bytes, str, IngestLimits], HttpResp
         fmt = "json"
         try:
             fmt = otlp.wire_format(request.headers.get("Content-Type", ""))
-            api_key = authenticate_project_key(request)
+            api_key = authenticate_project_key(request, scope=Scope.INGEST)
             rate_check(api_key)
             limits = IngestLimits.from_settings()
             with ingest_slot():
@@ -329,6 +329,8 @@ FILTER_PARAMETERS = [
 
 
 class TracesEndpoint(APIView):
+    key_scopes = {"POST": Scope.INGEST, "GET": Scope.READ}
+
     @extend_schema(
         operation_id="traces_ingest",
         summary="Ingest a batch of traces with nested spans",
@@ -405,6 +407,8 @@ class TracesEndpoint(APIView):
 
 
 class TraceDetailEndpoint(APIView):
+    key_scopes = {"GET": Scope.READ}
+
     @extend_schema(operation_id="traces_retrieve", summary="A trace with all its spans", responses={200: TraceOut})
     def get(self, request: Request, trace_id: str) -> Response:
         trace = trace_detail(project=_project(request), trace_id=trace_id)

@@ -40,6 +40,7 @@ from traces.ingest.normalize import (
     preview_text,
 )
 from traces.ingest.otlp import LogEvent
+from traces.ingest.redact import redact_json, redact_records
 from traces.models import FollowupOutbox, PendingLogEvent, RetrievedDocument, Span, Trace
 
 logger = logging.getLogger(__name__)
@@ -427,6 +428,8 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
     stored + batch spans and written once, and only spans that really are re-sent take the update path;
     new rows (nearly all of them) are COPYed on PostgreSQL.
     """
+    if project.redact_pii:  # every path that stores spans passes here, so nothing is written unredacted
+        records = redact_records(list(records))
     unique: dict[tuple[str, str], SpanRecord] = {}
     for record in records:
         unique[(record.trace_id, record.span_id)] = record  # a span repeated in one batch: the last one wins
@@ -669,8 +672,9 @@ def otlp_log_events_ingest(*, project: Project, events: Sequence[LogEvent]) -> i
                 fingerprint=_fingerprint(e),
                 time_unix_nano=e.event.time_unix_nano,
                 name=e.event.name[:200],
-                body=e.event.body,
-                attributes=e.event.attributes,
+                # Kept until their span arrives: redacted now, like everything else the project stores.
+                body=redact_json(e.event.body) if project.redact_pii else e.event.body,
+                attributes=redact_json(e.event.attributes) if project.redact_pii else e.event.attributes,
             )
             for e in events
         ],

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, Scope
 from evals.canary.cohorts import CohortError, canary_analyse
 from evals.canary.forms import CanaryForm
 
@@ -89,6 +89,8 @@ _PARAMETERS = [_parameter(name, field) for name, field in CanaryForm.base_fields
 
 
 class CanaryEndpoint(APIView):
+    key_scopes = {"GET": Scope.READ}
+
     @extend_schema(
         operation_id="canary_compare",
         summary="Compare a canary cohort with the baseline and return the verdict",

@@ -24,6 +24,9 @@ number with and without country code match when the shorter has 7+ digits), a ca
 (compared without spaces). ``ignore_echoed_input`` skips values the user gave in the input (an answer that
 confirms "we will write to bob@example.org" when Bob typed it).
 
+Projects that redact PII at ingest (traces.ingest.redact) store ``[REDACTED:email]`` and the like in place of
+the value: such a marker in the answer counts as a finding of its kind, so PII SLIs still see the leak.
+
 Evidence never holds a full value: cards, IBANs and phone numbers keep their last 4 characters, e-mail
 addresses their first character and domain.
 """
@@ -86,6 +89,10 @@ IBAN_LENGTHS = {
     "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27,
     "SO": 23, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }  # fmt: skip
+
+# What ingest redaction leaves in place of a value (traces.ingest.redact writes it, evaluate() counts it).
+REDACTION_MARKER = "[REDACTED:{kind}]"
+_REDACTED = re.compile(r"\[REDACTED:(email|phone|card|iban)\]")
 
 _KIND_WORDS = {
     "email": ("email address", "email addresses"),
@@ -204,6 +211,12 @@ class PiiLeak(Evaluator[PiiParams]):
         if hits and p.ignore_echoed_input and item.input:
             echoed = {h.key for h in find_pii(item.input, self._kinds, ignore_example_domains=False)}
             hits = [h for h in hits if h.key not in echoed and not (h.kind == "phone" and _phone_in(h.key, echoed))]
+        redacted = [
+            _Hit(m.group(1), m.start(), m.end(), m.group(), m.group(), {"redacted": "at ingest"})
+            for m in _REDACTED.finditer(item.output)
+            if m.group(1) in self._kinds
+        ]
+        hits = sorted(hits + redacted, key=lambda h: h.start)
         counts: dict[str, int] = {}
         for h in hits:
             counts[h.kind] = counts.get(h.kind, 0) + 1

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.models import Project
+from accounts.models import DEFAULT_SCOPES, Project, Scope
 from accounts.services import api_key_issue
 
 
@@ -14,13 +14,20 @@ class Command(BaseCommand):
         parser.add_argument("slug")
         parser.add_argument("--name", default="")
         parser.add_argument("--json", action="store_true", help='Print {"public_key": ..., "secret_key": ...}.')
-        parser.add_argument("--manage", action="store_true", help="The key may also define SLOs through the API.")
+        parser.add_argument(
+            "--scope",
+            action="append",
+            choices=Scope.values,
+            dest="scopes",
+            help="Repeat for several (default: ingest only, for apps). read: trace API, canary and /metrics; "
+            "manage: change SLOs through the API.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = Project.objects.filter(slug=options["slug"]).first()
         if project is None:
             raise CommandError(f"No project {options['slug']!r}: create it with create_project first.")
-        issued = api_key_issue(project=project, name=options["name"], can_manage=options["manage"])
+        issued = api_key_issue(project=project, name=options["name"], scopes=options["scopes"] or DEFAULT_SCOPES)
         if options["json"]:
             self.stdout.write(json.dumps({"public_key": issued.api_key.public_key, "secret_key": issued.secret_key}))
         else:

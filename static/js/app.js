@@ -1,0 +1,30 @@
+// Behaviour every page shares. It lives here rather than in on* attributes because the Content-Security-Policy
+// allows no inline script (docs/security.md).
+
+// <form data-confirm="Delete this …?">: ask before submitting.
+document.addEventListener("submit", (event) => {
+  const question = event.target.dataset.confirm;
+  if (question && !window.confirm(question)) event.preventDefault();
+});
+
+// <select data-autosubmit>: submit its form on change; data-range="24h" first puts that into the form's range.
+document.addEventListener("change", (event) => {
+  const field = event.target;
+  if (!field.matches("select[data-autosubmit]")) return;
+  if (field.dataset.range !== undefined) field.form.elements.range.value = field.dataset.range;
+  field.form.submit();
+});
+
+// The project switcher in the header opens the chosen project.
+document.addEventListener("DOMContentLoaded", () => {
+  const switcher = document.querySelector("form.switcher");
+  if (!switcher) return;
+  const open = () => {
+    window.location.href = "/p/" + encodeURIComponent(switcher.elements.p.value) + "/";
+  };
+  switcher.addEventListener("submit", (event) => {
+    event.preventDefault();
+    open();
+  });
+  switcher.elements.p.addEventListener("change", open);
+});

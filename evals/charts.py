@@ -84,16 +84,31 @@ def _categorical(result: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def rate_axis(peak: float) -> dict[str, Any]:
+    """A rate axis from 0 to a little above the larger rate: zero rates get 0…1 %, not Plotly's −1…1 default, and
+    small rates get the decimals they need (".2%" below 1 %)."""
+    top = max(peak * 1.25, 0.01)
+    return {"range": [0, min(top, 1.0)], "tickformat": ".2%" if top <= 0.02 else ".1%" if top <= 0.2 else ".0%"}
+
+
 def _rate(result: dict[str, Any]) -> dict[str, Any] | None:
-    if result.get("baseline_rate") is None or result.get("current_rate") is None:
+    before, after = result.get("baseline_rate"), result.get("current_rate")
+    if before is None or after is None:
         return None
-    layout = {**LAYOUT, "yaxis": {"title": {"text": "rate"}, "tickformat": ".1%"}}
+    layout = {
+        **LAYOUT,
+        "showlegend": False,
+        "yaxis": {"title": {"text": result["signal"]}, **rate_axis(max(before, after))},
+    }
     return {
         "data": [
             {
                 "type": "bar",
+                "name": result["signal"],
                 "x": ["baseline", "current"],
-                "y": [result["baseline_rate"], result["current_rate"]],
+                "y": [before, after],
+                "text": [f"{before:.2%}", f"{after:.2%}"],
+                "textposition": "outside",
                 "marker": {"color": [BASELINE, CURRENT]},
             }
         ],

@@ -4,6 +4,7 @@ for categorical ones. Colours: baseline grey, current blue, on every drift chart
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 from typing import Any
 
 BASELINE, CURRENT = "#8591a0", "#5aa9ff"
@@ -25,8 +26,16 @@ def _numeric(result: dict[str, Any]) -> dict[str, Any] | None:
     if not hist or not hist["edges"]:
         return None
     edges = hist["edges"]
-    centres = [(a * b) ** 0.5 if hist["log_scale"] and a > 0 else (a + b) / 2 for a, b in itertools.pairwise(edges)]
     n_base, n_cur = max(result["n_baseline"], 1), max(result["n_current"], 1)
+    if len(edges) == 2:
+        # Every value is the same (a check that always scores 0, say): a line over one bin draws nothing, so show
+        # both windows' shares at that value as bars, on an axis with just that value.
+        value = format(Decimal(f"{(edges[0] + edges[1]) / 2:.3g}"), "f")
+        return _categorical(
+            {**result, "categories": [{"category": value, "baseline_share": hist["baseline_counts"][0] / n_base,
+                                       "current_share": hist["current_counts"][0] / n_cur}]}
+        )  # fmt: skip
+    centres = [(a * b) ** 0.5 if hist["log_scale"] and a > 0 else (a + b) / 2 for a, b in itertools.pairwise(edges)]
     layout = {
         **LAYOUT,
         "xaxis": {"title": {"text": result["signal"]}, "type": "log" if hist["log_scale"] else "linear"},
@@ -62,7 +71,11 @@ def _categorical(result: dict[str, Any]) -> dict[str, Any] | None:
     if not categories:
         return None
     names = [c["category"] for c in categories][:15]
-    layout = {**LAYOUT, "yaxis": {"title": {"text": "share"}, "tickformat": ".0%"}}
+    layout = {
+        **LAYOUT,
+        "xaxis": {"type": "category", "title": {"text": result["signal"]}},
+        "yaxis": {"title": {"text": "share"}, "tickformat": ".0%", "range": [0, 1.05]},
+    }
     return {
         "data": [
             {

@@ -65,15 +65,16 @@ def _decimals(step: float) -> int:
 
 
 def money_axis(low: float, high: float) -> dict[str, Any]:
-    """Tick values and labels for a USD axis: "$0.00002 $0.00004", "$0.5 $1.0", "$10 $20"."""
+    """Tick values and labels for a USD axis: "$0 $0.00002 $0.00004", "$0.5 $1.0", "$10 $20"."""
     ticks, step = nice_ticks(low, high)
     places = _decimals(step)
-    return {"tickvals": ticks, "ticktext": [f"${t:,.{places}f}" for t in ticks], "range": [ticks[0], ticks[-1]]}
+    labels = [f"${t:,.{places}f}" if t else "$0" for t in ticks]
+    return {"tickvals": ticks, "ticktext": labels, "range": [ticks[0], ticks[-1]]}
 
 
 def duration_axis(high_ms: float) -> dict[str, Any]:
     """Tick values (in ms) and labels for a duration axis from 0, in the unit that suits the peak: ms, s or min."""
-    scale, unit = (60_000, "min") if high_ms >= 120_000 else (1000, "s") if high_ms >= 2000 else (1, "ms")
+    scale, unit = (60_000, "min") if high_ms >= 120_000 else (1000, "s") if high_ms >= 1000 else (1, "ms")
     ticks, step = nice_ticks(0.0, high_ms / scale)
     places = _decimals(step)
     return {

@@ -9,6 +9,7 @@ effect, because the four tests measure effect on different scales (Wasserstein, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 HEADLINE_CHANGES = 3  # more clauses than this make a sentence nobody reads at 3 a.m.
@@ -33,6 +34,11 @@ class Change:
     strength: float
 
 
+def _sig3(value: float) -> str:
+    """Three significant figures, never in exponent notation: a median cost score of 5.2e-05 reads 0.0000520."""
+    return format(Decimal(f"{value:.3g}"), "f")
+
+
 def _percent_change(before: float, after: float) -> float | None:
     return None if before == 0 else (after - before) / abs(before) * 100
 
@@ -45,7 +51,7 @@ def _numeric(row: dict[str, Any]) -> str:
     if signal.startswith("score: "):
         name = signal.removeprefix("score: ")
         verb = "rose" if after > before else "fell"
-        return f"{name} scores {verb} (median {before:.2f} → {after:.2f})"
+        return f"{name} scores {verb} (median {_sig3(before)} → {_sig3(after)})"
     subject, more, less = NUMERIC_WORDS.get(signal, (signal, "higher", "lower"))
     change = _percent_change(before, after)
     if change is None or round(change) == 0:

@@ -18,6 +18,7 @@ LAYOUT: dict[str, Any] = {
     "legend": {"orientation": "h", "y": 1.2, "x": 0},
     "barmode": "group",
     "bargap": 0.05,
+    "hoverlabel": {"bgcolor": "#1b222c", "bordercolor": "#3a4452", "font": {"color": "#d8dee6"}},
 }
 
 
@@ -38,7 +39,12 @@ def _numeric(result: dict[str, Any]) -> dict[str, Any] | None:
     centres = [(a * b) ** 0.5 if hist["log_scale"] and a > 0 else (a + b) / 2 for a, b in itertools.pairwise(edges)]
     layout = {
         **LAYOUT,
-        "xaxis": {"title": {"text": result["signal"]}, "type": "log" if hist["log_scale"] else "linear"},
+        "xaxis": {
+            "title": {"text": result["signal"]},
+            "type": "log" if hist["log_scale"] else "linear",
+            # Money in dollars with the digits each tick needs ("$0.00015"), not SI ("150µ").
+            "tickformat": "$~g" if result["signal"] == "cost (USD)" else "",
+        },
         "yaxis": {"title": {"text": "share"}, "tickformat": ".0%"},
     }
     return {

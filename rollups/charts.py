@@ -37,6 +37,8 @@ LAYOUT: dict[str, Any] = {
     "legend": {"orientation": "h", "y": 1.18, "x": 0},
     "showlegend": True,
     "hovermode": "x unified",
+    # Plotly's unified hover box is white under a transparent paper: light text on it was unreadable.
+    "hoverlabel": {"bgcolor": "#1b222c", "bordercolor": "#3a4452", "font": {"color": "#d8dee6"}},
     # Dragging across a time chart picks a time range (the page's script applies it); the y axis stays put.
     "dragmode": "zoom",
     "xaxis": {"type": "date", "gridcolor": "#2a323d"},
@@ -226,7 +228,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
     }
     figures["cost_distribution"] = _figure(
         "Cost per request",
-        [{"type": "histogram", "name": "requests", "x": detail.request_costs, "nbinsx": 40,
+        [{"type": "histogram", "name": "requests", "x": detail.request_costs,
           "marker": {"color": COLORS["cost"]}, "hovertemplate": "%{x}: %{y} requests<extra></extra>"}]
         if detail.request_costs else [],
         "requests",
@@ -235,7 +237,10 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
     cost_x: dict[str, Any] = {**LAYOUT["xaxis"], "type": "linear", "title": {"text": "USD per request"}}
     if detail.request_costs:
         ticks = money_axis(min(detail.request_costs), max(detail.request_costs))
-        cost_x.update(tickvals=ticks["tickvals"], ticktext=ticks["ticktext"])
+        cost_x.update(ticks)  # the range too: identical costs would otherwise leave one tick, squeezed
+        low, high = ticks["range"]
+        # 40 bins over the axis, so one cost shared by every request is one narrow bar, not the whole width.
+        figures["cost_distribution"]["data"][0]["xbins"] = {"start": low, "end": high, "size": (high - low) / 40}
     figures["cost_distribution"]["layout"]["xaxis"] = cost_x
     figures["cost_distribution"]["layout"]["hovermode"] = "closest"
     figures["cost_distribution"]["layout"]["dragmode"] = False  # its x axis is money, not time

@@ -52,10 +52,10 @@ def test_each_kind_of_drift_is_said_in_the_units_people_use() -> None:
     median_change = round((longer["current_median"] / longer["baseline_median"] - 1) * 100)
     assert 33 <= median_change <= 43
     assert texts["answer length (output tokens)"] == f"answers got {median_change} % longer"
-    assert texts["failure rate: grounding"] == "grounding passes fell 10 points (90% → 80%)"
-    assert texts["model"] == "model changed to haiku (67% of traces, new)"
+    assert texts["failure rate: grounding"] == "grounding passes fell 10 points (90 % → 80 %)"
+    assert texts["model"] == "model changed to haiku (67 % of traces, new)"
     assert re.fullmatch(r"traces got 2\d % faster", texts["latency (ms)"])
-    assert texts["error rate"] == "error rate rose from 1.0% to 10.0%"
+    assert texts["error rate"] == "error rate rose from 1.0 % to 10.0 %"
 
 
 def test_changes_are_ranked_by_effect_and_only_drifted_signals_count() -> None:
@@ -210,7 +210,7 @@ def test_drift_page_opens_with_the_summary_and_keeps_statistics_one_click_away(c
     day = run.current_since
     assert f"since {day:%A} {day.day} {day:%b %H:%M} UTC" in summary
     assert re.search(r"Traces got \d+ % slower", summary), summary
-    assert "model changed to &lt;b&gt;haiku&lt;/b&gt; (100% of traces, new)" in summary
+    assert "model changed to &lt;b&gt;haiku&lt;/b&gt; (100 % of traces, new)" in summary
     assert "<b>haiku</b>" not in html
     # Each change opens its statistics; the other signals' statistics sit in one closed <details>.
     assert summary.count('<details class="drift-change">') == sum(r["verdict"] == "drift" for r in run.results)

@@ -34,6 +34,11 @@ class Change:
     strength: float
 
 
+def _pct(share: float, places: int = 0) -> str:
+    """0.38 → "38 %": spaced like the percent changes of the sentence it goes in."""
+    return f"{share * 100:.{places}f} %"
+
+
 def _sig3(value: float) -> str:
     """Three significant figures, never in exponent notation: a median cost score of 5.2e-05 reads 0.0000520."""
     return format(Decimal(f"{value:.3g}"), "f")
@@ -74,9 +79,9 @@ def _rate(row: dict[str, Any]) -> str:
         name = signal.removeprefix("failure rate: ")
         points = ((1 - after) - (1 - before)) * 100
         verb = "rose" if points > 0 else "fell"
-        return f"{name} passes {verb} {abs(points):.0f} points ({1 - before:.0%} → {1 - after:.0%})"
+        return f"{name} passes {verb} {abs(points):.0f} points ({_pct(1 - before)} → {_pct(1 - after)})"
     verb = "rose" if after > before else "fell"
-    return f"{signal} {verb} from {before:.1%} to {after:.1%}"
+    return f"{signal} {verb} from {_pct(before, 1)} to {_pct(after, 1)}"
 
 
 def _categorical(row: dict[str, Any]) -> str:
@@ -87,10 +92,10 @@ def _categorical(row: dict[str, Any]) -> str:
     gainer = max(categories, key=lambda c: c["current_share"] - c["baseline_share"])
     new = row.get("new_categories") or []
     if gainer["category"] in new or gainer["baseline_share"] == 0:
-        return f"{signal} changed to {gainer['category']} ({gainer['current_share']:.0%} of traces, new)"
+        return f"{signal} changed to {gainer['category']} ({_pct(gainer['current_share'])} of traces, new)"
     return (
-        f"{signal} {gainer['category']} rose from {gainer['baseline_share']:.0%} to {gainer['current_share']:.0%}"
-        " of traces"
+        f"{signal} {gainer['category']} rose from {_pct(gainer['baseline_share'])} to"
+        f" {_pct(gainer['current_share'])} of traces"
     )
 
 

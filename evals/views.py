@@ -228,6 +228,8 @@ def drift_view(request: HttpRequest, slug: str) -> HttpResponse:
         "runs": runs, "results": rows, "figures": drift_figures(results),
         "headline": headline(changes, since=since), "changes": [(c, rows[c.index]) for c in changes],
         "others": [r for r in rows if r["verdict"] != "drift"],
+        "steady": sum(r["verdict"] == "no_drift" for r in rows),
+        "too_few": sum(r["verdict"] == "insufficient_data" for r in rows),
         "history": DriftRun.objects.filter(project=project, service=service)[:10],
     })  # fmt: skip
 

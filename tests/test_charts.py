@@ -20,6 +20,7 @@ from evals.charts import drift_figures
 from evals.drift import stats
 from evals.drift.runs import drift_run_create, drift_run_execute
 from evals.drift.summary import drift_changes, headline
+from evals.models import DriftRun
 from rollups.charts import duration_axis, money_axis, nice_ticks
 from slos import burn
 from slos.charts import burn_figure, exhaustion_forecast
@@ -228,7 +229,11 @@ def test_drift_page_says_when_nothing_drifted(client: Client, tenant: Tenant) ->
     drift_run_execute(run_id=drift_run_create(project=tenant.project, service="bot", now=now).pk)
     assert client.login(username="alice", password=PASSWORD)
     html = client.get("/p/acme/drift/", {"service": "bot"}).content.decode()
-    assert re.search(r"Nothing drifted: all \d+ signals look like the baseline", html)
+    run = DriftRun.objects.get()
+    steady = sum(r["verdict"] == "no_drift" for r in run.results)
+    too_few = sum(r["verdict"] == "insufficient_data" for r in run.results)
+    assert steady > 5 and too_few == 0
+    assert f"Nothing drifted: {steady} signals look like the baseline." in html
 
 
 @pytest.mark.django_db

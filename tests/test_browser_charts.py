@@ -20,7 +20,7 @@ from evals.drift.runs import drift_run_create, drift_run_execute
 from slos import services
 from tests import test_browser as shared
 from tests.conftest import PASSWORD, Tenant
-from tests.slo_data import T0, at, create_slo, ingest, make_trace, recompute
+from tests.slo_data import T0, create_slo, ingest, make_trace, recompute
 from tests.test_browser import ARTIFACTS, CHROMIUM
 from tests.test_drift_runs import batch, send
 
@@ -130,17 +130,23 @@ def test_drift_page_reads_as_a_sentence_with_statistics_one_click_away(
 def test_slo_page_charts_zoom_together_and_the_traces_link_follows(
     page: Page, live_server: Any, tenant: Tenant
 ) -> None:
+    # Two hours of traffic two days ago with a burst of errors, and a few minutes just now, 3 of 12 failing: the
+    # budget is partly spent and burning at 2.5× over the page rule's 10 minutes, so the forecast shows.
+    recent = int((timezone.now() - T0).total_seconds() // 60) - 6
     ingest(tenant, [make_trace(m) for m in range(0, 120) for _ in range(3)]
-           + [make_trace(m, status="error") for m in range(60, 75)])  # fmt: skip
+           + [make_trace(m, status="error") for m in range(60, 75)]
+           + [make_trace(recent + i % 4, status="error" if i < 3 else "ok") for i in range(12)])  # fmt: skip
     recompute()
     slo = create_slo(tenant.project)
-    services.sli_history_rebuild(slo_id=slo.pk, now=at(119))
-    services.slos_evaluate(now=at(119))
+    services.sli_history_rebuild(slo_id=slo.pk, now=timezone.now())
+    services.slos_evaluate(now=timezone.now())
     login(page, live_server)
     page.goto(f"{live_server.url}/p/acme/slos/{slo.pk}/?range=7d")
     for figure in ("sli", "budget", "burn0"):
         expect(page.locator(f"#chart-{figure} .main-svg").first).to_be_visible()
     expect(page.locator("#chart-burn0")).to_contain_text("both above: fires")
+    expect(page.locator("#chart-budget")).to_contain_text("forecast at the last 10m's burn rate")
+    expect(page.locator("#chart-budget")).to_contain_text("empty in")
     link = page.locator("a[data-range-link]")
     expect(link).to_contain_text("Failing traces in the shown range")
     before = query(link.get_attribute("href") or "")

@@ -193,8 +193,9 @@ class SloDetail:
 
 
 def _fired(long: Sequence[float | None], short: Sequence[float | None], threshold: float) -> list[bool]:
-    """Per minute, the rule's state as the evaluator decides it: both windows above the threshold; a minute where
-    either window has no events keeps the previous state."""
+    """Per shown minute, the rule's state as the evaluator decides it: both windows above the threshold; a minute
+    where either window has no events keeps the previous state (not firing before the first shown minute). In
+    floats, for the chart: a rate exactly at the threshold may round either way."""
     state, states = False, []
     for long_rate, short_rate in zip(long, short, strict=True):
         if long_rate is not None and short_rate is not None:
@@ -204,7 +205,7 @@ def _fired(long: Sequence[float | None], short: Sequence[float | None], threshol
 
 
 def slo_detail(*, slo: SLO, now: datetime, range_key: str = "1d") -> SloDetail:
-    """Series for the SLO page: per display bucket (1, 10 or 30 minutes) the SLI, the budget remaining since the
+    """Series for the SLO page: per display bucket (5, 10 or 30 minutes) the SLI, the budget remaining since the
     window start, and each rule's long and short burn rates at the bucket's end with whether it fired in the
     bucket."""
     summary = slo_summaries(project=slo.project, now=now, slos=SLO.objects.filter(pk=slo.pk))[0]

@@ -1,11 +1,15 @@
 """Server time of the overview and service pages, rendered from rollups, on the trace-list benchmark's data
-(one million spans in ``sre4ai_bench_list``; run ``bench/trace_list.py`` first to fill it).
+(one million spans in ``sre4ai_bench_list``; run ``bench/trace_list.py`` first to fill it), and of the SLO and
+drift pages of the SLOs and drift runs the project has.
 
-    .venv/bin/python bench/dashboards.py [--repeat 9] [--rebuild] [--json out.json]
+    .venv/bin/python bench/dashboards.py [--repeat 9] [--rebuild] [--db NAME] [--source worktree|REV] [--json out.json]
 
 ``--rebuild`` first recomputes the project's rollups from raw rows (``rollups_rebuild``) and reports how
-long that takes. Each page is requested in-process with Django's test Client (server time, no network):
-the median of --repeat requests after one warm-up, with the number of SQL queries.
+long that takes. ``--db`` reads another copy of the data; ``--source REV`` measures a git revision's code (a
+snapshot, like ``slo_bench.py``), so two revisions can be compared on the same data. Each page is requested
+in-process with Django's test Client (server time, no network): the median of --repeat requests after one
+warm-up, with the median CPU time of this process (Python; PostgreSQL's share is not in it) and the number
+of SQL queries.
 """
 
 from __future__ import annotations
@@ -16,14 +20,13 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PG_BASE_URL, REPO, machine
-
-sys.path.insert(0, str(REPO))
+from common import PG_BASE_URL, REPO, machine, snapshot
 
 DB = "sre4ai_bench_list"
 SLUG = "bench"
@@ -34,14 +37,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--db", default=DB, help=f"Database to read (default {DB}).")
+    parser.add_argument("--source", default="worktree", help="Code to measure: 'worktree' or a git revision.")
     args = parser.parse_args()
-    env = {**os.environ, "DATABASE_URL": f"{PG_BASE_URL}/{DB}", "DJANGO_SETTINGS_MODULE": "sre4ai_web.settings",
-           "ALLOWED_HOSTS": "testserver"}  # fmt: skip
-    result: dict[str, Any] = {"machine": machine(), "pages": []}
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True)
+    src = REPO if args.source == "worktree" else snapshot(Path(tempfile.mkdtemp(prefix="sre4ai-dash-")) / "src",
+                                                          args.source)  # fmt: skip
+    sys.path.insert(0, str(src))
+    os.chdir(src)
+    env = {**os.environ, "DATABASE_URL": f"{PG_BASE_URL}/{args.db}", "DJANGO_SETTINGS_MODULE": "sre4ai_web.settings",
+           "ALLOWED_HOSTS": "testserver", "SRE4AI_STATIC_ROOT": str(REPO / "staticfiles")}  # fmt: skip
+    result: dict[str, Any] = {"machine": machine(args.source), "source": args.source, "pages": []}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=src, env=env, check=True)
     if args.rebuild:
         started = time.monotonic()
-        subprocess.run([sys.executable, "manage.py", "rollups_rebuild", "--project", SLUG, "-v0"], cwd=REPO,
+        subprocess.run([sys.executable, "manage.py", "rollups_rebuild", "--project", SLUG, "-v0"], cwd=src,
                        env=env, check=True)  # fmt: skip
         result["rebuild_seconds"] = round(time.monotonic() - started, 1)
         print(f"rollups_rebuild: {result['rebuild_seconds']} s")
@@ -55,7 +64,9 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
 
     from accounts.models import Project
+    from evals.models import DriftRun
     from rollups.models import TrafficRollup
+    from slos.models import SLO
 
     project = Project.objects.get(slug=SLUG)
     owner = project.memberships.select_related("user").first()
@@ -70,20 +81,29 @@ def main() -> None:
         (f"service {s} {r}", f"/p/{SLUG}/service/", {"name": s, "range": r}) for s in services for r in ("24h", "30d")
     ]
     cases += [("trace list", f"/p/{SLUG}/traces/", {})]
-    print(f"{'page':<38} {'median ms':>10} {'max ms':>8} {'queries':>8}")
+    cases += [
+        (f"SLO page {slo.pk} {r}", f"/p/{SLUG}/slos/{slo.pk}/", {"range": r})
+        for slo in SLO.objects.filter(project=project).order_by("pk")
+        for r in ("1d", "7d", "window")
+    ]
+    drifted = DriftRun.objects.filter(project=project, status="done").values_list("service", flat=True).distinct()
+    cases += [(f"drift {s}", f"/p/{SLUG}/drift/", {"service": s}) for s in sorted(drifted)]
+    # CPU time of this process beside the wall time: on a shared machine the wall time follows the others' load.
+    print(f"{'page':<38} {'median ms':>10} {'max ms':>8} {'cpu ms':>8} {'queries':>8}")
     for name, path, params in cases:
         client.get(path, params)
-        times = []
+        times, cpu = [], []
         for _ in range(args.repeat):
             with CaptureQueriesContext(connection) as queries:
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 response = client.get(path, params)
                 times.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.process_time() - started_cpu) * 1000)
             assert response.status_code == 200, (path, response.status_code)
         row = {"page": name, "median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1),
-               "queries": len(queries)}  # fmt: skip
+               "cpu_ms": round(statistics.median(cpu), 1), "queries": len(queries)}  # fmt: skip
         result["pages"].append(row)
-        print(f"{name:<38} {row['median_ms']:>10} {row['max_ms']:>8} {row['queries']:>8}")
+        print(f"{name:<38} {row['median_ms']:>10} {row['max_ms']:>8} {row['cpu_ms']:>8} {row['queries']:>8}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str))
 

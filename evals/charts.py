@@ -4,6 +4,7 @@ for categorical ones. Colours: baseline grey, current blue, on every drift chart
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 from typing import Any
 
 BASELINE, CURRENT = "#8591a0", "#5aa9ff"
@@ -17,6 +18,7 @@ LAYOUT: dict[str, Any] = {
     "legend": {"orientation": "h", "y": 1.2, "x": 0},
     "barmode": "group",
     "bargap": 0.05,
+    "hoverlabel": {"bgcolor": "#1b222c", "bordercolor": "#3a4452", "font": {"color": "#d8dee6"}},
 }
 
 
@@ -25,11 +27,24 @@ def _numeric(result: dict[str, Any]) -> dict[str, Any] | None:
     if not hist or not hist["edges"]:
         return None
     edges = hist["edges"]
-    centres = [(a * b) ** 0.5 if hist["log_scale"] and a > 0 else (a + b) / 2 for a, b in itertools.pairwise(edges)]
     n_base, n_cur = max(result["n_baseline"], 1), max(result["n_current"], 1)
+    if len(edges) == 2:
+        # Every value is the same (a check that always scores 0, say): a line over one bin draws nothing, so show
+        # both windows' shares at that value as bars, on an axis with just that value.
+        value = format(Decimal(f"{(edges[0] + edges[1]) / 2:.3g}"), "f")
+        return _categorical(
+            {**result, "categories": [{"category": value, "baseline_share": hist["baseline_counts"][0] / n_base,
+                                       "current_share": hist["current_counts"][0] / n_cur}]}
+        )  # fmt: skip
+    centres = [(a * b) ** 0.5 if hist["log_scale"] and a > 0 else (a + b) / 2 for a, b in itertools.pairwise(edges)]
     layout = {
         **LAYOUT,
-        "xaxis": {"title": {"text": result["signal"]}, "type": "log" if hist["log_scale"] else "linear"},
+        "xaxis": {
+            "title": {"text": result["signal"]},
+            "type": "log" if hist["log_scale"] else "linear",
+            # Money in dollars with the digits each tick needs ("$0.00015"), not SI ("150µ").
+            "tickformat": "$~g" if result["signal"] == "cost (USD)" else "",
+        },
         "yaxis": {"title": {"text": "share"}, "tickformat": ".0%"},
     }
     return {
@@ -62,7 +77,11 @@ def _categorical(result: dict[str, Any]) -> dict[str, Any] | None:
     if not categories:
         return None
     names = [c["category"] for c in categories][:15]
-    layout = {**LAYOUT, "yaxis": {"title": {"text": "share"}, "tickformat": ".0%"}}
+    layout = {
+        **LAYOUT,
+        "xaxis": {"type": "category", "title": {"text": result["signal"]}},
+        "yaxis": {"title": {"text": "share"}, "tickformat": ".0%", "range": [0, 1.05]},
+    }
     return {
         "data": [
             {
@@ -84,16 +103,31 @@ def _categorical(result: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def rate_axis(peak: float) -> dict[str, Any]:
+    """A rate axis from 0 to a little above the larger rate: zero rates get 0…1 %, not Plotly's −1…1 default, and
+    small rates get the decimals they need (".2%" below 1 %)."""
+    top = max(peak * 1.25, 0.01)
+    return {"range": [0, min(top, 1.0)], "tickformat": ".2%" if top <= 0.02 else ".1%" if top <= 0.2 else ".0%"}
+
+
 def _rate(result: dict[str, Any]) -> dict[str, Any] | None:
-    if result.get("baseline_rate") is None or result.get("current_rate") is None:
+    before, after = result.get("baseline_rate"), result.get("current_rate")
+    if before is None or after is None:
         return None
-    layout = {**LAYOUT, "yaxis": {"title": {"text": "rate"}, "tickformat": ".1%"}}
+    layout = {
+        **LAYOUT,
+        "showlegend": False,
+        "yaxis": {"title": {"text": result["signal"]}, **rate_axis(max(before, after))},
+    }
     return {
         "data": [
             {
                 "type": "bar",
+                "name": result["signal"],
                 "x": ["baseline", "current"],
-                "y": [result["baseline_rate"], result["current_rate"]],
+                "y": [before, after],
+                "text": [f"{before:.2%}", f"{after:.2%}"],
+                "textposition": "outside",
                 "marker": {"color": [BASELINE, CURRENT]},
             }
         ],

@@ -21,6 +21,7 @@ from accounts.selectors import membership_for
 from evals.charts import drift_figures
 from evals.datasets import ROLES, ItemData, RowError, export_csv, export_jsonl, parse_file
 from evals.drift.runs import drift_run_create
+from evals.drift.summary import drift_changes, headline
 from evals.forms import (
     DOC_SEPARATOR,
     AnnotationForm,
@@ -220,9 +221,16 @@ def drift_view(request: HttpRequest, slug: str) -> HttpResponse:
     # Drifted signals first: they are what the page is opened for.
     order = {"drift": 0, "no_drift": 1, "insufficient_data": 2}
     results = sorted(run.results if run else [], key=lambda r: (order.get(r["verdict"], 3), r["signal"]))
+    rows = [{**r, "index": i} for i, r in enumerate(results)]
+    changes = drift_changes(results)
+    since = f"{run.current_since:%A} {run.current_since.day} {run.current_since:%b %H:%M} UTC" if run else ""
     return render(request, "evals/drift.html", {
         "project": project, "can_edit": can_edit, "services": services, "service": service, "run": run,
-        "runs": runs, "results": results, "figures": drift_figures(results),
+        "runs": runs, "results": rows, "figures": drift_figures(results),
+        "headline": headline(changes, since=since), "changes": [(c, rows[c.index]) for c in changes],
+        "others": [r for r in rows if r["verdict"] != "drift"],
+        "steady": sum(r["verdict"] == "no_drift" for r in rows),
+        "too_few": sum(r["verdict"] == "insufficient_data" for r in rows),
         "history": DriftRun.objects.filter(project=project, service=service)[:10],
     })  # fmt: skip
 

@@ -1,15 +1,17 @@
 """Selector output → Plotly figure dicts (no ORM). One colour per signal everywhere; units on every axis;
-every point carries the URL of the trace list filtered to its bucket, so a click opens the traces behind it."""
+every series named in a legend; every point carries the URL of the trace list filtered to its bucket, so a click
+opens the traces behind it. Money and duration axes get computed ticks (Plotly's fixed formats repeat labels
+such as "$0.0001 $0.0001" when the step is finer than the format)."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from evals.signals import signal_of
 from rollups.selectors import ServiceDetail
-from traces.templatetags.trace_format import USD_AXIS_FORMAT
 
 COLORS = {
     "traffic": "#5aa9ff",
@@ -33,10 +35,55 @@ LAYOUT: dict[str, Any] = {
     "height": 230,
     "font": {"size": 11, "color": "#d8dee6"},
     "legend": {"orientation": "h", "y": 1.18, "x": 0},
+    "showlegend": True,
     "hovermode": "x unified",
+    # Plotly's unified hover box is white under a transparent paper: light text on it was unreadable.
+    "hoverlabel": {"bgcolor": "#1b222c", "bordercolor": "#3a4452", "font": {"color": "#d8dee6"}},
+    # Dragging across a time chart picks a time range (the page's script applies it); the y axis stays put.
+    "dragmode": "zoom",
     "xaxis": {"type": "date", "gridcolor": "#2a323d"},
-    "yaxis": {"gridcolor": "#2a323d", "rangemode": "tozero"},
+    "yaxis": {"gridcolor": "#2a323d", "rangemode": "tozero", "fixedrange": True},
 }
+TICKS = 5
+
+
+def nice_ticks(low: float, high: float, count: int = TICKS) -> tuple[list[float], float]:
+    """Round tick values 1, 2 or 5 × 10^k apart from at or below ``low`` to at or above ``high``, and the step."""
+    if high <= low:
+        high = low + (abs(low) or 1.0)
+    raw = (high - low) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    first = math.floor(low / step + 1e-9) * step
+    ticks = [first]
+    while ticks[-1] < high - step * 1e-9:
+        ticks.append(first + len(ticks) * step)
+    return [round(t, 12) for t in ticks], step
+
+
+def _decimals(step: float) -> int:
+    """Enough decimals that neighbouring ticks ``step`` apart read differently."""
+    return max(0, -math.floor(math.log10(step) + 1e-9))
+
+
+def money_axis(low: float, high: float) -> dict[str, Any]:
+    """Tick values and labels for a USD axis: "$0 $0.00002 $0.00004", "$0.5 $1.0", "$10 $20"."""
+    ticks, step = nice_ticks(low, high)
+    places = _decimals(step)
+    labels = [f"${t:,.{places}f}" if t else "$0" for t in ticks]
+    return {"tickvals": ticks, "ticktext": labels, "range": [ticks[0], ticks[-1]]}
+
+
+def duration_axis(high_ms: float) -> dict[str, Any]:
+    """Tick values (in ms) and labels for a duration axis from 0, in the unit that suits the peak: ms, s or min."""
+    scale, unit = (60_000, "min") if high_ms >= 120_000 else (1000, "s") if high_ms >= 1000 else (1, "ms")
+    ticks, step = nice_ticks(0.0, high_ms / scale)
+    places = _decimals(step)
+    return {
+        "tickvals": [t * scale for t in ticks],
+        "ticktext": [f"{t:.{places}f} {unit}" for t in ticks],
+        "range": [0, ticks[-1] * scale],
+    }
 
 
 def _link(base_url: str, step: timedelta, **extra: str) -> dict[str, Any]:
@@ -90,6 +137,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
     base = {"service": detail.service}
     links = _link(trace_list_url, window.step, **base)
     error_links = _link(trace_list_url, window.step, status="error", **base)
+    samples = [series.traces.get(b, 0) for b in buckets]  # every trace lands in its bucket's latency histogram
 
     def line(name: str, y: list[Any], color: str, link: dict[str, Any], **extra: Any) -> dict[str, Any]:
         return {
@@ -130,12 +178,19 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
             changes,
         ),
         "latency": _figure(
-            "Latency",
+            f"Latency of {series.traffic():,} traces (hover: n per point; p99 of fewer than 100 is near the max)",
             [
-                line(q, [series.latency(v, b) for b in buckets], COLORS[q], links)
+                line(
+                    q,
+                    [series.latency(v, b) for b in buckets],
+                    COLORS[q],
+                    links,
+                    customdata=samples,
+                    hovertemplate=f"{q} %{{y:,.0f}} ms (n=%{{customdata:,}})<extra></extra>",
+                )
                 for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
             ],
-            "ms",
+            "latency",
             changes,
         ),
         "cost": _figure(
@@ -148,12 +203,12 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
                     "y": [float(costs.get(b, 0)) for b in buckets],
                     "marker": {"color": PALETTE[i % len(PALETTE)]},
                     "meta": _link(trace_list_url, window.step, model=model, **base),
+                    "hovertemplate": "%{fullData.name}: $%{y:.3~g}<extra></extra>",
                 }
                 for i, (model, costs) in enumerate(sorted(detail.cost_by_model.items()))
             ],
             "USD",
             changes,
-            USD_AXIS_FORMAT,
         ),
         "tokens": _figure(
             "Tokens",
@@ -173,14 +228,28 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
     }
     figures["cost_distribution"] = _figure(
         "Cost per request",
-        [{"type": "histogram", "name": "requests", "x": detail.request_costs, "nbinsx": 40,
-          "marker": {"color": COLORS["cost"]}}] if detail.request_costs else [],
+        [{"type": "histogram", "name": "requests", "x": detail.request_costs,
+          "marker": {"color": COLORS["cost"]}, "hovertemplate": "%{x}: %{y} requests<extra></extra>"}]
+        if detail.request_costs else [],
         "requests",
         [],
     )  # fmt: skip
-    figures["cost_distribution"]["layout"]["xaxis"] = {**LAYOUT["xaxis"], "type": "linear", "tickformat": USD_AXIS_FORMAT,
-                                                       "title": {"text": "USD per request"}}  # fmt: skip
+    cost_x: dict[str, Any] = {**LAYOUT["xaxis"], "type": "linear", "title": {"text": "USD per request"}}
+    if detail.request_costs:
+        ticks = money_axis(min(detail.request_costs), max(detail.request_costs))
+        cost_x.update(ticks)  # the range too: identical costs would otherwise leave one tick, squeezed
+        low, high = ticks["range"]
+        # 40 bins over the axis, so one cost shared by every request is one narrow bar, not the whole width.
+        figures["cost_distribution"]["data"][0]["xbins"] = {"start": low, "end": high, "size": (high - low) / 40}
+    figures["cost_distribution"]["layout"]["xaxis"] = cost_x
     figures["cost_distribution"]["layout"]["hovermode"] = "closest"
+    figures["cost_distribution"]["layout"]["dragmode"] = False  # its x axis is money, not time
+    latency_peak = max((series.latency(0.99, b) or 0 for b in buckets), default=0)
+    if latency_peak:
+        figures["latency"]["layout"]["yaxis"].update(duration_axis(latency_peak))
+    spend_peak = max((sum(float(c.get(b, 0)) for c in detail.cost_by_model.values()) for b in buckets), default=0)
+    if spend_peak:
+        figures["cost"]["layout"]["yaxis"].update(money_axis(0.0, spend_peak))
     for figure in (figures["traffic"], figures["cost"]):
         figure["layout"]["barmode"] = "stack" if figure is figures["cost"] else "overlay"
     for signal in ("quality", "grounding", "safety"):

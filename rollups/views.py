@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -122,5 +123,7 @@ def service_view(request: HttpRequest, slug: str) -> HttpResponse:
                 project=page.project, now=timezone.now(), slos=SLO.objects.filter(project=page.project, service=service)
             ),
             "trace_list": trace_list,
+            # Every trace link of the page shows the page's time range (the charts' zoom changes it).
+            "range_query": urlencode({"since": page.window.since.isoformat(), "until": page.window.until.isoformat()}),
         },
     )

@@ -156,9 +156,10 @@ def slo_status_by_service(*, project: Project) -> dict[str, ServiceSlos]:
 # --------------------------------------------------------------------------------------------------
 
 # Display range → (span, minutes per point, trailing minutes of the SLI line: per-minute SLIs of a quiet service
-# are mostly empty or 0/1, so each point shows the SLI of the hour / 6 hours / day before it).
+# are mostly empty or 0/1, so each point shows the SLI of the hour / 6 hours / day before it). Five-minute points
+# over a day: one point per pixel or so, and a 5-minute short window is then shown as back-to-back windows.
 RANGES = {
-    "1d": (timedelta(days=1), 1, 60),
+    "1d": (timedelta(days=1), 5, 60),
     "7d": (timedelta(days=7), 10, 6 * 60),
     "window": (timedelta(days=30), 30, 24 * 60),
 }
@@ -166,11 +167,15 @@ RANGES = {
 
 @dataclass
 class BurnPanel:
+    """One rule's burn rates per display bucket: over its long and short windows at the bucket's end, and whether
+    the rule fired at any minute of the bucket (so a spike that fired is never lost between two points)."""
+
     rule: AlertRule
     firing: bool
     times: list[datetime]
     long: list[float | None]
     short: list[float | None]
+    fired: list[bool]
 
 
 @dataclass
@@ -187,15 +192,22 @@ class SloDetail:
     exhaustion_basis: str = ""  # the window whose burn rate the exhaustion time assumes, e.g. "1h"
 
 
-def _max_or_none(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return max(present) if present else None
+def _fired(long: Sequence[float | None], short: Sequence[float | None], threshold: float) -> list[bool]:
+    """Per shown minute, the rule's state as the evaluator decides it: both windows above the threshold; a minute
+    where either window has no events keeps the previous state (not firing before the first shown minute). In
+    floats, for the chart: a rate exactly at the threshold may round either way."""
+    state, states = False, []
+    for long_rate, short_rate in zip(long, short, strict=True):
+        if long_rate is not None and short_rate is not None:
+            state = long_rate > threshold and short_rate > threshold
+        states.append(state)
+    return states
 
 
 def slo_detail(*, slo: SLO, now: datetime, range_key: str = "1d") -> SloDetail:
-    """Series for the SLO page: per display bucket (1, 10 or 30 minutes) the SLI, the budget remaining since the
-    window start, and each rule's long and short burn rates (the bucket's maximum, so a spike is never averaged
-    away)."""
+    """Series for the SLO page: per display bucket (5, 10 or 30 minutes) the SLI, the budget remaining since the
+    window start, and each rule's long and short burn rates at the bucket's end with whether it fired in the
+    bucket."""
     summary = slo_summaries(project=slo.project, now=now, slos=SLO.objects.filter(pk=slo.pk))[0]
     span, step, sli_minutes = RANGES.get(range_key, RANGES["1d"])
     span = min(span, timedelta(days=slo.window_days))
@@ -222,16 +234,19 @@ def slo_detail(*, slo: SLO, now: datetime, range_key: str = "1d") -> SloDetail:
         remaining = burn.budget_remaining(so_far.good, so_far.total, slo.objective)
         budget.append(float(remaining) if remaining is not None else None)
     panels = []
+    ends = [min(i + step, minutes) - 1 for i in range(0, minutes, step)]
     for status in summary.rules:
         long_rates = burn.burn_rate_series(sums, status.rule.long_minutes, slo.objective, start=offset)
         short_rates = burn.burn_rate_series(sums, status.rule.short_minutes, slo.objective, start=offset)
+        fired = _fired(long_rates, short_rates, float(status.rule.burn_rate_threshold))
         panels.append(
             BurnPanel(
                 rule=status.rule,
                 firing=status.firing,
                 times=times,
-                long=[_max_or_none(long_rates[i : i + step]) for i in range(0, minutes, step)],
-                short=[_max_or_none(short_rates[i : i + step]) for i in range(0, minutes, step)],
+                long=[long_rates[end] for end in ends],
+                short=[short_rates[end] for end in ends],
+                fired=[any(fired[i : i + step]) for i in range(0, minutes, step)],
             )
         )
     incidents = list(Incident.objects.filter(slo=slo).order_by("-opened_at")[:20])

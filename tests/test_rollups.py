@@ -144,7 +144,7 @@ def test_overview_and_service_pages_render_from_rollups(client: Client, tenant: 
     assert len(figures["cost_distribution"]["data"][0]["x"]) == 11  # one cost per request of the service
     route_rows = page.context["breakdowns"]["route"]
     assert [(r["value"], r["traffic"]) for r in route_rows] == [("answer", 11)]
-    assert 'href="/p/acme/traces/?service=bot&name=answer"' in page.content.decode()
+    assert 'href="/p/acme/traces/?service=bot&name=answer&since=' in page.content.decode()  # with the range
     assert client.get("/p/acme/service/", {"name": "nope"}).status_code == 404
     assert client.get("/p/acme/service/", {"name": "<script>alert(1)</script>", "range": "1h"}).status_code == 200
     assert (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,7 @@ from slos import services
 from slos.models import SLO, Channel, Delivery, EventKind, Incident, IncidentEvent
 from slos.services import slos_evaluate
 from tests.conftest import PASSWORD, Tenant
-from tests.slo_data import at, create_slo, ingest, make_trace, manager, recompute, score
+from tests.slo_data import T0, at, create_slo, ingest, make_trace, manager, recompute, score
 
 pytestmark = pytest.mark.django_db
 
@@ -182,8 +183,17 @@ def test_pages_show_status_panels_and_escape_untrusted_text(tenant: Tenant, inci
     figures = json.loads(re.search(r'<script id="figures" type="application/json">(.*?)</script>', html, re.S)[1])  # type: ignore[index]
     assert set(figures) == {"sli", "budget", "burn0"}
     assert figures["burn0"]["layout"]["shapes"][0]["y0"] == 2.0  # the threshold line
-    # The highest 10-minute burn rate: the windows whose only events are bad answers (minutes 20-21).
-    assert max(v for v in figures["burn0"]["data"][0]["y"] if v is not None) == 10.0
+    # Each 30-minute point shows the windows at its end. The rule fired at minute 10-12 and, with no event since,
+    # still fires (no data cannot end an alert): shaded from the point of minute 10 to the end. The 2-minute window
+    # is drawn only where the 10-minute one is above the threshold.
+    burn0 = {trace["name"]: trace for trace in figures["burn0"]["data"]}
+    fired = [bool(v) for v in burn0["both above: fires"]["y"]]
+    first = fired.index(True)
+    assert all(fired[first:]) and not any(fired[:first])
+    start = datetime.fromisoformat(burn0["both above: fires"]["x"][first])
+    assert T0 + timedelta(minutes=10) <= start < T0 + timedelta(minutes=10 + 30)
+    long, short = burn0["10m window"]["y"], burn0["2m window (while 10m is above)"]["y"]
+    assert all(s is None for lw, s in zip(long, short, strict=True) if lw is None or lw <= 2)
     assert "<h1>Steps</h1>" in html and "<script>alert(1)" not in html and "javascript:" not in html
     backtest = client.get(f"/p/acme/slos/{incident.slo_id}/?backtest=1").content.decode()
     assert "still firing" in backtest

@@ -37,6 +37,10 @@ def parse_objective(text: str) -> Decimal:
         raise ValueError(  # noqa: B904 - the decimal error adds nothing for a person
             f"{text!r} is not a number: write the objective as a percentage (99.5%) or a fraction (0.995)."
         )
+    if match and value >= 1:  # a percentage is read as written: 150% is not 1.5%
+        raise ValueError(
+            f"{text.strip()} is not below 100%: the objective is the share of events that must be good, e.g. 99.5%."
+        )
     if messages := burn.objective_errors(value):
         raise ValueError(" ".join(messages))
     if value.as_tuple().exponent < -10:  # type: ignore[operator]

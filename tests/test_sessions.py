@@ -59,7 +59,7 @@ def test_session_page_shows_the_conversation_turn_by_turn_with_totals(
     first, second, third = conversation(tenant)
     make_trace(tenant.project, 9, session="s-2", question="unrelated question")
     login(client, tenant)
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(14):
         response = client.get("/p/acme/session/", {"id": "s-1"})
     assert response.status_code == 200
     html = response.content.decode()
@@ -84,7 +84,7 @@ def test_user_page_shows_their_traces_sessions_cost_and_failing_checks(
     make_trace(tenant.project, 5, seconds=400, user="u-1", name="no-session")
     make_trace(tenant.project, 6, seconds=500, session="s-9", user="u-2", name="someone-else")
     login(client, tenant)
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(14):
         html = client.get("/p/acme/user/", {"id": "u-1"}).content.decode()
     assert "<dt>Traces</dt><dd>5" in html and "<dt>Sessions</dt><dd>2" in html
     assert "<dt>Cost</dt><dd>$0.54" in html
@@ -110,7 +110,7 @@ def test_sessions_and_users_lists_filter_and_sort(
     login(client, tenant)
 
     def keys(path: str, **params: str) -> list[str]:
-        with django_assert_max_num_queries(10):
+        with django_assert_max_num_queries(12):
             html = client.get(path, params).content.decode()
         return re.findall(r'<td class="key"><a href="[^"]+" title="([^"]+)"', html)
 

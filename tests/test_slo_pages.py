@@ -67,7 +67,8 @@ def test_the_form_creates_an_slo_with_the_default_policy_scaled_to_its_window(se
     ("changes", "rules", "field", "message"),
     [
         ({"objective": "99.5"}, None, "objective", "did you mean 0.995 (99.5%)?"),
-        ({"objective": "100%"}, None, "objective", "must be below 1 (100%)"),
+        ({"objective": "100%"}, None, "objective", "100% is not below 100%"),
+        ({"objective": "150%"}, None, "objective", "150% is not below 100%"),
         ({"objective": "abc"}, None, "objective", "is not a number"),
         ({"service": "suport-bot"}, None, "service", "check the spelling (services seen: support-bot)"),
         ({"evaluator": ""}, None, "evaluator", "Name the score this SLO judges"),
@@ -396,3 +397,13 @@ def test_a_new_slo_is_computing_until_its_history_is_counted_and_an_overspent_bu
     assert min(v for v in overspent["y"] if v is not None) < 0 and "248,81,73" in overspent["fillcolor"]
     left = next(t for t in figures["budget"]["data"] if t["name"] == "budget left")
     assert min(v for v in left["y"] if v is not None) >= 0
+
+
+def test_incidents_and_channels_are_in_the_navigation_with_the_open_count(tenant: Tenant, incident: Incident) -> None:
+    client = login()
+    nav = client.get("/p/acme/").content.decode().split("<nav>")[1].split("</nav>")[0]
+    assert re.search(r'href="/p/acme/incidents/"[^>]*>Incidents <span class="nav-count"[^>]*>1</span>', nav)
+    assert 'href="/p/acme/channels/"' in nav
+    services.incident_resolve(incident_id=incident.pk, user=tenant.user)
+    nav = client.get("/p/acme/").content.decode().split("<nav>")[1].split("</nav>")[0]
+    assert "nav-count" not in nav

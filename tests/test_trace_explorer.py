@@ -116,7 +116,7 @@ def test_the_page_sorts_by_header_links_and_stays_within_a_query_budget(
     login(client, tenant)
     # Session, user, membership, list, scores, count (4: savepoint, timeout, count, timeout back), views,
     # facets (4), columns, datasets, project switcher.
-    with django_assert_max_num_queries(18):
+    with django_assert_max_num_queries(20):
         html = client.get("/p/acme/traces/", {"sort": "-cost"}).content.decode()
     assert html.index("dear-one") < html.index("cheap-one")
     link = re.search(r'<a class="sort active" href="\?([^"]+)"[^>]*>Cost', html)

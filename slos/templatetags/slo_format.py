@@ -10,7 +10,9 @@ import nh3
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
+from accounts.models import Project
 from slos import burn
+from slos.models import Incident, IncidentStatus
 
 register = template.Library()
 
@@ -33,6 +35,12 @@ def pct(value: Decimal | float | None, places: int = 2) -> str:
     if value is None:
         return "–"
     return burn.format_number(Decimal(str(value)) * 100, places) + "%"
+
+
+@register.simple_tag
+def open_incident_count(project: Project) -> int:
+    """Unresolved incidents of the project, for the navigation (one indexed count per page)."""
+    return Incident.objects.filter(project=project).exclude(status=IncidentStatus.RESOLVED).count()
 
 
 @register.filter

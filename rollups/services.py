@@ -31,7 +31,9 @@ logger = logging.getLogger(__name__)
 # Sums saturate at what their columns hold (bigint tokens, numeric(20, 10) cost) instead of failing the write:
 # inputs are bounded per span, but a minute or an hour can add up any number of them.
 MAX_TOKENS_SUM = 2**63 - 1
-MAX_COST_SUM = Decimal("9999999999.9999999999")
+# Below numeric(20, 10)'s limit by a margin that a float keeps: SQLite stores decimals as REAL, and 9999999999.99…
+# reads back as 1e10, which no longer fits the column.
+MAX_COST_SUM = Decimal(9_000_000_000)
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 CLAIM_BATCH = 500

@@ -1,0 +1,661 @@
+"""What the grounding evaluator measures: the context read as sentences and facts, and per claim a few
+numbers saying how well the context backs it.
+
+The context is indexed once per item. Prose is split into sentences. Structured documents become one fact a
+line: JSON (objects, arrays, nested keys: "attributes wifi: free"; booleans read as present or negated
+facts; Python-style dict strings inside values, as in Yelp records, read the same way), key-value lines and
+CSV or Markdown tables (each row stated with its column names). Every fact keeps the offsets of its text in
+the document, so the evidence can quote it.
+
+Words compare by content key (folded, stemmed, irregular verb forms mapped to their base) and, more
+loosely, by root (derivational suffixes dropped: "acquisition" and "acquire" share one). Numbers compare by
+value (text.numbers), clock times also in 12-hour form ("22:00" = "10 pm").
+
+Per claim (``claim_features``): the share of its content found anywhere in the context, in the single best
+sentence and in the best window of adjacent sentences (a summary sentence fusing two source sentences), the
+share of its word pairs found, the longest run of content words found nowhere (a baseless clause), numbers
+and names the context lacks, a number the best sentence states differently, a negation that flips, a role
+or antonym swap ("won" where the context says "nominated"). grounding.py turns them into a probability with
+the weights in grounding_weights.json.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import csv
+import io
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from evals.evaluators.text import (
+    NUMBER_WORDS,
+    STOPWORDS,
+    fold,
+    is_negation,
+    numbers,
+    raw_words,
+    sentence_spans,
+    stem,
+    words,
+)
+
+# --- word keys --------------------------------------------------------------------------------------------
+
+_IRREGULAR = dict(
+    pair.split(":")
+    for pair in str.split(
+        "won:win lost:lose sold:sell bought:buy went:go gone:go began:begin begun:begin wrote:write "
+        "written:write took:take taken:take gave:give given:give found:find led:lead held:hold told:tell "
+        "said:say became:become built:build grew:grow grown:grow known:know knew:know ran:run saw:see seen:see "
+        "spent:spend paid:pay brought:bring thought:think fell:fall fallen:fall rose:rise risen:rise met:meet "
+        "kept:keep chose:choose chosen:choose drove:drive driven:drive fought:fight taught:teach caught:catch "
+        "sent:send left:leave felt:feel meant:mean struck:strike stood:stand spoke:speak spoken:speak "
+        "children:child men:man women:woman people:person mice:mouse feet:foot teeth:tooth"
+    )
+)
+# A claim word whose counterpart, not the word itself, is in the best matching context sentence: a swapped
+# role, direction or comparison. Pairs of roots (see _root), read both ways.
+_OPPOSITES = (
+    "win:nomin win:lose buy:sell buyer:seller increas:decreas rise:fall higher:lower more:less larg:small "
+    "before:after first:last open:clos accept:reject includ:exclud male:female minimum:maximum mor:few "
+    "earli:later early:late inner:outer import:export lend:borrow lender:borrow teach:student husband:wife "
+    "father:mother son:daughter brother:sister north:south east:west old:young older:younger gain:loss "
+    "profit:loss allow:prohibit allow:forbid cheap:expens positiv:negativ succes:failur best:worst "
+    "above:below insid:outsid strong:weak fast:slow hot:cold wet:dry full:empty start:end arriv:depart "
+    "host:guest winner:loser attack:defend plaintiff:defendant employ:employe"
+)
+OPPOSITE: dict[str, set[str]] = {}
+for _pair in _OPPOSITES.split():
+    _a, _b = _pair.split(":")
+    OPPOSITE.setdefault(_a, set()).add(_b)
+    OPPOSITE.setdefault(_b, set()).add(_a)
+
+_DERIVATIONAL = (
+    "ation",
+    "ition",
+    "ement",
+    "ment",
+    "ness",
+    "ity",
+    "tion",
+    "sion",
+    "ance",
+    "ence",
+    "ive",
+    "al",
+    "er",
+    "or",
+)
+
+
+@lru_cache(maxsize=131072)
+def key(token: str) -> str | None:
+    """The content key of a folded token: None for stop words, negations and digit runs (numbers compare by
+    value); number words read as numbers; irregular forms mapped to their base; the rest lightly stemmed."""
+    if token in STOPWORDS or is_negation(token) or token[0].isdigit():
+        return None
+    number = NUMBER_WORDS.get(token)
+    if number is not None:
+        return number
+    return stem(_IRREGULAR.get(token, token))
+
+
+@lru_cache(maxsize=131072)
+def root(content_key: str) -> str:
+    """A looser key: derivational suffixes dropped and cut to six letters, so that "acquisition",
+    "acquired" and "acquire" meet, as do "nomination" and "nominated"."""
+    if len(content_key) <= 4 or not content_key.isalpha():
+        return content_key
+    for suffix in _DERIVATIONAL:
+        if content_key.endswith(suffix) and len(content_key) - len(suffix) >= 4:
+            content_key = content_key[: -len(suffix)]
+            break
+    return content_key[:6]
+
+
+def content_keys(tokens: list[str]) -> list[str]:
+    return [k for k in map(key, tokens) if k is not None]
+
+
+_CITATION = re.compile(r"\[\^?\d{1,3}(?:\s*[,–-]\s*\d{1,3})*\]|【[^】]{0,40}】|\^\d{1,3}\b")
+_CLOCK = re.compile(r"\b([01]?\d|2[0-3]):([0-5]?\d)\b")
+
+
+def number_keys(text: str) -> list[tuple[str, str]]:
+    """Numbers of ``text`` (see ``text.numbers``), citation markers such as "[1]" or "[2, 3]" left out."""
+    return numbers(_CITATION.sub(" ", text) if "[" in text or "【" in text or "^" in text else text)
+
+
+# --- structured documents ----------------------------------------------------------------------------------
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|_+|-+")
+_KV_LINE = re.compile(r"^\s*[-*•]?\s*([A-Za-z][\w .()/'&-]{0,60}?)\s*[:=]\s*(\S.*?)\s*$")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+_FALSE = {"false", "no", "none", "n", "0", "null", "nil", "off", "unavailable", "closed"}
+_TRUE = {"true", "yes", "y", "on", "available"}
+
+
+def _key_words(name: str) -> str:
+    """ "BusinessAcceptsCreditCards" → "Business Accepts Credit Cards"; "price_range" → "price range"."""
+    return " ".join(_CAMEL.sub(" ", str(name)).split())
+
+
+@dataclass
+class Fact:
+    text: str  # what is compared: words of the key path and the value ("not" before a false boolean)
+    start: int  # offsets of its evidence in the document text
+    end: int
+
+
+def _scalar(value: Any) -> tuple[str, bool | None]:
+    """A JSON leaf as words, and its truth when it is a boolean-like value."""
+    if isinstance(value, bool):
+        return ("", value)
+    if value is None:
+        return ("", False)
+    text = str(value).strip().strip("'\"")
+    if text.startswith("u'"):
+        text = text[2:].strip("'")
+    low = text.casefold()
+    if low in _FALSE:
+        return ("", False)
+    if low in _TRUE:
+        return ("", True)
+    return (text, None)
+
+
+def _literal_dict(text: str) -> dict[str, Any] | None:
+    """A Python-style dict stored as a string ("{'garage': False, 'street': True}"), else None."""
+    if not (text.startswith("{") and text.endswith("}")) or len(text) > 2000:
+        return None
+    with contextlib.suppress(ValueError, SyntaxError, MemoryError, RecursionError):
+        value = ast.literal_eval(text)
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _json_facts(value: Any, path: list[str], raw: str, cursor: list[int], out: list[Fact], depth: int = 0) -> None:
+    if depth > 20:
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _json_facts(v, [*path, _key_words(k)], raw, cursor, out, depth + 1)
+        return
+    if isinstance(value, list):
+        for v in value:
+            _json_facts(v, path, raw, cursor, out, depth + 1)
+        return
+    if isinstance(value, str):
+        nested = _literal_dict(value.strip())
+        if nested is not None:
+            _json_facts(nested, path, raw, cursor, out, depth + 1)
+            return
+    # Locate the leaf in the raw text, moving forward: json.loads keeps the document's order.
+    needle = json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else None
+    start = raw.find(needle, cursor[0]) if needle else -1
+    if start < 0 and path:
+        start = raw.find(path[-1].split()[0], cursor[0]) if path[-1] else -1
+    if start < 0:
+        start = cursor[0]
+    end = min(len(raw), start + (len(needle) if needle else 1))
+    cursor[0] = end
+    text, truth = _scalar(value)
+    label = " ".join(path[-2:])
+    if truth is None:
+        if len(text) > 120:  # free text (a review, a description): read as prose
+            out.append(Fact(text, start + 1, end - 1))
+        else:
+            out.append(Fact(f"{label}: {text}", start, end))
+    elif truth:
+        out.append(Fact(label, start, end))
+    else:
+        out.append(Fact(f"not {label}", start, end))
+
+
+def _table_facts(lines: list[tuple[int, int, str]], delimiter: str) -> list[Fact]:
+    header: list[str] | None = None
+    facts: list[Fact] = []
+    for start, end, line in lines:
+        if delimiter == "|":
+            if _TABLE_RULE.match(line):
+                continue
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        else:
+            cells = next(csv.reader(io.StringIO(line)), [])
+        if header is None:
+            header = [_key_words(c) for c in cells]
+            continue
+        parts = []
+        for name, cell in zip(header, cells, strict=False):
+            text, truth = _scalar(cell)
+            parts.append(f"{name}: {text}" if truth is None else (name if truth else f"not {name}"))
+        facts.append(Fact("; ".join(parts), start, end))
+    return facts
+
+
+def structured_facts(text: str) -> list[Fact] | None:
+    """The facts of a structured document (JSON, key-value lines, CSV or Markdown table), or None for prose."""
+    stripped = text.strip()
+    if stripped[:1] in "{[" and stripped[-1:] in "}]":
+        with contextlib.suppress(ValueError, RecursionError):
+            value = json.loads(stripped)
+            facts: list[Fact] = []
+            _json_facts(value, [], text, [0], facts)
+            return facts
+    lines = []
+    position = 0
+    for line in text.split("\n"):
+        if line.strip():
+            lines.append((position, position + len(line), line))
+        position += len(line) + 1
+    if len(lines) < 2:
+        return None
+    if sum(line.count("|") >= 2 for _, _, line in lines) >= 0.8 * len(lines):
+        return _table_facts(lines, "|")
+    commas = [line.count(",") for _, _, line in lines]
+    if min(commas) >= 1 and len(set(commas)) == 1 and len(lines) >= 3:
+        return _table_facts(lines, ",")
+    matches = [_KV_LINE.match(line) for _, _, line in lines]
+    if sum(m is not None for m in matches) >= 0.6 * len(lines) and len(lines) >= 3:
+        facts = []
+        for (start, end, line), m in zip(lines, matches, strict=True):
+            if m is None:
+                facts.append(Fact(line.strip(), start, end))
+                continue
+            value, truth = _scalar(m.group(2))
+            name = _key_words(m.group(1))
+            facts.append(Fact(f"{name}: {value}" if truth is None else (name if truth else f"not {name}"), start, end))
+        return facts
+    return None
+
+
+# --- the context index -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sentence:
+    doc: int
+    start: int
+    end: int
+    keys: list[str]
+    roots: frozenset[str]
+    numbers: frozenset[str]
+    sequence: list[tuple[str | None, bool]]  # (root or None, is a negation cue) per word
+
+
+_GLUED = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_NEGATION_SCOPE = 3  # a negation applies to the next few words
+
+
+def polar_sequence(raw: list[str], tokens: list[str]) -> list[tuple[str | None, bool]]:
+    """(root or None, is a negation cue) per word. A capitalised "Not"/"No" inside a clause belongs to a name
+    ("Not Ready for Prime Time Players") and "not only" is no negation."""
+    out: list[tuple[str | None, bool]] = []
+    for i, token in enumerate(tokens):
+        if is_negation(token) and not (i > 0 and raw[i][:1].isupper()) and tokens[i + 1 : i + 2] != ["only"]:
+            out.append((None, True))
+        else:
+            k = key(token)
+            out.append((root(k) if k else None, False))
+    return out
+
+
+def negates(sequence: list[tuple[str | None, bool]], shared: set[str] | frozenset[str]) -> bool:
+    """Whether a negation cue in ``sequence`` bears on one of the ``shared`` roots."""
+    for i, (_root, cue) in enumerate(sequence):
+        if cue and any(k in shared for k, _ in sequence[i + 1 : i + 1 + _NEGATION_SCOPE] if k):
+            return True
+    return False
+
+
+def _clock_numbers(text: str) -> set[str]:
+    out = set()
+    for match in _CLOCK.finditer(text):
+        hour = int(match.group(1))
+        out.add(str(hour % 12 or 12))
+        out.add(str(hour))
+    return out
+
+
+@dataclass
+class Context:
+    doc_ids: list[str]
+    doc_texts: list[str] = field(default_factory=list)
+    structured: bool = False
+    sentences: list[Sentence] = field(default_factory=list)
+    by_root: dict[str, list[int]] = field(default_factory=dict)
+    keys: set[str] = field(default_factory=set)
+    roots: set[str] = field(default_factory=set)
+    pairs: set[tuple[str, str]] = field(default_factory=set)
+    words: set[str] = field(default_factory=set)
+    numbers: set[str] = field(default_factory=set)
+    peer_words: set[str] = field(default_factory=set)
+
+
+def index_context(docs: list[tuple[str, str]]) -> Context:
+    """``docs``: (id, text) of the non-empty documents."""
+    ctx = Context(doc_ids=[d for d, _ in docs], doc_texts=[t for _, t in docs])
+    for position, (_doc_id, text) in enumerate(docs):
+        facts = structured_facts(text)
+        if facts is not None:
+            ctx.structured = True
+            pieces: list[tuple[str, int, int]] = []
+            for fact in facts:
+                if len(fact.text) > 120:
+                    pieces.extend(
+                        (fact.text[a:b], fact.start + a, fact.start + b) for a, b in sentence_spans(fact.text)
+                    )
+                else:
+                    pieces.append((fact.text, fact.start, fact.end))
+        else:
+            pieces = [(text[a:b], a, b) for a, b in sentence_spans(text)]
+        for piece, start, end in pieces:
+            raw = raw_words(piece)
+            tokens = [fold(r) for r in raw]
+            ctx.words.update(tokens)
+            ctx.peer_words.update(t.casefold() for t in raw)
+            sequence = polar_sequence(raw, tokens)
+            keys = [k for k in map(key, tokens) if k]
+            found = {value for _w, value in number_keys(piece)}
+            if ":" in piece:
+                found |= _clock_numbers(piece)
+            for value in found:
+                (ctx.words if value.isalpha() else ctx.numbers).add(value)
+            roots = frozenset(r for r, _ in sequence if r)
+            index = len(ctx.sentences)
+            ctx.sentences.append(Sentence(position, start, end, keys, roots, frozenset(found), sequence))
+            for r in roots:
+                ctx.by_root.setdefault(r, []).append(index)
+            ctx.keys.update(keys)
+            ctx.roots.update(roots)
+            ctx.pairs.update(itertools.pairwise(keys))
+        if _GLUED.search(text):  # "WilkinsonBlack": text scraped without a space between sentences
+            ctx.words.update(words(_GLUED.sub(" ", text)))
+    ctx.words.update([stem(w) for w in ctx.words])
+    ctx.numbers.update(NUMBER_WORDS[w] for w in ctx.words if w in NUMBER_WORDS)
+    return ctx
+
+
+# --- one claim ----------------------------------------------------------------------------------------------
+
+NAME = re.compile(r"(?<![\w'’])[A-Z][\w'’]*(?:(?:[-–]| (?:of |de |van |von |da |del |la )?)[A-Z][\w'’]*)*")
+_FIRST_WORD = re.compile(r"""^[\s"'“‘(\[*_#>]*[\w'’]+""")
+_NOT_NAMES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "faq", "yes", "no", "a", "an"})
+
+
+def missing_specifics(sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> list[str]:
+    """Numbers, amounts, dates and names of ``sentence`` that neither the context nor the user's input has."""
+    missing: list[str] = []
+    for written, value in number_keys(sentence):
+        if value.isalpha():
+            present = value in ctx.words or value in known_words
+        else:
+            present = value in ctx.numbers or value in known_numbers
+        if not present and written not in missing:
+            missing.append(written)
+    first = _FIRST_WORD.match(sentence)
+    first_end = first.end() if first else 0
+    for match in NAME.finditer(sentence):
+        written = match.group()
+        is_acronym = sum(ch.isupper() for ch in written) >= 2
+        if match.start() < first_end and not is_acronym and " " not in written:
+            continue  # a single capitalised word at the start of a sentence says nothing
+        parts = [w for w in words(written) if w not in STOPWORDS and w not in _NOT_NAMES]
+        parts = [w for w in parts if len(w) > 1 and not w[0].isdigit()]
+        if not parts:
+            continue
+        if all(p in ctx.words or stem(p) in ctx.words or p in known_words for p in parts):
+            continue
+        if _is_acronym_of(written, ctx):
+            continue
+        if written not in missing:
+            missing.append(written)
+    return missing
+
+
+def _is_acronym_of(written: str, ctx: Context) -> bool:
+    """ "NASA" when the context has "National Aeronautics and Space Administration" (initials of adjacent
+    content words)."""
+    if not (written.isupper() and 2 <= len(written) <= 6 and written.isalpha()):
+        return False
+    initials = written.casefold()
+    first = [k for k in ctx.keys if k[:1] == initials[0]]
+    return any(
+        len(s.keys) >= len(initials)
+        and any("".join(k[0] for k in s.keys[i : i + len(initials)]) == initials for i in range(len(s.keys)))
+        for s in ctx.sentences
+        if first and any(k in s.keys for k in first[:50])
+    )
+
+
+FEATURES = (
+    "coverage",  # share of the claim's content (roots and numbers) found anywhere in the context
+    "exact_coverage",  # same, by exact content key
+    "best_sentence",  # share found in the best single context sentence
+    "best_window",  # share found in the best window of adjacent sentences (fusion)
+    "phrase",  # share of adjacent content-word pairs found in the context
+    "missing_words",  # log(1 + content words found nowhere)
+    "baseless_run",  # longest run of adjacent content words found nowhere, as a share of the claim
+    "missing_numbers",
+    "missing_names",
+    "number_conflict",  # the best sentence states a different number
+    "negation_flip",
+    "opposite",  # a role, direction or comparison swapped
+    "length",  # log(1 + content words)
+    "restates_input",  # share of the claim's content that only restates the user's input
+    "peer_overlap",  # share of the claim's words (any word, as written) found in the context
+    "structured",  # the context holds a structured record
+)
+
+
+@dataclass
+class ClaimFeatures:
+    values: dict[str, float]
+    best: int | None  # index of the best context sentence
+    window: tuple[int, int] | None  # sentence index range of the best window
+    baseless: list[tuple[int, int]]  # character spans of the claim found nowhere (relative to the claim)
+    missing: list[str]
+    conflict: str | None  # what contradicts: "number", "negation", "opposite"
+
+
+_CLAUSE = re.compile(r"[,;:()\[\]]|\s(?:but|while|whereas|although|though|however|except)\s")
+
+
+def negation_flip(sentence: str, ctx: Context) -> bool:
+    """True when a clause of the sentence best matches a context sentence that negates the shared words
+    while the claim does not (or the other way round), and no equally good context sentence agrees."""
+    for clause in _CLAUSE.split(sentence):
+        raw = raw_words(clause)
+        sequence = polar_sequence(raw, [fold(r) for r in raw])
+        roots = {k for k, _ in sequence if k}
+        if not roots:
+            continue
+        needed = max(2 if len(roots) > 1 else 1, (len(roots) + 1) // 2)
+        candidates: dict[int, int] = {}
+        for r in roots:
+            for i in ctx.by_root.get(r, ()):
+                candidates[i] = candidates.get(i, 0) + 1
+        best_same = best_other = 0
+        for i, overlap in candidates.items():
+            if overlap < needed or overlap <= min(best_same, best_other):
+                continue
+            shared = roots & ctx.sentences[i].roots
+            if negates(sequence, shared) == negates(ctx.sentences[i].sequence, shared):
+                best_same = max(best_same, overlap)
+            else:
+                best_other = max(best_other, overlap)
+        if best_other > best_same:
+            return True
+    return False
+
+
+def claim_features(
+    sentence: str,
+    ctx: Context,
+    known_words: set[str],
+    known_numbers: set[str],
+    input_keys: set[str],
+    *,
+    check_negation: bool = True,
+    flag_specifics: bool = True,
+) -> ClaimFeatures:
+    raw_spans = [(m.start(), m.end(), m.group()) for m in _WORD_SPAN.finditer(sentence)]
+    keyed = [(a, b, key(fold(w))) for a, b, w in raw_spans]
+    # Number words ("three") compare as numbers.
+    keyed_content = [(a, b, k) for a, b, k in keyed if k and not k[0].isdigit()]
+    keys = [k for _, _, k in keyed_content]
+    number_values = {v for _, v in number_keys(sentence) if not v.isalpha()}
+    number_values.update(k for _, _, k in keyed if k and k[0].isdigit())
+    novel = [k for k in keys if k not in input_keys]
+    novel_numbers = number_values - known_numbers
+    judged = set(novel) if (novel or novel_numbers) else set(keys)
+    judged_numbers = novel_numbers if (novel or novel_numbers) else number_values
+    total = len(judged) + len(judged_numbers)
+    judged_roots = {root(k) for k in judged}
+
+    found_root = {k for k in judged if root(k) in ctx.roots}
+    found_exact = {k for k in judged if k in ctx.keys}
+    found_numbers = judged_numbers & ctx.numbers
+    coverage = (len(found_root) + len(found_numbers)) / total if total else 1.0
+    exact = (len(found_exact) + len(found_numbers)) / total if total else 1.0
+
+    # The best sentence and window, by shared roots and numbers.
+    hits: dict[int, int] = {}
+    for r in judged_roots:
+        for i in ctx.by_root.get(r, ()):
+            hits[i] = hits.get(i, 0) + 1
+    for i, s in enumerate(ctx.sentences):
+        if judged_numbers and s.numbers & judged_numbers:
+            hits[i] = hits.get(i, 0) + len(s.numbers & judged_numbers)
+    best = max(hits, key=lambda i: (hits[i], -i)) if hits else None
+    denominator = len(judged_roots) + len(judged_numbers)
+    best_sentence = hits[best] / denominator if best is not None and denominator else 0.0
+    best_window: float = best_sentence
+    window = (best, best) if best is not None else None
+    for i in sorted(hits, key=lambda i: -hits[i])[:4]:
+        for lo, hi in ((i - 1, i), (i, i + 1), (i - 1, i + 1)):
+            if lo < 0 or hi >= len(ctx.sentences) or ctx.sentences[lo].doc != ctx.sentences[hi].doc:
+                continue
+            roots = frozenset().union(*(ctx.sentences[j].roots for j in range(lo, hi + 1)))
+            nums = frozenset().union(*(ctx.sentences[j].numbers for j in range(lo, hi + 1)))
+            share = (len(judged_roots & roots) + len(judged_numbers & nums)) / denominator if denominator else 0.0
+            if share > best_window + 1e-9:
+                best_window, window = share, (lo, hi)
+
+    pairs = list(itertools.pairwise(keys))
+    phrase = sum(p in ctx.pairs for p in pairs) / len(pairs) if pairs else coverage
+
+    # Content words found nowhere, and the longest run of them (numbers missing count too).
+    missing_numbers_set = judged_numbers - ctx.numbers
+    absent = [k in judged and root(k) not in ctx.roots for _a, _b, k in keyed_content]
+    for a, b, w in raw_spans:
+        if w[0].isdigit():
+            value = w.replace(",", "").lstrip("0") or "0"
+            if value in missing_numbers_set:
+                keyed_content.append((a, b, None))
+                absent.append(True)
+    order = sorted(range(len(keyed_content)), key=lambda i: keyed_content[i][0])
+    baseless: list[tuple[int, int]] = []
+    run_start = run_end = -1
+    run_len = longest = 0
+    for i in order:
+        a, b, _k = keyed_content[i]
+        if absent[i]:
+            if run_len == 0:
+                run_start = a
+            run_end, run_len = b, run_len + 1
+            longest = max(longest, run_len)
+        else:
+            if run_len:
+                baseless.append((run_start, run_end))
+            run_len = 0
+    if run_len:
+        baseless.append((run_start, run_end))
+    missing_count = sum(absent)
+
+    missing = missing_specifics(sentence, ctx, known_words, known_numbers) if flag_specifics else []
+    missing_numbers = sum(1 for m in missing if any(ch.isdigit() for ch in m) or m.casefold() in NUMBER_WORDS)
+    missing_names = len(missing) - missing_numbers
+
+    conflict = None
+    number_conflict = 0.0
+    if best is not None and missing_numbers_set and ctx.sentences[best].numbers - number_values:
+        number_conflict, conflict = 1.0, "number"
+    flip = 1.0 if check_negation and negation_flip(sentence, ctx) else 0.0
+    if flip and conflict is None:
+        conflict = "negation"
+    opposite = 0.0
+    if best is not None:
+        best_roots = ctx.sentences[best].roots
+        for r in judged_roots:
+            if r not in ctx.roots and OPPOSITE.get(r, set()) & best_roots:
+                opposite = 1.0
+        if opposite and conflict is None:
+            conflict = "opposite"
+
+    restates = (len(keys) - len(novel)) / len(keys) if keys else 0.0
+    peer = [w.casefold() for _, _, w in raw_spans]
+    peer_overlap = sum(w in ctx.peer_words for w in peer) / len(peer) if peer else 1.0
+    values = {
+        "coverage": coverage,
+        "exact_coverage": exact,
+        "best_sentence": best_sentence,
+        "best_window": best_window,
+        "phrase": phrase,
+        "missing_words": math.log1p(missing_count),
+        "baseless_run": longest / max(1, len(keyed_content)),
+        "missing_numbers": float(missing_numbers),
+        "missing_names": float(missing_names),
+        "number_conflict": number_conflict,
+        "negation_flip": flip,
+        "opposite": opposite,
+        "length": math.log1p(len(keys)),
+        "restates_input": restates,
+        "peer_overlap": peer_overlap,
+        "structured": 1.0 if ctx.structured else 0.0,
+    }
+    return ClaimFeatures(values, best, window, baseless, missing, conflict)
+
+
+_WORD_SPAN = re.compile(r"\w+(?:['’]\w+)*")
+
+
+def answer_features(claims: list[dict[str, float]]) -> list[float]:
+    """The model's input for a set of claims (one claim: that claim alone): the weakest claim and the mean
+    of each measure of support, the worst and the total of each measure of trouble, the number of claims."""
+    n = len(claims)
+    out: list[float] = []
+    for name in FEATURES:
+        column = [c[name] for c in claims]
+        if name in ("structured",):
+            out.append(column[0])
+        elif name in ("coverage", "exact_coverage", "best_sentence", "best_window", "phrase", "peer_overlap"):
+            out.extend((min(column), sum(column) / n))
+        elif name in ("length", "restates_input"):
+            out.append(sum(column) / n)
+        else:
+            out.extend((max(column), sum(column) / n))
+    out.append(math.log(n))
+    return out
+
+
+def answer_feature_names() -> list[str]:
+    names: list[str] = []
+    for name in FEATURES:
+        if name == "structured":
+            names.append(name)
+        elif name in ("coverage", "exact_coverage", "best_sentence", "best_window", "phrase", "peer_overlap"):
+            names.extend((f"min_{name}", f"mean_{name}"))
+        elif name in ("length", "restates_input"):
+            names.append(f"mean_{name}")
+        else:
+            names.extend((f"max_{name}", f"mean_{name}"))
+    names.append("log_claims")
+    return names

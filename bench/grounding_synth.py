@@ -214,7 +214,9 @@ def summary_cases(articles: list[str], seed: int, limit: int) -> list[SynthCase]
         if not label:
             i = rng.randrange(len(summary))
             summary[i], change = perturb(summary[i], rng, names)
-        cases.append(SynthCase("summary", label, EvalItem("Summarise the article.", " ".join(summary), context), change))
+        cases.append(
+            SynthCase("summary", label, EvalItem("Summarise the article.", " ".join(summary), context), change)
+        )
     return cases
 
 
@@ -239,7 +241,14 @@ def qa_cases(items: list[EvalItem], seed: int, limit: int) -> list[SynthCase]:
 
 # --- data-to-text over business records ----------------------------------------------------------------------
 
-_CITIES = (("Tucson", "AZ"), ("Philadelphia", "PA"), ("Tampa", "FL"), ("Reno", "NV"), ("Nashville", "TN"), ("Boise", "ID"))
+_CITIES = (
+    ("Tucson", "AZ"),
+    ("Philadelphia", "PA"),
+    ("Tampa", "FL"),
+    ("Reno", "NV"),
+    ("Nashville", "TN"),
+    ("Boise", "ID"),
+)
 _STREETS = ("Main St", "Oak Ave", "E Broadway Blvd", "N 4th St", "Market St", "Elm Dr")
 _CUISINES = (
     ("Mexican", ("tacos", "burritos", "churros", "salsa")),
@@ -283,9 +292,17 @@ def _record(rng: random.Random) -> tuple[dict[str, object], dict[str, object]]:
         stars = rng.randint(2, 5)
         text = (
             f"We came here for the {dish} and were not disappointed. The {good} made the evening. "
-            f"Only downside was the {bad}." if stars >= 4 else f"The {dish} was bland and the {bad} ruined it for us."
+            f"Only downside was the {bad}."
+            if stars >= 4
+            else f"The {dish} was bland and the {bad} ruined it for us."
         )
-        reviews.append({"review_stars": stars, "review_date": f"2021-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}", "review_text": text})
+        reviews.append(
+            {
+                "review_stars": stars,
+                "review_date": f"2021-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
+                "review_text": text,
+            }
+        )
     record: dict[str, object] = {
         "name": name,
         "address": f"{rng.randint(100, 9999)} {rng.choice(_STREETS)}",
@@ -299,7 +316,7 @@ def _record(rng: random.Random) -> tuple[dict[str, object], dict[str, object]]:
             "WiFi": rng.choice(("u'free'", "u'no'", "'paid'")),
             "BusinessParking": str({"garage": False, "street": rng.random() < 0.5, "lot": rng.random() < 0.5}),
         },
-        "hours": {d: f"{opening}:0-{closing}:0" for d in _DAYS[: rng.randint(5, 7)]},
+        "hours": dict.fromkeys(_DAYS[: rng.randint(5, 7)], f"{opening}:0-{closing}:0"),
         "reviews": reviews,
     }
     facts = {"cuisine": cuisine, "dishes": dishes, "truth": truth, "opening": opening, "closing": closing}
@@ -341,7 +358,9 @@ def data2text_cases(seed: int, limit: int) -> list[SynthCase]:
             truth = facts["truth"]
             assert isinstance(truth, dict)
             if change == "stars":
-                sentences[1] = sentences[1].replace(f"{record['business_stars']} stars", f"{float(record['business_stars']) + 0.5} stars")  # type: ignore[arg-type]
+                sentences[1] = sentences[1].replace(
+                    f"{record['business_stars']} stars", f"{float(record['business_stars']) + 0.5} stars"
+                )  # type: ignore[arg-type]
             elif change == "city":
                 other = next(c for c, _ in _CITIES if c != record["city"])
                 sentences[0] = sentences[0].replace(str(record["city"]), other)
@@ -350,10 +369,14 @@ def data2text_cases(seed: int, limit: int) -> list[SynthCase]:
                 sentences[2] = f"The restaurant {_ATTRIBUTES[a][1] if v else _ATTRIBUTES[a][0]}."
             elif change == "added":
                 absent = [a for a in _ATTRIBUTES if a not in truth]
-                extra = rng.choice([_ATTRIBUTES[a][0] for a in absent] + ["has a full bar", "offers live music on weekends"])
+                extra = rng.choice(
+                    [_ATTRIBUTES[a][0] for a in absent] + ["has a full bar", "offers live music on weekends"]
+                )
                 sentences.insert(3, f"It also {extra}.")
             elif change == "hours":
-                sentences[3] = f"It is open from {_clock(int(facts['opening']))} to {_clock(int(facts['closing']) - 2)} on Mondays."  # type: ignore[call-overload]
+                sentences[3] = (
+                    f"It is open from {_clock(int(facts['opening']))} to {_clock(int(facts['closing']) - 2)} on Mondays."  # type: ignore[call-overload]
+                )
             elif change == "dish":
                 dishes = facts["dishes"]
                 assert isinstance(dishes, tuple)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import os
 import re
 import threading
@@ -53,6 +54,7 @@ from evals.evaluators.grounding_features import (
     missing_specifics,
     negation_flip,
     number_keys,
+    word_overlap,
 )
 from evals.evaluators.text import sentence_spans, words
 
@@ -155,6 +157,7 @@ _OPINION = re.compile(
     r"^(?:i|i personally|personally,? i) (?:really |also |just |do |don't |do not |really don't )?"
     r"(?:like|love|enjoy|prefer|adore|hate|dislike|agree|disagree|am a fan|'m a fan)\b"
 )
+_DIGIT = re.compile(r"\d")
 _CONTRAST = re.compile(r"\b(?:but|however|although|though|except|yet)\b")
 
 
@@ -166,7 +169,7 @@ def non_claim_reason(sentence: str) -> str | None:
     lowered = sentence.casefold().replace("’", "'")
     if stripped.endswith(":") and len(content_keys(words(sentence))) <= 6:
         return "a lead-in"
-    has_digits = any(ch.isdigit() for ch in sentence)
+    has_digits = _DIGIT.search(sentence) is not None
     if not has_digits and not _CONTRAST.search(lowered) and _ABSTENTION.search(lowered):
         return "an abstention (says the answer is not known or not in the documents)"
     start = lowered.lstrip(" \"'*_#>-")
@@ -228,16 +231,13 @@ def _embedding_support(claims: list[str], ctx: Context) -> list[tuple[float, int
 
 @dataclass(frozen=True)
 class _Model:
-    names: list[str]
-    mean: list[float]
-    scale: list[float]
-    coef: list[float]
+    """A logistic regression on standardised features, folded into one weight per raw feature."""
+
+    weights: tuple[float, ...]
     intercept: float
 
     def probability(self, features: list[float]) -> float:
-        z = self.intercept
-        for x, m, s, w in zip(features, self.mean, self.scale, self.coef, strict=True):
-            z += w * (x - m) / s
+        z = self.intercept + sum(map(operator.mul, self.weights, features))
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
@@ -249,7 +249,9 @@ def _model() -> _Model:
             f"{WEIGHTS.name} was trained on other features; retrain: .venv/bin/python bench/grounding_train.py",
             retryable=False,
         )
-    return _Model(data["features"], data["mean"], data["scale"], data["coef"], data["intercept"])
+    weights = [w / s for w, s in zip(data["coef"], data["scale"], strict=True)]
+    intercept = data["intercept"] - sum(w * m for w, m in zip(weights, data["mean"], strict=True))
+    return _Model(tuple(weights), intercept)
 
 
 # --- the evaluator ----------------------------------------------------------------------------------------------
@@ -268,6 +270,20 @@ class _Verdict:
     similarity: float | None = None
 
 
+@dataclass
+class _Measured:
+    spans: list[tuple[int, int]]
+    verdicts: list[_Verdict]
+    ctx: Context
+    truncated: bool
+    answer_overlap: float
+
+    def answer_features(self) -> list[float]:
+        claims = [v.features.values for v in self.verdicts if v.features is not None]
+        non_claims = sum(not v.claim for v in self.verdicts) / len(self.verdicts)
+        return answer_features(claims, self.answer_overlap, non_claims)
+
+
 class Grounding(Evaluator[GroundingParams]):
     name: ClassVar[str] = "grounding"
     version: ClassVar[int] = 2
@@ -281,7 +297,7 @@ class Grounding(Evaluator[GroundingParams]):
     queue: ClassVar[str] = "scoring"
     default_enabled: ClassVar[bool] = True
 
-    def measure(self, item: EvalItem) -> tuple[list[tuple[int, int]], list[_Verdict], Context, bool] | None:
+    def measure(self, item: EvalItem) -> _Measured | None:
         """The sentences of the answer and, per claim, its measures of support (before the model); None when
         the item has no answer or no context. bench/grounding_train.py fits the model on these."""
         params = self.params
@@ -331,29 +347,28 @@ class Grounding(Evaluator[GroundingParams]):
             for position, (similarity, best) in zip(open_claims, _embedding_support(texts, ctx), strict=True):
                 self._apply_embedding(verdicts[position], similarity, best)
 
-        return spans, verdicts, ctx, truncated
+        return _Measured(spans, verdicts, ctx, truncated, word_overlap(answer, ctx))
 
     def evaluate(self, item: EvalItem) -> EvalResult | None:
         measured = self.measure(item)
         if measured is None:
             return None
-        spans, verdicts, ctx, truncated = measured
         model = _model()
-        params = self.params
-
-        claims = [v for v in verdicts if v.features is not None]
-        for v in claims:
-            assert v.features is not None
-            v.probability = model.probability(answer_features([v.features.values]))
-            self._name_verdict(v)
-        if params.claims == "specifics":
-            decided = [v for v in verdicts if v.claim]
-            value = sum(v.verdict == "supported" for v in decided) / len(decided) if decided else 1.0
+        verdicts = measured.verdicts
+        for v in verdicts:
+            if v.features is not None:
+                v.probability = model.probability(
+                    answer_features([v.features.values], v.features.values["peer_overlap"], 0.0)
+                )
+                self._name_verdict(v)
+        claims = [v for v in verdicts if v.claim]
+        if not claims:
+            value = 1.0
+        elif self.params.claims == "specifics":
+            value = sum(v.verdict == "supported" for v in claims) / len(claims)
         else:
-            value = (
-                model.probability(answer_features([v.features.values for v in claims if v.features])) if claims else 1.0
-            )
-        return self._result(item.output, spans, verdicts, ctx, value, truncated)
+            value = model.probability(measured.answer_features())
+        return self._result(item.output, measured.spans, verdicts, measured.ctx, value, measured.truncated)
 
     def _judge_specifics(self, sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> _Verdict:
         stated = missing_specifics(sentence, Context(doc_ids=[]), known_words, known_numbers)

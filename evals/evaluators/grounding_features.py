@@ -22,6 +22,7 @@ the weights in grounding_weights.json.
 from __future__ import annotations
 
 import ast
+import bisect
 import contextlib
 import csv
 import io
@@ -34,10 +35,13 @@ from functools import lru_cache
 from typing import Any
 
 from evals.evaluators.text import (
+    MONTHS,
+    NEGATIONS,
     NUMBER_WORDS,
     STOPWORDS,
     fold,
     is_negation,
+    normalise_number,
     numbers,
     raw_words,
     sentence_spans,
@@ -124,7 +128,6 @@ def content_keys(tokens: list[str]) -> list[str]:
 
 
 _CITATION = re.compile(r"\[\^?\d{1,3}(?:\s*[,–-]\s*\d{1,3})*\]|【[^】]{0,40}】|\^\d{1,3}\b")
-_CLOCK = re.compile(r"\b([01]?\d|2[0-3]):([0-5]?\d)\b")
 
 
 def number_keys(text: str) -> list[tuple[str, str]]:
@@ -284,26 +287,58 @@ class Sentence:
     doc: int
     start: int
     end: int
+    text: str
     keys: list[str]
     roots: frozenset[str]
     numbers: frozenset[str]
-    sequence: list[tuple[str | None, bool]]  # (root or None, is a negation cue) per word
+    negated: bool  # has a negation word (most sentences have none: their negation check is skipped)
+    _clauses: list[tuple[frozenset[str], list[tuple[str | None, bool]]]] | None = None
+
+    @property
+    def clauses(self) -> list[tuple[frozenset[str], list[tuple[str | None, bool]]]]:
+        """(roots, polar sequence) per clause; computed when a negation check first needs them. A negation
+        bears on its own clause only ("..., while the defense, the team without control of the ball")."""
+        if self._clauses is None:
+            self._clauses = []
+            for clause in _CLAUSE.split(self.text):
+                sequence = polar_sequence(_WORD.findall(clause))
+                self._clauses.append((frozenset(r for r, _ in sequence if r), sequence))
+        return self._clauses
 
 
+_WORD = re.compile(r"\w[\w'’]*")
 _GLUED = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _NEGATION_SCOPE = 3  # a negation applies to the next few words
+# Context sentences end at . ! ? (and closing quotes) before white space, or at a line break. Cruder than
+# text.sentence_spans (an abbreviation may end one), and much faster on long documents; a claim is also
+# compared with adjacent sentences, so a sentence cut in two is still found whole.
+_CONTEXT_BREAK = re.compile(r"[.!?。！？][\"'”’)\]]*\s+|\n\s*")
+_NUMBER_KEYS = frozenset(NUMBER_WORDS.values())
+_TOKENS: dict[str, tuple[str, str | None, str | None]] = {}
 
 
-def polar_sequence(raw: list[str], tokens: list[str]) -> list[tuple[str | None, bool]]:
+def token(raw: str) -> tuple[str, str | None, str | None]:
+    """(folded word, content key, root) of a word as written; memoised (a plain dict: this is the hot path)."""
+    info = _TOKENS.get(raw)
+    if info is None:
+        if len(_TOKENS) > 200_000:
+            _TOKENS.clear()
+        folded = fold(raw)
+        k = key(folded)
+        info = _TOKENS[raw] = (folded, k, root(k) if k else None)
+    return info
+
+
+def polar_sequence(raw: list[str]) -> list[tuple[str | None, bool]]:
     """(root or None, is a negation cue) per word. A capitalised "Not"/"No" inside a clause belongs to a name
     ("Not Ready for Prime Time Players") and "not only" is no negation."""
     out: list[tuple[str | None, bool]] = []
-    for i, token in enumerate(tokens):
-        if is_negation(token) and not (i > 0 and raw[i][:1].isupper()) and tokens[i + 1 : i + 2] != ["only"]:
+    folded = [token(r)[0] for r in raw]
+    for i, word in enumerate(folded):
+        if is_negation(word) and not (i > 0 and raw[i][:1].isupper()) and folded[i + 1 : i + 2] != ["only"]:
             out.append((None, True))
         else:
-            k = key(token)
-            out.append((root(k) if k else None, False))
+            out.append((token(raw[i])[2], False))
     return out
 
 
@@ -315,13 +350,63 @@ def negates(sequence: list[tuple[str | None, bool]], shared: set[str] | frozense
     return False
 
 
-def _clock_numbers(text: str) -> set[str]:
-    out = set()
-    for match in _CLOCK.finditer(text):
-        hour = int(match.group(1))
-        out.add(str(hour % 12 or 12))
-        out.add(str(hour))
-    return out
+MONTH_NAMES = {number: name for name, number in MONTHS.items()}
+_NUMBER_RUN = re.compile(r"\d[\d,.:-]*\d|\d")
+_ISO_DAY = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_CLOCK_TIME = re.compile(r"(\d{1,2}):(\d{1,2})")
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
+
+
+def context_numbers(text: str) -> list[tuple[int, str]]:
+    """(offset, value) of the numbers of a context text, the values ``text.numbers`` gives ("1,000" → "1000",
+    "29.00" → "29", an ISO date as its year, day and month name), and a clock time's hour in both 24- and
+    12-hour form ("22:0" → "22" and "10"). One quick pattern finds digit runs (contexts are long); each run
+    is read in Python."""
+    found: list[tuple[int, str]] = []
+    for match in _NUMBER_RUN.finditer(text):
+        at, run = match.start(), match.group()
+        if run.isdigit():
+            found.append((at, run.lstrip("0") or "0"))
+            continue
+        date = _ISO_DAY.fullmatch(run)
+        if date:
+            year, month, day = date.groups()
+            found.extend(((at, normalise_number(year)), (at, normalise_number(day))))
+            if 1 <= int(month) <= 12:
+                found.append((at, MONTH_NAMES[int(month)]))
+            continue
+        for part in run.split("-"):
+            clock = _CLOCK_TIME.fullmatch(part)
+            if clock and int(clock.group(1)) <= 23:
+                hour = int(clock.group(1))
+                found.extend(((at, str(hour)), (at, str(hour % 12 or 12)), (at, normalise_number(clock.group(2)))))
+                continue
+            for piece in part.split(":"):
+                piece = piece.strip(",.")
+                if not piece:
+                    continue
+                if _THOUSANDS.fullmatch(piece.split(".")[0]):
+                    integer, _dot, decimals = piece.replace(",", "").partition(".")
+                    found.append((at, normalise_number(integer, decimals)))
+                    continue
+                for number in piece.split(","):
+                    integer, _dot, decimals = number.partition(".")
+                    if integer.isdigit() and (not decimals or decimals.isdigit()):
+                        found.append((at, normalise_number(integer, decimals)))
+    return found
+
+
+def _prose_pieces(text: str) -> list[tuple[str, int, int]]:
+    pieces: list[tuple[str, int, int]] = []
+    start = 0
+    for match in _CONTEXT_BREAK.finditer(text):
+        stop = match.start() + len(match.group().rstrip())  # the stop and closing quotes stay in the sentence
+        if stop > start:
+            pieces.append((text[start:stop], start, stop))
+        start = match.end()
+    if start < len(text) and not text[start:].isspace():
+        pieces.append((text[start:], start, len(text)))
+    return pieces
 
 
 @dataclass
@@ -331,12 +416,12 @@ class Context:
     structured: bool = False
     sentences: list[Sentence] = field(default_factory=list)
     by_root: dict[str, list[int]] = field(default_factory=dict)
+    by_number: dict[str, list[int]] = field(default_factory=dict)
     keys: set[str] = field(default_factory=set)
     roots: set[str] = field(default_factory=set)
     pairs: set[tuple[str, str]] = field(default_factory=set)
     words: set[str] = field(default_factory=set)
     numbers: set[str] = field(default_factory=set)
-    peer_words: set[str] = field(default_factory=set)
 
 
 def index_context(docs: list[tuple[str, str]]) -> Context:
@@ -354,25 +439,35 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
                     )
                 else:
                     pieces.append((fact.text, fact.start, fact.end))
+            # Fact texts are not substrings of the document: their numbers are read one by one.
+            located = [(i, value) for i, (piece, _a, _b) in enumerate(pieces) for _o, value in context_numbers(piece)]
         else:
-            pieces = [(text[a:b], a, b) for a, b in sentence_spans(text)]
-        for piece, start, end in pieces:
-            raw = raw_words(piece)
-            tokens = [fold(r) for r in raw]
-            ctx.words.update(tokens)
-            ctx.peer_words.update(t.casefold() for t in raw)
-            sequence = polar_sequence(raw, tokens)
-            keys = [k for k in map(key, tokens) if k]
-            found = {value for _w, value in number_keys(piece)}
-            if ":" in piece:
-                found |= _clock_numbers(piece)
-            for value in found:
-                (ctx.words if value.isalpha() else ctx.numbers).add(value)
-            roots = frozenset(r for r, _ in sequence if r)
+            pieces = _prose_pieces(text)
+            starts = [start for _p, start, _e in pieces]
+            found = context_numbers(text)
+            located = [(max(0, bisect.bisect_right(starts, offset) - 1), value) for offset, value in found]
+        numbers_of: dict[int, set[str]] = {}
+        for i, value in located:
+            numbers_of.setdefault(i, set()).add(value)
+            (ctx.words if value.isalpha() else ctx.numbers).add(value)
+        for i, (piece, start, end) in enumerate(pieces):
+            raw = _WORD.findall(piece)
+            infos = [_TOKENS.get(r) or token(r) for r in raw]
+            folded = [f for f, _k, _r in infos]
+            ctx.words.update(folded)
+            keys = [k for _f, k, _r in infos if k]
+            nums = numbers_of.get(i, set())
+            if not _NUMBER_KEYS.isdisjoint(keys):
+                nums.update(k for k in keys if k[0].isdigit())  # number words
+                keys = [k for k in keys if not k[0].isdigit()]
+            roots = frozenset([r for _f, _k, r in infos if r and not r[0].isdigit()])
+            negated = not NEGATIONS.isdisjoint(folded) or "n't" in piece or "n’t" in piece
             index = len(ctx.sentences)
-            ctx.sentences.append(Sentence(position, start, end, keys, roots, frozenset(found), sequence))
+            ctx.sentences.append(Sentence(position, start, end, piece, keys, roots, frozenset(nums), negated))
             for r in roots:
                 ctx.by_root.setdefault(r, []).append(index)
+            for value in nums:
+                ctx.by_number.setdefault(value, []).append(index)
             ctx.keys.update(keys)
             ctx.roots.update(roots)
             ctx.pairs.update(itertools.pairwise(keys))
@@ -473,7 +568,7 @@ def negation_flip(sentence: str, ctx: Context) -> bool:
     while the claim does not (or the other way round), and no equally good context sentence agrees."""
     for clause in _CLAUSE.split(sentence):
         raw = raw_words(clause)
-        sequence = polar_sequence(raw, [fold(r) for r in raw])
+        sequence = polar_sequence(raw)
         roots = {k for k, _ in sequence if k}
         if not roots:
             continue
@@ -483,17 +578,31 @@ def negation_flip(sentence: str, ctx: Context) -> bool:
             for i in ctx.by_root.get(r, ()):
                 candidates[i] = candidates.get(i, 0) + 1
         best_same = best_other = 0
+        claim_negated = any(cue for _, cue in sequence)
         for i, overlap in candidates.items():
             if overlap < needed or overlap <= min(best_same, best_other):
                 continue
-            shared = roots & ctx.sentences[i].roots
-            if negates(sequence, shared) == negates(ctx.sentences[i].sequence, shared):
+            candidate = ctx.sentences[i]
+            if not claim_negated and not candidate.negated:
                 best_same = max(best_same, overlap)
-            else:
-                best_other = max(best_other, overlap)
+                continue
+            for clause_roots, clause_sequence in candidate.clauses:
+                shared = roots & clause_roots
+                if len(shared) < needed:
+                    continue
+                if negates(sequence, shared) == negates(clause_sequence, shared):
+                    best_same = max(best_same, len(shared))
+                else:
+                    best_other = max(best_other, len(shared))
         if best_other > best_same:
             return True
     return False
+
+
+def word_overlap(text: str, ctx: Context) -> float:
+    """Share of the words of ``text`` (any word, folded) found in the context."""
+    found = [token(w)[0] in ctx.words for w in _WORD.findall(text)]
+    return sum(found) / len(found) if found else 1.0
 
 
 def claim_features(
@@ -531,9 +640,9 @@ def claim_features(
     for r in judged_roots:
         for i in ctx.by_root.get(r, ()):
             hits[i] = hits.get(i, 0) + 1
-    for i, s in enumerate(ctx.sentences):
-        if judged_numbers and s.numbers & judged_numbers:
-            hits[i] = hits.get(i, 0) + len(s.numbers & judged_numbers)
+    for value in judged_numbers:
+        for i in ctx.by_number.get(value, ()):
+            hits[i] = hits.get(i, 0) + 1
     best = max(hits, key=lambda i: (hits[i], -i)) if hits else None
     denominator = len(judged_roots) + len(judged_numbers)
     best_sentence = hits[best] / denominator if best is not None and denominator else 0.0
@@ -601,8 +710,7 @@ def claim_features(
             conflict = "opposite"
 
     restates = (len(keys) - len(novel)) / len(keys) if keys else 0.0
-    peer = [w.casefold() for _, _, w in raw_spans]
-    peer_overlap = sum(w in ctx.peer_words for w in peer) / len(peer) if peer else 1.0
+    peer_overlap = word_overlap(sentence, ctx)
     values = {
         "coverage": coverage,
         "exact_coverage": exact,
@@ -627,11 +735,13 @@ def claim_features(
 _WORD_SPAN = re.compile(r"\w+(?:['’]\w+)*")
 
 
-def answer_features(claims: list[dict[str, float]]) -> list[float]:
+def answer_features(claims: list[dict[str, float]], answer_overlap: float, non_claims: float) -> list[float]:
     """The model's input for a set of claims (one claim: that claim alone): the weakest claim and the mean
-    of each measure of support, the worst and the total of each measure of trouble, the number of claims."""
+    of each measure of support, the worst and the mean of each measure of trouble, the number of claims; and
+    of the whole answer, the share of its words found in the context and the share of its sentences that
+    make no claim (a personal remark beside the claims)."""
     n = len(claims)
-    out: list[float] = []
+    out: list[float] = [answer_overlap, non_claims]
     for name in FEATURES:
         column = [c[name] for c in claims]
         if name in ("structured",):
@@ -647,7 +757,7 @@ def answer_features(claims: list[dict[str, float]]) -> list[float]:
 
 
 def answer_feature_names() -> list[str]:
-    names: list[str] = []
+    names: list[str] = ["answer_overlap", "non_claims"]
     for name in FEATURES:
         if name == "structured":
             names.append(name)

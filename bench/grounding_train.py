@@ -49,6 +49,26 @@ SEED = 12  # synthetic training items; bench/grounding.py uses another seed on t
 SOURCE_WEIGHT = {"halueval-dialogue": 0.3, "halueval-qa": 0.5}
 
 
+def _signs() -> np.ndarray:
+    """+1 for the weakest claim's measures of support, -1 for the worst claim's measures of trouble, 0 (free)
+    for the rest (the means, collinear with them, may take either sign)."""
+    support = ("overlap", "coverage", "best_sentence", "best_window", "phrase")
+    trouble = ("missing", "baseless", "conflict", "negation", "opposite")
+    return np.array(
+        [
+            1
+            if n.startswith("min_") and any(s in n for s in support)
+            else -1
+            if n.startswith("max_") and any(t in n for t in trouble)
+            else 0
+            for n in answer_feature_names()
+        ]
+    )
+
+
+SIGNS = _signs()
+
+
 def grounding_dev(folder: Path, split: str) -> list[tuple[str, int, EvalItem]]:
     """(source/origin, label, item) of the labelled grounding-dev items of one split."""
     labels = json.loads((folder / "items.labels.json").read_text())
@@ -93,6 +113,21 @@ def features(evaluator: Grounding, item: EvalItem) -> list[float] | None:
     return measured.answer_features()
 
 
+def fit_signed(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float, sign: np.ndarray) -> tuple[np.ndarray, float]:
+    """``fit`` with each weight's sign fixed where ``sign`` is +1 or -1 (more support never lowers the
+    probability, more trouble never raises it): a feature whose weight comes out the wrong way is left out
+    and the rest refitted, until every sign is right."""
+    keep = np.ones(x.shape[1], dtype=bool)
+    while True:
+        coef, intercept = fit(x[:, keep], y, w, l2)
+        full = np.zeros(x.shape[1])
+        full[keep] = coef
+        wrong = (sign != 0) & (np.sign(full) == -sign) & keep
+        if not wrong.any():
+            return full, intercept
+        keep[np.argmax(np.where(wrong, np.abs(full), -1))] = False
+
+
 def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
     """Weighted logistic regression by Newton's method (x standardised; the intercept is not penalised)."""
     n, d = x.shape
@@ -118,7 +153,7 @@ def choose_l2(z: np.ndarray, y: np.ndarray, w: np.ndarray, src: np.ndarray) -> f
     for l2 in L2_GRID:
         p = np.zeros(len(y))
         for k in range(5):
-            coef, intercept = fit(z[folds != k], y[folds != k], w[folds != k], l2)
+            coef, intercept = fit_signed(z[folds != k], y[folds != k], w[folds != k], l2, SIGNS)
             p[folds == k] = z[folds == k] @ coef + intercept
         score = float(np.mean([auc(y[src == s], p[src == s]) for s in np.unique(src)]))
         print(f"l2 {l2:>6}: cross-validated mean AUC over sources {score:.4f}")
@@ -176,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     scale[scale < 1e-9] = 1.0
     z = (x - mean) / scale
     l2 = choose_l2(z, y, weight, src)
-    coef, intercept = fit(z, y, weight, l2)
+    coef, intercept = fit_signed(z, y, weight, l2, SIGNS)
 
     p = 1 / (1 + np.exp(-(((x - mean) / scale) @ coef + intercept)))
     print(f"{'source (dev)':<26}{'items':>7}{'bAcc@0.5':>10}{'AUC':>8}")

@@ -59,6 +59,11 @@ from evals.evaluators.grounding_features import (
 from evals.evaluators.text import sentence_spans, words
 
 WEIGHTS = Path(__file__).with_name("grounding_weights.json")
+# An invented specific (a number, date, amount or name absent from the context) or a contradiction (a number,
+# negation, role or antonym that disagrees with the best matching passage) halves a claim's probability, each:
+# what the issue calls caught "even when most words overlap", which a model fitted on answers whose labels
+# tolerate such slips (HaluEval's reference summaries carry bylines the article lacks) would not learn.
+FLAG_FACTOR = 0.5
 # Parameters of version 1 that the model replaced; a stored configuration that still has them keeps working.
 _RETIRED_PARAMS = ("support_threshold", "phrase_weight")
 
@@ -355,11 +360,16 @@ class Grounding(Evaluator[GroundingParams]):
             return None
         model = _model()
         verdicts = measured.verdicts
+        flagged: list[float] = []
         for v in verdicts:
             if v.features is not None:
                 v.probability = model.probability(
                     answer_features([v.features.values], v.features.values["peer_overlap"], 0.0)
                 )
+                flags = len(v.features.missing) + (v.features.conflict is not None)
+                if flags:
+                    v.probability *= FLAG_FACTOR**flags
+                    flagged.append(v.probability)
                 self._name_verdict(v)
         claims = [v for v in verdicts if v.claim]
         if not claims:
@@ -367,7 +377,8 @@ class Grounding(Evaluator[GroundingParams]):
         elif self.params.claims == "specifics":
             value = sum(v.verdict == "supported" for v in claims) / len(claims)
         else:
-            value = model.probability(measured.answer_features())
+            # An answer is no more likely supported than its weakest flagged claim.
+            value = min([model.probability(measured.answer_features()), *flagged])
         return self._result(item.output, measured.spans, verdicts, measured.ctx, value, measured.truncated)
 
     def _judge_specifics(self, sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> _Verdict:

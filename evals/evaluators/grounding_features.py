@@ -63,23 +63,18 @@ _IRREGULAR = dict(
         "children:child men:man women:woman people:person mice:mouse feet:foot teeth:tooth"
     )
 )
-# A claim word whose counterpart, not the word itself, is in the best matching context sentence: a swapped
-# role, direction or comparison. Pairs of roots (see _root), read both ways.
-_OPPOSITES = (
-    "win:nomin win:lose buy:sell buyer:seller increas:decreas rise:fall higher:lower more:less larg:small "
-    "before:after first:last open:clos accept:reject includ:exclud male:female minimum:maximum mor:few "
-    "earli:later early:late inner:outer import:export lend:borrow lender:borrow teach:student husband:wife "
-    "father:mother son:daughter brother:sister north:south east:west old:young older:younger gain:loss "
-    "profit:loss allow:prohibit allow:forbid cheap:expens positiv:negativ succes:failur best:worst "
-    "above:below insid:outsid strong:weak fast:slow hot:cold wet:dry full:empty start:end arriv:depart "
-    "host:guest winner:loser attack:defend plaintiff:defendant employ:employe"
+# A claim word whose counterpart, not the word itself, is in the best matching context passage: a swapped
+# role, direction or comparison. Word pairs, read both ways, compared by root.
+_OPPOSITE_WORDS = (
+    "won:nominated won:lost bought:sold buyer:seller increased:decreased rose:fell higher:lower larger:smaller "
+    "last:first opened:closed accepted:rejected included:excluded male:female minimum:maximum fewer:more "
+    "earlier:later early:late import:export lender:borrower teacher:student husband:wife father:mother "
+    "son:daughter brother:sister north:south east:west older:younger gain:loss profit:loss allowed:prohibited "
+    "cheap:expensive positive:negative success:failure best:worst above:below inside:outside strong:weak "
+    "fast:slow hot:cold full:empty arrived:departed host:guest winner:loser plaintiff:defendant "
+    "employer:employee increase:decrease rise:decline lowest:highest minority:majority senior:junior "
+    "elder:younger predecessor:successor mother:daughter father:son parent:child"
 )
-OPPOSITE: dict[str, set[str]] = {}
-for _pair in _OPPOSITES.split():
-    _a, _b = _pair.split(":")
-    OPPOSITE.setdefault(_a, set()).add(_b)
-    OPPOSITE.setdefault(_b, set()).add(_a)
-
 _DERIVATIONAL = (
     "ation",
     "ition",
@@ -123,6 +118,18 @@ def root(content_key: str) -> str:
     return content_key[:6]
 
 
+def _opposites() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for pair in _OPPOSITE_WORDS.split():
+        a, b = (root(key(w) or w) for w in pair.split(":"))
+        out.setdefault(a, set()).add(b)
+        out.setdefault(b, set()).add(a)
+    return out
+
+
+OPPOSITE = _opposites()
+
+
 def content_keys(tokens: list[str]) -> list[str]:
     return [k for k in map(key, tokens) if k is not None]
 
@@ -145,8 +152,17 @@ _TRUE = {"true", "yes", "y", "on", "available"}
 
 
 def _key_words(name: str) -> str:
-    """ "BusinessAcceptsCreditCards" → "Business Accepts Credit Cards"; "price_range" → "price range"."""
-    return " ".join(_CAMEL.sub(" ", str(name)).split())
+    """ "BusinessAcceptsCreditCards" → "Accepts Credit Cards"; "price_range" → "price range". A leading
+    "Business" or "Restaurants" (Yelp's attribute names) says nothing about the attribute."""
+    parts: list[str] = []
+    for part in _CAMEL.sub(" ", str(name)).split():
+        if parts and ((len(parts[-1]) <= 2 and parts[-1][:1].isupper()) or part.casefold() in STOPWORDS):
+            parts[-1] += part.casefold()  # "WiFi", not "Wi Fi"; "Takeout", not "Take Out"
+        else:
+            parts.append(part)
+    if len(parts) > 1 and parts[0].casefold() in ("business", "restaurants"):
+        parts = parts[1:]
+    return " ".join(parts)
 
 
 @dataclass
@@ -210,7 +226,7 @@ def _json_facts(value: Any, path: list[str], raw: str, cursor: list[int], out: l
     end = min(len(raw), start + (len(needle) if needle else 1))
     cursor[0] = end
     text, truth = _scalar(value)
-    label = " ".join(path[-2:])
+    label = " ".join(path[-2:]) if truth is None else path[-1] if path else ""
     if truth is None:
         if len(text) > 120:  # free text (a review, a description): read as prose
             out.append(Fact(text, start + 1, end - 1))
@@ -292,10 +308,11 @@ class Sentence:
     roots: frozenset[str]
     numbers: frozenset[str]
     negated: bool  # has a negation word (most sentences have none: their negation check is skipped)
-    _clauses: list[tuple[frozenset[str], list[tuple[str | None, bool]]]] | None = None
+    fact: bool  # a fact of a structured document (short: its negation is checked whenever a claim names it)
+    _clauses: list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]] | None = None
 
     @property
-    def clauses(self) -> list[tuple[frozenset[str], list[tuple[str | None, bool]]]]:
+    def clauses(self) -> list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]]:
         """(roots, polar sequence) per clause; computed when a negation check first needs them. A negation
         bears on its own clause only ("..., while the defense, the team without control of the ball")."""
         if self._clauses is None:
@@ -309,6 +326,7 @@ class Sentence:
 _WORD = re.compile(r"\w[\w'’]*")
 _GLUED = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _NEGATION_SCOPE = 3  # a negation applies to the next few words
+_SCOPE_ENDS = frozenset({"and", "or", "but", "while", "whereas"})
 # Context sentences end at . ! ? (and closing quotes) before white space, or at a line break. Cruder than
 # text.sentence_spans (an abbreviation may end one), and much faster on long documents; a claim is also
 # compared with adjacent sentences, so a sentence cut in two is still found whole.
@@ -329,24 +347,32 @@ def token(raw: str) -> tuple[str, str | None, str | None]:
     return info
 
 
-def polar_sequence(raw: list[str]) -> list[tuple[str | None, bool]]:
-    """(root or None, is a negation cue) per word. A capitalised "Not"/"No" inside a clause belongs to a name
-    ("Not Ready for Prime Time Players") and "not only" is no negation."""
-    out: list[tuple[str | None, bool]] = []
+def polar_sequence(raw: list[str]) -> list[tuple[str | None, bool | None]]:
+    """(root or None, is a negation cue) per word; (None, None) for a conjunction, where a negation's scope
+    ends ("has no TV and accepts cards"). A capitalised "Not"/"No" inside a clause belongs to a name ("Not
+    Ready for Prime Time Players") and "not only" is no negation."""
+    out: list[tuple[str | None, bool | None]] = []
     folded = [token(r)[0] for r in raw]
     for i, word in enumerate(folded):
-        if is_negation(word) and not (i > 0 and raw[i][:1].isupper()) and folded[i + 1 : i + 2] != ["only"]:
+        if word in _SCOPE_ENDS:
+            out.append((None, None))
+        elif is_negation(word) and not (i > 0 and raw[i][:1].isupper()) and folded[i + 1 : i + 2] != ["only"]:
             out.append((None, True))
         else:
             out.append((token(raw[i])[2], False))
     return out
 
 
-def negates(sequence: list[tuple[str | None, bool]], shared: set[str] | frozenset[str]) -> bool:
+def negates(sequence: list[tuple[str | None, bool | None]], shared: set[str] | frozenset[str]) -> bool:
     """Whether a negation cue in ``sequence`` bears on one of the ``shared`` roots."""
     for i, (_root, cue) in enumerate(sequence):
-        if cue and any(k in shared for k, _ in sequence[i + 1 : i + 1 + _NEGATION_SCOPE] if k):
-            return True
+        if not cue:
+            continue
+        for k, after in sequence[i + 1 : i + 1 + _NEGATION_SCOPE]:
+            if after is None:
+                break
+            if k in shared:
+                return True
     return False
 
 
@@ -463,7 +489,9 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
             roots = frozenset([r for _f, _k, r in infos if r and not r[0].isdigit()])
             negated = not NEGATIONS.isdisjoint(folded) or "n't" in piece or "n’t" in piece
             index = len(ctx.sentences)
-            ctx.sentences.append(Sentence(position, start, end, piece, keys, roots, frozenset(nums), negated))
+            ctx.sentences.append(
+                Sentence(position, start, end, piece, keys, roots, frozenset(nums), negated, facts is not None)
+            )
             for r in roots:
                 ctx.by_root.setdefault(r, []).append(index)
             for value in nums:
@@ -482,7 +510,7 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
 
 NAME = re.compile(r"(?<![\w'’])[A-Z][\w'’]*(?:(?:[-–]| (?:of |de |van |von |da |del |la )?)[A-Z][\w'’]*)*")
 _FIRST_WORD = re.compile(r"""^[\s"'“‘(\[*_#>]*[\w'’]+""")
-_NOT_NAMES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "faq", "yes", "no", "a", "an"})
+_NOT_NAMES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "faq", "yes", "no", "a", "an", "am", "pm"})
 
 
 def missing_specifics(sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> list[str]:
@@ -506,7 +534,7 @@ def missing_specifics(sentence: str, ctx: Context, known_words: set[str], known_
         parts = [w for w in parts if len(w) > 1 and not w[0].isdigit()]
         if not parts:
             continue
-        if all(p in ctx.words or stem(p) in ctx.words or p in known_words for p in parts):
+        if all(p in ctx.words or stem(p) in ctx.words or p in known_words or p[:-1] in ctx.words for p in parts):
             continue
         if _is_acronym_of(written, ctx):
             continue
@@ -580,9 +608,14 @@ def negation_flip(sentence: str, ctx: Context) -> bool:
         best_same = best_other = 0
         claim_negated = any(cue for _, cue in sequence)
         for i, overlap in candidates.items():
+            candidate = ctx.sentences[i]
+            if candidate.fact and candidate.roots <= roots:
+                # A record field the claim names in full ("delivery" for "Delivery: False"): its truth decides.
+                if negates(sequence, candidate.roots) != negates(candidate.clauses[0][1], candidate.roots):
+                    return True
+                continue
             if overlap < needed or overlap <= min(best_same, best_other):
                 continue
-            candidate = ctx.sentences[i]
             if not claim_negated and not candidate.negated:
                 best_same = max(best_same, overlap)
                 continue
@@ -695,19 +728,19 @@ def claim_features(
 
     conflict = None
     number_conflict = 0.0
-    if best is not None and missing_numbers_set and ctx.sentences[best].numbers - number_values:
+    nearest = sorted(hits, key=lambda i: -hits[i])[:3]
+    if missing_numbers_set and any(ctx.sentences[i].numbers - number_values for i in nearest):
         number_conflict, conflict = 1.0, "number"
     flip = 1.0 if check_negation and negation_flip(sentence, ctx) else 0.0
     if flip and conflict is None:
         conflict = "negation"
     opposite = 0.0
-    if best is not None:
-        best_roots = ctx.sentences[best].roots
-        for r in judged_roots:
-            if r not in ctx.roots and OPPOSITE.get(r, set()) & best_roots:
-                opposite = 1.0
-        if opposite and conflict is None:
-            conflict = "opposite"
+    near_roots = frozenset().union(*(ctx.sentences[i].roots for i in nearest)) if nearest else frozenset()
+    for r in judged_roots:
+        if r not in near_roots and OPPOSITE.get(r, set()) & near_roots:
+            opposite = 1.0
+    if opposite and conflict is None:
+        conflict = "opposite"
 
     restates = (len(keys) - len(novel)) / len(keys) if keys else 0.0
     peer_overlap = word_overlap(sentence, ctx)

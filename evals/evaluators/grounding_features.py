@@ -73,7 +73,8 @@ _OPPOSITE_WORDS = (
     "cheap:expensive positive:negative success:failure best:worst above:below inside:outside strong:weak "
     "fast:slow hot:cold full:empty arrived:departed host:guest winner:loser plaintiff:defendant "
     "employer:employee increase:decrease rise:decline lowest:highest minority:majority senior:junior "
-    "elder:younger predecessor:successor mother:daughter father:son parent:child"
+    "elder:younger predecessor:successor mother:daughter father:son parent:child approved:rejected "
+    "supported:opposed won:defeated import:export"
 )
 _DERIVATIONAL = (
     "ation",
@@ -239,6 +240,8 @@ def _json_facts(value: Any, path: list[str], raw: str, cursor: list[int], out: l
 
 
 def _table_facts(lines: list[tuple[int, int, str]], delimiter: str) -> list[Fact]:
+    """One fact per cell, named by the row's first cell and the column ("Gadget price: 30", "Gadget not in
+    stock"), so that each can be checked on its own."""
     header: list[str] | None = None
     facts: list[Fact] = []
     for start, end, line in lines:
@@ -251,11 +254,12 @@ def _table_facts(lines: list[tuple[int, int, str]], delimiter: str) -> list[Fact
         if header is None:
             header = [_key_words(c) for c in cells]
             continue
-        parts = []
-        for name, cell in zip(header, cells, strict=False):
+        row = cells[0] if cells else ""
+        facts.append(Fact(f"{header[0]}: {row}" if header else row, start, end))
+        for name, cell in zip(header[1:], cells[1:], strict=False):
             text, truth = _scalar(cell)
-            parts.append(f"{name}: {text}" if truth is None else (name if truth else f"not {name}"))
-        facts.append(Fact("; ".join(parts), start, end))
+            said = f"{name}: {text}" if truth is None else (name if truth else f"not {name}")
+            facts.append(Fact(f"{row} {said}", start, end))
     return facts
 
 
@@ -638,6 +642,44 @@ def word_overlap(text: str, ctx: Context) -> float:
     return sum(found) / len(found) if found else 1.0
 
 
+def _field_disagrees(ctx: Context, hits: dict[int, int], roots: set[str], claimed: set[str]) -> bool:
+    """A record field the claim names in full ("Pro seats: 5" for "the Pro plan has 20 seats") whose numbers
+    the claim does not repeat, though it states a number of their kind (20 may be elsewhere in the table)."""
+    if not claimed:
+        return False
+    kinds = {_kind(n) for n in claimed}
+    return any(
+        fact.fact
+        and fact.roots <= roots
+        and not fact.numbers & claimed
+        and any(_kind(n) in kinds for n in fact.numbers if not n.isalpha())
+        for fact in (ctx.sentences[i] for i in hits)
+    )
+
+
+def _kind(number: str) -> str:
+    """Numbers compare with numbers of their kind: a year with a year, not with "14 days"."""
+    whole = number.isdigit()
+    return "year" if whole and 1000 <= int(number) <= 2100 else "number"
+
+
+def _states_other_number(
+    ctx: Context,
+    window: tuple[int, int] | None,
+    hits: dict[int, int],
+    roots: set[str],
+    missing: set[str],
+    claimed: set[str],
+) -> bool:
+    """Whether the passage a claim rests on gives, where the claim has a number the context lacks, another
+    number of that kind: in the best window of prose, or in a record field the claim names in full ("4 stars"
+    against "stars: 4.5")."""
+    kinds = {_kind(m) for m in missing}
+    passages = [i for i in range(window[0], window[1] + 1) if not ctx.sentences[i].fact] if window else []
+    passages += [i for i in hits if ctx.sentences[i].fact and ctx.sentences[i].roots <= roots]
+    return any(_kind(n) in kinds for i in passages for n in ctx.sentences[i].numbers - claimed if not n.isalpha())
+
+
 def claim_features(
     sentence: str,
     ctx: Context,
@@ -729,7 +771,10 @@ def claim_features(
     conflict = None
     number_conflict = 0.0
     nearest = sorted(hits, key=lambda i: -hits[i])[:3]
-    if missing_numbers_set and any(ctx.sentences[i].numbers - number_values for i in nearest):
+    if (
+        missing_numbers_set
+        and _states_other_number(ctx, window, hits, judged_roots, missing_numbers_set, number_values)
+    ) or _field_disagrees(ctx, hits, judged_roots, number_values):
         number_conflict, conflict = 1.0, "number"
     flip = 1.0 if check_negation and negation_flip(sentence, ctx) else 0.0
     if flip and conflict is None:

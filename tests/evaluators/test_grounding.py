@@ -779,3 +779,18 @@ def test_structured_facts(text: str, facts: list[str] | None) -> None:
 )
 def test_context_numbers(text: str, values: list[str]) -> None:
     assert sorted(v for _, v in context_numbers(text)) == sorted(values)
+
+
+def test_trace_page_partial_shows_the_context_span_beside_the_claim_escaped() -> None:
+    from django.template.loader import render_to_string
+
+    evil = ContextDoc("doc-<b>", "Refunds are available within 14 days. <script>alert(1)</script>")
+    result = run("Refunds take 41 days. <img src=x onerror=alert(1)>", (evil,))
+    assert result is not None
+    html = render_to_string("evals/_grounding_evidence.html", {"evidence": result.evidence})
+    assert '<mark class="unsupported">Refunds take 41 days.</mark>' in html
+    assert "doc-&lt;b&gt; [0–37]" in html  # the document and the span's offsets
+    assert "<blockquote>Refunds are available within 14 days.</blockquote>" in html
+    assert "contradicted" in html
+    assert "not in the documents: “take 41”" in html
+    assert "<script>" not in html and "<img" not in html and "<b>" not in html

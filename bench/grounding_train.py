@@ -52,7 +52,7 @@ SOURCE_WEIGHT = {"halueval-dialogue": 0.3, "halueval-qa": 0.5}
 def _signs() -> np.ndarray:
     """+1 for the weakest claim's measures of support, -1 for the worst claim's measures of trouble, 0 (free)
     for the rest (the means, collinear with them, may take either sign)."""
-    support = ("overlap", "coverage", "best_sentence", "best_window", "phrase")
+    support = ("overlap", "coverage", "best_window")
     trouble = ("missing", "baseless", "conflict", "negation", "opposite")
     return np.array(
         [

@@ -10,12 +10,14 @@ negation disagrees with the best matching passage.
 A small logistic model (weights in grounding_weights.json, trained by bench/grounding_train.py on the dev
 parts of the labelled sets only) turns those measures into probabilities:
 
-- per claim, the probability that the context supports it; the claim's verdict is ``supported`` at or above
-  ``threshold``, else ``contradicted`` (a number, negation, role or antonym disagrees with the best
-  passage) or ``baseless`` (the context does not say it);
+- per claim, the probability that the context supports it (halved for each invented specific and for a
+  contradiction); the claim's verdict is ``supported`` at or above ``threshold``, else ``contradicted`` (a
+  number, negation, role or antonym disagrees with the best passage) or ``baseless`` (the context does not
+  say it);
 - per answer, the same model over all claims (the weakest claim and the average of each measure, the count
-  of claims): ``value`` is the probability that the whole answer is supported, ``passed`` = value >=
-  threshold. 0.5 is the point where the training sets' supported and unsupported answers are balanced.
+  of claims, the answer's word overlap), combined with the weakest claim's probability (geometric mean):
+  ``value`` is the probability that the whole answer is supported, ``passed`` = value >= threshold. 0.5 is
+  where the training sets' supported and unsupported answers balance.
 
 The evidence lists every sentence with its offsets, verdict, probability, the best supporting or
 contradicting context span (document id and offsets in that document) and the baseless spans of the claim,
@@ -61,8 +63,8 @@ from evals.evaluators.text import sentence_spans, words
 WEIGHTS = Path(__file__).with_name("grounding_weights.json")
 # An invented specific (a number, date, amount or name absent from the context) or a contradiction (a number,
 # negation, role or antonym that disagrees with the best matching passage) halves a claim's probability, each:
-# what the issue calls caught "even when most words overlap", which a model fitted on answers whose labels
-# tolerate such slips (HaluEval's reference summaries carry bylines the article lacks) would not learn.
+# they must count "even when most words overlap", which a model fitted on labels that tolerate such slips
+# (HaluEval's reference summaries carry bylines the article lacks) does not learn.
 FLAG_FACTOR = 0.5
 # Parameters of version 1 that the model replaced; a stored configuration that still has them keeps working.
 _RETIRED_PARAMS = ("support_threshold", "phrase_weight")
@@ -360,16 +362,12 @@ class Grounding(Evaluator[GroundingParams]):
             return None
         model = _model()
         verdicts = measured.verdicts
-        flagged: list[float] = []
         for v in verdicts:
             if v.features is not None:
                 v.probability = model.probability(
                     answer_features([v.features.values], v.features.values["peer_overlap"], 0.0)
                 )
-                flags = len(v.features.missing) + (v.features.conflict is not None)
-                if flags:
-                    v.probability *= FLAG_FACTOR**flags
-                    flagged.append(v.probability)
+                v.probability *= FLAG_FACTOR ** (len(v.features.missing) + (v.features.conflict is not None))
                 self._name_verdict(v)
         claims = [v for v in verdicts if v.claim]
         if not claims:
@@ -377,8 +375,9 @@ class Grounding(Evaluator[GroundingParams]):
         elif self.params.claims == "specifics":
             value = sum(v.verdict == "supported" for v in claims) / len(claims)
         else:
-            # An answer is no more likely supported than its weakest flagged claim.
-            value = min([model.probability(measured.answer_features()), *flagged])
+            # The whole answer (the model over all its claims) and its weakest claim must both hold.
+            weakest = min(v.probability for v in claims)
+            value = math.sqrt(model.probability(measured.answer_features()) * weakest)
         return self._result(item.output, measured.spans, verdicts, measured.ctx, value, measured.truncated)
 
     def _judge_specifics(self, sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> _Verdict:
@@ -433,7 +432,7 @@ class Grounding(Evaluator[GroundingParams]):
         f = verdict.features
         if f is None or similarity < self.params.embedding_threshold:
             return
-        for name in ("coverage", "exact_coverage", "best_sentence", "best_window", "phrase", "peer_overlap"):
+        for name in ("coverage", "exact_coverage", "best_window", "peer_overlap"):
             f.values[name] = 1.0
         f.values["missing_words"] = f.values["baseless_run"] = 0.0
         f.baseless = []

@@ -1,22 +1,22 @@
 """What the grounding evaluator measures: the context read as sentences and facts, and per claim a few
 numbers saying how well the context backs it.
 
-The context is indexed once per item. Prose is split into sentences. Structured documents become one fact a
-line: JSON (objects, arrays, nested keys: "attributes wifi: free"; booleans read as present or negated
-facts; Python-style dict strings inside values, as in Yelp records, read the same way), key-value lines and
-CSV or Markdown tables (each row stated with its column names). Every fact keeps the offsets of its text in
-the document, so the evidence can quote it.
+The context is indexed once per item. Prose is split into sentences (a quick splitter: contexts are long).
+Structured documents become facts: JSON (objects, arrays, nested keys: "hours Monday: 11:0-22:0";
+booleans read as present or negated facts: "not Delivery"; Python-style dict strings inside values, as in
+Yelp records, read the same way), key-value lines, and CSV or Markdown tables (one fact per cell, named by
+its row and column: "Gadget not in stock"). Every fact keeps the offsets of its evidence in the document,
+so the evidence can quote it.
 
 Words compare by content key (folded, stemmed, irregular verb forms mapped to their base) and, more
 loosely, by root (derivational suffixes dropped: "acquisition" and "acquire" share one). Numbers compare by
 value (text.numbers), clock times also in 12-hour form ("22:00" = "10 pm").
 
-Per claim (``claim_features``): the share of its content found anywhere in the context, in the single best
-sentence and in the best window of adjacent sentences (a summary sentence fusing two source sentences), the
-share of its word pairs found, the longest run of content words found nowhere (a baseless clause), numbers
-and names the context lacks, a number the best sentence states differently, a negation that flips, a role
-or antonym swap ("won" where the context says "nominated"). grounding.py turns them into a probability with
-the weights in grounding_weights.json.
+Per claim (``claim_features``): the share of its content found anywhere in the context and in the best
+window of adjacent sentences (a summary sentence fusing two source sentences), the longest run of content
+words found nowhere (a baseless clause: reported as spans), numbers and names the context lacks, a number
+the passage states differently, a negation that flips, a role or antonym swap ("won" where the context says
+"nominated"). grounding.py turns them into probabilities with the weights in grounding_weights.json.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ import ast
 import bisect
 import contextlib
 import csv
+import heapq
 import io
-import itertools
 import json
 import math
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -302,7 +303,7 @@ def structured_facts(text: str) -> list[Fact] | None:
 # --- the context index -------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Sentence:
     doc: int
     start: int
@@ -445,18 +446,19 @@ class Context:
     doc_texts: list[str] = field(default_factory=list)
     structured: bool = False
     sentences: list[Sentence] = field(default_factory=list)
-    by_root: dict[str, list[int]] = field(default_factory=dict)
-    by_number: dict[str, list[int]] = field(default_factory=dict)
+    by_root: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    by_number: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     keys: set[str] = field(default_factory=set)
     roots: set[str] = field(default_factory=set)
-    pairs: set[tuple[str, str]] = field(default_factory=set)
     words: set[str] = field(default_factory=set)
     numbers: set[str] = field(default_factory=set)
+    negated: list[int] = field(default_factory=list)  # indices of the sentences with a negation word
 
 
 def index_context(docs: list[tuple[str, str]]) -> Context:
     """``docs``: (id, text) of the non-empty documents."""
     ctx = Context(doc_ids=[d for d, _ in docs], doc_texts=[t for _, t in docs])
+    by_root, by_number = ctx.by_root, ctx.by_number
     for position, (_doc_id, text) in enumerate(docs):
         facts = structured_facts(text)
         if facts is not None:
@@ -493,16 +495,17 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
             roots = frozenset([r for _f, _k, r in infos if r and not r[0].isdigit()])
             negated = not NEGATIONS.isdisjoint(folded) or "n't" in piece or "n’t" in piece
             index = len(ctx.sentences)
+            if negated:
+                ctx.negated.append(index)
             ctx.sentences.append(
                 Sentence(position, start, end, piece, keys, roots, frozenset(nums), negated, facts is not None)
             )
             for r in roots:
-                ctx.by_root.setdefault(r, []).append(index)
+                by_root[r].append(index)
             for value in nums:
-                ctx.by_number.setdefault(value, []).append(index)
+                by_number[value].append(index)
             ctx.keys.update(keys)
             ctx.roots.update(roots)
-            ctx.pairs.update(itertools.pairwise(keys))
         if _GLUED.search(text):  # "WilkinsonBlack": text scraped without a space between sentences
             ctx.words.update(words(_GLUED.sub(" ", text)))
     ctx.words.update([stem(w) for w in ctx.words])
@@ -565,9 +568,7 @@ def _is_acronym_of(written: str, ctx: Context) -> bool:
 FEATURES = (
     "coverage",  # share of the claim's content (roots and numbers) found anywhere in the context
     "exact_coverage",  # same, by exact content key
-    "best_sentence",  # share found in the best single context sentence
     "best_window",  # share found in the best window of adjacent sentences (fusion)
-    "phrase",  # share of adjacent content-word pairs found in the context
     "missing_words",  # log(1 + content words found nowhere)
     "baseless_run",  # longest run of adjacent content words found nowhere, as a share of the claim
     "missing_numbers",
@@ -595,6 +596,22 @@ class ClaimFeatures:
 _CLAUSE = re.compile(r"[,;:()\[\]]|\s(?:but|while|whereas|although|though|however|except)\s")
 
 
+def _may_disagree(roots: set[str], needed: int, ctx: Context) -> bool:
+    """Whether a negated context sentence shares enough of a (not negated) claim clause's words, under its
+    negation, to contradict it."""
+    for i in ctx.negated:
+        candidate = ctx.sentences[i]
+        if candidate.fact and candidate.roots <= roots:
+            return True
+        if len(roots & candidate.roots) < needed:
+            continue
+        for clause_roots, clause_sequence in candidate.clauses:
+            shared = roots & clause_roots
+            if len(shared) >= needed and negates(clause_sequence, shared):
+                return True
+    return False
+
+
 def negation_flip(sentence: str, ctx: Context) -> bool:
     """True when a clause of the sentence best matches a context sentence that negates the shared words
     while the claim does not (or the other way round), and no equally good context sentence agrees."""
@@ -605,12 +622,14 @@ def negation_flip(sentence: str, ctx: Context) -> bool:
         if not roots:
             continue
         needed = max(2 if len(roots) > 1 else 1, (len(roots) + 1) // 2)
+        claim_negated = any(cue for _, cue in sequence)
+        if not claim_negated and not _may_disagree(roots, needed, ctx):
+            continue  # the usual case, settled without counting every sentence's overlap
         candidates: dict[int, int] = {}
         for r in roots:
             for i in ctx.by_root.get(r, ()):
                 candidates[i] = candidates.get(i, 0) + 1
         best_same = best_other = 0
-        claim_negated = any(cue for _, cue in sequence)
         for i, overlap in candidates.items():
             candidate = ctx.sentences[i]
             if candidate.fact and candidate.roots <= roots:
@@ -644,17 +663,15 @@ def word_overlap(text: str, ctx: Context) -> float:
 
 def _field_disagrees(ctx: Context, hits: dict[int, int], roots: set[str], claimed: set[str]) -> bool:
     """A record field the claim names in full ("Pro seats: 5" for "the Pro plan has 20 seats") whose numbers
-    the claim does not repeat, though it states a number of their kind (20 may be elsewhere in the table)."""
-    if not claimed:
+    the claim does not repeat, though it states a number of their kind (20 may be elsewhere in the table),
+    and no other field it names in full that has the claim's number ("review stars: 5" beside "stars: 3")."""
+    if not claimed or not ctx.structured:
         return False
     kinds = {_kind(n) for n in claimed}
-    return any(
-        fact.fact
-        and fact.roots <= roots
-        and not fact.numbers & claimed
-        and any(_kind(n) in kinds for n in fact.numbers if not n.isalpha())
-        for fact in (ctx.sentences[i] for i in hits)
-    )
+    named = [f for f in (ctx.sentences[i] for i in hits) if f.fact and f.numbers and f.roots <= roots]
+    if any(f.numbers & claimed for f in named):
+        return False
+    return any(_kind(n) in kinds for f in named for n in f.numbers if not n.isalpha())
 
 
 def _kind(number: str) -> str:
@@ -676,7 +693,8 @@ def _states_other_number(
     against "stars: 4.5")."""
     kinds = {_kind(m) for m in missing}
     passages = [i for i in range(window[0], window[1] + 1) if not ctx.sentences[i].fact] if window else []
-    passages += [i for i in hits if ctx.sentences[i].fact and ctx.sentences[i].roots <= roots]
+    if ctx.structured:
+        passages += [i for i in hits if ctx.sentences[i].fact and ctx.sentences[i].roots <= roots]
     return any(_kind(n) in kinds for i in passages for n in ctx.sentences[i].numbers - claimed if not n.isalpha())
 
 
@@ -718,23 +736,23 @@ def claim_features(
     for value in judged_numbers:
         for i in ctx.by_number.get(value, ()):
             hits[i] = hits.get(i, 0) + 1
-    best = max(hits, key=lambda i: (hits[i], -i)) if hits else None
+    ranked = heapq.nlargest(4, hits, key=lambda i: (hits[i], -i))
+    best = ranked[0] if ranked else None
     denominator = len(judged_roots) + len(judged_numbers)
-    best_sentence = hits[best] / denominator if best is not None and denominator else 0.0
-    best_window: float = best_sentence
+    best_window = hits[best] / denominator if best is not None and denominator else 0.0
     window = (best, best) if best is not None else None
-    for i in sorted(hits, key=lambda i: -hits[i])[:4]:
+    sentences = ctx.sentences
+    for i in ranked:
         for lo, hi in ((i - 1, i), (i, i + 1), (i - 1, i + 1)):
-            if lo < 0 or hi >= len(ctx.sentences) or ctx.sentences[lo].doc != ctx.sentences[hi].doc:
+            if lo < 0 or hi >= len(sentences) or sentences[lo].doc != sentences[hi].doc:
                 continue
-            roots = frozenset().union(*(ctx.sentences[j].roots for j in range(lo, hi + 1)))
-            nums = frozenset().union(*(ctx.sentences[j].numbers for j in range(lo, hi + 1)))
-            share = (len(judged_roots & roots) + len(judged_numbers & nums)) / denominator if denominator else 0.0
+            shared: set[str] = set()
+            for j in range(lo, hi + 1):
+                shared |= judged_roots & sentences[j].roots
+                shared |= judged_numbers & sentences[j].numbers
+            share = len(shared) / denominator
             if share > best_window + 1e-9:
                 best_window, window = share, (lo, hi)
-
-    pairs = list(itertools.pairwise(keys))
-    phrase = sum(p in ctx.pairs for p in pairs) / len(pairs) if pairs else coverage
 
     # Content words found nowhere, and the longest run of them (numbers missing count too).
     missing_numbers_set = judged_numbers - ctx.numbers
@@ -770,7 +788,6 @@ def claim_features(
 
     conflict = None
     number_conflict = 0.0
-    nearest = sorted(hits, key=lambda i: -hits[i])[:3]
     if (
         missing_numbers_set
         and _states_other_number(ctx, window, hits, judged_roots, missing_numbers_set, number_values)
@@ -780,7 +797,7 @@ def claim_features(
     if flip and conflict is None:
         conflict = "negation"
     opposite = 0.0
-    near_roots = frozenset().union(*(ctx.sentences[i].roots for i in nearest)) if nearest else frozenset()
+    near_roots = frozenset().union(*(ctx.sentences[i].roots for i in ranked[:3]))
     for r in judged_roots:
         if r not in near_roots and OPPOSITE.get(r, set()) & near_roots:
             opposite = 1.0
@@ -792,9 +809,7 @@ def claim_features(
     values = {
         "coverage": coverage,
         "exact_coverage": exact,
-        "best_sentence": best_sentence,
         "best_window": best_window,
-        "phrase": phrase,
         "missing_words": math.log1p(missing_count),
         "baseless_run": longest / max(1, len(keyed_content)),
         "missing_numbers": float(missing_numbers),
@@ -813,6 +828,9 @@ def claim_features(
 _WORD_SPAN = re.compile(r"\w+(?:['’]\w+)*")
 
 
+_SUPPORT = ("coverage", "exact_coverage", "best_window", "peer_overlap")
+
+
 def answer_features(claims: list[dict[str, float]], answer_overlap: float, non_claims: float) -> list[float]:
     """The model's input for a set of claims (one claim: that claim alone): the weakest claim and the mean
     of each measure of support, the worst and the mean of each measure of trouble, the number of claims; and
@@ -824,7 +842,7 @@ def answer_features(claims: list[dict[str, float]], answer_overlap: float, non_c
         column = [c[name] for c in claims]
         if name in ("structured",):
             out.append(column[0])
-        elif name in ("coverage", "exact_coverage", "best_sentence", "best_window", "phrase", "peer_overlap"):
+        elif name in _SUPPORT:
             out.extend((min(column), sum(column) / n))
         elif name in ("length", "restates_input"):
             out.append(sum(column) / n)
@@ -839,7 +857,7 @@ def answer_feature_names() -> list[str]:
     for name in FEATURES:
         if name == "structured":
             names.append(name)
-        elif name in ("coverage", "exact_coverage", "best_sentence", "best_window", "phrase", "peer_overlap"):
+        elif name in _SUPPORT:
             names.extend((f"min_{name}", f"mean_{name}"))
         elif name in ("length", "restates_input"):
             names.append(f"mean_{name}")

@@ -205,6 +205,9 @@ def summary_cases(articles: list[str], seed: int, limit: int) -> list[SynthCase]
             continue
         picked = sorted(rng.sample(range(len(sentences)), rng.randint(2, min(4, len(sentences)))))
         summary = [_compress(sentences[i]) for i in picked]
+        if rng.random() < 0.3:  # answers often speak about the source: "The article reports that ..."
+            lead = rng.choice(("The article reports that ", "According to the article, ", "The text notes that "))
+            summary[0] = lead + summary[0][:1].lower() + summary[0][1:]
         if len(summary) >= 2 and rng.random() < 0.4:  # fuse two source sentences into one
             first, second = summary[0].rstrip(". "), summary[1]
             summary[:2] = [f"{first}, and {second[:1].lower()}{second[1:]}"]

@@ -132,6 +132,18 @@ def _opposites() -> dict[str, set[str]]:
 OPPOSITE = _opposites()
 
 
+# Words that speak about the documents rather than about the world ("According to the article, ...", "Reviewers
+# mention ...", "The passage states that ..."): an answer may use them without the documents using them.
+_META_WORDS = (
+    "article articles passage passages text texts document documents context source sources report reports "
+    "news story information data record records review reviews reviewer reviewers customer customers "
+    "guest guests visitor visitors patron patrons diner diners mention mentioned state stated note noted "
+    "reported highlight highlighted discuss discussed describe described explain explained indicate "
+    "indicated suggest suggested emphasize emphasized summarize summary provided overall according"
+)
+_META_KEYS = frozenset(k for k in map(key, _META_WORDS.split()) if k)
+
+
 def content_keys(tokens: list[str]) -> list[str]:
     return [k for k in map(key, tokens) if k is not None]
 
@@ -715,7 +727,7 @@ def claim_features(
     keys = [k for _, _, k in keyed_content]
     number_values = {v for _, v in number_keys(sentence) if not v.isalpha()}
     number_values.update(k for _, _, k in keyed if k and k[0].isdigit())
-    novel = [k for k in keys if k not in input_keys]
+    novel = [k for k in keys if k not in input_keys and k not in _META_KEYS]
     novel_numbers = number_values - known_numbers
     judged = set(novel) if (novel or novel_numbers) else set(keys)
     judged_numbers = novel_numbers if (novel or novel_numbers) else number_values

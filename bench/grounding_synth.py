@@ -361,9 +361,8 @@ def data2text_cases(seed: int, limit: int) -> list[SynthCase]:
             truth = facts["truth"]
             assert isinstance(truth, dict)
             if change == "stars":
-                sentences[1] = sentences[1].replace(
-                    f"{record['business_stars']} stars", f"{float(record['business_stars']) + 0.5} stars"
-                )  # type: ignore[arg-type]
+                stars = float(str(record["business_stars"]))
+                sentences[1] = sentences[1].replace(f"{stars} stars", f"{stars + 0.5} stars")
             elif change == "city":
                 other = next(c for c, _ in _CITIES if c != record["city"])
                 sentences[0] = sentences[0].replace(str(record["city"]), other)

@@ -37,7 +37,7 @@ from grounding import load, split_of  # noqa: E402  (bench/grounding.py)
 from grounding_synth import SynthCase, data2text_cases, qa_cases, summary_cases  # noqa: E402
 
 from evals.evaluators.base import ContextDoc, EvalItem  # noqa: E402
-from evals.evaluators.grounding import WEIGHTS, Grounding  # noqa: E402
+from evals.evaluators.grounding import WEIGHTS, Grounding, GroundingParams  # noqa: E402
 from evals.evaluators.grounding_features import answer_feature_names  # noqa: E402
 
 GROUNDING_DEV = ROOT.parent / "shared" / "grounding-dev"
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
 
-    evaluator = Grounding.from_config(None)
+    evaluator = Grounding(GroundingParams.model_validate({}))
     data = grounding_dev(Path(args.grounding_dev), "dev") + halueval_part("dev", args.halueval_per_task)
     data += [(f"synthetic-{c.kind}", c.label, c.item) for c in synthetic(data, SEED, args.synthetic_per_kind)]
     rows, labels, sources = [], [], []

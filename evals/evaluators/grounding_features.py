@@ -773,7 +773,7 @@ def claim_features(
         if w[0].isdigit():
             value = w.replace(",", "").lstrip("0") or "0"
             if value in missing_numbers_set:
-                keyed_content.append((a, b, None))
+                keyed_content.append((a, b, value))
                 absent.append(True)
     order = sorted(range(len(keyed_content)), key=lambda i: keyed_content[i][0])
     baseless: list[tuple[int, int]] = []

@@ -15,8 +15,11 @@ Training data, dev parts only (never what bench/grounding.py reports):
   supported, each with unsupported variants.
 
 Each source gets the same total weight, and within a source both labels do, so 0.5 is the balanced
-threshold. The model is a logistic regression (numpy, L2) on the answer features of
-grounding_features.answer_features; a claim's probability is the same model on that claim alone.
+threshold. The model is a logistic regression (numpy, L2 chosen by cross-validation, the weakest claim's
+measures of support kept positive and its measures of trouble negative) on the answer features of
+grounding_features.answer_features; a claim's probability is the same model on that claim alone. A second
+logistic regression combines the whole answer's probability with its weakest claim's and the number of
+claims into the answer's value.
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ from grounding import load, split_of  # noqa: E402  (bench/grounding.py)
 from grounding_synth import SynthCase, data2text_cases, qa_cases, summary_cases  # noqa: E402
 
 from evals.evaluators.base import ContextDoc, EvalItem  # noqa: E402
-from evals.evaluators.grounding import WEIGHTS, Grounding, GroundingParams  # noqa: E402
-from evals.evaluators.grounding_features import answer_feature_names  # noqa: E402
+from evals.evaluators.grounding import WEIGHTS, Grounding, GroundingParams, _Model  # noqa: E402
+from evals.evaluators.grounding_features import ClaimFeatures, answer_feature_names  # noqa: E402
 
 GROUNDING_DEV = ROOT.parent / "shared" / "grounding-dev"
 L2_GRID = (1.0, 10.0, 100.0, 300.0, 1000.0, 3000.0)  # chosen by five-fold cross-validation on the training data
@@ -106,11 +109,13 @@ def synthetic(part_items: list[tuple[str, int, EvalItem]], seed: int, per_kind: 
     )
 
 
-def features(evaluator: Grounding, item: EvalItem) -> list[float] | None:
+def features(evaluator: Grounding, item: EvalItem) -> tuple[list[float], list[ClaimFeatures]] | None:
+    """The answer's features and its claims' measures, or None for an answer without claims."""
     measured = evaluator.measure(item)
-    if measured is None or not any(v.features is not None for v in measured.verdicts):
+    if measured is None:
         return None
-    return measured.answer_features()
+    claims = [v.features for v in measured.verdicts if v.features is not None]
+    return (measured.answer_features(), claims) if claims else None
 
 
 def fit_signed(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float, sign: np.ndarray) -> tuple[np.ndarray, float]:
@@ -162,6 +167,11 @@ def choose_l2(z: np.ndarray, y: np.ndarray, w: np.ndarray, src: np.ndarray) -> f
     return best
 
 
+def _logits(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
 def auc(y: np.ndarray, s: np.ndarray) -> float:
     order = np.argsort(s, kind="mergesort")
     ranks = np.empty(len(s))
@@ -189,11 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     evaluator = Grounding(GroundingParams.model_validate({}))
     data = grounding_dev(Path(args.grounding_dev), "dev") + halueval_part("dev", args.halueval_per_task)
     data += [(f"synthetic-{c.kind}", c.label, c.item) for c in synthetic(data, SEED, args.synthetic_per_kind)]
-    rows, labels, sources = [], [], []
+    rows, claim_sets, labels, sources = [], [], [], []
     for source, label, item in data:
-        vector = features(evaluator, item)
-        if vector is not None:  # answers without claims are grounded by rule, not by the model
-            rows.append(vector)
+        measured = features(evaluator, item)
+        if measured is not None:  # answers without claims are grounded by rule, not by the model
+            rows.append(measured[0])
+            claim_sets.append(measured[1])
             labels.append(label)
             sources.append(source)
     x = np.array(rows, dtype=float)
@@ -213,11 +224,25 @@ def main(argv: list[str] | None = None) -> int:
     l2 = choose_l2(z, y, weight, src)
     coef, intercept = fit_signed(z, y, weight, l2, SIGNS)
 
-    p = 1 / (1 + np.exp(-(((x - mean) / scale) @ coef + intercept)))
+    # Second stage: the whole answer's probability and its weakest claim's, by the number of claims.
+    model = _Model(tuple(coef / scale), intercept - float((coef / scale) @ mean), (0.0, 0.0, 0.0, 0.0))
+    whole = 1 / (1 + np.exp(-(((x - mean) / scale) @ coef + intercept)))
+    weakest = np.array([min(model.claim_probability(c) for c in claims) for claims in claim_sets])
+    count = np.array([len(claims) for claims in claim_sets], dtype=float)
+    second = np.column_stack([_logits(whole), _logits(weakest), np.log(count)])
+    combine, combine_intercept = fit(second, y, weight, l2)
+    p = 1 / (1 + np.exp(-(second @ combine + combine_intercept)))
     print(f"{'source (dev)':<26}{'items':>7}{'bAcc@0.5':>10}{'AUC':>8}")
     for source in sorted(set(sources)):
         m = src == source
         print(f"{source:<26}{m.sum():>7}{balanced_accuracy(y[m], p[m] >= 0.5):>10.3f}{auc(y[m], p[m]):>8.3f}")
+    print(
+        "combination: "
+        + ", ".join(
+            f"{n} {c:+.3f}" for n, c in zip(("logit whole", "logit weakest", "log claims"), combine, strict=True)
+        )
+        + f", intercept {combine_intercept:+.3f}"
+    )
     names = answer_feature_names()
     for name, c in sorted(zip(names, coef, strict=True), key=lambda t: -abs(t[1])):
         print(f"  {name:<24}{c:+.3f}")
@@ -232,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         "scale": [round(float(v), 6) for v in scale],
         "coef": [round(float(v), 6) for v in coef],
         "intercept": round(intercept, 6),
+        "combine": {
+            "inputs": ["logit whole answer", "logit weakest claim", "log claims"],
+            "coef": [round(float(v), 6) for v in combine],
+            "intercept": round(combine_intercept, 6),
+        },
     }
     WEIGHTS.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {WEIGHTS.relative_to(ROOT)}")

@@ -15,9 +15,10 @@ parts of the labelled sets only) turns those measures into probabilities:
   number, negation, role or antonym disagrees with the best passage) or ``baseless`` (the context does not
   say it);
 - per answer, the same model over all claims (the weakest claim and the average of each measure, the count
-  of claims, the answer's word overlap), combined with the weakest claim's probability (geometric mean):
-  ``value`` is the probability that the whole answer is supported, ``passed`` = value >= threshold. 0.5 is
-  where the training sets' supported and unsupported answers balance.
+  of claims, the answer's word overlap), combined with the weakest claim's probability by a second small
+  logistic model (it learns how much one weak claim weighs, by the number of claims): ``value`` is the
+  probability that the whole answer is supported, ``passed`` = value >= threshold. 0.5 is where the
+  training sets' supported and unsupported answers balance.
 
 The evidence lists every sentence with its offsets, verdict, probability, the best supporting or
 contradicting context span (document id and offsets in that document) and the baseless spans of the claim,
@@ -165,6 +166,19 @@ _OPINION = re.compile(
     r"(?:like|love|enjoy|prefer|adore|hate|dislike|agree|disagree|am a fan|'m a fan)\b"
 )
 _DIGIT = re.compile(r"\d")
+_TAG_QUESTION = re.compile(
+    r",\s*(?:and\s+|so\s+|but\s+)?(?:do|does|did|have|has|are|is|was|were|can|could|would|will|what|how|why|"
+    r"which|who|isn't|aren't|don't|didn't|right)\b[^,]*$",
+    re.IGNORECASE,
+)
+# Words of small talk: a sentence made of nothing else ("very true!", "lol, it was fun talking to you") says
+# nothing about the documents.
+_CHAT_KEYS = frozenset(
+    content_keys(
+        ["haha", "hahaha", "hahah", "lol", "lmao", "yea", "yeah", "yep", "yup", "bye", "goodbye", "ya", "true", "agree", "agreed", "totally", "definitely", "sense", "doubt", "fun", "talk", "talking", "chat", "chatting", "wow", "cool", "nice", "great", "awesome", "interesting", "right", "correct", "exactly", "indeed", "good", "glad", "happy", "welcome", "thank", "thanks", "please", "sure", "hmm", "wait", "well", "oh", "ah", "yes"]
+    )
+)
+_OPINION_WORDS = 4  # an opinion with more content words than this says something about the world too
 _CONTRAST = re.compile(r"\b(?:but|however|although|though|except|yet)\b")
 
 
@@ -172,7 +186,10 @@ def non_claim_reason(sentence: str) -> str | None:
     """Why ``sentence`` makes no factual claim about the documents, or None when it does."""
     stripped = sentence.rstrip(" \t\"'”’)*_")
     if stripped.endswith("?") or stripped.endswith("？"):
-        return "a question back to the user"
+        tag = _TAG_QUESTION.search(stripped)
+        # "Goldendoodles are called designer dogs, do you like them?" states something before asking.
+        if not tag or len(content_keys(words(stripped[: tag.start()]))) < _OPINION_WORDS:
+            return "a question back to the user"
     lowered = sentence.casefold().replace("’", "'")
     if stripped.endswith(":") and len(content_keys(words(sentence))) <= 6:
         return "a lead-in"
@@ -187,7 +204,17 @@ def non_claim_reason(sentence: str) -> str | None:
         interjection = _INTERJECTION.match(start)
         if interjection and not content_keys(words(start[interjection.end() :])):
             return "a greeting or pleasantry"
-    if _OPINION.match(start) and not has_digits and not NAME.search(sentence[1:]):
+        said = content_keys(words(start))
+        if said and _CHAT_KEYS.issuperset(said) and not NAME.search(sentence[1:]):
+            return "a greeting or pleasantry"  # "That's true!", "haha, very cool", "it makes sense"
+    opinion = _OPINION.match(start)
+    # "I agree, he is known as the king of rock and roll" is a claim behind a courtesy.
+    if (
+        opinion
+        and not has_digits
+        and not NAME.search(sentence[1:])
+        and len(content_keys(words(start[opinion.end() :]))) <= _OPINION_WORDS
+    ):
         return "a personal opinion"
     return None
 
@@ -236,16 +263,35 @@ def _embedding_support(claims: list[str], ctx: Context) -> list[tuple[float, int
 # --- the model ---------------------------------------------------------------------------------------------
 
 
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
 @dataclass(frozen=True)
 class _Model:
-    """A logistic regression on standardised features, folded into one weight per raw feature."""
+    """A logistic regression on standardised features, folded into one weight per raw feature, and the
+    second stage that combines the whole answer's probability with its weakest claim's."""
 
     weights: tuple[float, ...]
     intercept: float
+    combine: tuple[float, float, float, float]  # weights of logit(whole), logit(weakest), log(claims); intercept
 
     def probability(self, features: list[float]) -> float:
-        z = self.intercept + sum(map(operator.mul, self.weights, features))
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+        return _sigmoid(self.intercept + sum(map(operator.mul, self.weights, features)))
+
+    def claim_probability(self, claim: ClaimFeatures) -> float:
+        """The model on the claim alone, halved for each invented specific and for a contradiction."""
+        p = self.probability(answer_features([claim.values], claim.values["peer_overlap"], 0.0))
+        return p * FLAG_FACTOR ** (len(claim.missing) + (claim.conflict is not None))
+
+    def answer_probability(self, whole: float, weakest: float, claims: int) -> float:
+        a, b, c, intercept = self.combine
+        return _sigmoid(a * _logit(whole) + b * _logit(weakest) + c * math.log(claims) + intercept)
 
 
 @lru_cache(maxsize=1)
@@ -258,7 +304,8 @@ def _model() -> _Model:
         )
     weights = [w / s for w, s in zip(data["coef"], data["scale"], strict=True)]
     intercept = data["intercept"] - sum(w * m for w, m in zip(weights, data["mean"], strict=True))
-    return _Model(tuple(weights), intercept)
+    combine = data["combine"]
+    return _Model(tuple(weights), intercept, (*combine["coef"], combine["intercept"]))
 
 
 # --- the evaluator ----------------------------------------------------------------------------------------------
@@ -364,10 +411,7 @@ class Grounding(Evaluator[GroundingParams]):
         verdicts = measured.verdicts
         for v in verdicts:
             if v.features is not None:
-                v.probability = model.probability(
-                    answer_features([v.features.values], v.features.values["peer_overlap"], 0.0)
-                )
-                v.probability *= FLAG_FACTOR ** (len(v.features.missing) + (v.features.conflict is not None))
+                v.probability = model.claim_probability(v.features)
                 self._name_verdict(v)
         claims = [v for v in verdicts if v.claim]
         if not claims:
@@ -375,9 +419,8 @@ class Grounding(Evaluator[GroundingParams]):
         elif self.params.claims == "specifics":
             value = sum(v.verdict == "supported" for v in claims) / len(claims)
         else:
-            # The whole answer (the model over all its claims) and its weakest claim must both hold.
-            weakest = min(v.probability for v in claims)
-            value = math.sqrt(model.probability(measured.answer_features()) * weakest)
+            whole = model.probability(measured.answer_features())
+            value = model.answer_probability(whole, min(v.probability for v in claims), len(claims))
         return self._result(item.output, measured.spans, verdicts, measured.ctx, value, measured.truncated)
 
     def _judge_specifics(self, sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> _Verdict:

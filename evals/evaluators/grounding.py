@@ -175,56 +175,11 @@ _TAG_QUESTION = re.compile(
 # nothing about the documents.
 _CHAT_KEYS = frozenset(
     content_keys(
-        [
-            "haha",
-            "hahaha",
-            "hahah",
-            "lol",
-            "lmao",
-            "yea",
-            "yeah",
-            "yep",
-            "yup",
-            "bye",
-            "goodbye",
-            "ya",
-            "true",
-            "agree",
-            "agreed",
-            "totally",
-            "definitely",
-            "sense",
-            "doubt",
-            "fun",
-            "talk",
-            "talking",
-            "chat",
-            "chatting",
-            "wow",
-            "cool",
-            "nice",
-            "great",
-            "awesome",
-            "interesting",
-            "right",
-            "correct",
-            "exactly",
-            "indeed",
-            "good",
-            "glad",
-            "happy",
-            "welcome",
-            "thank",
-            "thanks",
-            "please",
-            "sure",
-            "hmm",
-            "wait",
-            "well",
-            "oh",
-            "ah",
-            "yes",
-        ]
+        str.split(
+            "haha hahaha hahah lol lmao yea yeah yep yup bye goodbye ya true agree agreed totally definitely sense "
+            "doubt fun talk talking chat chatting wow cool nice great awesome interesting right correct exactly "
+            "indeed good glad happy welcome thank thanks please sure hmm wait well oh ah yes"
+        )
     )
 )
 _OPINION_WORDS = 4  # an opinion with more content words than this says something about the world too

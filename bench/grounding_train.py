@@ -40,7 +40,14 @@ from grounding import load, split_of  # noqa: E402  (bench/grounding.py)
 from grounding_synth import SynthCase, data2text_cases, qa_cases, summary_cases  # noqa: E402
 
 from evals.evaluators.base import ContextDoc, EvalItem  # noqa: E402
-from evals.evaluators.grounding import WEIGHTS, Grounding, GroundingParams, _Model  # noqa: E402
+from evals.evaluators.grounding import (  # noqa: E402
+    WEIGHTS,
+    Grounding,
+    GroundingParams,
+    _Model,
+    combination_inputs,
+    flags,
+)
 from evals.evaluators.grounding_features import ClaimFeatures, answer_feature_names  # noqa: E402
 
 GROUNDING_DEV = ROOT.parent / "shared" / "grounding-dev"
@@ -70,6 +77,7 @@ def _signs() -> np.ndarray:
 
 
 SIGNS = _signs()
+COMBINATION_INPUTS = ("logit whole answer", "logit weakest claim", "log(1 + flags)", "log claims")
 
 
 def grounding_dev(folder: Path, split: str) -> list[tuple[str, int, EvalItem]]:
@@ -167,11 +175,6 @@ def choose_l2(z: np.ndarray, y: np.ndarray, w: np.ndarray, src: np.ndarray) -> f
     return best
 
 
-def _logits(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
 def auc(y: np.ndarray, s: np.ndarray) -> float:
     order = np.argsort(s, kind="mergesort")
     ranks = np.empty(len(s))
@@ -224,12 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     l2 = choose_l2(z, y, weight, src)
     coef, intercept = fit_signed(z, y, weight, l2, SIGNS)
 
-    # Second stage: the whole answer's probability and its weakest claim's, by the number of claims.
-    model = _Model(tuple(coef / scale), intercept - float((coef / scale) @ mean), (0.0, 0.0, 0.0, 0.0))
+    # Second stage: the whole answer's probability, its weakest claim's, the flags and the number of claims.
+    model = _Model(tuple(coef / scale), intercept - float((coef / scale) @ mean), ())
     whole = 1 / (1 + np.exp(-(((x - mean) / scale) @ coef + intercept)))
-    weakest = np.array([min(model.claim_probability(c) for c in claims) for claims in claim_sets])
-    count = np.array([len(claims) for claims in claim_sets], dtype=float)
-    second = np.column_stack([_logits(whole), _logits(weakest), np.log(count)])
+    second = np.array(
+        [
+            combination_inputs(float(w), [model.model_probability(c) for c in claims], [flags(c) for c in claims])
+            for w, claims in zip(whole, claim_sets, strict=True)
+        ]
+    )
     combine, combine_intercept = fit(second, y, weight, l2)
     p = 1 / (1 + np.exp(-(second @ combine + combine_intercept)))
     print(f"{'source (dev)':<26}{'items':>7}{'bAcc@0.5':>10}{'AUC':>8}")
@@ -238,9 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{source:<26}{m.sum():>7}{balanced_accuracy(y[m], p[m] >= 0.5):>10.3f}{auc(y[m], p[m]):>8.3f}")
     print(
         "combination: "
-        + ", ".join(
-            f"{n} {c:+.3f}" for n, c in zip(("logit whole", "logit weakest", "log claims"), combine, strict=True)
-        )
+        + ", ".join(f"{n} {c:+.3f}" for n, c in zip(COMBINATION_INPUTS, combine, strict=True))
         + f", intercept {combine_intercept:+.3f}"
     )
     names = answer_feature_names()
@@ -258,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "coef": [round(float(v), 6) for v in coef],
         "intercept": round(intercept, 6),
         "combine": {
-            "inputs": ["logit whole answer", "logit weakest claim", "log claims"],
+            "inputs": list(COMBINATION_INPUTS),
             "coef": [round(float(v), 6) for v in combine],
             "intercept": round(combine_intercept, 6),
         },

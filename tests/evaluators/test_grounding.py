@@ -6,6 +6,7 @@ Pure tests (no database); the repository's session fixtures still need DATABASE_
 from __future__ import annotations
 
 import importlib.util
+import json
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from evals.evaluators.base import ContextDoc, EvalItem, EvaluatorError
 from evals.evaluators.grounding import Grounding, non_claim_reason
+from evals.evaluators.grounding_features import context_numbers, structured_facts
 from evals.evaluators.text import numbers, sentence_spans, split_sentences, stem
 
 KB = (
@@ -35,14 +37,14 @@ def run(output: str, context: tuple[ContextDoc, ...] = KB, question: str = "", *
     return Grounding.from_config(params).evaluate(EvalItem(input=question, output=output, context=context))
 
 
-# (case id, answer, context, expected value, expected passed, expected unsupported sentences,
-#  expected missing specifics over all sentences)
+# (case id, answer, context, expected verdict per sentence (None: not a claim), expected passed, expected
+#  unsupported sentences, expected missing specifics over all sentences)
 CASES = [
     (
         "verbatim",
         "Refunds are available within 14 days of purchase.",
         KB,
-        1.0,
+        ["supported"],
         True,
         [],
         [],
@@ -51,7 +53,7 @@ CASES = [
         "paraphrase-reordered",
         "Within 14 days of purchase, refunds are available.",
         KB,
-        1.0,
+        ["supported"],
         True,
         [],
         [],
@@ -60,7 +62,7 @@ CASES = [
         "paraphrase-inflected",
         "You can get refunds within 14 days after purchasing.",
         KB,
-        1.0,
+        ["supported"],
         True,
         [],
         [],
@@ -69,7 +71,7 @@ CASES = [
         "amount-as-decimal",
         "The Pro plan costs $29.00 per month.",
         KB,
-        1.0,
+        ["supported"],
         True,
         [],
         [],
@@ -78,7 +80,7 @@ CASES = [
         "negation-added",
         "Refunds are not available.",
         KB,
-        0.0,
+        ["contradicted"],
         False,
         ["Refunds are not available."],
         [],
@@ -87,7 +89,7 @@ CASES = [
         "negation-dropped",
         "Support is available on public holidays.",
         KB,
-        0.0,
+        ["contradicted"],
         False,
         ["Support is available on public holidays."],
         [],
@@ -96,7 +98,7 @@ CASES = [
         "money-one-digit",
         "The Pro plan costs $28 per month.",
         KB,
-        0.0,
+        ["contradicted"],
         False,
         ["The Pro plan costs $28 per month."],
         ["$28"],
@@ -105,7 +107,7 @@ CASES = [
         "days-digits-swapped",
         "Refunds are available within 41 days of purchase.",
         KB,
-        0.0,
+        ["contradicted"],
         False,
         ["Refunds are available within 41 days of purchase."],
         ["41"],
@@ -114,7 +116,7 @@ CASES = [
         "percentage",
         "Refunds are available within 14 days, minus a 10% fee.",
         KB,
-        0.0,
+        ["baseless"],
         False,
         ["Refunds are available within 14 days, minus a 10% fee."],
         ["10%"],
@@ -123,7 +125,7 @@ CASES = [
         "invented-name",
         "Refunds are approved by Maria Lopez within 14 days.",
         KB,
-        0.0,
+        ["baseless"],
         False,
         ["Refunds are approved by Maria Lopez within 14 days."],
         ["Maria Lopez"],
@@ -132,7 +134,7 @@ CASES = [
         "invented-date",
         "Refunds have been available since March 2021.",
         KB,
-        0.0,
+        ["baseless"],
         False,
         ["Refunds have been available since March 2021."],
         ["2021", "March"],
@@ -141,7 +143,7 @@ CASES = [
         "iso-date-invented",
         "The Team plan costs $99 per month since 2024-03-05.",
         KB,
-        0.0,
+        ["baseless"],
         False,
         ["The Team plan costs $99 per month since 2024-03-05."],
         ["2024-03-05"],
@@ -150,7 +152,7 @@ CASES = [
         "unrelated-claim",
         "Our office dog is named after a famous painter.",
         KB,
-        0.0,
+        ["baseless"],
         False,
         ["Our office dog is named after a famous painter."],
         [],
@@ -159,7 +161,7 @@ CASES = [
         "i-dont-know",
         "I don't know.",
         KB,
-        1.0,
+        [None],
         True,
         [],
         [],
@@ -168,7 +170,7 @@ CASES = [
         "not-in-documents",
         "I couldn't find the cancellation policy in the documents.",
         KB,
-        1.0,
+        [None],
         True,
         [],
         [],
@@ -177,7 +179,7 @@ CASES = [
         "abstention-with-a-guess-is-a-claim",
         "I'm not sure, but refunds probably take 30 days.",
         KB,
-        0.0,
+        ["contradicted"],
         False,
         ["I'm not sure, but refunds probably take 30 days."],
         ["30"],
@@ -186,8 +188,8 @@ CASES = [
         "one-of-two-bad",
         "The Pro plan costs $29 per month. It includes 12 seats.",
         KB,
-        0.5,
-        True,
+        ["supported", "contradicted"],
+        False,  # an answer with a contradicted claim is not supported as a whole
         ["It includes 12 seats."],
         ["12"],
     ),
@@ -195,8 +197,8 @@ CASES = [
         "greeting-and-question-are-not-claims",
         "Hi! The Team plan costs $99 per month. Refunds take 41 days. Anything else I can help with?",
         KB,
-        0.5,
-        True,
+        [None, "supported", "contradicted", None],
+        False,  # an answer with a contradicted claim is not supported as a whole
         ["Refunds take 41 days."],
         ["41"],
     ),
@@ -204,7 +206,7 @@ CASES = [
         "one-of-three-good",
         "Support is available from Monday to Friday. Refunds take 41 days. The Team plan costs $19 per month.",
         KB,
-        1 / 3,
+        ["supported", "contradicted", "contradicted"],
         False,
         ["Refunds take 41 days.", "The Team plan costs $19 per month."],
         ["41", "$19"],
@@ -213,8 +215,8 @@ CASES = [
         "bullet-list",
         "- Refunds are issued to the original payment method.\n- The Team plan includes 20 seats.",
         KB,
-        0.5,
-        True,
+        ["supported", "contradicted"],
+        False,  # an answer with a contradicted claim is not supported as a whole
         ["The Team plan includes 20 seats."],
         ["20"],
     ),
@@ -222,7 +224,7 @@ CASES = [
         "citation-markers-are-not-numbers",
         "Refunds are available within 14 days of purchase [1]. The Pro plan costs $29 per month [2].",
         KB,
-        1.0,
+        ["supported", "supported"],
         True,
         [],
         [],
@@ -231,7 +233,7 @@ CASES = [
         "unicode-supported",
         "Die Rückerstattung ist innerhalb von 14 Tagen möglich.",
         DE_KB,
-        1.0,
+        ["supported"],
         True,
         [],
         [],
@@ -240,7 +242,7 @@ CASES = [
         "unicode-digit-flip",
         "Die Rückerstattung ist innerhalb von 41 Tagen möglich.",
         DE_KB,
-        0.0,
+        ["contradicted"],
         False,
         ["Die Rückerstattung ist innerhalb von 41 Tagen möglich."],
         ["41"],
@@ -249,7 +251,7 @@ CASES = [
         "unicode-accents-folded",
         "Die Ruckerstattung ist innerhalb von 14 Tagen moglich.",
         DE_KB,
-        1.0,
+        ["supported"],
         True,
         [],
         [],
@@ -258,14 +260,15 @@ CASES = [
 
 
 @pytest.mark.parametrize(
-    ("answer", "context", "value", "passed", "unsupported", "missing"),
+    ("answer", "context", "verdicts", "passed", "unsupported", "missing"),
     [pytest.param(*case[1:], id=case[0]) for case in CASES],
 )
-def test_grounding_table(answer, context, value, passed, unsupported, missing) -> None:
+def test_grounding_table(answer, context, verdicts, passed, unsupported, missing) -> None:
     result = run(answer, context)
     assert result is not None
-    assert result.value == pytest.approx(value)
+    assert [s["verdict"] for s in result.evidence["sentences"]] == verdicts
     assert result.passed is passed
+    assert result.passed is (result.value >= 0.5)
     assert result.evidence["unsupported"] == unsupported
     assert [m for s in result.evidence["sentences"] for m in s["missing_specifics"]] == missing
     for sentence in result.evidence["sentences"]:
@@ -295,6 +298,7 @@ def test_evidence_shape_and_best_document() -> None:
     result = run(answer)
     assert result is not None
     assert result.label == "partially_grounded"
+    assert result.passed is False
     assert result.evidence["claims"] == 3
     assert result.evidence["supported_claims"] == 2
     assert result.evidence["backend"] == "lexical"
@@ -306,25 +310,42 @@ def test_evidence_shape_and_best_document() -> None:
         "Refunds take 41 days.",
     ]
     assert [s["claim"] for s in sentences] == [False, True, True, True]
+    assert [s["verdict"] for s in sentences] == [None, "supported", "supported", "contradicted"]
     assert [s["supported"] for s in sentences] == [True, True, True, False]
     assert [s["document_id"] for s in sentences] == [None, "kb-pricing", "kb-support", "kb-refunds"]
     assert sentences[0]["reason"] == "not a claim: a greeting or pleasantry"
-    assert sentences[3]["reason"] == "invented specifics, absent from the documents: 41"
-    assert sentences[1]["score"] == 1.0
+    assert sentences[3]["reason"].startswith(
+        "the best matching passage states a different number; absent from the documents: 41 (probability 0."
+    )
+    # The span the claim is checked against, quoted from its document with offsets into that document.
+    refunds = KB[0].text
+    span = sentences[3]["context_span"]
+    assert span["document_id"] == "kb-refunds"
+    assert refunds[span["start"] : span["end"]] == span["text"] == "Refunds are available within 14 days of purchase."
+    # "take" and "41" are found nowhere in the documents: one run of words, quoted with answer offsets.
+    at = answer.index("take 41")
+    assert sentences[3]["baseless_spans"] == [{"start": at, "end": at + 7, "text": "take 41"}]
+    # Probabilities: each claim's own; the answer's combines the whole with its weakest claim, below passing.
+    assert sentences[1]["score"] >= 0.5 > sentences[3]["score"]
+    assert sentences[3]["score"] <= result.value < 0.5
     assert set(sentences[0]) == {
         "text",
         "start",
         "end",
         "claim",
         "supported",
+        "verdict",
         "score",
         "reason",
         "document_id",
+        "context_span",
+        "baseless_spans",
         "missing_specifics",
         "contradicted",
     }
     assert result.explanation == (
-        "2 of 3 claims are supported by the retrieved documents (67%; passing needs 50%). Not in the documents: 41."
+        f"2 of 3 claims are supported by the retrieved documents; probability that the answer is supported "
+        f"{result.value:.2f} (passing needs 0.50). Not in the documents: 41. 1 claim(s) contradict a document."
     )
 
 
@@ -333,11 +354,12 @@ def test_negation_evidence() -> None:
     assert result is not None
     (sentence,) = result.evidence["sentences"]
     assert sentence["contradicted"] is True
-    assert sentence["reason"] == "the best matching passage says the opposite (negation)"
-    assert result.explanation.endswith("1 claim(s) contradict a document by negation.")
+    assert sentence["verdict"] == "contradicted"
+    assert sentence["reason"].startswith("the best matching passage says the opposite (negation)")
+    assert result.explanation.endswith("1 claim(s) contradict a document.")
     # The same claim passes when the negation check is switched off: the words are all there.
     relaxed = run("Refunds are not available.", check_negation=False)
-    assert relaxed is not None and relaxed.value == 1.0
+    assert relaxed is not None and relaxed.passed is True
 
 
 def test_correct_abstention_is_grounded_with_no_claims() -> None:
@@ -349,21 +371,29 @@ def test_correct_abstention_is_grounded_with_no_claims() -> None:
     assert [s["claim"] for s in result.evidence["sentences"]] == [False, False]
 
 
-def test_thresholds_are_params() -> None:
-    answer = "The Pro plan costs $29 per month. It includes 12 seats."
-    strict = run(answer, threshold=0.8)
-    assert strict is not None and (strict.value, strict.passed) == (0.5, False)
-    lenient_support = run("You can request refunds within 14 days.", support_threshold=0.3)
-    strict_support = run("You can request refunds within 14 days.", support_threshold=0.95)
-    assert lenient_support is not None and lenient_support.passed is True
-    assert strict_support is not None and strict_support.passed is False
+def test_threshold_is_a_param() -> None:
+    answer = "You can request refunds within 14 days."
+    default = run(answer)
+    assert default is not None and default.passed is True
+    strict = run(answer, threshold=min(1.0, default.value + 0.01))
+    assert strict is not None and strict.value == default.value and strict.passed is False
+    # A claim's verdict follows the same threshold.
+    assert strict.evidence["sentences"][0]["verdict"] == "baseless"
+
+
+def test_version_1_params_are_accepted_and_ignored() -> None:
+    # Stored configurations written for version 1 keep working.
+    evaluator = Grounding.from_config({"support_threshold": 0.7, "phrase_weight": 0.3, "threshold": 0.6})
+    assert evaluator.params.model_dump()["threshold"] == 0.6
+    assert "support_threshold" not in evaluator.params.model_dump()
 
 
 def test_specific_flag_can_be_switched_off() -> None:
     flagged = run("The Pro plan costs $28 per month.")
     unflagged = run("The Pro plan costs $28 per month.", flag_specifics=False)
-    assert flagged is not None and flagged.value == 0.0
+    assert flagged is not None and flagged.evidence["sentences"][0]["missing_specifics"] == ["$28"]
     assert unflagged is not None and unflagged.evidence["sentences"][0]["missing_specifics"] == []
+    assert unflagged.value > flagged.value
 
 
 def test_names_from_the_question_are_not_invented() -> None:
@@ -371,8 +401,9 @@ def test_names_from_the_question_are_not_invented() -> None:
     answer = "Acme Pro costs $29 per month."
     known = run(answer, question=question)
     unknown = run(answer, question=question, input_as_known=False)
-    assert known is not None and known.value == 1.0
+    assert known is not None and known.passed is True
     assert unknown is not None and unknown.evidence["sentences"][0]["missing_specifics"] == ["Acme Pro"]
+    assert unknown.value < known.value
 
 
 def test_long_answers_are_truncated_and_say_so() -> None:
@@ -387,7 +418,7 @@ def test_long_answers_are_truncated_and_say_so() -> None:
     ("params", "field"),
     [
         ({"threshold": 1.5}, "threshold"),
-        ({"support_threshold": -0.1}, "support_threshold"),
+        ({"embedding_threshold": -1.5}, "embedding_threshold"),
         ({"backend": "bert"}, "backend"),
         ({"unknown": 1}, "unknown"),
     ],
@@ -400,7 +431,7 @@ def test_bad_params_are_rejected(params: dict[str, Any], field: str) -> None:
 def test_metadata() -> None:
     assert (Grounding.name, Grounding.version, Grounding.queue, Grounding.default_enabled) == (
         "grounding",
-        1,
+        2,
         "scoring",
         True,
     )
@@ -498,19 +529,20 @@ def test_embedding_backend_accepts_a_paraphrase_the_lexical_one_misses() -> None
     paraphrase = "Refunds can be requested up to 14 days after buying."
     lexical = run(paraphrase)
     embedded = run(paraphrase, backend="embedding")
-    assert lexical is not None and lexical.value == 0.0
-    assert embedded is not None and embedded.value == 1.0
+    assert lexical is not None and lexical.passed is False
+    assert embedded is not None and embedded.passed is True and embedded.value > lexical.value
     assert embedded.evidence["backend"] == "embedding"
     (sentence,) = embedded.evidence["sentences"]
+    assert sentence["verdict"] == "supported"
     assert sentence["document_id"] == "kb-refunds"
     assert sentence["similarity"] >= 0.8
-    assert sentence["reason"].startswith("a document sentence has nearly the same meaning")
-    # The hard flags apply to both backends.
+    assert "cosine similarity" in sentence["reason"]
+    # Disagreements count against a claim with both backends.
     flagged = run("The Pro plan costs $28 per month.", backend="embedding")
-    assert flagged is not None and flagged.value == 0.0
+    assert flagged is not None and flagged.passed is False
     assert flagged.evidence["sentences"][0]["missing_specifics"] == ["$28"]
     unrelated = run("Our office dog is named after a famous painter.", backend="embedding")
-    assert unrelated is not None and unrelated.value == 0.0
+    assert unrelated is not None and unrelated.passed is False
 
 
 TOOL_CONTEXT = (
@@ -539,3 +571,227 @@ def test_specifics_mode_for_tool_using_agents(answer: str, value: float, missing
 def test_a_unit_letter_does_not_hide_a_sentence_end() -> None:
     assert split_sentences("It is 18°C. Hotel Central is open.") == ["It is 18°C.", "Hotel Central is open."]
     assert split_sentences("Written by J. K. Rowling.") == ["Written by J. K. Rowling."]
+
+
+# --- version 2: structured context, paraphrase, contradiction, baseless additions -----------------------------
+
+RECORD = ContextDoc(
+    "business-1",
+    json.dumps(
+        {
+            "name": "Golden Cafe",
+            "city": "Tucson",
+            "stars": 4.5,
+            "review_count": 87,
+            "attributes": {
+                "WiFi": "u'free'",
+                "OutdoorSeating": "True",
+                "RestaurantsDelivery": "False",
+                "BusinessParking": "{'garage': False, 'street': True}",
+            },
+            "hours": {"Monday": "11:0-22:0"},
+        }
+    ),
+)
+ARTICLE = ContextDoc(
+    "article-1",
+    "The city council approved a new budget on Tuesday. The budget raises spending on public transport by 12 "
+    "percent. Mayor Linda Park said the plan would cut commuting times. Opposition members voted against the "
+    "proposal, arguing that taxes would rise.",
+)
+DEAL = ContextDoc(
+    "deal-1",
+    "Acme Corp acquired the startup Beta Labs in March 2020. The deal was worth $40 million. Beta Labs makes "
+    "battery sensors.",
+)
+AWARDS = ContextDoc("film-1", "The film was nominated for three Academy Awards, including Best Picture, in 1998.")
+
+
+def verdicts_of(answer: str, *docs: ContextDoc) -> list[str | None]:
+    result = run(answer, docs)
+    assert result is not None
+    assert result.passed is (result.value >= 0.5)
+    return [s["verdict"] for s in result.evidence["sentences"]]
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdicts"),
+    [
+        pytest.param(
+            "Golden Cafe in Tucson has a rating of 4.5 stars from 87 reviews. It offers free WiFi and outdoor "
+            "seating. It is open from 11 AM to 10 PM on Mondays. Street parking is available.",
+            ["supported", "supported", "supported", "supported"],
+            id="restated-in-words",
+        ),
+        pytest.param("Golden Cafe has a rating of 4 stars.", ["contradicted"], id="altered-number"),
+        pytest.param("Its hours on Mondays are 11 AM to 9 PM.", ["contradicted"], id="altered-hour"),
+        pytest.param("Golden Cafe offers delivery.", ["contradicted"], id="false-field-stated-true"),
+        pytest.param("Golden Cafe does not offer outdoor seating.", ["contradicted"], id="true-field-negated"),
+        pytest.param("Golden Cafe has a full bar and live music.", ["baseless"], id="field-the-record-lacks"),
+        pytest.param("Golden Cafe is located in Phoenix.", ["baseless"], id="value-the-record-lacks"),
+    ],
+)
+def test_a_json_record_is_read_as_facts(answer: str, verdicts: list[str]) -> None:
+    assert verdicts_of(answer, RECORD) == verdicts
+
+
+def test_a_record_restated_is_supported_and_one_added_field_fails_the_answer() -> None:
+    restated = "Golden Cafe in Tucson has a rating of 4.5 stars from 87 reviews. It offers free WiFi."
+    added = restated + " It also has a full bar."
+    good, bad = run(restated, (RECORD,)), run(added, (RECORD,))
+    assert good is not None and bad is not None
+    assert good.passed is True and bad.passed is False
+    (span,) = bad.evidence["sentences"][2]["baseless_spans"]
+    assert span["text"] == "full bar"
+    assert added[span["start"] : span["end"]] == "full bar"
+    # The evidence quotes the record field a claim rests on, with offsets into the JSON text.
+    field = good.evidence["sentences"][0]["context_span"]
+    assert field["document_id"] == "business-1"
+    assert RECORD.text[field["start"] : field["end"]] == field["text"]
+
+
+@pytest.mark.parametrize(
+    ("doc", "answer", "verdicts"),
+    [
+        pytest.param(
+            ContextDoc("kv", "price: 29\nstatus: shipped\nrating: 4.5 of 5\ncarrier: UPS"),
+            "Your order has shipped with UPS. It costs $29 and is rated 4.5 out of 5.",
+            ["supported", "supported"],
+            id="key-value-restated",
+        ),
+        pytest.param(
+            ContextDoc("kv", "price: 29\nstatus: shipped\nrating: 4.5 of 5\ncarrier: UPS"),
+            "Your order has shipped with FedEx.",
+            ["baseless"],
+            id="key-value-other-name",
+        ),
+        pytest.param(
+            ContextDoc("csv", "name,price,in_stock\nWidget,12.50,true\nGadget,30,false\nGizmo,7,true"),
+            "The Gadget costs $30 but is not in stock. The Widget costs $12.50.",
+            ["supported", "supported"],
+            id="csv-restated",
+        ),
+        pytest.param(
+            ContextDoc("csv", "name,price,in_stock\nWidget,12.50,true\nGadget,30,false\nGizmo,7,true"),
+            "The Gadget costs $30 and is in stock.",
+            ["contradicted"],
+            id="csv-boolean-flipped",
+        ),
+        pytest.param(
+            ContextDoc("md", "| plan | seats | price |\n|---|---|---|\n| Pro | 5 | 29 |\n| Team | 20 | 99 |"),
+            "The Team plan has 20 seats and costs $99.",
+            ["supported"],
+            id="markdown-table-restated",
+        ),
+        pytest.param(
+            ContextDoc("md", "| plan | seats | price |\n|---|---|---|\n| Pro | 5 | 29 |\n| Team | 20 | 99 |"),
+            "The Pro plan has 20 seats.",
+            ["contradicted"],
+            id="markdown-table-number-swapped",
+        ),
+    ],
+)
+def test_key_value_text_and_tables_are_read_as_facts(doc: ContextDoc, answer: str, verdicts: list[str]) -> None:
+    assert verdicts_of(answer, doc) == verdicts
+
+
+@pytest.mark.parametrize(
+    ("answer", "doc", "verdict"),
+    [
+        pytest.param("The film was nominated for three Academy Awards in 1998.", AWARDS, "supported", id="nominated"),
+        pytest.param("The film won three Academy Awards in 1998.", AWARDS, "contradicted", id="won-not-nominated"),
+        pytest.param("The council rejected a new budget on Tuesday.", ARTICLE, "contradicted", id="antonym"),
+        pytest.param("Acme Corp did not acquire Beta Labs.", DEAL, "contradicted", id="negation"),
+        pytest.param("The deal was worth $14 million.", DEAL, "contradicted", id="number"),
+        pytest.param("Acme Corp acquired Beta Labs in March 2021.", DEAL, "contradicted", id="year"),
+        pytest.param("Acme Corp acquired Beta Labs in March 2020.", DEAL, "supported", id="same-facts"),
+    ],
+)
+def test_contradictions_are_caught_when_most_words_overlap(answer: str, doc: ContextDoc, verdict: str) -> None:
+    assert verdicts_of(answer, doc) == [verdict]
+
+
+def test_a_baseless_clause_inside_a_supported_sentence() -> None:
+    answer = "Acme Corp acquired Beta Labs in March 2020 for $40 million, after a bidding war with Siemens."
+    result = run(answer, (DEAL,))
+    assert result is not None and result.passed is False
+    (sentence,) = result.evidence["sentences"]
+    assert sentence["verdict"] == "baseless"
+    assert sentence["missing_specifics"] == ["Siemens"]
+    assert [s["text"] for s in sentence["baseless_spans"]] == ["bidding war with Siemens"]
+    # Without the clause the same sentence is supported.
+    assert verdicts_of("Acme Corp acquired Beta Labs in March 2020 for $40 million.", DEAL) == ["supported"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(
+            "The council approved a budget that raises public transport spending by 12 percent, which Mayor Linda "
+            "Park said would cut commuting times.",
+            id="two-source-sentences-fused",
+        ),
+        pytest.param(
+            "Acme's acquisition of Beta Labs, a maker of battery sensors, was worth $40 million.", id="derivation"
+        ),
+        pytest.param("In March 2020, the startup Beta Labs was acquired by Acme Corp.", id="word-order"),
+    ],
+)
+def test_paraphrase_and_compression_are_supported(answer: str) -> None:
+    assert verdicts_of(answer, ARTICLE, DEAL) == ["supported"]
+
+
+def test_value_ranks_answers_by_support() -> None:
+    supported = run("The council approved a new budget on Tuesday.", (ARTICLE,))
+    partly = run("The council approved a new budget on Tuesday after a long debate about parking fees.", (ARTICLE,))
+    invented = run("The council approved a new stadium for the Tucson Eagles in 2019.", (ARTICLE,))
+    assert supported is not None and partly is not None and invented is not None
+    assert supported.value > partly.value > invented.value
+    assert 0.0 < invented.value < 0.5 < supported.value < 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "facts"),
+    [
+        pytest.param(
+            '{"name": "Cafe", "open": true, "tags": ["vegan", "cheap"], "attrs": {"HasTV": false}}',
+            ["name: Cafe", "open", "tags: vegan", "tags: cheap", "not Has TV"],
+            id="json",
+        ),
+        pytest.param(
+            "price: 29\nstatus: shipped\nin stock: no", ["price: 29", "status: shipped", "not in stock"], id="kv"
+        ),
+        pytest.param("a,b\nx,1\ny,2", ["a: x", "x b: 1", "a: y", "y b: 2"], id="csv"),
+        pytest.param("Just prose. Two sentences.", None, id="prose"),
+    ],
+)
+def test_structured_facts(text: str, facts: list[str] | None) -> None:
+    found = structured_facts(text)
+    assert (None if found is None else [f.text for f in found]) == facts
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("It cost $1,250.00 in 2024-03-05.", ["1250", "2024", "5", "march"]),
+        ("Open 11:0-22:0", ["11", "11", "0", "22", "10", "0"]),
+        ("Scores 3,4 and 7.5", ["3", "4", "7.5"]),
+    ],
+)
+def test_context_numbers(text: str, values: list[str]) -> None:
+    assert sorted(v for _, v in context_numbers(text)) == sorted(values)
+
+
+def test_trace_page_partial_shows_the_context_span_beside_the_claim_escaped() -> None:
+    from django.template.loader import render_to_string
+
+    evil = ContextDoc("doc-<b>", "Refunds are available within 14 days. <script>alert(1)</script>")
+    result = run("Refunds take 41 days. <img src=x onerror=alert(1)>", (evil,))
+    assert result is not None
+    html = render_to_string("evals/_grounding_evidence.html", {"evidence": result.evidence})
+    assert '<mark class="unsupported">Refunds take 41 days.</mark>' in html
+    assert "doc-&lt;b&gt; [0–37]" in html  # the document and the span's offsets
+    assert "<blockquote>Refunds are available within 14 days.</blockquote>" in html
+    assert "contradicted" in html
+    assert "not in the documents: “take 41”" in html
+    assert "<script>" not in html and "<img" not in html and "<b>" not in html

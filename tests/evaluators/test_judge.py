@@ -207,7 +207,7 @@ def make(llm: FakeLLM, **params: Any) -> LlmJudge:
 
 
 def test_plugin_attributes_and_defaults() -> None:
-    assert (LlmJudge.name, LlmJudge.version, LlmJudge.queue, LlmJudge.default_enabled) == ("judge", 1, "judge", False)
+    assert (LlmJudge.name, LlmJudge.version, LlmJudge.queue, LlmJudge.default_enabled) == ("judge", 2, "judge", False)
     params = LlmJudge.Params()
     assert params.model_dump() == {
         "base_url": "https://api.openai.com/v1",
@@ -251,7 +251,14 @@ def test_params_validation() -> None:
     [
         (
             "faithfulness",
-            ["FAITHFULNESS", "Paris is the capital and largest city of France.", "France borders Spain", ITEM.output],
+            [
+                "FAITHFULNESS",
+                "[1] Paris is the capital and largest city of France.",
+                "[2] France borders Spain",
+                ITEM.output,
+                '"claims": [{"claim": "<exact quote from the answer>", "verdict": "supported" or "contradicted" or '
+                '"baseless",',
+            ],
             ["Expected answer"],
         ),
         (
@@ -318,6 +325,81 @@ def test_result_shape(llm: FakeLLM) -> None:
     assert "One claim unsupported." in result.explanation
     lenient = make(llm, template="relevance", threshold=0.5).evaluate(ITEM)
     assert lenient is not None and lenient.passed is True
+
+
+CLAIMS_ITEM = EvalItem(
+    input="Tell me about Paris.",
+    output="Paris is the capital of France. It has 9 million residents. It borders Spain.",
+    context=(
+        ContextDoc(id="d1", text="Paris is the capital and largest city of France, with 2.1 million residents."),
+        ContextDoc(id="d2", text="France borders Spain and Belgium."),
+    ),
+)
+CLAIMS_REPLY = {
+    "score": 2,
+    "verdict": "fail",
+    "reasoning": "The population is wrong and the border claim is about France.",
+    "claims": [
+        {
+            "claim": "Paris is the capital of France.",
+            "verdict": "supported",
+            "evidence": "Paris is the capital and largest city of France",
+            "document": 1,
+        },
+        {"claim": "It has 9 million residents.", "verdict": "Contradicted", "evidence": "2.1  million residents"},
+        {"claim": "it borders spain.", "verdict": "unverifiable", "evidence": "", "document": None},
+        {"claim": "A claim the answer does not make.", "verdict": "supported", "evidence": "not in any document"},
+        {"claim": "", "verdict": "supported"},
+        "not a claim object",
+    ],
+}
+
+
+def test_faithfulness_claims_map_onto_grounding_evidence(llm: FakeLLM) -> None:
+    llm.default = Reply(content="```json\n" + json.dumps(CLAIMS_REPLY) + "\n```")
+    result = make(llm).evaluate(CLAIMS_ITEM)
+    assert result is not None
+    assert (result.value, result.passed, result.label) == (0.25, False, "fail")
+    evidence = result.evidence
+    assert (evidence["claims"], evidence["supported_claims"]) == (4, 2)
+    answer = CLAIMS_ITEM.output
+    first, second, third, fourth = evidence["sentences"]
+    assert (first["verdict"], first["supported"], first["document_id"]) == ("supported", True, "d1")
+    assert answer[first["start"] : first["end"]] == first["text"] == "Paris is the capital of France."
+    span = first["context_span"]
+    assert CLAIMS_ITEM.context[0].text[span["start"] : span["end"]] == span["text"]
+    assert span["text"] == "Paris is the capital and largest city of France"
+    # A verdict word in another case; a quote with other spacing is still found in its document.
+    assert (second["verdict"], second["contradicted"], second["supported"]) == ("contradicted", True, False)
+    assert second["context_span"]["text"] == "2.1 million residents"
+    # A claim quoted in another case is found in the answer; an unknown verdict word counts as baseless.
+    assert (third["verdict"], third["text"], third["context_span"]) == ("baseless", "It borders Spain.", None)
+    assert answer[third["start"] : third["end"]] == "It borders Spain."
+    # A claim or a quote that cannot be found keeps its text without offsets, and says so.
+    assert (fourth["start"], fourth["end"], fourth["context_span"]) == (None, None, None)
+    assert fourth["reason"] == "judge: supported (quoted evidence not found: not in any document)"
+    assert evidence["unsupported"] == ["It has 9 million residents.", "It borders Spain."]
+    assert set(first) == {
+        "text",
+        "start",
+        "end",
+        "claim",
+        "supported",
+        "verdict",
+        "score",
+        "reason",
+        "document_id",
+        "context_span",
+        "baseless_spans",
+        "missing_specifics",
+        "contradicted",
+    }
+
+
+def test_faithfulness_without_claims_keeps_the_plain_verdict(llm: FakeLLM) -> None:
+    result = make(llm).evaluate(ITEM)
+    assert result is not None and result.value == 1.0
+    assert "sentences" not in result.evidence
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -1,0 +1,881 @@
+"""What the grounding evaluator measures: the context read as sentences and facts, and per claim a few
+numbers saying how well the context backs it.
+
+The context is indexed once per item. Prose is split into sentences (a quick splitter: contexts are long).
+Structured documents become facts: JSON (objects, arrays, nested keys: "hours Monday: 11:0-22:0";
+booleans read as present or negated facts: "not Delivery"; Python-style dict strings inside values, as in
+Yelp records, read the same way), key-value lines, and CSV or Markdown tables (one fact per cell, named by
+its row and column: "Gadget not in stock"). Every fact keeps the offsets of its evidence in the document,
+so the evidence can quote it.
+
+Words compare by content key (folded, stemmed, irregular verb forms mapped to their base) and, more
+loosely, by root (derivational suffixes dropped: "acquisition" and "acquire" share one). Numbers compare by
+value (text.numbers), clock times also in 12-hour form ("22:00" = "10 pm").
+
+Per claim (``claim_features``): the share of its content found anywhere in the context and in the best
+window of adjacent sentences (a summary sentence fusing two source sentences), the longest run of content
+words found nowhere (a baseless clause: reported as spans), numbers and names the context lacks, a number
+the passage states differently, a negation that flips, a role or antonym swap ("won" where the context says
+"nominated"). grounding.py turns them into probabilities with the weights in grounding_weights.json.
+"""
+
+from __future__ import annotations
+
+import ast
+import bisect
+import contextlib
+import csv
+import heapq
+import io
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from evals.evaluators.text import (
+    MONTHS,
+    NEGATIONS,
+    NUMBER_WORDS,
+    STOPWORDS,
+    fold,
+    is_negation,
+    normalise_number,
+    numbers,
+    raw_words,
+    sentence_spans,
+    stem,
+    words,
+)
+
+# --- word keys --------------------------------------------------------------------------------------------
+
+_IRREGULAR = dict(
+    pair.split(":")
+    for pair in str.split(
+        "won:win lost:lose sold:sell bought:buy went:go gone:go began:begin begun:begin wrote:write "
+        "written:write took:take taken:take gave:give given:give found:find led:lead held:hold told:tell "
+        "said:say became:become built:build grew:grow grown:grow known:know knew:know ran:run saw:see seen:see "
+        "spent:spend paid:pay brought:bring thought:think fell:fall fallen:fall rose:rise risen:rise met:meet "
+        "kept:keep chose:choose chosen:choose drove:drive driven:drive fought:fight taught:teach caught:catch "
+        "sent:send left:leave felt:feel meant:mean struck:strike stood:stand spoke:speak spoken:speak "
+        "children:child men:man women:woman people:person mice:mouse feet:foot teeth:tooth"
+    )
+)
+# A claim word whose counterpart, not the word itself, is in the best matching context passage: a swapped
+# role, direction or comparison. Word pairs, read both ways, compared by root.
+_OPPOSITE_WORDS = (
+    "won:nominated won:lost bought:sold buyer:seller increased:decreased rose:fell higher:lower larger:smaller "
+    "last:first opened:closed accepted:rejected included:excluded male:female minimum:maximum fewer:more "
+    "earlier:later early:late import:export lender:borrower teacher:student husband:wife father:mother "
+    "son:daughter brother:sister north:south east:west older:younger gain:loss profit:loss allowed:prohibited "
+    "cheap:expensive positive:negative success:failure best:worst above:below inside:outside strong:weak "
+    "fast:slow hot:cold full:empty arrived:departed host:guest winner:loser plaintiff:defendant "
+    "employer:employee increase:decrease rise:decline lowest:highest minority:majority senior:junior "
+    "elder:younger predecessor:successor mother:daughter father:son parent:child approved:rejected "
+    "supported:opposed won:defeated import:export"
+)
+_DERIVATIONAL = (
+    "ation",
+    "ition",
+    "ement",
+    "ment",
+    "ness",
+    "ity",
+    "tion",
+    "sion",
+    "ance",
+    "ence",
+    "ive",
+    "al",
+    "er",
+    "or",
+)
+
+
+@lru_cache(maxsize=131072)
+def key(token: str) -> str | None:
+    """The content key of a folded token: None for stop words, negations and digit runs (numbers compare by
+    value); number words read as numbers; irregular forms mapped to their base; the rest lightly stemmed."""
+    if token in STOPWORDS or is_negation(token) or token[0].isdigit():
+        return None
+    number = NUMBER_WORDS.get(token)
+    if number is not None:
+        return number
+    return stem(_IRREGULAR.get(token, token))
+
+
+@lru_cache(maxsize=131072)
+def root(content_key: str) -> str:
+    """A looser key: derivational suffixes dropped and cut to six letters, so that "acquisition",
+    "acquired" and "acquire" meet, as do "nomination" and "nominated"."""
+    if len(content_key) <= 4 or not content_key.isalpha():
+        return content_key
+    for suffix in _DERIVATIONAL:
+        if content_key.endswith(suffix) and len(content_key) - len(suffix) >= 4:
+            content_key = content_key[: -len(suffix)]
+            break
+    return content_key[:6]
+
+
+def _opposites() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for pair in _OPPOSITE_WORDS.split():
+        a, b = (root(key(w) or w) for w in pair.split(":"))
+        out.setdefault(a, set()).add(b)
+        out.setdefault(b, set()).add(a)
+    return out
+
+
+OPPOSITE = _opposites()
+
+
+# Words that speak about the documents rather than about the world ("According to the article, ...", "Reviewers
+# mention ...", "The passage states that ..."): an answer may use them without the documents using them.
+_META_WORDS = (
+    "article articles passage passages text texts document documents context source sources report reports "
+    "news story information data record records review reviews reviewer reviewers customer customers "
+    "guest guests visitor visitors patron patrons diner diners mention mentioned state stated note noted "
+    "reported highlight highlighted discuss discussed describe described explain explained indicate "
+    "indicated suggest suggested emphasize emphasized summarize summary provided overall according"
+)
+_META_KEYS = frozenset(k for k in map(key, _META_WORDS.split()) if k)
+
+
+def content_keys(tokens: list[str]) -> list[str]:
+    return [k for k in map(key, tokens) if k is not None]
+
+
+_CITATION = re.compile(r"\[\^?\d{1,3}(?:\s*[,–-]\s*\d{1,3})*\]|【[^】]{0,40}】|\^\d{1,3}\b")
+
+
+def number_keys(text: str) -> list[tuple[str, str]]:
+    """Numbers of ``text`` (see ``text.numbers``), citation markers such as "[1]" or "[2, 3]" left out."""
+    return numbers(_CITATION.sub(" ", text) if "[" in text or "【" in text or "^" in text else text)
+
+
+# --- structured documents ----------------------------------------------------------------------------------
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|_+|-+")
+_KV_LINE = re.compile(r"^\s*[-*•]?\s*([A-Za-z][\w .()/'&-]{0,60}?)\s*[:=]\s*(\S.*?)\s*$")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+_FALSE = {"false", "no", "none", "n", "0", "null", "nil", "off", "unavailable", "closed"}
+_TRUE = {"true", "yes", "y", "on", "available"}
+
+
+def _key_words(name: str) -> str:
+    """ "BusinessAcceptsCreditCards" → "Accepts Credit Cards"; "price_range" → "price range". A leading
+    "Business" or "Restaurants" (Yelp's attribute names) says nothing about the attribute."""
+    parts: list[str] = []
+    for part in _CAMEL.sub(" ", str(name)).split():
+        if parts and ((len(parts[-1]) <= 2 and parts[-1][:1].isupper()) or part.casefold() in STOPWORDS):
+            parts[-1] += part.casefold()  # "WiFi", not "Wi Fi"; "Takeout", not "Take Out"
+        else:
+            parts.append(part)
+    if len(parts) > 1 and parts[0].casefold() in ("business", "restaurants"):
+        parts = parts[1:]
+    return " ".join(parts)
+
+
+@dataclass
+class Fact:
+    text: str  # what is compared: words of the key path and the value ("not" before a false boolean)
+    start: int  # offsets of its evidence in the document text
+    end: int
+
+
+def _scalar(value: Any) -> tuple[str, bool | None]:
+    """A JSON leaf as words, and its truth when it is a boolean-like value."""
+    if isinstance(value, bool):
+        return ("", value)
+    if value is None:
+        return ("", False)
+    text = str(value).strip().strip("'\"")
+    if text.startswith("u'"):
+        text = text[2:].strip("'")
+    low = text.casefold()
+    if low in _FALSE:
+        return ("", False)
+    if low in _TRUE:
+        return ("", True)
+    return (text, None)
+
+
+def _literal_dict(text: str) -> dict[str, Any] | None:
+    """A Python-style dict stored as a string ("{'garage': False, 'street': True}"), else None."""
+    if not (text.startswith("{") and text.endswith("}")) or len(text) > 2000:
+        return None
+    with contextlib.suppress(ValueError, SyntaxError, MemoryError, RecursionError):
+        value = ast.literal_eval(text)
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _json_facts(value: Any, path: list[str], raw: str, cursor: list[int], out: list[Fact], depth: int = 0) -> None:
+    if depth > 20:
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _json_facts(v, [*path, _key_words(k)], raw, cursor, out, depth + 1)
+        return
+    if isinstance(value, list):
+        for v in value:
+            _json_facts(v, path, raw, cursor, out, depth + 1)
+        return
+    if isinstance(value, str):
+        nested = _literal_dict(value.strip())
+        if nested is not None:
+            _json_facts(nested, path, raw, cursor, out, depth + 1)
+            return
+    # Locate the leaf in the raw text, moving forward: json.loads keeps the document's order.
+    needle = json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else None
+    start = raw.find(needle, cursor[0]) if needle else -1
+    if start < 0 and path:
+        start = raw.find(path[-1].split()[0], cursor[0]) if path[-1] else -1
+    if start < 0:
+        start = cursor[0]
+    end = min(len(raw), start + (len(needle) if needle else 1))
+    cursor[0] = end
+    text, truth = _scalar(value)
+    label = " ".join(path[-2:]) if truth is None else path[-1] if path else ""
+    if truth is None:
+        if len(text) > 120:  # free text (a review, a description): read as prose
+            out.append(Fact(text, start + 1, end - 1))
+        else:
+            out.append(Fact(f"{label}: {text}", start, end))
+    elif truth:
+        out.append(Fact(label, start, end))
+    else:
+        out.append(Fact(f"not {label}", start, end))
+
+
+def _table_facts(lines: list[tuple[int, int, str]], delimiter: str) -> list[Fact]:
+    """One fact per cell, named by the row's first cell and the column ("Gadget price: 30", "Gadget not in
+    stock"), so that each can be checked on its own."""
+    header: list[str] | None = None
+    facts: list[Fact] = []
+    for start, end, line in lines:
+        if delimiter == "|":
+            if _TABLE_RULE.match(line):
+                continue
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        else:
+            cells = next(csv.reader(io.StringIO(line)), [])
+        if header is None:
+            header = [_key_words(c) for c in cells]
+            continue
+        row = cells[0] if cells else ""
+        facts.append(Fact(f"{header[0]}: {row}" if header else row, start, end))
+        for name, cell in zip(header[1:], cells[1:], strict=False):
+            text, truth = _scalar(cell)
+            said = f"{name}: {text}" if truth is None else (name if truth else f"not {name}")
+            facts.append(Fact(f"{row} {said}", start, end))
+    return facts
+
+
+def structured_facts(text: str) -> list[Fact] | None:
+    """The facts of a structured document (JSON, key-value lines, CSV or Markdown table), or None for prose."""
+    stripped = text.strip()
+    if stripped[:1] in "{[" and stripped[-1:] in "}]":
+        with contextlib.suppress(ValueError, RecursionError):
+            value = json.loads(stripped)
+            facts: list[Fact] = []
+            _json_facts(value, [], text, [0], facts)
+            return facts
+    lines = []
+    position = 0
+    for line in text.split("\n"):
+        if line.strip():
+            lines.append((position, position + len(line), line))
+        position += len(line) + 1
+    if len(lines) < 2:
+        return None
+    if sum(line.count("|") >= 2 for _, _, line in lines) >= 0.8 * len(lines):
+        return _table_facts(lines, "|")
+    commas = [line.count(",") for _, _, line in lines]
+    if min(commas) >= 1 and len(set(commas)) == 1 and len(lines) >= 3:
+        return _table_facts(lines, ",")
+    matches = [_KV_LINE.match(line) for _, _, line in lines]
+    if sum(m is not None for m in matches) >= 0.6 * len(lines) and len(lines) >= 3:
+        facts = []
+        for (start, end, line), m in zip(lines, matches, strict=True):
+            if m is None:
+                facts.append(Fact(line.strip(), start, end))
+                continue
+            value, truth = _scalar(m.group(2))
+            name = _key_words(m.group(1))
+            facts.append(Fact(f"{name}: {value}" if truth is None else (name if truth else f"not {name}"), start, end))
+        return facts
+    return None
+
+
+# --- the context index -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Sentence:
+    doc: int
+    start: int
+    end: int
+    text: str
+    initials: frozenset[str]  # first letters of its content words (acronyms)
+    roots: frozenset[str]
+    numbers: frozenset[str]
+    negated: bool  # has a negation word (most sentences have none: their negation check is skipped)
+    fact: bool  # a fact of a structured document (short: its negation is checked whenever a claim names it)
+    _clauses: list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]] | None = None
+
+    @property
+    def clauses(self) -> list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]]:
+        """(roots, polar sequence) per clause; computed when a negation check first needs them. A negation
+        bears on its own clause only ("..., while the defense, the team without control of the ball")."""
+        if self._clauses is None:
+            self._clauses = []
+            for clause in _CLAUSE.split(self.text):
+                sequence = polar_sequence(_WORD.findall(clause))
+                self._clauses.append((frozenset(r for r, _ in sequence if r), sequence))
+        return self._clauses
+
+
+_WORD = re.compile(r"\w[\w'’]*")
+_GLUED = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_NEGATION_SCOPE = 3  # a negation applies to the next few words
+_SCOPE_ENDS = frozenset({"and", "or", "but", "while", "whereas"})
+# Context sentences end at . ! ? (and closing quotes) before white space, or at a line break. Cruder than
+# text.sentence_spans (an abbreviation may end one), and much faster on long documents; a claim is also
+# compared with adjacent sentences, so a sentence cut in two is still found whole.
+_CONTEXT_BREAK = re.compile(r"[.!?。！？][\"'”’)\]]*\s+|\n\s*")
+_NUMBER_KEYS = frozenset(NUMBER_WORDS.values())
+_TOKENS: dict[str, tuple[str, str | None, str | None]] = {}
+
+
+def token(raw: str) -> tuple[str, str | None, str | None]:
+    """(folded word, content key, root) of a word as written; memoised (a plain dict: this is the hot path)."""
+    info = _TOKENS.get(raw)
+    if info is None:
+        if len(_TOKENS) > 200_000:
+            _TOKENS.clear()
+        folded = fold(raw)
+        k = key(folded)
+        info = _TOKENS[raw] = (folded, k, root(k) if k else None)
+    return info
+
+
+def polar_sequence(raw: list[str]) -> list[tuple[str | None, bool | None]]:
+    """(root or None, is a negation cue) per word; (None, None) for a conjunction, where a negation's scope
+    ends ("has no TV and accepts cards"). A capitalised "Not"/"No" inside a clause belongs to a name ("Not
+    Ready for Prime Time Players") and "not only" is no negation."""
+    out: list[tuple[str | None, bool | None]] = []
+    folded = [token(r)[0] for r in raw]
+    for i, word in enumerate(folded):
+        if word in _SCOPE_ENDS:
+            out.append((None, None))
+        elif is_negation(word) and not (i > 0 and raw[i][:1].isupper()) and folded[i + 1 : i + 2] != ["only"]:
+            out.append((None, True))
+        else:
+            out.append((token(raw[i])[2], False))
+    return out
+
+
+def negates(sequence: list[tuple[str | None, bool | None]], shared: set[str] | frozenset[str]) -> bool:
+    """Whether a negation cue in ``sequence`` bears on one of the ``shared`` roots."""
+    for i, (_root, cue) in enumerate(sequence):
+        if not cue:
+            continue
+        for k, after in sequence[i + 1 : i + 1 + _NEGATION_SCOPE]:
+            if after is None:
+                break
+            if k in shared:
+                return True
+    return False
+
+
+MONTH_NAMES = {number: name for name, number in MONTHS.items()}
+_NUMBER_RUN = re.compile(r"\d[\d,.:-]*\d|\d")
+_ISO_DAY = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_CLOCK_TIME = re.compile(r"(\d{1,2}):(\d{1,2})")
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
+
+
+def context_numbers(text: str) -> list[tuple[int, str]]:
+    """(offset, value) of the numbers of a context text, the values ``text.numbers`` gives ("1,000" → "1000",
+    "29.00" → "29", an ISO date as its year, day and month name), and a clock time's hour in both 24- and
+    12-hour form ("22:0" → "22" and "10"). One quick pattern finds digit runs (contexts are long); each run
+    is read in Python."""
+    found: list[tuple[int, str]] = []
+    for match in _NUMBER_RUN.finditer(text):
+        at, run = match.start(), match.group()
+        if run.isdigit():
+            found.append((at, run.lstrip("0") or "0"))
+            continue
+        date = _ISO_DAY.fullmatch(run)
+        if date:
+            year, month, day = date.groups()
+            found.extend(((at, normalise_number(year)), (at, normalise_number(day))))
+            if 1 <= int(month) <= 12:
+                found.append((at, MONTH_NAMES[int(month)]))
+            continue
+        for part in run.split("-"):
+            clock = _CLOCK_TIME.fullmatch(part)
+            if clock and int(clock.group(1)) <= 23:
+                hour = int(clock.group(1))
+                found.extend(((at, str(hour)), (at, str(hour % 12 or 12)), (at, normalise_number(clock.group(2)))))
+                continue
+            for piece in part.split(":"):
+                piece = piece.strip(",.")
+                if not piece:
+                    continue
+                if _THOUSANDS.fullmatch(piece.split(".")[0]):
+                    integer, _dot, decimals = piece.replace(",", "").partition(".")
+                    found.append((at, normalise_number(integer, decimals)))
+                    continue
+                for number in piece.split(","):
+                    integer, _dot, decimals = number.partition(".")
+                    if integer.isdigit() and (not decimals or decimals.isdigit()):
+                        found.append((at, normalise_number(integer, decimals)))
+    return found
+
+
+def _prose_pieces(text: str) -> list[tuple[str, int, int]]:
+    pieces: list[tuple[str, int, int]] = []
+    start = 0
+    for match in _CONTEXT_BREAK.finditer(text):
+        stop = match.start() + len(match.group().rstrip())  # the stop and closing quotes stay in the sentence
+        if stop > start:
+            pieces.append((text[start:stop], start, stop))
+        start = match.end()
+    if start < len(text) and not text[start:].isspace():
+        pieces.append((text[start:], start, len(text)))
+    return pieces
+
+
+@dataclass
+class Context:
+    doc_ids: list[str]
+    doc_texts: list[str] = field(default_factory=list)
+    structured: bool = False
+    sentences: list[Sentence] = field(default_factory=list)
+    by_root: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    by_number: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    keys: set[str] = field(default_factory=set)
+    roots: set[str] = field(default_factory=set)
+    words: set[str] = field(default_factory=set)
+    numbers: set[str] = field(default_factory=set)
+    negated: list[int] = field(default_factory=list)  # indices of the sentences with a negation word
+
+
+def index_context(docs: list[tuple[str, str]]) -> Context:
+    """``docs``: (id, text) of the non-empty documents."""
+    ctx = Context(doc_ids=[d for d, _ in docs], doc_texts=[t for _, t in docs])
+    by_root, by_number = ctx.by_root, ctx.by_number
+    for position, (_doc_id, text) in enumerate(docs):
+        facts = structured_facts(text)
+        if facts is not None:
+            ctx.structured = True
+            pieces: list[tuple[str, int, int]] = []
+            for fact in facts:
+                if len(fact.text) > 120:
+                    pieces.extend(
+                        (fact.text[a:b], fact.start + a, fact.start + b) for a, b in sentence_spans(fact.text)
+                    )
+                else:
+                    pieces.append((fact.text, fact.start, fact.end))
+            # Fact texts are not substrings of the document: their numbers are read one by one.
+            located = [(i, value) for i, (piece, _a, _b) in enumerate(pieces) for _o, value in context_numbers(piece)]
+        else:
+            pieces = _prose_pieces(text)
+            starts = [start for _p, start, _e in pieces]
+            found = context_numbers(text)
+            located = [(max(0, bisect.bisect_right(starts, offset) - 1), value) for offset, value in found]
+        numbers_of: dict[int, set[str]] = {}
+        for i, value in located:
+            numbers_of.setdefault(i, set()).add(value)
+            (ctx.words if value.isalpha() else ctx.numbers).add(value)
+        for i, (piece, start, end) in enumerate(pieces):
+            # Each distinct word once: the sets below do not need the order (an acronym check re-reads text).
+            infos = [_TOKENS.get(r) or token(r) for r in set(_WORD.findall(piece))]
+            folded = [f for f, _k, _r in infos]
+            ctx.words.update(folded)
+            keys = [k for _f, k, _r in infos if k]
+            nums = numbers_of.get(i, set())
+            if not _NUMBER_KEYS.isdisjoint(keys):
+                nums.update(k for k in keys if k[0].isdigit())  # number words
+                keys = [k for k in keys if not k[0].isdigit()]
+            roots = frozenset([r for _f, _k, r in infos if r and not r[0].isdigit()])
+            negated = not NEGATIONS.isdisjoint(folded) or "n't" in piece or "n’t" in piece
+            index = len(ctx.sentences)
+            if negated:
+                ctx.negated.append(index)
+            initials = frozenset([k[0] for k in keys])
+            ctx.sentences.append(
+                Sentence(position, start, end, piece, initials, roots, frozenset(nums), negated, facts is not None)
+            )
+            for r in roots:
+                by_root[r].append(index)
+            for value in nums:
+                by_number[value].append(index)
+            ctx.keys.update(keys)
+            ctx.roots.update(roots)
+        if _GLUED.search(text):  # "WilkinsonBlack": text scraped without a space between sentences
+            ctx.words.update(words(_GLUED.sub(" ", text)))
+    ctx.words.update([stem(w) for w in ctx.words])
+    ctx.numbers.update(NUMBER_WORDS[w] for w in ctx.words if w in NUMBER_WORDS)
+    return ctx
+
+
+# --- one claim ----------------------------------------------------------------------------------------------
+
+NAME = re.compile(r"(?<![\w'’])[A-Z][\w'’]*(?:(?:[-–]| (?:of |de |van |von |da |del |la )?)[A-Z][\w'’]*)*")
+_FIRST_WORD = re.compile(r"""^[\s"'“‘(\[*_#>]*[\w'’]+""")
+_NOT_NAMES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "faq", "yes", "no", "a", "an", "am", "pm"})
+
+
+def missing_specifics(sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> list[str]:
+    """Numbers, amounts, dates and names of ``sentence`` that neither the context nor the user's input has."""
+    missing: list[str] = []
+    for written, value in number_keys(sentence):
+        if value.isalpha():
+            present = value in ctx.words or value in known_words
+        else:
+            present = value in ctx.numbers or value in known_numbers
+        if not present and written not in missing:
+            missing.append(written)
+    first = _FIRST_WORD.match(sentence)
+    first_end = first.end() if first else 0
+    for match in NAME.finditer(sentence):
+        written = match.group()
+        is_acronym = sum(ch.isupper() for ch in written) >= 2
+        if match.start() < first_end and not is_acronym and " " not in written:
+            continue  # a single capitalised word at the start of a sentence says nothing
+        parts = [w for w in words(written) if w not in STOPWORDS and w not in _NOT_NAMES]
+        parts = [w for w in parts if len(w) > 1 and not w[0].isdigit()]
+        if not parts:
+            continue
+        if all(p in ctx.words or stem(p) in ctx.words or p in known_words or p[:-1] in ctx.words for p in parts):
+            continue
+        if _is_acronym_of(written, ctx):
+            continue
+        if written not in missing:
+            missing.append(written)
+    return missing
+
+
+def _is_acronym_of(written: str, ctx: Context) -> bool:
+    """ "NASA" when the context has "National Aeronautics and Space Administration" (initials of adjacent
+    content words)."""
+    if not (written.isupper() and 2 <= len(written) <= 6 and written.isalpha()):
+        return False
+    initials = written.casefold()
+    n = len(initials)
+    for s in ctx.sentences:
+        if initials[0] not in s.initials:
+            continue
+        keys = [k for k in content_keys(words(s.text)) if not k[0].isdigit()]
+        if any("".join(k[0] for k in keys[i : i + n]) == initials for i in range(len(keys) - n + 1)):
+            return True
+    return False
+
+
+FEATURES = (
+    "coverage",  # share of the claim's content (roots and numbers) found anywhere in the context
+    "exact_coverage",  # same, by exact content key
+    "best_window",  # share found in the best window of adjacent sentences (fusion)
+    "missing_words",  # log(1 + content words found nowhere)
+    "baseless_run",  # longest run of adjacent content words found nowhere, as a share of the claim
+    "missing_numbers",
+    "missing_names",
+    "number_conflict",  # the best sentence states a different number
+    "negation_flip",
+    "opposite",  # a role, direction or comparison swapped
+    "length",  # log(1 + content words)
+    "restates_input",  # share of the claim's content that only restates the user's input
+    "peer_overlap",  # share of the claim's words (any word, as written) found in the context
+    "structured",  # the context holds a structured record
+)
+
+
+@dataclass
+class ClaimFeatures:
+    values: dict[str, float]
+    best: int | None  # index of the best context sentence
+    window: tuple[int, int] | None  # sentence index range of the best window
+    baseless: list[tuple[int, int]]  # character spans of the claim found nowhere (relative to the claim)
+    missing: list[str]
+    conflict: str | None  # what contradicts: "number", "negation", "opposite"
+
+
+_CLAUSE = re.compile(r"[,;:()\[\]]|\s(?:but|while|whereas|although|though|however|except)\s")
+
+
+def _may_disagree(roots: set[str], needed: int, ctx: Context) -> bool:
+    """Whether a negated context sentence shares enough of a (not negated) claim clause's words, under its
+    negation, to contradict it."""
+    for i in ctx.negated:
+        candidate = ctx.sentences[i]
+        if candidate.fact and candidate.roots <= roots:
+            return True
+        if len(roots & candidate.roots) < needed:
+            continue
+        for clause_roots, clause_sequence in candidate.clauses:
+            shared = roots & clause_roots
+            if len(shared) >= needed and negates(clause_sequence, shared):
+                return True
+    return False
+
+
+def negation_flip(sentence: str, ctx: Context) -> bool:
+    """True when a clause of the sentence best matches a context sentence that negates the shared words
+    while the claim does not (or the other way round), and no equally good context sentence agrees."""
+    for clause in _CLAUSE.split(sentence):
+        raw = raw_words(clause)
+        sequence = polar_sequence(raw)
+        roots = {k for k, _ in sequence if k}
+        if not roots:
+            continue
+        needed = max(2 if len(roots) > 1 else 1, (len(roots) + 1) // 2)
+        claim_negated = any(cue for _, cue in sequence)
+        if not claim_negated and not _may_disagree(roots, needed, ctx):
+            continue  # the usual case, settled without counting every sentence's overlap
+        candidates: dict[int, int] = {}
+        for r in roots:
+            for i in ctx.by_root.get(r, ()):
+                candidates[i] = candidates.get(i, 0) + 1
+        best_same = best_other = 0
+        for i, overlap in candidates.items():
+            candidate = ctx.sentences[i]
+            if candidate.fact and candidate.roots <= roots:
+                # A record field the claim names in full ("delivery" for "Delivery: False"): its truth decides.
+                if negates(sequence, candidate.roots) != negates(candidate.clauses[0][1], candidate.roots):
+                    return True
+                continue
+            if overlap < needed or overlap <= min(best_same, best_other):
+                continue
+            if not claim_negated and not candidate.negated:
+                best_same = max(best_same, overlap)
+                continue
+            for clause_roots, clause_sequence in candidate.clauses:
+                shared = roots & clause_roots
+                if len(shared) < needed:
+                    continue
+                if negates(sequence, shared) == negates(clause_sequence, shared):
+                    best_same = max(best_same, len(shared))
+                else:
+                    best_other = max(best_other, len(shared))
+        if best_other > best_same:
+            return True
+    return False
+
+
+def word_overlap(text: str, ctx: Context) -> float:
+    """Share of the words of ``text`` (any word, folded) found in the context."""
+    found = [token(w)[0] in ctx.words for w in _WORD.findall(text)]
+    return sum(found) / len(found) if found else 1.0
+
+
+def _field_disagrees(ctx: Context, hits: dict[int, int], roots: set[str], claimed: set[str]) -> bool:
+    """A record field the claim names in full ("Pro seats: 5" for "the Pro plan has 20 seats") whose numbers
+    the claim does not repeat, though it states a number of their kind (20 may be elsewhere in the table),
+    and no other field it names in full that has the claim's number ("review stars: 5" beside "stars: 3")."""
+    if not claimed or not ctx.structured:
+        return False
+    kinds = {_kind(n) for n in claimed}
+    named = [f for f in (ctx.sentences[i] for i in hits) if f.fact and f.numbers and f.roots <= roots]
+    if any(f.numbers & claimed for f in named):
+        return False
+    return any(_kind(n) in kinds for f in named for n in f.numbers if not n.isalpha())
+
+
+def _kind(number: str) -> str:
+    """Numbers compare with numbers of their kind: a year with a year, not with "14 days"."""
+    whole = number.isdigit()
+    return "year" if whole and 1000 <= int(number) <= 2100 else "number"
+
+
+def _states_other_number(
+    ctx: Context,
+    window: tuple[int, int] | None,
+    hits: dict[int, int],
+    roots: set[str],
+    missing: set[str],
+    claimed: set[str],
+) -> bool:
+    """Whether the passage a claim rests on gives, where the claim has a number the context lacks, another
+    number of that kind: in the best window of prose, or in a record field the claim names in full ("4 stars"
+    against "stars: 4.5")."""
+    kinds = {_kind(m) for m in missing}
+    passages = [i for i in range(window[0], window[1] + 1) if not ctx.sentences[i].fact] if window else []
+    if ctx.structured:
+        passages += [i for i in hits if ctx.sentences[i].fact and ctx.sentences[i].roots <= roots]
+    return any(_kind(n) in kinds for i in passages for n in ctx.sentences[i].numbers - claimed if not n.isalpha())
+
+
+def claim_features(
+    sentence: str,
+    ctx: Context,
+    known_words: set[str],
+    known_numbers: set[str],
+    input_keys: set[str],
+    *,
+    check_negation: bool = True,
+    flag_specifics: bool = True,
+) -> ClaimFeatures:
+    raw_spans = [(m.start(), m.end(), m.group()) for m in _WORD_SPAN.finditer(sentence)]
+    keyed = [(a, b, key(fold(w))) for a, b, w in raw_spans]
+    # Number words ("three") compare as numbers.
+    keyed_content = [(a, b, k) for a, b, k in keyed if k and not k[0].isdigit()]
+    keys = [k for _, _, k in keyed_content]
+    number_values = {v for _, v in number_keys(sentence) if not v.isalpha()}
+    number_values.update(k for _, _, k in keyed if k and k[0].isdigit())
+    novel = [k for k in keys if k not in input_keys and k not in _META_KEYS]
+    novel_numbers = number_values - known_numbers
+    judged = set(novel) if (novel or novel_numbers) else set(keys)
+    judged_numbers = novel_numbers if (novel or novel_numbers) else number_values
+    total = len(judged) + len(judged_numbers)
+    judged_roots = {root(k) for k in judged}
+
+    found_root = {k for k in judged if root(k) in ctx.roots}
+    found_exact = {k for k in judged if k in ctx.keys}
+    found_numbers = judged_numbers & ctx.numbers
+    coverage = (len(found_root) + len(found_numbers)) / total if total else 1.0
+    exact = (len(found_exact) + len(found_numbers)) / total if total else 1.0
+
+    # The best sentence and window, by shared roots and numbers.
+    hits: dict[int, int] = {}
+    for r in judged_roots:
+        for i in ctx.by_root.get(r, ()):
+            hits[i] = hits.get(i, 0) + 1
+    for value in judged_numbers:
+        for i in ctx.by_number.get(value, ()):
+            hits[i] = hits.get(i, 0) + 1
+    ranked = heapq.nlargest(4, hits, key=lambda i: (hits[i], -i))
+    best = ranked[0] if ranked else None
+    denominator = len(judged_roots) + len(judged_numbers)
+    best_window = hits[best] / denominator if best is not None and denominator else 0.0
+    window = (best, best) if best is not None else None
+    sentences = ctx.sentences
+    for i in ranked:
+        for lo, hi in ((i - 1, i), (i, i + 1), (i - 1, i + 1)):
+            if lo < 0 or hi >= len(sentences) or sentences[lo].doc != sentences[hi].doc:
+                continue
+            shared: set[str] = set()
+            for j in range(lo, hi + 1):
+                shared |= judged_roots & sentences[j].roots
+                shared |= judged_numbers & sentences[j].numbers
+            share = len(shared) / denominator
+            if share > best_window + 1e-9:
+                best_window, window = share, (lo, hi)
+
+    # Content words found nowhere, and the longest run of them (numbers missing count too).
+    missing_numbers_set = judged_numbers - ctx.numbers
+    absent = [k in judged and root(k) not in ctx.roots for _a, _b, k in keyed_content]
+    for a, b, w in raw_spans:
+        if w[0].isdigit():
+            value = w.replace(",", "").lstrip("0") or "0"
+            if value in missing_numbers_set:
+                keyed_content.append((a, b, value))
+                absent.append(True)
+    order = sorted(range(len(keyed_content)), key=lambda i: keyed_content[i][0])
+    baseless: list[tuple[int, int]] = []
+    run_start = run_end = -1
+    run_len = longest = 0
+    for i in order:
+        a, b, _k = keyed_content[i]
+        if absent[i]:
+            if run_len == 0:
+                run_start = a
+            run_end, run_len = b, run_len + 1
+            longest = max(longest, run_len)
+        else:
+            if run_len:
+                baseless.append((run_start, run_end))
+            run_len = 0
+    if run_len:
+        baseless.append((run_start, run_end))
+    missing_count = sum(absent)
+
+    missing = missing_specifics(sentence, ctx, known_words, known_numbers) if flag_specifics else []
+    missing_numbers = sum(1 for m in missing if any(ch.isdigit() for ch in m) or m.casefold() in NUMBER_WORDS)
+    missing_names = len(missing) - missing_numbers
+
+    conflict = None
+    number_conflict = 0.0
+    if (
+        missing_numbers_set
+        and _states_other_number(ctx, window, hits, judged_roots, missing_numbers_set, number_values)
+    ) or _field_disagrees(ctx, hits, judged_roots, number_values):
+        number_conflict, conflict = 1.0, "number"
+    flip = 1.0 if check_negation and negation_flip(sentence, ctx) else 0.0
+    if flip and conflict is None:
+        conflict = "negation"
+    opposite = 0.0
+    near_roots = frozenset().union(*(ctx.sentences[i].roots for i in ranked[:3]))
+    for r in judged_roots:
+        if r not in near_roots and OPPOSITE.get(r, set()) & near_roots:
+            opposite = 1.0
+    if opposite and conflict is None:
+        conflict = "opposite"
+
+    restates = (len(keys) - len(novel)) / len(keys) if keys else 0.0
+    peer_overlap = word_overlap(sentence, ctx)
+    values = {
+        "coverage": coverage,
+        "exact_coverage": exact,
+        "best_window": best_window,
+        "missing_words": math.log1p(missing_count),
+        "baseless_run": longest / max(1, len(keyed_content)),
+        "missing_numbers": float(missing_numbers),
+        "missing_names": float(missing_names),
+        "number_conflict": number_conflict,
+        "negation_flip": flip,
+        "opposite": opposite,
+        "length": math.log1p(len(keys)),
+        "restates_input": restates,
+        "peer_overlap": peer_overlap,
+        "structured": 1.0 if ctx.structured else 0.0,
+    }
+    return ClaimFeatures(values, best, window, baseless, missing, conflict)
+
+
+_WORD_SPAN = re.compile(r"\w+(?:['’]\w+)*")
+
+
+_SUPPORT = ("coverage", "exact_coverage", "best_window", "peer_overlap")
+
+
+def answer_features(claims: list[dict[str, float]], answer_overlap: float, non_claims: float) -> list[float]:
+    """The model's input for a set of claims (one claim: that claim alone): the weakest claim and the mean
+    of each measure of support, the worst and the mean of each measure of trouble, the number of claims; and
+    of the whole answer, the share of its words found in the context and the share of its sentences that
+    make no claim (a personal remark beside the claims)."""
+    n = len(claims)
+    out: list[float] = [answer_overlap, non_claims]
+    for name in FEATURES:
+        column = [c[name] for c in claims]
+        if name in ("structured",):
+            out.append(column[0])
+        elif name in _SUPPORT:
+            out.extend((min(column), sum(column) / n))
+        elif name in ("length", "restates_input"):
+            out.append(sum(column) / n)
+        else:
+            out.extend((max(column), sum(column) / n))
+    out.append(math.log(n))
+    return out
+
+
+def answer_feature_names() -> list[str]:
+    names: list[str] = ["answer_overlap", "non_claims"]
+    for name in FEATURES:
+        if name == "structured":
+            names.append(name)
+        elif name in _SUPPORT:
+            names.extend((f"min_{name}", f"mean_{name}"))
+        elif name in ("length", "restates_input"):
+            names.append(f"mean_{name}")
+        else:
+            names.extend((f"max_{name}", f"mean_{name}"))
+    names.append("log_claims")
+    return names

@@ -60,8 +60,6 @@ class EvalItem:
 
     input: str = ""
     output: str = ""
-    answer_span_id: str = ""
-    error: str = ""
     context: tuple[ContextDoc, ...] = ()
     expected: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
@@ -70,6 +68,8 @@ class EvalItem:
     service: str = ""
     output_schema: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    answer_span_id: str = ""
+    error: str = ""
 
 
 @dataclass

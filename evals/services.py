@@ -60,6 +60,11 @@ def score_key_api(external_id: str) -> str:
     return f"api:{external_id}"
 
 
+def score_key_app(trace_pk: int, span_id: str, name: str) -> str:
+    """An app's gen_ai.evaluation.result: one score per span and evaluation name, so a re-send replaces it."""
+    return f"app:{trace_pk}:{span_id}:{name}"
+
+
 def run_evaluator(evaluator: Evaluator[Any], item: EvalItem) -> EvalResult | None:
     """The one place an evaluator is invoked, for traces and for files alike: None when it does not apply."""
     if evaluator.not_applicable(item) is not None:
@@ -99,7 +104,8 @@ def _score_row(trace: Trace, spans_by_id: dict[str, Span], config: EffectiveConf
     )
 
 
-def _upsert(scores: list[Score]) -> None:
+def scores_upsert(scores: list[Score]) -> None:
+    """Insert or replace scores by (project, key); the caller marks their minutes dirty in the same transaction."""
     if scores:
         Score.objects.bulk_create(
             scores, update_conflicts=True, unique_fields=["project", "key"], update_fields=SCORE_UPDATE_FIELDS
@@ -150,7 +156,7 @@ def traces_score(
             elif result is not None:
                 rows.append(_score_row(trace, spans_by_id, config, result))
         with transaction.atomic():
-            _upsert(rows)
+            scores_upsert(rows)
             if rows:
                 minutes_mark_dirty(project_id=trace.project_id, moments=[trace.start_time])
         outcome.scores += len(rows)
@@ -213,7 +219,7 @@ def score_record(*, score: ExternalScore, author: User | None = None) -> Score:
         updated_at=timezone.now(),
     )
     with transaction.atomic():
-        _upsert([row])
+        scores_upsert([row])
         minutes_mark_dirty(project_id=score.trace.project_id, moments=[score.trace.start_time])
     return Score.objects.get(project_id=score.trace.project_id, key=key)
 
@@ -404,5 +410,5 @@ def probe_item_scores_write(
         )
     )
     with transaction.atomic():
-        _upsert(rows)
+        scores_upsert(rows)
         minutes_mark_dirty(project_id=trace.project_id, moments=[trace.start_time])

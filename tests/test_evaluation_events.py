@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import requests
-from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from evals.models import PendingEvaluation, Score, ScoreSource
-from rollups.models import DirtyBucket, ScoreRollup
+from rollups.models import DirtyBucket, Granularity, ScoreRollup
 from rollups.services import dirty_process
 from tests.conftest import Tenant
 from tests.otlp_build import new_span_id, new_trace_id, request, span
@@ -94,7 +94,7 @@ def test_log_record_evaluations_score_their_span(server: str, tenant: Tenant, lo
     assert DirtyBucket.objects.filter(project=tenant.project, minute=minute).exists()
     dirty_process()
     rollup = ScoreRollup.objects.filter(project=tenant.project, name="relevance", service="support-bot")
-    assert [(r.good, r.total) for r in rollup.filter(granularity="minute")] == [(1, 1)]
+    assert [(r.good, r.total) for r in rollup.filter(granularity=Granularity.MINUTE, dimension="")] == [(1, 1)]
 
 
 def test_resent_evaluation_replaces_its_score(server: str, tenant: Tenant) -> None:
@@ -115,11 +115,13 @@ def test_evaluation_found_by_response_id(server: str, tenant: Tenant, logs_first
     """An evaluation run later, outside the app's trace, names the answer by gen_ai.response.id only."""
     provider, _ = tracer_provider(server, tenant.secret, {"service.name": "support-bot"})
     with sdk_logger(server, tenant.secret) as (logger, logger_provider, _):
-        with provider.get_tracer("app").start_as_current_span("agent"):
-            with provider.get_tracer("app").start_as_current_span(
-                "chat", attributes={"gen_ai.response.id": "chatcmpl-42", "gen_ai.operation.name": "chat"}
-            ) as chat:
-                pass
+        tracer = provider.get_tracer("app")
+        chat_attributes = {"gen_ai.response.id": "chatcmpl-42", "gen_ai.operation.name": "chat"}
+        with (
+            tracer.start_as_current_span("agent"),
+            tracer.start_as_current_span("chat", attributes=chat_attributes) as chat,
+        ):
+            pass
         logger.emit(event_name=EVALUATION, attributes=evaluation(  # no current span: no ids on the record
             "groundedness", **{"gen_ai.evaluation.score.value": 0.1, "gen_ai.response.id": "chatcmpl-42"}))  # fmt: skip
         first, second = (logger_provider, provider) if logs_first else (provider, logger_provider)
@@ -154,12 +156,12 @@ def test_bad_span_event_is_a_warning_and_the_span_is_stored(server: str, tenant:
         (EVALUATION, {"gen_ai.evaluation.score.value": 0.5}),
         (EVALUATION, evaluation("ok", **{"gen_ai.evaluation.score.value": "NaN"})),
     ])])  # fmt: skip
-    response = requests.post(f"{server}/v1/traces", data=json_format.MessageToJson(body), timeout=30,
-                             headers={**tenant.bearer, "Content-Type": "application/json"})  # fmt: skip
+    response = requests.post(f"{server}/v1/traces", data=body.SerializeToString(), timeout=30,
+                             headers={**tenant.bearer, "Content-Type": "application/x-protobuf"})  # fmt: skip
     assert response.status_code == 200
-    partial = response.json()["partialSuccess"]
-    assert "rejectedSpans" not in partial  # 0: the span is stored
-    message = partial["errorMessage"]
+    partial = ExportTraceServiceResponse.FromString(response.content).partial_success
+    assert partial.rejected_spans == 0  # the span is stored
+    message = partial.error_message
     assert message.startswith("3 evaluation events not scored")
     assert "beyond ±1e+09" in message
     assert "gen_ai.evaluation.name is missing" in message

@@ -34,6 +34,7 @@ from evals.models import (
     ScoreSource,
     score_value_in_range,
 )
+from evals.otel_export import scores_export_after_commit
 from evals.probes.schedule import next_run_after
 from evals.selectors import EffectiveConfig, effective_configs, eval_item, traces_with_spans
 from rollups.services import minutes_mark_dirty
@@ -159,6 +160,7 @@ def traces_score(
             scores_upsert(rows)
             if rows:
                 minutes_mark_dirty(project_id=trace.project_id, moments=[trace.start_time])
+                scores_export_after_commit(rows)
         outcome.scores += len(rows)
     return outcome
 
@@ -412,3 +414,4 @@ def probe_item_scores_write(
     with transaction.atomic():
         scores_upsert(rows)
         minutes_mark_dirty(project_id=trace.project_id, moments=[trace.start_time])
+        scores_export_after_commit(rows)

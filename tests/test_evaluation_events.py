@@ -171,7 +171,7 @@ def test_bad_span_event_is_a_warning_and_the_span_is_stored(server: str, tenant:
 
 
 def test_log_record_without_any_link_is_rejected(server: str, tenant: Tenant) -> None:
-    document = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+    document: dict[str, Any] = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
         {"eventName": EVALUATION, "attributes": [
             {"key": "gen_ai.evaluation.name", "value": {"stringValue": "relevance"}}]},
         {"eventName": EVALUATION, "traceId": new_trace_id(), "spanId": new_span_id(), "attributes": [

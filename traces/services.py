@@ -717,17 +717,20 @@ def _spans_evaluated(
     """The stored spans the evaluations name: by (trace id, span id), and by response id."""
     keys = {(e.trace_id, e.span_id) for e in evaluations if e.span_id}
     response_ids = {e.response_id for e in evaluations if not e.span_id}
+    # Only what a score row copies: a span's texts and raw attributes can be large.
+    spans = Span.objects.select_related("trace").only(
+        "span_id", "trace__project_id", "trace__trace_id", "trace__service", "trace__start_time"
+    )
     by_ids: dict[tuple[str, str], Span] = {}
     if keys:
-        candidates = Span.objects.select_related("trace").filter(
+        candidates = spans.filter(
             project=project, trace__trace_id__in={t for t, _ in keys}, span_id__in={s for _, s in keys}
         )
         by_ids = {(s.trace.trace_id, s.span_id): s for s in candidates if (s.trace.trace_id, s.span_id) in keys}
     by_response: dict[str, Span] = {}
     if response_ids:
         candidates = (
-            Span.objects.select_related("trace")
-            .annotate(response_id=KeyTextTransform(RESPONSE_ID, "attributes"))
+            spans.annotate(response_id=KeyTextTransform(RESPONSE_ID, "attributes"))
             .filter(project=project, attributes__has_key=RESPONSE_ID, response_id__in=response_ids)
             .order_by("pk")
         )

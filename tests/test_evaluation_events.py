@@ -20,8 +20,11 @@ from opentelemetry.trace import SpanKind
 from evals.models import PendingEvaluation, Score, ScoreSource
 from rollups.models import DirtyBucket, Granularity, ScoreRollup
 from rollups.services import dirty_process
+from slos.models import SliMinute
+from slos.services import sli_history_rebuild
 from tests.conftest import Tenant
 from tests.otlp_build import new_span_id, new_trace_id, request, span
+from tests.slo_data import create_slo
 from tests.test_ingest_clients import RecordingLogExporter, hex_span_id, hex_trace_id, tracer_provider
 from traces.ingest.normalize import EvaluationRecord
 from traces.models import Span
@@ -95,6 +98,12 @@ def test_log_record_evaluations_score_their_span(server: str, tenant: Tenant, lo
     dirty_process()
     rollup = ScoreRollup.objects.filter(project=tenant.project, name="relevance", service="support-bot")
     assert [(r.good, r.total) for r in rollup.filter(granularity=Granularity.MINUTE, dimension="")] == [(1, 1)]
+    # An SLO "score passes" on the app's evaluation counts it; "tone" gave no verdict and is not an SLI event.
+    for name, counted in [("relevance", (1, 1)), ("tone", (0, 0))]:
+        slo = create_slo(tenant.project, name=name, sli_kind="score", evaluator=name, comparator="pass")
+        sli_history_rebuild(slo_id=slo.pk)
+        minutes = SliMinute.objects.filter(slo=slo)
+        assert (sum(m.good for m in minutes), sum(m.total for m in minutes)) == counted
 
 
 def test_resent_evaluation_replaces_its_score(server: str, tenant: Tenant) -> None:

@@ -780,31 +780,32 @@ def _evaluations_attach(project: Project, evaluations: Sequence[EvaluationRecord
     return waiting
 
 
-@transaction.atomic
 def evaluation_events_ingest(*, project: Project, evaluations: Sequence[EvaluationRecord]) -> int:
     """Score each evaluation on its span, or keep it until that span arrives. Idempotent: a re-send replaces."""
     if not evaluations:
-        return 0
+        return 0  # no transaction (nor savepoint, inside the span ingest's) for the common batch without any
     trace_ids = {e.trace_id for e in evaluations if e.span_id}
     response_ids = {e.response_id for e in evaluations if not e.span_id}
-    if trace_ids:
-        _lock_traces(project, trace_ids)
-    if response_ids:
-        _lock_traces(project, _response_lock_names(response_ids))
-    waiting = _evaluations_attach(project, evaluations)
-    if waiting:
-        PendingEvaluation.objects.bulk_create(
-            [
-                PendingEvaluation(
-                    project=project, trace_id=e.trace_id, span_id=e.span_id, response_id="" if e.span_id else e.response_id,
-                    name=e.name, value=e.value, label=e.label, explanation=e.explanation, error_type=e.error_type,
-                )
-                for e in waiting
-            ],
-            update_conflicts=True,
-            unique_fields=["project", "trace_id", "span_id", "response_id", "name"],
-            update_fields=["value", "label", "explanation", "error_type"],
-        )  # fmt: skip
+    with transaction.atomic():
+        if trace_ids:
+            _lock_traces(project, trace_ids)
+        if response_ids:
+            _lock_traces(project, _response_lock_names(response_ids))
+        waiting = _evaluations_attach(project, evaluations)
+        if waiting:
+            PendingEvaluation.objects.bulk_create(
+                [
+                    PendingEvaluation(
+                        project=project, trace_id=e.trace_id, span_id=e.span_id,
+                        response_id="" if e.span_id else e.response_id, name=e.name, value=e.value, label=e.label,
+                        explanation=e.explanation, error_type=e.error_type,
+                    )
+                    for e in waiting
+                ],
+                update_conflicts=True,
+                unique_fields=["project", "trace_id", "span_id", "response_id", "name"],
+                update_fields=["value", "label", "explanation", "error_type"],
+            )  # fmt: skip
     return len(evaluations)
 
 

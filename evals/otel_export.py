@@ -27,8 +27,6 @@ from traces.ingest.normalize import EVALUATION_EVENT, RESPONSE_ID
 from traces.ingest.otlp import to_key_values
 
 logger = logging.getLogger(__name__)
-TASK = "evals.tasks.scores_export"
-PROTOCOLS = ("http/protobuf", "http/json")
 # Statuses the OTLP specification calls retryable; any other failure status drops the batch at once.
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 60

@@ -127,6 +127,7 @@ def traces_score(
     if project is None:  # deleted since the task was queued
         return outcome
     config_cache: dict[str, list[EffectiveConfig]] = {}
+    written: list[Score] = []
     for trace in traces_with_spans(project_id=project_id, trace_pks=trace_pks):
         if trace.service not in config_cache:
             config_cache[trace.service] = effective_configs(project=project, service=trace.service)
@@ -160,8 +161,9 @@ def traces_score(
             scores_upsert(rows)
             if rows:
                 minutes_mark_dirty(project_id=trace.project_id, moments=[trace.start_time])
-                scores_export_after_commit(rows)
+        written += rows
         outcome.scores += len(rows)
+    scores_export_after_commit(written)  # one batch for the traces of this call (each committed above)
     return outcome
 
 

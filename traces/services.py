@@ -812,7 +812,7 @@ def evaluation_events_ingest(*, project: Project, evaluations: Sequence[Evaluati
 def _pending_evaluations_apply(project: Project, records: Iterable[SpanRecord]) -> None:
     """Within the span ingest's transaction (trace locks held): score the kept evaluations of the stored spans."""
     keys = {(r.trace_id, r.span_id) for r in records}
-    response_ids = {r.attributes[RESPONSE_ID] for r in records if isinstance(r.attributes.get(RESPONSE_ID), str)}
+    response_ids = {r.attributes[RESPONSE_ID] for r in records if isinstance(r.attributes.get(RESPONSE_ID), str)} - {""}
     if response_ids:
         _lock_traces(project, _response_lock_names(response_ids))
     condition = Q(trace_id__in={t for t, _ in keys})
@@ -830,5 +830,5 @@ def _pending_evaluations_apply(project: Project, records: Iterable[SpanRecord]) 
         for p in pending
     ]
     waiting = {id(e) for e in _evaluations_attach(project, evaluations)}
-    PendingEvaluation.objects.filter(pk__in=[p.pk for p, e in zip(pending, evaluations, strict=True)
-                                             if id(e) not in waiting]).delete()  # fmt: skip
+    applied = [p.pk for p, e in zip(pending, evaluations, strict=True) if id(e) not in waiting]
+    PendingEvaluation.objects.filter(pk__in=applied).delete()

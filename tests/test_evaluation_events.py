@@ -3,6 +3,7 @@ to a live server become "app" scores on the evaluated span, in either arrival or
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,7 +11,9 @@ from typing import Any
 import pytest
 import requests
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
@@ -27,6 +30,7 @@ from tests.otlp_build import new_span_id, new_trace_id, request, span
 from tests.slo_data import create_slo
 from tests.test_ingest_clients import RecordingLogExporter, hex_span_id, hex_trace_id, tracer_provider
 from traces.ingest.normalize import EvaluationRecord
+from traces.ingest.otlp import to_key_values
 from traces.models import Span
 
 EVALUATION = "gen_ai.evaluation.result"
@@ -201,3 +205,34 @@ def test_log_record_without_any_link_is_rejected(server: str, tenant: Tenant) ->
 )  # fmt: skip
 def test_passed_is_read_only_from_labels_that_say_pass_or_fail(label: str, passed: bool | None) -> None:
     assert EvaluationRecord("", "", "r", "n", None, label, "", "").passed is passed
+
+
+def test_event_and_span_sent_at_the_same_time_give_one_score(server: str, tenant: Tenant) -> None:
+    """The race the locks close: the event's "is the span stored?" and the span's "is an event kept?" both
+    answering no would leave the event kept forever. Sent together 20 times, over two connections."""
+    headers = {**tenant.bearer, "Content-Type": "application/x-protobuf"}
+    pairs = [(new_trace_id(), new_span_id()) for _ in range(20)]
+    for trace_id, span_id in pairs:
+        spans = request([span(trace_id, span_id, name="chat")]).SerializeToString()
+        logs = ExportLogsServiceRequest()
+        logs.resource_logs.add().scope_logs.add().log_records.append(
+            LogRecord(event_name=EVALUATION, trace_id=bytes.fromhex(trace_id), span_id=bytes.fromhex(span_id),
+                      attributes=to_key_values(evaluation("relevance", **{"gen_ai.evaluation.score.label": "pass"})))
+        )  # fmt: skip
+        barrier = threading.Barrier(2)
+        answers: list[int] = []
+
+        def post(path: str, body: bytes, barrier: threading.Barrier = barrier, answers: list[int] = answers) -> None:
+            barrier.wait()
+            answers.append(requests.post(f"{server}{path}", data=body, headers=headers, timeout=60).status_code)
+
+        threads = [threading.Thread(target=post, args=("/v1/traces", spans)),
+                   threading.Thread(target=post, args=("/v1/logs", logs.SerializeToString()))]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert answers == [200, 200]
+    assert len(app_scores(tenant)) == len(pairs)
+    assert {(s.trace.trace_id, s.span.span_id) for s in app_scores(tenant) if s.span} == set(pairs)
+    assert not PendingEvaluation.objects.exists()

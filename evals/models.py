@@ -15,6 +15,8 @@ class ScoreSource(models.TextChoices):
     HUMAN = "human", "Human"
     API = "api", "API"
     PROBE = "probe", "Probe"
+    # A gen_ai.evaluation.result event the app sent over OTLP (/v1/logs or a span event on /v1/traces).
+    APP = "app", "App (OpenTelemetry)"
 
 
 # Score values are finite and within ±SCORE_VALUE_LIMIT (docs/security.md), so that sums over any window stay far
@@ -348,3 +350,39 @@ class ProbeResult(models.Model):
     @property
     def flipped(self) -> bool:
         return self.previous_passed is not None and self.previous_passed != self.passed
+
+
+class PendingEvaluation(models.Model):
+    """A gen_ai.evaluation.result event whose evaluated span has not arrived yet: applied (and deleted) when it
+    does. The span is named by its trace and span ids, or by ``gen_ai.response.id`` alone (then both ids are "")."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32, blank=True)
+    span_id = models.CharField(max_length=16, blank=True)
+    response_id = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=100)
+    value = models.FloatField(null=True, blank=True)
+    label = models.CharField(max_length=100, blank=True)
+    explanation = models.TextField(blank=True)
+    error_type = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        constraints = [
+            # A re-sent event replaces the kept one (the same identity as its score's key).
+            models.UniqueConstraint(
+                fields=["project", "trace_id", "span_id", "response_id", "name"], name="pending_evaluation_unique"
+            ),
+        ]
+        indexes = [
+            # Span ingest: the events waiting for the batch's spans, by ids and by response id.
+            models.Index(fields=["project", "trace_id", "span_id"], name="pending_eval_span_idx"),
+            models.Index(fields=["project", "response_id"], name="pending_eval_response_idx"),
+        ]
+
+
+class ScoreExportCounter(models.Model):
+    """Scores sent to (and dropped by failure of) the OpenTelemetry exporter, per project: /metrics reads it."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="+")
+    sent = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)

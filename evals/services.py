@@ -35,6 +35,7 @@ from evals.models import (
     ScoreSource,
     score_value_in_range,
 )
+from evals.otel_export import scores_export_after_commit
 from evals.probes.schedule import next_run_after
 from evals.selectors import EffectiveConfig, effective_configs, eval_item, traces_with_spans
 from rollups.services import minutes_mark_dirty
@@ -59,6 +60,11 @@ def score_key_human(trace_pk: int, span_id: str, user_id: int, name: str) -> str
 
 def score_key_api(external_id: str) -> str:
     return f"api:{external_id}"
+
+
+def score_key_app(trace_pk: int, span_id: str, name: str) -> str:
+    """An app's gen_ai.evaluation.result: one score per span and evaluation name, so a re-send replaces it."""
+    return f"app:{trace_pk}:{span_id}:{name}"
 
 
 def run_evaluator(evaluator: Evaluator[Any], item: EvalItem) -> EvalResult | None:
@@ -100,7 +106,8 @@ def _score_row(trace: Trace, spans_by_id: dict[str, Span], config: EffectiveConf
     )
 
 
-def _upsert(scores: list[Score]) -> None:
+def scores_upsert(scores: list[Score]) -> None:
+    """Insert or replace scores by (project, key); the caller marks their minutes dirty in the same transaction."""
     if scores:
         Score.objects.bulk_create(
             scores, update_conflicts=True, unique_fields=["project", "key"], update_fields=SCORE_UPDATE_FIELDS
@@ -121,6 +128,7 @@ def traces_score(
     if project is None:  # deleted since the task was queued
         return outcome
     config_cache: dict[str, list[EffectiveConfig]] = {}
+    written: list[Score] = []
     for trace in traces_with_spans(project_id=project_id, trace_pks=trace_pks):
         if trace.service not in config_cache:
             config_cache[trace.service] = effective_configs(project=project, service=trace.service)
@@ -151,10 +159,12 @@ def traces_score(
             elif result is not None:
                 rows.append(_score_row(trace, spans_by_id, config, result))
         with transaction.atomic():
-            _upsert(rows)
+            scores_upsert(rows)
             if rows:
                 minutes_mark_dirty(project_id=trace.project_id, moments=[trace.start_time])
+        written += rows
         outcome.scores += len(rows)
+    scores_export_after_commit(written)  # one batch for the traces of this call (each committed above)
     return outcome
 
 
@@ -214,7 +224,7 @@ def score_record(*, score: ExternalScore, author: User | None = None) -> Score:
         updated_at=timezone.now(),
     )
     with transaction.atomic():
-        _upsert([row])
+        scores_upsert([row])
         minutes_mark_dirty(project_id=score.trace.project_id, moments=[score.trace.start_time])
     return Score.objects.get(project_id=score.trace.project_id, key=key)
 
@@ -417,5 +427,6 @@ def probe_item_scores_write(
         )
     )
     with transaction.atomic():
-        _upsert(rows)
+        scores_upsert(rows)
         minutes_mark_dirty(project_id=trace.project_id, moments=[trace.start_time])
+        scores_export_after_commit(rows)

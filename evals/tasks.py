@@ -5,21 +5,24 @@ backoff, and run on named queues: ``scoring`` for the cheap evaluators, ``judge`
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.db import DatabaseError, OperationalError
 from django.utils import timezone
 
 from accounts.models import Project
-from evals import services
+from evals import otel_export, services
 from evals.drift import runs as drift_runs
 from evals.evaluators.base import EvaluatorError
 from evals.probes import runs as probe_runs
 from rollups.models import Granularity, TrafficRollup
 
 TRANSIENT = (OperationalError,)
+logger = logging.getLogger(__name__)
 
 
 def _backoff(retries: int) -> int:
@@ -114,3 +117,17 @@ def probe_schedule() -> int:
     for run in runs:
         probe_run.apply_async((run.pk,))
     return len(runs)
+
+
+@shared_task(bind=True, name="evals.tasks.scores_export", acks_late=True, max_retries=None, soft_time_limit=60,
+             time_limit=90)  # fmt: skip
+def scores_export(self: Task[Any, Any], project_id: int, score_pks: list[int]) -> int:
+    """Send a batch of built-in scores to the OTLP collector; retried with backoff, then dropped and counted."""
+    try:
+        return otel_export.scores_send(project_id=project_id, score_pks=score_pks)
+    except otel_export.ExportFailed as exc:
+        if exc.retryable and self.request.retries + 1 < settings.SRE4AI_OTEL_EXPORT_MAX_ATTEMPTS:
+            raise self.retry(exc=exc, countdown=exc.retry_after or _backoff(self.request.retries)) from exc
+        logger.warning("dropped %d scores of project %s: %s", len(score_pks), project_id, exc)
+        otel_export.export_counted(project_id=project_id, failed=len(score_pks))
+        return 0

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ProjectKeyError, authenticate_project_key
 from accounts.models import ApiKey, Project, Scope
+from evals.models import ScoreExportCounter
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
 from slos import burn, selectors, services
 from slos.forms import SloForm
@@ -281,6 +282,18 @@ class ProjectCollector(Collector):
                 firing.add_metric([*base, rule.severity, key], 1.0 if key in states and states[key].firing else 0.0)
         yield from (objective, sli, valid, rate, budget, firing)
         yield from self._services()
+        yield from self._score_export()
+
+    def _score_export(self) -> Iterator[Metric]:
+        """Built-in scores sent to the OpenTelemetry collector, and dropped after the export's retries failed."""
+        counter = ScoreExportCounter.objects.filter(project=self.project).first()
+        sent = CounterMetricFamily("sre4ai_scores_exported", "Scores sent to the OTLP collector.", labels=["project"])
+        failed = CounterMetricFamily(
+            "sre4ai_scores_export_failed", "Scores dropped: the OTLP collector did not take them.", labels=["project"]
+        )
+        sent.add_metric([self.project.slug], counter.sent if counter else 0)
+        failed.add_metric([self.project.slug], counter.failed if counter else 0)
+        yield from (sent, failed)
 
     def _services(self) -> Iterator[Metric]:
         labels = ["project", "service", "environment"]

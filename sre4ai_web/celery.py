@@ -25,6 +25,7 @@ app.conf.task_routes = {
     "evals.tasks.probe_schedule": {"queue": "backfill"},
     "slos.tasks.sli_history": {"queue": "backfill"},
     "slos.tasks.dispatch": {"queue": "notify"},
+    "evals.tasks.scores_export": {"queue": "export"},  # the OTLP collector of docs/scoring.md
 }
 
 app.conf.beat_schedule = {

@@ -6,6 +6,7 @@ PostgreSQL and Redis are chosen with ``DATABASE_URL`` and ``CELERY_BROKER_URL``.
 
 import os
 from pathlib import Path
+from urllib.parse import unquote
 
 import dj_database_url
 import plotly
@@ -296,3 +297,22 @@ SRE4AI_OUTBOUND_ALLOW = [h.strip() for h in os.environ.get("SRE4AI_OUTBOUND_ALLO
 SRE4AI_OUTBOUND_ENV_ALLOW = [n.strip() for n in os.environ.get("SRE4AI_OUTBOUND_ENV_ALLOW", "").split(",") if n.strip()]
 # At most this much of an answer is read (after decompression); the rest is never downloaded.
 SRE4AI_OUTBOUND_MAX_RESPONSE_BYTES = int(os.environ.get("SRE4AI_OUTBOUND_MAX_RESPONSE_BYTES", str(1024 * 1024)))
+
+# Built-in scores sent as gen_ai.evaluation.result log records to an OTLP/HTTP logs endpoint (docs/scoring.md), off
+# when the endpoint is empty, e.g. "https://collector.example.com:4318/v1/logs". It is called through the outbound
+# client: an internal collector must be listed in SRE4AI_OUTBOUND_ALLOW. Headers as OTEL_EXPORTER_OTLP_HEADERS
+# ("key=value,key2=value2", values URL-encoded); protocol "http/protobuf" (default) or "http/json".
+SRE4AI_OTEL_EXPORT_ENDPOINT = os.environ.get("SRE4AI_OTEL_EXPORT_ENDPOINT", "").strip()
+SRE4AI_OTEL_EXPORT_HEADERS = {
+    key.strip(): unquote(value.strip())
+    for key, _, value in (h.partition("=") for h in os.environ.get("SRE4AI_OTEL_EXPORT_HEADERS", "").split(","))
+    if key.strip()
+}
+SRE4AI_OTEL_EXPORT_PROTOCOL = os.environ.get("SRE4AI_OTEL_EXPORT_PROTOCOL", "http/protobuf").strip()
+if SRE4AI_OTEL_EXPORT_PROTOCOL not in ("http/protobuf", "http/json"):
+    raise ImproperlyConfigured(
+        f"SRE4AI_OTEL_EXPORT_PROTOCOL is {SRE4AI_OTEL_EXPORT_PROTOCOL!r}: use http/protobuf or http/json."
+    )
+SRE4AI_OTEL_EXPORT_BATCH = int(os.environ.get("SRE4AI_OTEL_EXPORT_BATCH", "512"))  # scores per request
+SRE4AI_OTEL_EXPORT_MAX_ATTEMPTS = int(os.environ.get("SRE4AI_OTEL_EXPORT_MAX_ATTEMPTS", "5"))  # then dropped, counted
+SRE4AI_OTEL_EXPORT_TIMEOUT_SECONDS = float(os.environ.get("SRE4AI_OTEL_EXPORT_TIMEOUT_SECONDS", "10"))

@@ -33,7 +33,7 @@ from traces.ingest.gate import ingest_slot, rate_charge, rate_check
 from traces.ingest.limits import IngestError, IngestLimits
 from traces.models import RetrievedDocument, Span, SpanKind, Status, Trace
 from traces.selectors import InvalidCursor, trace_detail, trace_page
-from traces.services import otlp_log_events_ingest, otlp_spans_ingest, spans_store
+from traces.services import evaluation_events_ingest, otlp_log_events_ingest, otlp_spans_ingest, spans_store
 
 logger = logging.getLogger(__name__)
 
@@ -74,15 +74,17 @@ def _otlp_error(code: int, message: str, fmt: str, retry_after: int | None) -> H
 def _handle_traces(api_key: ApiKey, body: bytes, fmt: str, limits: IngestLimits) -> HttpResponse:
     decoded = otlp.decode_traces(body, fmt, limits)
     rate_charge(api_key, len(decoded.spans))
-    stored = otlp_spans_ingest(project=api_key.project, spans=decoded.spans)
-    payload, content_type = otlp.encode_response(otlp.trace_response(decoded.rejected + stored.rejected), fmt)
+    stored = otlp_spans_ingest(project=api_key.project, spans=decoded.spans, evaluations=decoded.evaluations)
+    response = otlp.trace_response(decoded.rejected + stored.rejected, decoded.warnings)
+    payload, content_type = otlp.encode_response(response, fmt)
     return HttpResponse(payload, content_type=content_type)
 
 
 def _handle_logs(api_key: ApiKey, body: bytes, fmt: str, limits: IngestLimits) -> HttpResponse:
     decoded = otlp.decode_logs(body, fmt, limits)
-    rate_charge(api_key, len(decoded.events))
+    rate_charge(api_key, len(decoded.events) + len(decoded.evaluations))
     otlp_log_events_ingest(project=api_key.project, events=decoded.events)
+    evaluation_events_ingest(project=api_key.project, evaluations=decoded.evaluations)
     payload, content_type = otlp.encode_response(otlp.logs_response(decoded.rejected), fmt)
     return HttpResponse(payload, content_type=content_type)
 

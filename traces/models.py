@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 
 from accounts.models import Project
@@ -167,6 +168,14 @@ class Span(models.Model):
         indexes = [
             # Model filter on the trace list and per-model breakdowns.
             models.Index(fields=["project", "model", "trace"], name="span_model_idx"),
+            # An evaluation event that names its span only by gen_ai.response.id (traces.services); partial, so
+            # spans without one (most of them) cost nothing more at insert.
+            models.Index(
+                "project",
+                KeyTextTransform("gen_ai.response.id", "attributes"),
+                condition=models.Q(attributes__has_key="gen_ai.response.id"),
+                name="span_response_id_idx",
+            ),
         ]
 
 

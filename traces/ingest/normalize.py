@@ -1127,3 +1127,64 @@ def normalise_span(raw: RawSpan, log_events: Iterable[RawEvent] = ()) -> SpanRec
     record.completion_start_time = _completion_start(raw, attrs, start)
     _status(record, raw, attrs)
     return record.finish()
+
+
+# --- gen_ai.evaluation.result: an app's own verdict on a span (a score) --------------------------------------
+
+EVALUATION_EVENT = "gen_ai.evaluation.result"
+RESPONSE_ID = "gen_ai.response.id"
+# Labels that say pass or fail on their own (compared lowercased and stripped); any other label ("relevant",
+# "toxic", "4 stars") carries no verdict we could read without knowing the evaluator, so ``passed`` is None.
+PASS_LABELS = frozenset({"pass", "passed", "true", "yes", "correct", "success"})
+FAIL_LABELS = frozenset({"fail", "failed", "false", "no", "incorrect", "failure"})
+SCORE_VALUE_LIMIT = 1e9  # evals.models.SCORE_VALUE_LIMIT (ingest imports no app models)
+
+
+@dataclass
+class EvaluationRecord:
+    """One gen_ai.evaluation.result event, for the span given by its ids or, failing those, by its response id."""
+
+    trace_id: str
+    span_id: str
+    response_id: str
+    name: str
+    value: float | None
+    label: str
+    explanation: str
+    error_type: str
+
+    @property
+    def passed(self) -> bool | None:
+        word = self.label.strip().lower()
+        return True if word in PASS_LABELS else False if word in FAIL_LABELS else None
+
+
+def evaluation_record(event: RawEvent, trace_id: str, span_id: str) -> EvaluationRecord:
+    """The evaluation an event carries; ValueError says what is wrong with it (no name, a value out of bounds)."""
+    attrs = event.attributes
+    name = as_str(attrs.get("gen_ai.evaluation.name")).strip()
+    if not name:
+        raise ValueError("gen_ai.evaluation.name is missing")
+    raw_value = attrs.get("gen_ai.evaluation.score.value")
+    value: float | None = None
+    if raw_value is not None:
+        if raw_value in ("NaN", "Infinity", "-Infinity"):
+            raise ValueError(f"gen_ai.evaluation.score.value is {raw_value}: scores must be finite")
+        if isinstance(raw_value, bool) or not isinstance(raw_value, (int, float)):
+            raise ValueError(f"gen_ai.evaluation.score.value must be a number, got {as_str(raw_value)[:50]!r}")
+        if not abs(raw_value) <= SCORE_VALUE_LIMIT:  # NaN and ±Infinity arrive as strings (otlp._finite)
+            raise ValueError(f"gen_ai.evaluation.score.value {raw_value} is beyond ±{SCORE_VALUE_LIMIT:g}")
+        value = float(raw_value)
+    response_id = as_str(attrs.get(RESPONSE_ID))[:200]
+    if not span_id and not response_id:
+        raise ValueError("has neither a trace_id/span_id nor gen_ai.response.id to find the evaluated span")
+    return EvaluationRecord(
+        trace_id=trace_id if span_id else "",
+        span_id=span_id,
+        response_id=response_id,
+        name=name[:100],
+        value=value,
+        label=as_str(attrs.get("gen_ai.evaluation.score.label"))[:100],
+        explanation=as_str(attrs.get("gen_ai.evaluation.explanation"))[:10_000],
+        error_type=as_str(attrs.get("error.type"))[:100],
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,10 +25,19 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from traces.ingest.body import json_document
 from traces.ingest.limits import IngestError, IngestLimits
-from traces.ingest.normalize import RawEvent, RawSpan, holds_deep_json, nanos_to_datetime
+from traces.ingest.normalize import (
+    EVALUATION_EVENT,
+    EvaluationRecord,
+    RawEvent,
+    RawSpan,
+    evaluation_record,
+    holds_deep_json,
+    nanos_to_datetime,
+)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -39,6 +48,10 @@ ID_FIELDS = {"traceId": 16, "spanId": 8, "parentSpanId": 8}
 class DecodedSpans:
     spans: list[RawSpan]
     rejected: list[str] = field(default_factory=list)
+    # gen_ai.evaluation.result span events, each for the span that carries it; a malformed one is a warning
+    # (its span is stored all the same).
+    evaluations: list[EvaluationRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -52,6 +65,7 @@ class LogEvent:
 class DecodedLogs:
     events: list[LogEvent]
     rejected: list[str] = field(default_factory=list)
+    evaluations: list[EvaluationRecord] = field(default_factory=list)
 
 
 def wire_format(content_type: str) -> str:
@@ -214,6 +228,12 @@ def decode_traces(body: bytes, fmt: str, limits: IngestLimits) -> DecodedSpans:
                     result.rejected.append(f"span {raw.name[:200]!r}: {problem}")
                     continue
                 result.spans.append(raw)
+                for event in raw.events:
+                    if event.name == EVALUATION_EVENT:
+                        try:
+                            result.evaluations.append(evaluation_record(event, trace_id, span_id))
+                        except ValueError as exc:
+                            result.warnings.append(f"span {raw.name[:200]!r}: {exc}")
     return result
 
 
@@ -236,7 +256,8 @@ def _span_problem(span: RawSpan, limits: IngestLimits, now: datetime) -> str | N
 
 
 def decode_logs(body: bytes, fmt: str, limits: IngestLimits) -> DecodedLogs:
-    """Log records that belong to a span (gen_ai.* events of older instrumentations)."""
+    """Log records that belong to a span (gen_ai.* events of older instrumentations), and evaluation events
+    (gen_ai.evaluation.result), which name their span by its ids or by gen_ai.response.id."""
     request = ExportLogsServiceRequest()
     parse_message(body, fmt, request, limits)
     result = DecodedLogs(events=[])
@@ -245,6 +266,9 @@ def decode_logs(body: bytes, fmt: str, limits: IngestLimits) -> DecodedLogs:
             for record in scope_logs.log_records:
                 attrs = attributes(record.attributes, limits)
                 name = text(record.event_name) or str(attrs.get("event.name") or attrs.get("gen_ai.event.name") or "")
+                if name == EVALUATION_EVENT:
+                    _decode_evaluation(record, attrs, limits, result)
+                    continue
                 if not record.trace_id or not record.span_id:
                     result.rejected.append(f"log record {name!r}: has no trace_id/span_id to attach it to")
                     continue
@@ -266,17 +290,37 @@ def decode_logs(body: bytes, fmt: str, limits: IngestLimits) -> DecodedLogs:
     return result
 
 
+def _decode_evaluation(record: LogRecord, attrs: dict[str, Any], limits: IngestLimits, result: DecodedLogs) -> None:
+    try:
+        trace_id = _hex_id(record.trace_id, 16, "trace_id", required=bool(record.span_id))
+        span_id = _hex_id(record.span_id, 8, "span_id", required=False) if trace_id else ""
+        problem = limits.attributes_problem(attrs)
+        if problem is not None:
+            raise ValueError(problem)
+        time = record.time_unix_nano or record.observed_time_unix_nano
+        result.evaluations.append(evaluation_record(RawEvent(EVALUATION_EVENT, time, attrs), trace_id, span_id))
+    except ValueError as exc:
+        result.rejected.append(f"log record {EVALUATION_EVENT!r}: {exc}")
+
+
 def encode_response(message: Message, fmt: str) -> tuple[bytes, str]:
     if fmt == "protobuf":
         return message.SerializeToString(), PROTOBUF
     return json_format.MessageToJson(message, indent=None).encode(), JSON
 
 
-def trace_response(rejected: list[str]) -> ExportTraceServiceResponse:
+def trace_response(rejected: list[str], warnings: Sequence[str] = ()) -> ExportTraceServiceResponse:
+    """``warnings`` (evaluation events of stored spans that were not scored) go in error_message, with
+    rejected_spans 0 when nothing was rejected, as the OTLP specification allows."""
     response = ExportTraceServiceResponse()
     if rejected:
         response.partial_success.rejected_spans = len(rejected)
-        response.partial_success.error_message = _summarise(rejected)
+    messages = [
+        _summarise(rejected) if rejected else "",
+        _summarise(list(warnings), "evaluation events not scored") if warnings else "",
+    ]
+    if rejected or warnings:
+        response.partial_success.error_message = "; ".join(m for m in messages if m)
     return response
 
 
@@ -288,10 +332,10 @@ def logs_response(rejected: list[str]) -> ExportLogsServiceResponse:
     return response
 
 
-def _summarise(rejected: list[str], shown: int = 5) -> str:
+def _summarise(rejected: list[str], what: str = "rejected", shown: int = 5) -> str:
     head = "; ".join(rejected[:shown])
     more = f"; and {len(rejected) - shown} more" if len(rejected) > shown else ""
-    return f"{len(rejected)} rejected: {head}{more}"
+    return f"{len(rejected)} {what}: {head}{more}"
 
 
 def status_body(message: str, fmt: str) -> tuple[bytes, str]:

@@ -41,15 +41,21 @@ def _leaky_trace() -> dict:
 def _database_text(project_id: int) -> str:
     """Everything the project's spans, traces and documents hold, read past the ORM."""
     with connection.cursor() as cursor:
+        # CAST(... AS TEXT) reads JSON as stored on PostgreSQL and SQLite alike.
         cursor.execute(
-            "SELECT concat_ws('|', s.input::text, s.output::text, s.tool_args::text, s.tool_result::text, "
-            "s.input_preview, s.output_preview, s.attributes::text, s.events::text, t.input_preview, "
-            "t.output_preview) FROM traces_span s JOIN traces_trace t ON t.id = s.trace_id WHERE s.project_id = %s "
-            "UNION ALL SELECT d.content FROM traces_retrieveddocument d JOIN traces_span s ON s.id = d.span_id "
-            "WHERE s.project_id = %s",
-            [project_id, project_id],
+            "SELECT CAST(s.input AS TEXT), CAST(s.output AS TEXT), CAST(s.tool_args AS TEXT), "
+            "CAST(s.tool_result AS TEXT), s.input_preview, s.output_preview, CAST(s.attributes AS TEXT), "
+            "CAST(s.events AS TEXT), t.input_preview, t.output_preview FROM traces_span s "
+            "JOIN traces_trace t ON t.id = s.trace_id WHERE s.project_id = %s",
+            [project_id],
         )
-        return "\n".join(row[0] or "" for row in cursor.fetchall())
+        rows = ["|".join(value or "" for value in row) for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT d.content FROM traces_retrieveddocument d JOIN traces_span s ON s.id = d.span_id "
+            "WHERE s.project_id = %s",
+            [project_id],
+        )
+        return "\n".join(rows + [row[0] or "" for row in cursor.fetchall()])
 
 
 def _ingest(client: Client, tenant: Tenant, trace: dict) -> None:

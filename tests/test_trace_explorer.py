@@ -279,6 +279,7 @@ def test_another_tenants_traces_are_never_counted_or_listed(client: Client, tena
     assert re.search(r'id="trace-count">\s*1 trace<', html)
 
 
+@pytest.mark.postgres_only("statement_timeout and table locks are PostgreSQL's")
 def test_a_count_that_would_take_too_long_gives_up_and_leaves_no_timeout_behind(tenant: Tenant) -> None:
     import psycopg
     from django.db import connection

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "evals",
     "rollups",
     "slos",
+    "guard",
 ]
 
 MIDDLEWARE = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Sum
@@ -20,7 +21,7 @@ from rest_framework.views import APIView
 from accounts.authentication import ProjectKeyError, authenticate_project_key
 from accounts.models import ApiKey, Project
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
-from slos import burn, selectors, services
+from slos import budgets, burn, selectors, services
 from slos.forms import SloForm
 from slos.models import SLO
 from slos.services import DAY
@@ -287,6 +288,25 @@ class ProjectCollector(Collector):
                 firing.add_metric([*base, rule.severity, key], 1.0 if key in states and states[key].firing else 0.0)
         yield from (objective, sli, valid, rate, budget, firing)
         yield from self._services()
+        yield from self._budgets(now)
+
+    def _budgets(self, now: datetime) -> Iterator[Metric]:
+        """Spend per budget and key in the current window (the most spent keys: per-user budgets have many)."""
+        labels = ["project", "budget", "window"]
+        spend = GaugeMetricFamily(
+            "sre4ai_budget_spend_dollars", "Spend in the budget's current window.", labels=[*labels, "key"]
+        )
+        expected = GaugeMetricFamily(
+            "sre4ai_budget_forecast_dollars", "Spend forecast to the end of the window.", labels=[*labels, "key"]
+        )
+        limit = GaugeMetricFamily("sre4ai_budget_limit_dollars", "The budget's limit.", labels=labels)
+        for status in budgets.budget_statuses(project=self.project, now=now):
+            base = [self.project.slug, status.budget.name, status.budget.window]
+            limit.add_metric(base, float(status.budget.limit_usd))
+            for key in status.keys:
+                spend.add_metric([*base, key.key], float(key.spend))
+                expected.add_metric([*base, key.key], float(key.forecast))
+        yield from (spend, expected, limit)
 
     def _services(self) -> Iterator[Metric]:
         labels = ["project", "service", "environment"]

@@ -69,7 +69,12 @@ def _spend_by_key(budget: Budget, start: datetime, end: datetime) -> QuerySet[Tr
         carrier = Span.objects.filter(trace=OuterRef("pk")).filter(
             Q(attributes__has_key=name) | Q(resource__has_key=name)
         )
-        value = Coalesce(KeyTextTransform(name, "attributes"), KeyTextTransform(name, "resource"), Value(""))
+        value = Coalesce(
+            KeyTextTransform(name, "attributes"),
+            KeyTextTransform(name, "resource"),
+            Value(""),
+            output_field=CharField(),
+        )
         key = Subquery(carrier.annotate(v=value).values("v")[:1], output_field=CharField())
     rows = traces.annotate(key=key).exclude(key="").exclude(key__isnull=True)
     if budget.value:

@@ -95,5 +95,7 @@ DEFAULT_SPEC = PolicySpec(
         CheckRule(check="pii", action="redact"),
         CheckRule(check="secrets", action="block"),
         CheckRule(check="user_budget", action="block"),
-    ]
+    ],
+    deadline_ms=100,
+    fail="open",
 )

@@ -22,7 +22,7 @@ from evals.models import ScoreSource
 from evals.services import ExternalScore, score_record
 from guard.engine import Decision, Facts, GuardRequest, decide, decide_broken_policy
 from guard.models import GuardPolicy
-from guard.policy import DEFAULT_SPEC, PolicySpec
+from guard.policy import DEFAULT_SPEC, FailMode, PolicySpec
 from slos.budgets import user_budgets_over
 from traces.ingest.normalize import SpanRecord
 from traces.models import Span, SpanKind, Trace
@@ -76,7 +76,7 @@ def guard_check(
         spec = DEFAULT_SPEC if stored is None else PolicySpec.model_validate(stored.spec)
     except ValidationError as exc:
         assert stored is not None
-        fail = "closed" if stored.spec.get("fail") == "closed" else "open"
+        fail: FailMode = "closed" if stored.spec.get("fail") == "closed" else "open"
         decision = decide_broken_policy(str(exc), fail, request)
     else:
         decision = decide(spec, request, _facts(project, spec, request, trace_id, started))

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -54,11 +55,12 @@ def forecast(spend: Decimal, start: datetime, end: datetime, now: datetime) -> D
     return spend + spend * Decimal((end - now).total_seconds()) / Decimal(elapsed.total_seconds())
 
 
-def _spend_by_key(budget: Budget, start: datetime, end: datetime) -> QuerySet[Trace, dict[str, object]]:
+def _spend_by_key(budget: Budget, start: datetime, end: datetime) -> QuerySet[Any, Any]:
     traces = Trace.objects.filter(project_id=budget.project_id, start_time__gte=start, start_time__lt=end)
     traces = traces.filter(cost__isnull=False)
     if budget.service and budget.scope != BudgetScope.SERVICE:
         traces = traces.filter(service=budget.service)
+    key: Any
     if budget.scope == BudgetScope.SERVICE:
         key = F("service")
     elif budget.scope == BudgetScope.USER:
@@ -114,7 +116,7 @@ def budget_status(*, budget: Budget, now: datetime, limit: int | None = KEYS_SHO
     start, end = window_bounds(budget.window, now)
     rows = _spend_by_key(budget, start, end)
     keys = [
-        KeySpend(str(r["key"]), r["spend"], forecast(r["spend"], start, end, now), _level(budget, r["spend"]))  # type: ignore[arg-type]
+        KeySpend(str(r["key"]), r["spend"], forecast(r["spend"], start, end, now), _level(budget, r["spend"]))
         for r in (rows[:limit] if limit else rows)
     ]
     return BudgetStatus(budget=budget, start=start, end=end, keys=keys)
@@ -199,7 +201,7 @@ def budget_evaluate(*, budget_id: int, now: datetime) -> int:
         )
         for row in _spend_by_key(budget, start, end)
         for level, threshold in levels
-        if row["spend"] >= threshold and (row["key"], level) not in alerted  # type: ignore[operator]
+        if row["spend"] >= threshold and (row["key"], level) not in alerted
     ]  # fmt: skip
     if not new:
         return 0

@@ -7,8 +7,9 @@ Usage (from the repository root, with the project's virtual environment):
 
 Workload: a 2,000-word user input and a 2,000-word answer, built from the Wikipedia passages of the committed
 HaluEval QA sample (bench/data/), with five of those passages as the retrieved documents (~2,000 words in all).
-The answer carries an email address and a phone number, so the pii check redacts on every call. Each run
-varies the texts (a different slice of the passages), so no cache helps.
+The answer carries an email address and a phone number (pii finds them on every call) and half of it is not in
+the documents (grounding fails it, so the output decision is block). Each run varies the texts (a different
+slice of the passages), so no cache helps.
 
 Stages, each timed as ``guard.engine.decide`` (the checks on the guard's worker thread under the deadline,
 the decision, the redaction):

@@ -123,12 +123,12 @@ def run_check(rule: CheckRule, request: GuardRequest, facts: Facts) -> CheckOutc
     try:
         evaluator = _evaluator(evaluator_name, json.dumps(params, sort_keys=True))
         item = _item(rule.check, request, facts)
-        reason = evaluator.not_applicable(item)
         result = run_evaluator(evaluator, item)
     except Exception as exc:  # a broken check must not break the call: the policy's fail mode decides
         return CheckOutcome(rule.check, rule.action, "error", explanation=f"{type(exc).__name__}: {exc}"[:300])
     if result is None:
-        return CheckOutcome(rule.check, rule.action, "skipped", explanation=reason or "nothing to check")
+        reason = evaluator.not_applicable(item) or "nothing to check"
+        return CheckOutcome(rule.check, rule.action, "skipped", explanation=reason)
     verdict: Verdict = "fail" if result.passed is False else "pass"
     return CheckOutcome(rule.check, rule.action, verdict, result.value, result.explanation, result.evidence)
 

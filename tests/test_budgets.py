@@ -115,6 +115,10 @@ def test_crossing_a_level_alerts_once_per_window_and_key_through_a_webhook(tenan
     assert body["severity"] == "ticket" and body["project"] == tenant.project.slug
     assert "per user" in body["summary"] and "ann" in body["summary"] and "$0.60" in body["summary"]
     assert int(sent.headers["x-sre4ai-event-id"]) < 0  # never the id of an incident event
+    client = Client()
+    assert client.login(username=tenant.user.username, password=PASSWORD)
+    log = client.get(f"/p/{tenant.project.slug}/channels/").content.decode()
+    assert "per user · ann warning" in log and "Test asked for" not in log
 
     assert budgets.budgets_evaluate() == 0  # the same level of the same key in the same window: not again
     ingest(tenant, [trace("0.50", user="ann")])

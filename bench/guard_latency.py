@@ -2,8 +2,8 @@
 
 Usage (from the repository root, with the project's virtual environment):
 
-    .venv/bin/python bench/guard.py                  # 1,000 decisions per stage, 2,000-word texts
-    .venv/bin/python bench/guard.py --runs 300 --words 2000 --json /tmp/guard.json
+    .venv/bin/python bench/guard_latency.py                  # 1,000 decisions per stage, 2,000-word texts
+    .venv/bin/python bench/guard_latency.py --runs 300 --words 2000 --json /tmp/guard.json
 
 Workload: a 2,000-word user input and a 2,000-word answer, built from the Wikipedia passages of the committed
 HaluEval QA sample (bench/data/), with five of those passages as the retrieved documents (~2,000 words in all).

@@ -145,10 +145,9 @@ def redact(text: str, outcomes: list[CheckOutcome]) -> str | None:
                 spans.append((int(f["start"]), int(f["end"]), str(f.get("kind", "value"))))
     out, cursor = [], 0
     for start, end, kind in sorted(spans):
-        if start < cursor:  # overlapping findings (a key inside a URL): the first already covers it
-            start = cursor
-            if start >= end:
-                continue
+        if start < cursor:  # overlapping findings (a key inside a URL): widen the redaction already made
+            cursor = max(cursor, end)
+            continue
         out += [text[cursor:start], f"[redacted:{kind}]"]
         cursor = end
     out.append(text[cursor:])

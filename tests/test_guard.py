@@ -13,6 +13,7 @@ import pytest
 from django.test import Client
 
 from evals.models import Score
+from guard.engine import CheckOutcome, redact
 from guard.models import GuardPolicy
 from guard.policy import PolicySpec
 from guard.services import guard_policy_save
@@ -241,3 +242,14 @@ def test_the_policy_page_saves_a_valid_policy_and_explains_an_invalid_one(tenant
     assert stored.spec["deadline_ms"] == 30 and stored.spec["checks"][0]["action"] == "flag"
     assert client.post(url, {"service": "bot", "delete": "1"}).status_code == 302
     assert not GuardPolicy.objects.exists()
+
+
+def test_redaction_covers_overlapping_findings_once_and_refuses_when_findings_were_cut() -> None:
+    text = "use postgres://u:hunter2x@db/app or AKIA-example"
+    url = {"kind": "url_credentials", "start": 4, "end": 32}
+    inner = {"kind": "password", "start": 17, "end": 25}
+    example = {"kind": "aws_access_key", "start": 36, "end": 48, "example": True}
+    failing = CheckOutcome("secrets", "redact", "fail", evidence={"findings": [inner, url, example]})
+    assert redact(text, [failing]) == "use [redacted:url_credentials] or AKIA-example"
+    cut = CheckOutcome("pii", "redact", "fail", evidence={"findings": [url], "more_findings": 3})
+    assert redact(text, [failing, cut]) is None

@@ -54,6 +54,7 @@ class GuardIn(BaseModel):
     user_id: str = Field("", max_length=200)
     trace_id: str | None = None
     span_id: str | None = None
+    deadline_ms: int | None = Field(None, ge=1, le=10_000, description="Shorter than the policy's: this call's.")
 
     @field_validator("trace_id")
     @classmethod
@@ -88,7 +89,8 @@ class GuardEndpoint(APIView):
         responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT},
         description=(
             "Body: `stage` (input or output), `input`, `output`, `documents` [{id, text}], `tool_calls` "
-            "[{name, arguments, result}], `service`, `user_id`, `trace_id`, `span_id`. Runs the guard policy of "
+            "[{name, arguments, result}], `service`, `user_id`, `trace_id`, `span_id`, `deadline_ms`. Runs the "
+            "guard policy of "
             "the service (Settings → Guard) within its deadline and answers `decision` (allow, block, redact), "
             "each check's verdict and evidence, and `redacted_text` when the decision is redact. The decision is "
             "recorded as an apply_guardrail span in the trace (a new one when no trace_id is sent). See "
@@ -117,7 +119,11 @@ class GuardEndpoint(APIView):
             user_id=body.user_id,
         )
         outcome = guard_check(
-            project=api_key.project, request=guarded, trace_id=body.trace_id or "", parent_span_id=body.span_id or ""
+            project=api_key.project,
+            request=guarded,
+            trace_id=body.trace_id or "",
+            parent_span_id=body.span_id or "",
+            deadline_ms=body.deadline_ms,
         )
         decision = outcome.decision
         answer: dict[str, Any] = {

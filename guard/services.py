@@ -67,9 +67,16 @@ def _facts(project: Project, spec: PolicySpec, request: GuardRequest, trace_id: 
 
 
 def guard_check(
-    *, project: Project, request: GuardRequest, trace_id: str = "", parent_span_id: str = ""
+    *,
+    project: Project,
+    request: GuardRequest,
+    trace_id: str = "",
+    parent_span_id: str = "",
+    deadline_ms: int | None = None,
 ) -> GuardOutcome:
-    """Decide on one request under the service's policy and record the decision; ``trace_id`` "" starts a trace."""
+    """Decide on one request under the service's policy and record the decision; ``trace_id`` "" starts a trace.
+    ``deadline_ms`` shortens the policy's deadline for this call (a caller with less time left); it never
+    lengthens it."""
     started = timezone.now()
     stored = policy_for(project=project, service=request.service)
     try:
@@ -79,6 +86,8 @@ def guard_check(
         fail: FailMode = "closed" if stored.spec.get("fail") == "closed" else "open"
         decision = decide_broken_policy(str(exc), fail, request)
     else:
+        if deadline_ms is not None and deadline_ms < spec.deadline_ms:
+            spec = spec.model_copy(update={"deadline_ms": deadline_ms})
         decision = decide(spec, request, _facts(project, spec, request, trace_id, started))
     trace_id = trace_id or secrets.token_hex(16)
     span_id = secrets.token_hex(8)

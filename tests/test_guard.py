@@ -177,9 +177,14 @@ def test_checks_unfinished_at_the_deadline_fail_open_or_closed_as_the_policy_say
     save_policy(tenant, checks=[{"check": "prompt_injection"}], deadline_ms=1, fail="open")
     opened = decided(tenant, stage="input", input=text)
     assert (opened["decision"], verdicts(opened)) == ("allow", {"prompt_injection": "timeout"})
+    # A call may shorten the policy's deadline for itself, never lengthen it.
+    save_policy(tenant, checks=[{"check": "prompt_injection"}], deadline_ms=10_000, fail="closed")
+    hurried = decided(tenant, stage="input", input=text, deadline_ms=1)
+    assert (hurried["decision"], verdicts(hurried)) == ("block", {"prompt_injection": "timeout"})
     # With time to finish, the same text is blocked for what it says.
     save_policy(tenant, checks=[{"check": "prompt_injection"}], deadline_ms=10_000, fail="open")
-    assert decided(tenant, stage="input", input=text)["decision"] == "block"
+    finished = decided(tenant, stage="input", input=text, deadline_ms=10_000)
+    assert (finished["decision"], verdicts(finished)) == ("block", {"prompt_injection": "fail"})
 
 
 @pytest.mark.django_db
@@ -206,6 +211,10 @@ def test_a_stored_policy_that_no_longer_validates_fails_as_it_said(tenant: Tenan
         ({"stage": "input", "input": "hi", "span_id": "ab" * 8}, "span_id needs the trace_id"),
         ({"stage": "input", "input": "hi", "colour": "red"}, "colour: Extra inputs are not permitted"),
         ({"stage": "input", "input": "x" * 200_001}, "input: String should have at most 200000 characters"),
+        (
+            {"stage": "input", "input": "hi", "deadline_ms": 0},
+            "deadline_ms: Input should be greater than or equal to 1",
+        ),
     ],
 )
 def test_bad_requests_get_a_400_that_says_what_is_wrong(tenant: Tenant, body: dict[str, Any], message: str) -> None:

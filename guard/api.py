@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
+from django.conf import settings
+from django.db import OperationalError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,6 +19,7 @@ from evals.evaluators.base import ContextDoc, ToolCall
 from guard.engine import GuardRequest
 from guard.services import decision_json, guard_check
 
+logger = logging.getLogger(__name__)
 HEX = frozenset("0123456789abcdef")
 MAX_TEXT = 200_000  # characters per text: ~30,000 words, far above any single prompt or answer
 
@@ -118,13 +122,19 @@ class GuardEndpoint(APIView):
             service=body.service,
             user_id=body.user_id,
         )
-        outcome = guard_check(
-            project=api_key.project,
-            request=guarded,
-            trace_id=body.trace_id or "",
-            parent_span_id=body.span_id or "",
-            deadline_ms=body.deadline_ms,
-        )
+        try:
+            outcome = guard_check(
+                project=api_key.project,
+                request=guarded,
+                trace_id=body.trace_id or "",
+                parent_span_id=body.span_id or "",
+                deadline_ms=body.deadline_ms,
+            )
+        except OperationalError:
+            logger.exception("database unavailable during a guard call")
+            response = Response({"error": "Storage is unavailable; retry later."}, status=503)
+            response["Retry-After"] = str(settings.INGEST_RETRY_AFTER_SECONDS)
+            return response
         decision = outcome.decision
         answer: dict[str, Any] = {
             "decision": decision.decision,

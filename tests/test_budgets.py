@@ -13,6 +13,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from accounts.services import membership_set
 from slos import budgets
 from slos.models import Budget, BudgetAlert, Channel, Delivery, DeliveryStatus
 from slos.services import deliveries_dispatch
@@ -212,8 +213,6 @@ def test_the_budgets_page_shows_spend_and_adds_budgets_for_editors_only(tenant: 
     assert client.post(url, {"name": "users", "scope": "user", "window": "day", "limit_usd": "1"}).status_code == 400
 
     viewer = make_tenant("viewer-co", "vic", role="viewer")
-    from accounts.services import membership_set
-
     membership_set(project=tenant.project, user=viewer.user, role="viewer")
     other = Client()
     assert other.login(username="vic", password=PASSWORD)

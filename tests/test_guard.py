@@ -13,6 +13,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from accounts.services import membership_set
 from evals.models import Score
 from guard.engine import CheckOutcome, redact
 from guard.models import GuardPolicy
@@ -20,7 +21,7 @@ from guard.policy import PolicySpec
 from guard.services import guard_policy_save
 from rollups.services import floor_minute
 from slos.services import sli_history_rebuild, window_counts
-from tests.conftest import PASSWORD, Tenant
+from tests.conftest import PASSWORD, Tenant, make_tenant
 from tests.slo_data import create_slo, recompute
 from traces.models import Span, Trace
 
@@ -253,6 +254,13 @@ def test_the_policy_page_saves_a_valid_policy_and_explains_an_invalid_one(tenant
     assert client.post(url, {"service": "bot", "spec": json.dumps(good)}).status_code == 302
     stored = GuardPolicy.objects.get(project=tenant.project, service="bot")
     assert stored.spec["deadline_ms"] == 30 and stored.spec["checks"][0]["action"] == "flag"
+    viewer = make_tenant("viewer-co", "vic", role="viewer")
+    membership_set(project=tenant.project, user=viewer.user, role="viewer")
+    reader = Client()
+    assert reader.login(username="vic", password=PASSWORD)
+    assert reader.get(url).status_code == 200
+    assert reader.post(url, {"service": "bot", "delete": "1"}).status_code == 403
+    assert reader.post(url, {"service": "x", "spec": json.dumps(good)}).status_code == 403
     assert client.post(url, {"service": "bot", "delete": "1"}).status_code == 302
     assert not GuardPolicy.objects.exists()
 

@@ -55,6 +55,7 @@ class Scope(models.TextChoices):
     INGEST = "ingest", "ingest: send traces, logs and scores"
     READ = "read", "read: trace API, canary, SLO reads and /metrics"
     MANAGE = "manage", "manage: define, change and delete SLOs through the API"
+    GUARD = "guard", "guard: ask the guard API to allow, block or redact (docs/guard.md)"
 
 
 DEFAULT_SCOPES = [Scope.INGEST.value]

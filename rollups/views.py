@@ -17,6 +17,7 @@ from accounts.selectors import membership_for
 from evals.selectors import latest_drift_runs
 from rollups.charts import breakdown_rows, service_figures, sparkline
 from rollups.selectors import RANGES, Window, environments, overview, service_detail, window_for
+from slos.budgets import budget_statuses
 from slos.models import SLO
 from slos.selectors import slo_status_by_service, slo_summaries
 
@@ -96,7 +97,9 @@ def overview_view(request: HttpRequest, slug: str) -> HttpResponse:
     incidents = sorted(
         (i for status in slos.values() for i in status.incidents), key=lambda i: i.opened_at, reverse=True
     )
-    return render(request, "rollups/overview.html", {**page.context, "rows": table, "open_incidents": incidents})
+    budgets = budget_statuses(project=page.project, now=timezone.now())
+    context = {**page.context, "rows": table, "open_incidents": incidents, "budgets": budgets}
+    return render(request, "rollups/overview.html", context)
 
 
 @login_required

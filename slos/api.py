@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Sum
@@ -21,7 +22,7 @@ from accounts.authentication import ProjectKeyError, authenticate_project_key
 from accounts.models import ApiKey, Project, Scope
 from evals.models import ScoreExportCounter
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
-from slos import burn, selectors, services
+from slos import budgets, burn, selectors, services
 from slos.forms import SloForm
 from slos.models import SLO
 from slos.services import DAY
@@ -283,6 +284,7 @@ class ProjectCollector(Collector):
         yield from (objective, sli, valid, rate, budget, firing)
         yield from self._services()
         yield from self._score_export()
+        yield from self._budgets(now)
 
     def _score_export(self) -> Iterator[Metric]:
         """Built-in scores sent to the OpenTelemetry collector, and dropped after the export's retries failed."""
@@ -294,6 +296,24 @@ class ProjectCollector(Collector):
         sent.add_metric([self.project.slug], counter.sent if counter else 0)
         failed.add_metric([self.project.slug], counter.failed if counter else 0)
         yield from (sent, failed)
+
+    def _budgets(self, now: datetime) -> Iterator[Metric]:
+        """Spend per budget and key in the current window (the most spent keys: per-user budgets have many)."""
+        labels = ["project", "budget", "window"]
+        spend = GaugeMetricFamily(
+            "sre4ai_budget_spend_dollars", "Spend in the budget's current window.", labels=[*labels, "key"]
+        )
+        expected = GaugeMetricFamily(
+            "sre4ai_budget_forecast_dollars", "Spend forecast to the end of the window.", labels=[*labels, "key"]
+        )
+        limit = GaugeMetricFamily("sre4ai_budget_limit_dollars", "The budget's limit.", labels=labels)
+        for status in budgets.budget_statuses(project=self.project, now=now):
+            base = [self.project.slug, status.budget.name, status.budget.window]
+            limit.add_metric(base, float(status.budget.limit_usd))
+            for key in status.keys:
+                spend.add_metric([*base, key.key], float(key.spend))
+                expected.add_metric([*base, key.key], float(key.forecast))
+        yield from (spend, expected, limit)
 
     def _services(self) -> Iterator[Metric]:
         labels = ["project", "service", "environment"]

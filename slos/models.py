@@ -208,6 +208,71 @@ class IncidentEvent(models.Model):
         ordering = ["at", "id"]
 
 
+class BudgetScope(models.TextChoices):
+    SERVICE = "service", "Service"
+    USER = "user", "End user (user.id)"
+    ATTRIBUTE = "attribute", "Trace attribute value"
+
+
+class BudgetWindow(models.TextChoices):
+    DAY = "day", "Day"
+    WEEK = "week", "Week"
+    MONTH = "month", "Month"
+
+
+class Budget(models.Model):
+    """A spend budget: the cost of the traces that started in the current day, week or month (UTC), summed per
+    key (a service, an end user, or the value of a trace attribute such as tenant), with a warning and a limit
+    level in USD. ``value`` "" gives every key its own budget; a value restricts it to that one key."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="budgets")
+    name = models.CharField(max_length=200)
+    scope = models.CharField(max_length=10, choices=BudgetScope.choices)
+    # The attribute whose value is the key (scope attribute), looked up on span attributes, then resource.
+    attribute = models.CharField(max_length=200, blank=True)
+    value = models.CharField(max_length=200, blank=True)
+    # Only traces of this service count ("" = every service); for scope service, ``value`` names the service.
+    service = models.CharField(max_length=200, blank=True)
+    window = models.CharField(max_length=5, choices=BudgetWindow.choices)
+    warning_usd = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    limit_usd = models.DecimalField(max_digits=20, decimal_places=6)
+    channels = models.ManyToManyField(Channel, blank=True, related_name="budgets")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="budget_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BudgetLevel(models.TextChoices):
+    WARNING = "warning", "Warning"
+    LIMIT = "limit", "Limit"
+
+
+class BudgetAlert(models.Model):
+    """A key's spend crossed a level of a budget in one window: notified once, through the budget's channels (one
+    Delivery row each, sent by the SLO dispatcher)."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    key = models.CharField(max_length=200)
+    level = models.CharField(max_length=8, choices=BudgetLevel.choices)
+    window_start = models.DateTimeField()
+    spend_usd = models.DecimalField(max_digits=20, decimal_places=6)
+    threshold_usd = models.DecimalField(max_digits=20, decimal_places=6)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        constraints = [
+            # Once per window, key and level, however often the budget is evaluated; the guard's "user over
+            # budget" lookup (budget, key, level, window) is this index too.
+            models.UniqueConstraint(fields=["budget", "key", "level", "window_start"], name="budget_alert_once"),
+        ]
+
+
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     SENT = "sent", "Sent"
@@ -218,8 +283,12 @@ class DeliveryStatus(models.TextChoices):
 class Delivery(models.Model):
     """Outbox row: one state change to notify on one channel. Claimed by a dispatcher with SKIP LOCKED."""
 
-    # None: a test message asked for on the channel page (by requested_by); it is tried once, never retried.
+    # None (and no budget_alert): a test message asked for on the channel page (by requested_by); tried once.
     event = models.ForeignKey(IncidentEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
+    # Set instead of ``event`` for a spend budget alert (slos.budgets): retried like an incident event.
+    budget_alert = models.ForeignKey(
+        BudgetAlert, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="deliveries")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -234,6 +303,7 @@ class Delivery(models.Model):
         constraints = [
             # A state change is notified once per channel.
             models.UniqueConstraint(fields=["event", "channel"], name="delivery_unique"),
+            models.UniqueConstraint(fields=["budget_alert", "channel"], name="delivery_budget_alert_unique"),
         ]
         indexes = [
             # The dispatcher's claim: pending rows that are due (a small set).

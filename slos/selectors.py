@@ -408,11 +408,11 @@ def channels_for(*, project: Project) -> QuerySet[Channel]:
 def channel_deliveries(*, channels: Sequence[Channel], limit: int = 10) -> dict[int, list[Delivery]]:
     """Channel id → its newest `limit` deliveries with their attempts: two queries for every channel together."""
     # A test (no event) is dated by when it was asked for.
-    at = Coalesce("event__at", "next_attempt_at")
+    at = Coalesce("event__at", "budget_alert__at", "next_attempt_at")
     newest = Window(RowNumber(), partition_by=[F("channel_id")], order_by=[at.desc(), F("pk").desc()])
     rows = (
         Delivery.objects.filter(channel__in=channels)
-        .select_related("event", "event__incident", "event__incident__slo", "requested_by")
+        .select_related("event", "event__incident", "event__incident__slo", "requested_by", "budget_alert__budget")
         .prefetch_related(Prefetch("attempt_log", queryset=DeliveryAttempt.objects.order_by("at", "pk")))
         .annotate(newest=newest)
         .filter(newest__lte=limit)

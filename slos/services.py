@@ -30,6 +30,7 @@ from accounts.models import Project
 from accounts.services import Actor, audit_record
 from rollups.services import HOUR, TRACE_FIELDS, floor_hour, floor_minute, trace_verdicts
 from slos import burn
+from slos.budgets import budget_alert_message
 from slos.burn import AlertRule
 from slos.models import (
     SLO,
@@ -601,7 +602,13 @@ def _dispatch_one(now: datetime | None) -> bool:
         if connection.vendor == "postgresql":
             due = due.select_for_update(skip_locked=True, of=("self",))
         delivery = (
-            due.select_related("channel__project", "event__incident__slo__project", "event__author", "requested_by")
+            due.select_related(
+                "channel__project",
+                "event__incident__slo__project",
+                "event__author",
+                "requested_by",
+                "budget_alert__budget__project",
+            )
             .order_by("next_attempt_at", "pk")
             .first()
         )
@@ -629,10 +636,12 @@ def _deliver(delivery: Delivery, now: datetime) -> None:
     except ValueError as exc:
         _delivery_failed(delivery, now, f"Invalid channel configuration: {exc}", 0.0, retryable=False)
         return
-    if delivery.event is None:
-        message = channel_test_message(channel=channel, config=config, requested_by=delivery.requested_by, now=now)
-    else:
+    if delivery.event is not None:
         message = alert_message(delivery.event)
+    elif delivery.budget_alert is not None:
+        message = budget_alert_message(delivery.budget_alert)
+    else:
+        message = channel_test_message(channel=channel, config=config, requested_by=delivery.requested_by, now=now)
     if not transport.wants(config, message):
         delivery.status = DeliveryStatus.SKIPPED
         delivery.save(update_fields=["status"])
@@ -656,7 +665,8 @@ def _delivery_failed(delivery: Delivery, now: datetime, error: str, elapsed: flo
     delivery.attempts += 1
     delivery.last_error = error
     # A test is tried once: the person who asked is looking at the log now, not in five hours.
-    give_up = not retryable or delivery.event_id is None or delivery.attempts >= settings.SLO_DELIVERY_MAX_ATTEMPTS
+    is_test = delivery.event_id is None and delivery.budget_alert_id is None
+    give_up = not retryable or is_test or delivery.attempts >= settings.SLO_DELIVERY_MAX_ATTEMPTS
     if give_up:
         delivery.status = DeliveryStatus.FAILED
         Channel.objects.filter(pk=delivery.channel_id).update(failing_since=now, last_error=error)

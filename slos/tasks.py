@@ -1,9 +1,9 @@
-"""Beat-driven SLO work: the evaluation tick, the notification dispatcher and SLI history rebuilds."""
+"""Beat-driven SLO work: the evaluation tick, the notification dispatcher, SLI history rebuilds and spend budgets."""
 
 from celery import shared_task
 from django.db import OperationalError
 
-from slos import services
+from slos import budgets, services
 
 
 @shared_task(name="slos.tasks.evaluate", acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True,
@@ -25,3 +25,10 @@ def dispatch() -> int:
 def sli_history(slo_id: int) -> int:
     """Count a new or redefined SLO's events over its whole window from raw rows."""
     return services.sli_history_rebuild(slo_id=slo_id)
+
+
+@shared_task(name="slos.tasks.budgets_evaluate", acks_late=True, autoretry_for=(OperationalError,),
+             retry_backoff=True, max_retries=3, soft_time_limit=50, time_limit=55, ignore_result=True)  # fmt: skip
+def budgets_evaluate() -> int:
+    """Alert on spend budget levels newly crossed in their current windows; returns the alerts written."""
+    return budgets.budgets_evaluate()

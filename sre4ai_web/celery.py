@@ -39,6 +39,8 @@ app.conf.beat_schedule = {
     "slos-evaluate": {"task": "slos.tasks.evaluate", "schedule": 60.0},
     # Notifications are sent on commit; this picks up retries whose backoff has passed.
     "slos-dispatch": {"task": "slos.tasks.dispatch", "schedule": 15.0},
+    # Spend budgets: a level crossed in the current window is alerted once (and blocks guard calls of that user).
+    "budgets-evaluate": {"task": "slos.tasks.budgets_evaluate", "schedule": 60.0},
     # Scoring of traces ingested while the broker was down (the ingest outbox) is queued once it is back.
     "traces-requeue-followups": {"task": "traces.tasks.followups_requeue", "schedule": 30.0},
 }

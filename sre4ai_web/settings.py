@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "evals",
     "rollups",
     "slos",
+    "guard",
 ]
 
 MIDDLEWARE = [

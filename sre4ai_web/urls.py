@@ -9,9 +9,12 @@ from evals import api as eval_api
 from evals import views as eval_views
 from evals.canary import api as canary_api
 from evals.canary import views as canary_views
+from guard import api as guard_api
+from guard import views as guard_views
 from rollups import views as rollup_views
 from slos import api as slo_api
 from slos import views as slo_views
+from slos import views_budgets as budget_views
 from traces import api as trace_api
 from traces import views as trace_views
 
@@ -74,6 +77,9 @@ urlpatterns = [
     path("p/<slug:slug>/incidents/<int:incident_id>/", slo_views.incident_detail, name="incident_detail"),
     path("p/<slug:slug>/incidents/<int:incident_id>/act/", slo_views.incident_action, name="incident_action"),
     path("p/<slug:slug>/channels/", slo_views.channel_list, name="channel_list"),
+    path("p/<slug:slug>/budgets/", budget_views.budget_list, name="budget_list"),
+    path("p/<slug:slug>/budgets/<int:budget_id>/delete/", budget_views.budget_delete, name="budget_delete"),
+    path("p/<slug:slug>/guard/", guard_views.guard_policies, name="guard_policies"),
     path("p/<slug:slug>/channels/<int:channel_id>/delete/", slo_views.channel_delete, name="channel_delete"),
     path("p/<slug:slug>/channels/<int:channel_id>/edit/", slo_views.channel_edit, name="channel_edit"),
     path("p/<slug:slug>/channels/<int:channel_id>/test/", slo_views.channel_test_view, name="channel_test"),
@@ -92,6 +98,7 @@ urlpatterns = [
     path("api/v1/scores", eval_api.ScoresEndpoint.as_view(), name="api_scores"),
     path("api/public/scores", eval_api.LangfuseScoresEndpoint.as_view(), name="langfuse_scores"),
     path("api/v1/canary", canary_api.CanaryEndpoint.as_view(), name="api_canary"),
+    path("api/v1/guard", guard_api.GuardEndpoint.as_view(), name="api_guard"),
     path("api/v1/slos", slo_api.SlosEndpoint.as_view(), name="api_slos"),
     path("api/v1/slos/<int:slo_id>", slo_api.SloDetailEndpoint.as_view(), name="api_slo_detail"),
     # Prometheus scrape endpoint, authenticated by a project key.

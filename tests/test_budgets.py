@@ -20,6 +20,7 @@ from slos.services import deliveries_dispatch
 from slos.transports.webhook import verify_signature
 from tests.conftest import PASSWORD, Tenant, make_tenant
 from tests.receiver import Receiver
+from tests.test_guard import guard_headers
 
 SECRET = "budget-hook-secret"
 _ids = {"n": 0}
@@ -160,10 +161,12 @@ def test_the_guard_blocks_a_user_at_a_per_user_limit_and_no_one_else(tenant: Ten
     budget(tenant, name="daily per user")
     ingest(tenant, [trace("1.50", user="ann"), trace("0.20", user="bob")])
 
+    headers = guard_headers(tenant)
+
     def decision(user: str) -> dict[str, Any]:
         body = {"stage": "input", "input": "Hello", "user_id": user, "service": "support-bot"}
         response = Client().post(
-            "/api/v1/guard", data=json.dumps(body), content_type="application/json", headers=tenant.bearer
+            "/api/v1/guard", data=json.dumps(body), content_type="application/json", headers=headers
         )
         assert response.status_code == 200
         answer: dict[str, Any] = response.json()

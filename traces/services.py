@@ -22,8 +22,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Field, JSONField, Q
+from django.db.models import Field, JSONField, Q, TextField
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import Project
@@ -733,8 +734,11 @@ def _spans_evaluated(
         by_ids = {(s.trace.trace_id, s.span_id): s for s in candidates if (s.trace.trace_id, s.span_id) in keys}
     by_response: dict[str, Span] = {}
     if response_ids:
+        response_id: KeyTextTransform | Cast = KeyTextTransform(RESPONSE_ID, "attributes")
+        if connection.vendor != "postgresql":  # SQLite would read the ids compared with as JSON ("malformed JSON")
+            response_id = Cast(response_id, TextField())
         candidates = (
-            spans.annotate(response_id=KeyTextTransform(RESPONSE_ID, "attributes"))
+            spans.annotate(response_id=response_id)
             .filter(project=project, attributes__has_key=RESPONSE_ID, response_id__in=response_ids)
             .order_by("pk")
         )

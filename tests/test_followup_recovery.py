@@ -32,6 +32,7 @@ def empty_broker() -> Iterator[redis.Redis]:
     broker.flushdb()
 
 
+@pytest.mark.postgres_only("reads and empties the Redis broker's queues directly")
 @pytest.mark.django_db(transaction=True)
 def test_traces_ingested_while_the_broker_is_down_are_scored_once_it_is_back(
     tenant: Tenant, empty_broker, monkeypatch
@@ -68,6 +69,7 @@ def test_traces_ingested_while_the_broker_is_down_are_scored_once_it_is_back(
     assert {row["trace"]: row["n"] for row in per_trace} == dict.fromkeys(traces, 1)
 
 
+@pytest.mark.postgres_only("reads and empties the Redis broker's queues directly")
 @pytest.mark.django_db(transaction=True)
 def test_a_queued_followup_leaves_no_outbox_row(client: Client, tenant: Tenant, empty_broker) -> None:
     body = ob.request([ob.span(ob.new_trace_id())]).SerializeToString()

@@ -21,6 +21,9 @@ from tests.test_worker_e2e import clean_queues, post_otlp, start_worker, stop, w
 DEADLINE = 12  # seconds: SRE4AI_SLO_DELIVERY_TIMEOUT_SECONDS of the notify worker
 
 
+@pytest.mark.postgres_only(
+    "the dispatcher holds its delivery row while it sends; SQLite's single writer then holds up the workers' writes"
+)
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("clean_queues")
 def test_a_trickling_webhook_is_cut_at_the_deadline_while_scoring_goes_on(live_server: Any, tenant: Tenant) -> None:

@@ -16,6 +16,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from accounts import menus
 from accounts.models import ApiKey, Scope
 from accounts.selectors import api_key_by_secret
 
@@ -53,7 +54,7 @@ def _credentials(header: str) -> tuple[str | None, str]:
 def missing_scope_message(scope: str) -> str:
     return (
         f"This API key lacks the '{scope}' scope ({Scope(scope).label}). Create a key with it under "
-        f"Settings → API keys, or: manage.py create_api_key SLUG --scope {scope}."
+        f"{menus.CREATE_API_KEY} (tick {scope}), or: manage.py create_api_key SLUG --scope {scope}."
     )
 
 
@@ -62,14 +63,16 @@ def authenticate_project_key(request: HttpRequest, *, scope: str) -> ApiKey:
     header = request.headers.get("Authorization", "")
     if not header:
         raise ProjectKeyError(
-            401, "Missing API key: send 'Authorization: Bearer <secret key>' (create one under Project → API keys)."
+            401,
+            f"Missing API key: send 'Authorization: Bearer <secret key>' (a project admin creates one under "
+            f"{menus.CREATE_API_KEY}).",
         )
     public, secret = _credentials(header)
     api_key = api_key_by_secret(secret=secret)
     if api_key is None or (public is not None and public != api_key.public_key):
         raise ProjectKeyError(401, "Unknown API key: check the secret key (and public key) you configured.")
     if api_key.revoked_at is not None:
-        raise ProjectKeyError(403, "This API key was revoked: create a new one under Project → API keys.")
+        raise ProjectKeyError(403, f"This API key was revoked: create a new one under {menus.CREATE_API_KEY}.")
     if not api_key.allows(scope):
         raise ProjectKeyError(403, missing_scope_message(scope))
     now = timezone.now()

@@ -9,6 +9,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Max, QuerySet
 from django.http import Http404
 
+from accounts import menus
 from accounts.models import ApiKey, AuditEvent, LoginThrottle, Membership, Project, ProjectSecret, SessionGeneration
 from accounts.services import hash_secret, login_throttle_keys
 from accounts.vault import unseal
@@ -73,13 +74,13 @@ def secret_value(*, project_id: int, name: str) -> str:
             return unseal(sealed)
         except ValueError as exc:
             raise SecretUnavailable(
-                f"the project secret {name} cannot be decrypted ({exc}): an admin must set it again in Settings"
+                f"the project secret {name} cannot be decrypted ({exc}): an admin must set it again in {menus.SECRETS}"
             ) from None
     try:
         return env_secret(name)
     except SecretUnavailable:
         raise SecretUnavailable(
-            f"no project secret named {name}: an admin sets it in Settings → Secrets (the server's environment "
+            f"no project secret named {name}: an admin sets it in {menus.SECRETS} (the server's environment "
             "variables are used only when the operator allows them in SRE4AI_OUTBOUND_ENV_ALLOW)"
         ) from None
 

@@ -10,6 +10,7 @@ from django import forms
 from django.forms import BoundField
 from pydantic import ValidationError as PydanticError
 
+from accounts import menus
 from accounts.models import Project
 from evals.datasets import validate_item
 from evals.evaluators.registry import REGISTRY
@@ -173,7 +174,7 @@ class ProbeForm(forms.Form):
     url = forms.CharField(required=False, max_length=2000, label="URL")
     method = forms.ChoiceField(choices=[("POST", "POST"), ("PUT", "PUT"), ("GET", "GET")], required=False)
     headers = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
-                              help_text="One per line, Name: value. Secrets as ${NAME} (Settings → Secrets).")  # fmt: skip
+                              help_text=f"One per line, Name: value. Secrets as ${{NAME}} ({menus.SECRETS}).")  # fmt: skip
     body_template = forms.CharField(required=False, initial='{"question": "{{input_text}}"}',
                                     widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
                                     help_text="JSON; placeholders: " + ", ".join("{{" + f + "}}" for f in TEMPLATE_FIELDS))  # fmt: skip
@@ -187,7 +188,7 @@ class ProbeForm(forms.Form):
     model = forms.CharField(required=False, max_length=200)
     system_prompt = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=20_000)
     api_key_env = forms.CharField(required=False, max_length=100, label="API key variable",
-                                  help_text="Name of the project secret holding the key (Settings → Secrets), e.g. OPENAI_API_KEY.")  # fmt: skip
+                                  help_text=f"Name of the project secret holding the key ({menus.SECRETS}), e.g. OPENAI_API_KEY.")  # fmt: skip
     # Scoring and schedule
     evaluators = forms.MultipleChoiceField(choices=[(n, n) for n in REGISTRY], initial=["reference"],
                                            help_text="Params come from the service's evaluator settings.")  # fmt: skip

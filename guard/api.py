@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import menus
 from accounts.models import ApiKey, Scope
 from evals.evaluators.base import ContextDoc, ToolCall
 from guard.engine import GuardRequest
@@ -97,7 +98,7 @@ class GuardEndpoint(APIView):
             "Body: `stage` (input or output), `input`, `output`, `documents` [{id, text}], `tool_calls` "
             "[{name, arguments, result}], `service`, `user_id`, `trace_id`, `span_id`, `deadline_ms`. Runs the "
             "guard policy of "
-            "the service (Settings → Guard) within its deadline and answers `decision` (allow, block, redact), "
+            f"the service ({menus.GUARD_POLICIES}) within its deadline and answers `decision` (allow, block, redact), "
             "each check's verdict and evidence, and `redacted_text` when the decision is redact. The decision is "
             "recorded as an apply_guardrail span in the trace (a new one when no trace_id is sent). See "
             "docs/guard.md."

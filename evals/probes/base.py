@@ -6,7 +6,7 @@ wrong (timed out, HTTP 502, not JSON, the answer path matched nothing) and wheth
 run records it on the item and goes on with the next one.
 
 Secrets never live in a config: a header value (or the chat target's key) names a secret, ``${NAME}``, resolved at
-call time from the project's secret store (Settings → Secrets) or, if the operator allowed that name, an environment
+call time from the project's secret store (Settings & keys → Secrets) or, if the operator allowed that name, an environment
 variable of the workers (accounts.selectors.secret_value). Resolved values are redacted from every error message.
 Every call goes through the outbound client (sre4ai_web.lib.outbound): internal addresses refused unless allowed,
 one deadline for the whole exchange, the answer capped.

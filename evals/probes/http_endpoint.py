@@ -6,7 +6,7 @@ template's keys become query parameters. The answer is read from the JSON respon
 retrieved documents, when ``documents_path`` is set, from there (so grounding can check the answer).
 
 Header values that carry a secret (Authorization, API keys, tokens, cookies) must reference a project secret,
-``Bearer ${APP_TOKEN}`` (Settings → Secrets): a literal secret is refused when the probe is saved.
+``Bearer ${APP_TOKEN}`` (Settings & keys → Secrets): a literal secret is refused when the probe is saved.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, field_validator, model_validator
 
+from accounts import menus
 from evals.probes.base import (
     ENV_REF,
     ProbeItem,
@@ -40,7 +41,7 @@ HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 class HttpEndpointConfig(TargetConfig):
     url: str = Field(max_length=2000, description="http(s) URL of the app's endpoint.")
     method: Literal["POST", "PUT", "GET"] = "POST"
-    headers: dict[str, str] = Field(default_factory=dict, description="Secrets as ${NAME} (Settings → Secrets).")
+    headers: dict[str, str] = Field(default_factory=dict, description=f"Secrets as ${{NAME}} ({menus.SECRETS}).")
     body_template: Any = Field(default_factory=lambda: {"input": "{{input}}"})
     answer_path: str = Field("answer", min_length=1, max_length=300)
     documents_path: str = Field("", max_length=300)
@@ -63,8 +64,8 @@ class HttpEndpointConfig(TargetConfig):
                 raise ValueError(f"{name!r} is not a valid header name")
             if SECRET_HEADER.search(name) and not ENV_REF.search(header):
                 raise ValueError(
-                    f"header {name} carries a secret: write it as a reference to a project secret (Settings → "
-                    "Secrets), e.g. Bearer ${APP_TOKEN}, never the value itself"
+                    f"header {name} carries a secret: write it as a reference to a project secret "
+                    f"({menus.SECRETS}), e.g. Bearer ${{APP_TOKEN}}, never the value itself"
                 )
         return value
 

@@ -3,7 +3,7 @@ prompt probed directly, without the app around them.
 
 The messages are the system prompt, the item's context documents (when ``include_context``) and the item's
 input (a chat as is, or text as one user message). The key is the project secret named by ``api_key_env``
-(Settings → Secrets; or an environment variable the operator allowed), read at call time; it is never stored in
+(Settings & keys → Secrets; or an environment variable the operator allowed), read at call time; it is never stored in
 the probe. Tokens and the model from the response are recorded on the
 trace, so its cost is computed with the price table like any ingested LLM call.
 """

@@ -25,6 +25,15 @@ from traces.selectors import trace_facets
 
 MAX_RULES = 10
 RULE_FIELDS = ("severity", "burn_rate_threshold", "long_window", "short_window")
+# The form offers "a score's value against a threshold" as a kind of its own, so the comparator is asked for only
+# then; it is stored as a score SLI with that comparator (the API may also send sli_kind=score with a comparator).
+SCORE_THRESHOLD = "score_threshold"
+SLI_CHOICES = [
+    (SliKind.SCORE.value, "A score passes (its evaluator's verdict)"),
+    (SCORE_THRESHOLD, "A score's value meets a threshold"),
+    *((kind.value, kind.label) for kind in SliKind if kind != SliKind.SCORE),
+]
+THRESHOLD_COMPARATORS = [(c.value, c.label) for c in Comparator if c != Comparator.PASS]
 _PERCENT_RE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*%\s*")
 
 
@@ -81,8 +90,9 @@ class SloForm(forms.Form):
     environment = forms.CharField(max_length=64, required=False, help_text="Empty: every environment.")
     route = forms.CharField(max_length=500, required=False, help_text="Only traces with this name (route).")
     model = forms.CharField(max_length=200, required=False, help_text="Only traces that used this model.")
-    sli_kind = forms.ChoiceField(label="A trace is good when", choices=SliKind.choices)
+    sli_kind = forms.ChoiceField(label="A trace is good when", choices=SLI_CHOICES)
     evaluator = forms.CharField(max_length=100, required=False, label="Score")
+    # "pass" is accepted (API clients send it) but not offered: the form's own "a score passes" kind means it.
     comparator = forms.ChoiceField(choices=[("", "—"), *Comparator.choices], required=False)
     threshold = forms.DecimalField(max_digits=20, decimal_places=10, required=False,
                                    help_text="Score threshold, latency limit in ms, or cost limit in $.")  # fmt: skip
@@ -110,6 +120,7 @@ class SloForm(forms.Form):
         self.rule_errors: dict[str, list[str]] = {}
         self.fields["owner"].queryset = User.objects.filter(memberships__project=project)  # type: ignore[attr-defined]
         self.fields["channels"].queryset = Channel.objects.filter(project=project)  # type: ignore[attr-defined]
+        self.fields["comparator"].widget.choices = [("", "—"), *THRESHOLD_COMPARATORS]
         self.facets = trace_facets(project=project)
 
     def clean_name(self) -> str:
@@ -142,23 +153,37 @@ class SloForm(forms.Form):
         data = super().clean() or {}
         self._clean_sli(data)
         objective, days = data.get("objective"), data.get("window_days")
-        if objective is None or days is None:
-            return data
-        window = timedelta(days=days)
+        window = timedelta(days=days) if days is not None else None
         if data.get("policy_mode") == "custom":
+            # Every rule error at once, also while the objective or window is wrong: checks that need those wait
+            # for them (burn.rule_errors), the others are reported now rather than on the next submit.
             rules = self._parse_rules()
-            if rules is not None:
-                self.rule_errors.update(burn.validate_policy(objective, window, rules))
-                self._refuse_repeats(rules)
-                data["policy"] = policy_json(rules)
-        else:
+            for index, rule in rules.items():
+                for field, messages in burn.rule_errors(rule, objective=objective, slo_window=window).items():
+                    self.rule_errors.setdefault(f"rules.{index}.{field}", messages)  # a reading error says more
+            self._refuse_repeats(rules)
+            if not self.rule_errors:
+                data["policy"] = policy_json(list(rules.values()))
+        elif window is not None:
             data["policy"] = policy_json(burn.default_policy(window))
         if self.rule_errors:
             self.add_error(None, "Some alert rules cannot work: see the errors beside them.")
         return data
 
     def _clean_sli(self, data: dict[str, Any]) -> None:
-        kind, threshold = data.get("sli_kind"), data.get("threshold")
+        kind, threshold, comparator = data.get("sli_kind"), data.get("threshold"), data.get("comparator") or ""
+        compares = False  # the score's value against a threshold, not its verdict
+        if kind == SCORE_THRESHOLD:
+            kind = data["sli_kind"] = SliKind.SCORE
+            compares = True
+            if comparator in ("", Comparator.PASS):
+                self.add_error(
+                    "comparator", "Choose how the score's value is compared with the threshold: ≥, >, ≤ or <."
+                )
+        elif kind == SliKind.SCORE:
+            compares = comparator not in ("", Comparator.PASS)  # an API client may send score with "≥"
+            if not comparator:
+                data["comparator"] = Comparator.PASS
         if kind == SliKind.SCORE:
             evaluator = data.get("evaluator", "").strip()
             known = sorted(set(EVALUATORS) | set(self.facets["score_names"]))
@@ -168,11 +193,11 @@ class SloForm(forms.Form):
                 self.add_error(
                     "evaluator", f"No score named “{evaluator}” in this project: use one of {', '.join(known)}."
                 )
-            comparator = data.get("comparator")
-            if not comparator:
-                self.add_error("comparator", "Choose how the score is compared: “passes”, or ≥, >, ≤, < a threshold.")
-            elif comparator != Comparator.PASS and threshold is None:
-                self.add_error("threshold", f"Give the threshold the score is compared with, e.g. “{comparator} 0.7”.")
+            if compares and threshold is None:
+                shown = Comparator(comparator).label if comparator not in ("", Comparator.PASS) else "≥"
+                self.add_error("threshold", f"Give the threshold the score is compared with, e.g. “{shown} 0.7”.")
+            elif not compares:
+                data["threshold"] = None  # "a score passes" has none: a leftover value is not kept
         elif kind in (SliKind.LATENCY, SliKind.COST):
             unit = "milliseconds, e.g. 2000" if kind == SliKind.LATENCY else "dollars per trace, e.g. 0.05"
             if threshold is None:
@@ -181,13 +206,13 @@ class SloForm(forms.Form):
                 self.add_error("threshold", f"The limit must be above 0, in {unit}.")
         if kind != SliKind.SCORE:
             data["evaluator"], data["comparator"] = "", ""
-        if kind not in (SliKind.SCORE, SliKind.LATENCY, SliKind.COST) or data.get("comparator") == Comparator.PASS:
+        if kind not in (SliKind.SCORE, SliKind.LATENCY, SliKind.COST):
             data["threshold"] = None
 
-    def _refuse_repeats(self, rules: list[burn.AlertRule]) -> None:
+    def _refuse_repeats(self, rules: dict[int, burn.AlertRule]) -> None:
         """A rule given twice (also as 14.40 or 60m) would be one rule with two states."""
         first: dict[str, int] = {}
-        for index, rule in enumerate(rules):
+        for index, rule in rules.items():
             if any(f"rules.{index}.{f}" in self.rule_errors for f in RULE_FIELDS):
                 continue
             key = rule_key(rule)
@@ -198,20 +223,20 @@ class SloForm(forms.Form):
             else:
                 first[key] = index
 
-    def _parse_rules(self) -> list[burn.AlertRule] | None:
-        """The submitted rules as AlertRules; None (with errors) when one cannot even be read."""
-        rows = [r for r in self.rules_input if any(str(r.get(f) or "").strip() for f in RULE_FIELDS)]
+    def _parse_rules(self) -> dict[int, burn.AlertRule]:
+        """Every non-empty rule row by its row number (empty rows are dropped but keep the numbering, so an error
+        lands beside its row). A value that cannot be read gets its error here and stays None in the rule, so the
+        row's other fields are still checked."""
+        rows = {i: r for i, r in enumerate(self.rules_input) if any(str(r.get(f) or "").strip() for f in RULE_FIELDS)}
         if not rows:
             self.rule_errors["rules"] = ["A custom policy needs at least one rule (or choose the default policy)."]
-            return None
+            return {}
         if len(rows) > MAX_RULES:
             self.rule_errors["rules"] = [f"At most {MAX_RULES} rules: {len(rows)} were given."]
-            return None
-        rules, readable = [], True
-        for index, row in enumerate(rows):
-            severity = str(row.get("severity") or "").strip()
+            return {}
+        rules: dict[int, burn.AlertRule] = {}
+        for index, row in rows.items():
             threshold: Decimal | None = None
-            long_window = short_window = timedelta(0)
             try:
                 threshold = Decimal(str(row.get("burn_rate_threshold") or "").strip())
                 # Finite and of a sane size: exact arithmetic on 1e-100000000 would take minutes.
@@ -221,24 +246,20 @@ class SloForm(forms.Form):
                 self.rule_errors[f"rules.{index}.burn_rate_threshold"] = [
                     f"{row.get('burn_rate_threshold')!r} is not a number: write a burn rate such as 14.4."
                 ]
-                readable = False
+                threshold = None
+            windows: dict[str, timedelta | None] = {}
             for field in ("long_window", "short_window"):
                 try:
-                    value = burn.parse_window(str(row.get(field) or "")[:20])
+                    windows[field] = burn.parse_window(str(row.get(field) or "")[:20])
                 except (ValueError, OverflowError):
                     self.rule_errors[f"rules.{index}.{field}"] = [
                         f"{str(row.get(field) or '')[:20]!r} is not a duration: write a whole number followed by m, h "
                         "or d, at most the SLO window, e.g. 5m, 1h or 3d."
                     ]
-                    readable = False
-                    continue
-                if field == "long_window":
-                    long_window = value
-                else:
-                    short_window = value
-            if threshold is not None:
-                rules.append(burn.AlertRule(severity, threshold, long_window, short_window))  # type: ignore[arg-type]
-        return rules if readable else None
+                    windows[field] = None
+            severity = str(row.get("severity") or "").strip()
+            rules[index] = burn.AlertRule(severity, threshold, windows["long_window"], windows["short_window"])  # type: ignore[arg-type]
+        return rules
 
     def model_values(self) -> dict[str, Any]:
         """cleaned_data as SLO field values (for services.slo_save)."""

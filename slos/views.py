@@ -18,8 +18,16 @@ from accounts.models import Membership, Role
 from accounts.selectors import membership_for
 from evals.evaluators.registry import REGISTRY as EVALUATORS
 from slos import charts, selectors, services
-from slos.forms import RULE_FIELDS, ChannelForm, SloForm, channel_examples, default_rule_rows, objective_text
-from slos.models import SLO, Channel, IncidentStatus
+from slos.forms import (
+    RULE_FIELDS,
+    SCORE_THRESHOLD,
+    ChannelForm,
+    SloForm,
+    channel_examples,
+    default_rule_rows,
+    objective_text,
+)
+from slos.models import SLO, Channel, Comparator, IncidentStatus, SliKind
 from slos.selectors_triage import events_for
 from slos.transports import REGISTRY as TRANSPORTS
 from slos.triage import Event, Suspect, what_changed
@@ -85,6 +93,8 @@ def slo_form(request: HttpRequest, slug: str, slo_id: int | None = None) -> Http
                                                           "sli_kind", "evaluator", "comparator", "threshold",
                                                           "window_days", "runbook")}  # fmt: skip
             initial["objective"] = objective_text(instance.objective)
+            if instance.sli_kind == SliKind.SCORE and instance.comparator != Comparator.PASS:
+                initial["sli_kind"] = SCORE_THRESHOLD
             initial["owner"] = instance.owner.username if instance.owner else ""
             initial["channels"] = list(instance.channels.values_list("name", flat=True))
             initial["policy_mode"] = (

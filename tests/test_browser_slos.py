@@ -5,6 +5,7 @@ incident's triage page. Playwright drives Debian's headless Chromium against a l
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -93,3 +94,56 @@ def test_define_an_slo_in_the_form_and_read_its_panels(page: Page, live_server: 
     expect(page.locator("h1 .status")).to_have_text("Acknowledged")
     expect(page.locator(".timeline")).to_contain_text("Looking at it.")
     page.screenshot(path=str(ARTIFACTS / "incident-page.png"), full_page=True)
+
+
+def test_one_submit_shows_every_error_and_the_comparator_shows_only_for_a_threshold(
+    page: Page, live_server: Any, tenant: Tenant
+) -> None:
+    ingest(tenant, [make_trace(0)])
+    recompute()
+    login(page, live_server)
+    page.goto(live_server.url + "/p/acme/slos/new/")
+    kind, evaluator = page.locator("select[name=sli_kind]"), page.locator("input[name=evaluator]")
+    comparator, threshold = page.locator("select[name=comparator]"), page.locator("input[name=threshold]")
+    expect(kind).to_have_value("score")  # "a score passes": its evaluator's verdict, nothing to compare
+    expect(evaluator).to_be_visible()
+    expect(comparator).to_be_hidden()
+    expect(threshold).to_be_hidden()
+    kind.select_option("score_threshold")
+    expect(comparator).to_be_visible()
+    expect(threshold).to_be_visible()
+    kind.select_option("latency")
+    expect(comparator).to_be_hidden()
+    expect(evaluator).to_be_hidden()
+    expect(threshold).to_be_visible()
+
+    # Everything wrong at once: one submit lists it all, rules included although the objective is wrong too.
+    kind.select_option("score_threshold")
+    page.fill("input[name=name]", "Grounded")
+    page.fill("input[name=service]", "support-bot")
+    page.fill("input[name=evaluator]", "grounding")
+    page.fill("input[name=objective]", "150%")
+    page.select_option("select[name=policy_mode]", "custom")
+    page.fill("input[name=rule-0-burn_rate_threshold]", "x")
+    page.fill("input[name=rule-1-short_window]", "12h")  # longer than its long window (6h)
+    page.click("text=Save SLO")
+    expect(page.locator("[role=alert]")).to_contain_text("Some alert rules cannot work")
+    expect(page.locator("label:has(input[name=objective]) .error")).to_contain_text("150% is not below 100%")
+    expect(page.locator("label:has(select[name=comparator]) .error")).to_contain_text("compared with the threshold")
+    expect(page.locator("label:has(input[name=threshold]) .error")).to_contain_text("Give the threshold")
+    expect(page.locator(".rules-table")).to_contain_text("'x' is not a number")
+    expect(page.locator(".rules-table")).to_contain_text("must be shorter than the long window (6h)")
+    expect(comparator).to_be_visible()  # the kind chosen before the submit is kept, with its fields
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "slo-form-errors.png"), full_page=True)
+    assert not SLO.objects.exists()
+
+    # Back to "a score passes": the threshold typed meanwhile is not sent, the comparator not asked for.
+    page.fill("input[name=threshold]", "0.7")
+    kind.select_option("score")
+    page.fill("input[name=objective]", "99.5%")
+    page.select_option("select[name=policy_mode]", "default")
+    page.click("text=Save SLO")
+    slo = SLO.objects.get()
+    expect(page).to_have_url(f"{live_server.url}/p/acme/slos/{slo.pk}/")
+    assert (slo.comparator, slo.threshold, slo.objective) == ("pass", None, Decimal("0.995"))

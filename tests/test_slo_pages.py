@@ -73,7 +73,9 @@ def test_the_form_creates_an_slo_with_the_default_policy_scaled_to_its_window(se
         ({"service": "suport-bot"}, None, "service", "check the spelling (services seen: support-bot)"),
         ({"evaluator": ""}, None, "evaluator", "Name the score this SLO judges"),
         ({"evaluator": "groundedness"}, None, "evaluator", "No score named “groundedness”"),
-        ({"comparator": ""}, None, "comparator", "Choose how the score is compared"),
+        ({"sli_kind": "score_threshold", "comparator": ""}, None, "comparator",
+         "Choose how the score's value is compared with the threshold"),
+        ({"sli_kind": "score_threshold", "comparator": "pass"}, None, "comparator", "compared with the threshold"),
         ({"threshold": ""}, None, "threshold", "Give the threshold the score is compared with"),
         ({"sli_kind": "latency", "threshold": "-5"}, None, "threshold", "The limit must be above 0, in milliseconds"),
         ({"policy_mode": "custom", "objective": "99.9%"},
@@ -150,6 +152,75 @@ def test_rest_api_creates_reads_updates_and_deletes(seeded: Tenant, other_tenant
     assert not SLO.objects.exists()
     bad = api.post("/api/v1/slos", "[1, 2]", content_type="application/json")
     assert bad.status_code == 400 and "JSON object" in bad.json()["errors"]["body"][0]
+
+
+def post_form(client: Client, data: dict[str, str], rules: dict[int, dict[str, str]]) -> Any:
+    post = dict(data)
+    for i, rule in rules.items():
+        post.update({f"rule-{i}-{k}": v for k, v in rule.items()})
+    return client.post("/p/acme/slos/new/", post)
+
+
+def test_one_submit_shows_every_error_beside_its_field_and_rule_row(seeded: Tenant) -> None:
+    """Field, SLI and rule errors at once, also while the objective is wrong; errors of a rule row land beside that
+    row when the rows above it are empty; an unreadable value does not hide the row's other errors."""
+    rules = {
+        0: {"severity": "", "burn_rate_threshold": "", "long_window": "", "short_window": ""},
+        1: {"severity": "urgent", "burn_rate_threshold": "x", "long_window": "1h", "short_window": "5m"},
+        2: {"severity": "page", "burn_rate_threshold": "2", "long_window": "5m", "short_window": "1h"},
+    }
+    data = {**FORM, "objective": "150%", "sli_kind": "score_threshold", "comparator": "", "threshold": "",
+            "service": "suport-bot", "policy_mode": "custom"}  # fmt: skip
+    response = post_form(login(), data, rules)
+    assert response.status_code == 400
+    form = response.context["form"]
+    assert set(form.errors) == {"objective", "comparator", "threshold", "service", "__all__"}, form.errors
+    assert "150% is not below 100%" in form.errors["objective"][0]
+    assert set(form.rule_errors) == {"rules.1.severity", "rules.1.burn_rate_threshold", "rules.2.short_window"}
+    rows = {i: errors for i, _, errors in response.context["rule_rows"]}
+    assert not rows[0] and set(rows[1]) == {"severity", "burn_rate_threshold"} and set(rows[2]) == {"short_window"}
+    html = response.content.decode().replace("&#x27;", "'")
+    assert "'x' is not a number" in html and "got 'urgent'" in html and "must be shorter than the long window" in html
+    # The API answers the same errors with the same row numbers.
+    body = {k: v for k, v in data.items() if k != "policy_mode"}
+    body["policy"] = list(rules.values())
+    api = Client().post("/api/v1/slos", json.dumps(body), content_type="application/json", headers=manager(seeded))
+    assert api.status_code == 400
+    assert {"objective", "comparator", "threshold", "service", "rules.1.severity", "rules.2.short_window"} <= set(
+        api.json()["errors"]
+    )
+
+
+def test_a_score_passes_needs_no_comparator_and_keeps_no_threshold(seeded: Tenant) -> None:
+    client = login()
+    response = client.post("/p/acme/slos/new/", {**FORM, "comparator": "", "threshold": "0.7"})
+    assert response.status_code == 302, response.context["form"].errors
+    slo = SLO.objects.get()
+    assert (slo.sli_kind, slo.evaluator, slo.comparator, slo.threshold) == ("score", "grounding", "pass", None)
+    edit = client.get(f"/p/acme/slos/{slo.pk}/edit/").content.decode()
+    assert '<option value="score" selected>' in edit
+    assert '<option value="pass"' not in edit  # the verdict is the "a score passes" kind, not a comparator
+
+
+def test_a_threshold_on_a_score_is_stored_as_a_score_slo_with_its_comparator(seeded: Tenant) -> None:
+    client = login()
+    created = client.post("/p/acme/slos/new/", {**FORM, "sli_kind": "score_threshold", "comparator": "<",
+                                                "threshold": "0.3", "evaluator": "pii"})  # fmt: skip
+    assert created.status_code == 302
+    slo = SLO.objects.get()
+    assert (slo.sli_kind, slo.evaluator, slo.comparator, slo.threshold) == ("score", "pii", "<", Decimal("0.3"))
+    edit = client.get(f"/p/acme/slos/{slo.pk}/edit/").content.decode()
+    assert '<option value="score_threshold" selected>' in edit and '<option value="&lt;" selected>' in edit
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("99.5%", "0.995"), (" 99.5 % ", "0.995"), ("0.995", "0.995"), ("99.95%", "0.9995"), ("1.5%", "0.015"),
+     ("90%", "0.9")],
+)  # fmt: skip
+def test_objective_is_read_as_written(seeded: Tenant, text: str, value: str) -> None:
+    assert login().post("/p/acme/slos/new/", {**FORM, "objective": text}).status_code == 302
+    assert SLO.objects.get().objective == Decimal(value)
 
 
 @pytest.fixture

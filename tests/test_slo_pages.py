@@ -182,7 +182,7 @@ def test_one_submit_shows_every_error_beside_its_field_and_rule_row(seeded: Tena
     html = response.content.decode().replace("&#x27;", "'")
     assert "'x' is not a number" in html and "got 'urgent'" in html and "must be shorter than the long window" in html
     # The API answers the same errors with the same row numbers.
-    body = {k: v for k, v in data.items() if k != "policy_mode"}
+    body: dict[str, Any] = {k: v for k, v in data.items() if k != "policy_mode"}
     body["policy"] = list(rules.values())
     api = Client().post("/api/v1/slos", json.dumps(body), content_type="application/json", headers=manager(seeded))
     assert api.status_code == 400

@@ -29,6 +29,7 @@ from accounts.services import (
     user_sessions_revoke,
 )
 from traces.ingest.gate import ingest_quota
+from traces.onboarding import OTLP_HEADERS_VARIABLE, otlp_headers_value
 
 NEW_KEY_SESSION_KEY = "new_api_key"
 
@@ -51,6 +52,8 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     # A new secret travels to the next GET through the session, popped on display: shown once, and a reload
     # of the result page cannot re-POST and mint a second key.
     new_secret = request.session.pop(NEW_KEY_SESSION_KEY, None) if request.method == "GET" else None
+    if new_secret:
+        new_secret["otlp_headers"] = f"{OTLP_HEADERS_VARIABLE}={otlp_headers_value(new_secret['secret_key'])}"
     if request.method == "POST":
         if not is_admin:
             return HttpResponseForbidden("Only project admins can change keys and members.")

@@ -6,20 +6,31 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.contrib.auth.models import User
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import Project
+from accounts import menus
+from accounts.models import Membership, Project, Role, Scope
 from accounts.selectors import membership_for
+from accounts.services import api_key_issue
 from evals.selectors import latest_drift_runs
 from rollups.charts import breakdown_rows, service_figures, sparkline
 from rollups.selectors import RANGES, Window, environments, overview, service_detail, window_for
 from slos.budgets import budget_statuses
 from slos.models import SLO
 from slos.selectors import slo_status_by_service, slo_summaries
+from traces.onboarding import OTLP_HEADERS_VARIABLE, first_trace_snippets, public_base_url
+from traces.selectors import latest_trace
+
+# The key made on an empty project's overview travels to the next GET in the session and is popped there: shown
+# once, and a reload cannot post again and mint a second one.
+FIRST_TRACE_KEY_SESSION = "first_trace_key"
 
 
 class RangeForm(forms.Form):
@@ -52,6 +63,7 @@ class RangeForm(forms.Form):
 class Page:
     """What both pages need: the project, the chosen window and environment, and their template context."""
 
+    membership: Membership
     project: Project
     window: Window
     environment: str
@@ -59,7 +71,8 @@ class Page:
 
 
 def _page(request: HttpRequest, slug: str) -> Page:
-    project = membership_for(user=request.user, slug=slug).project
+    membership = membership_for(user=request.user, slug=slug)
+    project = membership.project
     form = RangeForm(request.GET)
     window = form.window()
     environment = form.cleaned_data.get("environment", "") if form.is_valid() else ""
@@ -74,12 +87,14 @@ def _page(request: HttpRequest, slug: str) -> Page:
         "query": params.urlencode(),
         "range_key": request.GET.get("range", "24h"),
     }
-    return Page(project=project, window=window, environment=environment, context=context)
+    return Page(membership=membership, project=project, window=window, environment=environment, context=context)
 
 
 @login_required
 def overview_view(request: HttpRequest, slug: str) -> HttpResponse:
     page = _page(request, slug)
+    if not page.context["environments"]:  # nothing counted yet, ever: show how to send the first trace
+        return _first_trace(request, page)
     rows = overview(project=page.project, environment=page.environment, window=page.window, now=timezone.now())
     drift = latest_drift_runs(project=page.project)
     for row in rows:
@@ -100,6 +115,62 @@ def overview_view(request: HttpRequest, slug: str) -> HttpResponse:
     budgets = budget_statuses(project=page.project, now=timezone.now())
     context = {**page.context, "rows": table, "open_incidents": incidents, "budgets": budgets}
     return render(request, "rollups/overview.html", context)
+
+
+def _first_trace(request: HttpRequest, page: Page) -> HttpResponse:
+    new_key = request.session.pop(FIRST_TRACE_KEY_SESSION, None)
+    now = timezone.now()
+    snippets = first_trace_snippets(
+        base_url=public_base_url(request), secret=new_key["secret_key"] if new_key else None, now=now
+    )
+    context = {
+        **page.context,
+        "now": now,
+        "snippets": snippets,
+        "headers_variable": OTLP_HEADERS_VARIABLE,
+        "new_key": new_key,
+        "can_create_key": page.membership.allows(Role.EDITOR),
+        "key_menu": menus.CREATE_API_KEY,
+        "latest": latest_trace(project=page.project),
+    }
+    return render(request, "rollups/first_trace.html", context)
+
+
+@login_required
+@require_GET
+def first_trace_status(request: HttpRequest, slug: str) -> JsonResponse:
+    """Polled by the "send your first trace" panel: ``ready`` once the overview has something to show (the same
+    test as the overview's), ``trace`` as soon as a trace is stored (counting it follows within seconds)."""
+    project = membership_for(user=request.user, slug=slug).project
+    latest = latest_trace(project=project)
+    return JsonResponse(
+        {
+            "ready": bool(environments(project=project)),
+            "trace": {"service": latest.service, "start_time": latest.start_time.isoformat()} if latest else None,
+        }
+    )
+
+
+@login_required
+@require_POST
+def first_trace_key(request: HttpRequest, slug: str) -> HttpResponse:
+    """An ingest-only key for the first trace, made by an editor or admin from the empty project's overview."""
+    membership = membership_for(user=request.user, slug=slug)
+    if not membership.allows(Role.EDITOR):
+        return HttpResponseForbidden(
+            f"Only editors and admins can create keys: ask a project admin for one ({menus.CREATE_API_KEY})."
+        )
+    if environments(project=membership.project):
+        messages.error(request, f"This project already receives traces: create more keys under {menus.CREATE_API_KEY}.")
+        return redirect("overview", slug=slug)
+    assert isinstance(request.user, User)  # login_required
+    issued = api_key_issue(project=membership.project, name="first trace", created_by=request.user,
+                           scopes=[Scope.INGEST])  # fmt: skip
+    request.session[FIRST_TRACE_KEY_SESSION] = {
+        "public_key": issued.api_key.public_key,
+        "secret_key": issued.secret_key,
+    }
+    return redirect("overview", slug=slug)
 
 
 @login_required

@@ -277,8 +277,10 @@ SRE4AI_MINUTES_RECOMPUTED_HOOKS: list[str] = ["slos.services.sli_minutes_recompu
 SLO_DELIVERY_TIMEOUT_SECONDS = float(os.environ.get("SRE4AI_SLO_DELIVERY_TIMEOUT_SECONDS", "10"))
 # 12 attempts at 30 s, 1, 2, 4 … min, then hourly: a receiver may be down for about five hours.
 SLO_DELIVERY_MAX_ATTEMPTS = int(os.environ.get("SRE4AI_SLO_DELIVERY_MAX_ATTEMPTS", "12"))
-# Absolute base of links in notifications (the incident page), e.g. https://sre4ai.example.com
+# Absolute base of links in notifications (the incident page), e.g. https://sre4ai.example.com. When set, it is also
+# the address an empty project's "send your first trace" panel gives apps; unset, the panel uses the request's.
 SRE4AI_BASE_URL = os.environ.get("SRE4AI_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+SRE4AI_BASE_URL_CONFIGURED = bool(os.environ.get("SRE4AI_BASE_URL"))
 
 # Email notifications go through Django's email backend: SMTP configured here (console backend to try it out).
 EMAIL_BACKEND = os.environ.get("SRE4AI_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")

@@ -1,6 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import path
+from django.utils.functional import lazy
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import views as account_views
@@ -31,6 +34,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("logout/everywhere/", account_views.logout_everywhere, name="logout_everywhere"),
     path("p/<slug:slug>/", rollup_views.overview_view, name="overview"),
+    path("p/<slug:slug>/first-trace/", rollup_views.first_trace_status, name="first_trace_status"),
+    path("p/<slug:slug>/first-trace/key/", rollup_views.first_trace_key, name="first_trace_key"),
     # Service names are free text (slashes included), so they travel in the query string.
     path("p/<slug:slug>/service/", rollup_views.service_view, name="service_detail"),
     path("p/<slug:slug>/traces/", trace_views.trace_list, name="trace_list"),
@@ -111,4 +116,7 @@ urlpatterns = [
         name="api_docs",
     ),
     path("admin/", admin.site.urls),
+    # Browsers ask for /favicon.ico where a page names no icon (JSON answers, /metrics); the static file's name is
+    # hashed, so it is looked up per request.
+    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.svg")), name="favicon"),
 ]

@@ -274,6 +274,11 @@ def trace_facets(*, project: Project) -> dict[str, list[str]]:
     }
 
 
+def latest_trace(*, project: Project) -> Trace | None:
+    """The project's newest trace by start time (the trace list's index), or None when none arrived yet."""
+    return Trace.objects.filter(project=project).order_by("-start_time", "-id").only("service", "start_time").first()
+
+
 def trace_detail(*, project: Project, trace_id: str) -> Trace | None:
     spans = Span.objects.order_by("start_time", "span_id").prefetch_related(
         Prefetch("documents", queryset=RetrievedDocument.objects.order_by("position"))

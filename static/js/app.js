@@ -28,3 +28,28 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   switcher.elements.p.addEventListener("change", open);
 });
+
+// <button data-copy="ID">: copy the text of the element with that id (the clipboard API needs a secure context, so
+// elsewhere the text is selected for Ctrl+C instead).
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-copy]");
+  if (!button) return;
+  const source = document.getElementById(button.dataset.copy);
+  if (!source) return;
+  const done = () => {
+    const label = button.textContent;
+    button.textContent = "Copied";
+    window.setTimeout(() => (button.textContent = label), 1500);
+  };
+  const select = () => {
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    window.getSelection().removeAllRanges();
+    window.getSelection().addRange(range);
+  };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(source.textContent).then(done, select);
+  } else {
+    select();
+  }
+});

@@ -189,10 +189,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"StatusEnum": "traces.models.Status", "SpanKindEnum": "traces.models.SpanKind"},
+    # OTLP ingest and /metrics are plain Django views: the hook documents them too.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "traces.openapi.add_plain_endpoints"],
+    # The docs page uses the app's icon (templates/drf_spectacular/swagger_ui.html links it).
+    "SWAGGER_UI_FAVICON_HREF": None,
 }
 
 # Celery. The embedded default needs no broker server: kombu's filesystem transport.

@@ -1,6 +1,7 @@
 """Server time of the overview and service pages, rendered from rollups, on the trace-list benchmark's data
-(one million spans in ``sre4ai_bench_list``; run ``bench/trace_list.py`` first to fill it), and of the SLO and
-drift pages of the SLOs and drift runs the project has.
+(one million spans in ``sre4ai_bench_list``; run ``bench/trace_list.py`` first to fill it), of the SLO pages, SLO
+form and drift pages of the SLOs and drift runs the project has, of the first-trace status that an empty project's
+overview polls, and of the API docs and OpenAPI schema.
 
     .venv/bin/python bench/dashboards.py [--repeat 9] [--rebuild] [--db NAME] [--source worktree|REV] [--json out.json]
 
@@ -81,11 +82,18 @@ def main() -> None:
         (f"service {s} {r}", f"/p/{SLUG}/service/", {"name": s, "range": r}) for s in services for r in ("24h", "30d")
     ]
     cases += [("trace list", f"/p/{SLUG}/traces/", {})]
+    # Polled by an empty project's "send your first trace" panel; on a full project it answers at once.
+    cases += [("first-trace status", f"/p/{SLUG}/first-trace/", {})]
+    cases += [("SLO form new", f"/p/{SLUG}/slos/new/", {})]
+    first_slo = SLO.objects.filter(project=project).order_by("pk").first()
+    if first_slo is not None:
+        cases += [(f"SLO form edit {first_slo.pk}", f"/p/{SLUG}/slos/{first_slo.pk}/edit/", {})]
     cases += [
         (f"SLO page {slo.pk} {r}", f"/p/{SLUG}/slos/{slo.pk}/", {"range": r})
         for slo in SLO.objects.filter(project=project).order_by("pk")
         for r in ("1d", "7d", "window")
     ]
+    cases += [("API docs", "/api/docs/", {}), ("OpenAPI schema", "/api/schema/", {"format": "json"})]
     drifted = DriftRun.objects.filter(project=project, status="done").values_list("service", flat=True).distinct()
     cases += [(f"drift {s}", f"/p/{SLUG}/drift/", {"service": s}) for s in sorted(drifted)]
     # CPU time of this process beside the wall time: on a shared machine the wall time follows the others' load.

@@ -5,7 +5,9 @@
   const panel = document.querySelector(".first-trace[data-status-url]");
   if (!panel) return;
   const state = panel.querySelector(".first-trace-state");
-  const EVERY_MS = 3000;
+  // Every 3 s for the first ten minutes (someone is setting up an app), then every 15 s.
+  const started = Date.now();
+  const every = () => (Date.now() - started < 10 * 60 * 1000 ? 3000 : 15000);
 
   async function poll() {
     if (!document.hidden) {
@@ -35,7 +37,7 @@
         // Signed out, or the server restarting: ask again at the next tick.
       }
     }
-    window.setTimeout(poll, EVERY_MS);
+    window.setTimeout(poll, every());
   }
-  window.setTimeout(poll, EVERY_MS);
+  window.setTimeout(poll, every());
 })();

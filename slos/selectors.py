@@ -410,14 +410,16 @@ def incident_timeline(incident: Incident) -> list[TimelineEntry]:
 
 @dataclass
 class ChannelStatus:
-    """Where the incident's notifications stand on one channel: its newest delivery and how the others went."""
+    """Where the incident's notifications stand on one channel: its newest one (of the newest change), how the
+    others went, and the newest failed attempt of any of them."""
 
     channel: Channel
-    latest: Delivery | None
-    latest_event: IncidentEvent | None
+    latest: Delivery | None = None
+    latest_event: IncidentEvent | None = None
     sent: int = 0
     failed: int = 0
     pending: int = 0
+    last_failure: DeliveryAttempt | None = None
 
     @property
     def state(self) -> str:
@@ -430,15 +432,12 @@ class ChannelStatus:
 
 
 def incident_channel_status(*, incident: Incident, channels: Sequence[Channel]) -> list[ChannelStatus]:
-    """Per channel (the SLO's now, and any that was notified of this incident), the newest notification of this
-    incident and counts of the others; from ``incident_for``'s prefetch plus the given channels."""
-    by_channel: dict[int, ChannelStatus] = {c.pk: ChannelStatus(channel=c, latest=None, latest_event=None)
-                                            for c in channels}  # fmt: skip
+    """Per channel (the SLO's now, and any that was notified of this incident), by name: from ``incident_for``'s
+    prefetch plus the given channels, no query."""
+    by_channel = {c.pk: ChannelStatus(channel=c) for c in channels}
     for event in incident.events.all():  # oldest first: the last one seen is the newest
         for delivery in event.deliveries.all():
-            status = by_channel.setdefault(
-                delivery.channel_id, ChannelStatus(channel=delivery.channel, latest=None, latest_event=None)
-            )
+            status = by_channel.setdefault(delivery.channel_id, ChannelStatus(channel=delivery.channel))
             status.latest, status.latest_event = delivery, event
             if delivery.status == DeliveryStatus.SENT:
                 status.sent += 1
@@ -446,6 +445,9 @@ def incident_channel_status(*, incident: Incident, channels: Sequence[Channel]) 
                 status.failed += 1
             elif delivery.status == DeliveryStatus.PENDING:
                 status.pending += 1
+            for attempt in delivery.attempt_log.all():
+                if not attempt.ok and (status.last_failure is None or attempt.at >= status.last_failure.at):
+                    status.last_failure = attempt
     return sorted(by_channel.values(), key=lambda s: s.channel.name)
 
 

@@ -410,8 +410,8 @@ def incident_timeline(incident: Incident) -> list[TimelineEntry]:
 
 @dataclass
 class ChannelStatus:
-    """Where the incident's notifications stand on one channel: its newest one (of the newest change), how the
-    others went, and the newest failed attempt of any of them."""
+    """Where the incident's notifications stand on one channel: the one it is on (``latest``: its oldest pending
+    one, else its newest), how the others went, and the newest failed attempt of any of them."""
 
     channel: Channel
     latest: Delivery | None = None
@@ -438,7 +438,10 @@ def incident_channel_status(*, incident: Incident, channels: Sequence[Channel]) 
     for event in incident.events.all():  # oldest first: the last one seen is the newest
         for delivery in event.deliveries.all():
             status = by_channel.setdefault(delivery.channel_id, ChannelStatus(channel=delivery.channel))
-            status.latest, status.latest_event = delivery, event
+            # A channel hears an incident's changes in order: its oldest pending notification is what it is doing
+            # now (a retry holds back the later ones), else its newest one says how the last went.
+            if status.latest is None or status.latest.status != DeliveryStatus.PENDING:
+                status.latest, status.latest_event = delivery, event
             if delivery.status == DeliveryStatus.SENT:
                 status.sent += 1
             elif delivery.status == DeliveryStatus.FAILED:

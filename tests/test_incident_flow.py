@@ -20,10 +20,10 @@ from accounts.services import membership_set, user_create
 from slos import services
 from slos.models import SLO, Channel, DeliveryStatus, EventKind, Incident, IncidentEvent
 from slos.selectors import failing_traces_query
-from slos.services import deliveries_dispatch, slos_evaluate
+from slos.services import deliveries_dispatch
 from tests.conftest import PASSWORD, Tenant
 from tests.receiver import Receiver
-from tests.slo_data import at, create_slo, ingest, make_trace, recompute, score
+from tests.slo_data import at, create_slo, fire_score_slo
 
 pytestmark = pytest.mark.django_db
 
@@ -32,23 +32,6 @@ def login(user: str = "alice") -> Client:
     client = Client()
     assert client.login(username=user, password=PASSWORD)
     return client
-
-
-def fire(tenant: Tenant, channels: list[Channel] | None = None, **slo: Any) -> Incident:
-    """A grounding SLO (90%, page when burn > 2 over 10m and 2m) whose rule fires at minute 12: 10 good answers in
-    minutes 0-9, then 3 failing ones in minutes 10-12."""
-    good = ingest(tenant, [make_trace(m) for m in range(10)])
-    for trace in good:
-        score(trace, "grounding", passed=True, value=0.9)
-    recompute()
-    fields = {"sli_kind": "score", "evaluator": "grounding", "comparator": "pass", **slo}
-    created = create_slo(tenant.project, channels=channels or [], **fields)
-    services.sli_history_rebuild(slo_id=created.pk, now=at(9))
-    for trace in ingest(tenant, [make_trace(m) for m in (10, 11, 12)]):
-        score(trace, "grounding", passed=False, value=0.1)
-    recompute()
-    assert slos_evaluate(now=at(12)).changes == 1
-    return Incident.objects.get(slo=created)
 
 
 def member(tenant: Tenant, username: str, role: str = Role.EDITOR) -> None:
@@ -73,7 +56,7 @@ def rows(page: str, table: str) -> list[str]:
 def test_an_editor_assigns_a_member_and_the_change_is_on_the_page_the_timeline_and_the_audit_log(
     tenant: Tenant,
 ) -> None:
-    incident = fire(tenant)
+    incident = fire_score_slo(tenant)
     member(tenant, "bob", Role.VIEWER)  # any member can be handed an incident
     client = login()
     response = client.post(f"/p/acme/incidents/{incident.pk}/act/", {"action": "assign", "assignee": "bob"})
@@ -105,7 +88,7 @@ def test_an_editor_assigns_a_member_and_the_change_is_on_the_page_the_timeline_a
 def test_assigning_someone_outside_the_project_is_refused_with_a_form_error(
     tenant: Tenant, other_tenant: Tenant, who: str
 ) -> None:
-    incident = fire(tenant)
+    incident = fire_score_slo(tenant)
     user_create(username="carol", password=PASSWORD)  # a user of the instance, not of this project
     response = login().post(f"/p/acme/incidents/{incident.pk}/act/", {"action": "assign", "assignee": who})
     assert response.status_code == 400
@@ -123,7 +106,7 @@ def test_assigning_someone_outside_the_project_is_refused_with_a_form_error(
 
 
 def test_a_viewer_cannot_assign_acknowledge_or_resolve(tenant: Tenant, other_tenant: Tenant) -> None:
-    incident = fire(tenant)
+    incident = fire_score_slo(tenant)
     member(tenant, "vera", Role.VIEWER)
     viewer = login("vera")
     for action in ({"action": "assign", "assignee": "vera"}, {"action": "acknowledge"}, {"action": "resolve"}):
@@ -137,7 +120,7 @@ def test_a_viewer_cannot_assign_acknowledge_or_resolve(tenant: Tenant, other_ten
 
 
 def test_assign_to_me_and_acknowledged_by_are_shown_and_audited(tenant: Tenant) -> None:
-    incident = fire(tenant)
+    incident = fire_score_slo(tenant)
     client = login()
     page = client.get(f"/p/acme/incidents/{incident.pk}/").content.decode()
     assert '<input type="hidden" name="assignee" value="alice">' in page  # the "Assign to me" form
@@ -162,7 +145,7 @@ def test_the_timeline_tells_who_did_what_in_time_order_with_every_notification(
     # "flaky" answers 503, then 404 <script> (permanent); "pager" takes everything.
     receiver.statuses, receiver.body = [503, 200, 404, 200], b"<script>alert(1)</script>"
     flaky, pager = webhook(tenant, receiver.url + "/flaky", "flaky"), webhook(tenant, receiver.url + "/pager", "pager")
-    incident = fire(tenant, [flaky, pager])
+    incident = fire_score_slo(tenant, [flaky, pager])
     assert deliveries_dispatch(now=at(12)) == 2  # flaky: 503 (retrying); pager: 200
     bob = incident.slo.project.memberships.get(user__username="bob").user
     services.incident_assign(incident_id=incident.pk, assignee=bob, user=tenant.user, now=at(12).replace(second=40))
@@ -198,7 +181,7 @@ def test_delivery_status_shows_a_retrying_channel_with_its_error_and_next_try(
     tenant: Tenant, receiver: Receiver
 ) -> None:
     receiver.statuses = [503]
-    incident = fire(tenant, [webhook(tenant, receiver.url, "oncall <hook>")])
+    incident = fire_score_slo(tenant, [webhook(tenant, receiver.url, "oncall <hook>")])
     assert deliveries_dispatch(now=at(12)) == 1
     page = login().get(f"/p/acme/incidents/{incident.pk}/").content.decode()
     [line] = rows(page, "channel-status")[1:]
@@ -214,7 +197,7 @@ def test_delivery_status_shows_a_retrying_channel_with_its_error_and_next_try(
 
 
 def test_an_slo_without_channels_says_so(tenant: Tenant) -> None:
-    incident = fire(tenant)
+    incident = fire_score_slo(tenant)
     page = login().get(f"/p/acme/incidents/{incident.pk}/").content.decode()
     assert rows(page, "channel-status")[1].startswith("This SLO notifies no channel.")
 
@@ -223,7 +206,7 @@ def test_an_slo_without_channels_says_so(tenant: Tenant) -> None:
 
 
 def test_the_incident_links_to_its_burn_rates_and_failing_traces_of_its_window(tenant: Tenant) -> None:
-    incident = fire(tenant)
+    incident = fire_score_slo(tenant)
     client = login()
     page = client.get(f"/p/acme/incidents/{incident.pk}/").content.decode()
     burn = html.unescape(re.search(r'href="([^"]*)">Burn rates over this window', page)[1])  # type: ignore[index]
@@ -279,9 +262,9 @@ def test_the_incident_list_is_a_dense_table_filtered_by_state_and_assignee(
     tenant: Tenant, django_assert_max_num_queries: Any
 ) -> None:
     member(tenant, "bob")
-    first = fire(tenant)
+    first = fire_score_slo(tenant)
     services.incident_resolve(incident_id=first.pk, user=tenant.user, now=at(20))
-    second = fire(tenant, name="Grounded answers again")
+    second = fire_score_slo(tenant, name="Grounded answers again")
     bob = first.slo.project.memberships.get(user__username="bob").user
     services.incident_assign(incident_id=second.pk, assignee=bob, user=tenant.user)
     client = login()
@@ -322,7 +305,7 @@ def test_the_incident_list_is_a_dense_table_filtered_by_state_and_assignee(
 def test_incident_page_queries_do_not_grow_with_its_timeline(
     tenant: Tenant, receiver: Receiver, django_assert_max_num_queries: Any
 ) -> None:
-    incident = fire(tenant, [webhook(tenant, receiver.url, "a"), webhook(tenant, receiver.url, "b")])
+    incident = fire_score_slo(tenant, [webhook(tenant, receiver.url, "a"), webhook(tenant, receiver.url, "b")])
     deliveries_dispatch(now=at(12))
     client = login()
     reset_queries()  # the capture counts by the query log, which stops growing at 9,000 entries

@@ -85,10 +85,21 @@ def _widget(annotation: Any, secret: bool) -> tuple[Widget, tuple[str, ...]]:
     return "json", ()
 
 
+# Words shown in capitals in a label made from a field name.
+_ACRONYMS = {"url": "URL", "api": "API", "json": "JSON", "usd": "USD", "id": "ID", "llm": "LLM", "pii": "PII"}
+
+
+def _label(name: str) -> str:
+    words = [_ACRONYMS.get(word, word) for word in name.split("_")]
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
+
+
 def field_specs(model: type[BaseModel], *, secret: Collection[str] = ()) -> list[FieldSpec]:
-    """The model's fields in declaration order, each with its input."""
+    """The model's fields, each with its input: the model's own fields in declaration order, then those it
+    inherits (a channel's URL before the severities every channel has)."""
+    own = set(vars(model).get("__annotations__", {}))
     specs = []
-    for name, info in model.model_fields.items():
+    for name, info in sorted(model.model_fields.items(), key=lambda item: item[0] not in own):
         annotation, nullable = _unwrap_optional(info.annotation)
         widget, choices = _widget(annotation, name in secret)
         required = info.is_required()
@@ -97,7 +108,7 @@ def field_specs(model: type[BaseModel], *, secret: Collection[str] = ()) -> list
         specs.append(
             FieldSpec(
                 name=name,
-                label=(info.title or name.replace("_", " ")).capitalize(),
+                label=info.title or _label(name),
                 help=info.description or "",
                 widget=widget,
                 required=required,
@@ -149,6 +160,14 @@ def default_text(spec: FieldSpec) -> str:
     return str(value)
 
 
+def _getlist(data: Mapping[str, Any], key: str) -> list[str]:
+    """Every value posted under ``key`` (a QueryDict holds several; a plain dict, from code, one or a list)."""
+    if isinstance(data, QueryDict):
+        return data.getlist(key)
+    value = data.get(key, [])
+    return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+
+
 class InputError(ValueError):
     """Inputs that cannot even be handed to the model (JSON text that does not parse), by field name."""
 
@@ -157,7 +176,7 @@ class InputError(ValueError):
         self.errors = errors
 
 
-def values_from_post(specs: list[FieldSpec], data: QueryDict, *, prefix: str) -> dict[str, Any]:
+def values_from_post(specs: list[FieldSpec], data: Mapping[str, Any], *, prefix: str) -> dict[str, Any]:
     """What the inputs say, for the model to validate: numbers and choices as typed (the model parses and
     bounds them, with its own messages); an empty number or choice is the default (omitted), or None when the
     field takes None; an empty secret is omitted (the caller keeps the stored one). Raises InputError for JSON text
@@ -170,7 +189,7 @@ def values_from_post(specs: list[FieldSpec], data: QueryDict, *, prefix: str) ->
             values[spec.name] = key in data
             continue
         if spec.widget == "choices":
-            values[spec.name] = data.getlist(key)
+            values[spec.name] = _getlist(data, key)
             continue
         raw = data.get(key, "")
         if spec.widget == "lines":
@@ -249,7 +268,7 @@ def bind(
     *,
     prefix: str,
     current: Mapping[str, Any] | None = None,
-    data: QueryDict | None = None,
+    data: Mapping[str, Any] | None = None,
     errors: Mapping[str, list[str]] | None = None,
     stored_secrets: Collection[str] = (),
 ) -> list[BoundField]:
@@ -262,7 +281,7 @@ def bind(
             if spec.widget == "checkbox":
                 value: Any = key in data
             elif spec.widget == "choices":
-                value = data.getlist(key)
+                value = _getlist(data, key)
             else:
                 value = "" if spec.widget == "password" else data.get(key, "")
         else:

@@ -105,6 +105,7 @@ def test_channel_settings_by_type_with_a_kept_secret(page: Page, live_server: An
     expect(page.locator("input[name=webhook-secret]")).to_have_value("")
     expect(page.locator("input[name=webhook-secret]")).to_have_attribute("placeholder", "stored: leave empty to keep")
     assert SECRET not in page.content()
+    page.screenshot(path=str(ARTIFACTS / "typed-channel-edit.png"), full_page=True)
     page.fill("input[name=webhook-url]", "https://hooks.example.com/y")
     page.click("button[value=fields]")
     expect(page).to_have_url(f"{live_server.url}/p/acme/channels/")

@@ -76,6 +76,7 @@ def test_evaluator_parameters_as_inputs_and_as_json(page: Page, live_server: Any
     expect(page.locator("#ev-grounding input[name=param-threshold]")).to_have_value("0.6")
     expect(page.locator("#ev-grounding input[name=param-flag_specifics]")).to_be_checked()
     page.screenshot(path=str(ARTIFACTS / "typed-evaluators.png"), full_page=True)
+    page.locator("#ev-judge").screenshot(path=str(ARTIFACTS / "typed-evaluator-judge.png"))
 
 
 def test_channel_settings_by_type_with_a_kept_secret(page: Page, live_server: Any, tenant: Tenant) -> None:

@@ -24,6 +24,7 @@ from slos.services import deliveries_dispatch
 from tests.conftest import PASSWORD, Tenant
 from tests.receiver import Receiver
 from tests.slo_data import at, create_slo, fire_score_slo
+from traces.models import Trace
 
 pytestmark = pytest.mark.django_db
 
@@ -322,3 +323,18 @@ def test_incident_page_queries_do_not_grow_with_its_timeline(
     with django_assert_max_num_queries(bound):
         page = client.get(f"/p/acme/incidents/{incident.pk}/").content.decode()
     assert page.count("note 1") == 6
+
+
+def test_a_threshold_score_slo_links_to_its_traces_worst_first(tenant: Tenant) -> None:
+    incident = fire_score_slo(tenant, comparator=">=", threshold="0.5")
+    client = login()
+    page = client.get(f"/p/acme/incidents/{incident.pk}/").content.decode()
+    link = html.unescape(re.search(r'href="([^"]*)">Traces in this window, worst first', page)[1])  # type: ignore[index]
+    listed = client.get(link)
+    assert listed.status_code == 200
+    body = listed.content.decode()
+    assert "Sorting by score needs" not in body
+    ids = re.findall(r'<tr [^>]*data-trace="([^"]+)"', body)
+    assert len(ids) == 9  # minutes 3-12: the opening rule's 10 minutes before it opened
+    failing = {t.trace_id for t in Trace.objects.filter(scores__value=0.1)}
+    assert set(ids[:3]) == failing  # the three failing answers (0.1) first

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.forms import BoundField
+from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
 from accounts import menus
@@ -18,6 +19,7 @@ from evals.models import Dataset, Probe, ProbeTargetKind
 from evals.probes import TARGETS
 from evals.probes.base import TEMPLATE_FIELDS
 from evals.probes.schedule import cron_problem
+from sre4ai_web.lib import typed_form
 
 
 def pydantic_message(exc: PydanticError) -> str:
@@ -29,6 +31,13 @@ def pydantic_message(exc: PydanticError) -> str:
 
 
 class EvaluatorConfigForm(forms.Form):
+    """One evaluator's setting. Its params come from one input per field of the evaluator's ``Params`` model
+    (``param-<field>``), or, with ``mode`` "json" (the "advanced" view), from the raw JSON box; both are validated by
+    that model, with its messages per field, and stored without the defaults. A post without ``mode`` that carries
+    ``params`` is the JSON view (how scripts and older pages post)."""
+
+    PREFIX = "param-"
+
     evaluator = forms.ChoiceField(choices=[(name, name) for name in REGISTRY], widget=forms.HiddenInput)
     enabled = forms.BooleanField(required=False)
     sampling_rate = forms.FloatField(min_value=0.0, max_value=1.0, initial=1.0,
@@ -36,7 +45,33 @@ class EvaluatorConfigForm(forms.Form):
     params = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
                              help_text="JSON object; empty means the evaluator's defaults.")  # fmt: skip
 
-    def clean_params(self) -> dict[str, Any]:
+    def __init__(self, *args: Any, current: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.current = current or {}
+        self.param_errors: dict[str, list[str]] = {}
+        self.mode = "fields"
+        if self.is_bound:
+            self.mode = self.data.get("mode") or ("json" if "params" in self.data else "fields")
+
+    @property
+    def params_model(self) -> type[BaseModel] | None:
+        name = self.data.get("evaluator") if self.is_bound else self.initial.get("evaluator")
+        return REGISTRY[name].Params if name in REGISTRY else None
+
+    def typed_fields(self) -> list[typed_form.BoundField]:
+        """The params as inputs: as submitted (with their errors) after a failed save of the typed view, else the
+        current values."""
+        model = self.params_model
+        if model is None:
+            return []
+        specs = typed_form.field_specs(model)
+        if self.is_bound and self.mode == "fields":
+            return typed_form.bind(specs, prefix=self.PREFIX, data=self.data, errors=self.param_errors)
+        return typed_form.bind(specs, prefix=self.PREFIX, current=typed_form.current_values(model, self.current))
+
+    def clean_params(self) -> dict[str, Any] | None:
+        if self.mode != "json":
+            return None
         text = (self.cleaned_data.get("params") or "").strip()
         if not text:
             return {}
@@ -50,12 +85,34 @@ class EvaluatorConfigForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        name, params = data.get("evaluator"), data.get("params")
-        if name in REGISTRY and isinstance(params, dict):
+        model = self.params_model
+        name = data.get("evaluator")
+        if model is None or name is None:
+            return data
+        if self.mode == "json":
+            params = data.get("params")
+            if params is None:
+                return data  # the JSON did not parse: said on the box
+        else:
             try:
-                REGISTRY[name].Params.model_validate(params)
-            except PydanticError as exc:
+                params = typed_form.values_from_post(typed_form.field_specs(model), self.data, prefix=self.PREFIX)
+            except typed_form.InputError as exc:
+                self.param_errors = exc.errors
+                self.add_error(None, f"Some {name} parameters are not valid: see the errors beside them.")
+                return data
+        try:
+            validated = model.model_validate(params)
+        except PydanticError as exc:
+            if self.mode == "json":
                 self.add_error("params", f"Invalid params for {name}: {pydantic_message(exc)}")
+            else:
+                self.param_errors = typed_form.field_errors(exc)
+                whole = self.param_errors.pop("", [])
+                self.add_error(
+                    None, f"Some {name} parameters are not valid: {' '.join(whole) or 'see the errors beside them.'}"
+                )
+            return data
+        data["params"] = typed_form.without_defaults(model, validated)
         return data
 
 

@@ -88,7 +88,9 @@ def evaluator_settings(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         if not can_edit:
             return HttpResponseForbidden("Only editors and admins can change evaluator settings.")
-        form = EvaluatorConfigForm(request.POST)
+        current = next((c.params for c in effective_configs(project=project, service=service)
+                        if c.evaluator.name == request.POST.get("evaluator")), {})  # fmt: skip
+        form = EvaluatorConfigForm(request.POST, current=current)
         if "reset" in request.POST and request.POST.get("evaluator"):
             evaluator_config_reset(project=project, service=service, evaluator=request.POST["evaluator"],
                                    actor=_user(request))  # fmt: skip
@@ -109,12 +111,12 @@ def evaluator_settings(request: HttpRequest, slug: str) -> HttpResponse:
         form = errors.get(name) or EvaluatorConfigForm(initial={
             "evaluator": name, "enabled": config.enabled, "sampling_rate": config.sampling_rate,
             "params": json.dumps(config.params, indent=1) if config.params else "",
-        })  # fmt: skip
-        schema = config.evaluator.Params.model_json_schema().get("properties", {})
-        rows.append({"config": config, "form": form, "param_names": sorted(schema)})
+        }, current=config.params)  # fmt: skip
+        rows.append({"config": config, "form": form, "fields": form.typed_fields()})
     return render(request, "evals/settings.html", {
-        "project": project, "can_edit": can_edit, "service": service, "services": services, "rows": rows,
-    })  # fmt: skip
+        "project": project, "can_edit": can_edit, "read_only": not can_edit, "service": service, "services": services,
+        "rows": rows,
+    }, status=400 if errors else 200)  # fmt: skip
 
 
 @login_required

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,6 +22,7 @@ from slos.models import SLO, Channel, Comparator, SliKind
 from slos.services import policy_json, rule_key
 from slos.transports import REGISTRY as TRANSPORTS
 from slos.transports import unseal_secrets
+from sre4ai_web.lib import typed_form
 from traces.selectors import trace_facets
 
 MAX_RULES = 10
@@ -282,15 +284,61 @@ class SloForm(forms.Form):
         }
 
 
+@dataclass
+class KindFields:
+    """One transport's settings as inputs, in its own fieldset of the channel form."""
+
+    kind: str
+    label: str
+    fields: list[typed_form.BoundField]
+
+
 class ChannelForm(forms.Form):
+    """A channel: its name, its type, and the settings of that type's ``Config`` model, either as one input per
+    field (``<kind>-<field>``; the page shows the chosen type's) or, with ``mode`` "json" (the "advanced" view), as a
+    JSON object; both are validated by the model, with its messages per field. Secrets are never shown back: left
+    empty, the stored one is kept. A post without ``mode`` that carries ``config`` is the JSON view."""
+
     name = forms.CharField(max_length=100)
-    kind = forms.ChoiceField(label="Type", choices=[(name, cls.label) for name, cls in TRANSPORTS.items()])
-    config = forms.JSONField(initial=dict, widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+    kind = forms.ChoiceField(label="Type", choices=[(name, cls.label) for name, cls in TRANSPORTS.items()],
+                             widget=forms.Select(attrs={"data-kind-switch": ""}))  # fmt: skip
+    config = forms.JSONField(required=False, initial=dict,
+                             widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
                              help_text="The settings of this channel type, as JSON (see the examples).")  # fmt: skip
 
     def __init__(self, *args: Any, project: Project, instance: Channel | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.project, self.instance = project, instance
+        self.config_errors: dict[str, list[str]] = {}
+        self.mode = "fields"
+        if self.is_bound:
+            self.mode = self.data.get("mode") or ("json" if "config" in self.data else "fields")
+
+    def kind_fieldsets(self) -> list[KindFields]:
+        """Every type's inputs: the submitted type's as posted (with their errors) after a failed typed save, the
+        channel's own type filled with its settings (secrets never), the others with their defaults."""
+        chosen = self.data.get("kind") if self.is_bound else None
+        sets = []
+        for kind, transport in TRANSPORTS.items():
+            specs = typed_form.field_specs(transport.Config, secret=transport.secret_fields)
+            prefix = f"{kind}-"
+            if self.is_bound and self.mode == "fields" and kind == chosen:
+                fields = typed_form.bind(specs, prefix=prefix, data=self.data, errors=self.config_errors,
+                                         stored_secrets=self._stored_secrets(kind))  # fmt: skip
+            else:
+                current: dict[str, Any] = {}
+                if self.instance is not None and self.instance.kind == kind:
+                    shown = {k: v for k, v in self.instance.config.items() if k not in transport.secret_fields}
+                    current = typed_form.current_values(transport.Config, shown)
+                fields = typed_form.bind(specs, prefix=prefix, current=current,
+                                         stored_secrets=self._stored_secrets(kind))  # fmt: skip
+            sets.append(KindFields(kind=kind, label=transport.label, fields=fields))
+        return sets
+
+    def _stored_secrets(self, kind: str) -> set[str]:
+        if self.instance is None or self.instance.kind != kind:
+            return set()
+        return {f for f in TRANSPORTS[kind].secret_fields if self.instance.config.get(f)}
 
     def clean_name(self) -> str:
         name: str = self.cleaned_data["name"].strip()
@@ -303,24 +351,44 @@ class ChannelForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        kind, config = data.get("kind"), data.get("config")
-        if kind in TRANSPORTS and config is not None:
+        kind = data.get("kind")
+        if kind not in TRANSPORTS:
+            return data
+        transport = TRANSPORTS[kind]
+        if self.mode == "json":
+            config = data.get("config")
+            if config is None:
+                if "config" not in self.errors:
+                    self.add_error("config", 'Give the settings as a JSON object, e.g. {"url": "https://…"}.')
+                return data
             if not isinstance(config, dict):
                 self.add_error("config", 'The settings must be a JSON object, e.g. {"url": "https://…"}.')
                 return data
-            if self.instance is not None and self.instance.kind == kind:
-                # Secrets are never shown back, so an edit that leaves one out keeps the stored value.
-                try:
-                    stored = unseal_secrets(kind, self.instance.config)
-                except ValueError:
-                    self.add_error(
-                        "config", "The stored secret cannot be decrypted (SECRET_KEY changed): enter it again."
-                    )
-                    return data
-                kept = {f: stored[f] for f in TRANSPORTS[kind].secret_fields if f in stored}
-                config = {**kept, **{k: v for k, v in config.items() if not (k in kept and v in ("", None))}}
+        else:
+            specs = typed_form.field_specs(transport.Config, secret=transport.secret_fields)
             try:
-                data["config"] = TRANSPORTS[kind].Config.model_validate(config).model_dump(mode="json")
-            except PydanticError as exc:
-                self.add_error("config", f"Invalid {TRANSPORTS[kind].label} settings: {pydantic_message(exc)}")
+                config = typed_form.values_from_post(specs, self.data, prefix=f"{kind}-")
+            except typed_form.InputError as exc:
+                self.config_errors = exc.errors
+                self.add_error(None, f"Some {transport.label} settings are not valid: see the errors beside them.")
+                return data
+        if self.instance is not None and self.instance.kind == kind:
+            # Secrets are never shown back, so an edit that leaves one out keeps the stored value.
+            try:
+                stored = unseal_secrets(kind, self.instance.config)
+            except ValueError:
+                self.add_error(None, "The stored secret cannot be decrypted (SECRET_KEY changed): enter it again.")
+                return data
+            kept = {f: stored[f] for f in transport.secret_fields if f in stored}
+            config = {**kept, **{k: v for k, v in config.items() if not (k in kept and v in ("", None))}}
+        try:
+            data["config"] = transport.Config.model_validate(config).model_dump(mode="json")
+        except PydanticError as exc:
+            if self.mode == "json":
+                self.add_error("config", f"Invalid {transport.label} settings: {pydantic_message(exc)}")
+            else:
+                self.config_errors = typed_form.field_errors(exc)
+                whole = self.config_errors.pop("", [])
+                self.add_error(None, f"Invalid {transport.label} settings: "
+                                     f"{' '.join(whole) or 'see the errors beside the fields.'}")  # fmt: skip
         return data

@@ -162,6 +162,10 @@ class Incident(models.Model):
     resolved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The project member handling it (set and cleared by editors; each change is on the timeline).
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_incidents"
+    )
 
     class Meta:
         ordering = ["-opened_at", "-id"]
@@ -183,6 +187,13 @@ class EventKind(models.TextChoices):
     ACKNOWLEDGED = "acknowledged", "Acknowledged"
     RESOLVED = "resolved", "Resolved"
     NOTE = "note", "Note"
+    ASSIGNED = "assigned", "Assigned"
+    UNASSIGNED = "unassigned", "Unassigned"
+
+
+# The events that change the incident's state: these are notified on the SLO's channels. Notes and assignments
+# are the team's own bookkeeping and only go on the timeline.
+NOTIFIED_KINDS = frozenset({EventKind.FIRED, EventKind.CLEARED, EventKind.ACKNOWLEDGED, EventKind.RESOLVED})
 
 
 class IncidentEvent(models.Model):
@@ -195,6 +206,10 @@ class IncidentEvent(models.Model):
     incident_status = models.CharField(max_length=12, choices=IncidentStatus.choices, blank=True)
     at = models.DateTimeField()
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # assigned: who was assigned; unassigned: who no longer is.
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     rule_key = models.CharField(max_length=100, blank=True)
     severity = models.CharField(max_length=10, blank=True)
     rule = models.CharField(max_length=200, blank=True)

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 
+from django.contrib.auth.models import User
 from django.db.models import F, Prefetch, QuerySet, Window
 from django.db.models.functions import Coalesce, RowNumber
 
@@ -18,16 +20,19 @@ from slos.burn import AlertRule
 from slos.models import (
     SLO,
     Channel,
+    Comparator,
     Delivery,
     DeliveryAttempt,
+    DeliveryStatus,
     EventKind,
     Incident,
     IncidentEvent,
     IncidentStatus,
     RuleState,
+    SliKind,
 )
 from slos.services import DAY, MINUTE, evaluation_minute, policy_rules, rule_key, sli_series, window_counts
-from slos.sli import SliDefinition
+from slos.sli import PROBE_SCORE, SliDefinition
 from traces.models import Trace
 
 
@@ -281,23 +286,70 @@ def slo_backtest(*, slo: SLO, now: datetime) -> list[tuple[burn.AlertInterval, d
 # --------------------------------------------------------------------------------------------------
 
 
-def incidents_for(*, project: Project, status: str = "") -> QuerySet[Incident]:
-    incidents = Incident.objects.filter(project=project).select_related("slo", "acknowledged_by", "resolved_by")
+ASSIGNEE_FILTERS = ("", "mine", "unassigned")  # or a member's username
+
+
+def incidents_for(
+    *, project: Project, status: str = "", assignee: str = "", user: User | None = None
+) -> QuerySet[Incident]:
+    """The project's incidents, newest first, by status ("unresolved", a status, or anything else: all) and by
+    assignee ("mine": ``user``'s, "unassigned", a username, or "": anyone's)."""
+    incidents = Incident.objects.filter(project=project).select_related(
+        "slo", "acknowledged_by", "resolved_by", "assignee"
+    )
     if status == "unresolved":
-        return incidents.exclude(status=IncidentStatus.RESOLVED)
-    if status in IncidentStatus.values:
-        return incidents.filter(status=status)
+        incidents = incidents.exclude(status=IncidentStatus.RESOLVED)
+    elif status in IncidentStatus.values:
+        incidents = incidents.filter(status=status)
+    if assignee == "mine":
+        incidents = incidents.filter(assignee=user)
+    elif assignee == "unassigned":
+        incidents = incidents.filter(assignee=None)
+    elif assignee:
+        incidents = incidents.filter(assignee__username=assignee)
     return incidents
+
+
+@dataclass
+class IncidentRow:
+    """One line of the incident list: the incident, how long it lasted (or has lasted), the budget it consumed."""
+
+    incident: Incident
+    duration: timedelta
+    consumed: Decimal | None
+
+
+def incident_rows(*, incidents: Sequence[Incident], now: datetime) -> list[IncidentRow]:
+    """Each incident with its duration and the budget it consumed (``incident_budget_consumed``): the open ones
+    against their SLO's budget now, summed for all of them in one window query."""
+    open_slos = {i.slo.pk: i.slo for i in incidents if i.status != IncidentStatus.RESOLVED}
+    end = evaluation_minute(now)
+    counts = window_counts(slos=list(open_slos.values()), end=end,
+                           windows=[slo.window_days * DAY for slo in open_slos.values()]) if open_slos else {}  # fmt: skip
+    rows = []
+    for incident in incidents:
+        slo = incident.slo
+        budget_now = None
+        if slo.pk in open_slos and (c := counts.get((slo.pk, slo.window_days * DAY))) is not None:
+            budget_now = burn.budget_remaining(c.good, c.total, slo.objective)
+        rows.append(
+            IncidentRow(
+                incident=incident,
+                duration=(incident.resolved_at or now) - incident.opened_at,
+                consumed=incident_budget_consumed(incident=incident, budget_now=budget_now),
+            )
+        )
+    return rows
 
 
 def incident_for(*, project: Project, incident_id: int) -> Incident | None:
     return (
         Incident.objects.filter(project=project, pk=incident_id)
-        .select_related("slo", "slo__project", "slo__owner", "acknowledged_by", "resolved_by")
+        .select_related("slo", "slo__project", "slo__owner", "acknowledged_by", "resolved_by", "assignee")
         .prefetch_related(
             Prefetch(
                 "events",
-                queryset=IncidentEvent.objects.select_related("author").prefetch_related(
+                queryset=IncidentEvent.objects.select_related("author", "assignee").prefetch_related(
                     Prefetch(
                         "deliveries",
                         queryset=Delivery.objects.select_related("channel").prefetch_related(
@@ -309,6 +361,97 @@ def incident_for(*, project: Project, incident_id: int) -> Incident | None:
         )
         .first()
     )
+
+
+def delivery_state(delivery: Delivery) -> str:
+    """sent, failed, skipped (not for this channel), retrying (failed, tried again later) or queued."""
+    if delivery.status == DeliveryStatus.PENDING:
+        return "retrying" if delivery.attempts else "queued"
+    return str(delivery.status)
+
+
+@dataclass
+class TimelineEntry:
+    """One line of "who did what": a timeline event, or a notification of one on a channel (placed at its last
+    attempt). ``opened``: the event is the rule firing that opened the incident."""
+
+    at: datetime
+    event: IncidentEvent
+    delivery: Delivery | None = None
+    opened: bool = False
+
+    @property
+    def state(self) -> str:
+        return delivery_state(self.delivery) if self.delivery else ""
+
+    @property
+    def last_attempt(self) -> DeliveryAttempt | None:
+        attempts = list(self.delivery.attempt_log.all()) if self.delivery else []
+        return attempts[-1] if attempts else None
+
+
+def incident_timeline(incident: Incident) -> list[TimelineEntry]:
+    """The incident's events and their notifications in time order (from ``incident_for``'s prefetch: no
+    query). A notification sits at its last attempt, or at its event while none was made; at equal times the
+    event comes before its notifications."""
+    keyed: list[tuple[tuple[datetime, int, int], TimelineEntry]] = []
+    opened = False
+    for event in incident.events.all():
+        first_fired = event.kind == EventKind.FIRED and not opened
+        opened = opened or first_fired
+        keyed.append(((event.at, 0, event.pk), TimelineEntry(at=event.at, event=event, opened=first_fired)))
+        for delivery in event.deliveries.all():
+            attempts = list(delivery.attempt_log.all())
+            at = attempts[-1].at if attempts else event.at
+            keyed.append(((at, 1, delivery.pk), TimelineEntry(at=at, event=event, delivery=delivery)))
+    keyed.sort(key=lambda pair: pair[0])
+    return [entry for _, entry in keyed]
+
+
+@dataclass
+class ChannelStatus:
+    """Where the incident's notifications stand on one channel: the one it is on (``latest``: its oldest pending
+    one, else its newest), how the others went, and the newest failed attempt of any of them."""
+
+    channel: Channel
+    latest: Delivery | None = None
+    latest_event: IncidentEvent | None = None
+    sent: int = 0
+    failed: int = 0
+    pending: int = 0
+    last_failure: DeliveryAttempt | None = None
+
+    @property
+    def state(self) -> str:
+        return delivery_state(self.latest) if self.latest else "none"
+
+    @property
+    def last_attempt(self) -> DeliveryAttempt | None:
+        attempts = list(self.latest.attempt_log.all()) if self.latest else []
+        return attempts[-1] if attempts else None
+
+
+def incident_channel_status(*, incident: Incident, channels: Sequence[Channel]) -> list[ChannelStatus]:
+    """Per channel (the SLO's now, and any that was notified of this incident), by name: from ``incident_for``'s
+    prefetch plus the given channels, no query."""
+    by_channel = {c.pk: ChannelStatus(channel=c) for c in channels}
+    for event in incident.events.all():  # oldest first: the last one seen is the newest
+        for delivery in event.deliveries.all():
+            status = by_channel.setdefault(delivery.channel_id, ChannelStatus(channel=delivery.channel))
+            # A channel hears an incident's changes in order: its oldest pending notification is what it is doing
+            # now (a retry holds back the later ones), else its newest one says how the last went.
+            if status.latest is None or status.latest.status != DeliveryStatus.PENDING:
+                status.latest, status.latest_event = delivery, event
+            if delivery.status == DeliveryStatus.SENT:
+                status.sent += 1
+            elif delivery.status == DeliveryStatus.FAILED:
+                status.failed += 1
+            elif delivery.status == DeliveryStatus.PENDING:
+                status.pending += 1
+            for attempt in delivery.attempt_log.all():
+                if not attempt.ok and (status.last_failure is None or attempt.at >= status.last_failure.at):
+                    status.last_failure = attempt
+    return sorted(by_channel.values(), key=lambda s: s.channel.name)
 
 
 @dataclass
@@ -422,3 +565,39 @@ def channel_deliveries(*, channels: Sequence[Channel], limit: int = 10) -> dict[
     for delivery in rows:
         by_channel[delivery.channel_id].append(delivery)
     return by_channel
+
+
+def failing_traces_query(*, slo: SLO, since: datetime | None, until: datetime | None) -> tuple[str, bool]:
+    """The trace list's query string for the SLO's bad events between ``since`` and ``until``, and whether it
+    narrows to them (True) or can only show the slice's traces worst first (False). Its filters are the trace
+    list's: a failed score (the evaluator's own verdict), errors, the latency or cost floor; a score compared with a
+    threshold has no filter there, so the list is sorted by that score, worst first. Safety SLIs (any of six checks)
+    show the slice."""
+    params: dict[str, str] = {"service": slo.service}
+    for key, value in (("environment", slo.environment), ("name", slo.route), ("model", slo.model)):
+        if value:
+            params[key] = value
+    narrowed = True
+    if slo.sli_kind == SliKind.PROBE or (slo.sli_kind == SliKind.SCORE and slo.comparator == Comparator.PASS):
+        params["failing"] = PROBE_SCORE if slo.sli_kind == SliKind.PROBE else slo.evaluator
+    elif slo.sli_kind == SliKind.SCORE:
+        params["score"] = slo.evaluator
+        params["sort"] = "score" if slo.comparator in (Comparator.GE, Comparator.GT) else "-score"
+        narrowed = False
+    elif slo.sli_kind == SliKind.ERROR:
+        params["status"] = "error"
+    elif slo.sli_kind == SliKind.LATENCY and slo.threshold is not None:
+        params["min_duration_ms"] = format(slo.threshold.normalize(), "f")
+        params["sort"] = "-latency"
+        narrowed = False  # the list's floor includes a trace exactly at the limit, which is good
+    elif slo.sli_kind == SliKind.COST and slo.threshold is not None:
+        params["min_cost"] = format(slo.threshold.normalize(), "f")
+        params["sort"] = "-cost"
+        narrowed = False
+    else:
+        narrowed = False
+    if since is not None:
+        params["since"] = since.isoformat()
+    if until is not None:
+        params["until"] = until.isoformat()
+    return urlencode(params), narrowed

@@ -26,13 +26,14 @@ from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Project
+from accounts.models import Membership, Project
 from accounts.services import Actor, audit_record
 from rollups.services import HOUR, TRACE_FIELDS, floor_hour, floor_minute, trace_verdicts
 from slos import burn
 from slos.budgets import budget_alert_message
 from slos.burn import AlertRule
 from slos.models import (
+    NOTIFIED_KINDS,
     SLO,
     Channel,
     Delivery,
@@ -471,12 +472,13 @@ def slo_budget_remaining(*, slo: SLO, now: datetime) -> Decimal | None:
 def _event(incident: Incident, kind: str, now: datetime, **fields: Any) -> IncidentEvent:
     """A timeline entry; a state change also writes one outbox row per channel of the SLO, and the budget left
     at that moment, which every delivery of it reports."""
-    if kind != EventKind.NOTE:
+    notified = kind in NOTIFIED_KINDS
+    if notified:
         fields["budget_remaining"] = slo_budget_remaining(slo=incident.slo, now=now)
     event = IncidentEvent.objects.create(
         incident=incident, kind=kind, at=now, incident_status=incident.status, **fields
     )
-    if kind != EventKind.NOTE:
+    if notified:
         channels = list(incident.slo.channels.all())
         Delivery.objects.bulk_create([Delivery(event=event, channel=c, next_attempt_at=now) for c in channels])
         if channels:
@@ -484,6 +486,13 @@ def _event(incident: Incident, kind: str, now: datetime, **fields: Any) -> Incid
 
             transaction.on_commit(lambda: dispatch.delay())
     return event
+
+
+def _incident_audit(incident: Incident, user: User, action: str, **details: Any) -> None:
+    """People's incident actions go to the project's audit log too (the timeline is per incident; the log is
+    where an admin reviews who changed what across the project)."""
+    audit_record(project=incident.slo.project, actor=user, action=f"incident.{action}",
+                 target=f"#{incident.pk} {incident.slo.name}", details=details)  # fmt: skip
 
 
 def _incident_resolve(incident: Incident, user: User | None, now: datetime, text: str) -> None:
@@ -509,6 +518,7 @@ def incident_acknowledge(*, incident_id: int, user: User, now: datetime | None =
     incident.acknowledged_at, incident.acknowledged_by = now, user
     incident.save(update_fields=["status", "acknowledged_at", "acknowledged_by"])
     _event(incident, EventKind.ACKNOWLEDGED, now, author=user, severity=incident.severity)
+    _incident_audit(incident, user, "acknowledge")
     return incident
 
 
@@ -518,7 +528,38 @@ def incident_resolve(*, incident_id: int, user: User, note: str = "", now: datet
     if incident.status == IncidentStatus.RESOLVED:
         raise IncidentStateError("This incident is already resolved.")
     _incident_resolve(incident, user, now or timezone.now(), note)
+    _incident_audit(incident, user, "resolve")
     return incident
+
+
+class NotAMemberError(ValueError):
+    """The person to assign is not a member of the incident's project."""
+
+
+@transaction.atomic
+def incident_assign(
+    *, incident_id: int, assignee: User | None, user: User, now: datetime | None = None
+) -> IncidentEvent | None:
+    """Hand the incident to a project member (None: to nobody). Returns the timeline entry, or None when it was
+    already so (nothing changed, nothing recorded). A resolved incident can still be re-assigned: the follow-up
+    (post-mortem) has an owner too."""
+    incident = Incident.objects.select_for_update(of=("self",)).select_related("slo__project").get(pk=incident_id)
+    if assignee is not None and not Membership.objects.filter(project_id=incident.project_id, user=assignee).exists():
+        raise NotAMemberError(f"{assignee.username} is not a member of this project: only members can be assigned.")
+    previous = incident.assignee
+    if previous == assignee:
+        return None
+    incident.assignee = assignee
+    incident.save(update_fields=["assignee"])
+    now = now or timezone.now()
+    if assignee is None:
+        event = _event(incident, EventKind.UNASSIGNED, now, author=user, assignee=previous)
+        _incident_audit(incident, user, "unassign", previous=previous.username if previous else "")
+    else:
+        event = _event(incident, EventKind.ASSIGNED, now, author=user, assignee=assignee)
+        _incident_audit(incident, user, "assign", assignee=assignee.username,
+                        previous=previous.username if previous else "")  # fmt: skip
+    return event
 
 
 @transaction.atomic

@@ -3,7 +3,9 @@ define SLOs and handle incidents, admins manage channels (they hold secrets)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -12,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidde
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from accounts.models import Membership, Role
@@ -27,7 +30,8 @@ from slos.forms import (
     default_rule_rows,
     objective_text,
 )
-from slos.models import SLO, Channel, Comparator, IncidentStatus, SliKind
+from slos.incident_forms import IncidentAssignForm
+from slos.models import SLO, Channel, Comparator, Incident, IncidentStatus, SliKind
 from slos.selectors_triage import events_for
 from slos.transports import REGISTRY as TRANSPORTS
 from slos.triage import Event, Suspect, what_changed
@@ -127,6 +131,9 @@ def slo_detail(request: HttpRequest, slug: str, slo_id: int) -> HttpResponse:
     range_key = request.GET.get("range", "1d")
     if range_key not in selectors.RANGES:
         range_key = "1d"
+    zoom = _zoom(request, now)
+    if zoom is not None:  # a link from an incident: the smallest range that shows it, zoomed to it
+        range_key = next((k for k, (span, _, _) in selectors.RANGES.items() if now - zoom[0] <= span), "window")
     detail = selectors.slo_detail(slo=slo, now=now, range_key=range_key)
     backtest = selectors.slo_backtest(slo=slo, now=now) if request.GET.get("backtest") else None
     context = {
@@ -138,8 +145,28 @@ def slo_detail(request: HttpRequest, slug: str, slo_id: int) -> HttpResponse:
         "backtest": backtest,
         "can_edit": membership.allows(Role.EDITOR),
         "ranges": list(selectors.RANGES),
+        "zoom": zoom,
+        "traces_query": selectors.failing_traces_query(
+            slo=slo,
+            since=zoom[0] if zoom else (detail.times[0] if detail.times else None),
+            until=zoom[1] if zoom else (detail.times[-1] if detail.times else None),
+        )[0],
     }
     return render(request, "slos/detail.html", context)
+
+
+def _zoom(request: HttpRequest, now: datetime) -> tuple[datetime, datetime] | None:
+    """?since=…&until=… (ISO 8601) as a time range to zoom the charts to; None when absent or unreadable (the page
+    then shows its usual range rather than an error: the range is only a view)."""
+    try:
+        since = parse_datetime(request.GET.get("since", ""))
+        until = parse_datetime(request.GET.get("until", ""))
+    except ValueError:
+        return None
+    if since is None or until is None or since.tzinfo is None or until.tzinfo is None or since >= until:
+        return None
+    until = min(until, now)
+    return (since, until) if since < until else None
 
 
 @login_required
@@ -166,13 +193,22 @@ def slo_delete(request: HttpRequest, slug: str, slo_id: int) -> HttpResponse:
 @login_required
 def incident_list(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_for(user=request.user, slug=slug)
+    project = membership.project
     status = request.GET.get("status", "unresolved")
-    incidents = selectors.incidents_for(project=membership.project, status=status)[:200]
-    return render(
-        request,
-        "slos/incidents.html",
-        {"project": membership.project, "incidents": incidents, "status": status, "statuses": IncidentStatus},
+    assignee = request.GET.get("assignee", "")
+    incidents = list(
+        selectors.incidents_for(project=project, status=status, assignee=assignee, user=_user(request))[:200]
     )
+    members = list(Membership.objects.filter(project=project).select_related("user").order_by("user__username"))
+    context = {
+        "project": project,
+        "rows": selectors.incident_rows(incidents=incidents, now=timezone.now()),
+        "status": status,
+        "statuses": IncidentStatus,
+        "assignee": assignee,
+        "members": [m.user.username for m in members],
+    }
+    return render(request, "slos/incidents.html", context)
 
 
 @login_required
@@ -181,15 +217,27 @@ def incident_detail(request: HttpRequest, slug: str, incident_id: int) -> HttpRe
     incident = selectors.incident_for(project=membership.project, incident_id=incident_id)
     if incident is None:
         raise Http404("No such incident in this project.")
+    return _incident_page(request, membership, incident)
+
+
+def _incident_page(
+    request: HttpRequest, membership: Membership, incident: Incident, *, assign_form: IncidentAssignForm | None = None
+) -> HttpResponse:
+    """The triage page; with a bound ``assign_form`` that failed, shown again with its errors (400)."""
     now = timezone.now()
     window = selectors.incident_window(incident, now)
     events = selectors.incident_events(incident=incident, window=window)
-    project_id = membership.project.pk
-    current = events_for(project_id=project_id, trace_pks=events.bad + events.good, bad_pks=set(events.bad))
-    baseline = events_for(project_id=project_id, trace_pks=events.baseline, bad_pks=events.baseline_bad)
-    summary = selectors.slo_summaries(project=membership.project, now=now, slos=SLO.objects.filter(pk=incident.slo_id))
+    project = membership.project
+    current = events_for(project_id=project.pk, trace_pks=events.bad + events.good, bad_pks=set(events.bad))
+    baseline = events_for(project_id=project.pk, trace_pks=events.baseline, bad_pks=events.baseline_bad)
+    summary = selectors.slo_summaries(project=project, now=now, slos=SLO.objects.filter(pk=incident.slo_id))
+    traces_query, narrowed = selectors.failing_traces_query(slo=incident.slo, since=window.start, until=window.end)
+    burn_query = urlencode({"since": window.start.isoformat(), "until": window.end.isoformat()})
+    form = assign_form or IncidentAssignForm(
+        initial={"assignee": incident.assignee.username if incident.assignee else ""}, project=project
+    )
     context = {
-        "project": membership.project,
+        "project": project,
         "incident": incident,
         "slo": incident.slo,
         "summary": summary[0],
@@ -198,11 +246,22 @@ def incident_detail(request: HttpRequest, slug: str, incident_id: int) -> HttpRe
         "suspects": what_changed(current, baseline),
         "since_before": changes_since_baseline(current, baseline),
         "consumed": selectors.incident_budget_consumed(incident=incident, budget_now=summary[0].budget_remaining),
-        "timeline": list(incident.events.all()),
+        "timeline": selectors.incident_timeline(incident),
+        "channel_status": selectors.incident_channel_status(
+            incident=incident, channels=list(incident.slo.channels.all())
+        ),
+        "traces_query": traces_query,
+        "traces_narrowed": narrowed,
+        "burn_query": burn_query,
+        "assign_form": form,
         "can_edit": membership.allows(Role.EDITOR),
-        "share_url": request.build_absolute_uri(),
+        "share_url": request.build_absolute_uri(incident_url(project.slug, incident.pk)),
     }
-    return render(request, "slos/incident.html", context)
+    return render(request, "slos/incident.html", context, status=400 if assign_form is not None else 200)
+
+
+def incident_url(slug: str, incident_id: int) -> str:
+    return reverse("incident_detail", args=[slug, incident_id])
 
 
 def changes_since_baseline(current: list[Event], baseline: list[Event]) -> list[Suspect]:
@@ -217,26 +276,37 @@ def changes_since_baseline(current: list[Event], baseline: list[Event]) -> list[
 @require_POST
 def incident_action(request: HttpRequest, slug: str, incident_id: int) -> HttpResponse:
     membership = membership_for(user=request.user, slug=slug)
-    if denied := _require(membership, Role.EDITOR, "acknowledge, resolve or annotate incidents"):
+    if denied := _require(membership, Role.EDITOR, "acknowledge, assign, resolve or annotate incidents"):
         return denied
     incident = selectors.incident_for(project=membership.project, incident_id=incident_id)
     if incident is None:
         raise Http404("No such incident in this project.")
     action, note = request.POST.get("action", ""), request.POST.get("note", "").strip()
+    user = _user(request)
     try:
         if action == "acknowledge":
-            services.incident_acknowledge(incident_id=incident.pk, user=_user(request))
+            services.incident_acknowledge(incident_id=incident.pk, user=user)
             if note:  # written in the box before acknowledging: keep it
-                services.incident_note(incident_id=incident.pk, user=_user(request), text=note[:5000])
+                services.incident_note(incident_id=incident.pk, user=user, text=note[:5000])
+        elif action == "assign":
+            form = IncidentAssignForm(request.POST, project=membership.project)
+            if not form.is_valid():
+                return _incident_page(request, membership, incident, assign_form=form)
+            assignee = form.cleaned_data["assignee"]
+            try:
+                services.incident_assign(incident_id=incident.pk, assignee=assignee, user=user)
+            except services.NotAMemberError as exc:  # left the project since the page was shown
+                form.add_error("assignee", str(exc))
+                return _incident_page(request, membership, incident, assign_form=form)
         elif action == "resolve":
-            services.incident_resolve(incident_id=incident.pk, user=_user(request), note=note[:5000])
+            services.incident_resolve(incident_id=incident.pk, user=user, note=note[:5000])
         elif action == "note":
             if not note:
                 messages.error(request, "Write the note first: it was empty.")
             else:
-                services.incident_note(incident_id=incident.pk, user=_user(request), text=note[:5000])
+                services.incident_note(incident_id=incident.pk, user=user, text=note[:5000])
         else:
-            return HttpResponse("Unknown action: use acknowledge, resolve or note.", status=400)
+            return HttpResponse("Unknown action: use acknowledge, assign, resolve or note.", status=400)
     except services.IncidentStateError as exc:
         messages.error(request, str(exc))
     return redirect("incident_detail", slug, incident.pk)

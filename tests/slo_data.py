@@ -14,8 +14,8 @@ from accounts.services import api_key_issue
 from evals.services import ExternalScore, score_record
 from rollups.services import dirty_process
 from slos.forms import SloForm
-from slos.models import SLO
-from slos.services import slo_save
+from slos.models import SLO, Channel, Incident
+from slos.services import sli_history_rebuild, slo_save, slos_evaluate
 from tests.conftest import Tenant
 from traces.models import Trace
 
@@ -112,3 +112,20 @@ def create_slo(project: Project, **fields: Any) -> SLO:
     form = SloForm(data, project=project, rules=rules)
     assert form.is_valid(), (form.errors, form.rule_errors)
     return slo_save(project=project, values=form.model_values(), channels=fields.get("channels", []))
+
+
+def fire_score_slo(tenant: Tenant, channels: list[Channel] | None = None, **slo: Any) -> Incident:
+    """A grounding SLO (90%, page when burn > 2 over 10m and 2m) whose rule fires at minute 12: 10 good answers in
+    minutes 0-9, then 3 failing ones in minutes 10-12."""
+    good = ingest(tenant, [make_trace(m) for m in range(10)])
+    for trace in good:
+        score(trace, "grounding", passed=True, value=0.9)
+    recompute()
+    fields = {"sli_kind": "score", "evaluator": "grounding", "comparator": "pass", **slo}
+    created = create_slo(tenant.project, channels=channels or [], **fields)
+    sli_history_rebuild(slo_id=created.pk, now=at(9))
+    for trace in ingest(tenant, [make_trace(m) for m in (10, 11, 12)]):
+        score(trace, "grounding", passed=False, value=0.1)
+    recompute()
+    assert slos_evaluate(now=at(12)).changes == 1
+    return Incident.objects.get(slo=created)

@@ -81,7 +81,7 @@ def test_settings_page_saves_validates_and_resets(client: Client, tenant: Tenant
         assert f'id="ev-{name}"' in page.content.decode()
     bad = client.post("/p/acme/evaluators/", {"evaluator": "tool_loop", "enabled": "on", "sampling_rate": "1",
                                               "params": '{"max_repeats": "many"}'})  # fmt: skip
-    assert bad.status_code == 200
+    assert bad.status_code == 400  # the page again, with the error beside the field
     assert "Invalid params for tool_loop" in bad.content.decode()
     assert not EvaluatorConfig.objects.exists()
     not_json = client.post("/p/acme/evaluators/", {"evaluator": "tool_loop", "sampling_rate": "2", "params": "{"})

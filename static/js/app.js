@@ -53,3 +53,19 @@ document.addEventListener("click", (event) => {
     select();
   }
 });
+
+// <select data-kind-switch> (the channel type): show only its form's <fieldset data-kind> of the chosen type. The
+// others are disabled too, so their inputs are neither sent nor checked; without script every fieldset shows and
+// the server reads the chosen type's.
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("select[data-kind-switch]").forEach((select) => {
+    const sets = select.form.querySelectorAll("fieldset[data-kind]");
+    const show = () => sets.forEach((set) => {
+      const chosen = set.dataset.kind === select.value;
+      set.hidden = !chosen;
+      set.disabled = !chosen;
+    });
+    select.addEventListener("change", show);
+    show();
+  });
+});

@@ -2,7 +2,7 @@
 // bucket; dragging across a time chart picks a time range. Where the page can re-render any range
 // (data-zoom="reload": the service page) the range becomes the page's since/until; otherwise (data-zoom="sync":
 // the SLO page, whose ranges are fixed) every chart zooms to it. Either way the links marked data-range-link
-// (trace lists) carry the range.
+// (trace lists) carry the range. A page opened with a range (data-since/data-until on the charts) starts zoomed to it.
 (function () {
   const figures = JSON.parse(document.getElementById("figures").textContent);
   const box = document.querySelector(".charts[data-zoom]");
@@ -53,4 +53,8 @@
       try { applyRange(el, utc(start), utc(end)); } finally { delete el.dataset.syncing; }
     });
   });
+  // Opened with a range to show (a link from an incident: data-since/data-until): zoom every chart to it.
+  if (box && box.dataset.since && box.dataset.until && charts.length) {
+    applyRange(null, new Date(box.dataset.since), new Date(box.dataset.until));
+  }
 })();

@@ -38,8 +38,8 @@ from evals.models import (
 from evals.otel_export import scores_export_after_commit
 from evals.probes.schedule import next_run_after
 from evals.selectors import EffectiveConfig, effective_configs, eval_item, traces_with_spans
-from rollups.services import minutes_mark_dirty
 from traces.models import Span, Trace
+from traces.services import minutes_mark_dirty
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from accounts.services import Actor, audit_record
-from rollups.services import HOUR, TRACE_FIELDS, floor_hour, floor_minute, trace_verdicts
+from evals.selectors import trace_verdicts
 from slos import burn
 from slos.budgets import budget_alert_message
 from slos.burn import AlertRule
@@ -50,10 +50,11 @@ from slos.sli import SliDefinition, Verdicts
 from slos.transports import REGISTRY, seal_secrets, unseal_secrets
 from slos.transports.base import AlertMessage, DeliveryError
 from sre4ai_web.lib.sql import EpochMinute
+from sre4ai_web.lib.timebuckets import HOUR, MINUTE, floor_hour, floor_minute
 from traces.models import Trace
+from traces.selectors import TRACE_ROW_FIELDS, TraceRow
 
 log = logging.getLogger(__name__)
-MINUTE = timedelta(minutes=1)
 DAY = 24 * 60  # minutes
 HISTORY_CHUNK = 5000
 # Advisory lock class (the two-key form; ingest's single-key locks are another key space) for a project's SLI hours.
@@ -162,7 +163,7 @@ def slo_delete(*, slo: SLO, actor: Actor = None) -> None:
 
 
 def _count(
-    definitions: Sequence[SliDefinition], traces: Iterable[Mapping[str, Any]], verdicts: Mapping[int, Verdicts]
+    definitions: Sequence[SliDefinition], traces: Iterable[TraceRow], verdicts: Mapping[int, Verdicts]
 ) -> dict[tuple[int, datetime], list[int]]:
     counts: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0])
     for trace in traces:
@@ -180,7 +181,7 @@ def sli_minutes_recompute(
     *,
     project_id: int,
     minutes: Sequence[datetime],
-    traces: Sequence[Mapping[str, Any]],
+    traces: Sequence[TraceRow],
     verdicts: Mapping[int, Verdicts],
 ) -> None:
     """Rollup hook: replace the SLI counts of these minutes for every SLO of the project."""
@@ -257,7 +258,7 @@ def sli_history_rebuild(*, slo_id: int, now: datetime | None = None) -> int:
         counts: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0])
         last_pk = 0
         while True:
-            chunk = list(traces.filter(pk__gt=last_pk).order_by("pk").values(*TRACE_FIELDS)[:HISTORY_CHUNK])
+            chunk = list(traces.filter(pk__gt=last_pk).order_by("pk").values(*TRACE_ROW_FIELDS)[:HISTORY_CHUNK])
             if not chunk:
                 break
             last_pk = chunk[-1]["pk"]

@@ -1,7 +1,7 @@
 """Whether a trace is a valid event of an SLO and, if so, whether it is good: one pure function shared by the
 per-minute counts, the history rebuild and the triage page's list of bad events.
 
-A trace is judged from the same per-trace summary the rollups read (rollups.services.TRACE_FIELDS) and its
+A trace is judged from the same per-trace summary the rollups read (traces.selectors.TraceRow) and its
 score verdicts (name → (passed, mean value), newest evaluator version only).
 """
 

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from evals.models import PendingEvaluation, Score, ScoreSource
-from rollups.models import DirtyBucket, Granularity, ScoreRollup
+from rollups.models import Granularity, ScoreRollup
 from rollups.services import dirty_process
 from slos.models import SliMinute
 from slos.services import sli_history_rebuild
@@ -31,7 +31,7 @@ from tests.slo_data import create_slo
 from tests.test_ingest_clients import RecordingLogExporter, hex_span_id, hex_trace_id, tracer_provider
 from traces.ingest.normalize import EvaluationRecord
 from traces.ingest.otlp import to_key_values
-from traces.models import Span
+from traces.models import DirtyBucket, Span
 
 EVALUATION = "gen_ai.evaluation.result"
 

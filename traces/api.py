@@ -33,7 +33,7 @@ from traces.ingest.gate import ingest_slot, rate_charge, rate_check
 from traces.ingest.limits import IngestError, IngestLimits
 from traces.models import RetrievedDocument, Span, SpanKind, Status, Trace
 from traces.selectors import InvalidCursor, trace_detail, trace_page
-from traces.services import evaluation_events_ingest, otlp_log_events_ingest, otlp_spans_ingest, spans_store
+from traces.services import evaluations_ingest, otlp_log_events_ingest, otlp_spans_ingest, spans_store
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def _handle_logs(api_key: ApiKey, body: bytes, fmt: str, limits: IngestLimits) -
     decoded = otlp.decode_logs(body, fmt, limits)
     rate_charge(api_key, len(decoded.events) + len(decoded.evaluations))
     otlp_log_events_ingest(project=api_key.project, events=decoded.events)
-    evaluation_events_ingest(project=api_key.project, evaluations=decoded.evaluations)
+    evaluations_ingest(project=api_key.project, evaluations=decoded.evaluations)
     payload, content_type = otlp.encode_response(otlp.logs_response(decoded.rejected), fmt)
     return HttpResponse(payload, content_type=content_type)
 

@@ -18,23 +18,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Field, JSONField, Q, TextField
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast
+from django.db.models import Field, JSONField
 from django.utils import timezone
 
 from accounts.models import Project
-from evals.models import PendingEvaluation, Score, ScoreSource
-from evals.services import score_key_app, scores_upsert
-from rollups.services import MAX_TOKENS_SUM, minutes_mark_dirty
 from sre4ai_web.celery import app as celery_app
+from sre4ai_web.lib.bounds import MAX_TOKENS_SUM
+from sre4ai_web.lib.timebuckets import floor_minute
 from traces.exchange import SpanFacts, answer_text, exchange_of
 from traces.ingest.normalize import (
-    RESPONSE_ID,
     SEARCH_TEXT_CHARS,
     EvaluationRecord,
     NestingTooDeep,
@@ -47,7 +43,7 @@ from traces.ingest.normalize import (
 )
 from traces.ingest.otlp import LogEvent
 from traces.ingest.redact import redact_json, redact_records
-from traces.models import FollowupOutbox, PendingLogEvent, RetrievedDocument, Span, Trace
+from traces.models import DirtyBucket, FollowupOutbox, PendingLogEvent, RetrievedDocument, Span, Trace
 
 logger = logging.getLogger(__name__)
 MAX_TRACE_COST = Decimal(10**10)
@@ -158,6 +154,42 @@ SUMMARY_FIELDS = [
 ]
 
 
+def minutes_mark_dirty(*, project_id: int, moments: Iterable[datetime]) -> None:
+    """Record that the minutes holding these moments changed (idempotent, cheap): the rollups and SLIs of those
+    minutes are recomputed from raw rows by the rollup beat."""
+    minutes = {floor_minute(m) for m in moments}
+    if minutes:
+        DirtyBucket.objects.bulk_create(
+            [DirtyBucket(project_id=project_id, minute=m) for m in sorted(minutes)], ignore_conflicts=True
+        )
+
+
+class SpansStored(Protocol):
+    def __call__(self, *, project: Project, records: Sequence[SpanRecord]) -> None: ...
+
+
+class EvaluationsReceived(Protocol):
+    def __call__(self, *, project: Project, evaluations: Sequence[EvaluationRecord]) -> object: ...
+
+
+@dataclass(frozen=True)
+class IngestListener:
+    """What a layer above traces does with ingest, inside the ingest's transaction: ``spans_stored`` runs after
+    the spans are written, with their trace locks held; ``evaluations_received`` takes the decoded
+    gen_ai.evaluation.result events (evals registers both, for app scores, in EvalsConfig.ready)."""
+
+    spans_stored: SpansStored
+    evaluations_received: EvaluationsReceived
+
+
+INGEST_LISTENERS: list[IngestListener] = []
+
+
+def on_ingest(listener: IngestListener) -> None:
+    if listener not in INGEST_LISTENERS:
+        INGEST_LISTENERS.append(listener)
+
+
 @dataclass
 class StoreResult:
     trace_pks: list[int] = field(default_factory=list)
@@ -165,13 +197,14 @@ class StoreResult:
     rejected: list[str] = field(default_factory=list)  # spans not stored, each with the reason
 
 
-def _lock_traces(project: Project, trace_ids: Iterable[str]) -> None:
-    """Serialise writers of the same trace until commit (PostgreSQL; SQLite writers are serial anyway)."""
+def traces_lock(*, project: Project, keys: Iterable[str]) -> None:
+    """Serialise writers of the same traces (``keys``: trace ids, or other names in the same key space) until
+    commit. PostgreSQL; SQLite writers are serial anyway."""
     if connection.vendor != "postgresql":
         return
-    keys = sorted({zlib.crc32(f"{project.pk}:{t}".encode()) - 2**31 for t in trace_ids})
+    numbers = sorted({zlib.crc32(f"{project.pk}:{t}".encode()) - 2**31 for t in keys})
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", [keys])
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", [numbers])
 
 
 @dataclass(frozen=True)
@@ -535,7 +568,8 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
             unique_fields=["project", "trace_id"],
             update_fields=TRACE_UPDATE_FIELDS,
         )
-    _pending_evaluations_apply(project, unique.values())
+    for listener in INGEST_LISTENERS:
+        listener.spans_stored(project=project, records=list(unique.values()))
     # The rollup buckets of these traces changed, including the one a trace left when an earlier span arrived.
     minutes_mark_dirty(
         project_id=project.pk,
@@ -638,7 +672,7 @@ def otlp_spans_ingest(
             rejected.append(f"span {span.name[:200]!r}: {nested_json_field(span)}: {exc}")
     result = _store(project, records, prefetched)
     result.rejected = rejected
-    evaluation_events_ingest(project=project, evaluations=evaluations)
+    evaluations_ingest(project=project, evaluations=evaluations)
     return result
 
 
@@ -673,7 +707,7 @@ def otlp_log_events_ingest(*, project: Project, events: Sequence[LogEvent]) -> i
     """Keep gen_ai log events for their spans and re-normalise the spans already stored."""
     if not events:
         return 0
-    _lock_traces(project, {e.trace_id for e in events})
+    traces_lock(project=project, keys={e.trace_id for e in events})
     PendingLogEvent.objects.bulk_create(
         [
             PendingLogEvent(
@@ -704,139 +738,8 @@ def otlp_log_events_ingest(*, project: Project, events: Sequence[LogEvent]) -> i
     return len(events)
 
 
-# --- gen_ai.evaluation.result events → scores (source "app") ----------------------------------------------------
-# An app's own verdict on a span arrives as a log record (/v1/logs) or as a span event (/v1/traces). The evaluated
-# span is the one whose ids the event carries, or, when it carries none, the span whose gen_ai.response.id it names.
-# An event whose span is not stored yet waits as a PendingEvaluation and is applied by the ingest that stores it
-# (_store), under the same per-trace lock (and a per-response-id lock), so either arrival order gives one score.
-
-
-def _response_lock_names(response_ids: Iterable[str]) -> list[str]:
-    # Taken after the trace locks by every writer, in sorted order: no two writers wait on each other in a cycle.
-    return [f"response:{r}" for r in response_ids]
-
-
-def _spans_evaluated(
-    project: Project, evaluations: Sequence[EvaluationRecord]
-) -> tuple[dict[tuple[str, str], Span], dict[str, Span]]:
-    """The stored spans the evaluations name: by (trace id, span id), and by response id."""
-    keys = {(e.trace_id, e.span_id) for e in evaluations if e.span_id}
-    response_ids = {e.response_id for e in evaluations if not e.span_id}
-    # Only what a score row copies: a span's texts and raw attributes can be large.
-    spans = Span.objects.select_related("trace").only(
-        "span_id", "trace__project_id", "trace__trace_id", "trace__service", "trace__start_time"
-    )
-    by_ids: dict[tuple[str, str], Span] = {}
-    if keys:
-        candidates = spans.filter(
-            project=project, trace__trace_id__in={t for t, _ in keys}, span_id__in={s for _, s in keys}
-        )
-        by_ids = {(s.trace.trace_id, s.span_id): s for s in candidates if (s.trace.trace_id, s.span_id) in keys}
-    by_response: dict[str, Span] = {}
-    if response_ids:
-        response_id: KeyTextTransform | Cast = KeyTextTransform(RESPONSE_ID, "attributes")
-        if connection.vendor != "postgresql":  # SQLite would read the ids compared with as JSON ("malformed JSON")
-            response_id = Cast(response_id, TextField())
-        candidates = (
-            spans.annotate(response_id=response_id)
-            .filter(project=project, attributes__has_key=RESPONSE_ID, response_id__in=response_ids)
-            .order_by("pk")
-        )
-        for span in candidates:
-            by_response.setdefault(span.response_id, span)  # the same id on two spans: the first stored
-    return by_ids, by_response
-
-
-def _app_score(span: Span, evaluation: EvaluationRecord, now: datetime) -> Score:
-    trace = span.trace
-    return Score(
-        project_id=trace.project_id,
-        trace=trace,
-        span=span,
-        key=score_key_app(trace.pk, span.span_id, evaluation.name),
-        service=trace.service,
-        trace_start=trace.start_time,
-        name=evaluation.name,
-        value=evaluation.value,
-        label=evaluation.label,
-        passed=evaluation.passed,
-        explanation=evaluation.explanation,
-        evidence={"error.type": evaluation.error_type} if evaluation.error_type else {},
-        evaluator=evaluation.name,
-        source=ScoreSource.APP,
-        updated_at=now,
-    )
-
-
-def _evaluations_attach(project: Project, evaluations: Sequence[EvaluationRecord]) -> list[EvaluationRecord]:
-    """Score the evaluations whose span is stored; returns the others. The caller holds the locks."""
-    by_ids, by_response = _spans_evaluated(project, evaluations)
-    now = timezone.now()
-    scores: dict[str, Score] = {}
-    waiting: list[EvaluationRecord] = []
-    for evaluation in evaluations:
-        span = by_ids.get((evaluation.trace_id, evaluation.span_id)) if evaluation.span_id else None
-        span = span or (by_response.get(evaluation.response_id) if not evaluation.span_id else None)
-        if span is None:
-            waiting.append(evaluation)
-            continue
-        score = _app_score(span, evaluation, now)
-        scores[score.key] = score  # the same evaluation twice in one batch: the last one wins
-    if scores:
-        scores_upsert(list(scores.values()))
-        minutes_mark_dirty(project_id=project.pk, moments=[s.trace_start for s in scores.values() if s.trace_start])
-    return waiting
-
-
-def evaluation_events_ingest(*, project: Project, evaluations: Sequence[EvaluationRecord]) -> int:
-    """Score each evaluation on its span, or keep it until that span arrives. Idempotent: a re-send replaces."""
-    if not evaluations:
-        return 0  # no transaction (nor savepoint, inside the span ingest's) for the common batch without any
-    trace_ids = {e.trace_id for e in evaluations if e.span_id}
-    response_ids = {e.response_id for e in evaluations if not e.span_id}
-    with transaction.atomic():
-        if trace_ids:
-            _lock_traces(project, trace_ids)
-        if response_ids:
-            _lock_traces(project, _response_lock_names(response_ids))
-        waiting = _evaluations_attach(project, evaluations)
-        if waiting:
-            PendingEvaluation.objects.bulk_create(
-                [
-                    PendingEvaluation(
-                        project=project, trace_id=e.trace_id, span_id=e.span_id,
-                        response_id="" if e.span_id else e.response_id, name=e.name, value=e.value, label=e.label,
-                        explanation=e.explanation, error_type=e.error_type,
-                    )
-                    for e in waiting
-                ],
-                update_conflicts=True,
-                unique_fields=["project", "trace_id", "span_id", "response_id", "name"],
-                update_fields=["value", "label", "explanation", "error_type"],
-            )  # fmt: skip
-    return len(evaluations)
-
-
-def _pending_evaluations_apply(project: Project, records: Iterable[SpanRecord]) -> None:
-    """Within the span ingest's transaction (trace locks held): score the kept evaluations of the stored spans."""
-    keys = {(r.trace_id, r.span_id) for r in records}
-    response_ids = {r.attributes[RESPONSE_ID] for r in records if isinstance(r.attributes.get(RESPONSE_ID), str)} - {""}
-    if response_ids:
-        _lock_traces(project, _response_lock_names(response_ids))
-    condition = Q(trace_id__in={t for t, _ in keys})
-    if response_ids:
-        condition |= Q(trace_id="", response_id__in=response_ids)
-    pending = [
-        p
-        for p in PendingEvaluation.objects.filter(condition, project=project)
-        if (p.trace_id, p.span_id) in keys or p.response_id in response_ids
-    ]
-    if not pending:
-        return
-    evaluations = [
-        EvaluationRecord(p.trace_id, p.span_id, p.response_id, p.name, p.value, p.label, p.explanation, p.error_type)
-        for p in pending
-    ]
-    waiting = {id(e) for e in _evaluations_attach(project, evaluations)}
-    applied = [p.pk for p, e in zip(pending, evaluations, strict=True) if id(e) not in waiting]
-    PendingEvaluation.objects.filter(pk__in=applied).delete()
+def evaluations_ingest(*, project: Project, evaluations: Sequence[EvaluationRecord]) -> None:
+    """The decoded gen_ai.evaluation.result events of a request, handed to the listeners (evals scores them)."""
+    if evaluations:
+        for listener in INGEST_LISTENERS:
+            listener.evaluations_received(project=project, evaluations=evaluations)

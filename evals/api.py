@@ -11,8 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Scope
-from evals.models import SCORE_VALUE_LIMIT, Score, ScoreSource, score_value_in_range
+from evals.models import Score, ScoreSource, score_value_in_range
 from evals.services import ExternalScore, score_record
+from sre4ai_web.lib.bounds import SCORE_VALUE_LIMIT
 from traces.models import Span, Trace
 
 

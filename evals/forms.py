@@ -17,14 +17,7 @@ from evals.models import Dataset, Probe, ProbeTargetKind
 from evals.probes import TARGETS
 from evals.probes.base import TEMPLATE_FIELDS
 from evals.probes.schedule import cron_problem
-
-
-def pydantic_message(exc: PydanticError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
-    return "; ".join(parts)
+from sre4ai_web.lib.validation import pydantic_message
 
 
 class EvaluatorConfigForm(forms.Form):

@@ -7,6 +7,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from accounts.models import Project
 from evals.evaluators.registry import REGISTRY
+from sre4ai_web.lib.bounds import SCORE_VALUE_LIMIT
 from traces.models import Span, Trace
 
 
@@ -19,14 +20,10 @@ class ScoreSource(models.TextChoices):
     APP = "app", "App (OpenTelemetry)"
 
 
-# Score values are finite and within ±SCORE_VALUE_LIMIT (docs/security.md), so that sums over any window stay far
-# from float overflow. Every entry point checks it (API, Langfuse API, evaluator results); rollups skip any
-# older row outside it.
-SCORE_VALUE_LIMIT = 1e9
-
-
 def score_value_in_range(value: float) -> bool:
-    # False for NaN and ±inf too; an int too large for a float compares without converting.
+    """Within ±SCORE_VALUE_LIMIT: every entry point checks it (API, Langfuse API, evaluator results, app scores over
+    OTLP); rollups skip any older row outside it. False for NaN and ±inf too; an int too large for a float compares
+    without converting."""
     return abs(value) <= SCORE_VALUE_LIMIT
 
 

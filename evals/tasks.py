@@ -19,7 +19,7 @@ from evals import otel_export, services
 from evals.drift import runs as drift_runs
 from evals.evaluators.base import EvaluatorError
 from evals.probes import runs as probe_runs
-from rollups.models import Granularity, TrafficRollup
+from traces.selectors import services_with_traces
 
 TRANSIENT = (OperationalError,)
 logger = logging.getLogger(__name__)
@@ -86,11 +86,7 @@ def drift_run(self: Task[Any, Any], run_id: int) -> None:
 def drift_schedule() -> int:
     """Beat: one drift run per service that had traffic in the last 24 hours."""
     since = timezone.now() - timedelta(hours=24)
-    pairs = set(
-        TrafficRollup.objects.filter(granularity=Granularity.HOUR, dimension="", bucket__gte=since).values_list(
-            "project_id", "service"
-        )
-    )
+    pairs = services_with_traces(project_ids=list(Project.objects.values_list("pk", flat=True)), since=since)
     for project_id, service in sorted(pairs):
         run = drift_runs.drift_run_create(project=Project.objects.get(pk=project_id), service=service)
         drift_run.apply_async((run.pk,))

@@ -23,7 +23,7 @@ from evals.selectors import Verdict, trace_verdicts
 from evals.signals import safety_flagged
 from rollups.histogram import bucket_of
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
-from sre4ai_web.lib.bounds import MAX_TOKENS_SUM
+from sre4ai_web.lib.bounds import MAX_COST, MAX_TOKENS_SUM
 from sre4ai_web.lib.timebuckets import HOUR, MINUTE, floor_hour, floor_minute
 from traces.models import DirtyBucket, Trace
 from traces.selectors import TRACE_ROW_FIELDS, TraceRow, trace_prompts
@@ -31,9 +31,6 @@ from traces.selectors import TRACE_ROW_FIELDS, TraceRow, trace_prompts
 logger = logging.getLogger(__name__)
 # Sums saturate at what their columns hold (sre4ai_web.lib.bounds) instead of failing the write: inputs are bounded
 # per span, but a minute or an hour can add up any number of them.
-# Below numeric(20, 10)'s limit by a margin that a float keeps: SQLite stores decimals as REAL, and 9999999999.99…
-# reads back as 1e10, which no longer fits the column.
-MAX_COST_SUM = Decimal(9_000_000_000)
 CLAIM_BATCH = 500
 TRACE_CHUNK = 5000
 
@@ -83,7 +80,7 @@ class _Traffic:
             bucket=bucket, dimension=dimension, value=value, traces=self.traces, errors=self.errors,
             latency_hist=self.hist, latency_sum_ms=self.latency_sum,
             input_tokens=min(self.input_tokens, MAX_TOKENS_SUM), output_tokens=min(self.output_tokens, MAX_TOKENS_SUM),
-            cost=min(self.cost, MAX_COST_SUM), unpriced=self.unpriced,
+            cost=min(self.cost, MAX_COST), unpriced=self.unpriced,
             safety_judged=self.safety_judged, safety_flagged=self.safety_flagged,
         )  # fmt: skip
 

@@ -16,8 +16,9 @@ from evals.models import Score
 from evals.services import traces_score
 from rollups import services as rollup_services
 from rollups.models import ScoreRollup, TrafficRollup
-from rollups.services import MAX_COST_SUM, MINUTES_RECOMPUTED_HOOKS, dirty_process
+from rollups.services import MINUTES_RECOMPUTED_HOOKS, dirty_process
 from rollups.tasks import process_dirty
+from sre4ai_web.lib.bounds import MAX_COST
 from tests import otlp_build as ob
 from tests.conftest import Tenant
 from traces.models import DirtyBucket, Trace
@@ -89,7 +90,7 @@ def test_rollups_of_huge_stored_values_saturate_instead_of_failing(
     minute3 = TrafficRollup.objects.get(project=tenant.project, granularity="m", dimension="",
                                         bucket=HOUR + timedelta(minutes=3))  # fmt: skip
     assert minute3.traces == 2
-    assert minute3.cost == MAX_COST_SUM
+    assert minute3.cost == MAX_COST
     hour = ScoreRollup.objects.get(project=tenant.project, granularity="h", dimension="", name="legacy")
     assert (hour.total, hour.value_count, hour.value_sum) == (0, 0, 0.0)  # the out-of-range values are left out
     assert TrafficRollup.objects.filter(project=other_tenant.project, granularity="h").exists()

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from sre4ai_web.celery import app as celery_app
-from sre4ai_web.lib.bounds import MAX_TOKENS_SUM
+from sre4ai_web.lib.bounds import MAX_COST, MAX_TOKENS_SUM
 from sre4ai_web.lib.timebuckets import floor_minute
 from traces.exchange import SpanFacts, answer_text, exchange_of
 from traces.ingest.normalize import (
@@ -46,7 +46,6 @@ from traces.ingest.redact import redact_json, redact_records
 from traces.models import DirtyBucket, FollowupOutbox, PendingLogEvent, RetrievedDocument, Span, Trace
 
 logger = logging.getLogger(__name__)
-MAX_TRACE_COST = Decimal(10**10)
 # How long an outbox row is left to the request that wrote it before beat queues it itself.
 FOLLOWUP_GRACE = timedelta(seconds=30)
 REQUEUE_BATCH = 500
@@ -394,7 +393,7 @@ def _facts(span: dict[str, Any]) -> SpanFacts:
 
 def _capped(cost: Decimal) -> Decimal | None:
     """A sum of absurd reported costs that would overflow the column is unknown, not an error."""
-    return cost if cost < MAX_TRACE_COST else None
+    return cost if cost <= MAX_COST else None
 
 
 def _first_nonempty(values: Iterable[Any]) -> Any:

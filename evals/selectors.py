@@ -23,19 +23,19 @@ from traces.models import RetrievedDocument, Span, Trace
 
 # A trace's verdict on one score name: passed (every current row passed; None: no row gave a verdict) and the
 # mean value (None: no value).
-Verdict = tuple[bool | None, float | None]
+ScoreVerdict = tuple[bool | None, float | None]
 
 
-def trace_verdicts(trace_pks: Sequence[int], names: Iterable[str] | None = None) -> dict[int, dict[str, Verdict]]:
+def trace_verdicts(trace_pks: Sequence[int], names: Iterable[str] | None = None) -> dict[int, dict[str, ScoreVerdict]]:
     """Per trace and score name (only ``names`` when given), the verdict over the trace's current scores
     (Score.objects.current): what rollups, SLIs, canary cohorts and the triage page count."""
     scores = Score.objects.current().filter(AnyOf("trace_id", trace_pks))
     if names is not None:
         scores = scores.filter(name__in=sorted(names))
-    grouped: dict[int, dict[str, list[Verdict]]] = defaultdict(lambda: defaultdict(list))
+    grouped: dict[int, dict[str, list[ScoreVerdict]]] = defaultdict(lambda: defaultdict(list))
     for trace_id, name, passed, value in scores.values_list("trace_id", "name", "passed", "value"):
         grouped[trace_id][name].append((passed, value))
-    verdicts: dict[int, dict[str, Verdict]] = {}
+    verdicts: dict[int, dict[str, ScoreVerdict]] = {}
     for trace_id, by_name in grouped.items():
         verdicts[trace_id] = {}
         for name, judged in by_name.items():

@@ -38,6 +38,7 @@ from evals.otel_export import scores_export_after_commit
 from evals.probes.schedule import next_run_after
 from evals.selectors import EffectiveConfig, effective_configs, eval_item, traces_with_spans
 from sre4ai_web.lib.bounds import SCORE_VALUE_LIMIT
+from sre4ai_web.lib.queue import enqueue_on_commit
 from traces.models import Span, Trace
 from traces.services import minutes_mark_dirty
 
@@ -282,6 +283,16 @@ def eval_run_create(
     return run
 
 
+@transaction.atomic
+def eval_run_start(
+    *, project: Project, service: str, since: datetime, until: datetime, evaluators: list[str], user: User | None
+) -> EvalRun:
+    """A rescoring job run by the workers, a chunk per task (``manage.py rescore`` drives one itself instead)."""
+    run = eval_run_create(project=project, service=service, since=since, until=until, evaluators=evaluators, user=user)
+    enqueue_on_commit("evals.tasks.rescore_step", run.pk)
+    return run
+
+
 def eval_run_step(*, run_id: int, chunk: int = RESCORE_CHUNK) -> EvalRun:
     """Score the next chunk of a run. Safe to repeat: the cursor only moves after the chunk's scores commit."""
     run = EvalRun.objects.get(pk=run_id)
@@ -310,20 +321,6 @@ def eval_run_step(*, run_id: int, chunk: int = RESCORE_CHUNK) -> EvalRun:
     )
     run.refresh_from_db()
     return run
-
-
-def eval_run_cancel(*, run: EvalRun) -> EvalRun:
-    EvalRun.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
-        status=RunStatus.CANCELLED, finished_at=timezone.now()
-    )
-    run.refresh_from_db()
-    return run
-
-
-def eval_run_fail(*, run_id: int, error: str) -> None:
-    EvalRun.objects.filter(pk=run_id).exclude(status__in=[RunStatus.DONE, RunStatus.CANCELLED]).update(
-        status=RunStatus.FAILED, error=error[:2000], finished_at=timezone.now()
-    )
 
 
 def eval_run_drive(*, run: EvalRun, on_progress: Callable[[EvalRun], None] | None = None) -> EvalRun:

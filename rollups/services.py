@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 
 from evals.models import score_value_in_range
-from evals.selectors import Verdict, trace_verdicts
+from evals.selectors import ScoreVerdict, trace_verdicts
 from evals.signals import safety_flagged
 from rollups.histogram import bucket_of
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
@@ -42,7 +42,7 @@ class MinutesRecomputedHook(Protocol):
         project_id: int,
         minutes: Sequence[datetime],
         traces: Sequence[TraceRow],
-        verdicts: Mapping[int, Mapping[str, Verdict]],
+        verdicts: Mapping[int, Mapping[str, ScoreVerdict]],
     ) -> None: ...
 
 
@@ -127,7 +127,7 @@ def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
     wanted_set = set(wanted)
     traffic: dict[tuple[str, str, datetime, str, str], _Traffic] = defaultdict(_Traffic)
     judged: dict[tuple[str, str, datetime, str, str, str], _Judged] = defaultdict(_Judged)
-    all_verdicts: dict[int, dict[str, Verdict]] = {}
+    all_verdicts: dict[int, dict[str, ScoreVerdict]] = {}
     rows = Trace.objects.filter(project_id=project_id, start_time__gte=wanted[0], start_time__lt=wanted[-1] + MINUTE)
     traces: list[TraceRow] = [t for t in rows.values(*TRACE_ROW_FIELDS) if floor_minute(t["start_time"]) in wanted_set]
     for start in range(0, len(traces), TRACE_CHUNK):

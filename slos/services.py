@@ -49,6 +49,7 @@ from slos.models import (
 from slos.sli import SliDefinition, Verdicts
 from slos.transports import REGISTRY, seal_secrets, unseal_secrets
 from slos.transports.base import AlertMessage, DeliveryError
+from sre4ai_web.lib.queue import enqueue_on_commit
 from sre4ai_web.lib.sql import EpochMinute
 from sre4ai_web.lib.timebuckets import HOUR, MINUTE, floor_hour, floor_minute
 from traces.models import Trace
@@ -136,10 +137,7 @@ def slo_save(
     keys = {rule_key(rule) for rule in policy_rules(slo.policy)}
     RuleState.objects.filter(slo=slo).exclude(rule_key__in=keys).delete()
     if redefined:
-        from slos.tasks import sli_history  # tasks import this module
-
-        slo_id = slo.pk
-        transaction.on_commit(lambda: sli_history.delay(slo_id))
+        enqueue_on_commit("slos.tasks.sli_history", slo.pk)
     return slo
 
 
@@ -363,11 +361,9 @@ def _history_requeue(now: datetime) -> None:
     stale = SLO.objects.filter(history_ready_at__isnull=True, updated_at__lt=now - HISTORY_STALE)
     ids = list(stale.values_list("pk", flat=True))
     if ids:
-        from slos.tasks import sli_history  # tasks import this module
-
         SLO.objects.filter(pk__in=ids).update(updated_at=now)
         for slo_id in ids:
-            sli_history.delay(slo_id)
+            enqueue_on_commit("slos.tasks.sli_history", slo_id)
 
 
 @transaction.atomic
@@ -481,9 +477,7 @@ def _event(incident: Incident, kind: str, now: datetime, **fields: Any) -> Incid
         channels = list(incident.slo.channels.all())
         Delivery.objects.bulk_create([Delivery(event=event, channel=c, next_attempt_at=now) for c in channels])
         if channels:
-            from slos.tasks import dispatch  # tasks import this module
-
-            transaction.on_commit(lambda: dispatch.delay())
+            enqueue_on_commit("slos.tasks.dispatch")
     return event
 
 
@@ -738,9 +732,7 @@ def channel_test(*, channel: Channel, user: User, now: datetime | None = None) -
     in the channel's delivery log like any other. Raises ValueError when the channel's configuration is invalid."""
     REGISTRY[channel.kind].Config.model_validate(unseal_secrets(channel.kind, channel.config))
     delivery = Delivery.objects.create(channel=channel, requested_by=user, next_attempt_at=now or timezone.now())
-    from slos.tasks import dispatch  # tasks import this module
-
-    transaction.on_commit(lambda: dispatch.delay())
+    enqueue_on_commit("slos.tasks.dispatch")
     return delivery
 
 

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from evals.selectors import ScoreVerdict
 from evals.signals import SAFETY_CHECKS, safety_flagged
 from slos.models import SLO, Comparator, SliKind
 
 # Probe runs write one score with this name per item trace: passed = every configured evaluator passed.
 PROBE_SCORE = "probe"
 
-Verdicts = Mapping[str, tuple[bool | None, float | None]]
+Verdicts = Mapping[str, ScoreVerdict]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ only after the commit; what the broker did not take is enqueued later by beat.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -22,7 +21,6 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Field, JSONField
 from django.utils import timezone
 
 from accounts.models import Project
@@ -30,6 +28,7 @@ from sre4ai_web.celery import app as celery_app
 from sre4ai_web.lib.bounds import MAX_COST, MAX_TOKENS_SUM
 from sre4ai_web.lib.timebuckets import floor_minute
 from traces.exchange import SpanFacts, answer_text, exchange_of
+from traces.ingest.bulk import columns, rows_insert, rows_update, sequence
 from traces.ingest.normalize import (
     SEARCH_TEXT_CHARS,
     EvaluationRecord,
@@ -206,77 +205,12 @@ def traces_lock(*, project: Project, keys: Iterable[str]) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", [numbers])
 
 
-@dataclass(frozen=True)
-class _Column:
-    attname: str
-    column: str
-    is_json: bool
-    nullable: bool
-
-
-def _columns(model: type[Trace] | type[Span] | type[RetrievedDocument], names: Iterable[str]) -> list[_Column]:
-    fields = [model._meta.get_field(name) for name in names]
-    return [_Column(f.attname, str(f.column), isinstance(f, JSONField), f.null) for f in fields if isinstance(f, Field)]
-
-
-SPAN_COLUMNS = _columns(Span, ("id", "trace", "span_id", *SPAN_UPDATE_FIELDS))
-TRACE_COLUMNS = _columns(Trace, ("id", "project", "trace_id", *TRACE_UPDATE_FIELDS))
-DOCUMENT_COLUMNS = _columns(RetrievedDocument, ("span", "position", "document_id", "score", "content", "metadata"))
+SPAN_COLUMNS = columns(Span, ("id", "trace", "span_id", *SPAN_UPDATE_FIELDS))
+TRACE_COLUMNS = columns(Trace, ("id", "project", "trace_id", *TRACE_UPDATE_FIELDS))
+DOCUMENT_COLUMNS = columns(RetrievedDocument, ("span", "position", "document_id", "score", "content", "metadata"))
 # The column type rounds costs to 10 places: round them before summing so a trace's cost does not depend on
 # whether its spans were summed from this batch or read back from the table.
 COST_PLACES = Decimal("1e-10")
-
-
-# jsonb keeps no formatting, so the compact form; values come from decoded JSON or protobuf, which are trees, so the
-# circular-reference check is skipped. Both save ~15% of the encoding; empty values (most spans' events,
-# tool arguments, tags) skip the encoder call.
-_encode_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-
-
-def _json_text(value: Any) -> str:
-    if not value and isinstance(value, (list, dict)):
-        return "[]" if isinstance(value, list) else "{}"
-    return "null" if value is None else _encode_json(value)
-
-
-def _copy_rows(table: str, columns: list[_Column], rows: Iterable[dict[str, Any]]) -> None:
-    """PostgreSQL COPY: rows streamed in psycopg's C code, far cheaper than INSERT parameters built in Python."""
-    quote = connection.ops.quote_name
-    plain = [c.attname for c in columns if not c.is_json]
-    json_columns = [(c.attname, c.nullable) for c in columns if c.is_json]
-    order = ", ".join(
-        quote(c.column) for c in [*(c for c in columns if not c.is_json), *(c for c in columns if c.is_json)]
-    )
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({order}) FROM STDIN") as copy:
-        for row in rows:
-            values = [row[name] for name in plain]
-            for name, nullable in json_columns:
-                value = row[name]
-                values.append(None if value is None and nullable else _json_text(value))
-            copy.write_row(values)
-
-
-@functools.cache
-def _sequence(table: str) -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
-        return str(cursor.fetchone()[0])
-
-
-def _update_spans(rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL: re-sent spans, updated in place (same primary key) through a COPY into a temporary table."""
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(c.column) for c in SPAN_COLUMNS)
-    updates = ", ".join(f"{quote(c.column)} = u.{quote(c.column)}" for c in SPAN_COLUMNS if c.attname != "id")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS span_update ON COMMIT DELETE ROWS AS "  # noqa: S608 (model columns)
-            f"SELECT {columns} FROM {Span._meta.db_table} WITH NO DATA"
-        )
-        cursor.execute("TRUNCATE span_update")  # an earlier call in the same transaction left its rows
-    _copy_rows("span_update", SPAN_COLUMNS, rows)
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {Span._meta.db_table} s SET {updates} FROM span_update u WHERE s.id = u.id")  # noqa: S608
 
 
 @dataclass
@@ -334,7 +268,7 @@ def _lock_and_read(project: Project, keys: set[tuple[str, str]], *, log_events: 
     # Each trace id probes the unique (project, trace_id) index: "LIMIT 1" keeps the planner from flattening the
     # subquery into a join that, with stale or missing statistics (autovacuum off, a young table), scanned every
     # trace of the project per request: 20 ms at 26,000 traces.
-    span_columns = [quote(c.column) for c in _columns(Span, STORED_FIELDS)]
+    span_columns = [quote(c.column) for c in columns(Span, STORED_FIELDS)]
     statements.append(
         f"SELECT t.trace_id, t.id, t.start_time, {', '.join(f's.{c}' for c in span_columns)} "  # noqa: S608
         "FROM unnest(%s::text[]) AS k(trace_id) "
@@ -348,7 +282,7 @@ def _lock_and_read(project: Project, keys: set[tuple[str, str]], *, log_events: 
         "SELECT ARRAY(SELECT nextval(%s::regclass) FROM generate_series(1, %s)), "
         "ARRAY(SELECT nextval(%s::regclass) FROM generate_series(1, %s))"
     )
-    params += [_sequence(Trace._meta.db_table), len(trace_ids), _sequence(Span._meta.db_table), len(keys)]
+    params += [sequence(Trace._meta.db_table), len(trace_ids), sequence(Span._meta.db_table), len(keys)]
     events: dict[tuple[str, str], list[RawEvent]] = defaultdict(list)
     stored: dict[str, _StoredTrace] = {}
     tags = STORED_FIELDS.index("tags")
@@ -464,7 +398,7 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
 
     The stored spans of the batch's traces are read first, so each trace is summarised in Python from
     stored + batch spans and written once, and only spans that really are re-sent take the update path;
-    new rows (nearly all of them) are COPYed on PostgreSQL.
+    new rows (nearly all of them) are COPYed on PostgreSQL (traces.ingest.bulk).
     """
     if project.redact_pii:  # every path that stores spans passes here, so nothing is written unredacted
         records = redact_records(list(records))
@@ -514,31 +448,22 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
         t: {"project_id": project.pk, "trace_id": t, "updated_at": now, "search_text": "", **summaries[t]}
         for t in trace_ids
     }
-    trace_pk = {t: s.pk for t, s in stored.items()}
-    postgresql = connection.vendor == "postgresql"
-    if postgresql:
-        trace_pk.update(zip(new_traces, prefetched.trace_pks, strict=False))
+    if connection.vendor == "postgresql":  # new rows take the keys read from the sequences with the batch
+        for trace_id, pk in zip(new_traces, prefetched.trace_pks, strict=False):
+            trace_rows[trace_id]["id"] = pk
         for key, pk in zip(new_spans, prefetched.span_pks, strict=False):
             rows[key]["id"] = pk
-        for trace_id in new_traces:
-            trace_rows[trace_id]["id"] = trace_pk[trace_id]
-        _copy_rows(Trace._meta.db_table, TRACE_COLUMNS, [trace_rows[t] for t in new_traces])
-    else:
-        created_traces = Trace.objects.bulk_create([Trace(**trace_rows[t]) for t in new_traces])
-        trace_pk.update((t.trace_id, t.pk) for t in created_traces)
+    trace_pk = {t: s.pk for t, s in stored.items()}
+    trace_pk.update(
+        zip(new_traces, rows_insert(Trace, TRACE_COLUMNS, [trace_rows[t] for t in new_traces]), strict=True)
+    )
     for key, row in rows.items():
         row["trace_id"] = trace_pk[key[0]]
     for key, pk in resent.items():
         rows[key]["id"] = pk
-    if postgresql:
-        _copy_rows(Span._meta.db_table, SPAN_COLUMNS, [rows[key] for key in new_spans])
-        if resent:
-            _update_spans([rows[key] for key in resent])
-    else:
-        created_spans = Span.objects.bulk_create([Span(**rows[key]) for key in new_spans])
-        for key, created in zip(new_spans, created_spans, strict=True):
-            rows[key]["id"] = created.pk
-        Span.objects.bulk_update([Span(**rows[key]) for key in resent], SPAN_UPDATE_FIELDS)
+    for key, pk in zip(new_spans, rows_insert(Span, SPAN_COLUMNS, [rows[key] for key in new_spans]), strict=True):
+        rows[key]["id"] = pk
+    rows_update(Span, SPAN_COLUMNS, [rows[key] for key in resent])
 
     # Re-sent spans replace their documents; a new span has none to replace.
     if resent:
@@ -555,10 +480,7 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
         for key, record in unique.items()
         for d in record.documents
     ]
-    if documents and postgresql:
-        _copy_rows(RetrievedDocument._meta.db_table, DOCUMENT_COLUMNS, documents)
-    elif documents:
-        RetrievedDocument.objects.bulk_create([RetrievedDocument(**d) for d in documents])
+    rows_insert(RetrievedDocument, DOCUMENT_COLUMNS, documents)
 
     if stored:
         Trace.objects.bulk_create(

@@ -228,7 +228,7 @@ def _record_trace(
         "trace_id": probe_trace_id(run.pk, item.id), "name": probe.name[:500], "service": probe.service,
         "environment": probe.environment, "tags": [PROBE_TAG], "spans": [span],
     }]}  # fmt: skip
-    records, errors, _ = native.decode_batch(batch)
+    records, errors, _ = native.decode_batch(batch)  # an IngestError here is a bug too
     if errors:  # the probe's own fields are validated when it is saved; this is a bug, not bad input
         raise ValueError(f"probe trace rejected by the ingest schema: {errors[0]['error']}")
     stored = spans_store(project=probe.project, records=records)

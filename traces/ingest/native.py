@@ -24,7 +24,7 @@ from pydantic import (
 
 from sre4ai_web.lib.bounds import MAX_COST, MAX_TOKENS
 from sre4ai_web.lib.validation import pydantic_message
-from traces.ingest.limits import IngestLimits, too_deep
+from traces.ingest.limits import IngestError, IngestLimits, too_deep
 from traces.ingest.normalize import DocumentRecord, SpanRecord
 from traces.models import SpanKind
 
@@ -231,13 +231,15 @@ def _flatten(trace: TraceIn, trace_id: str) -> list[SpanRecord]:
 
 
 def decode_batch(document: Any) -> tuple[list[SpanRecord], list[dict[str, Any]], int]:
-    """Validated span records, per-trace errors ``[{index, error}]``, and the number of accepted traces."""
-    context = {"limits": IngestLimits.from_settings(), "now": datetime.now(tz=UTC)}
+    """Validated span records, per-trace errors ``[{index, error}]``, and the number of accepted traces. A body
+    that is not a batch, or holds more spans than a request may, raises IngestError (400, 413)."""
+    limits = IngestLimits.from_settings()
+    context = {"limits": limits, "now": datetime.now(tz=UTC)}
     document = _without_nul(document)
     try:
         batch = BatchIn.model_validate(document)
     except ValidationError as exc:
-        raise ValueError(pydantic_message(exc)) from exc
+        raise IngestError(400, f"Body does not match the batch schema: {pydantic_message(exc)}") from exc
     records: list[SpanRecord] = []
     errors: list[dict[str, Any]] = []
     accepted = 0
@@ -250,4 +252,6 @@ def decode_batch(document: Any) -> tuple[list[SpanRecord], list[dict[str, Any]],
         trace_id = trace.trace_id or _digest(item, 32)
         records.extend(_flatten(trace, trace_id))
         accepted += 1
+    if len(records) > limits.max_spans_per_request:
+        raise IngestError(413, f"{len(records)} spans in one request; the limit is {limits.max_spans_per_request}.")
     return records, errors, accepted

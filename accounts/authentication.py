@@ -129,3 +129,12 @@ class ProjectKeyScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "Project secret key (sk-sre-…). HTTP Basic public_key:secret_key is also accepted.",
         }
+
+
+# How an OpenTelemetry SDK sends a key (named alike in Settings & keys, the first-trace panel and the README).
+OTLP_HEADERS_VARIABLE = "OTEL_EXPORTER_OTLP_HEADERS"
+
+
+def otlp_headers_value(secret: str) -> str:
+    """The value of OTEL_EXPORTER_OTLP_HEADERS that sends ``secret``; the space of "Bearer <key>" URL-encoded."""
+    return f"Authorization=Bearer%20{secret}"

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.authentication import OTLP_HEADERS_VARIABLE, otlp_headers_value
 from accounts.forms import ApiKeyCreateForm, MemberAddForm, SecretSetForm
 from accounts.models import ApiKey, Role
 from accounts.selectors import (
@@ -29,7 +30,6 @@ from accounts.services import (
     user_sessions_revoke,
 )
 from traces.ingest.gate import ingest_quota
-from traces.onboarding import OTLP_HEADERS_VARIABLE, otlp_headers_value
 
 NEW_KEY_SESSION_KEY = "new_api_key"
 

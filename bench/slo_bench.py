@@ -392,10 +392,13 @@ def bench_recompute(project: Any, parking: Any, slos: list[Any], t0: datetime, r
     """minutes_recompute of two batches with 0, 10 and 50 SLOs in the project, interleaved; the hook alone."""
     from django.db import transaction
 
-    from rollups.services import TRACE_FIELDS, floor_minute, minutes_recompute, trace_verdicts
+    from evals.selectors import trace_verdicts
+    from rollups.services import minutes_recompute
     from slos.models import SLO
     from slos.services import sli_minutes_recompute
+    from sre4ai_web.lib.timebuckets import floor_minute
     from traces.models import Trace
+    from traces.selectors import TRACE_ROW_FIELDS
 
     support = [s.pk for s in slos[: len(SUPPORT_SLOS)]]
     others = [s.pk for s in slos[len(SUPPORT_SLOS) :]]
@@ -413,7 +416,7 @@ def bench_recompute(project: Any, parking: Any, slos: list[Any], t0: datetime, r
             t
             for t in Trace.objects.filter(
                 project=project, start_time__gte=minutes[0], start_time__lt=minutes[-1] + MINUTE
-            ).values(*TRACE_FIELDS)
+            ).values(*TRACE_ROW_FIELDS)
             if floor_minute(t["start_time"]) in wanted
         ]
         inputs[batch] = (minutes, traces, trace_verdicts([t["pk"] for t in traces]))
@@ -584,7 +587,7 @@ def explain_purge(now: datetime) -> str:
     """The plan of the tick's purge of old SLI minutes, with its real time."""
     from django.db import connection
 
-    from rollups.services import floor_minute
+    from sre4ai_web.lib.timebuckets import floor_minute
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -729,9 +732,10 @@ def main() -> None:
     from django.utils import timezone
 
     from accounts.services import api_key_issue, membership_set, project_create, user_create
-    from rollups.services import dirty_process, floor_minute
+    from rollups.services import dirty_process
     from slos.models import Channel, SliMinute
     from slos.services import sli_history_rebuild, sli_hours_refresh
+    from sre4ai_web.lib.timebuckets import floor_minute
 
     try:
         project = project_create(slug=SLUG)

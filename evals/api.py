@@ -11,8 +11,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Scope
-from evals.models import SCORE_VALUE_LIMIT, Score, ScoreSource, score_value_in_range
+from evals.models import Score, ScoreSource, score_value_in_range
 from evals.services import ExternalScore, score_record
+from sre4ai_web.lib.api_errors import ApiError
+from sre4ai_web.lib.bounds import SCORE_VALUE_LIMIT
 from traces.models import Span, Trace
 
 
@@ -67,18 +69,17 @@ class ScoreOut(serializers.ModelSerializer):
         return score.span.span_id if score.span else None
 
 
-def _target(request: Request, trace_id: str, span_id: str | None) -> tuple[Trace, Span | None] | Response:
+def _target(request: Request, trace_id: str, span_id: str | None) -> tuple[Trace, Span | None]:
     api_key = request.auth
     assert isinstance(api_key, ApiKey)
     trace = Trace.objects.filter(project=api_key.project, trace_id=trace_id.lower()).first()
     if trace is None:
-        return Response({"error": f"No trace {trace_id} in this project (yet): send the score after the trace."},
-                        status=404)  # fmt: skip
+        raise ApiError(404, f"No trace {trace_id} in this project (yet): send the score after the trace.")
     span = None
     if span_id:
         span = Span.objects.filter(trace=trace, span_id=span_id.lower()).first()
         if span is None:
-            return Response({"error": f"Trace {trace_id} has no span {span_id}."}, status=404)
+            raise ApiError(404, f"Trace {trace_id} has no span {span_id}.")
     return trace, span
 
 
@@ -90,12 +91,9 @@ class ScoresEndpoint(APIView):
     def post(self, request: Request) -> Response:
         data = ScoreIn(data=request.data)
         if not data.is_valid():
-            return Response({"error": "The score is not valid; see details.", "details": data.errors}, status=400)
+            raise ApiError(400, "The score is not valid; see details.", details=data.errors)
         fields = data.validated_data
-        target = _target(request, fields["trace_id"], fields.get("span_id"))
-        if isinstance(target, Response):
-            return target
-        trace, span = target
+        trace, span = _target(request, fields["trace_id"], fields.get("span_id"))
         score = score_record(
             score=ExternalScore(
                 trace=trace,
@@ -120,12 +118,9 @@ class LangfuseScoresEndpoint(APIView):
     def post(self, request: Request) -> Response:
         data = LangfuseScoreIn(data=request.data)
         if not data.is_valid():
-            return Response({"error": "The score is not valid; see details.", "details": data.errors}, status=400)
+            raise ApiError(400, "The score is not valid; see details.", details=data.errors)
         fields = data.validated_data
-        target = _target(request, fields["traceId"], fields.get("observationId"))
-        if isinstance(target, Response):
-            return target
-        trace, span = target
+        trace, span = _target(request, fields["traceId"], fields.get("observationId"))
         value, data_type = fields["value"], fields.get("dataType")
         numeric: float | None = None
         label = ""

@@ -20,14 +20,7 @@ from evals.probes import TARGETS
 from evals.probes.base import TEMPLATE_FIELDS
 from evals.probes.schedule import cron_problem
 from sre4ai_web.lib import typed_form
-
-
-def pydantic_message(exc: PydanticError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
-    return "; ".join(parts)
+from sre4ai_web.lib.validation import pydantic_message
 
 
 class EvaluatorConfigForm(forms.Form):

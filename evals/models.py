@@ -7,6 +7,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from accounts.models import Project
 from evals.evaluators.registry import REGISTRY
+from sre4ai_web.lib.bounds import SCORE_VALUE_LIMIT
 from traces.models import Span, Trace
 
 
@@ -19,14 +20,10 @@ class ScoreSource(models.TextChoices):
     APP = "app", "App (OpenTelemetry)"
 
 
-# Score values are finite and within ±SCORE_VALUE_LIMIT (docs/security.md), so that sums over any window stay far
-# from float overflow. Every entry point checks it (API, Langfuse API, evaluator results); rollups skip any
-# older row outside it.
-SCORE_VALUE_LIMIT = 1e9
-
-
 def score_value_in_range(value: float) -> bool:
-    # False for NaN and ±inf too; an int too large for a float compares without converting.
+    """Within ±SCORE_VALUE_LIMIT: every entry point checks it (API, Langfuse API, evaluator results, app scores over
+    OTLP); rollups skip any older row outside it. False for NaN and ±inf too; an int too large for a float compares
+    without converting."""
     return abs(value) <= SCORE_VALUE_LIMIT
 
 
@@ -135,7 +132,40 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class EvalRun(models.Model):
+class JobRun(models.Model):
+    """A background job's row (rescoring, drift and probe runs): the UI shows its state from here, and evals.jobs
+    fails, cancels and runs every kind the same way."""
+
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (RunStatus.DONE, RunStatus.CANCELLED, RunStatus.FAILED)
+
+
+class CountedJobRun(JobRun):
+    """A job over a known number of units (traces, dataset items), with its progress."""
+
+    total = models.IntegerField(default=0)
+    done = models.IntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.total == 0 and self.is_finished else int(100 * self.done / self.total) if self.total else 0
+
+
+class EvalRun(CountedJobRun):
     """A rescoring job over a service and time range: the row the UI and the CLI show progress from."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="eval_runs")
@@ -143,31 +173,15 @@ class EvalRun(models.Model):
     since = models.DateTimeField()
     until = models.DateTimeField()
     evaluators = models.JSONField(default=list, blank=True)
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    total = models.IntegerField(default=0)
-    done = models.IntegerField(default=0)
     failed = models.IntegerField(default=0)
     # Keyset position of the next chunk: a run resumes where it stopped if a worker dies.
     cursor = models.BigIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
 
-    @property
-    def percent(self) -> int:
-        return 100 if self.total == 0 and self.is_finished else int(100 * self.done / self.total) if self.total else 0
 
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (RunStatus.DONE, RunStatus.CANCELLED, RunStatus.FAILED)
-
-
-class DriftRun(models.Model):
+class DriftRun(JobRun):
     """One drift analysis of a service: this window against a baseline window, every signal's verdict."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="drift_runs")
@@ -176,15 +190,10 @@ class DriftRun(models.Model):
     baseline_until = models.DateTimeField()
     current_since = models.DateTimeField()
     current_until = models.DateTimeField()
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
     trigger = models.CharField(max_length=10, default="schedule")  # "schedule" or "manual"
     # "drift" when any signal drifted, "no_drift", or "insufficient_data" when no signal had enough samples.
     verdict = models.CharField(max_length=20, blank=True)
     results = models.JSONField(default=list, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -270,27 +279,19 @@ class Probe(models.Model):
         ]
 
 
-class ProbeRun(models.Model):
+class ProbeRun(CountedJobRun):
     """One run of a probe over every item of its dataset: the job row the probe page shows progress from."""
 
     probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="runs")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
     trigger = models.CharField(max_length=10, default="manual")  # "schedule" or "manual"
     scheduled_for = models.DateTimeField(null=True, blank=True)
-    total = models.IntegerField(default=0)
-    done = models.IntegerField(default=0)
     passed = models.IntegerField(default=0)
     errors = models.IntegerField(default=0)  # items whose target call failed (timeout, bad response)
     changed = models.IntegerField(default=0)  # items whose answer differs from the previous run's
     flipped = models.IntegerField(default=0)  # items whose verdict differs from the previous run's
     latency_ms_total = models.FloatField(default=0.0)
     cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -302,14 +303,6 @@ class ProbeRun(models.Model):
             # Run history of a probe, newest first.
             models.Index(fields=["probe", "-created_at"], name="probe_run_history_idx"),
         ]
-
-    @property
-    def percent(self) -> int:
-        return 100 if self.total == 0 and self.is_finished else int(100 * self.done / self.total) if self.total else 0
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (RunStatus.DONE, RunStatus.CANCELLED, RunStatus.FAILED)
 
     @property
     def pass_rate(self) -> float | None:

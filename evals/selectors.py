@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,9 +16,37 @@ from accounts.models import Project
 from evals.evaluators.base import ContextDoc, EvalItem, Evaluator, ToolCall
 from evals.evaluators.registry import REGISTRY
 from evals.models import Dataset, DatasetItem, DriftRun, EvalRun, EvaluatorConfig, Probe, ProbeResult, ProbeRun, Score
+from sre4ai_web.lib.sql import AnyOf
 from traces.exchange import SpanFacts, answer_text, exchange_of
 from traces.ingest.normalize import preview_text
 from traces.models import RetrievedDocument, Span, Trace
+
+# A trace's verdict on one score name: passed (every current row passed; None: no row gave a verdict) and the
+# mean value (None: no value).
+ScoreVerdict = tuple[bool | None, float | None]
+
+
+def trace_verdicts(trace_pks: Sequence[int], names: Iterable[str] | None = None) -> dict[int, dict[str, ScoreVerdict]]:
+    """Per trace and score name (only ``names`` when given), the verdict over the trace's current scores
+    (Score.objects.current): what rollups, SLIs, canary cohorts and the triage page count."""
+    scores = Score.objects.current().filter(AnyOf("trace_id", trace_pks))
+    if names is not None:
+        scores = scores.filter(name__in=sorted(names))
+    grouped: dict[int, dict[str, list[ScoreVerdict]]] = defaultdict(lambda: defaultdict(list))
+    for trace_id, name, passed, value in scores.values_list("trace_id", "name", "passed", "value"):
+        grouped[trace_id][name].append((passed, value))
+    verdicts: dict[int, dict[str, ScoreVerdict]] = {}
+    for trace_id, by_name in grouped.items():
+        verdicts[trace_id] = {}
+        for name, judged in by_name.items():
+            passes = [p for p, _ in judged if p is not None]
+            values = [v for _, v in judged if v is not None]
+            verdicts[trace_id][name] = (
+                all(passes) if passes else None,
+                sum(values) / len(values) if values else None,
+            )
+    return verdicts
+
 
 # Where an app (or a probe) puts the expected answer of a golden item.
 EXPECTED_KEYS = ("sre4ai.expected", "expected_output", "langfuse.observation.metadata.expected_output")

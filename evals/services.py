@@ -20,11 +20,10 @@ from django.utils import timezone
 
 from accounts.models import Project
 from accounts.services import Actor, audit_record
-from evals.datasets import ItemData
+from evals.datasets import ItemData, validate_item
 from evals.evaluators.base import EvalItem, EvalResult, Evaluator, EvaluatorError
 from evals.evaluators.registry import REGISTRY
 from evals.models import (
-    SCORE_VALUE_LIMIT,
     Dataset,
     DatasetItem,
     EvalRun,
@@ -38,8 +37,10 @@ from evals.models import (
 from evals.otel_export import scores_export_after_commit
 from evals.probes.schedule import next_run_after
 from evals.selectors import EffectiveConfig, effective_configs, eval_item, traces_with_spans
-from rollups.services import minutes_mark_dirty
+from sre4ai_web.lib.bounds import SCORE_VALUE_LIMIT
+from sre4ai_web.lib.queue import enqueue_on_commit
 from traces.models import Span, Trace
+from traces.services import minutes_mark_dirty
 
 logger = logging.getLogger(__name__)
 
@@ -282,6 +283,16 @@ def eval_run_create(
     return run
 
 
+@transaction.atomic
+def eval_run_start(
+    *, project: Project, service: str, since: datetime, until: datetime, evaluators: list[str], user: User | None
+) -> EvalRun:
+    """A rescoring job run by the workers, a chunk per task (``manage.py rescore`` drives one itself instead)."""
+    run = eval_run_create(project=project, service=service, since=since, until=until, evaluators=evaluators, user=user)
+    enqueue_on_commit("evals.tasks.rescore_step", run.pk)
+    return run
+
+
 def eval_run_step(*, run_id: int, chunk: int = RESCORE_CHUNK) -> EvalRun:
     """Score the next chunk of a run. Safe to repeat: the cursor only moves after the chunk's scores commit."""
     run = EvalRun.objects.get(pk=run_id)
@@ -310,20 +321,6 @@ def eval_run_step(*, run_id: int, chunk: int = RESCORE_CHUNK) -> EvalRun:
     )
     run.refresh_from_db()
     return run
-
-
-def eval_run_cancel(*, run: EvalRun) -> EvalRun:
-    EvalRun.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
-        status=RunStatus.CANCELLED, finished_at=timezone.now()
-    )
-    run.refresh_from_db()
-    return run
-
-
-def eval_run_fail(*, run_id: int, error: str) -> None:
-    EvalRun.objects.filter(pk=run_id).exclude(status__in=[RunStatus.DONE, RunStatus.CANCELLED]).update(
-        status=RunStatus.FAILED, error=error[:2000], finished_at=timezone.now()
-    )
 
 
 def eval_run_drive(*, run: EvalRun, on_progress: Callable[[EvalRun], None] | None = None) -> EvalRun:
@@ -430,3 +427,55 @@ def probe_item_scores_write(
         scores_upsert(rows)
         minutes_mark_dirty(project_id=trace.project_id, moments=[trace.start_time])
         scores_export_after_commit(rows)
+
+
+# --- bulk actions of the trace list on selected traces -------------------------------------------------------
+
+
+@dataclass
+class BulkResult:
+    done: int
+    skipped: list[str]  # trace ids left out, each with the reason
+
+
+def traces_add_to_dataset(*, dataset: Dataset, traces: list[Trace]) -> BulkResult:
+    """Each trace's question as an item, its answer as the expected answer and its retrieved documents as context,
+    as the trace page's "add to dataset" proposes them. Traces without a question are skipped; the others are
+    added in one transaction."""
+    items = []
+    skipped = []
+    loaded = traces_with_spans(project_id=dataset.project_id, trace_pks=[t.pk for t in traces]).order_by("start_time")
+    for trace in loaded:
+        found = eval_item(trace, list(trace.spans.all()))
+        context = [d.text for d in found.context if not d.id.startswith("tool:")]
+        try:
+            item = validate_item({"input": found.input, "expected": found.output, "context": context})
+        except ValueError as exc:
+            skipped.append(f"{trace.trace_id}: {exc}")
+            continue
+        items.append((trace.trace_id, item))
+    with transaction.atomic():
+        for trace_id, item in items:
+            dataset_items_add(dataset=dataset, items=[item], source_trace_id=trace_id)
+    return BulkResult(done=len(items), skipped=skipped)
+
+
+def traces_annotate(*, traces: list[Trace], verdict: str, label: str, comment: str, author: User) -> BulkResult:
+    """The same human judgement on each trace (as the trace page's annotation: a "human_feedback" score)."""
+    with transaction.atomic():
+        for trace in traces:
+            score_record(
+                score=ExternalScore(
+                    trace=trace,
+                    span=None,
+                    name="human_feedback",
+                    value=1.0 if verdict == "up" else 0.0 if verdict == "down" else None,
+                    label=label,
+                    passed=True if verdict == "up" else False if verdict == "down" else None,
+                    comment=comment,
+                    external_id="",
+                    source="human",
+                ),
+                author=author,
+            )
+    return BulkResult(done=len(traces), skipped=[])

@@ -30,6 +30,6 @@ def signal_of(score_name: str) -> str:
 
 def safety_flagged(verdicts: Mapping[str, tuple[bool | None, float | None]]) -> bool | None:
     """True when a safety check failed, False when every judged one passed, None when none judged the trace.
-    ``verdicts``: score name → (passed, mean value), as rollups.services.trace_verdicts returns them."""
+    ``verdicts``: score name → (passed, mean value), as evals.selectors.trace_verdicts returns them."""
     judged = [verdicts[name][0] for name in SAFETY_CHECKS if name in verdicts and verdicts[name][0] is not None]
     return (not all(judged)) if judged else None

@@ -10,7 +10,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,7 +19,7 @@ from accounts.models import Membership, Role
 from accounts.selectors import membership_for
 from evals.charts import drift_figures
 from evals.datasets import ROLES, ItemData, RowError, export_csv, export_jsonl, parse_file
-from evals.drift.runs import drift_run_create
+from evals.drift.runs import drift_run_start
 from evals.drift.summary import drift_changes, headline
 from evals.forms import (
     DOC_SEPARATOR,
@@ -32,11 +31,12 @@ from evals.forms import (
     EvaluatorConfigForm,
     ProbeForm,
 )
+from evals.jobs import job_run_cancel
 from evals.models import Dataset, DatasetItem, DriftRun, EvalRun, Probe, ProbeRun
 from evals.probes import TARGETS
 from evals.probes.charts import probe_history_figures
 from evals.probes.diff import side_by_side
-from evals.probes.runs import probe_run_cancel, probe_run_create
+from evals.probes.runs import probe_run_start
 from evals.selectors import (
     dataset_items,
     datasets_for_project,
@@ -56,16 +56,13 @@ from evals.services import (
     dataset_delete,
     dataset_item_delete,
     dataset_items_add,
-    eval_run_cancel,
-    eval_run_create,
+    eval_run_start,
     evaluator_config_reset,
     evaluator_config_set,
     probe_delete,
     probe_save,
     score_record,
 )
-from evals.tasks import drift_run, rescore_step
-from evals.tasks import probe_run as probe_run_task
 from traces.models import Span, Trace
 from traces.selectors import trace_facets
 
@@ -130,10 +127,8 @@ def eval_runs(request: HttpRequest, slug: str) -> HttpResponse:
             return HttpResponseForbidden("Only editors and admins can start rescoring jobs.")
         if form.is_valid():
             data = form.cleaned_data
-            with transaction.atomic():
-                run = eval_run_create(project=project, service=data["service"], since=data["since"],
-                                      until=data["until"], evaluators=data["evaluators"], user=_user(request))  # fmt: skip
-                transaction.on_commit(lambda: rescore_step.apply_async((run.pk,)))
+            run = eval_run_start(project=project, service=data["service"], since=data["since"],
+                                 until=data["until"], evaluators=data["evaluators"], user=_user(request))  # fmt: skip
             messages.success(request, f"Rescoring {run.total} traces.")
             return redirect("eval_runs", slug=slug)
     return render(request, "evals/runs.html", {
@@ -156,7 +151,7 @@ def eval_run_cancel_view(request: HttpRequest, slug: str, run_id: int) -> HttpRe
     if not membership.allows(Role.EDITOR):
         return HttpResponseForbidden("Only editors and admins can cancel rescoring jobs.")
     run = get_object_or_404(EvalRun, pk=run_id, project=membership.project)
-    eval_run_cancel(run=run)
+    job_run_cancel(run=run)
     messages.success(request, f"Run {run.pk} cancelled at {run.done} of {run.total} traces.")
     return redirect("eval_runs", slug=slug)
 
@@ -210,9 +205,7 @@ def drift_view(request: HttpRequest, slug: str) -> HttpResponse:
         if service not in services:
             messages.error(request, "Choose a service that has traffic.")
             return redirect("drift", slug=slug)
-        with transaction.atomic():
-            queued = drift_run_create(project=project, service=service, trigger="manual", user=_user(request))
-            transaction.on_commit(lambda: drift_run.apply_async((queued.pk,)))
+        queued = drift_run_start(project=project, service=service, trigger="manual", user=_user(request))
         messages.success(request, f"Drift run {queued.pk} queued for {service}; it takes a few seconds.")
         return redirect(f"{reverse('drift', args=[slug])}?service={service}")
     runs = latest_drift_runs(project=project)
@@ -412,14 +405,12 @@ def probe_view(request: HttpRequest, slug: str, probe_id: int) -> HttpResponse:
             return denied
         action = request.POST.get("action")
         if action == "run":
-            with transaction.atomic():
-                run = probe_run_create(probe=probe, trigger="manual", user=_user(request))
-                transaction.on_commit(lambda: probe_run_task.apply_async((run.pk,)))
+            run = probe_run_start(probe=probe, trigger="manual", user=_user(request))
             messages.success(request, f"Run {run.pk} started over {run.total} items.")
             return redirect(f"{here}?run={run.pk}")
         if action == "cancel":
             run = get_object_or_404(ProbeRun, pk=request.POST.get("run", ""), probe=probe)
-            probe_run_cancel(run=run)
+            job_run_cancel(run=run)
             messages.success(request, f"Run {run.pk} cancelled after {run.done} of {run.total} items.")
             return redirect(f"{here}?run={run.pk}")
         if action == "delete_probe":

@@ -19,6 +19,7 @@ from accounts.models import ApiKey, Scope
 from evals.evaluators.base import ContextDoc, ToolCall
 from guard.engine import GuardRequest
 from guard.services import decision_json, guard_check
+from sre4ai_web.lib.validation import pydantic_message
 
 logger = logging.getLogger(__name__)
 HEX = frozenset("0123456789abcdef")
@@ -82,10 +83,6 @@ class GuardIn(BaseModel):
         return self
 
 
-def _errors(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
-
-
 class GuardEndpoint(APIView):
     key_scopes = {"POST": Scope.GUARD}
 
@@ -112,7 +109,7 @@ class GuardEndpoint(APIView):
         try:
             body = GuardIn.model_validate(request.data)
         except ValidationError as exc:
-            return Response({"error": f"Invalid guard request: {_errors(exc)}"}, status=400)
+            return Response({"error": f"Invalid guard request: {pydantic_message(exc, root='body')}"}, status=400)
         guarded = GuardRequest(
             stage=body.stage,
             input=body.input,

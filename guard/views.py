@@ -17,6 +17,7 @@ from accounts.selectors import membership_for
 from guard.models import GuardPolicy
 from guard.policy import CHECKS, DEFAULT_SPEC, PolicySpec
 from guard.services import guard_policy_delete, guard_policy_save
+from sre4ai_web.lib.validation import pydantic_messages
 
 
 class GuardPolicyForm(forms.Form):
@@ -34,9 +35,7 @@ class GuardPolicyForm(forms.Form):
         try:
             return PolicySpec.model_validate(data)
         except ValidationError as exc:
-            raise forms.ValidationError(
-                [f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg']}" for e in exc.errors()]
-            ) from None
+            raise forms.ValidationError(pydantic_messages(exc, root="policy")) from None
 
 
 @login_required

@@ -81,17 +81,3 @@ class ScoreRollup(models.Model):
         indexes = [
             models.Index(fields=["project", "granularity", "dimension", "bucket"], name="score_range_idx"),
         ]
-
-
-class DirtyBucket(models.Model):
-    """A minute whose traces or scores changed since its rollups were computed (late data included)."""
-
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    minute = models.DateTimeField()
-    marked_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [
-            # Marking is an idempotent insert: many writers, one row per minute.
-            models.UniqueConstraint(fields=["project", "minute"], name="dirty_bucket_unique"),
-        ]

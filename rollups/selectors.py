@@ -16,7 +16,7 @@ from evals.models import Score
 from evals.signals import RUNAWAY_CHECKS, signal_of
 from rollups.histogram import merge, quantile
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
-from rollups.services import floor_hour, floor_minute
+from sre4ai_web.lib.timebuckets import floor_hour, floor_minute
 from traces.models import RetrievedDocument, Trace
 
 DIMENSIONS = ("model", "release", "prompt", "route")

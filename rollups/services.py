@@ -1,7 +1,7 @@
 """Rollup writes: mark changed minutes, recompute their buckets from raw rows, roll minutes up into hours.
 
-Writers of traces and scores call ``minutes_mark_dirty`` inside their transaction (late spans and late scores
-included). The beat task claims dirty minutes with SKIP LOCKED and recomputes each one entirely from the
+Writers of traces and scores call ``traces.services.minutes_mark_dirty`` inside their transaction (late spans and
+late scores included). The beat task claims dirty minutes with SKIP LOCKED and recomputes each one entirely from the
 raw traces and scores that started in it, so a recompute is idempotent and order never matters.
 """
 
@@ -9,52 +9,53 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Protocol
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
-from django.utils.module_loading import import_string
 
-from evals.models import Score, score_value_in_range
+from evals.models import score_value_in_range
+from evals.selectors import ScoreVerdict, trace_verdicts
 from evals.signals import safety_flagged
 from rollups.histogram import bucket_of
-from rollups.models import DirtyBucket, Granularity, ScoreRollup, TrafficRollup
-from sre4ai_web.lib.sql import AnyOf
-from traces.models import Span, Trace
+from rollups.models import Granularity, ScoreRollup, TrafficRollup
+from sre4ai_web.lib.bounds import MAX_COST, MAX_TOKENS_SUM
+from sre4ai_web.lib.timebuckets import HOUR, MINUTE, floor_hour, floor_minute
+from traces.models import DirtyBucket, Trace
+from traces.selectors import TRACE_ROW_FIELDS, TraceRow, trace_prompts
 
 logger = logging.getLogger(__name__)
-# Sums saturate at what their columns hold (bigint tokens, numeric(20, 10) cost) instead of failing the write:
-# inputs are bounded per span, but a minute or an hour can add up any number of them.
-MAX_TOKENS_SUM = 2**63 - 1
-# Below numeric(20, 10)'s limit by a margin that a float keeps: SQLite stores decimals as REAL, and 9999999999.99…
-# reads back as 1e10, which no longer fits the column.
-MAX_COST_SUM = Decimal(9_000_000_000)
-MINUTE = timedelta(minutes=1)
-HOUR = timedelta(hours=1)
+# Sums saturate at what their columns hold (sre4ai_web.lib.bounds) instead of failing the write: inputs are bounded
+# per span, but a minute or an hour can add up any number of them.
 CLAIM_BATCH = 500
 TRACE_CHUNK = 5000
 
 
-def floor_minute(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(second=0, microsecond=0)
+class MinutesRecomputedHook(Protocol):
+    def __call__(
+        self,
+        *,
+        project_id: int,
+        minutes: Sequence[datetime],
+        traces: Sequence[TraceRow],
+        verdicts: Mapping[int, Mapping[str, ScoreVerdict]],
+    ) -> None: ...
 
 
-def floor_hour(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+# Derived data of the layers above, computed from the same minutes so raw rows are read once: slos registers its
+# SLI counts here (SlosConfig.ready). Each hook runs in the recompute's transaction; one that raises keeps the
+# project's minutes dirty.
+MINUTES_RECOMPUTED_HOOKS: list[MinutesRecomputedHook] = []
 
 
-def minutes_mark_dirty(*, project_id: int, moments: Iterable[datetime]) -> None:
-    """Record that the buckets holding these moments must be recomputed (idempotent, cheap)."""
-    minutes = {floor_minute(m) for m in moments}
-    if minutes:
-        DirtyBucket.objects.bulk_create(
-            [DirtyBucket(project_id=project_id, minute=m) for m in sorted(minutes)], ignore_conflicts=True
-        )
+def on_minutes_recomputed(hook: MinutesRecomputedHook) -> MinutesRecomputedHook:
+    if hook not in MINUTES_RECOMPUTED_HOOKS:
+        MINUTES_RECOMPUTED_HOOKS.append(hook)
+    return hook
 
 
 @dataclass
@@ -79,11 +80,11 @@ class _Traffic:
             bucket=bucket, dimension=dimension, value=value, traces=self.traces, errors=self.errors,
             latency_hist=self.hist, latency_sum_ms=self.latency_sum,
             input_tokens=min(self.input_tokens, MAX_TOKENS_SUM), output_tokens=min(self.output_tokens, MAX_TOKENS_SUM),
-            cost=min(self.cost, MAX_COST_SUM), unpriced=self.unpriced,
+            cost=min(self.cost, MAX_COST), unpriced=self.unpriced,
             safety_judged=self.safety_judged, safety_flagged=self.safety_flagged,
         )  # fmt: skip
 
-    def add(self, trace: dict[str, Any], flagged: bool | None) -> None:
+    def add(self, trace: TraceRow, flagged: bool | None) -> None:
         self.traces += 1
         self.errors += trace["status"] == "error"
         key = str(bucket_of(trace["duration_ms"]))
@@ -105,7 +106,7 @@ class _Judged:
     value_count: int = 0
 
 
-def _slices(trace: dict[str, Any], prompts: set[str]) -> list[tuple[str, str]]:
+def _slices(trace: TraceRow, prompts: set[str]) -> list[tuple[str, str]]:
     """The slices a trace belongs to: all traces, each model it used, its release, prompt versions and route."""
     slices = [("", "")]
     slices += [("model", m[:200]) for m in trace["model_names"]]
@@ -117,60 +118,6 @@ def _slices(trace: dict[str, Any], prompts: set[str]) -> list[tuple[str, str]]:
     return slices
 
 
-def trace_verdicts(
-    trace_pks: list[int], names: Iterable[str] | None = None
-) -> dict[int, dict[str, tuple[bool | None, float | None]]]:
-    """Per trace and score name (only `names` when given): passed (all rows passed) and the mean value, over the
-    trace's current scores (Score.objects.current)."""
-    scores = Score.objects.current().filter(AnyOf("trace_id", trace_pks))
-    if names is not None:
-        scores = scores.filter(name__in=sorted(names))
-    grouped: dict[int, dict[str, list[tuple[bool | None, float | None]]]] = defaultdict(lambda: defaultdict(list))
-    for trace_id, name, passed, value in scores.values_list("trace_id", "name", "passed", "value"):
-        grouped[trace_id][name].append((passed, value))
-    verdicts: dict[int, dict[str, tuple[bool | None, float | None]]] = {}
-    for trace_id, names in grouped.items():
-        verdicts[trace_id] = {}
-        for name, judged in names.items():
-            passes = [p for p, _ in judged if p is not None]
-            values = [v for _, v in judged if v is not None]
-            verdicts[trace_id][name] = (
-                all(passes) if passes else None,
-                sum(values) / len(values) if values else None,
-            )
-    return verdicts
-
-
-def _prompts(trace_pks: list[int]) -> dict[int, set[str]]:
-    found: dict[int, set[str]] = defaultdict(set)
-    rows = (
-        Span.objects.filter(AnyOf("trace_id", trace_pks), kind="llm")
-        .exclude(prompt_name="")
-        .values_list("trace_id", "prompt_name", "prompt_version")
-        .distinct()
-    )
-    for trace_id, name, version in rows:
-        found[trace_id].add(f"{name} v{version}" if version else name)
-    return found
-
-
-TRACE_FIELDS = (
-    "pk",
-    "service",
-    "environment",
-    "start_time",
-    "duration_ms",
-    "status",
-    "model_names",
-    "release",
-    "name",
-    "input_tokens",
-    "output_tokens",
-    "cost",
-    "has_unpriced",
-)
-
-
 @transaction.atomic
 def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
     """Recompute the minute buckets (all slices) and the hour buckets that contain them. Returns rows written."""
@@ -180,18 +127,13 @@ def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
     wanted_set = set(wanted)
     traffic: dict[tuple[str, str, datetime, str, str], _Traffic] = defaultdict(_Traffic)
     judged: dict[tuple[str, str, datetime, str, str, str], _Judged] = defaultdict(_Judged)
-    all_verdicts: dict[int, dict[str, tuple[bool | None, float | None]]] = {}
-    traces = [
-        t
-        for t in Trace.objects.filter(
-            project_id=project_id, start_time__gte=wanted[0], start_time__lt=wanted[-1] + MINUTE
-        ).values(*TRACE_FIELDS)
-        if floor_minute(t["start_time"]) in wanted_set
-    ]
+    all_verdicts: dict[int, dict[str, ScoreVerdict]] = {}
+    rows = Trace.objects.filter(project_id=project_id, start_time__gte=wanted[0], start_time__lt=wanted[-1] + MINUTE)
+    traces: list[TraceRow] = [t for t in rows.values(*TRACE_ROW_FIELDS) if floor_minute(t["start_time"]) in wanted_set]
     for start in range(0, len(traces), TRACE_CHUNK):
         chunk = traces[start : start + TRACE_CHUNK]
         pks = [t["pk"] for t in chunk]
-        prompts, verdicts = _prompts(pks), trace_verdicts(pks)
+        prompts, verdicts = trace_prompts(pks), trace_verdicts(pks)
         all_verdicts.update(verdicts)
         for trace in chunk:
             minute = floor_minute(trace["start_time"])
@@ -236,16 +178,9 @@ def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
     )
     hours = sorted({floor_hour(m) for m in wanted})
     _hours_recompute(project_id, hours)
-    for hook in _recompute_hooks():
+    for hook in MINUTES_RECOMPUTED_HOOKS:
         hook(project_id=project_id, minutes=wanted, traces=traces, verdicts=all_verdicts)
     return len(traffic) + len(judged)
-
-
-def _recompute_hooks() -> list[Callable[..., None]]:
-    """Other derived data computed from the same minutes (``SRE4AI_MINUTES_RECOMPUTED_HOOKS``: the SLIs), so
-    raw rows are read once; each hook takes ``project_id``, ``minutes``, ``traces`` (TRACE_FIELDS dicts) and
-    ``verdicts`` (see trace_verdicts)."""
-    return [import_string(name) for name in settings.SRE4AI_MINUTES_RECOMPUTED_HOOKS]
 
 
 def _hours_recompute(project_id: int, hours: list[datetime]) -> None:

@@ -26,6 +26,7 @@ from slos import budgets, burn, selectors, services
 from slos.forms import SloForm
 from slos.models import SLO
 from slos.services import DAY
+from sre4ai_web.lib.api_errors import ApiError
 
 SloIn = inline_serializer(
     "SloIn",
@@ -170,9 +171,11 @@ class SlosEndpoint(APIView):
 class SloDetailEndpoint(APIView):
     key_scopes = {"GET": Scope.READ, "PUT": Scope.MANAGE, "DELETE": Scope.MANAGE}
 
-    def _slo(self, request: Request, slo_id: int) -> SLO | Response:
+    def _slo(self, request: Request, slo_id: int) -> SLO:
         slo = SLO.objects.filter(project=_project(request), pk=slo_id).select_related("project", "owner").first()
-        return slo or Response({"error": f"No SLO {slo_id} in this project."}, status=404)
+        if slo is None:
+            raise ApiError(404, f"No SLO {slo_id} in this project.")
+        return slo
 
     @extend_schema(
         operation_id="slos_read",
@@ -180,8 +183,7 @@ class SloDetailEndpoint(APIView):
         responses={200: dict, 404: dict},
     )
     def get(self, request: Request, slo_id: int) -> Response:
-        slo = self._slo(request, slo_id)
-        return slo if isinstance(slo, Response) else Response(slo_json(_summary(slo)))
+        return Response(slo_json(_summary(self._slo(request, slo_id))))
 
     @extend_schema(
         operation_id="slos_update",
@@ -191,8 +193,6 @@ class SloDetailEndpoint(APIView):
     )
     def put(self, request: Request, slo_id: int) -> Response:
         slo = self._slo(request, slo_id)
-        if isinstance(slo, Response):
-            return slo
         form = _form(slo.project, request.data, slo)
         if isinstance(form, Response):
             return form
@@ -214,12 +214,10 @@ class SloDetailEndpoint(APIView):
     )
     def delete(self, request: Request, slo_id: int) -> Response:
         slo = self._slo(request, slo_id)
-        if isinstance(slo, Response):
-            return slo
         try:
             services.slo_delete(slo=slo, actor=_key(request))
         except services.IncidentStateError as exc:
-            return Response({"error": str(exc)}, status=409)
+            raise ApiError(409, str(exc)) from exc
         return Response(status=204)
 
 

@@ -28,6 +28,7 @@ from django.utils import timezone
 from accounts.models import Project
 from slos.models import Budget, BudgetAlert, BudgetLevel, BudgetScope, BudgetWindow, Channel, Delivery
 from slos.transports.base import AlertMessage
+from sre4ai_web.lib.queue import enqueue_on_commit
 from traces.models import Span, Trace
 
 # The forecast extrapolates the spend rate so far; before an hour has passed that rate says little.
@@ -211,9 +212,7 @@ def budget_evaluate(*, budget_id: int, now: datetime) -> int:
         [Delivery(budget_alert=alert, channel=c, next_attempt_at=now) for alert in new for c in channels]
     )
     if channels:
-        from slos.tasks import dispatch  # tasks import slos.services, which imports this module
-
-        transaction.on_commit(lambda: dispatch.delay())
+        enqueue_on_commit("slos.tasks.dispatch")
     return len(new)
 
 

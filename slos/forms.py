@@ -16,13 +16,13 @@ from pydantic import ValidationError as PydanticError
 
 from accounts.models import Project
 from evals.evaluators.registry import REGISTRY as EVALUATORS
-from evals.forms import pydantic_message
 from slos import burn
 from slos.models import SLO, Channel, Comparator, SliKind
 from slos.services import policy_json, rule_key
 from slos.transports import REGISTRY as TRANSPORTS
 from slos.transports import unseal_secrets
 from sre4ai_web.lib import typed_form
+from sre4ai_web.lib.validation import pydantic_message
 from traces.selectors import trace_facets
 
 MAX_RULES = 10

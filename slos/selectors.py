@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce, RowNumber
 
 from accounts.models import Project
 from evals.models import Score
-from rollups.services import TRACE_FIELDS, trace_verdicts
+from evals.selectors import trace_verdicts
 from slos import burn
 from slos.burn import AlertRule
 from slos.models import (
@@ -34,6 +34,7 @@ from slos.models import (
 from slos.services import DAY, MINUTE, evaluation_minute, policy_rules, rule_key, sli_series, window_counts
 from slos.sli import PROBE_SCORE, SliDefinition
 from traces.models import Trace
+from traces.selectors import TRACE_ROW_FIELDS
 
 
 @dataclass
@@ -507,9 +508,8 @@ def incident_events(
                                       start_time__lt=end)  # fmt: skip
         if slo.environment:
             traces = traces.filter(environment=slo.environment)
-        rows = list(
-            traces.order_by("-start_time").values(*TRACE_FIELDS, "trace_id", "input_preview", "output_preview")[:limit]
-        )
+        fields = (*TRACE_ROW_FIELDS, "trace_id", "input_preview", "output_preview")
+        rows = list(traces.order_by("-start_time").values(*fields)[:limit])
         names = definition.score_names
         verdicts = trace_verdicts([r["pk"] for r in rows], names) if names else {}
         out = []

@@ -2,7 +2,7 @@
 
 Each trace's values per dimension, with the definitions the dashboards already use:
 - release: ``Trace.release``; route: ``Trace.name``; model: every name in ``Trace.model_names``;
-- prompt: "name vVERSION" (or "name") of its LLM spans, the rollups' prompt slices (``rollups.services``);
+- prompt: "name vVERSION" (or "name") of its LLM spans, the rollups' prompt slices (``traces.selectors.trace_prompts``);
 - tool: ``Span.tool_name`` of every span that called a tool (OTLP sets it on tool spans only; the native API
   also on any span sent with a ``tool``);
 - source: per retrieved document, where it came from (``document_source``).
@@ -14,10 +14,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from rollups.services import _prompts as prompts_of  # the prompt slices of the dashboards, one definition
 from slos.triage import Event
 from sre4ai_web.lib.sql import AnyOf
 from traces.models import RetrievedDocument, Span, Trace
+from traces.selectors import trace_prompts
 
 # Traces per round of queries: keeps each IN list and each result set bounded for a large incident.
 CHUNK = 5000
@@ -56,7 +56,7 @@ def events_for(*, project_id: int, trace_pks: Sequence[int], bad_pks: set[int]) 
             continue
         # The trace query above is what scopes to the project: the next ones only see its traces' pks.
         pks = list(traces)
-        prompts = prompts_of(pks)
+        prompts = trace_prompts(pks)
         tools: dict[int, set[str]] = defaultdict(set)
         for trace_id, tool_name in (
             Span.objects.filter(AnyOf("trace_id", pks))

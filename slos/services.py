@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Project
 from accounts.services import Actor, audit_record
-from rollups.services import HOUR, TRACE_FIELDS, floor_hour, floor_minute, trace_verdicts
+from evals.selectors import trace_verdicts
 from slos import burn
 from slos.budgets import budget_alert_message
 from slos.burn import AlertRule
@@ -50,11 +50,13 @@ from slos.models import (
 from slos.sli import SliDefinition, Verdicts
 from slos.transports import REGISTRY, seal_secrets, unseal_secrets
 from slos.transports.base import AlertMessage, DeliveryError
+from sre4ai_web.lib.queue import enqueue_on_commit
 from sre4ai_web.lib.sql import EpochMinute
+from sre4ai_web.lib.timebuckets import HOUR, MINUTE, floor_hour, floor_minute
 from traces.models import Trace
+from traces.selectors import TRACE_ROW_FIELDS, TraceRow
 
 log = logging.getLogger(__name__)
-MINUTE = timedelta(minutes=1)
 DAY = 24 * 60  # minutes
 HISTORY_CHUNK = 5000
 # Advisory lock class (the two-key form; ingest's single-key locks are another key space) for a project's SLI hours.
@@ -136,10 +138,7 @@ def slo_save(
     keys = {rule_key(rule) for rule in policy_rules(slo.policy)}
     RuleState.objects.filter(slo=slo).exclude(rule_key__in=keys).delete()
     if redefined:
-        from slos.tasks import sli_history  # tasks import this module
-
-        slo_id = slo.pk
-        transaction.on_commit(lambda: sli_history.delay(slo_id))
+        enqueue_on_commit("slos.tasks.sli_history", slo.pk)
     return slo
 
 
@@ -163,7 +162,7 @@ def slo_delete(*, slo: SLO, actor: Actor = None) -> None:
 
 
 def _count(
-    definitions: Sequence[SliDefinition], traces: Iterable[Mapping[str, Any]], verdicts: Mapping[int, Verdicts]
+    definitions: Sequence[SliDefinition], traces: Iterable[TraceRow], verdicts: Mapping[int, Verdicts]
 ) -> dict[tuple[int, datetime], list[int]]:
     counts: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0])
     for trace in traces:
@@ -181,7 +180,7 @@ def sli_minutes_recompute(
     *,
     project_id: int,
     minutes: Sequence[datetime],
-    traces: Sequence[Mapping[str, Any]],
+    traces: Sequence[TraceRow],
     verdicts: Mapping[int, Verdicts],
 ) -> None:
     """Rollup hook: replace the SLI counts of these minutes for every SLO of the project."""
@@ -258,7 +257,7 @@ def sli_history_rebuild(*, slo_id: int, now: datetime | None = None) -> int:
         counts: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0])
         last_pk = 0
         while True:
-            chunk = list(traces.filter(pk__gt=last_pk).order_by("pk").values(*TRACE_FIELDS)[:HISTORY_CHUNK])
+            chunk = list(traces.filter(pk__gt=last_pk).order_by("pk").values(*TRACE_ROW_FIELDS)[:HISTORY_CHUNK])
             if not chunk:
                 break
             last_pk = chunk[-1]["pk"]
@@ -363,11 +362,9 @@ def _history_requeue(now: datetime) -> None:
     stale = SLO.objects.filter(history_ready_at__isnull=True, updated_at__lt=now - HISTORY_STALE)
     ids = list(stale.values_list("pk", flat=True))
     if ids:
-        from slos.tasks import sli_history  # tasks import this module
-
         SLO.objects.filter(pk__in=ids).update(updated_at=now)
         for slo_id in ids:
-            sli_history.delay(slo_id)
+            enqueue_on_commit("slos.tasks.sli_history", slo_id)
 
 
 @transaction.atomic
@@ -482,9 +479,7 @@ def _event(incident: Incident, kind: str, now: datetime, **fields: Any) -> Incid
         channels = list(incident.slo.channels.all())
         Delivery.objects.bulk_create([Delivery(event=event, channel=c, next_attempt_at=now) for c in channels])
         if channels:
-            from slos.tasks import dispatch  # tasks import this module
-
-            transaction.on_commit(lambda: dispatch.delay())
+            enqueue_on_commit("slos.tasks.dispatch")
     return event
 
 
@@ -778,9 +773,7 @@ def channel_test(*, channel: Channel, user: User, now: datetime | None = None) -
     in the channel's delivery log like any other. Raises ValueError when the channel's configuration is invalid."""
     REGISTRY[channel.kind].Config.model_validate(unseal_secrets(channel.kind, channel.config))
     delivery = Delivery.objects.create(channel=channel, requested_by=user, next_attempt_at=now or timezone.now())
-    from slos.tasks import dispatch  # tasks import this module
-
-    transaction.on_commit(lambda: dispatch.delay())
+    enqueue_on_commit("slos.tasks.dispatch")
     return delivery
 
 

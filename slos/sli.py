@@ -1,7 +1,7 @@
 """Whether a trace is a valid event of an SLO and, if so, whether it is good: one pure function shared by the
 per-minute counts, the history rebuild and the triage page's list of bad events.
 
-A trace is judged from the same per-trace summary the rollups read (rollups.services.TRACE_FIELDS) and its
+A trace is judged from the same per-trace summary the rollups read (traces.selectors.TraceRow) and its
 score verdicts (name → (passed, mean value), newest evaluator version only).
 """
 
@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from evals.selectors import ScoreVerdict
 from evals.signals import SAFETY_CHECKS, safety_flagged
 from slos.models import SLO, Comparator, SliKind
 
 # Probe runs write one score with this name per item trace: passed = every configured evaluator passed.
 PROBE_SCORE = "probe"
 
-Verdicts = Mapping[str, tuple[bool | None, float | None]]
+Verdicts = Mapping[str, ScoreVerdict]
 
 
 @dataclass(frozen=True)

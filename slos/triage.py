@@ -75,14 +75,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import special, stats
-
 from evals.drift import adjust_p_values
+from evals.drift.stats import two_by_two_p_value
 
 Dimension = Literal["release", "model", "prompt", "route", "tool", "source"]
 DIMENSIONS: tuple[Dimension, ...] = ("release", "model", "prompt", "route", "tool", "source")
-# Below this expected count in a cell of the 2 × 2 table the chi-square approximation is poor (Cochran's rule).
-MIN_EXPECTED = 5.0
 _RANK: dict[str, int] = {dimension: index for index, dimension in enumerate(DIMENSIONS)}
 
 
@@ -133,24 +130,6 @@ def _tally(events: Iterable[Event]) -> tuple[Counter[Key], Counter[Key], int, in
             good_total += 1
             good.update(keys)
     return bad, good, bad_total, good_total
-
-
-def two_by_two_p_value(a: int, b: int, c: int, d: int) -> float:
-    """Two-sided p-value that the rows (a, b) and (c, d) have the same proportion a/(a+b) = c/(c+d).
-
-    Fisher's exact test when an expected count is below 5, else Pearson's chi-square with one degree of
-    freedom (closed form: n (ad − bc)² / (row and column sums multiplied)). 1.0 when a margin is empty:
-    there is nothing to compare.
-    """
-    n = a + b + c + d
-    rows, cols = (a + b, c + d), (a + c, b + d)
-    if 0 in rows or 0 in cols:
-        return 1.0
-    if min(r * k for r in rows for k in cols) / n < MIN_EXPECTED:
-        return float(stats.fisher_exact([[a, b], [c, d]]).pvalue)
-    chi2 = n * (a * d - b * c) ** 2 / (rows[0] * rows[1] * cols[0] * cols[1])
-    # chdtrc is the chi-square survival function (scipy.stats.chi2.sf) without the distribution-object overhead.
-    return float(special.chdtrc(1, chi2))
 
 
 def _order(suspect: Suspect, excess: int) -> tuple[int, float, int, str, str]:

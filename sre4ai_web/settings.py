@@ -273,8 +273,6 @@ LOGGING = {
 
 # Celery task names run after each ingest commit with (project_id, trace_pks); scoring adds itself here.
 SRE4AI_TRACE_INGESTED_TASKS: list[str] = ["evals.tasks.score_traces"]
-# Called after rollup minutes are recomputed, with the same traces and verdicts: the SLIs are counted there.
-SRE4AI_MINUTES_RECOMPUTED_HOOKS: list[str] = ["slos.services.sli_minutes_recompute"]
 
 # SLO alerting: the evaluation tick, the notification dispatcher and its retries.
 SLO_DELIVERY_TIMEOUT_SECONDS = float(os.environ.get("SRE4AI_SLO_DELIVERY_TIMEOUT_SECONDS", "10"))

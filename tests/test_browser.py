@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pytest
-import requests
 from django.test import override_settings
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -102,11 +103,11 @@ class Sent:
     fillers: list[str] = field(default_factory=list)
 
 
-def post_otlp(live_server: Any, secret: str, spans: list[Any], service: str) -> requests.Response:
+def post_otlp(live_server: Any, secret: str, spans: list[Any], service: str) -> httpx.Response:
     body = request(spans, {"service.name": service, "deployment.environment.name": "production"})
-    return requests.post(
+    return httpx.post(
         live_server.url + "/v1/traces",
-        data=body.SerializeToString(),
+        content=body.SerializeToString(),
         headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {secret}"},
         timeout=10,
     )
@@ -554,7 +555,7 @@ def test_user_text_is_rendered_as_text_never_executed(page: Page, live_server: A
     page.screenshot(path=artifact("browser-detail-xss.png"))
 
     # The search box echoes what was typed, escaped.
-    page.goto(f"{live_server.url}/p/acme/traces/?q={requests.utils.quote(IMG_XSS)}")
+    page.goto(f"{live_server.url}/p/acme/traces/?q={quote(IMG_XSS)}")
     expect(page.locator("#filters input[name=q]")).to_have_value(IMG_XSS)
     assert_no_xss(page)
 

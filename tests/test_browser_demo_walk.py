@@ -19,7 +19,6 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from evals.models import DriftRun
-from evals.tasks import drift_schedule
 from rollups.services import dirty_process
 from slos.models import SLO, Incident
 from slos.services import slos_evaluate
@@ -58,13 +57,14 @@ def demo(live_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     eager = {"task_always_eager": True, "task_eager_propagates": True}  # a failing task fails the test
     previous = {name: app.conf[name] for name in eager}
     app.conf.update(eager)
-    # Ingest queues scoring by task name (send_task, which eager mode ignores): run the named task here.
+    # Work is queued by task name (send_task, which eager mode ignores): run the named task here, from the tasks
+    # modules a worker loads.
+    app.loader.import_default_modules()
     monkeypatch.setattr(app, "send_task", lambda name, args=(), **options: app.tasks[name].apply(args=args))
     try:
         call_command("seed_demo", "--if-empty", "--traces", str(DEMO_TRACES), verbosity=0)
         while dirty_process():  # beat's rollup job
             pass
-        drift_schedule.apply()  # seed_demo queues it for when the rollups are in (eagerly it ran before them)
     finally:
         app.conf.update(previous)
     assert DriftRun.objects.filter(project__slug="demo").count() == 3

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
-import requests
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from evals.models import PendingEvaluation, Score, ScoreSource
-from rollups.models import DirtyBucket, Granularity, ScoreRollup
+from rollups.models import Granularity, ScoreRollup
 from rollups.services import dirty_process
 from slos.models import SliMinute
 from slos.services import sli_history_rebuild
@@ -31,7 +31,7 @@ from tests.slo_data import create_slo
 from tests.test_ingest_clients import RecordingLogExporter, hex_span_id, hex_trace_id, tracer_provider
 from traces.ingest.normalize import EvaluationRecord
 from traces.ingest.otlp import to_key_values
-from traces.models import Span
+from traces.models import DirtyBucket, Span
 
 EVALUATION = "gen_ai.evaluation.result"
 
@@ -169,7 +169,7 @@ def test_bad_span_event_is_a_warning_and_the_span_is_stored(server: str, tenant:
         (EVALUATION, {"gen_ai.evaluation.score.value": 0.5}),
         (EVALUATION, evaluation("ok", **{"gen_ai.evaluation.score.value": "NaN"})),
     ])])  # fmt: skip
-    response = requests.post(f"{server}/v1/traces", data=body.SerializeToString(), timeout=30,
+    response = httpx.post(f"{server}/v1/traces", content=body.SerializeToString(), timeout=30,
                              headers={**tenant.bearer, "Content-Type": "application/x-protobuf"})  # fmt: skip
     assert response.status_code == 200
     partial = ExportTraceServiceResponse.FromString(response.content).partial_success
@@ -190,7 +190,7 @@ def test_log_record_without_any_link_is_rejected(server: str, tenant: Tenant) ->
         {"eventName": EVALUATION, "traceId": new_trace_id(), "spanId": new_span_id(), "attributes": [
             {"key": "gen_ai.evaluation.name", "value": {"stringValue": "relevance"}}]},
     ]}]}]}  # fmt: skip
-    response = requests.post(f"{server}/v1/logs", json=document, headers=tenant.bearer, timeout=30)
+    response = httpx.post(f"{server}/v1/logs", json=document, headers=tenant.bearer, timeout=30)
     assert response.status_code == 200
     partial = response.json()["partialSuccess"]
     assert partial["rejectedLogRecords"] == "1"
@@ -224,7 +224,7 @@ def test_event_and_span_sent_at_the_same_time_give_one_score(server: str, tenant
 
         def post(path: str, body: bytes, barrier: threading.Barrier = barrier, answers: list[int] = answers) -> None:
             barrier.wait()
-            answers.append(requests.post(f"{server}{path}", data=body, headers=headers, timeout=60).status_code)
+            answers.append(httpx.post(f"{server}{path}", content=body, headers=headers, timeout=60).status_code)
 
         threads = [threading.Thread(target=post, args=("/v1/traces", spans)),
                    threading.Thread(target=post, args=("/v1/logs", logs.SerializeToString()))]  # fmt: skip

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
+import httpx
 import pytest
 import redis
-import requests
 from django.conf import settings
 from django.db.models import Count
 from django.test import Client
@@ -41,7 +41,7 @@ def test_traces_ingested_while_the_broker_is_down_are_scored_once_it_is_back(
     with gunicorn(CELERY_BROKER_URL="redis://127.0.0.1:9/0") as url:  # nothing listens on the discard port
         for spans in batches:
             body = ob.request(spans, resource={"service.name": "support-bot"}).SerializeToString()
-            response = requests.post(f"{url}/v1/traces", data=body, timeout=60,
+            response = httpx.post(f"{url}/v1/traces", content=body, timeout=60,
                                      headers={**tenant.bearer, "Content-Type": "application/x-protobuf"})  # fmt: skip
             assert response.status_code == 200, response.text  # acknowledged although nothing could be queued
     traces = set(Trace.objects.values_list("pk", flat=True))

@@ -12,9 +12,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
-import requests
 from django.conf import settings
 from django.test import Client, override_settings
 
@@ -81,10 +81,10 @@ def test_a_broker_outage_does_not_fail_ingest(tenant: Tenant) -> None:
         deadline = time.monotonic() + 30
         while True:
             try:
-                response = requests.post(f"http://127.0.0.1:{port}/v1/traces", data=body, timeout=30,
+                response = httpx.post(f"http://127.0.0.1:{port}/v1/traces", content=body, timeout=30,
                                          headers={**tenant.bearer, "Content-Type": "application/x-protobuf"})  # fmt: skip
                 break
-            except requests.ConnectionError:
+            except httpx.TransportError:
                 assert time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.2)
     finally:

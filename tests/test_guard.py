@@ -20,8 +20,8 @@ from guard.engine import CheckOutcome, redact
 from guard.models import GuardPolicy
 from guard.policy import PolicySpec
 from guard.services import guard_policy_save
-from rollups.services import floor_minute
 from slos.services import sli_history_rebuild, window_counts
+from sre4ai_web.lib.timebuckets import floor_minute
 from tests.conftest import PASSWORD, Tenant, make_tenant
 from tests.slo_data import create_slo, recompute
 from traces.models import Span, Trace

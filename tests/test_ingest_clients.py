@@ -18,8 +18,8 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
+import httpx
 import pytest
-import requests
 from google.rpc.status_pb2 import Status as RpcStatus
 from langfuse import Langfuse, propagate_attributes
 from openinference.semconv.trace import (
@@ -328,7 +328,7 @@ def test_otlp_json_from_the_official_encoder(server: str, tenant: Tenant) -> Non
     assert all(isinstance(s["startTimeUnixNano"], str) for s in wire)
 
     headers = {"Content-Type": "application/json", **tenant.bearer}
-    response = requests.post(f"{server}/v1/traces", data=body, headers=headers, timeout=30)
+    response = httpx.post(f"{server}/v1/traces", content=body, headers=headers, timeout=30)
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == "application/json"
     assert "partialSuccess" not in response.json()
@@ -344,9 +344,9 @@ def test_otlp_json_from_the_official_encoder(server: str, tenant: Tenant) -> Non
     document = json.loads(body)
     spans_json = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
     spans_json.append({**spans_json[0], "spanId": base64.b64encode(b"12345678").decode(), "name": "base64 id"})
-    response = requests.post(
+    response = httpx.post(
         f"{server}/v1/traces",
-        data=json.dumps(document),
+        content=json.dumps(document),
         headers={**headers, "Content-Type": "application/json; charset=utf-8"},
         timeout=30,
     )
@@ -395,7 +395,7 @@ class JsonLogExporter(LogRecordExporter):
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         body = encode_logs(batch).to_json()
-        response = requests.post(self.endpoint, data=body, headers=self.headers, timeout=30)
+        response = httpx.post(self.endpoint, content=body, headers=self.headers, timeout=30)
         ok = response.status_code == 200 and "partialSuccess" not in response.json()
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
 
@@ -486,7 +486,7 @@ class RecordingProxy:
             def forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                upstream = requests.request(self.command, target + self.path, data=body, headers=headers, timeout=30)
+                upstream = httpx.request(self.command, target + self.path, content=body, headers=headers, timeout=30)
                 calls.append((self.command, self.path.split("?")[0], upstream.status_code))
                 self.send_response(upstream.status_code)
                 for key, value in upstream.headers.items():
@@ -838,14 +838,14 @@ def test_wrong_key_is_401_and_a_key_writes_only_to_its_project(
         "Basic " + base64.b64encode(f"{other_tenant.api_key.public_key}:{tenant.secret}".encode()).decode(),
     ):
         for path in ("/v1/traces", "/api/public/otel/v1/traces"):
-            response = requests.post(
-                server + path, data=body, headers={**protobuf, "Authorization": authorization}, timeout=30
+            response = httpx.post(
+                server + path, content=body, headers={**protobuf, "Authorization": authorization}, timeout=30
             )
             assert response.status_code == 401, (path, authorization)
             status = RpcStatus()
             status.ParseFromString(response.content)
             assert "API key" in status.message
-    response = requests.post(f"{server}/v1/traces", data=body, headers=protobuf, timeout=30)
+    response = httpx.post(f"{server}/v1/traces", content=body, headers=protobuf, timeout=30)
     assert response.status_code == 401
 
     # The real exporter with a wrong key: export fails, nothing stored anywhere.

@@ -8,19 +8,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.conf import settings
-from django.test import Client, override_settings
+from django.test import Client
 
 from evals import services as eval_services
 from evals.evaluators.base import EvalResult
 from evals.models import Score
 from evals.services import traces_score
-from rollups.models import DirtyBucket, ScoreRollup, TrafficRollup
-from rollups.services import MAX_COST_SUM, dirty_process
+from rollups import services as rollup_services
+from rollups.models import ScoreRollup, TrafficRollup
+from rollups.services import MINUTES_RECOMPUTED_HOOKS, dirty_process
 from rollups.tasks import process_dirty
+from sre4ai_web.lib.bounds import MAX_COST
 from tests import otlp_build as ob
 from tests.conftest import Tenant
-from traces.models import Trace
+from traces.models import DirtyBucket, Trace
 
 HOUR = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
 
@@ -89,7 +90,7 @@ def test_rollups_of_huge_stored_values_saturate_instead_of_failing(
     minute3 = TrafficRollup.objects.get(project=tenant.project, granularity="m", dimension="",
                                         bucket=HOUR + timedelta(minutes=3))  # fmt: skip
     assert minute3.traces == 2
-    assert minute3.cost == MAX_COST_SUM
+    assert minute3.cost == MAX_COST
     hour = ScoreRollup.objects.get(project=tenant.project, granularity="h", dimension="", name="legacy")
     assert (hour.total, hour.value_count, hour.value_sum) == (0, 0, 0.0)  # the out-of-range values are left out
     assert TrafficRollup.objects.filter(project=other_tenant.project, granularity="h").exists()
@@ -103,13 +104,13 @@ def fail_for_acme(*, project_id: int, **_: Any) -> None:
 
 @pytest.mark.django_db
 def test_one_projects_failing_recompute_does_not_hold_up_another(
-    client: Client, tenant: Tenant, other_tenant: Tenant
+    client: Client, tenant: Tenant, other_tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert tenant.project.pk < other_tenant.project.pk  # the failing project is claimed first
     send(client, tenant, 1)
     send(client, other_tenant, 1)
-    failing = [*settings.SRE4AI_MINUTES_RECOMPUTED_HOOKS, "tests.test_pipeline_isolation.fail_for_acme"]
-    with override_settings(SRE4AI_MINUTES_RECOMPUTED_HOOKS=failing):
+    with monkeypatch.context() as patch:
+        patch.setattr(rollup_services, "MINUTES_RECOMPUTED_HOOKS", [*MINUTES_RECOMPUTED_HOOKS, fail_for_acme])
         process_dirty()  # one beat run
     assert TrafficRollup.objects.filter(project=other_tenant.project, granularity="m").exists()
     assert not TrafficRollup.objects.filter(project=tenant.project).exists()

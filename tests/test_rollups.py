@@ -14,10 +14,10 @@ from django.test import Client
 
 from evals.services import ExternalScore, score_record
 from rollups.histogram import RELATIVE_ERROR, merge, quantile
-from rollups.models import DirtyBucket, ScoreRollup, TrafficRollup
+from rollups.models import ScoreRollup, TrafficRollup
 from rollups.services import dirty_process
 from tests.conftest import Tenant
-from traces.models import Trace
+from traces.models import DirtyBucket, Trace
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

@@ -16,9 +16,10 @@ from django.utils import timezone
 from accounts.models import Role
 from accounts.services import membership_set
 from evals.evaluators.registry import REGISTRY
+from evals.jobs import job_run_cancel
 from evals.models import EvalRun, EvaluatorConfig, Score
 from evals.selectors import effective_configs
-from evals.services import eval_run_cancel, eval_run_create, eval_run_step, evaluator_config_set, traces_score
+from evals.services import eval_run_create, eval_run_step, evaluator_config_set, traces_score
 from tests import otlp_build as ob
 from tests.conftest import PASSWORD, Tenant
 from tests.scoring_data import GROUNDED, INVENTED, LEAKY, rag_spans
@@ -173,7 +174,7 @@ def test_rescore_job_progress_and_cancel(client: Client, tenant: Tenant) -> None
     assert run.total == 5
     run = eval_run_step(run_id=run.pk, chunk=2)
     assert (run.status, run.done) == ("running", 2)
-    eval_run_cancel(run=run)
+    job_run_cancel(run=run)
     run = eval_run_step(run_id=run.pk, chunk=2)
     assert (run.status, run.done) == ("cancelled", 2)  # a cancelled run does not advance
     assert Score.objects.filter(name="grounding").count() == 2

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from slos.triage import Event, Suspect, two_by_two_p_value, what_changed
+from evals.drift.stats import two_by_two_p_value
+from slos.triage import Event, Suspect, what_changed
 
 MODELS = ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4"]
 ROUTES = ["answer", "summarise", "search", "chat"]

@@ -15,7 +15,6 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from rollups.services import floor_hour
 from slos import services
 from slos.models import (
     SLO,
@@ -31,6 +30,8 @@ from slos.models import (
 )
 from slos.services import slos_evaluate
 from slos.sli import SliDefinition
+from sre4ai_web.celery import app as celery_app
+from sre4ai_web.lib.timebuckets import floor_hour
 from tests.conftest import Tenant
 from tests.fake_llm_app import FakeLlmApp
 from tests.slo_data import T0, at, create_slo, ingest, make_trace, recompute, score
@@ -412,17 +413,28 @@ def test_one_broken_slo_does_not_stop_the_others(tenant: Tenant, alerting: Any) 
     assert Incident.objects.get().slo_id == alerting.pk
 
 
-def test_a_lost_history_rebuild_is_queued_again(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lost_history_rebuild_is_queued_again(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
     ingest(tenant, [make_trace(0)])
     recompute()
     slo = create_slo(tenant.project)
     queued: list[int] = []
-    monkeypatch.setattr("slos.tasks.sli_history.delay", queued.append)
-    slos_evaluate(now=timezone.now())
+
+    def send_task(name: str, args: list[int], **_: object) -> None:
+        if name == "slos.tasks.sli_history":
+            queued.extend(args)
+
+    def tick(after: timedelta) -> None:
+        with django_capture_on_commit_callbacks(execute=True):  # beat's tick commits; the test's transaction does not
+            slos_evaluate(now=timezone.now() + after)
+
+    monkeypatch.setattr(celery_app, "send_task", send_task)
+    tick(timedelta(0))
     assert queued == []  # just created: its task may still be running
-    slos_evaluate(now=timezone.now() + timedelta(minutes=31))
+    tick(timedelta(minutes=31))
     assert queued == [slo.pk]
-    slos_evaluate(now=timezone.now() + timedelta(minutes=32))
+    tick(timedelta(minutes=32))
     assert queued == [slo.pk]  # not again every minute
 
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-import requests
 from django.conf import settings
 from django.test import Client
 
@@ -69,7 +69,7 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 def post_otlp(live_server: Any, tenant: Tenant, spans: list) -> None:
     body = ob.request(spans, resource={"service.name": "support-bot"}).SerializeToString()
-    response = requests.post(f"{live_server.url}/v1/traces", data=body, timeout=30,
+    response = httpx.post(f"{live_server.url}/v1/traces", content=body, timeout=30,
                              headers={**tenant.bearer, "Content-Type": "application/x-protobuf"})  # fmt: skip
     assert response.status_code == 200, response.text
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import requests
+import httpx
 from django.conf import settings
 
 from tests.conftest import database_url
@@ -36,9 +36,9 @@ def gunicorn(**env: str) -> Iterator[str]:
         deadline = time.monotonic() + 60  # a busy machine may take long to boot the worker
         while True:
             try:
-                requests.get(f"{url}/login/", timeout=30)
+                httpx.get(f"{url}/login/", timeout=30)
                 break
-            except requests.RequestException:
+            except httpx.HTTPError:
                 assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.2)
         yield url

@@ -10,8 +10,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
-from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -26,14 +24,15 @@ from accounts.authentication import ProjectKeyError, authenticate_project_key
 from accounts.models import ApiKey, Project, Scope
 from evals.models import Score
 from evals.selectors import scores_for_trace
+from sre4ai_web.lib.api_errors import ApiError
 from traces.forms import TraceFilterForm
 from traces.ingest import native, otlp
 from traces.ingest.body import json_document, request_body
-from traces.ingest.gate import ingest_slot, rate_charge, rate_check
+from traces.ingest.gate import ingest_admit, ingest_guard, rate_charge
 from traces.ingest.limits import IngestError, IngestLimits
 from traces.models import RetrievedDocument, Span, SpanKind, Status, Trace
 from traces.selectors import InvalidCursor, trace_detail, trace_page
-from traces.services import evaluation_events_ingest, otlp_log_events_ingest, otlp_spans_ingest, spans_store
+from traces.services import evaluations_ingest, otlp_log_events_ingest, otlp_spans_ingest, spans_store
 
 logger = logging.getLogger(__name__)
 
@@ -46,17 +45,14 @@ def _otlp_endpoint(handle: Callable[[ApiKey, bytes, str, IngestLimits], HttpResp
     def view(request: HttpRequest) -> HttpResponse:
         fmt = "json"
         try:
-            fmt = otlp.wire_format(request.headers.get("Content-Type", ""))
-            api_key = authenticate_project_key(request, scope=Scope.INGEST)
-            rate_check(api_key)
-            limits = IngestLimits.from_settings()
-            with ingest_slot():
-                return handle(api_key, request_body(request, limits), fmt, limits)
+            with ingest_guard():
+                fmt = otlp.wire_format(request.headers.get("Content-Type", ""))
+                api_key = authenticate_project_key(request, scope=Scope.INGEST)
+                limits = IngestLimits.from_settings()
+                with ingest_admit(api_key):
+                    return handle(api_key, request_body(request, limits), fmt, limits)
         except (IngestError, ProjectKeyError) as exc:
             return _otlp_error(exc.status, exc.message, fmt, getattr(exc, "retry_after", None))
-        except OperationalError:
-            logger.exception("database unavailable during OTLP ingest")
-            return _otlp_error(503, "Storage is unavailable; retry later.", fmt, settings.INGEST_RETRY_AFTER_SECONDS)
 
     return view
 
@@ -84,7 +80,7 @@ def _handle_logs(api_key: ApiKey, body: bytes, fmt: str, limits: IngestLimits) -
     decoded = otlp.decode_logs(body, fmt, limits)
     rate_charge(api_key, len(decoded.events) + len(decoded.evaluations))
     otlp_log_events_ingest(project=api_key.project, events=decoded.events)
-    evaluation_events_ingest(project=api_key.project, evaluations=decoded.evaluations)
+    evaluations_ingest(project=api_key.project, evaluations=decoded.evaluations)
     payload, content_type = otlp.encode_response(otlp.logs_response(decoded.rejected), fmt)
     return HttpResponse(payload, content_type=content_type)
 
@@ -300,10 +296,14 @@ class IngestResultOut(serializers.Serializer):
     )
 
 
-def _project(request: Request) -> Project:
+def _key(request: Request) -> ApiKey:
     api_key = request.auth
     assert isinstance(api_key, ApiKey)  # guaranteed by HasProjectKey
-    return api_key.project
+    return api_key
+
+
+def _project(request: Request) -> Project:
+    return _key(request).project
 
 
 FILTER_PARAMETERS = [
@@ -346,36 +346,15 @@ class TracesEndpoint(APIView):
     )
     def post(self, request: Request) -> Response:
         limits = IngestLimits.from_settings()
-        api_key = request.auth
-        assert isinstance(api_key, ApiKey)  # guaranteed by HasProjectKey
-        try:
-            if "application/json" not in request.headers.get("Content-Type", "").lower():
-                raise IngestError(415, "Send the batch as Content-Type: application/json.")
-            rate_check(api_key)
-            with ingest_slot():
-                # Read here rather than by DRF's parser, which sees no chunked body and no Content-Encoding.
-                document = json_document(request_body(request._request, limits), limits)
-                try:
-                    records, errors, accepted = native.decode_batch(document)
-                except ValueError as exc:
-                    return Response({"error": f"Body does not match the batch schema: {exc}"}, status=400)
-                if len(records) > limits.max_spans_per_request:
-                    return Response(
-                        {"error": f"{len(records)} spans in one request; the limit is {limits.max_spans_per_request}."},
-                        status=413,
-                    )
-                rate_charge(api_key, len(records))
-                result = spans_store(project=api_key.project, records=records)
-        except IngestError as exc:
-            response = Response({"error": exc.message}, status=exc.status)
-            if exc.retry_after is not None:
-                response["Retry-After"] = str(exc.retry_after)
-            return response
-        except OperationalError:
-            logger.exception("database unavailable during native ingest")
-            response = Response({"error": "Storage is unavailable; retry later."}, status=503)
-            response["Retry-After"] = str(settings.INGEST_RETRY_AFTER_SECONDS)
-            return response
+        api_key = _key(request)
+        if "application/json" not in request.headers.get("Content-Type", "").lower():
+            raise IngestError(415, "Send the batch as Content-Type: application/json.")
+        with ingest_guard(), ingest_admit(api_key):
+            # Read here rather than by DRF's parser, which sees no chunked body and no Content-Encoding.
+            document = json_document(request_body(request._request, limits), limits)
+            records, errors, accepted = native.decode_batch(document)
+            rate_charge(api_key, len(records))
+            result = spans_store(project=api_key.project, records=records)
         body = {"accepted_traces": accepted, "accepted_spans": result.spans, "rejected": errors}
         return Response(body, status=status.HTTP_200_OK if accepted else status.HTTP_400_BAD_REQUEST)
 
@@ -388,13 +367,13 @@ class TracesEndpoint(APIView):
     def get(self, request: Request) -> Response:
         form = TraceFilterForm(request.query_params)
         if not form.is_valid():
-            return Response({"error": "Invalid filters.", "details": form.errors.get_json_data()}, status=400)
+            raise ApiError(400, "Invalid filters.", details=form.errors.get_json_data())
         try:
             limit = int(request.query_params.get("limit", "50"))
         except ValueError:
             limit = -1
         if not 1 <= limit <= 200:
-            return Response({"error": "limit must be an integer from 1 to 200."}, status=400)
+            raise ApiError(400, "limit must be an integer from 1 to 200.")
         try:
             page = trace_page(
                 project=_project(request),
@@ -404,7 +383,7 @@ class TracesEndpoint(APIView):
                 sort=form.to_sort(),
             )
         except InvalidCursor as exc:
-            return Response({"error": str(exc)}, status=400)
+            raise ApiError(400, str(exc)) from exc
         return Response(TracePageOut({"items": page.items, "next_cursor": page.next_cursor}).data)
 
 
@@ -415,5 +394,5 @@ class TraceDetailEndpoint(APIView):
     def get(self, request: Request, trace_id: str) -> Response:
         trace = trace_detail(project=_project(request), trace_id=trace_id)
         if trace is None:
-            return Response({"error": f"No trace {trace_id!r} in this project."}, status=404)
+            raise ApiError(404, f"No trace {trace_id!r} in this project.")
         return Response(TraceOut(trace).data)

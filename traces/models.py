@@ -294,3 +294,20 @@ class SavedView(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DirtyBucket(models.Model):
+    """The change log of trace minutes: a minute whose traces or scores changed since the layers that sum them
+    (rollups, SLIs) last read it, late data included. Writers of traces and scores mark it in their transaction
+    (services.minutes_mark_dirty); the rollup beat claims and clears it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    marked_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "rollups_dirtybucket"  # kept from when rollups owned it: no data moved
+        constraints = [
+            # Marking is an idempotent insert: many writers, one row per minute.
+            models.UniqueConstraint(fields=["project", "minute"], name="dirty_bucket_unique"),
+        ]

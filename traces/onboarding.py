@@ -17,14 +17,10 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from accounts.authentication import OTLP_HEADERS_VARIABLE, otlp_headers_value
+
 KEY_PLACEHOLDER = "sk-sre-…"
 SERVICE = "my-app"
-OTLP_HEADERS_VARIABLE = "OTEL_EXPORTER_OTLP_HEADERS"
-
-
-def otlp_headers_value(secret: str) -> str:
-    """The value of OTEL_EXPORTER_OTLP_HEADERS that sends ``secret``; the space of "Bearer <key>" URL-encoded."""
-    return f"Authorization=Bearer%20{secret}"
 
 
 def public_base_url(request: HttpRequest) -> str:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TypedDict
 
 from django.db import OperationalError, connection, transaction
 from django.db.models import (
@@ -30,7 +33,55 @@ from psycopg.errors import QueryCanceled
 from accounts.models import Project
 from evals.models import Score
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
+from sre4ai_web.lib.sql import AnyOf
 from traces.models import DEFAULT_LIST_COLUMNS, ListPreference, RetrievedDocument, SavedView, Span, Trace
+
+
+class TraceRow(TypedDict):
+    """A trace as the counting layers read it (rollups, SLIs, triage): ``.values(*TRACE_ROW_FIELDS)``."""
+
+    pk: int
+    service: str
+    environment: str
+    start_time: datetime
+    duration_ms: float
+    status: str
+    model_names: list[str]
+    release: str
+    name: str
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal | None
+    has_unpriced: bool
+
+
+TRACE_ROW_FIELDS = tuple(TraceRow.__annotations__)
+
+
+def trace_prompts(trace_pks: Sequence[int]) -> dict[int, set[str]]:
+    """The prompt versions each trace's LLM calls used ("name v3", or the name alone): one definition for the
+    dashboards' prompt slices and the triage page."""
+    found: dict[int, set[str]] = defaultdict(set)
+    rows = (
+        Span.objects.filter(AnyOf("trace_id", trace_pks), kind="llm")
+        .exclude(prompt_name="")
+        .values_list("trace_id", "prompt_name", "prompt_version")
+        .distinct()
+    )
+    for trace_id, name, version in rows:
+        found[trace_id].add(f"{name} v{version}" if version else name)
+    return found
+
+
+def services_with_traces(*, project_ids: Sequence[int], since: datetime) -> set[tuple[int, str]]:
+    """(project id, service) of every service with a trace that started at or after ``since``; per project, so
+    each reads a range of the (project, start_time) list index."""
+    pairs: set[tuple[int, str]] = set()
+    for project_id in project_ids:
+        services = Trace.objects.filter(project_id=project_id, start_time__gte=since).values_list("service", flat=True)
+        pairs.update((project_id, service) for service in services.distinct())
+    return pairs
+
 
 LIST_COLUMNS = (
     "id",

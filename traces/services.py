@@ -8,7 +8,6 @@ only after the commit; what the broker did not take is enqueued later by beat.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -18,23 +17,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Field, JSONField, Q, TextField
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import Project
-from evals.models import PendingEvaluation, Score, ScoreSource
-from evals.services import score_key_app, scores_upsert
-from rollups.services import MAX_TOKENS_SUM, minutes_mark_dirty
 from sre4ai_web.celery import app as celery_app
+from sre4ai_web.lib.bounds import MAX_COST, MAX_TOKENS_SUM
+from sre4ai_web.lib.timebuckets import floor_minute
 from traces.exchange import SpanFacts, answer_text, exchange_of
+from traces.ingest.bulk import columns, rows_insert, rows_update, sequence
 from traces.ingest.normalize import (
-    RESPONSE_ID,
     SEARCH_TEXT_CHARS,
     EvaluationRecord,
     NestingTooDeep,
@@ -47,10 +42,9 @@ from traces.ingest.normalize import (
 )
 from traces.ingest.otlp import LogEvent
 from traces.ingest.redact import redact_json, redact_records
-from traces.models import FollowupOutbox, PendingLogEvent, RetrievedDocument, Span, Trace
+from traces.models import DirtyBucket, FollowupOutbox, PendingLogEvent, RetrievedDocument, Span, Trace
 
 logger = logging.getLogger(__name__)
-MAX_TRACE_COST = Decimal(10**10)
 # How long an outbox row is left to the request that wrote it before beat queues it itself.
 FOLLOWUP_GRACE = timedelta(seconds=30)
 REQUEUE_BATCH = 500
@@ -158,6 +152,42 @@ SUMMARY_FIELDS = [
 ]
 
 
+def minutes_mark_dirty(*, project_id: int, moments: Iterable[datetime]) -> None:
+    """Record that the minutes holding these moments changed (idempotent, cheap): the rollups and SLIs of those
+    minutes are recomputed from raw rows by the rollup beat."""
+    minutes = {floor_minute(m) for m in moments}
+    if minutes:
+        DirtyBucket.objects.bulk_create(
+            [DirtyBucket(project_id=project_id, minute=m) for m in sorted(minutes)], ignore_conflicts=True
+        )
+
+
+class SpansStored(Protocol):
+    def __call__(self, *, project: Project, records: Sequence[SpanRecord]) -> None: ...
+
+
+class EvaluationsReceived(Protocol):
+    def __call__(self, *, project: Project, evaluations: Sequence[EvaluationRecord]) -> object: ...
+
+
+@dataclass(frozen=True)
+class IngestListener:
+    """What a layer above traces does with ingest, inside the ingest's transaction: ``spans_stored`` runs after
+    the spans are written, with their trace locks held; ``evaluations_received`` takes the decoded
+    gen_ai.evaluation.result events (evals registers both, for app scores, in EvalsConfig.ready)."""
+
+    spans_stored: SpansStored
+    evaluations_received: EvaluationsReceived
+
+
+INGEST_LISTENERS: list[IngestListener] = []
+
+
+def on_ingest(listener: IngestListener) -> None:
+    if listener not in INGEST_LISTENERS:
+        INGEST_LISTENERS.append(listener)
+
+
 @dataclass
 class StoreResult:
     trace_pks: list[int] = field(default_factory=list)
@@ -165,86 +195,22 @@ class StoreResult:
     rejected: list[str] = field(default_factory=list)  # spans not stored, each with the reason
 
 
-def _lock_traces(project: Project, trace_ids: Iterable[str]) -> None:
-    """Serialise writers of the same trace until commit (PostgreSQL; SQLite writers are serial anyway)."""
+def traces_lock(*, project: Project, keys: Iterable[str]) -> None:
+    """Serialise writers of the same traces (``keys``: trace ids, or other names in the same key space) until
+    commit. PostgreSQL; SQLite writers are serial anyway."""
     if connection.vendor != "postgresql":
         return
-    keys = sorted({zlib.crc32(f"{project.pk}:{t}".encode()) - 2**31 for t in trace_ids})
+    numbers = sorted({zlib.crc32(f"{project.pk}:{t}".encode()) - 2**31 for t in keys})
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", [keys])
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", [numbers])
 
 
-@dataclass(frozen=True)
-class _Column:
-    attname: str
-    column: str
-    is_json: bool
-    nullable: bool
-
-
-def _columns(model: type[Trace] | type[Span] | type[RetrievedDocument], names: Iterable[str]) -> list[_Column]:
-    fields = [model._meta.get_field(name) for name in names]
-    return [_Column(f.attname, str(f.column), isinstance(f, JSONField), f.null) for f in fields if isinstance(f, Field)]
-
-
-SPAN_COLUMNS = _columns(Span, ("id", "trace", "span_id", *SPAN_UPDATE_FIELDS))
-TRACE_COLUMNS = _columns(Trace, ("id", "project", "trace_id", *TRACE_UPDATE_FIELDS))
-DOCUMENT_COLUMNS = _columns(RetrievedDocument, ("span", "position", "document_id", "score", "content", "metadata"))
+SPAN_COLUMNS = columns(Span, ("id", "trace", "span_id", *SPAN_UPDATE_FIELDS))
+TRACE_COLUMNS = columns(Trace, ("id", "project", "trace_id", *TRACE_UPDATE_FIELDS))
+DOCUMENT_COLUMNS = columns(RetrievedDocument, ("span", "position", "document_id", "score", "content", "metadata"))
 # The column type rounds costs to 10 places: round them before summing so a trace's cost does not depend on
 # whether its spans were summed from this batch or read back from the table.
 COST_PLACES = Decimal("1e-10")
-
-
-# jsonb keeps no formatting, so the compact form; values come from decoded JSON or protobuf, which are trees, so the
-# circular-reference check is skipped. Both save ~15% of the encoding; empty values (most spans' events,
-# tool arguments, tags) skip the encoder call.
-_encode_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-
-
-def _json_text(value: Any) -> str:
-    if not value and isinstance(value, (list, dict)):
-        return "[]" if isinstance(value, list) else "{}"
-    return "null" if value is None else _encode_json(value)
-
-
-def _copy_rows(table: str, columns: list[_Column], rows: Iterable[dict[str, Any]]) -> None:
-    """PostgreSQL COPY: rows streamed in psycopg's C code, far cheaper than INSERT parameters built in Python."""
-    quote = connection.ops.quote_name
-    plain = [c.attname for c in columns if not c.is_json]
-    json_columns = [(c.attname, c.nullable) for c in columns if c.is_json]
-    order = ", ".join(
-        quote(c.column) for c in [*(c for c in columns if not c.is_json), *(c for c in columns if c.is_json)]
-    )
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({order}) FROM STDIN") as copy:
-        for row in rows:
-            values = [row[name] for name in plain]
-            for name, nullable in json_columns:
-                value = row[name]
-                values.append(None if value is None and nullable else _json_text(value))
-            copy.write_row(values)
-
-
-@functools.cache
-def _sequence(table: str) -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
-        return str(cursor.fetchone()[0])
-
-
-def _update_spans(rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL: re-sent spans, updated in place (same primary key) through a COPY into a temporary table."""
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(c.column) for c in SPAN_COLUMNS)
-    updates = ", ".join(f"{quote(c.column)} = u.{quote(c.column)}" for c in SPAN_COLUMNS if c.attname != "id")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS span_update ON COMMIT DELETE ROWS AS "  # noqa: S608 (model columns)
-            f"SELECT {columns} FROM {Span._meta.db_table} WITH NO DATA"
-        )
-        cursor.execute("TRUNCATE span_update")  # an earlier call in the same transaction left its rows
-    _copy_rows("span_update", SPAN_COLUMNS, rows)
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {Span._meta.db_table} s SET {updates} FROM span_update u WHERE s.id = u.id")  # noqa: S608
 
 
 @dataclass
@@ -302,7 +268,7 @@ def _lock_and_read(project: Project, keys: set[tuple[str, str]], *, log_events: 
     # Each trace id probes the unique (project, trace_id) index: "LIMIT 1" keeps the planner from flattening the
     # subquery into a join that, with stale or missing statistics (autovacuum off, a young table), scanned every
     # trace of the project per request: 20 ms at 26,000 traces.
-    span_columns = [quote(c.column) for c in _columns(Span, STORED_FIELDS)]
+    span_columns = [quote(c.column) for c in columns(Span, STORED_FIELDS)]
     statements.append(
         f"SELECT t.trace_id, t.id, t.start_time, {', '.join(f's.{c}' for c in span_columns)} "  # noqa: S608
         "FROM unnest(%s::text[]) AS k(trace_id) "
@@ -316,7 +282,7 @@ def _lock_and_read(project: Project, keys: set[tuple[str, str]], *, log_events: 
         "SELECT ARRAY(SELECT nextval(%s::regclass) FROM generate_series(1, %s)), "
         "ARRAY(SELECT nextval(%s::regclass) FROM generate_series(1, %s))"
     )
-    params += [_sequence(Trace._meta.db_table), len(trace_ids), _sequence(Span._meta.db_table), len(keys)]
+    params += [sequence(Trace._meta.db_table), len(trace_ids), sequence(Span._meta.db_table), len(keys)]
     events: dict[tuple[str, str], list[RawEvent]] = defaultdict(list)
     stored: dict[str, _StoredTrace] = {}
     tags = STORED_FIELDS.index("tags")
@@ -361,7 +327,7 @@ def _facts(span: dict[str, Any]) -> SpanFacts:
 
 def _capped(cost: Decimal) -> Decimal | None:
     """A sum of absurd reported costs that would overflow the column is unknown, not an error."""
-    return cost if cost < MAX_TRACE_COST else None
+    return cost if cost <= MAX_COST else None
 
 
 def _first_nonempty(values: Iterable[Any]) -> Any:
@@ -432,7 +398,7 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
 
     The stored spans of the batch's traces are read first, so each trace is summarised in Python from
     stored + batch spans and written once, and only spans that really are re-sent take the update path;
-    new rows (nearly all of them) are COPYed on PostgreSQL.
+    new rows (nearly all of them) are COPYed on PostgreSQL (traces.ingest.bulk).
     """
     if project.redact_pii:  # every path that stores spans passes here, so nothing is written unredacted
         records = redact_records(list(records))
@@ -482,31 +448,22 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
         t: {"project_id": project.pk, "trace_id": t, "updated_at": now, "search_text": "", **summaries[t]}
         for t in trace_ids
     }
-    trace_pk = {t: s.pk for t, s in stored.items()}
-    postgresql = connection.vendor == "postgresql"
-    if postgresql:
-        trace_pk.update(zip(new_traces, prefetched.trace_pks, strict=False))
+    if connection.vendor == "postgresql":  # new rows take the keys read from the sequences with the batch
+        for trace_id, pk in zip(new_traces, prefetched.trace_pks, strict=False):
+            trace_rows[trace_id]["id"] = pk
         for key, pk in zip(new_spans, prefetched.span_pks, strict=False):
             rows[key]["id"] = pk
-        for trace_id in new_traces:
-            trace_rows[trace_id]["id"] = trace_pk[trace_id]
-        _copy_rows(Trace._meta.db_table, TRACE_COLUMNS, [trace_rows[t] for t in new_traces])
-    else:
-        created_traces = Trace.objects.bulk_create([Trace(**trace_rows[t]) for t in new_traces])
-        trace_pk.update((t.trace_id, t.pk) for t in created_traces)
+    trace_pk = {t: s.pk for t, s in stored.items()}
+    trace_pk.update(
+        zip(new_traces, rows_insert(Trace, TRACE_COLUMNS, [trace_rows[t] for t in new_traces]), strict=True)
+    )
     for key, row in rows.items():
         row["trace_id"] = trace_pk[key[0]]
     for key, pk in resent.items():
         rows[key]["id"] = pk
-    if postgresql:
-        _copy_rows(Span._meta.db_table, SPAN_COLUMNS, [rows[key] for key in new_spans])
-        if resent:
-            _update_spans([rows[key] for key in resent])
-    else:
-        created_spans = Span.objects.bulk_create([Span(**rows[key]) for key in new_spans])
-        for key, created in zip(new_spans, created_spans, strict=True):
-            rows[key]["id"] = created.pk
-        Span.objects.bulk_update([Span(**rows[key]) for key in resent], SPAN_UPDATE_FIELDS)
+    for key, pk in zip(new_spans, rows_insert(Span, SPAN_COLUMNS, [rows[key] for key in new_spans]), strict=True):
+        rows[key]["id"] = pk
+    rows_update(Span, SPAN_COLUMNS, [rows[key] for key in resent])
 
     # Re-sent spans replace their documents; a new span has none to replace.
     if resent:
@@ -523,10 +480,7 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
         for key, record in unique.items()
         for d in record.documents
     ]
-    if documents and postgresql:
-        _copy_rows(RetrievedDocument._meta.db_table, DOCUMENT_COLUMNS, documents)
-    elif documents:
-        RetrievedDocument.objects.bulk_create([RetrievedDocument(**d) for d in documents])
+    rows_insert(RetrievedDocument, DOCUMENT_COLUMNS, documents)
 
     if stored:
         Trace.objects.bulk_create(
@@ -535,7 +489,8 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
             unique_fields=["project", "trace_id"],
             update_fields=TRACE_UPDATE_FIELDS,
         )
-    _pending_evaluations_apply(project, unique.values())
+    for listener in INGEST_LISTENERS:
+        listener.spans_stored(project=project, records=list(unique.values()))
     # The rollup buckets of these traces changed, including the one a trace left when an earlier span arrived.
     minutes_mark_dirty(
         project_id=project.pk,
@@ -638,7 +593,7 @@ def otlp_spans_ingest(
             rejected.append(f"span {span.name[:200]!r}: {nested_json_field(span)}: {exc}")
     result = _store(project, records, prefetched)
     result.rejected = rejected
-    evaluation_events_ingest(project=project, evaluations=evaluations)
+    evaluations_ingest(project=project, evaluations=evaluations)
     return result
 
 
@@ -673,7 +628,7 @@ def otlp_log_events_ingest(*, project: Project, events: Sequence[LogEvent]) -> i
     """Keep gen_ai log events for their spans and re-normalise the spans already stored."""
     if not events:
         return 0
-    _lock_traces(project, {e.trace_id for e in events})
+    traces_lock(project=project, keys={e.trace_id for e in events})
     PendingLogEvent.objects.bulk_create(
         [
             PendingLogEvent(
@@ -704,139 +659,8 @@ def otlp_log_events_ingest(*, project: Project, events: Sequence[LogEvent]) -> i
     return len(events)
 
 
-# --- gen_ai.evaluation.result events → scores (source "app") ----------------------------------------------------
-# An app's own verdict on a span arrives as a log record (/v1/logs) or as a span event (/v1/traces). The evaluated
-# span is the one whose ids the event carries, or, when it carries none, the span whose gen_ai.response.id it names.
-# An event whose span is not stored yet waits as a PendingEvaluation and is applied by the ingest that stores it
-# (_store), under the same per-trace lock (and a per-response-id lock), so either arrival order gives one score.
-
-
-def _response_lock_names(response_ids: Iterable[str]) -> list[str]:
-    # Taken after the trace locks by every writer, in sorted order: no two writers wait on each other in a cycle.
-    return [f"response:{r}" for r in response_ids]
-
-
-def _spans_evaluated(
-    project: Project, evaluations: Sequence[EvaluationRecord]
-) -> tuple[dict[tuple[str, str], Span], dict[str, Span]]:
-    """The stored spans the evaluations name: by (trace id, span id), and by response id."""
-    keys = {(e.trace_id, e.span_id) for e in evaluations if e.span_id}
-    response_ids = {e.response_id for e in evaluations if not e.span_id}
-    # Only what a score row copies: a span's texts and raw attributes can be large.
-    spans = Span.objects.select_related("trace").only(
-        "span_id", "trace__project_id", "trace__trace_id", "trace__service", "trace__start_time"
-    )
-    by_ids: dict[tuple[str, str], Span] = {}
-    if keys:
-        candidates = spans.filter(
-            project=project, trace__trace_id__in={t for t, _ in keys}, span_id__in={s for _, s in keys}
-        )
-        by_ids = {(s.trace.trace_id, s.span_id): s for s in candidates if (s.trace.trace_id, s.span_id) in keys}
-    by_response: dict[str, Span] = {}
-    if response_ids:
-        response_id: KeyTextTransform | Cast = KeyTextTransform(RESPONSE_ID, "attributes")
-        if connection.vendor != "postgresql":  # SQLite would read the ids compared with as JSON ("malformed JSON")
-            response_id = Cast(response_id, TextField())
-        candidates = (
-            spans.annotate(response_id=response_id)
-            .filter(project=project, attributes__has_key=RESPONSE_ID, response_id__in=response_ids)
-            .order_by("pk")
-        )
-        for span in candidates:
-            by_response.setdefault(span.response_id, span)  # the same id on two spans: the first stored
-    return by_ids, by_response
-
-
-def _app_score(span: Span, evaluation: EvaluationRecord, now: datetime) -> Score:
-    trace = span.trace
-    return Score(
-        project_id=trace.project_id,
-        trace=trace,
-        span=span,
-        key=score_key_app(trace.pk, span.span_id, evaluation.name),
-        service=trace.service,
-        trace_start=trace.start_time,
-        name=evaluation.name,
-        value=evaluation.value,
-        label=evaluation.label,
-        passed=evaluation.passed,
-        explanation=evaluation.explanation,
-        evidence={"error.type": evaluation.error_type} if evaluation.error_type else {},
-        evaluator=evaluation.name,
-        source=ScoreSource.APP,
-        updated_at=now,
-    )
-
-
-def _evaluations_attach(project: Project, evaluations: Sequence[EvaluationRecord]) -> list[EvaluationRecord]:
-    """Score the evaluations whose span is stored; returns the others. The caller holds the locks."""
-    by_ids, by_response = _spans_evaluated(project, evaluations)
-    now = timezone.now()
-    scores: dict[str, Score] = {}
-    waiting: list[EvaluationRecord] = []
-    for evaluation in evaluations:
-        span = by_ids.get((evaluation.trace_id, evaluation.span_id)) if evaluation.span_id else None
-        span = span or (by_response.get(evaluation.response_id) if not evaluation.span_id else None)
-        if span is None:
-            waiting.append(evaluation)
-            continue
-        score = _app_score(span, evaluation, now)
-        scores[score.key] = score  # the same evaluation twice in one batch: the last one wins
-    if scores:
-        scores_upsert(list(scores.values()))
-        minutes_mark_dirty(project_id=project.pk, moments=[s.trace_start for s in scores.values() if s.trace_start])
-    return waiting
-
-
-def evaluation_events_ingest(*, project: Project, evaluations: Sequence[EvaluationRecord]) -> int:
-    """Score each evaluation on its span, or keep it until that span arrives. Idempotent: a re-send replaces."""
-    if not evaluations:
-        return 0  # no transaction (nor savepoint, inside the span ingest's) for the common batch without any
-    trace_ids = {e.trace_id for e in evaluations if e.span_id}
-    response_ids = {e.response_id for e in evaluations if not e.span_id}
-    with transaction.atomic():
-        if trace_ids:
-            _lock_traces(project, trace_ids)
-        if response_ids:
-            _lock_traces(project, _response_lock_names(response_ids))
-        waiting = _evaluations_attach(project, evaluations)
-        if waiting:
-            PendingEvaluation.objects.bulk_create(
-                [
-                    PendingEvaluation(
-                        project=project, trace_id=e.trace_id, span_id=e.span_id,
-                        response_id="" if e.span_id else e.response_id, name=e.name, value=e.value, label=e.label,
-                        explanation=e.explanation, error_type=e.error_type,
-                    )
-                    for e in waiting
-                ],
-                update_conflicts=True,
-                unique_fields=["project", "trace_id", "span_id", "response_id", "name"],
-                update_fields=["value", "label", "explanation", "error_type"],
-            )  # fmt: skip
-    return len(evaluations)
-
-
-def _pending_evaluations_apply(project: Project, records: Iterable[SpanRecord]) -> None:
-    """Within the span ingest's transaction (trace locks held): score the kept evaluations of the stored spans."""
-    keys = {(r.trace_id, r.span_id) for r in records}
-    response_ids = {r.attributes[RESPONSE_ID] for r in records if isinstance(r.attributes.get(RESPONSE_ID), str)} - {""}
-    if response_ids:
-        _lock_traces(project, _response_lock_names(response_ids))
-    condition = Q(trace_id__in={t for t, _ in keys})
-    if response_ids:
-        condition |= Q(trace_id="", response_id__in=response_ids)
-    pending = [
-        p
-        for p in PendingEvaluation.objects.filter(condition, project=project)
-        if (p.trace_id, p.span_id) in keys or p.response_id in response_ids
-    ]
-    if not pending:
-        return
-    evaluations = [
-        EvaluationRecord(p.trace_id, p.span_id, p.response_id, p.name, p.value, p.label, p.explanation, p.error_type)
-        for p in pending
-    ]
-    waiting = {id(e) for e in _evaluations_attach(project, evaluations)}
-    applied = [p.pk for p, e in zip(pending, evaluations, strict=True) if id(e) not in waiting]
-    PendingEvaluation.objects.filter(pk__in=applied).delete()
+def evaluations_ingest(*, project: Project, evaluations: Sequence[EvaluationRecord]) -> None:
+    """The decoded gen_ai.evaluation.result events of a request, handed to the listeners (evals scores them)."""
+    if evaluations:
+        for listener in INGEST_LISTENERS:
+            listener.evaluations_received(project=project, evaluations=evaluations)

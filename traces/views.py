@@ -13,13 +13,8 @@ from accounts.selectors import membership_for
 from evals.forms import AnnotationForm
 from evals.models import Dataset
 from evals.selectors import datasets_for_project, not_applicable_for_trace, scores_for_trace
-from traces.explorer_services import (
-    list_columns_set,
-    saved_view_create,
-    saved_view_delete,
-    traces_add_to_dataset,
-    traces_annotate,
-)
+from evals.services import traces_add_to_dataset, traces_annotate
+from traces.explorer_services import list_columns_set, saved_view_create, saved_view_delete
 from traces.forms import GroupFilterForm, SavedViewForm, TraceFilterForm
 from traces.models import LIST_COLUMN_CHOICES, SavedView, Trace
 from traces.selectors import (

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from accounts.models import ApiKey, Scope
 from evals.canary.cohorts import CohortError, canary_analyse
 from evals.canary.forms import CanaryForm
+from sre4ai_web.lib.api_errors import ApiError
 
 
 class HistogramOut(serializers.Serializer):
@@ -107,12 +108,12 @@ class CanaryEndpoint(APIView):
         assert isinstance(api_key, ApiKey)  # HasProjectKey
         form = CanaryForm(request.query_params)
         if not form.is_valid():
-            return Response({"error": "The comparison is not valid; see details.", "details": form.errors}, status=400)
+            raise ApiError(400, "The comparison is not valid; see details.", details=form.errors)
         data = form.cleaned_data
         try:
             report = canary_analyse(project=api_key.project, service=data["service"], attribute=data["attribute"],
                                     baseline=data["baseline"], canary=data["canary"], since=data["since"],
                                     until=data["until"], config=data["config"])  # fmt: skip
         except CohortError as exc:
-            return Response({"error": str(exc)}, status=400)
+            raise ApiError(400, str(exc)) from exc
         return Response(report.to_dict())

@@ -29,8 +29,8 @@ from django.db.models.functions import Cast
 
 from accounts.models import Project
 from evals.canary.stats import CanaryConfig, CanaryResult, NumericSignal, RateSignal, analyse
+from evals.selectors import trace_verdicts
 from evals.signals import safety_flagged
-from rollups.services import trace_verdicts
 from sre4ai_web.lib.sql import JsonArrayHas
 from traces.models import Span, Trace
 

@@ -6,12 +6,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Project
 from evals.drift import stats
 from evals.drift.signals import gather
 from evals.models import DriftRun, RunStatus
+from sre4ai_web.lib.queue import enqueue_on_commit
 
 CURRENT = timedelta(hours=24)
 BASELINE = timedelta(days=7)
@@ -27,6 +29,14 @@ def drift_run_create(
         project=project, service=service, current_since=until - current, current_until=until,
         baseline_since=until - current - baseline, baseline_until=until - current, trigger=trigger, created_by=user,
     )  # fmt: skip
+
+
+@transaction.atomic
+def drift_run_start(*, project: Project, service: str, trigger: str = "schedule", user: User | None = None) -> DriftRun:
+    """A drift run of the last 24 h against the 7 days before, executed by a worker."""
+    run = drift_run_create(project=project, service=service, trigger=trigger, user=user)
+    enqueue_on_commit("evals.tasks.drift_run", run.pk)
+    return run
 
 
 def drift_run_execute(*, run_id: int) -> DriftRun:
@@ -57,7 +67,3 @@ def drift_run_execute(*, run_id: int) -> DriftRun:
     )
     run.refresh_from_db()
     return run
-
-
-def drift_run_fail(*, run_id: int, error: str) -> None:
-    DriftRun.objects.filter(pk=run_id).update(status=RunStatus.FAILED, error=error[:2000], finished_at=timezone.now())

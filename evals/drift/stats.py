@@ -41,7 +41,7 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import sparse, stats
+from scipy import sparse, special, stats
 
 Verdict = Literal["drift", "no_drift", "insufficient_data"]
 CorrectionMethod = Literal["holm", "bonferroni", "bh"]
@@ -653,6 +653,40 @@ def categorical_drift(
 
 
 # ---------------------------------------------------------------------------------------------------- rate
+# Below this expected count in a cell of a 2 x 2 table the chi-square approximation is poor (Cochran's rule).
+MIN_EXPECTED = 5.0
+
+
+def _empty_margin(a: int, b: int, c: int, d: int) -> bool:
+    return 0 in (a + b, c + d, a + c, b + d)
+
+
+def two_by_two_uses_fisher(a: int, b: int, c: int, d: int) -> bool:
+    """Whether two_by_two_p_value takes Fisher's exact test for this table (an expected count below 5)."""
+    if _empty_margin(a, b, c, d):
+        return False
+    n = a + b + c + d
+    return min(r * k for r in (a + b, c + d) for k in (a + c, b + d)) / n < MIN_EXPECTED
+
+
+def two_by_two_p_value(a: int, b: int, c: int, d: int) -> float:
+    """Two-sided p-value that the rows (a, b) and (c, d) have the same proportion a/(a+b) = c/(c+d): the one 2 x 2
+    test of drift rates, canary rates and the triage page's suspects.
+
+    Pearson's chi-square with one degree of freedom, which is the pooled two-proportion z-test squared (closed
+    form: n (ad - bc)^2 / (row and column sums multiplied)); Fisher's exact test when an expected count is below 5.
+    1.0 when a margin is empty: there is nothing to compare.
+    """
+    if _empty_margin(a, b, c, d):
+        return 1.0
+    if two_by_two_uses_fisher(a, b, c, d):
+        return float(stats.fisher_exact([[a, b], [c, d]]).pvalue)
+    n = a + b + c + d
+    chi2 = n * (a * d - b * c) ** 2 / ((a + b) * (c + d) * (a + c) * (b + d))
+    # chdtrc is the chi-square survival function (scipy.stats.chi2.sf) without the distribution-object overhead.
+    return min(1.0, float(special.chdtrc(1, chi2)))
+
+
 def rate_drift(
     baseline_hits: int,
     baseline_total: int,
@@ -687,16 +721,10 @@ def rate_drift(
     if n_b >= min_samples and n_c >= min_samples and p_b is not None and p_c is not None:
         pooled = (baseline_hits + current_hits) / (n_b + n_c)
         se = math.sqrt(pooled * (1 - pooled) * (1 / n_b + 1 / n_c))
-        z = (p_c - p_b) / se if se > 0 else 0.0
-        min_expected = min(n * x for n in (n_b, n_c) for x in (pooled, 1 - pooled))
-        if se == 0:
-            p_value, method = 1.0, "z"
-        elif min_expected >= 5:
-            p_value, method = float(2 * stats.norm.sf(abs(z))), "z"
-        else:
-            table = [[current_hits, n_c - current_hits], [baseline_hits, n_b - baseline_hits]]
-            p_value, method = float(stats.fisher_exact(table).pvalue), "fisher_exact"
-        p_value = min(1.0, p_value)
+        z = (p_c - p_b) / se if se > 0 else 0.0  # reported; the p-value is the same test's (z^2 = chi-square)
+        table = (current_hits, n_c - current_hits, baseline_hits, n_b - baseline_hits)
+        p_value = two_by_two_p_value(*table)
+        method = "fisher_exact" if two_by_two_uses_fisher(*table) else "z"
     effect = abs(h) if h is not None else None
     verdict, reason, significant, meets = _decide(
         n_baseline=n_b,

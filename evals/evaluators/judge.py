@@ -48,7 +48,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -58,7 +57,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from accounts.selectors import SecretUnavailable, secret_value
 from evals.evaluators.base import EvalItem, EvalResult, Evaluator, EvaluatorError
-from sre4ai_web.lib import outbound
+from sre4ai_web.lib import chat_completions, outbound
+from sre4ai_web.lib.chat_completions import ChatReply
 
 try:  # opentelemetry-api is optional at run time: suppress instrumentation when it is there.
     from opentelemetry import context as otel_context
@@ -613,19 +613,15 @@ class LlmJudge(Evaluator[JudgeParams]):
         if messages is None:
             return None
         key = self._key(item.metadata.get("project_id"))
-        body: dict[str, Any] = {"model": p.model, "messages": messages}
-        if p.temperature is not None:
-            body["temperature"] = p.temperature
-        completion = self._call(body, key)
-        reply, finish_reason = _reply_text(completion)
+        completion = self._call(
+            chat_completions.request_body(model=p.model, messages=messages, temperature=p.temperature), key
+        )
         try:
-            verdict = parse_verdict(reply)
+            verdict = parse_verdict(completion.text)
         except ValueError as exc:
-            hint = " (the reply was cut off: finish_reason=length)" if finish_reason == "length" else ""
+            hint = " (the reply was cut off: finish_reason=length)" if completion.finish_reason == "length" else ""
             raise EvaluatorError(f"{exc}{hint}", retryable=False) from None
-        raw_usage = completion.get("usage")
-        usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
-        served_model = str(completion.get("model") or p.model)
+        usage, served_model = completion.usage, completion.model
         passed = verdict.value >= p.threshold
         label = verdict.verdict or ("pass" if passed else "fail")
         raw = "" if verdict.raw_score is None else f"score {verdict.raw_score} → "
@@ -638,7 +634,7 @@ class LlmJudge(Evaluator[JudgeParams]):
                 "output_tokens": usage.get("completion_tokens"),
             },
         }
-        sentences = claim_evidence(reply, item) if p.template == "faithfulness" else None
+        sentences = claim_evidence(completion.text, item) if p.template == "faithfulness" else None
         if sentences is not None:
             evidence["sentences"] = sentences
             evidence["claims"] = len(sentences)
@@ -706,12 +702,9 @@ class LlmJudge(Evaluator[JudgeParams]):
             )
         return key
 
-    def _call(self, body: dict[str, Any], key: str | None) -> dict[str, Any]:
+    def _call(self, body: dict[str, Any], key: str | None) -> ChatReply:
         p = self.params
-        url = f"{p.base_url}/chat/completions"
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        url = chat_completions.url(p.base_url)
         limiter = _limiter(p.base_url, p.model)
         last = ""
         for attempt in range(p.max_retries + 1):
@@ -721,8 +714,9 @@ class LlmJudge(Evaluator[JudgeParams]):
                     limiter.slot(max_concurrency=p.max_concurrency, requests_per_minute=p.requests_per_minute),
                     _no_instrumentation(),
                 ):
-                    response, _cut = outbound.request(_http(), "POST", url, json=body, headers=headers,
-                                                      deadline=p.timeout_seconds)  # fmt: skip
+                    response, _cut = chat_completions.send(
+                        _http(), base_url=p.base_url, body=body, key=key, deadline=p.timeout_seconds
+                    )
             except outbound.OutboundError as exc:
                 if not exc.retryable:
                     raise EvaluatorError(
@@ -733,11 +727,11 @@ class LlmJudge(Evaluator[JudgeParams]):
             else:
                 status = response.status_code
                 if status < 300:
-                    return self._json(response, url)
-                detail = self._redact(_error_detail(response), key)
+                    return self._reply(response, url)
+                detail = self._redact(chat_completions.error_detail(response), key)
                 if status in self._RETRYABLE_STATUS or status >= 500:
                     last = f"HTTP {status}{detail}"
-                    retry_after = _retry_after(response)
+                    retry_after = chat_completions.retry_after(response)
                     if retry_after is not None and retry_after > RETRY_AFTER_CAP_SECONDS:
                         raise EvaluatorError(
                             f"the judge endpoint {url} asks to retry after {retry_after:g} s ({status}){detail}",
@@ -772,52 +766,15 @@ class LlmJudge(Evaluator[JudgeParams]):
     def _redact(text: str, key: str | None) -> str:
         return text.replace(key, "***") if key else text
 
-    @staticmethod
-    def _json(response: httpx.Response, url: str) -> dict[str, Any]:
+    def _reply(self, response: httpx.Response, url: str) -> ChatReply:
         try:
             data = response.json()
         except ValueError:
             data = None
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+        reply = chat_completions.reply_of(data, model=self.params.model)
+        if reply is None:
             raise EvaluatorError(
                 f"{url} did not return a chat completion (no choices): {_quote(response.text)}; check base_url",
                 retryable=False,
             )
-        return data
-
-
-def _reply_text(completion: dict[str, Any]) -> tuple[str, str]:
-    choice = completion["choices"][0] if isinstance(completion["choices"][0], dict) else {}
-    message = choice.get("message") or {}
-    content = message.get("content") if isinstance(message, dict) else None
-    if isinstance(content, list):  # content parts
-        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return (content if isinstance(content, str) else ""), str(choice.get("finish_reason") or "")
-
-
-def _error_detail(response: httpx.Response) -> str:
-    """': <message>' from an OpenAI-style error body, or the start of the body."""
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    message: Any = None
-    if isinstance(data, dict):
-        error = data.get("error")
-        message = error.get("message") if isinstance(error, dict) else error or data.get("message")
-    text = str(message) if message else response.text.strip()
-    return f": {text[:200]}" if text else ""
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError):
-        return None
+        return reply

@@ -11,7 +11,6 @@ trace, so its cost is computed with the price table like any ingested LLM call.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import httpx
 from pydantic import Field, field_validator
@@ -24,10 +23,9 @@ from evals.probes.base import (
     TargetAnswer,
     TargetConfig,
     TargetError,
-    answer_text,
-    json_path_get,
     send_json,
 )
+from sre4ai_web.lib import chat_completions
 
 
 class OpenAIChatConfig(TargetConfig):
@@ -71,36 +69,23 @@ class OpenAIChat(Target[OpenAIChatConfig]):
 
     def call(self, item: ProbeItem, client: httpx.Client, secrets: Secrets) -> TargetAnswer:
         config = self.config
-        headers = {}
-        if config.api_key_env:
-            headers["Authorization"] = "Bearer " + secrets.resolve("${" + config.api_key_env + "}")
-        body: dict[str, Any] = {
-            "model": config.model,
-            "messages": self.messages(item),
-            "temperature": config.temperature,
-        }
-        if config.max_tokens is not None:
-            body["max_tokens"] = config.max_tokens
-        document = send_json(client, "POST", f"{config.base_url}/chat/completions", headers=headers, body=body,
-                             timeout=config.timeout_seconds, secrets=secrets)  # fmt: skip
-        path = "choices[0].message.content"
-        answer = answer_text(json_path_get(document, path, "the answer"), path)
-        usage = document.get("usage") if isinstance(document, dict) else None
-        usage = usage if isinstance(usage, dict) else {}
-
-        def tokens(key: str) -> int | None:
-            value = usage.get(key)
-            return value if isinstance(value, int) and value >= 0 else None
-
-        model = document.get("model") if isinstance(document.get("model"), str) else config.model
-        if not answer.strip() and document["choices"][0].get("finish_reason") == "content_filter":
+        key = secrets.resolve("${" + config.api_key_env + "}") if config.api_key_env else None
+        body = chat_completions.request_body(model=config.model, messages=self.messages(item),
+                                             temperature=config.temperature, max_tokens=config.max_tokens)  # fmt: skip
+        document = send_json(client, "POST", chat_completions.url(config.base_url),
+                             headers=chat_completions.headers(key), body=body, timeout=config.timeout_seconds,
+                             secrets=secrets)  # fmt: skip
+        reply = chat_completions.reply_of(document, model=config.model)
+        if reply is None:
+            raise TargetError("the target did not return a chat completion (no choices)", retryable=False)
+        if not reply.text.strip() and reply.finish_reason == "content_filter":
             raise TargetError("the model returned no answer (finish_reason content_filter)", retryable=False)
         return TargetAnswer(
-            answer=answer,
+            answer=reply.text,
             request=body["messages"],
             documents=[Document(id=f"context:{i}", content=doc) for i, doc in enumerate(item.context)],
-            model=model,
+            model=reply.model,
             provider="openai",
-            input_tokens=tokens("prompt_tokens"),
-            output_tokens=tokens("completion_tokens"),
+            input_tokens=reply.tokens("prompt_tokens"),
+            output_tokens=reply.tokens("completion_tokens"),
         )

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from evals.datasets import input_text
 from evals.evaluators.base import EvalResult, Evaluator, EvaluatorError
 from evals.evaluators.registry import REGISTRY
+from evals.jobs import job_run_fail
 from evals.models import DatasetItem, Probe, ProbeResult, ProbeRun, RunStatus
 from evals.probes import TARGETS
 from evals.probes.base import ProbeItem, Secrets, Target, TargetAnswer, TargetError
@@ -34,6 +35,7 @@ from evals.probes.schedule import next_run_after
 from evals.selectors import effective_configs, eval_item, traces_with_spans
 from evals.services import probe_item_scores_write, run_evaluator
 from sre4ai_web.lib import outbound
+from sre4ai_web.lib.queue import enqueue_on_commit
 from traces.ingest import native
 from traces.models import Trace
 from traces.services import spans_store
@@ -50,8 +52,18 @@ def probe_run_create(
                                    scheduled_for=scheduled_for, total=probe.dataset.items.count())  # fmt: skip
 
 
+@transaction.atomic
+def probe_run_start(
+    *, probe: Probe, trigger: str = "manual", user: User | None = None, scheduled_for: datetime | None = None
+) -> ProbeRun:
+    """A probe run asked by a worker, item by item."""
+    run = probe_run_create(probe=probe, trigger=trigger, user=user, scheduled_for=scheduled_for)
+    enqueue_on_commit("evals.tasks.probe_run", run.pk)
+    return run
+
+
 def probes_claim_due(*, now: datetime) -> list[ProbeRun]:
-    """Beat: a run for every enabled probe whose next start has come. The slot is claimed by moving
+    """Beat: a run (queued) for every enabled probe whose next start has come. The slot is claimed by moving
     ``next_run_at`` forward with a conditional UPDATE, so of two beats (or workers) only one wins it; the unique
     (probe, scheduled_for) constraint backs that up."""
     runs = []
@@ -62,23 +74,8 @@ def probes_claim_due(*, now: datetime) -> list[ProbeRun]:
                 next_run_at=next_run_after(probe, now)
             )
             if won:
-                runs.append(probe_run_create(probe=probe, trigger="schedule", scheduled_for=slot))
+                runs.append(probe_run_start(probe=probe, trigger="schedule", scheduled_for=slot))
     return runs
-
-
-def probe_run_fail(*, run_id: int, error: str) -> None:
-    ProbeRun.objects.filter(pk=run_id).exclude(status__in=[RunStatus.DONE, RunStatus.CANCELLED]).update(
-        status=RunStatus.FAILED, error=error[:2000], finished_at=timezone.now()
-    )
-
-
-def probe_run_cancel(*, run: ProbeRun) -> ProbeRun:
-    """The run stops before its next item; items already asked keep their results."""
-    ProbeRun.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
-        status=RunStatus.CANCELLED, finished_at=timezone.now()
-    )
-    run.refresh_from_db()
-    return run
 
 
 def probe_trace_id(run_id: int, item_id: int) -> str:
@@ -95,7 +92,7 @@ def probe_run_execute(*, run_id: int) -> ProbeRun:
     try:
         target = TARGETS[probe.target_kind].from_config(probe.target_config)
     except (KeyError, ValidationError) as exc:
-        probe_run_fail(run_id=run.pk, error=f"The probe's target configuration is invalid: {exc}")
+        job_run_fail(model=ProbeRun, run_id=run.pk, error=f"The probe's target configuration is invalid: {exc}")
         return ProbeRun.objects.get(pk=run.pk)
     params = {c.evaluator.name: c.params for c in effective_configs(project=probe.project, service=probe.service)}
     evaluators = [(REGISTRY[name], params.get(name, {})) for name in probe.evaluators if name in REGISTRY]
@@ -231,7 +228,7 @@ def _record_trace(
         "trace_id": probe_trace_id(run.pk, item.id), "name": probe.name[:500], "service": probe.service,
         "environment": probe.environment, "tags": [PROBE_TAG], "spans": [span],
     }]}  # fmt: skip
-    records, errors, _ = native.decode_batch(batch)
+    records, errors, _ = native.decode_batch(batch)  # an IngestError here is a bug too
     if errors:  # the probe's own fields are validated when it is saved; this is a bug, not bad input
         raise ValueError(f"probe trace rejected by the ingest schema: {errors[0]['error']}")
     stored = spans_store(project=probe.project, records=records)

@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from evals.evaluators.base import EvalItem, EvalResult
-from evals.evaluators.pii import PiiLeak, card_brand, iban_ok, luhn_ok
+from evals.evaluators.pii import PiiLeak
+from sre4ai_web.lib.textscan.pii import card_brand, iban_ok, luhn_ok
 
 
 def score(output: str, input: str = "", **params: Any) -> EvalResult:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
+from django.db import OperationalError
 
 from accounts.models import ApiKey
 from traces.ingest.limits import IngestError
@@ -125,3 +126,25 @@ def rate_charge(api_key: ApiKey, spans: int) -> None:
         raise
     except Exception:  # fail open, as in rate_check
         logger.warning("ingest rate limits not counted: the ingest_rate cache is unavailable", exc_info=True)
+
+
+@contextmanager
+def ingest_guard() -> Iterator[None]:
+    """The one error wrapper of both ingest endpoints: a database that is unavailable (while the key is checked or
+    the spans are stored) is a 503 with Retry-After, which exporters retry, not a 500."""
+    try:
+        yield
+    except OperationalError as exc:
+        logger.exception("database unavailable during ingest")
+        raise IngestError(
+            503, "Storage is unavailable; retry later.", retry_after=settings.INGEST_RETRY_AFTER_SECONDS
+        ) from exc
+
+
+@contextmanager
+def ingest_admit(api_key: ApiKey) -> Iterator[None]:
+    """A request of this key is read, decoded and stored inside: its rate limits are checked first, and it holds
+    one of the slots for requests in flight."""
+    rate_check(api_key)
+    with ingest_slot():
+        yield

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.conf import settings
 
+from sre4ai_web.lib.api_errors import ApiError
+
 TRUNCATION_MARK = "…[truncated by sre4ai: attribute over SRE4AI_INGEST_MAX_ATTRIBUTE_BYTES]"
 # A JSON request body may nest its format's envelope plus values at the value limit: OTLP/JSON spends a dozen
 # levels above the attributes and three per AnyValue level (value, kvlistValue, values); the native format two
@@ -14,14 +16,12 @@ ENVELOPE_LEVELS = 16
 LEVELS_PER_VALUE_LEVEL = 4
 
 
-class IngestError(Exception):
-    """A request-level rejection: the HTTP status and a message that says what to fix."""
+class IngestError(ApiError):
+    """A request-level rejection by either ingest endpoint: the HTTP status and a message that says what to fix.
+    The native API answers it as JSON (the API's exception handler), OTLP as a Status body (traces.api)."""
 
     def __init__(self, status: int, message: str, retry_after: int | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.retry_after = retry_after
+        super().__init__(status, message, retry_after=retry_after)
 
 
 def too_deep(value: Any, limit: int) -> str | None:

@@ -22,14 +22,13 @@ from pydantic import (
     model_validator,
 )
 
-from traces.ingest.limits import IngestLimits, too_deep
+from sre4ai_web.lib.bounds import MAX_COST, MAX_TOKENS
+from sre4ai_web.lib.validation import pydantic_message
+from traces.ingest.limits import IngestError, IngestLimits, too_deep
 from traces.ingest.normalize import DocumentRecord, SpanRecord
 from traces.models import SpanKind
 
 HEX = "0123456789abcdef"
-# Bounds that keep values inside their columns (bigint tokens, numeric(20, 10) cost) with room for sums.
-MAX_TOKENS = 10**12
-MAX_COST = Decimal(10**8)
 
 
 def _without_nul(value: Any) -> Any:
@@ -84,7 +83,7 @@ class SpanIn(BaseModel):
     output_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     total_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     cost: Decimal | None = Field(
-        default=None, ge=0, lt=MAX_COST, max_digits=20, decimal_places=10,
+        default=None, ge=0, le=MAX_COST, max_digits=20, decimal_places=10,
         description="USD; computed from tokens when absent.",
     )  # fmt: skip
     prompt_name: str = Field(default="", max_length=200)
@@ -231,22 +230,16 @@ def _flatten(trace: TraceIn, trace_id: str) -> list[SpanRecord]:
     return records
 
 
-def _error_text(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
-    return "; ".join(parts)
-
-
 def decode_batch(document: Any) -> tuple[list[SpanRecord], list[dict[str, Any]], int]:
-    """Validated span records, per-trace errors ``[{index, error}]``, and the number of accepted traces."""
-    context = {"limits": IngestLimits.from_settings(), "now": datetime.now(tz=UTC)}
+    """Validated span records, per-trace errors ``[{index, error}]``, and the number of accepted traces. A body
+    that is not a batch, or holds more spans than a request may, raises IngestError (400, 413)."""
+    limits = IngestLimits.from_settings()
+    context = {"limits": limits, "now": datetime.now(tz=UTC)}
     document = _without_nul(document)
     try:
         batch = BatchIn.model_validate(document)
     except ValidationError as exc:
-        raise ValueError(_error_text(exc)) from exc
+        raise IngestError(400, f"Body does not match the batch schema: {pydantic_message(exc)}") from exc
     records: list[SpanRecord] = []
     errors: list[dict[str, Any]] = []
     accepted = 0
@@ -254,9 +247,11 @@ def decode_batch(document: Any) -> tuple[list[SpanRecord], list[dict[str, Any]],
         try:
             trace = TraceIn.model_validate(item, context=context)
         except ValidationError as exc:
-            errors.append({"index": index, "error": _error_text(exc)})
+            errors.append({"index": index, "error": pydantic_message(exc)})
             continue
         trace_id = trace.trace_id or _digest(item, 32)
         records.extend(_flatten(trace, trace_id))
         accepted += 1
+    if len(records) > limits.max_spans_per_request:
+        raise IngestError(413, f"{len(records)} spans in one request; the limit is {limits.max_spans_per_request}.")
     return records, errors, accepted

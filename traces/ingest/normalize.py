@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 
+from sre4ai_web.lib.bounds import MAX_COST, MAX_TOKENS, SCORE_VALUE_LIMIT
 from traces.ingest.limits import too_deep
 from traces.ingest.pricing import price_usage
 
@@ -140,7 +141,7 @@ class SpanRecord:
                     cache_write_tokens=self.cache_write_tokens or 0,
                     at=self.start_time,
                 )
-                if self.cost is not None and self.cost >= MAX_COST:
+                if self.cost is not None and self.cost > MAX_COST:
                     self.cost = None
                 self.cost_source = "computed" if self.cost is not None else "unpriced"
             else:
@@ -236,10 +237,8 @@ def as_int(value: Any) -> int | None:
         return None
 
 
-# Token counts and costs outside these bounds are nonsense the price table rejects (negative) or the columns
-# cannot hold (cost is numeric(20, 10)); they are dropped rather than failing the whole batch.
-MAX_TOKENS = 10**12
-MAX_COST = Decimal(10**10)
+# Token counts and costs outside sre4ai_web.lib.bounds are nonsense the price table rejects (negative) or the
+# columns cannot hold; they are dropped rather than failing the whole batch.
 
 
 def as_count(value: Any) -> int | None:
@@ -254,7 +253,7 @@ def as_decimal(value: Any) -> Decimal | None:
         result = Decimal(str(value))
     except InvalidOperation:
         return None
-    return result if result.is_finite() and 0 <= result < MAX_COST else None
+    return result if result.is_finite() and 0 <= result <= MAX_COST else None
 
 
 def first(attrs: Mapping[str, Any], *keys: str) -> Any:
@@ -1137,7 +1136,6 @@ RESPONSE_ID = "gen_ai.response.id"
 # "toxic", "4 stars") carries no verdict we could read without knowing the evaluator, so ``passed`` is None.
 PASS_LABELS = frozenset({"pass", "passed", "true", "yes", "correct", "success"})
 FAIL_LABELS = frozenset({"fail", "failed", "false", "no", "incorrect", "failure"})
-SCORE_VALUE_LIMIT = 1e9  # evals.models.SCORE_VALUE_LIMIT (ingest imports no app models)
 
 
 @dataclass

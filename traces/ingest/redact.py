@@ -1,8 +1,8 @@
 """PII and secret redaction at ingest, for projects that turn it on (Project.redact_pii).
 
-E-mail addresses, phone, card and IBAN numbers (the ``pii`` evaluator's detectors) and real-looking secrets (the
-``secrets`` evaluator's; documented examples are left alone) are replaced by ``[REDACTED:<kind>]`` in every text a
-span stores: input and output, chat messages, retrieved documents, tool arguments and results, the status message,
+E-mail addresses, phone, card and IBAN numbers (sre4ai_web.lib.textscan.pii) and real-looking secrets
+(sre4ai_web.lib.textscan.secrets; documented examples are left alone) are replaced by ``[REDACTED:<kind>]`` in every
+text a span stores: input and output, chat messages, retrieved documents, tool arguments and results, the status message,
 and the raw attributes and events they were read from; the previews derive from the redacted texts. The span keeps
 how many values of each kind it lost in its attribute ``sre4ai.redacted.<kind>``, and the ``pii`` evaluator counts
 the markers, so PII SLIs still see a leak that was redacted.
@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
-from evals.evaluators.pii import ALL_KINDS, REDACTION_MARKER, find_pii
-from evals.evaluators.secrets import find_secrets
+from sre4ai_web.lib.textscan.pii import ALL_KINDS, REDACTION_MARKER, find_pii
+from sre4ai_web.lib.textscan.secrets import find_secrets
 from traces.ingest.normalize import SpanRecord
 
 COUNT_PREFIX = "sre4ai.redacted."

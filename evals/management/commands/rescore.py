@@ -9,8 +9,9 @@ from tqdm import tqdm
 
 from accounts.models import Project
 from evals.evaluators.registry import REGISTRY
+from evals.jobs import job_run_cancel
 from evals.models import EvalRun, RunStatus
-from evals.services import eval_run_cancel, eval_run_create, eval_run_drive
+from evals.services import eval_run_create, eval_run_drive
 
 
 def _when(value: str, flag: str) -> datetime:
@@ -51,7 +52,7 @@ class Command(BaseCommand):
         try:
             run = eval_run_drive(run=run, on_progress=progress)
         except KeyboardInterrupt:
-            run = eval_run_cancel(run=run)
+            run = job_run_cancel(run=run)
         finally:
             bar.close()
         self.stdout.write(f"Run {run.pk} {run.status}: {run.done} of {run.total} traces, {run.failed} errors.")

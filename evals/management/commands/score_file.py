@@ -15,8 +15,8 @@ from tqdm import tqdm
 
 from evals.evaluators.base import ContextDoc, EvalItem, EvaluatorError
 from evals.evaluators.registry import REGISTRY
-from evals.forms import pydantic_message
 from evals.services import run_evaluator
+from sre4ai_web.lib.validation import pydantic_message
 
 
 def item_from_json(data: Any) -> EvalItem:

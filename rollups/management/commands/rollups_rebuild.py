@@ -9,7 +9,8 @@ from django.utils.dateparse import parse_datetime
 from tqdm import tqdm
 
 from accounts.models import Project
-from rollups.services import HOUR, floor_hour, minutes_recompute
+from rollups.services import minutes_recompute
+from sre4ai_web.lib.timebuckets import HOUR, floor_hour
 from traces.models import Trace
 
 

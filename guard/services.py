@@ -43,7 +43,7 @@ SCORE_NAME = "guardrail"
 RECORD_TASK = "guard.tasks.record_decisions"
 RECORD_BATCH = 500  # outbox rows recorded per transaction
 # Queues the recording task from a thread of its own: the answer never waits on the broker (sre4ai_web.lib.nudge).
-_RECORDER = Nudger(RECORD_TASK)
+_RECORDER = Nudger(RECORD_TASK, every=0.5)
 
 
 @dataclass(frozen=True)

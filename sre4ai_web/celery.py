@@ -26,6 +26,7 @@ app.conf.task_routes = {
     "slos.tasks.sli_history": {"queue": "backfill"},
     "slos.tasks.dispatch": {"queue": "notify"},
     "evals.tasks.scores_export": {"queue": "export"},  # the OTLP collector of docs/scoring.md
+    "evals.tasks.scores_export_test": {"queue": "export"},
 }
 
 app.conf.beat_schedule = {

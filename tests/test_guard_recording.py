@@ -25,6 +25,8 @@ from guard.selectors import POLICY_CACHE
 from guard.services import guard_records_flush
 from guard.tasks import record_decisions
 from slos.budgets import budget_create
+from sre4ai_web.lib.nudge import Nudger
+from sre4ai_web.lib.ttl_cache import TTLCache
 from tests.conftest import Tenant, broker_purge
 from tests.test_guard import INJECTION, save_policy, verdicts
 from tests.test_worker_e2e import start_worker, stop, wait_for
@@ -197,3 +199,46 @@ def test_a_decision_answered_while_the_broker_is_down_is_recorded_by_beat(tenant
     assert record_decisions() == 1  # beat's run, with the broker back
     assert Span.objects.get().span_id == response.json()["span_id"]
     assert not GuardRecord.objects.exists()
+
+
+def test_the_process_cache_expires_and_stays_bounded() -> None:
+    loads: list[str] = []
+
+    def load(key: str) -> Callable[[], str]:
+        return lambda: loads.append(key) or f"value of {key}"
+
+    cache: TTLCache[str, str] = TTLCache(seconds=0.2, max_entries=2)
+    assert [cache.get_or_load(k, load(k)) for k in ("a", "a", "b")] == ["value of a", "value of a", "value of b"]
+    assert loads == ["a", "b"]
+    cache.get_or_load("c", load("c"))  # a third key: the oldest ("a") goes
+    cache.get_or_load("b", load("b"))
+    cache.get_or_load("a", load("a"))
+    assert loads == ["a", "b", "c", "a"]
+    time.sleep(0.25)
+    cache.get_or_load("a", load("a"))
+    assert loads[-1] == "a" and len(loads) == 5
+    cache.discard_where(lambda key, _: key == "a")
+    cache.get_or_load("a", load("a"))
+    assert len(loads) == 6
+
+
+def test_nudges_coalesce_and_a_broker_failure_does_not_stop_the_next_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[float] = []
+
+    def send_task(name: str) -> None:
+        sent.append(time.monotonic())
+        if len(sent) == 1:
+            raise ConnectionError("broker down")
+
+    monkeypatch.setattr("sre4ai_web.celery.app.send_task", send_task)
+    nudger = Nudger("guard.tasks.record_decisions", every=0.3)
+    nudger.nudge()
+    wait_for(lambda: len(sent) == 1, 5, "the first nudge")
+    for _ in range(50):  # during the pause after the first send (which failed)
+        nudger.nudge()
+    wait_for(lambda: len(sent) == 2, 5, "the second nudge after the first failed")
+    time.sleep(0.5)
+    assert len(sent) == 2  # fifty nudges in the pause: one send after it
+    assert sent[1] - sent[0] >= 0.3
+    nudger.nudge()
+    wait_for(lambda: len(sent) == 3, 5, "a later nudge")

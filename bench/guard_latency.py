@@ -266,6 +266,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             client: dict[str, dict[str, list[float]]] = {s.name: {k: [] for k in rounds[0]} for s in sides}
             server: dict[str, dict[str, list[float]]] = {s.name: {k: [] for k in rounds[0]} for s in sides}
             decisions: dict[str, dict[str, int]] = {s.name: {} for s in sides}
+            # CPU of the web server per kind of call (clock ticks of /proc, summed over the run: exact on average).
+            web_cpu: dict[str, dict[str, float]] = {s.name: dict.fromkeys(rounds[0], 0.0) for s in sides}
             loadavg_before = Path("/proc/loadavg").read_text().split()[:3]
             cpu_start: dict[str, tuple[float, float]] = {}
             for i, calls in enumerate(rounds):
@@ -273,9 +275,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     cpu_start = {s.name: s.cpu() for s in sides}
                 for side in sides if i % 2 == 0 else sides[::-1]:
                     for kind, body in calls.items():
+                        web_before = side.cpu()[0]
                         ms, answer = side.call(body)
                         if i < args.warmup:
                             continue
+                        web_cpu[side.name][kind] += side.cpu()[0] - web_before
                         client[side.name][kind].append(ms)
                         server[side.name][kind].append(float(answer["elapsed_ms"]))
                         key = f"{kind}:{answer['decision']}"
@@ -292,7 +296,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for side in sides:
         c = client[side.name]
-        web_cpu = cpu_end[side.name][0] - cpu_start[side.name][0]
+        web_cpu_total = cpu_end[side.name][0] - cpu_start[side.name][0]
         worker_cpu = cpu_drained[side.name][1] - cpu_start[side.name][1]
         results[side.name] = {
             "records_decisions": "outbox + worker" if side.records_async else "in the request",
@@ -302,7 +306,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 [a + b for a, b in zip(c["input"], c["output_grounded"], strict=True)]
             ),
             "server_decide_ms": {kind: summary(ms) for kind, ms in server[side.name].items()},
-            "web_cpu_ms_per_call": round(web_cpu * 1000 / measured, 2),
+            "web_cpu_ms_per_call": round(web_cpu_total * 1000 / measured, 2),
+            "web_cpu_ms": {kind: round(sec * 1000 / args.runs, 2) for kind, sec in web_cpu[side.name].items()},
             "worker_cpu_ms_per_call": round(worker_cpu * 1000 / measured, 2),
             "decisions": decisions[side.name],
             "recorded": {

@@ -205,7 +205,11 @@ def test_the_process_cache_expires_and_stays_bounded() -> None:
     loads: list[str] = []
 
     def load(key: str) -> Callable[[], str]:
-        return lambda: loads.append(key) or f"value of {key}"
+        def loaded() -> str:
+            loads.append(key)
+            return f"value of {key}"
+
+        return loaded
 
     cache: TTLCache[str, str] = TTLCache(seconds=0.2, max_entries=2)
     assert [cache.get_or_load(k, load(k)) for k in ("a", "a", "b")] == ["value of a", "value of a", "value of b"]

@@ -16,6 +16,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from accounts.models import AuditEvent
 from accounts.services import membership_set
 from evals.models import Score, ScoreExportTarget, ScoreSource
+from evals.otel_export import export_test_run
 from tests.conftest import PASSWORD, Tenant, broker_purge, make_tenant
 from tests.receiver import Receiver
 from tests.test_evaluation_events_export import built_in, counters, eager, scored_trace  # noqa: F401 (eager: a fixture)
@@ -185,3 +186,17 @@ def test_send_test_is_posted_by_the_export_worker_and_its_answer_shows(
     assert (first.path, first.headers["x-team"], first.headers["content-type"]) == (
         "/v1/logs", TOKEN, "application/x-protobuf")  # fmt: skip
     assert ExportLogsServiceRequest.FromString(first.body).resource_logs[0].scope_logs[0].log_records == []
+
+
+@pytest.mark.usefixtures("eager")
+def test_headers_sealed_under_a_lost_key_drop_the_batch_with_a_counter_and_say_so(
+    transactional_db: Any, tenant: Tenant, receiver: Receiver, settings: Any
+) -> None:
+    save(admin(tenant), f"{receiver.url}/v1/logs", f"Authorization: Bearer {TOKEN}")
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40  # rotated without the old one in SECRET_KEY_FALLBACKS
+    scored_trace(tenant)
+    assert receiver.requests == []  # nothing sent without its headers
+    assert counters(tenant) == (0, len(built_in(tenant)))
+    export_test_run(project_id=tenant.project.pk)
+    row = ScoreExportTarget.objects.get()
+    assert row.test_ok is False and "an admin must set them again in Settings" in row.test_result

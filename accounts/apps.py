@@ -10,10 +10,16 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
+        from django.db.models.signals import post_delete, post_save
 
         import sre4ai_web.checks  # noqa: F401  (registers the deployment checks)
+        from accounts.models import ApiKey, Project
 
         user_logged_in.connect(_stamp_session_generation, dispatch_uid="sre4ai_session_generation")
+        for signal in (post_save, post_delete):
+            signal.connect(_forget_key, sender=ApiKey, dispatch_uid=f"sre4ai_forget_key_{signal is post_save}")
+            signal.connect(_forget_project_keys, sender=Project,
+                           dispatch_uid=f"sre4ai_forget_project_keys_{signal is post_save}")  # fmt: skip
 
 
 def _stamp_session_generation(sender: object, request: HttpRequest, user: Any, **kwargs: object) -> None:
@@ -24,3 +30,17 @@ def _stamp_session_generation(sender: object, request: HttpRequest, user: Any, *
 
     request.session[SESSION_GENERATION_KEY] = session_generation(user_id=user.pk)
     request.session[LAST_SEEN_KEY] = int(time.time())
+
+
+def _forget_key(sender: object, instance: Any, **kwargs: object) -> None:
+    """A key saved or deleted in this process (revoked, scopes changed) is looked up afresh by the guard call."""
+    from accounts.selectors import API_KEY_CACHE
+
+    API_KEY_CACHE.discard(instance.secret_hash)
+
+
+def _forget_project_keys(sender: object, instance: Any, **kwargs: object) -> None:
+    """The cached keys carry their project: a project saved or deleted drops them."""
+    from accounts.selectors import API_KEY_CACHE
+
+    API_KEY_CACHE.discard_where(lambda _, key: key is not None and key.project_id == instance.pk)

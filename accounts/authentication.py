@@ -18,7 +18,7 @@ from rest_framework.request import Request
 
 from accounts import menus
 from accounts.models import ApiKey, Scope
-from accounts.selectors import api_key_by_secret
+from accounts.selectors import api_key_by_secret, api_key_by_secret_cached
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -58,8 +58,9 @@ def missing_scope_message(scope: str) -> str:
     )
 
 
-def authenticate_project_key(request: HttpRequest, *, scope: str) -> ApiKey:
-    """Return the active key named by the request if it has ``scope``, or raise ProjectKeyError with 401/403."""
+def authenticate_project_key(request: HttpRequest, *, scope: str, cached: bool = False) -> ApiKey:
+    """Return the active key named by the request if it has ``scope``, or raise ProjectKeyError with 401/403.
+    ``cached``: look the key up in the per-process cache (accounts.selectors.api_key_by_secret_cached)."""
     header = request.headers.get("Authorization", "")
     if not header:
         raise ProjectKeyError(
@@ -68,7 +69,7 @@ def authenticate_project_key(request: HttpRequest, *, scope: str) -> ApiKey:
             f"{menus.CREATE_API_KEY}).",
         )
     public, secret = _credentials(header)
-    api_key = api_key_by_secret(secret=secret)
+    api_key = api_key_by_secret_cached(secret=secret) if cached else api_key_by_secret(secret=secret)
     if api_key is None or (public is not None and public != api_key.public_key):
         raise ProjectKeyError(401, "Unknown API key: check the secret key (and public key) you configured.")
     if api_key.revoked_at is not None:
@@ -78,6 +79,7 @@ def authenticate_project_key(request: HttpRequest, *, scope: str) -> ApiKey:
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now  # a cached key is not written again for a minute
     return api_key
 
 
@@ -97,10 +99,13 @@ class ProjectKeyAuthentication(BaseAuthentication):
     """DRF authentication: ``request.auth`` is the ApiKey, ``request.user`` stays None. The scope comes from the
     view's ``key_scopes``: a key without it gets a 403 that names the missing scope."""
 
+    cached = False
+
     def authenticate(self, request: Request) -> tuple[None, ApiKey]:
         view = request.parser_context.get("view") if request.parser_context else None
         try:
-            return None, authenticate_project_key(request._request, scope=_scope_needed(request, view))
+            scope = _scope_needed(request, view)
+            return None, authenticate_project_key(request._request, scope=scope, cached=self.cached)
         except ProjectKeyError as exc:
             if exc.status == 403:
                 raise exceptions.PermissionDenied(exc.message) from exc
@@ -108,6 +113,13 @@ class ProjectKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="sre4ai"'
+
+
+class CachedProjectKeyAuthentication(ProjectKeyAuthentication):
+    """The same, with the key from the per-process cache: for the guard call, which sits in the app's request path
+    (a revocation made in another server process applies within SRE4AI_GUARD_CACHE_SECONDS)."""
+
+    cached = True
 
 
 class HasProjectKey(BasePermission):
@@ -121,6 +133,7 @@ class ProjectKeyScheme(OpenApiAuthenticationExtension):
     """Documents project-key auth in the OpenAPI schema (Swagger's Authorize button)."""
 
     target_class = "accounts.authentication.ProjectKeyAuthentication"
+    match_subclasses = True  # the guard call's CachedProjectKeyAuthentication
     name = "projectKey"
 
     def get_security_definition(self, auto_schema: object) -> dict[str, str]:

@@ -13,6 +13,7 @@ from accounts import menus
 from accounts.models import ApiKey, AuditEvent, LoginThrottle, Membership, Project, ProjectSecret, SessionGeneration
 from accounts.services import hash_secret, login_throttle_keys
 from accounts.vault import unseal
+from sre4ai_web.lib.ttl_cache import TTLCache
 
 
 def projects_for_user(*, user: User | AnonymousUser) -> QuerySet[Project]:
@@ -33,6 +34,20 @@ def membership_for(*, user: User | AnonymousUser, slug: str) -> Membership:
 
 def api_key_by_secret(*, secret: str) -> ApiKey | None:
     return ApiKey.objects.select_related("project").filter(secret_hash=hash_secret(secret)).first()
+
+
+# Keys by secret hash for the guard call, which answers in the app's request path (docs/guard.md): a key created,
+# revoked or changed in this process applies at once (accounts.apps discards the entry on save); one changed in
+# another process within SRE4AI_GUARD_CACHE_SECONDS. Unknown secrets are remembered too, so a flood of wrong keys
+# does not reach the database.
+API_KEY_CACHE: TTLCache[str, ApiKey | None] = TTLCache(settings.SRE4AI_GUARD_CACHE_SECONDS)
+
+
+def api_key_by_secret_cached(*, secret: str) -> ApiKey | None:
+    digest = hash_secret(secret)
+    return API_KEY_CACHE.get_or_load(
+        digest, lambda: ApiKey.objects.select_related("project").filter(secret_hash=digest).first()
+    )
 
 
 def api_keys_for_project(*, project: Project) -> QuerySet[ApiKey]:

@@ -379,3 +379,29 @@ class ScoreExportCounter(models.Model):
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="+")
     sent = models.BigIntegerField(default=0)
     failed = models.BigIntegerField(default=0)
+
+
+class ExportProtocol(models.TextChoices):
+    PROTOBUF = "http/protobuf", "OTLP/HTTP, protobuf"
+    JSON = "http/json", "OTLP/HTTP, JSON"
+
+
+class ScoreExportTarget(models.Model):
+    """The project's own OpenTelemetry collector for its built-in scores (evals.otel_export), set by an admin in
+    Settings. It overrides the server's default (SRE4AI_OTEL_EXPORT_*); an empty endpoint turns export off for the
+    project. Without a row the server's default applies."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="+")
+    endpoint = models.CharField(max_length=2000, blank=True)
+    protocol = models.CharField(max_length=20, choices=ExportProtocol.choices, default=ExportProtocol.PROTOBUF)
+    # The headers as a JSON object, sealed (accounts.vault): their values never leave the server again. The names
+    # are not secret and are shown.
+    headers_sealed = models.TextField(blank=True)
+    header_names = models.JSONField(default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # The last "Send test": asked for when, answered when, and what came back.
+    test_requested_at = models.DateTimeField(null=True, blank=True)
+    test_finished_at = models.DateTimeField(null=True, blank=True)
+    test_ok = models.BooleanField(null=True)
+    test_result = models.CharField(max_length=500, blank=True)

@@ -1,10 +1,13 @@
 """Our verdicts over OpenTelemetry: every built-in (evaluator) score sent as a ``gen_ai.evaluation.result`` log
 record to an OTLP/HTTP logs endpoint, linked to the evaluated trace and span (trace_id / span_id on the record).
 
-Off unless ``SRE4AI_OTEL_EXPORT_ENDPOINT`` is set. Scoring never waits on the collector: after the scores commit,
-their ids are queued in batches to ``evals.tasks.scores_export`` on the ``export`` queue, which posts one request
-per batch through the outbound client, retries a failed batch with backoff a bounded number of times, and then
-drops it. Sent and dropped scores are counted per project (``ScoreExportCounter``, on ``/metrics``).
+Where to: the project's own collector when an admin set one in Settings (``ScoreExportTarget``: endpoint,
+protocol, sealed headers; an empty endpoint turns export off for the project), else the server's default
+(``SRE4AI_OTEL_EXPORT_*``), else nowhere. Scoring never waits on the collector: after the scores commit, their ids
+are queued in batches to ``evals.tasks.scores_export`` on the ``export`` queue, which posts one request per batch
+through the outbound client (so its address checks apply), retries a failed batch with backoff a bounded number of
+times, and then drops it. Sent and dropped scores are counted per project (``ScoreExportCounter``, on
+``/metrics``). "Send test" in Settings posts an empty logs request the same way, in the background.
 """
 
 from __future__ import annotations
@@ -13,15 +16,24 @@ import base64
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from evals.models import Score, ScoreExportCounter, ScoreSource
+from accounts.models import Project
+from accounts.services import audit_record
+from accounts.vault import seal, unseal
+from evals.models import Score, ScoreExportCounter, ScoreExportTarget, ScoreSource
 from sre4ai_web.lib import outbound
 from traces.ingest.normalize import EVALUATION_EVENT, RESPONSE_ID
 from traces.ingest.otlp import to_key_values
@@ -39,20 +51,63 @@ class ExportFailed(Exception):
         self.retry_after = retry_after
 
 
-def export_enabled() -> bool:
-    return bool(settings.SRE4AI_OTEL_EXPORT_ENDPOINT)
+@dataclass(frozen=True)
+class ExportTarget:
+    endpoint: str
+    protocol: str
+    headers: dict[str, str]
+
+
+def export_target(*, project_id: int) -> ExportTarget | None:
+    """Where the project's scores go: its own settings, else the server's default; None: nowhere. Raises
+    ExportFailed when the project's headers cannot be decrypted (SECRET_KEY changed without a fallback)."""
+    row = ScoreExportTarget.objects.filter(project_id=project_id).first()
+    if row is None:
+        if not settings.SRE4AI_OTEL_EXPORT_ENDPOINT:
+            return None
+        return ExportTarget(
+            settings.SRE4AI_OTEL_EXPORT_ENDPOINT,
+            settings.SRE4AI_OTEL_EXPORT_PROTOCOL,
+            dict(settings.SRE4AI_OTEL_EXPORT_HEADERS),
+        )
+    if not row.endpoint:
+        return None
+    return ExportTarget(row.endpoint, row.protocol, _headers(row))
+
+
+def _headers(row: ScoreExportTarget) -> dict[str, str]:
+    if not row.headers_sealed:
+        return {}
+    try:
+        headers: dict[str, str] = json.loads(unseal(row.headers_sealed))
+    except ValueError:
+        raise ExportFailed(
+            "the exporter's headers cannot be decrypted (SECRET_KEY changed): an admin must set them again in Settings",
+            retryable=False,
+        ) from None
+    return headers
+
+
+def projects_exporting(project_ids: set[int]) -> set[int]:
+    """Which of these projects export their scores (one query)."""
+    own = dict(ScoreExportTarget.objects.filter(project_id__in=project_ids).values_list("project_id", "endpoint"))
+    default = bool(settings.SRE4AI_OTEL_EXPORT_ENDPOINT)
+    return {pk for pk in project_ids if (bool(own[pk]) if pk in own else default)}
 
 
 def scores_export_after_commit(scores: Sequence[Score]) -> None:
-    """Queue the built-in scores among these for export once the transaction commits (nothing when export is off)."""
-    if not export_enabled():
-        return
+    """Queue the built-in scores among these for export once the transaction commits (nothing for a project that
+    does not export)."""
     by_project: dict[int, list[int]] = {}
     for score in scores:
         if score.source == ScoreSource.EVALUATOR and score.pk is not None:
             by_project.setdefault(score.project_id, []).append(score.pk)
+    if not by_project:
+        return
+    exporting = projects_exporting(set(by_project))
     for project_id, pks in by_project.items():
-        transaction.on_commit(lambda project_id=project_id, pks=pks: _queue(project_id, pks))  # type: ignore[misc]
+        if project_id in exporting:
+            transaction.on_commit(lambda project_id=project_id, pks=pks: _queue(project_id, pks))  # type: ignore[misc]
 
 
 def _queue(project_id: int, score_pks: list[int]) -> None:
@@ -120,8 +175,11 @@ def _encode(request: ExportLogsServiceRequest, protocol: str) -> tuple[bytes, st
 
 
 def scores_send(*, project_id: int, score_pks: Sequence[int]) -> int:
-    """One attempt to send these scores; returns how many were sent (those deleted since are skipped).
-    Raises ExportFailed, saying whether a later attempt can succeed."""
+    """One attempt to send these scores; returns how many were sent (those deleted since are skipped, and none when
+    the project no longer exports). Raises ExportFailed, saying whether a later attempt can succeed."""
+    target = export_target(project_id=project_id)
+    if target is None:
+        return 0
     scores = list(
         Score.objects.filter(project_id=project_id, pk__in=score_pks, source=ScoreSource.EVALUATOR)
         .select_related("trace", "span")
@@ -129,19 +187,25 @@ def scores_send(*, project_id: int, score_pks: Sequence[int]) -> int:
     )
     if not scores:
         return 0
-    body, content_type = _encode(logs_request(scores), settings.SRE4AI_OTEL_EXPORT_PROTOCOL)
-    headers = {**settings.SRE4AI_OTEL_EXPORT_HEADERS, "Content-Type": content_type}
+    _post(target, logs_request(scores))
+    export_counted(project_id=project_id, sent=len(scores))
+    return len(scores)
+
+
+def _post(target: ExportTarget, request: ExportLogsServiceRequest) -> httpx.Response:
+    """POST the logs request to the collector; raises ExportFailed unless it answers 2xx."""
+    body, content_type = _encode(request, target.protocol)
+    headers = {**target.headers, "Content-Type": content_type}
     with outbound.client() as http:
         try:
             response, _ = outbound.request(
-                http, "POST", settings.SRE4AI_OTEL_EXPORT_ENDPOINT, deadline=settings.SRE4AI_OTEL_EXPORT_TIMEOUT_SECONDS,
+                http, "POST", target.endpoint, deadline=settings.SRE4AI_OTEL_EXPORT_TIMEOUT_SECONDS,
                 headers=headers, content=body, max_bytes=64 * 1024,
             )  # fmt: skip
         except outbound.OutboundError as exc:
             raise ExportFailed(f"OTLP export to the collector failed: {exc}", retryable=exc.retryable) from None
     if 200 <= response.status_code < 300:
-        export_counted(project_id=project_id, sent=len(scores))
-        return len(scores)
+        return response
     retry_after = response.headers.get("Retry-After", "")
     raise ExportFailed(
         f"the collector answered {response.status_code}",
@@ -160,3 +224,73 @@ def export_counted(*, project_id: int, sent: int = 0, failed: int = 0) -> None:
             ScoreExportCounter.objects.create(project_id=project_id, sent=sent, failed=failed)
     except IntegrityError:  # created meanwhile by another worker
         counters.update(sent=F("sent") + sent, failed=F("failed") + failed)
+
+
+# --- the project's settings (Settings → "Scores to an OpenTelemetry collector") -------------------------------
+
+
+@transaction.atomic
+def export_settings_save(
+    *, project: Project, endpoint: str, protocol: str, headers: dict[str, str] | None, user: User
+) -> ScoreExportTarget:
+    """Set the project's own collector (endpoint "" = export off for the project). ``headers`` None keeps the
+    stored ones; {} removes them. Audit-logged with the endpoint's host and the header names, never their values."""
+    row = ScoreExportTarget.objects.select_for_update().filter(project=project).first() or ScoreExportTarget(
+        project=project
+    )
+    row.endpoint, row.protocol, row.updated_by = endpoint, protocol, user
+    if headers is not None:
+        row.headers_sealed = seal(json.dumps(headers)) if headers else ""
+        row.header_names = sorted(headers)
+    row.save()
+    details: dict[str, Any] = {"protocol": protocol, "headers": row.header_names}
+    audit_record(project=project, actor=user, action="score_export.set",
+                 target=outbound_host(endpoint) if endpoint else "off", details=details)  # fmt: skip
+    return row
+
+
+@transaction.atomic
+def export_settings_reset(*, project: Project, user: User) -> None:
+    """Back to the server's default (the project's own settings and headers are deleted)."""
+    if ScoreExportTarget.objects.filter(project=project).delete()[0]:
+        audit_record(project=project, actor=user, action="score_export.reset", target="server default")
+
+
+def export_test_request(*, project: Project) -> ScoreExportTarget:
+    """Queue a test of the project's own collector (the ``export`` worker posts it); raises ValueError when the
+    project has no collector of its own to test."""
+    row = ScoreExportTarget.objects.filter(project=project).exclude(endpoint="").first()
+    if row is None:
+        raise ValueError("this project has no collector of its own: set an endpoint first")
+    ScoreExportTarget.objects.filter(pk=row.pk).update(
+        test_requested_at=timezone.now(), test_finished_at=None, test_ok=None, test_result=""
+    )
+    from evals.tasks import scores_export_test  # the task module imports this one
+
+    transaction.on_commit(lambda: scores_export_test.apply_async((project.pk,)))
+    return row
+
+
+def export_test_run(*, project_id: int) -> None:
+    """Post an empty logs request (it stores nothing anywhere) to the project's collector with its headers and
+    protocol, and record what came back on the settings row."""
+    row = ScoreExportTarget.objects.filter(project_id=project_id).exclude(endpoint="").first()
+    if row is None:  # reset or turned off since
+        return
+    started = timezone.now()
+    try:
+        target = ExportTarget(row.endpoint, row.protocol, _headers(row))
+        response = _post(target, logs_request([]))
+    except ExportFailed as exc:
+        ok, result = False, str(exc)
+    else:
+        took = (timezone.now() - started).total_seconds() * 1000
+        ok, result = True, f"the collector answered {response.status_code} in {took:.0f} ms"
+    ScoreExportTarget.objects.filter(pk=row.pk).update(
+        test_finished_at=timezone.now(), test_ok=ok, test_result=f"{outbound_host(row.endpoint)}: {result}"[:500]
+    )
+
+
+def outbound_host(url: str) -> str:
+    """The host (and port) of a URL, for the audit log and messages: a path or query may hold a token."""
+    return urlsplit(url).netloc.rpartition("@")[2] or url

@@ -9,13 +9,26 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Prefetch, QuerySet
 
 from accounts.models import Project
 from evals.evaluators.base import ContextDoc, EvalItem, Evaluator, ToolCall
 from evals.evaluators.registry import REGISTRY
-from evals.models import Dataset, DatasetItem, DriftRun, EvalRun, EvaluatorConfig, Probe, ProbeResult, ProbeRun, Score
+from evals.models import (
+    Dataset,
+    DatasetItem,
+    DriftRun,
+    EvalRun,
+    EvaluatorConfig,
+    Probe,
+    ProbeResult,
+    ProbeRun,
+    Score,
+    ScoreExportCounter,
+    ScoreExportTarget,
+)
 from sre4ai_web.lib.sql import AnyOf
 from traces.exchange import SpanFacts, answer_text, exchange_of
 from traces.ingest.normalize import preview_text
@@ -249,3 +262,25 @@ def probe_run_results(*, run: ProbeRun) -> list[ProbeResult]:
     """Flipped and changed items first: they are what the page is opened for; then failures, then the rest."""
     results = list(ProbeResult.objects.filter(run=run).select_related("trace").order_by("pk"))
     return sorted(results, key=lambda r: (not r.flipped, not r.answer_changed, r.passed, r.pk))
+
+
+@dataclass(frozen=True)
+class ScoreExportStatus:
+    """What the Settings section shows about the export of the project's scores."""
+
+    target: ScoreExportTarget | None  # the project's own setting (None: the server's default applies)
+    default_endpoint: str  # the server's default ("" when it has none)
+    default_protocol: str
+    sent: int
+    failed: int
+
+
+def score_export_status(*, project: Project) -> ScoreExportStatus:
+    counter = ScoreExportCounter.objects.filter(project=project).values_list("sent", "failed").first() or (0, 0)
+    return ScoreExportStatus(
+        target=ScoreExportTarget.objects.filter(project=project).first(),
+        default_endpoint=settings.SRE4AI_OTEL_EXPORT_ENDPOINT,
+        default_protocol=settings.SRE4AI_OTEL_EXPORT_PROTOCOL,
+        sent=counter[0],
+        failed=counter[1],
+    )

@@ -8,7 +8,7 @@ rows instead of duplicating them. The Celery path and ``manage.py score_file`` s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -199,14 +199,13 @@ class ExternalScore:
     source: str = ScoreSource.API
 
 
-def score_record(*, score: ExternalScore, author: User | None = None) -> Score:
-    """Attach a score from an app (API) or a person (annotation); idempotent by its id or author."""
+def _external_row(score: ExternalScore, author: User | None) -> Score:
     span_id = score.span.span_id if score.span else ""
     if score.source == ScoreSource.HUMAN and author is not None:
         key = score_key_human(score.trace.pk, span_id, author.pk, score.name)
     else:
         key = score_key_api(score.external_id) if score.external_id else f"api:{score.trace.pk}:{span_id}:{score.name}"
-    row = Score(
+    return Score(
         project_id=score.trace.project_id,
         trace=score.trace,
         span=score.span,
@@ -224,10 +223,25 @@ def score_record(*, score: ExternalScore, author: User | None = None) -> Score:
         author=author,
         updated_at=timezone.now(),
     )
+
+
+def score_record(*, score: ExternalScore, author: User | None = None) -> Score:
+    """Attach a score from an app (API) or a person (annotation); idempotent by its id or author."""
+    row = _external_row(score, author)
     with transaction.atomic():
         scores_upsert([row])
         minutes_mark_dirty(project_id=score.trace.project_id, moments=[score.trace.start_time])
-    return Score.objects.get(project_id=score.trace.project_id, key=key)
+    return Score.objects.get(project_id=score.trace.project_id, key=row.key)
+
+
+def scores_record(*, scores: Sequence[ExternalScore]) -> None:
+    """Attach many app scores of one project at once (one upsert, one write of dirty minutes), as score_record
+    does each."""
+    if not scores:
+        return
+    with transaction.atomic():
+        scores_upsert([_external_row(score, None) for score in scores])
+        minutes_mark_dirty(project_id=scores[0].trace.project_id, moments=[s.trace.start_time for s in scores])
 
 
 # --- evaluator settings --------------------------------------------------------------------------

@@ -106,3 +106,9 @@ def scores_export(self: Task[Any, Any], project_id: int, score_pks: list[int]) -
         logger.warning("dropped %d scores of project %s: %s", len(score_pks), project_id, exc)
         otel_export.export_counted(project_id=project_id, failed=len(score_pks))
         return 0
+
+
+@shared_task(name="evals.tasks.scores_export_test", ignore_result=True, soft_time_limit=60, time_limit=90)
+def scores_export_test(project_id: int) -> None:
+    """ "Send test" in Settings: one empty logs request to the project's collector; the answer shows there."""
+    otel_export.export_test_run(project_id=project_id)

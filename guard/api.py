@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import menus
+from accounts.authentication import CachedProjectKeyAuthentication
 from accounts.models import ApiKey, Scope
 from evals.evaluators.base import ContextDoc, ToolCall
 from guard.engine import GuardRequest
@@ -85,6 +86,7 @@ class GuardIn(BaseModel):
 
 class GuardEndpoint(APIView):
     key_scopes = {"POST": Scope.GUARD}
+    authentication_classes = [CachedProjectKeyAuthentication]  # in the app's request path: no query per call
 
     @extend_schema(
         operation_id="guard_check",
@@ -97,8 +99,8 @@ class GuardEndpoint(APIView):
             "guard policy of "
             f"the service ({menus.GUARD_POLICIES}) within its deadline and answers `decision` (allow, block, redact), "
             "each check's verdict and evidence, and `redacted_text` when the decision is redact. The decision is "
-            "recorded as an apply_guardrail span in the trace (a new one when no trace_id is sent). See "
-            "docs/guard.md."
+            "recorded as an apply_guardrail span in the trace (a new one when no trace_id is sent), shortly after "
+            "the answer. See docs/guard.md."
         ),
     )
     def post(self, request: Request) -> Response:

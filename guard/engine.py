@@ -154,8 +154,10 @@ def redact(text: str, outcomes: list[CheckOutcome]) -> str | None:
     return "".join(out)
 
 
-def decide(spec: PolicySpec, request: GuardRequest, facts: Facts) -> Decision:
-    started = time.perf_counter()
+def decide(spec: PolicySpec, request: GuardRequest, facts: Facts, *, spent_ms: float = 0.0) -> Decision:
+    """Run the policy's checks for the request's stage and decide. ``spent_ms``: the part of the deadline already
+    used before the checks (reading the policy and the facts); what is left is how long the checks may take."""
+    started = time.perf_counter() - spent_ms / 1000
     rules = [rule for rule in spec.checks if rule.runs_at(request.stage)]
     done: dict[str, CheckOutcome] = {}
 
@@ -163,8 +165,10 @@ def decide(spec: PolicySpec, request: GuardRequest, facts: Facts) -> Decision:
         for rule in rules:
             done[rule.check] = run_check(rule, request, facts)
 
-    with contextlib.suppress(FutureTimeout):  # the deadline: decide on what finished
-        _POOL.submit(work).result(timeout=spec.deadline_ms / 1000)
+    left = spec.deadline_ms / 1000 - (time.perf_counter() - started)
+    if rules and left > 0:
+        with contextlib.suppress(FutureTimeout):  # the deadline: decide on what finished
+            _POOL.submit(work).result(timeout=left)
     finished = dict(done)  # what a late check writes after this is ignored
     outcomes = [
         finished.get(rule.check)

@@ -1,5 +1,6 @@
 """The guard policy of a project (service "") or of one service: which checks run in the request path, with
-which thresholds and actions. The policy itself is a validated JSON document (guard.policy.PolicySpec)."""
+which thresholds and actions. The policy itself is a validated JSON document (guard.policy.PolicySpec). And the
+outbox of decisions still to be recorded in their traces."""
 
 from django.db import models
 
@@ -19,3 +20,12 @@ class GuardPolicy(models.Model):
             # One policy per service (the guard call looks it up by project and service).
             models.UniqueConstraint(fields=["project", "service"], name="guard_policy_unique_service"),
         ]
+
+
+class GuardRecord(models.Model):
+    """A decision answered but not yet recorded as its apply_guardrail span and guardrail score (guard.services):
+    written by the guard call, recorded and deleted in one transaction by guard.tasks.record_decisions."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    payload = models.JSONField()  # the span's ids, service, user, stage, decision, verdicts, start and duration
+    created_at = models.DateTimeField(auto_now_add=True)

@@ -24,11 +24,10 @@ pids+=($!)
 "$VENV/bin/celery" -A sre4ai_web --quiet worker -n notify@%h -Q notify --pool threads --concurrency=2 \
   --loglevel=WARNING &
 pids+=($!)
-if [ -n "${SRE4AI_OTEL_EXPORT_ENDPOINT:-}" ]; then  # scores sent to an OpenTelemetry collector (docs/scoring.md)
-  "$VENV/bin/celery" -A sre4ai_web --quiet worker -n export@%h -Q export --pool threads --concurrency=2 \
-    --loglevel=WARNING &
-  pids+=($!)
-fi
+# Scores sent to OpenTelemetry collectors (docs/scoring.md): the server's default or a project's own, set in Settings.
+"$VENV/bin/celery" -A sre4ai_web --quiet worker -n export@%h -Q export --pool threads --concurrency=2 \
+  --loglevel=WARNING &
+pids+=($!)
 "$VENV/bin/celery" -A sre4ai_web --quiet beat --loglevel=WARNING &
 pids+=($!)
 "$VENV/bin/gunicorn" sre4ai_web.wsgi:application --bind "$HOST:$PORT" --workers 3 --threads 4 \

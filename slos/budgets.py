@@ -128,25 +128,32 @@ def budget_statuses(*, project: Project, now: datetime) -> list[BudgetStatus]:
     return [budget_status(budget=b, now=now) for b in Budget.objects.filter(project=project)]
 
 
-def user_budgets_over(*, project: Project, user_id: str, service: str, now: datetime) -> list[dict[str, str]]:
-    """The per-user budgets (of every service or of ``service``) whose limit this user reached in this window."""
-    over = []
-    budgets = Budget.objects.filter(project=project, scope=BudgetScope.USER).filter(Q(service="") | Q(service=service))
-    for budget in budgets.filter(Q(value="") | Q(value=user_id)):
-        start, _ = window_bounds(budget.window, now)
-        alert = BudgetAlert.objects.filter(
-            budget=budget, key=user_id, level=BudgetLevel.LIMIT, window_start=start
-        ).first()
-        if alert is not None:
-            over.append(
-                {
-                    "budget": budget.name,
-                    "window": budget.window,
-                    "spend_usd": str(alert.spend_usd),
-                    "limit_usd": str(budget.limit_usd),
-                }
-            )
-    return over
+def per_user_budgets(*, project_id: int) -> list[Budget]:
+    """The project's budgets per end user, for the guard call's user_budget check (user_budgets_over)."""
+    return list(Budget.objects.filter(project_id=project_id, scope=BudgetScope.USER).order_by("name"))
+
+
+def user_budgets_over(*, budgets: Iterable[Budget], user_id: str, service: str, now: datetime) -> list[dict[str, str]]:
+    """Of these per-user budgets, those (of every service or of ``service``, for every user or this one) whose limit
+    this user reached in the current window, as beat's evaluation recorded it: one query, none when no budget
+    applies."""
+    applying = {b.pk: b for b in budgets if b.service in ("", service) and b.value in ("", user_id)}
+    if not applying:
+        return []
+    starts = {pk: window_bounds(b.window, now)[0] for pk, b in applying.items()}
+    alerts = BudgetAlert.objects.filter(
+        budget_id__in=applying, key=user_id, level=BudgetLevel.LIMIT, window_start__in=set(starts.values())
+    ).values_list("budget_id", "window_start", "spend_usd")
+    return [
+        {
+            "budget": applying[pk].name,
+            "window": applying[pk].window,
+            "spend_usd": str(spend),
+            "limit_usd": str(applying[pk].limit_usd),
+        }
+        for pk, start, spend in sorted(alerts, key=lambda a: applying[a[0]].name)
+        if starts[pk] == start
+    ]
 
 
 def budget_create(

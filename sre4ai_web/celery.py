@@ -26,6 +26,7 @@ app.conf.task_routes = {
     "slos.tasks.sli_history": {"queue": "backfill"},
     "slos.tasks.dispatch": {"queue": "notify"},
     "evals.tasks.scores_export": {"queue": "export"},  # the OTLP collector of docs/scoring.md
+    "evals.tasks.scores_export_test": {"queue": "export"},
 }
 
 app.conf.beat_schedule = {
@@ -43,6 +44,8 @@ app.conf.beat_schedule = {
     "budgets-evaluate": {"task": "slos.tasks.budgets_evaluate", "schedule": 60.0},
     # Scoring of traces ingested while the broker was down (the ingest outbox) is queued once it is back.
     "traces-requeue-followups": {"task": "traces.tasks.followups_requeue", "schedule": 30.0},
+    # Guard decisions whose recording could not be queued after the call (broker down) are recorded from the outbox.
+    "guard-record-decisions": {"task": "guard.tasks.record_decisions", "schedule": 30.0},
 }
 
 

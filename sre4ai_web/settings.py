@@ -302,6 +302,10 @@ SRE4AI_OUTBOUND_ENV_ALLOW = [n.strip() for n in os.environ.get("SRE4AI_OUTBOUND_
 # At most this much of an answer is read (after decompression); the rest is never downloaded.
 SRE4AI_OUTBOUND_MAX_RESPONSE_BYTES = int(os.environ.get("SRE4AI_OUTBOUND_MAX_RESPONSE_BYTES", str(1024 * 1024)))
 
+# The guard call (docs/guard.md) keeps project keys and guard policies in each server process for this long: a change
+# made in another process (a key revoked, a policy saved) applies within it; in the same process at once.
+SRE4AI_GUARD_CACHE_SECONDS = float(os.environ.get("SRE4AI_GUARD_CACHE_SECONDS", "5"))
+
 # Built-in scores sent as gen_ai.evaluation.result log records to an OTLP/HTTP logs endpoint (docs/scoring.md), off
 # when the endpoint is empty, e.g. "https://collector.example.com:4318/v1/logs". It is called through the outbound
 # client: an internal collector must be listed in SRE4AI_OUTBOUND_ALLOW. Headers as OTEL_EXPORTER_OTLP_HEADERS

@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts import views as account_views
 from accounts.forms import AdminLoginForm, LoginForm
 from evals import api as eval_api
+from evals import export_settings
 from evals import views as eval_views
 from evals.canary import api as canary_api
 from evals.canary import views as canary_views
@@ -92,6 +93,7 @@ urlpatterns = [
     path("p/<slug:slug>/settings/keys/<int:key_id>/revoke/", account_views.api_key_revoke_view, name="api_key_revoke"),
     path("p/<slug:slug>/settings/secrets/", account_views.project_secrets_view, name="project_secrets"),
     path("p/<slug:slug>/settings/audit/", account_views.audit_log_view, name="audit_log"),
+    path("p/<slug:slug>/settings/export/", export_settings.score_export_settings, name="score_export_settings"),
     # OTLP/HTTP; the Langfuse SDK sends to /api/public/otel/v1/traces.
     path("v1/traces", trace_api.otlp_traces, name="otlp_traces"),
     path("v1/logs", trace_api.otlp_logs, name="otlp_logs"),

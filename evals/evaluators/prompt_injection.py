@@ -216,18 +216,27 @@ _PATTERNS: tuple[_Pattern, ...] = (
         "new real true actual updated only",
         "instruction instructions task goal objective directive",
     ),
+    # Two entries of one pattern, each with its own gate: "anything" alone is common prose, and it let the whole
+    # pattern scan every text that had it (2 ms on 2,000 words).
     _pat(
         "dan_jailbreak",
         0.9,
         r"\bstands\s+for\s+[\"'“‘]?do\s+anything\s+now"
-        r"|\b(?:you\s+are|you're|act\s+as|pretend\s+to\s+be|become|enable|activate|enter|called|named|known\s+as)\s+"
+        r"|(?-i:\bDo\s+Anything\s+Now\b)|\bdo\s+anything\s+now\s*\(\s*(?-i:DAN)",
+        "anything",
+        "do",
+    ),
+    _pat(
+        "dan_jailbreak",
+        0.9,
+        r"\b(?:you\s+are|you're|act\s+as|pretend\s+to\s+be|become|enable|activate|enter|called|named|known\s+as)\s+"
         r"(?:now\s+)?(?:in\s+|an?\s+)?(?-i:DAN|STAN|DUDE)\b"
-        r"|\b(?-i:DAN)\s+mode\b|(?-i:\bDo\s+Anything\s+Now\b)|\bdo\s+anything\s+now\s*\(\s*(?-i:DAN)"
+        r"|\b(?-i:DAN)\s+mode\b"
         r"|\bjailbr(?:oken|eak)\s+mode\b"
         r"|\b(?:chatgpt|gpt|claude|gemini|llama|ai|assistant|model)\s+with\s+developer\s+mode\s+"
         r"(?:enabled|on|activated|active)\b"
         r"|\bdeveloper\s+mode\s+(?:output|response)s?\b",
-        "dan stan dude anything jailbreak jailbroken developer",
+        "dan stan dude jailbreak jailbroken developer",
     ),
     _pat(
         "roleplay_jailbreak",
@@ -415,7 +424,10 @@ _B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9
 _MAX_B64_BLOBS = 20
 _MAX_B64_CHARS = 20_000
 
-_PUNCT_TO_SPACE = str.maketrans(dict.fromkeys("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~‘’“”«»„", " "))
+# Punctuation that separates the words of a text's word set (_words).
+_ASCII_PUNCT = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+_ASCII_PUNCT_TO_SPACE = bytes.maketrans(_ASCII_PUNCT.encode(), b" " * len(_ASCII_PUNCT))
+_CURLY_QUOTES = "‘’“”«»„"
 _QUOTES = "\"'“”‘’«»„`"
 _EXCERPT_RADIUS = 50
 _WS = re.compile(r"\s+")
@@ -556,7 +568,7 @@ def scan_text(text: str, location: str, *, invisible: bool = True) -> list[_Find
 
 def _match_patterns(text: str, location: str, *, decode: bool = True) -> Iterator[_Finding]:
     lower = text.lower()
-    words = set(lower.translate(_PUNCT_TO_SPACE).split())
+    words = _words(lower)
     done: set[str] = set()
     for pat in _PATTERNS:
         if pat.name in done or location not in pat.locations or not pat.applies(words, lower):
@@ -576,6 +588,15 @@ def _match_patterns(text: str, location: str, *, decode: bool = True) -> Iterato
         )
     if decode and max(map(len, words), default=0) >= 20:  # a base64 blob of 24+ characters has a long alphanumeric run
         yield from _base64(text, location)
+
+
+def _words(lower: str) -> set[str]:
+    """The text's words, punctuation being a separator. On UTF-8 bytes (multi-byte characters are left alone):
+    str.translate costs ~6× as much on a long non-ASCII text, 1.5 ms on 2,000 words."""
+    for quote in _CURLY_QUOTES:
+        if quote in lower:
+            lower = lower.replace(quote, " ")
+    return set(lower.encode().translate(_ASCII_PUNCT_TO_SPACE).decode().split())
 
 
 def _quoted(text: str, start: int, end: int) -> bool:

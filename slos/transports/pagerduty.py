@@ -26,11 +26,11 @@ from slos.transports.base import (
     ChannelConfig,
     HttpRequest,
     HttpTransport,
-    check_http_url,
     host_of,
     iso_utc,
     shown,
 )
+from sre4ai_web.lib.outbound import check_http_url
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_CHARS = 1024  # the Events API's limit on payload.summary

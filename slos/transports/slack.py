@@ -28,11 +28,11 @@ from slos.transports.base import (
     HttpRequest,
     HttpResponse,
     HttpTransport,
-    check_http_url,
     classify,
     host_of,
     shown,
 )
+from sre4ai_web.lib.outbound import check_http_url
 
 # Block Kit limits (characters): header text 150, section text 3000, a section field 2000, context element
 # 2000; kept a little under.

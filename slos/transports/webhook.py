@@ -23,10 +23,10 @@ from slos.transports.base import (
     ChannelConfig,
     HttpRequest,
     HttpTransport,
-    check_http_url,
     host_of,
     iso_utc,
 )
+from sre4ai_web.lib.outbound import check_http_url
 
 MIN_SECRET_CHARS = 16
 

@@ -25,10 +25,12 @@ import socket
 import time
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 from django.conf import settings
+from pydantic_core import PydanticCustomError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # 100.64.0.0/10 (carrier-grade NAT) and 64:ff9b::/96 (NAT64, which reaches any IPv4 address) are spelled out:
@@ -232,3 +234,42 @@ def request(
         raise OutboundError(f"connection failed ({type(exc).__name__}: {exc})", retryable=True) from None
     finally:
         _deadline.reset(token)
+
+
+def check_http_url(value: str, *, what: str, https_only: bool) -> str:
+    """A URL we may POST to: http(s), a host, no spaces. With ``https_only``, plain http is still accepted for
+    loopback hosts (127.0.0.1, ::1, localhost) so a local test server can stand in; anything else would send
+    a secret in clear text."""
+    if not value:
+        raise PydanticCustomError("url_missing", "{what} is required", {"what": what})
+    if any(c.isspace() for c in value):
+        raise PydanticCustomError("url_space", "{what} must not contain spaces", {"what": what})
+    if not value.isascii():  # what is typed must be what is sent: no silent re-encoding of an accented path
+        raise PydanticCustomError(
+            "url_ascii",
+            "{what} must be ASCII: percent-encode other characters (and use the punycode form of the host)",
+            {"what": what},
+        )
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise PydanticCustomError("url_scheme", "{what} must start with https:// or http://", {"what": what})
+    try:
+        host, _port = parts.hostname, parts.port  # .port raises ValueError for a port out of range
+    except ValueError:
+        host = None
+    if not host:
+        raise PydanticCustomError("url_host", "{what} has no valid host: {url}", {"what": what, "url": value})
+    if https_only and parts.scheme == "http" and not _is_loopback(host):
+        raise PydanticCustomError(
+            "url_https", "{what} must use https:// (plain http is only accepted for localhost)", {"what": what}
+        )
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

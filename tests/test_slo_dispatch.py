@@ -308,7 +308,7 @@ def test_deleting_a_channel_while_it_sends_works_at_once(tenant: Tenant, setting
         def send() -> None:
             try:
                 deliveries_dispatch(now=at(12))
-            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            except BaseException as exc:  # reported by the assertion below
                 errors.append(exc)
             finally:
                 connection.close()  # this thread's own connection

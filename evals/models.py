@@ -7,6 +7,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from accounts.models import Project
 from evals.evaluators.registry import REGISTRY
+from sre4ai_web.lib.claims import Job
 from traces.models import Span, Trace
 
 
@@ -135,8 +136,9 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class EvalRun(models.Model):
-    """A rescoring job over a service and time range: the row the UI and the CLI show progress from."""
+class EvalRun(Job):
+    """A rescoring job over a service and time range: the row the UI and the CLI show progress from. Each step
+    claims it (sre4ai_web.lib.claims), so two copies of a step message never score the same chunk at once."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="eval_runs")
     service = models.CharField(max_length=200, blank=True)
@@ -167,8 +169,9 @@ class EvalRun(models.Model):
         return self.status in (RunStatus.DONE, RunStatus.CANCELLED, RunStatus.FAILED)
 
 
-class DriftRun(models.Model):
-    """One drift analysis of a service: this window against a baseline window, every signal's verdict."""
+class DriftRun(Job):
+    """One drift analysis of a service: this window against a baseline window, every signal's verdict. Claimed by
+    the task that computes it (sre4ai_web.lib.claims)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="drift_runs")
     service = models.CharField(max_length=200)
@@ -270,8 +273,9 @@ class Probe(models.Model):
         ]
 
 
-class ProbeRun(models.Model):
-    """One run of a probe over every item of its dataset: the job row the probe page shows progress from."""
+class ProbeRun(Job):
+    """One run of a probe over every item of its dataset: the job row the probe page shows progress from. Claimed
+    by the task that runs it (sre4ai_web.lib.claims), so a redelivered message never asks the items twice."""
 
     probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="runs")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")

@@ -1,54 +1,91 @@
 """Celery entry points for scoring. Tasks take ids, are idempotent (scores upsert on a deterministic key),
 ack late (a worker killed mid-task leaves the message to be redelivered), retry only transient errors with
 backoff, and run on named queues: ``scoring`` for the cheap evaluators, ``judge`` for LLM calls,
-``backfill`` for rescoring jobs, so slow work never delays the cheap evaluators."""
+``backfill`` for rescoring jobs, so slow work never delays the cheap evaluators.
+
+Work that must not run twice at once (an ingest follow-up, a probe, rescoring or drift run) claims its row first
+(``sre4ai_web.lib.claims``): a second copy of the message returns at once, and beat queues the job again if its
+worker dies (``traces.tasks.followups_requeue``, ``evals.tasks.runs_requeue``). Retry countdowns stay below the
+broker's visibility timeout (90 s), so Redis does not hand a waiting retry to a second worker."""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from celery import Task, shared_task
 from django.conf import settings
-from django.db import DatabaseError, OperationalError
+from django.db import DatabaseError, OperationalError, transaction
 from django.utils import timezone
 
 from accounts.models import Project
 from evals import otel_export, services
 from evals.drift import runs as drift_runs
 from evals.evaluators.base import EvaluatorError
+from evals.models import DriftRun, EvalRun, ProbeRun, RunStatus
 from evals.probes import runs as probe_runs
 from rollups.models import Granularity, TrafficRollup
+from sre4ai_web.lib.claims import MAX_ATTEMPTS, Claim, claimed
+from traces.followups import followup_claimed, followup_done, followup_progress, followups_add
 
 TRANSIENT = (OperationalError,)
+OPEN = (RunStatus.QUEUED, RunStatus.RUNNING)
 logger = logging.getLogger(__name__)
 
 
 def _backoff(retries: int) -> int:
-    return min(2 ** (retries + 1), 300)
+    return min(2 ** (retries + 1), 60)
+
+
+def _retry(task: Task[Any, Any], claim: Claim, exc: Exception) -> NoReturn:
+    countdown = _backoff(task.request.retries)
+    claim.retry_after(countdown)  # beat leaves the job to this retry
+    raise task.retry(exc=exc, countdown=countdown)
+
+
+def _as_followup(task: Task[Any, Any], project_id: int, trace_pks: list[int]) -> int:
+    """A message without a job (queued by an older version, or by hand) becomes a job like any other."""
+    with transaction.atomic():
+        followups_add(project_id=project_id, task_names=[task.name], trace_pks=trace_pks)
+    return 0
 
 
 @shared_task(bind=True, name="evals.tasks.score_traces", acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True,
-             max_retries=6, soft_time_limit=120, time_limit=180)  # fmt: skip
-def score_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int]) -> int:
-    """Cheap evaluators for freshly ingested traces; hands the traces to the judge queue when a judge is on."""
-    outcome = services.traces_score(project_id=project_id, trace_pks=trace_pks, queue="scoring")
-    if "judge" in services.queues_needed(project_id=project_id, trace_pks=trace_pks) and not self.request.retries:
-        judge_traces.apply_async((project_id, trace_pks))
-    if outcome.retryable:
-        raise self.retry(exc=EvaluatorError("; ".join(outcome.retryable[:3]), retryable=True),
-                         countdown=_backoff(self.request.retries))  # fmt: skip
+             retry_backoff_max=60, max_retries=MAX_ATTEMPTS, soft_time_limit=50, time_limit=60)  # fmt: skip
+def score_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int], followup: int | None = None) -> int:
+    """Cheap evaluators for a job of freshly ingested traces (traces.followups, at most 250 traces: seconds of
+    work); then the judge's job when a judge is on."""
+    if followup is None:
+        return _as_followup(self, project_id, trace_pks)
+    with followup_claimed(followup) as held:
+        if held is None:  # done, or another worker is on it
+            return 0
+        job, claim = held
+        outcome = services.traces_score(project_id=project_id, trace_pks=job.trace_pks, queue="scoring")
+        if outcome.retryable:
+            _retry(self, claim, EvaluatorError("; ".join(outcome.retryable[:3]), retryable=True))
+        judge = "judge" in services.queues_needed(project_id=project_id, trace_pks=job.trace_pks)
+        followup_done(job, job.trace_pks, then=["evals.tasks.judge_traces"] if judge else [])
     return outcome.scores
 
 
 @shared_task(bind=True, name="evals.tasks.judge_traces", acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True,
-             max_retries=6, soft_time_limit=600, time_limit=660)  # fmt: skip
-def judge_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int]) -> int:
-    outcome = services.traces_score(project_id=project_id, trace_pks=trace_pks, queue="judge")
-    if outcome.retryable:
-        raise self.retry(exc=EvaluatorError("; ".join(outcome.retryable[:3]), retryable=True),
-                         countdown=_backoff(self.request.retries))  # fmt: skip
+             retry_backoff_max=60, max_retries=MAX_ATTEMPTS, soft_time_limit=600, time_limit=660)  # fmt: skip
+def judge_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int], followup: int | None = None) -> int:
+    """The LLM judge for a job of traces; each trace is ticked off the job as its scores commit, so a retry, or a
+    resume after the worker died, asks only about the rest."""
+    if followup is None:
+        return _as_followup(self, project_id, trace_pks)
+    with followup_claimed(followup) as held:
+        if held is None:
+            return 0
+        job, claim = held
+        outcome = services.traces_score(project_id=project_id, trace_pks=list(job.trace_pks), queue="judge",
+                                        on_trace_done=lambda pk: followup_progress(job, pk))  # fmt: skip
+        if outcome.retryable:
+            _retry(self, claim, EvaluatorError("; ".join(outcome.retryable[:3]), retryable=True))
+        followup_done(job, [])
     return outcome.scores
 
 
@@ -56,58 +93,89 @@ def judge_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int]) ->
              time_limit=660)  # fmt: skip
 def rescore_step(self: Task[Any, Any], run_id: int) -> None:
     """One chunk of a rescoring job, then the next chunk as a new message (progress survives a dead worker)."""
-    try:
-        run = services.eval_run_step(run_id=run_id)
-    except (EvaluatorError, OperationalError) as exc:
-        if isinstance(exc, EvaluatorError) and not exc.retryable:
-            services.eval_run_fail(run_id=run_id, error=str(exc))
+    with claimed(EvalRun.objects.filter(pk=run_id, status__in=OPEN)) as claim:
+        if claim is None:
             return
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
-    except DatabaseError as exc:
-        services.eval_run_fail(run_id=run_id, error=f"database error: {exc}")
-        raise
+        if claim.attempts > MAX_ATTEMPTS:
+            services.eval_run_fail(run_id=run_id, error=_given_up(claim))
+            return
+        try:
+            run = services.eval_run_step(run_id=run_id)
+        except (EvaluatorError, OperationalError) as exc:
+            if isinstance(exc, EvaluatorError) and not exc.retryable:
+                services.eval_run_fail(run_id=run_id, error=str(exc))
+                return
+            if self.request.retries >= self.max_retries:
+                services.eval_run_fail(run_id=run_id, error=f"gave up after {self.request.retries} retries: {exc}")
+                return
+            _retry(self, claim, exc)
+        except DatabaseError as exc:
+            services.eval_run_fail(run_id=run_id, error=f"database error: {exc}")
+            raise
     if not run.is_finished:
         rescore_step.apply_async((run_id,))
+
+
+def _given_up(claim: Claim) -> str:
+    return f"gave up after {claim.attempts - 1} attempts in a row that ended badly (a worker stopped or failed)"
 
 
 @shared_task(bind=True, name="evals.tasks.drift_run", acks_late=True, max_retries=3, soft_time_limit=600,
              time_limit=660)  # fmt: skip
 def drift_run(self: Task[Any, Any], run_id: int) -> None:
-    try:
-        drift_runs.drift_run_execute(run_id=run_id)
-    except OperationalError as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
-    except Exception as exc:
-        drift_runs.drift_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
-        raise
+    with claimed(DriftRun.objects.filter(pk=run_id, status__in=OPEN)) as claim:
+        if claim is None:
+            return
+        if claim.attempts > MAX_ATTEMPTS:
+            drift_runs.drift_run_fail(run_id=run_id, error=_given_up(claim))
+            return
+        try:
+            drift_runs.drift_run_execute(run_id=run_id)
+        except OperationalError as exc:
+            _retry(self, claim, exc)
+        except Exception as exc:
+            drift_runs.drift_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+            raise
+
+
+# A service whose drift run was made this recently gets no other: a beat message delivered twice (or the demo's
+# early run) does not run the analysis twice.
+DRIFT_SCHEDULE_GAP = timedelta(minutes=30)
 
 
 @shared_task(name="evals.tasks.drift_schedule", ignore_result=True)
 def drift_schedule() -> int:
     """Beat: one drift run per service that had traffic in the last 24 hours."""
-    since = timezone.now() - timedelta(hours=24)
+    now = timezone.now()
     pairs = set(
-        TrafficRollup.objects.filter(granularity=Granularity.HOUR, dimension="", bucket__gte=since).values_list(
-            "project_id", "service"
-        )
+        TrafficRollup.objects.filter(
+            granularity=Granularity.HOUR, dimension="", bucket__gte=now - timedelta(hours=24)
+        ).values_list("project_id", "service")
     )
-    for project_id, service in sorted(pairs):
+    recent = set(DriftRun.objects.filter(created_at__gte=now - DRIFT_SCHEDULE_GAP).values_list("project_id", "service"))
+    for project_id, service in sorted(pairs - recent):
         run = drift_runs.drift_run_create(project=Project.objects.get(pk=project_id), service=service)
         drift_run.apply_async((run.pk,))
-    return len(pairs)
+    return len(pairs - recent)
 
 
 @shared_task(bind=True, name="evals.tasks.probe_run", acks_late=True, max_retries=3, soft_time_limit=3600,
              time_limit=3660)  # fmt: skip
 def probe_run(self: Task[Any, Any], run_id: int) -> None:
-    """One probe run to the end. Redelivered after a worker died, it resumes at the first unanswered item."""
-    try:
-        probe_runs.probe_run_execute(run_id=run_id)
-    except OperationalError as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
-    except Exception as exc:
-        probe_runs.probe_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
-        raise
+    """One probe run to the end. Resumed after its worker died, it asks only the unanswered items."""
+    with claimed(ProbeRun.objects.filter(pk=run_id, status__in=OPEN)) as claim:
+        if claim is None:
+            return
+        if claim.attempts > MAX_ATTEMPTS:
+            probe_runs.probe_run_fail(run_id=run_id, error=_given_up(claim))
+            return
+        try:
+            probe_runs.probe_run_execute(run_id=run_id, keep_going=lambda: not claim.lost.is_set())
+        except OperationalError as exc:
+            _retry(self, claim, exc)
+        except Exception as exc:
+            probe_runs.probe_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+            raise
 
 
 @shared_task(name="evals.tasks.probe_schedule", ignore_result=True)
@@ -119,15 +187,22 @@ def probe_schedule() -> int:
     return len(runs)
 
 
-@shared_task(bind=True, name="evals.tasks.scores_export", acks_late=True, max_retries=None, soft_time_limit=60,
-             time_limit=90)  # fmt: skip
+@shared_task(name="evals.tasks.runs_requeue", ignore_result=True, soft_time_limit=50, time_limit=60)
+def runs_requeue() -> int:
+    """Beat: queue again the probe, rescoring and drift runs whose worker died or whose message is missing."""
+    return services.runs_requeue()
+
+
+@shared_task(bind=True, name="evals.tasks.scores_export", acks_late=True, max_retries=None, soft_time_limit=50,
+             time_limit=60)  # fmt: skip
 def scores_export(self: Task[Any, Any], project_id: int, score_pks: list[int]) -> int:
     """Send a batch of built-in scores to the OTLP collector; retried with backoff, then dropped and counted."""
     try:
         return otel_export.scores_send(project_id=project_id, score_pks=score_pks)
     except otel_export.ExportFailed as exc:
         if exc.retryable and self.request.retries + 1 < settings.SRE4AI_OTEL_EXPORT_MAX_ATTEMPTS:
-            raise self.retry(exc=exc, countdown=exc.retry_after or _backoff(self.request.retries)) from exc
+            countdown = min(exc.retry_after or _backoff(self.request.retries), 60)  # below the visibility timeout
+            raise self.retry(exc=exc, countdown=countdown) from exc
         logger.warning("dropped %d scores of project %s: %s", len(score_pks), project_id, exc)
         otel_export.export_counted(project_id=project_id, failed=len(score_pks))
         return 0

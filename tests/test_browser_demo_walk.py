@@ -59,7 +59,8 @@ def demo(live_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     previous = {name: app.conf[name] for name in eager}
     app.conf.update(eager)
     # Ingest queues scoring by task name (send_task, which eager mode ignores): run the named task here.
-    monkeypatch.setattr(app, "send_task", lambda name, args=(), **options: app.tasks[name].apply(args=args))
+    monkeypatch.setattr(app, "send_task", lambda name, args=(), kwargs=None, **options: app.tasks[name].apply(
+        args=args, kwargs=kwargs))  # fmt: skip
     try:
         call_command("seed_demo", "--if-empty", "--traces", str(DEMO_TRACES), verbosity=0)
         while dirty_process():  # beat's rollup job

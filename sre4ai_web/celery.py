@@ -29,6 +29,9 @@ app.conf.task_routes = {
     "evals.tasks.scores_export": {"queue": "export"},  # the OTLP collector of docs/scoring.md
 }
 
+# How often beat looks for work to send again (docs/security.md, "Recovery"); the fault tests shorten it.
+RECOVERY_SWEEP_SECONDS = float(os.environ.get("SRE4AI_RECOVERY_SWEEP_SECONDS", "15"))
+
 app.conf.beat_schedule = {
     # Late spans and scores mark minutes dirty; their rollups are recomputed within seconds.
     "rollups-process-dirty": {"task": "rollups.tasks.process_dirty", "schedule": 10.0},
@@ -44,9 +47,9 @@ app.conf.beat_schedule = {
     "budgets-evaluate": {"task": "slos.tasks.budgets_evaluate", "schedule": 60.0},
     # Scoring (and judging) of ingested traces whose message is missing (the broker was down or lost it) or whose
     # worker died mid-task is queued again: within about a minute of the fault (sre4ai_web/lib/claims.py).
-    "traces-requeue-followups": {"task": "traces.tasks.followups_requeue", "schedule": 15.0},
+    "traces-requeue-followups": {"task": "traces.tasks.followups_requeue", "schedule": RECOVERY_SWEEP_SECONDS},
     # The same for probe, rescoring and drift runs: they resume where they stopped.
-    "evals-requeue-runs": {"task": "evals.tasks.runs_requeue", "schedule": 30.0},
+    "evals-requeue-runs": {"task": "evals.tasks.runs_requeue", "schedule": RECOVERY_SWEEP_SECONDS},
 }
 
 

@@ -6,7 +6,7 @@ from celery import shared_task
 
 from traces.followups import REQUEUE_BATCH, followups_requeue
 
-RUN_SECONDS = 10  # below the beat interval (15 s): runs do not pile up
+RUN_SECONDS = 10  # below the beat interval (15 s by default): runs do not pile up
 
 
 @shared_task(name="traces.tasks.followups_requeue", ignore_result=True, soft_time_limit=50, time_limit=60)

@@ -66,7 +66,7 @@ def score_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int], fo
         if outcome.retryable:
             _retry(self, claim, EvaluatorError("; ".join(outcome.retryable[:3]), retryable=True))
         judge = "judge" in services.queues_needed(project_id=project_id, trace_pks=job.trace_pks)
-        followup_done(job, job.trace_pks, then=["evals.tasks.judge_traces"] if judge else [])
+        followup_done(job, claim, job.trace_pks, then=["evals.tasks.judge_traces"] if judge else [])
     return outcome.scores
 
 
@@ -85,7 +85,7 @@ def judge_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int], fo
                                         on_trace_done=lambda pk: followup_progress(job, pk))  # fmt: skip
         if outcome.retryable:
             _retry(self, claim, EvaluatorError("; ".join(outcome.retryable[:3]), retryable=True))
-        followup_done(job, [])
+        followup_done(job, claim, [])
     return outcome.scores
 
 
@@ -93,10 +93,10 @@ def judge_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int], fo
              time_limit=660)  # fmt: skip
 def rescore_step(self: Task[Any, Any], run_id: int) -> None:
     """One chunk of a rescoring job, then the next chunk as a new message (progress survives a dead worker)."""
-    with claimed(EvalRun.objects.filter(pk=run_id, status__in=OPEN)) as claim:
+    with claimed(EvalRun.objects.filter(status__in=OPEN), run_id) as claim:
         if claim is None:
             return
-        if claim.attempts > MAX_ATTEMPTS:
+        if claim.attempts() > MAX_ATTEMPTS:
             services.eval_run_fail(run_id=run_id, error=_given_up(claim))
             return
         try:
@@ -117,16 +117,16 @@ def rescore_step(self: Task[Any, Any], run_id: int) -> None:
 
 
 def _given_up(claim: Claim) -> str:
-    return f"gave up after {claim.attempts - 1} attempts in a row that ended badly (a worker stopped or failed)"
+    return f"gave up after {MAX_ATTEMPTS} attempts in a row that ended badly (a worker stopped or failed)"
 
 
 @shared_task(bind=True, name="evals.tasks.drift_run", acks_late=True, max_retries=3, soft_time_limit=600,
              time_limit=660)  # fmt: skip
 def drift_run(self: Task[Any, Any], run_id: int) -> None:
-    with claimed(DriftRun.objects.filter(pk=run_id, status__in=OPEN)) as claim:
+    with claimed(DriftRun.objects.filter(status__in=OPEN), run_id) as claim:
         if claim is None:
             return
-        if claim.attempts > MAX_ATTEMPTS:
+        if claim.attempts() > MAX_ATTEMPTS:
             drift_runs.drift_run_fail(run_id=run_id, error=_given_up(claim))
             return
         try:
@@ -163,10 +163,10 @@ def drift_schedule() -> int:
              time_limit=3660)  # fmt: skip
 def probe_run(self: Task[Any, Any], run_id: int) -> None:
     """One probe run to the end. Resumed after its worker died, it asks only the unanswered items."""
-    with claimed(ProbeRun.objects.filter(pk=run_id, status__in=OPEN)) as claim:
+    with claimed(ProbeRun.objects.filter(status__in=OPEN), run_id) as claim:
         if claim is None:
             return
-        if claim.attempts > MAX_ATTEMPTS:
+        if claim.attempts() > MAX_ATTEMPTS:
             probe_runs.probe_run_fail(run_id=run_id, error=_given_up(claim))
             return
         try:

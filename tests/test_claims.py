@@ -43,18 +43,20 @@ def job_of(client: Client, tenant: Tenant, n: int = 2) -> FollowupOutbox:
 @pytest.mark.django_db
 def test_a_claim_is_held_by_one_worker_at_a_time_and_released_after(client: Client, tenant: Tenant) -> None:
     job = job_of(client, tenant)
-    rows = FollowupOutbox.objects.filter(pk=job.pk)
-    with claimed(rows) as claim:
-        assert claim is not None and claim.attempts == 1
+    rows = FollowupOutbox.objects.all()
+    with claimed(rows, job.pk) as claim:
+        assert claim is not None and claim.attempts() == 1
         job.refresh_from_db()
         assert job.claimed_until == claim.until > timezone.now()
-        with claimed(rows) as second:
+        with claimed(rows, job.pk) as second:
             assert second is None  # a second copy of the message returns at once
     job.refresh_from_db()
     assert (job.claimed_until, job.attempts) == (None, 0)  # ended well
     assert job.due_at > timezone.now() + timedelta(seconds=25)  # overdue only after a new grace period
-    with claimed(FollowupOutbox.objects.filter(pk=job.pk + 1000)) as missing:
+    with claimed(rows, job.pk + 1000) as missing:
         assert missing is None
+    with claimed(FollowupOutbox.objects.exclude(task_name=job.task_name), job.pk) as not_in_a_state_to_run:
+        assert not_in_a_state_to_run is None
 
 
 @pytest.mark.django_db
@@ -64,7 +66,7 @@ def test_a_claim_that_ends_badly_counts_an_attempt_and_a_retry_moves_the_job_due
     job = job_of(client, tenant)
 
     def failing_task() -> None:
-        with claimed(FollowupOutbox.objects.filter(pk=job.pk)) as claim:
+        with claimed(FollowupOutbox.objects.all(), job.pk) as claim:
             assert claim is not None
             claim.retry_after(20)
             raise RuntimeError("an evaluator's endpoint is down")
@@ -80,8 +82,8 @@ def test_a_claim_that_ends_badly_counts_an_attempt_and_a_retry_moves_the_job_due
 def test_a_lapsed_claim_can_be_taken_over(client: Client, tenant: Tenant) -> None:
     job = job_of(client, tenant)
     FollowupOutbox.objects.filter(pk=job.pk).update(claimed_until=timezone.now() - SECOND, attempts=1)  # died
-    with claimed(FollowupOutbox.objects.filter(pk=job.pk)) as claim:
-        assert claim is not None and claim.attempts == 2
+    with claimed(FollowupOutbox.objects.all(), job.pk) as claim:
+        assert claim is not None and claim.attempts() == 2
 
 
 @pytest.mark.django_db(transaction=True)
@@ -91,7 +93,7 @@ def test_a_running_claim_is_renewed_and_its_holder_learns_when_another_takes_it(
     settings.SRE4AI_CLAIM_SECONDS = 0.6  # renewed every 0.2 s
     job = job_of(client, tenant)
     rows = FollowupOutbox.objects.filter(pk=job.pk)
-    with claimed(rows) as claim:
+    with claimed(rows, job.pk) as claim:
         assert claim is not None
         first = claim.until
         time.sleep(0.9)

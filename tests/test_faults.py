@@ -43,7 +43,7 @@ from evals.models import Score, ScoreSource
 from tests import otlp_build as ob
 from tests.conftest import Tenant, broker_purge, database_url
 from tests.scoring_data import GROUNDED, INVENTED, rag_spans
-from tests.test_worker_e2e import start_worker, stop, wait_for
+from tests.test_worker_e2e import stop, wait_for
 from tests.web_server import gunicorn
 from traces.models import FollowupOutbox, Trace
 
@@ -58,32 +58,53 @@ TIMING = (
 # From the end of the fault to every acknowledged trace scored.
 WINDOW = 120 if LONG else 45
 RETRY_STATUSES = {429, 502, 503, 504}  # what OTLP/HTTP exporters retry
-Processes = list[subprocess.Popen[bytes]]
+
+
+@dataclass
+class Processes:
+    """The workers and beat a test starts, each logging to a file that is printed when the test fails; all are
+    killed at the end whatever happened."""
+
+    directory: Path
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, name: str, arguments: list[str], **env: str) -> subprocess.Popen[bytes]:
+        with open(self.directory / f"{name}.log", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "sre4ai_web", *arguments], cwd=ROOT, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+                     **env},
+            )  # fmt: skip
+        self.started.append(process)
+        return process
+
+    def worker(self, name: str, **env: str) -> subprocess.Popen[bytes]:
+        """A worker of the scoring queues, with Redis's visibility timeout of production (90 s)."""
+        return self.start(name, ["worker", "-n", f"{name}@%h", "-Q", "celery,scoring", "--pool", "solo",
+                                 "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+                                 "--without-heartbeat"], SRE4AI_BROKER_VISIBILITY_TIMEOUT="90", **env)  # fmt: skip
+
+    def beat(self, **env: str) -> subprocess.Popen[bytes]:
+        return self.start("beat", ["beat", "-s", str(self.directory / "beat-schedule"), "--loglevel", "WARNING"],
+                          **env)  # fmt: skip
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
+                         for path in sorted(self.directory.glob("*.log")))  # fmt: skip
 
 
 @pytest.fixture
-def processes() -> Iterator[Processes]:
-    """Processes a test starts, killed at its end whatever happened."""
-    started: Processes = []
+def processes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Processes]:
+    started = Processes(tmp_path)
+    failed_before = request.session.testsfailed
     broker_purge()
     yield started
-    for process in started:
+    for process in started.started:
         stop(process, signal.SIGKILL)
     broker_purge()
-
-
-def worker(name: str, **env: str) -> subprocess.Popen[bytes]:
-    """A worker of the scoring queues, with Redis's visibility timeout of production (90 s)."""
-    return start_worker(name, 90, ("celery", "scoring"), **env)
-
-
-def start_beat(tmp_path: Path, **env: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "sre4ai_web", "beat", "-s", str(tmp_path / "beat-schedule"),
-         "--loglevel", "WARNING"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env={**os.environ, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, **env},
-    )  # fmt: skip
+    if request.session.testsfailed > failed_before:
+        print(started.logs())
 
 
 @dataclass
@@ -95,6 +116,7 @@ class Client:
     acknowledged: set[str] = field(default_factory=set)  # trace ids
     answers: list[tuple[int, str | None]] = field(default_factory=list)  # status, Retry-After
     cut: int = 0  # requests whose connection dropped (the web worker died): sent again
+    posting: threading.Event = field(default_factory=threading.Event)  # set as each request is sent
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, traces: int, *, give_up_after: float = 120) -> None:
@@ -102,6 +124,7 @@ class Client:
         body = ob.request(spans, resource={"service.name": "support-bot"}).SerializeToString()
         deadline = time.monotonic() + give_up_after
         while time.monotonic() < deadline:
+            self.posting.set()
             try:
                 response = requests.post(f"{self.url}/v1/traces", data=body, timeout=30,
                                          headers={**self.tenant.bearer, "Content-Type": "application/x-protobuf"})  # fmt: skip
@@ -152,13 +175,13 @@ def recovered(trace_ids: set[str], since: float, what: str) -> float:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_scoring(tmp_path: Path, tenant: Tenant, processes: Processes) -> None:
+def test_a_worker_killed_mid_scoring(tenant: Tenant, processes: Processes) -> None:
     with gunicorn(**TIMING) as url:
         client = Client(url, tenant)
         for _ in range(2):
             client.send(300)  # 900 spans a request, 300 traces: two jobs (250 + 50)
-        doomed = worker("doomed", **TIMING)
-        processes += [doomed, start_beat(tmp_path, **TIMING)]
+        doomed = processes.worker("doomed", **TIMING)
+        processes.beat(**TIMING)
         wait_for(lambda: FollowupOutbox.objects.exclude(claimed_until=None).exists()
                  and Score.objects.exists(), 120, "the worker to be mid-job")  # fmt: skip
         stop(doomed, signal.SIGKILL)  # the whole worker, as when its machine is lost
@@ -166,7 +189,7 @@ def test_a_worker_killed_mid_scoring(tmp_path: Path, tenant: Tenant, processes: 
         in_flight = set(FollowupOutbox.objects.exclude(claimed_until=None).values_list("pk", flat=True))
         assert in_flight, "no job was in flight at the kill"
         assert not scored_exactly_once(client.acknowledged), "the worker finished before the kill"
-        processes.append(worker("rescuer", **TIMING))
+        processes.worker("rescuer", **TIMING)
         wait_for(lambda: not FollowupOutbox.objects.filter(pk__in=in_flight).exists(), WINDOW,
                  "the killed job to be done again")  # fmt: skip
         print(f"\nthe job in flight at the SIGKILL was done again {time.monotonic() - killed:.1f} s after it")
@@ -182,7 +205,8 @@ def test_the_broker_crashes_and_comes_back_empty(tmp_path: Path, tenant: Tenant,
         env = {**TIMING, "CELERY_BROKER_URL": redis_server.url}
         with gunicorn(**env) as url:
             client = Client(url, tenant)
-            processes += [worker("main", **env), start_beat(tmp_path, **env)]
+            processes.worker("main", **env)
+            processes.beat(**env)
             client.send(20)
             wait_for(lambda: scored_exactly_once(client.acknowledged), 60, "scoring before the fault")
             redis_server.crash()
@@ -197,10 +221,11 @@ def test_the_broker_crashes_and_comes_back_empty(tmp_path: Path, tenant: Tenant,
 
 @pytest.mark.postgres_only("terminates the test database's PostgreSQL connections and refuses new ones")
 @pytest.mark.django_db(transaction=True)
-def test_the_database_goes_away_and_comes_back(tmp_path: Path, tenant: Tenant, processes: Processes) -> None:
+def test_the_database_goes_away_and_comes_back(tenant: Tenant, processes: Processes) -> None:
     with gunicorn(**TIMING) as url:
         client = Client(url, tenant)
-        processes += [worker("main", **TIMING), start_beat(tmp_path, **TIMING)]
+        processes.worker("main", **TIMING)
+        processes.beat(**TIMING)
         client.send(20)
         wait_for(lambda: scored_exactly_once(client.acknowledged), 60, "scoring before the fault")
         done = threading.Event()
@@ -226,25 +251,37 @@ def test_the_database_goes_away_and_comes_back(tmp_path: Path, tenant: Tenant, p
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_web_worker_killed_while_requests_are_in_flight(tmp_path: Path, tenant: Tenant, processes: Processes) -> None:
+def test_a_web_worker_killed_while_requests_are_in_flight(tenant: Tenant, processes: Processes) -> None:
     with gunicorn(**TIMING) as url:
         client = Client(url, tenant)
-        processes += [worker("main", **TIMING), start_beat(tmp_path, **TIMING)]
+        processes.worker("main", **TIMING)
+        processes.beat(**TIMING)
 
-        def send_batches() -> None:
-            for _ in range(2):
-                client.send(60)
+        done = threading.Event()
 
-        senders = [threading.Thread(target=send_batches) for _ in range(3)]
+        def keep_sending() -> None:
+            while not done.is_set():
+                client.send(100)  # 300 spans: a request takes a while to store
+
+        senders = [threading.Thread(target=keep_sending) for _ in range(2)]
         for sender in senders:
             sender.start()
-        time.sleep(1)
-        web_workers = children_of(gunicorn_master(url))
-        assert web_workers, "no gunicorn worker found"
-        os.kill(web_workers[0], signal.SIGKILL)  # the master starts another
-        killed = time.monotonic()
-        for sender in senders:
-            sender.join()
+        try:
+            for _ in range(5):  # until a kill lands on a request in flight (the master starts a new worker)
+                client.posting.wait(30)
+                client.posting.clear()
+                time.sleep(0.05)
+                web_workers = children_of(gunicorn_master(url))
+                assert web_workers, "no gunicorn worker found"
+                os.kill(web_workers[0], signal.SIGKILL)
+                killed = time.monotonic()
+                time.sleep(2)  # the cut request's client sees the connection drop
+                if client.cut:
+                    break
+        finally:
+            done.set()
+            for sender in senders:
+                sender.join()
         recovered(client.acknowledged, killed, "a web worker SIGKILL")
     assert client.cut >= 1, "no request was in flight at the kill"
     assert client.server_errors_without_retry_after() == []

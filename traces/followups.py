@@ -62,12 +62,13 @@ def followups_send(jobs: Sequence[FollowupOutbox]) -> int:
 def followup_claimed(pk: int) -> Iterator[tuple[FollowupOutbox, Claim] | None]:
     """The job and its claim while the block runs; None when it is done, gone, held by another worker, or given
     up now after MAX_ATTEMPTS claims that ended badly."""
-    with claimed(FollowupOutbox.objects.filter(pk=pk)) as claim:
+    with claimed(FollowupOutbox.objects.all(), pk) as claim:
         job = FollowupOutbox.objects.filter(pk=pk).first() if claim else None
-        if job is not None and claim is not None and claim.attempts > MAX_ATTEMPTS:
+        if job is not None and claim is not None and job.attempts > MAX_ATTEMPTS:
             logger.error("gave up %s for traces %s of project %s after %d attempts",
                          job.task_name, job.trace_pks, job.project_id, MAX_ATTEMPTS)  # fmt: skip
             FollowupOutbox.objects.filter(pk=pk).delete()
+            claim.forget()
             job = None
         yield (job, claim) if job is not None and claim is not None else None
 
@@ -78,12 +79,13 @@ def followup_progress(job: FollowupOutbox, trace_pk: int) -> None:
     FollowupOutbox.objects.filter(pk=job.pk).update(trace_pks=job.trace_pks)
 
 
-def followup_done(job: FollowupOutbox, trace_pks: Sequence[int], *, then: Sequence[str] = ()) -> None:
+def followup_done(job: FollowupOutbox, claim: Claim, trace_pks: Sequence[int], *, then: Sequence[str] = ()) -> None:
     """The job's work is written: delete it and add the next jobs (``then``) for ``trace_pks``, in one transaction.
     Only the worker whose delete removed the row adds them, so they are added once however often the job ran."""
     with transaction.atomic():
         if FollowupOutbox.objects.filter(pk=job.pk).delete()[0] and then:
             followups_add(project_id=job.project_id, task_names=then, trace_pks=trace_pks)
+    claim.forget()
 
 
 def _queue(task_name: str) -> str:

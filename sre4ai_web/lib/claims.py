@@ -67,13 +67,21 @@ class Job(models.Model):
 class Claim:
     """A held claim on one row; ``lost`` is set if another worker took the row over (ours had lapsed)."""
 
-    def __init__(self, model: type[models.Model], pk: int, until: datetime, attempts: int) -> None:
+    def __init__(self, model: type[models.Model], pk: int, until: datetime) -> None:
         self.model, self.pk, self.until = model, pk, until
-        self.attempts = attempts  # this one included
         self.lost = threading.Event()
         self.retry_in = 0.0
+        self._gone = False
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+
+    def attempts(self) -> int:
+        """Claims in a row that ended badly before this one, plus this one."""
+        return int(self.model._default_manager.filter(pk=self.pk).values_list("attempts", flat=True).first() or 1)
+
+    def forget(self) -> None:
+        """The job's row is deleted (its work is done): there is no claim left to release."""
+        self._gone = True
 
     def retry_after(self, seconds: float) -> None:
         """The job will be retried in ``seconds`` (a Celery retry with that countdown): until then plus the grace
@@ -104,6 +112,8 @@ class Claim:
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
+        if self._gone:
+            return
         due = grace() + timedelta(seconds=self.retry_in)
         try:
             self._mine().update(claimed_until=None, due_at=due, **({"attempts": 0} if ended_well else {}))
@@ -112,8 +122,8 @@ class Claim:
 
 
 @contextmanager
-def claimed(rows: QuerySet[Any]) -> Iterator[Claim | None]:
-    """Claim the one row of ``rows`` (a queryset of the job's row in the states in which it may run), renew the
+def claimed(rows: QuerySet[Any], pk: int) -> Iterator[Claim | None]:
+    """Claim the row ``pk`` if it is among ``rows`` (the job rows in the states in which one may run), renew the
     claim while the block runs, release it after. Yields None when the row is held by another worker, finished or
     gone: the caller returns without doing anything.
 
@@ -121,13 +131,11 @@ def claimed(rows: QuerySet[Any]) -> Iterator[Claim | None]:
     can take it, so it is not renewed from another connection."""
     now = timezone.now()
     until = now + timedelta(seconds=_claim_seconds())
-    pk = rows.values_list("pk", flat=True).first()
     free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    if pk is None or not rows.filter(free, pk=pk).update(claimed_until=until, attempts=F("attempts") + 1):
+    if not rows.filter(free, pk=pk).update(claimed_until=until, attempts=F("attempts") + 1):
         yield None
         return
-    attempts = rows.model._default_manager.filter(pk=pk).values_list("attempts", flat=True).first() or 1
-    claim = Claim(rows.model, pk, until, attempts)
+    claim = Claim(rows.model, pk, until)
     if not connection.in_atomic_block:
         claim._renewer = threading.Thread(target=claim._renew, name=f"claim-{rows.model.__name__}-{pk}", daemon=True)
         claim._renewer.start()

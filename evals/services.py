@@ -42,7 +42,7 @@ from evals.probes.schedule import next_run_after
 from evals.selectors import EffectiveConfig, effective_configs, eval_item, traces_with_spans
 from rollups.services import minutes_mark_dirty
 from sre4ai_web.celery import app as celery_app
-from sre4ai_web.lib.claims import lost, requeued, waiting_messages
+from sre4ai_web.lib.claims import MAX_ATTEMPTS, given_up, lost, requeued, waiting_messages
 from traces.models import Span, Trace
 
 logger = logging.getLogger(__name__)
@@ -360,13 +360,17 @@ RUN_TASKS = (
 
 
 def runs_requeue(*, limit: int = 100) -> int:
-    """Beat: send again the task of each unfinished run whose worker died or whose message is missing
-    (``claims.lost``); the run resumes where it stopped. Returns the number sent."""
+    """Beat: fail the unfinished runs out of attempts; send again the task of each one whose worker died or whose
+    message is missing (``claims.lost``), so it resumes where it stopped. Returns the number sent."""
     sent = 0
     for model, task_name, queue in RUN_TASKS:
+        open_runs = model.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+        given_up(open_runs).update(
+            status=RunStatus.FAILED, finished_at=timezone.now(),
+            error=f"Given up after {MAX_ATTEMPTS} attempts in a row that ended badly (a worker stopped or failed).",
+        )  # fmt: skip
         waiting = waiting_messages(queue)
         with transaction.atomic():
-            open_runs = model.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
             runs = lost(open_runs, waiting=waiting, limit=limit)
             for run in runs:
                 celery_app.send_task(task_name, args=[run.pk])

@@ -27,7 +27,7 @@ from evals.models import DriftRun, EvalRun, ProbeRun, RunStatus
 from evals.probes import runs as probe_runs
 from rollups.models import Granularity, TrafficRollup
 from sre4ai_web.lib.claims import MAX_ATTEMPTS, Claim, claimed
-from traces.followups import followup_claimed, followup_done, followup_progress, followups_add
+from traces.followups import followup_claimed, followup_done, followup_progress, followup_remaining, followups_add
 
 TRANSIENT = (OperationalError,)
 OPEN = (RunStatus.QUEUED, RunStatus.RUNNING)
@@ -58,15 +58,15 @@ def score_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int], fo
     work); then the judge's job when a judge is on."""
     if followup is None:
         return _as_followup(self, project_id, trace_pks)
-    with followup_claimed(followup) as held:
-        if held is None:  # done, or another worker is on it
+    with followup_claimed(followup) as claim:
+        if claim is None:  # done, or another worker is on it
             return 0
-        job, claim = held
-        outcome = services.traces_score(project_id=project_id, trace_pks=job.trace_pks, queue="scoring")
+        outcome = services.traces_score(project_id=project_id, trace_pks=trace_pks, queue="scoring")
         if outcome.retryable:
             _retry(self, claim, EvaluatorError("; ".join(outcome.retryable[:3]), retryable=True))
-        judge = "judge" in services.queues_needed(project_id=project_id, trace_pks=job.trace_pks)
-        followup_done(job, claim, job.trace_pks, then=["evals.tasks.judge_traces"] if judge else [])
+        judge = "judge" in services.queues_needed(project_id=project_id, trace_pks=trace_pks)
+        followup_done(followup, claim, project_id=project_id, trace_pks=trace_pks,
+                      then=["evals.tasks.judge_traces"] if judge else [])  # fmt: skip
     return outcome.scores
 
 
@@ -77,15 +77,15 @@ def judge_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int], fo
     resume after the worker died, asks only about the rest."""
     if followup is None:
         return _as_followup(self, project_id, trace_pks)
-    with followup_claimed(followup) as held:
-        if held is None:
+    with followup_claimed(followup) as claim:
+        if claim is None:
             return 0
-        job, claim = held
-        outcome = services.traces_score(project_id=project_id, trace_pks=list(job.trace_pks), queue="judge",
-                                        on_trace_done=lambda pk: followup_progress(job, pk))  # fmt: skip
+        remaining = followup_remaining(followup)
+        outcome = services.traces_score(project_id=project_id, trace_pks=list(remaining), queue="judge",
+                                        on_trace_done=lambda pk: followup_progress(followup, remaining, pk))  # fmt: skip
         if outcome.retryable:
             _retry(self, claim, EvaluatorError("; ".join(outcome.retryable[:3]), retryable=True))
-        followup_done(job, claim, [])
+        followup_done(followup, claim, project_id=project_id, trace_pks=[])
     return outcome.scores
 
 
@@ -95,9 +95,6 @@ def rescore_step(self: Task[Any, Any], run_id: int) -> None:
     """One chunk of a rescoring job, then the next chunk as a new message (progress survives a dead worker)."""
     with claimed(EvalRun.objects.filter(status__in=OPEN), run_id) as claim:
         if claim is None:
-            return
-        if claim.attempts() > MAX_ATTEMPTS:
-            services.eval_run_fail(run_id=run_id, error=_given_up(claim))
             return
         try:
             run = services.eval_run_step(run_id=run_id)
@@ -116,18 +113,11 @@ def rescore_step(self: Task[Any, Any], run_id: int) -> None:
         rescore_step.apply_async((run_id,))
 
 
-def _given_up(claim: Claim) -> str:
-    return f"gave up after {MAX_ATTEMPTS} attempts in a row that ended badly (a worker stopped or failed)"
-
-
 @shared_task(bind=True, name="evals.tasks.drift_run", acks_late=True, max_retries=3, soft_time_limit=600,
              time_limit=660)  # fmt: skip
 def drift_run(self: Task[Any, Any], run_id: int) -> None:
     with claimed(DriftRun.objects.filter(status__in=OPEN), run_id) as claim:
         if claim is None:
-            return
-        if claim.attempts() > MAX_ATTEMPTS:
-            drift_runs.drift_run_fail(run_id=run_id, error=_given_up(claim))
             return
         try:
             drift_runs.drift_run_execute(run_id=run_id)
@@ -165,9 +155,6 @@ def probe_run(self: Task[Any, Any], run_id: int) -> None:
     """One probe run to the end. Resumed after its worker died, it asks only the unanswered items."""
     with claimed(ProbeRun.objects.filter(status__in=OPEN), run_id) as claim:
         if claim is None:
-            return
-        if claim.attempts() > MAX_ATTEMPTS:
-            probe_runs.probe_run_fail(run_id=run_id, error=_given_up(claim))
             return
         try:
             probe_runs.probe_run_execute(run_id=run_id, keep_going=lambda: not claim.lost.is_set())

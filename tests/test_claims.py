@@ -24,6 +24,7 @@ from tests.conftest import Tenant
 from tests.evaluators.test_judge import KEY_ENV, FakeLLM, Reply, llm  # noqa: F401 (a fixture)
 from tests.scoring_data import GROUNDED, INVENTED, rag_spans
 from tests.test_scoring import send
+from traces import followups
 from traces.models import FollowupOutbox, Trace
 
 SECOND = timedelta(seconds=1)
@@ -45,9 +46,9 @@ def test_a_claim_is_held_by_one_worker_at_a_time_and_released_after(client: Clie
     job = job_of(client, tenant)
     rows = FollowupOutbox.objects.all()
     with claimed(rows, job.pk) as claim:
-        assert claim is not None and claim.attempts() == 1
+        assert claim is not None
         job.refresh_from_db()
-        assert job.claimed_until == claim.until > timezone.now()
+        assert job.claimed_until == claim.until > timezone.now() and job.attempts == 1
         with claimed(rows, job.pk) as second:
             assert second is None  # a second copy of the message returns at once
     job.refresh_from_db()
@@ -83,7 +84,8 @@ def test_a_lapsed_claim_can_be_taken_over(client: Client, tenant: Tenant) -> Non
     job = job_of(client, tenant)
     FollowupOutbox.objects.filter(pk=job.pk).update(claimed_until=timezone.now() - SECOND, attempts=1)  # died
     with claimed(FollowupOutbox.objects.all(), job.pk) as claim:
-        assert claim is not None and claim.attempts() == 2
+        assert claim is not None
+        assert FollowupOutbox.objects.get().attempts == 2
 
 
 @pytest.mark.django_db(transaction=True)
@@ -112,12 +114,13 @@ def test_a_running_claim_is_renewed_and_its_holder_learns_when_another_takes_it(
 def test_lost_jobs_are_the_lapsed_ones_and_the_overdue_ones_missing_a_message(client: Client, tenant: Tenant) -> None:
     job = job_of(client, tenant)
     now = timezone.now()
-    states = {
+    states: dict[str, dict[str, Any]] = {
         "died": {"claimed_until": now - SECOND},
         "running": {"claimed_until": now + timedelta(seconds=20)},
         "overdue": {"due_at": now - SECOND},
         "waiting": {"due_at": now + timedelta(seconds=20)},
         "long overdue": {"due_at": now - timedelta(minutes=11)},
+        "out of attempts": {"claimed_until": now - SECOND, "attempts": MAX_ATTEMPTS},  # beat gives it up
     }
     names = {}
     for name, fields in states.items():
@@ -160,13 +163,16 @@ def test_a_job_another_worker_holds_is_left_to_it(client: Client, tenant: Tenant
 
 @pytest.mark.django_db
 def test_a_job_that_keeps_killing_its_worker_is_given_up(
-    client: Client, tenant: Tenant, caplog: pytest.LogCaptureFixture
+    client: Client, tenant: Tenant, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = job_of(client, tenant)
     FollowupOutbox.objects.filter(pk=job.pk).update(attempts=MAX_ATTEMPTS, claimed_until=timezone.now() - SECOND)
+    assert score_traces(tenant.project.pk, job.trace_pks, followup=job.pk) == 0  # not claimed again
+    assert not Score.objects.exists()
+    monkeypatch.setattr(followups.celery_app, "send_task", lambda *args, **kwargs: pytest.fail("sent again"))
     with caplog.at_level(logging.ERROR):
-        assert score_traces(tenant.project.pk, job.trace_pks, followup=job.pk) == 0
-    assert not FollowupOutbox.objects.exists() and not Score.objects.exists()
+        assert followups.followups_requeue() == 0  # beat gives it up instead
+    assert not FollowupOutbox.objects.exists()
     assert f"after {MAX_ATTEMPTS} attempts" in caplog.text
 
 
@@ -211,7 +217,10 @@ def test_scoring_adds_the_judges_job_once(
 
 
 @pytest.mark.django_db
-def test_a_rescoring_step_is_claimed_and_a_run_that_keeps_failing_is_given_up(tenant: Tenant) -> None:
+def test_a_rescoring_step_is_claimed_and_a_run_that_keeps_failing_is_given_up(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(eval_services, "waiting_messages", lambda queue: 0)
     now = timezone.now()
     run = eval_services.eval_run_create(project=tenant.project, service="", since=now - timedelta(days=1),
                                         until=now, evaluators=["grounding"], user=None)  # fmt: skip
@@ -220,9 +229,12 @@ def test_a_rescoring_step_is_claimed_and_a_run_that_keeps_failing_is_given_up(te
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
     EvalRun.objects.filter(pk=run.pk).update(claimed_until=now - SECOND, attempts=MAX_ATTEMPTS)
-    rescore_step(run.pk)
+    rescore_step(run.pk)  # out of attempts: not claimed again
     run.refresh_from_db()
-    assert run.status == RunStatus.FAILED and f"gave up after {MAX_ATTEMPTS} attempts" in run.error
+    assert run.status == RunStatus.QUEUED
+    assert eval_services.runs_requeue() == 0  # beat fails it instead of sending it again
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and f"Given up after {MAX_ATTEMPTS} attempts" in run.error
 
 
 @pytest.mark.django_db

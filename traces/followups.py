@@ -24,7 +24,16 @@ from contextlib import contextmanager
 from django.db import transaction
 
 from sre4ai_web.celery import app as celery_app
-from sre4ai_web.lib.claims import MAX_ATTEMPTS, Claim, claimed, lost, requeued, waiting_messages
+from sre4ai_web.lib.claims import (
+    MAX_ATTEMPTS,
+    Claim,
+    bookkeeping,
+    claimed,
+    given_up,
+    lost,
+    requeued,
+    waiting_messages,
+)
 from traces.models import FollowupOutbox
 
 logger = logging.getLogger(__name__)
@@ -59,32 +68,32 @@ def followups_send(jobs: Sequence[FollowupOutbox]) -> int:
 
 
 @contextmanager
-def followup_claimed(pk: int) -> Iterator[tuple[FollowupOutbox, Claim] | None]:
-    """The job and its claim while the block runs; None when it is done, gone, held by another worker, or given
-    up now after MAX_ATTEMPTS claims that ended badly."""
+def followup_claimed(pk: int) -> Iterator[Claim | None]:
+    """The claim on a job while the block runs; None when the job is done, gone, held by another worker or out
+    of attempts (beat gives it up)."""
     with claimed(FollowupOutbox.objects.all(), pk) as claim:
-        job = FollowupOutbox.objects.filter(pk=pk).first() if claim else None
-        if job is not None and claim is not None and job.attempts > MAX_ATTEMPTS:
-            logger.error("gave up %s for traces %s of project %s after %d attempts",
-                         job.task_name, job.trace_pks, job.project_id, MAX_ATTEMPTS)  # fmt: skip
-            FollowupOutbox.objects.filter(pk=pk).delete()
-            claim.forget()
-            job = None
-        yield (job, claim) if job is not None and claim is not None else None
+        yield claim
 
 
-def followup_progress(job: FollowupOutbox, trace_pk: int) -> None:
+def followup_remaining(pk: int) -> list[int]:
+    """The traces of a job still to do (the judge ticks them off as it goes)."""
+    return list(FollowupOutbox.objects.filter(pk=pk).values_list("trace_pks", flat=True).first() or [])
+
+
+def followup_progress(pk: int, remaining: list[int], trace_pk: int) -> None:
     """In the transaction that wrote a trace's scores: that trace is done, a retry skips it."""
-    job.trace_pks = [pk for pk in job.trace_pks if pk != trace_pk]
-    FollowupOutbox.objects.filter(pk=job.pk).update(trace_pks=job.trace_pks)
+    remaining.remove(trace_pk)
+    FollowupOutbox.objects.filter(pk=pk).update(trace_pks=remaining)
 
 
-def followup_done(job: FollowupOutbox, claim: Claim, trace_pks: Sequence[int], *, then: Sequence[str] = ()) -> None:
+def followup_done(
+    pk: int, claim: Claim, *, project_id: int, trace_pks: Sequence[int], then: Sequence[str] = ()
+) -> None:
     """The job's work is written: delete it and add the next jobs (``then``) for ``trace_pks``, in one transaction.
     Only the worker whose delete removed the row adds them, so they are added once however often the job ran."""
-    with transaction.atomic():
-        if FollowupOutbox.objects.filter(pk=job.pk).delete()[0] and then:
-            followups_add(project_id=job.project_id, task_names=then, trace_pks=trace_pks)
+    with bookkeeping():
+        if FollowupOutbox.objects.filter(pk=pk).delete()[0] and then:
+            followups_add(project_id=project_id, task_names=then, trace_pks=trace_pks)
     claim.forget()
 
 
@@ -94,8 +103,12 @@ def _queue(task_name: str) -> str:
 
 
 def followups_requeue(*, limit: int = REQUEUE_BATCH) -> int:
-    """Beat: send again the jobs whose worker died or whose message is missing (``claims.lost``), at most
-    ``limit``. Returns the number sent."""
+    """Beat: give up the jobs out of attempts; send again those whose worker died or whose message is missing
+    (``claims.lost``), at most ``limit``. Returns the number sent."""
+    for job in given_up(FollowupOutbox.objects.all()):
+        logger.error("gave up %s for traces %s of project %s after %d attempts that ended badly",
+                     job.task_name, job.trace_pks, job.project_id, MAX_ATTEMPTS)  # fmt: skip
+        job.delete()
     sent = 0
     names = sorted(set(FollowupOutbox.objects.values_list("task_name", flat=True).distinct()))
     for name in names:

@@ -54,7 +54,7 @@ STAGES = [
     ("  stored traces rewritten (bulk_create)", "django/db/models/query.py", "bulk_create"),
     ("all SQL execute", "psycopg/cursor.py", "execute"),
     ("psycopg: waiting for PostgreSQL", "psycopg/connection.py", "wait"),
-    ("follow-up tasks (send_task after commit)", "traces/services.py", "traces_ingested"),
+    ("follow-up tasks (send_task after commit)", "traces/followups.py", "followups_send"),
 ]
 
 

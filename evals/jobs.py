@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from evals.evaluators.base import EvaluatorError
 from evals.models import JobRun, RunStatus
+from sre4ai_web.lib.claims import Claim, claimed
 
 R = TypeVar("R", bound=JobRun)
 T = TypeVar("T")
@@ -36,7 +37,9 @@ def job_run_cancel(*, run: R) -> R:
 
 
 def backoff(retries: int) -> int:
-    return min(2 ** (retries + 1), 300)
+    """Seconds before retry ``retries + 1``: below the broker's visibility timeout (90 s), so Redis does not hand a
+    waiting retry to a second worker."""
+    return min(2 ** (retries + 1), 60)
 
 
 def _transient(exc: Exception) -> bool:
@@ -48,18 +51,28 @@ def job_task(
     *,
     model: type[JobRun],
     run_id: int,
-    work: Callable[[], T],
+    work: Callable[[Claim], T],
     retryable: Callable[[Exception], bool] = _transient,
-) -> T:
-    """The body of a job run's task: ``work`` runs; an error that ``retryable`` accepts (a database that is not
-    reachable, by default) is retried with backoff, and the job resumes where it stopped; any other error fails
-    the run with its message and is raised again for Celery's log."""
-    try:
-        return work()
-    except Exception as exc:
-        if retryable(exc):
-            raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from exc
-        # An evaluator's message is written for people; anything else is named by its type.
-        error = str(exc) if isinstance(exc, EvaluatorError) else f"{type(exc).__name__}: {exc}"
-        job_run_fail(model=model, run_id=run_id, error=error)
-        raise
+) -> T | None:
+    """The body of a job run's task. The run is claimed first (sre4ai_web.lib.claims): a second copy of the message,
+    or a run already finished, returns None at once. ``work`` then runs; an error that ``retryable`` accepts (a
+    database that is not reachable, by default) is retried with backoff and the job resumes where it stopped, until
+    the task's retries are spent; any other error fails the run with its message and is raised again for Celery's
+    log."""
+    open_runs = model._default_manager.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+    with claimed(open_runs, run_id) as claim:
+        if claim is None:
+            return None
+        try:
+            return work(claim)
+        except Exception as exc:
+            if retryable(exc) and task.request.retries < (task.max_retries or 0):
+                countdown = backoff(task.request.retries)
+                claim.retry_after(countdown)  # beat leaves the job to this retry
+                raise task.retry(exc=exc, countdown=countdown) from exc
+            # An evaluator's message is written for people; anything else is named by its type.
+            error = str(exc) if isinstance(exc, EvaluatorError) else f"{type(exc).__name__}: {exc}"
+            if retryable(exc):
+                error = f"gave up after {task.request.retries} retries: {error}"
+            job_run_fail(model=model, run_id=run_id, error=error)
+            raise

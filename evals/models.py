@@ -8,6 +8,7 @@ from django.db.models import Exists, OuterRef, Q
 from accounts.models import Project
 from evals.evaluators.registry import REGISTRY
 from sre4ai_web.lib.bounds import SCORE_VALUE_LIMIT
+from sre4ai_web.lib.claims import Job
 from traces.models import Span, Trace
 
 
@@ -132,9 +133,10 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class JobRun(models.Model):
+class JobRun(Job):
     """A background job's row (rescoring, drift and probe runs): the UI shows its state from here, and evals.jobs
-    fails, cancels and runs every kind the same way."""
+    fails, cancels and runs every kind the same way. Each is claimed by the task that runs it
+    (sre4ai_web.lib.claims), so a redelivered message never runs it twice at once."""
 
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
     error = models.TextField(blank=True)

@@ -26,9 +26,11 @@ from evals.evaluators.registry import REGISTRY
 from evals.models import (
     Dataset,
     DatasetItem,
+    DriftRun,
     EvalRun,
     EvaluatorConfig,
     Probe,
+    ProbeRun,
     RunStatus,
     Score,
     ScoreSource,
@@ -37,7 +39,9 @@ from evals.models import (
 from evals.otel_export import scores_export_after_commit
 from evals.probes.schedule import next_run_after
 from evals.selectors import EffectiveConfig, effective_configs, eval_item, traces_with_spans
+from sre4ai_web.celery import app as celery_app
 from sre4ai_web.lib.bounds import SCORE_VALUE_LIMIT
+from sre4ai_web.lib.claims import MAX_ATTEMPTS, given_up, lost, requeued, waiting_messages
 from sre4ai_web.lib.queue import enqueue_on_commit
 from traces.models import Span, Trace
 from traces.services import minutes_mark_dirty
@@ -116,12 +120,18 @@ def scores_upsert(scores: list[Score]) -> None:
 
 
 def traces_score(
-    *, project_id: int, trace_pks: list[int], queue: str = "scoring", only: Iterable[str] | None = None
+    *,
+    project_id: int,
+    trace_pks: list[int],
+    queue: str = "scoring",
+    only: Iterable[str] | None = None,
+    on_trace_done: Callable[[int], None] | None = None,
 ) -> ScoringOutcome:
     """Run the evaluators enabled for each trace's service (those served by ``queue``) and upsert their scores.
 
     A retryable evaluator error is reported in ``outcome.retryable`` after every other score is written, so a
-    retry of the task redoes only idempotent work.
+    retry of the task redoes only idempotent work. ``on_trace_done(trace_pk)`` runs in the transaction that
+    writes a trace's scores when none of its evaluators has to be retried (the judge ticks it off its job).
     """
     wanted = set(only) if only is not None else None
     outcome = ScoringOutcome()
@@ -137,6 +147,7 @@ def traces_score(
         item = eval_item(trace, spans)
         spans_by_id = {s.span_id: s for s in spans}
         rows: list[Score] = []
+        retry = len(outcome.retryable)
         for config in config_cache[trace.service]:
             evaluator_cls = config.evaluator
             if evaluator_cls.queue != queue or not config.enabled or not config.samples(trace.trace_id):
@@ -163,6 +174,8 @@ def traces_score(
             scores_upsert(rows)
             if rows:
                 minutes_mark_dirty(project_id=trace.project_id, moments=[trace.start_time])
+            if on_trace_done is not None and len(outcome.retryable) == retry:
+                on_trace_done(trace.pk)
         written += rows
         outcome.scores += len(rows)
     scores_export_after_commit(written)  # one batch for the traces of this call (each committed above)
@@ -344,6 +357,37 @@ def eval_run_drive(*, run: EvalRun, on_progress: Callable[[EvalRun], None] | Non
         if on_progress is not None:
             on_progress(run)
     return run
+
+
+# --- recovery of runs -----------------------------------------------------------------------------
+
+
+# Each kind of run: its model, its task and that task's queue (sre4ai_web/celery.py routes).
+RUN_TASKS = (
+    (ProbeRun, "evals.tasks.probe_run", "probes"),
+    (EvalRun, "evals.tasks.rescore_step", "backfill"),
+    (DriftRun, "evals.tasks.drift_run", "backfill"),
+)
+
+
+def runs_requeue(*, limit: int = 100) -> int:
+    """Beat: fail the unfinished runs out of attempts; send again the task of each one whose worker died or whose
+    message is missing (``claims.lost``), so it resumes where it stopped. Returns the number sent."""
+    sent = 0
+    for model, task_name, queue in RUN_TASKS:
+        open_runs = model.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+        given_up(open_runs).update(
+            status=RunStatus.FAILED, finished_at=timezone.now(),
+            error=f"Given up after {MAX_ATTEMPTS} attempts in a row that ended badly (a worker stopped or failed).",
+        )  # fmt: skip
+        waiting = waiting_messages(queue)
+        with transaction.atomic():
+            runs = lost(open_runs, waiting=waiting, limit=limit)
+            for run in runs:
+                celery_app.send_task(task_name, args=[run.pk])
+            requeued(model.objects.filter(pk__in=[run.pk for run in runs]))
+        sent += len(runs)
+    return sent
 
 
 # --- golden datasets -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ raw traces and scores that started in it, so a recompute is idempotent and order
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from django.db import connection, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Min, Q, Sum
 
 from evals.models import score_value_in_range
 from evals.selectors import ScoreVerdict, trace_verdicts
@@ -254,11 +255,16 @@ def _hours_recompute(project_id: int, hours: list[datetime]) -> None:
         )
 
 
-def dirty_process(*, limit: int = CLAIM_BATCH) -> int:
+def dirty_process(*, limit: int = CLAIM_BATCH, deadline: float | None = None) -> int:
     """Recompute dirty minutes, each project in its own transaction: one project whose recompute fails keeps its
-    minutes dirty (retried next run) without holding up any other project's. Returns minutes done."""
+    minutes dirty (retried next run) without holding up any other project's. Projects go oldest dirty minute
+    first, and none is started past ``deadline`` (``time.monotonic()``), so a run that stops early starves no
+    project. Returns minutes done."""
     done = 0
-    for project_id in DirtyBucket.objects.order_by("project_id").values_list("project_id", flat=True).distinct():
+    projects = DirtyBucket.objects.values("project_id").annotate(first=Min("pk")).order_by("first")
+    for project_id in projects.values_list("project_id", flat=True):
+        if deadline is not None and time.monotonic() > deadline:
+            break
         try:
             done += _project_dirty_process(project_id, limit)
         except Exception:

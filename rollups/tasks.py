@@ -1,9 +1,13 @@
 """Beat-driven rollup maintenance."""
 
+import time
+
 from celery import shared_task
 from django.db import OperationalError
 
 from rollups.services import dirty_process
+
+RUN_SECONDS = 30  # well inside the time limit below, itself inside the broker's visibility timeout (90 s)
 
 
 @shared_task(
@@ -12,14 +16,17 @@ from rollups.services import dirty_process
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     max_retries=3,
-    soft_time_limit=240,
-    time_limit=300,
+    soft_time_limit=50,
+    time_limit=60,
     ignore_result=True,
 )
 def process_dirty() -> int:
-    """Recompute the minutes marked dirty since the last run (bounded per call; the next tick continues)."""
-    done = total = dirty_process()
-    while done and total < 5000:
-        done = dirty_process()
+    """Recompute the minutes marked dirty since the last run, for up to RUN_SECONDS (the next tick continues): a
+    run ends well inside the broker's visibility timeout, so Redis never hands a running one to a second worker
+    (two at once would still be safe: each claims its minutes with SKIP LOCKED)."""
+    deadline = time.monotonic() + RUN_SECONDS
+    done = total = dirty_process(deadline=deadline)
+    while done and total < 5000 and time.monotonic() < deadline:
+        done = dirty_process(deadline=deadline)
         total += done
     return total

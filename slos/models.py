@@ -296,7 +296,8 @@ class DeliveryStatus(models.TextChoices):
 
 
 class Delivery(models.Model):
-    """Outbox row: one state change to notify on one channel. Claimed by a dispatcher with SKIP LOCKED."""
+    """Outbox row: one state change to notify on one channel. A dispatcher claims it for the length of one send
+    (``claimed_until``), sends with no transaction open, then records the answer (slos.services)."""
 
     # None (and no budget_alert): a test message asked for on the channel page (by requested_by); tried once.
     event = models.ForeignKey(IncidentEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
@@ -313,6 +314,8 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField()
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # While in the future, a dispatcher is sending it; other dispatchers skip it.
+    claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

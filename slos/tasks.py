@@ -1,9 +1,15 @@
 """Beat-driven SLO work: the evaluation tick, the notification dispatcher, SLI history rebuilds and spend budgets."""
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from slos import budgets, services
+
+# The dispatcher starts no new send after this long; beat starts it again every 15 s. Its time limits leave room for
+# one last send to its deadline, so a run never outlives the broker's visibility timeout with the default deadline.
+DISPATCH_SECONDS = 30
+_DISPATCH_LIMIT = DISPATCH_SECONDS + settings.SLO_DELIVERY_TIMEOUT_SECONDS + 10
 
 
 @shared_task(name="slos.tasks.evaluate", acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True,
@@ -14,10 +20,12 @@ def evaluate() -> int:
 
 
 @shared_task(name="slos.tasks.dispatch", acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True,
-             max_retries=3, soft_time_limit=240, time_limit=300, ignore_result=True)  # fmt: skip
+             max_retries=3, soft_time_limit=_DISPATCH_LIMIT, time_limit=_DISPATCH_LIMIT + 10,
+             ignore_result=True)  # fmt: skip
 def dispatch() -> int:
-    """Send the due notifications (new ones, and retries whose backoff has passed)."""
-    return services.deliveries_dispatch()
+    """Send the due notifications (new ones, and retries whose backoff has passed). Each delivery is claimed
+    while it is sent, so two dispatchers at once (a redelivered message) never send one twice."""
+    return services.deliveries_dispatch(seconds=DISPATCH_SECONDS)
 
 
 @shared_task(name="slos.tasks.sli_history", acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True,

@@ -373,10 +373,7 @@ def channel_delete(request: HttpRequest, slug: str, channel_id: int) -> HttpResp
     if denied := _require(membership, Role.ADMIN, "manage notification channels"):
         return denied
     channel = get_object_or_404(Channel, project=membership.project, pk=channel_id)
-    try:
-        services.channel_delete(channel=channel, actor=_user(request))
-    except services.ChannelBusyError as exc:
-        return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
+    services.channel_delete(channel=channel, actor=_user(request))
     messages.success(request, f"Channel “{channel.name}” deleted.")
     return redirect(reverse("channel_list", args=[slug]))
 

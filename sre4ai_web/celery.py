@@ -23,11 +23,15 @@ app.conf.task_routes = {
     "evals.tasks.drift_schedule": {"queue": "backfill"},
     "evals.tasks.probe_run": {"queue": "probes"},
     "evals.tasks.probe_schedule": {"queue": "backfill"},
+    "evals.tasks.runs_requeue": {"queue": "backfill"},
     "slos.tasks.sli_history": {"queue": "backfill"},
     "slos.tasks.dispatch": {"queue": "notify"},
     "evals.tasks.scores_export": {"queue": "export"},  # the OTLP collector of docs/scoring.md
     "evals.tasks.scores_export_test": {"queue": "export"},
 }
+
+# How often beat looks for work to send again (docs/security.md, "Recovery"); the fault tests shorten it.
+RECOVERY_SWEEP_SECONDS = float(os.environ.get("SRE4AI_RECOVERY_SWEEP_SECONDS", "15"))
 
 app.conf.beat_schedule = {
     # Late spans and scores mark minutes dirty; their rollups are recomputed within seconds.
@@ -42,8 +46,11 @@ app.conf.beat_schedule = {
     "slos-dispatch": {"task": "slos.tasks.dispatch", "schedule": 15.0},
     # Spend budgets: a level crossed in the current window is alerted once (and blocks guard calls of that user).
     "budgets-evaluate": {"task": "slos.tasks.budgets_evaluate", "schedule": 60.0},
-    # Scoring of traces ingested while the broker was down (the ingest outbox) is queued once it is back.
-    "traces-requeue-followups": {"task": "traces.tasks.followups_requeue", "schedule": 30.0},
+    # Scoring (and judging) of ingested traces whose message is missing (the broker was down or lost it) or whose
+    # worker died mid-task is queued again: within about a minute of the fault (sre4ai_web/lib/claims.py).
+    "traces-requeue-followups": {"task": "traces.tasks.followups_requeue", "schedule": RECOVERY_SWEEP_SECONDS},
+    # The same for probe, rescoring and drift runs: they resume where they stopped.
+    "evals-requeue-runs": {"task": "evals.tasks.runs_requeue", "schedule": RECOVERY_SWEEP_SECONDS},
     # Guard decisions whose recording could not be queued after the call (broker down) are recorded from the outbox.
     "guard-record-decisions": {"task": "guard.tasks.record_decisions", "schedule": 30.0},
 }

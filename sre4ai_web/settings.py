@@ -213,16 +213,21 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    # A message a worker took but never acknowledged (the worker died) is redelivered after this many seconds.
-    # Above the longest hard time limit of a task (judge, rescore, drift: 660 s), so a task still running is not
-    # delivered twice; a killed worker's scoring is redone within about 12 minutes (docs/security.md).
-    _visibility = int(os.environ.get("SRE4AI_BROKER_VISIBILITY_TIMEOUT", "720"))
+    # A message a worker took but never acknowledged (the worker died) is delivered again after this many seconds.
+    # Short, so a killed worker's task comes back within two minutes even without beat; a task still running when
+    # its copy arrives holds a claim on its job row, so the copy returns at once (docs/security.md, "Recovery").
+    _visibility = int(os.environ.get("SRE4AI_BROKER_VISIBILITY_TIMEOUT", "90"))
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": _visibility,
         # Sweep for abandoned messages often enough that a short timeout is honoured (kombu: interval × throttle).
         "unacked_restore_interval": max(1, min(10, _visibility // 4)),
         "unacked_restore_throttle": 1 if _visibility < 400 else 10,
     }
+# Recovery of jobs whose worker died or whose message was lost (sre4ai_web/lib/claims.py, docs/security.md): a
+# worker's claim on a job lapses this long after it stopped renewing it, and a job's message is given this long to
+# reach a worker before beat sends it again.
+SRE4AI_CLAIM_SECONDS = float(os.environ.get("SRE4AI_CLAIM_SECONDS", "30"))
+SRE4AI_CLAIM_GRACE_SECONDS = float(os.environ.get("SRE4AI_CLAIM_GRACE_SECONDS", "30"))
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -60,7 +60,8 @@ def demo(live_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     # Work is queued by task name (send_task, which eager mode ignores): run the named task here, from the tasks
     # modules a worker loads.
     app.loader.import_default_modules()
-    monkeypatch.setattr(app, "send_task", lambda name, args=(), **options: app.tasks[name].apply(args=args))
+    monkeypatch.setattr(app, "send_task", lambda name, args=(), kwargs=None, **options: app.tasks[name].apply(
+        args=args, kwargs=kwargs))  # fmt: skip
     try:
         call_command("seed_demo", "--if-empty", "--traces", str(DEMO_TRACES), verbosity=0)
         while dirty_process():  # beat's rollup job

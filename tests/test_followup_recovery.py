@@ -1,5 +1,6 @@
 """Recovery of follow-up work: traces acknowledged while the broker was down are recorded in the ingest outbox,
-queued by beat once the broker is back, and scored exactly once by a real Celery worker."""
+queued by beat once the broker is back, and scored exactly once by a real Celery worker; beat sends a job again
+only when its message is missing. tests/test_faults.py injects the faults end to end."""
 
 from __future__ import annotations
 
@@ -52,17 +53,20 @@ def test_traces_ingested_while_the_broker_is_down_are_scored_once_it_is_back(
     ]
     assert empty_broker.dbsize() == 0
 
-    # Beat, with the broker back: rows younger than the grace period are left to the request that wrote them.
+    # Beat, with the broker back: jobs within their grace period are left to the message sent for them.
     assert requeue_followups() == 0
-    FollowupOutbox.objects.update(created_at=timezone.now() - timedelta(minutes=1))
+    FollowupOutbox.objects.update(due_at=timezone.now() - timedelta(seconds=1))
     monkeypatch.setattr("traces.tasks.REQUEUE_BATCH", 1)  # one run drains a backlog larger than a batch
     assert requeue_followups() == 3
-    assert not FollowupOutbox.objects.exists()
+    assert empty_broker.llen("scoring") == 3
+    # The jobs stay until a worker has done them, due again only after a new grace period.
+    assert FollowupOutbox.objects.filter(due_at__gt=timezone.now(), claimed_until=None).count() == 3
     assert requeue_followups() == 0
 
     worker = start_worker("recovery")
     try:
         wait_for(lambda: Score.objects.filter(name="grounding").count() == 4, 90, "the re-queued traces to be scored")
+        wait_for(lambda: not FollowupOutbox.objects.exists(), 30, "the jobs to be deleted once done")
     finally:
         stop(worker)
     per_trace = Score.objects.filter(name="grounding").values("trace").annotate(n=Count("id"))
@@ -71,9 +75,25 @@ def test_traces_ingested_while_the_broker_is_down_are_scored_once_it_is_back(
 
 @pytest.mark.postgres_only("reads and empties the Redis broker's queues directly")
 @pytest.mark.django_db(transaction=True)
-def test_a_queued_followup_leaves_no_outbox_row(client: Client, tenant: Tenant, empty_broker) -> None:
+def test_a_job_is_sent_again_only_when_its_message_is_missing(
+    client: Client, tenant: Tenant, empty_broker: redis.Redis
+) -> None:
     body = ob.request([ob.span(ob.new_trace_id())]).SerializeToString()
     response = client.post("/v1/traces", data=body, content_type="application/x-protobuf", headers=tenant.bearer)
     assert response.status_code == 200
     assert empty_broker.llen("scoring") == 1
-    assert not FollowupOutbox.objects.exists()
+    job = FollowupOutbox.objects.get()  # stays until a worker has scored its traces
+    assert job.claimed_until is None and job.due_at > timezone.now()
+
+    # Overdue, but its message still waits in the queue (behind a backlog, say): not sent twice.
+    FollowupOutbox.objects.update(due_at=timezone.now() - timedelta(seconds=1))
+    assert requeue_followups() == 0
+    assert empty_broker.llen("scoring") == 1
+    # Redis restarted empty: the message is gone, so the job is sent again.
+    empty_broker.flushdb()
+    assert requeue_followups() == 1
+    assert empty_broker.llen("scoring") == 1
+    # Overdue for ten minutes, it is sent again whatever the queue holds.
+    FollowupOutbox.objects.update(due_at=timezone.now() - timedelta(minutes=11))
+    assert requeue_followups() == 1
+    assert empty_broker.llen("scoring") == 2

@@ -96,12 +96,15 @@ def test_worker_scores_ingested_traces_and_the_page_shows_them(live_server: Any,
 @pytest.mark.postgres_only("redelivery of an unacknowledged task: Redis's visibility timeout (no acks on files)")
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_task_loses_no_scoring(live_server: Any, tenant: Tenant, clean_queues) -> None:
+    """Without beat: Redis hands the killed worker's message to the next worker after the visibility timeout, by
+    which time the dead worker's claim on the job has lapsed (the timeout is longer than a claim, as by default:
+    90 s and 30 s), so that copy does the job. tests/test_faults.py covers beat's way back."""
     # One batch of many traces is one task: kill the worker while it is half-way through.
     spans = [s for _ in range(400) for s in rag_spans(INVENTED)]
     for start in range(0, len(spans), 900):
         post_otlp(live_server, tenant, spans[start : start + 900])
     total = Trace.objects.count()
-    first = start_worker("doomed", visibility_timeout=4)
+    first = start_worker("doomed", visibility_timeout=4, SRE4AI_CLAIM_SECONDS="2")
     try:
         wait_for(lambda: Score.objects.filter(name="grounding").exists(), 60, "the first worker to start scoring")
         stop(first, signal.SIGKILL)
@@ -109,7 +112,7 @@ def test_a_worker_killed_mid_task_loses_no_scoring(live_server: Any, tenant: Ten
         stop(first, signal.SIGKILL)
     scored_when_killed = Score.objects.filter(name="grounding").count()
     assert scored_when_killed < total, "the worker finished before it could be killed; make the batch bigger"
-    second = start_worker("rescuer", visibility_timeout=4)
+    second = start_worker("rescuer", visibility_timeout=4, SRE4AI_CLAIM_SECONDS="2")
     try:
         wait_for(lambda: Score.objects.filter(name="grounding").count() == total, 120,
                  "the redelivered task to finish scoring")  # fmt: skip

@@ -4,6 +4,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 
 from accounts.models import Project
+from sre4ai_web.lib.claims import Job
 
 
 class SpanKind(models.TextChoices):
@@ -228,18 +229,22 @@ class PendingLogEvent(models.Model):
         ]
 
 
-class FollowupOutbox(models.Model):
-    """Follow-up work of an ingest (a scoring task and its traces), written in the ingest's transaction.
+class FollowupOutbox(Job):
+    """Follow-up work of an ingest (a scoring task and its traces), written in the ingest's transaction; scoring
+    writes the judge's when the judge is on.
 
-    The row is deleted once the broker has the task; a row that stays (the broker was down, or the server
-    died between commit and publish) is queued again by beat (traces.tasks.followups_requeue). The tasks are
-    idempotent, so a task queued twice in a race changes nothing.
+    The row stays until its task has done the work: the task claims it first (sre4ai_web.lib.claims), so two
+    copies of the message never both run it, and deletes it when done. Beat (traces.tasks.followups_requeue)
+    queues again the rows whose publish failed (the broker was down, the server died between commit and publish),
+    whose message the broker lost, or whose worker died mid-task. Scores are upserted, so a trace scored twice
+    in a race still has one score per evaluator.
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     task_name = models.CharField(max_length=200)
+    # The traces still to do: the judge removes each one as its scores commit, so a retry asks only the rest.
     trace_pks = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
 
 
 # Columns of the trace list a person can hide; the start time and name always show (they open the trace).

@@ -3,7 +3,8 @@
 Spans arrive in any order and across requests. Each write upserts its spans, then recomputes the whole
 trace row from all of that trace's stored spans, under a per-trace lock, so totals never depend on the
 order of arrival. Follow-up work (scoring) is recorded in an outbox in the same transaction and enqueued
-only after the commit; what the broker did not take is enqueued later by beat.
+only after the commit; what the broker did not take, or a worker that died did not finish, is enqueued again
+by beat (traces/followups.py).
 """
 
 from __future__ import annotations
@@ -15,19 +16,18 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
-from django.utils import timezone
+from django.db import connection, transaction
 
 from accounts.models import Project
-from sre4ai_web.celery import app as celery_app
 from sre4ai_web.lib.bounds import MAX_COST, MAX_TOKENS_SUM
 from sre4ai_web.lib.timebuckets import floor_minute
 from traces.exchange import SpanFacts, answer_text, exchange_of
+from traces.followups import followups_add
 from traces.ingest.bulk import columns, rows_insert, rows_update, sequence
 from traces.ingest.normalize import (
     SEARCH_TEXT_CHARS,
@@ -42,12 +42,9 @@ from traces.ingest.normalize import (
 )
 from traces.ingest.otlp import LogEvent
 from traces.ingest.redact import redact_json, redact_records
-from traces.models import DirtyBucket, FollowupOutbox, PendingLogEvent, RetrievedDocument, Span, Trace
+from traces.models import DirtyBucket, PendingLogEvent, RetrievedDocument, Span, Trace
 
 logger = logging.getLogger(__name__)
-# How long an outbox row is left to the request that wrote it before beat queues it itself.
-FOLLOWUP_GRACE = timedelta(seconds=30)
-REQUEUE_BATCH = 500
 # Spans of these kinds wrap other spans: their usage, if reported, repeats their children's.
 CONTAINER_KINDS = frozenset({"agent", "chain", "workflow"})
 
@@ -498,13 +495,7 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
     )
     pks = sorted(trace_pk.values())
     # Recorded with the spans, so follow-up work survives a broker outage or a crash right after the commit.
-    outbox = FollowupOutbox.objects.bulk_create(
-        [
-            FollowupOutbox(project=project, task_name=name, trace_pks=pks)
-            for name in settings.SRE4AI_TRACE_INGESTED_TASKS
-        ]
-    )
-    transaction.on_commit(lambda: traces_ingested(outbox))
+    followups_add(project_id=project.pk, task_names=settings.SRE4AI_TRACE_INGESTED_TASKS, trace_pks=pks)
     return StoreResult(trace_pks=pks, spans=len(unique))
 
 
@@ -515,48 +506,6 @@ def spans_store(*, project: Project, records: Sequence[SpanRecord]) -> StoreResu
         return StoreResult()
     keys = {(r.trace_id, r.span_id) for r in records}
     return _store(project, records, _lock_and_read(project, keys, log_events=False))
-
-
-def traces_ingested(jobs: Sequence[FollowupOutbox]) -> int:
-    """After commit: queue the follow-up tasks of new or changed traces and delete their outbox rows.
-
-    ``SRE4AI_TRACE_INGESTED_TASKS`` lists Celery task names that take ``(project_id, trace_pks)``; scoring
-    registers itself there. A task the broker does not take keeps its row, and beat queues it again
-    (followups_requeue). Returns the number queued.
-    """
-    queued: list[int] = []
-    for job in jobs:
-        try:
-            celery_app.send_task(job.task_name, args=[job.project_id, job.trace_pks])
-        except Exception:
-            # The spans are committed and acknowledged; a broker outage must not turn that into an error.
-            logger.exception("could not queue %s for %d traces of project %s; beat will retry it",
-                             job.task_name, len(job.trace_pks), job.project_id)  # fmt: skip
-            break  # the broker is down: the remaining rows wait for beat as well
-        queued.append(job.pk)
-    try:
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                # A delete lost in a crash only means one more (idempotent) send: not worth waiting for a flush.
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit = off")
-            FollowupOutbox.objects.filter(pk__in=queued).delete()
-    except DatabaseError:
-        # Left in place, these rows are queued once more by beat: the tasks are idempotent.
-        logger.exception("could not clear %d sent follow-ups from the outbox", len(queued))
-    return len(queued)
-
-
-def followups_requeue(*, older_than: timedelta = FOLLOWUP_GRACE, limit: int = REQUEUE_BATCH) -> int:
-    """Beat: queue the follow-ups whose publish after commit failed or never ran. Rows younger than the grace
-    period are left to the request that wrote them. Returns the number queued."""
-    with transaction.atomic():
-        jobs = list(
-            FollowupOutbox.objects.filter(created_at__lt=timezone.now() - older_than)
-            .order_by("pk")
-            .select_for_update(skip_locked=True)[:limit]
-        )
-        return traces_ingested(jobs) if jobs else 0
 
 
 def _pending_events(project: Project, keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[RawEvent]]:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -82,7 +83,9 @@ def probe_trace_id(run_id: int, item_id: int) -> str:
     return hashlib.sha256(f"sre4ai-probe:{run_id}:{item_id}".encode()).hexdigest()[:32]
 
 
-def probe_run_execute(*, run_id: int) -> ProbeRun:
+def probe_run_execute(*, run_id: int, keep_going: Callable[[], bool] = lambda: True) -> ProbeRun:
+    """Ask the items not answered yet, one by one, until the run is cancelled or ``keep_going()`` says no (the
+    worker lost its claim on the run to another)."""
     run = ProbeRun.objects.select_related("probe__project").get(pk=run_id)
     if run.is_finished:
         return run
@@ -102,6 +105,8 @@ def probe_run_execute(*, run_id: int) -> ProbeRun:
     # The outbound client: no redirects (a probe reports what the endpoint itself answers), no internal addresses.
     with outbound.client() as client:
         for item in items.iterator():
+            if not keep_going():
+                return ProbeRun.objects.get(pk=run.pk)  # the worker that took the run over finishes it
             if ProbeRun.objects.filter(pk=run.pk, status=RunStatus.CANCELLED).exists():
                 break
             _run_item(run, probe, target, evaluators, item, previous.get(item.pk), client)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import math
-import operator
 import os
 import re
 import threading
@@ -64,9 +63,10 @@ from evals.evaluators.text import sentence_spans, words
 
 WEIGHTS = Path(__file__).with_name("grounding_weights.json")
 # An invented specific (a number, date, amount or name absent from the context) or a contradiction (a number,
-# negation, role or antonym that disagrees with the best matching passage) halves a claim's probability, each:
-# they must count "even when most words overlap", which a model fitted on labels that tolerate such slips
-# (HaluEval's reference summaries carry bylines the article lacks) does not learn.
+# negation, role or antonym that disagrees with the best matching passage) halves the probability of its claim
+# and of the answer, so that neither passes at the default threshold: they must count "even when most words
+# overlap", which a model fitted on labels that tolerate such slips (HaluEval's reference summaries carry
+# bylines the article lacks) does not learn by itself. The model is fitted to the halved probability.
 FLAG_FACTOR = 0.5
 # Parameters of version 1 that the model replaced; a stored configuration that still has them keeps working.
 _RETIRED_PARAMS = ("support_threshold", "phrase_weight")
@@ -184,13 +184,31 @@ _CHAT_KEYS = frozenset(
     )
 )
 _OPINION_WORDS = 4  # an opinion with more content words than this says something about the world too
+# "Did you know that the Pro plan includes 5 seats?" states what follows "that": a claim in a question's form.
+_EMBEDDED_CLAIM = re.compile(
+    r"^(?:[\W_]*(?:oh|wow|well|and|so|but|hey|yes|yeah|also)\b)*[\W_]*"
+    r"(?:(?:did|do) you (?:know|hear|realize|realise)|have you heard|were you aware|are you aware)"
+    r"(?: that)?\s+(?!(?:what|who|whom|whose|which|when|where|why|how|if|whether|anything|any|about|of)\b)",
+    re.IGNORECASE,
+)
 _CONTRAST = re.compile(r"\b(?:but|however|although|though|except|yet)\b")
+
+
+def claim_start(sentence: str) -> int:
+    """Where the claim of a sentence begins: after "Did you know that" in a question that states something,
+    else 0."""
+    embedded = _EMBEDDED_CLAIM.match(sentence)
+    if embedded and len(content_keys(words(sentence[embedded.end() :]))) >= 2:
+        return embedded.end()
+    return 0
 
 
 def non_claim_reason(sentence: str) -> str | None:
     """Why ``sentence`` makes no factual claim about the documents, or None when it does."""
     stripped = sentence.rstrip(" \t\"'”’)*_")
     if stripped.endswith("?") or stripped.endswith("？"):
+        if claim_start(sentence):
+            return None  # "Did you know that refunds take 14 days?"
         tag = _TAG_QUESTION.search(stripped)
         # "Goldendoodles are called designer dogs, do you like them?" states something before asking.
         if not tag or len(content_keys(words(stripped[: tag.start()]))) < _OPINION_WORDS:
@@ -268,15 +286,6 @@ def _embedding_support(claims: list[str], ctx: Context) -> list[tuple[float, int
 # --- the model ---------------------------------------------------------------------------------------------
 
 
-def _sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))
-
-
 def flags(claim: ClaimFeatures) -> int:
     """Invented specifics and a contradiction: what halves a claim's probability."""
     return len(claim.missing) + (claim.conflict is not None)
@@ -284,30 +293,33 @@ def flags(claim: ClaimFeatures) -> int:
 
 @dataclass(frozen=True)
 class _Model:
-    """A logistic regression on standardised features, folded into one weight per raw feature, and the
-    second stage that combines the whole answer's probability with its weakest claim's."""
+    """Gradient-boosted trees (bench/grounding_train.py): each tree as parallel lists (feature, threshold,
+    left child, right child, leaf value; feature -1 at a leaf), their sum plus ``base`` is the log-odds."""
 
-    weights: tuple[float, ...]
-    intercept: float
-    combine: tuple[float, ...]  # weights of the inputs of ``combination_inputs``, then the intercept
+    base: float
+    trees: tuple[tuple[list[int], list[float], list[int], list[int], list[float]], ...]
 
     def probability(self, features: list[float]) -> float:
-        return _sigmoid(self.intercept + sum(map(operator.mul, self.weights, features)))
+        score = self.base
+        for feature, threshold, left, right, value in self.trees:
+            node = 0
+            while (f := feature[node]) >= 0:
+                node = left[node] if features[f] <= threshold[node] else right[node]
+            score += value[node]
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, score))))
 
-    def model_probability(self, claim: ClaimFeatures) -> float:
-        """The model on the claim alone."""
-        return self.probability(answer_features([claim.values], claim.values["peer_overlap"], 0.0))
-
-    def answer_probability(self, whole: float, claims: list[float], claim_flags: list[int]) -> float:
-        """``claims``: each claim's ``model_probability``; ``claim_flags``: each claim's ``flags``."""
-        inputs = combination_inputs(whole, claims, claim_flags)
-        return _sigmoid(sum(map(operator.mul, self.combine, inputs)) + self.combine[-1])
+    def model_probability(self, claim: ClaimFeatures, context: dict[str, float]) -> float:
+        """The model on the claim alone (``context``: the measures of the context, ``context_values``)."""
+        return self.probability(answer_features([claim.values], claim_answer(claim, context)))
 
 
-def combination_inputs(whole: float, claims: list[float], claim_flags: list[int]) -> list[float]:
-    """What the second stage weighs: the whole answer's probability, the weakest claim's (before flags), the
-    number of flags (invented specifics, contradictions) and of claims."""
-    return [_logit(whole), _logit(min(claims)), math.log1p(sum(claim_flags)), math.log(len(claims))]
+def context_values(ctx: Context) -> dict[str, float]:
+    return {"structured": 1.0 if ctx.structured else 0.0, "context_size": math.log1p(ctx.size)}
+
+
+def claim_answer(claim: ClaimFeatures, context: dict[str, float]) -> dict[str, float]:
+    """The answer-level measures of an answer that is this one claim."""
+    return {"answer_overlap": claim.values["peer_overlap"], "non_claims": 0.0, **context}
 
 
 @lru_cache(maxsize=1)
@@ -318,10 +330,7 @@ def _model() -> _Model:
             f"{WEIGHTS.name} was trained on other features; retrain: .venv/bin/python bench/grounding_train.py",
             retryable=False,
         )
-    weights = [w / s for w, s in zip(data["coef"], data["scale"], strict=True)]
-    intercept = data["intercept"] - sum(w * m for w, m in zip(weights, data["mean"], strict=True))
-    combine = data["combine"]
-    return _Model(tuple(weights), intercept, (*combine["coef"], combine["intercept"]))
+    return _Model(data["base"], tuple(tuple(tree) for tree in data["trees"]))
 
 
 # --- the evaluator ----------------------------------------------------------------------------------------------
@@ -349,10 +358,15 @@ class _Measured:
     truncated: bool
     answer_overlap: float
 
+    @property
+    def context(self) -> dict[str, float]:
+        return context_values(self.ctx)
+
     def answer_features(self) -> list[float]:
         claims = [v.features.values for v in self.verdicts if v.features is not None]
         non_claims = sum(not v.claim for v in self.verdicts) / len(self.verdicts)
-        return answer_features(claims, self.answer_overlap, non_claims)
+        answer = {"answer_overlap": self.answer_overlap, "non_claims": non_claims, **self.context}
+        return answer_features(claims, answer)
 
 
 class Grounding(Evaluator[GroundingParams]):
@@ -401,8 +415,9 @@ class Grounding(Evaluator[GroundingParams]):
             elif params.claims == "specifics":
                 verdicts.append(self._judge_specifics(sentence, ctx, known_words, known_numbers))
             else:
+                body = claim_start(sentence)  # "Did you know that ..." is judged on what follows "that"
                 features = claim_features(
-                    sentence,
+                    sentence[body:],
                     ctx,
                     known_words,
                     known_numbers,
@@ -410,6 +425,7 @@ class Grounding(Evaluator[GroundingParams]):
                     check_negation=params.check_negation,
                     flag_specifics=params.flag_specifics,
                 )
+                features.baseless = [(a + body, b + body) for a, b in features.baseless]
                 verdicts.append(_Verdict(claim=True, probability=0.0, reason="", features=features))
 
         if params.backend == "embedding" and params.claims == "words":
@@ -427,10 +443,11 @@ class Grounding(Evaluator[GroundingParams]):
             return None
         model = _model()
         verdicts = measured.verdicts
+        context = measured.context
         for v in verdicts:
             if v.features is not None:
-                v.model_probability = model.model_probability(v.features)
-                v.probability = v.model_probability * FLAG_FACTOR ** flags(v.features)
+                v.model_probability = model.model_probability(v.features, context)
+                v.probability = v.model_probability * (FLAG_FACTOR if flags(v.features) else 1.0)
                 self._name_verdict(v)
         claims = [v for v in verdicts if v.claim]
         if not claims:
@@ -438,13 +455,8 @@ class Grounding(Evaluator[GroundingParams]):
         elif self.params.claims == "specifics":
             value = sum(v.verdict == "supported" for v in claims) / len(claims)
         else:
-            whole = model.probability(measured.answer_features())
-            measured_claims = [v for v in claims if v.features is not None]
-            value = model.answer_probability(
-                whole,
-                [v.model_probability for v in measured_claims],
-                [flags(v.features) for v in measured_claims if v.features is not None],
-            )
+            flagged = any(flags(v.features) for v in claims if v.features is not None)
+            value = model.probability(measured.answer_features()) * (FLAG_FACTOR if flagged else 1.0)
         return self._result(item.output, measured.spans, verdicts, measured.ctx, value, measured.truncated)
 
     def _judge_specifics(self, sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> _Verdict:
@@ -499,9 +511,9 @@ class Grounding(Evaluator[GroundingParams]):
         f = verdict.features
         if f is None or similarity < self.params.embedding_threshold:
             return
-        for name in ("coverage", "exact_coverage", "best_window", "peer_overlap"):
+        for name in ("coverage", "exact_coverage", "idf_coverage", "best_window", "idf_window", "pairs", "peer_overlap"):
             f.values[name] = 1.0
-        f.values["missing_words"] = f.values["baseless_run"] = 0.0
+        f.values["missing_words"] = f.values["missing_idf"] = f.values["baseless_run"] = 0.0
         f.baseless = []
         if best is not None:
             f.best, f.window = best, (best, best)

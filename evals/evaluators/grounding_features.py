@@ -33,6 +33,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from evals.evaluators.text import (
@@ -312,32 +313,72 @@ def structured_facts(text: str) -> list[Fact] | None:
     return None
 
 
+# --- word information --------------------------------------------------------------------------------------
+
+IDF_FILE = Path(__file__).with_name("grounding_idf.txt")
+
+
+@lru_cache(maxsize=1)
+def _idf_table() -> tuple[dict[str, float], float]:
+    """(inverse document frequency per root, the value of a root the table lacks), both scaled to 0..1.
+    grounding_idf.txt lists the roots that occur in more than a handful of the training contexts (written by
+    bench/grounding_train.py from dev-part texts): a root it lacks is rare, so it weighs most."""
+    documents = 1
+    counts: dict[str, int] = {}
+    # A root the file lacks is rarer than those it lists: it weighs as the rarest listed ones do.
+    for line in IDF_FILE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, count = line.split()
+        if name == "documents":
+            documents = int(count)
+        else:
+            counts[name] = int(count)
+    top = math.log(documents + 1)
+    table = {name: math.log((documents + 1) / (count + 1)) / top for name, count in counts.items()}
+    return table, max(table.values(), default=1.0)
+
+
+def idf(root_key: str) -> float:
+    """How much a root says, 0..1: "say" and "year" little, "toxophilite" and any number the most."""
+    table, rare = _idf_table()
+    return table.get(root_key, rare)
+
+
 # --- the context index -------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Sentence:
-    doc: int
-    start: int
-    end: int
-    text: str
-    initials: frozenset[str]  # first letters of its content words (acronyms)
-    roots: frozenset[str]
-    numbers: frozenset[str]
-    negated: bool  # has a negation word (most sentences have none: their negation check is skipped)
-    fact: bool  # a fact of a structured document (short: its negation is checked whenever a claim names it)
-    _clauses: list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]] | None = None
+class _Memo(dict[str, Any]):
+    """raw word → (folded word, content key, root); computed once per word as written. A plain dict with
+    ``__missing__``: the index looks up every word of every context, so this is the hot path."""
 
-    @property
-    def clauses(self) -> list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]]:
-        """(roots, polar sequence) per clause; computed when a negation check first needs them. A negation
-        bears on its own clause only ("..., while the defense, the team without control of the ball")."""
-        if self._clauses is None:
-            self._clauses = []
-            for clause in _CLAUSE.split(self.text):
-                sequence = polar_sequence(_WORD.findall(clause))
-                self._clauses.append((frozenset(r for r, _ in sequence if r), sequence))
-        return self._clauses
+    def __missing__(self, raw: str) -> tuple[str, str | None, str | None]:
+        if len(self) > 200_000:
+            self.clear()
+        folded = fold(raw)
+        k = key(folded)
+        info = self[raw] = (folded, k, root(k) if k else None)
+        return info
+
+
+class _RootMemo(dict[str, Any]):
+    """raw word → its root, None for stop words and numbers (numbers are indexed by value)."""
+
+    def __missing__(self, raw: str) -> str | None:
+        if len(self) > 200_000:
+            self.clear()
+        r = _TOKENS[raw][2]
+        value = self[raw] = r if r and not r[0].isdigit() else None
+        return value
+
+
+_TOKENS = _Memo()
+_ROOTS = _RootMemo()
+
+
+def token(raw: str) -> tuple[str, str | None, str | None]:
+    """(folded word, content key, root) of a word as written."""
+    return _TOKENS[raw]  # type: ignore[no-any-return]
 
 
 _WORD = re.compile(r"\w[\w'’]*")
@@ -348,20 +389,68 @@ _SCOPE_ENDS = frozenset({"and", "or", "but", "while", "whereas"})
 # text.sentence_spans (an abbreviation may end one), and much faster on long documents; a claim is also
 # compared with adjacent sentences, so a sentence cut in two is still found whole.
 _CONTEXT_BREAK = re.compile(r"[.!?。！？][\"'”’)\]]*\s+|\n\s*")
-_NUMBER_KEYS = frozenset(NUMBER_WORDS.values())
-_TOKENS: dict[str, tuple[str, str | None, str | None]] = {}
+_NEGATION_WORD = re.compile(
+    r"\b(?:" + "|".join(sorted(w for w in NEGATIONS if w.isalpha())) + r")\b|n['’]t\b", re.IGNORECASE
+)
+_NUMBER_WORD = re.compile(r"\b(?:" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")\b", re.IGNORECASE)
+_CLAUSE = re.compile(r"[,;:()\[\]]|\s(?:but|while|whereas|although|though|however|except)\s")
 
 
-def token(raw: str) -> tuple[str, str | None, str | None]:
-    """(folded word, content key, root) of a word as written; memoised (a plain dict: this is the hot path)."""
-    info = _TOKENS.get(raw)
-    if info is None:
-        if len(_TOKENS) > 200_000:
-            _TOKENS.clear()
-        folded = fold(raw)
-        k = key(folded)
-        info = _TOKENS[raw] = (folded, k, root(k) if k else None)
-    return info
+@dataclass(slots=True)
+class Sentence:
+    """A context sentence, or a fact of a structured document. What only some claims need (the order of its
+    words, its clauses) is computed the first time one asks."""
+
+    doc: int
+    start: int
+    end: int
+    text: str
+    roots: frozenset[str]
+    numbers: frozenset[str]
+    negated: bool  # has a negation word (most sentences have none: their negation check is skipped)
+    fact: bool  # a fact of a structured document (short: its negation is checked whenever a claim names it)
+    _clauses: list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]] | None = None
+    _pairs: frozenset[tuple[str, str]] | None = None
+
+    @property
+    def clauses(self) -> list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]]:
+        """(roots, polar sequence) per clause. A negation bears on its own clause only ("..., while the
+        defense, the team without control of the ball")."""
+        if self._clauses is None:
+            self._clauses = []
+            for clause in _CLAUSE.split(self.text):
+                sequence = polar_sequence(_WORD.findall(clause))
+                self._clauses.append((frozenset(r for r, _ in sequence if r), sequence))
+        return self._clauses
+
+    @property
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        """Pairs of content roots (and numbers) at most two content words apart, in either order: the word
+        pairs of a claim that a passage states together."""
+        if self._pairs is None:
+            self._pairs = frozenset(word_pairs(content_sequence(self.text), reach=2))
+        return self._pairs
+
+
+def content_sequence(text: str) -> list[str]:
+    """The roots of the content words of ``text`` in order, numbers (digits) by value."""
+    out: list[str] = []
+    for raw in _WORD.findall(text):
+        r = _ROOTS[raw]
+        if r is not None:
+            out.append(r)
+        elif raw[0].isdigit():
+            out.append(raw.replace(",", "").lstrip("0") or "0")
+    return out
+
+
+def word_pairs(sequence: list[str], reach: int) -> set[tuple[str, str]]:
+    pairs: set[tuple[str, str]] = set()
+    for i, a in enumerate(sequence):
+        for b in sequence[i + 1 : i + 1 + reach]:
+            if a != b:
+                pairs.add((a, b) if a < b else (b, a))
+    return pairs
 
 
 def polar_sequence(raw: list[str]) -> list[tuple[str | None, bool | None]]:
@@ -369,14 +458,14 @@ def polar_sequence(raw: list[str]) -> list[tuple[str | None, bool | None]]:
     ends ("has no TV and accepts cards"). A capitalised "Not"/"No" inside a clause belongs to a name ("Not
     Ready for Prime Time Players") and "not only" is no negation."""
     out: list[tuple[str | None, bool | None]] = []
-    folded = [token(r)[0] for r in raw]
+    folded = [_TOKENS[r][0] for r in raw]
     for i, word in enumerate(folded):
         if word in _SCOPE_ENDS:
             out.append((None, None))
         elif is_negation(word) and not (i > 0 and raw[i][:1].isupper()) and folded[i + 1 : i + 2] != ["only"]:
             out.append((None, True))
         else:
-            out.append((token(raw[i])[2], False))
+            out.append((_TOKENS[raw[i]][2], False))
     return out
 
 
@@ -465,14 +554,29 @@ class Context:
     words: set[str] = field(default_factory=set)
     numbers: set[str] = field(default_factory=set)
     negated: list[int] = field(default_factory=list)  # indices of the sentences with a negation word
+    size: int = 0  # words
+    _initials: list[list[str]] | None = None
+
+    def content_keys_of(self, i: int) -> list[str]:
+        """The content keys of sentence ``i`` in order (the acronym check; rare, so computed on demand)."""
+        if self._initials is None:
+            self._initials = [[k for k in content_keys(words(s.text)) if not k[0].isdigit()] for s in self.sentences]
+        return self._initials[i]
+
+
+def _offsets_to_pieces(offsets: list[int], starts: list[int]) -> list[int]:
+    return [max(0, bisect.bisect_right(starts, offset) - 1) for offset in offsets]
 
 
 def index_context(docs: list[tuple[str, str]]) -> Context:
-    """``docs``: (id, text) of the non-empty documents."""
+    """``docs``: (id, text) of the non-empty documents. One pass of a few regular expressions over each text
+    (sentences, words, numbers, negations), the words looked up in memo tables; the rest on demand."""
     ctx = Context(doc_ids=[d for d, _ in docs], doc_texts=[t for _, t in docs])
-    by_root, by_number = ctx.by_root, ctx.by_number
+    by_root, by_number, roots_memo = ctx.by_root, ctx.by_number, _ROOTS
+    all_roots: set[str] = set()
     for position, (_doc_id, text) in enumerate(docs):
         facts = structured_facts(text)
+        numbers_of: defaultdict[int, set[str]] = defaultdict(set)
         if facts is not None:
             ctx.structured = True
             pieces: list[tuple[str, int, int]] = []
@@ -483,46 +587,51 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
                     )
                 else:
                     pieces.append((fact.text, fact.start, fact.end))
-            # Fact texts are not substrings of the document: their numbers are read one by one.
-            located = [(i, value) for i, (piece, _a, _b) in enumerate(pieces) for _o, value in context_numbers(piece)]
+            # Fact texts are not substrings of the document: their numbers and negations are read one by one.
+            negated = set()
+            for i, (piece, _a, _b) in enumerate(pieces):
+                for _o, value in context_numbers(piece):
+                    numbers_of[i].add(value)
+                for match in _NUMBER_WORD.finditer(piece):
+                    numbers_of[i].add(NUMBER_WORDS[match.group().casefold()])
+                if _NEGATION_WORD.search(piece):
+                    negated.add(i)
+            unique = set(_WORD.findall(" ".join(p for p, _a, _b in pieces)))
         else:
             pieces = _prose_pieces(text)
             starts = [start for _p, start, _e in pieces]
             found = context_numbers(text)
-            located = [(max(0, bisect.bisect_right(starts, offset) - 1), value) for offset, value in found]
-        numbers_of: dict[int, set[str]] = {}
-        for i, value in located:
-            numbers_of.setdefault(i, set()).add(value)
-            (ctx.words if value.isalpha() else ctx.numbers).add(value)
+            for i, (_o, value) in zip(_offsets_to_pieces([o for o, _v in found], starts), found, strict=True):
+                numbers_of[i].add(value)
+            matches = list(_NUMBER_WORD.finditer(text))
+            for i, match in zip(_offsets_to_pieces([m.start() for m in matches], starts), matches, strict=True):
+                numbers_of[i].add(NUMBER_WORDS[match.group().casefold()])
+            negated = set(_offsets_to_pieces([m.start() for m in _NEGATION_WORD.finditer(text)], starts))
+            unique = set(_WORD.findall(text))
+        for values in numbers_of.values():
+            ctx.numbers.update(v for v in values if not v.isalpha())
+            ctx.words.update(v for v in values if v.isalpha())  # a month name read from an ISO date
+        ctx.words.update([_TOKENS[w][0] for w in unique])
         for i, (piece, start, end) in enumerate(pieces):
-            # Each distinct word once: the sets below do not need the order (an acronym check re-reads text).
-            infos = [_TOKENS.get(r) or token(r) for r in set(_WORD.findall(piece))]
-            folded = [f for f, _k, _r in infos]
-            ctx.words.update(folded)
-            keys = [k for _f, k, _r in infos if k]
-            nums = numbers_of.get(i, set())
-            if not _NUMBER_KEYS.isdisjoint(keys):
-                nums.update(k for k in keys if k[0].isdigit())  # number words
-                keys = [k for k in keys if not k[0].isdigit()]
-            roots = frozenset([r for _f, _k, r in infos if r and not r[0].isdigit()])
-            negated = not NEGATIONS.isdisjoint(folded) or "n't" in piece or "n’t" in piece
+            raw = _WORD.findall(piece)
+            ctx.size += len(raw)
+            roots = {roots_memo[w] for w in raw}
+            roots.discard(None)
             index = len(ctx.sentences)
-            if negated:
+            if i in negated:
                 ctx.negated.append(index)
-            initials = frozenset([k[0] for k in keys])
-            ctx.sentences.append(
-                Sentence(position, start, end, piece, initials, roots, frozenset(nums), negated, facts is not None)
-            )
+            nums = frozenset(numbers_of.get(i, ()))
+            ctx.sentences.append(Sentence(position, start, end, piece, frozenset(roots), nums, i in negated, facts is not None))
             for r in roots:
                 by_root[r].append(index)
             for value in nums:
                 by_number[value].append(index)
-            ctx.keys.update(keys)
-            ctx.roots.update(roots)
+            all_roots |= roots
         if _GLUED.search(text):  # "WilkinsonBlack": text scraped without a space between sentences
             ctx.words.update(words(_GLUED.sub(" ", text)))
+    ctx.roots = all_roots
+    ctx.keys = {k for k in map(key, ctx.words) if k}
     ctx.words.update([stem(w) for w in ctx.words])
-    ctx.numbers.update(NUMBER_WORDS[w] for w in ctx.words if w in NUMBER_WORDS)
     return ctx
 
 
@@ -531,6 +640,9 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
 NAME = re.compile(r"(?<![\w'’])[A-Z][\w'’]*(?:(?:[-–]| (?:of |de |van |von |da |del |la )?)[A-Z][\w'’]*)*")
 _FIRST_WORD = re.compile(r"""^[\s"'“‘(\[*_#>]*[\w'’]+""")
 _NOT_NAMES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "faq", "yes", "no", "a", "an", "am", "pm"})
+# The speaker's own voice ("I think", "my favourite", "we went"): a remark about oneself, which documents
+# rarely support.
+_FIRST_PERSON = frozenset("i me my mine myself i'm i've i'd i'll we us our ours ourselves we're we've".split())
 
 
 def missing_specifics(sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> list[str]:
@@ -570,11 +682,9 @@ def _is_acronym_of(written: str, ctx: Context) -> bool:
         return False
     initials = written.casefold()
     n = len(initials)
-    for s in ctx.sentences:
-        if initials[0] not in s.initials:
-            continue
-        keys = [k for k in content_keys(words(s.text)) if not k[0].isdigit()]
-        if any("".join(k[0] for k in keys[i : i + n]) == initials for i in range(len(keys) - n + 1)):
+    for i in range(len(ctx.sentences)):
+        keys = ctx.content_keys_of(i)
+        if any("".join(k[0] for k in keys[j : j + n]) == initials for j in range(len(keys) - n + 1)):
             return True
     return False
 
@@ -582,18 +692,23 @@ def _is_acronym_of(written: str, ctx: Context) -> bool:
 FEATURES = (
     "coverage",  # share of the claim's content (roots and numbers) found anywhere in the context
     "exact_coverage",  # same, by exact content key
+    "idf_coverage",  # same, each word weighed by how much it says (inverse document frequency)
     "best_window",  # share found in the best window of adjacent sentences (fusion)
+    "idf_window",  # same, weighed by inverse document frequency
+    "pairs",  # share of the claim's pairs of nearby content words that the best window states together
     "missing_words",  # log(1 + content words found nowhere)
+    "missing_idf",  # the most telling content word found nowhere (its inverse document frequency)
     "baseless_run",  # longest run of adjacent content words found nowhere, as a share of the claim
     "missing_numbers",
     "missing_names",
     "number_conflict",  # the best sentence states a different number
     "negation_flip",
+    "bare_negation",  # the claim negates and no passage it rests on does
     "opposite",  # a role, direction or comparison swapped
+    "first_person",  # the speaker's own voice ("I think", "my favourite"), the context not using it
     "length",  # log(1 + content words)
     "restates_input",  # share of the claim's content that only restates the user's input
     "peer_overlap",  # share of the claim's words (any word, as written) found in the context
-    "structured",  # the context holds a structured record
 )
 
 
@@ -605,9 +720,6 @@ class ClaimFeatures:
     baseless: list[tuple[int, int]]  # character spans of the claim found nowhere (relative to the claim)
     missing: list[str]
     conflict: str | None  # what contradicts: "number", "negation", "opposite"
-
-
-_CLAUSE = re.compile(r"[,;:()\[\]]|\s(?:but|while|whereas|although|though|however|except)\s")
 
 
 def _may_disagree(roots: set[str], needed: int, ctx: Context) -> bool:
@@ -630,8 +742,7 @@ def negation_flip(sentence: str, ctx: Context) -> bool:
     """True when a clause of the sentence best matches a context sentence that negates the shared words
     while the claim does not (or the other way round), and no equally good context sentence agrees."""
     for clause in _CLAUSE.split(sentence):
-        raw = raw_words(clause)
-        sequence = polar_sequence(raw)
+        sequence = polar_sequence(raw_words(clause))
         roots = {k for k, _ in sequence if k}
         if not roots:
             continue
@@ -671,7 +782,7 @@ def negation_flip(sentence: str, ctx: Context) -> bool:
 
 def word_overlap(text: str, ctx: Context) -> float:
     """Share of the words of ``text`` (any word, folded) found in the context."""
-    found = [token(w)[0] in ctx.words for w in _WORD.findall(text)]
+    found = [_TOKENS[w][0] in ctx.words for w in _WORD.findall(text)]
     return sum(found) / len(found) if found else 1.0
 
 
@@ -712,6 +823,9 @@ def _states_other_number(
     return any(_kind(n) in kinds for i in passages for n in ctx.sentences[i].numbers - claimed if not n.isalpha())
 
 
+_WORD_SPAN = re.compile(r"\w+(?:['’]\w+)*")
+
+
 def claim_features(
     sentence: str,
     ctx: Context,
@@ -735,38 +849,61 @@ def claim_features(
     judged_numbers = novel_numbers if (novel or novel_numbers) else number_values
     total = len(judged) + len(judged_numbers)
     judged_roots = {root(k) for k in judged}
+    weight = {r: idf(r) for r in judged_roots}
+    weight.update(dict.fromkeys(judged_numbers, 1.0))
+    weight_total = sum(weight.values())
 
     found_root = {k for k in judged if root(k) in ctx.roots}
     found_exact = {k for k in judged if k in ctx.keys}
     found_numbers = judged_numbers & ctx.numbers
     coverage = (len(found_root) + len(found_numbers)) / total if total else 1.0
     exact = (len(found_exact) + len(found_numbers)) / total if total else 1.0
+    absent_roots = judged_roots - ctx.roots
+    weighted = (
+        (weight_total - sum(weight[r] for r in absent_roots) - sum(1.0 for n in judged_numbers - found_numbers))
+        / weight_total
+        if weight_total
+        else 1.0
+    )
 
-    # The best sentence and window, by shared roots and numbers.
-    hits: dict[int, int] = {}
+    # The best sentence and window, by shared roots and numbers (each weighed by what it says).
+    hits: dict[int, float] = {}
+    by_root, by_number = ctx.by_root, ctx.by_number
     for r in judged_roots:
-        for i in ctx.by_root.get(r, ()):
-            hits[i] = hits.get(i, 0) + 1
+        w = weight[r]
+        for i in by_root.get(r, ()):
+            hits[i] = hits.get(i, 0.0) + w
     for value in judged_numbers:
-        for i in ctx.by_number.get(value, ()):
-            hits[i] = hits.get(i, 0) + 1
+        for i in by_number.get(value, ()):
+            hits[i] = hits.get(i, 0.0) + 1.0
     ranked = heapq.nlargest(4, hits, key=lambda i: (hits[i], -i))
     best = ranked[0] if ranked else None
-    denominator = len(judged_roots) + len(judged_numbers)
-    best_window = hits[best] / denominator if best is not None and denominator else 0.0
-    window = (best, best) if best is not None else None
     sentences = ctx.sentences
+    denominator = len(judged_roots) + len(judged_numbers)
+    best_window = idf_window = 0.0
+    window = (best, best) if best is not None else None
+    wanted = judged_roots | judged_numbers
     for i in ranked:
-        for lo, hi in ((i - 1, i), (i, i + 1), (i - 1, i + 1)):
+        for lo, hi in ((i, i), (i - 1, i), (i, i + 1), (i - 1, i + 1)):
             if lo < 0 or hi >= len(sentences) or sentences[lo].doc != sentences[hi].doc:
                 continue
             shared: set[str] = set()
             for j in range(lo, hi + 1):
-                shared |= judged_roots & sentences[j].roots
-                shared |= judged_numbers & sentences[j].numbers
-            share = len(shared) / denominator
-            if share > best_window + 1e-9:
-                best_window, window = share, (lo, hi)
+                shared |= wanted & sentences[j].roots
+                shared |= wanted & sentences[j].numbers
+            share = sum(weight[s] for s in shared) / weight_total if weight_total else 0.0
+            if share > idf_window + 1e-9:
+                idf_window, window = share, (lo, hi)
+            best_window = max(best_window, len(shared) / denominator if denominator else 0.0)
+    pairs = 1.0
+    claim_pairs = word_pairs([r for r in content_sequence(sentence) if r in wanted], reach=1)
+    if claim_pairs and window is not None:
+        stated: set[tuple[str, str]] = set()
+        for j in range(window[0], window[1] + 1):
+            stated |= claim_pairs & sentences[j].pairs
+        pairs = len(stated) / len(claim_pairs)
+    elif claim_pairs:
+        pairs = 0.0
 
     # Content words found nowhere, and the longest run of them (numbers missing count too).
     missing_numbers_set = judged_numbers - ctx.numbers
@@ -795,6 +932,7 @@ def claim_features(
     if run_len:
         baseless.append((run_start, run_end))
     missing_count = sum(absent)
+    missing_idf = max([weight[r] for r in absent_roots] + [1.0 for _ in missing_numbers_set], default=0.0)
 
     missing = missing_specifics(sentence, ctx, known_words, known_numbers) if flag_specifics else []
     missing_numbers = sum(1 for m in missing if any(ch.isdigit() for ch in m) or m.casefold() in NUMBER_WORDS)
@@ -810,55 +948,67 @@ def claim_features(
     flip = 1.0 if check_negation and negation_flip(sentence, ctx) else 0.0
     if flip and conflict is None:
         conflict = "negation"
+    claim_negated = _NEGATION_WORD.search(sentence) is not None
+    bare_negation = 0.0
+    if check_negation and claim_negated and not flip:
+        near = range(window[0], window[1] + 1) if window else ()
+        bare_negation = 0.0 if any(sentences[i].negated for i in (*near, *ranked)) else 1.0
     opposite = 0.0
-    near_roots = frozenset().union(*(ctx.sentences[i].roots for i in ranked[:3]))
+    near_roots = frozenset().union(*(sentences[i].roots for i in ranked[:3]))
     for r in judged_roots:
         if r not in near_roots and OPPOSITE.get(r, set()) & near_roots:
             opposite = 1.0
     if opposite and conflict is None:
         conflict = "opposite"
+    raw_folded = {_TOKENS[w][0] for _a, _b, w in raw_spans}
+    first_person = 1.0 if any(w in _FIRST_PERSON and w not in ctx.words for w in raw_folded) else 0.0
 
     restates = (len(keys) - len(novel)) / len(keys) if keys else 0.0
-    peer_overlap = word_overlap(sentence, ctx)
     values = {
         "coverage": coverage,
         "exact_coverage": exact,
+        "idf_coverage": weighted,
         "best_window": best_window,
+        "idf_window": idf_window,
+        "pairs": pairs,
         "missing_words": math.log1p(missing_count),
+        "missing_idf": missing_idf,
         "baseless_run": longest / max(1, len(keyed_content)),
         "missing_numbers": float(missing_numbers),
         "missing_names": float(missing_names),
         "number_conflict": number_conflict,
         "negation_flip": flip,
+        "bare_negation": bare_negation,
         "opposite": opposite,
+        "first_person": first_person,
         "length": math.log1p(len(keys)),
         "restates_input": restates,
-        "peer_overlap": peer_overlap,
-        "structured": 1.0 if ctx.structured else 0.0,
+        "peer_overlap": word_overlap(sentence, ctx),
     }
     return ClaimFeatures(values, best, window, baseless, missing, conflict)
 
 
-_WORD_SPAN = re.compile(r"\w+(?:['’]\w+)*")
+_SUPPORT = ("coverage", "exact_coverage", "idf_coverage", "best_window", "idf_window", "pairs", "peer_overlap")
+_MEAN_ONLY = ("length", "restates_input")
+ANSWER_FEATURES = (
+    "answer_overlap",  # share of the whole answer's words found in the context
+    "non_claims",  # share of the answer's sentences that make no claim (a personal remark beside the claims)
+    "structured",  # the context holds a structured record
+    "context_size",  # log(1 + words of context): the more context, the more words match by chance
+)
 
 
-_SUPPORT = ("coverage", "exact_coverage", "best_window", "peer_overlap")
-
-
-def answer_features(claims: list[dict[str, float]], answer_overlap: float, non_claims: float) -> list[float]:
+def answer_features(claims: list[dict[str, float]], answer: dict[str, float]) -> list[float]:
     """The model's input for a set of claims (one claim: that claim alone): the weakest claim and the mean
     of each measure of support, the worst and the mean of each measure of trouble, the number of claims; and
-    of the whole answer, the share of its words found in the context and the share of its sentences that
-    make no claim (a personal remark beside the claims)."""
+    the measures of the whole answer (``ANSWER_FEATURES``)."""
     n = len(claims)
-    out: list[float] = [answer_overlap, non_claims]
+    out: list[float] = [answer[name] for name in ANSWER_FEATURES]
     for name in FEATURES:
         column = [c[name] for c in claims]
-        if name in ("structured",):
-            out.append(column[0])
-        elif name in _SUPPORT:
+        if name in _SUPPORT:
             out.extend((min(column), sum(column) / n))
-        elif name in ("length", "restates_input"):
+        elif name in _MEAN_ONLY:
             out.append(sum(column) / n)
         else:
             out.extend((max(column), sum(column) / n))
@@ -867,13 +1017,11 @@ def answer_features(claims: list[dict[str, float]], answer_overlap: float, non_c
 
 
 def answer_feature_names() -> list[str]:
-    names: list[str] = ["answer_overlap", "non_claims"]
+    names: list[str] = list(ANSWER_FEATURES)
     for name in FEATURES:
-        if name == "structured":
-            names.append(name)
-        elif name in _SUPPORT:
+        if name in _SUPPORT:
             names.extend((f"min_{name}", f"mean_{name}"))
-        elif name in ("length", "restates_input"):
+        elif name in _MEAN_ONLY:
             names.append(f"mean_{name}")
         else:
             names.extend((f"max_{name}", f"mean_{name}"))

@@ -511,7 +511,7 @@ class Grounding(Evaluator[GroundingParams]):
         f = verdict.features
         if f is None or similarity < self.params.embedding_threshold:
             return
-        for name in ("coverage", "exact_coverage", "idf_coverage", "best_window", "idf_window", "pairs", "peer_overlap"):
+        for name in ("coverage", "exact_coverage", "idf_coverage", "best_window", "idf_window", "pairs", "anchored", "peer_overlap"):
             f.values[name] = 1.0
         f.values["missing_words"] = f.values["missing_idf"] = f.values["baseless_run"] = 0.0
         f.baseless = []

@@ -696,6 +696,7 @@ FEATURES = (
     "best_window",  # share found in the best window of adjacent sentences (fusion)
     "idf_window",  # same, weighed by inverse document frequency
     "pairs",  # share of the claim's pairs of nearby content words that the best window states together
+    "anchored",  # share of the claim's words restating the question found in the best window
     "missing_words",  # log(1 + content words found nowhere)
     "missing_idf",  # the most telling content word found nowhere (its inverse document frequency)
     "baseless_run",  # longest run of adjacent content words found nowhere, as a share of the claim
@@ -707,7 +708,6 @@ FEATURES = (
     "opposite",  # a role, direction or comparison swapped
     "first_person",  # the speaker's own voice ("I think", "my favourite"), the context not using it
     "length",  # log(1 + content words)
-    "restates_input",  # share of the claim's content that only restates the user's input
     "peer_overlap",  # share of the claim's words (any word, as written) found in the context
 )
 
@@ -895,6 +895,14 @@ def claim_features(
             if share > idf_window + 1e-9:
                 idf_window, window = share, (lo, hi)
             best_window = max(best_window, len(shared) / denominator if denominator else 0.0)
+    # The claim's words that restate the question must sit in the passage its new words come from: "Bela Lugosi
+    # was the original werewolf" is not grounded by a passage on Lugosi and another on the werewolf.
+    # (Words of the question the context never uses are the user's own names for things: not counted.)
+    restated = ({root(k) for k in keys if k in input_keys and k not in _META_KEYS} - judged_roots) & ctx.roots
+    anchored = 1.0
+    if restated and window is not None:
+        near = set().union(*(sentences[j].roots for j in range(window[0], window[1] + 1)))
+        anchored = len(restated & near) / len(restated)
     pairs = 1.0
     claim_pairs = word_pairs([r for r in content_sequence(sentence) if r in wanted], reach=1)
     if claim_pairs and window is not None:
@@ -940,10 +948,12 @@ def claim_features(
 
     conflict = None
     number_conflict = 0.0
+    # A record field counts as named by the claim with all its words, the meta words too ("review stars: 4").
+    named_roots = judged_roots | {root(k) for k in keys}
     if (
         missing_numbers_set
-        and _states_other_number(ctx, window, hits, judged_roots, missing_numbers_set, number_values)
-    ) or _field_disagrees(ctx, hits, judged_roots, number_values):
+        and _states_other_number(ctx, window, hits, named_roots, missing_numbers_set, number_values)
+    ) or _field_disagrees(ctx, hits, named_roots, number_values):
         number_conflict, conflict = 1.0, "number"
     flip = 1.0 if check_negation and negation_flip(sentence, ctx) else 0.0
     if flip and conflict is None:
@@ -963,7 +973,6 @@ def claim_features(
     raw_folded = {_TOKENS[w][0] for _a, _b, w in raw_spans}
     first_person = 1.0 if any(w in _FIRST_PERSON and w not in ctx.words for w in raw_folded) else 0.0
 
-    restates = (len(keys) - len(novel)) / len(keys) if keys else 0.0
     values = {
         "coverage": coverage,
         "exact_coverage": exact,
@@ -971,6 +980,7 @@ def claim_features(
         "best_window": best_window,
         "idf_window": idf_window,
         "pairs": pairs,
+        "anchored": anchored,
         "missing_words": math.log1p(missing_count),
         "missing_idf": missing_idf,
         "baseless_run": longest / max(1, len(keyed_content)),
@@ -982,14 +992,22 @@ def claim_features(
         "opposite": opposite,
         "first_person": first_person,
         "length": math.log1p(len(keys)),
-        "restates_input": restates,
         "peer_overlap": word_overlap(sentence, ctx),
     }
     return ClaimFeatures(values, best, window, baseless, missing, conflict)
 
 
-_SUPPORT = ("coverage", "exact_coverage", "idf_coverage", "best_window", "idf_window", "pairs", "peer_overlap")
-_MEAN_ONLY = ("length", "restates_input")
+_SUPPORT = (
+    "coverage",
+    "exact_coverage",
+    "idf_coverage",
+    "best_window",
+    "idf_window",
+    "pairs",
+    "anchored",
+    "peer_overlap",
+)
+_MEAN_ONLY = ("length",)
 ANSWER_FEATURES = (
     "answer_overlap",  # share of the whole answer's words found in the context
     "non_claims",  # share of the answer's sentences that make no claim (a personal remark beside the claims)

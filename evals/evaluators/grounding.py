@@ -40,6 +40,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -51,6 +52,7 @@ from evals.evaluators.grounding_features import (
     Context,
     answer_feature_names,
     answer_features,
+    best_passage,
     claim_features,
     content_keys,
     index_context,
@@ -293,24 +295,30 @@ def flags(claim: ClaimFeatures) -> int:
 
 @dataclass(frozen=True)
 class _Model:
-    """Gradient-boosted trees (bench/grounding_train.py): each tree as parallel lists (feature, threshold,
-    left child, right child, leaf value; feature -1 at a leaf), their sum plus ``base`` is the log-odds."""
+    """Gradient-boosted trees (bench/grounding_train.py). ``score`` is their sum plus the base, the log-odds
+    of support: one Python expression per tree, compiled once from the weights (a loop over node lists costs
+    several times more, and this runs for every claim)."""
 
-    base: float
-    trees: tuple[tuple[list[int], list[float], list[int], list[int], list[float]], ...]
+    score: Callable[[list[float]], float]
 
     def probability(self, features: list[float]) -> float:
-        score = self.base
-        for feature, threshold, left, right, value in self.trees:
-            node = 0
-            while (f := feature[node]) >= 0:
-                node = left[node] if features[f] <= threshold[node] else right[node]
-            score += value[node]
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, score))))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, self.score(features)))))
 
     def model_probability(self, claim: ClaimFeatures, context: dict[str, float]) -> float:
         """The model on the claim alone (``context``: the measures of the context, ``context_values``)."""
         return self.probability(answer_features([claim.values], claim_answer(claim, context)))
+
+
+def _tree_expression(tree: list[list[Any]], node: int = 0) -> str:
+    """A tree (parallel lists: feature, threshold, left, right, value; feature -1 at a leaf) as a conditional
+    expression over ``x``. Only numbers from the weights file go into the text, each checked by int() or
+    float()."""
+    feature, threshold, left, right, value = tree
+    f = int(feature[node])
+    if f < 0:
+        return repr(float(value[node]))
+    t = repr(float(threshold[node]))
+    return f"({_tree_expression(tree, int(left[node]))} if x[{f}] <= {t} else {_tree_expression(tree, int(right[node]))})"
 
 
 def context_values(ctx: Context) -> dict[str, float]:
@@ -330,7 +338,9 @@ def _model() -> _Model:
             f"{WEIGHTS.name} was trained on other features; retrain: .venv/bin/python bench/grounding_train.py",
             retryable=False,
         )
-    return _Model(data["base"], tuple(tuple(tree) for tree in data["trees"]))
+    body = " + ".join([repr(float(data["base"]))] + [_tree_expression(tree) for tree in data["trees"]])
+    score = eval(compile(f"lambda x: {body}", str(WEIGHTS), "eval"), {"__builtins__": {}})  # noqa: S307
+    return _Model(score)
 
 
 # --- the evaluator ----------------------------------------------------------------------------------------------
@@ -348,6 +358,7 @@ class _Verdict:
     model_probability: float = 0.0  # before the flags halve it
     missing: list[str] = field(default_factory=list)
     similarity: float | None = None
+    window: tuple[int, int] | None = None  # the context sentences a specifics-mode claim was checked against
 
 
 @dataclass
@@ -465,6 +476,8 @@ class Grounding(Evaluator[GroundingParams]):
             return _Verdict(claim=False, probability=1.0, reason="not a claim: states no specific")
         missing = missing_specifics(sentence, ctx, known_words, known_numbers)
         flipped = self.params.check_negation and negation_flip(sentence, ctx)
+        # The passage shown beside the claim: a tool result or document sentence sharing most of its words.
+        window = best_passage(sentence, ctx)
         if missing:
             return _Verdict(
                 True,
@@ -472,11 +485,18 @@ class Grounding(Evaluator[GroundingParams]):
                 "invented specifics, absent from the documents: " + ", ".join(missing),
                 "baseless",
                 missing=missing,
+                window=window,
             )
         if flipped:
-            return _Verdict(True, 0.0, "the best matching passage says the opposite (negation)", "contradicted")
+            return _Verdict(
+                True, 0.0, "the best matching passage says the opposite (negation)", "contradicted", window=window
+            )
         return _Verdict(
-            True, 1.0, f"all {len(stated)} specifics found in the documents: " + ", ".join(stated), "supported"
+            True,
+            1.0,
+            f"all {len(stated)} specifics found in the documents: " + ", ".join(stated),
+            "supported",
+            window=window,
         )
 
     def _name_verdict(self, v: _Verdict) -> None:
@@ -518,11 +538,12 @@ class Grounding(Evaluator[GroundingParams]):
         if best is not None:
             f.best, f.window = best, (best, best)
 
-    def _span(self, f: ClaimFeatures | None, ctx: Context) -> dict[str, Any] | None:
+    def _span(self, v: _Verdict, ctx: Context) -> dict[str, Any] | None:
         """The context span that best supports or contradicts the claim: document id, offsets, text."""
-        if f is None or f.window is None:
+        window = v.features.window if v.features is not None else v.window
+        if window is None:
             return None
-        lo, hi = f.window
+        lo, hi = window
         first, last = ctx.sentences[lo], ctx.sentences[hi]
         text = ctx.doc_texts[first.doc][first.start : last.end]
         return {
@@ -543,7 +564,7 @@ class Grounding(Evaluator[GroundingParams]):
     ) -> EvalResult:
         sentences: list[dict[str, Any]] = []
         for (start, end), v in zip(spans, verdicts, strict=True):
-            span = self._span(v.features, ctx)
+            span = self._span(v, ctx)
             baseless = [
                 {"start": start + a, "end": start + b, "text": answer[start + a : start + b]}
                 for a, b in (v.features.baseless if v.features and v.verdict != "supported" else [])

@@ -362,18 +362,46 @@ class _Memo(dict[str, Any]):
 
 
 class _RootMemo(dict[str, Any]):
-    """raw word → its root, None for stop words and numbers (numbers are indexed by value)."""
+    """raw word → its root; for a word without one, None, or a marker the index reads: ``NEGATED`` for a
+    negation word, "#" and the value for a number word ("three" → "#3"). Digits are indexed by value."""
 
     def __missing__(self, raw: str) -> str | None:
         if len(self) > 200_000:
             self.clear()
-        r = _TOKENS[raw][2]
-        value = self[raw] = r if r and not r[0].isdigit() else None
+        folded, k, r = _TOKENS[raw]
+        if is_negation(folded):
+            value: str | None = NEGATED
+        elif k and k[0].isdigit():
+            value = f"#{k}" if not raw[0].isdigit() else None
+        else:
+            value = r
+        self[raw] = value
         return value
+
+
+NEGATED = ""
+_NUMBER_MARKS = frozenset(f"#{v}" for v in NUMBER_WORDS.values())
+
+
+class _Forms(dict[str, Any]):
+    """raw word → one of its forms (``pick`` of its ``_TOKENS`` entry, or its folded stem), memoised, so that
+    the index maps a document's distinct words with ``map`` rather than a Python loop."""
+
+    def __init__(self, pick: int):
+        super().__init__()
+        self.pick = pick
+
+    def __missing__(self, raw: str) -> str | None:
+        if len(self) > 200_000:
+            self.clear()
+        entry = _TOKENS[raw]
+        value = self[raw] = stem(entry[0]) if self.pick < 0 else entry[self.pick]
+        return value  # type: ignore[no-any-return]
 
 
 _TOKENS = _Memo()
 _ROOTS = _RootMemo()
+_FOLDED, _KEYS, _STEMS = _Forms(0), _Forms(1), _Forms(-1)
 
 
 def token(raw: str) -> tuple[str, str | None, str | None]:
@@ -389,10 +417,6 @@ _SCOPE_ENDS = frozenset({"and", "or", "but", "while", "whereas"})
 # text.sentence_spans (an abbreviation may end one), and much faster on long documents; a claim is also
 # compared with adjacent sentences, so a sentence cut in two is still found whole.
 _CONTEXT_BREAK = re.compile(r"[.!?。！？][\"'”’)\]]*\s+|\n\s*")
-_NEGATION_WORD = re.compile(
-    r"\b(?:" + "|".join(sorted(w for w in NEGATIONS if w.isalpha())) + r")\b|n['’]t\b", re.IGNORECASE
-)
-_NUMBER_WORD = re.compile(r"\b(?:" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")\b", re.IGNORECASE)
 _CLAUSE = re.compile(r"[,;:()\[\]]|\s(?:but|while|whereas|although|though|however|except)\s")
 
 
@@ -433,14 +457,18 @@ class Sentence:
 
 
 def content_sequence(text: str) -> list[str]:
-    """The roots of the content words of ``text`` in order, numbers (digits) by value."""
+    """The roots of the content words of ``text`` in order, numbers (digits and number words) by value."""
+    return token_sequence(_WORD.findall(text))
+
+
+def token_sequence(raw: list[str]) -> list[str]:
     out: list[str] = []
-    for raw in _WORD.findall(text):
-        r = _ROOTS[raw]
-        if r is not None:
-            out.append(r)
-        elif raw[0].isdigit():
-            out.append(raw.replace(",", "").lstrip("0") or "0")
+    for w in raw:
+        r = _ROOTS[w]
+        if r:
+            out.append(r[1:] if r[0] == "#" else r)
+        elif w[0].isdigit():
+            out.append(w.replace(",", "").lstrip("0") or "0")
     return out
 
 
@@ -556,6 +584,15 @@ class Context:
     negated: list[int] = field(default_factory=list)  # indices of the sentences with a negation word
     size: int = 0  # words
     _initials: list[list[str]] | None = None
+    _negated_roots: set[str] | None = None
+
+    @property
+    def negated_roots(self) -> set[str]:
+        """The roots of every sentence with a negation word (a claim sharing few of them is not contradicted
+        by a negation, whatever the clauses say)."""
+        if self._negated_roots is None:
+            self._negated_roots = set().union(*(self.sentences[i].roots for i in self.negated))
+        return self._negated_roots
 
     def content_keys_of(self, i: int) -> list[str]:
         """The content keys of sentence ``i`` in order (the acronym check; rare, so computed on demand)."""
@@ -570,10 +607,12 @@ def _offsets_to_pieces(offsets: list[int], starts: list[int]) -> list[int]:
 
 def index_context(docs: list[tuple[str, str]]) -> Context:
     """``docs``: (id, text) of the non-empty documents. One pass of a few regular expressions over each text
-    (sentences, words, numbers, negations), the words looked up in memo tables; the rest on demand."""
+    (sentences, words, numbers), every word looked up once in a memo table (its root, or whether it is a
+    negation or a number word); what only some claims need is computed when one asks."""
     ctx = Context(doc_ids=[d for d, _ in docs], doc_texts=[t for _, t in docs])
-    by_root, by_number, roots_memo = ctx.by_root, ctx.by_number, _ROOTS
+    by_root, by_number, roots_memo, findall = ctx.by_root, ctx.by_number, _ROOTS, _WORD.findall
     all_roots: set[str] = set()
+    unique: set[str] = set()
     for position, (_doc_id, text) in enumerate(docs):
         facts = structured_facts(text)
         numbers_of: defaultdict[int, set[str]] = defaultdict(set)
@@ -587,51 +626,51 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
                     )
                 else:
                     pieces.append((fact.text, fact.start, fact.end))
-            # Fact texts are not substrings of the document: their numbers and negations are read one by one.
-            negated = set()
+            # Fact texts are not substrings of the document: their numbers are read one by one.
             for i, (piece, _a, _b) in enumerate(pieces):
-                for _o, value in context_numbers(piece):
-                    numbers_of[i].add(value)
-                for match in _NUMBER_WORD.finditer(piece):
-                    numbers_of[i].add(NUMBER_WORDS[match.group().casefold()])
-                if _NEGATION_WORD.search(piece):
-                    negated.add(i)
-            unique = set(_WORD.findall(" ".join(p for p, _a, _b in pieces)))
+                numbers_of[i].update(value for _o, value in context_numbers(piece))
         else:
             pieces = _prose_pieces(text)
             starts = [start for _p, start, _e in pieces]
             found = context_numbers(text)
             for i, (_o, value) in zip(_offsets_to_pieces([o for o, _v in found], starts), found, strict=True):
                 numbers_of[i].add(value)
-            matches = list(_NUMBER_WORD.finditer(text))
-            for i, match in zip(_offsets_to_pieces([m.start() for m in matches], starts), matches, strict=True):
-                numbers_of[i].add(NUMBER_WORDS[match.group().casefold()])
-            negated = set(_offsets_to_pieces([m.start() for m in _NEGATION_WORD.finditer(text)], starts))
-            unique = set(_WORD.findall(text))
-        for values in numbers_of.values():
-            ctx.numbers.update(v for v in values if not v.isalpha())
-            ctx.words.update(v for v in values if v.isalpha())  # a month name read from an ISO date
-        ctx.words.update([_TOKENS[w][0] for w in unique])
         for i, (piece, start, end) in enumerate(pieces):
-            raw = _WORD.findall(piece)
+            raw = findall(piece)
+            unique.update(raw)
             ctx.size += len(raw)
-            roots = {roots_memo[w] for w in raw}
+            roots = set(map(roots_memo.__getitem__, raw))
             roots.discard(None)
+            negated = NEGATED in roots
+            nums = numbers_of.get(i, set())
+            if negated:
+                roots.discard(NEGATED)
+            if not _NUMBER_MARKS.isdisjoint(roots):  # number words ("three") count as their value
+                marks = roots & _NUMBER_MARKS
+                roots -= marks
+                nums = nums | {m[1:] for m in marks}
             index = len(ctx.sentences)
-            if i in negated:
+            if negated:
                 ctx.negated.append(index)
-            nums = frozenset(numbers_of.get(i, ()))
-            ctx.sentences.append(Sentence(position, start, end, piece, frozenset(roots), nums, i in negated, facts is not None))
-            for r in roots:
+            sentence_roots = frozenset(roots)
+            ctx.sentences.append(
+                Sentence(position, start, end, piece, sentence_roots, frozenset(nums), negated, facts is not None)
+            )
+            for r in sentence_roots:
                 by_root[r].append(index)
             for value in nums:
                 by_number[value].append(index)
-            all_roots |= roots
+            all_roots |= sentence_roots
+            if nums:
+                ctx.numbers.update(v for v in nums if not v.isalpha())
+                ctx.words.update(v for v in nums if v.isalpha())  # a month name read from an ISO date
         if _GLUED.search(text):  # "WilkinsonBlack": text scraped without a space between sentences
-            ctx.words.update(words(_GLUED.sub(" ", text)))
+            unique.update(findall(_GLUED.sub(" ", text)))
+    ctx.words.update(map(_FOLDED.__getitem__, unique))
     ctx.roots = all_roots
-    ctx.keys = {k for k in map(key, ctx.words) if k}
-    ctx.words.update([stem(w) for w in ctx.words])
+    ctx.keys = set(map(_KEYS.__getitem__, unique))
+    ctx.keys.discard(None)
+    ctx.words.update(map(_STEMS.__getitem__, unique))
     return ctx
 
 
@@ -645,10 +684,17 @@ _NOT_NAMES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "faq", 
 _FIRST_PERSON = frozenset("i me my mine myself i'm i've i'd i'll we us our ours ourselves we're we've".split())
 
 
-def missing_specifics(sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> list[str]:
-    """Numbers, amounts, dates and names of ``sentence`` that neither the context nor the user's input has."""
+def missing_specifics(
+    sentence: str,
+    ctx: Context,
+    known_words: set[str],
+    known_numbers: set[str],
+    stated_numbers: list[tuple[str, str]] | None = None,
+) -> list[str]:
+    """Numbers, amounts, dates and names of ``sentence`` that neither the context nor the user's input has
+    (``stated_numbers``: ``number_keys(sentence)`` when the caller has it)."""
     missing: list[str] = []
-    for written, value in number_keys(sentence):
+    for written, value in number_keys(sentence) if stated_numbers is None else stated_numbers:
         if value.isalpha():
             present = value in ctx.words or value in known_words
         else:
@@ -748,7 +794,9 @@ def negation_flip(sentence: str, ctx: Context) -> bool:
             continue
         needed = max(2 if len(roots) > 1 else 1, (len(roots) + 1) // 2)
         claim_negated = any(cue for _, cue in sequence)
-        if not claim_negated and not _may_disagree(roots, needed, ctx):
+        if not claim_negated and (
+            (not ctx.structured and len(roots & ctx.negated_roots) < needed) or not _may_disagree(roots, needed, ctx)
+        ):
             continue  # the usual case, settled without counting every sentence's overlap
         candidates: dict[int, int] = {}
         for r in roots:
@@ -778,6 +826,29 @@ def negation_flip(sentence: str, ctx: Context) -> bool:
         if best_other > best_same:
             return True
     return False
+
+
+def best_passage(sentence: str, ctx: Context) -> tuple[int, int] | None:
+    """The window of up to three adjacent context sentences of one document (a tool result's "key: value."
+    lines, a passage) that holds most of the content roots and numbers of ``sentence``, the shortest and
+    earliest of equals; None when no sentence shares any."""
+    wanted = {r for r in map(_ROOTS.__getitem__, raw_words(sentence)) if r}
+    wanted |= {v for _w, v in number_keys(sentence)}
+    hits: dict[int, int] = {}
+    for item in wanted:
+        for i in ctx.by_number.get(item, ()) if item[0].isdigit() else ctx.by_root.get(item, ()):
+            hits[i] = hits.get(i, 0) + 1
+    sentences = ctx.sentences
+    best: tuple[int, int, int] | None = None  # (-covered, width, lo)
+    for i in heapq.nlargest(4, hits, key=lambda i: (hits[i], -i)):
+        for lo, hi in ((i, i), (i - 1, i), (i, i + 1), (i - 1, i + 1)):
+            if lo < 0 or hi >= len(sentences) or sentences[lo].doc != sentences[hi].doc:
+                continue
+            covered = wanted & set().union(*(sentences[j].roots | sentences[j].numbers for j in range(lo, hi + 1)))
+            candidate = (-len(covered), hi - lo, lo)
+            if best is None or candidate < best:
+                best = candidate
+    return (best[2], best[2] + best[1]) if best else None
 
 
 def word_overlap(text: str, ctx: Context) -> float:
@@ -837,11 +908,13 @@ def claim_features(
     flag_specifics: bool = True,
 ) -> ClaimFeatures:
     raw_spans = [(m.start(), m.end(), m.group()) for m in _WORD_SPAN.finditer(sentence)]
-    keyed = [(a, b, key(fold(w))) for a, b, w in raw_spans]
+    tokens = _TOKENS
+    keyed = [(a, b, tokens[w][1]) for a, b, w in raw_spans]
     # Number words ("three") compare as numbers.
     keyed_content = [(a, b, k) for a, b, k in keyed if k and not k[0].isdigit()]
     keys = [k for _, _, k in keyed_content]
-    number_values = {v for _, v in number_keys(sentence) if not v.isalpha()}
+    stated_numbers = number_keys(sentence)
+    number_values = {v for _, v in stated_numbers if not v.isalpha()}
     number_values.update(k for _, _, k in keyed if k and k[0].isdigit())
     novel = [k for k in keys if k not in input_keys and k not in _META_KEYS]
     novel_numbers = number_values - known_numbers
@@ -854,17 +927,14 @@ def claim_features(
     weight_total = sum(weight.values())
 
     found_root = {k for k in judged if root(k) in ctx.roots}
-    found_exact = {k for k in judged if k in ctx.keys}
+    found_exact = judged & ctx.keys
     found_numbers = judged_numbers & ctx.numbers
     coverage = (len(found_root) + len(found_numbers)) / total if total else 1.0
     exact = (len(found_exact) + len(found_numbers)) / total if total else 1.0
     absent_roots = judged_roots - ctx.roots
-    weighted = (
-        (weight_total - sum(weight[r] for r in absent_roots) - sum(1.0 for n in judged_numbers - found_numbers))
-        / weight_total
-        if weight_total
-        else 1.0
-    )
+    missing_numbers_set = judged_numbers - found_numbers
+    absent_weight = sum(map(weight.__getitem__, absent_roots)) + len(missing_numbers_set)
+    weighted = (weight_total - absent_weight) / weight_total if weight_total else 1.0
 
     # The best sentence and window, by shared roots and numbers (each weighed by what it says).
     hits: dict[int, float] = {}
@@ -883,18 +953,21 @@ def claim_features(
     best_window = idf_window = 0.0
     window = (best, best) if best is not None else None
     wanted = judged_roots | judged_numbers
+    found_in: dict[int, set[str]] = {}  # per sentence near a ranked one: the wanted roots and numbers it has
+    for i in ranked:
+        for j in (i - 1, i, i + 1):
+            if j not in found_in and 0 <= j < len(sentences):
+                found_in[j] = (wanted & sentences[j].roots) | (wanted & sentences[j].numbers)
     for i in ranked:
         for lo, hi in ((i, i), (i - 1, i), (i, i + 1), (i - 1, i + 1)):
             if lo < 0 or hi >= len(sentences) or sentences[lo].doc != sentences[hi].doc:
                 continue
-            shared: set[str] = set()
-            for j in range(lo, hi + 1):
-                shared |= wanted & sentences[j].roots
-                shared |= wanted & sentences[j].numbers
-            share = sum(weight[s] for s in shared) / weight_total if weight_total else 0.0
+            shared = found_in[lo].union(*(found_in[j] for j in range(lo + 1, hi + 1)))
+            share = sum(map(weight.__getitem__, shared)) / weight_total if weight_total else 0.0
             if share > idf_window + 1e-9:
                 idf_window, window = share, (lo, hi)
-            best_window = max(best_window, len(shared) / denominator if denominator else 0.0)
+            if denominator and len(shared) / denominator > best_window:
+                best_window = len(shared) / denominator
     # The claim's words that restate the question must sit in the passage its new words come from: "Bela Lugosi
     # was the original werewolf" is not grounded by a passage on Lugosi and another on the werewolf.
     # (Words of the question the context never uses are the user's own names for things: not counted.)
@@ -904,7 +977,7 @@ def claim_features(
         near = set().union(*(sentences[j].roots for j in range(window[0], window[1] + 1)))
         anchored = len(restated & near) / len(restated)
     pairs = 1.0
-    claim_pairs = word_pairs([r for r in content_sequence(sentence) if r in wanted], reach=1)
+    claim_pairs = word_pairs([r for r in token_sequence([w for _a, _b, w in raw_spans]) if r in wanted], reach=1)
     if claim_pairs and window is not None:
         stated: set[tuple[str, str]] = set()
         for j in range(window[0], window[1] + 1):
@@ -914,7 +987,6 @@ def claim_features(
         pairs = 0.0
 
     # Content words found nowhere, and the longest run of them (numbers missing count too).
-    missing_numbers_set = judged_numbers - ctx.numbers
     absent = [k in judged and root(k) not in ctx.roots for _a, _b, k in keyed_content]
     for a, b, w in raw_spans:
         if w[0].isdigit():
@@ -942,7 +1014,7 @@ def claim_features(
     missing_count = sum(absent)
     missing_idf = max([weight[r] for r in absent_roots] + [1.0 for _ in missing_numbers_set], default=0.0)
 
-    missing = missing_specifics(sentence, ctx, known_words, known_numbers) if flag_specifics else []
+    missing = missing_specifics(sentence, ctx, known_words, known_numbers, stated_numbers) if flag_specifics else []
     missing_numbers = sum(1 for m in missing if any(ch.isdigit() for ch in m) or m.casefold() in NUMBER_WORDS)
     missing_names = len(missing) - missing_numbers
 
@@ -958,7 +1030,7 @@ def claim_features(
     flip = 1.0 if check_negation and negation_flip(sentence, ctx) else 0.0
     if flip and conflict is None:
         conflict = "negation"
-    claim_negated = _NEGATION_WORD.search(sentence) is not None
+    claim_negated = any(_ROOTS[w] == NEGATED for _a, _b, w in raw_spans)
     bare_negation = 0.0
     if check_negation and claim_negated and not flip:
         near = range(window[0], window[1] + 1) if window else ()

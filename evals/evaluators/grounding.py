@@ -151,6 +151,8 @@ _ABSTENTION = re.compile(
         )
     )
 )
+# Every abstention above has one of these: a quick test before the long pattern, which most sentences fail.
+_ABSTENTION_HINTS = ("n't", "not", "never", "no ", "unable", "unsure", "sorry", "unfortunately", "as an ai", "dont")
 # Greetings and closings: a sentence that starts with one and adds at most two content words is no claim.
 _PLEASANTRY = re.compile(
     r"^(?:hi|hello|hey|thanks?|thank you|you're welcome|great question|good question|"
@@ -219,7 +221,12 @@ def non_claim_reason(sentence: str) -> str | None:
     if stripped.endswith(":") and len(content_keys(words(sentence))) <= 6:
         return "a lead-in"
     has_digits = _DIGIT.search(sentence) is not None
-    if not has_digits and not _CONTRAST.search(lowered) and _ABSTENTION.search(lowered):
+    if (
+        not has_digits
+        and any(hint in lowered for hint in _ABSTENTION_HINTS)
+        and not _CONTRAST.search(lowered)
+        and _ABSTENTION.search(lowered)
+    ):
         return "an abstention (says the answer is not known or not in the documents)"
     start = lowered.lstrip(" \"'*_#>-")
     if not has_digits:

@@ -29,6 +29,7 @@ import heapq
 import io
 import json
 import math
+import operator
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -380,6 +381,7 @@ class _RootMemo(dict[str, Any]):
 
 
 NEGATED = ""
+_NONE: frozenset[str] = frozenset()
 _NUMBER_MARKS = frozenset(f"#{v}" for v in NUMBER_WORDS.values())
 
 
@@ -429,7 +431,7 @@ class Sentence:
     start: int
     end: int
     text: str
-    roots: frozenset[str]
+    roots: set[str]
     numbers: frozenset[str]
     negated: bool  # has a negation word (most sentences have none: their negation check is skipped)
     fact: bool  # a fact of a structured document (short: its negation is checked whenever a claim names it)
@@ -486,14 +488,17 @@ def polar_sequence(raw: list[str]) -> list[tuple[str | None, bool | None]]:
     ends ("has no TV and accepts cards"). A capitalised "Not"/"No" inside a clause belongs to a name ("Not
     Ready for Prime Time Players") and "not only" is no negation."""
     out: list[tuple[str | None, bool | None]] = []
-    folded = [_TOKENS[r][0] for r in raw]
-    for i, word in enumerate(folded):
-        if word in _SCOPE_ENDS:
+    roots = _ROOTS
+    last = len(raw) - 1
+    for i, word in enumerate(raw):
+        r = roots[word]
+        if r == NEGATED:
+            name_or_only = (i > 0 and word[0].isupper()) or (i < last and raw[i + 1].casefold() == "only")
+            out.append((None, not name_or_only))
+        elif r is None and word.casefold() in _SCOPE_ENDS:
             out.append((None, None))
-        elif is_negation(word) and not (i > 0 and raw[i][:1].isupper()) and folded[i + 1 : i + 2] != ["only"]:
-            out.append((None, True))
         else:
-            out.append((_TOKENS[raw[i]][2], False))
+            out.append((r[1:] if r and r[0] == "#" else r, False))
     return out
 
 
@@ -597,7 +602,10 @@ class Context:
     def content_keys_of(self, i: int) -> list[str]:
         """The content keys of sentence ``i`` in order (the acronym check; rare, so computed on demand)."""
         if self._initials is None:
-            self._initials = [[k for k in content_keys(words(s.text)) if not k[0].isdigit()] for s in self.sentences]
+            keys = _KEYS.__getitem__
+            self._initials = [
+                [k for k in map(keys, _WORD.findall(s.text)) if k and not k[0].isdigit()] for s in self.sentences
+            ]
         return self._initials[i]
 
 
@@ -629,12 +637,15 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
             # Fact texts are not substrings of the document: their numbers are read one by one.
             for i, (piece, _a, _b) in enumerate(pieces):
                 numbers_of[i].update(value for _o, value in context_numbers(piece))
+            # The record's own names are words of the context too ("BusinessParking": "parking").
+            unique.update(findall(_GLUED.sub(" ", text)))
         else:
             pieces = _prose_pieces(text)
             starts = [start for _p, start, _e in pieces]
             found = context_numbers(text)
             for i, (_o, value) in zip(_offsets_to_pieces([o for o, _v in found], starts), found, strict=True):
                 numbers_of[i].add(value)
+        fact = facts is not None
         for i, (piece, start, end) in enumerate(pieces):
             raw = findall(piece)
             unique.update(raw)
@@ -642,19 +653,19 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
             roots = set(map(roots_memo.__getitem__, raw))
             roots.discard(None)
             negated = NEGATED in roots
-            nums = numbers_of.get(i, set())
+            nums = numbers_of.get(i) or _NONE
             if negated:
                 roots.discard(NEGATED)
             if not _NUMBER_MARKS.isdisjoint(roots):  # number words ("three") count as their value
                 marks = roots & _NUMBER_MARKS
                 roots -= marks
-                nums = nums | {m[1:] for m in marks}
+                nums = set(nums) | {m[1:] for m in marks}
             index = len(ctx.sentences)
             if negated:
                 ctx.negated.append(index)
-            sentence_roots = frozenset(roots)
+            sentence_roots = roots
             ctx.sentences.append(
-                Sentence(position, start, end, piece, sentence_roots, frozenset(nums), negated, facts is not None)
+                Sentence(position, start, end, piece, sentence_roots, frozenset(nums) if nums else _NONE, negated, fact)
             )
             for r in sentence_roots:
                 by_root[r].append(index)
@@ -664,8 +675,9 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
             if nums:
                 ctx.numbers.update(v for v in nums if not v.isalpha())
                 ctx.words.update(v for v in nums if v.isalpha())  # a month name read from an ISO date
-        if _GLUED.search(text):  # "WilkinsonBlack": text scraped without a space between sentences
-            unique.update(findall(_GLUED.sub(" ", text)))
+    # "WilkinsonBlack": text scraped without a space between sentences; its parts are words of the context too.
+    for glued in [w for w in unique if not (w.islower() or w.isupper() or w.istitle())]:
+        unique.update(findall(_GLUED.sub(" ", glued)))
     ctx.words.update(map(_FOLDED.__getitem__, unique))
     ctx.roots = all_roots
     ctx.keys = set(map(_KEYS.__getitem__, unique))
@@ -768,10 +780,10 @@ class ClaimFeatures:
     conflict: str | None  # what contradicts: "number", "negation", "opposite"
 
 
-def _may_disagree(roots: set[str], needed: int, ctx: Context) -> bool:
-    """Whether a negated context sentence shares enough of a (not negated) claim clause's words, under its
-    negation, to contradict it."""
-    for i in ctx.negated:
+def _may_disagree(roots: set[str], needed: int, ctx: Context, negated: list[int]) -> bool:
+    """Whether a negated context sentence (of ``negated``) shares enough of a (not negated) claim clause's
+    words, under its negation, to contradict it."""
+    for i in negated:
         candidate = ctx.sentences[i]
         if candidate.fact and candidate.roots <= roots:
             return True
@@ -784,9 +796,17 @@ def _may_disagree(roots: set[str], needed: int, ctx: Context) -> bool:
     return False
 
 
-def negation_flip(sentence: str, ctx: Context) -> bool:
+def negation_flip(sentence: str, ctx: Context, claim_roots: set[str] | None = None) -> bool:
     """True when a clause of the sentence best matches a context sentence that negates the shared words
-    while the claim does not (or the other way round), and no equally good context sentence agrees."""
+    while the claim does not (or the other way round), and no equally good context sentence agrees.
+    ``claim_roots``: the claim's roots, when the caller has them: a negated sentence of prose sharing fewer
+    than two of them cannot contradict a claim that does not negate."""
+    negated = ctx.negated
+    if claim_roots is not None and not ctx.structured:
+        sentences = ctx.sentences
+        negated = [i for i in negated if len(claim_roots & sentences[i].roots) >= 2]
+        if not negated and not any(_ROOTS[w] == NEGATED for w in raw_words(sentence)):
+            return False  # the usual case, settled without reading the clauses
     for clause in _CLAUSE.split(sentence):
         sequence = polar_sequence(raw_words(clause))
         roots = {k for k, _ in sequence if k}
@@ -795,7 +815,8 @@ def negation_flip(sentence: str, ctx: Context) -> bool:
         needed = max(2 if len(roots) > 1 else 1, (len(roots) + 1) // 2)
         claim_negated = any(cue for _, cue in sequence)
         if not claim_negated and (
-            (not ctx.structured and len(roots & ctx.negated_roots) < needed) or not _may_disagree(roots, needed, ctx)
+            (not ctx.structured and len(roots & ctx.negated_roots) < needed)
+            or not _may_disagree(roots, needed, ctx, negated)
         ):
             continue  # the usual case, settled without counting every sentence's overlap
         candidates: dict[int, int] = {}
@@ -853,8 +874,8 @@ def best_passage(sentence: str, ctx: Context) -> tuple[int, int] | None:
 
 def word_overlap(text: str, ctx: Context) -> float:
     """Share of the words of ``text`` (any word, folded) found in the context."""
-    found = [_TOKENS[w][0] in ctx.words for w in _WORD.findall(text)]
-    return sum(found) / len(found) if found else 1.0
+    raw = _WORD.findall(text)
+    return sum(map(ctx.words.__contains__, map(_FOLDED.__getitem__, raw))) / len(raw) if raw else 1.0
 
 
 def _field_disagrees(ctx: Context, hits: dict[int, int], roots: set[str], claimed: set[str]) -> bool:
@@ -946,7 +967,7 @@ def claim_features(
     for value in judged_numbers:
         for i in by_number.get(value, ()):
             hits[i] = hits.get(i, 0.0) + 1.0
-    ranked = heapq.nlargest(4, hits, key=lambda i: (hits[i], -i))
+    ranked = [-i for _w, i in heapq.nlargest(4, zip(hits.values(), map(operator.neg, hits)))]
     best = ranked[0] if ranked else None
     sentences = ctx.sentences
     denominator = len(judged_roots) + len(judged_numbers)
@@ -1027,7 +1048,7 @@ def claim_features(
         and _states_other_number(ctx, window, hits, named_roots, missing_numbers_set, number_values)
     ) or _field_disagrees(ctx, hits, named_roots, number_values):
         number_conflict, conflict = 1.0, "number"
-    flip = 1.0 if check_negation and negation_flip(sentence, ctx) else 0.0
+    flip = 1.0 if check_negation and negation_flip(sentence, ctx, judged_roots) else 0.0
     if flip and conflict is None:
         conflict = "negation"
     claim_negated = any(_ROOTS[w] == NEGATED for _a, _b, w in raw_spans)

@@ -175,6 +175,21 @@ def grounding_dev(folder: Path) -> list[tuple[dict[str, Any], int, EvalItem]]:
     return out
 
 
+def generic_replies(folder: Path) -> list[EvalItem]:
+    items = []
+    with open(folder / "generic.jsonl") as lines:
+        for line in lines:
+            record = json.loads(line)
+            context = tuple(ContextDoc(f"doc-{i}", t) for i, t in enumerate(record["context"]))
+            items.append(EvalItem(record["input"], record["output"], context))
+    return items
+
+
+def makes_claim(evaluator: Grounding, item: EvalItem) -> bool:
+    measured = evaluator.measure(item)
+    return measured is not None and any(v.claim for v in measured.verdicts)
+
+
 # --- metrics -----------------------------------------------------------------------------------------------
 
 
@@ -362,13 +377,23 @@ def main(argv: list[str] | None = None) -> int:
     if "grounding-dev" in sets:
         for meta, label, item in grounding_dev(Path(args.grounding_dev)):
             fit = " (fit)" if meta["split"] == "dev" else ""
-            for key in (
+            keys = [
                 f"grounding-dev {meta['split']}{fit}",
                 f"  source={meta['source']} {meta['split']}{fit}",
                 f"  origin={meta['origin']} {meta['split']}{fit}",
-            ):
+            ]
+            # BEGIN labels questions back and small talk "not attributable"; the evaluator treats them as no
+            # claims (value 1.0), as the product must: figures without them are given beside.
+            if makes_claim(evaluator, item):
+                keys.append(f"  source={meta['source']} {meta['split']}{fit}, answers with a claim")
+            for key in keys:
                 groups.setdefault(key, []).append((label, item))
         groups = dict(sorted(groups.items(), key=lambda kv: ("(fit)" in kv[0], kv[0].strip() != kv[0], kv[0])))
+        generic = generic_replies(Path(args.grounding_dev))
+        for name, score in scorers.items():
+            passed = sum(bool(scored and scored[1]) for scored in map(score, generic))
+            report[f"generic_passed_{name}"] = passed
+            print(f"generic replies (no claim, should pass) passed by {name}: {passed} of {len(generic)}")
     halueval_cases: list[Case] = []
     if sets & {"halueval", "synthetic", "speed"}:
         tasks = ["qa"] if args.data == "sample" else list(FILES)

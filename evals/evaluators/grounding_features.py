@@ -34,6 +34,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -646,10 +647,10 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
             for i, (_o, value) in zip(_offsets_to_pieces([o for o, _v in found], starts), found, strict=True):
                 numbers_of[i].add(value)
         fact = facts is not None
+        raws: list[list[str]] = []
         for i, (piece, start, end) in enumerate(pieces):
             raw = findall(piece)
-            unique.update(raw)
-            ctx.size += len(raw)
+            raws.append(raw)
             roots = set(map(roots_memo.__getitem__, raw))
             roots.discard(None)
             negated = NEGATED in roots
@@ -675,6 +676,8 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
             if nums:
                 ctx.numbers.update(v for v in nums if not v.isalpha())
                 ctx.words.update(v for v in nums if v.isalpha())  # a month name read from an ISO date
+        unique.update(chain.from_iterable(raws))
+        ctx.size += sum(map(len, raws))
     # "WilkinsonBlack": text scraped without a space between sentences; its parts are words of the context too.
     for glued in [w for w in unique if not (w.islower() or w.isupper() or w.istitle())]:
         unique.update(findall(_GLUED.sub(" ", glued)))

@@ -59,7 +59,7 @@ TREES, DEPTH, LEARNING_RATE, L2, MIN_HESSIAN, BINS = 150, 3, 0.1, 1.0, 5.0, 32
 # amount said (more content words, more claims, more context to match by chance never make an answer more
 # likely supported when the shares found are the same); 0 (free) for the share of non-claims and the kind of
 # context.
-_SUPPORT = ("overlap", "coverage", "best_window", "idf_window", "pairs", "anchored")
+_SUPPORT = ("overlap", "coverage", "best_window", "idf_window", "pairs", "anchored", "clause_")
 _TROUBLE = ("missing", "baseless", "conflict", "negation", "opposite", "first_person", "length", "claims", "size")
 
 
@@ -143,8 +143,8 @@ class Trees:
         self.trees: list[dict[str, list[Any]]] = []
 
     def fit(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, factor: np.ndarray | None = None) -> Trees:
-        """``factor``: what the evaluator multiplies each item's probability by (FLAG_FACTOR for an answer with
-        a flagged claim); the loss is that of the product, so the trees learn the rest."""
+        """``factor``: what the evaluator multiplies each item's probability by (FLAG_FACTOR for invented
+        specifics, again for a contradiction); the loss is that of the product, so the trees learn the rest."""
         n, d = x.shape
         c = np.ones(n) if factor is None else factor
         binned = np.zeros((n, d), dtype=np.int32)
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         claims = [v.features for v in measured.verdicts if v.features is not None] if measured else []
         if measured is not None and claims:  # answers without claims are grounded by rule, not by the model
             rows.append(measured.answer_features())
-            factors.append(FLAG_FACTOR if any(flags(c) for c in claims) else 1.0)
+            factors.append(FLAG_FACTOR ** flags(claims))
             labels.append(label)
             sources.append(source)
     x = np.array(rows, dtype=float)

@@ -64,10 +64,10 @@ from evals.evaluators.grounding_features import (
 from evals.evaluators.text import sentence_spans, words
 
 WEIGHTS = Path(__file__).with_name("grounding_weights.json")
-# An invented specific (a number, date, amount or name absent from the context) or a contradiction (a number,
-# negation, role or antonym that disagrees with the best matching passage) halves the probability of its claim
-# and of the answer, so that neither passes at the default threshold: they must count "even when most words
-# overlap", which a model fitted on labels that tolerate such slips (HaluEval's reference summaries carry
+# Invented specifics (numbers, dates, amounts or names absent from the context) halve the probability of their
+# claim and of the answer, and so does a contradiction (a number, negation, role or antonym that disagrees with
+# the best matching passage), so that neither passes at the default threshold: they must count "even when most
+# words overlap", which a model fitted on labels that tolerate such slips (HaluEval's reference summaries carry
 # bylines the article lacks) does not learn by itself. The model is fitted to the halved probability.
 FLAG_FACTOR = 0.5
 # Parameters of version 1 that the model replaced; a stored configuration that still has them keeps working.
@@ -295,9 +295,10 @@ def _embedding_support(claims: list[str], ctx: Context) -> list[tuple[float, int
 # --- the model ---------------------------------------------------------------------------------------------
 
 
-def flags(claim: ClaimFeatures) -> int:
-    """Invented specifics and a contradiction: what halves a claim's probability."""
-    return len(claim.missing) + (claim.conflict is not None)
+def flags(claims: list[ClaimFeatures]) -> int:
+    """How many times FLAG_FACTOR applies to these claims (one claim's, or an answer's): once for invented
+    specifics, once for a contradiction."""
+    return any(c.missing for c in claims) + any(c.conflict is not None for c in claims)
 
 
 @dataclass(frozen=True)
@@ -353,6 +354,19 @@ def _model() -> _Model:
 # --- the evaluator ----------------------------------------------------------------------------------------------
 
 _EVIDENCE_CHARS = 400  # a quoted context span is cut to this length
+# Measures of support a restatement (embedding backend) fills in full.
+_SUPPORT_MEASURES = (
+    "coverage",
+    "exact_coverage",
+    "idf_coverage",
+    "best_window",
+    "idf_window",
+    "pairs",
+    "anchored",
+    "clause_found",
+    "clause_near",
+    "peer_overlap",
+)
 
 
 @dataclass
@@ -465,7 +479,7 @@ class Grounding(Evaluator[GroundingParams]):
         for v in verdicts:
             if v.features is not None:
                 v.model_probability = model.model_probability(v.features, context)
-                v.probability = v.model_probability * (FLAG_FACTOR if flags(v.features) else 1.0)
+                v.probability = v.model_probability * FLAG_FACTOR ** flags([v.features])
                 self._name_verdict(v)
         claims = [v for v in verdicts if v.claim]
         if not claims:
@@ -473,8 +487,8 @@ class Grounding(Evaluator[GroundingParams]):
         elif self.params.claims == "specifics":
             value = sum(v.verdict == "supported" for v in claims) / len(claims)
         else:
-            flagged = any(flags(v.features) for v in claims if v.features is not None)
-            value = model.probability(measured.answer_features()) * (FLAG_FACTOR if flagged else 1.0)
+            measured_claims = [v.features for v in claims if v.features is not None]
+            value = model.probability(measured.answer_features()) * FLAG_FACTOR ** flags(measured_claims)
         return self._result(item.output, measured.spans, verdicts, measured.ctx, value, measured.truncated)
 
     def _judge_specifics(self, sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> _Verdict:
@@ -538,7 +552,7 @@ class Grounding(Evaluator[GroundingParams]):
         f = verdict.features
         if f is None or similarity < self.params.embedding_threshold:
             return
-        for name in ("coverage", "exact_coverage", "idf_coverage", "best_window", "idf_window", "pairs", "anchored", "peer_overlap"):
+        for name in _SUPPORT_MEASURES:
             f.values[name] = 1.0
         f.values["missing_words"] = f.values["missing_idf"] = f.values["baseless_run"] = 0.0
         f.baseless = []

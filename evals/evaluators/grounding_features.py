@@ -758,6 +758,8 @@ FEATURES = (
     "idf_window",  # same, weighed by inverse document frequency
     "pairs",  # share of the claim's pairs of nearby content words that the best window states together
     "anchored",  # share of the claim's words restating the question found in the best window
+    "clause_found",  # the weakest clause's share of content found anywhere in the context
+    "clause_near",  # the weakest clause's share of content found in the best window
     "missing_words",  # log(1 + content words found nowhere)
     "missing_idf",  # the most telling content word found nowhere (its inverse document frequency)
     "baseless_run",  # longest run of adjacent content words found nowhere, as a share of the claim
@@ -1000,6 +1002,15 @@ def claim_features(
     if restated and window is not None:
         near = set().union(*(sentences[j].roots for j in range(window[0], window[1] + 1)))
         anchored = len(restated & near) / len(restated)
+    # The weakest clause: a baseless clause in an otherwise supported sentence ("..., after a bidding war").
+    clause_found = clause_near = 1.0
+    if window is not None and len(wanted) >= 4:
+        near = set().union(*(sentences[j].roots | sentences[j].numbers for j in range(window[0], window[1] + 1)))
+        for clause in _CLAUSE.split(sentence):
+            said = wanted.intersection(token_sequence(_WORD.findall(clause)))
+            if len(said) >= 2:
+                clause_found = min(clause_found, len(said & (ctx.roots | ctx.numbers)) / len(said))
+                clause_near = min(clause_near, len(said & near) / len(said))
     pairs = 1.0
     claim_pairs = word_pairs([r for r in token_sequence([w for _a, _b, w in raw_spans]) if r in wanted], reach=1)
     if claim_pairs and window is not None:
@@ -1077,6 +1088,8 @@ def claim_features(
         "idf_window": idf_window,
         "pairs": pairs,
         "anchored": anchored,
+        "clause_found": clause_found,
+        "clause_near": clause_near,
         "missing_words": math.log1p(missing_count),
         "missing_idf": missing_idf,
         "baseless_run": longest / max(1, len(keyed_content)),
@@ -1101,6 +1114,8 @@ _SUPPORT = (
     "idf_window",
     "pairs",
     "anchored",
+    "clause_found",
+    "clause_near",
     "peer_overlap",
 )
 _MEAN_ONLY = ("length",)

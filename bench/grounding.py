@@ -185,7 +185,7 @@ def generic_replies(folder: Path) -> list[EvalItem]:
     return items
 
 
-def makes_claim(evaluator: Grounding, item: EvalItem) -> bool:
+def makes_claim(evaluator: Any, item: EvalItem) -> bool:
     measured = evaluator.measure(item)
     return measured is not None and any(v.claim for v in measured.verdicts)
 
@@ -341,7 +341,7 @@ def speed(scorers: dict[str, Scorer], items: list[EvalItem], rounds: int = 3) ->
     """Answers per second of CPU time of this process (one core, whatever else runs), each scorer in turn for
     ``rounds`` rounds so that a change in the machine's load touches all alike; the best round of each."""
     best: dict[str, float] = {}
-    for name, score in scorers.items():
+    for score in scorers.values():
         score(items[0])  # warm-up: imports, weights, memo tables
     for _round in range(rounds):
         for name, score in scorers.items():
@@ -427,7 +427,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, rate in speed(scorers, speed_case(articles)).items():
             report[f"speed_{name}"] = rate
             print(f"speed ({name}): 150-word answer over 2,000 words of context: {rate:.0f} answers/s on one core")
-        print(f"load average at the start: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}; at the end: {os.getloadavg()[0]:.2f}")
+        print(
+            f"load average at the start: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}; at the end: {os.getloadavg()[0]:.2f}"
+        )
         report["load_average"] = [before, os.getloadavg()]
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=float))

@@ -412,9 +412,7 @@ def _restate(record: dict[str, object], facts: dict[str, object], rng: random.Ra
     ]
     said = [_attribute(a, v, rng) for a, v in truth.items()]
     rng.shuffle(said)
-    sentences.append(
-        rng.choice((f"The restaurant {said[0]} and {said[1]}.", f"It {said[0]}, and it {said[1]}."))
-    )
+    sentences.append(rng.choice((f"The restaurant {said[0]} and {said[1]}.", f"It {said[0]}, and it {said[1]}.")))
     sentences.append(_hours(int(str(facts["opening"])), int(str(facts["closing"])), rng))
     attributes = record["attributes"]
     assert isinstance(attributes, dict)

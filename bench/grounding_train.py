@@ -204,11 +204,11 @@ class Trees:
         if best is None:
             tree["value"][node] = float(np.clip(-total_g / (total_h + L2), lo, hi)) * LEARNING_RATE
             return node
-        _gain, j, b, wl, wr = best
+        _gain, j, b, left_value, right_value = best
         tree["feature"][node], tree["threshold"][node], tree["value"][node] = j, float(self.edges[j][b]), 0.0
         left_lo, left_hi, right_lo, right_hi = lo, hi, lo, hi
         if self.mono[j]:
-            middle = (float(np.clip(wl, lo, hi)) + float(np.clip(wr, lo, hi))) / 2
+            middle = (float(np.clip(left_value, lo, hi)) + float(np.clip(right_value, lo, hi))) / 2
             if self.mono[j] > 0:
                 left_hi, right_lo = min(hi, middle), max(lo, middle)
             else:
@@ -240,8 +240,13 @@ class Trees:
         return {
             "base": round(self.base, 6),
             "trees": [
-                [tree["feature"], [round(t, 6) for t in tree["threshold"]], tree["left"], tree["right"]]
-                + [[round(v, 6) for v in tree["value"]]]
+                [
+                    tree["feature"],
+                    [round(t, 6) for t in tree["threshold"]],
+                    tree["left"],
+                    tree["right"],
+                    [round(v, 6) for v in tree["value"]],
+                ]
                 for tree in self.trees
             ],
         }

@@ -37,10 +37,10 @@ import math
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -326,7 +326,9 @@ def _tree_expression(tree: list[list[Any]], node: int = 0) -> str:
     if f < 0:
         return repr(float(value[node]))
     t = repr(float(threshold[node]))
-    return f"({_tree_expression(tree, int(left[node]))} if x[{f}] <= {t} else {_tree_expression(tree, int(right[node]))})"
+    return (
+        f"({_tree_expression(tree, int(left[node]))} if x[{f}] <= {t} else {_tree_expression(tree, int(right[node]))})"
+    )
 
 
 def context_values(ctx: Context) -> dict[str, float]:

@@ -40,7 +40,6 @@ from typing import Any
 
 from evals.evaluators.text import (
     MONTHS,
-    NEGATIONS,
     NUMBER_WORDS,
     STOPWORDS,
     fold,
@@ -399,7 +398,7 @@ class _Forms(dict[str, Any]):
             self.clear()
         entry = _TOKENS[raw]
         value = self[raw] = stem(entry[0]) if self.pick < 0 else entry[self.pick]
-        return value  # type: ignore[no-any-return]
+        return value
 
 
 _TOKENS = _Memo()
@@ -409,7 +408,7 @@ _FOLDED, _KEYS, _STEMS = _Forms(0), _Forms(1), _Forms(-1)
 
 def token(raw: str) -> tuple[str, str | None, str | None]:
     """(folded word, content key, root) of a word as written."""
-    return _TOKENS[raw]  # type: ignore[no-any-return]
+    return _TOKENS[raw]
 
 
 _WORD = re.compile(r"\w[\w'’]*")
@@ -646,7 +645,7 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
             found = context_numbers(text)
             for i, (_o, value) in zip(_offsets_to_pieces([o for o, _v in found], starts), found, strict=True):
                 numbers_of[i].add(value)
-        fact = facts is not None
+        is_fact = facts is not None
         raws: list[list[str]] = []
         for i, (piece, start, end) in enumerate(pieces):
             raw = findall(piece)
@@ -666,7 +665,9 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
                 ctx.negated.append(index)
             sentence_roots = roots
             ctx.sentences.append(
-                Sentence(position, start, end, piece, sentence_roots, frozenset(nums) if nums else _NONE, negated, fact)
+                Sentence(
+                    position, start, end, piece, sentence_roots, frozenset(nums) if nums else _NONE, negated, is_fact
+                )
             )
             for r in sentence_roots:
                 by_root[r].append(index)
@@ -696,7 +697,10 @@ _FIRST_WORD = re.compile(r"""^[\s"'“‘(\[*_#>]*[\w'’]+""")
 _NOT_NAMES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "faq", "yes", "no", "a", "an", "am", "pm"})
 # The speaker's own voice ("I think", "my favourite", "we went"): a remark about oneself, which documents
 # rarely support.
-_FIRST_PERSON = frozenset("i me my mine myself i'm i've i'd i'll we us our ours ourselves we're we've".split())
+_FIRST_PERSON = frozenset(
+    {"i", "me", "my", "mine", "myself", "i'm", "i've", "i'd", "i'll"}
+    | {"we", "us", "our", "ours", "ourselves", "we're", "we've"}
+)
 
 
 def missing_specifics(
@@ -883,7 +887,7 @@ def word_overlap(text: str, ctx: Context) -> float:
     return sum(map(ctx.words.__contains__, map(_FOLDED.__getitem__, raw))) / len(raw) if raw else 1.0
 
 
-def _field_disagrees(ctx: Context, hits: dict[int, int], roots: set[str], claimed: set[str]) -> bool:
+def _field_disagrees(ctx: Context, hits: dict[int, float], roots: set[str], claimed: set[str]) -> bool:
     """A record field the claim names in full ("Pro seats: 5" for "the Pro plan has 20 seats") whose numbers
     the claim does not repeat, though it states a number of their kind (20 may be elsewhere in the table),
     and no other field it names in full that has the claim's number ("review stars: 5" beside "stars: 3")."""
@@ -905,7 +909,7 @@ def _kind(number: str) -> str:
 def _states_other_number(
     ctx: Context,
     window: tuple[int, int] | None,
-    hits: dict[int, int],
+    hits: dict[int, float],
     roots: set[str],
     missing: set[str],
     claimed: set[str],
@@ -966,13 +970,13 @@ def claim_features(
     hits: dict[int, float] = {}
     by_root, by_number = ctx.by_root, ctx.by_number
     for r in judged_roots:
-        w = weight[r]
+        says = weight[r]
         for i in by_root.get(r, ()):
-            hits[i] = hits.get(i, 0.0) + w
+            hits[i] = hits.get(i, 0.0) + says
     for value in judged_numbers:
         for i in by_number.get(value, ()):
             hits[i] = hits.get(i, 0.0) + 1.0
-    ranked = [-i for _w, i in heapq.nlargest(4, zip(hits.values(), map(operator.neg, hits)))]
+    ranked = [-i for _w, i in heapq.nlargest(4, zip(hits.values(), map(operator.neg, hits), strict=True))]
     best = ranked[0] if ranked else None
     sentences = ctx.sentences
     denominator = len(judged_roots) + len(judged_numbers)
@@ -1058,8 +1062,7 @@ def claim_features(
     # A record field counts as named by the claim with all its words, the meta words too ("review stars: 4").
     named_roots = judged_roots | {root(k) for k in keys}
     if (
-        missing_numbers_set
-        and _states_other_number(ctx, window, hits, named_roots, missing_numbers_set, number_values)
+        missing_numbers_set and _states_other_number(ctx, window, hits, named_roots, missing_numbers_set, number_values)
     ) or _field_disagrees(ctx, hits, named_roots, number_values):
         number_conflict, conflict = 1.0, "number"
     flip = 1.0 if check_negation and negation_flip(sentence, ctx, judged_roots) else 0.0
@@ -1068,8 +1071,8 @@ def claim_features(
     claim_negated = any(_ROOTS[w] == NEGATED for _a, _b, w in raw_spans)
     bare_negation = 0.0
     if check_negation and claim_negated and not flip:
-        near = range(window[0], window[1] + 1) if window else ()
-        bare_negation = 0.0 if any(sentences[i].negated for i in (*near, *ranked)) else 1.0
+        passage = list(range(window[0], window[1] + 1)) if window else []
+        bare_negation = 0.0 if any(sentences[i].negated for i in (*passage, *ranked)) else 1.0
     opposite = 0.0
     near_roots = frozenset().union(*(sentences[i].roots for i in ranked[:3]))
     for r in judged_roots:

@@ -2,24 +2,27 @@
 
 The answer is split into sentences. Sentences that make no factual claim (a greeting, a question back to the
 user, "I couldn't find that in the documents", an opinion) are set aside: a correct "I don't know" is
-grounded. Each claim is measured against the context (grounding_features.py: prose sentences, and JSON,
-key-value text and tables read as facts): how much of its content the context holds, in one sentence or in
-adjacent ones, which of its words are found nowhere (a baseless clause), whether a number, name, role or
-negation disagrees with the best matching passage.
+grounded. A question that states something ("Did you know that refunds take 14 days?") is a claim: what
+follows "that". Each claim is measured against the context (grounding_features.py: prose sentences, and JSON,
+key-value text and tables read as facts): how much of its content the context holds, each word weighed by how
+much it says (inverse document frequency), in one sentence or in adjacent ones, which pairs of its words a
+passage states together, its weakest clause, which of its words are found nowhere (a baseless clause), whether
+a number, name, role or negation disagrees with the best matching passage, whether its words that restate the
+question sit in the passage its new words come from.
 
-A small logistic model (weights in grounding_weights.json, trained by bench/grounding_train.py on the dev
-parts of the labelled sets only) turns those measures into probabilities:
+A small model (gradient-boosted trees, monotone in every measure of support and of trouble; weights in
+grounding_weights.json, trained by bench/grounding_train.py on the dev parts of the labelled sets only) turns
+those measures into probabilities:
 
-- per claim, the probability that the context supports it (halved for each invented specific and for a
-  contradiction); the claim's verdict is ``supported`` at or above ``threshold``, else ``contradicted`` (a
-  number, negation, role or antonym disagrees with the best passage) or ``baseless`` (the context does not
-  say it);
-- per answer, the same model over all claims (the weakest claim and the average of each measure, the count
-  of claims, the answer's word overlap), combined with the weakest claim's probability and the number of
-  invented specifics and contradictions by a second small logistic model (it learns how much one weak
-  claim or one flag weighs, by the number of claims): ``value`` is the probability that the whole answer is
-  supported, ``passed`` = value >= threshold. 0.5 is where the training sets' supported and unsupported
-  answers balance.
+- per answer, the model over all claims (the weakest claim and the average of each measure, the number of
+  claims, the answer's word overlap, the share of non-claims, the size and kind of the context): ``value`` is
+  the probability that the whole answer is supported, ``passed`` = value >= threshold. 0.5 is where the
+  training sets' supported and unsupported answers balance;
+- per claim, the same model on the claim alone; its verdict is ``supported`` at or above ``threshold``, else
+  ``contradicted`` (a number, negation, role or antonym disagrees with the best passage) or ``baseless`` (the
+  context does not say it);
+- invented specifics halve both probabilities, and so does a contradiction (FLAG_FACTOR): the model is fitted
+  to the halved values, so they stay calibrated.
 
 The evidence lists every sentence with its offsets, verdict, probability, the best supporting or
 contradicting context span (document id and offsets in that document) and the baseless spans of the claim,
@@ -405,7 +408,7 @@ class _Measured:
 
 class Grounding(Evaluator[GroundingParams]):
     name: ClassVar[str] = "grounding"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
     requires = frozenset({"answer", "context"})
     title: ClassVar[str] = "Grounding"
     description: ClassVar[str] = (

@@ -1,7 +1,11 @@
 """What the grounding evaluator measures: the context read as sentences and facts, and per claim a few
 numbers saying how well the context backs it.
 
-The context is indexed once per item. Prose is split into sentences (a quick splitter: contexts are long).
+The context is indexed once per item, in one pass of a few regular expressions per document; every distinct
+word as written is looked up in memo tables (its folded form, content key, root, whether it negates or is a
+number word), so a word is stemmed once per process, not once per item. What only some claims need (a
+sentence's word order, its clauses, the acronyms) is computed when a claim first asks. Prose is split into
+sentences (a quick splitter: contexts are long).
 Structured documents become facts: JSON (objects, arrays, nested keys: "hours Monday: 11:0-22:0";
 booleans read as present or negated facts: "not Delivery"; Python-style dict strings inside values, as in
 Yelp records, read the same way), key-value lines, and CSV or Markdown tables (one fact per cell, named by
@@ -13,10 +17,14 @@ loosely, by root (derivational suffixes dropped: "acquisition" and "acquire" sha
 value (text.numbers), clock times also in 12-hour form ("22:00" = "10 pm").
 
 Per claim (``claim_features``): the share of its content found anywhere in the context and in the best
-window of adjacent sentences (a summary sentence fusing two source sentences), the longest run of content
-words found nowhere (a baseless clause: reported as spans), numbers and names the context lacks, a number
-the passage states differently, a negation that flips, a role or antonym swap ("won" where the context says
-"nominated"). grounding.py turns them into probabilities with the weights in grounding_weights.json.
+window of adjacent sentences (a summary sentence fusing two source sentences), plain and weighed by inverse
+document frequency (grounding_idf.txt: "say" says less than "toxophilite"), the share of its pairs of nearby
+words that the window states together, its weakest clause, the longest run of content words found nowhere (a
+baseless clause: reported as spans), numbers and names the context lacks, a number the passage states
+differently, a negation that flips or that no passage backs, a role or antonym swap ("won" where the context
+says "nominated"), the speaker's own voice ("I think"), and whether its words that restate the question sit
+in the passage its new words come from. grounding.py turns them into probabilities with the trees in
+grounding_weights.json.
 """
 
 from __future__ import annotations

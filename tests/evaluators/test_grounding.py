@@ -431,7 +431,7 @@ def test_bad_params_are_rejected(params: dict[str, Any], field: str) -> None:
 def test_metadata() -> None:
     assert (Grounding.name, Grounding.version, Grounding.queue, Grounding.default_enabled) == (
         "grounding",
-        2,
+        3,
         "scoring",
         True,
     )

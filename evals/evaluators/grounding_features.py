@@ -357,12 +357,16 @@ def idf(root_key: str) -> float:
 # --- the context index -------------------------------------------------------------------------------------
 
 
+# Each memo table holds at most this many words as written (then starts afresh): a few tens of MB per process.
+_MEMO_WORDS = 100_000
+
+
 class _Memo(dict[str, Any]):
     """raw word → (folded word, content key, root); computed once per word as written. A plain dict with
     ``__missing__``: the index looks up every word of every context, so this is the hot path."""
 
     def __missing__(self, raw: str) -> tuple[str, str | None, str | None]:
-        if len(self) > 200_000:
+        if len(self) > _MEMO_WORDS:
             self.clear()
         folded = fold(raw)
         k = key(folded)
@@ -375,7 +379,7 @@ class _RootMemo(dict[str, Any]):
     negation word, "#" and the value for a number word ("three" → "#3"). Digits are indexed by value."""
 
     def __missing__(self, raw: str) -> str | None:
-        if len(self) > 200_000:
+        if len(self) > _MEMO_WORDS:
             self.clear()
         folded, k, r = _TOKENS[raw]
         if is_negation(folded):
@@ -402,7 +406,7 @@ class _Forms(dict[str, Any]):
         self.pick = pick
 
     def __missing__(self, raw: str) -> str | None:
-        if len(self) > 200_000:
+        if len(self) > _MEMO_WORDS:
             self.clear()
         entry = _TOKENS[raw]
         value = self[raw] = stem(entry[0]) if self.pick < 0 else entry[self.pick]

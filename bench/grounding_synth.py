@@ -326,24 +326,121 @@ def _record(rng: random.Random) -> tuple[dict[str, object], dict[str, object]]:
     return record, facts
 
 
+_ALSO = {  # other ways an answer words an attribute (true, false)
+    "OutdoorSeating": (("has outdoor seating", "has seating outdoors"), ("does not offer outdoor seating",)),
+    "RestaurantsDelivery": (("delivers", "provides delivery"), ("has no delivery", "doesn't deliver")),
+    "RestaurantsTakeOut": (("offers take-out", "lets you take food out"), ("has no takeout",)),
+    "RestaurantsReservations": (("accepts reservations",), ("doesn't take reservations",)),
+    "GoodForKids": (("is kid-friendly", "is suitable for children"), ("is not good for kids",)),
+    "BusinessAcceptsCreditCards": (("takes credit cards",), ("doesn't take credit cards",)),
+    "DogsAllowed": (("is dog-friendly",), ("does not permit dogs",)),
+    "HasTV": (("has a TV",), ("does not have TVs",)),
+}
+# Embellishments of the kind generated overviews add to a record: absent from it, so unsupported.
+_EMBELLISH = (
+    "has a full bar",
+    "offers live music on weekends",
+    "is popular with locals",
+    "is known for its cozy atmosphere",
+    "offers vegan options",
+    "is family-owned",
+    "has a kids' menu",
+    "offers a happy hour on weekdays",
+    "was recently renovated",
+    "is a great spot for a date night",
+)
+_EMBELLISH_CLAUSES = (
+    "making it a favorite among locals",
+    "known for its warm hospitality",
+    "which has been family-run since 1998",
+    "thanks to its award-winning chef",
+    "in a lively neighborhood full of shops",
+)
+
+
+def _attribute(a: str, value: bool, rng: random.Random) -> str:
+    options = (_ATTRIBUTES[a][0 if value else 1], *_ALSO[a][0 if value else 1])
+    return rng.choice(options)
+
+
+def _rating(stars: object, count: object, rng: random.Random) -> str:
+    return rng.choice(
+        (
+            f"It holds an average rating of {stars} stars based on {count} reviews.",
+            f"It has a {stars}-star rating from {count} reviews.",
+            f"Customers rate it {stars} out of 5 stars across {count} reviews.",
+            f"With {count} reviews, it averages {stars} stars.",
+        )
+    )
+
+
+def _hours(opening: int, closing: int, rng: random.Random) -> str:
+    o, c = _clock(opening), _clock(closing)
+    return rng.choice(
+        (
+            f"It is open from {o} to {c} on Mondays.",
+            f"On Mondays it opens at {o} and closes at {c}.",
+            f"Its Monday hours are {o} to {c}.",
+            f"Hours on Monday run from {o} until {c}.",
+        )
+    )
+
+
 def _restate(record: dict[str, object], facts: dict[str, object], rng: random.Random) -> list[str]:
+    """The record in words, in the ways generated overviews put it: name and place, rating, two attributes,
+    Monday hours (sentences 0 to 3, which the perturbations rely on), then some of WiFi, parking and a
+    review, and last what reviewers thought of a dish."""
     truth = facts["truth"]
     assert isinstance(truth, dict)
+    name, cuisine, city, state, address = (
+        record["name"],
+        str(facts["cuisine"]).lower(),
+        record["city"],
+        record["state"],
+        record["address"],
+    )
     sentences = [
-        f"{record['name']} is a {str(facts['cuisine']).lower()} restaurant located at {record['address']} in "
-        f"{record['city']}, {record['state']}.",
-        f"It holds an average rating of {record['business_stars']} stars based on {record['review_count']} reviews.",
+        rng.choice(
+            (
+                f"{name} is a {cuisine} restaurant located at {address} in {city}, {state}.",
+                f"Located at {address} in {city}, {state}, {name} serves {cuisine} food.",
+                f"{name}, a {cuisine} spot in {city}, {state}, can be found at {address}.",
+                f"{name} is a {cuisine} place at {address} in {city}.",
+            )
+        ),
+        _rating(record["business_stars"], record["review_count"], rng),
     ]
-    said = [(_ATTRIBUTES[a][0] if v else _ATTRIBUTES[a][1]) for a, v in truth.items()]
+    said = [_attribute(a, v, rng) for a, v in truth.items()]
     rng.shuffle(said)
-    sentences.append(f"The restaurant {said[0]} and {said[1]}.")
-    sentences.append(f"It is open from {_clock(int(facts['opening']))} to {_clock(int(facts['closing']))} on Mondays.")  # type: ignore[call-overload]
+    sentences.append(rng.choice((f"The restaurant {said[0]} and {said[1]}.", f"It {said[0]}, and it {said[1]}.")))
+    sentences.append(_hours(int(str(facts["opening"])), int(str(facts["closing"])), rng))
+    attributes = record["attributes"]
+    assert isinstance(attributes, dict)
+    extras: list[str] = []
+    wifi = str(attributes["WiFi"])
+    extras.append(
+        rng.choice(("It offers free WiFi.", "Free Wi-Fi is available."))
+        if "free" in wifi
+        else rng.choice(("There is no WiFi.", "It does not offer WiFi."))
+        if "no" in wifi
+        else "It offers paid WiFi."
+    )
+    parking = str(attributes["BusinessParking"])
+    if "'street': True" in parking:
+        extras.append(rng.choice(("Street parking is available.", "Parking is available on the street.")))
+    if "'lot': True" in parking:
+        extras.append(rng.choice(("It has a parking lot.", "There is a parking lot for customers.")))
     reviews = record["reviews"]
     assert isinstance(reviews, list)
     review = rng.choice(reviews)
+    good = re.search(r"The ([a-z ]+) made the evening", review["review_text"])
+    if good:
+        extras.append(f"One reviewer praised the {good.group(1)}.")
+    extras.append(f"A review from {review['review_date']} gave it {review['review_stars']} stars.")
+    sentences += rng.sample(extras, rng.randint(0, min(2, len(extras))))
     dish = re.search(r"the ([a-z ]+?) (?:and|was)", review["review_text"])
     if dish:
-        mood = "enjoyed" if review["review_stars"] >= 4 else "were unhappy with"
+        mood = rng.choice(("enjoyed", "liked")) if review["review_stars"] >= 4 else "were unhappy with"
         sentences.append(f"Reviewers {mood} the {dish.group(1)}.")
     return sentences
 
@@ -362,23 +459,19 @@ def data2text_cases(seed: int, limit: int) -> list[SynthCase]:
             assert isinstance(truth, dict)
             if change == "stars":
                 stars = float(str(record["business_stars"]))
-                sentences[1] = sentences[1].replace(f"{stars} stars", f"{stars + 0.5} stars")
+                sentences[1] = _rating(stars + 0.5, record["review_count"], rng)
             elif change == "city":
                 other = next(c for c, _ in _CITIES if c != record["city"])
                 sentences[0] = sentences[0].replace(str(record["city"]), other)
             elif change == "boolean":
                 a, v = next(iter(truth.items()))
-                sentences[2] = f"The restaurant {_ATTRIBUTES[a][1] if v else _ATTRIBUTES[a][0]}."
+                sentences[2] = f"The restaurant {_attribute(a, not v, rng)}."
             elif change == "added":
                 absent = [a for a in _ATTRIBUTES if a not in truth]
-                extra = rng.choice(
-                    [_ATTRIBUTES[a][0] for a in absent] + ["has a full bar", "offers live music on weekends"]
-                )
+                extra = rng.choice([_ATTRIBUTES[a][0] for a in absent] + list(_EMBELLISH))
                 sentences.insert(3, f"It also {extra}.")
             elif change == "hours":
-                sentences[3] = (
-                    f"It is open from {_clock(int(facts['opening']))} to {_clock(int(facts['closing']) - 2)} on Mondays."  # type: ignore[call-overload]
-                )
+                sentences[3] = _hours(int(str(facts["opening"])), int(str(facts["closing"])) - 2, rng)
             elif change == "dish":
                 dishes = facts["dishes"]
                 assert isinstance(dishes, tuple)
@@ -387,7 +480,8 @@ def data2text_cases(seed: int, limit: int) -> list[SynthCase]:
                 sentences[-1] = f"Reviewers especially recommend the {other_dish}."
             else:
                 i = rng.randrange(len(sentences))
-                sentences[i] = _add_baseless(sentences[i], rng)
+                body = sentences[i].rstrip(" .!")
+                sentences[i] = f"{body}, {rng.choice(_EMBELLISH_CLAUSES + _BASELESS[:4])}."
         context = (ContextDoc(f"business-{n}", json.dumps(record)),)
         prompt = "Write an objective overview about the following local business based only on the provided structured data in the JSON format."
         cases.append(SynthCase("data2text", label, EvalItem(prompt, " ".join(sentences), context), change))

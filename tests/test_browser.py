@@ -655,3 +655,53 @@ def test_overview_and_service_charts_click_through_to_traces(
     assert rows(page).count() >= 1
     for service in page.locator("table.traces tbody td.service").all_inner_texts():
         assert service.strip() == "summariser"
+
+
+def answered_agent_trace(start: int) -> list[Any]:
+    """An agent that called a weather tool and answered from its result."""
+    spans = agent_trace(start)[:3]  # the agent, its tool-calling LLM step, the weather tool
+    trace_id, root_id = spans[0].trace_id.hex(), spans[0].span_id.hex()
+    answer = "Oslo will have drizzle this weekend, around 11°C. Bring an umbrella!"
+    spans.append(
+        span(
+            trace_id,
+            parent=root_id,
+            name="chat gpt-4.1-mini",
+            start_ns=start + 1_500_000_000,
+            duration_ms=600,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4.1-mini",
+                "gen_ai.input.messages": messages(("user", "Plan a weekend in Oslo.")),
+                "gen_ai.output.messages": messages(("assistant", answer)),
+                "gen_ai.usage.input_tokens": 520,
+                "gen_ai.usage.output_tokens": 40,
+            },
+        )
+    )
+    return spans
+
+
+def test_grounding_claim_shows_the_tool_result_it_rests_on(page: Page, live_server: Any, tenant: Tenant) -> None:
+    """The trace page's context-span column quotes the tool result a claim was checked against (it said "no
+    matching passage" for tool-result context), in the agents' 'specifics' mode as in the default one."""
+    from evals.services import evaluator_config_set
+
+    evaluator_config_set(project=tenant.project, service="travel-agent", evaluator="grounding", enabled=True,
+                         params={"claims": "specifics"}, sampling_rate=1.0, user=None)  # fmt: skip
+    spans = answered_agent_trace(time.time_ns() - MINUTE_NS)
+    send(live_server, tenant.secret, spans, "travel-agent")
+    traces_score(project_id=tenant.project.pk, trace_pks=list(Trace.objects.values_list("pk", flat=True)))
+    log_in(page, live_server, "alice", f"/p/acme/traces/{trace_id_of(spans)}/")
+    claims = page.locator("table.grounding-evidence tbody tr")
+    expect(claims).to_have_count(1)  # "Bring an umbrella!" states no specific
+    expect(claims.first.locator("td").nth(0)).to_contain_text("Oslo will have drizzle this weekend, around 11°C.")
+    expect(claims.first.locator("td").nth(1)).to_contain_text("supported")
+    span_cell = claims.first.locator("td").nth(2)
+    expect(span_cell).to_contain_text("tool:get_weather [")
+    expect(span_cell.locator("blockquote")).to_contain_text("drizzle")
+    expect(span_cell.locator("blockquote")).to_contain_text("11")
+    expect(page.locator("table.grounding-evidence")).not_to_contain_text("no matching passage")
+    page.locator("table.grounding-evidence").screenshot(path=artifact("browser-grounding-tool-span.png"))
+    page.screenshot(path=artifact("browser-grounding-tool-trace.png"), full_page=True)

@@ -2,24 +2,27 @@
 
 The answer is split into sentences. Sentences that make no factual claim (a greeting, a question back to the
 user, "I couldn't find that in the documents", an opinion) are set aside: a correct "I don't know" is
-grounded. Each claim is measured against the context (grounding_features.py: prose sentences, and JSON,
-key-value text and tables read as facts): how much of its content the context holds, in one sentence or in
-adjacent ones, which of its words are found nowhere (a baseless clause), whether a number, name, role or
-negation disagrees with the best matching passage.
+grounded. A question that states something ("Did you know that refunds take 14 days?") is a claim: what
+follows "that". Each claim is measured against the context (grounding_features.py: prose sentences, and JSON,
+key-value text and tables read as facts): how much of its content the context holds, each word weighed by how
+much it says (inverse document frequency), in one sentence or in adjacent ones, which pairs of its words a
+passage states together, its weakest clause, which of its words are found nowhere (a baseless clause), whether
+a number, name, role or negation disagrees with the best matching passage, whether its words that restate the
+question sit in the passage its new words come from.
 
-A small logistic model (weights in grounding_weights.json, trained by bench/grounding_train.py on the dev
-parts of the labelled sets only) turns those measures into probabilities:
+A small model (gradient-boosted trees, monotone in every measure of support and of trouble; weights in
+grounding_weights.json, trained by bench/grounding_train.py on the dev parts of the labelled sets only) turns
+those measures into probabilities:
 
-- per claim, the probability that the context supports it (halved for each invented specific and for a
-  contradiction); the claim's verdict is ``supported`` at or above ``threshold``, else ``contradicted`` (a
-  number, negation, role or antonym disagrees with the best passage) or ``baseless`` (the context does not
-  say it);
-- per answer, the same model over all claims (the weakest claim and the average of each measure, the count
-  of claims, the answer's word overlap), combined with the weakest claim's probability and the number of
-  invented specifics and contradictions by a second small logistic model (it learns how much one weak
-  claim or one flag weighs, by the number of claims): ``value`` is the probability that the whole answer is
-  supported, ``passed`` = value >= threshold. 0.5 is where the training sets' supported and unsupported
-  answers balance.
+- per answer, the model over all claims (the weakest claim and the average of each measure, the number of
+  claims, the answer's word overlap, the share of non-claims, the size and kind of the context): ``value`` is
+  the probability that the whole answer is supported, ``passed`` = value >= threshold. 0.5 is where the
+  training sets' supported and unsupported answers balance;
+- per claim, the same model on the claim alone; its verdict is ``supported`` at or above ``threshold``, else
+  ``contradicted`` (a number, negation, role or antonym disagrees with the best passage) or ``baseless`` (the
+  context does not say it);
+- invented specifics halve both probabilities, and so does a contradiction (FLAG_FACTOR): the model is fitted
+  to the halved values, so they stay calibrated.
 
 The evidence lists every sentence with its offsets, verdict, probability, the best supporting or
 contradicting context span (document id and offsets in that document) and the baseless spans of the claim,
@@ -34,10 +37,10 @@ from __future__ import annotations
 
 import json
 import math
-import operator
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -52,6 +55,7 @@ from evals.evaluators.grounding_features import (
     Context,
     answer_feature_names,
     answer_features,
+    best_passage,
     claim_features,
     content_keys,
     index_context,
@@ -63,10 +67,11 @@ from evals.evaluators.grounding_features import (
 from evals.evaluators.text import sentence_spans, words
 
 WEIGHTS = Path(__file__).with_name("grounding_weights.json")
-# An invented specific (a number, date, amount or name absent from the context) or a contradiction (a number,
-# negation, role or antonym that disagrees with the best matching passage) halves a claim's probability, each:
-# they must count "even when most words overlap", which a model fitted on labels that tolerate such slips
-# (HaluEval's reference summaries carry bylines the article lacks) does not learn.
+# Invented specifics (numbers, dates, amounts or names absent from the context) halve the probability of their
+# claim and of the answer, and so does a contradiction (a number, negation, role or antonym that disagrees with
+# the best matching passage), so that neither passes at the default threshold: they must count "even when most
+# words overlap", which a model fitted on labels that tolerate such slips (HaluEval's reference summaries carry
+# bylines the article lacks) does not learn by itself. The model is fitted to the halved probability.
 FLAG_FACTOR = 0.5
 # Parameters of version 1 that the model replaced; a stored configuration that still has them keeps working.
 _RETIRED_PARAMS = ("support_threshold", "phrase_weight")
@@ -149,6 +154,8 @@ _ABSTENTION = re.compile(
         )
     )
 )
+# Every abstention above has one of these: a quick test before the long pattern, which most sentences fail.
+_ABSTENTION_HINTS = ("n't", "not", "never", "no ", "unable", "unsure", "sorry", "unfortunately", "as an ai", "dont")
 # Greetings and closings: a sentence that starts with one and adds at most two content words is no claim.
 _PLEASANTRY = re.compile(
     r"^(?:hi|hello|hey|thanks?|thank you|you're welcome|great question|good question|"
@@ -184,13 +191,31 @@ _CHAT_KEYS = frozenset(
     )
 )
 _OPINION_WORDS = 4  # an opinion with more content words than this says something about the world too
+# "Did you know that the Pro plan includes 5 seats?" states what follows "that": a claim in a question's form.
+_EMBEDDED_CLAIM = re.compile(
+    r"^(?:[\W_]*(?:oh|wow|well|and|so|but|hey|yes|yeah|also)\b)*[\W_]*"
+    r"(?:(?:did|do) you (?:know|hear|realize|realise)|have you heard|were you aware|are you aware)"
+    r"(?: that)?\s+(?!(?:what|who|whom|whose|which|when|where|why|how|if|whether|anything|any|about|of)\b)",
+    re.IGNORECASE,
+)
 _CONTRAST = re.compile(r"\b(?:but|however|although|though|except|yet)\b")
+
+
+def claim_start(sentence: str) -> int:
+    """Where the claim of a sentence begins: after "Did you know that" in a question that states something,
+    else 0."""
+    embedded = _EMBEDDED_CLAIM.match(sentence)
+    if embedded and len(content_keys(words(sentence[embedded.end() :]))) >= 2:
+        return embedded.end()
+    return 0
 
 
 def non_claim_reason(sentence: str) -> str | None:
     """Why ``sentence`` makes no factual claim about the documents, or None when it does."""
     stripped = sentence.rstrip(" \t\"'”’)*_")
     if stripped.endswith("?") or stripped.endswith("？"):
+        if claim_start(sentence):
+            return None  # "Did you know that refunds take 14 days?"
         tag = _TAG_QUESTION.search(stripped)
         # "Goldendoodles are called designer dogs, do you like them?" states something before asking.
         if not tag or len(content_keys(words(stripped[: tag.start()]))) < _OPINION_WORDS:
@@ -199,7 +224,12 @@ def non_claim_reason(sentence: str) -> str | None:
     if stripped.endswith(":") and len(content_keys(words(sentence))) <= 6:
         return "a lead-in"
     has_digits = _DIGIT.search(sentence) is not None
-    if not has_digits and not _CONTRAST.search(lowered) and _ABSTENTION.search(lowered):
+    if (
+        not has_digits
+        and any(hint in lowered for hint in _ABSTENTION_HINTS)
+        and not _CONTRAST.search(lowered)
+        and _ABSTENTION.search(lowered)
+    ):
         return "an abstention (says the answer is not known or not in the documents)"
     start = lowered.lstrip(" \"'*_#>-")
     if not has_digits:
@@ -268,46 +298,49 @@ def _embedding_support(claims: list[str], ctx: Context) -> list[tuple[float, int
 # --- the model ---------------------------------------------------------------------------------------------
 
 
-def _sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))
-
-
-def flags(claim: ClaimFeatures) -> int:
-    """Invented specifics and a contradiction: what halves a claim's probability."""
-    return len(claim.missing) + (claim.conflict is not None)
+def flags(claims: list[ClaimFeatures]) -> int:
+    """How many times FLAG_FACTOR applies to these claims (one claim's, or an answer's): once for invented
+    specifics, once for a contradiction."""
+    return any(c.missing for c in claims) + any(c.conflict is not None for c in claims)
 
 
 @dataclass(frozen=True)
 class _Model:
-    """A logistic regression on standardised features, folded into one weight per raw feature, and the
-    second stage that combines the whole answer's probability with its weakest claim's."""
+    """Gradient-boosted trees (bench/grounding_train.py). ``score`` is their sum plus the base, the log-odds
+    of support: one Python expression per tree, compiled once from the weights (a loop over node lists costs
+    several times more, and this runs for every claim)."""
 
-    weights: tuple[float, ...]
-    intercept: float
-    combine: tuple[float, ...]  # weights of the inputs of ``combination_inputs``, then the intercept
+    score: Callable[[list[float]], float]
 
     def probability(self, features: list[float]) -> float:
-        return _sigmoid(self.intercept + sum(map(operator.mul, self.weights, features)))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, self.score(features)))))
 
-    def model_probability(self, claim: ClaimFeatures) -> float:
-        """The model on the claim alone."""
-        return self.probability(answer_features([claim.values], claim.values["peer_overlap"], 0.0))
-
-    def answer_probability(self, whole: float, claims: list[float], claim_flags: list[int]) -> float:
-        """``claims``: each claim's ``model_probability``; ``claim_flags``: each claim's ``flags``."""
-        inputs = combination_inputs(whole, claims, claim_flags)
-        return _sigmoid(sum(map(operator.mul, self.combine, inputs)) + self.combine[-1])
+    def model_probability(self, claim: ClaimFeatures, context: dict[str, float]) -> float:
+        """The model on the claim alone (``context``: the measures of the context, ``context_values``)."""
+        return self.probability(answer_features([claim.values], claim_answer(claim, context)))
 
 
-def combination_inputs(whole: float, claims: list[float], claim_flags: list[int]) -> list[float]:
-    """What the second stage weighs: the whole answer's probability, the weakest claim's (before flags), the
-    number of flags (invented specifics, contradictions) and of claims."""
-    return [_logit(whole), _logit(min(claims)), math.log1p(sum(claim_flags)), math.log(len(claims))]
+def _tree_expression(tree: list[list[Any]], node: int = 0) -> str:
+    """A tree (parallel lists: feature, threshold, left, right, value; feature -1 at a leaf) as a conditional
+    expression over ``x``. Only numbers from the weights file go into the text, each checked by int() or
+    float()."""
+    feature, threshold, left, right, value = tree
+    f = int(feature[node])
+    if f < 0:
+        return repr(float(value[node]))
+    t = repr(float(threshold[node]))
+    return (
+        f"({_tree_expression(tree, int(left[node]))} if x[{f}] <= {t} else {_tree_expression(tree, int(right[node]))})"
+    )
+
+
+def context_values(ctx: Context) -> dict[str, float]:
+    return {"structured": 1.0 if ctx.structured else 0.0, "context_size": math.log1p(ctx.size)}
+
+
+def claim_answer(claim: ClaimFeatures, context: dict[str, float]) -> dict[str, float]:
+    """The answer-level measures of an answer that is this one claim."""
+    return {"answer_overlap": claim.values["peer_overlap"], "non_claims": 0.0, **context}
 
 
 @lru_cache(maxsize=1)
@@ -318,15 +351,27 @@ def _model() -> _Model:
             f"{WEIGHTS.name} was trained on other features; retrain: .venv/bin/python bench/grounding_train.py",
             retryable=False,
         )
-    weights = [w / s for w, s in zip(data["coef"], data["scale"], strict=True)]
-    intercept = data["intercept"] - sum(w * m for w, m in zip(weights, data["mean"], strict=True))
-    combine = data["combine"]
-    return _Model(tuple(weights), intercept, (*combine["coef"], combine["intercept"]))
+    body = " + ".join([repr(float(data["base"]))] + [_tree_expression(tree) for tree in data["trees"]])
+    score = eval(compile(f"lambda x: {body}", str(WEIGHTS), "eval"), {"__builtins__": {}})  # noqa: S307
+    return _Model(score)
 
 
 # --- the evaluator ----------------------------------------------------------------------------------------------
 
 _EVIDENCE_CHARS = 400  # a quoted context span is cut to this length
+# Measures of support a restatement (embedding backend) fills in full.
+_SUPPORT_MEASURES = (
+    "coverage",
+    "exact_coverage",
+    "idf_coverage",
+    "best_window",
+    "idf_window",
+    "pairs",
+    "anchored",
+    "clause_found",
+    "clause_near",
+    "peer_overlap",
+)
 
 
 @dataclass
@@ -339,6 +384,7 @@ class _Verdict:
     model_probability: float = 0.0  # before the flags halve it
     missing: list[str] = field(default_factory=list)
     similarity: float | None = None
+    window: tuple[int, int] | None = None  # the context sentences a specifics-mode claim was checked against
 
 
 @dataclass
@@ -349,15 +395,20 @@ class _Measured:
     truncated: bool
     answer_overlap: float
 
+    @property
+    def context(self) -> dict[str, float]:
+        return context_values(self.ctx)
+
     def answer_features(self) -> list[float]:
         claims = [v.features.values for v in self.verdicts if v.features is not None]
         non_claims = sum(not v.claim for v in self.verdicts) / len(self.verdicts)
-        return answer_features(claims, self.answer_overlap, non_claims)
+        answer = {"answer_overlap": self.answer_overlap, "non_claims": non_claims, **self.context}
+        return answer_features(claims, answer)
 
 
 class Grounding(Evaluator[GroundingParams]):
     name: ClassVar[str] = "grounding"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
     requires = frozenset({"answer", "context"})
     title: ClassVar[str] = "Grounding"
     description: ClassVar[str] = (
@@ -401,8 +452,9 @@ class Grounding(Evaluator[GroundingParams]):
             elif params.claims == "specifics":
                 verdicts.append(self._judge_specifics(sentence, ctx, known_words, known_numbers))
             else:
+                body = claim_start(sentence)  # "Did you know that ..." is judged on what follows "that"
                 features = claim_features(
-                    sentence,
+                    sentence[body:],
                     ctx,
                     known_words,
                     known_numbers,
@@ -410,6 +462,7 @@ class Grounding(Evaluator[GroundingParams]):
                     check_negation=params.check_negation,
                     flag_specifics=params.flag_specifics,
                 )
+                features.baseless = [(a + body, b + body) for a, b in features.baseless]
                 verdicts.append(_Verdict(claim=True, probability=0.0, reason="", features=features))
 
         if params.backend == "embedding" and params.claims == "words":
@@ -427,10 +480,11 @@ class Grounding(Evaluator[GroundingParams]):
             return None
         model = _model()
         verdicts = measured.verdicts
+        context = measured.context
         for v in verdicts:
             if v.features is not None:
-                v.model_probability = model.model_probability(v.features)
-                v.probability = v.model_probability * FLAG_FACTOR ** flags(v.features)
+                v.model_probability = model.model_probability(v.features, context)
+                v.probability = v.model_probability * FLAG_FACTOR ** flags([v.features])
                 self._name_verdict(v)
         claims = [v for v in verdicts if v.claim]
         if not claims:
@@ -438,13 +492,8 @@ class Grounding(Evaluator[GroundingParams]):
         elif self.params.claims == "specifics":
             value = sum(v.verdict == "supported" for v in claims) / len(claims)
         else:
-            whole = model.probability(measured.answer_features())
-            measured_claims = [v for v in claims if v.features is not None]
-            value = model.answer_probability(
-                whole,
-                [v.model_probability for v in measured_claims],
-                [flags(v.features) for v in measured_claims if v.features is not None],
-            )
+            measured_claims = [v.features for v in claims if v.features is not None]
+            value = model.probability(measured.answer_features()) * FLAG_FACTOR ** flags(measured_claims)
         return self._result(item.output, measured.spans, verdicts, measured.ctx, value, measured.truncated)
 
     def _judge_specifics(self, sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> _Verdict:
@@ -453,6 +502,8 @@ class Grounding(Evaluator[GroundingParams]):
             return _Verdict(claim=False, probability=1.0, reason="not a claim: states no specific")
         missing = missing_specifics(sentence, ctx, known_words, known_numbers)
         flipped = self.params.check_negation and negation_flip(sentence, ctx)
+        # The passage shown beside the claim: a tool result or document sentence sharing most of its words.
+        window = best_passage(sentence, ctx)
         if missing:
             return _Verdict(
                 True,
@@ -460,11 +511,18 @@ class Grounding(Evaluator[GroundingParams]):
                 "invented specifics, absent from the documents: " + ", ".join(missing),
                 "baseless",
                 missing=missing,
+                window=window,
             )
         if flipped:
-            return _Verdict(True, 0.0, "the best matching passage says the opposite (negation)", "contradicted")
+            return _Verdict(
+                True, 0.0, "the best matching passage says the opposite (negation)", "contradicted", window=window
+            )
         return _Verdict(
-            True, 1.0, f"all {len(stated)} specifics found in the documents: " + ", ".join(stated), "supported"
+            True,
+            1.0,
+            f"all {len(stated)} specifics found in the documents: " + ", ".join(stated),
+            "supported",
+            window=window,
         )
 
     def _name_verdict(self, v: _Verdict) -> None:
@@ -499,18 +557,19 @@ class Grounding(Evaluator[GroundingParams]):
         f = verdict.features
         if f is None or similarity < self.params.embedding_threshold:
             return
-        for name in ("coverage", "exact_coverage", "best_window", "peer_overlap"):
+        for name in _SUPPORT_MEASURES:
             f.values[name] = 1.0
-        f.values["missing_words"] = f.values["baseless_run"] = 0.0
+        f.values["missing_words"] = f.values["missing_idf"] = f.values["baseless_run"] = 0.0
         f.baseless = []
         if best is not None:
             f.best, f.window = best, (best, best)
 
-    def _span(self, f: ClaimFeatures | None, ctx: Context) -> dict[str, Any] | None:
+    def _span(self, v: _Verdict, ctx: Context) -> dict[str, Any] | None:
         """The context span that best supports or contradicts the claim: document id, offsets, text."""
-        if f is None or f.window is None:
+        window = v.features.window if v.features is not None else v.window
+        if window is None:
             return None
-        lo, hi = f.window
+        lo, hi = window
         first, last = ctx.sentences[lo], ctx.sentences[hi]
         text = ctx.doc_texts[first.doc][first.start : last.end]
         return {
@@ -531,7 +590,7 @@ class Grounding(Evaluator[GroundingParams]):
     ) -> EvalResult:
         sentences: list[dict[str, Any]] = []
         for (start, end), v in zip(spans, verdicts, strict=True):
-            span = self._span(v.features, ctx)
+            span = self._span(v, ctx)
             baseless = [
                 {"start": start + a, "end": start + b, "text": answer[start + a : start + b]}
                 for a, b in (v.features.baseless if v.features and v.verdict != "supported" else [])

@@ -1,7 +1,11 @@
 """What the grounding evaluator measures: the context read as sentences and facts, and per claim a few
 numbers saying how well the context backs it.
 
-The context is indexed once per item. Prose is split into sentences (a quick splitter: contexts are long).
+The context is indexed once per item, in one pass of a few regular expressions per document; every distinct
+word as written is looked up in memo tables (its folded form, content key, root, whether it negates or is a
+number word), so a word is stemmed once per process, not once per item. What only some claims need (a
+sentence's word order, its clauses, the acronyms) is computed when a claim first asks. Prose is split into
+sentences (a quick splitter: contexts are long).
 Structured documents become facts: JSON (objects, arrays, nested keys: "hours Monday: 11:0-22:0";
 booleans read as present or negated facts: "not Delivery"; Python-style dict strings inside values, as in
 Yelp records, read the same way), key-value lines, and CSV or Markdown tables (one fact per cell, named by
@@ -13,10 +17,14 @@ loosely, by root (derivational suffixes dropped: "acquisition" and "acquire" sha
 value (text.numbers), clock times also in 12-hour form ("22:00" = "10 pm").
 
 Per claim (``claim_features``): the share of its content found anywhere in the context and in the best
-window of adjacent sentences (a summary sentence fusing two source sentences), the longest run of content
-words found nowhere (a baseless clause: reported as spans), numbers and names the context lacks, a number
-the passage states differently, a negation that flips, a role or antonym swap ("won" where the context says
-"nominated"). grounding.py turns them into probabilities with the weights in grounding_weights.json.
+window of adjacent sentences (a summary sentence fusing two source sentences), plain and weighed by inverse
+document frequency (grounding_idf.txt: "say" says less than "toxophilite"), the share of its pairs of nearby
+words that the window states together, its weakest clause, the longest run of content words found nowhere (a
+baseless clause: reported as spans), numbers and names the context lacks, a number the passage states
+differently, a negation that flips or that no passage backs, a role or antonym swap ("won" where the context
+says "nominated"), the speaker's own voice ("I think"), and whether its words that restate the question sit
+in the passage its new words come from. grounding.py turns them into probabilities with the trees in
+grounding_weights.json.
 """
 
 from __future__ import annotations
@@ -29,15 +37,17 @@ import heapq
 import io
 import json
 import math
+import operator
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
+from pathlib import Path
 from typing import Any
 
 from evals.evaluators.text import (
     MONTHS,
-    NEGATIONS,
     NUMBER_WORDS,
     STOPWORDS,
     fold,
@@ -312,32 +322,105 @@ def structured_facts(text: str) -> list[Fact] | None:
     return None
 
 
+# --- word information --------------------------------------------------------------------------------------
+
+IDF_FILE = Path(__file__).with_name("grounding_idf.txt")
+
+
+@lru_cache(maxsize=1)
+def _idf_table() -> tuple[dict[str, float], float]:
+    """(inverse document frequency per root, the value of a root the table lacks), both scaled to 0..1.
+    grounding_idf.txt lists the roots that occur in more than a handful of the training contexts (written by
+    bench/grounding_train.py from dev-part texts): a root it lacks is rare, so it weighs most."""
+    documents = 1
+    counts: dict[str, int] = {}
+    # A root the file lacks is rarer than those it lists: it weighs as the rarest listed ones do.
+    for line in IDF_FILE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, count = line.split()
+        if name == "documents":
+            documents = int(count)
+        else:
+            counts[name] = int(count)
+    top = math.log(documents + 1)
+    table = {name: math.log((documents + 1) / (count + 1)) / top for name, count in counts.items()}
+    return table, max(table.values(), default=1.0)
+
+
+def idf(root_key: str) -> float:
+    """How much a root says, 0..1: "say" and "year" little, "toxophilite" and any number the most."""
+    table, rare = _idf_table()
+    return table.get(root_key, rare)
+
+
 # --- the context index -------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Sentence:
-    doc: int
-    start: int
-    end: int
-    text: str
-    initials: frozenset[str]  # first letters of its content words (acronyms)
-    roots: frozenset[str]
-    numbers: frozenset[str]
-    negated: bool  # has a negation word (most sentences have none: their negation check is skipped)
-    fact: bool  # a fact of a structured document (short: its negation is checked whenever a claim names it)
-    _clauses: list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]] | None = None
+# Each memo table holds at most this many words as written (then starts afresh): a few tens of MB per process.
+_MEMO_WORDS = 100_000
 
-    @property
-    def clauses(self) -> list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]]:
-        """(roots, polar sequence) per clause; computed when a negation check first needs them. A negation
-        bears on its own clause only ("..., while the defense, the team without control of the ball")."""
-        if self._clauses is None:
-            self._clauses = []
-            for clause in _CLAUSE.split(self.text):
-                sequence = polar_sequence(_WORD.findall(clause))
-                self._clauses.append((frozenset(r for r, _ in sequence if r), sequence))
-        return self._clauses
+
+class _Memo(dict[str, Any]):
+    """raw word → (folded word, content key, root); computed once per word as written. A plain dict with
+    ``__missing__``: the index looks up every word of every context, so this is the hot path."""
+
+    def __missing__(self, raw: str) -> tuple[str, str | None, str | None]:
+        if len(self) > _MEMO_WORDS:
+            self.clear()
+        folded = fold(raw)
+        k = key(folded)
+        info = self[raw] = (folded, k, root(k) if k else None)
+        return info
+
+
+class _RootMemo(dict[str, Any]):
+    """raw word → its root; for a word without one, None, or a marker the index reads: ``NEGATED`` for a
+    negation word, "#" and the value for a number word ("three" → "#3"). Digits are indexed by value."""
+
+    def __missing__(self, raw: str) -> str | None:
+        if len(self) > _MEMO_WORDS:
+            self.clear()
+        folded, k, r = _TOKENS[raw]
+        if is_negation(folded):
+            value: str | None = NEGATED
+        elif k and k[0].isdigit():
+            value = f"#{k}" if not raw[0].isdigit() else None
+        else:
+            value = r
+        self[raw] = value
+        return value
+
+
+NEGATED = ""
+_NONE: frozenset[str] = frozenset()
+_NUMBER_MARKS = frozenset(f"#{v}" for v in NUMBER_WORDS.values())
+
+
+class _Forms(dict[str, Any]):
+    """raw word → one of its forms (``pick`` of its ``_TOKENS`` entry, or its folded stem), memoised, so that
+    the index maps a document's distinct words with ``map`` rather than a Python loop."""
+
+    def __init__(self, pick: int):
+        super().__init__()
+        self.pick = pick
+
+    def __missing__(self, raw: str) -> str | None:
+        if len(self) > _MEMO_WORDS:
+            self.clear()
+        entry = _TOKENS[raw]
+        value = self[raw] = stem(entry[0]) if self.pick < 0 else entry[self.pick]
+        return value
+
+
+_TOKENS = _Memo()
+_ROOTS = _RootMemo()
+_FOLDED, _KEYS, _STEMS = _Forms(0), _Forms(1), _Forms(-1)
+
+
+def token(raw: str) -> tuple[str, str | None, str | None]:
+    """(folded word, content key, root) of a word as written."""
+    return _TOKENS[raw]
 
 
 _WORD = re.compile(r"\w[\w'’]*")
@@ -348,20 +431,68 @@ _SCOPE_ENDS = frozenset({"and", "or", "but", "while", "whereas"})
 # text.sentence_spans (an abbreviation may end one), and much faster on long documents; a claim is also
 # compared with adjacent sentences, so a sentence cut in two is still found whole.
 _CONTEXT_BREAK = re.compile(r"[.!?。！？][\"'”’)\]]*\s+|\n\s*")
-_NUMBER_KEYS = frozenset(NUMBER_WORDS.values())
-_TOKENS: dict[str, tuple[str, str | None, str | None]] = {}
+_CLAUSE = re.compile(r"[,;:()\[\]]|\s(?:but|while|whereas|although|though|however|except)\s")
 
 
-def token(raw: str) -> tuple[str, str | None, str | None]:
-    """(folded word, content key, root) of a word as written; memoised (a plain dict: this is the hot path)."""
-    info = _TOKENS.get(raw)
-    if info is None:
-        if len(_TOKENS) > 200_000:
-            _TOKENS.clear()
-        folded = fold(raw)
-        k = key(folded)
-        info = _TOKENS[raw] = (folded, k, root(k) if k else None)
-    return info
+@dataclass(slots=True)
+class Sentence:
+    """A context sentence, or a fact of a structured document. What only some claims need (the order of its
+    words, its clauses) is computed the first time one asks."""
+
+    doc: int
+    start: int
+    end: int
+    text: str
+    roots: set[str]
+    numbers: frozenset[str]
+    negated: bool  # has a negation word (most sentences have none: their negation check is skipped)
+    fact: bool  # a fact of a structured document (short: its negation is checked whenever a claim names it)
+    _clauses: list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]] | None = None
+    _pairs: frozenset[tuple[str, str]] | None = None
+
+    @property
+    def clauses(self) -> list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]]:
+        """(roots, polar sequence) per clause. A negation bears on its own clause only ("..., while the
+        defense, the team without control of the ball")."""
+        if self._clauses is None:
+            self._clauses = []
+            for clause in _CLAUSE.split(self.text):
+                sequence = polar_sequence(_WORD.findall(clause))
+                self._clauses.append((frozenset(r for r, _ in sequence if r), sequence))
+        return self._clauses
+
+    @property
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        """Pairs of content roots (and numbers) at most two content words apart, in either order: the word
+        pairs of a claim that a passage states together."""
+        if self._pairs is None:
+            self._pairs = frozenset(word_pairs(content_sequence(self.text), reach=2))
+        return self._pairs
+
+
+def content_sequence(text: str) -> list[str]:
+    """The roots of the content words of ``text`` in order, numbers (digits and number words) by value."""
+    return token_sequence(_WORD.findall(text))
+
+
+def token_sequence(raw: list[str]) -> list[str]:
+    out: list[str] = []
+    for w in raw:
+        r = _ROOTS[w]
+        if r:
+            out.append(r[1:] if r[0] == "#" else r)
+        elif w[0].isdigit():
+            out.append(w.replace(",", "").lstrip("0") or "0")
+    return out
+
+
+def word_pairs(sequence: list[str], reach: int) -> set[tuple[str, str]]:
+    pairs: set[tuple[str, str]] = set()
+    for i, a in enumerate(sequence):
+        for b in sequence[i + 1 : i + 1 + reach]:
+            if a != b:
+                pairs.add((a, b) if a < b else (b, a))
+    return pairs
 
 
 def polar_sequence(raw: list[str]) -> list[tuple[str | None, bool | None]]:
@@ -369,14 +500,17 @@ def polar_sequence(raw: list[str]) -> list[tuple[str | None, bool | None]]:
     ends ("has no TV and accepts cards"). A capitalised "Not"/"No" inside a clause belongs to a name ("Not
     Ready for Prime Time Players") and "not only" is no negation."""
     out: list[tuple[str | None, bool | None]] = []
-    folded = [token(r)[0] for r in raw]
-    for i, word in enumerate(folded):
-        if word in _SCOPE_ENDS:
+    roots = _ROOTS
+    last = len(raw) - 1
+    for i, word in enumerate(raw):
+        r = roots[word]
+        if r == NEGATED:
+            name_or_only = (i > 0 and word[0].isupper()) or (i < last and raw[i + 1].casefold() == "only")
+            out.append((None, not name_or_only))
+        elif r is None and word.casefold() in _SCOPE_ENDS:
             out.append((None, None))
-        elif is_negation(word) and not (i > 0 and raw[i][:1].isupper()) and folded[i + 1 : i + 2] != ["only"]:
-            out.append((None, True))
         else:
-            out.append((token(raw[i])[2], False))
+            out.append((r[1:] if r and r[0] == "#" else r, False))
     return out
 
 
@@ -465,14 +599,43 @@ class Context:
     words: set[str] = field(default_factory=set)
     numbers: set[str] = field(default_factory=set)
     negated: list[int] = field(default_factory=list)  # indices of the sentences with a negation word
+    size: int = 0  # words
+    _initials: list[list[str]] | None = None
+    _negated_roots: set[str] | None = None
+
+    @property
+    def negated_roots(self) -> set[str]:
+        """The roots of every sentence with a negation word (a claim sharing few of them is not contradicted
+        by a negation, whatever the clauses say)."""
+        if self._negated_roots is None:
+            self._negated_roots = set().union(*(self.sentences[i].roots for i in self.negated))
+        return self._negated_roots
+
+    def content_keys_of(self, i: int) -> list[str]:
+        """The content keys of sentence ``i`` in order (the acronym check; rare, so computed on demand)."""
+        if self._initials is None:
+            keys = _KEYS.__getitem__
+            self._initials = [
+                [k for k in map(keys, _WORD.findall(s.text)) if k and not k[0].isdigit()] for s in self.sentences
+            ]
+        return self._initials[i]
+
+
+def _offsets_to_pieces(offsets: list[int], starts: list[int]) -> list[int]:
+    return [max(0, bisect.bisect_right(starts, offset) - 1) for offset in offsets]
 
 
 def index_context(docs: list[tuple[str, str]]) -> Context:
-    """``docs``: (id, text) of the non-empty documents."""
+    """``docs``: (id, text) of the non-empty documents. One pass of a few regular expressions over each text
+    (sentences, words, numbers), every word looked up once in a memo table (its root, or whether it is a
+    negation or a number word); what only some claims need is computed when one asks."""
     ctx = Context(doc_ids=[d for d, _ in docs], doc_texts=[t for _, t in docs])
-    by_root, by_number = ctx.by_root, ctx.by_number
+    by_root, by_number, roots_memo, findall = ctx.by_root, ctx.by_number, _ROOTS, _WORD.findall
+    all_roots: set[str] = set()
+    unique: set[str] = set()
     for position, (_doc_id, text) in enumerate(docs):
         facts = structured_facts(text)
+        numbers_of: defaultdict[int, set[str]] = defaultdict(set)
         if facts is not None:
             ctx.structured = True
             pieces: list[tuple[str, int, int]] = []
@@ -484,45 +647,58 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
                 else:
                     pieces.append((fact.text, fact.start, fact.end))
             # Fact texts are not substrings of the document: their numbers are read one by one.
-            located = [(i, value) for i, (piece, _a, _b) in enumerate(pieces) for _o, value in context_numbers(piece)]
+            for i, (piece, _a, _b) in enumerate(pieces):
+                numbers_of[i].update(value for _o, value in context_numbers(piece))
+            # The record's own names are words of the context too ("BusinessParking": "parking").
+            unique.update(findall(_GLUED.sub(" ", text)))
         else:
             pieces = _prose_pieces(text)
             starts = [start for _p, start, _e in pieces]
             found = context_numbers(text)
-            located = [(max(0, bisect.bisect_right(starts, offset) - 1), value) for offset, value in found]
-        numbers_of: dict[int, set[str]] = {}
-        for i, value in located:
-            numbers_of.setdefault(i, set()).add(value)
-            (ctx.words if value.isalpha() else ctx.numbers).add(value)
+            for i, (_o, value) in zip(_offsets_to_pieces([o for o, _v in found], starts), found, strict=True):
+                numbers_of[i].add(value)
+        is_fact = facts is not None
+        raws: list[list[str]] = []
         for i, (piece, start, end) in enumerate(pieces):
-            # Each distinct word once: the sets below do not need the order (an acronym check re-reads text).
-            infos = [_TOKENS.get(r) or token(r) for r in set(_WORD.findall(piece))]
-            folded = [f for f, _k, _r in infos]
-            ctx.words.update(folded)
-            keys = [k for _f, k, _r in infos if k]
-            nums = numbers_of.get(i, set())
-            if not _NUMBER_KEYS.isdisjoint(keys):
-                nums.update(k for k in keys if k[0].isdigit())  # number words
-                keys = [k for k in keys if not k[0].isdigit()]
-            roots = frozenset([r for _f, _k, r in infos if r and not r[0].isdigit()])
-            negated = not NEGATIONS.isdisjoint(folded) or "n't" in piece or "n’t" in piece
+            raw = findall(piece)
+            raws.append(raw)
+            roots = set(map(roots_memo.__getitem__, raw))
+            roots.discard(None)
+            negated = NEGATED in roots
+            nums = numbers_of.get(i) or _NONE
+            if negated:
+                roots.discard(NEGATED)
+            if not _NUMBER_MARKS.isdisjoint(roots):  # number words ("three") count as their value
+                marks = roots & _NUMBER_MARKS
+                roots -= marks
+                nums = set(nums) | {m[1:] for m in marks}
             index = len(ctx.sentences)
             if negated:
                 ctx.negated.append(index)
-            initials = frozenset([k[0] for k in keys])
+            sentence_roots = roots
             ctx.sentences.append(
-                Sentence(position, start, end, piece, initials, roots, frozenset(nums), negated, facts is not None)
+                Sentence(
+                    position, start, end, piece, sentence_roots, frozenset(nums) if nums else _NONE, negated, is_fact
+                )
             )
-            for r in roots:
+            for r in sentence_roots:
                 by_root[r].append(index)
             for value in nums:
                 by_number[value].append(index)
-            ctx.keys.update(keys)
-            ctx.roots.update(roots)
-        if _GLUED.search(text):  # "WilkinsonBlack": text scraped without a space between sentences
-            ctx.words.update(words(_GLUED.sub(" ", text)))
-    ctx.words.update([stem(w) for w in ctx.words])
-    ctx.numbers.update(NUMBER_WORDS[w] for w in ctx.words if w in NUMBER_WORDS)
+            all_roots |= sentence_roots
+            if nums:
+                ctx.numbers.update(v for v in nums if not v.isalpha())
+                ctx.words.update(v for v in nums if v.isalpha())  # a month name read from an ISO date
+        unique.update(chain.from_iterable(raws))
+        ctx.size += sum(map(len, raws))
+    # "WilkinsonBlack": text scraped without a space between sentences; its parts are words of the context too.
+    for glued in [w for w in unique if not (w.islower() or w.isupper() or w.istitle())]:
+        unique.update(findall(_GLUED.sub(" ", glued)))
+    ctx.words.update(map(_FOLDED.__getitem__, unique))
+    ctx.roots = all_roots
+    ctx.keys = set(map(_KEYS.__getitem__, unique))
+    ctx.keys.discard(None)
+    ctx.words.update(map(_STEMS.__getitem__, unique))
     return ctx
 
 
@@ -531,12 +707,25 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
 NAME = re.compile(r"(?<![\w'’])[A-Z][\w'’]*(?:(?:[-–]| (?:of |de |van |von |da |del |la )?)[A-Z][\w'’]*)*")
 _FIRST_WORD = re.compile(r"""^[\s"'“‘(\[*_#>]*[\w'’]+""")
 _NOT_NAMES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "faq", "yes", "no", "a", "an", "am", "pm"})
+# The speaker's own voice ("I think", "my favourite", "we went"): a remark about oneself, which documents
+# rarely support.
+_FIRST_PERSON = frozenset(
+    {"i", "me", "my", "mine", "myself", "i'm", "i've", "i'd", "i'll"}
+    | {"we", "us", "our", "ours", "ourselves", "we're", "we've"}
+)
 
 
-def missing_specifics(sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> list[str]:
-    """Numbers, amounts, dates and names of ``sentence`` that neither the context nor the user's input has."""
+def missing_specifics(
+    sentence: str,
+    ctx: Context,
+    known_words: set[str],
+    known_numbers: set[str],
+    stated_numbers: list[tuple[str, str]] | None = None,
+) -> list[str]:
+    """Numbers, amounts, dates and names of ``sentence`` that neither the context nor the user's input has
+    (``stated_numbers``: ``number_keys(sentence)`` when the caller has it)."""
     missing: list[str] = []
-    for written, value in number_keys(sentence):
+    for written, value in number_keys(sentence) if stated_numbers is None else stated_numbers:
         if value.isalpha():
             present = value in ctx.words or value in known_words
         else:
@@ -570,11 +759,9 @@ def _is_acronym_of(written: str, ctx: Context) -> bool:
         return False
     initials = written.casefold()
     n = len(initials)
-    for s in ctx.sentences:
-        if initials[0] not in s.initials:
-            continue
-        keys = [k for k in content_keys(words(s.text)) if not k[0].isdigit()]
-        if any("".join(k[0] for k in keys[i : i + n]) == initials for i in range(len(keys) - n + 1)):
+    for i in range(len(ctx.sentences)):
+        keys = ctx.content_keys_of(i)
+        if any("".join(k[0] for k in keys[j : j + n]) == initials for j in range(len(keys) - n + 1)):
             return True
     return False
 
@@ -582,18 +769,25 @@ def _is_acronym_of(written: str, ctx: Context) -> bool:
 FEATURES = (
     "coverage",  # share of the claim's content (roots and numbers) found anywhere in the context
     "exact_coverage",  # same, by exact content key
+    "idf_coverage",  # same, each word weighed by how much it says (inverse document frequency)
     "best_window",  # share found in the best window of adjacent sentences (fusion)
+    "idf_window",  # same, weighed by inverse document frequency
+    "pairs",  # share of the claim's pairs of nearby content words that the best window states together
+    "anchored",  # share of the claim's words restating the question found in the best window
+    "clause_found",  # the weakest clause's share of content found anywhere in the context
+    "clause_near",  # the weakest clause's share of content found in the best window
     "missing_words",  # log(1 + content words found nowhere)
+    "missing_idf",  # the most telling content word found nowhere (its inverse document frequency)
     "baseless_run",  # longest run of adjacent content words found nowhere, as a share of the claim
     "missing_numbers",
     "missing_names",
     "number_conflict",  # the best sentence states a different number
     "negation_flip",
+    "bare_negation",  # the claim negates and no passage it rests on does
     "opposite",  # a role, direction or comparison swapped
+    "first_person",  # the speaker's own voice ("I think", "my favourite"), the context not using it
     "length",  # log(1 + content words)
-    "restates_input",  # share of the claim's content that only restates the user's input
     "peer_overlap",  # share of the claim's words (any word, as written) found in the context
-    "structured",  # the context holds a structured record
 )
 
 
@@ -607,13 +801,10 @@ class ClaimFeatures:
     conflict: str | None  # what contradicts: "number", "negation", "opposite"
 
 
-_CLAUSE = re.compile(r"[,;:()\[\]]|\s(?:but|while|whereas|although|though|however|except)\s")
-
-
-def _may_disagree(roots: set[str], needed: int, ctx: Context) -> bool:
-    """Whether a negated context sentence shares enough of a (not negated) claim clause's words, under its
-    negation, to contradict it."""
-    for i in ctx.negated:
+def _may_disagree(roots: set[str], needed: int, ctx: Context, negated: list[int]) -> bool:
+    """Whether a negated context sentence (of ``negated``) shares enough of a (not negated) claim clause's
+    words, under its negation, to contradict it."""
+    for i in negated:
         candidate = ctx.sentences[i]
         if candidate.fact and candidate.roots <= roots:
             return True
@@ -626,18 +817,28 @@ def _may_disagree(roots: set[str], needed: int, ctx: Context) -> bool:
     return False
 
 
-def negation_flip(sentence: str, ctx: Context) -> bool:
+def negation_flip(sentence: str, ctx: Context, claim_roots: set[str] | None = None) -> bool:
     """True when a clause of the sentence best matches a context sentence that negates the shared words
-    while the claim does not (or the other way round), and no equally good context sentence agrees."""
+    while the claim does not (or the other way round), and no equally good context sentence agrees.
+    ``claim_roots``: the claim's roots, when the caller has them: a negated sentence of prose sharing fewer
+    than two of them cannot contradict a claim that does not negate."""
+    negated = ctx.negated
+    if claim_roots is not None and not ctx.structured:
+        sentences = ctx.sentences
+        negated = [i for i in negated if len(claim_roots & sentences[i].roots) >= 2]
+        if not negated and not any(_ROOTS[w] == NEGATED for w in raw_words(sentence)):
+            return False  # the usual case, settled without reading the clauses
     for clause in _CLAUSE.split(sentence):
-        raw = raw_words(clause)
-        sequence = polar_sequence(raw)
+        sequence = polar_sequence(raw_words(clause))
         roots = {k for k, _ in sequence if k}
         if not roots:
             continue
         needed = max(2 if len(roots) > 1 else 1, (len(roots) + 1) // 2)
         claim_negated = any(cue for _, cue in sequence)
-        if not claim_negated and not _may_disagree(roots, needed, ctx):
+        if not claim_negated and (
+            (not ctx.structured and len(roots & ctx.negated_roots) < needed)
+            or not _may_disagree(roots, needed, ctx, negated)
+        ):
             continue  # the usual case, settled without counting every sentence's overlap
         candidates: dict[int, int] = {}
         for r in roots:
@@ -669,13 +870,36 @@ def negation_flip(sentence: str, ctx: Context) -> bool:
     return False
 
 
+def best_passage(sentence: str, ctx: Context) -> tuple[int, int] | None:
+    """The window of up to three adjacent context sentences of one document (a tool result's "key: value."
+    lines, a passage) that holds most of the content roots and numbers of ``sentence``, the shortest and
+    earliest of equals; None when no sentence shares any."""
+    wanted = {r for r in map(_ROOTS.__getitem__, raw_words(sentence)) if r}
+    wanted |= {v for _w, v in number_keys(sentence)}
+    hits: dict[int, int] = {}
+    for item in wanted:
+        for i in ctx.by_number.get(item, ()) if item[0].isdigit() else ctx.by_root.get(item, ()):
+            hits[i] = hits.get(i, 0) + 1
+    sentences = ctx.sentences
+    best: tuple[int, int, int] | None = None  # (-covered, width, lo)
+    for i in heapq.nlargest(4, hits, key=lambda i: (hits[i], -i)):
+        for lo, hi in ((i, i), (i - 1, i), (i, i + 1), (i - 1, i + 1)):
+            if lo < 0 or hi >= len(sentences) or sentences[lo].doc != sentences[hi].doc:
+                continue
+            covered = wanted & set().union(*(sentences[j].roots | sentences[j].numbers for j in range(lo, hi + 1)))
+            candidate = (-len(covered), hi - lo, lo)
+            if best is None or candidate < best:
+                best = candidate
+    return (best[2], best[2] + best[1]) if best else None
+
+
 def word_overlap(text: str, ctx: Context) -> float:
     """Share of the words of ``text`` (any word, folded) found in the context."""
-    found = [token(w)[0] in ctx.words for w in _WORD.findall(text)]
-    return sum(found) / len(found) if found else 1.0
+    raw = _WORD.findall(text)
+    return sum(map(ctx.words.__contains__, map(_FOLDED.__getitem__, raw))) / len(raw) if raw else 1.0
 
 
-def _field_disagrees(ctx: Context, hits: dict[int, int], roots: set[str], claimed: set[str]) -> bool:
+def _field_disagrees(ctx: Context, hits: dict[int, float], roots: set[str], claimed: set[str]) -> bool:
     """A record field the claim names in full ("Pro seats: 5" for "the Pro plan has 20 seats") whose numbers
     the claim does not repeat, though it states a number of their kind (20 may be elsewhere in the table),
     and no other field it names in full that has the claim's number ("review stars: 5" beside "stars: 3")."""
@@ -697,7 +921,7 @@ def _kind(number: str) -> str:
 def _states_other_number(
     ctx: Context,
     window: tuple[int, int] | None,
-    hits: dict[int, int],
+    hits: dict[int, float],
     roots: set[str],
     missing: set[str],
     claimed: set[str],
@@ -712,6 +936,9 @@ def _states_other_number(
     return any(_kind(n) in kinds for i in passages for n in ctx.sentences[i].numbers - claimed if not n.isalpha())
 
 
+_WORD_SPAN = re.compile(r"\w+(?:['’]\w+)*")
+
+
 def claim_features(
     sentence: str,
     ctx: Context,
@@ -723,11 +950,13 @@ def claim_features(
     flag_specifics: bool = True,
 ) -> ClaimFeatures:
     raw_spans = [(m.start(), m.end(), m.group()) for m in _WORD_SPAN.finditer(sentence)]
-    keyed = [(a, b, key(fold(w))) for a, b, w in raw_spans]
+    tokens = _TOKENS
+    keyed = [(a, b, tokens[w][1]) for a, b, w in raw_spans]
     # Number words ("three") compare as numbers.
     keyed_content = [(a, b, k) for a, b, k in keyed if k and not k[0].isdigit()]
     keys = [k for _, _, k in keyed_content]
-    number_values = {v for _, v in number_keys(sentence) if not v.isalpha()}
+    stated_numbers = number_keys(sentence)
+    number_values = {v for _, v in stated_numbers if not v.isalpha()}
     number_values.update(k for _, _, k in keyed if k and k[0].isdigit())
     novel = [k for k in keys if k not in input_keys and k not in _META_KEYS]
     novel_numbers = number_values - known_numbers
@@ -735,41 +964,80 @@ def claim_features(
     judged_numbers = novel_numbers if (novel or novel_numbers) else number_values
     total = len(judged) + len(judged_numbers)
     judged_roots = {root(k) for k in judged}
+    weight = {r: idf(r) for r in judged_roots}
+    weight.update(dict.fromkeys(judged_numbers, 1.0))
+    weight_total = sum(weight.values())
 
     found_root = {k for k in judged if root(k) in ctx.roots}
-    found_exact = {k for k in judged if k in ctx.keys}
+    found_exact = judged & ctx.keys
     found_numbers = judged_numbers & ctx.numbers
     coverage = (len(found_root) + len(found_numbers)) / total if total else 1.0
     exact = (len(found_exact) + len(found_numbers)) / total if total else 1.0
+    absent_roots = judged_roots - ctx.roots
+    missing_numbers_set = judged_numbers - found_numbers
+    absent_weight = sum(map(weight.__getitem__, absent_roots)) + len(missing_numbers_set)
+    weighted = (weight_total - absent_weight) / weight_total if weight_total else 1.0
 
-    # The best sentence and window, by shared roots and numbers.
-    hits: dict[int, int] = {}
+    # The best sentence and window, by shared roots and numbers (each weighed by what it says).
+    hits: dict[int, float] = {}
+    by_root, by_number = ctx.by_root, ctx.by_number
     for r in judged_roots:
-        for i in ctx.by_root.get(r, ()):
-            hits[i] = hits.get(i, 0) + 1
+        says = weight[r]
+        for i in by_root.get(r, ()):
+            hits[i] = hits.get(i, 0.0) + says
     for value in judged_numbers:
-        for i in ctx.by_number.get(value, ()):
-            hits[i] = hits.get(i, 0) + 1
-    ranked = heapq.nlargest(4, hits, key=lambda i: (hits[i], -i))
+        for i in by_number.get(value, ()):
+            hits[i] = hits.get(i, 0.0) + 1.0
+    ranked = [-i for _w, i in heapq.nlargest(4, zip(hits.values(), map(operator.neg, hits), strict=True))]
     best = ranked[0] if ranked else None
-    denominator = len(judged_roots) + len(judged_numbers)
-    best_window = hits[best] / denominator if best is not None and denominator else 0.0
-    window = (best, best) if best is not None else None
     sentences = ctx.sentences
+    denominator = len(judged_roots) + len(judged_numbers)
+    best_window = idf_window = 0.0
+    window = (best, best) if best is not None else None
+    wanted = judged_roots | judged_numbers
+    found_in: dict[int, set[str]] = {}  # per sentence near a ranked one: the wanted roots and numbers it has
     for i in ranked:
-        for lo, hi in ((i - 1, i), (i, i + 1), (i - 1, i + 1)):
+        for j in (i - 1, i, i + 1):
+            if j not in found_in and 0 <= j < len(sentences):
+                found_in[j] = (wanted & sentences[j].roots) | (wanted & sentences[j].numbers)
+    for i in ranked:
+        for lo, hi in ((i, i), (i - 1, i), (i, i + 1), (i - 1, i + 1)):
             if lo < 0 or hi >= len(sentences) or sentences[lo].doc != sentences[hi].doc:
                 continue
-            shared: set[str] = set()
-            for j in range(lo, hi + 1):
-                shared |= judged_roots & sentences[j].roots
-                shared |= judged_numbers & sentences[j].numbers
-            share = len(shared) / denominator
-            if share > best_window + 1e-9:
-                best_window, window = share, (lo, hi)
+            shared = found_in[lo].union(*(found_in[j] for j in range(lo + 1, hi + 1)))
+            share = sum(map(weight.__getitem__, shared)) / weight_total if weight_total else 0.0
+            if share > idf_window + 1e-9:
+                idf_window, window = share, (lo, hi)
+            if denominator and len(shared) / denominator > best_window:
+                best_window = len(shared) / denominator
+    # The claim's words that restate the question must sit in the passage its new words come from: "Bela Lugosi
+    # was the original werewolf" is not grounded by a passage on Lugosi and another on the werewolf.
+    # (Words of the question the context never uses are the user's own names for things: not counted.)
+    restated = ({root(k) for k in keys if k in input_keys and k not in _META_KEYS} - judged_roots) & ctx.roots
+    anchored = 1.0
+    if restated and window is not None:
+        near = set().union(*(sentences[j].roots for j in range(window[0], window[1] + 1)))
+        anchored = len(restated & near) / len(restated)
+    # The weakest clause: a baseless clause in an otherwise supported sentence ("..., after a bidding war").
+    clause_found = clause_near = 1.0
+    if window is not None and len(wanted) >= 4:
+        near = set().union(*(sentences[j].roots | sentences[j].numbers for j in range(window[0], window[1] + 1)))
+        for clause in _CLAUSE.split(sentence):
+            said = wanted.intersection(token_sequence(_WORD.findall(clause)))
+            if len(said) >= 2:
+                clause_found = min(clause_found, len(said & (ctx.roots | ctx.numbers)) / len(said))
+                clause_near = min(clause_near, len(said & near) / len(said))
+    pairs = 1.0
+    claim_pairs = word_pairs([r for r in token_sequence([w for _a, _b, w in raw_spans]) if r in wanted], reach=1)
+    if claim_pairs and window is not None:
+        stated: set[tuple[str, str]] = set()
+        for j in range(window[0], window[1] + 1):
+            stated |= claim_pairs & sentences[j].pairs
+        pairs = len(stated) / len(claim_pairs)
+    elif claim_pairs:
+        pairs = 0.0
 
     # Content words found nowhere, and the longest run of them (numbers missing count too).
-    missing_numbers_set = judged_numbers - ctx.numbers
     absent = [k in judged and root(k) not in ctx.roots for _a, _b, k in keyed_content]
     for a, b, w in raw_spans:
         if w[0].isdigit():
@@ -795,70 +1063,96 @@ def claim_features(
     if run_len:
         baseless.append((run_start, run_end))
     missing_count = sum(absent)
+    missing_idf = max([weight[r] for r in absent_roots] + [1.0 for _ in missing_numbers_set], default=0.0)
 
-    missing = missing_specifics(sentence, ctx, known_words, known_numbers) if flag_specifics else []
+    missing = missing_specifics(sentence, ctx, known_words, known_numbers, stated_numbers) if flag_specifics else []
     missing_numbers = sum(1 for m in missing if any(ch.isdigit() for ch in m) or m.casefold() in NUMBER_WORDS)
     missing_names = len(missing) - missing_numbers
 
     conflict = None
     number_conflict = 0.0
+    # A record field counts as named by the claim with all its words, the meta words too ("review stars: 4").
+    named_roots = judged_roots | {root(k) for k in keys}
     if (
-        missing_numbers_set
-        and _states_other_number(ctx, window, hits, judged_roots, missing_numbers_set, number_values)
-    ) or _field_disagrees(ctx, hits, judged_roots, number_values):
+        missing_numbers_set and _states_other_number(ctx, window, hits, named_roots, missing_numbers_set, number_values)
+    ) or _field_disagrees(ctx, hits, named_roots, number_values):
         number_conflict, conflict = 1.0, "number"
-    flip = 1.0 if check_negation and negation_flip(sentence, ctx) else 0.0
+    flip = 1.0 if check_negation and negation_flip(sentence, ctx, judged_roots) else 0.0
     if flip and conflict is None:
         conflict = "negation"
+    claim_negated = any(_ROOTS[w] == NEGATED for _a, _b, w in raw_spans)
+    bare_negation = 0.0
+    if check_negation and claim_negated and not flip:
+        passage = list(range(window[0], window[1] + 1)) if window else []
+        bare_negation = 0.0 if any(sentences[i].negated for i in (*passage, *ranked)) else 1.0
     opposite = 0.0
-    near_roots = frozenset().union(*(ctx.sentences[i].roots for i in ranked[:3]))
+    near_roots = frozenset().union(*(sentences[i].roots for i in ranked[:3]))
     for r in judged_roots:
         if r not in near_roots and OPPOSITE.get(r, set()) & near_roots:
             opposite = 1.0
     if opposite and conflict is None:
         conflict = "opposite"
+    raw_folded = {_TOKENS[w][0] for _a, _b, w in raw_spans}
+    first_person = 1.0 if any(w in _FIRST_PERSON and w not in ctx.words for w in raw_folded) else 0.0
 
-    restates = (len(keys) - len(novel)) / len(keys) if keys else 0.0
-    peer_overlap = word_overlap(sentence, ctx)
     values = {
         "coverage": coverage,
         "exact_coverage": exact,
+        "idf_coverage": weighted,
         "best_window": best_window,
+        "idf_window": idf_window,
+        "pairs": pairs,
+        "anchored": anchored,
+        "clause_found": clause_found,
+        "clause_near": clause_near,
         "missing_words": math.log1p(missing_count),
+        "missing_idf": missing_idf,
         "baseless_run": longest / max(1, len(keyed_content)),
         "missing_numbers": float(missing_numbers),
         "missing_names": float(missing_names),
         "number_conflict": number_conflict,
         "negation_flip": flip,
+        "bare_negation": bare_negation,
         "opposite": opposite,
+        "first_person": first_person,
         "length": math.log1p(len(keys)),
-        "restates_input": restates,
-        "peer_overlap": peer_overlap,
-        "structured": 1.0 if ctx.structured else 0.0,
+        "peer_overlap": word_overlap(sentence, ctx),
     }
     return ClaimFeatures(values, best, window, baseless, missing, conflict)
 
 
-_WORD_SPAN = re.compile(r"\w+(?:['’]\w+)*")
+_SUPPORT = (
+    "coverage",
+    "exact_coverage",
+    "idf_coverage",
+    "best_window",
+    "idf_window",
+    "pairs",
+    "anchored",
+    "clause_found",
+    "clause_near",
+    "peer_overlap",
+)
+_MEAN_ONLY = ("length",)
+ANSWER_FEATURES = (
+    "answer_overlap",  # share of the whole answer's words found in the context
+    "non_claims",  # share of the answer's sentences that make no claim (a personal remark beside the claims)
+    "structured",  # the context holds a structured record
+    "context_size",  # log(1 + words of context): the more context, the more words match by chance
+)
 
 
-_SUPPORT = ("coverage", "exact_coverage", "best_window", "peer_overlap")
-
-
-def answer_features(claims: list[dict[str, float]], answer_overlap: float, non_claims: float) -> list[float]:
+def answer_features(claims: list[dict[str, float]], answer: dict[str, float]) -> list[float]:
     """The model's input for a set of claims (one claim: that claim alone): the weakest claim and the mean
     of each measure of support, the worst and the mean of each measure of trouble, the number of claims; and
-    of the whole answer, the share of its words found in the context and the share of its sentences that
-    make no claim (a personal remark beside the claims)."""
+    the measures of the whole answer (``ANSWER_FEATURES``)."""
     n = len(claims)
-    out: list[float] = [answer_overlap, non_claims]
+    out: list[float] = [answer[name] for name in ANSWER_FEATURES]
     for name in FEATURES:
         column = [c[name] for c in claims]
-        if name in ("structured",):
-            out.append(column[0])
-        elif name in _SUPPORT:
+        if name in _SUPPORT:
             out.extend((min(column), sum(column) / n))
-        elif name in ("length", "restates_input"):
+        elif name in _MEAN_ONLY:
             out.append(sum(column) / n)
         else:
             out.extend((max(column), sum(column) / n))
@@ -867,13 +1161,11 @@ def answer_features(claims: list[dict[str, float]], answer_overlap: float, non_c
 
 
 def answer_feature_names() -> list[str]:
-    names: list[str] = ["answer_overlap", "non_claims"]
+    names: list[str] = list(ANSWER_FEATURES)
     for name in FEATURES:
-        if name == "structured":
-            names.append(name)
-        elif name in _SUPPORT:
+        if name in _SUPPORT:
             names.extend((f"min_{name}", f"mean_{name}"))
-        elif name in ("length", "restates_input"):
+        elif name in _MEAN_ONLY:
             names.append(f"mean_{name}")
         else:
             names.extend((f"max_{name}", f"mean_{name}"))

@@ -431,7 +431,7 @@ def test_bad_params_are_rejected(params: dict[str, Any], field: str) -> None:
 def test_metadata() -> None:
     assert (Grounding.name, Grounding.version, Grounding.queue, Grounding.default_enabled) == (
         "grounding",
-        2,
+        3,
         "scoring",
         True,
     )
@@ -795,3 +795,26 @@ def test_trace_page_partial_shows_the_context_span_beside_the_claim_escaped() ->
     assert "contradicted" in html
     assert "not in the documents: “take 41”" in html
     assert "<script>" not in html and "<img" not in html and "<b>" not in html
+
+
+def test_a_claim_a_tool_result_supports_shows_that_result_as_its_span() -> None:
+    """The trace page quotes, beside each claim, the tool result it was checked against (specifics mode, the
+    agents' setting, used to show "no matching passage" there)."""
+    from django.template.loader import render_to_string
+
+    answer = "For Oslo: expect mild weather around 18°C. Hotel Central has rooms at $165 per night."
+    evaluator = Grounding.from_config({"claims": "specifics"})
+    result = evaluator.evaluate(EvalItem(input="Plan a weekend in Oslo.", output=answer, context=TOOL_CONTEXT))
+    assert result is not None
+    spans = [s["context_span"] for s in result.evidence["sentences"] if s["claim"]]
+    assert [s["document_id"] for s in spans] == ["tool:get_weather", "tool:search_hotels"]
+    for span, doc in zip(spans, TOOL_CONTEXT, strict=True):
+        assert doc.text[span["start"] : span["end"]] == span["text"]
+    assert "18" in spans[0]["text"] and "165" in spans[1]["text"]
+    html = render_to_string("evals/_grounding_evidence.html", {"evidence": result.evidence})
+    assert "no matching passage" not in html
+    assert "tool:search_hotels [" in html
+    # The default (words) mode quotes the tool result too.
+    words = run("Hotel Central costs $165 per night.", TOOL_CONTEXT)
+    assert words is not None
+    assert words.evidence["sentences"][0]["context_span"]["document_id"] == "tool:search_hotels"

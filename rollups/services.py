@@ -18,8 +18,11 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from accounts.models import Project
+from accounts.retention import raw_kept_since
 from evals.models import Score, score_value_in_range
 from evals.signals import safety_flagged
 from rollups.histogram import bucket_of
@@ -173,8 +176,13 @@ TRACE_FIELDS = (
 
 @transaction.atomic
 def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
-    """Recompute the minute buckets (all slices) and the hour buckets that contain them. Returns rows written."""
-    wanted = sorted({floor_minute(m) for m in minutes})
+    """Recompute the minute buckets (all slices) and the hour buckets that contain them. Returns rows written.
+
+    Minutes whose raw rows have expired, or are about to (accounts.retention), are left as they are: recounted
+    from what is left of their traces they would lose counts that the aggregates are kept to preserve."""
+    project = Project.objects.only("raw_retention_days").get(pk=project_id)
+    kept_since = raw_kept_since(project, timezone.now())
+    wanted = sorted({m for m in map(floor_minute, minutes) if m >= kept_since})
     if not wanted:
         return 0
     wanted_set = set(wanted)

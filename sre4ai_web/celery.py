@@ -26,6 +26,7 @@ app.conf.task_routes = {
     "slos.tasks.sli_history": {"queue": "backfill"},
     "slos.tasks.dispatch": {"queue": "notify"},
     "evals.tasks.scores_export": {"queue": "export"},  # the OTLP collector of docs/scoring.md
+    "accounts.tasks.retention_sweep": {"queue": "backfill"},
 }
 
 app.conf.beat_schedule = {
@@ -43,6 +44,8 @@ app.conf.beat_schedule = {
     "budgets-evaluate": {"task": "slos.tasks.budgets_evaluate", "schedule": 60.0},
     # Scoring of traces ingested while the broker was down (the ingest outbox) is queued once it is back.
     "traces-requeue-followups": {"task": "traces.tasks.followups_requeue", "schedule": 30.0},
+    # Each project's raw rows past its raw retention and aggregates past its aggregate retention, in short batches.
+    "retention-sweep": {"task": "accounts.tasks.retention_sweep", "schedule": 300.0},
 }
 
 

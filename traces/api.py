@@ -49,7 +49,7 @@ def _otlp_endpoint(handle: Callable[[ApiKey, bytes, str, IngestLimits], HttpResp
             fmt = otlp.wire_format(request.headers.get("Content-Type", ""))
             api_key = authenticate_project_key(request, scope=Scope.INGEST)
             rate_check(api_key)
-            limits = IngestLimits.from_settings()
+            limits = IngestLimits.from_settings(api_key.project)
             with ingest_slot():
                 return handle(api_key, request_body(request, limits), fmt, limits)
         except (IngestError, ProjectKeyError) as exc:
@@ -345,9 +345,9 @@ class TracesEndpoint(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        limits = IngestLimits.from_settings()
         api_key = request.auth
         assert isinstance(api_key, ApiKey)  # guaranteed by HasProjectKey
+        limits = IngestLimits.from_settings(api_key.project)
         try:
             if "application/json" not in request.headers.get("Content-Type", "").lower():
                 raise IngestError(415, "Send the batch as Content-Type: application/json.")
@@ -356,7 +356,7 @@ class TracesEndpoint(APIView):
                 # Read here rather than by DRF's parser, which sees no chunked body and no Content-Encoding.
                 document = json_document(request_body(request._request, limits), limits)
                 try:
-                    records, errors, accepted = native.decode_batch(document)
+                    records, errors, accepted = native.decode_batch(document, limits)
                 except ValueError as exc:
                     return Response({"error": f"Body does not match the batch schema: {exc}"}, status=400)
                 if len(records) > limits.max_spans_per_request:

@@ -239,9 +239,11 @@ def _error_text(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def decode_batch(document: Any) -> tuple[list[SpanRecord], list[dict[str, Any]], int]:
+def decode_batch(
+    document: Any, limits: IngestLimits | None = None
+) -> tuple[list[SpanRecord], list[dict[str, Any]], int]:
     """Validated span records, per-trace errors ``[{index, error}]``, and the number of accepted traces."""
-    context = {"limits": IngestLimits.from_settings(), "now": datetime.now(tz=UTC)}
+    context = {"limits": limits or IngestLimits.from_settings(), "now": datetime.now(tz=UTC)}
     document = _without_nul(document)
     try:
         batch = BatchIn.model_validate(document)

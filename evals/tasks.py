@@ -18,6 +18,7 @@ from accounts.models import Project
 from evals import otel_export, services
 from evals.drift import runs as drift_runs
 from evals.evaluators.base import EvaluatorError
+from evals.models import DriftRun
 from evals.probes import runs as probe_runs
 from rollups.models import Granularity, TrafficRollup
 
@@ -84,10 +85,16 @@ def drift_run(self: Task[Any, Any], run_id: int) -> None:
 
 @shared_task(name="evals.tasks.drift_schedule", ignore_result=True)
 def drift_schedule() -> int:
-    """Beat: one drift run per service that had traffic in the last 24 hours."""
-    since = timezone.now() - timedelta(hours=24)
+    """Beat: one drift run per service that had traffic in the last 24 hours, and none yet this half hour (a second
+    beat, by mistake, sends this task again at another moment of the hour: sre4ai_web/beat.py)."""
+    now = timezone.now()
     pairs = set(
-        TrafficRollup.objects.filter(granularity=Granularity.HOUR, dimension="", bucket__gte=since).values_list(
+        TrafficRollup.objects.filter(
+            granularity=Granularity.HOUR, dimension="", bucket__gte=now - timedelta(hours=24)
+        ).values_list("project_id", "service")
+    )
+    pairs -= set(
+        DriftRun.objects.filter(trigger="schedule", created_at__gte=now - timedelta(minutes=30)).values_list(
             "project_id", "service"
         )
     )

@@ -5,9 +5,12 @@ import os
 
 from celery import Celery, signals
 
+from sre4ai_web.beat import mark_schedule
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sre4ai_web.settings")
 
-app = Celery("sre4ai")
+# Tasks sent by beat run one copy at a time, however many beats run (sre4ai_web/beat.py).
+app = Celery("sre4ai", task_cls="sre4ai_web.beat:SingleRunTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
@@ -47,6 +50,7 @@ app.conf.beat_schedule = {
     # Each project's raw rows past its raw retention and aggregates past its aggregate retention, in short batches.
     "retention-sweep": {"task": "accounts.tasks.retention_sweep", "schedule": 300.0},
 }
+mark_schedule(app.conf.beat_schedule)
 
 
 @signals.worker_process_init.connect  # a prefork child, after the fork

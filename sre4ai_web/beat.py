@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,8 @@ from typing import Any
 from celery import Task
 from django.conf import settings
 from django.db import DatabaseError, connection
+
+from sre4ai_web.lib.opsmetrics import beat_run_record
 
 logger = logging.getLogger(__name__)
 
@@ -103,4 +106,8 @@ class SingleRunTask(Task):
             if not held:
                 logger.info("%s is already running (two beats?): this copy exits", self.name)
                 return None
-            return super().__call__(*args, **kwargs)
+            started = time.monotonic()
+            try:
+                return super().__call__(*args, **kwargs)
+            finally:
+                beat_run_record(self.name, time.monotonic() - started)  # /metrics: how long the tick took

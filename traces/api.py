@@ -29,7 +29,7 @@ from evals.selectors import scores_for_trace
 from traces.forms import TraceFilterForm
 from traces.ingest import native, otlp
 from traces.ingest.body import json_document, request_body
-from traces.ingest.gate import ingest_slot, rate_charge, rate_check
+from traces.ingest.gate import ingest_slot, rate_charge, rate_check, refusal_count
 from traces.ingest.limits import IngestError, IngestLimits
 from traces.models import RetrievedDocument, Span, SpanKind, Status, Trace
 from traces.selectors import InvalidCursor, trace_detail, trace_page
@@ -45,6 +45,7 @@ def _otlp_endpoint(handle: Callable[[ApiKey, bytes, str, IngestLimits], HttpResp
     @require_POST
     def view(request: HttpRequest) -> HttpResponse:
         fmt = "json"
+        api_key: ApiKey | None = None
         try:
             fmt = otlp.wire_format(request.headers.get("Content-Type", ""))
             api_key = authenticate_project_key(request, scope=Scope.INGEST)
@@ -53,9 +54,13 @@ def _otlp_endpoint(handle: Callable[[ApiKey, bytes, str, IngestLimits], HttpResp
             with ingest_slot():
                 return handle(api_key, request_body(request, limits), fmt, limits)
         except (IngestError, ProjectKeyError) as exc:
+            if api_key is not None:
+                refusal_count(api_key.project_id, exc.status)
             return _otlp_error(exc.status, exc.message, fmt, getattr(exc, "retry_after", None))
         except OperationalError:
             logger.exception("database unavailable during OTLP ingest")
+            if api_key is not None:
+                refusal_count(api_key.project_id, 503)
             return _otlp_error(503, "Storage is unavailable; retry later.", fmt, settings.INGEST_RETRY_AFTER_SECONDS)
 
     return view
@@ -367,12 +372,14 @@ class TracesEndpoint(APIView):
                 rate_charge(api_key, len(records))
                 result = spans_store(project=api_key.project, records=records)
         except IngestError as exc:
+            refusal_count(api_key.project_id, exc.status)
             response = Response({"error": exc.message}, status=exc.status)
             if exc.retry_after is not None:
                 response["Retry-After"] = str(exc.retry_after)
             return response
         except OperationalError:
             logger.exception("database unavailable during native ingest")
+            refusal_count(api_key.project_id, 503)
             response = Response({"error": "Storage is unavailable; retry later."}, status=503)
             response["Retry-After"] = str(settings.INGEST_RETRY_AFTER_SECONDS)
             return response

@@ -50,18 +50,17 @@ class SecretSetForm(forms.Form):
 
 
 class RetentionForm(forms.Form):
-    raw_retention_days = forms.IntegerField(
-        label="Raw data (days)",
-        min_value=1,
-        max_value=RAW_DAYS_MAX,
-        help_text="Traces, spans, documents, scores and log events: removed this many days after they started.",
-    )
+    """How long a project keeps its raw rows and its aggregates (the Settings section says what each covers)."""
+
+    raw_retention_days = forms.IntegerField(label="Raw data (days)", min_value=1, max_value=RAW_DAYS_MAX)
     aggregate_retention_days = forms.IntegerField(
         label="Aggregates (days)",
         min_value=AGGREGATE_DAYS_MIN,
         max_value=RAW_DAYS_MAX,
-        help_text=f"Per-minute and per-hour rollups (charts, budgets). At least {AGGREGATE_DAYS_MIN} days, "
-        "the longest SLO window and budget month.",
+        error_messages={
+            "min_value": f"Keep aggregates at least {AGGREGATE_DAYS_MIN} days: the longest SLO window (30 days) and "
+            "a budget month read them."
+        },
     )
 
     def clean(self) -> dict[str, Any]:

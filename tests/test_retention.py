@@ -304,7 +304,7 @@ def test_admins_set_retention_in_settings_audited_and_see_what_was_removed(clien
                                                             "retention-aggregate_retention_days": "20"})  # fmt: skip
     assert too_short.status_code == 400
     text = too_short.content.decode()
-    assert "greater than or equal to 1" in text and "greater than or equal to 31" in text
+    assert "greater than or equal to 1" in text and "Keep aggregates at least 31 days" in text
 
     saved = client.post("/p/acme/settings/retention/", {"retention-raw_retention_days": "7",
                                                         "retention-aggregate_retention_days": "365"})  # fmt: skip

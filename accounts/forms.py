@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import DEFAULT_SCOPES, SECRET_NAME_VALIDATOR, Role, Scope
+from accounts.retention import AGGREGATE_DAYS_MIN, RAW_DAYS_MAX
 from accounts.selectors import login_lockout_seconds
 from accounts.services import login_failure_record, login_success_record
 
@@ -46,6 +47,31 @@ class SecretSetForm(forms.Form):
     )
     # Never rendered back, not even after a form error.
     value = forms.CharField(max_length=10_000, strip=False, widget=forms.PasswordInput(render_value=False))
+
+
+class RetentionForm(forms.Form):
+    """How long a project keeps its raw rows and its aggregates (the Settings section says what each covers)."""
+
+    raw_retention_days = forms.IntegerField(label="Raw data (days)", min_value=1, max_value=RAW_DAYS_MAX)
+    aggregate_retention_days = forms.IntegerField(
+        label="Aggregates (days)",
+        min_value=AGGREGATE_DAYS_MIN,
+        max_value=RAW_DAYS_MAX,
+        error_messages={
+            "min_value": f"Keep aggregates at least {AGGREGATE_DAYS_MIN} days: the longest SLO window (30 days) and "
+            "a budget month read them."
+        },
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        raw, aggregate = cleaned.get("raw_retention_days"), cleaned.get("aggregate_retention_days")
+        if raw is not None and aggregate is not None and aggregate < raw:
+            self.add_error(
+                "aggregate_retention_days",
+                f"Keep aggregates at least as long as raw data ({raw} days): they are computed from it.",
+            )
+        return cleaned
 
 
 def client_address(request: HttpRequest) -> str:

@@ -7,5 +7,6 @@ leaving messages that name a menu nobody can find."""
 CREATE_API_KEY = "Settings & keys → Create API key"
 SECRETS = "Settings & keys → Secrets"
 GUARD_POLICIES = "Evaluators → guard policies"
+DATA_RETENTION = "Settings & keys → Data retention"
 
-ALL = (CREATE_API_KEY, SECRETS, GUARD_POLICIES)
+ALL = (CREATE_API_KEY, SECRETS, GUARD_POLICIES, DATA_RETENTION)

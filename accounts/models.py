@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -16,9 +17,22 @@ class Project(models.Model):
     # E-mail addresses, phone, card and IBAN numbers and secrets in span texts are replaced by markers before they
     # are stored (traces.ingest.redact). Off by default: the evaluators then see the real text.
     redact_pii = models.BooleanField(default=False)
+    # Retention (accounts.retention): spans, traces, documents, scores and other raw rows are removed this many
+    # days after they started; rollups, which pages read for long ranges, after the second.
+    raw_retention_days = models.PositiveSmallIntegerField(default=30)
+    aggregate_retention_days = models.PositiveSmallIntegerField(default=400)
 
     class Meta:
         ordering = ["slug"]
+        constraints = [
+            # Aggregates outlive the raw rows they are computed from (accounts.forms.RetentionForm says why).
+            models.CheckConstraint(
+                condition=models.Q(
+                    raw_retention_days__gte=1, aggregate_retention_days__gte=models.F("raw_retention_days")
+                ),
+                name="project_retention_order",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.slug
@@ -146,3 +160,37 @@ class AuditEvent(models.Model):
     class Meta:
         # The audit page: one project's events, newest first.
         indexes = [models.Index(fields=["project", "-at"], name="audit_project_at")]
+
+
+class RemovalKind(models.TextChoices):
+    RAW = "raw", "Raw data"
+    AGGREGATE = "aggregate", "Aggregates"
+
+
+class DataRemoval(models.Model):
+    """What retention removed from one table of one project on one UTC day (accounts.retention): the rows and the
+    range of their times. A day's sweeps add up in one row, so the record stays small however often beat runs."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    table = models.CharField(max_length=100)  # a model label, e.g. "traces.Span"
+    kind = models.CharField(max_length=10, choices=RemovalKind.choices)
+    oldest = models.DateTimeField()  # earliest time (start, bucket, minute) among the rows removed
+    newest = models.DateTimeField()  # latest one: below the cutoff of the sweep
+    rows = models.BigIntegerField(default=0)
+    first_at = models.DateTimeField()  # the day's first and last sweep that removed some of these rows
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # One row per project, day and table, added to by each sweep of the day; it also serves the page.
+            models.UniqueConstraint(fields=["project", "day", "table"], name="data_removal_unique_day"),
+        ]
+
+    @property
+    def table_name(self) -> str:
+        """What the rows were, e.g. "span rows" for traces.Span."""
+        try:
+            return f"{apps.get_model(self.table)._meta.verbose_name} rows"
+        except (LookupError, ValueError):  # a model removed since
+            return self.table

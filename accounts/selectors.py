@@ -10,7 +10,16 @@ from django.db.models import Max, QuerySet
 from django.http import Http404
 
 from accounts import menus
-from accounts.models import ApiKey, AuditEvent, LoginThrottle, Membership, Project, ProjectSecret, SessionGeneration
+from accounts.models import (
+    ApiKey,
+    AuditEvent,
+    DataRemoval,
+    LoginThrottle,
+    Membership,
+    Project,
+    ProjectSecret,
+    SessionGeneration,
+)
 from accounts.services import hash_secret, login_throttle_keys
 from accounts.vault import unseal
 from sre4ai_web.lib.ttl_cache import TTLCache
@@ -114,3 +123,8 @@ def session_generation(*, user_id: int) -> int:
 def audit_events(*, project: Project) -> QuerySet[AuditEvent]:
     """The project's audit log, newest first (index audit_project_at)."""
     return AuditEvent.objects.filter(project=project).order_by("-at", "-pk")
+
+
+def data_removals(*, project: Project, limit: int = 60) -> list[DataRemoval]:
+    """What retention removed from the project, newest day first, largest tables first within a day."""
+    return list(DataRemoval.objects.filter(project=project).order_by("-day", "-rows")[:limit])

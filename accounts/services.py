@@ -187,3 +187,16 @@ def project_redaction_set(*, project: Project, enabled: bool, actor: Actor = Non
         audit_record(project=project, actor=actor, action="project.redact_pii", target=project.slug,
                      details={"enabled": enabled})  # fmt: skip
     return project
+
+
+@transaction.atomic
+def project_retention_set(*, project: Project, raw_days: int, aggregate_days: int, actor: Actor = None) -> Project:
+    """Change how long the project keeps raw rows and aggregates; the next sweep (accounts.retention) applies it."""
+    before = {"raw_days": project.raw_retention_days, "aggregate_days": project.aggregate_retention_days}
+    after = {"raw_days": raw_days, "aggregate_days": aggregate_days}
+    if before != after:
+        project.raw_retention_days, project.aggregate_retention_days = raw_days, aggregate_days
+        project.save(update_fields=["raw_retention_days", "aggregate_retention_days"])
+        audit_record(project=project, actor=actor, action="project.retention", target=project.slug,
+                     details={"before": before, "after": after})  # fmt: skip
+    return project

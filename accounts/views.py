@@ -1,4 +1,7 @@
-"""Project settings pages: members, API keys and secrets. Only admins change them; every member can look."""
+"""Project settings pages: members, API keys, secrets and data retention. Only admins change them; every member
+can look."""
+
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model, logout
@@ -7,14 +10,16 @@ from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.authentication import OTLP_HEADERS_VARIABLE, otlp_headers_value
-from accounts.forms import ApiKeyCreateForm, MemberAddForm, SecretSetForm
-from accounts.models import ApiKey, Role
+from accounts.forms import ApiKeyCreateForm, MemberAddForm, RetentionForm, SecretSetForm
+from accounts.models import ApiKey, Project, Role
 from accounts.selectors import (
     api_keys_for_project,
     audit_events,
+    data_removals,
     members_of,
     membership_for,
     project_secrets,
@@ -25,6 +30,7 @@ from accounts.services import (
     api_key_revoke,
     membership_set,
     project_redaction_set,
+    project_retention_set,
     project_secret_delete,
     project_secret_set,
     user_sessions_revoke,
@@ -158,3 +164,36 @@ def audit_log_view(request: HttpRequest, slug: str) -> HttpResponse:
         return HttpResponseForbidden("Only project admins can read the audit log.")
     page = Paginator(audit_events(project=membership.project), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "accounts/audit.html", {"project": membership.project, "page": page})
+
+
+def retention_panel_context(*, project: Project, is_admin: bool, form: RetentionForm | None = None) -> dict[str, Any]:
+    """The Settings page's data retention section (accounts/templatetags/retention.py), also the page a form with
+    errors comes back on."""
+    initial = {"raw_retention_days": project.raw_retention_days,
+               "aggregate_retention_days": project.aggregate_retention_days}  # fmt: skip
+    return {
+        "project": project,
+        "is_admin": is_admin,
+        "retention_form": form or RetentionForm(initial=initial, prefix="retention"),
+        "removals": data_removals(project=project) if is_admin else [],
+    }
+
+
+@login_required
+@require_POST
+def project_retention_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Admins set how long the project keeps raw data and aggregates; the change is audit-logged."""
+    membership = membership_for(user=request.user, slug=slug)
+    if not membership.allows(Role.ADMIN):
+        return HttpResponseForbidden("Only project admins can change data retention.")
+    project = membership.project
+    assert isinstance(request.user, User)  # login_required
+    form = RetentionForm(request.POST, prefix="retention")
+    if not form.is_valid():
+        context = retention_panel_context(project=project, is_admin=True, form=form)
+        return render(request, "accounts/retention.html", context, status=400)
+    raw, aggregate = form.cleaned_data["raw_retention_days"], form.cleaned_data["aggregate_retention_days"]
+    project_retention_set(project=project, raw_days=raw, aggregate_days=aggregate, actor=request.user)
+    messages.success(request, f"Raw data is kept {raw} days and aggregates {aggregate} days: older rows are removed "
+                     "within minutes.")  # fmt: skip
+    return redirect(reverse("project_settings", args=[slug]) + "#retention")

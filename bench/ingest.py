@@ -5,9 +5,11 @@ Usage (from the repository root, with the project's virtual environment):
     .venv/bin/python bench/ingest.py --target both --duration 30 --concurrency 8
     .venv/bin/python bench/ingest.py --target sre4ai --gunicorn 2x1,3x4,4x1 --json /tmp/ingest.json
     .venv/bin/python bench/ingest.py --target sre4ai --gunicorn 3x1 --profile /tmp/ingest-profile
+    .venv/bin/python bench/ingest.py --target sre4ai --gunicorn 3x4 --concurrency 4 --texts repeated,distinct,distinct,repeated
 
 For each target the script starts the server itself on 127.0.0.1 with a free port and a fresh
-database, sends the same payloads (bench/payload.py: ~2 KB spans, 100 spans per request) from several
+database, sends the same payloads (bench/payload.py: ~2.2 KB spans whose texts differ from span to span, or with
+``--texts repeated`` the earlier ~1.95 KB spans built from 48 variants; 100 spans per request) from several
 client processes for a fixed time, then reports spans per second acknowledged, spans per second
 durably stored (COUNT(*) of the server's span table over the same window), request latency
 percentiles, lost spans (acknowledged but not stored after the drain period) and the server's memory.
@@ -54,13 +56,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BROKER_URL, PG_BASE_URL, flush_broker, machine, pg_execute, pg_scalar, snapshot
 from payload import request_stream
 
-SRE4AI_DB = "sre4ai_bench"
-SRE4AI_TEMPLATE_DB = "sre4ai_bench_template"
-PHOENIX_DB = "phoenix_bench"
+# BENCH_DB_PREFIX keeps runs of several people on one PostgreSQL apart (each drops and re-creates its databases).
+SRE4AI_DB = os.environ.get("BENCH_DB_PREFIX", "sre4ai_bench")
+SRE4AI_TEMPLATE_DB = f"{SRE4AI_DB}_template"
+PHOENIX_DB = f"{SRE4AI_DB}_phoenix" if "BENCH_DB_PREFIX" in os.environ else "phoenix_bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --- processes: start, stop, measure ----------------------------------------------------------------
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def free_port() -> int:
@@ -410,10 +417,11 @@ def _client(
     t0: float,
     end: float,
     spans_per_request: int,
+    distinct: bool,
     out: mp.Queue,
 ) -> None:
     """One client worker: send requests back to back until `end`, like an exporter with retries."""
-    stream = request_stream(seed, spans_per_request)
+    stream = request_stream(seed, spans_per_request, distinct=distinct)
     records: list[tuple[float, float, int, int, int]] = []
     conn: http.client.HTTPConnection | None = None
     body, count = next(stream)
@@ -494,8 +502,9 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
-def run_load(server: Server, args: argparse.Namespace, run_seed: int) -> LoadResult:
-    result = LoadResult(server.name, server.config, args.duration, args.concurrency, args.spans_per_request)
+def run_load(server: Server, args: argparse.Namespace, run_seed: int, texts: str = "distinct") -> LoadResult:
+    config = f"{server.config}, {texts} texts"
+    result = LoadResult(server.name, config, args.duration, args.concurrency, args.spans_per_request)
     queue: mp.Queue = mp.Queue()
     t0 = time.time() + 1.0
     window_start, window_end = t0 + args.warmup, t0 + args.warmup + args.duration
@@ -510,6 +519,7 @@ def run_load(server: Server, args: argparse.Namespace, run_seed: int) -> LoadRes
                 t0,
                 window_end,
                 args.spans_per_request,
+                texts == "distinct",
                 queue,
             ),
             daemon=True,
@@ -700,6 +710,13 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="Client processes sending in parallel.")
     parser.add_argument("--spans-per-request", type=int, default=100)
     parser.add_argument(
+        "--texts",
+        default="distinct",
+        help="Comma-separated payload kinds, each run in turn on every configuration: 'distinct' (every span's texts "
+        "its own, the default) or 'repeated' (48 prebuilt variants, as before 2026-12-06), e.g. "
+        "repeated,distinct,distinct,repeated.",
+    )
+    parser.add_argument(
         "--gunicorn",
         default="3x4",
         help="Comma-separated WORKERSxTHREADS configurations to try for sre4ai (default 3x4, as scripts/run.sh).",
@@ -715,6 +732,9 @@ def main() -> int:
         help="Code to benchmark: 'worktree' (a copy of the working tree, the default) or a git revision such as HEAD.",
     )
     args = parser.parse_args()
+    texts = [t.strip() for t in args.texts.split(",")]
+    if not set(texts) <= {"distinct", "repeated"}:
+        parser.error("--texts takes distinct and repeated, e.g. repeated,distinct")
 
     info = machine(args.source)
     print(f"machine: {info}", flush=True)
@@ -726,14 +746,15 @@ def main() -> int:
             if args.target in ("sre4ai", "both"):
                 src = snapshot(work / "src", args.source)
                 secret = prepare_sre4ai_template(src, str(work / "var"))
-                for seed, config in enumerate(args.gunicorn.split(","), start=1):
+                runs = [(c, t) for c in args.gunicorn.split(",") for t in texts]
+                for seed, (config, kind) in enumerate(runs, start=1):
                     workers, _, threads = config.strip().partition("x")
                     with sre4ai_server(src, int(workers), int(threads or 1), secret, str(work / "var"), work) as server:
-                        print(f"running {server.config} ...", flush=True)
+                        print(f"running {server.config}, {kind} texts (load {load_average()}) ...", flush=True)
                         spy = None
                         if args.profile:
                             spy = start_profile(server, args.profile, args.warmup + args.duration + 1)
-                        result = run_load(server, args, seed)
+                        result = run_load(server, args, seed, kind)
                         if spy is not None:
                             spy.wait(60)
                             profile = summarise_profile(args.profile / "ingest.folded")
@@ -744,7 +765,7 @@ def main() -> int:
             elif args.target in ("phoenix", "both"):
                 with phoenix_server(args.phoenix_venv, args.phoenix_db, work) as server:
                     print(f"running {server.config} ...", flush=True)
-                    result = run_load(server, args, 99)
+                    result = run_load(server, args, 99, texts[0])
                     results.append(result)
                     print(markdown_table([result]).splitlines()[-1], flush=True)
         finally:
@@ -756,6 +777,7 @@ def main() -> int:
                         pg_execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
     print()
+    print(f"load average after the runs: {load_average()} (2 cores; other jobs share the machine)")
     print(
         f"{args.duration:g} s window after {args.warmup:g} s warm-up, {args.concurrency} client processes, "
         f"{args.spans_per_request} spans per request"

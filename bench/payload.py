@@ -6,8 +6,12 @@ GenAI attributes: messages, model, usage) and the chain root (OpenInference inpu
 user, tags). Spans average about 2 KB of protobuf. A worker's spans form one stream cut into requests of
 a fixed size, so with 100 spans per request some traces straddle two requests, as they do in practice.
 
-Only the ids and timestamps change from trace to trace; the attribute payloads are built once per
-variant, so the client spends its CPU on sending, not on building.
+Texts are distinct per trace by default, as in real traffic: the question, the three documents, the answer
+and the prompt built from them are cut from a large generated corpus at random places and tagged with the
+trace's number, so no two spans share a text (about 2.2 KB of protobuf per span). That matters: repeated texts
+flatter every per-text cost of the server (the trigram index, compression, JSON encoding). ``distinct=False``
+keeps the earlier payloads, where only ids and timestamps change and the attributes come from 48 prebuilt
+variants (about 1.95 KB per span), for comparison with older figures.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ FILLER = (
 
 
 def to_any_value(value: Any) -> AnyValue:
+    if isinstance(value, str):  # most values: first
+        return AnyValue(string_value=value)
     if isinstance(value, bool):
         return AnyValue(bool_value=value)
     if isinstance(value, int):
@@ -77,21 +83,47 @@ class Variant:
     error: bool
 
 
-def _variant(rng: random.Random, index: int) -> Variant:
+class Corpus:
+    """A few megabytes of generated prose (a Zipf-weighted vocabulary of common and made-up words, with numbers),
+    built once per process; ``text`` cuts a piece of it at a random place."""
+
+    def __init__(self, seed: int, size: int = 1_000_000) -> None:
+        rng = random.Random(seed)
+        common = (FILLER + " ".join(TOPICS)).lower().replace(",", "").replace(".", "").replace(";", "").split()
+        syllables = ["ka", "lo", "mi", "ser", "tan", "vel", "dro", "pi", "nor", "que", "zu", "bal", "fen", "rit"]
+        made_up = ["".join(rng.choices(syllables, k=rng.randint(2, 4))) for _ in range(4000)]
+        vocabulary = sorted(set(common)) + made_up + [str(n) for n in range(100, 1000, 7)]
+        weights = [1 / (rank + 1) ** 0.9 for rank in range(len(vocabulary))]
+        words: list[str] = []
+        length = 0
+        while length < size:
+            sentence = rng.choices(vocabulary, weights, k=rng.randint(8, 22))
+            words.append(sentence[0].capitalize() + " " + " ".join(sentence[1:]) + ".")
+            length += len(words[-1]) + 1
+        self.body = " ".join(words)
+
+    def text(self, rng: random.Random, length: int) -> str:
+        start = rng.randrange(len(self.body) - length)
+        start = self.body.find(" ", start) + 1
+        return self.body[start : start + length].rsplit(" ", 1)[0]
+
+
+def _variant(rng: random.Random, index: int, corpus: Corpus | None = None) -> Variant:
+    """Trace ``index``'s attributes; with a corpus its texts are its own, else built from fixed templates."""
     service = SERVICES[index % len(SERVICES)]
     model, provider = MODELS[(index // len(SERVICES)) % len(MODELS)]
     topic = TOPICS[index % len(TOPICS)]
     error = index % 50 == 49  # 2% of traces fail
-    question = f"Question {index}: how does {topic} work for my account, and what should I do next?"
-    documents = [
-        (f"kb-{topic.replace(' ', '-')}-{n}", f"Article {n} about {topic}. " + FILLER * 2, round(0.9 - n * 0.07, 3))
-        for n in range(3)
-    ]
-    answer = (
-        f"About {topic}: "
-        + FILLER[: 220 + rng.randint(0, 120)]
-        + f" (sources: {', '.join(d[0] for d in documents[:2])})"
-    )
+    if corpus is None:
+        question = f"Question {index}: how does {topic} work for my account, and what should I do next?"
+        bodies = [f"Article {n} about {topic}. " + FILLER * 2 for n in range(3)]
+        reply = FILLER[: 220 + rng.randint(0, 120)]
+    else:
+        question = f"[{index}] About {topic}: {corpus.text(rng, 90)}?"
+        bodies = [f"Article {n} about {topic} (ticket {index}). " + corpus.text(rng, 760) for n in range(3)]
+        reply = corpus.text(rng, 220 + rng.randint(0, 120))
+    documents = [(f"kb-{topic.replace(' ', '-')}-{n}", body, round(0.9 - n * 0.07, 3)) for n, body in enumerate(bodies)]
+    answer = f"About {topic}: " + reply + f" (sources: {', '.join(d[0] for d in documents[:2])})"
     context = "\n\n".join(d[1] for d in documents)
     retrieval: dict[str, Any] = {"openinference.span.kind": "RETRIEVER", "input.value": question}
     for n, (doc_id, content, score) in enumerate(documents):
@@ -210,15 +242,21 @@ def trace_spans(variant: Variant, rng: random.Random, start_ns: int) -> list[Spa
     ]
 
 
-def request_stream(seed: int, spans_per_request: int = 100, variant_count: int = 48) -> Iterator[tuple[bytes, int]]:
-    """Endless (serialized ExportTraceServiceRequest, span count) pairs; ids are random per seed."""
+def request_stream(
+    seed: int, spans_per_request: int = 100, variant_count: int = 48, *, distinct: bool = True
+) -> Iterator[tuple[bytes, int]]:
+    """Endless (serialized ExportTraceServiceRequest, span count) pairs; ids are random per seed. ``distinct``:
+    every trace's texts are its own (see the module's docstring), else they come from ``variant_count`` variants."""
     rng = random.Random(seed)
-    pool = variants(variant_count)
+    corpus = Corpus(seed) if distinct else None
+    pool = [] if distinct else variants(variant_count)
     resources = {service: resource_attributes(service) for service in SERVICES}
     pending: list[tuple[str, Span]] = []
+    number = seed * 10_000_000  # trace numbers (in the texts) differ between client processes
     while True:
         while len(pending) < spans_per_request:
-            variant = rng.choice(pool)
+            number += 1
+            variant = _variant(rng, number, corpus) if corpus else rng.choice(pool)
             start_ns = time.time_ns() - rng.randint(1_000, 5_000) * 1_000_000
             pending.extend((variant.service, s) for s in trace_spans(variant, rng, start_ns))
         chunk, pending = pending[:spans_per_request], pending[spans_per_request:]

@@ -4,6 +4,7 @@ Usage (from the repository root):
 
     .venv/bin/python bench/profile_ingest.py --requests 200
     .venv/bin/python bench/profile_ingest.py --requests 200 --server-side-binding   # psycopg binds params
+    .venv/bin/python bench/profile_ingest.py --requests 200 --texts repeated   # the 48 variants of before
 
 The OTLP view is called directly (RequestFactory, no HTTP, one thread) with the payloads of
 bench/ingest.py against a fresh PostgreSQL database ``sre4ai_bench_profile``. It reports the time per
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BROKER_URL, PG_ADMIN_URL, PG_BASE_URL, flush_broker, snapshot
 from payload import request_stream
 
-DB = "sre4ai_bench_profile"
+DB = os.environ.get("BENCH_DB_PREFIX", "sre4ai_bench") + "_profile"
 CHUNK = 10  # requests per CPU-time sample
 STAGES = [
     ("authenticate key", "accounts/authentication.py", "authenticate_project_key"),
@@ -69,6 +70,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--spans-per-request", type=int, default=100)
     parser.add_argument("--server-side-binding", action="store_true")
+    parser.add_argument("--texts", choices=["distinct", "repeated"], default="distinct", help="bench/payload.py")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument(
         "--source",
@@ -114,7 +116,7 @@ def main() -> int:
     project = project_create(slug="bench", name="profile")
     secret = api_key_issue(project=project, name="bench").secret_key
     factory = RequestFactory()
-    stream = request_stream(4242, args.spans_per_request)
+    stream = request_stream(4242, args.spans_per_request, distinct=args.texts == "distinct")
     bodies = [next(stream)[0] for _ in range(args.requests + 10)]
 
     def send(body: bytes) -> None:
@@ -168,7 +170,7 @@ def main() -> int:
 
     median = statistics.median(times)
     binding = "server-side" if args.server_side_binding else "client-side (Django's default)"
-    print(f"parameter binding: {binding}")
+    print(f"parameter binding: {binding}; {args.texts} texts")
     print(
         f"{len(times)} requests of {args.spans_per_request} spans, one thread, no HTTP: median {median:.1f} ms, "
         f"p90 {sorted(times)[int(len(times) * 0.9)]:.1f} ms -> {args.spans_per_request / median * 1000:.0f} spans/s "

@@ -10,3 +10,8 @@ class EvalsConfig(AppConfig):
 
         # gen_ai.evaluation.result events received with spans or logs become app scores in the ingest transaction.
         on_ingest(IngestListener(spans_stored=pending_evaluations_apply, evaluations_received=evaluation_events_ingest))
+
+        from accounts.retention import targets_register
+        from evals.retention import retention_targets
+
+        targets_register(retention_targets)  # what of this app's data expires (accounts.retention)

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from accounts.models import Project
 from evals.evaluators.registry import REGISTRY
@@ -360,6 +361,8 @@ class PendingEvaluation(models.Model):
     label = models.CharField(max_length=100, blank=True)
     explanation = models.TextField(blank=True)
     error_type = models.CharField(max_length=100, blank=True)
+    # When it first came: an event whose span never arrives is removed with the project's raw data.
+    received_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
@@ -372,6 +375,8 @@ class PendingEvaluation(models.Model):
             # Span ingest: the events waiting for the batch's spans, by ids and by response id.
             models.Index(fields=["project", "trace_id", "span_id"], name="pending_eval_span_idx"),
             models.Index(fields=["project", "response_id"], name="pending_eval_response_idx"),
+            # Retention: a project's oldest waiting events first (accounts.retention).
+            models.Index(fields=["project", "received_at"], name="pending_eval_received_idx"),
         ]
 
 

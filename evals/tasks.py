@@ -113,7 +113,8 @@ DRIFT_SCHEDULE_GAP = timedelta(minutes=30)
 
 @shared_task(name="evals.tasks.drift_schedule", ignore_result=True)
 def drift_schedule() -> int:
-    """Beat: one drift run per service that had traffic in the last 24 hours."""
+    """Beat: one drift run per service that had traffic in the last 24 hours, and none yet this half hour (a second
+    beat, by mistake, sends this task again at another moment of the hour: sre4ai_web/beat.py)."""
     now = timezone.now()
     pairs = services_with_traces(project_ids=list(Project.objects.values_list("pk", flat=True)),
                                  since=now - timedelta(hours=24))  # fmt: skip

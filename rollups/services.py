@@ -18,7 +18,10 @@ from typing import Protocol
 
 from django.db import connection, transaction
 from django.db.models import Count, Min, Q, Sum
+from django.utils import timezone
 
+from accounts.models import Project
+from accounts.retention import raw_kept_since
 from evals.models import score_value_in_range
 from evals.selectors import ScoreVerdict, trace_verdicts
 from evals.signals import safety_flagged
@@ -121,8 +124,13 @@ def _slices(trace: TraceRow, prompts: set[str]) -> list[tuple[str, str]]:
 
 @transaction.atomic
 def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
-    """Recompute the minute buckets (all slices) and the hour buckets that contain them. Returns rows written."""
-    wanted = sorted({floor_minute(m) for m in minutes})
+    """Recompute the minute buckets (all slices) and the hour buckets that contain them. Returns rows written.
+
+    Minutes whose raw rows have expired, or are about to (accounts.retention), are left as they are: recounted
+    from what is left of their traces they would lose counts that the aggregates are kept to preserve."""
+    project = Project.objects.only("raw_retention_days").get(pk=project_id)
+    kept_since = raw_kept_since(project, timezone.now())
+    wanted = sorted({m for m in map(floor_minute, minutes) if m >= kept_since})
     if not wanted:
         return 0
     wanted_set = set(wanted)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from celery import current_app
 from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -27,6 +28,8 @@ from slos.forms import SloForm
 from slos.models import SLO
 from slos.services import DAY
 from sre4ai_web.lib.api_errors import ApiError
+from sre4ai_web.lib.opsmetrics import beat_runs, queue_depths
+from traces.ingest.gate import refusals
 
 SloIn = inline_serializer(
     "SloIn",
@@ -283,6 +286,7 @@ class ProjectCollector(Collector):
         yield from self._services()
         yield from self._score_export()
         yield from self._budgets(now)
+        yield from self._operations()
 
     def _score_export(self) -> Iterator[Metric]:
         """Built-in scores sent to the OpenTelemetry collector, and dropped after the export's retries failed."""
@@ -312,6 +316,33 @@ class ProjectCollector(Collector):
                 spend.add_metric([*base, key.key], float(key.spend))
                 expected.add_metric([*base, key.key], float(key.forecast))
         yield from (spend, expected, limit)
+
+    def _operations(self) -> Iterator[Metric]:
+        """When to add a node (docs/operations.md): this project's refused ingest requests, and the whole
+        installation's queues and beat tasks (left out when the broker or the shared cache cannot say)."""
+        refused = CounterMetricFamily(
+            "sre4ai_ingest_refused_requests",
+            "Ingest requests of this project answered 429 (back-pressure, rate limits) or 503 (storage unavailable).",
+            labels=["project", "status"],
+        )
+        for status, count in refusals(self.project.pk).items():
+            refused.add_metric([self.project.slug, str(status)], count)
+        waiting = GaugeMetricFamily(
+            "sre4ai_queue_messages", "Messages waiting in a Celery queue (not yet taken by a worker).", labels=["queue"]
+        )
+        queues = sorted({route["queue"] for route in current_app.conf.task_routes.values()} | {"celery"})
+        for queue, depth in queue_depths(queues).items():
+            waiting.add_metric([queue], depth)
+        took = GaugeMetricFamily(
+            "sre4ai_beat_task_duration_seconds", "How long the last run of a beat task took.", labels=["task"]
+        )
+        finished = GaugeMetricFamily(
+            "sre4ai_beat_task_last_run_timestamp_seconds", "When the last run of a beat task ended.", labels=["task"]
+        )
+        for run in beat_runs():
+            took.add_metric([run.task], run.seconds)
+            finished.add_metric([run.task], run.finished_at)
+        yield from (refused, waiting, took, finished)
 
     def _services(self) -> Iterator[Metric]:
         labels = ["project", "service", "environment"]

@@ -5,9 +5,12 @@ import os
 
 from celery import Celery, signals
 
+from sre4ai_web.beat import mark_schedule
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sre4ai_web.settings")
 
-app = Celery("sre4ai")
+# Tasks sent by beat run one copy at a time, however many beats run (sre4ai_web/beat.py).
+app = Celery("sre4ai", task_cls="sre4ai_web.beat:SingleRunTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
@@ -28,6 +31,7 @@ app.conf.task_routes = {
     "slos.tasks.dispatch": {"queue": "notify"},
     "evals.tasks.scores_export": {"queue": "export"},  # the OTLP collector of docs/scoring.md
     "evals.tasks.scores_export_test": {"queue": "export"},
+    "accounts.tasks.retention_sweep": {"queue": "backfill"},
 }
 
 # How often beat looks for work to send again (docs/security.md, "Recovery"); the fault tests shorten it.
@@ -53,7 +57,10 @@ app.conf.beat_schedule = {
     "evals-requeue-runs": {"task": "evals.tasks.runs_requeue", "schedule": RECOVERY_SWEEP_SECONDS},
     # Guard decisions whose recording could not be queued after the call (broker down) are recorded from the outbox.
     "guard-record-decisions": {"task": "guard.tasks.record_decisions", "schedule": 30.0},
+    # Each project's raw rows past its raw retention and aggregates past its aggregate retention, in short batches.
+    "retention-sweep": {"task": "accounts.tasks.retention_sweep", "schedule": 300.0},
 }
+mark_schedule(app.conf.beat_schedule)
 
 
 @signals.worker_process_init.connect  # a prefork child, after the fork

@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "sre4ai_web.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "sre4ai_web.replica.ReplicaMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -87,6 +88,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.projects",
+                "sre4ai_web.replica.replica_lag",
             ],
         },
     },
@@ -105,6 +107,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+# An optional PostgreSQL streaming replica for the reads of pages and read APIs (sre4ai_web/replica.py). Pages say
+# "data as of …" when it is more than SRE4AI_REPLICA_MAX_LAG_SECONDS behind; whoever saved something reads the
+# primary for that long.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+SRE4AI_REPLICA_ALIAS: str | None = None
+SRE4AI_REPLICA_MAX_LAG_SECONDS = float(os.environ.get("SRE4AI_REPLICA_MAX_LAG_SECONDS", "10"))
+DATABASE_ROUTERS: list[str] = []
+if DATABASE_REPLICA_URL:
+    SRE4AI_REPLICA_ALIAS = "replica"
+    DATABASES[SRE4AI_REPLICA_ALIAS] = {
+        **dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60"))),
+        "TEST": {"MIRROR": "default"},  # tests read their own test database through it
+    }
+    DATABASE_ROUTERS = ["sre4ai_web.replica.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -263,6 +279,17 @@ CACHES = {
         }
         if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ingest-rate"}
+    ),
+    # Figures every process writes and /metrics reads (sre4ai_web/lib/opsmetrics.py): shared only with Redis.
+    "shared": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CELERY_BROKER_URL,
+            "KEY_PREFIX": "sre4ai-shared",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+        if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "shared"}
     ),
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES

@@ -94,6 +94,7 @@ urlpatterns = [
     path("p/<slug:slug>/settings/secrets/", account_views.project_secrets_view, name="project_secrets"),
     path("p/<slug:slug>/settings/audit/", account_views.audit_log_view, name="audit_log"),
     path("p/<slug:slug>/settings/export/", export_settings.score_export_settings, name="score_export_settings"),
+    path("p/<slug:slug>/settings/retention/", account_views.project_retention_view, name="project_retention"),
     # OTLP/HTTP; the Langfuse SDK sends to /api/public/otel/v1/traces.
     path("v1/traces", trace_api.otlp_traces, name="otlp_traces"),
     path("v1/logs", trace_api.otlp_logs, name="otlp_logs"),

@@ -13,7 +13,8 @@ from django.test import Client, override_settings
 from tests.conftest import Tenant
 from traces.models import RetrievedDocument, Span, Trace
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+# Two days ago: within the raw retention (30 days by default) that ingest and rollups respect.
+T0 = (datetime.now(UTC) - timedelta(days=2)).replace(hour=12, minute=0, second=0, microsecond=0)
 
 
 def native_trace(index: int = 0, **overrides: Any) -> dict[str, Any]:

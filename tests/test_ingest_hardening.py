@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 
-from accounts.services import api_key_issue
+from accounts.services import api_key_issue, project_retention_set
 from tests import otlp_build as ob
 from tests.conftest import PASSWORD, Tenant
 from tests.web_server import gunicorn
@@ -280,8 +280,15 @@ def to_ns(moment: datetime) -> int:
     return int(moment.timestamp()) * 10**9
 
 
+def keep_longer_than_the_window(tenant: Tenant) -> None:
+    """Raw retention past SRE4AI_INGEST_MAX_SPAN_AGE_DAYS: the window alone decides (tests/test_retention.py has
+    the refusals of spans older than a shorter retention)."""
+    project_retention_set(project=tenant.project, raw_days=400, aggregate_days=400)
+
+
 @pytest.mark.django_db
 def test_span_times_outside_the_window_and_long_keys_are_rejected_with_reasons(client: Client, tenant: Tenant) -> None:
+    keep_longer_than_the_window(tenant)
     now = datetime.now(UTC)
     trace_id = ob.new_trace_id()
     reversed_span = ob.span(trace_id, name="reversed", start_ns=to_ns(now))
@@ -316,6 +323,7 @@ def test_span_times_outside_the_window_and_long_keys_are_rejected_with_reasons(c
 
 @pytest.mark.django_db
 def test_native_span_times_and_keys_are_checked_per_trace(client: Client, tenant: Tenant) -> None:
+    keep_longer_than_the_window(tenant)
     now = datetime.now(UTC)
 
     def trace(start: datetime, **span: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from django.test import Client
@@ -136,7 +137,7 @@ def test_trace_list_filters_live_in_the_url_and_bad_ones_are_explained(client: C
 
 @pytest.mark.django_db
 def test_trace_list_pages_with_keyset_cursor(client: Client, tenant: Tenant) -> None:
-    start = 1_780_000_000 * 10**9
+    start = (time.time_ns() // 10**9 - 2 * 86400) * 10**9  # two days ago: within the raw retention
     spans = [ob.span(ob.new_trace_id(), name=f"op-{i:03d}", start_ns=start + i * 10**9) for i in range(60)]
     send(client, tenant, spans)
     login(client, tenant)

@@ -19,7 +19,8 @@ from rollups.services import dirty_process
 from tests.conftest import Tenant
 from traces.models import DirtyBucket, Trace
 
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+# Two days ago: within the raw retention (30 days by default) that ingest and rollups respect.
+T0 = (datetime.now(UTC) - timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
 
 
 def trace(index: int, minute: int, duration_ms: float, *, model: str = "gpt-4o-mini", release: str = "v1",

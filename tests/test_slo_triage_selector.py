@@ -4,7 +4,7 @@ OTLP) come back with every dimension's values, scoped to the project, in a bound
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,7 +20,8 @@ from traces.ingest.otlp import decode_traces
 from traces.models import Trace
 from traces.services import otlp_spans_ingest, spans_store
 
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+# Two days ago: within the raw retention (30 days by default) that ingest and rollups respect.
+T0 = (datetime.now(UTC) - timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
 
 
 def native_trace(

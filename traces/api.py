@@ -48,7 +48,7 @@ def _otlp_endpoint(handle: Callable[[ApiKey, bytes, str, IngestLimits], HttpResp
             with ingest_guard():
                 fmt = otlp.wire_format(request.headers.get("Content-Type", ""))
                 api_key = authenticate_project_key(request, scope=Scope.INGEST)
-                limits = IngestLimits.from_settings()
+                limits = IngestLimits.from_settings(api_key.project)
                 with ingest_admit(api_key):
                     return handle(api_key, request_body(request, limits), fmt, limits)
         except (IngestError, ProjectKeyError) as exc:
@@ -345,14 +345,14 @@ class TracesEndpoint(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        limits = IngestLimits.from_settings()
         api_key = _key(request)
+        limits = IngestLimits.from_settings(api_key.project)
         if "application/json" not in request.headers.get("Content-Type", "").lower():
             raise IngestError(415, "Send the batch as Content-Type: application/json.")
         with ingest_guard(), ingest_admit(api_key):
             # Read here rather than by DRF's parser, which sees no chunked body and no Content-Encoding.
             document = json_document(request_body(request._request, limits), limits)
-            records, errors, accepted = native.decode_batch(document)
+            records, errors, accepted = native.decode_batch(document, limits)
             rate_charge(api_key, len(records))
             result = spans_store(project=api_key.project, records=records)
         body = {"accepted_traces": accepted, "accepted_spans": result.spans, "rejected": errors}

@@ -226,6 +226,8 @@ class PendingLogEvent(models.Model):
         indexes = [
             # Lookup of a span's log events at span ingest.
             models.Index(fields=["project", "trace_id", "span_id"], name="log_span_idx"),
+            # Retention: a project's oldest events first (accounts.retention), whether or not their span came.
+            models.Index(fields=["project", "time_unix_nano"], name="log_time_idx"),
         ]
 
 

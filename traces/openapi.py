@@ -39,8 +39,9 @@ def _ingest_limits(unit: str) -> str:
             f"- an attribute value longer than {_size(limits.max_attribute_bytes)} is cut and marked truncated; "
             f"a key longer than {limits.max_attribute_key_bytes} bytes, or JSON in a value deeper than "
             f"{limits.max_json_depth} levels, rejects the item in `partial_success`",
-            f"- times: at most {limits.max_span_age.days} days in the past and "
-            f"{int(limits.max_future.total_seconds() // 3600)} hours in the future → rejected in `partial_success`",
+            f"- times: at most {limits.max_span_age.days} days in the past (or the project's raw data retention, if "
+            f"shorter) and {int(limits.max_future.total_seconds() // 3600)} hours in the future → rejected in "
+            "`partial_success`",
             f"- rate: {_rate_limits()} → 429 with `Retry-After`",
         ]
     )

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TypedDict
 
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, connections, transaction
 from django.db.models import (
     Count,
     DecimalField,
@@ -274,12 +274,14 @@ def trace_count(
     no index serves (a rare route, say) mean reading every trace of the project, so on PostgreSQL the count
     gives up after `timeout_ms` and returns None: the page then shows no number rather than loading slowly."""
     limited = _filtered(project, filters).order_by().values("pk")[: bound + 1]
-    if connection.vendor != "postgresql":
+    database = limited.db  # a page's read replica when there is one (sre4ai_web/replica.py)
+    limited = limited.using(database)
+    if connections[database].vendor != "postgresql":
         counted = limited.count()
         return min(counted, bound), counted > bound
     try:
         # In a transaction (a savepoint inside one) so the timeout ends with it, also when the count is cancelled.
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(using=database), connections[database].cursor() as cursor:
             cursor.execute(
                 "SELECT current_setting('statement_timeout'), set_config('statement_timeout', %s, true)",
                 [f"{timeout_ms}ms"],

@@ -144,7 +144,44 @@ def ingest_guard() -> Iterator[None]:
 @contextmanager
 def ingest_admit(api_key: ApiKey) -> Iterator[None]:
     """A request of this key is read, decoded and stored inside: its rate limits are checked first, and it holds
-    one of the slots for requests in flight."""
-    rate_check(api_key)
-    with ingest_slot():
-        yield
+    one of the slots for requests in flight. Its refusals (429, 503) are counted for /metrics."""
+    try:
+        rate_check(api_key)
+        with ingest_slot():
+            yield
+    except IngestError as exc:
+        refusal_count(api_key.project_id, exc.status)
+        raise
+    except OperationalError:
+        refusal_count(api_key.project_id, 503)
+        raise
+
+
+# --- refusals ---------------------------------------------------------------------------------------------------
+# Requests answered 429 (back-pressure, rate limits) or 503 (database unavailable), counted per project for
+# /metrics: a rising rate says the web nodes or the database need more room (docs/operations.md).
+
+REFUSED_STATUSES = (429, 503)
+
+
+def refusal_count(project_id: int, status: int) -> None:
+    if status not in REFUSED_STATUSES:
+        return
+    cache, key = caches["ingest_rate"], f"refused:{project_id}:{status}"
+    try:
+        try:
+            cache.incr(key)
+        except ValueError:  # the first one (add: another process may have just made it)
+            cache.add(key, 0, timeout=None)
+            cache.incr(key)
+    except Exception:  # never turns a refusal into an error
+        logger.warning("ingest refusal not counted: the ingest_rate cache is unavailable", exc_info=True)
+
+
+def refusals(project_id: int) -> dict[int, int]:
+    """Refused requests of the project since the cache started, by status (empty: unknown)."""
+    try:
+        counts = caches["ingest_rate"].get_many([f"refused:{project_id}:{s}" for s in REFUSED_STATUSES])
+    except Exception:
+        return {}
+    return {s: int(counts.get(f"refused:{project_id}:{s}", 0)) for s in REFUSED_STATUSES}

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.conf import settings
 
+from accounts import menus
+from accounts.models import Project
 from sre4ai_web.lib.api_errors import ApiError
 
 TRUNCATION_MARK = "…[truncated by sre4ai: attribute over SRE4AI_INGEST_MAX_ATTRIBUTE_BYTES]"
@@ -65,17 +67,23 @@ class IngestLimits:
     max_json_depth: int
     max_span_age: timedelta
     max_future: timedelta
+    # The project's raw retention (accounts.retention) when shorter than max_span_age: an older span would be
+    # removed by the next sweep, so it is refused, with a reason that names the setting.
+    raw_retention_days: int | None = None
 
     @classmethod
-    def from_settings(cls) -> "IngestLimits":
+    def from_settings(cls, project: Project | None = None) -> "IngestLimits":
+        max_age_days = settings.INGEST_MAX_SPAN_AGE_DAYS
+        retention = project.raw_retention_days if project is not None else None
         return cls(
             max_body_bytes=settings.INGEST_MAX_BODY_BYTES,
             max_spans_per_request=settings.INGEST_MAX_SPANS_PER_REQUEST,
             max_attribute_bytes=settings.INGEST_MAX_ATTRIBUTE_BYTES,
             max_attribute_key_bytes=settings.INGEST_MAX_ATTRIBUTE_KEY_BYTES,
             max_json_depth=settings.INGEST_MAX_JSON_DEPTH,
-            max_span_age=timedelta(days=settings.INGEST_MAX_SPAN_AGE_DAYS),
+            max_span_age=timedelta(days=max_age_days),
             max_future=timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS),
+            raw_retention_days=retention if retention is not None and retention < max_age_days else None,
         )
 
     @property
@@ -118,6 +126,11 @@ class IngestLimits:
         """Why a span's start and end are not accepted (order, or outside the window around now), or None."""
         if end < start:
             return f"end_time is before start_time ({end.isoformat()} < {start.isoformat()})"
+        if self.raw_retention_days is not None and start < now - timedelta(days=self.raw_retention_days):
+            return (
+                f"start_time {start.isoformat()} is more than {self.raw_retention_days} days in the past, the "
+                f"project's raw data retention ({menus.DATA_RETENTION}): it would be removed at once"
+            )
         if start < now - self.max_span_age:
             return (
                 f"start_time {start.isoformat()} is more than {self.max_span_age.days} days in the past "

@@ -230,10 +230,12 @@ def _flatten(trace: TraceIn, trace_id: str) -> list[SpanRecord]:
     return records
 
 
-def decode_batch(document: Any) -> tuple[list[SpanRecord], list[dict[str, Any]], int]:
+def decode_batch(
+    document: Any, limits: IngestLimits | None = None
+) -> tuple[list[SpanRecord], list[dict[str, Any]], int]:
     """Validated span records, per-trace errors ``[{index, error}]``, and the number of accepted traces. A body
     that is not a batch, or holds more spans than a request may, raises IngestError (400, 413)."""
-    limits = IngestLimits.from_settings()
+    limits = limits or IngestLimits.from_settings()
     context = {"limits": limits, "now": datetime.now(tz=UTC)}
     document = _without_nul(document)
     try:

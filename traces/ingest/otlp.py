@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from time import time_ns
 from typing import Any
 
 from google.protobuf import json_format
@@ -261,6 +262,7 @@ def decode_logs(body: bytes, fmt: str, limits: IngestLimits) -> DecodedLogs:
     request = ExportLogsServiceRequest()
     parse_message(body, fmt, request, limits)
     result = DecodedLogs(events=[])
+    received = time_ns()
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
@@ -285,7 +287,8 @@ def decode_logs(body: bytes, fmt: str, limits: IngestLimits) -> DecodedLogs:
                 if problem is not None:
                     result.rejected.append(f"log record {name[:200]!r}: {problem}")
                     continue
-                time = record.time_unix_nano or record.observed_time_unix_nano
+                # A record without either time counts as received now (retention removes events by their time).
+                time = record.time_unix_nano or record.observed_time_unix_nano or received
                 result.events.append(LogEvent(trace_id, span_id, RawEvent(name, time, attrs, body_value)))
     return result
 

@@ -1,0 +1,62 @@
+"""Migration operations the framework lacks.
+
+``AddIndexConcurrently``: an index on a table that can be large (spans, traces, log events) built without blocking
+writes. On PostgreSQL it is ``CREATE INDEX CONCURRENTLY`` (Django's own operation of that name refuses other
+databases); on SQLite, the embedded default, a plain ``CREATE INDEX``. The migration must set ``atomic = False``:
+PostgreSQL builds such an index outside a transaction. A build that was interrupted (a deploy stopped midway)
+leaves an invalid index behind; running ``migrate`` again drops it and builds it anew, and skips an index that a
+previous run finished.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import NotSupportedError
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations import AddIndex
+from django.db.migrations.state import ProjectState
+
+
+class AddIndexConcurrently(AddIndex):
+    def database_forwards(
+        self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState, to_state: ProjectState
+    ) -> None:
+        connection = schema_editor.connection
+        if connection.vendor != "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+            return
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(connection.alias, model):
+            return
+        if connection.in_atomic_block:
+            raise NotSupportedError(f"{self.describe()}: set atomic = False on the migration (CONCURRENTLY).")
+        valid = _index_valid(schema_editor, self.index.name)
+        if valid:
+            return
+        if valid is False:
+            schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(self.index.name)}")
+        schema_editor.add_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
+
+    def database_backwards(
+        self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState, to_state: ProjectState
+    ) -> None:
+        connection = schema_editor.connection
+        if connection.vendor != "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
+            return
+        model = from_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(connection.alias, model):
+            schema_editor.remove_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
+
+
+def _index_valid(schema_editor: BaseDatabaseSchemaEditor, name: str) -> bool | None:
+    """True: the index exists and is usable; False: a build was interrupted; None: no such index."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = %s AND pg_table_is_visible(i.indrelid)",
+            [name],
+        )
+        row: Any = cursor.fetchone()
+    return None if row is None else bool(row[0])

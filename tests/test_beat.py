@@ -74,11 +74,11 @@ def test_two_copies_of_a_beat_task_at_once_do_the_work_once(tenant: Tenant, monk
     started, release = threading.Event(), threading.Event()
     calls: list[str] = []
 
-    def slow_dirty_process() -> int:
+    def slow_dirty_process(deadline: float | None = None) -> int:
         calls.append(threading.current_thread().name)
         started.set()
         assert release.wait(30)
-        return dirty_process()
+        return dirty_process(deadline=deadline)
 
     monkeypatch.setattr(rollup_tasks, "dirty_process", slow_dirty_process)
     first, first_out = in_thread(lambda: rollup_tasks.process_dirty.apply(headers=FROM_BEAT).get())

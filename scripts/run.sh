@@ -29,6 +29,8 @@ if [ -n "${SRE4AI_OTEL_EXPORT_ENDPOINT:-}" ]; then  # scores sent to an OpenTele
     --loglevel=WARNING &
   pids+=($!)
 fi
+# Exactly one beat: the schedule, including the sweeps that send again the jobs whose worker died or whose message
+# was lost (they run on the main worker; docs/operations.md has the queues, time limits and recovery settings).
 "$VENV/bin/celery" -A sre4ai_web --quiet beat --loglevel=WARNING &
 pids+=($!)
 "$VENV/bin/gunicorn" sre4ai_web.wsgi:application --bind "$HOST:$PORT" --workers 3 --threads 4 \

@@ -28,6 +28,8 @@ pids+=($!)
 "$VENV/bin/celery" -A sre4ai_web --quiet worker -n export@%h -Q export --pool threads --concurrency=2 \
   --loglevel=WARNING &
 pids+=($!)
+# Exactly one beat: the schedule, including the sweeps that send again the jobs whose worker died or whose message
+# was lost (they run on the main worker; docs/operations.md has the queues, time limits and recovery settings).
 "$VENV/bin/celery" -A sre4ai_web --quiet beat --loglevel=WARNING &
 pids+=($!)
 "$VENV/bin/gunicorn" sre4ai_web.wsgi:application --bind "$HOST:$PORT" --workers 3 --threads 4 \

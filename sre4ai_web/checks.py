@@ -32,7 +32,7 @@ def recovery_timing_check(app_configs: Any, **kwargs: Any) -> list[Warning]:
             Warning(
                 f"SRE4AI_BROKER_VISIBILITY_TIMEOUT ({visibility} s) is not longer than SRE4AI_CLAIM_SECONDS "
                 f"({settings.SRE4AI_CLAIM_SECONDS:g} s).",
-                hint="Keep the visibility timeout well above a claim (defaults: 90 s and 30 s), see docs/security.md.",
+                hint="Keep the visibility timeout well above a claim (defaults: 90 s and 30 s), see docs/operations.md.",
                 id="sre4ai.W002",
             )
         ]

@@ -176,12 +176,12 @@ def recovered(trace_ids: set[str], since: float, what: str) -> float:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_scoring(tenant: Tenant, processes: Processes) -> None:
+    doomed = processes.worker("doomed", **TIMING)  # they start while gunicorn does
+    processes.beat(**TIMING)
     with gunicorn(**TIMING) as url:
         client = Client(url, tenant)
         for _ in range(2):
             client.send(300)  # 900 spans a request, 300 traces: two jobs (250 + 50)
-        doomed = processes.worker("doomed", **TIMING)
-        processes.beat(**TIMING)
         wait_for(lambda: FollowupOutbox.objects.exclude(claimed_until=None).exists()
                  and Score.objects.exists(), 120, "the worker to be mid-job")  # fmt: skip
         stop(doomed, signal.SIGKILL)  # the whole worker, as when its machine is lost
@@ -203,10 +203,10 @@ def test_a_worker_killed_mid_scoring(tenant: Tenant, processes: Processes) -> No
 def test_the_broker_crashes_and_comes_back_empty(tmp_path: Path, tenant: Tenant, processes: Processes) -> None:
     with private_redis(tmp_path) as redis_server:
         env = {**TIMING, "CELERY_BROKER_URL": redis_server.url}
+        processes.worker("main", **env)
+        processes.beat(**env)
         with gunicorn(**env) as url:
             client = Client(url, tenant)
-            processes.worker("main", **env)
-            processes.beat(**env)
             client.send(20)
             wait_for(lambda: scored_exactly_once(client.acknowledged), 60, "scoring before the fault")
             redis_server.crash()
@@ -222,10 +222,10 @@ def test_the_broker_crashes_and_comes_back_empty(tmp_path: Path, tenant: Tenant,
 @pytest.mark.postgres_only("terminates the test database's PostgreSQL connections and refuses new ones")
 @pytest.mark.django_db(transaction=True)
 def test_the_database_goes_away_and_comes_back(tenant: Tenant, processes: Processes) -> None:
+    processes.worker("main", **TIMING)
+    processes.beat(**TIMING)
     with gunicorn(**TIMING) as url:
         client = Client(url, tenant)
-        processes.worker("main", **TIMING)
-        processes.beat(**TIMING)
         client.send(20)
         wait_for(lambda: scored_exactly_once(client.acknowledged), 60, "scoring before the fault")
         done = threading.Event()
@@ -252,10 +252,10 @@ def test_the_database_goes_away_and_comes_back(tenant: Tenant, processes: Proces
 
 @pytest.mark.django_db(transaction=True)
 def test_a_web_worker_killed_while_requests_are_in_flight(tenant: Tenant, processes: Processes) -> None:
+    processes.worker("main", **TIMING)
+    processes.beat(**TIMING)
     with gunicorn(**TIMING) as url:
         client = Client(url, tenant)
-        processes.worker("main", **TIMING)
-        processes.beat(**TIMING)
 
         done = threading.Event()
 
@@ -273,7 +273,7 @@ def test_a_web_worker_killed_while_requests_are_in_flight(tenant: Tenant, proces
                 time.sleep(0.05)
                 web_workers = children_of(gunicorn_master(url))
                 assert web_workers, "no gunicorn worker found"
-                os.kill(web_workers[0], signal.SIGKILL)
+                os.kill(web_workers[0], signal.SIGKILL)  # the master starts another
                 killed = time.monotonic()
                 time.sleep(2)  # the cut request's client sees the connection drop
                 if client.cut:

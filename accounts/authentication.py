@@ -97,15 +97,16 @@ def _scope_needed(request: Request, view: object) -> str:
 
 class ProjectKeyAuthentication(BaseAuthentication):
     """DRF authentication: ``request.auth`` is the ApiKey, ``request.user`` stays None. The scope comes from the
-    view's ``key_scopes``: a key without it gets a 403 that names the missing scope."""
-
-    cached = False
+    view's ``key_scopes``: a key without it gets a 403 that names the missing scope. A view with ``key_cached = True``
+    (the guard call, which sits in the app's request path) reads the key from the per-process cache: a revocation
+    made in another server process applies there within SRE4AI_GUARD_CACHE_SECONDS."""
 
     def authenticate(self, request: Request) -> tuple[None, ApiKey]:
         view = request.parser_context.get("view") if request.parser_context else None
         try:
             scope = _scope_needed(request, view)
-            return None, authenticate_project_key(request._request, scope=scope, cached=self.cached)
+            cached = bool(getattr(view, "key_cached", False))
+            return None, authenticate_project_key(request._request, scope=scope, cached=cached)
         except ProjectKeyError as exc:
             if exc.status == 403:
                 raise exceptions.PermissionDenied(exc.message) from exc
@@ -113,13 +114,6 @@ class ProjectKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="sre4ai"'
-
-
-class CachedProjectKeyAuthentication(ProjectKeyAuthentication):
-    """The same, with the key from the per-process cache: for the guard call, which sits in the app's request path
-    (a revocation made in another server process applies within SRE4AI_GUARD_CACHE_SECONDS)."""
-
-    cached = True
 
 
 class HasProjectKey(BasePermission):
@@ -133,7 +127,6 @@ class ProjectKeyScheme(OpenApiAuthenticationExtension):
     """Documents project-key auth in the OpenAPI schema (Swagger's Authorize button)."""
 
     target_class = "accounts.authentication.ProjectKeyAuthentication"
-    match_subclasses = True  # the guard call's CachedProjectKeyAuthentication
     name = "projectKey"
 
     def get_security_definition(self, auto_schema: object) -> dict[str, str]:

@@ -15,7 +15,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import menus
-from accounts.authentication import CachedProjectKeyAuthentication
 from accounts.models import ApiKey, Scope
 from evals.evaluators.base import ContextDoc, ToolCall
 from guard.engine import GuardRequest
@@ -86,7 +85,7 @@ class GuardIn(BaseModel):
 
 class GuardEndpoint(APIView):
     key_scopes = {"POST": Scope.GUARD}
-    authentication_classes = [CachedProjectKeyAuthentication]  # in the app's request path: no query per call
+    key_cached = True  # in the app's request path: the key from the per-process cache, no query per call
 
     @extend_schema(
         operation_id="guard_check",

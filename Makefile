@@ -52,12 +52,15 @@ typecheck: install-dev
 	$(VENV)/bin/mypy .
 
 # The suite runs on PostgreSQL and Redis, then on SQLite and the filesystem broker (tests marked postgres_only
-# are skipped there, each with its reason).
+# are skipped there, each with its reason). Each run is spread over TEST_WORKERS pytest-xdist workers, a test file
+# per worker at a time; tests/xdist_worker.py gives each worker its own database, Redis database and var directory.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -p tests.xdist_worker
 test: install-dev browsers lint typecheck
-	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(VENV)/bin/pytest -q
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(PYTEST)
 	mkdir -p $(abspath $(TEST_SQLITE_DIR))
 	DATABASE_URL=sqlite:///$(abspath $(TEST_SQLITE_DIR))/db.sqlite3 CELERY_BROKER_URL=filesystem:// \
-	  SRE4AI_VAR_DIR=$(abspath $(TEST_SQLITE_DIR)) $(VENV)/bin/pytest -q
+	  SRE4AI_VAR_DIR=$(abspath $(TEST_SQLITE_DIR)) $(PYTEST)
 
 bench: install-dev
 	$(PY) bench/ingest.py

@@ -38,11 +38,13 @@ def start_worker(
         "SRE4AI_BROKER_VISIBILITY_TIMEOUT": str(visibility_timeout),
         **env_vars,
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "sre4ai_web", "worker", "-n", f"{name}@%h", "-Q", ",".join(queues),
-         "--pool", "solo", "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
+    # The worker's log goes to a file under the var directory (a pipe nobody reads would stall a chatty worker).
+    with open(Path(settings.VAR_DIR) / f"worker-{name}.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "sre4ai_web", "worker", "-n", f"{name}@%h", "-Q", ",".join(queues),
+             "--pool", "solo", "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+        )  # fmt: skip
 
 
 def stop(worker: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:

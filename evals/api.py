@@ -10,7 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ApiKey, Scope
+from accounts.access import key_project
+from accounts.models import Scope
 from evals.models import Score, ScoreSource, score_value_in_range
 from evals.services import ExternalScore, score_record
 from sre4ai_web.lib.api_errors import ApiError
@@ -70,9 +71,7 @@ class ScoreOut(serializers.ModelSerializer):
 
 
 def _target(request: Request, trace_id: str, span_id: str | None) -> tuple[Trace, Span | None]:
-    api_key = request.auth
-    assert isinstance(api_key, ApiKey)
-    trace = Trace.objects.filter(project=api_key.project, trace_id=trace_id.lower()).first()
+    trace = Trace.objects.filter(project=key_project(request), trace_id=trace_id.lower()).first()
     if trace is None:
         raise ApiError(404, f"No trace {trace_id} in this project (yet): send the score after the trace.")
     span = None

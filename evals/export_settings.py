@@ -12,16 +12,15 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from pydantic_core import PydanticCustomError
 
-from accounts.models import Project, Role
-from accounts.selectors import membership_for
+from accounts.access import member_required
+from accounts.models import Membership, Project, Role
 from evals.models import ExportProtocol
 from evals.otel_export import export_settings_reset, export_settings_save, export_test_request, outbound_host
 from evals.selectors import score_export_status
@@ -139,14 +138,11 @@ def panel_context(*, project: Project, form: ScoreExportForm | None = None) -> d
     }
 
 
-@login_required
+@member_required(Role.ADMIN, what="change where the project's scores are exported")
 @require_POST
-def score_export_settings(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    if not membership.allows(Role.ADMIN):
-        return HttpResponseForbidden("Only project admins can change where the project's scores are exported.")
+def score_export_settings(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
-    assert isinstance(request.user, User)  # login_required
+    assert isinstance(request.user, User)  # member_required
     back = reverse("project_settings", args=[slug]) + "#score-export"
     if "reset" in request.POST:
         export_settings_reset(project=project, user=request.user)

@@ -19,8 +19,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.access import key_project, request_key
 from accounts.authentication import ProjectKeyError, authenticate_project_key
-from accounts.models import ApiKey, Project, Scope
+from accounts.models import Project, Scope
 from evals.models import ScoreExportCounter
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
 from slos import budgets, burn, selectors, services
@@ -128,16 +129,6 @@ def _errors(form: SloForm) -> Response:
     return Response({"errors": {**errors, **form.rule_errors}}, status=400)
 
 
-def _key(request: Request) -> ApiKey:
-    api_key = request.auth
-    assert isinstance(api_key, ApiKey)
-    return api_key
-
-
-def _project(request: Request) -> Project:
-    return _key(request).project
-
-
 def _summary(slo: SLO) -> selectors.SloSummary:
     return selectors.slo_summaries(project=slo.project, now=timezone.now(), slos=SLO.objects.filter(pk=slo.pk))[0]
 
@@ -149,7 +140,7 @@ class SlosEndpoint(APIView):
         operation_id="slos_list", summary="SLOs of the key's project, worst budget first", responses={200: dict}
     )
     def get(self, request: Request) -> Response:
-        project = _project(request)
+        project = key_project(request)
         summaries = selectors.slo_summaries(project=project, now=timezone.now())
         return Response({"data": [slo_json(s) for s in summaries]})
 
@@ -160,14 +151,14 @@ class SlosEndpoint(APIView):
         responses={201: dict, 400: _ERRORS, 403: dict},
     )
     def post(self, request: Request) -> Response:
-        project = _project(request)
+        project = key_project(request)
         form = _form(project, request.data, None)
         if isinstance(form, Response):
             return form
         if not form.is_valid():
             return _errors(form)
         slo = services.slo_save(project=project, values=form.model_values(), channels=form.cleaned_data["channels"],
-                                actor=_key(request))  # fmt: skip
+                                actor=request_key(request))  # fmt: skip
         return Response(slo_json(_summary(slo)), status=201)
 
 
@@ -175,7 +166,7 @@ class SloDetailEndpoint(APIView):
     key_scopes = {"GET": Scope.READ, "PUT": Scope.MANAGE, "DELETE": Scope.MANAGE}
 
     def _slo(self, request: Request, slo_id: int) -> SLO:
-        slo = SLO.objects.filter(project=_project(request), pk=slo_id).select_related("project", "owner").first()
+        slo = SLO.objects.filter(project=key_project(request), pk=slo_id).select_related("project", "owner").first()
         if slo is None:
             raise ApiError(404, f"No SLO {slo_id} in this project.")
         return slo
@@ -206,7 +197,7 @@ class SloDetailEndpoint(APIView):
             values=form.model_values(),
             channels=form.cleaned_data["channels"],
             instance=slo,
-            actor=_key(request),
+            actor=request_key(request),
         )
         return Response(slo_json(_summary(slo)))
 
@@ -218,7 +209,7 @@ class SloDetailEndpoint(APIView):
     def delete(self, request: Request, slo_id: int) -> Response:
         slo = self._slo(request, slo_id)
         try:
-            services.slo_delete(slo=slo, actor=_key(request))
+            services.slo_delete(slo=slo, actor=request_key(request))
         except services.IncidentStateError as exc:
             raise ApiError(409, str(exc)) from exc
         return Response(status=204)

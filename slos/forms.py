@@ -16,6 +16,7 @@ from pydantic import ValidationError as PydanticError
 
 from accounts.models import Project
 from evals.evaluators.registry import REGISTRY as EVALUATORS
+from rollups.selectors import trace_facets
 from slos import burn
 from slos.models import SLO, Channel, Comparator, SliKind
 from slos.services import policy_json, rule_key
@@ -23,7 +24,6 @@ from slos.transports import REGISTRY as TRANSPORTS
 from slos.transports import unseal_secrets
 from sre4ai_web.lib import typed_form
 from sre4ai_web.lib.validation import pydantic_message
-from traces.selectors import trace_facets
 
 MAX_RULES = 10
 RULE_FIELDS = ("severity", "burn_rate_threshold", "long_window", "short_window")

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from traces.selectors import GROUP_SORTS, SORT_KEYS, GroupFilters, TraceFilters, TraceSort
+from front.selectors import GROUP_SORTS, SORT_KEYS, GroupFilters, TraceFilters, TraceSort
 
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from accounts.selectors import membership_for
+from accounts.access import member_required
+from accounts.models import Membership
 from evals.canary.charts import canary_figures
 from evals.canary.cohorts import CohortError, canary_analyse
 from evals.canary.forms import ATTRIBUTE_SUGGESTIONS, CanaryForm
-from traces.selectors import trace_facets
+from rollups.selectors import trace_facets
 from traces.templatetags.trace_format import duration, usd
 
 
@@ -38,9 +38,9 @@ def _effect_text(signal: dict[str, Any]) -> str:
     return f"{effect * 100:+.1f} pt" if signal["kind"] == "rate" else f"{effect:+.1%}"
 
 
-@login_required
-def canary_view(request: HttpRequest, slug: str) -> HttpResponse:
-    project = membership_for(user=request.user, slug=slug).project
+@member_required()
+def canary_view(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
+    project = membership.project
     services = trace_facets(project=project)["services"]
     bound = "baseline" in request.GET
     form = CanaryForm(request.GET if bound else None,

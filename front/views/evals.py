@@ -8,15 +8,14 @@ import re
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.access import member_required
 from accounts.models import Membership, Role
-from accounts.selectors import membership_for
 from evals.charts import drift_figures
 from evals.datasets import ROLES, ItemData, RowError, export_csv, export_jsonl, parse_file
 from evals.drift.runs import drift_run_start
@@ -63,18 +62,17 @@ from evals.services import (
     probe_save,
     score_record,
 )
+from rollups.selectors import trace_facets
 from traces.models import Span, Trace
-from traces.selectors import trace_facets
 
 
 def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)  # every view here is login_required
+    assert isinstance(request.user, User)  # every view here is member_required
     return request.user
 
 
-@login_required
-def evaluator_settings(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="change evaluator settings", writes_only=True)
+def evaluator_settings(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     can_edit = membership.allows(Role.EDITOR)
     service = request.GET.get("service", "")
@@ -83,8 +81,6 @@ def evaluator_settings(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No such service in this project.")
     errors: dict[str, EvaluatorConfigForm] = {}
     if request.method == "POST":
-        if not can_edit:
-            return HttpResponseForbidden("Only editors and admins can change evaluator settings.")
         current = next((c.params for c in effective_configs(project=project, service=service)
                         if c.evaluator.name == request.POST.get("evaluator")), {})  # fmt: skip
         form = EvaluatorConfigForm(request.POST, current=current)
@@ -116,52 +112,42 @@ def evaluator_settings(request: HttpRequest, slug: str) -> HttpResponse:
     }, status=400 if errors else 200)  # fmt: skip
 
 
-@login_required
-def eval_runs(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="start rescoring jobs", writes_only=True)
+def eval_runs(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     can_edit = membership.allows(Role.EDITOR)
     form = EvalRunForm(request.POST or None, initial={"service": request.GET.get("service", "")})
-    if request.method == "POST":
-        if not can_edit:
-            return HttpResponseForbidden("Only editors and admins can start rescoring jobs.")
-        if form.is_valid():
-            data = form.cleaned_data
-            run = eval_run_start(project=project, service=data["service"], since=data["since"],
-                                 until=data["until"], evaluators=data["evaluators"], user=_user(request))  # fmt: skip
-            messages.success(request, f"Rescoring {run.total} traces.")
-            return redirect("eval_runs", slug=slug)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        run = eval_run_start(project=project, service=data["service"], since=data["since"],
+                             until=data["until"], evaluators=data["evaluators"], user=_user(request))  # fmt: skip
+        messages.success(request, f"Rescoring {run.total} traces.")
+        return redirect("eval_runs", slug=slug)
     return render(request, "evals/runs.html", {
         "project": project, "can_edit": can_edit, "form": form, "runs": eval_runs_for_project(project=project),
     })  # fmt: skip
 
 
-@login_required
-def eval_run_progress(request: HttpRequest, slug: str, run_id: int) -> JsonResponse:
-    project = membership_for(user=request.user, slug=slug).project
+@member_required()
+def eval_run_progress(request: HttpRequest, membership: Membership, slug: str, run_id: int) -> JsonResponse:
+    project = membership.project
     run = get_object_or_404(EvalRun, pk=run_id, project=project)
     return JsonResponse({"status": run.status, "done": run.done, "total": run.total, "percent": run.percent,
                          "failed": run.failed, "error": run.error})  # fmt: skip
 
 
-@login_required
+@member_required(Role.EDITOR, what="cancel rescoring jobs")
 @require_POST
-def eval_run_cancel_view(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    if not membership.allows(Role.EDITOR):
-        return HttpResponseForbidden("Only editors and admins can cancel rescoring jobs.")
+def eval_run_cancel_view(request: HttpRequest, membership: Membership, slug: str, run_id: int) -> HttpResponse:
     run = get_object_or_404(EvalRun, pk=run_id, project=membership.project)
     job_run_cancel(run=run)
     messages.success(request, f"Run {run.pk} cancelled at {run.done} of {run.total} traces.")
     return redirect("eval_runs", slug=slug)
 
 
-@login_required
+@member_required(Role.EDITOR, what="annotate traces")
 @require_POST
-def annotate(request: HttpRequest, slug: str, trace_id: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    if not membership.allows(Role.EDITOR):
-        return HttpResponseForbidden("Only editors and admins can annotate traces.")
+def annotate(request: HttpRequest, membership: Membership, slug: str, trace_id: str) -> HttpResponse:
     trace = get_object_or_404(Trace, project=membership.project, trace_id=trace_id)
     form = AnnotationForm(request.POST)
     detail = reverse("trace_detail", args=[slug, trace.trace_id])
@@ -191,16 +177,13 @@ def annotate(request: HttpRequest, slug: str, trace_id: str) -> HttpResponse:
     return redirect(detail + (f"#span-{span.span_id}" if span else ""))
 
 
-@login_required
-def drift_view(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="start drift runs", writes_only=True)
+def drift_view(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     can_edit = membership.allows(Role.EDITOR)
     services = trace_facets(project=project)["services"]
     service = request.GET.get("service") or (services[0] if services else "")
     if request.method == "POST":
-        if not can_edit:
-            return HttpResponseForbidden("Only editors and admins can start drift runs.")
         service = request.POST.get("service", "")
         if service not in services:
             messages.error(request, "Choose a service that has traffic.")
@@ -233,40 +216,29 @@ def drift_view(request: HttpRequest, slug: str) -> HttpResponse:
 # --- golden datasets -------------------------------------------------------------------------------------
 
 
-def _editor_only(membership: Membership, what: str) -> HttpResponse | None:
-    return None if membership.allows(Role.EDITOR) else HttpResponseForbidden(f"Only editors and admins can {what}.")
-
-
-@login_required
-def datasets_view(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="create datasets", writes_only=True)
+def datasets_view(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     datasets = datasets_for_project(project=project)
     form = DatasetForm(request.POST or None, taken={d.name for d in datasets})
-    if request.method == "POST":
-        if denied := _editor_only(membership, "create datasets"):
-            return denied
-        if form.is_valid():
-            dataset = dataset_create(project=project, name=form.cleaned_data["name"],
-                                     description=form.cleaned_data["description"], user=_user(request))  # fmt: skip
-            messages.success(request, f"Dataset {dataset.name} created: add items or import a file.")
-            return redirect("dataset_detail", slug=slug, dataset_id=dataset.pk)
+    if request.method == "POST" and form.is_valid():
+        dataset = dataset_create(project=project, name=form.cleaned_data["name"],
+                                 description=form.cleaned_data["description"], user=_user(request))  # fmt: skip
+        messages.success(request, f"Dataset {dataset.name} created: add items or import a file.")
+        return redirect("dataset_detail", slug=slug, dataset_id=dataset.pk)
     return render(request, "evals/datasets.html", {
         "project": project, "can_edit": membership.allows(Role.EDITOR), "datasets": datasets, "form": form,
     })  # fmt: skip
 
 
-@login_required
-def dataset_view(request: HttpRequest, slug: str, dataset_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="change datasets", writes_only=True)
+def dataset_view(request: HttpRequest, membership: Membership, slug: str, dataset_id: int) -> HttpResponse:
     project = membership.project
     dataset = get_object_or_404(Dataset, pk=dataset_id, project=project)
     item_form = DatasetItemForm(request.POST if request.POST.get("action") == "add" else None)
     import_form = DatasetImportForm(*((request.POST, request.FILES) if request.POST.get("action") == "import" else ()))
     row_errors: list[RowError] = []
     if request.method == "POST":
-        if denied := _editor_only(membership, "change datasets"):
-            return denied
         action = request.POST.get("action")
         here = reverse("dataset_detail", args=[slug, dataset.pk])
         if action == "add" and item_form.is_valid():
@@ -301,9 +273,9 @@ def dataset_view(request: HttpRequest, slug: str, dataset_id: int) -> HttpRespon
     })  # fmt: skip
 
 
-@login_required
-def dataset_export(request: HttpRequest, slug: str, dataset_id: int, fmt: str) -> HttpResponse:
-    project = membership_for(user=request.user, slug=slug).project
+@member_required()
+def dataset_export(request: HttpRequest, membership: Membership, slug: str, dataset_id: int, fmt: str) -> HttpResponse:
+    project = membership.project
     dataset = get_object_or_404(Dataset, pk=dataset_id, project=project)
     items = [
         ItemData(input=i.input, expected=i.expected, context=tuple(i.context), tags=tuple(i.tags))
@@ -319,14 +291,11 @@ def dataset_export(request: HttpRequest, slug: str, dataset_id: int, fmt: str) -
     return response
 
 
-@login_required
-def trace_to_dataset(request: HttpRequest, slug: str, trace_id: str) -> HttpResponse:
+@member_required(Role.EDITOR, what="add items to datasets")
+def trace_to_dataset(request: HttpRequest, membership: Membership, slug: str, trace_id: str) -> HttpResponse:
     """The trace page's "add to dataset": the root's input, and its answer as the expected answer (editable)."""
-    membership = membership_for(user=request.user, slug=slug)
     project = membership.project
     trace = get_object_or_404(Trace, project=project, trace_id=trace_id)
-    if denied := _editor_only(membership, "add items to datasets"):
-        return denied
     datasets = datasets_for_project(project=project)
     if request.method == "POST":
         form = DatasetItemForm(request.POST)
@@ -370,28 +339,23 @@ def _probe_from_form(probe: Probe, data: dict[str, Any]) -> Probe:
     return probe
 
 
-@login_required
-def probes_view(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="create probes", writes_only=True)
+def probes_view(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     rows = probes_for_project(project=project)
     form = ProbeForm(request.POST or None, project=project, taken={p.name for p, _ in rows})
-    if request.method == "POST":
-        if denied := _editor_only(membership, "create probes"):
-            return denied
-        if form.is_valid():
-            probe = probe_save(probe=_probe_from_form(Probe(project=project), form.cleaned_data), user=_user(request))
-            messages.success(request, f"Probe {probe.name} created. Run it now, or wait for its schedule.")
-            return redirect("probe_detail", slug=slug, probe_id=probe.pk)
+    if request.method == "POST" and form.is_valid():
+        probe = probe_save(probe=_probe_from_form(Probe(project=project), form.cleaned_data), user=_user(request))
+        messages.success(request, f"Probe {probe.name} created. Run it now, or wait for its schedule.")
+        return redirect("probe_detail", slug=slug, probe_id=probe.pk)
     return render(request, "evals/probes.html", {
         "project": project, "can_edit": membership.allows(Role.EDITOR), "rows": rows, "form": form,
         "services": trace_facets(project=project)["services"],
     })  # fmt: skip
 
 
-@login_required
-def probe_view(request: HttpRequest, slug: str, probe_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="run or change probes", writes_only=True)
+def probe_view(request: HttpRequest, membership: Membership, slug: str, probe_id: int) -> HttpResponse:
     project = membership.project
     probe = get_object_or_404(Probe.objects.select_related("dataset"), pk=probe_id, project=project)
     can_edit = membership.allows(Role.EDITOR)
@@ -401,8 +365,6 @@ def probe_view(request: HttpRequest, slug: str, probe_id: int) -> HttpResponse:
     form = ProbeForm(request.POST if editing else None, project=project, taken=taken,
                      initial=ProbeForm.initial_for(probe))  # fmt: skip
     if request.method == "POST":
-        if denied := _editor_only(membership, "run or change probes"):
-            return denied
         action = request.POST.get("action")
         if action == "run":
             run = probe_run_start(probe=probe, trigger="manual", user=_user(request))
@@ -437,9 +399,11 @@ def probe_view(request: HttpRequest, slug: str, probe_id: int) -> HttpResponse:
     })  # fmt: skip
 
 
-@login_required
-def probe_run_progress(request: HttpRequest, slug: str, probe_id: int, run_id: int) -> JsonResponse:
-    project = membership_for(user=request.user, slug=slug).project
+@member_required()
+def probe_run_progress(
+    request: HttpRequest, membership: Membership, slug: str, probe_id: int, run_id: int
+) -> JsonResponse:
+    project = membership.project
     run = get_object_or_404(ProbeRun, pk=run_id, probe_id=probe_id, project=project)
     return JsonResponse({"status": run.status, "done": run.done, "total": run.total, "percent": run.percent,
                          "passed": run.passed, "errors": run.errors, "error": run.error})  # fmt: skip

@@ -24,10 +24,10 @@ from accounts.authentication import ProjectKeyError, authenticate_project_key
 from accounts.models import Project, Scope
 from evals.models import ScoreExportCounter
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
-from slos import budgets, burn, selectors, services
+from slos import budgets, burn, policy, selectors, services
 from slos.forms import SloForm
 from slos.models import SLO
-from slos.services import DAY
+from slos.selectors import DAY
 from sre4ai_web.lib.api_errors import ApiError
 from sre4ai_web.lib.opsmetrics import beat_runs, queue_depths
 from traces.ingest.gate import refusals
@@ -228,9 +228,9 @@ class ProjectCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
-        end = services.evaluation_minute(now)
+        end = selectors.evaluation_minute(now)
         slos = list(SLO.objects.filter(project=self.project).prefetch_related("rule_states"))
-        rules = {slo.pk: services.policy_rules(slo.policy) for slo in slos}
+        rules = {slo.pk: policy.policy_rules(slo.policy) for slo in slos}
         windows = {
             slo.pk: sorted(
                 {m for r in rules[slo.pk] for m in (r.long_minutes, r.short_minutes)} | {slo.window_days * DAY}
@@ -271,7 +271,7 @@ class ProjectCollector(Collector):
                 budget.add_metric(base, float(remaining))
             states = {s.rule_key: s for s in slo.rule_states.all()}
             for rule in rules[slo.pk]:
-                key = services.rule_key(rule)
+                key = policy.rule_key(rule)
                 firing.add_metric([*base, rule.severity, key], 1.0 if key in states and states[key].firing else 0.0)
         yield from (objective, sli, valid, rate, budget, firing)
         yield from self._services()

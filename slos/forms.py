@@ -19,7 +19,7 @@ from evals.evaluators.registry import REGISTRY as EVALUATORS
 from rollups.selectors import trace_facets
 from slos import burn
 from slos.models import SLO, Channel, Comparator, SliKind
-from slos.services import policy_json, rule_key
+from slos.policy import policy_json, rule_key
 from slos.transports import REGISTRY as TRANSPORTS
 from slos.transports import unseal_secrets
 from sre4ai_web.lib import typed_form

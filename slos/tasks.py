@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from slos import budgets, services
+from slos.dispatch import deliveries_dispatch
 
 # The dispatcher starts no new send after this long; beat starts it again every 15 s. Its time limits leave room for
 # one last send to its deadline, so a run never outlives the broker's visibility timeout with the default deadline.
@@ -25,7 +26,7 @@ def evaluate() -> int:
 def dispatch() -> int:
     """Send the due notifications (new ones, and retries whose backoff has passed). Each delivery is claimed
     while it is sent, so two dispatchers at once (a redelivered message) never send one twice."""
-    return services.deliveries_dispatch(seconds=DISPATCH_SECONDS)
+    return deliveries_dispatch(seconds=DISPATCH_SECONDS)
 
 
 @shared_task(name="slos.tasks.sli_history", acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True,

@@ -22,10 +22,10 @@ from pydantic_core import PydanticCustomError
 from accounts.access import member_required
 from accounts.models import Membership, Project, Role
 from evals.models import ExportProtocol
-from evals.otel_export import export_settings_reset, export_settings_save, export_test_request, outbound_host
+from evals.otel_export import export_settings_reset, export_settings_save, export_test_request
 from evals.selectors import score_export_status
 from sre4ai_web.lib import outbound
-from sre4ai_web.lib.outbound import check_http_url
+from sre4ai_web.lib.outbound import check_http_url, host_of
 
 # RFC 9110 token characters.
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -132,8 +132,8 @@ def panel_context(*, project: Project, form: ScoreExportForm | None = None) -> d
         "project": project,
         "status": status,
         "target": target,
-        "target_host": outbound_host(target.endpoint) if target and target.endpoint else "",
-        "default_host": outbound_host(status.default_endpoint) if status.default_endpoint else "",
+        "target_host": host_of(target.endpoint) if target and target.endpoint else "",
+        "default_host": host_of(status.default_endpoint) if status.default_endpoint else "",
         "export_form": form,
     }
 
@@ -161,7 +161,7 @@ def score_export_settings(request: HttpRequest, membership: Membership, slug: st
         endpoint = form.cleaned_data["endpoint"]
         export_settings_save(project=project, endpoint=endpoint, protocol=form.cleaned_data["protocol"],
                              headers=form.cleaned_data["headers"], user=request.user)  # fmt: skip
-        messages.success(request, f"Scores now go to {outbound_host(endpoint)}." if endpoint else
+        messages.success(request, f"Scores now go to {host_of(endpoint)}." if endpoint else
                          "Export of this project's scores is off.")  # fmt: skip
         return redirect(back)
     context = {**panel_context(project=project, form=form), "show": True}

@@ -226,8 +226,3 @@ class HttpTransport(Transport[ConfigT]):
 
 def _lower(items: Any) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in items}
-
-
-def host_of(url: str) -> str:
-    """The host (and port) of a URL, for messages that must not repeat a path or query holding a token."""
-    return urlsplit(url).netloc.rpartition("@")[2] or url

@@ -99,8 +99,10 @@ def audit_log_view(request: HttpRequest, membership: Membership, slug: str) -> H
 def retention_panel_context(*, project: Project, is_admin: bool, form: RetentionForm | None = None) -> dict[str, Any]:
     """The Settings page's data retention section (accounts/templatetags/retention.py), also the page a form with
     errors comes back on."""
-    initial = {"raw_retention_days": project.raw_retention_days,
-               "aggregate_retention_days": project.aggregate_retention_days}  # fmt: skip
+    initial = {
+        "raw_retention_days": project.raw_retention_days,
+        "aggregate_retention_days": project.aggregate_retention_days,
+    }
     return {
         "project": project,
         "is_admin": is_admin,
@@ -121,6 +123,7 @@ def project_retention_view(request: HttpRequest, membership: Membership, slug: s
         return render(request, "accounts/retention.html", context, status=400)
     raw, aggregate = form.cleaned_data["raw_retention_days"], form.cleaned_data["aggregate_retention_days"]
     project_retention_set(project=project, raw_days=raw, aggregate_days=aggregate, actor=request.user)
-    messages.success(request, f"Raw data is kept {raw} days and aggregates {aggregate} days: older rows are removed "
-                     "within minutes.")  # fmt: skip
+    messages.success(
+        request, f"Raw data is kept {raw} days and aggregates {aggregate} days: older rows are removed within minutes."
+    )
     return redirect(reverse("project_settings", args=[slug]) + "#retention")

@@ -159,10 +159,16 @@ def score_export_settings(request: HttpRequest, membership: Membership, slug: st
     form = ScoreExportForm(request.POST, prefix="export")
     if form.is_valid():
         endpoint = form.cleaned_data["endpoint"]
-        export_settings_save(project=project, endpoint=endpoint, protocol=form.cleaned_data["protocol"],
-                             headers=form.cleaned_data["headers"], user=request.user)  # fmt: skip
-        messages.success(request, f"Scores now go to {host_of(endpoint)}." if endpoint else
-                         "Export of this project's scores is off.")  # fmt: skip
+        export_settings_save(
+            project=project,
+            endpoint=endpoint,
+            protocol=form.cleaned_data["protocol"],
+            headers=form.cleaned_data["headers"],
+            user=request.user,
+        )
+        messages.success(
+            request, f"Scores now go to {host_of(endpoint)}." if endpoint else "Export of this project's scores is off."
+        )
         return redirect(back)
     context = {**panel_context(project=project, form=form), "show": True}
     return render(request, "evals/score_export.html", context, status=400)

@@ -199,9 +199,14 @@ def _post(target: ExportTarget, request: ExportLogsServiceRequest) -> httpx.Resp
     with outbound.client() as http:
         try:
             response, _ = outbound.request(
-                http, "POST", target.endpoint, deadline=settings.SRE4AI_OTEL_EXPORT_TIMEOUT_SECONDS,
-                headers=headers, content=body, max_bytes=64 * 1024,
-            )  # fmt: skip
+                http,
+                "POST",
+                target.endpoint,
+                deadline=settings.SRE4AI_OTEL_EXPORT_TIMEOUT_SECONDS,
+                headers=headers,
+                content=body,
+                max_bytes=64 * 1024,
+            )
         except outbound.OutboundError as exc:
             raise ExportFailed(f"OTLP export to the collector failed: {exc}", retryable=exc.retryable) from None
     if 200 <= response.status_code < 300:
@@ -244,8 +249,13 @@ def export_settings_save(
         row.header_names = sorted(headers)
     row.save()
     details: dict[str, Any] = {"protocol": protocol, "headers": row.header_names}
-    audit_record(project=project, actor=user, action="score_export.set",
-                 target=host_of(endpoint) if endpoint else "off", details=details)  # fmt: skip
+    audit_record(
+        project=project,
+        actor=user,
+        action="score_export.set",
+        target=host_of(endpoint) if endpoint else "off",
+        details=details,
+    )
     return row
 
 

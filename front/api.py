@@ -120,8 +120,19 @@ class TraceScoreOut(serializers.ModelSerializer):
 
     class Meta:
         model = Score
-        fields = ["name", "value", "passed", "label", "summary", "explanation", "evaluator", "evaluator_version",
-                  "source", "span_id", "updated_at"]  # fmt: skip
+        fields = [
+            "name",
+            "value",
+            "passed",
+            "label",
+            "summary",
+            "explanation",
+            "evaluator",
+            "evaluator_version",
+            "source",
+            "span_id",
+            "updated_at",
+        ]
 
     def get_span_id(self, score: Any) -> str | None:
         return score.span.span_id if score.span else None

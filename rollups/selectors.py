@@ -171,9 +171,13 @@ def _series(
 
 def _range_filters(project: Project, window: Window, environment: str, service: str, dimension: str) -> dict[str, Any]:
     filters: dict[str, Any] = {
-        "project": project, "granularity": window.granularity, "dimension": dimension, "service": service,
-        "bucket__gte": window.buckets()[0] if window.buckets() else window.since, "bucket__lt": window.until,
-    }  # fmt: skip
+        "project": project,
+        "granularity": window.granularity,
+        "dimension": dimension,
+        "service": service,
+        "bucket__gte": window.buckets()[0] if window.buckets() else window.since,
+        "bucket__lt": window.until,
+    }
     if environment:
         filters["environment"] = environment
     return filters
@@ -187,9 +191,17 @@ def _totals(project: Project, window: Window, environment: str, service: str, di
     for value, traces, errors, hist, cost, tin, tout, unpriced, judged, flagged in TrafficRollup.objects.filter(
         **filters
     ).values_list(
-        "value", "traces", "errors", "latency_hist", "cost", "input_tokens", "output_tokens", "unpriced",
-        "safety_judged", "safety_flagged",
-    ):  # fmt: skip
+        "value",
+        "traces",
+        "errors",
+        "latency_hist",
+        "cost",
+        "input_tokens",
+        "output_tokens",
+        "unpriced",
+        "safety_judged",
+        "safety_flagged",
+    ):
         series = out[value]
         series.safety_judged[at] += judged
         series.safety_flagged[at] += flagged

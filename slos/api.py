@@ -157,8 +157,12 @@ class SlosEndpoint(APIView):
             return form
         if not form.is_valid():
             return _errors(form)
-        slo = services.slo_save(project=project, values=form.model_values(), channels=form.cleaned_data["channels"],
-                                actor=request_key(request))  # fmt: skip
+        slo = services.slo_save(
+            project=project,
+            values=form.model_values(),
+            channels=form.cleaned_data["channels"],
+            actor=request_key(request),
+        )
         return Response(slo_json(_summary(slo)), status=201)
 
 
@@ -356,11 +360,16 @@ class ProjectCollector(Collector):
             TrafficRollup.objects.filter(**hourly)
             .values("service", "environment")
             .annotate(
-                t=Sum("traces"), e=Sum("errors"), c=Sum("cost"), i=Sum("input_tokens"), o=Sum("output_tokens"),
-                sj=Sum("safety_judged"), sf=Sum("safety_flagged"),
+                t=Sum("traces"),
+                e=Sum("errors"),
+                c=Sum("cost"),
+                i=Sum("input_tokens"),
+                o=Sum("output_tokens"),
+                sj=Sum("safety_judged"),
+                sf=Sum("safety_flagged"),
             )
             .order_by("service", "environment")
-        )  # fmt: skip
+        )
         for row in rows:
             base = [self.project.slug, row["service"], row["environment"]]
             traces.add_metric(base, row["t"] or 0)

@@ -170,9 +170,16 @@ def budget_create(
     channels: Iterable[Channel] = (),
 ) -> Budget:
     budget = Budget.objects.create(
-        project=project, name=name, scope=scope, attribute=attribute.strip(), value=value.strip(),
-        service=service.strip(), window=window, warning_usd=warning_usd, limit_usd=limit_usd,
-    )  # fmt: skip
+        project=project,
+        name=name,
+        scope=scope,
+        attribute=attribute.strip(),
+        value=value.strip(),
+        service=service.strip(),
+        window=window,
+        warning_usd=warning_usd,
+        limit_usd=limit_usd,
+    )
     budget.channels.set(channels)
     return budget
 
@@ -204,13 +211,18 @@ def budget_evaluate(*, budget_id: int, now: datetime) -> int:
         levels.append((BudgetLevel.WARNING, budget.warning_usd))
     new = [
         BudgetAlert(
-            budget=budget, key=row["key"], level=level, window_start=start, spend_usd=row["spend"],
-            threshold_usd=threshold, at=now,
+            budget=budget,
+            key=row["key"],
+            level=level,
+            window_start=start,
+            spend_usd=row["spend"],
+            threshold_usd=threshold,
+            at=now,
         )
         for row in _spend_by_key(budget, start, end)
         for level, threshold in levels
         if row["spend"] >= threshold and (row["key"], level) not in alerted
-    ]  # fmt: skip
+    ]
     if not new:
         return 0
     BudgetAlert.objects.bulk_create(new)

@@ -164,10 +164,12 @@ def _delivery_record(delivery: Delivery, outcome: _Outcome, now: datetime) -> No
     if outcome.sent:
         delivery.status, delivery.sent_at, delivery.last_error = DeliveryStatus.SENT, now, ""
         delivery.save(update_fields=["attempts", "status", "sent_at", "last_error", "claimed_until"])
-        DeliveryAttempt.objects.create(delivery=delivery, at=now, ok=True, response=outcome.response[:500],
-                                       duration_ms=outcome.elapsed_ms)  # fmt: skip
-        Channel.objects.filter(pk=delivery.channel_id).exclude(failing_since=None).update(failing_since=None,
-                                                                                         last_error="")  # fmt: skip
+        DeliveryAttempt.objects.create(
+            delivery=delivery, at=now, ok=True, response=outcome.response[:500], duration_ms=outcome.elapsed_ms
+        )
+        Channel.objects.filter(pk=delivery.channel_id).exclude(failing_since=None).update(
+            failing_since=None, last_error=""
+        )
         return
     error = outcome.response
     delivery.last_error = error

@@ -124,8 +124,9 @@ def slo_summaries(*, project: Project, now: datetime, slos: QuerySet[SLO] | None
     """Every SLO of the project with its SLI and budget over its own window, worst budget first. 3 queries."""
     end = evaluation_minute(now)
     with_state = _with_state(slos if slos is not None else SLO.objects.filter(project=project))
-    counts = window_counts(slos=[slo for slo, _, _ in with_state], end=end,
-                           windows=[slo.window_days * DAY for slo, _, _ in with_state])  # fmt: skip
+    counts = window_counts(
+        slos=[slo for slo, _, _ in with_state], end=end, windows=[slo.window_days * DAY for slo, _, _ in with_state]
+    )
     summaries = []
     for slo, rules, open_incidents in with_state:
         window = counts.get((slo.pk, slo.window_days * DAY), burn.Counts(0, 0))
@@ -331,8 +332,13 @@ def incident_rows(*, incidents: Sequence[Incident], now: datetime) -> list[Incid
     against their SLO's budget now, summed for all of them in one window query."""
     open_slos = {i.slo.pk: i.slo for i in incidents if i.status != IncidentStatus.RESOLVED}
     end = evaluation_minute(now)
-    counts = window_counts(slos=list(open_slos.values()), end=end,
-                           windows=[slo.window_days * DAY for slo in open_slos.values()]) if open_slos else {}  # fmt: skip
+    counts = (
+        window_counts(
+            slos=list(open_slos.values()), end=end, windows=[slo.window_days * DAY for slo in open_slos.values()]
+        )
+        if open_slos
+        else {}
+    )
     rows = []
     for incident in incidents:
         slo = incident.slo
@@ -510,8 +516,9 @@ def incident_events(
     definition = SliDefinition.of(slo)
 
     def judged(start: datetime, end: datetime) -> list[tuple[dict[str, object], bool]]:
-        traces = Trace.objects.filter(project_id=slo.project_id, service=slo.service, start_time__gte=start,
-                                      start_time__lt=end)  # fmt: skip
+        traces = Trace.objects.filter(
+            project_id=slo.project_id, service=slo.service, start_time__gte=start, start_time__lt=end
+        )
         if slo.environment:
             traces = traces.filter(environment=slo.environment)
         fields = (*TRACE_ROW_FIELDS, "trace_id", "input_preview", "output_preview")

@@ -95,8 +95,13 @@ def slo_save(
         slo.history_ready_at = None
     slo.save()
     slo.channels.set(list(channels))
-    audit_record(project=slo.project, actor=actor, action="slo.create" if instance is None else "slo.update",
-                 target=f"{slo.name} (#{slo.pk})", details={"fields": changed})  # fmt: skip
+    audit_record(
+        project=slo.project,
+        actor=actor,
+        action="slo.create" if instance is None else "slo.update",
+        target=f"{slo.name} (#{slo.pk})",
+        details={"fields": changed},
+    )
     keys = {rule_key(rule) for rule in policy_rules(slo.policy)}
     RuleState.objects.filter(slo=slo).exclude(rule_key__in=keys).delete()
     if redefined:
@@ -392,8 +397,13 @@ def _event(incident: Incident, kind: str, now: datetime, **fields: Any) -> Incid
 def _incident_audit(incident: Incident, user: User, action: str, **details: Any) -> None:
     """People's incident actions go to the project's audit log too (the timeline is per incident; the log is
     where an admin reviews who changed what across the project)."""
-    audit_record(project=incident.slo.project, actor=user, action=f"incident.{action}",
-                 target=f"#{incident.pk} {incident.slo.name}", details=details)  # fmt: skip
+    audit_record(
+        project=incident.slo.project,
+        actor=user,
+        action=f"incident.{action}",
+        target=f"#{incident.pk} {incident.slo.name}",
+        details=details,
+    )
 
 
 def _incident_resolve(incident: Incident, user: User | None, now: datetime, text: str) -> None:
@@ -458,8 +468,9 @@ def incident_assign(
         _incident_audit(incident, user, "unassign", previous=previous.username if previous else "")
     else:
         event = _event(incident, EventKind.ASSIGNED, now, author=user, assignee=assignee)
-        _incident_audit(incident, user, "assign", assignee=assignee.username,
-                        previous=previous.username if previous else "")  # fmt: skip
+        _incident_audit(
+            incident, user, "assign", assignee=assignee.username, previous=previous.username if previous else ""
+        )
     return event
 
 
@@ -489,8 +500,13 @@ def channel_save(
     channel.failing_since, channel.last_error = None, ""
     channel.save()
     # The config holds secrets (token URLs, HMAC keys): the audit names the channel, never the config.
-    audit_record(project=project, actor=actor, action="channel.create" if instance is None else "channel.update",
-                 target=f"{channel.name} (#{channel.pk})", details={"kind": kind})  # fmt: skip
+    audit_record(
+        project=project,
+        actor=actor,
+        action="channel.create" if instance is None else "channel.update",
+        target=f"{channel.name} (#{channel.pk})",
+        details={"kind": kind},
+    )
     return channel
 
 

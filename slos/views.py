@@ -78,9 +78,22 @@ def slo_form(request: HttpRequest, membership: Membership, slug: str, slo_id: in
         initial: dict[str, Any] = {"service": request.GET.get("service", "")}
         rules = []
         if instance is not None:
-            initial = {f: getattr(instance, f) for f in ("name", "service", "environment", "route", "model",
-                                                          "sli_kind", "evaluator", "comparator", "threshold",
-                                                          "window_days", "runbook")}  # fmt: skip
+            initial = {
+                f: getattr(instance, f)
+                for f in (
+                    "name",
+                    "service",
+                    "environment",
+                    "route",
+                    "model",
+                    "sli_kind",
+                    "evaluator",
+                    "comparator",
+                    "threshold",
+                    "window_days",
+                    "runbook",
+                )
+            }
             initial["objective"] = objective_text(instance.objective)
             if instance.sli_kind == SliKind.SCORE and instance.comparator != Comparator.PASS:
                 initial["sli_kind"] = SCORE_THRESHOLD
@@ -180,8 +193,9 @@ def channel_list(request: HttpRequest, membership: Membership, slug: str) -> Htt
         form = ChannelForm(request.POST, project=project)
         if form.is_valid():
             data = form.cleaned_data
-            services.channel_save(project=project, name=data["name"], kind=data["kind"], config=data["config"],
-                                  actor=_user(request))  # fmt: skip
+            services.channel_save(
+                project=project, name=data["name"], kind=data["kind"], config=data["config"], actor=_user(request)
+            )
             messages.success(request, f"Channel “{data['name']}” added.")
             return redirect("channel_list", slug)
         status = 400
@@ -231,14 +245,21 @@ def channel_edit(request: HttpRequest, membership: Membership, slug: str, channe
     project = membership.project
     channel = get_object_or_404(Channel, project=project, pk=channel_id)
     shown = {k: v for k, v in channel.config.items() if k not in _secret_fields(channel)}
-    form = ChannelForm(initial={"name": channel.name, "kind": channel.kind, "config": shown}, project=project,
-                       instance=channel)  # fmt: skip
+    form = ChannelForm(
+        initial={"name": channel.name, "kind": channel.kind, "config": shown}, project=project, instance=channel
+    )
     if request.method == "POST":
         form = ChannelForm(request.POST, project=project, instance=channel)
         if form.is_valid():
             data = form.cleaned_data
-            services.channel_save(project=project, name=data["name"], kind=data["kind"], config=data["config"],
-                                  instance=channel, actor=_user(request))  # fmt: skip
+            services.channel_save(
+                project=project,
+                name=data["name"],
+                kind=data["kind"],
+                config=data["config"],
+                instance=channel,
+                actor=_user(request),
+            )
             messages.success(request, f"Channel “{data['name']}” saved.")
             return redirect("channel_list", slug)
     context = {"project": project, "form": form, "channel": channel, "secret_fields": sorted(_secret_fields(channel))}

@@ -111,9 +111,16 @@ class CanaryEndpoint(APIView):
             raise ApiError(400, "The comparison is not valid; see details.", details=form.errors)
         data = form.cleaned_data
         try:
-            report = canary_analyse(project=api_key.project, service=data["service"], attribute=data["attribute"],
-                                    baseline=data["baseline"], canary=data["canary"], since=data["since"],
-                                    until=data["until"], config=data["config"])  # fmt: skip
+            report = canary_analyse(
+                project=api_key.project,
+                service=data["service"],
+                attribute=data["attribute"],
+                baseline=data["baseline"],
+                canary=data["canary"],
+                since=data["since"],
+                until=data["until"],
+                config=data["config"],
+            )
         except CohortError as exc:
             raise ApiError(400, str(exc)) from exc
         return Response(report.to_dict())

@@ -43,16 +43,24 @@ def canary_view(request: HttpRequest, membership: Membership, slug: str) -> Http
     project = membership.project
     services = trace_facets(project=project)["services"]
     bound = "baseline" in request.GET
-    form = CanaryForm(request.GET if bound else None,
-                      initial={"service": services[0] if services else "", "attribute": "release"})  # fmt: skip
+    form = CanaryForm(
+        request.GET if bound else None, initial={"service": services[0] if services else "", "attribute": "release"}
+    )
     report, error, status = None, "", 200
     if bound:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                report = canary_analyse(project=project, service=data["service"], attribute=data["attribute"],
-                                        baseline=data["baseline"], canary=data["canary"], since=data["since"],
-                                        until=data["until"], config=data["config"]).to_dict()  # fmt: skip
+                report = canary_analyse(
+                    project=project,
+                    service=data["service"],
+                    attribute=data["attribute"],
+                    baseline=data["baseline"],
+                    canary=data["canary"],
+                    since=data["since"],
+                    until=data["until"],
+                    config=data["config"],
+                ).to_dict()
             except CohortError as exc:
                 error, status = str(exc), 400
         else:
@@ -65,9 +73,25 @@ def canary_view(request: HttpRequest, membership: Membership, slug: str) -> Http
         order = {"worse": 0, "better": 1, "pass": 2, "insufficient_data": 3}
         signals = sorted(report["signals"], key=lambda s: order[s["classification"]])
         for s in signals:
-            s.update(baseline_text=_value_text(s, s["baseline"]), canary_text=_value_text(s, s["canary"]),
-                     effect_text=_effect_text(s), classification_text=s["classification"].replace("_", " "))  # fmt: skip
-    return render(request, "evals/canary.html", {
-        "project": project, "form": form, "services": services, "attributes": ATTRIBUTE_SUGGESTIONS, "report": report,
-        "signals": signals, "margins": margins, "figures": canary_figures(signals), "error": error,
-    }, status=status)  # fmt: skip
+            s.update(
+                baseline_text=_value_text(s, s["baseline"]),
+                canary_text=_value_text(s, s["canary"]),
+                effect_text=_effect_text(s),
+                classification_text=s["classification"].replace("_", " "),
+            )
+    return render(
+        request,
+        "evals/canary.html",
+        {
+            "project": project,
+            "form": form,
+            "services": services,
+            "attributes": ATTRIBUTE_SUGGESTIONS,
+            "report": report,
+            "signals": signals,
+            "margins": margins,
+            "figures": canary_figures(signals),
+            "error": error,
+        },
+        status=status,
+    )

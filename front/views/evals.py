@@ -81,19 +81,32 @@ def evaluator_settings(request: HttpRequest, membership: Membership, slug: str) 
         raise Http404("No such service in this project.")
     errors: dict[str, EvaluatorConfigForm] = {}
     if request.method == "POST":
-        current = next((c.params for c in effective_configs(project=project, service=service)
-                        if c.evaluator.name == request.POST.get("evaluator")), {})  # fmt: skip
+        current = next(
+            (
+                c.params
+                for c in effective_configs(project=project, service=service)
+                if c.evaluator.name == request.POST.get("evaluator")
+            ),
+            {},
+        )
         form = EvaluatorConfigForm(request.POST, current=current)
         if "reset" in request.POST and request.POST.get("evaluator"):
-            evaluator_config_reset(project=project, service=service, evaluator=request.POST["evaluator"],
-                                   actor=_user(request))  # fmt: skip
+            evaluator_config_reset(
+                project=project, service=service, evaluator=request.POST["evaluator"], actor=_user(request)
+            )
             messages.success(request, f"{request.POST['evaluator']} now inherits its setting.")
             return redirect(f"{reverse('evaluator_settings', args=[slug])}?service={service}")
         if form.is_valid():
             data = form.cleaned_data
-            evaluator_config_set(project=project, service=service, evaluator=data["evaluator"],
-                                 enabled=data["enabled"], params=data["params"], sampling_rate=data["sampling_rate"],
-                                 user=_user(request))  # fmt: skip
+            evaluator_config_set(
+                project=project,
+                service=service,
+                evaluator=data["evaluator"],
+                enabled=data["enabled"],
+                params=data["params"],
+                sampling_rate=data["sampling_rate"],
+                user=_user(request),
+            )
             scope = f"service {service}" if service else "the project"
             messages.success(request, f"Saved {data['evaluator']} for {scope}.")
             return redirect(f"{reverse('evaluator_settings', args=[slug])}?service={service}")
@@ -101,15 +114,29 @@ def evaluator_settings(request: HttpRequest, membership: Membership, slug: str) 
     rows = []
     for config in effective_configs(project=project, service=service):
         name = config.evaluator.name
-        form = errors.get(name) or EvaluatorConfigForm(initial={
-            "evaluator": name, "enabled": config.enabled, "sampling_rate": config.sampling_rate,
-            "params": json.dumps(config.params, indent=1) if config.params else "",
-        }, current=config.params)  # fmt: skip
+        form = errors.get(name) or EvaluatorConfigForm(
+            initial={
+                "evaluator": name,
+                "enabled": config.enabled,
+                "sampling_rate": config.sampling_rate,
+                "params": json.dumps(config.params, indent=1) if config.params else "",
+            },
+            current=config.params,
+        )
         rows.append({"config": config, "form": form, "fields": form.typed_fields()})
-    return render(request, "evals/settings.html", {
-        "project": project, "can_edit": can_edit, "read_only": not can_edit, "service": service, "services": services,
-        "rows": rows,
-    }, status=400 if errors else 200)  # fmt: skip
+    return render(
+        request,
+        "evals/settings.html",
+        {
+            "project": project,
+            "can_edit": can_edit,
+            "read_only": not can_edit,
+            "service": service,
+            "services": services,
+            "rows": rows,
+        },
+        status=400 if errors else 200,
+    )
 
 
 @member_required(Role.EDITOR, what="start rescoring jobs", writes_only=True)
@@ -119,21 +146,42 @@ def eval_runs(request: HttpRequest, membership: Membership, slug: str) -> HttpRe
     form = EvalRunForm(request.POST or None, initial={"service": request.GET.get("service", "")})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        run = eval_run_start(project=project, service=data["service"], since=data["since"],
-                             until=data["until"], evaluators=data["evaluators"], user=_user(request))  # fmt: skip
+        run = eval_run_start(
+            project=project,
+            service=data["service"],
+            since=data["since"],
+            until=data["until"],
+            evaluators=data["evaluators"],
+            user=_user(request),
+        )
         messages.success(request, f"Rescoring {run.total} traces.")
         return redirect("eval_runs", slug=slug)
-    return render(request, "evals/runs.html", {
-        "project": project, "can_edit": can_edit, "form": form, "runs": eval_runs_for_project(project=project),
-    })  # fmt: skip
+    return render(
+        request,
+        "evals/runs.html",
+        {
+            "project": project,
+            "can_edit": can_edit,
+            "form": form,
+            "runs": eval_runs_for_project(project=project),
+        },
+    )
 
 
 @member_required()
 def eval_run_progress(request: HttpRequest, membership: Membership, slug: str, run_id: int) -> JsonResponse:
     project = membership.project
     run = get_object_or_404(EvalRun, pk=run_id, project=project)
-    return JsonResponse({"status": run.status, "done": run.done, "total": run.total, "percent": run.percent,
-                         "failed": run.failed, "error": run.error})  # fmt: skip
+    return JsonResponse(
+        {
+            "status": run.status,
+            "done": run.done,
+            "total": run.total,
+            "percent": run.percent,
+            "failed": run.failed,
+            "error": run.error,
+        }
+    )
 
 
 @member_required(Role.EDITOR, what="cancel rescoring jobs")
@@ -202,15 +250,26 @@ def drift_view(request: HttpRequest, membership: Membership, slug: str) -> HttpR
     rows = [{**r, "index": i} for i, r in enumerate(results)]
     changes = drift_changes(results)
     since = f"{run.current_since:%A} {run.current_since.day} {run.current_since:%b %H:%M} UTC" if run else ""
-    return render(request, "evals/drift.html", {
-        "project": project, "can_edit": can_edit, "services": services, "service": service, "run": run,
-        "runs": runs, "results": rows, "figures": drift_figures(results),
-        "headline": headline(changes, since=since), "changes": [(c, rows[c.index]) for c in changes],
-        "others": [r for r in rows if r["verdict"] != "drift"],
-        "steady": sum(r["verdict"] == "no_drift" for r in rows),
-        "too_few": sum(r["verdict"] == "insufficient_data" for r in rows),
-        "history": DriftRun.objects.filter(project=project, service=service)[:10],
-    })  # fmt: skip
+    return render(
+        request,
+        "evals/drift.html",
+        {
+            "project": project,
+            "can_edit": can_edit,
+            "services": services,
+            "service": service,
+            "run": run,
+            "runs": runs,
+            "results": rows,
+            "figures": drift_figures(results),
+            "headline": headline(changes, since=since),
+            "changes": [(c, rows[c.index]) for c in changes],
+            "others": [r for r in rows if r["verdict"] != "drift"],
+            "steady": sum(r["verdict"] == "no_drift" for r in rows),
+            "too_few": sum(r["verdict"] == "insufficient_data" for r in rows),
+            "history": DriftRun.objects.filter(project=project, service=service)[:10],
+        },
+    )
 
 
 # --- golden datasets -------------------------------------------------------------------------------------
@@ -222,13 +281,24 @@ def datasets_view(request: HttpRequest, membership: Membership, slug: str) -> Ht
     datasets = datasets_for_project(project=project)
     form = DatasetForm(request.POST or None, taken={d.name for d in datasets})
     if request.method == "POST" and form.is_valid():
-        dataset = dataset_create(project=project, name=form.cleaned_data["name"],
-                                 description=form.cleaned_data["description"], user=_user(request))  # fmt: skip
+        dataset = dataset_create(
+            project=project,
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+            user=_user(request),
+        )
         messages.success(request, f"Dataset {dataset.name} created: add items or import a file.")
         return redirect("dataset_detail", slug=slug, dataset_id=dataset.pk)
-    return render(request, "evals/datasets.html", {
-        "project": project, "can_edit": membership.allows(Role.EDITOR), "datasets": datasets, "form": form,
-    })  # fmt: skip
+    return render(
+        request,
+        "evals/datasets.html",
+        {
+            "project": project,
+            "can_edit": membership.allows(Role.EDITOR),
+            "datasets": datasets,
+            "form": form,
+        },
+    )
 
 
 @member_required(Role.EDITOR, what="change datasets", writes_only=True)
@@ -265,12 +335,21 @@ def dataset_view(request: HttpRequest, membership: Membership, slug: str, datase
             dataset_item_delete(item=item)
             messages.success(request, "Item deleted.")
             return redirect(here)
-    return render(request, "evals/datasets_detail.html", {
-        "project": project, "can_edit": membership.allows(Role.EDITOR), "dataset": dataset,
-        "items": dataset_items(dataset=dataset), "item_form": item_form, "import_form": import_form,
-        "row_errors": row_errors[:100], "more_row_errors": max(len(row_errors) - 100, 0),
-        "probes": dataset.probes.all(),
-    })  # fmt: skip
+    return render(
+        request,
+        "evals/datasets_detail.html",
+        {
+            "project": project,
+            "can_edit": membership.allows(Role.EDITOR),
+            "dataset": dataset,
+            "items": dataset_items(dataset=dataset),
+            "item_form": item_form,
+            "import_form": import_form,
+            "row_errors": row_errors[:100],
+            "more_row_errors": max(len(row_errors) - 100, 0),
+            "probes": dataset.probes.all(),
+        },
+    )
 
 
 @member_required()
@@ -319,22 +398,42 @@ def trace_to_dataset(request: HttpRequest, membership: Membership, slug: str, tr
             )
         )
         initial_input = json.dumps(root.input, ensure_ascii=False, indent=1) if chat and root else item.input
-        form = DatasetItemForm(initial={
-            "input": initial_input, "expected": item.output,
-            "context": DOC_SEPARATOR.join(d.text for d in item.context if not d.id.startswith("tool:")),
-        })  # fmt: skip
-    return render(request, "evals/datasets_from_trace.html", {
-        "project": project, "trace": trace, "form": form, "datasets": datasets,
-        "selected": request.POST.get("dataset", ""),
-    })  # fmt: skip
+        form = DatasetItemForm(
+            initial={
+                "input": initial_input,
+                "expected": item.output,
+                "context": DOC_SEPARATOR.join(d.text for d in item.context if not d.id.startswith("tool:")),
+            }
+        )
+    return render(
+        request,
+        "evals/datasets_from_trace.html",
+        {
+            "project": project,
+            "trace": trace,
+            "form": form,
+            "datasets": datasets,
+            "selected": request.POST.get("dataset", ""),
+        },
+    )
 
 
 # --- probes ----------------------------------------------------------------------------------------------
 
 
 def _probe_from_form(probe: Probe, data: dict[str, Any]) -> Probe:
-    for name in ("name", "dataset", "service", "environment", "target_kind", "target_config", "evaluators",
-                 "interval_minutes", "cron", "enabled"):  # fmt: skip
+    for name in (
+        "name",
+        "dataset",
+        "service",
+        "environment",
+        "target_kind",
+        "target_config",
+        "evaluators",
+        "interval_minutes",
+        "cron",
+        "enabled",
+    ):
         setattr(probe, name, data[name])
     return probe
 
@@ -348,10 +447,17 @@ def probes_view(request: HttpRequest, membership: Membership, slug: str) -> Http
         probe = probe_save(probe=_probe_from_form(Probe(project=project), form.cleaned_data), user=_user(request))
         messages.success(request, f"Probe {probe.name} created. Run it now, or wait for its schedule.")
         return redirect("probe_detail", slug=slug, probe_id=probe.pk)
-    return render(request, "evals/probes.html", {
-        "project": project, "can_edit": membership.allows(Role.EDITOR), "rows": rows, "form": form,
-        "services": trace_facets(project=project)["services"],
-    })  # fmt: skip
+    return render(
+        request,
+        "evals/probes.html",
+        {
+            "project": project,
+            "can_edit": membership.allows(Role.EDITOR),
+            "rows": rows,
+            "form": form,
+            "services": trace_facets(project=project)["services"],
+        },
+    )
 
 
 @member_required(Role.EDITOR, what="run or change probes", writes_only=True)
@@ -362,8 +468,9 @@ def probe_view(request: HttpRequest, membership: Membership, slug: str, probe_id
     here = reverse("probe_detail", args=[slug, probe.pk])
     taken = set(Probe.objects.filter(project=project).exclude(pk=probe.pk).values_list("name", flat=True))
     editing = request.method == "POST" and request.POST.get("action") == "save"
-    form = ProbeForm(request.POST if editing else None, project=project, taken=taken,
-                     initial=ProbeForm.initial_for(probe))  # fmt: skip
+    form = ProbeForm(
+        request.POST if editing else None, project=project, taken=taken, initial=ProbeForm.initial_for(probe)
+    )
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "run":
@@ -388,15 +495,31 @@ def probe_view(request: HttpRequest, membership: Membership, slug: str, probe_id
     if request.GET.get("run", "").isdigit():
         shown = get_object_or_404(ProbeRun, pk=int(request.GET["run"]), probe=probe)
     results = probe_run_results(run=shown) if shown else []
-    return render(request, "evals/probes_detail.html", {
-        "project": project, "can_edit": can_edit, "probe": probe, "form": form, "editing": editing,
-        "target": TARGETS[probe.target_kind].from_config(probe.target_config).display_config()
-        if probe.target_kind in TARGETS else {},
-        "history": list(reversed(history)), "run": shown, "figures": probe_history_figures(history),
-        "results": [(r, side_by_side(r.previous_answer, r.answer) if r.answer_changed else None,
-                     side_by_side(r.expected, r.answer) if not r.passed and r.expected and not r.error else None)
-                    for r in results],
-    })  # fmt: skip
+    return render(
+        request,
+        "evals/probes_detail.html",
+        {
+            "project": project,
+            "can_edit": can_edit,
+            "probe": probe,
+            "form": form,
+            "editing": editing,
+            "target": TARGETS[probe.target_kind].from_config(probe.target_config).display_config()
+            if probe.target_kind in TARGETS
+            else {},
+            "history": list(reversed(history)),
+            "run": shown,
+            "figures": probe_history_figures(history),
+            "results": [
+                (
+                    r,
+                    side_by_side(r.previous_answer, r.answer) if r.answer_changed else None,
+                    side_by_side(r.expected, r.answer) if not r.passed and r.expected and not r.error else None,
+                )
+                for r in results
+            ],
+        },
+    )
 
 
 @member_required()
@@ -405,5 +528,14 @@ def probe_run_progress(
 ) -> JsonResponse:
     project = membership.project
     run = get_object_or_404(ProbeRun, pk=run_id, probe_id=probe_id, project=project)
-    return JsonResponse({"status": run.status, "done": run.done, "total": run.total, "percent": run.percent,
-                         "passed": run.passed, "errors": run.errors, "error": run.error})  # fmt: skip
+    return JsonResponse(
+        {
+            "status": run.status,
+            "done": run.done,
+            "total": run.total,
+            "percent": run.percent,
+            "passed": run.passed,
+            "errors": run.errors,
+            "error": run.error,
+        }
+    )

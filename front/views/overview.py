@@ -157,8 +157,9 @@ def first_trace_key(request: HttpRequest, membership: Membership, slug: str) -> 
         messages.error(request, f"This project already receives traces: create more keys under {menus.CREATE_API_KEY}.")
         return redirect("overview", slug=slug)
     assert isinstance(request.user, User)  # member_required
-    issued = api_key_issue(project=membership.project, name="first trace", created_by=request.user,
-                           scopes=[Scope.INGEST])  # fmt: skip
+    issued = api_key_issue(
+        project=membership.project, name="first trace", created_by=request.user, scopes=[Scope.INGEST]
+    )
     request.session[FIRST_TRACE_KEY_SESSION] = {
         "public_key": issued.api_key.public_key,
         "secret_key": issued.secret_key,
@@ -173,8 +174,9 @@ def service_view(request: HttpRequest, membership: Membership, slug: str) -> Htt
     detail = service_detail(project=page.project, service=service, environment=page.environment, window=page.window)
     if not detail.series.traffic() and not any(detail.breakdowns.values()):
         recent = window_for(range_key="30d", now=timezone.now())
-        if service not in {r.service for r in overview(project=page.project, environment="", window=recent,
-                                                       now=timezone.now())}:  # fmt: skip
+        if service not in {
+            r.service for r in overview(project=page.project, environment="", window=recent, now=timezone.now())
+        }:
             raise Http404("No such service in this project.")
     trace_list = reverse("trace_list", args=[slug])
     figures = service_figures(detail, trace_list)

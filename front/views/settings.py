@@ -32,8 +32,12 @@ def project_settings(request: HttpRequest, membership: Membership, slug: str) ->
     if request.method == "POST":
         assert isinstance(request.user, User)  # member_required
         if "create_key" in request.POST and key_form.is_valid():
-            issued = api_key_issue(project=project, name=key_form.cleaned_data["name"], created_by=request.user,
-                                   scopes=key_form.cleaned_data["scopes"])  # fmt: skip
+            issued = api_key_issue(
+                project=project,
+                name=key_form.cleaned_data["name"],
+                created_by=request.user,
+                scopes=key_form.cleaned_data["scopes"],
+            )
             request.session[NEW_KEY_SESSION_KEY] = {
                 "public_key": issued.api_key.public_key,
                 "secret_key": issued.secret_key,
@@ -42,8 +46,15 @@ def project_settings(request: HttpRequest, membership: Membership, slug: str) ->
         elif "set_redaction" in request.POST:
             enabled = request.POST.get("redact_pii") == "1"
             project_redaction_set(project=project, enabled=enabled, actor=request.user)
-            messages.success(request, "PII redaction at ingest is " + ("on: spans from now on are stored redacted."
-                             if enabled else "off: spans from now on are stored as sent."))  # fmt: skip
+            messages.success(
+                request,
+                "PII redaction at ingest is "
+                + (
+                    "on: spans from now on are stored redacted."
+                    if enabled
+                    else "off: spans from now on are stored as sent."
+                ),
+            )
             return redirect("project_settings", slug=slug)
         elif "add_member" in request.POST and member_form.is_valid():
             user = get_user_model().objects.get(username=member_form.cleaned_data["username"])

@@ -7,12 +7,13 @@ below the one the view needs. An API request carries a project key: `key_project
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Concatenate, ParamSpec
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.views.decorators.http import require_http_methods
 from rest_framework.request import Request
 
 from accounts.models import ApiKey, Membership, Project, Role
@@ -30,10 +31,12 @@ def forbidden(role: str, what: str) -> HttpResponse:
 
 
 def member_required(
-    role: str = Role.VIEWER, *, what: str = "", writes_only: bool = False
+    role: str = Role.VIEWER, *, what: str = "", writes_only: bool = False, methods: Sequence[str] = ()
 ) -> Callable[[MemberView[P]], Callable[Concatenate[HttpRequest, P], HttpResponse]]:
     """The view is called as ``view(request, membership, slug=…, …)``. With ``writes_only`` every member may read
-    the page and only a write (POST) needs ``role``: the page itself then shows or hides its forms."""
+    the page and only a write (POST) needs ``role``: the page itself then shows or hides its forms. ``methods``
+    limits the HTTP methods (405 otherwise), checked after sign-in and before the project, as Django's
+    require_http_methods would be."""
     assert role == Role.VIEWER or what, "say what the role allows: it is the 403's message"
 
     def decorate(view: MemberView[P]) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
@@ -45,7 +48,7 @@ def member_required(
                 return forbidden(role, what)
             return view(request, membership, *args, **kwargs)
 
-        return login_required(guarded)
+        return login_required(require_http_methods(list(methods))(guarded) if methods else guarded)
 
     return decorate
 

@@ -39,8 +39,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("overview", slug=project.slug)
 
 
-@member_required(Role.ADMIN, what="revoke keys")
-@require_POST
+@member_required(Role.ADMIN, what="revoke keys", methods=("POST",))
 def api_key_revoke_view(request: HttpRequest, membership: Membership, slug: str, key_id: int) -> HttpResponse:
     api_key = get_object_or_404(ApiKey, pk=key_id, project=membership.project)
     assert isinstance(request.user, User)  # member_required
@@ -111,8 +110,7 @@ def retention_panel_context(*, project: Project, is_admin: bool, form: Retention
     }
 
 
-@member_required(Role.ADMIN, what="change data retention")
-@require_POST
+@member_required(Role.ADMIN, what="change data retention", methods=("POST",))
 def project_retention_view(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     """Admins set how long the project keeps raw data and aggregates; the change is audit-logged."""
     project = membership.project

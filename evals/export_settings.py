@@ -16,7 +16,6 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 from pydantic_core import PydanticCustomError
 
 from accounts.access import member_required
@@ -138,8 +137,7 @@ def panel_context(*, project: Project, form: ScoreExportForm | None = None) -> d
     }
 
 
-@member_required(Role.ADMIN, what="change where the project's scores are exported")
-@require_POST
+@member_required(Role.ADMIN, what="change where the project's scores are exported", methods=("POST",))
 def score_export_settings(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     assert isinstance(request.user, User)  # member_required

@@ -13,7 +13,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.http import require_POST
 
 from accounts.access import member_required
 from accounts.models import Membership, Role
@@ -166,8 +165,7 @@ def _zoom(request: HttpRequest, now: datetime) -> tuple[datetime, datetime] | No
     return (since, until) if since < until else None
 
 
-@member_required(Role.EDITOR, what="delete SLOs")
-@require_POST
+@member_required(Role.EDITOR, what="delete SLOs", methods=("POST",))
 def slo_delete(request: HttpRequest, membership: Membership, slug: str, slo_id: int) -> HttpResponse:
     slo = get_object_or_404(SLO, project=membership.project, pk=slo_id)
     try:
@@ -231,8 +229,7 @@ def _shown_config(channel: Channel, *, admin: bool) -> dict[str, Any]:
     return shown
 
 
-@member_required(Role.ADMIN, what="manage notification channels")
-@require_POST
+@member_required(Role.ADMIN, what="manage notification channels", methods=("POST",))
 def channel_delete(request: HttpRequest, membership: Membership, slug: str, channel_id: int) -> HttpResponse:
     channel = get_object_or_404(Channel, project=membership.project, pk=channel_id)
     services.channel_delete(channel=channel, actor=_user(request))
@@ -266,8 +263,7 @@ def channel_edit(request: HttpRequest, membership: Membership, slug: str, channe
     return render(request, "slos/channel_edit.html", context, status=400 if form.is_bound else 200)
 
 
-@member_required(Role.ADMIN, what="manage notification channels")
-@require_POST
+@member_required(Role.ADMIN, what="manage notification channels", methods=("POST",))
 def channel_test_view(request: HttpRequest, membership: Membership, slug: str, channel_id: int) -> HttpResponse:
     channel = get_object_or_404(Channel, project=membership.project, pk=channel_id)
     try:

@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
 
 from accounts.access import member_required
 from accounts.models import Membership, Role
@@ -37,8 +36,7 @@ def budget_list(request: HttpRequest, membership: Membership, slug: str) -> Http
     return render(request, "slos/budgets.html", context, status=status)
 
 
-@member_required(Role.EDITOR, what="delete budgets")
-@require_POST
+@member_required(Role.EDITOR, what="delete budgets", methods=("POST",))
 def budget_delete(request: HttpRequest, membership: Membership, slug: str, budget_id: int) -> HttpResponse:
     budget = get_object_or_404(Budget, project=membership.project, pk=budget_id)
     budgets.budget_delete(budget=budget)

@@ -12,7 +12,6 @@ from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 
 from accounts.access import member_required
 from accounts.models import Membership, Role
@@ -184,8 +183,7 @@ def eval_run_progress(request: HttpRequest, membership: Membership, slug: str, r
     )
 
 
-@member_required(Role.EDITOR, what="cancel rescoring jobs")
-@require_POST
+@member_required(Role.EDITOR, what="cancel rescoring jobs", methods=("POST",))
 def eval_run_cancel_view(request: HttpRequest, membership: Membership, slug: str, run_id: int) -> HttpResponse:
     run = get_object_or_404(EvalRun, pk=run_id, project=membership.project)
     job_run_cancel(run=run)
@@ -193,8 +191,7 @@ def eval_run_cancel_view(request: HttpRequest, membership: Membership, slug: str
     return redirect("eval_runs", slug=slug)
 
 
-@member_required(Role.EDITOR, what="annotate traces")
-@require_POST
+@member_required(Role.EDITOR, what="annotate traces", methods=("POST",))
 def annotate(request: HttpRequest, membership: Membership, slug: str, trace_id: str) -> HttpResponse:
     trace = get_object_or_404(Trace, project=membership.project, trace_id=trace_id)
     form = AnnotationForm(request.POST)

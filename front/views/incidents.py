@@ -11,7 +11,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
 
 from accounts.access import member_required
 from accounts.models import Membership, Role
@@ -107,8 +106,7 @@ def changes_since_baseline(current: list[Event], baseline: list[Event]) -> list[
     return what_changed(bad + before, []) if bad and before else []
 
 
-@member_required(Role.EDITOR, what="acknowledge, assign, resolve or annotate incidents")
-@require_POST
+@member_required(Role.EDITOR, what="acknowledge, assign, resolve or annotate incidents", methods=("POST",))
 def incident_action(request: HttpRequest, membership: Membership, slug: str, incident_id: int) -> HttpResponse:
     incident = selectors.incident_for(project=membership.project, incident_id=incident_id)
     if incident is None:

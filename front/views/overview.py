@@ -12,7 +12,6 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
 
 from accounts import menus
 from accounts.access import member_required
@@ -134,8 +133,7 @@ def _first_trace(request: HttpRequest, page: Page) -> HttpResponse:
     return render(request, "rollups/first_trace.html", context)
 
 
-@member_required()
-@require_GET
+@member_required(methods=("GET",))
 def first_trace_status(request: HttpRequest, membership: Membership, slug: str) -> JsonResponse:
     """Polled by the "send your first trace" panel: ``ready`` once the overview has something to show (the same
     test as the overview's), ``trace`` as soon as a trace is stored (counting it follows within seconds)."""
@@ -149,8 +147,9 @@ def first_trace_status(request: HttpRequest, membership: Membership, slug: str) 
     )
 
 
-@member_required(Role.EDITOR, what=f"create keys: ask a project admin for one ({menus.CREATE_API_KEY})")
-@require_POST
+@member_required(
+    Role.EDITOR, what=f"create keys: ask a project admin for one ({menus.CREATE_API_KEY})", methods=("POST",)
+)
 def first_trace_key(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     """An ingest-only key for the first trace, made by an editor or admin from the empty project's overview."""
     if environments(project=membership.project):

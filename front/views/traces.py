@@ -5,7 +5,6 @@ from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 
 from accounts.access import member_required
 from accounts.models import Membership, Project, Role
@@ -124,8 +123,7 @@ def _back_to_list(slug: str, query: str) -> HttpResponse:
     return redirect(url + ("?" + _list_query(QueryDict(query)) if query else ""))
 
 
-@member_required()
-@require_POST
+@member_required(methods=("POST",))
 def list_columns(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     """Save the column choice (the picker posts it with fetch, or as a plain form without JavaScript)."""
     project = membership.project
@@ -135,8 +133,7 @@ def list_columns(request: HttpRequest, membership: Membership, slug: str) -> Htt
     return _back_to_list(slug, request.POST.get("query", ""))
 
 
-@member_required(Role.EDITOR, what="save views")
-@require_POST
+@member_required(Role.EDITOR, what="save views", methods=("POST",))
 def saved_view_new(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     query = _list_query(QueryDict(request.POST.get("query", "")))
@@ -156,8 +153,7 @@ def saved_view_new(request: HttpRequest, membership: Membership, slug: str) -> H
     return _back_to_list(slug, query)
 
 
-@member_required(Role.EDITOR, what="delete views")
-@require_POST
+@member_required(Role.EDITOR, what="delete views", methods=("POST",))
 def saved_view_remove(request: HttpRequest, membership: Membership, slug: str, view_id: int) -> HttpResponse:
     view = get_object_or_404(SavedView, project=membership.project, pk=view_id)
     saved_view_delete(view=view)
@@ -165,8 +161,7 @@ def saved_view_remove(request: HttpRequest, membership: Membership, slug: str, v
     return _back_to_list(slug, "")
 
 
-@member_required(Role.EDITOR, what="add traces to datasets or annotate them")
-@require_POST
+@member_required(Role.EDITOR, what="add traces to datasets or annotate them", methods=("POST",))
 def bulk_action(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     """Add the selected traces to a dataset, or annotate them all at once."""
     project = membership.project

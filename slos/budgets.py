@@ -124,8 +124,11 @@ def budget_status(*, budget: Budget, now: datetime, limit: int | None = KEYS_SHO
 
 
 def budget_statuses(*, project: Project, now: datetime) -> list[BudgetStatus]:
-    """Every budget of the project with its keys' spend (one aggregate query per budget)."""
-    return [budget_status(budget=b, now=now) for b in Budget.objects.filter(project=project)]
+    """Every budget of the project with its keys' spend (one aggregate query per budget) and its channels (one
+    query for all)."""
+    return [
+        budget_status(budget=b, now=now) for b in Budget.objects.filter(project=project).prefetch_related("channels")
+    ]
 
 
 def per_user_budgets(*, project_id: int) -> list[Budget]:

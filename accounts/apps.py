@@ -18,8 +18,9 @@ class AccountsConfig(AppConfig):
         user_logged_in.connect(_stamp_session_generation, dispatch_uid="sre4ai_session_generation")
         for signal in (post_save, post_delete):
             signal.connect(_forget_key, sender=ApiKey, dispatch_uid=f"sre4ai_forget_key_{signal is post_save}")
-            signal.connect(_forget_project_keys, sender=Project,
-                           dispatch_uid=f"sre4ai_forget_project_keys_{signal is post_save}")  # fmt: skip
+            signal.connect(
+                _forget_project_keys, sender=Project, dispatch_uid=f"sre4ai_forget_project_keys_{signal is post_save}"
+            )
 
 
 def _stamp_session_generation(sender: object, request: HttpRequest, user: Any, **kwargs: object) -> None:

@@ -138,9 +138,17 @@ def _record(project_id: int, day: date, table: str, removed: Removed, now: datet
     with transaction.atomic():
         row = DataRemoval.objects.select_for_update().filter(project_id=project_id, day=day, table=table).first()
         if row is None:
-            DataRemoval.objects.create(project_id=project_id, day=day, table=table, kind=removed.kind,
-                                       oldest=removed.oldest, newest=removed.newest, rows=removed.rows, first_at=now,
-                                       last_at=now)  # fmt: skip
+            DataRemoval.objects.create(
+                project_id=project_id,
+                day=day,
+                table=table,
+                kind=removed.kind,
+                oldest=removed.oldest,
+                newest=removed.newest,
+                rows=removed.rows,
+                first_at=now,
+                last_at=now,
+            )
             return
         row.rows += removed.rows
         row.oldest, row.newest = min(row.oldest, removed.oldest), max(row.newest, removed.newest)

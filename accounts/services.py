@@ -83,8 +83,13 @@ def membership_set(*, project: Project, user: User, role: str, actor: Actor = No
     membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
     if previous != role:
         action = "member.add" if previous is None else "member.role_change"
-        audit_record(project=project, actor=actor, action=action, target=user.get_username(),
-                     details={"role": role, **({"previous_role": previous} if previous else {})})  # fmt: skip
+        audit_record(
+            project=project,
+            actor=actor,
+            action=action,
+            target=user.get_username(),
+            details={"role": role, **({"previous_role": previous} if previous else {})},
+        )
     return membership
 
 
@@ -106,8 +111,13 @@ def api_key_issue(
         created_by=created_by,
         scopes=[s for s in Scope.values if s in scopes],
     )
-    audit_record(project=project, actor=created_by, action="api_key.create", target=api_key.public_key,
-                 details={"name": name, "scopes": api_key.scopes})  # fmt: skip
+    audit_record(
+        project=project,
+        actor=created_by,
+        action="api_key.create",
+        target=api_key.public_key,
+        details={"name": name, "scopes": api_key.scopes},
+    )
     return IssuedKey(api_key=api_key, secret_key=secret)
 
 
@@ -184,8 +194,9 @@ def project_redaction_set(*, project: Project, enabled: bool, actor: Actor = Non
     if project.redact_pii != enabled:
         project.redact_pii = enabled
         project.save(update_fields=["redact_pii"])
-        audit_record(project=project, actor=actor, action="project.redact_pii", target=project.slug,
-                     details={"enabled": enabled})  # fmt: skip
+        audit_record(
+            project=project, actor=actor, action="project.redact_pii", target=project.slug, details={"enabled": enabled}
+        )
     return project
 
 
@@ -197,6 +208,11 @@ def project_retention_set(*, project: Project, raw_days: int, aggregate_days: in
     if before != after:
         project.raw_retention_days, project.aggregate_retention_days = raw_days, aggregate_days
         project.save(update_fields=["raw_retention_days", "aggregate_retention_days"])
-        audit_record(project=project, actor=actor, action="project.retention", target=project.slug,
-                     details={"before": before, "after": after})  # fmt: skip
+        audit_record(
+            project=project,
+            actor=actor,
+            action="project.retention",
+            target=project.slug,
+            details={"before": before, "after": after},
+        )
     return project

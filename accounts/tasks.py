@@ -8,8 +8,16 @@ from accounts.retention import retention_sweep
 SWEEP_SECONDS = 240.0  # below the beat interval (300 s): runs never pile up; a backlog drains over several
 
 
-@shared_task(name="accounts.tasks.retention_sweep", acks_late=True, autoretry_for=(OperationalError,),
-             retry_backoff=True, max_retries=3, soft_time_limit=280, time_limit=300, ignore_result=True)  # fmt: skip
+@shared_task(
+    name="accounts.tasks.retention_sweep",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=280,
+    time_limit=300,
+    ignore_result=True,
+)
 def retention() -> int:
     """Remove every project's expired raw rows and aggregates, in short batches; returns the rows removed."""
     return retention_sweep(seconds=SWEEP_SECONDS).rows

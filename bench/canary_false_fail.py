@@ -114,12 +114,26 @@ def run(reps: int, power_reps: int) -> list[Row]:
             marginals += result.verdict == "marginal"
             worse += any(s.classification == "worse" and (not target or s.name == target) for s in result.signals)
             worse_by_signal.update(s.name for s in result.signals if s.classification == "worse")
-        rows.append(Row(n_b, n_c, signals, change, count, fails / count, clopper_pearson_upper(fails, count),
-                        marginals / count, worse / count, dict(worse_by_signal)))  # fmt: skip
-        print(f"{n_b:>6} {n_c:>6} {signals:>3} {change:<16} fail {fails / count:7.2%} "
-              f"(<= {rows[-1].fail_upper95:6.2%})  marginal {marginals / count:7.2%}  worse {worse / count:7.2%}  "
-              f"{dict(worse_by_signal.most_common(3))}",
-              flush=True)  # fmt: skip
+        rows.append(
+            Row(
+                n_b,
+                n_c,
+                signals,
+                change,
+                count,
+                fails / count,
+                clopper_pearson_upper(fails, count),
+                marginals / count,
+                worse / count,
+                dict(worse_by_signal),
+            )
+        )
+        print(
+            f"{n_b:>6} {n_c:>6} {signals:>3} {change:<16} fail {fails / count:7.2%} "
+            f"(<= {rows[-1].fail_upper95:6.2%})  marginal {marginals / count:7.2%}  worse {worse / count:7.2%}  "
+            f"{dict(worse_by_signal.most_common(3))}",
+            flush=True,
+        )
     return rows
 
 
@@ -129,8 +143,10 @@ def main() -> None:
     parser.add_argument("--power-reps", type=int, default=300, help="Repetitions per regressed row.")
     parser.add_argument("--json", type=Path, help="Also write the rows as JSON here.")
     args = parser.parse_args()
-    print(f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
-          f"{platform.machine()}; defaults {CanaryConfig().model_dump()}")  # fmt: skip
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
+        f"{platform.machine()}; defaults {CanaryConfig().model_dump()}"
+    )
     print(f"{'base':>6} {'canary':>6} {'sig':>3} change")
     started = time.perf_counter()
     rows = run(args.reps, args.power_reps)

@@ -49,25 +49,65 @@ def seed(project: Any, n: int) -> None:
             for _ in range(min(5000, n - start)):
                 at = now - timedelta(seconds=rng.uniform(60, 86_000))
                 ms = rng.lognormvariate(6.6, 0.5)
-                traces.append(Trace(project=project, trace_id=f"{rng.getrandbits(128):032x}", service="bot",
-                                    environment="production", start_time=at, end_time=at + timedelta(milliseconds=ms),
-                                    duration_ms=ms, status="error" if rng.random() < 0.02 else "ok",
-                                    model_names=[model], cost=Decimal("0.002"), release=release, span_count=1))  # fmt: skip
+                traces.append(
+                    Trace(
+                        project=project,
+                        trace_id=f"{rng.getrandbits(128):032x}",
+                        service="bot",
+                        environment="production",
+                        start_time=at,
+                        end_time=at + timedelta(milliseconds=ms),
+                        duration_ms=ms,
+                        status="error" if rng.random() < 0.02 else "ok",
+                        model_names=[model],
+                        cost=Decimal("0.002"),
+                        release=release,
+                        span_count=1,
+                    )
+                )
             Trace.objects.bulk_create(traces)
-            Span.objects.bulk_create([
-                Span(project=project, trace=t, span_id=f"{rng.getrandbits(64):016x}", name="chat", kind="llm",
-                     start_time=t.start_time, end_time=t.end_time, duration_ms=t.duration_ms, service="bot",
-                     model=model, prompt_name="answer", prompt_version=prompt_version,
-                     attributes={"gen_ai.request.model": model, "app.colour": colour},
-                     resource={"service.name": "bot", "service.version": release})
-                for t in traces
-            ], batch_size=2000)  # fmt: skip
-            Score.objects.bulk_create([
-                Score(project=project, trace=t, key=f"eval:{t.pk}::{name}:1:{name}", service="bot",
-                      trace_start=t.start_time, name=name, passed=rng.random() < 0.9, value=1.0, evaluator=name,
-                      evaluator_version=1, source="evaluator")
-                for t in traces for name in ("grounding", "refusal", "pii")
-            ], batch_size=5000)  # fmt: skip
+            Span.objects.bulk_create(
+                [
+                    Span(
+                        project=project,
+                        trace=t,
+                        span_id=f"{rng.getrandbits(64):016x}",
+                        name="chat",
+                        kind="llm",
+                        start_time=t.start_time,
+                        end_time=t.end_time,
+                        duration_ms=t.duration_ms,
+                        service="bot",
+                        model=model,
+                        prompt_name="answer",
+                        prompt_version=prompt_version,
+                        attributes={"gen_ai.request.model": model, "app.colour": colour},
+                        resource={"service.name": "bot", "service.version": release},
+                    )
+                    for t in traces
+                ],
+                batch_size=2000,
+            )
+            Score.objects.bulk_create(
+                [
+                    Score(
+                        project=project,
+                        trace=t,
+                        key=f"eval:{t.pk}::{name}:1:{name}",
+                        service="bot",
+                        trace_start=t.start_time,
+                        name=name,
+                        passed=rng.random() < 0.9,
+                        value=1.0,
+                        evaluator=name,
+                        evaluator_version=1,
+                        source="evaluator",
+                    )
+                    for t in traces
+                    for name in ("grounding", "refusal", "pii")
+                ],
+                batch_size=5000,
+            )
 
 
 def main() -> None:
@@ -99,8 +139,10 @@ def main() -> None:
     seed(project, args.traces)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    print(f"seeded {3 * args.traces} traces, {3 * args.traces} spans, {9 * args.traces} scores "
-          f"in {time.monotonic() - started:.0f} s")  # fmt: skip
+    print(
+        f"seeded {3 * args.traces} traces, {3 * args.traces} spans, {9 * args.traces} scores "
+        f"in {time.monotonic() - started:.0f} s"
+    )
     client = Client()
     client.force_login(user)
     cases = [
@@ -113,8 +155,10 @@ def main() -> None:
     print(f"{'request':<34} {'median ms':>10} {'max ms':>8} {'queries':>8}")
     for attribute, baseline, canary in cases:
         params = {"service": "bot", "attribute": attribute, "baseline": baseline, "canary": canary, "since": "1d"}
-        for name, path, headers in (("page", "/p/bench/canary/", {}),
-                                    ("api", "/api/v1/canary", {"Authorization": f"Bearer {secret}"})):  # fmt: skip
+        for name, path, headers in (
+            ("page", "/p/bench/canary/", {}),
+            ("api", "/api/v1/canary", {"Authorization": f"Bearer {secret}"}),
+        ):
             assert client.get(path, params, headers=headers).status_code == 200
             times, queries = [], 0
             for _ in range(args.repeat):
@@ -124,8 +168,12 @@ def main() -> None:
                     times.append((time.perf_counter() - t0) * 1000)
                 assert response.status_code == 200
                 queries = len(captured)
-            row = {"request": f"{name} {attribute}", "median_ms": round(statistics.median(times), 1),
-                   "max_ms": round(max(times), 1), "queries": queries}  # fmt: skip
+            row = {
+                "request": f"{name} {attribute}",
+                "median_ms": round(statistics.median(times), 1),
+                "max_ms": round(max(times), 1),
+                "queries": queries,
+            }
             result["rows"].append(row)
             print(f"{row['request']:<34} {row['median_ms']:>10} {row['max_ms']:>8} {row['queries']:>8}")
     if args.json:

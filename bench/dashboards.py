@@ -41,18 +41,27 @@ def main() -> None:
     parser.add_argument("--db", default=DB, help=f"Database to read (default {DB}).")
     parser.add_argument("--source", default="worktree", help="Code to measure: 'worktree' or a git revision.")
     args = parser.parse_args()
-    src = REPO if args.source == "worktree" else snapshot(Path(tempfile.mkdtemp(prefix="sre4ai-dash-")) / "src",
-                                                          args.source)  # fmt: skip
+    src = (
+        REPO
+        if args.source == "worktree"
+        else snapshot(Path(tempfile.mkdtemp(prefix="sre4ai-dash-")) / "src", args.source)
+    )
     sys.path.insert(0, str(src))
     os.chdir(src)
-    env = {**os.environ, "DATABASE_URL": f"{PG_BASE_URL}/{args.db}", "DJANGO_SETTINGS_MODULE": "sre4ai_web.settings",
-           "ALLOWED_HOSTS": "testserver", "SRE4AI_STATIC_ROOT": str(REPO / "staticfiles")}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{PG_BASE_URL}/{args.db}",
+        "DJANGO_SETTINGS_MODULE": "sre4ai_web.settings",
+        "ALLOWED_HOSTS": "testserver",
+        "SRE4AI_STATIC_ROOT": str(REPO / "staticfiles"),
+    }
     result: dict[str, Any] = {"machine": machine(args.source), "source": args.source, "pages": []}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=src, env=env, check=True)
     if args.rebuild:
         started = time.monotonic()
-        subprocess.run([sys.executable, "manage.py", "rollups_rebuild", "--project", SLUG, "-v0"], cwd=src,
-                       env=env, check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "manage.py", "rollups_rebuild", "--project", SLUG, "-v0"], cwd=src, env=env, check=True
+        )
         result["rebuild_seconds"] = round(time.monotonic() - started, 1)
         print(f"rollups_rebuild: {result['rebuild_seconds']} s")
     os.environ.update(env)
@@ -108,8 +117,13 @@ def main() -> None:
                 times.append((time.perf_counter() - started) * 1000)
                 cpu.append((time.process_time() - started_cpu) * 1000)
             assert response.status_code == 200, (path, response.status_code)
-        row = {"page": name, "median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1),
-               "cpu_ms": round(statistics.median(cpu), 1), "queries": len(queries)}  # fmt: skip
+        row = {
+            "page": name,
+            "median_ms": round(statistics.median(times), 1),
+            "max_ms": round(max(times), 1),
+            "cpu_ms": round(statistics.median(cpu), 1),
+            "queries": len(queries),
+        }
         result["pages"].append(row)
         print(f"{name:<38} {row['median_ms']:>10} {row['max_ms']:>8} {row['cpu_ms']:>8} {row['queries']:>8}")
     if args.json:

@@ -73,14 +73,31 @@ def spans_request(pairs: list[Pair]) -> bytes:
     now = time.time_ns()
     for trace_id, span_id in pairs:
         root = secrets.token_bytes(8)
-        scope.spans.append(Span(trace_id=trace_id, span_id=root, name="answer", start_time_unix_nano=now,
-                                end_time_unix_nano=now + 900_000_000))  # fmt: skip
-        scope.spans.append(Span(
-            trace_id=trace_id, span_id=span_id, parent_span_id=root, name="chat gpt-4o-mini",
-            start_time_unix_nano=now + 1_000_000, end_time_unix_nano=now + 800_000_000,
-            attributes=[kv("gen_ai.operation.name", "chat"), kv("gen_ai.request.model", "gpt-4o-mini"),
-                        kv("gen_ai.usage.input_tokens", 300), kv("gen_ai.usage.output_tokens", 40)],
-        ))  # fmt: skip
+        scope.spans.append(
+            Span(
+                trace_id=trace_id,
+                span_id=root,
+                name="answer",
+                start_time_unix_nano=now,
+                end_time_unix_nano=now + 900_000_000,
+            )
+        )
+        scope.spans.append(
+            Span(
+                trace_id=trace_id,
+                span_id=span_id,
+                parent_span_id=root,
+                name="chat gpt-4o-mini",
+                start_time_unix_nano=now + 1_000_000,
+                end_time_unix_nano=now + 800_000_000,
+                attributes=[
+                    kv("gen_ai.operation.name", "chat"),
+                    kv("gen_ai.request.model", "gpt-4o-mini"),
+                    kv("gen_ai.usage.input_tokens", 300),
+                    kv("gen_ai.usage.output_tokens", 40),
+                ],
+            )
+        )
     return request.SerializeToString()
 
 
@@ -95,11 +112,17 @@ def logs_request(records: list[LogRecord]) -> bytes:
 def evaluation(pair: Pair, i: int) -> LogRecord:
     value = (i % 100) / 100
     return LogRecord(
-        time_unix_nano=time.time_ns(), event_name="gen_ai.evaluation.result", trace_id=pair[0], span_id=pair[1],
-        attributes=[kv("gen_ai.evaluation.name", "relevance"), kv("gen_ai.evaluation.score.value", value),
-                    kv("gen_ai.evaluation.score.label", "pass" if value >= 0.5 else "fail"),
-                    kv("gen_ai.evaluation.explanation", "The answer addresses the question asked.")],
-    )  # fmt: skip
+        time_unix_nano=time.time_ns(),
+        event_name="gen_ai.evaluation.result",
+        trace_id=pair[0],
+        span_id=pair[1],
+        attributes=[
+            kv("gen_ai.evaluation.name", "relevance"),
+            kv("gen_ai.evaluation.score.value", value),
+            kv("gen_ai.evaluation.score.label", "pass" if value >= 0.5 else "fail"),
+            kv("gen_ai.evaluation.explanation", "The answer addresses the question asked."),
+        ],
+    )
 
 
 def choice(pair: Pair, _i: int) -> LogRecord:
@@ -107,12 +130,19 @@ def choice(pair: Pair, _i: int) -> LogRecord:
     body.kvlist_value.values.extend([kv("index", 0), kv("finish_reason", "stop")])
     message = body.kvlist_value.values.add(key="message")
     message.value.kvlist_value.values.extend([kv("role", "assistant"), kv("content", "Refunds take 14 days.")])
-    return LogRecord(time_unix_nano=time.time_ns(), event_name="gen_ai.choice", trace_id=pair[0], span_id=pair[1],
-                     body=body, attributes=[kv("gen_ai.system", "openai")])  # fmt: skip
+    return LogRecord(
+        time_unix_nano=time.time_ns(),
+        event_name="gen_ai.choice",
+        trace_id=pair[0],
+        span_id=pair[1],
+        body=body,
+        attributes=[kv("gen_ai.system", "openai")],
+    )
 
 
-def send_all(port: int, path: str, bodies: list[bytes], headers: dict[str, str], clients: int,
-             check: Callable[[bytes], bool]) -> tuple[float, list[float]]:  # fmt: skip
+def send_all(
+    port: int, path: str, bodies: list[bytes], headers: dict[str, str], clients: int, check: Callable[[bytes], bool]
+) -> tuple[float, list[float]]:
     """POST every body (clients threads, one keep-alive connection each); seconds taken and latencies (ms)."""
     latencies: list[float] = []
     failures: list[str] = []
@@ -160,10 +190,14 @@ def traces_ok(answer: bytes) -> bool:
 def summary(name: str, records: int, seconds: float, latencies: list[float], **rows: int) -> dict[str, Any]:
     ordered = sorted(latencies)
     result = {
-        "phase": name, "records": records, "seconds": round(seconds, 2), "per_second": round(records / seconds),
-        "p50_ms": round(statistics.median(ordered), 1), "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
+        "phase": name,
+        "records": records,
+        "seconds": round(seconds, 2),
+        "per_second": round(records / seconds),
+        "p50_ms": round(statistics.median(ordered), 1),
+        "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
         **rows,
-    }  # fmt: skip
+    }
     print(json.dumps(result), flush=True)
     return result
 
@@ -197,27 +231,50 @@ def main() -> None:
         log = Path(tmp) / "gunicorn.log"
         with log.open("wb") as out:
             server = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "sre4ai_web.wsgi:application", "--bind", f"127.0.0.1:{port}",
-                 "--workers", str(workers), "--threads", str(threads), "--log-level", "warning"],
-                cwd=src, env=env, stdout=out, stderr=out, start_new_session=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "sre4ai_web.wsgi:application",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    str(workers),
+                    "--threads",
+                    str(threads),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=src,
+                env=env,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
         try:
             wait_http(port, "/login/", server, 60, log)
             n, batch = args.traces, args.batch
             stored = [(secrets.token_bytes(16), secrets.token_bytes(8)) for _ in range(n)]
             later = [(secrets.token_bytes(16), secrets.token_bytes(8)) for _ in range(n)]
             chunks = [stored[i : i + batch] for i in range(0, n, batch)]
-            seconds, latencies = send_all(port, "/v1/traces", [spans_request(c) for c in chunks], headers, args.clients,
-                                          traces_ok)  # fmt: skip
+            seconds, latencies = send_all(
+                port, "/v1/traces", [spans_request(c) for c in chunks], headers, args.clients, traces_ok
+            )
             spans_alone = summary("spans", 2 * n, seconds, latencies)
 
             def log_bodies(pairs: list[Pair], make: Callable[[Pair, int], LogRecord]) -> list[bytes]:
-                return [logs_request([make(p, i + j) for j, p in enumerate(pairs[i : i + batch])])
-                        for i in range(0, len(pairs), batch)]  # fmt: skip
+                return [
+                    logs_request([make(p, i + j) for j, p in enumerate(pairs[i : i + batch])])
+                    for i in range(0, len(pairs), batch)
+                ]
 
             results = []
-            for phase, pairs, make in [("peer", stored, choice), ("after-span", stored, evaluation),
-                                       ("resend", stored, evaluation), ("before-span", later, evaluation)]:  # fmt: skip
+            for phase, pairs, make in [
+                ("peer", stored, choice),
+                ("after-span", stored, evaluation),
+                ("resend", stored, evaluation),
+                ("before-span", later, evaluation),
+            ]:
                 seconds, latencies = send_all(port, "/v1/logs", log_bodies(pairs, make), headers, args.clients, logs_ok)
                 scores, pending = count("evals_score", "source = 'app'"), count("evals_pendingevaluation")
                 results.append(summary(phase, len(pairs), seconds, latencies, scores=scores, pending=pending))

@@ -146,20 +146,56 @@ class Side:
     def running(self) -> Iterator[Side]:
         self.port = free_port()
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
-        web_cmd = ["taskset", "-c", str(self.core), gunicorn, "sre4ai_web.wsgi:application",
-                   "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--log-level", "warning"]  # fmt: skip
+        web_cmd = [
+            "taskset",
+            "-c",
+            str(self.core),
+            gunicorn,
+            "sre4ai_web.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ]
         procs = []
         with self.log.open("wb") as out:
-            web = subprocess.Popen(web_cmd, cwd=self.src, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # fmt: skip
+            web = subprocess.Popen(
+                web_cmd, cwd=self.src, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
             procs.append(web)
             if self.records_async:
                 celery = str(Path(sys.executable).parent / "celery")
-                worker_cmd = ["taskset", "-c", str(self.worker_core), celery, "-A", "sre4ai_web", "worker",
-                              "--pool", "solo", "-Q", "celery", "-n", f"bench-guard-{self.name}@%h",
-                              "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]  # fmt: skip
-                procs.append(subprocess.Popen(worker_cmd, cwd=self.src, env=self.env, stdout=out,
-                                              stderr=subprocess.STDOUT, start_new_session=True))  # fmt: skip
+                worker_cmd = [
+                    "taskset",
+                    "-c",
+                    str(self.worker_core),
+                    celery,
+                    "-A",
+                    "sre4ai_web",
+                    "worker",
+                    "--pool",
+                    "solo",
+                    "-Q",
+                    "celery",
+                    "-n",
+                    f"bench-guard-{self.name}@%h",
+                    "--loglevel",
+                    "WARNING",
+                    "--without-gossip",
+                    "--without-mingle",
+                ]
+                procs.append(
+                    subprocess.Popen(
+                        worker_cmd,
+                        cwd=self.src,
+                        env=self.env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
         self.procs = procs
         try:
             wait_http(self.port, "/login/", web, 60, self.log)
@@ -177,8 +213,12 @@ class Side:
     def call(self, body: bytes) -> tuple[float, dict[str, Any]]:
         started = time.perf_counter()
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        conn.request("POST", "/api/v1/guard", body=body,
-                     headers={"Authorization": f"Bearer {self.secret}", "Content-Type": "application/json"})  # fmt: skip
+        conn.request(
+            "POST",
+            "/api/v1/guard",
+            body=body,
+            headers={"Authorization": f"Bearer {self.secret}", "Content-Type": "application/json"},
+        )
         response = conn.getresponse()
         payload = response.read()
         elapsed = (time.perf_counter() - started) * 1000

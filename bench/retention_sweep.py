@@ -52,9 +52,16 @@ def main() -> int:
         conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB}")
     var_dir = tempfile.mkdtemp(prefix="sre4ai-bench-retention-")
-    os.environ.update({"DATABASE_URL": f"{PG_BASE_URL}/{DB}", "DJANGO_SETTINGS_MODULE": "sre4ai_web.settings",
-                       "DJANGO_DEBUG": "0", "SRE4AI_VAR_DIR": var_dir, "LOG_LEVEL": "WARNING",
-                       "CELERY_BROKER_URL": BROKER_URL})  # fmt: skip
+    os.environ.update(
+        {
+            "DATABASE_URL": f"{PG_BASE_URL}/{DB}",
+            "DJANGO_SETTINGS_MODULE": "sre4ai_web.settings",
+            "DJANGO_DEBUG": "0",
+            "SRE4AI_VAR_DIR": var_dir,
+            "LOG_LEVEL": "WARNING",
+            "CELERY_BROKER_URL": BROKER_URL,
+        }
+    )
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, check=True)
         sys.path.insert(0, str(REPO))
@@ -84,8 +91,12 @@ def run(args: argparse.Namespace) -> None:
 
     def send(body: bytes) -> float:
         started = time.perf_counter()
-        request = factory.post("/v1/traces", data=body, content_type="application/x-protobuf",
-                               headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+        request = factory.post(
+            "/v1/traces",
+            data=body,
+            content_type="application/x-protobuf",
+            headers={"Authorization": f"Bearer {secret}"},
+        )
         response = otlp_traces(request)
         assert response.status_code == 200, response.content[:300]
         return (time.perf_counter() - started) * 1000
@@ -100,8 +111,10 @@ def run(args: argparse.Namespace) -> None:
     print(f"loaded {spans:,} spans in {time.monotonic() - started:.0f} s (load {os.getloadavg()[0]:.1f})", flush=True)
     with connection.cursor() as cursor:
         cursor.execute("UPDATE traces_trace SET start_time = start_time - interval '40 days'")
-        cursor.execute("SELECT pg_total_relation_size('traces_span') + pg_total_relation_size('traces_trace') + "
-                       "pg_total_relation_size('traces_retrieveddocument')")  # fmt: skip
+        cursor.execute(
+            "SELECT pg_total_relation_size('traces_span') + pg_total_relation_size('traces_trace') + "
+            "pg_total_relation_size('traces_retrieveddocument')"
+        )
         size = cursor.fetchone()[0]
         cursor.execute("VACUUM ANALYZE traces_trace")
     print(f"span, trace and document tables with their indexes: {size / 1e6:.0f} MB, {size / spans:,.0f} bytes a span")
@@ -144,11 +157,15 @@ def run(args: argparse.Namespace) -> None:
         print(f"  {table:28} {removed.rows:>9,} rows  {removed.rows / took:>9,.0f} rows/s")
     print(f"  {'all':28} {result.rows:>9,} rows  {result.rows / took:>9,.0f} rows/s")
     useful = [ms for ms in batches if ms > 0]
-    print(f"batches (one transaction each): {len(useful)}, median {statistics.median(useful):.0f} ms, "
-          f"p95 {percentile(useful, 95):.0f} ms, max {max(useful):.0f} ms")  # fmt: skip
+    print(
+        f"batches (one transaction each): {len(useful)}, median {statistics.median(useful):.0f} ms, "
+        f"p95 {percentile(useful, 95):.0f} ms, max {max(useful):.0f} ms"
+    )
     for name, values in latencies.items():
-        print(f"ingest of 100 spans {name} the sweep: {len(values)} requests, median {statistics.median(values):.0f} "
-              f"ms, p99 {percentile(values, 99):.0f} ms")  # fmt: skip
+        print(
+            f"ingest of 100 spans {name} the sweep: {len(values)} requests, median {statistics.median(values):.0f} "
+            f"ms, p99 {percentile(values, 99):.0f} ms"
+        )
 
 
 if __name__ == "__main__":

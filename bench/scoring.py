@@ -30,8 +30,12 @@ BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/9")
 
 
 def env() -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": f"{PG_BASE_URL}/{DB}", "CELERY_BROKER_URL": BROKER,
-            "DJANGO_SETTINGS_MODULE": "sre4ai_web.settings"}  # fmt: skip
+    return {
+        **os.environ,
+        "DATABASE_URL": f"{PG_BASE_URL}/{DB}",
+        "CELERY_BROKER_URL": BROKER,
+        "DJANGO_SETTINGS_MODULE": "sre4ai_web.settings",
+    }
 
 
 def manage(*args: str) -> None:
@@ -48,10 +52,28 @@ def count_scored() -> int:
 
 def worker_throughput(total: int, timeout: float) -> dict[str, Any]:
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "sre4ai_web", "worker", "-Q", "scoring", "--pool", "solo",
-         "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "sre4ai_web",
+            "worker",
+            "-Q",
+            "scoring",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=REPO,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     start = time.monotonic()
     first = None
     try:
@@ -91,8 +113,14 @@ def evaluator_costs(limit: int) -> list[dict[str, Any]]:
         started = time.perf_counter()
         applied = sum(1 for item in items if evaluator.evaluate(item) is not None)
         seconds = time.perf_counter() - started
-        rows.append({"evaluator": name, "items": len(items), "applied": applied,
-                     "items_per_second": round(len(items) / seconds, 1)})  # fmt: skip
+        rows.append(
+            {
+                "evaluator": name,
+                "items": len(items),
+                "applied": applied,
+                "items_per_second": round(len(items) / seconds, 1),
+            }
+        )
     return rows
 
 
@@ -120,8 +148,10 @@ def main() -> None:
         "evaluators": evaluator_costs(min(args.traces, 1000)),
     }
     worker = result["worker"]
-    print(f"one worker (solo pool): {worker['traces']} traces scored in {worker['seconds']} s "
-          f"= {worker['traces_per_second']} traces/s ({queued} tasks)")  # fmt: skip
+    print(
+        f"one worker (solo pool): {worker['traces']} traces scored in {worker['seconds']} s "
+        f"= {worker['traces_per_second']} traces/s ({queued} tasks)"
+    )
     print(f"{'evaluator':<18} {'applied':>8} {'items/s/core':>13}")
     for row in result["evaluators"]:
         print(f"{row['evaluator']:<18} {row['applied']:>8} {row['items_per_second']:>13}")

@@ -615,7 +615,8 @@ def what_if(slos: list[Any], t0: datetime, now: datetime, repeat: int) -> dict[s
 
     from slos import burn
     from slos.models import SliMinute
-    from slos.services import evaluation_minute, sli_hours_refresh, sli_series, window_counts
+    from slos.selectors import evaluation_minute, sli_series, window_counts
+    from slos.services import sli_hours_refresh
 
     ids = [s.pk for s in slos]
     typical = slos[len(SUPPORT_SLOS) + 2]

@@ -10,7 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ApiKey, Scope
+from accounts.access import key_project
+from accounts.models import Scope
 from evals.models import Score, ScoreSource, score_value_in_range
 from evals.services import ExternalScore, score_record
 from sre4ai_web.lib.api_errors import ApiError
@@ -24,9 +25,12 @@ class ScoreIn(serializers.Serializer):
     span_id = serializers.RegexField(r"^[0-9a-fA-F]{16}$", required=False, help_text="Score one span instead.")
     name = serializers.CharField(max_length=100, help_text="e.g. user_feedback, helpfulness")
     value = serializers.FloatField(
-        required=False, allow_null=True, min_value=-SCORE_VALUE_LIMIT, max_value=SCORE_VALUE_LIMIT,
+        required=False,
+        allow_null=True,
+        min_value=-SCORE_VALUE_LIMIT,
+        max_value=SCORE_VALUE_LIMIT,
         help_text=f"A finite number from {-SCORE_VALUE_LIMIT:g} to {SCORE_VALUE_LIMIT:g}.",
-    )  # fmt: skip
+    )
     # "label" shadows Serializer.label in the stubs; it is the API's field name.
     label = serializers.CharField(required=False, allow_blank=True, max_length=100)  # type: ignore[assignment]
     passed = serializers.BooleanField(required=False, allow_null=True)
@@ -70,9 +74,7 @@ class ScoreOut(serializers.ModelSerializer):
 
 
 def _target(request: Request, trace_id: str, span_id: str | None) -> tuple[Trace, Span | None]:
-    api_key = request.auth
-    assert isinstance(api_key, ApiKey)
-    trace = Trace.objects.filter(project=api_key.project, trace_id=trace_id.lower()).first()
+    trace = Trace.objects.filter(project=key_project(request), trace_id=trace_id.lower()).first()
     if trace is None:
         raise ApiError(404, f"No trace {trace_id} in this project (yet): send the score after the trace.")
     span = None
@@ -86,8 +88,12 @@ def _target(request: Request, trace_id: str, span_id: str | None) -> tuple[Trace
 class ScoresEndpoint(APIView):
     key_scopes = {"POST": Scope.INGEST}
 
-    @extend_schema(operation_id="scores_create", summary="Attach a score to a trace or span", request=ScoreIn,
-                   responses={201: ScoreOut, 400: dict, 404: dict})  # fmt: skip
+    @extend_schema(
+        operation_id="scores_create",
+        summary="Attach a score to a trace or span",
+        request=ScoreIn,
+        responses={201: ScoreOut, 400: dict, 404: dict},
+    )
     def post(self, request: Request) -> Response:
         data = ScoreIn(data=request.data)
         if not data.is_valid():
@@ -112,9 +118,12 @@ class ScoresEndpoint(APIView):
 class LangfuseScoresEndpoint(APIView):
     key_scopes = {"POST": Scope.INGEST}
 
-    @extend_schema(operation_id="langfuse_scores_create", summary="Langfuse-compatible score ingestion",
-                   request=LangfuseScoreIn,
-                   responses={200: inline_serializer("LangfuseScoreOut", {"id": serializers.CharField()})})  # fmt: skip
+    @extend_schema(
+        operation_id="langfuse_scores_create",
+        summary="Langfuse-compatible score ingestion",
+        request=LangfuseScoreIn,
+        responses={200: inline_serializer("LangfuseScoreOut", {"id": serializers.CharField()})},
+    )
     def post(self, request: Request) -> Response:
         data = LangfuseScoreIn(data=request.data)
         if not data.is_valid():

@@ -120,16 +120,22 @@ def evaluation_events_ingest(*, project: Project, evaluations: Sequence[Evaluati
             PendingEvaluation.objects.bulk_create(
                 [
                     PendingEvaluation(
-                        project=project, trace_id=e.trace_id, span_id=e.span_id,
-                        response_id="" if e.span_id else e.response_id, name=e.name, value=e.value, label=e.label,
-                        explanation=e.explanation, error_type=e.error_type,
+                        project=project,
+                        trace_id=e.trace_id,
+                        span_id=e.span_id,
+                        response_id="" if e.span_id else e.response_id,
+                        name=e.name,
+                        value=e.value,
+                        label=e.label,
+                        explanation=e.explanation,
+                        error_type=e.error_type,
                     )
                     for e in waiting
                 ],
                 update_conflicts=True,
                 unique_fields=["project", "trace_id", "span_id", "response_id", "name"],
                 update_fields=["value", "label", "explanation", "error_type"],
-            )  # fmt: skip
+            )
     return len(evaluations)
 
 

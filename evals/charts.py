@@ -33,9 +33,17 @@ def _numeric(result: dict[str, Any]) -> dict[str, Any] | None:
         # both windows' shares at that value as bars, on an axis with just that value.
         value = format(Decimal(f"{(edges[0] + edges[1]) / 2:.3g}"), "f")
         return _categorical(
-            {**result, "categories": [{"category": value, "baseline_share": hist["baseline_counts"][0] / n_base,
-                                       "current_share": hist["current_counts"][0] / n_cur}]}
-        )  # fmt: skip
+            {
+                **result,
+                "categories": [
+                    {
+                        "category": value,
+                        "baseline_share": hist["baseline_counts"][0] / n_base,
+                        "current_share": hist["current_counts"][0] / n_cur,
+                    }
+                ],
+            }
+        )
     centres = [(a * b) ** 0.5 if hist["log_scale"] and a > 0 else (a + b) / 2 for a, b in itertools.pairwise(edges)]
     layout = {
         **LAYOUT,

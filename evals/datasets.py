@@ -229,10 +229,12 @@ def export_csv(items: list[ItemData]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(FIELDS)
     for item in items:
-        writer.writerow([
-            item.input if isinstance(item.input, str) else json.dumps(item.input, ensure_ascii=False),
-            item.expected,
-            json.dumps(list(item.context), ensure_ascii=False) if item.context else "",
-            ",".join(item.tags),
-        ])  # fmt: skip
+        writer.writerow(
+            [
+                item.input if isinstance(item.input, str) else json.dumps(item.input, ensure_ascii=False),
+                item.expected,
+                json.dumps(list(item.context), ensure_ascii=False) if item.context else "",
+                ",".join(item.tags),
+            ]
+        )
     return out.getvalue()

@@ -12,21 +12,19 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 from pydantic_core import PydanticCustomError
 
-from accounts.models import Project, Role
-from accounts.selectors import membership_for
+from accounts.access import member_required
+from accounts.models import Membership, Project, Role
 from evals.models import ExportProtocol
-from evals.otel_export import export_settings_reset, export_settings_save, export_test_request, outbound_host
+from evals.otel_export import export_settings_reset, export_settings_save, export_test_request
 from evals.selectors import score_export_status
 from sre4ai_web.lib import outbound
-from sre4ai_web.lib.outbound import check_http_url
+from sre4ai_web.lib.outbound import check_http_url, host_of
 
 # RFC 9110 token characters.
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -133,20 +131,16 @@ def panel_context(*, project: Project, form: ScoreExportForm | None = None) -> d
         "project": project,
         "status": status,
         "target": target,
-        "target_host": outbound_host(target.endpoint) if target and target.endpoint else "",
-        "default_host": outbound_host(status.default_endpoint) if status.default_endpoint else "",
+        "target_host": host_of(target.endpoint) if target and target.endpoint else "",
+        "default_host": host_of(status.default_endpoint) if status.default_endpoint else "",
         "export_form": form,
     }
 
 
-@login_required
-@require_POST
-def score_export_settings(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    if not membership.allows(Role.ADMIN):
-        return HttpResponseForbidden("Only project admins can change where the project's scores are exported.")
+@member_required(Role.ADMIN, what="change where the project's scores are exported", methods=("POST",))
+def score_export_settings(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
-    assert isinstance(request.user, User)  # login_required
+    assert isinstance(request.user, User)  # member_required
     back = reverse("project_settings", args=[slug]) + "#score-export"
     if "reset" in request.POST:
         export_settings_reset(project=project, user=request.user)
@@ -163,10 +157,16 @@ def score_export_settings(request: HttpRequest, slug: str) -> HttpResponse:
     form = ScoreExportForm(request.POST, prefix="export")
     if form.is_valid():
         endpoint = form.cleaned_data["endpoint"]
-        export_settings_save(project=project, endpoint=endpoint, protocol=form.cleaned_data["protocol"],
-                             headers=form.cleaned_data["headers"], user=request.user)  # fmt: skip
-        messages.success(request, f"Scores now go to {outbound_host(endpoint)}." if endpoint else
-                         "Export of this project's scores is off.")  # fmt: skip
+        export_settings_save(
+            project=project,
+            endpoint=endpoint,
+            protocol=form.cleaned_data["protocol"],
+            headers=form.cleaned_data["headers"],
+            user=request.user,
+        )
+        messages.success(
+            request, f"Scores now go to {host_of(endpoint)}." if endpoint else "Export of this project's scores is off."
+        )
         return redirect(back)
     context = {**panel_context(project=project, form=form), "show": True}
     return render(request, "evals/score_export.html", context, status=400)

@@ -33,10 +33,14 @@ class EvaluatorConfigForm(forms.Form):
 
     evaluator = forms.ChoiceField(choices=[(name, name) for name in REGISTRY], widget=forms.HiddenInput)
     enabled = forms.BooleanField(required=False)
-    sampling_rate = forms.FloatField(min_value=0.0, max_value=1.0, initial=1.0,
-                                     help_text="Share of traces scored, 0 to 1 (1 = every trace).")  # fmt: skip
-    params = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
-                             help_text="JSON object; empty means the evaluator's defaults.")  # fmt: skip
+    sampling_rate = forms.FloatField(
+        min_value=0.0, max_value=1.0, initial=1.0, help_text="Share of traces scored, 0 to 1 (1 = every trace)."
+    )
+    params = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="JSON object; empty means the evaluator's defaults.",
+    )
 
     def __init__(self, *args: Any, current: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -113,8 +117,9 @@ class EvalRunForm(forms.Form):
     service = forms.CharField(required=False, max_length=200, help_text="Empty: every service.")
     since = forms.DateTimeField(help_text="ISO 8601, e.g. 2026-11-01T00:00Z")
     until = forms.DateTimeField()
-    evaluators = forms.MultipleChoiceField(required=False, choices=[(n, n) for n in REGISTRY],
-                                           help_text="None selected: every enabled evaluator.")  # fmt: skip
+    evaluators = forms.MultipleChoiceField(
+        required=False, choices=[(n, n) for n in REGISTRY], help_text="None selected: every enabled evaluator."
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -162,12 +167,19 @@ class DatasetItemForm(forms.Form):
     """One item typed in (or taken from a trace). The input is text, or a JSON chat
     ``[{"role": "user", "content": "..."}]``; context documents are separated by a line holding only ---."""
 
-    input = forms.CharField(max_length=100_000, widget=forms.Textarea(attrs={"rows": 3}),
-                            help_text='Text, or a chat as JSON: [{"role": "user", "content": "…"}]')  # fmt: skip
-    expected = forms.CharField(required=False, max_length=100_000, widget=forms.Textarea(attrs={"rows": 3}),
-                               label="Expected answer")  # fmt: skip
-    context = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
-                              help_text="Documents the answer should rely on; separate them with a line holding only ---")  # fmt: skip
+    input = forms.CharField(
+        max_length=100_000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='Text, or a chat as JSON: [{"role": "user", "content": "…"}]',
+    )
+    expected = forms.CharField(
+        required=False, max_length=100_000, widget=forms.Textarea(attrs={"rows": 3}), label="Expected answer"
+    )
+    context = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Documents the answer should rely on; separate them with a line holding only ---",
+    )
     tags = forms.CharField(required=False, max_length=1000, help_text="Comma separated.")
 
     def clean(self) -> dict[str, Any]:
@@ -183,10 +195,14 @@ class DatasetItemForm(forms.Form):
                 value = raw  # text that starts with a bracket
         context = [d.strip() for d in DOC_LINE.split("\n" + data.get("context", "").replace("\r\n", "\n") + "\n")]
         try:
-            data["item"] = validate_item({
-                "input": value, "expected": data.get("expected", ""), "context": [d for d in context if d],
-                "tags": [t for t in data.get("tags", "").split(",") if t.strip()],
-            })  # fmt: skip
+            data["item"] = validate_item(
+                {
+                    "input": value,
+                    "expected": data.get("expected", ""),
+                    "context": [d for d in context if d],
+                    "tags": [t for t in data.get("tags", "").split(",") if t.strip()],
+                }
+            )
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from exc
         return data
@@ -213,37 +229,64 @@ HEADER_LINE = re.compile(r"^\s*([^:\s]+)\s*:\s*(.*?)\s*$")
 class ProbeForm(forms.Form):
     name = forms.CharField(max_length=200)
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.none())
-    service = forms.CharField(max_length=200, help_text="Probe traces are recorded as this service's.",
-                              widget=forms.TextInput(attrs={"list": "services"}))  # fmt: skip
-    environment = forms.RegexField(regex=r"^[a-z0-9_-]+$", max_length=64, initial="probe",
-                                   help_text="Lower-case letters, digits, - and _.",
-                                   error_messages={"invalid": "Use lower-case letters, digits, - and _ only."})  # fmt: skip
+    service = forms.CharField(
+        max_length=200,
+        help_text="Probe traces are recorded as this service's.",
+        widget=forms.TextInput(attrs={"list": "services"}),
+    )
+    environment = forms.RegexField(
+        regex=r"^[a-z0-9_-]+$",
+        max_length=64,
+        initial="probe",
+        help_text="Lower-case letters, digits, - and _.",
+        error_messages={"invalid": "Use lower-case letters, digits, - and _ only."},
+    )
     target_kind = forms.ChoiceField(choices=ProbeTargetKind.choices, label="Target")
     timeout_seconds = forms.FloatField(min_value=0.1, max_value=300, initial=30, help_text="Per item.")
     # HTTP endpoint
     url = forms.CharField(required=False, max_length=2000, label="URL")
     method = forms.ChoiceField(choices=[("POST", "POST"), ("PUT", "PUT"), ("GET", "GET")], required=False)
-    headers = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
-                              help_text=f"One per line, Name: value. Secrets as ${{NAME}} ({menus.SECRETS}).")  # fmt: skip
-    body_template = forms.CharField(required=False, initial='{"question": "{{input_text}}"}',
-                                    widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
-                                    help_text="JSON; placeholders: " + ", ".join("{{" + f + "}}" for f in TEMPLATE_FIELDS))  # fmt: skip
-    answer_path = forms.CharField(required=False, initial="answer", max_length=300,
-                                  help_text="Where the answer is in the JSON response, e.g. data.answer or choices[0].text.")  # fmt: skip
-    documents_path = forms.CharField(required=False, max_length=300,
-                                     help_text="Optional: the retrieved documents (a list), e.g. sources.")  # fmt: skip
+    headers = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        help_text=f"One per line, Name: value. Secrets as ${{NAME}} ({menus.SECRETS}).",
+    )
+    body_template = forms.CharField(
+        required=False,
+        initial='{"question": "{{input_text}}"}',
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        help_text="JSON; placeholders: " + ", ".join("{{" + f + "}}" for f in TEMPLATE_FIELDS),
+    )
+    answer_path = forms.CharField(
+        required=False,
+        initial="answer",
+        max_length=300,
+        help_text="Where the answer is in the JSON response, e.g. data.answer or choices[0].text.",
+    )
+    documents_path = forms.CharField(
+        required=False, max_length=300, help_text="Optional: the retrieved documents (a list), e.g. sources."
+    )
     # OpenAI-compatible chat completions
-    base_url = forms.CharField(required=False, max_length=2000, label="Base URL",
-                               help_text="Up to /v1, e.g. https://api.openai.com/v1")  # fmt: skip
+    base_url = forms.CharField(
+        required=False, max_length=2000, label="Base URL", help_text="Up to /v1, e.g. https://api.openai.com/v1"
+    )
     model = forms.CharField(required=False, max_length=200)
     system_prompt = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=20_000)
-    api_key_env = forms.CharField(required=False, max_length=100, label="API key variable",
-                                  help_text=f"Name of the project secret holding the key ({menus.SECRETS}), e.g. OPENAI_API_KEY.")  # fmt: skip
+    api_key_env = forms.CharField(
+        required=False,
+        max_length=100,
+        label="API key variable",
+        help_text=f"Name of the project secret holding the key ({menus.SECRETS}), e.g. OPENAI_API_KEY.",
+    )
     # Scoring and schedule
-    evaluators = forms.MultipleChoiceField(choices=[(n, n) for n in REGISTRY], initial=["reference"],
-                                           help_text="Params come from the service's evaluator settings.")  # fmt: skip
-    interval_minutes = forms.IntegerField(required=False, min_value=1, max_value=7 * 24 * 60,
-                                          help_text="Run every N minutes…")  # fmt: skip
+    evaluators = forms.MultipleChoiceField(
+        choices=[(n, n) for n in REGISTRY],
+        initial=["reference"],
+        help_text="Params come from the service's evaluator settings.",
+    )
+    interval_minutes = forms.IntegerField(
+        required=False, min_value=1, max_value=7 * 24 * 60, help_text="Run every N minutes…"
+    )
     cron = forms.CharField(
         required=False, max_length=100, help_text="…or on a cron expression (UTC), e.g. */30 * * * *"
     )
@@ -289,10 +332,17 @@ class ProbeForm(forms.Form):
         if "body_template" in config:
             config["body_template"] = json.dumps(config["body_template"], indent=1)
         return {
-            **config, "name": probe.name, "dataset": probe.dataset_id, "service": probe.service,
-            "environment": probe.environment, "target_kind": probe.target_kind, "evaluators": probe.evaluators,
-            "interval_minutes": probe.interval_minutes, "cron": probe.cron, "enabled": probe.enabled,
-        }  # fmt: skip
+            **config,
+            "name": probe.name,
+            "dataset": probe.dataset_id,
+            "service": probe.service,
+            "environment": probe.environment,
+            "target_kind": probe.target_kind,
+            "evaluators": probe.evaluators,
+            "interval_minutes": probe.interval_minutes,
+            "cron": probe.cron,
+            "enabled": probe.enabled,
+        }
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
@@ -335,12 +385,21 @@ class ProbeForm(forms.Form):
         if kind not in TARGETS or "timeout_seconds" not in data:
             return data
         if kind == ProbeTargetKind.HTTP:
-            config = {"url": data.get("url", ""), "method": data.get("method") or "POST",
-                      "headers": data.get("headers", {}), "body_template": data.get("body_template"),
-                      "answer_path": data.get("answer_path") or "answer", "documents_path": data.get("documents_path", "")}  # fmt: skip
+            config = {
+                "url": data.get("url", ""),
+                "method": data.get("method") or "POST",
+                "headers": data.get("headers", {}),
+                "body_template": data.get("body_template"),
+                "answer_path": data.get("answer_path") or "answer",
+                "documents_path": data.get("documents_path", ""),
+            }
         else:
-            config = {"base_url": data.get("base_url", ""), "model": data.get("model", ""),
-                      "system_prompt": data.get("system_prompt", ""), "api_key_env": data.get("api_key_env", "")}  # fmt: skip
+            config = {
+                "base_url": data.get("base_url", ""),
+                "model": data.get("model", ""),
+                "system_prompt": data.get("system_prompt", ""),
+                "api_key_env": data.get("api_key_env", ""),
+            }
         config["timeout_seconds"] = data["timeout_seconds"]
         try:
             data["target_config"] = TARGETS[kind].Config.model_validate(config).model_dump()

@@ -18,7 +18,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -35,6 +34,7 @@ from accounts.services import audit_record
 from accounts.vault import seal, unseal
 from evals.models import Score, ScoreExportCounter, ScoreExportTarget, ScoreSource
 from sre4ai_web.lib import outbound
+from sre4ai_web.lib.outbound import host_of
 from traces.ingest.normalize import EVALUATION_EVENT, RESPONSE_ID
 from traces.ingest.otlp import to_key_values
 
@@ -199,9 +199,14 @@ def _post(target: ExportTarget, request: ExportLogsServiceRequest) -> httpx.Resp
     with outbound.client() as http:
         try:
             response, _ = outbound.request(
-                http, "POST", target.endpoint, deadline=settings.SRE4AI_OTEL_EXPORT_TIMEOUT_SECONDS,
-                headers=headers, content=body, max_bytes=64 * 1024,
-            )  # fmt: skip
+                http,
+                "POST",
+                target.endpoint,
+                deadline=settings.SRE4AI_OTEL_EXPORT_TIMEOUT_SECONDS,
+                headers=headers,
+                content=body,
+                max_bytes=64 * 1024,
+            )
         except outbound.OutboundError as exc:
             raise ExportFailed(f"OTLP export to the collector failed: {exc}", retryable=exc.retryable) from None
     if 200 <= response.status_code < 300:
@@ -244,8 +249,13 @@ def export_settings_save(
         row.header_names = sorted(headers)
     row.save()
     details: dict[str, Any] = {"protocol": protocol, "headers": row.header_names}
-    audit_record(project=project, actor=user, action="score_export.set",
-                 target=outbound_host(endpoint) if endpoint else "off", details=details)  # fmt: skip
+    audit_record(
+        project=project,
+        actor=user,
+        action="score_export.set",
+        target=host_of(endpoint) if endpoint else "off",
+        details=details,
+    )
     return row
 
 
@@ -287,10 +297,5 @@ def export_test_run(*, project_id: int) -> None:
         took = (timezone.now() - started).total_seconds() * 1000
         ok, result = True, f"the collector answered {response.status_code} in {took:.0f} ms"
     ScoreExportTarget.objects.filter(pk=row.pk).update(
-        test_finished_at=timezone.now(), test_ok=ok, test_result=f"{outbound_host(row.endpoint)}: {result}"[:500]
+        test_finished_at=timezone.now(), test_ok=ok, test_result=f"{host_of(row.endpoint)}: {result}"[:500]
     )
-
-
-def outbound_host(url: str) -> str:
-    """The host (and port) of a URL, for the audit log and messages: a path or query may hold a token."""
-    return urlsplit(url).netloc.rpartition("@")[2] or url

@@ -133,10 +133,14 @@ def _result_text(value: Any) -> str:
 
 def _facts(span: Span) -> SpanFacts:
     return SpanFacts(
-        span_id=span.span_id, parent_span_id=span.parent_span_id, kind=span.kind, start_time=span.start_time,
-        end_time=span.end_time, input_text=_text(span.input, "user"),
+        span_id=span.span_id,
+        parent_span_id=span.parent_span_id,
+        kind=span.kind,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        input_text=_text(span.input, "user"),
         output_text=answer_text(preview_text(span.output, ("assistant",))),
-    )  # fmt: skip
+    )
 
 
 def eval_item(trace: Trace, spans: list[Span]) -> EvalItem:
@@ -156,11 +160,17 @@ def eval_item(trace: Trace, spans: list[Span]) -> EvalItem:
     expected = None
     for span in spans:
         for doc in span.documents.all():
-            context.append(ContextDoc(id=doc.document_id or f"{span.span_id}#{doc.position}", text=doc.content,
-                                      score=doc.score))  # fmt: skip
+            context.append(
+                ContextDoc(id=doc.document_id or f"{span.span_id}#{doc.position}", text=doc.content, score=doc.score)
+            )
         if span.kind == "tool":
-            call = ToolCall(name=span.tool_name, arguments=span.tool_args, result=span.tool_result,
-                            span_id=span.span_id, failed=span.status == "error")  # fmt: skip
+            call = ToolCall(
+                name=span.tool_name,
+                arguments=span.tool_args,
+                result=span.tool_result,
+                span_id=span.span_id,
+                failed=span.status == "error",
+            )
             tool_calls.append(call)
             if span.tool_result is not None:
                 # A tool's result is context the answer may rely on (the weather, the order status).

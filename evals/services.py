@@ -49,9 +49,24 @@ from traces.services import minutes_mark_dirty
 logger = logging.getLogger(__name__)
 
 SCORE_UPDATE_FIELDS = [
-    "trace", "span", "service", "trace_start", "name", "value", "label", "passed", "explanation", "evidence", "evaluator", "evaluator_version",
-    "source", "author", "comment", "cost", "updated_at",
-]  # fmt: skip
+    "trace",
+    "span",
+    "service",
+    "trace_start",
+    "name",
+    "value",
+    "label",
+    "passed",
+    "explanation",
+    "evidence",
+    "evaluator",
+    "evaluator_version",
+    "source",
+    "author",
+    "comment",
+    "cost",
+    "updated_at",
+]
 RESCORE_CHUNK = 200
 
 
@@ -166,8 +181,10 @@ def traces_score(
                 logger.warning("evaluator failed", exc_info=True)
                 continue
             if result is not None and result.value is not None and not score_value_in_range(result.value):
-                outcome.errors.append(f"{evaluator_cls.name} on trace {trace.trace_id}: value {result.value} is "
-                                      f"not finite or beyond ±{SCORE_VALUE_LIMIT:g}")  # fmt: skip
+                outcome.errors.append(
+                    f"{evaluator_cls.name} on trace {trace.trace_id}: value {result.value} is "
+                    f"not finite or beyond ±{SCORE_VALUE_LIMIT:g}"
+                )
             elif result is not None:
                 rows.append(_score_row(trace, spans_by_id, config, result))
         with transaction.atomic():
@@ -279,8 +296,13 @@ def evaluator_config_set(
         evaluator=evaluator,
         defaults={"enabled": enabled, "params": params, "sampling_rate": sampling_rate, "updated_by": user},
     )
-    audit_record(project=project, actor=user, action="evaluator.set", target=f"{evaluator} @ {service or 'project'}",
-                 details={"enabled": enabled, "params": params, "sampling_rate": sampling_rate})  # fmt: skip
+    audit_record(
+        project=project,
+        actor=user,
+        action="evaluator.set",
+        target=f"{evaluator} @ {service or 'project'}",
+        details={"enabled": enabled, "params": params, "sampling_rate": sampling_rate},
+    )
     return config
 
 
@@ -326,13 +348,15 @@ def eval_run_step(*, run_id: int, chunk: int = RESCORE_CHUNK) -> EvalRun:
     if run.is_finished:
         return run
     if run.status == RunStatus.QUEUED:
-        EvalRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING,
-                                                                          started_at=timezone.now())  # fmt: skip
+        EvalRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=timezone.now()
+        )
         run.refresh_from_db()
     pks = list(_run_traces(run).filter(pk__gt=run.cursor).order_by("pk").values_list("pk", flat=True)[:chunk])
     if not pks:
-        EvalRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(status=RunStatus.DONE,
-                                                                           finished_at=timezone.now())  # fmt: skip
+        EvalRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=RunStatus.DONE, finished_at=timezone.now()
+        )
         run.refresh_from_db()
         return run
     only = run.evaluators or None
@@ -377,9 +401,10 @@ def runs_requeue(*, limit: int = 100) -> int:
     for model, task_name, queue in RUN_TASKS:
         open_runs = model.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
         given_up(open_runs).update(
-            status=RunStatus.FAILED, finished_at=timezone.now(),
+            status=RunStatus.FAILED,
+            finished_at=timezone.now(),
             error=f"Given up after {MAX_ATTEMPTS} attempts in a row that ended badly (a worker stopped or failed).",
-        )  # fmt: skip
+        )
         waiting = waiting_messages(queue)
         with transaction.atomic():
             runs = lost(open_runs, waiting=waiting, limit=limit)

@@ -52,8 +52,17 @@ def _as_followup(task: Task[Any, Any], project_id: int, trace_pks: list[int]) ->
     return 0
 
 
-@shared_task(bind=True, name="evals.tasks.score_traces", acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True,
-             retry_backoff_max=60, max_retries=MAX_ATTEMPTS, soft_time_limit=50, time_limit=60)  # fmt: skip
+@shared_task(
+    bind=True,
+    name="evals.tasks.score_traces",
+    acks_late=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=MAX_ATTEMPTS,
+    soft_time_limit=50,
+    time_limit=60,
+)
 def score_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int], followup: int | None = None) -> int:
     """Cheap evaluators for a job of freshly ingested traces (traces.followups, at most 250 traces: seconds of
     work); then the judge's job when a judge is on."""
@@ -66,13 +75,27 @@ def score_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int], fo
         if outcome.retryable:
             _retry(self, claim, EvaluatorError("; ".join(outcome.retryable[:3]), retryable=True))
         judge = "judge" in services.queues_needed(project_id=project_id, trace_pks=trace_pks)
-        followup_done(followup, claim, project_id=project_id, trace_pks=trace_pks,
-                      then=["evals.tasks.judge_traces"] if judge else [])  # fmt: skip
+        followup_done(
+            followup,
+            claim,
+            project_id=project_id,
+            trace_pks=trace_pks,
+            then=["evals.tasks.judge_traces"] if judge else [],
+        )
     return outcome.scores
 
 
-@shared_task(bind=True, name="evals.tasks.judge_traces", acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True,
-             retry_backoff_max=60, max_retries=MAX_ATTEMPTS, soft_time_limit=600, time_limit=660)  # fmt: skip
+@shared_task(
+    bind=True,
+    name="evals.tasks.judge_traces",
+    acks_late=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=MAX_ATTEMPTS,
+    soft_time_limit=600,
+    time_limit=660,
+)
 def judge_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int], followup: int | None = None) -> int:
     """The LLM judge for a job of traces; each trace is ticked off the job as its scores commit, so a retry, or a
     resume after the worker died, asks only about the rest."""
@@ -82,26 +105,37 @@ def judge_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int], fo
         if claim is None:
             return 0
         remaining = followup_remaining(followup)
-        outcome = services.traces_score(project_id=project_id, trace_pks=list(remaining), queue="judge",
-                                        on_trace_done=lambda pk: followup_progress(followup, remaining, pk))  # fmt: skip
+        outcome = services.traces_score(
+            project_id=project_id,
+            trace_pks=list(remaining),
+            queue="judge",
+            on_trace_done=lambda pk: followup_progress(followup, remaining, pk),
+        )
         if outcome.retryable:
             _retry(self, claim, EvaluatorError("; ".join(outcome.retryable[:3]), retryable=True))
         followup_done(followup, claim, project_id=project_id, trace_pks=[])
     return outcome.scores
 
 
-@shared_task(bind=True, name="evals.tasks.rescore_step", acks_late=True, max_retries=8, soft_time_limit=600,
-             time_limit=660)  # fmt: skip
+@shared_task(
+    bind=True, name="evals.tasks.rescore_step", acks_late=True, max_retries=8, soft_time_limit=600, time_limit=660
+)
 def rescore_step(self: Task[Any, Any], run_id: int) -> None:
     """One chunk of a rescoring job, then the next chunk as a new message (progress survives a dead worker)."""
-    run = job_task(self, model=EvalRun, run_id=run_id, work=lambda _claim: services.eval_run_step(run_id=run_id),
-                   retryable=_rescore_retryable)  # fmt: skip
+    run = job_task(
+        self,
+        model=EvalRun,
+        run_id=run_id,
+        work=lambda _claim: services.eval_run_step(run_id=run_id),
+        retryable=_rescore_retryable,
+    )
     if run is not None and not run.is_finished:
         rescore_step.apply_async((run_id,))
 
 
-@shared_task(bind=True, name="evals.tasks.drift_run", acks_late=True, max_retries=3, soft_time_limit=600,
-             time_limit=660)  # fmt: skip
+@shared_task(
+    bind=True, name="evals.tasks.drift_run", acks_late=True, max_retries=3, soft_time_limit=600, time_limit=660
+)
 def drift_run(self: Task[Any, Any], run_id: int) -> None:
     job_task(self, model=DriftRun, run_id=run_id, work=lambda _claim: drift_runs.drift_run_execute(run_id=run_id))
 
@@ -116,20 +150,26 @@ def drift_schedule() -> int:
     """Beat: one drift run per service that had traffic in the last 24 hours, and none yet this half hour (a second
     beat, by mistake, sends this task again at another moment of the hour: sre4ai_web/beat.py)."""
     now = timezone.now()
-    pairs = services_with_traces(project_ids=list(Project.objects.values_list("pk", flat=True)),
-                                 since=now - timedelta(hours=24))  # fmt: skip
+    pairs = services_with_traces(
+        project_ids=list(Project.objects.values_list("pk", flat=True)), since=now - timedelta(hours=24)
+    )
     recent = set(DriftRun.objects.filter(created_at__gte=now - DRIFT_SCHEDULE_GAP).values_list("project_id", "service"))
     for project_id, service in sorted(set(pairs) - recent):
         drift_runs.drift_run_start(project=Project.objects.get(pk=project_id), service=service)
     return len(set(pairs) - recent)
 
 
-@shared_task(bind=True, name="evals.tasks.probe_run", acks_late=True, max_retries=3, soft_time_limit=3600,
-             time_limit=3660)  # fmt: skip
+@shared_task(
+    bind=True, name="evals.tasks.probe_run", acks_late=True, max_retries=3, soft_time_limit=3600, time_limit=3660
+)
 def probe_run(self: Task[Any, Any], run_id: int) -> None:
     """One probe run to the end. Resumed after its worker died, it asks only the unanswered items."""
-    job_task(self, model=ProbeRun, run_id=run_id,
-             work=lambda claim: probe_runs.probe_run_execute(run_id=run_id, keep_going=lambda: not claim.lost.is_set()))  # fmt: skip
+    job_task(
+        self,
+        model=ProbeRun,
+        run_id=run_id,
+        work=lambda claim: probe_runs.probe_run_execute(run_id=run_id, keep_going=lambda: not claim.lost.is_set()),
+    )
 
 
 @shared_task(name="evals.tasks.probe_schedule", ignore_result=True)
@@ -144,8 +184,9 @@ def runs_requeue() -> int:
     return services.runs_requeue()
 
 
-@shared_task(bind=True, name="evals.tasks.scores_export", acks_late=True, max_retries=None, soft_time_limit=50,
-             time_limit=60)  # fmt: skip
+@shared_task(
+    bind=True, name="evals.tasks.scores_export", acks_late=True, max_retries=None, soft_time_limit=50, time_limit=60
+)
 def scores_export(self: Task[Any, Any], project_id: int, score_pks: list[int]) -> int:
     """Send a batch of built-in scores to the OTLP collector; retried with backoff, then dropped and counted."""
     try:

@@ -15,7 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import menus
-from accounts.models import ApiKey, Scope
+from accounts.access import request_key
+from accounts.models import Scope
 from evals.evaluators.base import ContextDoc, ToolCall
 from guard.engine import GuardRequest
 from guard.services import decision_json, guard_check
@@ -103,8 +104,7 @@ class GuardEndpoint(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        api_key = request.auth
-        assert isinstance(api_key, ApiKey)  # guaranteed by HasProjectKey
+        api_key = request_key(request)
         if not isinstance(request.data, dict):
             return Response({"error": "Send a JSON object."}, status=400)
         try:

@@ -16,8 +16,11 @@ class GuardConfig(AppConfig):
 
         for signal in (post_save, post_delete):
             for sender in (GuardPolicy, Budget, Project):
-                signal.connect(_forget_policies, sender=sender,
-                               dispatch_uid=f"sre4ai_forget_policies_{sender.__name__}_{signal is post_save}")  # fmt: skip
+                signal.connect(
+                    _forget_policies,
+                    sender=sender,
+                    dispatch_uid=f"sre4ai_forget_policies_{sender.__name__}_{signal is post_save}",
+                )
 
 
 def _forget_policies(sender: object, instance: Any, **kwargs: object) -> None:

@@ -7,13 +7,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from pydantic import ValidationError
 
-from accounts.models import Role
-from accounts.selectors import membership_for
+from accounts.access import member_required
+from accounts.models import Membership, Role
 from guard.models import GuardPolicy
 from guard.policy import CHECKS, DEFAULT_SPEC, PolicySpec
 from guard.services import guard_policy_delete, guard_policy_save
@@ -38,16 +37,13 @@ class GuardPolicyForm(forms.Form):
             raise forms.ValidationError(pydantic_messages(exc, root="policy")) from None
 
 
-@login_required
-def guard_policies(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="change guard policies", writes_only=True)
+def guard_policies(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     default_json = json.dumps(DEFAULT_SPEC.model_dump(mode="json"), indent=2)
     form = GuardPolicyForm(initial={"spec": DEFAULT_SPEC.model_dump(mode="json")})
     status = 200
     if request.method == "POST":
-        if not membership.allows(Role.EDITOR):
-            return HttpResponseForbidden("Only editors and admins can change guard policies.")
         service = request.POST.get("service", "").strip()
         if request.POST.get("delete"):
             guard_policy_delete(project=project, service=service)

@@ -228,12 +228,20 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
     }
     figures["cost_distribution"] = _figure(
         "Cost per request",
-        [{"type": "histogram", "name": "requests", "x": detail.request_costs,
-          "marker": {"color": COLORS["cost"]}, "hovertemplate": "%{x}: %{y} requests<extra></extra>"}]
-        if detail.request_costs else [],
+        [
+            {
+                "type": "histogram",
+                "name": "requests",
+                "x": detail.request_costs,
+                "marker": {"color": COLORS["cost"]},
+                "hovertemplate": "%{x}: %{y} requests<extra></extra>",
+            }
+        ]
+        if detail.request_costs
+        else [],
         "requests",
         [],
-    )  # fmt: skip
+    )
     cost_x: dict[str, Any] = {**LAYOUT["xaxis"], "type": "linear", "title": {"text": "USD per request"}}
     if detail.request_costs:
         ticks = money_axis(min(detail.request_costs), max(detail.request_costs))

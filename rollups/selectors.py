@@ -171,9 +171,13 @@ def _series(
 
 def _range_filters(project: Project, window: Window, environment: str, service: str, dimension: str) -> dict[str, Any]:
     filters: dict[str, Any] = {
-        "project": project, "granularity": window.granularity, "dimension": dimension, "service": service,
-        "bucket__gte": window.buckets()[0] if window.buckets() else window.since, "bucket__lt": window.until,
-    }  # fmt: skip
+        "project": project,
+        "granularity": window.granularity,
+        "dimension": dimension,
+        "service": service,
+        "bucket__gte": window.buckets()[0] if window.buckets() else window.since,
+        "bucket__lt": window.until,
+    }
     if environment:
         filters["environment"] = environment
     return filters
@@ -187,9 +191,17 @@ def _totals(project: Project, window: Window, environment: str, service: str, di
     for value, traces, errors, hist, cost, tin, tout, unpriced, judged, flagged in TrafficRollup.objects.filter(
         **filters
     ).values_list(
-        "value", "traces", "errors", "latency_hist", "cost", "input_tokens", "output_tokens", "unpriced",
-        "safety_judged", "safety_flagged",
-    ):  # fmt: skip
+        "value",
+        "traces",
+        "errors",
+        "latency_hist",
+        "cost",
+        "input_tokens",
+        "output_tokens",
+        "unpriced",
+        "safety_judged",
+        "safety_flagged",
+    ):
         series = out[value]
         series.safety_judged[at] += judged
         series.safety_flagged[at] += flagged
@@ -456,3 +468,17 @@ def _grounding_by_source(scores: QuerySet[Score], limit: int = 200) -> list[tupl
         per_source[doc_id][1] += bool(passed[trace_id])
     rows = [(doc, n, good / n) for doc, (n, good) in per_source.items()]
     return sorted(rows, key=lambda r: (r[2], -r[1]))[:10]
+
+
+def trace_facets(*, project: Project) -> dict[str, list[str]]:
+    """Values for the filter drop-downs, read from the hourly rollups (a DISTINCT over raw traces and spans
+    scans the whole table: 30-120 ms each at a million spans, see docs/benchmarks.md)."""
+    hourly = TrafficRollup.objects.filter(project=project, granularity=Granularity.HOUR)
+    overall = hourly.filter(dimension="")
+    scores = ScoreRollup.objects.filter(project=project, granularity=Granularity.HOUR, dimension="")
+    return {
+        "services": sorted(set(overall.values_list("service", flat=True).distinct())),
+        "environments": sorted(set(overall.values_list("environment", flat=True).distinct())),
+        "models": sorted(set(hourly.filter(dimension="model").values_list("value", flat=True).distinct())),
+        "score_names": sorted(set(scores.values_list("name", flat=True).distinct())),
+    }

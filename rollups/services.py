@@ -76,17 +76,34 @@ class _Traffic:
     safety_flagged: int = 0
 
     def row(
-        self, project_id: int, service: str, environment: str, granularity: str, bucket: datetime, dimension: str,
+        self,
+        project_id: int,
+        service: str,
+        environment: str,
+        granularity: str,
+        bucket: datetime,
+        dimension: str,
         value: str,
-    ) -> TrafficRollup:  # fmt: skip
+    ) -> TrafficRollup:
         return TrafficRollup(
-            project_id=project_id, service=service, environment=environment, granularity=granularity,
-            bucket=bucket, dimension=dimension, value=value, traces=self.traces, errors=self.errors,
-            latency_hist=self.hist, latency_sum_ms=self.latency_sum,
-            input_tokens=min(self.input_tokens, MAX_TOKENS_SUM), output_tokens=min(self.output_tokens, MAX_TOKENS_SUM),
-            cost=min(self.cost, MAX_COST), unpriced=self.unpriced,
-            safety_judged=self.safety_judged, safety_flagged=self.safety_flagged,
-        )  # fmt: skip
+            project_id=project_id,
+            service=service,
+            environment=environment,
+            granularity=granularity,
+            bucket=bucket,
+            dimension=dimension,
+            value=value,
+            traces=self.traces,
+            errors=self.errors,
+            latency_hist=self.hist,
+            latency_sum_ms=self.latency_sum,
+            input_tokens=min(self.input_tokens, MAX_TOKENS_SUM),
+            output_tokens=min(self.output_tokens, MAX_TOKENS_SUM),
+            cost=min(self.cost, MAX_COST),
+            unpriced=self.unpriced,
+            safety_judged=self.safety_judged,
+            safety_flagged=self.safety_flagged,
+        )
 
     def add(self, trace: TraceRow, flagged: bool | None) -> None:
         self.traces += 1

@@ -19,14 +19,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.access import key_project, request_key
 from accounts.authentication import ProjectKeyError, authenticate_project_key
-from accounts.models import ApiKey, Project, Scope
+from accounts.models import Project, Scope
 from evals.models import ScoreExportCounter
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
-from slos import budgets, burn, selectors, services
+from slos import budgets, burn, policy, selectors, services
 from slos.forms import SloForm
 from slos.models import SLO
-from slos.services import DAY
+from slos.selectors import DAY
 from sre4ai_web.lib.api_errors import ApiError
 from sre4ai_web.lib.opsmetrics import beat_runs, queue_depths
 from traces.ingest.gate import refusals
@@ -128,16 +129,6 @@ def _errors(form: SloForm) -> Response:
     return Response({"errors": {**errors, **form.rule_errors}}, status=400)
 
 
-def _key(request: Request) -> ApiKey:
-    api_key = request.auth
-    assert isinstance(api_key, ApiKey)
-    return api_key
-
-
-def _project(request: Request) -> Project:
-    return _key(request).project
-
-
 def _summary(slo: SLO) -> selectors.SloSummary:
     return selectors.slo_summaries(project=slo.project, now=timezone.now(), slos=SLO.objects.filter(pk=slo.pk))[0]
 
@@ -149,7 +140,7 @@ class SlosEndpoint(APIView):
         operation_id="slos_list", summary="SLOs of the key's project, worst budget first", responses={200: dict}
     )
     def get(self, request: Request) -> Response:
-        project = _project(request)
+        project = key_project(request)
         summaries = selectors.slo_summaries(project=project, now=timezone.now())
         return Response({"data": [slo_json(s) for s in summaries]})
 
@@ -160,14 +151,18 @@ class SlosEndpoint(APIView):
         responses={201: dict, 400: _ERRORS, 403: dict},
     )
     def post(self, request: Request) -> Response:
-        project = _project(request)
+        project = key_project(request)
         form = _form(project, request.data, None)
         if isinstance(form, Response):
             return form
         if not form.is_valid():
             return _errors(form)
-        slo = services.slo_save(project=project, values=form.model_values(), channels=form.cleaned_data["channels"],
-                                actor=_key(request))  # fmt: skip
+        slo = services.slo_save(
+            project=project,
+            values=form.model_values(),
+            channels=form.cleaned_data["channels"],
+            actor=request_key(request),
+        )
         return Response(slo_json(_summary(slo)), status=201)
 
 
@@ -175,7 +170,7 @@ class SloDetailEndpoint(APIView):
     key_scopes = {"GET": Scope.READ, "PUT": Scope.MANAGE, "DELETE": Scope.MANAGE}
 
     def _slo(self, request: Request, slo_id: int) -> SLO:
-        slo = SLO.objects.filter(project=_project(request), pk=slo_id).select_related("project", "owner").first()
+        slo = SLO.objects.filter(project=key_project(request), pk=slo_id).select_related("project", "owner").first()
         if slo is None:
             raise ApiError(404, f"No SLO {slo_id} in this project.")
         return slo
@@ -206,7 +201,7 @@ class SloDetailEndpoint(APIView):
             values=form.model_values(),
             channels=form.cleaned_data["channels"],
             instance=slo,
-            actor=_key(request),
+            actor=request_key(request),
         )
         return Response(slo_json(_summary(slo)))
 
@@ -218,7 +213,7 @@ class SloDetailEndpoint(APIView):
     def delete(self, request: Request, slo_id: int) -> Response:
         slo = self._slo(request, slo_id)
         try:
-            services.slo_delete(slo=slo, actor=_key(request))
+            services.slo_delete(slo=slo, actor=request_key(request))
         except services.IncidentStateError as exc:
             raise ApiError(409, str(exc)) from exc
         return Response(status=204)
@@ -237,9 +232,9 @@ class ProjectCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
-        end = services.evaluation_minute(now)
+        end = selectors.evaluation_minute(now)
         slos = list(SLO.objects.filter(project=self.project).prefetch_related("rule_states"))
-        rules = {slo.pk: services.policy_rules(slo.policy) for slo in slos}
+        rules = {slo.pk: policy.policy_rules(slo.policy) for slo in slos}
         windows = {
             slo.pk: sorted(
                 {m for r in rules[slo.pk] for m in (r.long_minutes, r.short_minutes)} | {slo.window_days * DAY}
@@ -280,7 +275,7 @@ class ProjectCollector(Collector):
                 budget.add_metric(base, float(remaining))
             states = {s.rule_key: s for s in slo.rule_states.all()}
             for rule in rules[slo.pk]:
-                key = services.rule_key(rule)
+                key = policy.rule_key(rule)
                 firing.add_metric([*base, rule.severity, key], 1.0 if key in states and states[key].firing else 0.0)
         yield from (objective, sli, valid, rate, budget, firing)
         yield from self._services()
@@ -365,11 +360,16 @@ class ProjectCollector(Collector):
             TrafficRollup.objects.filter(**hourly)
             .values("service", "environment")
             .annotate(
-                t=Sum("traces"), e=Sum("errors"), c=Sum("cost"), i=Sum("input_tokens"), o=Sum("output_tokens"),
-                sj=Sum("safety_judged"), sf=Sum("safety_flagged"),
+                t=Sum("traces"),
+                e=Sum("errors"),
+                c=Sum("cost"),
+                i=Sum("input_tokens"),
+                o=Sum("output_tokens"),
+                sj=Sum("safety_judged"),
+                sf=Sum("safety_flagged"),
             )
             .order_by("service", "environment")
-        )  # fmt: skip
+        )
         for row in rows:
             base = [self.project.slug, row["service"], row["environment"]]
             traces.add_metric(base, row["t"] or 0)

@@ -124,8 +124,11 @@ def budget_status(*, budget: Budget, now: datetime, limit: int | None = KEYS_SHO
 
 
 def budget_statuses(*, project: Project, now: datetime) -> list[BudgetStatus]:
-    """Every budget of the project with its keys' spend (one aggregate query per budget)."""
-    return [budget_status(budget=b, now=now) for b in Budget.objects.filter(project=project)]
+    """Every budget of the project with its keys' spend (one aggregate query per budget) and its channels (one
+    query for all)."""
+    return [
+        budget_status(budget=b, now=now) for b in Budget.objects.filter(project=project).prefetch_related("channels")
+    ]
 
 
 def per_user_budgets(*, project_id: int) -> list[Budget]:
@@ -170,9 +173,16 @@ def budget_create(
     channels: Iterable[Channel] = (),
 ) -> Budget:
     budget = Budget.objects.create(
-        project=project, name=name, scope=scope, attribute=attribute.strip(), value=value.strip(),
-        service=service.strip(), window=window, warning_usd=warning_usd, limit_usd=limit_usd,
-    )  # fmt: skip
+        project=project,
+        name=name,
+        scope=scope,
+        attribute=attribute.strip(),
+        value=value.strip(),
+        service=service.strip(),
+        window=window,
+        warning_usd=warning_usd,
+        limit_usd=limit_usd,
+    )
     budget.channels.set(channels)
     return budget
 
@@ -204,13 +214,18 @@ def budget_evaluate(*, budget_id: int, now: datetime) -> int:
         levels.append((BudgetLevel.WARNING, budget.warning_usd))
     new = [
         BudgetAlert(
-            budget=budget, key=row["key"], level=level, window_start=start, spend_usd=row["spend"],
-            threshold_usd=threshold, at=now,
+            budget=budget,
+            key=row["key"],
+            level=level,
+            window_start=start,
+            spend_usd=row["spend"],
+            threshold_usd=threshold,
+            at=now,
         )
         for row in _spend_by_key(budget, start, end)
         for level, threshold in levels
         if row["spend"] >= threshold and (row["key"], level) not in alerted
-    ]  # fmt: skip
+    ]
     if not new:
         return 0
     BudgetAlert.objects.bulk_create(new)

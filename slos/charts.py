@@ -165,16 +165,30 @@ def burn_figure(panel: BurnPanel, times: list[str]) -> dict[str, Any]:
     layout["shapes"], layout["annotations"] = [shape], [note]
     if short_peak > top:
         layout["annotations"].append(
-            {"xref": "paper", "yref": "paper", "x": 0, "y": 1, "xanchor": "left", "yanchor": "top",
-             "showarrow": False, "font": {"size": 10, "color": SHORT_COLOR},
-             "text": f"{short_name} window peaks at {short_peak:.3g}, above the axis"}
-        )  # fmt: skip
+            {
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0,
+                "y": 1,
+                "xanchor": "left",
+                "yanchor": "top",
+                "showarrow": False,
+                "font": {"size": 10, "color": SHORT_COLOR},
+                "text": f"{short_name} window peaks at {short_peak:.3g}, above the axis",
+            }
+        )
     data: list[dict[str, Any]] = []
     if any(panel.fired):
         data.append(
-            {"type": "bar", "name": "both above: fires", "x": times, "y": [top if f else None for f in panel.fired],
-             "marker": {"color": FIRED_COLOR, "line": {"width": 0}}, "hoverinfo": "skip"}
-        )  # fmt: skip
+            {
+                "type": "bar",
+                "name": "both above: fires",
+                "x": times,
+                "y": [top if f else None for f in panel.fired],
+                "marker": {"color": FIRED_COLOR, "line": {"width": 0}},
+                "hoverinfo": "skip",
+            }
+        )
         layout["bargap"] = 0
     data += [
         {

@@ -16,14 +16,14 @@ from pydantic import ValidationError as PydanticError
 
 from accounts.models import Project
 from evals.evaluators.registry import REGISTRY as EVALUATORS
+from rollups.selectors import trace_facets
 from slos import burn
 from slos.models import SLO, Channel, Comparator, SliKind
-from slos.services import policy_json, rule_key
+from slos.policy import policy_json, rule_key
 from slos.transports import REGISTRY as TRANSPORTS
 from slos.transports import unseal_secrets
 from sre4ai_web.lib import typed_form
 from sre4ai_web.lib.validation import pydantic_message
-from traces.selectors import trace_facets
 
 MAX_RULES = 10
 RULE_FIELDS = ("severity", "burn_rate_threshold", "long_window", "short_window")
@@ -96,11 +96,16 @@ class SloForm(forms.Form):
     evaluator = forms.CharField(max_length=100, required=False, label="Score")
     # "pass" is accepted (API clients send it) but not offered: the form's own "a score passes" kind means it.
     comparator = forms.ChoiceField(choices=[("", "—"), *Comparator.choices], required=False)
-    threshold = forms.DecimalField(max_digits=20, decimal_places=10, required=False,
-                                   help_text="Score threshold, latency limit in ms, or cost limit in $.")  # fmt: skip
+    threshold = forms.DecimalField(
+        max_digits=20,
+        decimal_places=10,
+        required=False,
+        help_text="Score threshold, latency limit in ms, or cost limit in $.",
+    )
     objective = forms.CharField(max_length=20, help_text="Share of good events: 99.5% or 0.995.")
-    window_days = forms.TypedChoiceField(label="Window", coerce=int, initial=30,
-                                         choices=[(7, "7 days"), (28, "28 days"), (30, "30 days")])  # fmt: skip
+    window_days = forms.TypedChoiceField(
+        label="Window", coerce=int, initial=30, choices=[(7, "7 days"), (28, "28 days"), (30, "30 days")]
+    )
     policy_mode = forms.ChoiceField(
         label="Alert policy",
         initial="default",
@@ -109,13 +114,23 @@ class SloForm(forms.Form):
             ("custom", "Custom rules"),
         ],
     )
-    runbook = forms.CharField(required=False, max_length=20000, widget=forms.Textarea(attrs={"rows": 8}),
-                              help_text="Markdown. Shown on the SLO and incident pages.")  # fmt: skip
+    runbook = forms.CharField(
+        required=False,
+        max_length=20000,
+        widget=forms.Textarea(attrs={"rows": 8}),
+        help_text="Markdown. Shown on the SLO and incident pages.",
+    )
     owner = forms.ModelChoiceField(queryset=User.objects.none(), required=False, to_field_name="username")
     channels = forms.ModelMultipleChoiceField(queryset=Channel.objects.none(), required=False, to_field_name="name")
 
-    def __init__(self, *args: Any, project: Project, instance: SLO | None = None,
-                 rules: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *args: Any,
+        project: Project,
+        instance: SLO | None = None,
+        rules: list[dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.project, self.instance = project, instance
         self.rules_input = rules or []
@@ -300,11 +315,17 @@ class ChannelForm(forms.Form):
     empty, the stored one is kept. A post without ``mode`` that carries ``config`` is the JSON view."""
 
     name = forms.CharField(max_length=100)
-    kind = forms.ChoiceField(label="Type", choices=[(name, cls.label) for name, cls in TRANSPORTS.items()],
-                             widget=forms.Select(attrs={"data-kind-switch": ""}))  # fmt: skip
-    config = forms.JSONField(required=False, initial=dict,
-                             widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
-                             help_text="The settings of this channel type, as JSON (see the examples).")  # fmt: skip
+    kind = forms.ChoiceField(
+        label="Type",
+        choices=[(name, cls.label) for name, cls in TRANSPORTS.items()],
+        widget=forms.Select(attrs={"data-kind-switch": ""}),
+    )
+    config = forms.JSONField(
+        required=False,
+        initial=dict,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text="The settings of this channel type, as JSON (see the examples).",
+    )
 
     def __init__(self, *args: Any, project: Project, instance: Channel | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -323,15 +344,21 @@ class ChannelForm(forms.Form):
             specs = typed_form.field_specs(transport.Config, secret=transport.secret_fields)
             prefix = f"{kind}-"
             if self.is_bound and self.mode == "fields" and kind == chosen:
-                fields = typed_form.bind(specs, prefix=prefix, data=self.data, errors=self.config_errors,
-                                         stored_secrets=self._stored_secrets(kind))  # fmt: skip
+                fields = typed_form.bind(
+                    specs,
+                    prefix=prefix,
+                    data=self.data,
+                    errors=self.config_errors,
+                    stored_secrets=self._stored_secrets(kind),
+                )
             else:
                 current: dict[str, Any] = {}
                 if self.instance is not None and self.instance.kind == kind:
                     shown = {k: v for k, v in self.instance.config.items() if k not in transport.secret_fields}
                     current = typed_form.current_values(transport.Config, shown)
-                fields = typed_form.bind(specs, prefix=prefix, current=current,
-                                         stored_secrets=self._stored_secrets(kind))  # fmt: skip
+                fields = typed_form.bind(
+                    specs, prefix=prefix, current=current, stored_secrets=self._stored_secrets(kind)
+                )
             sets.append(KindFields(kind=kind, label=transport.label, fields=fields))
         return sets
 
@@ -389,6 +416,8 @@ class ChannelForm(forms.Form):
             else:
                 self.config_errors = typed_form.field_errors(exc)
                 whole = self.config_errors.pop("", [])
-                self.add_error(None, f"Invalid {transport.label} settings: "
-                                     f"{' '.join(whole) or 'see the errors beside the fields.'}")  # fmt: skip
+                self.add_error(
+                    None,
+                    f"Invalid {transport.label} settings: {' '.join(whole) or 'see the errors beside the fields.'}",
+                )
         return data

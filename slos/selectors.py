@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import User
-from django.db.models import F, Prefetch, QuerySet, Window
+from django.db.models import F, Prefetch, Q, QuerySet, Sum, Window
 from django.db.models.functions import Coalesce, RowNumber
 
 from accounts.models import Project
@@ -29,10 +31,14 @@ from slos.models import (
     IncidentEvent,
     IncidentStatus,
     RuleState,
+    SliHour,
     SliKind,
+    SliMinute,
 )
-from slos.services import DAY, MINUTE, evaluation_minute, policy_rules, rule_key, sli_series, window_counts
+from slos.policy import policy_rules, rule_key
 from slos.sli import PROBE_SCORE, SliDefinition
+from sre4ai_web.lib.sql import EpochMinute
+from sre4ai_web.lib.timebuckets import HOUR, MINUTE, floor_hour, floor_minute
 from traces.models import Trace
 from traces.selectors import TRACE_ROW_FIELDS
 
@@ -118,8 +124,9 @@ def slo_summaries(*, project: Project, now: datetime, slos: QuerySet[SLO] | None
     """Every SLO of the project with its SLI and budget over its own window, worst budget first. 3 queries."""
     end = evaluation_minute(now)
     with_state = _with_state(slos if slos is not None else SLO.objects.filter(project=project))
-    counts = window_counts(slos=[slo for slo, _, _ in with_state], end=end,
-                           windows=[slo.window_days * DAY for slo, _, _ in with_state])  # fmt: skip
+    counts = window_counts(
+        slos=[slo for slo, _, _ in with_state], end=end, windows=[slo.window_days * DAY for slo, _, _ in with_state]
+    )
     summaries = []
     for slo, rules, open_incidents in with_state:
         window = counts.get((slo.pk, slo.window_days * DAY), burn.Counts(0, 0))
@@ -325,8 +332,13 @@ def incident_rows(*, incidents: Sequence[Incident], now: datetime) -> list[Incid
     against their SLO's budget now, summed for all of them in one window query."""
     open_slos = {i.slo.pk: i.slo for i in incidents if i.status != IncidentStatus.RESOLVED}
     end = evaluation_minute(now)
-    counts = window_counts(slos=list(open_slos.values()), end=end,
-                           windows=[slo.window_days * DAY for slo in open_slos.values()]) if open_slos else {}  # fmt: skip
+    counts = (
+        window_counts(
+            slos=list(open_slos.values()), end=end, windows=[slo.window_days * DAY for slo in open_slos.values()]
+        )
+        if open_slos
+        else {}
+    )
     rows = []
     for incident in incidents:
         slo = incident.slo
@@ -504,8 +516,9 @@ def incident_events(
     definition = SliDefinition.of(slo)
 
     def judged(start: datetime, end: datetime) -> list[tuple[dict[str, object], bool]]:
-        traces = Trace.objects.filter(project_id=slo.project_id, service=slo.service, start_time__gte=start,
-                                      start_time__lt=end)  # fmt: skip
+        traces = Trace.objects.filter(
+            project_id=slo.project_id, service=slo.service, start_time__gte=start, start_time__lt=end
+        )
         if slo.environment:
             traces = traces.filter(environment=slo.environment)
         fields = (*TRACE_ROW_FIELDS, "trace_id", "input_preview", "output_preview")
@@ -601,3 +614,72 @@ def failing_traces_query(*, slo: SLO, since: datetime | None, until: datetime | 
     if until is not None:
         params["until"] = until.isoformat()
     return urlencode(params), narrowed
+
+
+# --- SLI windows (the tick and the pages read the same counts) ---------------------------------------------
+
+
+DAY = 24 * 60  # minutes
+
+
+def sli_series(*, slo: SLO, start: datetime, end: datetime) -> list[tuple[int, int]]:
+    """Dense per-minute (good, total) from minute `start` to minute `end`, both included."""
+    series = [(0, 0)] * ((end - start) // MINUTE + 1)
+    first = int(start.timestamp()) // 60
+    for minute, good, total in SliMinute.objects.filter(slo=slo, minute__gte=start, minute__lte=end).values_list(
+        EpochMinute("minute"), "good", "total"
+    ):
+        series[minute - first] = (good, total)
+    return series
+
+
+def window_counts(*, slos: Sequence[SLO], end: datetime, windows: Iterable[int]) -> dict[tuple[int, int], burn.Counts]:
+    """(SLO id, window in minutes) → good/total over that window ending at minute `end` (absent keys had no
+    events). Two queries for all of them: the whole hours of every window from SliHour, the minutes of their
+    partial first and last hours from SliMinute (a 30-day window: ~720 hour rows and < 120 minute rows)."""
+    minutes = sorted(set(windows))
+    if not slos or not minutes:
+        return {}
+    last_hour = floor_hour(end + MINUTE)  # whole hours end here; the minutes from it to `end` are partial
+    minute_parts: dict[int, Q] = {}
+    hour_parts: dict[int, Q] = {}
+    for m in minutes:
+        first = end - timedelta(minutes=m) + MINUTE
+        first_hour = first if first == floor_hour(first) else floor_hour(first) + HOUR
+        if first_hour < last_hour:
+            hour_parts[m] = Q(hour__gte=first_hour, hour__lt=last_hour)
+            minute_parts[m] = Q(minute__gte=first, minute__lt=first_hour) | Q(minute__gte=last_hour, minute__lte=end)
+        else:
+            minute_parts[m] = Q(minute__gte=first, minute__lte=end)
+    sums: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
+    for model, parts in ((SliMinute, minute_parts), (SliHour, hour_parts)):
+        if not parts:
+            continue
+        anywhere = Q()
+        for part in parts.values():
+            anywhere |= part
+        rows = (
+            model.objects.filter(anywhere, slo__in=slos)
+            .values("slo_id")
+            .annotate(
+                **{f"{kind}{m}": Sum(kind, filter=part) for m, part in parts.items() for kind in ("good", "total")}
+            )
+        )
+        for values in rows:
+            row: dict[str, Any] = dict(values)
+            for m in parts:
+                cell = sums[(row["slo_id"], m)]
+                cell[0] += row[f"good{m}"] or 0
+                cell[1] += row[f"total{m}"] or 0
+    return {key: burn.Counts(good, total) for key, (good, total) in sums.items()}
+
+
+def evaluation_minute(now: datetime) -> datetime:
+    """The minute the tick judges: the last complete one (the current minute is still filling)."""
+    return floor_minute(now) - MINUTE
+
+
+def slo_budget_remaining(*, slo: SLO, now: datetime) -> Decimal | None:
+    window = slo.window_days * DAY
+    counts = window_counts(slos=[slo], end=evaluation_minute(now), windows=[window]).get((slo.pk, window))
+    return burn.budget_remaining(counts.good, counts.total, slo.objective) if counts else None

@@ -1,45 +1,36 @@
-"""Every SLO write: definitions, SLI counts, the evaluation tick, incidents and the notification outbox.
+"""Every SLO write: definitions, SLI counts, the evaluation tick, incidents, channels and the notification outbox.
 
 The tick (beat, every minute) evaluates each rule of each SLO at the last complete minute from SliMinute
 rows; a rule whose state changes writes an IncidentEvent and, in the same transaction, one Delivery per
-channel (the outbox). The dispatcher claims due deliveries one at a time (a short transaction writes the claim's
-end on the row), sends with no transaction open, and records the answer in another short transaction, so two
-dispatchers never notify the same change twice, a dispatcher that dies mid-send leaves the row pending for the
-next one once its claim lapses, and no write (SQLite has one writer at a time) waits for a slow receiver.
+channel (the outbox), which slos/dispatch.py sends. The reads the tick shares with the pages (window counts, the
+SLI series) are in slos/selectors.py; what a notification says is slos/messages.py.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import TruncHour
-from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Project
 from accounts.services import Actor, audit_record
 from evals.selectors import trace_verdicts
 from slos import burn
-from slos.budgets import budget_alert_message
 from slos.burn import AlertRule
 from slos.models import (
     NOTIFIED_KINDS,
     SLO,
     Channel,
     Delivery,
-    DeliveryAttempt,
-    DeliveryStatus,
     EventKind,
     Incident,
     IncidentEvent,
@@ -48,59 +39,26 @@ from slos.models import (
     SliHour,
     SliMinute,
 )
+from slos.policy import policy_rules, rule_key
+from slos.selectors import evaluation_minute, slo_budget_remaining, window_counts
 from slos.sli import SliDefinition, Verdicts
 from slos.transports import REGISTRY, seal_secrets, unseal_secrets
-from slos.transports.base import AlertMessage, DeliveryError
 from sre4ai_web.lib.queue import enqueue_on_commit
-from sre4ai_web.lib.sql import EpochMinute
-from sre4ai_web.lib.timebuckets import HOUR, MINUTE, floor_hour, floor_minute
+from sre4ai_web.lib.timebuckets import HOUR, floor_hour, floor_minute
 from traces.models import Trace
 from traces.selectors import TRACE_ROW_FIELDS, TraceRow
 
 log = logging.getLogger(__name__)
-DAY = 24 * 60  # minutes
 HISTORY_CHUNK = 5000
 # Advisory lock class (the two-key form; ingest's single-key locks are another key space) for a project's SLI hours.
 SLI_HOURS_LOCK = 5171
 SLI_HISTORY_LOCK = 5172  # held by the history rebuild of an SLO
-RETRY_BASE_SECONDS = 30
-# A dispatcher's claim on a delivery lasts its send deadline plus this; one that died mid-send lets it lapse.
-CLAIM_MARGIN_SECONDS = 30
-RETRY_MAX_SECONDS = 3600
 HISTORY_STALE = timedelta(minutes=30)
 
 
 # --------------------------------------------------------------------------------------------------
 # Definitions
 # --------------------------------------------------------------------------------------------------
-
-
-def policy_rules(policy: Sequence[Mapping[str, str]]) -> list[AlertRule]:
-    """The stored policy (strings as typed) as AlertRules; it was validated when saved."""
-    return [
-        AlertRule.parse(r["severity"], r["burn_rate_threshold"], r["long_window"], r["short_window"])  # type: ignore[arg-type]
-        for r in policy
-    ]
-
-
-def policy_json(rules: Iterable[AlertRule]) -> list[dict[str, str]]:
-    return [
-        {
-            "severity": rule.severity,
-            "burn_rate_threshold": burn.format_number(rule.burn_rate_threshold),
-            "long_window": burn.format_window(rule.long_window),
-            "short_window": burn.format_window(rule.short_window),
-        }
-        for rule in rules
-    ]
-
-
-def rule_key(rule: AlertRule) -> str:
-    """Stable identity of a rule within its SLO: the same rule keeps its state across policy edits."""
-    return (
-        f"{rule.severity}:{burn.format_number(rule.burn_rate_threshold)}:"
-        f"{burn.format_window(rule.long_window)}:{burn.format_window(rule.short_window)}"
-    )
 
 
 _DEFINITION_FIELDS = (
@@ -137,8 +95,13 @@ def slo_save(
         slo.history_ready_at = None
     slo.save()
     slo.channels.set(list(channels))
-    audit_record(project=slo.project, actor=actor, action="slo.create" if instance is None else "slo.update",
-                 target=f"{slo.name} (#{slo.pk})", details={"fields": changed})  # fmt: skip
+    audit_record(
+        project=slo.project,
+        actor=actor,
+        action="slo.create" if instance is None else "slo.update",
+        target=f"{slo.name} (#{slo.pk})",
+        details={"fields": changed},
+    )
     keys = {rule_key(rule) for rule in policy_rules(slo.policy)}
     RuleState.objects.filter(slo=slo).exclude(rule_key__in=keys).delete()
     if redefined:
@@ -285,63 +248,6 @@ def sli_history_rebuild(*, slo_id: int, now: datetime | None = None) -> int:
     return sum(total for _, total in counts.values())
 
 
-def sli_series(*, slo: SLO, start: datetime, end: datetime) -> list[tuple[int, int]]:
-    """Dense per-minute (good, total) from minute `start` to minute `end`, both included."""
-    series = [(0, 0)] * ((end - start) // MINUTE + 1)
-    first = int(start.timestamp()) // 60
-    for minute, good, total in SliMinute.objects.filter(slo=slo, minute__gte=start, minute__lte=end).values_list(
-        EpochMinute("minute"), "good", "total"
-    ):
-        series[minute - first] = (good, total)
-    return series
-
-
-def window_counts(*, slos: Sequence[SLO], end: datetime, windows: Iterable[int]) -> dict[tuple[int, int], burn.Counts]:
-    """(SLO id, window in minutes) → good/total over that window ending at minute `end` (absent keys had no
-    events). Two queries for all of them: the whole hours of every window from SliHour, the minutes of their
-    partial first and last hours from SliMinute (a 30-day window: ~720 hour rows and < 120 minute rows)."""
-    minutes = sorted(set(windows))
-    if not slos or not minutes:
-        return {}
-    last_hour = floor_hour(end + MINUTE)  # whole hours end here; the minutes from it to `end` are partial
-    minute_parts: dict[int, Q] = {}
-    hour_parts: dict[int, Q] = {}
-    for m in minutes:
-        first = end - timedelta(minutes=m) + MINUTE
-        first_hour = first if first == floor_hour(first) else floor_hour(first) + HOUR
-        if first_hour < last_hour:
-            hour_parts[m] = Q(hour__gte=first_hour, hour__lt=last_hour)
-            minute_parts[m] = Q(minute__gte=first, minute__lt=first_hour) | Q(minute__gte=last_hour, minute__lte=end)
-        else:
-            minute_parts[m] = Q(minute__gte=first, minute__lte=end)
-    sums: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
-    for model, parts in ((SliMinute, minute_parts), (SliHour, hour_parts)):
-        if not parts:
-            continue
-        anywhere = Q()
-        for part in parts.values():
-            anywhere |= part
-        rows = (
-            model.objects.filter(anywhere, slo__in=slos)
-            .values("slo_id")
-            .annotate(
-                **{f"{kind}{m}": Sum(kind, filter=part) for m, part in parts.items() for kind in ("good", "total")}
-            )
-        )
-        for values in rows:
-            row: dict[str, Any] = dict(values)
-            for m in parts:
-                cell = sums[(row["slo_id"], m)]
-                cell[0] += row[f"good{m}"] or 0
-                cell[1] += row[f"total{m}"] or 0
-    return {key: burn.Counts(good, total) for key, (good, total) in sums.items()}
-
-
-def evaluation_minute(now: datetime) -> datetime:
-    """The minute the tick judges: the last complete one (the current minute is still filling)."""
-    return floor_minute(now) - MINUTE
-
-
 # --------------------------------------------------------------------------------------------------
 # Evaluation tick
 # --------------------------------------------------------------------------------------------------
@@ -466,12 +372,6 @@ def _rule_changed(slo: SLO, rule: AlertRule, key: str, result: burn.RuleEvaluati
     )
 
 
-def slo_budget_remaining(*, slo: SLO, now: datetime) -> Decimal | None:
-    window = slo.window_days * DAY
-    counts = window_counts(slos=[slo], end=evaluation_minute(now), windows=[window]).get((slo.pk, window))
-    return burn.budget_remaining(counts.good, counts.total, slo.objective) if counts else None
-
-
 # --------------------------------------------------------------------------------------------------
 # Incidents
 # --------------------------------------------------------------------------------------------------
@@ -497,8 +397,13 @@ def _event(incident: Incident, kind: str, now: datetime, **fields: Any) -> Incid
 def _incident_audit(incident: Incident, user: User, action: str, **details: Any) -> None:
     """People's incident actions go to the project's audit log too (the timeline is per incident; the log is
     where an admin reviews who changed what across the project)."""
-    audit_record(project=incident.slo.project, actor=user, action=f"incident.{action}",
-                 target=f"#{incident.pk} {incident.slo.name}", details=details)  # fmt: skip
+    audit_record(
+        project=incident.slo.project,
+        actor=user,
+        action=f"incident.{action}",
+        target=f"#{incident.pk} {incident.slo.name}",
+        details=details,
+    )
 
 
 def _incident_resolve(incident: Incident, user: User | None, now: datetime, text: str) -> None:
@@ -563,8 +468,9 @@ def incident_assign(
         _incident_audit(incident, user, "unassign", previous=previous.username if previous else "")
     else:
         event = _event(incident, EventKind.ASSIGNED, now, author=user, assignee=assignee)
-        _incident_audit(incident, user, "assign", assignee=assignee.username,
-                        previous=previous.username if previous else "")  # fmt: skip
+        _incident_audit(
+            incident, user, "assign", assignee=assignee.username, previous=previous.username if previous else ""
+        )
     return event
 
 
@@ -572,205 +478,6 @@ def incident_assign(
 def incident_note(*, incident_id: int, user: User, text: str, now: datetime | None = None) -> IncidentEvent:
     incident = Incident.objects.select_related("slo").get(pk=incident_id)
     return _event(incident, EventKind.NOTE, now or timezone.now(), author=user, text=text)
-
-
-# --------------------------------------------------------------------------------------------------
-# Notification dispatcher
-# --------------------------------------------------------------------------------------------------
-
-
-def _rate(value: Decimal | None) -> str | None:
-    return None if value is None else burn.format_number(value, 2)
-
-
-def alert_message(event: IncidentEvent) -> AlertMessage:
-    """What the transports send for one timeline event (the budget as it was when the event was written)."""
-    incident = event.incident
-    slo = incident.slo
-    remaining = event.budget_remaining
-    summaries: dict[str, str] = {
-        EventKind.FIRED.value: f"{event.severity} rule firing (burn {_rate(event.long_burn)}× over its long window)",
-        EventKind.CLEARED.value: f"{event.severity} rule cleared",
-        EventKind.ACKNOWLEDGED.value: "incident acknowledged",
-        EventKind.RESOLVED.value: "incident resolved",
-    }
-    what = summaries.get(event.kind, event.kind)
-    return AlertMessage(
-        event_id=event.pk,
-        kind=event.kind,  # type: ignore[arg-type]
-        incident_id=incident.pk,
-        incident_url=settings.SRE4AI_BASE_URL + reverse("incident_detail", args=[slo.project.slug, incident.pk]),
-        incident_status=event.incident_status,  # type: ignore[arg-type]
-        project=slo.project.slug,
-        slo_id=slo.pk,
-        slo_name=slo.name,
-        service=slo.service,
-        environment=slo.environment,
-        objective=burn.format_percent(slo.objective),
-        severity=(event.severity or incident.severity),  # type: ignore[arg-type]
-        rule=event.rule,
-        burn_rate_long=_rate(event.long_burn),
-        burn_rate_short=_rate(event.short_burn),
-        budget_remaining=None if remaining is None else burn.format_percent(remaining),
-        summary=f"{slo.service} {slo.name}: {what}",
-        occurred_at=event.at.astimezone(UTC),
-        actor=event.author.username if event.author else "",
-        note=event.text,
-    )
-
-
-def retry_delay(attempts: int) -> timedelta:
-    """30 s, 1 min, 2 min, … capped at an hour: a receiver that is down gets room to come back."""
-    return timedelta(seconds=min(RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), RETRY_MAX_SECONDS))
-
-
-def deliveries_dispatch(*, limit: int = 100, now: datetime | None = None, seconds: float | None = None) -> int:
-    """Send due deliveries one at a time until none is left, ``limit`` are handled, or ``seconds`` have passed
-    (no new send starts after). Returns the deliveries handled."""
-    handled = 0
-    deadline = None if seconds is None else time.monotonic() + seconds
-    while handled < limit and (deadline is None or time.monotonic() < deadline) and _dispatch_one(now):
-        handled += 1
-    return handled
-
-
-@dataclass
-class _Outcome:
-    """What one send came to, recorded once the network call is over."""
-
-    sent: bool = False
-    skipped: bool = False
-    response: str = ""
-    elapsed_ms: float = 0.0
-    retryable: bool = False
-
-
-def _dispatch_one(now: datetime | None) -> bool:
-    """Claim one due delivery (a short transaction), send it with no transaction open, record what it answered
-    (another short transaction). No database lock or SQLite write transaction is held while a receiver takes its
-    time, so deleting a channel, or any other write, never waits for a send."""
-    moment = now or timezone.now()
-    delivery = _delivery_claim(moment)
-    if delivery is None:
-        return False
-    try:
-        outcome = _deliver(delivery, moment)
-    except Exception as exc:  # a bug in a transport: recorded as a failed attempt, never left blocking the queue
-        log.exception("delivery %s failed unexpectedly", delivery.pk)
-        outcome = _Outcome(response=f"Unexpected error: {exc!r}"[:500], retryable=True)
-    _delivery_record(delivery, outcome, moment)
-    return True
-
-
-def _delivery_claim(moment: datetime) -> Delivery | None:
-    """The next due delivery, claimed for the length of one send plus a margin: other dispatchers skip it until
-    then. A dispatcher that dies mid-send leaves the claim to lapse, and the delivery is sent by the next one."""
-    wall = timezone.now()  # claims run on the clock, whatever moment the caller evaluates
-    with transaction.atomic():
-        # A channel hears one incident's changes in order: a delivery waits while an earlier one of the same
-        # incident to the same channel is still pending (a retried "fired" must not land after its "resolved").
-        earlier = Delivery.objects.filter(
-            channel=OuterRef("channel"),
-            event__incident=OuterRef("event__incident"),
-            status=DeliveryStatus.PENDING,
-            event_id__lt=OuterRef("event_id"),
-        )
-        due = (
-            Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=moment)
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=wall))
-            .exclude(Exists(earlier))
-        )
-        if connection.vendor == "postgresql":
-            due = due.select_for_update(skip_locked=True, of=("self",))
-        delivery = (
-            due.select_related(
-                "channel__project",
-                "event__incident__slo__project",
-                "event__author",
-                "requested_by",
-                "budget_alert__budget__project",
-            )
-            .order_by("next_attempt_at", "pk")
-            .first()
-        )
-        if delivery is None:
-            return None
-        delivery.claimed_until = wall + timedelta(seconds=settings.SLO_DELIVERY_TIMEOUT_SECONDS + CLAIM_MARGIN_SECONDS)
-        delivery.save(update_fields=["claimed_until"])
-    return delivery
-
-
-def _deliver(delivery: Delivery, now: datetime) -> _Outcome:
-    """Build the message and send it; writes nothing."""
-    channel = delivery.channel
-    transport_class = REGISTRY.get(channel.kind)
-    if transport_class is None:
-        return _Outcome(response=f"Unknown channel type {channel.kind!r}.")
-    transport = transport_class()
-    try:
-        config = transport.Config.model_validate(unseal_secrets(channel.kind, channel.config))
-    except ValueError as exc:
-        return _Outcome(response=f"Invalid channel configuration: {exc}")
-    if delivery.event is not None:
-        message = alert_message(delivery.event)
-    elif delivery.budget_alert is not None:
-        message = budget_alert_message(delivery.budget_alert)
-    else:
-        message = channel_test_message(channel=channel, config=config, requested_by=delivery.requested_by, now=now)
-    if not transport.wants(config, message):
-        return _Outcome(skipped=True)
-    started = time.monotonic()
-    try:
-        response = transport.send(config, message, timeout=settings.SLO_DELIVERY_TIMEOUT_SECONDS)
-    except DeliveryError as exc:
-        return _Outcome(response=str(exc), elapsed_ms=(time.monotonic() - started) * 1000, retryable=exc.retryable)
-    return _Outcome(sent=True, response=response, elapsed_ms=(time.monotonic() - started) * 1000)
-
-
-@transaction.atomic
-def _delivery_record(delivery: Delivery, outcome: _Outcome, now: datetime) -> None:
-    """Write what the send came to, if the delivery is still ours: deleted meanwhile (with its channel, SLO or
-    incident), or taken over after our claim lapsed, it is left alone."""
-    held = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING, claimed_until=delivery.claimed_until)
-    if connection.vendor == "postgresql":
-        held = held.select_for_update(of=("self",))  # a delete of the channel waits for this short write
-    if not held.exists():
-        log.info("delivery %s was deleted or taken over while it was sent; its result is not recorded", delivery.pk)
-        return
-    delivery.claimed_until = None
-    if outcome.skipped:
-        delivery.status = DeliveryStatus.SKIPPED
-        delivery.save(update_fields=["status", "claimed_until"])
-        return
-    delivery.attempts += 1
-    if outcome.sent:
-        delivery.status, delivery.sent_at, delivery.last_error = DeliveryStatus.SENT, now, ""
-        delivery.save(update_fields=["attempts", "status", "sent_at", "last_error", "claimed_until"])
-        DeliveryAttempt.objects.create(delivery=delivery, at=now, ok=True, response=outcome.response[:500],
-                                       duration_ms=outcome.elapsed_ms)  # fmt: skip
-        Channel.objects.filter(pk=delivery.channel_id).exclude(failing_since=None).update(failing_since=None,
-                                                                                         last_error="")  # fmt: skip
-        return
-    error = outcome.response
-    delivery.last_error = error
-    # A test is tried once: the person who asked is looking at the log now, not in five hours.
-    is_test = delivery.event_id is None and delivery.budget_alert_id is None
-    give_up = not outcome.retryable or is_test or delivery.attempts >= settings.SLO_DELIVERY_MAX_ATTEMPTS
-    if give_up:
-        delivery.status = DeliveryStatus.FAILED
-        Channel.objects.filter(pk=delivery.channel_id).update(failing_since=now, last_error=error)
-    else:
-        delivery.next_attempt_at = now + retry_delay(delivery.attempts)
-    delivery.save(update_fields=["attempts", "last_error", "status", "next_attempt_at", "claimed_until"])
-    DeliveryAttempt.objects.create(
-        delivery=delivery,
-        at=now,
-        ok=False,
-        retryable=outcome.retryable and not give_up,
-        response=error[:500],
-        duration_ms=outcome.elapsed_ms,
-    )
-    log.warning("delivery %s on channel %s failed: %s", delivery.pk, delivery.channel_id, error)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -793,8 +500,13 @@ def channel_save(
     channel.failing_since, channel.last_error = None, ""
     channel.save()
     # The config holds secrets (token URLs, HMAC keys): the audit names the channel, never the config.
-    audit_record(project=project, actor=actor, action="channel.create" if instance is None else "channel.update",
-                 target=f"{channel.name} (#{channel.pk})", details={"kind": kind})  # fmt: skip
+    audit_record(
+        project=project,
+        actor=actor,
+        action="channel.create" if instance is None else "channel.update",
+        target=f"{channel.name} (#{channel.pk})",
+        details={"kind": kind},
+    )
     return channel
 
 
@@ -815,30 +527,3 @@ def channel_test(*, channel: Channel, user: User, now: datetime | None = None) -
     delivery = Delivery.objects.create(channel=channel, requested_by=user, next_attempt_at=now or timezone.now())
     enqueue_on_commit("slos.tasks.dispatch")
     return delivery
-
-
-def channel_test_message(*, channel: Channel, config: Any, requested_by: User | None, now: datetime) -> AlertMessage:
-    """What a test sends: a made-up firing page (or ticket) that says it is a test and who asked for it."""
-    project = channel.project
-    who = requested_by.username if requested_by else "a deleted user"
-    return AlertMessage(
-        event_id=0,
-        kind="fired",
-        incident_id=0,
-        incident_url=settings.SRE4AI_BASE_URL + reverse("incident_list", args=[project.slug]),
-        incident_status="open",
-        project=project.slug,
-        slo_id=0,
-        slo_name="Test notification",
-        service="sre4ai",
-        environment="",
-        objective="99%",
-        severity=config.severities[0],
-        rule="a test sent from the channel page",
-        burn_rate_long=None,
-        burn_rate_short=None,
-        budget_remaining=None,
-        summary=f"Test notification from sre4ai (project {project.slug}) sent by {who}",
-        occurred_at=now.astimezone(UTC),
-        actor=who,
-    )

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from slos import budgets, services
+from slos.dispatch import deliveries_dispatch
 
 # The dispatcher starts no new send after this long; beat starts it again every 15 s. Its time limits leave room for
 # one last send to its deadline, so a run never outlives the broker's visibility timeout with the default deadline.
@@ -12,31 +13,62 @@ DISPATCH_SECONDS = 30
 _DISPATCH_LIMIT = DISPATCH_SECONDS + settings.SLO_DELIVERY_TIMEOUT_SECONDS + 10
 
 
-@shared_task(name="slos.tasks.evaluate", acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True,
-             max_retries=3, soft_time_limit=50, time_limit=55, ignore_result=True)  # fmt: skip
+@shared_task(
+    name="slos.tasks.evaluate",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=50,
+    time_limit=55,
+    ignore_result=True,
+)
 def evaluate() -> int:
     """Every SLO's alert rules at the last complete minute; returns the state changes written."""
     return services.slos_evaluate().changes
 
 
-@shared_task(name="slos.tasks.dispatch", acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True,
-             max_retries=3, soft_time_limit=_DISPATCH_LIMIT, time_limit=_DISPATCH_LIMIT + 10,
-             ignore_result=True)  # fmt: skip
+@shared_task(
+    name="slos.tasks.dispatch",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=_DISPATCH_LIMIT,
+    time_limit=_DISPATCH_LIMIT + 10,
+    ignore_result=True,
+)
 def dispatch() -> int:
     """Send the due notifications (new ones, and retries whose backoff has passed). Each delivery is claimed
     while it is sent, so two dispatchers at once (a redelivered message) never send one twice."""
-    return services.deliveries_dispatch(seconds=DISPATCH_SECONDS)
+    return deliveries_dispatch(seconds=DISPATCH_SECONDS)
 
 
-@shared_task(name="slos.tasks.sli_history", acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True,
-             max_retries=3, soft_time_limit=1700, time_limit=1800, ignore_result=True)  # fmt: skip
+@shared_task(
+    name="slos.tasks.sli_history",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=1700,
+    time_limit=1800,
+    ignore_result=True,
+)
 def sli_history(slo_id: int) -> int:
     """Count a new or redefined SLO's events over its whole window from raw rows."""
     return services.sli_history_rebuild(slo_id=slo_id)
 
 
-@shared_task(name="slos.tasks.budgets_evaluate", acks_late=True, autoretry_for=(OperationalError,),
-             retry_backoff=True, max_retries=3, soft_time_limit=50, time_limit=55, ignore_result=True)  # fmt: skip
+@shared_task(
+    name="slos.tasks.budgets_evaluate",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=50,
+    time_limit=55,
+    ignore_result=True,
+)
 def budgets_evaluate() -> int:
     """Alert on spend budget levels newly crossed in their current windows; returns the alerts written."""
     return budgets.budgets_evaluate()

@@ -1,24 +1,21 @@
-"""SLO list, form and page; incidents and their triage page; notification channels. Viewers look, editors
-define SLOs and handle incidents, admins manage channels (they hold secrets)."""
+"""SLO list, form and page; notification channels. Viewers look, editors define SLOs, admins manage channels
+(they hold secrets). The incident and triage pages are in front.views.incidents."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.http import require_POST
 
+from accounts.access import member_required
 from accounts.models import Membership, Role
-from accounts.selectors import membership_for
 from evals.evaluators.registry import REGISTRY as EVALUATORS
 from slos import charts, selectors, services
 from slos.forms import (
@@ -30,22 +27,13 @@ from slos.forms import (
     default_rule_rows,
     objective_text,
 )
-from slos.incident_forms import IncidentAssignForm
-from slos.models import SLO, Channel, Comparator, Incident, IncidentStatus, SliKind
-from slos.selectors_triage import events_for
+from slos.models import SLO, Channel, Comparator, SliKind
 from slos.transports import REGISTRY as TRANSPORTS
-from slos.triage import Event, Suspect, what_changed
 
 
 def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)  # every view here is login_required
+    assert isinstance(request.user, User)  # every view here is member_required
     return request.user
-
-
-def _require(membership: Membership, role: str, what: str) -> HttpResponse | None:
-    if membership.allows(role):
-        return None
-    return HttpResponseForbidden(f"Only {'admins' if role == Role.ADMIN else 'editors and admins'} can {what}.")
 
 
 def rules_from_post(data: QueryDict) -> list[dict[str, Any]]:
@@ -58,9 +46,8 @@ def rules_from_post(data: QueryDict) -> list[dict[str, Any]]:
     return [rows[i] for i in sorted(rows)]
 
 
-@login_required
-def slo_list(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required()
+def slo_list(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     summaries = selectors.slo_summaries(project=membership.project, now=timezone.now())
     return render(
         request,
@@ -69,14 +56,11 @@ def slo_list(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@login_required
-def slo_form(request: HttpRequest, slug: str, slo_id: int | None = None) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="define SLOs", writes_only=True)
+def slo_form(request: HttpRequest, membership: Membership, slug: str, slo_id: int | None = None) -> HttpResponse:
     project = membership.project
     instance = get_object_or_404(SLO, project=project, pk=slo_id) if slo_id else None
     if request.method == "POST":
-        if denied := _require(membership, Role.EDITOR, "define SLOs"):
-            return denied
         form = SloForm(request.POST, project=project, instance=instance, rules=rules_from_post(request.POST))
         if form.is_valid():
             slo = services.slo_save(
@@ -93,9 +77,22 @@ def slo_form(request: HttpRequest, slug: str, slo_id: int | None = None) -> Http
         initial: dict[str, Any] = {"service": request.GET.get("service", "")}
         rules = []
         if instance is not None:
-            initial = {f: getattr(instance, f) for f in ("name", "service", "environment", "route", "model",
-                                                          "sli_kind", "evaluator", "comparator", "threshold",
-                                                          "window_days", "runbook")}  # fmt: skip
+            initial = {
+                f: getattr(instance, f)
+                for f in (
+                    "name",
+                    "service",
+                    "environment",
+                    "route",
+                    "model",
+                    "sli_kind",
+                    "evaluator",
+                    "comparator",
+                    "threshold",
+                    "window_days",
+                    "runbook",
+                )
+            }
             initial["objective"] = objective_text(instance.objective)
             if instance.sli_kind == SliKind.SCORE and instance.comparator != Comparator.PASS:
                 initial["sli_kind"] = SCORE_THRESHOLD
@@ -123,9 +120,8 @@ def _row_errors(form: SloForm, index: int) -> dict[str, list[str]]:
     return {f: form.rule_errors[f"rules.{index}.{f}"] for f in RULE_FIELDS if f"rules.{index}.{f}" in form.rule_errors}
 
 
-@login_required
-def slo_detail(request: HttpRequest, slug: str, slo_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required()
+def slo_detail(request: HttpRequest, membership: Membership, slug: str, slo_id: int) -> HttpResponse:
     slo = get_object_or_404(SLO.objects.select_related("owner", "project"), project=membership.project, pk=slo_id)
     now = timezone.now()
     range_key = request.GET.get("range", "1d")
@@ -169,12 +165,8 @@ def _zoom(request: HttpRequest, now: datetime) -> tuple[datetime, datetime] | No
     return (since, until) if since < until else None
 
 
-@login_required
-@require_POST
-def slo_delete(request: HttpRequest, slug: str, slo_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    if denied := _require(membership, Role.EDITOR, "delete SLOs"):
-        return denied
+@member_required(Role.EDITOR, what="delete SLOs", methods=("POST",))
+def slo_delete(request: HttpRequest, membership: Membership, slug: str, slo_id: int) -> HttpResponse:
     slo = get_object_or_404(SLO, project=membership.project, pk=slo_id)
     try:
         services.slo_delete(slo=slo, actor=_user(request))
@@ -186,151 +178,22 @@ def slo_delete(request: HttpRequest, slug: str, slo_id: int) -> HttpResponse:
 
 
 # --------------------------------------------------------------------------------------------------
-# Incidents
-# --------------------------------------------------------------------------------------------------
-
-
-@login_required
-def incident_list(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    project = membership.project
-    status = request.GET.get("status", "unresolved")
-    assignee = request.GET.get("assignee", "")
-    incidents = list(
-        selectors.incidents_for(project=project, status=status, assignee=assignee, user=_user(request))[:200]
-    )
-    members = list(Membership.objects.filter(project=project).select_related("user").order_by("user__username"))
-    context = {
-        "project": project,
-        "rows": selectors.incident_rows(incidents=incidents, now=timezone.now()),
-        "status": status,
-        "statuses": IncidentStatus,
-        "assignee": assignee,
-        "members": [m.user.username for m in members],
-    }
-    return render(request, "slos/incidents.html", context)
-
-
-@login_required
-def incident_detail(request: HttpRequest, slug: str, incident_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    incident = selectors.incident_for(project=membership.project, incident_id=incident_id)
-    if incident is None:
-        raise Http404("No such incident in this project.")
-    return _incident_page(request, membership, incident)
-
-
-def _incident_page(
-    request: HttpRequest, membership: Membership, incident: Incident, *, assign_form: IncidentAssignForm | None = None
-) -> HttpResponse:
-    """The triage page; with a bound ``assign_form`` that failed, shown again with its errors (400)."""
-    now = timezone.now()
-    window = selectors.incident_window(incident, now)
-    events = selectors.incident_events(incident=incident, window=window)
-    project = membership.project
-    current = events_for(project_id=project.pk, trace_pks=events.bad + events.good, bad_pks=set(events.bad))
-    baseline = events_for(project_id=project.pk, trace_pks=events.baseline, bad_pks=events.baseline_bad)
-    summary = selectors.slo_summaries(project=project, now=now, slos=SLO.objects.filter(pk=incident.slo_id))
-    traces_query, narrowed = selectors.failing_traces_query(slo=incident.slo, since=window.start, until=window.end)
-    burn_query = urlencode({"since": window.start.isoformat(), "until": window.end.isoformat()})
-    form = assign_form or IncidentAssignForm(
-        initial={"assignee": incident.assignee.username if incident.assignee else ""}, project=project
-    )
-    context = {
-        "project": project,
-        "incident": incident,
-        "slo": incident.slo,
-        "summary": summary[0],
-        "window": window,
-        "events": events,
-        "suspects": what_changed(current, baseline),
-        "since_before": changes_since_baseline(current, baseline),
-        "consumed": selectors.incident_budget_consumed(incident=incident, budget_now=summary[0].budget_remaining),
-        "timeline": selectors.incident_timeline(incident),
-        "channel_status": selectors.incident_channel_status(
-            incident=incident, channels=list(incident.slo.channels.all())
-        ),
-        "traces_query": traces_query,
-        "traces_narrowed": narrowed,
-        "burn_query": burn_query,
-        "assign_form": form,
-        "can_edit": membership.allows(Role.EDITOR),
-        "share_url": request.build_absolute_uri(incident_url(project.slug, incident.pk)),
-    }
-    return render(request, "slos/incident.html", context, status=400 if assign_form is not None else 200)
-
-
-def incident_url(slug: str, incident_id: int) -> str:
-    return reverse("incident_detail", args=[slug, incident_id])
-
-
-def changes_since_baseline(current: list[Event], baseline: list[Event]) -> list[Suspect]:
-    """The same analysis with the day before as the "good" side: values the failing traces have far more often
-    than traffic did before the incident (a release rolled out to every trace shows here, not in the other one)."""
-    bad = [e for e in current if e.bad]
-    before = [Event(bad=False, values=e.values) for e in baseline]
-    return what_changed(bad + before, []) if bad and before else []
-
-
-@login_required
-@require_POST
-def incident_action(request: HttpRequest, slug: str, incident_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    if denied := _require(membership, Role.EDITOR, "acknowledge, assign, resolve or annotate incidents"):
-        return denied
-    incident = selectors.incident_for(project=membership.project, incident_id=incident_id)
-    if incident is None:
-        raise Http404("No such incident in this project.")
-    action, note = request.POST.get("action", ""), request.POST.get("note", "").strip()
-    user = _user(request)
-    try:
-        if action == "acknowledge":
-            services.incident_acknowledge(incident_id=incident.pk, user=user)
-            if note:  # written in the box before acknowledging: keep it
-                services.incident_note(incident_id=incident.pk, user=user, text=note[:5000])
-        elif action == "assign":
-            form = IncidentAssignForm(request.POST, project=membership.project)
-            if not form.is_valid():
-                return _incident_page(request, membership, incident, assign_form=form)
-            assignee = form.cleaned_data["assignee"]
-            try:
-                services.incident_assign(incident_id=incident.pk, assignee=assignee, user=user)
-            except services.NotAMemberError as exc:  # left the project since the page was shown
-                form.add_error("assignee", str(exc))
-                return _incident_page(request, membership, incident, assign_form=form)
-        elif action == "resolve":
-            services.incident_resolve(incident_id=incident.pk, user=user, note=note[:5000])
-        elif action == "note":
-            if not note:
-                messages.error(request, "Write the note first: it was empty.")
-            else:
-                services.incident_note(incident_id=incident.pk, user=user, text=note[:5000])
-        else:
-            return HttpResponse("Unknown action: use acknowledge, assign, resolve or note.", status=400)
-    except services.IncidentStateError as exc:
-        messages.error(request, str(exc))
-    return redirect("incident_detail", slug, incident.pk)
-
-
-# --------------------------------------------------------------------------------------------------
 # Channels
 # --------------------------------------------------------------------------------------------------
 
 
-@login_required
-def channel_list(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.ADMIN, what="manage notification channels", writes_only=True)
+def channel_list(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     form = ChannelForm(project=project)
     status = 200
     if request.method == "POST":
-        if denied := _require(membership, Role.ADMIN, "manage notification channels"):
-            return denied
         form = ChannelForm(request.POST, project=project)
         if form.is_valid():
             data = form.cleaned_data
-            services.channel_save(project=project, name=data["name"], kind=data["kind"], config=data["config"],
-                                  actor=_user(request))  # fmt: skip
+            services.channel_save(
+                project=project, name=data["name"], kind=data["kind"], config=data["config"], actor=_user(request)
+            )
             messages.success(request, f"Channel “{data['name']}” added.")
             return redirect("channel_list", slug)
         status = 400
@@ -366,46 +229,42 @@ def _shown_config(channel: Channel, *, admin: bool) -> dict[str, Any]:
     return shown
 
 
-@login_required
-@require_POST
-def channel_delete(request: HttpRequest, slug: str, channel_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    if denied := _require(membership, Role.ADMIN, "manage notification channels"):
-        return denied
+@member_required(Role.ADMIN, what="manage notification channels", methods=("POST",))
+def channel_delete(request: HttpRequest, membership: Membership, slug: str, channel_id: int) -> HttpResponse:
     channel = get_object_or_404(Channel, project=membership.project, pk=channel_id)
     services.channel_delete(channel=channel, actor=_user(request))
     messages.success(request, f"Channel “{channel.name}” deleted.")
     return redirect(reverse("channel_list", args=[slug]))
 
 
-@login_required
-def channel_edit(request: HttpRequest, slug: str, channel_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    if denied := _require(membership, Role.ADMIN, "manage notification channels"):
-        return denied
+@member_required(Role.ADMIN, what="manage notification channels")
+def channel_edit(request: HttpRequest, membership: Membership, slug: str, channel_id: int) -> HttpResponse:
     project = membership.project
     channel = get_object_or_404(Channel, project=project, pk=channel_id)
     shown = {k: v for k, v in channel.config.items() if k not in _secret_fields(channel)}
-    form = ChannelForm(initial={"name": channel.name, "kind": channel.kind, "config": shown}, project=project,
-                       instance=channel)  # fmt: skip
+    form = ChannelForm(
+        initial={"name": channel.name, "kind": channel.kind, "config": shown}, project=project, instance=channel
+    )
     if request.method == "POST":
         form = ChannelForm(request.POST, project=project, instance=channel)
         if form.is_valid():
             data = form.cleaned_data
-            services.channel_save(project=project, name=data["name"], kind=data["kind"], config=data["config"],
-                                  instance=channel, actor=_user(request))  # fmt: skip
+            services.channel_save(
+                project=project,
+                name=data["name"],
+                kind=data["kind"],
+                config=data["config"],
+                instance=channel,
+                actor=_user(request),
+            )
             messages.success(request, f"Channel “{data['name']}” saved.")
             return redirect("channel_list", slug)
     context = {"project": project, "form": form, "channel": channel, "secret_fields": sorted(_secret_fields(channel))}
     return render(request, "slos/channel_edit.html", context, status=400 if form.is_bound else 200)
 
 
-@login_required
-@require_POST
-def channel_test_view(request: HttpRequest, slug: str, channel_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    if denied := _require(membership, Role.ADMIN, "manage notification channels"):
-        return denied
+@member_required(Role.ADMIN, what="manage notification channels", methods=("POST",))
+def channel_test_view(request: HttpRequest, membership: Membership, slug: str, channel_id: int) -> HttpResponse:
     channel = get_object_or_404(Channel, project=membership.project, pk=channel_id)
     try:
         services.channel_test(channel=channel, user=_user(request))

@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
 
-from accounts.models import Role
-from accounts.selectors import membership_for
+from accounts.access import member_required
+from accounts.models import Membership, Role
 from slos import budgets
 from slos.budget_forms import BudgetForm
 from slos.models import Budget
 
 
-@login_required
-def budget_list(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="define budgets", writes_only=True)
+def budget_list(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     form = BudgetForm(project=project)
     status = 200
     if request.method == "POST":
-        if not membership.allows(Role.EDITOR):
-            return HttpResponseForbidden("Only editors and admins can define budgets.")
         form = BudgetForm(request.POST, project=project)
         if form.is_valid():
             budgets.budget_create(project=project, **form.cleaned_data)
@@ -41,12 +36,8 @@ def budget_list(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "slos/budgets.html", context, status=status)
 
 
-@login_required
-@require_POST
-def budget_delete(request: HttpRequest, slug: str, budget_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    if not membership.allows(Role.EDITOR):
-        return HttpResponseForbidden("Only editors and admins can delete budgets.")
+@member_required(Role.EDITOR, what="delete budgets", methods=("POST",))
+def budget_delete(request: HttpRequest, membership: Membership, slug: str, budget_id: int) -> HttpResponse:
     budget = get_object_or_404(Budget, project=membership.project, pk=budget_id)
     budgets.budget_delete(budget=budget)
     messages.success(request, f"Budget “{budget.name}” deleted.")

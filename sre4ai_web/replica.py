@@ -150,8 +150,12 @@ def replica_status(
         try:
             status = ReplicaStatus(True, (measure or measure_lag)(connections[alias]), timezone.now())
         except DatabaseError:
-            logger.warning("read replica %s does not answer: reading from the primary for %g s", alias, CHECK_SECONDS,
-                           exc_info=True)  # fmt: skip
+            logger.warning(
+                "read replica %s does not answer: reading from the primary for %g s",
+                alias,
+                CHECK_SECONDS,
+                exc_info=True,
+            )
             connections[alias].close()
             status = ReplicaStatus(False, None, timezone.now())
         _status[alias] = (time.monotonic(), status)
@@ -184,8 +188,14 @@ class ReplicaMiddleware:
             response = self.get_response(request)
         if reads.wrote and settings.SESSION_COOKIE_NAME in request.COOKIES:  # a person, not an app's API key
             pin = int(settings.SRE4AI_REPLICA_MAX_LAG_SECONDS) + 1
-            response.set_cookie(PIN_COOKIE, str(int(time.time()) + pin), max_age=pin, httponly=True, samesite="Lax",
-                                secure=settings.SESSION_COOKIE_SECURE)  # fmt: skip
+            response.set_cookie(
+                PIN_COOKIE,
+                str(int(time.time()) + pin),
+                max_age=pin,
+                httponly=True,
+                samesite="Lax",
+                secure=settings.SESSION_COOKIE_SECURE,
+            )
         elif request.replica_as_of is not None:  # type: ignore[attr-defined]
             response["X-Data-As-Of"] = request.replica_as_of.isoformat()  # type: ignore[attr-defined]
         return response

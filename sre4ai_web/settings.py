@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "rollups",
     "slos",
     "guard",
+    "front",
 ]
 
 MIDDLEWARE = [

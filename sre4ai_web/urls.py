@@ -10,17 +10,20 @@ from accounts import views as account_views
 from accounts.forms import AdminLoginForm, LoginForm
 from evals import api as eval_api
 from evals import export_settings
-from evals import views as eval_views
 from evals.canary import api as canary_api
-from evals.canary import views as canary_views
+from front import api as front_api
+from front.views import canary as canary_views
+from front.views import evals as eval_views
+from front.views import incidents as incident_views
+from front.views import overview as overview_views
+from front.views import settings as settings_views
+from front.views import traces as trace_views
 from guard import api as guard_api
 from guard import views as guard_views
-from rollups import views as rollup_views
 from slos import api as slo_api
 from slos import views as slo_views
 from slos import views_budgets as budget_views
 from traces import api as trace_api
-from traces import views as trace_views
 
 # The admin's sign-in is throttled like the login page's.
 admin.site.login_form = AdminLoginForm
@@ -34,11 +37,11 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("logout/everywhere/", account_views.logout_everywhere, name="logout_everywhere"),
-    path("p/<slug:slug>/", rollup_views.overview_view, name="overview"),
-    path("p/<slug:slug>/first-trace/", rollup_views.first_trace_status, name="first_trace_status"),
-    path("p/<slug:slug>/first-trace/key/", rollup_views.first_trace_key, name="first_trace_key"),
+    path("p/<slug:slug>/", overview_views.overview_view, name="overview"),
+    path("p/<slug:slug>/first-trace/", overview_views.first_trace_status, name="first_trace_status"),
+    path("p/<slug:slug>/first-trace/key/", overview_views.first_trace_key, name="first_trace_key"),
     # Service names are free text (slashes included), so they travel in the query string.
-    path("p/<slug:slug>/service/", rollup_views.service_view, name="service_detail"),
+    path("p/<slug:slug>/service/", overview_views.service_view, name="service_detail"),
     path("p/<slug:slug>/traces/", trace_views.trace_list, name="trace_list"),
     path("p/<slug:slug>/traces/columns/", trace_views.list_columns, name="trace_list_columns"),
     path("p/<slug:slug>/traces/views/", trace_views.saved_view_new, name="saved_view_new"),
@@ -79,9 +82,9 @@ urlpatterns = [
     path("p/<slug:slug>/slos/<int:slo_id>/", slo_views.slo_detail, name="slo_detail"),
     path("p/<slug:slug>/slos/<int:slo_id>/edit/", slo_views.slo_form, name="slo_edit"),
     path("p/<slug:slug>/slos/<int:slo_id>/delete/", slo_views.slo_delete, name="slo_delete"),
-    path("p/<slug:slug>/incidents/", slo_views.incident_list, name="incident_list"),
-    path("p/<slug:slug>/incidents/<int:incident_id>/", slo_views.incident_detail, name="incident_detail"),
-    path("p/<slug:slug>/incidents/<int:incident_id>/act/", slo_views.incident_action, name="incident_action"),
+    path("p/<slug:slug>/incidents/", incident_views.incident_list, name="incident_list"),
+    path("p/<slug:slug>/incidents/<int:incident_id>/", incident_views.incident_detail, name="incident_detail"),
+    path("p/<slug:slug>/incidents/<int:incident_id>/act/", incident_views.incident_action, name="incident_action"),
     path("p/<slug:slug>/channels/", slo_views.channel_list, name="channel_list"),
     path("p/<slug:slug>/budgets/", budget_views.budget_list, name="budget_list"),
     path("p/<slug:slug>/budgets/<int:budget_id>/delete/", budget_views.budget_delete, name="budget_delete"),
@@ -89,7 +92,7 @@ urlpatterns = [
     path("p/<slug:slug>/channels/<int:channel_id>/delete/", slo_views.channel_delete, name="channel_delete"),
     path("p/<slug:slug>/channels/<int:channel_id>/edit/", slo_views.channel_edit, name="channel_edit"),
     path("p/<slug:slug>/channels/<int:channel_id>/test/", slo_views.channel_test_view, name="channel_test"),
-    path("p/<slug:slug>/settings/", account_views.project_settings, name="project_settings"),
+    path("p/<slug:slug>/settings/", settings_views.project_settings, name="project_settings"),
     path("p/<slug:slug>/settings/keys/<int:key_id>/revoke/", account_views.api_key_revoke_view, name="api_key_revoke"),
     path("p/<slug:slug>/settings/secrets/", account_views.project_secrets_view, name="project_secrets"),
     path("p/<slug:slug>/settings/audit/", account_views.audit_log_view, name="audit_log"),
@@ -101,8 +104,8 @@ urlpatterns = [
     path("api/public/otel/v1/traces", trace_api.otlp_traces, name="langfuse_otlp_traces"),
     path("api/public/otel/v1/logs", trace_api.otlp_logs, name="langfuse_otlp_logs"),
     # REST API.
-    path("api/v1/traces", trace_api.TracesEndpoint.as_view(), name="api_traces"),
-    path("api/v1/traces/<str:trace_id>", trace_api.TraceDetailEndpoint.as_view(), name="api_trace_detail"),
+    path("api/v1/traces", front_api.TracesEndpoint.as_view(), name="api_traces"),
+    path("api/v1/traces/<str:trace_id>", front_api.TraceDetailEndpoint.as_view(), name="api_trace_detail"),
     path("api/v1/scores", eval_api.ScoresEndpoint.as_view(), name="api_scores"),
     path("api/public/scores", eval_api.LangfuseScoresEndpoint.as_view(), name="langfuse_scores"),
     path("api/v1/canary", canary_api.CanaryEndpoint.as_view(), name="api_canary"),

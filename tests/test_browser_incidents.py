@@ -13,8 +13,9 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Role
 from accounts.services import membership_set, user_create
+from slos.dispatch import deliveries_dispatch
 from slos.models import Incident
-from slos.services import channel_save, deliveries_dispatch
+from slos.services import channel_save
 from tests import test_browser as shared
 from tests.conftest import PASSWORD, Tenant
 from tests.receiver import Receiver

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from accounts.services import membership_set
 from slos import budgets
+from slos.dispatch import deliveries_dispatch
 from slos.models import Budget, BudgetAlert, Channel, Delivery, DeliveryStatus
-from slos.services import deliveries_dispatch
 from slos.transports.webhook import verify_signature
 from tests.conftest import PASSWORD, Tenant, make_tenant
 from tests.receiver import Receiver

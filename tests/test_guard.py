@@ -21,7 +21,8 @@ from guard.models import GuardPolicy, GuardRecord
 from guard.policy import PolicySpec
 from guard.selectors import POLICY_CACHE
 from guard.services import guard_policy_save, guard_records_flush
-from slos.services import sli_history_rebuild, window_counts
+from slos.selectors import window_counts
+from slos.services import sli_history_rebuild
 from sre4ai_web.lib.timebuckets import floor_minute
 from tests.conftest import PASSWORD, Tenant, make_tenant
 from tests.slo_data import create_slo, recompute

@@ -18,9 +18,9 @@ from django.test import Client
 from accounts.models import AuditEvent, Role
 from accounts.services import membership_set, user_create
 from slos import services
+from slos.dispatch import deliveries_dispatch
 from slos.models import SLO, Channel, DeliveryStatus, EventKind, Incident, IncidentEvent
 from slos.selectors import failing_traces_query
-from slos.services import deliveries_dispatch
 from tests.conftest import PASSWORD, Tenant
 from tests.receiver import Receiver
 from tests.slo_data import at, create_slo, fire_score_slo

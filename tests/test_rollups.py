@@ -165,8 +165,8 @@ def test_panel_selectors_have_bounded_query_counts(
     from django.utils import timezone
 
     from evals.services import traces_score
-    from rollups.selectors import overview, service_detail, window_for
-    from traces.selectors import TraceFilters, trace_facets, trace_page
+    from front.selectors import TraceFilters, trace_page
+    from rollups.selectors import overview, service_detail, trace_facets, window_for
 
     now = timezone.now()
     batch = []

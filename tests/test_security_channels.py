@@ -11,8 +11,9 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
 from accounts.models import Project
+from slos.dispatch import deliveries_dispatch
 from slos.models import Channel
-from slos.services import channel_test, deliveries_dispatch
+from slos.services import channel_test
 from slos.transports import unseal_secrets
 from slos.transports.webhook import verify_signature
 from tests.conftest import PASSWORD, Tenant

@@ -17,8 +17,9 @@ from django.test import Client
 from django.utils import timezone
 
 from slos import services
+from slos.dispatch import deliveries_dispatch
 from slos.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus, Incident
-from slos.services import deliveries_dispatch, slos_evaluate
+from slos.services import slos_evaluate
 from slos.transports import REGISTRY, unseal_secrets
 from slos.transports.webhook import Webhook, verify_signature
 from tests.conftest import PASSWORD, Tenant

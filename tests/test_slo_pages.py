@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from accounts.models import Role
 from accounts.services import membership_set, user_create
-from slos import services
+from slos import burn, messages, selectors, services
 from slos.models import SLO, Channel, Delivery, EventKind, Incident, IncidentEvent
 from slos.services import slos_evaluate
 from tests.conftest import PASSWORD, Tenant
@@ -438,10 +438,10 @@ def test_incident_figures_come_from_snapshots_taken_when_they_happened(tenant: T
     for t in ingest(tenant, [make_trace(13, release="v2") for _ in range(6)]):
         score(t, "grounding", passed=False, value=0.1)
     recompute()
-    later = services.slo_budget_remaining(slo=incident.slo, now=at(14))
+    later = selectors.slo_budget_remaining(slo=incident.slo, now=at(14))
     assert later is not None and later < incident.budget_at_open
     assert fired.budget_remaining is not None
-    assert services.alert_message(fired).budget_remaining == services.burn.format_percent(fired.budget_remaining)
+    assert messages.alert_message(fired).budget_remaining == burn.format_percent(fired.budget_remaining)
     page = client.get(f"/p/acme/incidents/{incident.pk}/").content.decode()
     consumed = re.search(r"Budget consumed by this incident</dt><dd>([^<]*)</dd>", page)[1]  # type: ignore[index]
     assert consumed == pct(incident.budget_at_open - later, 1)
@@ -451,7 +451,7 @@ def test_incident_figures_come_from_snapshots_taken_when_they_happened(tenant: T
     assert f"{incident.opened_at:%m-%d %H:%M}" not in banner
     services.incident_resolve(incident_id=incident.pk, user=tenant.user, now=at(31))
     incident.refresh_from_db()
-    at_resolve = services.slo_budget_remaining(slo=incident.slo, now=at(31))
+    at_resolve = selectors.slo_budget_remaining(slo=incident.slo, now=at(31))
     assert at_resolve is not None and incident.budget_at_resolve == at_resolve.quantize(Decimal("1e-10"))
 
 

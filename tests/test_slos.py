@@ -15,7 +15,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from slos import services
+from slos import selectors, services
 from slos.models import (
     SLO,
     Channel,
@@ -173,7 +173,7 @@ def test_window_sums_from_hours_and_partial_hours_equal_the_sum_of_minutes(tenan
     windows = [1, 5, 59, 60, 61, 119, 360, 1440, 4320, 30 * 1440]
     for _ in range(25):
         end = start + timedelta(minutes=rng.randrange(41 * 24 * 60))
-        got = services.window_counts(slos=slos, end=end, windows=windows)
+        got = selectors.window_counts(slos=slos, end=end, windows=windows)
         for slo in slos:
             for window in windows:
                 inside = [

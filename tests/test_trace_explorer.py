@@ -14,10 +14,10 @@ from django.test import Client
 from accounts.models import Role
 from accounts.services import membership_set, user_create
 from evals.models import Dataset, DatasetItem, Score
+from front.selectors import InvalidCursor, TraceFilters, TraceSort, trace_count, trace_page
 from tests.conftest import PASSWORD, Tenant, make_tenant
 from tests.explorer_data import make_trace, score
 from traces.models import ListPreference, SavedView, Trace
-from traces.selectors import InvalidCursor, TraceFilters, TraceSort, trace_count, trace_page
 
 pytestmark = pytest.mark.django_db
 

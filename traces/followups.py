@@ -61,8 +61,12 @@ def followups_send(jobs: Sequence[FollowupOutbox]) -> int:
         try:
             celery_app.send_task(job.task_name, args=[job.project_id, job.trace_pks], kwargs={"followup": job.pk})
         except Exception:
-            logger.exception("could not queue %s for %d traces of project %s; beat will queue it again",
-                             job.task_name, len(job.trace_pks), job.project_id)  # fmt: skip
+            logger.exception(
+                "could not queue %s for %d traces of project %s; beat will queue it again",
+                job.task_name,
+                len(job.trace_pks),
+                job.project_id,
+            )
             return sent
     return len(jobs)
 
@@ -106,8 +110,13 @@ def followups_requeue(*, limit: int = REQUEUE_BATCH) -> int:
     """Beat: give up the jobs out of attempts; send again those whose worker died or whose message is missing
     (``claims.lost``), at most ``limit``. Returns the number sent."""
     for job in given_up(FollowupOutbox.objects.all()):
-        logger.error("gave up %s for traces %s of project %s after %d attempts that ended badly",
-                     job.task_name, job.trace_pks, job.project_id, MAX_ATTEMPTS)  # fmt: skip
+        logger.error(
+            "gave up %s for traces %s of project %s after %d attempts that ended badly",
+            job.task_name,
+            job.trace_pks,
+            job.project_id,
+            MAX_ATTEMPTS,
+        )
         job.delete()
     sent = 0
     names = sorted(set(FollowupOutbox.objects.values_list("task_name", flat=True).distinct()))

@@ -316,10 +316,14 @@ def _span_values(record: SpanRecord, project: Project, now: datetime) -> dict[st
 
 def _facts(span: dict[str, Any]) -> SpanFacts:
     return SpanFacts(
-        span_id=span["span_id"], parent_span_id=span["parent_span_id"], kind=span["kind"],
-        start_time=span["start_time"], end_time=span["end_time"], input_text=span["input_preview"].strip(),
+        span_id=span["span_id"],
+        parent_span_id=span["parent_span_id"],
+        kind=span["kind"],
+        start_time=span["start_time"],
+        end_time=span["end_time"],
+        input_text=span["input_preview"].strip(),
         output_text=answer_text(span["output_preview"]),
-    )  # fmt: skip
+    )
 
 
 def _capped(cost: Decimal) -> Decimal | None:

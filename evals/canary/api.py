@@ -10,7 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ApiKey, Scope
+from accounts.access import request_key
+from accounts.models import Scope
 from evals.canary.cohorts import CohortError, canary_analyse
 from evals.canary.forms import CanaryForm
 from sre4ai_web.lib.api_errors import ApiError
@@ -104,16 +105,22 @@ class CanaryEndpoint(APIView):
         ),
     )
     def get(self, request: Request) -> Response:
-        api_key = request.auth
-        assert isinstance(api_key, ApiKey)  # HasProjectKey
+        api_key = request_key(request)
         form = CanaryForm(request.query_params)
         if not form.is_valid():
             raise ApiError(400, "The comparison is not valid; see details.", details=form.errors)
         data = form.cleaned_data
         try:
-            report = canary_analyse(project=api_key.project, service=data["service"], attribute=data["attribute"],
-                                    baseline=data["baseline"], canary=data["canary"], since=data["since"],
-                                    until=data["until"], config=data["config"])  # fmt: skip
+            report = canary_analyse(
+                project=api_key.project,
+                service=data["service"],
+                attribute=data["attribute"],
+                baseline=data["baseline"],
+                canary=data["canary"],
+                since=data["since"],
+                until=data["until"],
+                config=data["config"],
+            )
         except CohortError as exc:
             raise ApiError(400, str(exc)) from exc
         return Response(report.to_dict())

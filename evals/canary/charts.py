@@ -21,8 +21,17 @@ def _numeric(signal: dict[str, Any]) -> dict[str, Any] | None:
         ("baseline", BASELINE, hist["baseline_counts"], signal["n_baseline"]),
         ("canary", CURRENT, hist["canary_counts"], signal["n_canary"]),
     ):
-        traces.append({"type": "scatter", "mode": "lines", "line": {"shape": "hvh", "color": colour}, "name": name,
-                       "x": centres, "y": [c / max(n, 1) for c in counts], "fill": "tozeroy"})  # fmt: skip
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "line": {"shape": "hvh", "color": colour},
+                "name": name,
+                "x": centres,
+                "y": [c / max(n, 1) for c in counts],
+                "fill": "tozeroy",
+            }
+        )
     layout = {
         **LAYOUT,
         "xaxis": {"title": {"text": title}, "type": "log" if hist["log_scale"] else "linear"},
@@ -35,8 +44,12 @@ def _rate(signal: dict[str, Any]) -> dict[str, Any] | None:
     if signal["baseline"] is None or signal["canary"] is None:
         return None
     layout = {**LAYOUT, "yaxis": {"title": {"text": signal["label"]}, "tickformat": ".1%"}}
-    bars = {"type": "bar", "x": ["baseline", "canary"], "y": [signal["baseline"], signal["canary"]],
-            "marker": {"color": [BASELINE, CURRENT]}}  # fmt: skip
+    bars = {
+        "type": "bar",
+        "x": ["baseline", "canary"],
+        "y": [signal["baseline"], signal["canary"]],
+        "marker": {"color": [BASELINE, CURRENT]},
+    }
     return {"data": [bars], "layout": layout}
 
 

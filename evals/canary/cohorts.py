@@ -147,8 +147,17 @@ def cohort_load(*, window: QuerySet[Trace], attribute: str, value: str, limit: i
 def _signals(baseline: Cohort, canary: Cohort) -> tuple[list[RateSignal], list[NumericSignal]]:
     rates = [RateSignal("error", "error rate", baseline.errors, baseline.traces, canary.errors, canary.traces, False)]
     if baseline.safety_judged or canary.safety_judged:
-        rates.append(RateSignal("safety_flag", "safety-flag rate", baseline.safety_flagged, baseline.safety_judged,
-                                canary.safety_flagged, canary.safety_judged, False))  # fmt: skip
+        rates.append(
+            RateSignal(
+                "safety_flag",
+                "safety-flag rate",
+                baseline.safety_flagged,
+                baseline.safety_judged,
+                canary.safety_flagged,
+                canary.safety_judged,
+                False,
+            )
+        )
     numerics = [
         NumericSignal("latency", "latency", baseline.latency_ms, canary.latency_ms, False, "ms"),
         NumericSignal("cost", "cost per trace", baseline.cost_usd, canary.cost_usd, False, "USD"),
@@ -157,16 +166,18 @@ def _signals(baseline: Cohort, canary: Cohort) -> tuple[list[RateSignal], list[N
         (b_pass, b_total), (c_pass, c_total) = baseline.judged.get(name, [0, 0]), canary.judged.get(name, [0, 0])
         if name == "refusal":
             # A failed refusal check is a refusal or a non-answer: shown as the refusal rate, lower is better.
-            rates.append(RateSignal("refusal", "refusal rate", b_total - b_pass, b_total, c_total - c_pass, c_total,
-                                    False))  # fmt: skip
+            rates.append(
+                RateSignal("refusal", "refusal rate", b_total - b_pass, b_total, c_total - c_pass, c_total, False)
+            )
         else:
             key = f"score:{name}" if name in BUILTIN_SIGNALS else name
             rates.append(RateSignal(key, f"{name} pass rate", b_pass, b_total, c_pass, c_total, True))
     # Scores without a pass/fail verdict (ratings, judge scores) are compared by value; higher is taken as better.
     for name in sorted((set(baseline.values) | set(canary.values)) - set(baseline.judged) - set(canary.judged)):
         key = f"score:{name}" if name in BUILTIN_SIGNALS else name
-        numerics.append(NumericSignal(key, f"{name} value", baseline.values.get(name, []),
-                                      canary.values.get(name, []), True))  # fmt: skip
+        numerics.append(
+            NumericSignal(key, f"{name} value", baseline.values.get(name, []), canary.values.get(name, []), True)
+        )
     return rates, numerics
 
 

@@ -64,9 +64,15 @@ class CanaryForm(forms.Form):
     until = forms.CharField(required=False, max_length=40, help_text=TIME_HELP + " Default: now.")
     alpha = forms.FloatField(required=False, help_text="Significance level after the correction (default 0.05).")
     correction = forms.ChoiceField(
-        required=False, choices=[("", "holm (default)"), ("holm", "holm"), ("bonferroni", "bonferroni"),
-                                 ("bh", "Benjamini-Hochberg"), ("none", "none")],
-    )  # fmt: skip
+        required=False,
+        choices=[
+            ("", "holm (default)"),
+            ("holm", "holm"),
+            ("bonferroni", "bonferroni"),
+            ("bh", "Benjamini-Hochberg"),
+            ("none", "none"),
+        ],
+    )
     rate_margin = forms.FloatField(required=False, help_text="Rate difference that counts, 0.02 = 2 points.")
     relative_margin = forms.FloatField(required=False, help_text="Relative median shift that counts, 0.1 = 10%.")
     min_events = forms.IntegerField(required=False, help_text="Minimum events per cohort for a pass/fail signal.")
@@ -108,8 +114,9 @@ class CanaryForm(forms.Form):
             until = data["until"] or self.now
             since = data["since"] or until - DEFAULT_RANGE
             if since >= until:
-                self.add_error("since", f"'since' ({since:%Y-%m-%d %H:%M}) must be before 'until' "
-                                        f"({until:%Y-%m-%d %H:%M} UTC).")  # fmt: skip
+                self.add_error(
+                    "since", f"'since' ({since:%Y-%m-%d %H:%M}) must be before 'until' ({until:%Y-%m-%d %H:%M} UTC)."
+                )
             data["since"], data["until"] = since, until
         if data.get("baseline") and data.get("baseline") == data.get("canary"):
             self.add_error("canary", "The canary value must differ from the baseline value.")

@@ -20,15 +20,27 @@ BASELINE = timedelta(days=7)
 
 
 def drift_run_create(
-    *, project: Project, service: str, now: datetime | None = None, current: timedelta = CURRENT,
-    baseline: timedelta = BASELINE, trigger: str = "schedule", user: User | None = None,
-) -> DriftRun:  # fmt: skip
+    *,
+    project: Project,
+    service: str,
+    now: datetime | None = None,
+    current: timedelta = CURRENT,
+    baseline: timedelta = BASELINE,
+    trigger: str = "schedule",
+    user: User | None = None,
+) -> DriftRun:
     """Defaults: the last 24 h against the 7 days before them."""
     until = now or timezone.now()
     return DriftRun.objects.create(
-        project=project, service=service, current_since=until - current, current_until=until,
-        baseline_since=until - current - baseline, baseline_until=until - current, trigger=trigger, created_by=user,
-    )  # fmt: skip
+        project=project,
+        service=service,
+        current_since=until - current,
+        current_until=until,
+        baseline_since=until - current - baseline,
+        baseline_until=until - current,
+        trigger=trigger,
+        created_by=user,
+    )
 
 
 @transaction.atomic

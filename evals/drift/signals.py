@@ -44,9 +44,10 @@ def gather(*, project_id: int, service: str, since: datetime, until: datetime, l
     traces = list(
         Trace.objects.filter(project_id=project_id, service=service, start_time__gte=since, start_time__lt=until)
         .order_by("-start_time")
-        .values("pk", "duration_ms", "total_tokens", "output_tokens", "cost", "status", "model_names",
-                "output_preview")[:limit]
-    )  # fmt: skip
+        .values(
+            "pk", "duration_ms", "total_tokens", "output_tokens", "cost", "status", "model_names", "output_preview"
+        )[:limit]
+    )
     pks = [t["pk"] for t in traces]
     for t in traces:
         data.numeric["latency (ms)"].append(t["duration_ms"])

@@ -62,9 +62,14 @@ class ProbeItem:
 
     def fields(self) -> dict[str, Any]:
         return {
-            "input": self.input, "input_text": self.text, "messages": self.messages, "expected": self.expected,
-            "context": list(self.context), "tags": list(self.tags), "item_id": self.id,
-        }  # fmt: skip
+            "input": self.input,
+            "input_text": self.text,
+            "messages": self.messages,
+            "expected": self.expected,
+            "context": list(self.context),
+            "tags": list(self.tags),
+            "item_id": self.id,
+        }
 
 
 @dataclass(frozen=True)
@@ -258,8 +263,13 @@ def documents_from(value: Any, path: str) -> list[Document]:
         if content is None:
             raise TargetError(f"document {index} at {path!r} has no content, text or page_content", retryable=False)
         score = entry.get("score")
-        docs.append(Document(id=str(entry.get("id", index)), content=content,
-                             score=float(score) if isinstance(score, int | float) else None))  # fmt: skip
+        docs.append(
+            Document(
+                id=str(entry.get("id", index)),
+                content=content,
+                score=float(score) if isinstance(score, int | float) else None,
+            )
+        )
     return docs
 
 
@@ -276,8 +286,9 @@ def send_json(
 ) -> Any:
     """One HTTP exchange whose answer must be JSON; every failure becomes a TargetError with a clear message."""
     try:
-        response, cut = outbound.request(client, method, url, deadline=timeout, headers=headers, json=body,
-                                         params=params)  # fmt: skip
+        response, cut = outbound.request(
+            client, method, url, deadline=timeout, headers=headers, json=body, params=params
+        )
     except outbound.OutboundError as exc:
         raise TargetError(secrets.redact(f"{urlsplit(url).netloc}: {exc}"), retryable=exc.retryable) from None
     snippet = secrets.redact(response.text[:SNIPPET])
@@ -285,8 +296,9 @@ def send_json(
         retryable = response.status_code in (408, 429) or response.status_code >= 500
         raise TargetError(f"HTTP {response.status_code} from the target: {snippet!r}", retryable=retryable)
     if cut:
-        raise TargetError(f"the answer is larger than {len(response.content)} bytes (the limit): {snippet!r}",
-                          retryable=False)  # fmt: skip
+        raise TargetError(
+            f"the answer is larger than {len(response.content)} bytes (the limit): {snippet!r}", retryable=False
+        )
     try:
         return response.json()
     except ValueError:

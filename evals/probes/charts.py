@@ -30,34 +30,79 @@ def probe_history_figures(runs: list[ProbeRun]) -> list[dict[str, Any]]:
     labels = [f"run {r.pk}: {r.passed}/{r.done} passed, {r.flipped} flipped, {r.errors} errors" for r in runs]
     pass_rate = {
         "data": [
-            {"type": "scatter", "mode": "lines+markers", "name": "pass rate", "x": x, "text": labels,
-             "y": [r.pass_rate for r in runs], "line": {"color": PASS}, "hovertemplate": "%{y:.0%} · %{text}<extra></extra>"},
-            {"type": "bar", "name": "flipped items", "x": x, "y": [r.flipped for r in runs], "yaxis": "y2",
-             "marker": {"color": FLIPPED}, "opacity": 0.6},
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "pass rate",
+                "x": x,
+                "text": labels,
+                "y": [r.pass_rate for r in runs],
+                "line": {"color": PASS},
+                "hovertemplate": "%{y:.0%} · %{text}<extra></extra>",
+            },
+            {
+                "type": "bar",
+                "name": "flipped items",
+                "x": x,
+                "y": [r.flipped for r in runs],
+                "yaxis": "y2",
+                "marker": {"color": FLIPPED},
+                "opacity": 0.6,
+            },
         ],
         "layout": {
             **LAYOUT,
             "title": {"text": "Pass rate per run", "x": 0, "font": {"size": 13}},
             "yaxis": {"title": {"text": "passed"}, "tickformat": ".0%", "range": [0, 1.05], "gridcolor": "#2a323d"},
-            "yaxis2": {"title": {"text": "flipped"}, "overlaying": "y", "side": "right", "rangemode": "tozero",
-                       "showgrid": False},
+            "yaxis2": {
+                "title": {"text": "flipped"},
+                "overlaying": "y",
+                "side": "right",
+                "rangemode": "tozero",
+                "showgrid": False,
+            },
         },
-    }  # fmt: skip
+    }
     costs = [float(r.cost) if r.cost is not None else None for r in runs]
     latency_cost = {
         "data": [
-            {"type": "scatter", "mode": "lines+markers", "name": "mean latency (ms)", "x": x,
-             "y": [r.latency_ms_avg for r in runs], "line": {"color": LATENCY}},
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "mean latency (ms)",
+                "x": x,
+                "y": [r.latency_ms_avg for r in runs],
+                "line": {"color": LATENCY},
+            },
             # An app endpoint that reports no tokens has no cost: no empty bars on a meaningless axis then.
-            *([{"type": "bar", "name": "cost (USD)", "x": x, "y": costs, "yaxis": "y2", "marker": {"color": COST},
-                "opacity": 0.6}] if any(c is not None for c in costs) else []),
+            *(
+                [
+                    {
+                        "type": "bar",
+                        "name": "cost (USD)",
+                        "x": x,
+                        "y": costs,
+                        "yaxis": "y2",
+                        "marker": {"color": COST},
+                        "opacity": 0.6,
+                    }
+                ]
+                if any(c is not None for c in costs)
+                else []
+            ),
         ],
         "layout": {
             **LAYOUT,
             "title": {"text": "Latency and cost per run", "x": 0, "font": {"size": 13}},
             "yaxis": {"title": {"text": "ms per item"}, "rangemode": "tozero", "gridcolor": "#2a323d"},
-            "yaxis2": {"title": {"text": "USD"}, "overlaying": "y", "side": "right", "rangemode": "tozero",
-                       "showgrid": False, "tickformat": USD_AXIS_FORMAT},
+            "yaxis2": {
+                "title": {"text": "USD"},
+                "overlaying": "y",
+                "side": "right",
+                "rangemode": "tozero",
+                "showgrid": False,
+                "tickformat": USD_AXIS_FORMAT,
+            },
         },
-    }  # fmt: skip
+    }
     return [pass_rate, latency_cost]

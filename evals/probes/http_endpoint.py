@@ -104,8 +104,16 @@ class HttpEndpoint(Target[HttpEndpointConfig]):
         headers = {name: secrets.resolve(value) for name, value in config.headers.items()}
         payload = render_template(config.body_template, item.fields())
         get = config.method == "GET"
-        document = send_json(client, config.method, config.url, headers=headers, timeout=config.timeout_seconds,
-                             secrets=secrets, body=None if get else payload, params=payload if get else None)  # fmt: skip
+        document = send_json(
+            client,
+            config.method,
+            config.url,
+            headers=headers,
+            timeout=config.timeout_seconds,
+            secrets=secrets,
+            body=None if get else payload,
+            params=payload if get else None,
+        )
         answer = answer_text(json_path_get(document, config.answer_path, "the answer"), config.answer_path)
         documents = []
         if config.documents_path:

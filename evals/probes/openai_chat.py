@@ -70,11 +70,21 @@ class OpenAIChat(Target[OpenAIChatConfig]):
     def call(self, item: ProbeItem, client: httpx.Client, secrets: Secrets) -> TargetAnswer:
         config = self.config
         key = secrets.resolve("${" + config.api_key_env + "}") if config.api_key_env else None
-        body = chat_completions.request_body(model=config.model, messages=self.messages(item),
-                                             temperature=config.temperature, max_tokens=config.max_tokens)  # fmt: skip
-        document = send_json(client, "POST", chat_completions.url(config.base_url),
-                             headers=chat_completions.headers(key), body=body, timeout=config.timeout_seconds,
-                             secrets=secrets)  # fmt: skip
+        body = chat_completions.request_body(
+            model=config.model,
+            messages=self.messages(item),
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+        )
+        document = send_json(
+            client,
+            "POST",
+            chat_completions.url(config.base_url),
+            headers=chat_completions.headers(key),
+            body=body,
+            timeout=config.timeout_seconds,
+            secrets=secrets,
+        )
         reply = chat_completions.reply_of(document, model=config.model)
         if reply is None:
             raise TargetError("the target did not return a chat completion (no choices)", retryable=False)

@@ -49,8 +49,14 @@ PROBE_TAG = "probe"
 def probe_run_create(
     *, probe: Probe, trigger: str = "manual", user: User | None = None, scheduled_for: datetime | None = None
 ) -> ProbeRun:
-    return ProbeRun.objects.create(probe=probe, project_id=probe.project_id, trigger=trigger, created_by=user,
-                                   scheduled_for=scheduled_for, total=probe.dataset.items.count())  # fmt: skip
+    return ProbeRun.objects.create(
+        probe=probe,
+        project_id=probe.project_id,
+        trigger=trigger,
+        created_by=user,
+        scheduled_for=scheduled_for,
+        total=probe.dataset.items.count(),
+    )
 
 
 @transaction.atomic
@@ -89,8 +95,9 @@ def probe_run_execute(*, run_id: int, keep_going: Callable[[], bool] = lambda: T
     run = ProbeRun.objects.select_related("probe__project").get(pk=run_id)
     if run.is_finished:
         return run
-    ProbeRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING,
-                                                                       started_at=timezone.now())  # fmt: skip
+    ProbeRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=timezone.now()
+    )
     probe = run.probe
     try:
         target = TARGETS[probe.target_kind].from_config(probe.target_config)
@@ -131,8 +138,9 @@ def _run_item(
     previous: ProbeResult | None,
     client: httpx.Client,
 ) -> None:
-    probe_item = ProbeItem(id=item.pk, input=item.input, expected=item.expected, context=tuple(item.context),
-                           tags=tuple(item.tags))  # fmt: skip
+    probe_item = ProbeItem(
+        id=item.pk, input=item.input, expected=item.expected, context=tuple(item.context), tags=tuple(item.tags)
+    )
     start = timezone.now()
     began = time.perf_counter()
     answer: TargetAnswer | None = None
@@ -166,8 +174,10 @@ def _run_item(
                 continue
             results.append((evaluator_cls, result))
             verdicts[result.name or evaluator_cls.name] = {
-                "passed": result.passed, "value": result.value, "explanation": result.explanation[:500],
-            }  # fmt: skip
+                "passed": result.passed,
+                "value": result.value,
+                "explanation": result.explanation[:500],
+            }
             if result.passed is False:
                 problems.append(f"{result.name or evaluator_cls.name} failed: {result.explanation}")
     passed = not problems
@@ -180,17 +190,29 @@ def _run_item(
         run=run,
         item=item,
         defaults={
-            "trace": trace, "question": input_text(item.input), "expected": item.expected, "answer": answer_text,
-            "error": error, "passed": passed, "scores": verdicts, "latency_ms": latency_ms, "cost": trace.cost,
-            "has_previous": previous is not None, "previous_answer": previous.answer if previous else "",
-            "previous_passed": previous.passed if previous else None, "answer_changed": changed,
+            "trace": trace,
+            "question": input_text(item.input),
+            "expected": item.expected,
+            "answer": answer_text,
+            "error": error,
+            "passed": passed,
+            "scores": verdicts,
+            "latency_ms": latency_ms,
+            "cost": trace.cost,
+            "has_previous": previous is not None,
+            "previous_answer": previous.answer if previous else "",
+            "previous_passed": previous.passed if previous else None,
+            "answer_changed": changed,
         },
-    )  # fmt: skip
+    )
     flipped = previous is not None and previous.passed != passed
     ProbeRun.objects.filter(pk=run.pk).update(
-        done=F("done") + 1, passed=F("passed") + int(passed), errors=F("errors") + int(bool(error)),
-        changed=F("changed") + int(changed), flipped=F("flipped") + int(flipped),
-    )  # fmt: skip
+        done=F("done") + 1,
+        passed=F("passed") + int(passed),
+        errors=F("errors") + int(bool(error)),
+        changed=F("changed") + int(changed),
+        flipped=F("flipped") + int(flipped),
+    )
 
 
 def _record_trace(
@@ -205,9 +227,13 @@ def _record_trace(
 ) -> Trace:
     """One span per item, through the same decoder and store as ``POST /api/v1/traces``."""
     attributes: dict[str, Any] = {
-        "sre4ai.probe.id": probe.pk, "sre4ai.probe.name": probe.name, "sre4ai.probe.run_id": run.pk,
-        "sre4ai.probe.item_id": item.id, "sre4ai.dataset.id": probe.dataset_id, "sre4ai.probe.target": target.name,
-    }  # fmt: skip
+        "sre4ai.probe.id": probe.pk,
+        "sre4ai.probe.name": probe.name,
+        "sre4ai.probe.run_id": run.pk,
+        "sre4ai.probe.item_id": item.id,
+        "sre4ai.dataset.id": probe.dataset_id,
+        "sre4ai.probe.target": target.name,
+    }
     if item.expected:
         attributes["sre4ai.expected"] = item.expected  # where the reference evaluator finds the golden answer
     span: dict[str, Any] = {
@@ -229,10 +255,18 @@ def _record_trace(
             span["input"] = answer.request  # the messages as sent, system prompt and context included
         else:
             attributes["sre4ai.probe.request"] = json.dumps(answer.request, ensure_ascii=False)[:10_000]
-    batch = {"traces": [{
-        "trace_id": probe_trace_id(run.pk, item.id), "name": probe.name[:500], "service": probe.service,
-        "environment": probe.environment, "tags": [PROBE_TAG], "spans": [span],
-    }]}  # fmt: skip
+    batch = {
+        "traces": [
+            {
+                "trace_id": probe_trace_id(run.pk, item.id),
+                "name": probe.name[:500],
+                "service": probe.service,
+                "environment": probe.environment,
+                "tags": [PROBE_TAG],
+                "spans": [span],
+            }
+        ]
+    }
     records, errors, _ = native.decode_batch(batch)  # an IngestError here is a bug too
     if errors:  # the probe's own fields are validated when it is saved; this is a bug, not bad input
         raise ValueError(f"probe trace rejected by the ingest schema: {errors[0]['error']}")
@@ -253,9 +287,15 @@ def _finish(run_id: int) -> ProbeRun:
         total_cost=Sum("cost"),
     )
     ProbeRun.objects.filter(pk=run_id).update(
-        done=totals["n_done"], passed=totals["n_passed"], errors=totals["n_errors"], changed=totals["n_changed"],
-        flipped=totals["n_flipped"], latency_ms_total=totals["latency"] or 0.0, cost=totals["total_cost"],
-    )  # fmt: skip
-    ProbeRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(status=RunStatus.DONE,
-                                                                        finished_at=timezone.now())  # fmt: skip
+        done=totals["n_done"],
+        passed=totals["n_passed"],
+        errors=totals["n_errors"],
+        changed=totals["n_changed"],
+        flipped=totals["n_flipped"],
+        latency_ms_total=totals["latency"] or 0.0,
+        cost=totals["total_cost"],
+    )
+    ProbeRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+        status=RunStatus.DONE, finished_at=timezone.now()
+    )
     return ProbeRun.objects.get(pk=run_id)

@@ -17,8 +17,32 @@ from slos.models import Incident, IncidentStatus
 register = template.Library()
 
 # Links in a runbook may point anywhere a person can follow; nothing else survives (no script, style, on*).
-_TAGS = {"p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "strong", "em", "code", "pre",
-         "blockquote", "a", "table", "thead", "tbody", "tr", "th", "td"}  # fmt: skip
+_TAGS = {
+    "p",
+    "br",
+    "hr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "ul",
+    "ol",
+    "li",
+    "strong",
+    "em",
+    "code",
+    "pre",
+    "blockquote",
+    "a",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+}
 
 
 @register.filter

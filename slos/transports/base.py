@@ -175,13 +175,20 @@ def http_send(request: HttpRequest, *, timeout: float, peer: str) -> HttpRespons
         raise DeliveryError(f"{peer}: only http and https URLs can be used", retryable=False)
     try:
         with outbound.client() as http:
-            response, _cut = outbound.request(http, request.method, request.url, deadline=timeout,
-                                              max_bytes=MAX_RESPONSE_BYTES, headers=request.headers,
-                                              content=request.body)  # fmt: skip
+            response, _cut = outbound.request(
+                http,
+                request.method,
+                request.url,
+                deadline=timeout,
+                max_bytes=MAX_RESPONSE_BYTES,
+                headers=request.headers,
+                content=request.body,
+            )
     except outbound.OutboundError as exc:
         raise DeliveryError(f"{peer}: {exc}", retryable=exc.retryable) from exc
-    return HttpResponse(response.status_code, response.reason_phrase, _lower(response.headers.items()),
-                        response.content)  # fmt: skip
+    return HttpResponse(
+        response.status_code, response.reason_phrase, _lower(response.headers.items()), response.content
+    )
 
 
 def classify(response: HttpResponse, *, peer: str) -> str:
@@ -226,8 +233,3 @@ class HttpTransport(Transport[ConfigT]):
 
 def _lower(items: Any) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in items}
-
-
-def host_of(url: str) -> str:
-    """The host (and port) of a URL, for messages that must not repeat a path or query holding a token."""
-    return urlsplit(url).netloc.rpartition("@")[2] or url

@@ -26,11 +26,10 @@ from slos.transports.base import (
     ChannelConfig,
     HttpRequest,
     HttpTransport,
-    host_of,
     iso_utc,
     shown,
 )
-from sre4ai_web.lib.outbound import check_http_url
+from sre4ai_web.lib.outbound import check_http_url, host_of
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_CHARS = 1024  # the Events API's limit on payload.summary

@@ -29,10 +29,9 @@ from slos.transports.base import (
     HttpResponse,
     HttpTransport,
     classify,
-    host_of,
     shown,
 )
-from sre4ai_web.lib.outbound import check_http_url
+from sre4ai_web.lib.outbound import check_http_url, host_of
 
 # Block Kit limits (characters): header text 150, section text 3000, a section field 2000, context element
 # 2000; kept a little under.

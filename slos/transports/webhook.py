@@ -23,10 +23,9 @@ from slos.transports.base import (
     ChannelConfig,
     HttpRequest,
     HttpTransport,
-    host_of,
     iso_utc,
 )
-from sre4ai_web.lib.outbound import check_http_url
+from sre4ai_web.lib.outbound import check_http_url, host_of
 
 MIN_SECRET_CHARS = 16
 

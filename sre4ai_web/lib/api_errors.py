@@ -42,8 +42,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         request = context.get("request")
         logger.error("Internal Server Error: %s", getattr(request, "path", "?"), exc_info=exc)
         set_rollback()
-        return Response({"error": "Internal server error: the request failed on the server; it has been logged."},
-                        status=500)  # fmt: skip
+        return Response(
+            {"error": "Internal server error: the request failed on the server; it has been logged."}, status=500
+        )
     data = response.data
     if isinstance(data, dict) and set(data) == {"detail"}:
         response.data = {"error": str(data["detail"])}

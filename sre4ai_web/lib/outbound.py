@@ -236,6 +236,11 @@ def request(
         _deadline.reset(token)
 
 
+def host_of(url: str) -> str:
+    """The host (and port) of a URL, for messages and the audit log: its path or query may hold a token."""
+    return urlsplit(url).netloc.rpartition("@")[2] or url
+
+
 def check_http_url(value: str, *, what: str, https_only: bool) -> str:
     """A URL we may POST to: http(s), a host, no spaces. With ``https_only``, plain http is still accepted for
     loopback hosts (127.0.0.1, ::1, localhost) so a local test server can stand in; anything else would send

@@ -1,5 +1,5 @@
 // An empty project's overview ("send your first trace"): ask the server every few seconds whether a trace arrived,
-// say so, and show the overview once it is counted (rollups/views.py first_trace_status). A file, not inline: the
+// say so, and show the overview once it is counted (front/views/overview.py first_trace_status). A file, not inline: the
 // Content-Security-Policy allows no inline script.
 (function () {
   const panel = document.querySelector(".first-trace[data-status-url]");

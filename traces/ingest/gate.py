@@ -68,11 +68,19 @@ def _counter(kind: str, owner_id: int) -> str:
 def _windows(api_key: ApiKey) -> list[tuple[str, int, str]]:
     """(cache key, limit, what) of each limit that applies, in the current window; a limit of 0 is off."""
     limits = [
-        (_counter("key", api_key.pk), settings.INGEST_KEY_SPANS_PER_MINUTE, "this API key",
-         "SRE4AI_INGEST_KEY_SPANS_PER_MINUTE"),
-        (_counter("project", api_key.project_id), settings.INGEST_PROJECT_SPANS_PER_MINUTE, "this project",
-         "SRE4AI_INGEST_PROJECT_SPANS_PER_MINUTE"),
-    ]  # fmt: skip
+        (
+            _counter("key", api_key.pk),
+            settings.INGEST_KEY_SPANS_PER_MINUTE,
+            "this API key",
+            "SRE4AI_INGEST_KEY_SPANS_PER_MINUTE",
+        ),
+        (
+            _counter("project", api_key.project_id),
+            settings.INGEST_PROJECT_SPANS_PER_MINUTE,
+            "this project",
+            "SRE4AI_INGEST_PROJECT_SPANS_PER_MINUTE",
+        ),
+    ]
     return [
         (key, limit, f"{what} ({limit} spans per minute, {setting})") for key, limit, what, setting in limits if limit
     ]
@@ -88,8 +96,9 @@ def ingest_quota(project_id: int) -> IngestQuota:
 
 def _rate_limited(what: str) -> IngestError:
     retry_after = max(1, math.ceil(WINDOW_SECONDS - time.time() % WINDOW_SECONDS))
-    return IngestError(429, f"Ingest rate limit reached for {what}: retry after the delay in Retry-After.",
-                       retry_after=retry_after)  # fmt: skip
+    return IngestError(
+        429, f"Ingest rate limit reached for {what}: retry after the delay in Retry-After.", retry_after=retry_after
+    )
 
 
 def rate_check(api_key: ApiKey) -> None:

@@ -83,9 +83,13 @@ class SpanIn(BaseModel):
     output_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     total_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     cost: Decimal | None = Field(
-        default=None, ge=0, le=MAX_COST, max_digits=20, decimal_places=10,
+        default=None,
+        ge=0,
+        le=MAX_COST,
+        max_digits=20,
+        decimal_places=10,
         description="USD; computed from tokens when absent.",
-    )  # fmt: skip
+    )
     prompt_name: str = Field(default="", max_length=200)
     prompt_version: str = Field(default="", max_length=100)
     documents: list[DocumentIn] = Field(default_factory=list)

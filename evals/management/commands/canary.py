@@ -22,8 +22,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True, help="Project slug.")
         parser.add_argument("--service", required=True)
-        parser.add_argument("--attribute", default="release",
-                            help="release (default), model, prompt, environment or a span/resource attribute.")  # fmt: skip
+        parser.add_argument(
+            "--attribute",
+            default="release",
+            help="release (default), model, prompt, environment or a span/resource attribute.",
+        )
         parser.add_argument("--baseline", required=True, help="Attribute value of the version in production.")
         parser.add_argument("--canary", required=True, help="Attribute value of the new version.")
         parser.add_argument("--since", default="", help=TIME_HELP + " Default: 24 h before --until.")
@@ -32,8 +35,12 @@ class Command(BaseCommand):
         parser.add_argument("--strict", action="store_true", help="Exit 1 on a marginal verdict too.")
         for name in CONFIG_FIELDS:
             # argparse expands % in help text ("0.1 = 10%"): the form's text is written for people, so escape it.
-            parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default="",
-                                help=str(CanaryForm.base_fields[name].help_text).replace("%", "%%"))  # fmt: skip
+            parser.add_argument(
+                f"--{name.replace('_', '-')}",
+                dest=name,
+                default="",
+                help=str(CanaryForm.base_fields[name].help_text).replace("%", "%%"),
+            )
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = Project.objects.filter(slug=options["project"]).first()
@@ -48,17 +55,26 @@ class Command(BaseCommand):
             raise CommandError("; ".join(problems), returncode=BAD_INPUT)
         data = form.cleaned_data
         try:
-            report = canary_analyse(project=project, service=data["service"], attribute=data["attribute"],
-                                    baseline=data["baseline"], canary=data["canary"], since=data["since"],
-                                    until=data["until"], config=data["config"])  # fmt: skip
+            report = canary_analyse(
+                project=project,
+                service=data["service"],
+                attribute=data["attribute"],
+                baseline=data["baseline"],
+                canary=data["canary"],
+                since=data["since"],
+                until=data["until"],
+                config=data["config"],
+            )
         except CohortError as exc:
             raise CommandError(str(exc), returncode=BAD_INPUT) from exc
         result = report.result
         if options["json"]:
             self.stdout.write(json.dumps(report.to_dict(), indent=2))
         else:
-            self.stdout.write(f"{report.attribute} {report.baseline.value} ({report.baseline.traces} traces) -> "
-                              f"{report.canary.value} ({report.canary.traces} traces), {report.service}")  # fmt: skip
+            self.stdout.write(
+                f"{report.attribute} {report.baseline.value} ({report.baseline.traces} traces) -> "
+                f"{report.canary.value} ({report.canary.traces} traces), {report.service}"
+            )
             for s in result.signals:
                 self.stdout.write(f"  {s.classification:<17} {s.label:<30} {s.reason}")
             score = "-" if result.score is None else f"{result.score:.0f}"

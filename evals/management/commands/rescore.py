@@ -41,8 +41,14 @@ class Command(BaseCommand):
         since, until = _when(options["since"], "--since"), _when(options["until"], "--until")
         if since >= until:
             raise CommandError("--since must be before --until.")
-        run = eval_run_create(project=project, service=options["service"], since=since, until=until,
-                              evaluators=options["evaluator"], user=None)  # fmt: skip
+        run = eval_run_create(
+            project=project,
+            service=options["service"],
+            since=since,
+            until=until,
+            evaluators=options["evaluator"],
+            user=None,
+        )
         self.stdout.write(f"Run {run.pk}: rescoring {run.total} traces (cancel it on the Rescore page or with Ctrl-C).")
         bar = tqdm(total=run.total, unit="trace", disable=options["verbosity"] == 0)
 

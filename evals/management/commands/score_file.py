@@ -44,8 +44,9 @@ class Command(BaseCommand):
         parser.add_argument("--params", default="{}", help="Evaluator params as a JSON object.")
         parser.add_argument("--in", dest="infile", required=True, help="Input JSONL ('-' for stdin).")
         parser.add_argument("--out", dest="outfile", required=True, help="Output JSONL ('-' for stdout).")
-        parser.add_argument("--fail-under", type=float, default=None,
-                            help="Exit 1 if the pass rate is below this share (a CI gate).")  # fmt: skip
+        parser.add_argument(
+            "--fail-under", type=float, default=None, help="Exit 1 if the pass rate is below this share (a CI gate)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -77,8 +78,14 @@ class Command(BaseCommand):
                     reason = evaluator.not_applicable(item) or "the evaluator does not apply to this item"
                     record.update(value=None, passed=None, label="n/a", explanation=f"Not applicable: {reason}.")
                 else:
-                    record.update(name=result.name or evaluator.name, value=result.value, passed=result.passed,
-                                  label=result.label, explanation=result.explanation, evidence=result.evidence)  # fmt: skip
+                    record.update(
+                        name=result.name or evaluator.name,
+                        value=result.value,
+                        passed=result.passed,
+                        label=result.label,
+                        explanation=result.explanation,
+                        evidence=result.evidence,
+                    )
                     scored += 1
                     passed += bool(result.passed)
             records.append(json.dumps(record, ensure_ascii=False, default=str) + "\n")

@@ -7,17 +7,15 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
 
 from accounts import menus
+from accounts.access import member_required
 from accounts.models import Membership, Project, Role, Scope
-from accounts.selectors import membership_for
 from accounts.services import api_key_issue
 from evals.selectors import latest_drift_runs
 from rollups.charts import breakdown_rows, service_figures, sparkline
@@ -70,8 +68,7 @@ class Page:
     context: dict[str, object]
 
 
-def _page(request: HttpRequest, slug: str) -> Page:
-    membership = membership_for(user=request.user, slug=slug)
+def _page(request: HttpRequest, membership: Membership) -> Page:
     project = membership.project
     form = RangeForm(request.GET)
     window = form.window()
@@ -90,9 +87,9 @@ def _page(request: HttpRequest, slug: str) -> Page:
     return Page(membership=membership, project=project, window=window, environment=environment, context=context)
 
 
-@login_required
-def overview_view(request: HttpRequest, slug: str) -> HttpResponse:
-    page = _page(request, slug)
+@member_required()
+def overview_view(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
+    page = _page(request, membership)
     if not page.context["environments"]:  # nothing counted yet, ever: show how to send the first trace
         return _first_trace(request, page)
     rows = overview(project=page.project, environment=page.environment, window=page.window, now=timezone.now())
@@ -136,12 +133,11 @@ def _first_trace(request: HttpRequest, page: Page) -> HttpResponse:
     return render(request, "rollups/first_trace.html", context)
 
 
-@login_required
-@require_GET
-def first_trace_status(request: HttpRequest, slug: str) -> JsonResponse:
+@member_required(methods=("GET",))
+def first_trace_status(request: HttpRequest, membership: Membership, slug: str) -> JsonResponse:
     """Polled by the "send your first trace" panel: ``ready`` once the overview has something to show (the same
     test as the overview's), ``trace`` as soon as a trace is stored (counting it follows within seconds)."""
-    project = membership_for(user=request.user, slug=slug).project
+    project = membership.project
     latest = latest_trace(project=project)
     return JsonResponse(
         {
@@ -151,21 +147,18 @@ def first_trace_status(request: HttpRequest, slug: str) -> JsonResponse:
     )
 
 
-@login_required
-@require_POST
-def first_trace_key(request: HttpRequest, slug: str) -> HttpResponse:
+@member_required(
+    Role.EDITOR, what=f"create keys: ask a project admin for one ({menus.CREATE_API_KEY})", methods=("POST",)
+)
+def first_trace_key(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     """An ingest-only key for the first trace, made by an editor or admin from the empty project's overview."""
-    membership = membership_for(user=request.user, slug=slug)
-    if not membership.allows(Role.EDITOR):
-        return HttpResponseForbidden(
-            f"Only editors and admins can create keys: ask a project admin for one ({menus.CREATE_API_KEY})."
-        )
     if environments(project=membership.project):
         messages.error(request, f"This project already receives traces: create more keys under {menus.CREATE_API_KEY}.")
         return redirect("overview", slug=slug)
-    assert isinstance(request.user, User)  # login_required
-    issued = api_key_issue(project=membership.project, name="first trace", created_by=request.user,
-                           scopes=[Scope.INGEST])  # fmt: skip
+    assert isinstance(request.user, User)  # member_required
+    issued = api_key_issue(
+        project=membership.project, name="first trace", created_by=request.user, scopes=[Scope.INGEST]
+    )
     request.session[FIRST_TRACE_KEY_SESSION] = {
         "public_key": issued.api_key.public_key,
         "secret_key": issued.secret_key,
@@ -173,15 +166,16 @@ def first_trace_key(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("overview", slug=slug)
 
 
-@login_required
-def service_view(request: HttpRequest, slug: str) -> HttpResponse:
+@member_required()
+def service_view(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     service = request.GET.get("name", "")
-    page = _page(request, slug)
+    page = _page(request, membership)
     detail = service_detail(project=page.project, service=service, environment=page.environment, window=page.window)
     if not detail.series.traffic() and not any(detail.breakdowns.values()):
         recent = window_for(range_key="30d", now=timezone.now())
-        if service not in {r.service for r in overview(project=page.project, environment="", window=recent,
-                                                       now=timezone.now())}:  # fmt: skip
+        if service not in {
+            r.service for r in overview(project=page.project, environment="", window=recent, now=timezone.now())
+        }:
             raise Http404("No such service in this project.")
     trace_list = reverse("trace_list", args=[slug])
     figures = service_figures(detail, trace_list)

@@ -1,44 +1,39 @@
 """Trace explorer (list, saved views, columns, bulk actions), trace detail, and the session and user pages."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 
-from accounts.models import Membership, Role
-from accounts.selectors import membership_for
+from accounts.access import member_required
+from accounts.models import Membership, Project, Role
 from evals.forms import AnnotationForm
 from evals.models import Dataset
 from evals.selectors import datasets_for_project, not_applicable_for_trace, scores_for_trace
 from evals.services import traces_add_to_dataset, traces_annotate
-from traces.explorer_services import list_columns_set, saved_view_create, saved_view_delete
-from traces.forms import GroupFilterForm, SavedViewForm, TraceFilterForm
-from traces.models import LIST_COLUMN_CHOICES, SavedView, Trace
-from traces.selectors import (
+from front.forms import GroupFilterForm, SavedViewForm, TraceFilterForm
+from front.selectors import (
     GROUP_SORTS,
     SORT_KEYS,
     InvalidCursor,
     TracePage,
     group_list,
-    list_columns_for,
-    saved_views_for,
     session_view,
-    span_tree,
     trace_count,
-    trace_detail,
-    trace_facets,
     trace_page,
     user_view,
 )
+from rollups.selectors import trace_facets
+from traces.explorer_services import list_columns_set, saved_view_create, saved_view_delete
+from traces.models import LIST_COLUMN_CHOICES, SavedView, Trace
+from traces.selectors import list_columns_for, saved_views_for, span_tree, trace_detail
 
 BULK_LIMIT = 200  # traces one bulk action takes (two pages of the list and more)
 
 
 def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)  # every view here is login_required
+    assert isinstance(request.user, User)  # every view here is member_required
     return request.user
 
 
@@ -65,9 +60,8 @@ def _sort_links(query: QueryDict, current: str) -> dict[str, dict[str, object]]:
     return links
 
 
-@login_required
-def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required()
+def trace_list(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     form = TraceFilterForm(request.GET)
     page = TracePage(items=[], next_cursor=None)
@@ -129,27 +123,18 @@ def _back_to_list(slug: str, query: str) -> HttpResponse:
     return redirect(url + ("?" + _list_query(QueryDict(query)) if query else ""))
 
 
-@login_required
-@require_POST
-def list_columns(request: HttpRequest, slug: str) -> HttpResponse:
+@member_required(methods=("POST",))
+def list_columns(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     """Save the column choice (the picker posts it with fetch, or as a plain form without JavaScript)."""
-    project = membership_for(user=request.user, slug=slug).project
+    project = membership.project
     list_columns_set(user=_user(request), project=project, columns=request.POST.getlist("column"))
     if request.headers.get("X-Requested-With") == "fetch":
         return HttpResponse(status=204)
     return _back_to_list(slug, request.POST.get("query", ""))
 
 
-def _editor_only(membership: Membership, what: str) -> HttpResponse | None:
-    return None if membership.allows(Role.EDITOR) else HttpResponseForbidden(f"Only editors and admins can {what}.")
-
-
-@login_required
-@require_POST
-def saved_view_new(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    if denied := _editor_only(membership, "save views"):
-        return denied
+@member_required(Role.EDITOR, what="save views", methods=("POST",))
+def saved_view_new(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     query = _list_query(QueryDict(request.POST.get("query", "")))
     filters = TraceFilterForm(QueryDict(query))
@@ -168,25 +153,17 @@ def saved_view_new(request: HttpRequest, slug: str) -> HttpResponse:
     return _back_to_list(slug, query)
 
 
-@login_required
-@require_POST
-def saved_view_remove(request: HttpRequest, slug: str, view_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    if denied := _editor_only(membership, "delete views"):
-        return denied
+@member_required(Role.EDITOR, what="delete views", methods=("POST",))
+def saved_view_remove(request: HttpRequest, membership: Membership, slug: str, view_id: int) -> HttpResponse:
     view = get_object_or_404(SavedView, project=membership.project, pk=view_id)
     saved_view_delete(view=view)
     messages.success(request, f"Deleted the view {view.name}.")
     return _back_to_list(slug, "")
 
 
-@login_required
-@require_POST
-def bulk_action(request: HttpRequest, slug: str) -> HttpResponse:
+@member_required(Role.EDITOR, what="add traces to datasets or annotate them", methods=("POST",))
+def bulk_action(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     """Add the selected traces to a dataset, or annotate them all at once."""
-    membership = membership_for(user=request.user, slug=slug)
-    if denied := _editor_only(membership, "add traces to datasets or annotate them"):
-        return denied
     project = membership.project
     query = request.POST.get("query", "")
     trace_ids = request.POST.getlist("trace")
@@ -225,9 +202,8 @@ def bulk_action(request: HttpRequest, slug: str) -> HttpResponse:
     return _back_to_list(slug, query)
 
 
-@login_required
-def trace_view(request: HttpRequest, slug: str, trace_id: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required()
+def trace_view(request: HttpRequest, membership: Membership, slug: str, trace_id: str) -> HttpResponse:
     project = membership.project
     trace = trace_detail(project=project, trace_id=trace_id)
     if trace is None:
@@ -252,8 +228,7 @@ def trace_view(request: HttpRequest, slug: str, trace_id: str) -> HttpResponse:
 # --- sessions and users --------------------------------------------------------------------------------------
 
 
-def _group_list(request: HttpRequest, slug: str, by: str, template: str) -> HttpResponse:
-    project = membership_for(user=request.user, slug=slug).project
+def _group_list(request: HttpRequest, project: Project, by: str, template: str) -> HttpResponse:
     form = GroupFilterForm(request.GET)
     rows = group_list(project=project, by=by, filters=form.to_filters(), sort=form.to_sort()) if form.is_valid() else []
     sort = form.to_sort() if form.is_valid() else "last_seen"
@@ -269,29 +244,29 @@ def _group_list(request: HttpRequest, slug: str, by: str, template: str) -> Http
     )
 
 
-@login_required
-def session_list(request: HttpRequest, slug: str) -> HttpResponse:
-    return _group_list(request, slug, "session_id", "traces/sessions.html")
+@member_required()
+def session_list(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
+    return _group_list(request, membership.project, "session_id", "traces/sessions.html")
 
 
-@login_required
-def user_list(request: HttpRequest, slug: str) -> HttpResponse:
-    return _group_list(request, slug, "user_id", "traces/users.html")
+@member_required()
+def user_list(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
+    return _group_list(request, membership.project, "user_id", "traces/users.html")
 
 
 # Session and user ids are free text (slashes included), so they travel in the query string.
-@login_required
-def session_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = membership_for(user=request.user, slug=slug).project
+@member_required()
+def session_page(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
+    project = membership.project
     session = session_view(project=project, session_id=request.GET.get("id", ""))
     if session is None:
         raise Http404("No trace in this project has this session id.")
     return render(request, "traces/session.html", {"project": project, "session": session})
 
 
-@login_required
-def user_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = membership_for(user=request.user, slug=slug).project
+@member_required()
+def user_page(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
+    project = membership.project
     end_user = user_view(project=project, user_id=request.GET.get("id", ""))
     if end_user is None:
         raise Http404("No trace in this project has this user id.")

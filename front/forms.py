@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from traces.selectors import GROUP_SORTS, SORT_KEYS, GroupFilters, TraceFilters, TraceSort
+from front.selectors import GROUP_SORTS, SORT_KEYS, GroupFilters, TraceFilters, TraceSort
 
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
@@ -103,9 +103,14 @@ class GroupFilterForm(forms.Form):
     environment = forms.CharField(required=False, max_length=64)
     range = forms.ChoiceField(
         required=False,
-        choices=[("24h", "last 24 h"), ("1h", "last hour"), ("7d", "last 7 days"), ("30d", "last 30 days"),
-                 ("", "all time")],
-    )  # fmt: skip
+        choices=[
+            ("24h", "last 24 h"),
+            ("1h", "last hour"),
+            ("7d", "last 7 days"),
+            ("30d", "last 30 days"),
+            ("", "all time"),
+        ],
+    )
     since = forms.DateTimeField(required=False, help_text="ISO 8601, e.g. 2026-01-31T12:00Z")
     until = forms.DateTimeField(required=False)
     sort = forms.ChoiceField(

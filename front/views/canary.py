@@ -6,15 +6,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from accounts.selectors import membership_for
+from accounts.access import member_required
+from accounts.models import Membership
 from evals.canary.charts import canary_figures
 from evals.canary.cohorts import CohortError, canary_analyse
 from evals.canary.forms import ATTRIBUTE_SUGGESTIONS, CanaryForm
-from traces.selectors import trace_facets
+from rollups.selectors import trace_facets
 from traces.templatetags.trace_format import duration, usd
 
 
@@ -38,21 +38,29 @@ def _effect_text(signal: dict[str, Any]) -> str:
     return f"{effect * 100:+.1f} pt" if signal["kind"] == "rate" else f"{effect:+.1%}"
 
 
-@login_required
-def canary_view(request: HttpRequest, slug: str) -> HttpResponse:
-    project = membership_for(user=request.user, slug=slug).project
+@member_required()
+def canary_view(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
+    project = membership.project
     services = trace_facets(project=project)["services"]
     bound = "baseline" in request.GET
-    form = CanaryForm(request.GET if bound else None,
-                      initial={"service": services[0] if services else "", "attribute": "release"})  # fmt: skip
+    form = CanaryForm(
+        request.GET if bound else None, initial={"service": services[0] if services else "", "attribute": "release"}
+    )
     report, error, status = None, "", 200
     if bound:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                report = canary_analyse(project=project, service=data["service"], attribute=data["attribute"],
-                                        baseline=data["baseline"], canary=data["canary"], since=data["since"],
-                                        until=data["until"], config=data["config"]).to_dict()  # fmt: skip
+                report = canary_analyse(
+                    project=project,
+                    service=data["service"],
+                    attribute=data["attribute"],
+                    baseline=data["baseline"],
+                    canary=data["canary"],
+                    since=data["since"],
+                    until=data["until"],
+                    config=data["config"],
+                ).to_dict()
             except CohortError as exc:
                 error, status = str(exc), 400
         else:
@@ -65,9 +73,25 @@ def canary_view(request: HttpRequest, slug: str) -> HttpResponse:
         order = {"worse": 0, "better": 1, "pass": 2, "insufficient_data": 3}
         signals = sorted(report["signals"], key=lambda s: order[s["classification"]])
         for s in signals:
-            s.update(baseline_text=_value_text(s, s["baseline"]), canary_text=_value_text(s, s["canary"]),
-                     effect_text=_effect_text(s), classification_text=s["classification"].replace("_", " "))  # fmt: skip
-    return render(request, "evals/canary.html", {
-        "project": project, "form": form, "services": services, "attributes": ATTRIBUTE_SUGGESTIONS, "report": report,
-        "signals": signals, "margins": margins, "figures": canary_figures(signals), "error": error,
-    }, status=status)  # fmt: skip
+            s.update(
+                baseline_text=_value_text(s, s["baseline"]),
+                canary_text=_value_text(s, s["canary"]),
+                effect_text=_effect_text(s),
+                classification_text=s["classification"].replace("_", " "),
+            )
+    return render(
+        request,
+        "evals/canary.html",
+        {
+            "project": project,
+            "form": form,
+            "services": services,
+            "attributes": ATTRIBUTE_SUGGESTIONS,
+            "report": report,
+            "signals": signals,
+            "margins": margins,
+            "figures": canary_figures(signals),
+            "error": error,
+        },
+        status=status,
+    )

@@ -8,15 +8,13 @@ import re
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 
+from accounts.access import member_required
 from accounts.models import Membership, Role
-from accounts.selectors import membership_for
 from evals.charts import drift_figures
 from evals.datasets import ROLES, ItemData, RowError, export_csv, export_jsonl, parse_file
 from evals.drift.runs import drift_run_start
@@ -63,18 +61,17 @@ from evals.services import (
     probe_save,
     score_record,
 )
+from rollups.selectors import trace_facets
 from traces.models import Span, Trace
-from traces.selectors import trace_facets
 
 
 def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)  # every view here is login_required
+    assert isinstance(request.user, User)  # every view here is member_required
     return request.user
 
 
-@login_required
-def evaluator_settings(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="change evaluator settings", writes_only=True)
+def evaluator_settings(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     can_edit = membership.allows(Role.EDITOR)
     service = request.GET.get("service", "")
@@ -83,21 +80,32 @@ def evaluator_settings(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No such service in this project.")
     errors: dict[str, EvaluatorConfigForm] = {}
     if request.method == "POST":
-        if not can_edit:
-            return HttpResponseForbidden("Only editors and admins can change evaluator settings.")
-        current = next((c.params for c in effective_configs(project=project, service=service)
-                        if c.evaluator.name == request.POST.get("evaluator")), {})  # fmt: skip
+        current = next(
+            (
+                c.params
+                for c in effective_configs(project=project, service=service)
+                if c.evaluator.name == request.POST.get("evaluator")
+            ),
+            {},
+        )
         form = EvaluatorConfigForm(request.POST, current=current)
         if "reset" in request.POST and request.POST.get("evaluator"):
-            evaluator_config_reset(project=project, service=service, evaluator=request.POST["evaluator"],
-                                   actor=_user(request))  # fmt: skip
+            evaluator_config_reset(
+                project=project, service=service, evaluator=request.POST["evaluator"], actor=_user(request)
+            )
             messages.success(request, f"{request.POST['evaluator']} now inherits its setting.")
             return redirect(f"{reverse('evaluator_settings', args=[slug])}?service={service}")
         if form.is_valid():
             data = form.cleaned_data
-            evaluator_config_set(project=project, service=service, evaluator=data["evaluator"],
-                                 enabled=data["enabled"], params=data["params"], sampling_rate=data["sampling_rate"],
-                                 user=_user(request))  # fmt: skip
+            evaluator_config_set(
+                project=project,
+                service=service,
+                evaluator=data["evaluator"],
+                enabled=data["enabled"],
+                params=data["params"],
+                sampling_rate=data["sampling_rate"],
+                user=_user(request),
+            )
             scope = f"service {service}" if service else "the project"
             messages.success(request, f"Saved {data['evaluator']} for {scope}.")
             return redirect(f"{reverse('evaluator_settings', args=[slug])}?service={service}")
@@ -105,63 +113,86 @@ def evaluator_settings(request: HttpRequest, slug: str) -> HttpResponse:
     rows = []
     for config in effective_configs(project=project, service=service):
         name = config.evaluator.name
-        form = errors.get(name) or EvaluatorConfigForm(initial={
-            "evaluator": name, "enabled": config.enabled, "sampling_rate": config.sampling_rate,
-            "params": json.dumps(config.params, indent=1) if config.params else "",
-        }, current=config.params)  # fmt: skip
+        form = errors.get(name) or EvaluatorConfigForm(
+            initial={
+                "evaluator": name,
+                "enabled": config.enabled,
+                "sampling_rate": config.sampling_rate,
+                "params": json.dumps(config.params, indent=1) if config.params else "",
+            },
+            current=config.params,
+        )
         rows.append({"config": config, "form": form, "fields": form.typed_fields()})
-    return render(request, "evals/settings.html", {
-        "project": project, "can_edit": can_edit, "read_only": not can_edit, "service": service, "services": services,
-        "rows": rows,
-    }, status=400 if errors else 200)  # fmt: skip
+    return render(
+        request,
+        "evals/settings.html",
+        {
+            "project": project,
+            "can_edit": can_edit,
+            "read_only": not can_edit,
+            "service": service,
+            "services": services,
+            "rows": rows,
+        },
+        status=400 if errors else 200,
+    )
 
 
-@login_required
-def eval_runs(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="start rescoring jobs", writes_only=True)
+def eval_runs(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     can_edit = membership.allows(Role.EDITOR)
     form = EvalRunForm(request.POST or None, initial={"service": request.GET.get("service", "")})
-    if request.method == "POST":
-        if not can_edit:
-            return HttpResponseForbidden("Only editors and admins can start rescoring jobs.")
-        if form.is_valid():
-            data = form.cleaned_data
-            run = eval_run_start(project=project, service=data["service"], since=data["since"],
-                                 until=data["until"], evaluators=data["evaluators"], user=_user(request))  # fmt: skip
-            messages.success(request, f"Rescoring {run.total} traces.")
-            return redirect("eval_runs", slug=slug)
-    return render(request, "evals/runs.html", {
-        "project": project, "can_edit": can_edit, "form": form, "runs": eval_runs_for_project(project=project),
-    })  # fmt: skip
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        run = eval_run_start(
+            project=project,
+            service=data["service"],
+            since=data["since"],
+            until=data["until"],
+            evaluators=data["evaluators"],
+            user=_user(request),
+        )
+        messages.success(request, f"Rescoring {run.total} traces.")
+        return redirect("eval_runs", slug=slug)
+    return render(
+        request,
+        "evals/runs.html",
+        {
+            "project": project,
+            "can_edit": can_edit,
+            "form": form,
+            "runs": eval_runs_for_project(project=project),
+        },
+    )
 
 
-@login_required
-def eval_run_progress(request: HttpRequest, slug: str, run_id: int) -> JsonResponse:
-    project = membership_for(user=request.user, slug=slug).project
+@member_required()
+def eval_run_progress(request: HttpRequest, membership: Membership, slug: str, run_id: int) -> JsonResponse:
+    project = membership.project
     run = get_object_or_404(EvalRun, pk=run_id, project=project)
-    return JsonResponse({"status": run.status, "done": run.done, "total": run.total, "percent": run.percent,
-                         "failed": run.failed, "error": run.error})  # fmt: skip
+    return JsonResponse(
+        {
+            "status": run.status,
+            "done": run.done,
+            "total": run.total,
+            "percent": run.percent,
+            "failed": run.failed,
+            "error": run.error,
+        }
+    )
 
 
-@login_required
-@require_POST
-def eval_run_cancel_view(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    if not membership.allows(Role.EDITOR):
-        return HttpResponseForbidden("Only editors and admins can cancel rescoring jobs.")
+@member_required(Role.EDITOR, what="cancel rescoring jobs", methods=("POST",))
+def eval_run_cancel_view(request: HttpRequest, membership: Membership, slug: str, run_id: int) -> HttpResponse:
     run = get_object_or_404(EvalRun, pk=run_id, project=membership.project)
     job_run_cancel(run=run)
     messages.success(request, f"Run {run.pk} cancelled at {run.done} of {run.total} traces.")
     return redirect("eval_runs", slug=slug)
 
 
-@login_required
-@require_POST
-def annotate(request: HttpRequest, slug: str, trace_id: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
-    if not membership.allows(Role.EDITOR):
-        return HttpResponseForbidden("Only editors and admins can annotate traces.")
+@member_required(Role.EDITOR, what="annotate traces", methods=("POST",))
+def annotate(request: HttpRequest, membership: Membership, slug: str, trace_id: str) -> HttpResponse:
     trace = get_object_or_404(Trace, project=membership.project, trace_id=trace_id)
     form = AnnotationForm(request.POST)
     detail = reverse("trace_detail", args=[slug, trace.trace_id])
@@ -191,16 +222,13 @@ def annotate(request: HttpRequest, slug: str, trace_id: str) -> HttpResponse:
     return redirect(detail + (f"#span-{span.span_id}" if span else ""))
 
 
-@login_required
-def drift_view(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="start drift runs", writes_only=True)
+def drift_view(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     can_edit = membership.allows(Role.EDITOR)
     services = trace_facets(project=project)["services"]
     service = request.GET.get("service") or (services[0] if services else "")
     if request.method == "POST":
-        if not can_edit:
-            return HttpResponseForbidden("Only editors and admins can start drift runs.")
         service = request.POST.get("service", "")
         if service not in services:
             messages.error(request, "Choose a service that has traffic.")
@@ -219,54 +247,65 @@ def drift_view(request: HttpRequest, slug: str) -> HttpResponse:
     rows = [{**r, "index": i} for i, r in enumerate(results)]
     changes = drift_changes(results)
     since = f"{run.current_since:%A} {run.current_since.day} {run.current_since:%b %H:%M} UTC" if run else ""
-    return render(request, "evals/drift.html", {
-        "project": project, "can_edit": can_edit, "services": services, "service": service, "run": run,
-        "runs": runs, "results": rows, "figures": drift_figures(results),
-        "headline": headline(changes, since=since), "changes": [(c, rows[c.index]) for c in changes],
-        "others": [r for r in rows if r["verdict"] != "drift"],
-        "steady": sum(r["verdict"] == "no_drift" for r in rows),
-        "too_few": sum(r["verdict"] == "insufficient_data" for r in rows),
-        "history": DriftRun.objects.filter(project=project, service=service)[:10],
-    })  # fmt: skip
+    return render(
+        request,
+        "evals/drift.html",
+        {
+            "project": project,
+            "can_edit": can_edit,
+            "services": services,
+            "service": service,
+            "run": run,
+            "runs": runs,
+            "results": rows,
+            "figures": drift_figures(results),
+            "headline": headline(changes, since=since),
+            "changes": [(c, rows[c.index]) for c in changes],
+            "others": [r for r in rows if r["verdict"] != "drift"],
+            "steady": sum(r["verdict"] == "no_drift" for r in rows),
+            "too_few": sum(r["verdict"] == "insufficient_data" for r in rows),
+            "history": DriftRun.objects.filter(project=project, service=service)[:10],
+        },
+    )
 
 
 # --- golden datasets -------------------------------------------------------------------------------------
 
 
-def _editor_only(membership: Membership, what: str) -> HttpResponse | None:
-    return None if membership.allows(Role.EDITOR) else HttpResponseForbidden(f"Only editors and admins can {what}.")
-
-
-@login_required
-def datasets_view(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="create datasets", writes_only=True)
+def datasets_view(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     datasets = datasets_for_project(project=project)
     form = DatasetForm(request.POST or None, taken={d.name for d in datasets})
-    if request.method == "POST":
-        if denied := _editor_only(membership, "create datasets"):
-            return denied
-        if form.is_valid():
-            dataset = dataset_create(project=project, name=form.cleaned_data["name"],
-                                     description=form.cleaned_data["description"], user=_user(request))  # fmt: skip
-            messages.success(request, f"Dataset {dataset.name} created: add items or import a file.")
-            return redirect("dataset_detail", slug=slug, dataset_id=dataset.pk)
-    return render(request, "evals/datasets.html", {
-        "project": project, "can_edit": membership.allows(Role.EDITOR), "datasets": datasets, "form": form,
-    })  # fmt: skip
+    if request.method == "POST" and form.is_valid():
+        dataset = dataset_create(
+            project=project,
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+            user=_user(request),
+        )
+        messages.success(request, f"Dataset {dataset.name} created: add items or import a file.")
+        return redirect("dataset_detail", slug=slug, dataset_id=dataset.pk)
+    return render(
+        request,
+        "evals/datasets.html",
+        {
+            "project": project,
+            "can_edit": membership.allows(Role.EDITOR),
+            "datasets": datasets,
+            "form": form,
+        },
+    )
 
 
-@login_required
-def dataset_view(request: HttpRequest, slug: str, dataset_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="change datasets", writes_only=True)
+def dataset_view(request: HttpRequest, membership: Membership, slug: str, dataset_id: int) -> HttpResponse:
     project = membership.project
     dataset = get_object_or_404(Dataset, pk=dataset_id, project=project)
     item_form = DatasetItemForm(request.POST if request.POST.get("action") == "add" else None)
     import_form = DatasetImportForm(*((request.POST, request.FILES) if request.POST.get("action") == "import" else ()))
     row_errors: list[RowError] = []
     if request.method == "POST":
-        if denied := _editor_only(membership, "change datasets"):
-            return denied
         action = request.POST.get("action")
         here = reverse("dataset_detail", args=[slug, dataset.pk])
         if action == "add" and item_form.is_valid():
@@ -293,17 +332,26 @@ def dataset_view(request: HttpRequest, slug: str, dataset_id: int) -> HttpRespon
             dataset_item_delete(item=item)
             messages.success(request, "Item deleted.")
             return redirect(here)
-    return render(request, "evals/datasets_detail.html", {
-        "project": project, "can_edit": membership.allows(Role.EDITOR), "dataset": dataset,
-        "items": dataset_items(dataset=dataset), "item_form": item_form, "import_form": import_form,
-        "row_errors": row_errors[:100], "more_row_errors": max(len(row_errors) - 100, 0),
-        "probes": dataset.probes.all(),
-    })  # fmt: skip
+    return render(
+        request,
+        "evals/datasets_detail.html",
+        {
+            "project": project,
+            "can_edit": membership.allows(Role.EDITOR),
+            "dataset": dataset,
+            "items": dataset_items(dataset=dataset),
+            "item_form": item_form,
+            "import_form": import_form,
+            "row_errors": row_errors[:100],
+            "more_row_errors": max(len(row_errors) - 100, 0),
+            "probes": dataset.probes.all(),
+        },
+    )
 
 
-@login_required
-def dataset_export(request: HttpRequest, slug: str, dataset_id: int, fmt: str) -> HttpResponse:
-    project = membership_for(user=request.user, slug=slug).project
+@member_required()
+def dataset_export(request: HttpRequest, membership: Membership, slug: str, dataset_id: int, fmt: str) -> HttpResponse:
+    project = membership.project
     dataset = get_object_or_404(Dataset, pk=dataset_id, project=project)
     items = [
         ItemData(input=i.input, expected=i.expected, context=tuple(i.context), tags=tuple(i.tags))
@@ -319,14 +367,11 @@ def dataset_export(request: HttpRequest, slug: str, dataset_id: int, fmt: str) -
     return response
 
 
-@login_required
-def trace_to_dataset(request: HttpRequest, slug: str, trace_id: str) -> HttpResponse:
+@member_required(Role.EDITOR, what="add items to datasets")
+def trace_to_dataset(request: HttpRequest, membership: Membership, slug: str, trace_id: str) -> HttpResponse:
     """The trace page's "add to dataset": the root's input, and its answer as the expected answer (editable)."""
-    membership = membership_for(user=request.user, slug=slug)
     project = membership.project
     trace = get_object_or_404(Trace, project=project, trace_id=trace_id)
-    if denied := _editor_only(membership, "add items to datasets"):
-        return denied
     datasets = datasets_for_project(project=project)
     if request.method == "POST":
         form = DatasetItemForm(request.POST)
@@ -350,59 +395,80 @@ def trace_to_dataset(request: HttpRequest, slug: str, trace_id: str) -> HttpResp
             )
         )
         initial_input = json.dumps(root.input, ensure_ascii=False, indent=1) if chat and root else item.input
-        form = DatasetItemForm(initial={
-            "input": initial_input, "expected": item.output,
-            "context": DOC_SEPARATOR.join(d.text for d in item.context if not d.id.startswith("tool:")),
-        })  # fmt: skip
-    return render(request, "evals/datasets_from_trace.html", {
-        "project": project, "trace": trace, "form": form, "datasets": datasets,
-        "selected": request.POST.get("dataset", ""),
-    })  # fmt: skip
+        form = DatasetItemForm(
+            initial={
+                "input": initial_input,
+                "expected": item.output,
+                "context": DOC_SEPARATOR.join(d.text for d in item.context if not d.id.startswith("tool:")),
+            }
+        )
+    return render(
+        request,
+        "evals/datasets_from_trace.html",
+        {
+            "project": project,
+            "trace": trace,
+            "form": form,
+            "datasets": datasets,
+            "selected": request.POST.get("dataset", ""),
+        },
+    )
 
 
 # --- probes ----------------------------------------------------------------------------------------------
 
 
 def _probe_from_form(probe: Probe, data: dict[str, Any]) -> Probe:
-    for name in ("name", "dataset", "service", "environment", "target_kind", "target_config", "evaluators",
-                 "interval_minutes", "cron", "enabled"):  # fmt: skip
+    for name in (
+        "name",
+        "dataset",
+        "service",
+        "environment",
+        "target_kind",
+        "target_config",
+        "evaluators",
+        "interval_minutes",
+        "cron",
+        "enabled",
+    ):
         setattr(probe, name, data[name])
     return probe
 
 
-@login_required
-def probes_view(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="create probes", writes_only=True)
+def probes_view(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     project = membership.project
     rows = probes_for_project(project=project)
     form = ProbeForm(request.POST or None, project=project, taken={p.name for p, _ in rows})
-    if request.method == "POST":
-        if denied := _editor_only(membership, "create probes"):
-            return denied
-        if form.is_valid():
-            probe = probe_save(probe=_probe_from_form(Probe(project=project), form.cleaned_data), user=_user(request))
-            messages.success(request, f"Probe {probe.name} created. Run it now, or wait for its schedule.")
-            return redirect("probe_detail", slug=slug, probe_id=probe.pk)
-    return render(request, "evals/probes.html", {
-        "project": project, "can_edit": membership.allows(Role.EDITOR), "rows": rows, "form": form,
-        "services": trace_facets(project=project)["services"],
-    })  # fmt: skip
+    if request.method == "POST" and form.is_valid():
+        probe = probe_save(probe=_probe_from_form(Probe(project=project), form.cleaned_data), user=_user(request))
+        messages.success(request, f"Probe {probe.name} created. Run it now, or wait for its schedule.")
+        return redirect("probe_detail", slug=slug, probe_id=probe.pk)
+    return render(
+        request,
+        "evals/probes.html",
+        {
+            "project": project,
+            "can_edit": membership.allows(Role.EDITOR),
+            "rows": rows,
+            "form": form,
+            "services": trace_facets(project=project)["services"],
+        },
+    )
 
 
-@login_required
-def probe_view(request: HttpRequest, slug: str, probe_id: int) -> HttpResponse:
-    membership = membership_for(user=request.user, slug=slug)
+@member_required(Role.EDITOR, what="run or change probes", writes_only=True)
+def probe_view(request: HttpRequest, membership: Membership, slug: str, probe_id: int) -> HttpResponse:
     project = membership.project
     probe = get_object_or_404(Probe.objects.select_related("dataset"), pk=probe_id, project=project)
     can_edit = membership.allows(Role.EDITOR)
     here = reverse("probe_detail", args=[slug, probe.pk])
     taken = set(Probe.objects.filter(project=project).exclude(pk=probe.pk).values_list("name", flat=True))
     editing = request.method == "POST" and request.POST.get("action") == "save"
-    form = ProbeForm(request.POST if editing else None, project=project, taken=taken,
-                     initial=ProbeForm.initial_for(probe))  # fmt: skip
+    form = ProbeForm(
+        request.POST if editing else None, project=project, taken=taken, initial=ProbeForm.initial_for(probe)
+    )
     if request.method == "POST":
-        if denied := _editor_only(membership, "run or change probes"):
-            return denied
         action = request.POST.get("action")
         if action == "run":
             run = probe_run_start(probe=probe, trigger="manual", user=_user(request))
@@ -426,20 +492,47 @@ def probe_view(request: HttpRequest, slug: str, probe_id: int) -> HttpResponse:
     if request.GET.get("run", "").isdigit():
         shown = get_object_or_404(ProbeRun, pk=int(request.GET["run"]), probe=probe)
     results = probe_run_results(run=shown) if shown else []
-    return render(request, "evals/probes_detail.html", {
-        "project": project, "can_edit": can_edit, "probe": probe, "form": form, "editing": editing,
-        "target": TARGETS[probe.target_kind].from_config(probe.target_config).display_config()
-        if probe.target_kind in TARGETS else {},
-        "history": list(reversed(history)), "run": shown, "figures": probe_history_figures(history),
-        "results": [(r, side_by_side(r.previous_answer, r.answer) if r.answer_changed else None,
-                     side_by_side(r.expected, r.answer) if not r.passed and r.expected and not r.error else None)
-                    for r in results],
-    })  # fmt: skip
+    return render(
+        request,
+        "evals/probes_detail.html",
+        {
+            "project": project,
+            "can_edit": can_edit,
+            "probe": probe,
+            "form": form,
+            "editing": editing,
+            "target": TARGETS[probe.target_kind].from_config(probe.target_config).display_config()
+            if probe.target_kind in TARGETS
+            else {},
+            "history": list(reversed(history)),
+            "run": shown,
+            "figures": probe_history_figures(history),
+            "results": [
+                (
+                    r,
+                    side_by_side(r.previous_answer, r.answer) if r.answer_changed else None,
+                    side_by_side(r.expected, r.answer) if not r.passed and r.expected and not r.error else None,
+                )
+                for r in results
+            ],
+        },
+    )
 
 
-@login_required
-def probe_run_progress(request: HttpRequest, slug: str, probe_id: int, run_id: int) -> JsonResponse:
-    project = membership_for(user=request.user, slug=slug).project
+@member_required()
+def probe_run_progress(
+    request: HttpRequest, membership: Membership, slug: str, probe_id: int, run_id: int
+) -> JsonResponse:
+    project = membership.project
     run = get_object_or_404(ProbeRun, pk=run_id, probe_id=probe_id, project=project)
-    return JsonResponse({"status": run.status, "done": run.done, "total": run.total, "percent": run.percent,
-                         "passed": run.passed, "errors": run.errors, "error": run.error})  # fmt: skip
+    return JsonResponse(
+        {
+            "status": run.status,
+            "done": run.done,
+            "total": run.total,
+            "percent": run.percent,
+            "passed": run.passed,
+            "errors": run.errors,
+            "error": run.error,
+        }
+    )

@@ -33,21 +33,46 @@ from traces.ingest.otlp import to_key_values
 from traces.models import Trace
 
 DRIFT_AFTER_SECONDS = 180  # the worker scores the ~1,500 demo traces in about a minute
-SLO_DEFAULTS: dict[str, Any] = {"environment": "", "route": "", "model": "", "evaluator": "", "comparator": "",
-                                "threshold": None, "window_days": 30}  # fmt: skip
+SLO_DEFAULTS: dict[str, Any] = {
+    "environment": "",
+    "route": "",
+    "model": "",
+    "evaluator": "",
+    "comparator": "",
+    "threshold": None,
+    "window_days": 30,
+}
 RUNBOOK = """1. Open the incident's **triage page**: which release, model or prompt do the failing answers share?
 2. If one release stands out, roll it back: `deploy rollback support-bot`.
 3. Otherwise check the retriever: are the documents in the bad traces the right ones?
 4. Write what you found as a note on the incident."""
 DEMO_SLOS: list[dict[str, Any]] = [
-    {"name": "Answers are grounded", "service": "support-bot", "sli_kind": "score", "evaluator": "grounding",
-     "comparator": "pass", "objective": Decimal("0.95"), "runbook": RUNBOOK},
-    {"name": "Answers without errors", "service": "support-bot", "sli_kind": "error", "objective": Decimal("0.99"),
-     "runbook": RUNBOOK},
-    {"name": "Agent answers within 8 s", "service": "travel-agent", "sli_kind": "latency",
-     "threshold": Decimal(8000), "objective": Decimal("0.99"), "window_days": 7},
+    {
+        "name": "Answers are grounded",
+        "service": "support-bot",
+        "sli_kind": "score",
+        "evaluator": "grounding",
+        "comparator": "pass",
+        "objective": Decimal("0.95"),
+        "runbook": RUNBOOK,
+    },
+    {
+        "name": "Answers without errors",
+        "service": "support-bot",
+        "sli_kind": "error",
+        "objective": Decimal("0.99"),
+        "runbook": RUNBOOK,
+    },
+    {
+        "name": "Agent answers within 8 s",
+        "service": "travel-agent",
+        "sli_kind": "latency",
+        "threshold": Decimal(8000),
+        "objective": Decimal("0.99"),
+        "window_days": 7,
+    },
     {"name": "No safety flags", "service": "travel-agent", "sli_kind": "safety", "objective": Decimal("0.9")},
-]  # fmt: skip
+]
 
 KB = [
     (
@@ -419,8 +444,15 @@ class Command(BaseCommand):
             self.stdout.write("Demo data already loaded.")
             return
         # The agent's context is structured tool results: ground its answers on the specifics they state.
-        evaluator_config_set(project=project, service="travel-agent", evaluator="grounding", enabled=True,
-                             params={"claims": "specifics"}, sampling_rate=1.0, user=user)  # fmt: skip
+        evaluator_config_set(
+            project=project,
+            service="travel-agent",
+            evaluator="grounding",
+            enabled=True,
+            params={"claims": "specifics"},
+            sampling_rate=1.0,
+            user=user,
+        )
         secret = api_key_issue(project=project, name="seed_demo").secret_key
         rng = random.Random(options["seed"])
         builder = DemoBuilder(rng)

@@ -1,0 +1,418 @@
+"""The explorer's reads: the trace list, its count, sessions and users, filtered, sorted and chipped by the
+traces' current scores (evals). Every query is scoped to one project."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import OperationalError, connections, transaction
+from django.db.models import (
+    Count,
+    DecimalField,
+    Exists,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce
+from psycopg.errors import QueryCanceled
+
+from accounts.models import Project
+from evals.models import Score
+from traces.models import Span, Trace
+
+LIST_COLUMNS = (
+    "id",
+    "trace_id",
+    "service",
+    "environment",
+    "name",
+    "start_time",
+    "duration_ms",
+    "status",
+    "span_count",
+    "error_count",
+    "model_names",
+    "total_tokens",
+    "cost",
+    "has_unpriced",
+    "input_preview",
+    "output_preview",
+    "session_id",
+    "user_id",
+    "release",
+)
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TraceFilters:
+    service: str = ""
+    environment: str = ""
+    model: str = ""
+    status: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str = ""
+    min_duration_ms: float | None = None
+    min_cost: Decimal | None = None
+    session_id: str = ""
+    user_id: str = ""
+    release: str = ""
+    failing: str = ""  # a score name: only traces whose current score of that name failed
+    name: str = ""  # the trace name, i.e. the route
+    score: str = ""  # a score name: only traces with a current score of that name (and sortable by its value)
+
+
+# Sort keys of the list: the Trace column (or annotation) each orders by. Cost sorts a trace without a cost as $0
+# (an expression index serves it), so the keyset never meets a NULL.
+SORT_KEYS = ("time", "latency", "cost", "tokens", "score")
+_SORT_FIELDS = {"time": "start_time", "latency": "duration_ms", "cost": "cost_sort", "tokens": "total_tokens"}
+COST_SORT = Coalesce("cost", Value(Decimal(0)), output_field=DecimalField(max_digits=20, decimal_places=10))
+COUNT_BOUND = 10_000
+COUNT_TIMEOUT_MS = 50
+
+
+@dataclass(frozen=True)
+class TraceSort:
+    key: str = "time"  # one of SORT_KEYS
+    descending: bool = True
+
+    @property
+    def token(self) -> str:
+        """As written in the URL: "-latency" is slowest first."""
+        return ("-" if self.descending else "") + self.key
+
+    @classmethod
+    def parse(cls, token: str) -> TraceSort:
+        key = token.removeprefix("-")
+        if key not in SORT_KEYS:
+            raise ValueError(f"Unknown sort '{token}': use one of {', '.join(SORT_KEYS)}, with '-' for descending.")
+        return cls(key=key, descending=token.startswith("-"))
+
+
+@dataclass
+class TracePage:
+    items: list[Trace]
+    next_cursor: str | None
+
+
+def encode_cursor(sort: TraceSort, value: object, pk: int) -> str:
+    """The sort it belongs to, the sort key of the page's last row and that row's id (the tie-breaker)."""
+    shown = value.isoformat() if isinstance(value, datetime) else str(value)
+    return base64.urlsafe_b64encode(f"{sort.token}|{shown}|{pk}".encode()).decode()
+
+
+def decode_cursor(cursor: str, sort: TraceSort) -> tuple[datetime | Decimal | float | int, int]:
+    try:
+        token, value, pk = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        parsed: datetime | Decimal | float | int
+        if sort.key == "time":
+            parsed = datetime.fromisoformat(value)
+        elif sort.key == "cost":
+            parsed = Decimal(value)
+        elif sort.key == "tokens":
+            parsed = int(value)
+        else:
+            parsed = float(value)
+        pk_value = int(pk)
+    except (binascii.Error, UnicodeDecodeError, ValueError, ArithmeticError) as exc:
+        raise InvalidCursor("The cursor is not valid: use the next_cursor value of a previous page.") from exc
+    if token != sort.token:
+        raise InvalidCursor("The cursor belongs to another sort order: start again from the first page.")
+    return parsed, pk_value
+
+
+def _current_score_value(name: str) -> Subquery:
+    """A trace's lowest current value of one score (the worst judgement when several people scored it)."""
+    scores = Score.objects.current().filter(trace=OuterRef("pk"), name=name, value__isnull=False)
+    return Subquery(scores.order_by("value").values("value")[:1])
+
+
+def _filtered(project: Project, filters: TraceFilters) -> QuerySet[Trace]:
+    qs = Trace.objects.filter(project=project)
+    if filters.service:
+        qs = qs.filter(service=filters.service)
+    if filters.environment:
+        qs = qs.filter(environment=filters.environment)
+    if filters.status:
+        qs = qs.filter(status=filters.status)
+    if filters.since:
+        qs = qs.filter(start_time__gte=filters.since)
+    if filters.until:
+        qs = qs.filter(start_time__lte=filters.until)
+    if filters.min_duration_ms is not None:
+        qs = qs.filter(duration_ms__gte=filters.min_duration_ms)
+    if filters.min_cost is not None:
+        qs = qs.filter(cost__gte=filters.min_cost)
+    if filters.session_id:
+        qs = qs.filter(session_id=filters.session_id)
+    if filters.user_id:
+        qs = qs.filter(user_id=filters.user_id)
+    if filters.release:
+        qs = qs.filter(release=filters.release)
+    if filters.text:
+        # PostgreSQL: a trigram index on UPPER(search_text) serves this ILIKE-style match.
+        qs = qs.filter(search_text__icontains=filters.text)
+    if filters.model:
+        qs = qs.filter(Exists(Span.objects.filter(project=project, model=filters.model, trace=OuterRef("pk"))))
+    if filters.name:
+        qs = qs.filter(name=filters.name)
+    if filters.failing:
+        qs = qs.filter(Exists(Score.objects.current().filter(trace=OuterRef("pk"), name=filters.failing, passed=False)))
+    if filters.score:
+        qs = qs.filter(Exists(Score.objects.current().filter(trace=OuterRef("pk"), name=filters.score)))
+    return qs
+
+
+def trace_page(
+    *, project: Project, filters: TraceFilters, cursor: str = "", limit: int = 50, sort: TraceSort = TraceSort()
+) -> TracePage:
+    """Keyset-paginated on (sort key, id), so a deep page costs what the first one does and rows never repeat or
+    go missing between pages, whatever the sort. With `filters.score`, each trace carries that score's value as
+    `score_sort`, and sorting by score orders by it."""
+    qs = _filtered(project, filters).only(*LIST_COLUMNS)
+    if filters.score:
+        qs = qs.annotate(score_sort=_current_score_value(filters.score))
+    if sort.key == "score":
+        if not filters.score:
+            raise ValueError("Sorting by score needs a score name to sort by.")
+        qs = qs.filter(Q(score_sort__isnull=False))  # a score without a value (a label only) has no place in the order
+        field = "score_sort"
+    else:
+        field = _SORT_FIELDS[sort.key]
+        if sort.key == "cost":
+            qs = qs.annotate(cost_sort=COST_SORT)
+    if cursor:
+        value, pk = decode_cursor(cursor, sort)
+        # The redundant outer bound lets the index range-scan from the cursor; the OR breaks ties by id.
+        if sort.descending:
+            qs = qs.filter(Q(**{f"{field}__lte": value}), Q(**{f"{field}__lt": value}) | Q(id__lt=pk))
+        else:
+            qs = qs.filter(Q(**{f"{field}__gte": value}), Q(**{f"{field}__gt": value}) | Q(id__gt=pk))
+    order = [F(field).desc(), F("id").desc()] if sort.descending else [F(field).asc(), F("id").asc()]
+    rows = list(qs.order_by(*order)[: limit + 1])
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(sort, getattr(last, field), last.pk)
+    _attach_scores(items)
+    return TracePage(items=items, next_cursor=next_cursor)
+
+
+def trace_count(
+    *, project: Project, filters: TraceFilters, bound: int = COUNT_BOUND, timeout_ms: int = COUNT_TIMEOUT_MS
+) -> tuple[int, bool] | None:
+    """How many traces match, counted exactly up to `bound`; (bound, True) means "more than that". The count
+    runs over a LIMIT'ed subquery, so it stops after bound + 1 matches. Fewer matches than that under a filter
+    no index serves (a rare route, say) mean reading every trace of the project, so on PostgreSQL the count
+    gives up after `timeout_ms` and returns None: the page then shows no number rather than loading slowly."""
+    limited = _filtered(project, filters).order_by().values("pk")[: bound + 1]
+    database = limited.db  # a page's read replica when there is one (sre4ai_web/replica.py)
+    limited = limited.using(database)
+    if connections[database].vendor != "postgresql":
+        counted = limited.count()
+        return min(counted, bound), counted > bound
+    try:
+        # In a transaction (a savepoint inside one) so the timeout ends with it, also when the count is cancelled.
+        with transaction.atomic(using=database), connections[database].cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('statement_timeout'), set_config('statement_timeout', %s, true)",
+                [f"{timeout_ms}ms"],
+            )
+            previous = cursor.fetchone()[0]
+            counted = limited.count()
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+    except OperationalError as exc:
+        if isinstance(exc.__cause__, QueryCanceled):
+            return None
+        raise
+    return min(counted, bound), counted > bound
+
+
+def _attach_scores(items: list[Trace]) -> None:
+    """Each trace's current scores as `scores` (failing first, then by name) and the names of the failing ones as
+    `failing_scores`."""
+    scores: dict[int, list[Score]] = {}
+    for score in (
+        Score.objects.current()
+        .filter(trace__in=[t.pk for t in items])
+        .only("trace_id", "name", "value", "label", "passed", "source", "evaluator")
+        .order_by("name", "-updated_at")
+    ):
+        scores.setdefault(score.trace_id, []).append(score)
+    for trace in items:
+        mine = sorted(scores.get(trace.pk, []), key=lambda s: (s.passed is not False, s.name))
+        trace.scores_shown = mine  # type: ignore[attr-defined]
+        trace.failing_scores = sorted({s.name for s in mine if s.passed is False})  # type: ignore[attr-defined]
+
+
+# --- sessions and users ------------------------------------------------------------------------------------
+
+GROUP_SORTS = {"last_seen": "last_seen", "traces": "traces", "cost": "cost", "failing": "failing"}
+GROUP_LIMIT = 100
+SESSION_TURNS = 200
+
+
+@dataclass(frozen=True)
+class GroupFilters:
+    """Filters of the session and user lists (the trace list's service, environment and time range)."""
+
+    service: str = ""
+    environment: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _failing_exists() -> Exists:
+    return Exists(Score.objects.current().filter(trace=OuterRef("pk"), passed=False))
+
+
+def group_list(
+    *, project: Project, by: str, filters: GroupFilters, sort: str = "last_seen", limit: int = GROUP_LIMIT
+) -> list[dict[str, object]]:
+    """Sessions (`by="session_id"`) or users (`by="user_id"`) of the traces that match, one row each with first
+    and last seen, traces, sessions, cost, tokens and failing traces (a current score failed); largest first by
+    `sort`, at most `limit` rows. Traces without the id are left out."""
+    assert by in ("session_id", "user_id")
+    qs = Trace.objects.filter(project=project).exclude(**{by: ""})
+    if filters.service:
+        qs = qs.filter(service=filters.service)
+    if filters.environment:
+        qs = qs.filter(environment=filters.environment)
+    if filters.since:
+        qs = qs.filter(start_time__gte=filters.since)
+    if filters.until:
+        qs = qs.filter(start_time__lte=filters.until)
+    rows = (
+        qs.values(by)
+        .annotate(
+            first_seen=Min("start_time"),
+            last_seen=Max("start_time"),
+            traces=Count("pk"),
+            sessions=Count("session_id", distinct=True, filter=~Q(session_id="")),
+            cost=Coalesce(Sum("cost"), Value(Decimal(0)), output_field=DecimalField(max_digits=20, decimal_places=10)),
+            tokens=Coalesce(Sum("total_tokens"), Value(0)),
+            failing=Count("pk", filter=_failing_exists()),
+        )
+        .order_by(F(GROUP_SORTS[sort]).desc(), by)[:limit]
+    )
+    return [{**row, "key": row[by]} for row in rows]
+
+
+@dataclass
+class GroupSummary:
+    """Totals over the traces of one session or one user."""
+
+    traces: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    cost: Decimal
+    tokens: int
+    duration_ms: float
+    errors: int
+    has_unpriced: bool
+
+
+def _summary(qs: QuerySet[Trace]) -> GroupSummary:
+    row = qs.aggregate(
+        traces=Count("pk"),
+        first_seen=Min("start_time"),
+        last_seen=Max("start_time"),
+        cost=Sum("cost"),
+        tokens=Sum("total_tokens"),
+        duration_ms=Sum("duration_ms"),
+        errors=Count("pk", filter=Q(status="error")),
+        unpriced=Count("pk", filter=Q(has_unpriced=True)),
+    )
+    return GroupSummary(
+        traces=row["traces"],
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        cost=row["cost"] or Decimal(0),
+        tokens=row["tokens"] or 0,
+        duration_ms=row["duration_ms"] or 0.0,
+        errors=row["errors"],
+        has_unpriced=row["unpriced"] > 0,
+    )
+
+
+def _failing_counts(qs: QuerySet[Trace]) -> list[tuple[str, int]]:
+    """Failing current scores over these traces: (score name, traces failing it), most first."""
+    rows = (
+        Score.objects.current()
+        .filter(trace__in=qs.values("pk"), passed=False)
+        .values("name")
+        .annotate(traces=Count("trace_id", distinct=True))
+        .order_by("-traces", "name")
+    )
+    return [(row["name"], row["traces"]) for row in rows]
+
+
+@dataclass
+class SessionView:
+    session_id: str
+    summary: GroupSummary
+    turns: list[Trace]  # oldest first, each with scores_shown and failing_scores
+    failing: list[tuple[str, int]]
+    users: list[str]
+
+
+def session_view(*, project: Project, session_id: str, limit: int = SESSION_TURNS) -> SessionView | None:
+    """One conversation: its traces in time order (the first `limit`), their scores, and totals. None when the
+    project has no trace with this session id."""
+    qs = Trace.objects.filter(project=project, session_id=session_id)
+    summary = _summary(qs)
+    if not summary.traces:
+        return None
+    turns = list(qs.only(*LIST_COLUMNS).order_by("start_time", "id")[:limit])
+    _attach_scores(turns)
+    users = sorted({t.user_id for t in turns if t.user_id})
+    return SessionView(session_id, summary, turns, _failing_counts(qs), users)
+
+
+@dataclass
+class UserView:
+    user_id: str
+    summary: GroupSummary
+    recent: list[Trace]  # newest first
+    sessions: list[dict[str, object]]
+    failing: list[tuple[str, int]]
+
+
+def user_view(*, project: Project, user_id: str, recent: int = 20) -> UserView | None:
+    """One end user: totals, their newest traces, their sessions (newest first) and which checks failed for them.
+    None when the project has no trace of this user."""
+    qs = Trace.objects.filter(project=project, user_id=user_id)
+    summary = _summary(qs)
+    if not summary.traces:
+        return None
+    items = list(qs.only(*LIST_COLUMNS).order_by("-start_time", "-id")[:recent])
+    _attach_scores(items)
+    sessions = (
+        qs.exclude(session_id="")
+        .values("session_id")
+        .annotate(
+            first_seen=Min("start_time"),
+            last_seen=Max("start_time"),
+            traces=Count("pk"),
+            cost=Sum("cost"),
+            failing=Count("pk", filter=_failing_exists()),
+        )
+        .order_by("-last_seen", "session_id")[:GROUP_LIMIT]
+    )
+    return UserView(user_id, summary, items, [dict(row) for row in sessions], _failing_counts(qs))

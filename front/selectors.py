@@ -245,8 +245,8 @@ def trace_count(
 
 
 def _attach_scores(items: list[Trace]) -> None:
-    """Each trace's current scores as `scores` (failing first, then by name) and the names of the failing ones as
-    `failing_scores`."""
+    """Each trace's current scores as `scores_shown` (failing first, then by name), the passing ones as
+    `scores_passed` and the names of the failing ones as `failing_scores`."""
     scores: dict[int, list[Score]] = {}
     for score in (
         Score.objects.current()
@@ -258,6 +258,7 @@ def _attach_scores(items: list[Trace]) -> None:
     for trace in items:
         mine = sorted(scores.get(trace.pk, []), key=lambda s: (s.passed is not False, s.name))
         trace.scores_shown = mine  # type: ignore[attr-defined]
+        trace.scores_passed = [s for s in mine if s.passed]  # type: ignore[attr-defined]
         trace.failing_scores = sorted({s.name for s in mine if s.passed is False})  # type: ignore[attr-defined]
 
 

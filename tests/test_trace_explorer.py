@@ -131,6 +131,9 @@ def test_the_page_sorts_by_header_links_and_stays_within_a_query_budget(
     row = row[: row.index("</tr>")]
     assert row.index("score-chip fail") < row.index("score-chip pass")
     assert "/p/acme/traces/?failing=grounding" in row and "/p/acme/traces/?score=toxicity" in row
+    # The passing ones fold into one "✓ N" chip that unfolds into theirs: one line per trace; failures stay in view.
+    folded = row[row.index('<details class="passed-checks">') :]
+    assert re.search(r">✓ 1</summary>", folded) and "?score=toxicity" in folded and "failing=" not in folded
 
 
 def test_column_choice_is_remembered_per_user_and_project(client: Client, tenant: Tenant, other_tenant: Tenant) -> None:

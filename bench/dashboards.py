@@ -18,7 +18,7 @@ the rollup hook's SLI upsert.
 ``--rebuild`` first recomputes the project's rollups from raw rows (``rollups_rebuild``) and reports how
 long that takes. ``--db`` reads another copy of the data (default: ``BENCH_LIST_DB`` or ``sre4ai_bench_list``);
 ``--source REV`` measures a git revision's code (a snapshot, like ``slo_bench.py``), so two revisions can be
-compared on the same data; ``--only`` keeps the pages whose name contains the text. Each page is requested
+compared on the same data; ``--only a,b`` keeps the pages whose name contains one of the texts. Each page is requested
 in-process with Django's test Client (server time, no network): one warm-up, then --repeat requests; the median
 and p95 (nearest rank) of the wall time, the median CPU time of this process (Python; PostgreSQL's share is not
 in it), the SQL time and query count of the last request, and the load average when the page was measured.
@@ -253,7 +253,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--setup", action="store_true")
-    parser.add_argument("--only", default="", help="Measure only the pages whose name contains this text.")
+    parser.add_argument("--only", default="", help="Measure only pages whose name contains one of these (a,b,c).")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--db", default=DB, help=f"Database to read (default {DB}).")
     parser.add_argument("--source", default="worktree", help="Code to measure: 'worktree' or a git revision.")
@@ -299,7 +299,7 @@ def main() -> None:
     client = Client()
     client.force_login(owner.user)
     secret = api_key_issue(project=project, name="dashboards bench", scopes=["read"]).secret_key
-    cases = [c for c in cases_for(project, secret) if args.only in c[0]]
+    cases = [c for c in cases_for(project, secret) if any(part in c[0] for part in args.only.split(","))]
     # CPU time of this process beside the wall time: on a shared machine the wall time follows the others' load.
     print(f"{'page':<52} {'median':>7} {'p95':>7} {'cpu':>6} {'sql':>6} {'q':>4} {'load':>5}")
     for name, path, params, headers in cases:

@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BROKER_URL, PG_ADMIN_URL, PG_BASE_URL, flush_broker, machine, snapshot
 from payload import key_values, resource_attributes
 
-DB = "sre4ai_bench_list"
+# BENCH_LIST_DB names another database, so people sharing one PostgreSQL do not refill each other's copy.
+DB = os.environ.get("BENCH_LIST_DB", "sre4ai_bench_list")
 SLUG = "bench"
 TEMPLATE_SLUG = "bench-templates"
 USERNAME = "bench"
@@ -330,6 +331,13 @@ def fill(project_id: int, template_project_id: int, spans_target: int, log: Any)
         span_cols = _columns(cursor, "traces_span")
         doc_cols = _columns(cursor, "traces_retrieveddocument")
         new_span_id = "substr(md5(m.i::text || s.span_id), 1, 16)"
+        # Conversations as people have them: 20 consecutive copies (about 3.5 minutes of traffic) share a
+        # session, so a session has ~10 turns (the RAG half of the traces carries a session id); 4,000 users,
+        # each with a few sessions a month. The templates' own ids would make 97 sessions of ~1,300 turns.
+        session_sql = "CASE WHEN {alias}.session_id = '' THEN '' ELSE 'sess-' || (m.i / 20)::text END"
+        user_sql = "CASE WHEN {alias}.user_id = '' THEN '' ELSE 'user-' || ((m.i / 20) %% 4000)::text END"
+        # A canary: over the last day, half of the traffic runs release 1.6.0 (the canary page compares them).
+        release_sql = "CASE WHEN m.i >= %(total)s * 29 / 30 AND m.i %% 2 = 1 THEN '1.6.0' ELSE {alias}.release END"
         trace_select = _select_list(
             trace_cols,
             {
@@ -338,6 +346,9 @@ def fill(project_id: int, template_project_id: int, spans_target: int, log: Any)
                 "start_time": "t.start_time + m.shift",
                 "end_time": "t.end_time + m.shift",
                 "root_span_id": "substr(md5(m.i::text || t.root_span_id), 1, 16)",
+                "session_id": session_sql.format(alias="t"),
+                "user_id": user_sql.format(alias="t"),
+                "release": release_sql.format(alias="t"),
                 "updated_at": "now()",
             },
             "t",
@@ -353,6 +364,9 @@ def fill(project_id: int, template_project_id: int, spans_target: int, log: Any)
                 "start_time": "s.start_time + m.shift",
                 "end_time": "s.end_time + m.shift",
                 "completion_start_time": "s.completion_start_time + m.shift",
+                "session_id": session_sql.format(alias="s"),
+                "user_id": user_sql.format(alias="s"),
+                "release": release_sql.format(alias="s"),
                 "updated_at": "now()",
             },
             "s",

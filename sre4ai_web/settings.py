@@ -101,6 +101,12 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     )
 }
+# PostgreSQL's JIT compiles any query whose estimated cost passes jit_above_cost. The dashboards' aggregates over a
+# time range (session and user lists, budgets, canary cohorts) pass it and spent 1-2 s compiling queries that then
+# ran in 50 ms (docs/benchmarks.md §13); no query of this app runs long enough to win that back.
+PG_CONNECTION_OPTIONS = {"options": "-c jit=off"}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **PG_CONNECTION_OPTIONS}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server, worker and beat read while one of them writes.
     DATABASES["default"]["OPTIONS"] = {
@@ -120,6 +126,7 @@ if DATABASE_REPLICA_URL:
     DATABASES[SRE4AI_REPLICA_ALIAS] = {
         **dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60"))),
         "TEST": {"MIRROR": "default"},  # tests read their own test database through it
+        "OPTIONS": PG_CONNECTION_OPTIONS,
     }
     DATABASE_ROUTERS = ["sre4ai_web.replica.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

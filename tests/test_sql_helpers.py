@@ -60,3 +60,13 @@ def test_any_of_works_on_the_embedded_sqlite(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:3] == ["['a', 'c']", "0", "True"]
     assert (tmp_path / "db.sqlite3").exists()
+
+
+@pytest.mark.postgres_only("a PostgreSQL connection setting")
+@pytest.mark.django_db
+def test_postgresql_connections_never_jit_compile() -> None:
+    """The server's default (jit on) spent 1-2 s compiling dashboard aggregates that ran in 50 ms
+    (docs/benchmarks.md §13); the app's connections turn it off whatever the server's configuration says."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"

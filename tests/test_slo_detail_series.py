@@ -13,9 +13,10 @@ import pytest
 from django.utils import timezone
 
 from slos import burn
+from slos.burn import MINUTE
 from slos.models import SLO, SliMinute
-from slos.selectors import RANGES, slo_detail
-from slos.services import MINUTE, evaluation_minute, policy_rules, sli_series
+from slos.policy import policy_rules
+from slos.selectors import RANGES, evaluation_minute, sli_series, slo_detail
 from tests.conftest import Tenant
 
 POLICY = [

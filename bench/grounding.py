@@ -415,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
             counts[case.task] = counts.get(case.task, 0) + 1
             groups.setdefault("halueval test", []).append((case.label, case.item))
             groups.setdefault(f"  task={case.task} test", []).append((case.label, case.item))
+            if args.baseline and makes_claim(case.item):  # the versions on the same items
+                groups.setdefault(f"  task={case.task} test, answers with a claim", []).append((case.label, case.item))
     if "synthetic" in sets:
         from grounding_synth import data2text_cases, qa_cases, summary_cases
 

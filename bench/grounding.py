@@ -23,7 +23,8 @@ Sets (``--sets``, comma-separated):
   one core (one process, CPU time of ``evaluate`` only, so that other jobs on the machine count less).
 
 Columns: bAcc is balanced accuracy of ``passed`` (the evaluator's default threshold); AUC is the ROC AUC of
-``value``. The peers in the same run: plain word overlap (share of the answer's words found in the context:
+``value``, both over the items the evaluator scores (an answer that makes no claim is not applicable since
+version 4: "unscored", as ../shared/grounding-dev/judge.py counts it). The peers in the same run: plain word overlap (share of the answer's words found in the context:
 AUC only, it has no threshold of its own) and, with ``--baseline REV``, the grounding evaluator as it was at
 that revision (loaded from git, default params).
 """
@@ -186,9 +187,9 @@ def generic_replies(folder: Path) -> list[EvalItem]:
     return items
 
 
-def makes_claim(evaluator: Any, item: EvalItem) -> bool:
-    measured = evaluator.measure(item)
-    return measured is not None and any(v.claim for v in measured.verdicts)
+def makes_claim(item: EvalItem) -> bool:
+    """Whether the (new) evaluator scores the item: an answer without a claim is not applicable."""
+    return Grounding.not_applicable(item) is None
 
 
 # --- metrics -----------------------------------------------------------------------------------------------
@@ -303,12 +304,12 @@ def measure(groups: dict[str, list[tuple[int, EvalItem]]], scorers: dict[str, Sc
 
 
 def print_header(names: list[str]) -> None:
-    cells = "".join(f"{name + ' bAcc':>16}{name + ' AUC':>14}" for name in names)
+    cells = "".join(f"{name + ' bAcc':>16}{name + ' AUC':>14}{'unscored':>9}" for name in names)
     print(f"{'group':<38}{'n':>6}{'pos':>6}{cells}{'overlap AUC':>13}{'ans/s':>8}")
 
 
 def print_row(row: dict[str, Any], names: list[str]) -> None:
-    cells = "".join(f"{row[n]['bacc']:>16.3f}{row[n]['auc']:>14.3f}" for n in names)
+    cells = "".join(f"{row[n]['bacc']:>16.3f}{row[n]['auc']:>14.3f}{row[n]['unscored']:>9}" for n in names)
     speed = row[names[0]]["answers_per_second"]
     print(f"{row['group']:<38}{row['n']:>6}{row['supported']:>6}{cells}{row['overlap_auc']:>13.3f}{speed:>8.0f}")
 
@@ -383,18 +384,25 @@ def main(argv: list[str] | None = None) -> int:
                 f"  source={meta['source']} {meta['split']}{fit}",
                 f"  origin={meta['origin']} {meta['split']}{fit}",
             ]
-            # BEGIN labels questions back and small talk "not attributable"; the evaluator treats them as no
-            # claims (value 1.0), as the product must: figures without them are given beside.
-            if makes_claim(evaluator, item):
+            # BEGIN labels questions back and small talk "not attributable"; the evaluator does not score an
+            # answer without a claim (version 3 scored it 1.0): the rows of the answers it scores compare the
+            # versions on the same items.
+            if makes_claim(item):
                 keys.append(f"  source={meta['source']} {meta['split']}{fit}, answers with a claim")
             for key in keys:
                 groups.setdefault(key, []).append((label, item))
         groups = dict(sorted(groups.items(), key=lambda kv: ("(fit)" in kv[0], kv[0].strip() != kv[0], kv[0])))
         generic = generic_replies(Path(args.grounding_dev))
         for name, score in scorers.items():
-            passed = sum(bool(scored and scored[1]) for scored in map(score, generic))
-            report[f"generic_passed_{name}"] = passed
-            print(f"generic replies (no claim, should pass) passed by {name}: {passed} of {len(generic)}")
+            results = list(map(score, generic))
+            flagged = sum(1 for scored in results if scored is not None and not scored[1])
+            unscored = sum(1 for scored in results if scored is None)
+            report[f"generic_flagged_{name}"] = flagged
+            report[f"generic_unscored_{name}"] = unscored
+            print(
+                f"generic replies (no claim, should not be flagged), {name}: {flagged} of {len(generic)} flagged, "
+                f"{unscored} not scored"
+            )
     halueval_cases: list[Case] = []
     if sets & {"halueval", "synthetic", "speed"}:
         tasks = ["qa"] if args.data == "sample" else list(FILES)
@@ -407,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
             counts[case.task] = counts.get(case.task, 0) + 1
             groups.setdefault("halueval test", []).append((case.label, case.item))
             groups.setdefault(f"  task={case.task} test", []).append((case.label, case.item))
+            if args.baseline and makes_claim(case.item):  # the versions on the same items
+                groups.setdefault(f"  task={case.task} test, answers with a claim", []).append((case.label, case.item))
     if "synthetic" in sets:
         from grounding_synth import data2text_cases, qa_cases, summary_cases
 

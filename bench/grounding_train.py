@@ -60,7 +60,7 @@ TREES, DEPTH, LEARNING_RATE, L2, MIN_HESSIAN, BINS = 150, 3, 0.1, 1.0, 5.0, 32
 # likely supported when the shares found are the same); 0 (free) for the share of non-claims and the kind of
 # context.
 _SUPPORT = ("overlap", "coverage", "best_window", "idf_window", "pairs", "anchored", "clause_")
-_TROUBLE = ("missing", "baseless", "conflict", "negation", "opposite", "first_person", "length", "claims", "size")
+_TROUBLE = ("missing", "baseless", "conflict", "negation", "opposite", "first_person", "length", "log_claims", "size")
 
 
 def monotone() -> list[int]:

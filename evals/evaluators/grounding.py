@@ -1,8 +1,8 @@
 """Grounding: is every claim of the answer supported by the retrieved documents?
 
 The answer is split into sentences. Sentences that make no factual claim (a greeting, a question back to the
-user, "I couldn't find that in the documents", an opinion) are set aside: a correct "I don't know" is
-grounded. A question that states something ("Did you know that refunds take 14 days?") is a claim: what
+user, "I couldn't find that in the documents", an opinion) are set aside; an answer made only of them is not
+scored (``not_applicable``): it has nothing to ground, so it neither passes nor fails. A question that states something ("Did you know that refunds take 14 days?") is a claim: what
 follows "that". Each claim is measured against the context (grounding_features.py: prose sentences, and JSON,
 key-value text and tables read as facts): how much of its content the context holds, each word weighed by how
 much it says (inverse document frequency), in one sentence or in adjacent ones, which pairs of its words a
@@ -48,13 +48,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from evals.evaluators.base import EvalItem, EvalResult, Evaluator, EvaluatorError
+from evals.evaluators.base import EvalItem, EvalResult, Evaluator, EvaluatorError, missing_input
 from evals.evaluators.grounding_features import (
     NAME,
     ClaimFeatures,
     Context,
     answer_feature_names,
     answer_features,
+    answer_roots,
     best_passage,
     claim_features,
     content_keys,
@@ -62,6 +63,7 @@ from evals.evaluators.grounding_features import (
     missing_specifics,
     negation_flip,
     number_keys,
+    text_keys,
     word_overlap,
 )
 from evals.evaluators.text import sentence_spans, words
@@ -191,10 +193,12 @@ _CHAT_KEYS = frozenset(
     )
 )
 _OPINION_WORDS = 4  # an opinion with more content words than this says something about the world too
-# "Did you know that the Pro plan includes 5 seats?" states what follows "that": a claim in a question's form.
+# "Did you know that the Pro plan includes 5 seats?" states what follows "that": a claim in a question's form;
+# so does "I just learned that ..." (the speaker's framing is no part of what the documents must hold).
 _EMBEDDED_CLAIM = re.compile(
     r"^(?:[\W_]*(?:oh|wow|well|and|so|but|hey|yes|yeah|also)\b)*[\W_]*"
-    r"(?:(?:did|do) you (?:know|hear|realize|realise)|have you heard|were you aware|are you aware)"
+    r"(?:(?:did|do) you (?:know|hear|realize|realise)|have you heard|were you aware|are you aware|"
+    r"i (?:just |recently |once |also )?(?:learned|learnt|read|heard|found out|saw|noticed)|fun fact:?)"
     r"(?: that)?\s+(?!(?:what|who|whom|whose|which|when|where|why|how|if|whether|anything|any|about|of)\b)",
     re.IGNORECASE,
 )
@@ -202,12 +206,32 @@ _CONTRAST = re.compile(r"\b(?:but|however|although|though|except|yet)\b")
 
 
 def claim_start(sentence: str) -> int:
-    """Where the claim of a sentence begins: after "Did you know that" in a question that states something,
-    else 0."""
+    """Where the claim of a sentence begins: after "Did you know that" in a question that states something, or
+    "I read that" before a statement; else 0."""
     embedded = _EMBEDDED_CLAIM.match(sentence)
-    if embedded and len(content_keys(words(sentence[embedded.end() :]))) >= 2:
+    if embedded and len(text_keys(sentence[embedded.end() :])) >= 2:
         return embedded.end()
     return 0
+
+
+NO_CLAIM = (
+    "the answer makes no factual claim (a greeting, a question back, an opinion or an abstention): there is "
+    "nothing in it to ground"
+)
+
+
+@lru_cache(maxsize=64)
+def answer_sentences(answer: str) -> tuple[tuple[int, int, str | None], ...]:
+    """(start, end, why it is no claim, or None for a claim) per sentence of ``answer``. Cached for the last few
+    answers: ``not_applicable`` and ``evaluate`` read the same answer one after the other."""
+    out = []
+    for start, end in sentence_spans(answer):
+        sentence = answer[start:end]
+        reason = non_claim_reason(sentence)
+        if reason is None and not text_keys(sentence) and not number_keys(sentence):
+            reason = "no content words"
+        out.append((start, end, reason))
+    return tuple(out)
 
 
 def non_claim_reason(sentence: str) -> str | None:
@@ -218,10 +242,10 @@ def non_claim_reason(sentence: str) -> str | None:
             return None  # "Did you know that refunds take 14 days?"
         tag = _TAG_QUESTION.search(stripped)
         # "Goldendoodles are called designer dogs, do you like them?" states something before asking.
-        if not tag or len(content_keys(words(stripped[: tag.start()]))) < _OPINION_WORDS:
+        if not tag or len(text_keys(stripped[: tag.start()])) < _OPINION_WORDS:
             return "a question back to the user"
     lowered = sentence.casefold().replace("’", "'")
-    if stripped.endswith(":") and len(content_keys(words(sentence))) <= 6:
+    if stripped.endswith(":") and len(text_keys(sentence)) <= 6:
         return "a lead-in"
     has_digits = _DIGIT.search(sentence) is not None
     if (
@@ -234,23 +258,20 @@ def non_claim_reason(sentence: str) -> str | None:
     start = lowered.lstrip(" \"'*_#>-")
     if not has_digits:
         pleasantry = _PLEASANTRY.match(start)
-        if pleasantry and len(content_keys(words(start[pleasantry.end() :]))) <= 2:
+        if pleasantry and len(text_keys(start[pleasantry.end() :])) <= 2:
             return "a greeting or pleasantry"
         interjection = _INTERJECTION.match(start)
-        if interjection and not content_keys(words(start[interjection.end() :])):
+        if interjection and not text_keys(start[interjection.end() :]):
             return "a greeting or pleasantry"
-        said = content_keys(words(start))
+        said = text_keys(start)
         if said and _CHAT_KEYS.issuperset(said) and not NAME.search(sentence[1:]):
             return "a greeting or pleasantry"  # "That's true!", "haha, very cool", "it makes sense"
     opinion = _OPINION.match(start)
-    # "I agree, he is known as the king of rock and roll" is a claim behind a courtesy.
-    if (
-        opinion
-        and not has_digits
-        and not NAME.search(sentence[1:])
-        and len(content_keys(words(start[opinion.end() :]))) <= _OPINION_WORDS
-    ):
-        return "a personal opinion"
+    # "I agree, he is known as the king of rock and roll" is a claim behind a courtesy; "I love the NFL!" is not.
+    if opinion and not has_digits:
+        said = text_keys(start[opinion.end() :])
+        if len(said) <= (_OPINION_WORDS if not NAME.search(sentence[1:]) else 2):
+            return "a personal opinion"
     return None
 
 
@@ -408,17 +429,29 @@ class _Measured:
 
 class Grounding(Evaluator[GroundingParams]):
     name: ClassVar[str] = "grounding"
-    version: ClassVar[int] = 3
+    version: ClassVar[int] = 4
     requires = frozenset({"answer", "context"})
     title: ClassVar[str] = "Grounding"
     description: ClassVar[str] = (
         "Probability that the answer's claims are supported by the retrieved documents (prose, JSON, key-value "
         "text and tables): content found, baseless additions, numbers, names, roles and negations that disagree, "
-        "combined by a small trained model. Greetings, questions and a plain 'I don't know' are not claims."
+        "combined by a small trained model. Greetings, questions, opinions and a plain 'I don't know' are not claims: "
+        "an answer made only of them is not scored."
     )
     Params: ClassVar[type[BaseModel]] = GroundingParams
     queue: ClassVar[str] = "scoring"
     default_enabled: ClassVar[bool] = True
+
+    @classmethod
+    def not_applicable(cls, item: EvalItem) -> str | None:
+        """A missing answer or context, or an answer that makes no claim (its greetings, questions back,
+        opinions and abstentions have nothing to ground: they neither pass nor fail)."""
+        missing = missing_input(item, cls.requires)
+        if missing is not None:
+            return missing
+        if all(reason is not None for _start, _end, reason in answer_sentences(item.output)):
+            return NO_CLAIM
+        return None
 
     def measure(self, item: EvalItem) -> _Measured | None:
         """The sentences of the answer and, per claim, its measures of support (before the model); None when
@@ -428,7 +461,7 @@ class Grounding(Evaluator[GroundingParams]):
         docs = [(d.id, d.text) for d in item.context if d.text and d.text.strip()]
         if not answer.strip() or not docs:
             return None
-        ctx = index_context(docs)
+        ctx = index_context(docs, answer_roots(answer))
         known_words: set[str] = set()
         known_numbers: set[str] = set()
         input_keys: set[str] = set()
@@ -438,15 +471,12 @@ class Grounding(Evaluator[GroundingParams]):
             for _written, value in number_keys(item.input):
                 (known_words if value.isalpha() else known_numbers).add(value)
 
-        spans = sentence_spans(answer)
-        truncated = len(spans) > params.max_sentences
-        spans = spans[: params.max_sentences]
+        sentences = answer_sentences(answer)
+        truncated = len(sentences) > params.max_sentences
+        spans = [(start, end) for start, end, _reason in sentences[: params.max_sentences]]
         verdicts: list[_Verdict] = []
-        for start, end in spans:
+        for start, end, reason in sentences[: params.max_sentences]:
             sentence = answer[start:end]
-            reason = non_claim_reason(sentence)
-            if reason is None and not content_keys(words(sentence)) and not number_keys(sentence):
-                reason = "no content words"
             if reason is not None:
                 verdicts.append(_Verdict(claim=False, probability=1.0, reason=f"not a claim: {reason}"))
             elif params.claims == "specifics":
@@ -488,8 +518,8 @@ class Grounding(Evaluator[GroundingParams]):
                 self._name_verdict(v)
         claims = [v for v in verdicts if v.claim]
         if not claims:
-            value = 1.0
-        elif self.params.claims == "specifics":
+            return None  # no claim: not applicable (``not_applicable`` says why)
+        if self.params.claims == "specifics":
             value = sum(v.verdict == "supported" for v in claims) / len(claims)
         else:
             measured_claims = [v.features for v in claims if v.features is not None]
@@ -624,14 +654,6 @@ class Grounding(Evaluator[GroundingParams]):
         }
         if truncated:
             evidence["truncated_at_sentences"] = self.params.max_sentences
-        if not claims:
-            return EvalResult(
-                value=1.0,
-                passed=True,
-                label="no_claims",
-                explanation="The answer makes no factual claim (it abstains, greets or asks back): nothing to ground.",
-                evidence=evidence,
-            )
         value = round(value, 4)
         passed = value >= self.params.threshold
         label = "grounded" if len(supported) == len(claims) else "partially_grounded" if supported else "ungrounded"
@@ -648,4 +670,4 @@ class Grounding(Evaluator[GroundingParams]):
         return EvalResult(value=value, passed=passed, label=label, explanation=explanation, evidence=evidence)
 
 
-__all__ = ["Grounding", "GroundingParams", "non_claim_reason"]
+__all__ = ["NO_CLAIM", "Grounding", "GroundingParams", "non_claim_reason"]

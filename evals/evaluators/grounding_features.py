@@ -348,12 +348,6 @@ def _idf_table() -> tuple[dict[str, float], float]:
     return table, max(table.values(), default=1.0)
 
 
-def idf(root_key: str) -> float:
-    """How much a root says, 0..1: "say" and "year" little, "toxophilite" and any number the most."""
-    table, rare = _idf_table()
-    return table.get(root_key, rare)
-
-
 # --- the context index -------------------------------------------------------------------------------------
 
 
@@ -398,8 +392,8 @@ _NUMBER_MARKS = frozenset(f"#{v}" for v in NUMBER_WORDS.values())
 
 
 class _Forms(dict[str, Any]):
-    """raw word → one of its forms (``pick`` of its ``_TOKENS`` entry, or its folded stem), memoised, so that
-    the index maps a document's distinct words with ``map`` rather than a Python loop."""
+    """raw word → one of its forms (``pick`` of its ``_TOKENS`` entry), memoised, so that a sequence of words
+    maps to its forms with ``map`` rather than a Python loop."""
 
     def __init__(self, pick: int):
         super().__init__()
@@ -409,13 +403,26 @@ class _Forms(dict[str, Any]):
         if len(self) > _MEMO_WORDS:
             self.clear()
         entry = _TOKENS[raw]
-        value = self[raw] = stem(entry[0]) if self.pick < 0 else entry[self.pick]
+        value = self[raw] = entry[self.pick]
         return value
 
 
+class _WordForms(dict[str, Any]):
+    """raw word → (folded word, content key, folded stem): what the context's word sets hold, one look-up per
+    distinct word of a document."""
+
+    def __missing__(self, raw: str) -> tuple[str, str | None, str]:
+        if len(self) > _MEMO_WORDS:
+            self.clear()
+        folded, k, _r = _TOKENS[raw]
+        forms = self[raw] = (folded, k, stem(folded))
+        return forms
+
+
 _TOKENS = _Memo()
+_WORD_FORMS = _WordForms()
 _ROOTS = _RootMemo()
-_FOLDED, _KEYS, _STEMS = _Forms(0), _Forms(1), _Forms(-1)
+_FOLDED, _KEYS = _Forms(0), _Forms(1)
 
 
 def token(raw: str) -> tuple[str, str | None, str | None]:
@@ -468,6 +475,20 @@ class Sentence:
         if self._pairs is None:
             self._pairs = frozenset(word_pairs(content_sequence(self.text), reach=2))
         return self._pairs
+
+
+def answer_roots(text: str) -> set[str]:
+    """The roots of the words of ``text`` (as either tokeniser reads them): the ``focus`` of ``index_context``
+    for an answer."""
+    found = set(map(_ROOTS.__getitem__, _WORD.findall(text)))
+    found.update(map(_ROOTS.__getitem__, raw_words(text)))
+    found.discard(None)
+    return found
+
+
+def text_keys(text: str) -> list[str]:
+    """``content_keys(words(text))``, each word looked up in the memo table rather than folded and keyed anew."""
+    return [k for k in map(_KEYS.__getitem__, raw_words(text)) if k is not None]
 
 
 def content_sequence(text: str) -> list[str]:
@@ -625,10 +646,12 @@ def _offsets_to_pieces(offsets: list[int], starts: list[int]) -> list[int]:
     return [max(0, bisect.bisect_right(starts, offset) - 1) for offset in offsets]
 
 
-def index_context(docs: list[tuple[str, str]]) -> Context:
+def index_context(docs: list[tuple[str, str]], focus: set[str] | None = None) -> Context:
     """``docs``: (id, text) of the non-empty documents. One pass of a few regular expressions over each text
     (sentences, words, numbers), every word looked up once in a memo table (its root, or whether it is a
-    negation or a number word); what only some claims need is computed when one asks."""
+    negation or a number word); what only some claims need is computed when one asks. ``focus``: the roots
+    the claims can ask for (``answer_roots``); only those are listed by sentence in ``by_root`` (a context
+    has many more distinct roots than an answer, and listing each was a fifth of the time)."""
     ctx = Context(doc_ids=[d for d, _ in docs], doc_texts=[t for _, t in docs])
     by_root, by_number, roots_memo, findall = ctx.by_root, ctx.by_number, _ROOTS, _WORD.findall
     all_roots: set[str] = set()
@@ -681,7 +704,7 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
                     position, start, end, piece, sentence_roots, frozenset(nums) if nums else _NONE, negated, is_fact
                 )
             )
-            for r in sentence_roots:
+            for r in sentence_roots if focus is None else sentence_roots & focus:
                 by_root[r].append(index)
             for value in nums:
                 by_number[value].append(index)
@@ -694,11 +717,13 @@ def index_context(docs: list[tuple[str, str]]) -> Context:
     # "WilkinsonBlack": text scraped without a space between sentences; its parts are words of the context too.
     for glued in [w for w in unique if not (w.islower() or w.isupper() or w.istitle())]:
         unique.update(findall(_GLUED.sub(" ", glued)))
-    ctx.words.update(map(_FOLDED.__getitem__, unique))
+    if unique:
+        folded, keys, stems = zip(*map(_WORD_FORMS.__getitem__, unique), strict=True)
+        ctx.words.update(folded)
+        ctx.words.update(stems)
+        ctx.keys = set(keys)
+        ctx.keys.discard(None)
     ctx.roots = all_roots
-    ctx.keys = set(map(_KEYS.__getitem__, unique))
-    ctx.keys.discard(None)
-    ctx.words.update(map(_STEMS.__getitem__, unique))
     return ctx
 
 
@@ -829,17 +854,27 @@ def negation_flip(sentence: str, ctx: Context, claim_roots: set[str] | None = No
         if not negated and not any(_ROOTS[w] == NEGATED for w in raw_words(sentence)):
             return False  # the usual case, settled without reading the clauses
     for clause in _CLAUSE.split(sentence):
-        sequence = polar_sequence(raw_words(clause))
-        roots = {k for k, _ in sequence if k}
+        raw = raw_words(clause)
+        found = set(map(_ROOTS.__getitem__, raw))
+        sequence = None
+        if NEGATED in found:  # a negation word ("Not" may still be part of a name: the sequence tells)
+            sequence = polar_sequence(raw)
+            roots = {k for k, _ in sequence if k}
+            claim_negated = any(cue for _, cue in sequence)
+        else:  # the usual case: the roots without reading the sequence (number words by value)
+            found.discard(None)
+            roots = {r[1:] if r[0] == "#" else r for r in found}
+            claim_negated = False
         if not roots:
             continue
         needed = max(2 if len(roots) > 1 else 1, (len(roots) + 1) // 2)
-        claim_negated = any(cue for _, cue in sequence)
         if not claim_negated and (
             (not ctx.structured and len(roots & ctx.negated_roots) < needed)
             or not _may_disagree(roots, needed, ctx, negated)
         ):
             continue  # the usual case, settled without counting every sentence's overlap
+        if sequence is None:
+            sequence = polar_sequence(raw)
         candidates: dict[int, int] = {}
         for r in roots:
             for i in ctx.by_root.get(r, ()):
@@ -964,7 +999,8 @@ def claim_features(
     judged_numbers = novel_numbers if (novel or novel_numbers) else number_values
     total = len(judged) + len(judged_numbers)
     judged_roots = {root(k) for k in judged}
-    weight = {r: idf(r) for r in judged_roots}
+    table, rare = _idf_table()  # how much a root says, 0..1: "say" little, "toxophilite" and numbers the most
+    weight = {r: table.get(r, rare) for r in judged_roots}
     weight.update(dict.fromkeys(judged_numbers, 1.0))
     weight_total = sum(weight.values())
 
@@ -988,7 +1024,8 @@ def claim_features(
     for value in judged_numbers:
         for i in by_number.get(value, ()):
             hits[i] = hits.get(i, 0.0) + 1.0
-    ranked = [-i for _w, i in heapq.nlargest(4, zip(hits.values(), map(operator.neg, hits), strict=True))]
+    # The four best, the earliest of equals (a sort of (-weight, index) pairs: cheaper than heapq here).
+    ranked = [i for _w, i in sorted(zip(map(operator.neg, hits.values()), hits, strict=True))[:4]]
     best = ranked[0] if ranked else None
     sentences = ctx.sentences
     denominator = len(judged_roots) + len(judged_numbers)
@@ -1004,7 +1041,7 @@ def claim_features(
         for lo, hi in ((i, i), (i - 1, i), (i, i + 1), (i - 1, i + 1)):
             if lo < 0 or hi >= len(sentences) or sentences[lo].doc != sentences[hi].doc:
                 continue
-            shared = found_in[lo].union(*(found_in[j] for j in range(lo + 1, hi + 1)))
+            shared = found_in[lo] if lo == hi else found_in[lo].union(found_in[lo + 1], found_in[hi])
             share = sum(map(weight.__getitem__, shared)) / weight_total if weight_total else 0.0
             if share > idf_window + 1e-9:
                 idf_window, window = share, (lo, hi)
@@ -1025,7 +1062,8 @@ def claim_features(
         for clause in _CLAUSE.split(sentence):
             said = wanted.intersection(token_sequence(_WORD.findall(clause)))
             if len(said) >= 2:
-                clause_found = min(clause_found, len(said & (ctx.roots | ctx.numbers)) / len(said))
+                present = len(said) - len(said - ctx.roots - ctx.numbers)  # no union of the large sets per clause
+                clause_found = min(clause_found, present / len(said))
                 clause_near = min(clause_near, len(said & near) / len(said))
     pairs = 1.0
     claim_pairs = word_pairs([r for r in token_sequence([w for _a, _b, w in raw_spans]) if r in wanted], reach=1)
@@ -1142,12 +1180,25 @@ ANSWER_FEATURES = (
 )
 
 
+_SINGLE = tuple((name, name in _MEAN_ONLY) for name in FEATURES)
+
+
 def answer_features(claims: list[dict[str, float]], answer: dict[str, float]) -> list[float]:
     """The model's input for a set of claims (one claim: that claim alone): the weakest claim and the mean
     of each measure of support, the worst and the mean of each measure of trouble, the number of claims; and
     the measures of the whole answer (``ANSWER_FEATURES``)."""
     n = len(claims)
     out: list[float] = [answer[name] for name in ANSWER_FEATURES]
+    if n == 1:  # one claim (every claim's own probability): its values stand for the weakest and the mean
+        (claim,) = claims
+        for name, single in _SINGLE:
+            value = claim[name]
+            if single:
+                out.append(value)
+            else:
+                out += (value, value)
+        out.append(0.0)
+        return out
     for name in FEATURES:
         column = [c[name] for c in claims]
         if name in _SUPPORT:

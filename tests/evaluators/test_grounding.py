@@ -13,9 +13,10 @@ import pytest
 from pydantic import ValidationError
 
 from evals.evaluators.base import ContextDoc, EvalItem, EvaluatorError
-from evals.evaluators.grounding import Grounding, non_claim_reason
+from evals.evaluators.grounding import NO_CLAIM, Grounding, non_claim_reason
 from evals.evaluators.grounding_features import context_numbers, structured_facts
 from evals.evaluators.text import numbers, sentence_spans, split_sentences, stem
+from evals.services import run_evaluator
 
 KB = (
     ContextDoc(
@@ -37,8 +38,9 @@ def run(output: str, context: tuple[ContextDoc, ...] = KB, question: str = "", *
     return Grounding.from_config(params).evaluate(EvalItem(input=question, output=output, context=context))
 
 
-# (case id, answer, context, expected verdict per sentence (None: not a claim), expected passed, expected
-#  unsupported sentences, expected missing specifics over all sentences)
+# (case id, answer, context, expected verdict per sentence (None: not a claim), expected passed (None: the
+#  answer makes no claim, so it is not scored), expected unsupported sentences, expected missing specifics over
+#  all sentences)
 CASES = [
     (
         "verbatim",
@@ -161,8 +163,8 @@ CASES = [
         "i-dont-know",
         "I don't know.",
         KB,
-        [None],
-        True,
+        None,
+        None,
         [],
         [],
     ),
@@ -170,8 +172,8 @@ CASES = [
         "not-in-documents",
         "I couldn't find the cancellation policy in the documents.",
         KB,
-        [None],
-        True,
+        None,
+        None,
         [],
         [],
     ),
@@ -265,6 +267,10 @@ CASES = [
 )
 def test_grounding_table(answer, context, verdicts, passed, unsupported, missing) -> None:
     result = run(answer, context)
+    if passed is None:  # no claim: not scored
+        assert result is None
+        assert Grounding.not_applicable(EvalItem(output=answer, context=context)) == NO_CLAIM
+        return
     assert result is not None
     assert [s["verdict"] for s in result.evidence["sentences"]] == verdicts
     assert result.passed is passed
@@ -362,13 +368,20 @@ def test_negation_evidence() -> None:
     assert relaxed is not None and relaxed.passed is True
 
 
-def test_correct_abstention_is_grounded_with_no_claims() -> None:
-    result = run("I'm sorry, I couldn't find that in the documents. Could you rephrase the question?")
-    assert result is not None
-    assert (result.value, result.passed, result.label) == (1.0, True, "no_claims")
-    assert result.evidence["claims"] == 0
-    assert result.evidence["unsupported"] == []
-    assert [s["claim"] for s in result.evidence["sentences"]] == [False, False]
+def test_answer_without_claims_is_not_scored() -> None:
+    """An abstention, a question back or small talk has nothing to ground: not applicable, never failed (nor
+    counted as a pass), and the trace page gets the reason."""
+    answer = "I'm sorry, I couldn't find that in the documents. Could you rephrase the question?"
+    assert run(answer) is None
+    item = EvalItem(input="How long do refunds take?", output=answer, context=KB)
+    assert Grounding.not_applicable(item) == NO_CLAIM
+    assert run_evaluator(Grounding.from_config(None), item) is None
+    # One claim beside them is enough to be scored, and the non-claims stay in the evidence.
+    result = run(answer + " Refunds take 14 days.")
+    assert result is not None and result.value is not None
+    assert result.evidence["claims"] == 1
+    assert [s["claim"] for s in result.evidence["sentences"]] == [False, False, True]
+    assert Grounding.not_applicable(EvalItem(input="", output=answer + " Refunds take 14 days.", context=KB)) is None
 
 
 def test_threshold_is_a_param() -> None:
@@ -431,7 +444,7 @@ def test_bad_params_are_rejected(params: dict[str, Any], field: str) -> None:
 def test_metadata() -> None:
     assert (Grounding.name, Grounding.version, Grounding.queue, Grounding.default_enabled) == (
         "grounding",
-        3,
+        4,
         "scoring",
         True,
     )
@@ -557,12 +570,15 @@ TOOL_CONTEXT = (
         ("For Oslo: expect mild weather around 18°C. Hotel Central has rooms at $165 per night.", 1.0, []),
         ("For Oslo: expect mild weather around 21°C. Hotel Central has rooms at $165 per night.", 0.5, ["21"]),
         ("Hotel Plaza has rooms at $165 per night.", 0.0, ["Hotel Plaza"]),
-        ("Have a great trip! Let me know if you need more.", 1.0, []),
+        ("Have a great trip! Let me know if you need more.", None, []),
     ],
 )
-def test_specifics_mode_for_tool_using_agents(answer: str, value: float, missing: list[str]) -> None:
+def test_specifics_mode_for_tool_using_agents(answer: str, value: float | None, missing: list[str]) -> None:
     evaluator = Grounding.from_config({"claims": "specifics"})
     result = evaluator.evaluate(EvalItem(input="Plan a weekend in Oslo.", output=answer, context=TOOL_CONTEXT))
+    if value is None:
+        assert result is None
+        return
     assert result is not None
     assert result.value == value
     assert [m for s in result.evidence["sentences"] for m in s["missing_specifics"]] == missing

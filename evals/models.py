@@ -48,8 +48,12 @@ class Score(models.Model):
     """A judgement on a trace or one of its spans: from an evaluator, a person, an app (API) or a probe."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="scores")
-    span = models.ForeignKey(Span, on_delete=models.CASCADE, null=True, blank=True, related_name="scores")
+    # Scores are partitioned by ``trace_start`` on PostgreSQL like traces (traces.models.Trace): no database
+    # constraint on these keys, and there the unique key is (project, key, trace_start) (services.scores_upsert).
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="scores", db_constraint=False)
+    span = models.ForeignKey(
+        Span, on_delete=models.CASCADE, null=True, blank=True, related_name="scores", db_constraint=False
+    )
     # Identity of the judgement within the project, so a repeated judgement replaces the previous one:
     # evaluator scores by (trace, span, evaluator, version, name); human ones by (trace, span, author, name);
     # API ones by their optional id. See services.score_key_*.
@@ -321,7 +325,11 @@ class ProbeResult(models.Model):
 
     run = models.ForeignKey(ProbeRun, on_delete=models.CASCADE, related_name="results")
     item = models.ForeignKey(DatasetItem, on_delete=models.SET_NULL, null=True, related_name="+")
-    trace = models.ForeignKey(Trace, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # Traces are partitioned on PostgreSQL (no database constraint to them); a dropped partition's traces are
+    # unset here by evals.retention.
+    trace = models.ForeignKey(
+        Trace, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False
+    )
     question = models.TextField(blank=True)  # the item's input as text, kept if the item is edited later
     expected = models.TextField(blank=True)
     answer = models.TextField(blank=True)

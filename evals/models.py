@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -30,10 +32,13 @@ def score_value_in_range(value: float) -> bool:
 
 
 class ScoreQuerySet(models.QuerySet["Score"]):
-    def current(self) -> ScoreQuerySet:
+    def current(self, *, starts: tuple[datetime, datetime] | None = None) -> ScoreQuerySet:
         """The scores that count, for every reader (pages, API, rollups, SLIs, drift, canary): every human, API and
         probe score, and of evaluator scores only the newest evaluator version per trace, name and evaluator. A
-        rescore with a new version supersedes the older rows; they are kept until the trace is deleted."""
+        rescore with a new version supersedes the older rows; they are kept until the trace is deleted.
+
+        ``starts``: only scores whose trace started in this range (inclusive), which on PostgreSQL reads only the
+        partitions of that range, the version check included."""
         newer = Score.objects.filter(
             trace=OuterRef("trace"),
             name=OuterRef("name"),
@@ -41,7 +46,11 @@ class ScoreQuerySet(models.QuerySet["Score"]):
             source=ScoreSource.EVALUATOR,
             evaluator_version__gt=OuterRef("evaluator_version"),
         )
-        return self.exclude(Q(source=ScoreSource.EVALUATOR) & Exists(newer))
+        rows = self
+        if starts is not None:
+            newer = newer.filter(trace_start__range=starts)
+            rows = rows.filter(trace_start__range=starts)
+        return rows.exclude(Q(source=ScoreSource.EVALUATOR) & Exists(newer))
 
 
 class Score(models.Model):

@@ -7,7 +7,7 @@ import binascii
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypedDict
 
@@ -135,6 +135,7 @@ SORT_KEYS = ("time", "latency", "cost", "tokens", "score")
 _SORT_FIELDS = {"time": "start_time", "latency": "duration_ms", "cost": "cost_sort", "tokens": "total_tokens"}
 COST_SORT = Coalesce("cost", Value(Decimal(0)), output_field=DecimalField(max_digits=20, decimal_places=10))
 COUNT_BOUND = 10_000
+SCORE_START_SLACK = timedelta(days=1)
 COUNT_TIMEOUT_MS = 50
 
 
@@ -299,9 +300,14 @@ def trace_count(
 def _attach_scores(items: list[Trace]) -> None:
     """Each trace's current scores as `scores` (failing first, then by name) and the names of the failing ones as
     `failing_scores`."""
+    if not items:
+        return
+    # A score carries its trace's start as of its scoring (an earlier span arriving later moves the trace by
+    # seconds): bounded by a day around the page's traces, the read skips every other day's partition.
+    starts = [t.start_time for t in items]
     scores: dict[int, list[Score]] = {}
     for score in (
-        Score.objects.current()
+        Score.objects.current(starts=(min(starts) - SCORE_START_SLACK, max(starts) + SCORE_START_SLACK))
         .filter(trace__in=[t.pk for t in items])
         .only("trace_id", "name", "value", "label", "passed", "source", "evaluator")
         .order_by("name", "-updated_at")

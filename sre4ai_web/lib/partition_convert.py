@@ -1,9 +1,9 @@
 """Turning a plain table into a partitioned one (sre4ai_web.lib.partitions), with or without its data.
 
 An empty table (a new installation: the migrations do it) is simply replaced. A table with data is not copied: the
-old table becomes the partition ``<table>_legacy`` for every time before a cutoff (the start of the period after
-tomorrow, beyond the latest time ingest accepts), and new periods get partitions of their own. So the work is in
-the catalog and takes seconds whatever the size:
+old table becomes the partition ``<table>_legacy`` for every time before a cutoff (the start of the period
+after the latest time ingest accepts: the day after tomorrow by default), and new periods get partitions of
+their own. So the work is in the catalog and takes seconds whatever the size:
 
 1. ``prepare`` (the application keeps running; nothing is blocked): rows without a time get one (``backfill``);
    every unique index gets a copy ending with the time column, built ``CONCURRENTLY``; a CHECK constraint
@@ -24,6 +24,7 @@ import logging
 import re
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from sre4ai_web.lib.partitions import PartitionedTable, floor, following, forget, is_partitioned, partitions_upkeep
@@ -32,9 +33,10 @@ logger = logging.getLogger(__name__)
 
 
 def cutoff_for(spec: PartitionedTable, now: datetime) -> datetime:
-    """The legacy partition ends at the start of the period after tomorrow (ingest accepts spans up to
-    SRE4AI_INGEST_MAX_FUTURE_SECONDS, a day by default, ahead): rows written while converting still fit in it."""
-    return following(floor(now + timedelta(days=1), spec.step), spec.step)
+    """The legacy partition ends at the start of the period after the latest time ingest accepts
+    (SRE4AI_INGEST_MAX_FUTURE_SECONDS ahead, a day by default): rows written while converting still fit in it."""
+    ahead = timedelta(seconds=max(settings.INGEST_MAX_FUTURE_SECONDS, 24 * 3600))
+    return following(floor(now + ahead, spec.step), spec.step)
 
 
 def _quote(name: str) -> str:
@@ -188,9 +190,9 @@ def _attach_legacy(spec: PartitionedTable, legacy: str, uniques: list[tuple[str,
     q = _quote
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER TABLE {q(legacy)} ALTER COLUMN {q(spec.column)} SET NOT NULL")  # by the CHECK: no scan
-        for name, _, primary, _ in uniques:
-            if name.endswith("_keyed"):
-                continue
+        for name, columns, primary, _ in uniques:
+            if name.endswith("_keyed") or spec.column in columns:
+                continue  # a key with the time column already serves the partitioned table as it is
             keyed = _keyed_name(name)
             if primary:
                 cursor.execute(

@@ -306,6 +306,9 @@ def partitions_drop(group: str, before: datetime) -> list[Dropped]:
             try:
                 with transaction.atomic(), connection.cursor() as cursor:
                     cursor.execute("SET LOCAL lock_timeout = '5s'")
+                    # Deferred foreign key checks of this transaction's earlier writes (there are none in the beat
+                    # task; a caller's transaction may have some) would forbid the drop: run them now.
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                     for hook in _DROP_HOOKS:
                         hook(spec, partition.name)
                     cursor.execute(f"DROP TABLE {quote(partition.name)}")

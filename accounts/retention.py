@@ -9,6 +9,11 @@ delete those keys), so ingest never waits on it. It goes round the projects and 
 project with a long backlog does not hold up the others, until nothing has expired or its time is up (the next run
 goes on). What it removed is recorded per project, table and day (``DataRemoval``), for the Settings page.
 
+On PostgreSQL the big tables are partitioned by time (sre4ai_web.lib.partitions): a sweep first drops whole the
+partitions whose period has expired for every project (the longest retention), recording each project's rows, and
+the projects of that longest retention then have nothing older to delete row by row (their rows go with the
+partitions, up to a period after their cutoff); only projects with a shorter retention are deleted in batches.
+
 SLOs, incidents, datasets and everything else that is configuration or history is never a target. SLI counts
 are not one either: the SLO tick drops those older than the longest window (31 days, below ``AGGREGATE_DAYS_MIN``).
 """
@@ -190,7 +195,7 @@ def retention_sweep(*, now: datetime | None = None, seconds: float = 240.0) -> S
     deadline = time.monotonic() + seconds
     result = SweepResult()
     projects = list(Project.objects.order_by("pk"))
-    raw_kept, aggregate_kept = _partitions_drop(projects, now, result)
+    raw_kept, aggregate_kept = _partitions_drop(projects, now, result) if seconds > 0 else (None, None)
     pending: list[tuple[Project, Target]] = []
     for project in projects:
         raw_before, aggregate_before = raw_cutoff(project, now), aggregate_cutoff(project, now)

@@ -124,7 +124,17 @@ def run(args: argparse.Namespace) -> None:
         finally:
             timings["count"] += time.perf_counter() - began
 
+    real_partitions_drop = retention.partitions_drop
+
+    def dropping(group: str, before: datetime) -> list[partitions.Dropped]:
+        began = time.perf_counter()
+        try:
+            return real_partitions_drop(group, before)
+        finally:
+            timings["drop"] += time.perf_counter() - began
+
     partitions._per_project = counted
+    retention.partitions_drop = dropping
     for mode in ("batched", "drop"):
         project_retention_set(project=project, raw_days=60, aggregate_days=400)
         began = time.monotonic()

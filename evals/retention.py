@@ -27,6 +27,7 @@ def probe_results_unlink(spec: PartitionedTable, partition: str) -> None:
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {ProbeResult._meta.db_table} SET trace_id = NULL "  # noqa: S608
-            f"WHERE trace_id IN (SELECT id FROM {quote(partition)})"
+            # Probe results are few: each is looked up in the partition's index, never the partition scanned.
+            f"UPDATE {ProbeResult._meta.db_table} r SET trace_id = NULL WHERE r.trace_id IS NOT NULL "  # noqa: S608
+            f"AND EXISTS (SELECT 1 FROM {quote(partition)} t WHERE t.id = r.trace_id)"
         )

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def partitions_ensure(group: str, moments: Iterable[datetime]) -> int:
         _known[spec.table] = partitions(spec.table)
         for start in missing:
             if not _covered(_known[spec.table], start):
-                created += _create(spec, start)
+                created += _create_or_log(spec, start)
         _known.pop(spec.table)  # read again next time: a creation rolled back with its transaction is not there
     return created
 
@@ -252,7 +252,18 @@ def partitions_upkeep(now: datetime) -> int:
 
 def partitions_ensure_table(spec: PartitionedTable, moments: Iterable[datetime]) -> int:
     parts = partitions(spec.table)
-    return sum(_create(spec, s) for s in sorted({floor(m, spec.step) for m in moments}) if not _covered(parts, s))
+    starts = sorted({floor(m, spec.step) for m in moments})
+    return sum(_create_or_log(spec, s) for s in starts if not _covered(parts, s))
+
+
+def _create_or_log(spec: PartitionedTable, start: datetime) -> bool:
+    """A partition that cannot be made (a race with a write of its period into the default partition, a lock) is
+    not an error of the caller: its rows go to the default partition, and the next upkeep tries again."""
+    try:
+        return _create(spec, start)
+    except DatabaseError:
+        logger.exception("partitions: making the partition of %s from %s failed", spec.table, start)
+        return False
 
 
 def _rehome_default(spec: PartitionedTable) -> int:
@@ -293,7 +304,7 @@ def _per_project(spec: PartitionedTable, partition: Partition) -> list[tuple[int
 def partitions_drop(group: str, before: datetime) -> list[Dropped]:
     """Drop every partition of ``group`` whose period ends at or before ``before`` (every project's rows in it have
     expired), children before their parents; returns the rows each project lost per table (counted first).
-    A drop that cannot take its lock within 5 s is left for the next run."""
+    A drop that cannot take its lock within half a second is left for the next run."""
     dropped: list[Dropped] = []
     quote = connection.ops.quote_name
     for spec in reversed(registered(group)):
@@ -305,14 +316,16 @@ def partitions_drop(group: str, before: datetime) -> list[Dropped]:
             counts = _per_project(spec, partition)
             try:
                 with transaction.atomic(), connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL lock_timeout = '5s'")
+                    # The drop needs an ACCESS EXCLUSIVE lock on the table for a moment: queries arriving while it
+                    # waits for a running one queue behind it, so it waits at most half a second.
+                    cursor.execute("SET LOCAL lock_timeout = '500ms'")
                     # Deferred foreign key checks of this transaction's earlier writes (there are none in the beat
                     # task; a caller's transaction may have some) would forbid the drop: run them now.
                     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                     for hook in _DROP_HOOKS:
                         hook(spec, partition.name)
                     cursor.execute(f"DROP TABLE {quote(partition.name)}")
-            except Exception:  # a long query holds the table: the next sweep drops it
+            except DatabaseError:  # a long query holds the table: the next sweep drops it
                 logger.exception("partitions: dropping %s failed", partition.name)
                 continue
             logger.info("partitions: dropped %s", partition.name)

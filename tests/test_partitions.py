@@ -99,6 +99,10 @@ def test_ingest_into_a_day_without_a_partition(tenant: Tenant) -> None:
             assert day_name(table, old) not in {p.name for p in partitions(table)}
     ingest(tenant, [native_trace(1, old), native_trace(2, future)])
     ingest(tenant, [native_trace(1, old)])  # re-sent: updated in place, never a second row
+    with CaptureQueriesContext(connection) as queries:
+        ingest(tenant, [native_trace(1, old)])
+    # The process read the partitions once after making them; from then on it knows them: no catalog read.
+    assert not [q["sql"] for q in queries.captured_queries if "pg_inherits" in q["sql"]]
     assert Trace.objects.filter(project=tenant.project).count() == 2
     assert Span.objects.filter(project=tenant.project).count() == 6
     assert RetrievedDocument.objects.filter(span__project=tenant.project).count() == 4

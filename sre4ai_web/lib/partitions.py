@@ -226,10 +226,11 @@ def partitions_ensure(group: str, moments: Iterable[datetime]) -> int:
         if not missing:
             continue
         _known[spec.table] = partitions(spec.table)
-        for start in missing:
-            if not _covered(_known[spec.table], start):
-                created += _create_or_log(spec, start)
-        _known.pop(spec.table)  # read again next time: a creation rolled back with its transaction is not there
+        making = [start for start in missing if not _covered(_known[spec.table], start)]
+        for start in making:
+            created += _create_or_log(spec, start)
+        if making:  # read again next time: a creation rolled back with its transaction is not there
+            _known.pop(spec.table)
     return created
 
 

@@ -9,6 +9,11 @@ delete those keys), so ingest never waits on it. It goes round the projects and 
 project with a long backlog does not hold up the others, until nothing has expired or its time is up (the next run
 goes on). What it removed is recorded per project, table and day (``DataRemoval``), for the Settings page.
 
+On PostgreSQL the big tables are partitioned by time (sre4ai_web.lib.partitions): a sweep first drops whole the
+partitions whose period has expired for every project (the longest retention), recording each project's rows, and
+the projects of that longest retention then have nothing older to delete row by row (their rows go with the
+partitions, up to a period after their cutoff); only projects with a shorter retention are deleted in batches.
+
 SLOs, incidents, datasets and everything else that is configuration or history is never a target. SLI counts
 are not one either: the SLO tick drops those older than the longest window (31 days, below ``AGGREGATE_DAYS_MIN``).
 """
@@ -26,7 +31,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import DataRemoval, Project
+from accounts.models import DataRemoval, Project, RemovalKind
+from sre4ai_web.lib.partitions import AGGREGATE, RAW, oldest_kept, partitions_drop
 from sre4ai_web.lib.sql import AnyOf
 
 logger = logging.getLogger(__name__)
@@ -156,17 +162,57 @@ def _record(project_id: int, day: date, table: str, removed: Removed, now: datet
         row.save(update_fields=["rows", "oldest", "newest", "last_at"])
 
 
+def _longest(projects: list[Project], kind: str) -> int:
+    return max(getattr(p, f"{kind}_retention_days") for p in projects)
+
+
+def _partitions_drop(projects: list[Project], now: datetime, result: SweepResult) -> tuple[datetime | None, ...]:
+    """PostgreSQL with partitioned tables (sre4ai_web.lib.partitions): drop whole the partitions whose period has
+    expired for every project (the longest retention), and record what each project lost. Returns, per kind (raw,
+    aggregate), where row by row deletion stops for the projects of the longest retention (their older rows went
+    with the partitions; None: delete up to the cutoff as without partitions). Shorter retentions are still
+    deleted in batches."""
+    if not projects:
+        return None, None
+    kept: list[datetime | None] = []
+    for group, kind, cutoff in (
+        (RAW, RemovalKind.RAW, raw_cutoff),
+        (AGGREGATE, RemovalKind.AGGREGATE, aggregate_cutoff),
+    ):
+        longest = next(p for p in projects if getattr(p, f"{kind}_retention_days") == _longest(projects, kind))
+        moment = cutoff(longest, now)
+        oldest = oldest_kept(group, moment)
+        kept.append(oldest)
+        if oldest is None:
+            continue
+        known = {p.pk for p in projects}
+        for dropped in partitions_drop(group, oldest):
+            if dropped.project_id not in known:
+                continue
+            key = (dropped.project_id, dropped.label)
+            if key in result.removed:
+                result.removed[key].add(dropped.rows, dropped.oldest, dropped.newest)
+            else:
+                result.removed[key] = Removed(kind, dropped.rows, dropped.oldest, dropped.newest)
+    return tuple(kept)
+
+
 def retention_sweep(*, now: datetime | None = None, seconds: float = 240.0) -> SweepResult:
     """Remove every project's expired rows (see the module's docstring) for at most ``seconds``, and record them."""
     now = now or timezone.now()
     deadline = time.monotonic() + seconds
     result = SweepResult()
-    pending: list[tuple[Project, Target]] = [
-        (project, target)
-        for project in Project.objects.order_by("pk")
-        for function in _TARGETS
-        for target in function(project, raw_cutoff(project, now), aggregate_cutoff(project, now))
-    ]
+    projects = list(Project.objects.order_by("pk"))
+    raw_kept, aggregate_kept = _partitions_drop(projects, now, result) if seconds > 0 else (None, None)
+    pending: list[tuple[Project, Target]] = []
+    for project in projects:
+        raw_before, aggregate_before = raw_cutoff(project, now), aggregate_cutoff(project, now)
+        # A project of the longest retention: its older rows went (or go next run) with whole partitions.
+        if raw_kept and project.raw_retention_days == _longest(projects, "raw"):
+            raw_before = raw_kept
+        if aggregate_kept and project.aggregate_retention_days == _longest(projects, "aggregate"):
+            aggregate_before = aggregate_kept
+        pending += [(project, t) for function in _TARGETS for t in function(project, raw_before, aggregate_before)]
     while pending and result.finished:
         left: list[tuple[Project, Target]] = []
         for project, target in pending:

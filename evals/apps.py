@@ -15,3 +15,17 @@ class EvalsConfig(AppConfig):
         from evals.retention import retention_targets
 
         targets_register(retention_targets)  # what of this app's data expires (accounts.retention)
+
+        from evals.retention import probe_results_unlink
+        from sre4ai_web.lib.partitions import DAY, RAW, PartitionedTable, on_drop, register
+
+        # Scores are partitioned by their trace's start, by day like traces (sre4ai_web.lib.partitions). A score
+        # written before trace_start was always set gets it from its trace before the table is converted.
+        register(
+            PartitionedTable(
+                "evals.Score", "evals_score", "trace_start", DAY, RAW,
+                backfill="UPDATE evals_score s SET trace_start = t.start_time FROM traces_trace t "
+                "WHERE t.id = s.trace_id AND s.trace_start IS NULL",
+            )
+        )  # fmt: skip
+        on_drop(probe_results_unlink)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -30,10 +32,13 @@ def score_value_in_range(value: float) -> bool:
 
 
 class ScoreQuerySet(models.QuerySet["Score"]):
-    def current(self) -> ScoreQuerySet:
+    def current(self, *, starts: tuple[datetime, datetime] | None = None) -> ScoreQuerySet:
         """The scores that count, for every reader (pages, API, rollups, SLIs, drift, canary): every human, API and
         probe score, and of evaluator scores only the newest evaluator version per trace, name and evaluator. A
-        rescore with a new version supersedes the older rows; they are kept until the trace is deleted."""
+        rescore with a new version supersedes the older rows; they are kept until the trace is deleted.
+
+        ``starts``: only scores whose trace started in this range (inclusive), which on PostgreSQL reads only the
+        partitions of that range, the version check included."""
         newer = Score.objects.filter(
             trace=OuterRef("trace"),
             name=OuterRef("name"),
@@ -41,15 +46,23 @@ class ScoreQuerySet(models.QuerySet["Score"]):
             source=ScoreSource.EVALUATOR,
             evaluator_version__gt=OuterRef("evaluator_version"),
         )
-        return self.exclude(Q(source=ScoreSource.EVALUATOR) & Exists(newer))
+        rows = self
+        if starts is not None:
+            newer = newer.filter(trace_start__range=starts)
+            rows = rows.filter(trace_start__range=starts)
+        return rows.exclude(Q(source=ScoreSource.EVALUATOR) & Exists(newer))
 
 
 class Score(models.Model):
     """A judgement on a trace or one of its spans: from an evaluator, a person, an app (API) or a probe."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="scores")
-    span = models.ForeignKey(Span, on_delete=models.CASCADE, null=True, blank=True, related_name="scores")
+    # Scores are partitioned by ``trace_start`` on PostgreSQL like traces (traces.models.Trace): no database
+    # constraint on these keys, and there the unique key is (project, key, trace_start) (services.scores_upsert).
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="scores", db_constraint=False)
+    span = models.ForeignKey(
+        Span, on_delete=models.CASCADE, null=True, blank=True, related_name="scores", db_constraint=False
+    )
     # Identity of the judgement within the project, so a repeated judgement replaces the previous one:
     # evaluator scores by (trace, span, evaluator, version, name); human ones by (trace, span, author, name);
     # API ones by their optional id. See services.score_key_*.
@@ -321,7 +334,11 @@ class ProbeResult(models.Model):
 
     run = models.ForeignKey(ProbeRun, on_delete=models.CASCADE, related_name="results")
     item = models.ForeignKey(DatasetItem, on_delete=models.SET_NULL, null=True, related_name="+")
-    trace = models.ForeignKey(Trace, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # Traces are partitioned on PostgreSQL (no database constraint to them); a dropped partition's traces are
+    # unset here by evals.retention.
+    trace = models.ForeignKey(
+        Trace, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False
+    )
     question = models.TextField(blank=True)  # the item's input as text, kept if the item is edited later
     expected = models.TextField(blank=True)
     answer = models.TextField(blank=True)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -42,6 +42,7 @@ from evals.selectors import EffectiveConfig, effective_configs, eval_item, trace
 from sre4ai_web.celery import app as celery_app
 from sre4ai_web.lib.bounds import SCORE_VALUE_LIMIT
 from sre4ai_web.lib.claims import MAX_ATTEMPTS, given_up, lost, requeued, waiting_messages
+from sre4ai_web.lib.partitions import is_partitioned
 from sre4ai_web.lib.queue import enqueue_on_commit
 from traces.models import Span, Trace
 from traces.services import minutes_mark_dirty
@@ -127,11 +128,31 @@ def _score_row(trace: Trace, spans_by_id: dict[str, Span], config: EffectiveConf
 
 
 def scores_upsert(scores: list[Score]) -> None:
-    """Insert or replace scores by (project, key); the caller marks their minutes dirty in the same transaction."""
-    if scores:
+    """Insert or replace scores by (project, key); the caller marks their minutes dirty in the same transaction.
+
+    Partitioned scores (PostgreSQL, sre4ai_web.lib.partitions) are unique by (project, key, trace_start): a score
+    written when its trace started elsewhere (an earlier span arrived since) is removed first, so a key still has
+    one score. Writers of one trace's scores hold its lock (traces_lock) or are the one scoring job of it."""
+    if not scores:
+        return
+    if not is_partitioned(Score._meta.db_table):
         Score.objects.bulk_create(
             scores, update_conflicts=True, unique_fields=["project", "key"], update_fields=SCORE_UPDATE_FIELDS
         )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {Score._meta.db_table} s USING unnest(%s::bigint[], %s::text[], %s::timestamptz[]) "  # noqa: S608
+            "AS u(project_id, key, trace_start) "
+            "WHERE s.project_id = u.project_id AND s.key = u.key AND s.trace_start <> u.trace_start",
+            [[x.project_id for x in scores], [x.key for x in scores], [x.trace_start for x in scores]],
+        )
+    Score.objects.bulk_create(
+        scores,
+        update_conflicts=True,
+        unique_fields=["project", "key", "trace_start"],
+        update_fields=SCORE_UPDATE_FIELDS,
+    )
 
 
 def traces_score(

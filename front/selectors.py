@@ -30,6 +30,7 @@ from psycopg.errors import QueryCanceled
 from accounts.models import Project
 from evals.models import Score
 from traces.models import Span, Trace
+from traces.selectors import SCORE_START_SLACK
 
 LIST_COLUMNS = (
     "id",
@@ -247,9 +248,12 @@ def trace_count(
 def _attach_scores(items: list[Trace]) -> None:
     """Each trace's current scores as `scores_shown` (failing first, then by name), the passing ones as
     `scores_passed` and the names of the failing ones as `failing_scores`."""
+    if not items:
+        return
+    starts = [t.start_time for t in items]
     scores: dict[int, list[Score]] = {}
     for score in (
-        Score.objects.current()
+        Score.objects.current(starts=(min(starts) - SCORE_START_SLACK, max(starts) + SCORE_START_SLACK))
         .filter(trace__in=[t.pk for t in items])
         .only("trace_id", "name", "value", "label", "passed", "source", "evaluator")
         .order_by("name", "-updated_at")

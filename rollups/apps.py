@@ -9,3 +9,10 @@ class RollupsConfig(AppConfig):
         from rollups.retention import retention_targets
 
         targets_register(retention_targets)  # what of this app's data expires (accounts.retention)
+
+        from sre4ai_web.lib.partitions import AGGREGATE, MONTH, PartitionedTable, register
+
+        # Partitioned by month on PostgreSQL (sre4ai_web.lib.partitions): kept 400 days by default, so a day each
+        # would make hundreds of partitions.
+        register(PartitionedTable("rollups.TrafficRollup", "rollups_trafficrollup", "bucket", MONTH, AGGREGATE))
+        register(PartitionedTable("rollups.ScoreRollup", "rollups_scorerollup", "bucket", MONTH, AGGREGATE))

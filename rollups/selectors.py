@@ -18,6 +18,7 @@ from rollups.histogram import merge, quantile
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
 from sre4ai_web.lib.timebuckets import floor_hour, floor_minute
 from traces.models import RetrievedDocument, Trace
+from traces.selectors import SCORE_START_SLACK
 
 DIMENSIONS = ("model", "release", "prompt", "route")
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -441,8 +442,11 @@ def service_detail(*, project: Project, service: str, environment: str, window: 
 def _scores_in_window(project: Project, service: str, environment: str, window: Window) -> QuerySet[Score]:
     """Scores of the service's traces that started in the window (the score_panel_idx index, no join)."""
     scores = (
-        Score.objects.current()
+        Score.objects.current(starts=(window.since, window.until))
         .filter(project=project, service=service, trace_start__gte=window.since, trace_start__lt=window.until)
+        # Bounding the trace's start too lets PostgreSQL read only the days around the window (partitions); a
+        # score's trace start is its trace's as of scoring, which a late earlier span may have moved by seconds.
+        .filter(trace__start_time__range=(window.since - SCORE_START_SLACK, window.until + SCORE_START_SLACK))
         .select_related("trace")
     )
     return scores.filter(trace__environment=environment) if environment else scores
@@ -453,14 +457,18 @@ def _grounding_by_source(scores: QuerySet[Score], limit: int = 200) -> list[tupl
     recent = list(
         scores.filter(name="grounding", passed__isnull=False)
         .order_by("-trace_start")
-        .values_list("trace_id", "passed")[:limit]
+        .values_list("trace_id", "passed", "trace_start")[:limit]
     )
-    passed = dict(recent)
+    passed = {trace_id: ok for trace_id, ok, _ in recent}
     per_source: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     seen: set[tuple[int, str]] = set()
-    for trace_id, doc_id in RetrievedDocument.objects.filter(span__trace_id__in=passed).values_list(
-        "span__trace_id", "document_id"
-    ):
+    starts = [start for _, _, start in recent if start is not None]
+    # A trace's spans and their documents start from its start on (partition pruning on PostgreSQL).
+    since = min(starts, default=datetime.now(UTC)) - SCORE_START_SLACK
+    documents = RetrievedDocument.objects.filter(
+        span__trace_id__in=passed, start_time__gte=since, span__start_time__gte=since
+    )
+    for trace_id, doc_id in documents.values_list("span__trace_id", "document_id"):
         if not doc_id or (trace_id, doc_id) in seen:
             continue
         seen.add((trace_id, doc_id))

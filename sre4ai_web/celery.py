@@ -32,6 +32,7 @@ app.conf.task_routes = {
     "evals.tasks.scores_export": {"queue": "export"},  # the OTLP collector of docs/scoring.md
     "evals.tasks.scores_export_test": {"queue": "export"},
     "accounts.tasks.retention_sweep": {"queue": "backfill"},
+    "accounts.tasks.partitions_upkeep": {"queue": "backfill"},
 }
 
 # How often beat looks for work to send again (docs/security.md, "Recovery"); the fault tests shorten it.
@@ -59,6 +60,9 @@ app.conf.beat_schedule = {
     "guard-record-decisions": {"task": "guard.tasks.record_decisions", "schedule": 30.0},
     # Each project's raw rows past its raw retention and aggregates past its aggregate retention, in short batches.
     "retention-sweep": {"task": "accounts.tasks.retention_sweep", "schedule": 300.0},
+    # PostgreSQL: the partitions of the coming week (rollups: months) exist before their first row
+    # (sre4ai_web/lib/partitions.py); ingest makes any other it needs on demand.
+    "partitions-upkeep": {"task": "accounts.tasks.partitions_upkeep", "schedule": 3600.0},
 }
 mark_schedule(app.conf.beat_schedule)
 

@@ -37,7 +37,13 @@ class CostSource(models.TextChoices):
 
 
 class Trace(models.Model):
-    """One request through an LLM app. Every column is derived from its spans (see services)."""
+    """One request through an LLM app. Every column is derived from its spans (see services).
+
+    On PostgreSQL traces, spans and retrieved documents are partitioned by day on their start time
+    (sre4ai_web.lib.partitions): there the primary key and unique constraints end with ``start_time``, and the
+    foreign keys between them are not database constraints (an id alone is not unique in a partitioned table);
+    ingest keeps them consistent under its per-trace locks, and Django cascades deletes itself.
+    """
 
     # No single-column index: the unique (project, trace_id) constraint serves project lookups.
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="traces", db_index=False)
@@ -113,7 +119,9 @@ class Span(models.Model):
     # Both foreign keys lead composite indexes below (and the unique constraint), so their own single-column
     # indexes would only slow every insert down.
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
-    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="spans", db_index=False)
+    trace = models.ForeignKey(
+        Trace, on_delete=models.CASCADE, related_name="spans", db_index=False, db_constraint=False
+    )
     span_id = models.CharField(max_length=16)
     parent_span_id = models.CharField(max_length=16, blank=True)
     name = models.CharField(max_length=500, blank=True)
@@ -183,7 +191,12 @@ class Span(models.Model):
 class RetrievedDocument(models.Model):
     """A document a retriever or reranker returned, in rank order: queryable by id and content."""
 
-    span = models.ForeignKey(Span, on_delete=models.CASCADE, related_name="documents", db_index=False)
+    span = models.ForeignKey(
+        Span, on_delete=models.CASCADE, related_name="documents", db_index=False, db_constraint=False
+    )
+    # Its span's start time: the partition key on PostgreSQL, so a day's documents go with that day's spans.
+    # Documents stored before there was this column have 1970-01-01 (they are in the legacy partition).
+    start_time = models.DateTimeField()
     position = models.IntegerField()
     document_id = models.CharField(max_length=500, blank=True)
     score = models.FloatField(null=True, blank=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypedDict
 
@@ -36,6 +36,9 @@ class TraceRow(TypedDict):
 
 
 TRACE_ROW_FIELDS = tuple(TraceRow.__annotations__)
+# A score carries its trace's start as of its scoring (an earlier span arriving later moves the trace by seconds):
+# reads of a page's scores bound them by this much around the page's traces, so they skip other days' partitions.
+SCORE_START_SLACK = timedelta(days=1)
 
 
 def trace_prompts(trace_pks: Sequence[int]) -> dict[int, set[str]]:

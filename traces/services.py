@@ -25,6 +25,7 @@ from django.db import connection, transaction
 
 from accounts.models import Project
 from sre4ai_web.lib.bounds import MAX_COST, MAX_TOKENS_SUM
+from sre4ai_web.lib.partitions import RAW, partitions_ensure
 from sre4ai_web.lib.timebuckets import floor_minute
 from traces.exchange import SpanFacts, answer_text, exchange_of
 from traces.followups import followups_add
@@ -204,7 +205,9 @@ def traces_lock(*, project: Project, keys: Iterable[str]) -> None:
 
 SPAN_COLUMNS = columns(Span, ("id", "trace", "span_id", *SPAN_UPDATE_FIELDS))
 TRACE_COLUMNS = columns(Trace, ("id", "project", "trace_id", *TRACE_UPDATE_FIELDS))
-DOCUMENT_COLUMNS = columns(RetrievedDocument, ("span", "position", "document_id", "score", "content", "metadata"))
+DOCUMENT_COLUMNS = columns(
+    RetrievedDocument, ("span", "start_time", "position", "document_id", "score", "content", "metadata")
+)
 # The column type rounds costs to 10 places: round them before summing so a trace's cost does not depend on
 # whether its spans were summed from this batch or read back from the table.
 COST_PLACES = Decimal("1e-10")
@@ -414,6 +417,9 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
     trace_ids = sorted(by_trace)
     now = datetime.now(tz=records[0].start_time.tzinfo)
     stored = prefetched.stored
+    # PostgreSQL: every day of the batch has its partitions (an old-but-accepted or a future span may be the
+    # first of its day); a lookup in what the process knows when they exist.
+    partitions_ensure(RAW, {r.start_time for r in unique.values()})
     rows = {key: _span_values(record, project, now) for key, record in unique.items()}
 
     # A new trace is summarised from this batch; a stored one from its stored spans, re-sent ones replaced.
@@ -472,6 +478,7 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
     documents = [
         {
             "span_id": rows[key]["id"],
+            "start_time": record.start_time,
             "position": d.position,
             "document_id": d.document_id,
             "score": d.score,
@@ -483,13 +490,10 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
     ]
     rows_insert(RetrievedDocument, DOCUMENT_COLUMNS, documents)
 
-    if stored:
-        Trace.objects.bulk_create(
-            [Trace(**trace_rows[t]) for t in stored],
-            update_conflicts=True,
-            unique_fields=["project", "trace_id"],
-            update_fields=TRACE_UPDATE_FIELDS,
-        )
+    # Stored traces are updated by id (read under their locks above), not upserted on (project, trace_id): on
+    # PostgreSQL that key ends with the start time, which an earlier span arriving late moves (the row then moves
+    # to that day's partition).
+    rows_update(Trace, TRACE_COLUMNS, [{**trace_rows[t], "id": stored[t].pk} for t in stored])
     for listener in INGEST_LISTENERS:
         listener.spans_stored(project=project, records=list(unique.values()))
     # The rollup buckets of these traces changed, including the one a trace left when an earlier span arrived.

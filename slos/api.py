@@ -295,7 +295,8 @@ class ProjectCollector(Collector):
         yield from (sent, failed)
 
     def _budgets(self, now: datetime) -> Iterator[Metric]:
-        """Spend per budget and key in the current window (the most spent keys: per-user budgets have many)."""
+        """Spend per budget and key in the current window as the last evaluation stored it (the most spent keys:
+        per-user budgets have many), and when that was."""
         labels = ["project", "budget", "window"]
         spend = GaugeMetricFamily(
             "sre4ai_budget_spend_dollars", "Spend in the budget's current window.", labels=[*labels, "key"]
@@ -304,13 +305,20 @@ class ProjectCollector(Collector):
             "sre4ai_budget_forecast_dollars", "Spend forecast to the end of the window.", labels=[*labels, "key"]
         )
         limit = GaugeMetricFamily("sre4ai_budget_limit_dollars", "The budget's limit.", labels=labels)
+        computed = GaugeMetricFamily(
+            "sre4ai_budget_spend_computed_timestamp_seconds",
+            "When the spend above was summed (every minute by budgets_evaluate); absent before the first time in the window.",
+            labels=labels,
+        )
         for status in budgets.budget_statuses(project=self.project, now=now):
             base = [self.project.slug, status.budget.name, status.budget.window]
             limit.add_metric(base, float(status.budget.limit_usd))
+            if status.as_of is not None:
+                computed.add_metric(base, status.as_of.timestamp())
             for key in status.keys:
                 spend.add_metric([*base, key.key], float(key.spend))
                 expected.add_metric([*base, key.key], float(key.forecast))
-        yield from (spend, expected, limit)
+        yield from (spend, expected, limit, computed)
 
     def _operations(self) -> Iterator[Metric]:
         """When to add a node (docs/operations.md): this project's refused ingest requests, and the whole

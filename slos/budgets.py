@@ -5,8 +5,11 @@ started in it. ``budgets_evaluate`` (beat, every minute) writes one BudgetAlert 
 the first time the level is reached, with one Delivery row per channel of the budget in the same transaction;
 the SLO dispatcher sends them like incident events (``budget_alert_message`` is what it sends).
 
-The guard's "user over budget" check reads those alert rows (one index lookup in the request path), so it
-follows the spend with at most one beat interval of lag.
+The same evaluation stores each budget's most spent keys (``BudgetSpend``): the overview, the Budgets page and
+/metrics read that stored figure (``budget_statuses``) and say when it was computed, instead of summing the
+window's traces on every view. The guard's "user over budget" check reads the alert rows the same evaluation
+writes (one index lookup in the request path). So all of them follow the spend with at most one beat interval of
+lag, and agree with each other.
 """
 
 from __future__ import annotations
@@ -26,7 +29,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Project
-from slos.models import Budget, BudgetAlert, BudgetLevel, BudgetScope, BudgetWindow, Channel, Delivery
+from slos.models import (
+    Budget,
+    BudgetAlert,
+    BudgetLevel,
+    BudgetScope,
+    BudgetSpend,
+    BudgetWindow,
+    Channel,
+    Delivery,
+)
 from slos.transports.base import AlertMessage
 from sre4ai_web.lib.queue import enqueue_on_commit
 from traces.models import Span, Trace
@@ -99,6 +111,8 @@ class BudgetStatus:
     start: datetime
     end: datetime
     keys: list[KeySpend]
+    # When the figure was computed (None: not yet evaluated in this window).
+    as_of: datetime | None
 
     @property
     def top(self) -> KeySpend | None:
@@ -113,22 +127,25 @@ def _level(budget: Budget, spend: Decimal) -> str:
     return ""
 
 
-def budget_status(*, budget: Budget, now: datetime, limit: int | None = KEYS_SHOWN) -> BudgetStatus:
+def budget_status(*, budget: Budget, now: datetime) -> BudgetStatus:
+    """The budget's spend in the window containing ``now``, as its last evaluation stored it: no keys and no
+    ``as_of`` before the first evaluation in this window. The forecast extrapolates from when it was computed."""
     start, end = window_bounds(budget.window, now)
-    rows = _spend_by_key(budget, start, end)
-    keys = [
-        KeySpend(str(r["key"]), r["spend"], forecast(r["spend"], start, end, now), _level(budget, r["spend"]))
-        for r in (rows[:limit] if limit else rows)
-    ]
-    return BudgetStatus(budget=budget, start=start, end=end, keys=keys)
+    stored: BudgetSpend | None = getattr(budget, "spend", None)
+    if stored is None or stored.window_start != start:
+        return BudgetStatus(budget=budget, start=start, end=end, keys=[], as_of=None)
+    at = stored.computed_at
+    keys = []
+    for key, text in stored.keys:
+        spend = Decimal(text)
+        keys.append(KeySpend(key, spend, forecast(spend, start, end, at), _level(budget, spend)))
+    return BudgetStatus(budget=budget, start=start, end=end, keys=keys, as_of=at)
 
 
 def budget_statuses(*, project: Project, now: datetime) -> list[BudgetStatus]:
-    """Every budget of the project with its keys' spend (one aggregate query per budget) and its channels (one
-    query for all)."""
-    return [
-        budget_status(budget=b, now=now) for b in Budget.objects.filter(project=project).prefetch_related("channels")
-    ]
+    """Every budget of the project with its stored spend and its channels: two queries for all."""
+    rows = Budget.objects.filter(project=project).select_related("spend").prefetch_related("channels")
+    return [budget_status(budget=b, now=now) for b in rows]
 
 
 def per_user_budgets(*, project_id: int) -> list[Budget]:
@@ -212,6 +229,15 @@ def budget_evaluate(*, budget_id: int, now: datetime) -> int:
     levels = [(BudgetLevel.LIMIT, budget.limit_usd)]
     if budget.warning_usd is not None:
         levels.append((BudgetLevel.WARNING, budget.warning_usd))
+    rows = list(_spend_by_key(budget, start, end))
+    BudgetSpend.objects.update_or_create(
+        budget=budget,
+        defaults={
+            "window_start": start,
+            "computed_at": now,
+            "keys": [[str(r["key"]), str(r["spend"])] for r in rows[:KEYS_SHOWN]],
+        },
+    )
     new = [
         BudgetAlert(
             budget=budget,
@@ -222,7 +248,7 @@ def budget_evaluate(*, budget_id: int, now: datetime) -> int:
             threshold_usd=threshold,
             at=now,
         )
-        for row in _spend_by_key(budget, start, end)
+        for row in rows
         for level, threshold in levels
         if row["spend"] >= threshold and (row["key"], level) not in alerted
     ]

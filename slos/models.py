@@ -262,6 +262,18 @@ class Budget(models.Model):
         return self.name
 
 
+class BudgetSpend(models.Model):
+    """A budget's spend as the last evaluation (``budgets_evaluate``, every minute) summed it: the most spent keys
+    of the window that started at ``window_start``. The overview, the Budgets page and /metrics read this row
+    instead of summing the window's traces on every view (seconds on a month of a busy project)."""
+
+    budget = models.OneToOneField(Budget, on_delete=models.CASCADE, primary_key=True, related_name="spend")
+    window_start = models.DateTimeField()
+    computed_at = models.DateTimeField()
+    # [[key, spend in USD as a decimal string], ...], the most spent first (slos.budgets.KEYS_SHOWN of them).
+    keys = models.JSONField(default=list)
+
+
 class BudgetLevel(models.TextChoices):
     WARNING = "warning", "Warning"
     LIMIT = "limit", "Limit"

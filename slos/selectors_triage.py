@@ -57,23 +57,27 @@ def events_for(*, project_id: int, trace_pks: Sequence[int], bad_pks: set[int]) 
         # The trace query above is what scopes to the project: the next ones only see its traces' pks.
         pks = list(traces)
         prompts = trace_prompts(pks)
+        # One read of the chunk's spans gives both the tools and the span ids that the documents are read by:
+        # documents filtered by their span's trace were a hash join over every document of the project (a
+        # sequential scan of all of them, also for a service without retrieval); by span id they come from
+        # the (span, position) index.
         tools: dict[int, set[str]] = defaultdict(set)
-        for trace_id, tool_name in (
-            Span.objects.filter(AnyOf("trace_id", pks))
-            .exclude(tool_name="")
-            .values_list("trace_id", "tool_name")
-            .distinct()
+        span_trace: dict[int, int] = {}
+        for span_pk, trace_id, tool_name in Span.objects.filter(AnyOf("trace_id", pks)).values_list(
+            "pk", "trace_id", "tool_name"
         ):
-            tools[trace_id].add(tool_name)
+            span_trace[span_pk] = trace_id
+            if tool_name:
+                tools[trace_id].add(tool_name)
         sources: dict[int, set[str]] = defaultdict(set)
-        for trace_id, document_id, source, url in (
-            RetrievedDocument.objects.filter(AnyOf("span__trace_id", pks))
-            .values_list("span__trace_id", "document_id", "metadata__source", "metadata__url")
-            .distinct()
+        for span_pk, document_id, source, url in (
+            RetrievedDocument.objects.filter(AnyOf("span_id", list(span_trace)))
+            .order_by()
+            .values_list("span_id", "document_id", "metadata__source", "metadata__url")
         ):
             name = document_source(document_id, source, url)
             if name:
-                sources[trace_id].add(name)
+                sources[span_trace[span_pk]].add(name)
         for pk in chunk:
             if pk not in traces:
                 continue

@@ -56,9 +56,9 @@ BOUNDS = {
 }
 
 
-# Queries a page may add per row it shows, by design: the budgets page sums each budget's spend in its own
-# aggregate (slos.budgets.budget_statuses; a project has a handful of budgets).
-PER_ROW = {"budgets": 1}
+# Queries a page may add per row it shows, by design. None now: the budgets page reads each budget's stored
+# spend with the budget (slos.budgets.budget_statuses) instead of one aggregate per budget.
+PER_ROW: dict[str, int] = {}
 
 
 @dataclass

@@ -1,0 +1,45 @@
+"""The triage page's "What changed" reads retrieved documents by span id, through the (span, position) index.
+
+Read through a join on their span's trace, PostgreSQL planned a sequential scan of every document of the
+installation hashed against the window's spans: 135–250 ms per side at 375,000 documents, also for a service
+without retrieval (docs/benchmarks.md §13). The plan at that size cannot be made in a test; the query's shape can:
+one query on the document table alone, filtered by ``span_id = ANY(...)``, that the index answers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from slos.selectors_triage import events_for
+from tests.conftest import Tenant
+from tests.test_slo_triage_selector import native_trace, store_native
+
+
+@pytest.mark.django_db
+def test_documents_are_read_by_span_id_without_a_join(tenant: Tenant) -> None:
+    traces = [
+        native_trace(f"{i + 1:032x}", documents=({"id": f"kb-{i}"}, {"id": "kb-shared"}), tools=("search",))
+        for i in range(6)
+    ]
+    pks = sorted(store_native(tenant, traces).values())
+    with CaptureQueriesContext(connection) as queries:
+        events = events_for(project_id=tenant.project.pk, trace_pks=pks[:4], bad_pks={pks[0]})
+    assert [sorted(e.values["source"]) for e in events] == [[f"kb-{i}", "kb-shared"] for i in range(4)]
+    assert all(e.values["tool"] == frozenset({"search"}) for e in events)
+    (documents,) = [q["sql"] for q in queries.captured_queries if "traces_retrieveddocument" in q["sql"]]
+    assert " JOIN " not in documents.upper() and "traces_span" not in documents, documents
+    # AnyOf: "= ANY(array)" on PostgreSQL, "IN (SELECT value FROM json_each(...))" on SQLite.
+    assert re.search(
+        r'WHERE "traces_retrieveddocument"\."span_id" (= ANY\(|IN \(SELECT value FROM json_each)', documents
+    )
+    assert "DISTINCT" not in documents.upper() and "ORDER BY" not in documents.upper(), documents
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # Tiny tables are cheaper to scan than to probe; the point is that the index can answer the filter.
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("EXPLAIN " + documents)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "document_unique_position" in plan and "traces_span" not in plan, plan

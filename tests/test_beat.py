@@ -26,8 +26,9 @@ from rollups.services import dirty_process
 from sre4ai_web import beat
 from sre4ai_web.beat import BEAT_HEADER, single_run
 from sre4ai_web.celery import app
+from tests import ROOT
 from tests.conftest import Tenant, broker_purge, database_url
-from tests.test_worker_e2e import ROOT, stop, wait_for
+from tests.processes import stop, wait_for
 from traces.models import DirtyBucket
 
 FROM_BEAT = {BEAT_HEADER: "1"}

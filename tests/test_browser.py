@@ -11,36 +11,38 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import pytest
-from django.test import override_settings
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from evals.services import traces_score
 from rollups.services import dirty_process
-from tests.conftest import PASSWORD, Tenant
-from tests.otlp_build import new_span_id, new_trace_id, request, span
+from tests import browser_data, chromium
+from tests.browser_data import (
+    FILLER_TRACES,
+    IMG_XSS,
+    MINUTE_NS,
+    SCRIPT_XSS,
+    Sent,
+    agent_trace,
+    filler_trace,
+    messages,
+    post_otlp,
+    rag_trace,
+    send,
+    trace_id_of,
+)
+from tests.chromium import CHROMIUM, artifact, assert_no_xss, log_in, row_of, rows
+from tests.conftest import Tenant
+from tests.otlp_build import span
 from traces.models import Trace
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
-SCRIPT_XSS = "<script>window.__xss=1</script>"
-IMG_XSS = '<img src=x onerror="window.__xss=2">'
-FILLER_TRACES = 55  # more than one page (50 rows)
-MINUTE_NS = 60 * 1_000_000_000
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# Shared fixtures: pytest finds a fixture by its name in the test's module.
+browser = chromium.browser
+page = chromium.page
+sent = browser_data.sent
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
@@ -50,324 +52,6 @@ pytestmark = [
 
 
 # --- fixtures ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Playwright's sync API runs an event loop in this thread; Django's ORM (fixtures, live server in
-    # the same process) would otherwise refuse to run "from an async context".
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    # Pages render {% static %}: serve the source files (no collectstatic manifest needed for the tests).
-    storages = override_settings(
-        STORAGES={
-            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-        }
-    )
-    storages.enable()
-    try:
-        with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield chromium
-            chromium.close()
-    finally:
-        storages.disable()
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh context per test (no shared session cookie), at a laptop's screen size."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield tab
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-@dataclass
-class Sent:
-    """Trace ids of the traces sent for one tenant, by role in the tests."""
-
-    rag: str = ""
-    agent: str = ""
-    failed: str = ""
-    xss: str = ""
-    fillers: list[str] = field(default_factory=list)
-
-
-def post_otlp(live_server: Any, secret: str, spans: list[Any], service: str) -> httpx.Response:
-    body = request(spans, {"service.name": service, "deployment.environment.name": "production"})
-    return httpx.post(
-        live_server.url + "/v1/traces",
-        content=body.SerializeToString(),
-        headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {secret}"},
-        timeout=10,
-    )
-
-
-def send(live_server: Any, secret: str, spans: list[Any], service: str) -> None:
-    response = post_otlp(live_server, secret, spans, service)
-    assert response.status_code == 200, response.content[:300]
-
-
-def messages(*pairs: tuple[str, str]) -> str:
-    return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]} for role, text in pairs])
-
-
-def rag_trace(start: int, question: str, answer: str, doc: str = "Refunds are issued within 14 days.") -> list[Any]:
-    trace_id, root_id = new_trace_id(), new_span_id()
-    root = span(
-        trace_id,
-        root_id,
-        name="answer_question",
-        start_ns=start,
-        duration_ms=900,
-        attributes={"openinference.span.kind": "CHAIN", "input.value": question, "output.value": answer},
-    )
-    retrieval = span(
-        trace_id,
-        parent=root_id,
-        name="retrieve_kb",
-        start_ns=start + 5_000_000,
-        duration_ms=60,
-        attributes={
-            "openinference.span.kind": "RETRIEVER",
-            "input.value": question,
-            "retrieval.documents.0.document.id": "kb-101",
-            "retrieval.documents.0.document.content": doc,
-            "retrieval.documents.0.document.score": 0.912,
-            "retrieval.documents.1.document.id": "kb-105",
-            "retrieval.documents.1.document.content": "Orders can be cancelled until they ship.",
-            "retrieval.documents.1.document.score": 0.634,
-        },
-    )
-    llm = span(
-        trace_id,
-        parent=root_id,
-        name="chat gpt-4o-mini",
-        start_ns=start + 80_000_000,
-        duration_ms=800,
-        attributes={
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": "openai",
-            "gen_ai.request.model": "gpt-4o-mini",
-            "gen_ai.response.model": "gpt-4o-mini",
-            "gen_ai.input.messages": messages(("system", "Answer only from the context.\n" + doc), ("user", question)),
-            "gen_ai.output.messages": messages(("assistant", answer)),
-            "gen_ai.usage.input_tokens": 1200,
-            "gen_ai.usage.output_tokens": 345,
-        },
-    )
-    return [root, retrieval, llm]
-
-
-def agent_trace(start: int, hotel_error: str = "") -> list[Any]:
-    trace_id, root_id = new_trace_id(), new_span_id()
-    ask = "Plan a weekend in Oslo: weather and a hotel under $200."
-    call = {
-        "role": "assistant",
-        "parts": [{"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Oslo"}}],
-    }
-    return [
-        span(
-            trace_id,
-            root_id,
-            name="invoke_agent trip-planner",
-            start_ns=start,
-            duration_ms=2500,
-            attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "trip-planner"},
-        ),
-        span(
-            trace_id,
-            parent=root_id,
-            name="chat gpt-4.1-mini",
-            start_ns=start + 10_000_000,
-            duration_ms=1100,
-            attributes={
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": "openai",
-                "gen_ai.request.model": "gpt-4.1-mini",
-                "gen_ai.input.messages": messages(("user", ask)),
-                "gen_ai.output.messages": json.dumps([call]),
-                "gen_ai.usage.input_tokens": 420,
-                "gen_ai.usage.output_tokens": 31,
-            },
-        ),
-        span(
-            trace_id,
-            parent=root_id,
-            name="execute_tool get_weather",
-            start_ns=start + 1_200_000_000,
-            duration_ms=150,
-            attributes={
-                "gen_ai.operation.name": "execute_tool",
-                "gen_ai.tool.name": "get_weather",
-                "gen_ai.tool.call.id": "call_1",
-                "gen_ai.tool.call.arguments": json.dumps({"city": "Oslo"}),
-                "gen_ai.tool.call.result": json.dumps({"city": "Oslo", "forecast": "drizzle", "celsius": 11}),
-            },
-        ),
-        span(
-            trace_id,
-            parent=root_id,
-            name="execute_tool search_hotels",
-            start_ns=start + 1_400_000_000,
-            duration_ms=300,
-            attributes={
-                "gen_ai.operation.name": "execute_tool",
-                "gen_ai.tool.name": "search_hotels",
-                "gen_ai.tool.call.arguments": json.dumps({"city": "Oslo", "max_price": 200}),
-            },
-            error=hotel_error,
-        ),
-    ]
-
-
-def xss_trace(start: int) -> list[Any]:
-    trace_id, root_id = new_trace_id(), new_span_id()
-    evil = f"Ignore this {SCRIPT_XSS} and {IMG_XSS}"
-    return [
-        span(
-            trace_id,
-            root_id,
-            name=f"evil {IMG_XSS}",
-            start_ns=start,
-            duration_ms=400,
-            attributes={
-                "openinference.span.kind": "CHAIN",
-                "input.value": f"question {SCRIPT_XSS}",
-                "output.value": evil,
-            },
-            error=f"boom {SCRIPT_XSS}",
-        ),
-        span(
-            trace_id,
-            parent=root_id,
-            name="retrieve_evil",
-            start_ns=start + 1_000_000,
-            duration_ms=50,
-            attributes={
-                "openinference.span.kind": "RETRIEVER",
-                "retrieval.documents.0.document.id": f"doc {IMG_XSS}",
-                "retrieval.documents.0.document.content": evil,
-                "retrieval.documents.0.document.score": 0.5,
-            },
-        ),
-        span(
-            trace_id,
-            parent=root_id,
-            name="chat gpt-4o-mini",
-            start_ns=start + 60_000_000,
-            duration_ms=300,
-            attributes={
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": "openai",
-                "gen_ai.request.model": "gpt-4o-mini",
-                "gen_ai.input.messages": messages(("user", f"question {SCRIPT_XSS}")),
-                "gen_ai.output.messages": messages(("assistant", evil)),
-                "gen_ai.usage.input_tokens": 10,
-                "gen_ai.usage.output_tokens": 20,
-            },
-        ),
-        span(
-            trace_id,
-            parent=root_id,
-            name="execute_tool evil",
-            start_ns=start + 370_000_000,
-            duration_ms=20,
-            attributes={
-                "gen_ai.operation.name": "execute_tool",
-                "gen_ai.tool.name": f"evil {IMG_XSS}",
-                "gen_ai.tool.call.arguments": json.dumps({"html": SCRIPT_XSS}),
-                "gen_ai.tool.call.result": json.dumps({"html": IMG_XSS}),
-            },
-        ),
-    ]
-
-
-def filler_trace(start: int, n: int) -> list[Any]:
-    trace_id = new_trace_id()
-    return [
-        span(
-            trace_id,
-            name="summarise",
-            start_ns=start,
-            duration_ms=700 + n,
-            attributes={
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": "anthropic",
-                "gen_ai.request.model": "claude-3-5-haiku-20241022",
-                "gen_ai.input.messages": messages(("user", f"Summarise article number {n}.")),
-                "gen_ai.output.messages": messages(("assistant", f"Summary of article {n}.")),
-                "gen_ai.usage.input_tokens": 100 + n,
-                "gen_ai.usage.output_tokens": 20,
-            },
-        )
-    ]
-
-
-def artifact(name: str) -> Path:
-    """Screenshots go to test-artifacts/ (gitignored) for a human to look at."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    return ARTIFACTS / name
-
-
-def trace_id_of(spans: list[Any]) -> str:
-    return spans[0].trace_id.hex()
-
-
-@pytest.fixture
-def sent(live_server: Any, tenant: Tenant) -> Sent:
-    """Traces for 'acme', newest first: XSS, failed agent run, agent run, RAG answer, then 55 summaries."""
-    now = time.time_ns()
-    fillers = [filler_trace(now - (10 + n) * MINUTE_NS, n) for n in range(FILLER_TRACES)]
-    rag = rag_trace(now - 4 * MINUTE_NS, "How long do refunds take?", "Refunds are issued within 14 days.")
-    agent = agent_trace(now - 3 * MINUTE_NS)
-    failed = agent_trace(now - 2 * MINUTE_NS, hotel_error="HTTP 502 from hotels API")
-    xss = xss_trace(now - 1 * MINUTE_NS)
-    send(live_server, tenant.secret, [s for spans in fillers for s in spans], "summariser")
-    send(live_server, tenant.secret, rag, "support-bot")
-    send(live_server, tenant.secret, agent + failed, "travel-agent")
-    send(live_server, tenant.secret, xss, "support-bot")
-    dirty_process()  # the beat task's job: the filter drop-downs and the overview read the rollups
-    return Sent(
-        rag=trace_id_of(rag),
-        agent=trace_id_of(agent),
-        failed=trace_id_of(failed),
-        xss=trace_id_of(xss),
-        fillers=[trace_id_of(f) for f in fillers],
-    )
-
-
-def log_in(page: Page, live_server: Any, username: str, next_path: str = "") -> None:
-    page.goto(live_server.url + next_path if next_path else live_server.url + "/")
-    expect(page).to_have_url(re.compile(r"/login/"))
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator("header.top")).to_contain_text(username)
-
-
-def rows(page: Page) -> Any:
-    return page.locator("table.traces tbody tr[data-trace]")
-
-
-def row_of(page: Page, trace_id: str) -> Any:
-    return page.locator(f'table.traces tbody tr[data-trace="{trace_id}"]')
-
-
-def assert_no_xss(page: Page) -> None:
-    assert page.evaluate("typeof window.__xss") == "undefined"
-    assert page.locator("body script:not([src])").count() == 0
-    assert page.locator("img").count() == 0
 
 
 # --- tests ---------------------------------------------------------------------------------------------

@@ -11,9 +11,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests import chromium
+from tests.canary_data import Version, seed
+from tests.chromium import ARTIFACTS, CHROMIUM, log_in
 from tests.conftest import Tenant
-from tests.test_browser import ARTIFACTS, CHROMIUM, browser, log_in, page  # noqa: F401 (pytest fixtures)
-from tests.test_canary import Version, seed
+
+# Shared fixtures: pytest finds a fixture by its name in the test's module.
+browser = chromium.browser
+page = chromium.page
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
@@ -23,7 +28,7 @@ pytestmark = [
 XSS_RELEASE = '<img src=x onerror="window.__xss=1">'
 
 
-def test_canary_comparison_in_the_browser(page: Page, live_server: Any, tenant: Tenant) -> None:  # noqa: F811
+def test_canary_comparison_in_the_browser(page: Page, live_server: Any, tenant: Tenant) -> None:
     seed(tenant.project, Version(XSS_RELEASE), 200, rng_seed=31)
     seed(tenant.project, Version("v2", latency_mu=7.1), 200, rng_seed=32)
     log_in(page, live_server, "alice")

@@ -18,14 +18,15 @@ from playwright.sync_api import Locator, Page, expect
 
 from evals.drift.runs import drift_run_create, drift_run_execute
 from slos import services
-from tests import test_browser as shared
+from tests import chromium
+from tests.chromium import ARTIFACTS, CHROMIUM
 from tests.conftest import PASSWORD, Tenant
+from tests.drift_data import batch, send
 from tests.slo_data import T0, create_slo, ingest, make_trace, recompute
-from tests.test_browser import ARTIFACTS, CHROMIUM
-from tests.test_drift_runs import batch, send
 
-browser = shared.browser
-page = shared.page
+# Shared fixtures: pytest finds a fixture by its name in the test's module.
+browser = chromium.browser
+page = chromium.page
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),

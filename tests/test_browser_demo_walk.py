@@ -23,13 +23,13 @@ from rollups.services import dirty_process
 from slos.models import SLO, Incident
 from slos.services import slos_evaluate
 from sre4ai_web.celery import app
-from tests import test_browser as shared
-from tests.test_browser import ARTIFACTS, CHROMIUM
+from tests import chromium
+from tests.chromium import ARTIFACTS, CHROMIUM
 from traces.models import Trace
 
 # The browser tests' fixtures: one headless Chromium per module, a fresh context per test that fails on JS errors.
-browser = shared.browser
-page = shared.page
+browser = chromium.browser
+page = chromium.page
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),

@@ -16,14 +16,15 @@ from accounts.services import membership_set, user_create
 from slos.dispatch import deliveries_dispatch
 from slos.models import Incident
 from slos.services import channel_save
-from tests import test_browser as shared
+from tests import chromium
+from tests.chromium import ARTIFACTS, CHROMIUM
 from tests.conftest import PASSWORD, Tenant
 from tests.receiver import Receiver
 from tests.slo_data import at, fire_score_slo
-from tests.test_browser import ARTIFACTS, CHROMIUM
 
-browser = shared.browser
-page = shared.page
+# Shared fixtures: pytest finds a fixture by its name in the test's module.
+browser = chromium.browser
+page = chromium.page
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),

@@ -14,14 +14,14 @@ from playwright.sync_api import Page, expect
 
 from evals.models import ProbeRun
 from evals.probes.runs import probe_run_execute
-from tests import test_browser as shared
+from tests import chromium
+from tests.chromium import ARTIFACTS, CHROMIUM
 from tests.conftest import PASSWORD, Tenant, broker_purge
 from tests.fake_llm_app import FakeLlmApp
-from tests.test_browser import ARTIFACTS, CHROMIUM
 
 # The browser tests' fixtures: one headless Chromium per module, a fresh context per test that fails on JS errors.
-browser = shared.browser
-page = shared.page
+browser = chromium.browser
+page = chromium.page
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),

@@ -13,14 +13,14 @@ from playwright.sync_api import Page, expect
 
 from slos import services
 from slos.models import SLO, Incident
-from tests import test_browser as shared
+from tests import chromium
+from tests.chromium import ARTIFACTS, CHROMIUM
 from tests.conftest import PASSWORD, Tenant
 from tests.slo_data import at, ingest, make_trace, recompute
-from tests.test_browser import ARTIFACTS, CHROMIUM
 
 # The browser tests' fixtures: one headless Chromium per module, a fresh context per test that fails on JS errors.
-browser = shared.browser
-page = shared.page
+browser = chromium.browser
+page = chromium.page
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),

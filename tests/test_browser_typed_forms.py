@@ -14,12 +14,13 @@ from playwright.sync_api import Page, expect
 from evals.models import EvaluatorConfig
 from slos.models import Channel
 from slos.transports import unseal_secrets
-from tests import test_browser as shared
+from tests import chromium
+from tests.chromium import ARTIFACTS, CHROMIUM
 from tests.conftest import PASSWORD, Tenant
-from tests.test_browser import ARTIFACTS, CHROMIUM
 
-browser = shared.browser
-page = shared.page
+# Shared fixtures: pytest finds a fixture by its name in the test's module.
+browser = chromium.browser
+page = chromium.page
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),

@@ -19,9 +19,9 @@ from slos.dispatch import deliveries_dispatch
 from slos.models import Budget, BudgetAlert, Channel, Delivery, DeliveryStatus
 from slos.transports.webhook import verify_signature
 from tests.conftest import PASSWORD, Tenant, make_tenant
+from tests.guard_data import guard_headers
 from tests.receiver import Receiver
 from tests.slo_data import recompute
-from tests.test_guard import guard_headers
 
 SECRET = "budget-hook-secret"
 _ids = {"n": 0}

@@ -26,8 +26,8 @@ from slos import burn
 from slos.charts import burn_figure, exhaustion_forecast
 from slos.selectors import BurnPanel, SloDetail
 from tests.conftest import PASSWORD, Tenant
+from tests.drift_data import batch, send
 from tests.slo_data import T0, at, create_slo, ingest, make_trace, recompute
-from tests.test_drift_runs import batch, send
 
 
 def row(signal: str, result: stats.DriftResult) -> dict[str, Any]:

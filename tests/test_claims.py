@@ -22,8 +22,7 @@ from sre4ai_web.checks import recovery_timing_check
 from sre4ai_web.lib.claims import MAX_ATTEMPTS, claimed, lost
 from tests.conftest import Tenant
 from tests.evaluators.test_judge import KEY_ENV, FakeLLM, Reply, llm  # noqa: F401 (a fixture)
-from tests.scoring_data import GROUNDED, INVENTED, rag_spans
-from tests.test_scoring import send
+from tests.scoring_data import GROUNDED, INVENTED, rag_spans, send
 from traces import followups
 from traces.models import FollowupOutbox, Trace
 

@@ -8,7 +8,6 @@ import secrets
 import subprocess
 import sys
 from io import StringIO
-from pathlib import Path
 
 import pytest
 import redis
@@ -18,9 +17,8 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import ApiKey, Membership, Project
 from accounts.services import hash_secret
+from tests import ROOT
 from traces.models import RetrievedDocument, Span, Trace
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.django_db

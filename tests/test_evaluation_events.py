@@ -26,9 +26,9 @@ from rollups.services import dirty_process
 from slos.models import SliMinute
 from slos.services import sli_history_rebuild
 from tests.conftest import Tenant
+from tests.otel_sdk import RecordingLogExporter, hex_span_id, hex_trace_id, tracer_provider
 from tests.otlp_build import new_span_id, new_trace_id, request, span
 from tests.slo_data import create_slo
-from tests.test_ingest_clients import RecordingLogExporter, hex_span_id, hex_trace_id, tracer_provider
 from traces.ingest.normalize import EvaluationRecord
 from traces.ingest.otlp import to_key_values
 from traces.models import DirtyBucket, Span

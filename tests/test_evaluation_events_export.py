@@ -4,55 +4,28 @@ server (a round trip: they come back as "app" scores on the same spans), and to 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.test import Client
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from evals.models import Score, ScoreExportCounter, ScoreSource
+from evals.models import Score, ScoreSource
 from evals.services import traces_score
-from sre4ai_web.celery import app as celery_app
+from tests import export_data
 from tests.conftest import Tenant
+from tests.export_data import built_in, counters, scored_trace
 from tests.receiver import Receiver
-from tests.scoring_data import INVENTED, rag_spans
-from tests.test_scoring import send
 from traces.ingest.limits import IngestLimits
 from traces.ingest.otlp import attributes
-from traces.models import Trace
 
-
-@pytest.fixture
-def eager() -> Iterator[None]:
-    """The export task runs in the test's process (retries too, without their countdown)."""
-    celery_app.conf.task_always_eager = True
-    try:
-        yield
-    finally:
-        celery_app.conf.task_always_eager = False
+# Shared fixtures: pytest finds a fixture by its name in the test's module.
+eager = export_data.eager
 
 
 @pytest.fixture
 def server(transactional_db: Any, live_server: Any) -> str:
     return str(live_server.url)
-
-
-def built_in(tenant: Tenant) -> list[Score]:
-    return list(
-        Score.objects.filter(project=tenant.project, source=ScoreSource.EVALUATOR).select_related("trace", "span")
-    )
-
-
-def counters(tenant: Tenant) -> tuple[int, int]:
-    row = ScoreExportCounter.objects.filter(project=tenant.project).first()
-    return (row.sent, row.failed) if row else (0, 0)
-
-
-def scored_trace(tenant: Tenant) -> Trace:
-    trace = send(Client(), tenant, rag_spans(INVENTED))
-    traces_score(project_id=tenant.project.pk, trace_pks=[trace.pk])
-    return trace
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])

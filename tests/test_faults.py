@@ -40,14 +40,14 @@ from django.db import connection
 from django.db.models import Count
 
 from evals.models import Score, ScoreSource
+from tests import ROOT
 from tests import otlp_build as ob
 from tests.conftest import Tenant, broker_purge, database_url
+from tests.processes import stop, wait_for
 from tests.scoring_data import GROUNDED, INVENTED, rag_spans
-from tests.test_worker_e2e import stop, wait_for
 from tests.web_server import gunicorn
 from traces.models import FollowupOutbox, Trace
 
-ROOT = Path(__file__).resolve().parent.parent
 LONG = os.environ.get("SRE4AI_FAULTS") == "long"
 # The knobs of the recovery (sre4ai_web/lib/claims.py, sre4ai_web/celery.py) for every process a test starts.
 TIMING = (

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from datetime import datetime, timedelta
 from html import unescape
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,10 +21,10 @@ from django.utils import timezone
 from accounts.models import ApiKey, AuditEvent, Role
 from accounts.services import hash_secret, membership_set, user_create
 from rollups.services import dirty_process
+from tests import ROOT
 from tests.conftest import PASSWORD, Tenant
 from traces.models import Trace
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db
 
 

@@ -18,8 +18,8 @@ from django.utils import timezone
 from evals.models import Score
 from tests import otlp_build as ob
 from tests.conftest import Tenant
+from tests.processes import start_worker, stop, wait_for
 from tests.scoring_data import GROUNDED, INVENTED, rag_spans
-from tests.test_worker_e2e import start_worker, stop, wait_for
 from tests.web_server import gunicorn
 from traces.models import FollowupOutbox, Trace
 from traces.tasks import requeue_followups

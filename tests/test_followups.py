@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +18,7 @@ from django.conf import settings
 from django.test import Client, override_settings
 
 from sre4ai_web.celery import app as celery_app
+from tests import ROOT
 from tests import otlp_build as ob
 from tests.conftest import Tenant, database_url
 from traces.models import Trace
@@ -73,7 +73,7 @@ def test_a_broker_outage_does_not_fail_ingest(tenant: Tenant) -> None:
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "sre4ai_web.wsgi:application", "--bind", f"127.0.0.1:{port}"],
-        cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         trace_id = ob.new_trace_id()

@@ -27,11 +27,15 @@ from guard.tasks import record_decisions
 from slos.budgets import budget_create
 from sre4ai_web.lib.nudge import Nudger
 from sre4ai_web.lib.ttl_cache import TTLCache
-from tests.conftest import Tenant, broker_purge
-from tests.test_guard import INJECTION, save_policy, verdicts
-from tests.test_worker_e2e import start_worker, stop, wait_for
+from tests import processes
+from tests.conftest import Tenant
+from tests.guard_data import INJECTION, save_policy, verdicts
+from tests.processes import start_worker, stop, wait_for
 from tests.web_server import gunicorn
 from traces.models import Span, Trace
+
+# Shared fixtures: pytest finds a fixture by its name in the test's module.
+clean_queues = processes.clean_queues
 
 
 @pytest.fixture
@@ -157,13 +161,6 @@ def test_the_deadline_counts_the_reads_before_the_checks(tenant: Tenant, key, mo
     save_policy(tenant, checks=[{"check": "prompt_injection"}], deadline_ms=500, fail="closed")
     answer = call(headers, stage="input", input="How long do refunds take?").json()
     assert (answer["decision"], verdicts(answer)) == ("allow", {"prompt_injection": "pass"})
-
-
-@pytest.fixture
-def clean_queues() -> Iterator[None]:
-    broker_purge()
-    yield
-    broker_purge()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -34,17 +34,17 @@ from opentelemetry.exporter.otlp.json.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Tracer
 
 from accounts.models import Project
 from tests.conftest import Tenant
+from tests.otel_sdk import RecordingLogExporter, RecordingSpanExporter, hex_span_id, hex_trace_id, tracer_provider
 from tests.otlp_build import new_trace_id, request, span
 from traces.models import PendingLogEvent, RetrievedDocument, Span, Trace
 
@@ -60,56 +60,6 @@ def server(transactional_db: Any, live_server: Any) -> str:
 # --- client plumbing ------------------------------------------------------------------------------
 
 
-class RecordingSpanExporter(SpanExporter):
-    """Delegates to a real exporter and keeps each export's result, so a failed export fails the test."""
-
-    def __init__(self, inner: SpanExporter) -> None:
-        self.inner = inner
-        self.results: list[SpanExportResult] = []
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        result = self.inner.export(spans)
-        self.results.append(result)
-        return result
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self.inner.force_flush(timeout_millis)
-
-
-class RecordingLogExporter(LogRecordExporter):
-    def __init__(self, inner: LogRecordExporter) -> None:
-        self.inner = inner
-        self.results: list[LogRecordExportResult] = []
-
-    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        result = self.inner.export(batch)
-        self.results.append(result)
-        return result
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self.inner.force_flush(timeout_millis)
-
-
-def tracer_provider(
-    url: str, secret: str, resource: dict[str, Any], compression: Compression = Compression.NoCompression
-) -> tuple[TracerProvider, RecordingSpanExporter]:
-    """The OpenTelemetry SDK as an app configures it: OTLP/HTTP protobuf exporter, Bearer key in the headers."""
-    exporter = RecordingSpanExporter(
-        OTLPSpanExporter(
-            endpoint=f"{url}/v1/traces", headers={"Authorization": f"Bearer {secret}"}, compression=compression
-        )
-    )
-    provider = TracerProvider(resource=Resource.create(resource))
-    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
-    return provider, exporter
-
-
 @contextmanager
 def otel_tracer(
     url: str, secret: str, resource: dict[str, Any], compression: Compression = Compression.NoCompression
@@ -120,14 +70,6 @@ def otel_tracer(
         yield provider.get_tracer("sre4ai-tests"), exporter
     finally:
         provider.shutdown()
-
-
-def hex_trace_id(value: int) -> str:
-    return format(value, "032x")
-
-
-def hex_span_id(value: int) -> str:
-    return format(value, "016x")
 
 
 def stored(project: Project, trace_id: str) -> tuple[Trace, dict[str, Span]]:

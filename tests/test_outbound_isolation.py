@@ -14,10 +14,14 @@ import pytest
 from evals.models import Score
 from slos.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus
 from slos.services import channel_test
+from tests import processes
 from tests.conftest import Tenant
+from tests.processes import post_otlp, start_worker, stop, wait_for
 from tests.receiver import raw_server, trickle
 from tests.scoring_data import GROUNDED, rag_spans
-from tests.test_worker_e2e import clean_queues, post_otlp, start_worker, stop, wait_for  # noqa: F401 (a fixture)
+
+# Shared fixtures: pytest finds a fixture by its name in the test's module.
+clean_queues = processes.clean_queues
 
 DEADLINE = 12  # seconds: SRE4AI_SLO_DELIVERY_TIMEOUT_SECONDS of the notify worker
 

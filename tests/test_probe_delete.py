@@ -11,7 +11,7 @@ from accounts.services import membership_set, user_create
 from evals.models import Dataset, Probe, ProbeRun
 from tests.conftest import PASSWORD, Tenant
 from tests.fake_llm_app import FakeLlmApp
-from tests.test_probes import QUESTIONS, golden, http_probe, run_once
+from tests.probe_data import QUESTIONS, golden, http_probe, run_once
 from traces.models import Trace
 
 pytestmark = pytest.mark.django_db

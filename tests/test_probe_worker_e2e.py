@@ -24,9 +24,10 @@ from django.utils import timezone
 from evals.datasets import ItemData
 from evals.models import Probe, ProbeResult, ProbeRun, RunStatus, Score
 from evals.services import dataset_create, dataset_items_add, probe_save
+from tests import ROOT
 from tests.conftest import PASSWORD, Tenant, database_url
 from tests.fake_llm_app import FakeLlmApp
-from tests.test_worker_e2e import ROOT, start_worker, stop, wait_for
+from tests.processes import start_worker, stop, wait_for
 from traces.models import Trace
 
 QUESTIONS = {"How long is the refund window?": "30 days", "What is six times seven?": "42"}

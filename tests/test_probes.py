@@ -15,19 +15,13 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.services import project_secret_delete, project_secret_set
-from evals.datasets import ItemData
 from evals.models import Dataset, Probe, ProbeResult, ProbeRun, RunStatus, Score, ScoreSource
 from evals.probes.runs import probe_run_create, probe_run_execute, probes_claim_due
-from evals.services import dataset_create, dataset_items_add, probe_save
+from evals.services import probe_save
 from tests.conftest import PASSWORD, Tenant
 from tests.fake_llm_app import FakeLlmApp
+from tests.probe_data import QUESTIONS, golden, http_probe, run_once
 from traces.models import Trace
-
-QUESTIONS = {
-    "How long is the refund window?": "30 days",
-    "What is the capital of France?": "Paris",
-    "What is six times seven?": "42",
-}
 
 
 @pytest.fixture
@@ -35,24 +29,6 @@ def app() -> Iterator[FakeLlmApp]:
     fake = FakeLlmApp(answers=dict(QUESTIONS)).start()
     yield fake
     fake.stop()
-
-
-def golden(tenant: Tenant, questions: dict[str, str] = QUESTIONS, name: str = "faq") -> Dataset:
-    dataset = dataset_create(project=tenant.project, name=name, user=tenant.user)
-    dataset_items_add(dataset=dataset, items=[ItemData(input=q, expected=a) for q, a in questions.items()])
-    return dataset
-
-
-def http_probe(tenant: Tenant, dataset: Dataset, app: FakeLlmApp, **config: Any) -> Probe:
-    target = {"url": f"{app.url}/ask", "body_template": {"question": "{{input_text}}"}, "answer_path": "answer",
-              "timeout_seconds": 5.0, **config}  # fmt: skip
-    probe = Probe(project=tenant.project, name="faq probe", dataset=dataset, service="support-bot",
-                  target_kind="http_endpoint", target_config=target, evaluators=["reference"])  # fmt: skip
-    return probe_save(probe=probe, user=tenant.user)
-
-
-def run_once(probe: Probe) -> ProbeRun:
-    return probe_run_execute(run_id=probe_run_create(probe=probe).pk)
 
 
 def results(run: ProbeRun) -> dict[str, ProbeResult]:

@@ -7,7 +7,6 @@ one each read went to."""
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Iterator
@@ -22,12 +21,8 @@ from django.test.utils import CaptureQueriesContext
 
 from sre4ai_web import replica
 from tests.conftest import PASSWORD, Tenant
+from tests.replica_db import REPLICA
 from traces.models import SavedView, Trace
-
-REPLICA = "replica"
-# Declared at import, before the test databases are set up: a mirror of the default test database.
-if REPLICA not in settings.DATABASES:
-    settings.DATABASES[REPLICA] = {**copy.deepcopy(settings.DATABASES["default"]), "TEST": {"MIRROR": "default"}}
 
 BOTH = pytest.mark.django_db(transaction=True, databases=["default", REPLICA])
 DATA_APPS = ("traces_", "evals_", "rollups_", "slos_", "guard_")

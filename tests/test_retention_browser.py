@@ -14,16 +14,20 @@ from playwright.sync_api import Browser, Page, expect
 
 from accounts.retention import retention_sweep
 from sre4ai_web import replica
+from tests import chromium
+from tests.chromium import ARTIFACTS
 from tests.conftest import PASSWORD, Tenant
-from tests.test_browser import ARTIFACTS, browser  # noqa: F401  (the module's Chromium fixture)
-from tests.test_replica import REPLICA
+from tests.replica_db import REPLICA
 from traces.models import Trace
+
+# Shared fixtures: pytest finds a fixture by its name in the test's module.
+browser = chromium.browser
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases=["default", REPLICA])]
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:  # noqa: F811
+def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     context.set_default_timeout(10_000)
     tab = context.new_page()

@@ -17,10 +17,14 @@ from accounts.models import AuditEvent
 from accounts.services import membership_set
 from evals.models import Score, ScoreExportTarget, ScoreSource
 from evals.otel_export import export_test_run
+from tests import export_data
 from tests.conftest import PASSWORD, Tenant, broker_purge, make_tenant
+from tests.export_data import built_in, counters, scored_trace
+from tests.processes import start_worker, stop, wait_for
 from tests.receiver import Receiver
-from tests.test_evaluation_events_export import built_in, counters, eager, scored_trace  # noqa: F401 (eager: a fixture)
-from tests.test_worker_e2e import start_worker, stop, wait_for
+
+# Shared fixtures: pytest finds a fixture by its name in the test's module.
+eager = export_data.eager
 
 SETTINGS = "/p/acme/settings/"
 EXPORT = "/p/acme/settings/export/"

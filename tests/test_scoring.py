@@ -20,17 +20,9 @@ from evals.jobs import job_run_cancel
 from evals.models import EvalRun, EvaluatorConfig, Score
 from evals.selectors import effective_configs
 from evals.services import eval_run_create, eval_run_step, evaluator_config_set, traces_score
-from tests import otlp_build as ob
 from tests.conftest import PASSWORD, Tenant
-from tests.scoring_data import GROUNDED, INVENTED, LEAKY, rag_spans
+from tests.scoring_data import GROUNDED, INVENTED, LEAKY, rag_spans, send
 from traces.models import Trace
-
-
-def send(client: Client, tenant: Tenant, spans: list, service: str = "support-bot") -> Trace:
-    body = ob.request(spans, resource={"service.name": service}).SerializeToString()
-    response = client.post("/v1/traces", data=body, content_type="application/x-protobuf", headers=tenant.bearer)
-    assert response.status_code == 200
-    return Trace.objects.get(project=tenant.project, trace_id=spans[0].trace_id.hex())
 
 
 def scores_of(trace: Trace) -> dict[str, Score]:

@@ -15,8 +15,7 @@ from accounts.services import audit_record, membership_set, user_create
 from evals.services import evaluator_config_reset, evaluator_config_set
 from slos.models import Channel
 from tests.conftest import PASSWORD, Tenant
-from tests.slo_data import ingest, make_trace, manager, recompute
-from tests.test_slo_pages import FORM
+from tests.slo_data import FORM, ingest, make_trace, manager, recompute
 
 
 def _login(username: str = "alice") -> Client:

@@ -16,14 +16,16 @@ from evals.services import traces_score
 from rollups.services import dirty_process
 from slos import services as slo_services
 from slos.models import Channel
-from tests import test_browser as shared
+from tests import browser_data, chromium
+from tests.browser_data import Sent
+from tests.chromium import CHROMIUM, log_in
 from tests.conftest import Tenant
 from tests.slo_data import create_slo
-from tests.test_browser import CHROMIUM, Sent, log_in
 from traces.models import Trace
 
-browser = shared.browser
-sent = shared.sent
+# Shared fixtures: pytest finds a fixture by its name in the test's module.
+sent = browser_data.sent
+browser = chromium.browser
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),

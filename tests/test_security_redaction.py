@@ -15,7 +15,7 @@ from evals.models import Score
 from evals.services import traces_score
 from tests import otlp_build as ob
 from tests.conftest import PASSWORD, Tenant
-from tests.test_api import native_trace
+from tests.native_data import native_trace
 from traces.models import PendingLogEvent, Trace
 
 EMAIL = "jane.doe@acme-corp.io"

@@ -16,7 +16,7 @@ from accounts.models import ApiKey, Scope
 from accounts.services import api_key_issue
 from tests import otlp_build
 from tests.conftest import Tenant
-from tests.test_api import native_trace
+from tests.native_data import native_trace
 
 SLO_BODY = {"name": "x", "service": "support-bot", "sli": "availability", "objective": "0.99", "window_days": 7}
 

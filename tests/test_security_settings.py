@@ -6,11 +6,11 @@ import os
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
+
 DEV_KEY = "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production"
 
 

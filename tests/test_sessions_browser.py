@@ -13,10 +13,15 @@ from playwright.sync_api import Page, expect
 
 from evals.services import ExternalScore, score_record
 from rollups.services import dirty_process
+from tests import chromium
+from tests.browser_data import IMG_XSS, SECOND_NS, send, turn
+from tests.chromium import CHROMIUM, artifact, assert_no_xss, log_in
 from tests.conftest import Tenant
-from tests.test_browser import CHROMIUM, IMG_XSS, artifact, assert_no_xss, browser, log_in, page, send  # noqa: F401
-from tests.test_trace_explorer_browser import SECOND_NS, turn
 from traces.models import Trace
+
+# Shared fixtures: pytest finds a fixture by its name in the test's module.
+browser = chromium.browser
+page = chromium.page
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
@@ -24,7 +29,7 @@ pytestmark = [
 ]
 
 
-def test_trace_to_conversation_to_user_and_the_lists(page: Page, live_server: Any, tenant: Tenant) -> None:  # noqa: F811
+def test_trace_to_conversation_to_user_and_the_lists(page: Page, live_server: Any, tenant: Tenant) -> None:
     now = time.time_ns() - 900 * SECOND_NS
     first = turn(now, "Can I return shoes I wore once?", "Yes, within 30 days if they are clean.", 800, "chat-7", "ana")
     second = turn(now + 40 * SECOND_NS, "And the refund?", "Refunds take 3 days.", 1500, "chat-7", "ana")

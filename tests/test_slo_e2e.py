@@ -19,10 +19,10 @@ from rollups.tasks import process_dirty
 from slos.models import SLO, Channel, Incident, SliMinute
 from slos.tasks import evaluate
 from tests.conftest import PASSWORD, Tenant, broker_purge, broker_queued
+from tests.processes import post_otlp, start_worker, stop, wait_for
 from tests.receiver import Receiver
 from tests.scoring_data import GROUNDED, INVENTED, rag_spans
 from tests.slo_data import manager
-from tests.test_worker_e2e import post_otlp, start_worker, stop, wait_for
 from traces.models import Trace
 
 

@@ -19,7 +19,7 @@ from slos import burn, messages, selectors, services
 from slos.models import SLO, Channel, Delivery, EventKind, Incident, IncidentEvent
 from slos.services import slos_evaluate
 from tests.conftest import PASSWORD, Tenant
-from tests.slo_data import T0, at, create_slo, ingest, make_trace, manager, recompute, score
+from tests.slo_data import FORM, T0, at, create_slo, ingest, make_trace, manager, recompute, score
 
 pytestmark = pytest.mark.django_db
 
@@ -35,20 +35,6 @@ def seeded(tenant: Tenant) -> Tenant:
     ingest(tenant, [make_trace(0)])
     recompute()
     return tenant
-
-
-FORM = {
-    "name": "Grounded answers",
-    "service": "support-bot",
-    "sli_kind": "score",
-    "evaluator": "grounding",
-    "comparator": ">=",
-    "threshold": "0.7",
-    "objective": "99.5%",
-    "window_days": "7",
-    "policy_mode": "default",
-    "runbook": "Check the **retriever**.",
-}
 
 
 def test_the_form_creates_an_slo_with_the_default_policy_scaled_to_its_window(seeded: Tenant) -> None:

@@ -34,8 +34,8 @@ from sre4ai_web.celery import app as celery_app
 from sre4ai_web.lib.timebuckets import floor_hour
 from tests.conftest import Tenant
 from tests.fake_llm_app import FakeLlmApp
+from tests.probe_data import QUESTIONS, golden, http_probe, run_once
 from tests.slo_data import T0, at, create_slo, ingest, make_trace, recompute, score
-from tests.test_probes import QUESTIONS, golden, http_probe, run_once
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,7 @@ from django.db.models import DateTimeField, Value
 
 from accounts.models import Project
 from sre4ai_web.lib.sql import AnyOf, EpochMinute
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
 
 
 @pytest.mark.postgres_only("checks PostgreSQL's = ANY(array) SQL; the SQLite form has its own test below")

@@ -17,6 +17,7 @@ from evals.models import Dataset, DatasetItem, Score
 from front.selectors import InvalidCursor, TraceFilters, TraceSort, trace_count, trace_page
 from tests.conftest import PASSWORD, Tenant, make_tenant
 from tests.explorer_data import make_trace, score
+from tests.scoring_data import rag_spans, send
 from traces.models import ListPreference, SavedView, Trace
 
 pytestmark = pytest.mark.django_db
@@ -196,9 +197,6 @@ def test_saved_views_editors_create_and_delete_viewers_use(
 def test_selected_traces_go_to_a_dataset_or_get_one_annotation(
     client: Client, tenant: Tenant, other_tenant: Tenant
 ) -> None:
-    from tests.scoring_data import rag_spans
-    from tests.test_pages import send
-
     send(client, tenant, rag_spans("Refunds take 14 days.", question="How long do refunds take?"))
     send(client, tenant, rag_spans("Orders ship in 2 days.", question="When does my order ship?"))
     send(client, other_tenant, rag_spans("Secret answer.", question="Other tenant's question"))

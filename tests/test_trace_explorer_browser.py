@@ -13,40 +13,19 @@ from playwright.sync_api import Page, expect
 
 from evals.models import Dataset, DatasetItem
 from rollups.services import dirty_process
-from tests import otlp_build as ob
+from tests import chromium
+from tests.browser_data import IMG_XSS, SCRIPT_XSS, SECOND_NS, send, turn
+from tests.chromium import CHROMIUM, artifact, assert_no_xss, log_in, rows
 from tests.conftest import Tenant
-from tests.test_browser import (  # noqa: F401  (fixtures)
-    CHROMIUM,
-    IMG_XSS,
-    SCRIPT_XSS,
-    artifact,
-    assert_no_xss,
-    browser,
-    log_in,
-    page,
-    rows,
-    send,
-)
+
+# Shared fixtures: pytest finds a fixture by its name in the test's module.
+browser = chromium.browser
+page = chromium.page
 
 pytestmark = [
     pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
     pytest.mark.django_db(transaction=True),
 ]
-SECOND_NS = 1_000_000_000
-
-
-def turn(start_ns: int, question: str, answer: str, ms: float, session: str = "", user: str = "") -> list[Any]:
-    """A chain root (question, answer, session and user) over one priced LLM call."""
-    trace_id, root = ob.new_trace_id(), ob.new_span_id()
-    ids = {k: v for k, v in (("session.id", session), ("user.id", user)) if v}
-    return [
-        ob.span(trace_id, root, name="answer_question", start_ns=start_ns, duration_ms=ms,
-                attributes={"openinference.span.kind": "CHAIN", "input.value": question, "output.value": answer,
-                            **ids}),
-        ob.span(trace_id, parent=root, name="chat gpt-4o-mini", start_ns=start_ns + 10**6, duration_ms=ms - 5,
-                attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
-                            "gen_ai.usage.input_tokens": int(ms), "gen_ai.usage.output_tokens": 40}),
-    ]  # fmt: skip
 
 
 LONG_ANSWER = "Refunds are issued within 14 days of receiving the returned item. " * 6 + "THE-END-OF-THE-ANSWER"
@@ -67,7 +46,7 @@ def explorer_data(live_server: Any, tenant: Tenant) -> dict[str, str]:
 
 
 def test_sort_columns_expand_select_to_dataset_and_saved_view(
-    page: Page,  # noqa: F811
+    page: Page,
     live_server: Any,
     tenant: Tenant,
     explorer_data: dict[str, str],

@@ -1,6 +1,6 @@
 """Claims on job rows (sre4ai_web/lib/claims.py): a job runs at most once at a time whatever the broker delivers,
 a worker that died lets its claim lapse, and beat finds the jobs to send again. On PostgreSQL and on SQLite.
-The faults themselves, with real workers, are in tests/test_faults.py."""
+The faults themselves, with real workers, are in tests/ops/test_faults.py."""
 
 from __future__ import annotations
 
@@ -20,11 +20,15 @@ from evals.services import evaluator_config_set
 from evals.tasks import judge_traces, rescore_step, score_traces
 from sre4ai_web.checks import recovery_timing_check
 from sre4ai_web.lib.claims import MAX_ATTEMPTS, claimed, lost
+from tests import fake_chat_completions
 from tests.conftest import Tenant
-from tests.evaluators.test_judge import KEY_ENV, FakeLLM, Reply, llm  # noqa: F401 (a fixture)
+from tests.fake_chat_completions import KEY_ENV, FakeLLM, Reply
 from tests.scoring_data import GROUNDED, INVENTED, rag_spans, send
 from traces import followups
 from traces.models import FollowupOutbox, Trace
+
+# Shared fixtures: pytest finds a fixture by its name in the test's module.
+llm = fake_chat_completions.llm
 
 SECOND = timedelta(seconds=1)
 
@@ -188,7 +192,7 @@ def test_a_message_without_a_job_becomes_one(client: Client, tenant: Tenant) -> 
 def test_scoring_adds_the_judges_job_once(
     client: Client,
     tenant: Tenant,
-    llm: FakeLLM,  # noqa: F811 (the fixture imported above)
+    llm: FakeLLM,
     settings: Any,
 ) -> None:
     settings.SRE4AI_OUTBOUND_ENV_ALLOW = [KEY_ENV]

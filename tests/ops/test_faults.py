@@ -11,7 +11,7 @@ Retry-After), and one fault at a time:
 
 Each asserts that every trace the server acknowledged is stored and scored exactly once (one score per evaluator)
 within the recovery window after the fault ends, and that no 5xx answer lacked a Retry-After. The slow receiver
-is tests/test_outbound_isolation.py.
+is tests/ops/test_outbound_isolation.py.
 
 CI runs the short form: claims, grace period and beat's sweep shortened to seconds (the mechanism is the same).
 ``SRE4AI_FAULTS=long`` runs the production timings (claims 30 s, grace 30 s, sweep every 15 s, Redis visibility

@@ -35,7 +35,7 @@ def guard(tenant: Tenant, **body: Any) -> Any:
 
 
 def decided(tenant: Tenant, **body: Any) -> dict[str, Any]:
-    """A guard call, then what the worker does after the answer: record the decision (tests/test_guard_recording.py
+    """A guard call, then what the worker does after the answer: record the decision (tests/guard/test_guard_recording.py
     shows the answer does not wait for it, and a real worker doing it)."""
     response = guard(tenant, **body)
     assert response.status_code == 200, response.content

@@ -1,6 +1,6 @@
 """Recovery of follow-up work: traces acknowledged while the broker was down are recorded in the ingest outbox,
 queued by beat once the broker is back, and scored exactly once by a real Celery worker; beat sends a job again
-only when its message is missing. tests/test_faults.py injects the faults end to end."""
+only when its message is missing. tests/ops/test_faults.py injects the faults end to end."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def test_worker_scores_ingested_traces_and_the_page_shows_them(live_server: Any,
 def test_a_worker_killed_mid_task_loses_no_scoring(live_server: Any, tenant: Tenant, clean_queues) -> None:
     """Without beat: Redis hands the killed worker's message to the next worker after the visibility timeout, by
     which time the dead worker's claim on the job has lapsed (the timeout is longer than a claim, as by default:
-    90 s and 30 s), so that copy does the job. tests/test_faults.py covers beat's way back."""
+    90 s and 30 s), so that copy does the job. tests/ops/test_faults.py covers beat's way back."""
     # One batch of many traces is one task: kill the worker while it is half-way through.
     spans = [s for _ in range(400) for s in rag_spans(INVENTED)]
     for start in range(0, len(spans), 900):

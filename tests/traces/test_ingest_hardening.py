@@ -281,7 +281,7 @@ def to_ns(moment: datetime) -> int:
 
 
 def keep_longer_than_the_window(tenant: Tenant) -> None:
-    """Raw retention past SRE4AI_INGEST_MAX_SPAN_AGE_DAYS: the window alone decides (tests/test_retention.py has
+    """Raw retention past SRE4AI_INGEST_MAX_SPAN_AGE_DAYS: the window alone decides (tests/accounts/test_retention.py has
     the refusals of spans older than a shorter retention)."""
     project_retention_set(project=tenant.project, raw_days=400, aggregate_days=400)
 

@@ -6,7 +6,6 @@ errors, only admins see or change it, every change is in the audit log, and "Sen
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,14 +16,15 @@ from accounts.models import AuditEvent
 from accounts.services import membership_set
 from evals.models import Score, ScoreExportTarget, ScoreSource
 from evals.otel_export import export_test_run
-from tests import export_data
-from tests.conftest import PASSWORD, Tenant, broker_purge, make_tenant
+from tests import export_data, processes
+from tests.conftest import PASSWORD, Tenant, make_tenant
 from tests.export_data import built_in, counters, scored_trace
 from tests.processes import start_worker, stop, wait_for
 from tests.receiver import Receiver
 
 # Shared fixtures: pytest finds a fixture by its name in the test's module.
 eager = export_data.eager
+clean_queues = processes.clean_queues
 
 SETTINGS = "/p/acme/settings/"
 EXPORT = "/p/acme/settings/export/"
@@ -157,13 +157,6 @@ def test_headers_are_kept_when_left_empty_and_every_change_is_audited_without_th
     ]  # fmt: skip
     assert [e["details"].get("headers") for e in events[:4]] == [["Authorization"], ["Authorization"], [], []]
     assert TOKEN not in str(events) and "/first/" not in str(events)  # no header value, no path
-
-
-@pytest.fixture
-def clean_queues() -> Iterator[None]:
-    broker_purge()
-    yield
-    broker_purge()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
-import requests
 from playwright.sync_api import Browser, Page, expect
 
 from accounts.retention import retention_sweep
@@ -43,8 +43,8 @@ def send(live_server: Any, tenant: Tenant, start: datetime, n: int = 3) -> None:
                "spans": [{"name": f"answer {i}", "kind": "chain", "start_time": (start + timedelta(seconds=i)).isoformat(),
                           "end_time": (start + timedelta(seconds=i + 1)).isoformat(), "input": "How long do refunds take?",
                           "output": "14 days."}]} for i in range(n)]  # fmt: skip
-    response = requests.post(f"{live_server.url}/api/v1/traces", data=json.dumps({"traces": traces}), timeout=10,
-                             headers={**tenant.bearer, "Content-Type": "application/json"})  # fmt: skip
+    response = httpx.post(f"{live_server.url}/api/v1/traces", content=json.dumps({"traces": traces}), timeout=10,
+                          headers={**tenant.bearer, "Content-Type": "application/json"})  # fmt: skip
     assert response.status_code == 200, response.text
 
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
-import requests
 from django.test import Client
 from django.utils import timezone
 
@@ -170,7 +170,7 @@ def test_a_worker_records_the_decision_after_the_answer(live_server: Any, tenant
     worker = start_worker("guard-recorder", queues=("celery",))
     try:
         answers = [
-            requests.post(f"{live_server.url}/api/v1/guard", json=body, headers=headers, timeout=30).json()
+            httpx.post(f"{live_server.url}/api/v1/guard", json=body, headers=headers, timeout=30).json()
             for body in ({"stage": "input", "input": INJECTION}, {"stage": "output", "output": "Sure, 3 days."})
         ]
         wait_for(lambda: Score.objects.filter(name="guardrail").count() == 2, 60, "the worker to record both")
@@ -187,8 +187,8 @@ def test_a_decision_answered_while_the_broker_is_down_is_recorded_by_beat(tenant
     headers = {"Authorization": f"Bearer {issued.secret_key}"}
     with gunicorn(CELERY_BROKER_URL="redis://127.0.0.1:9/0") as url:  # nothing listens on the discard port
         started = time.monotonic()
-        response = requests.post(f"{url}/api/v1/guard", json={"stage": "input", "input": INJECTION}, headers=headers,
-                                 timeout=30)  # fmt: skip
+        response = httpx.post(f"{url}/api/v1/guard", json={"stage": "input", "input": INJECTION}, headers=headers,
+                              timeout=30)  # fmt: skip
         took = time.monotonic() - started
     assert response.status_code == 200 and response.json()["decision"] == "block"
     assert took < 3, "the call waited for the broker"

@@ -1,7 +1,7 @@
 """Where things are in the app's navigation, for messages that send people there ("create a key under …").
 
 Each path is the text of a header menu entry, then the text of a link or button on that page;
-tests/test_menus.py follows every path through the rendered pages, so renaming an entry fails a test instead of
+tests/accounts/test_menus.py follows every path through the rendered pages, so renaming an entry fails a test instead of
 leaving messages that name a menu nobody can find."""
 
 CREATE_API_KEY = "Settings & keys → Create API key"

@@ -35,6 +35,7 @@ from accounts.vault import seal, unseal
 from evals.models import Score, ScoreExportCounter, ScoreExportTarget, ScoreSource
 from sre4ai_web.lib import outbound
 from sre4ai_web.lib.outbound import host_of
+from sre4ai_web.lib.queue import enqueue_on_commit
 from traces.ingest.normalize import EVALUATION_EVENT, RESPONSE_ID
 from traces.ingest.otlp import to_key_values
 
@@ -275,9 +276,7 @@ def export_test_request(*, project: Project) -> ScoreExportTarget:
     ScoreExportTarget.objects.filter(pk=row.pk).update(
         test_requested_at=timezone.now(), test_finished_at=None, test_ok=None, test_result=""
     )
-    from evals.tasks import scores_export_test  # the task module imports this one
-
-    transaction.on_commit(lambda: scores_export_test.apply_async((project.pk,)))
+    enqueue_on_commit("evals.tasks.scores_export_test", project.pk)
     return row
 
 

@@ -20,6 +20,7 @@ from accounts.models import Scope
 from evals.evaluators.base import ContextDoc, ToolCall
 from guard.engine import GuardRequest
 from guard.services import decision_json, guard_check
+from sre4ai_web.lib.api_errors import ApiError
 from sre4ai_web.lib.validation import pydantic_message
 
 logger = logging.getLogger(__name__)
@@ -106,11 +107,11 @@ class GuardEndpoint(APIView):
     def post(self, request: Request) -> Response:
         api_key = request_key(request)
         if not isinstance(request.data, dict):
-            return Response({"error": "Send a JSON object."}, status=400)
+            raise ApiError(400, "Send a JSON object.")
         try:
             body = GuardIn.model_validate(request.data)
         except ValidationError as exc:
-            return Response({"error": f"Invalid guard request: {pydantic_message(exc, root='body')}"}, status=400)
+            raise ApiError(400, f"Invalid guard request: {pydantic_message(exc, root='body')}") from exc
         guarded = GuardRequest(
             stage=body.stage,
             input=body.input,
@@ -130,9 +131,9 @@ class GuardEndpoint(APIView):
             )
         except OperationalError:
             logger.exception("database unavailable during a guard call")
-            response = Response({"error": "Storage is unavailable; retry later."}, status=503)
-            response["Retry-After"] = str(settings.INGEST_RETRY_AFTER_SECONDS)
-            return response
+            raise ApiError(
+                503, "Storage is unavailable; retry later.", retry_after=settings.INGEST_RETRY_AFTER_SECONDS
+            ) from None
         decision = outcome.decision
         answer: dict[str, Any] = {
             "decision": decision.decision,

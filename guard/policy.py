@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evals.evaluators.registry import REGISTRY
+from sre4ai_web.lib.validation import pydantic_message
 
 Stage = Literal["input", "output"]
 Action = Literal["block", "redact", "flag"]
@@ -63,8 +64,7 @@ class CheckRule(BaseModel):
             try:
                 REGISTRY[kind.evaluator].from_config(self.params)
             except ValidationError as exc:
-                problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
-                raise ValueError(f"{self.check} params: {problems}") from None
+                raise ValueError(f"{self.check} params: {pydantic_message(exc, root='params')}") from None
         return self
 
     def runs_at(self, stage: str) -> bool:

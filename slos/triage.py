@@ -27,7 +27,7 @@ cause: traces that carry it but fail at the normal rate add nothing to either te
 v2 trace and by some v1 traces then ties with release v2 itself (worked example below), while the excess
 share ranks the tighter value, release v2, first, which is where the on-call should look.
 
-Worked example (checked in tests/test_slo_triage.py). 100 incident traces: 20 bad, 80 good.
+Worked example (checked in tests/slos/test_slo_triage.py). 100 incident traces: 20 bad, 80 good.
 Release v2 is on 20 traces, 16 of them bad; model m2 is on those 20 and on 20 v1 traces, 1 of them bad.
     v2: bad_share 16/20 = 0.8, good_share 4/80 = 0.05, all_share 20/100 = 0.2,
         expected_bad_with = 20 × 0.2 = 4, explained = (16 − 4) / 20 = 0.6, lift = 0.8 / 0.05 = 16

@@ -23,7 +23,7 @@ PASSWORD = "correct-horse-battery"
 # Fixtures shared by several test modules.
 pytest_plugins = ["tests.receiver"]
 # Test receivers listen on loopback, which outbound calls refuse by default: allow exactly that address, here and
-# in the workers the end-to-end tests start (they inherit the environment). tests/test_outbound.py proves the
+# in the workers the end-to-end tests start (they inherit the environment). tests/lib/test_outbound.py proves the
 # refusal without it.
 LOOPBACK_ALLOWED = "127.0.0.1"
 os.environ["SRE4AI_OUTBOUND_ALLOW"] = LOOPBACK_ALLOWED

@@ -1,11 +1,16 @@
-"""Traces with known answers for scoring tests: grounded, invented, leaking, looping."""
+"""Traces with known answers for scoring tests: grounded, invented, leaking, looping; and ``send``, which posts
+spans to ``/v1/traces`` with the test client and returns the stored trace."""
 
 from __future__ import annotations
 
 import json
 import time
 
+from django.test import Client
+
 from tests import otlp_build as ob
+from tests.conftest import Tenant
+from traces.models import Trace
 
 CONTEXT = "Refunds are issued within 14 days of receiving the returned item."
 
@@ -31,3 +36,10 @@ def rag_spans(answer: str, question: str = "How long do refunds take?", start: i
 GROUNDED = "Refunds are issued within 14 days of receiving the returned item."
 INVENTED = "Refunds are issued within 3 days, and we add a $10 goodwill credit."
 LEAKY = "Sure! Contact our agent at jane.doe@example.org or call +1 415 555 0134."
+
+
+def send(client: Client, tenant: Tenant, spans: list, service: str = "support-bot") -> Trace:
+    body = ob.request(spans, resource={"service.name": service}).SerializeToString()
+    response = client.post("/v1/traces", data=body, content_type="application/x-protobuf", headers=tenant.bearer)
+    assert response.status_code == 200
+    return Trace.objects.get(project=tenant.project, trace_id=spans[0].trace_id.hex())

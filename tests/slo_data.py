@@ -19,6 +19,20 @@ from slos.services import sli_history_rebuild, slo_save, slos_evaluate
 from tests.conftest import Tenant
 from traces.models import Trace
 
+FORM = {
+    "name": "Grounded answers",
+    "service": "support-bot",
+    "sli_kind": "score",
+    "evaluator": "grounding",
+    "comparator": ">=",
+    "threshold": "0.7",
+    "objective": "99.5%",
+    "window_days": "7",
+    "policy_mode": "default",
+    "runbook": "Check the **retriever**.",
+}
+
+
 # Two days ago, on the hour: inside every SLO window whenever the tests run, and well before "now".
 T0 = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
 _counter = {"n": 0}

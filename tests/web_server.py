@@ -9,14 +9,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 from django.conf import settings
 
+from tests import ROOT
 from tests.conftest import database_url
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager

@@ -51,6 +51,12 @@ def drift_run_start(*, project: Project, service: str, trigger: str = "schedule"
     return run
 
 
+def drift_schedule_queue(*, countdown: float) -> None:
+    """Queue one drift schedule (what beat runs hourly) ``countdown`` seconds after the current transaction commits:
+    the demo loader's way to show drift before beat's first tick."""
+    enqueue_on_commit("evals.tasks.drift_schedule", countdown=countdown)
+
+
 def drift_run_execute(*, run_id: int) -> DriftRun:
     run = DriftRun.objects.get(pk=run_id)
     if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):

@@ -6,7 +6,7 @@ so callers pass the total input count and the cache-read / cache-write subsets.
 A full ``calc_price`` call costs ~80 µs (model lookup, unit registry, usage decomposition), a large share of
 normalising an LLM span. For the same model and price entry, the price of token usage is linear in the four
 counts unless the entry has tiers, so the coefficients are computed once per price entry *by genai-prices
-itself* (on unit usages) and reused; tiered entries always take the full call. tests/test_pricing.py checks
+itself* (on unit usages) and reused; tiered entries always take the full call. tests/traces/test_pricing.py checks
 the two agree over the whole price table.
 """
 

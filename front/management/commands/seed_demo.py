@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from accounts.models import Project
 from accounts.services import api_key_issue, project_create, user_create
+from evals.drift.runs import drift_schedule_queue
 from evals.services import evaluator_config_set
-from evals.tasks import drift_schedule
 from slos.forms import default_rule_rows
 from slos.models import SLO
 from slos.services import slo_save
@@ -483,7 +483,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Defined {len(DEMO_SLOS)} SLOs; the worker computes their history.")
         # Beat runs drift detection hourly, the first time an hour after it starts; a fresh demo would show
         # "not run" until then. Once the worker has scored the demo traces, run it now-ish.
-        drift_schedule.apply_async(countdown=DRIFT_AFTER_SECONDS)
+        drift_schedule_queue(countdown=DRIFT_AFTER_SECONDS)
         self.stdout.write(f"Drift detection runs in {DRIFT_AFTER_SECONDS // 60} minutes, then hourly.")
 
     def _send(self, factory: RequestFactory, secret: str, batch: dict[str, list[Span]], release: str) -> None:

@@ -1,0 +1,315 @@
+"""Trace explorer: sorting with keyset pages, the bounded count, the column picker, saved views, score chips and
+the bulk actions on selected traces; every read scoped to the project."""
+
+from __future__ import annotations
+
+import random
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from accounts.models import Role
+from accounts.services import membership_set, user_create
+from evals.models import Dataset, DatasetItem, Score
+from front.selectors import InvalidCursor, TraceFilters, TraceSort, trace_count, trace_page
+from tests.conftest import PASSWORD, Tenant, make_tenant
+from tests.explorer_data import make_trace, score
+from tests.scoring_data import rag_spans, send
+from traces.models import ListPreference, SavedView, Trace
+
+pytestmark = pytest.mark.django_db
+
+
+def login(client: Client, tenant: Tenant) -> Client:
+    assert client.login(username=tenant.user.username, password=PASSWORD)
+    return client
+
+
+def walk(tenant: Tenant, sort: TraceSort, filters: TraceFilters | None = None, limit: int = 4) -> list[int]:
+    """Every page of the list by following next cursors: the trace pks in the order shown."""
+    seen: list[int] = []
+    cursor = ""
+    while True:
+        page = trace_page(
+            project=tenant.project, filters=filters or TraceFilters(), cursor=cursor, limit=limit, sort=sort
+        )
+        seen.extend(t.pk for t in page.items)
+        if not page.next_cursor:
+            return seen
+        cursor = page.next_cursor
+
+
+def test_every_sort_pages_through_all_traces_once_in_order(tenant: Tenant, other_tenant: Tenant) -> None:
+    rng = random.Random(7)
+    traces = [
+        make_trace(
+            tenant.project,
+            n,
+            seconds=rng.choice([0, 1, 2, 3]),  # many ties: the id must break them across page boundaries
+            duration_ms=rng.choice([50.0, 120.5, 120.5, 900.0]),
+            cost=rng.choice([None, "0", "0.0012", "0.0012", "0.5"]),
+            tokens=rng.choice([0, 10, 10, 2000]),
+        )
+        for n in range(23)
+    ]
+    make_trace(other_tenant.project, 99, duration_ms=5000.0, cost="9", tokens=10**6)  # never listed
+    for i, trace in enumerate(traces[:15]):
+        score(trace, "grounding", passed=i % 3 != 0, value=round(i % 5 / 4, 2))
+    keys: dict[str, Any] = {
+        "time": lambda t: t.start_time,
+        "latency": lambda t: t.duration_ms,
+        "cost": lambda t: t.cost if t.cost is not None else Decimal(0),
+        "tokens": lambda t: t.total_tokens,
+    }
+    for key, value in keys.items():
+        for descending in (True, False):
+            expected = [t.pk for t in sorted(traces, key=lambda t: (value(t), t.pk), reverse=descending)]
+            assert walk(tenant, TraceSort(key, descending)) == expected, (key, descending)
+    grounding = {t.pk: round(i % 5 / 4, 2) for i, t in enumerate(traces[:15])}
+    for descending in (True, False):
+        expected = sorted(grounding, key=lambda pk: (grounding[pk], pk), reverse=descending)
+        assert walk(tenant, TraceSort("score", descending), TraceFilters(score="grounding")) == expected
+
+
+def test_a_cursor_works_only_for_its_own_sort(client: Client, tenant: Tenant) -> None:
+    for n in range(6):
+        make_trace(tenant.project, n, seconds=n, duration_ms=10.0 * n)
+    page = trace_page(project=tenant.project, filters=TraceFilters(), limit=2, sort=TraceSort("latency"))
+    assert page.next_cursor
+    with pytest.raises(InvalidCursor, match="another sort order"):
+        trace_page(project=tenant.project, filters=TraceFilters(), cursor=page.next_cursor, sort=TraceSort("cost"))
+    login(client, tenant)
+    html = client.get("/p/acme/traces/", {"sort": "-cost", "cursor": page.next_cursor}).content.decode()
+    assert "belongs to another sort order" in html
+    for bad in ({"sort": "colour"}, {"sort": "-score"}):
+        response = client.get("/p/acme/traces/", bad)
+        assert response.status_code == 200
+        assert "Select a valid choice" in response.content.decode() or "needs a score" in response.content.decode()
+    assert "Sorting by score needs a score" in client.get("/p/acme/traces/", {"sort": "score"}).content.decode()
+
+
+def test_count_is_exact_up_to_the_bound_then_says_more(client: Client, tenant: Tenant, other_tenant: Tenant) -> None:
+    for n in range(7):
+        make_trace(tenant.project, n, seconds=n, service="bot" if n < 5 else "other")
+    make_trace(other_tenant.project, 50)
+    assert trace_count(project=tenant.project, filters=TraceFilters()) == (7, False)
+    assert trace_count(project=tenant.project, filters=TraceFilters(service="bot")) == (5, False)
+    assert trace_count(project=tenant.project, filters=TraceFilters(), bound=5) == (5, True)
+    assert trace_count(project=tenant.project, filters=TraceFilters(), bound=7) == (7, False)
+    login(client, tenant)
+    html = client.get("/p/acme/traces/").content.decode()
+    assert re.search(r'id="trace-count">\s*7 traces', html)
+    html = client.get("/p/acme/traces/", {"service": "other"}).content.decode()
+    assert re.search(r'id="trace-count">\s*2 traces', html)
+
+
+def test_the_page_sorts_by_header_links_and_stays_within_a_query_budget(
+    client: Client, tenant: Tenant, django_assert_max_num_queries: Any
+) -> None:
+    cheap = make_trace(tenant.project, 1, seconds=1, cost="0.001", name="cheap-one")
+    dear = make_trace(tenant.project, 2, seconds=0, cost="0.9", name="dear-one")
+    score(cheap, "grounding", passed=False, value=0.2)
+    score(cheap, "toxicity", passed=True, value=0.0)
+    score(dear, "grounding", passed=True, value=0.9)
+    login(client, tenant)
+    # Session, user, membership, list, scores, count (4: savepoint, timeout, count, timeout back), views,
+    # facets (4), columns, datasets, project switcher.
+    with django_assert_max_num_queries(20):
+        html = client.get("/p/acme/traces/", {"sort": "-cost"}).content.decode()
+    assert html.index("dear-one") < html.index("cheap-one")
+    link = re.search(r'<a class="sort active" href="\?([^"]+)"[^>]*>Cost', html)
+    assert link is not None and "sort=cost" in link.group(1)  # a second click: smallest first
+    html = client.get("/p/acme/traces/?" + link.group(1).replace("&amp;", "&")).content.decode()
+    assert html.index("cheap-one") < html.index("dear-one")
+    html = client.get("/p/acme/traces/", {"score": "grounding", "sort": "score"}).content.decode()
+    assert html.index("cheap-one") < html.index("dear-one")
+    assert 'class="num score-value">0.2<' in html
+    # Score chips: the failing one first, pass and fail told apart, each a filter link.
+    row = html[html.index('data-trace="' + cheap.trace_id) :]
+    row = row[: row.index("</tr>")]
+    assert row.index("score-chip fail") < row.index("score-chip pass")
+    assert "/p/acme/traces/?failing=grounding" in row and "/p/acme/traces/?score=toxicity" in row
+    # The passing ones fold into one "✓ N" chip that unfolds into theirs: one line per trace; failures stay in view.
+    folded = row[row.index('<details class="passed-checks">') :]
+    assert re.search(r">✓ 1</summary>", folded) and "?score=toxicity" in folded and "failing=" not in folded
+
+
+def test_column_choice_is_remembered_per_user_and_project(client: Client, tenant: Tenant, other_tenant: Tenant) -> None:
+    make_trace(tenant.project, 1, question="what is the refund window", session="s-1", user="u-1")
+    login(client, tenant)
+    html = client.get("/p/acme/traces/").content.decode()
+    assert "what is the refund window" in html and 'class="session"' not in html  # the default set
+    response = client.post("/p/acme/traces/columns/", {"column": ["session", "user", "cost", "bogus"]})
+    assert response.status_code == 302
+    assert ListPreference.objects.get(user=tenant.user, project=tenant.project).columns == ["cost", "session", "user"]
+    html = client.get("/p/acme/traces/").content.decode()
+    assert "what is the refund window" not in html
+    assert 'href="/p/acme/session/?id=s-1"' in html and 'href="/p/acme/user/?id=u-1"' in html
+    response = client.post("/p/acme/traces/columns/", {"column": ["io"]}, headers={"X-Requested-With": "fetch"})
+    assert response.status_code == 204
+    # Another member of the project keeps the default columns; another project's page is not reachable.
+    carol = user_create(username="carol", password=PASSWORD)
+    membership_set(project=tenant.project, user=carol, role=Role.VIEWER)
+    other = Client()
+    assert other.login(username="carol", password=PASSWORD)
+    assert 'class="num cost"' in other.get("/p/acme/traces/").content.decode()
+    assert client.post("/p/globex/traces/columns/", {"column": ["io"]}).status_code == 404
+    assert client.get("/p/acme/traces/columns/").status_code == 405
+
+
+def test_saved_views_editors_create_and_delete_viewers_use(
+    client: Client, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    make_trace(tenant.project, 1, status="error", name="broken-one")
+    make_trace(tenant.project, 2, name="fine-one")
+    login(client, tenant)
+    query = "status=error&sort=-latency&cursor=abc"
+    response = client.post("/p/acme/traces/views/", {"name": "Slow errors <b>", "query": query})
+    assert response.status_code == 302 and "cursor" not in response["Location"]
+    view = SavedView.objects.get(project=tenant.project)
+    assert (view.name, view.query) == ("Slow errors <b>", "status=error&sort=-latency")
+    html = client.get("/p/acme/traces/").content.decode()
+    assert 'href="?status=error&amp;sort=-latency"' in html and "Slow errors &lt;b&gt;" in html
+    # A taken name, empty filters and invalid filters are refused with a message.
+    for data, message in (
+        ({"name": "Slow errors <b>", "query": "status=ok"}, "exists already"),
+        ({"name": "nothing", "query": ""}, "Set some filters"),
+        ({"name": "bad", "query": "min_duration_ms=-1"}, "Fix the filters"),
+    ):
+        html = client.post("/p/acme/traces/views/", data, follow=True).content.decode()
+        assert message in html
+    assert SavedView.objects.count() == 1
+    viewer = user_create(username="vic", password=PASSWORD)
+    membership_set(project=tenant.project, user=viewer, role=Role.VIEWER)
+    as_viewer = Client()
+    assert as_viewer.login(username="vic", password=PASSWORD)
+    html = as_viewer.get("/p/acme/traces/").content.decode()
+    assert "Slow errors &lt;b&gt;" in html and "Save view" not in html
+    assert as_viewer.post("/p/acme/traces/views/", {"name": "x", "query": "status=ok"}).status_code == 403
+    assert as_viewer.post(f"/p/acme/traces/views/{view.pk}/delete/").status_code == 403
+    # Another project's admin cannot delete it; its own admin can.
+    globex = login(Client(), other_tenant)
+    assert globex.post(f"/p/globex/traces/views/{view.pk}/delete/").status_code == 404
+    assert client.post(f"/p/acme/traces/views/{view.pk}/delete/").status_code == 302
+    assert not SavedView.objects.exists()
+
+
+def test_selected_traces_go_to_a_dataset_or_get_one_annotation(
+    client: Client, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    send(client, tenant, rag_spans("Refunds take 14 days.", question="How long do refunds take?"))
+    send(client, tenant, rag_spans("Orders ship in 2 days.", question="When does my order ship?"))
+    send(client, other_tenant, rag_spans("Secret answer.", question="Other tenant's question"))
+    mine = list(Trace.objects.filter(project=tenant.project).order_by("start_time"))
+    theirs = Trace.objects.get(project=other_tenant.project)
+    no_question = make_trace(tenant.project, 77, name="no-spans")  # nothing to ask: skipped, and named
+    dataset = Dataset.objects.create(project=tenant.project, name="golden")
+    foreign = Dataset.objects.create(project=other_tenant.project, name="theirs")
+    login(client, tenant)
+    picked = [t.trace_id for t in mine] + [theirs.trace_id]
+    html = client.post(
+        "/p/acme/traces/bulk/",
+        {"action": "dataset", "dataset": dataset.pk, "trace": [*picked, no_question.trace_id]},
+        follow=True,
+    ).content.decode()
+    assert "Added 2 of 3 traces to golden" in html and f"Skipped {no_question.trace_id}" in html
+    DatasetItem.objects.all().delete()
+    html = client.post(
+        "/p/acme/traces/bulk/", {"action": "dataset", "dataset": dataset.pk, "trace": picked, "query": "service=x"},
+        follow=True,
+    ).content.decode()  # fmt: skip
+    assert "Added 2 of 2 traces to golden" in html
+    items = list(DatasetItem.objects.filter(dataset=dataset).order_by("pk"))
+    assert [i.source_trace_id for i in items] == [t.trace_id for t in mine]
+    assert [i.input for i in items] == ["How long do refunds take?", "When does my order ship?"]
+    assert items[0].expected == "Refunds take 14 days." and items[0].context
+    html = client.post(
+        "/p/acme/traces/bulk/", {"action": "dataset", "dataset": foreign.pk, "trace": picked}, follow=True
+    ).content.decode()
+    assert "Choose a dataset" in html and not foreign.items.exists()
+    response = client.post(
+        "/p/acme/traces/bulk/",
+        {"action": "annotate", "verdict": "down", "label": "wrong", "comment": "c", "trace": picked, "query": "q=x"},
+    )
+    assert response.status_code == 302 and response["Location"] == "/p/acme/traces/?q=x"
+    human = Score.objects.current().filter(name="human_feedback", source="human")
+    assert sorted(human.values_list("trace_id", flat=True)) == sorted(t.pk for t in mine)
+    assert all(s.passed is False and s.label == "wrong" and s.author == tenant.user for s in human)
+    for data, message in (
+        ({"action": "annotate", "trace": picked}, "Give a thumbs up or down"),
+        ({"action": "dataset", "dataset": dataset.pk}, "Select one or more traces"),
+        ({"action": "launch", "trace": picked}, "Choose what to do"),
+        ({"action": "annotate", "verdict": "up", "trace": [theirs.trace_id]}, "Select one or more traces"),
+    ):
+        assert message in client.post("/p/acme/traces/bulk/", data, follow=True).content.decode()
+    viewer = user_create(username="vic", password=PASSWORD)
+    membership_set(project=tenant.project, user=viewer, role=Role.VIEWER)
+    as_viewer = Client()
+    assert as_viewer.login(username="vic", password=PASSWORD)
+    assert (
+        as_viewer.post("/p/acme/traces/bulk/", {"action": "annotate", "verdict": "up", "trace": picked}).status_code
+        == 403
+    )
+    assert 'id="bulk"' not in as_viewer.get("/p/acme/traces/").content.decode()
+
+
+def test_list_text_is_escaped_everywhere(client: Client, tenant: Tenant) -> None:
+    evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    trace = make_trace(tenant.project, 1, name=evil, question=evil, answer=evil, session=evil, user=evil)
+    score(trace, evil[:90], passed=False, value=0.1)
+    login(client, tenant)
+    client.post("/p/acme/traces/columns/", {"column": ["session", "user", "scores", "io"]})
+    client.post("/p/acme/traces/views/", {"name": evil[:100], "query": "q=" + evil})
+    html = client.get("/p/acme/traces/").content.decode()
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # Make sure the rows rendered at all (an empty list would pass the checks above).
+    assert f'data-trace="{trace.trace_id}"' in html and "score-chip fail" in html
+
+
+def test_another_tenants_traces_are_never_counted_or_listed(client: Client, tenant: Tenant) -> None:
+    other = make_tenant("initech", "ivan")
+    make_trace(other.project, 1, name="their-trace")
+    make_trace(tenant.project, 2, name="our-trace")
+    login(client, tenant)
+    html = client.get("/p/acme/traces/", {"sort": "-latency"}).content.decode()
+    assert "our-trace" in html and "their-trace" not in html
+    assert re.search(r'id="trace-count">\s*1 trace<', html)
+
+
+@pytest.mark.postgres_only("statement_timeout and table locks are PostgreSQL's")
+def test_a_count_that_would_take_too_long_gives_up_and_leaves_no_timeout_behind(tenant: Tenant) -> None:
+    import psycopg
+    from django.db import connection
+
+    def statement_timeout() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            return cursor.fetchone()[0]
+
+    # Another session holds the table: the count waits, and gives up after its timeout instead of hanging. (First,
+    # while this test's transaction holds no lock on the table that the LOCK would wait for.)
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"], dbname=settings["NAME"]
+    ) as other:
+        other.execute("SET lock_timeout = '5s'")
+        other.execute("LOCK TABLE traces_trace IN ACCESS EXCLUSIVE MODE")
+        before = statement_timeout()
+        assert trace_count(project=tenant.project, filters=TraceFilters(), timeout_ms=200) is None
+        assert statement_timeout() == before
+    make_trace(tenant.project, 1)
+    assert trace_count(project=tenant.project, filters=TraceFilters()) == (1, False)
+    assert statement_timeout() == before
+
+
+@pytest.mark.django_db
+def test_the_read_api_sorts_like_the_list(client: Client, tenant: Tenant) -> None:
+    for n in range(8):
+        make_trace(tenant.project, n, seconds=n, duration_ms=100.0 * (n % 5 + 1))
+    items = client.get("/api/v1/traces?sort=-latency&limit=8", headers=tenant.bearer).json()["items"]
+    durations = [item["duration_ms"] for item in items]
+    assert len(durations) == 8 and durations == sorted(durations, reverse=True)

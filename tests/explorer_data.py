@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from django.test import Client
+
 from accounts.models import Project
 from evals.services import ExternalScore, score_record
+from tests.conftest import PASSWORD, Tenant
 from traces.models import Trace
 
 T0 = (datetime.now(UTC) - timedelta(hours=3)).replace(microsecond=0)
@@ -58,3 +61,8 @@ def score(trace: Trace, name: str, *, passed: bool | None, value: float | None =
             trace=trace, span=None, name=name, value=value, label="", passed=passed, comment="", external_id=""
         )
     )
+
+
+def login(client: Client, tenant: Tenant) -> Client:
+    assert client.login(username=tenant.user.username, password=PASSWORD)
+    return client

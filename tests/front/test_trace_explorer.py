@@ -16,16 +16,11 @@ from accounts.services import membership_set, user_create
 from evals.models import Dataset, DatasetItem, Score
 from front.selectors import InvalidCursor, TraceFilters, TraceSort, trace_count, trace_page
 from tests.conftest import PASSWORD, Tenant, make_tenant
-from tests.explorer_data import make_trace, score
+from tests.explorer_data import login, make_trace, score
 from tests.scoring_data import rag_spans, send
 from traces.models import ListPreference, SavedView, Trace
 
 pytestmark = pytest.mark.django_db
-
-
-def login(client: Client, tenant: Tenant) -> Client:
-    assert client.login(username=tenant.user.username, password=PASSWORD)
-    return client
 
 
 def walk(tenant: Tenant, sort: TraceSort, filters: TraceFilters | None = None, limit: int = 4) -> list[int]:

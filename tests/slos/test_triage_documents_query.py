@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from slos.selectors_triage import events_for
 from tests.conftest import Tenant
-from tests.test_slo_triage_selector import native_trace, store_native
+from tests.triage_data import native_trace, store_native
 
 
 @pytest.mark.django_db

@@ -13,8 +13,7 @@ import pytest
 from django.test import Client
 
 from tests.conftest import Tenant
-from tests.explorer_data import make_trace, score
-from tests.test_trace_explorer import login
+from tests.explorer_data import login, make_trace, score
 
 
 def templates_rendered(client: Client, path: str) -> list[str]:

@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests import chromium
+from tests.chromium import ARTIFACTS, CHROMIUM, log_in
 from tests.conftest import Tenant
-from tests.test_browser import ARTIFACTS, CHROMIUM, browser, log_in, page  # noqa: F401 (pytest fixtures)
 
+browser = chromium.browser
+page = chromium.page
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
     pytest.mark.django_db(transaction=True),
@@ -27,7 +30,7 @@ def page_width(tab: Page) -> int:
 
 
 def test_the_header_is_one_row_on_a_laptop_and_the_user_menu_logs_out(
-    page: Page,  # noqa: F811
+    page: Page,
     live_server: Any,
     tenant: Tenant,
 ) -> None:

@@ -17,10 +17,10 @@ from django.utils import timezone
 
 from slos import budgets
 from slos.models import BudgetSpend
+from tests.budget_data import budget, ingest, trace
 from tests.conftest import PASSWORD, Tenant
+from tests.guard_data import guard_headers
 from tests.slo_data import recompute
-from tests.test_budgets import budget, ingest, trace
-from tests.test_guard import guard_headers
 
 
 def metric_spend(text: str, name: str) -> dict[str, Decimal]:

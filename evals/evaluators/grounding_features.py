@@ -436,8 +436,10 @@ _NEGATION_SCOPE = 3  # a negation applies to the next few words
 _SCOPE_ENDS = frozenset({"and", "or", "but", "while", "whereas"})
 # Context sentences end at . ! ? (and closing quotes) before white space, or at a line break. Cruder than
 # text.sentence_spans (an abbreviation may end one), and much faster on long documents; a claim is also
-# compared with adjacent sentences, so a sentence cut in two is still found whole.
-_CONTEXT_BREAK = re.compile(r"[.!?。！？][\"'”’)\]]*\s+|\n\s*")
+# compared with adjacent sentences, so a sentence cut in two is still found whole. Written to start with one
+# character set (a line break, or a stop then closing quotes and a space), which the regular-expression engine
+# scans for before it tries a match: twice as fast as two alternatives on a long text.
+_CONTEXT_BREAK = re.compile(r"[.!?。！？\n](?:(?<=\n)\s*|(?<!\n)[\"'”’)\]]*\s+)")
 _CLAUSE = re.compile(r"[,;:()\[\]]|\s(?:but|while|whereas|although|though|however|except)\s")
 
 
@@ -655,7 +657,9 @@ def index_context(docs: list[tuple[str, str]], focus: set[str] | None = None) ->
     ctx = Context(doc_ids=[d for d, _ in docs], doc_texts=[t for _, t in docs])
     by_root, by_number, roots_memo, findall = ctx.by_root, ctx.by_number, _ROOTS, _WORD.findall
     all_roots: set[str] = set()
+    all_numbers: set[str] = set()
     unique: set[str] = set()
+    sentences = ctx.sentences
     for position, (_doc_id, text) in enumerate(docs):
         facts = structured_facts(text)
         numbers_of: defaultdict[int, set[str]] = defaultdict(set)
@@ -695,23 +699,18 @@ def index_context(docs: list[tuple[str, str]], focus: set[str] | None = None) ->
                 marks = roots & _NUMBER_MARKS
                 roots -= marks
                 nums = set(nums) | {m[1:] for m in marks}
-            index = len(ctx.sentences)
+            index = len(sentences)
             if negated:
                 ctx.negated.append(index)
-            sentence_roots = roots
-            ctx.sentences.append(
-                Sentence(
-                    position, start, end, piece, sentence_roots, frozenset(nums) if nums else _NONE, negated, is_fact
-                )
-            )
-            for r in sentence_roots if focus is None else sentence_roots & focus:
-                by_root[r].append(index)
-            for value in nums:
-                by_number[value].append(index)
-            all_roots |= sentence_roots
             if nums:
-                ctx.numbers.update(v for v in nums if not v.isalpha())
-                ctx.words.update(v for v in nums if v.isalpha())  # a month name read from an ISO date
+                nums = frozenset(nums)
+                for value in nums:
+                    by_number[value].append(index)
+                all_numbers |= nums
+            sentences.append(Sentence(position, start, end, piece, roots, nums, negated, is_fact))
+            for r in roots if focus is None else roots & focus:
+                by_root[r].append(index)
+            all_roots |= roots
         unique.update(chain.from_iterable(raws))
         ctx.size += sum(map(len, raws))
     # "WilkinsonBlack": text scraped without a space between sentences; its parts are words of the context too.
@@ -724,6 +723,8 @@ def index_context(docs: list[tuple[str, str]], focus: set[str] | None = None) ->
         ctx.keys = set(keys)
         ctx.keys.discard(None)
     ctx.roots = all_roots
+    ctx.numbers.update(v for v in all_numbers if not v.isalpha())
+    ctx.words.update(v for v in all_numbers if v.isalpha())  # a month name read from an ISO date
     return ctx
 
 
@@ -761,7 +762,7 @@ def missing_specifics(
     first_end = first.end() if first else 0
     for match in NAME.finditer(sentence):
         written = match.group()
-        is_acronym = sum(ch.isupper() for ch in written) >= 2
+        is_acronym = sum(map(str.isupper, written)) >= 2
         if match.start() < first_end and not is_acronym and " " not in written:
             continue  # a single capitalised word at the start of a sentence says nothing
         parts = [w for w in words(written) if w not in STOPWORDS and w not in _NOT_NAMES]

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
+import psycopg
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
 from accounts.models import ApiKey, Scope
 from accounts.services import api_key_issue
-from tests import otlp_build
-from tests.conftest import Tenant
+from tests import ROOT, otlp_build
+from tests.conftest import Tenant, database_url
 from tests.native_data import native_trace
 
 SLO_BODY = {"name": "x", "service": "support-bot", "sli": "availability", "objective": "0.99", "window_days": 7}
@@ -112,20 +115,46 @@ def test_settings_page_creates_a_key_with_the_checked_scopes(client: Client, ten
     assert '<span class="chip scope">read</span>' in listing
 
 
-@pytest.mark.postgres_only("migrating back and forth on SQLite rebuilds tables under the tests that share its file")
-@pytest.mark.django_db(transaction=True)
+# An installation from before scopes (accounts 0003), upgraded: run in a process of its own on a database of its own,
+# migrated forward only, as a user's upgrade is (the partitioned tables of later migrations cannot go back).
+UPGRADE = """
+import json, django
+django.setup()
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+old = [("accounts", "0003_project_secret")]
+executor = MigrationExecutor(connection)
+executor.migrate(old)
+apps = executor.loader.project_state(old).apps
+project = apps.get_model("accounts", "Project").objects.create(slug="old", name="old")
+old_key = apps.get_model("accounts", "ApiKey")
+old_key.objects.create(project=project, public_key="pk-app", secret_hash="a" * 64, secret_hint="x")
+old_key.objects.create(project=project, public_key="pk-ops", secret_hash="b" * 64, secret_hint="y", can_manage=True)
+executor = MigrationExecutor(connection)
+executor.migrate(executor.loader.graph.leaf_nodes())
+from accounts.models import ApiKey
+print("\\nscopes", json.dumps(dict(ApiKey.objects.values_list("public_key", "scopes"))))
+"""
+
+
+@pytest.mark.postgres_only("creates a PostgreSQL database of its own to upgrade")
 def test_migration_keeps_existing_keys_working_as_before() -> None:
-    executor = MigrationExecutor(connection)
-    executor.migrate([("accounts", "0003_project_secret")])
-    apps = executor.loader.project_state([("accounts", "0003_project_secret")]).apps
-    project = apps.get_model("accounts", "Project").objects.create(slug="old", name="old")
-    old_key = apps.get_model("accounts", "ApiKey")
-    old_key.objects.create(project=project, public_key="pk-app", secret_hash="a" * 64, secret_hint="x")
-    old_key.objects.create(project=project, public_key="pk-ops", secret_hash="b" * 64, secret_hint="y", can_manage=True)
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-    assert ApiKey.objects.get(public_key="pk-app").scopes == ["ingest", "read"]
-    assert ApiKey.objects.get(public_key="pk-ops").scopes == ["ingest", "read", "manage"]
+    fresh = f"{connection.settings_dict['NAME']}_upgrade"
+    server = database_url().rsplit("/", 1)[0]
+    admin = psycopg.connect(f"{server}/postgres", autocommit=True)
+    admin.execute(f'DROP DATABASE IF EXISTS "{fresh}"')
+    admin.execute(f'CREATE DATABASE "{fresh}"')
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", UPGRADE], cwd=ROOT, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "DATABASE_URL": f"{server}/{fresh}"},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        scopes = json.loads(done.stdout.rsplit("\nscopes ", 1)[1])  # after what the migrations print
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
+        admin.close()
+    assert scopes == {"pk-app": ["ingest", "read"], "pk-ops": ["ingest", "read", "manage"]}
 
 
 @pytest.mark.django_db

@@ -125,7 +125,7 @@ def write_idf(data: list[tuple[str, int, EvalItem]]) -> None:
     ]
     lines += [f"{r} {n}" for r, n in sorted(frequency.items(), key=lambda t: (-t[1], t[0])) if n >= IDF_MIN_DOCS]
     IDF_FILE.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    grounding_features._idf_table.cache_clear()
+    grounding_features.idf_table.cache_clear()
     print(f"wrote {IDF_FILE.relative_to(ROOT)}: {len(lines) - 3} roots from {len(seen)} contexts")
 
 

@@ -34,6 +34,7 @@ def start_worker(
         **env_vars,
     }
     # The worker's log goes to a file under the var directory (a pipe nobody reads would stall a chatty worker).
+    Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
     with open(Path(settings.VAR_DIR) / f"worker-{name}.log", "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "sre4ai_web", "worker", "-n", f"{name}@%h", "-Q", ",".join(queues),

@@ -59,6 +59,7 @@ from evals.evaluators.grounding_features import (
     best_passage,
     claim_features,
     content_keys,
+    idf_table,
     index_context,
     missing_specifics,
     negation_flip,
@@ -362,6 +363,13 @@ def context_values(ctx: Context) -> dict[str, float]:
 def claim_answer(claim: ClaimFeatures, context: dict[str, float]) -> dict[str, float]:
     """The answer-level measures of an answer that is this one claim."""
     return {"answer_overlap": claim.values["peer_overlap"], "non_claims": 0.0, **context}
+
+
+def warm() -> None:
+    """Load the model and the word table now: a web process does at start (sre4ai_web/wsgi.py), so the first guard
+    call with grounding does not spend its deadline (100 ms by default) reading and compiling them."""
+    _model()
+    idf_table()
 
 
 @lru_cache(maxsize=1)

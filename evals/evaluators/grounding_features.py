@@ -328,7 +328,7 @@ IDF_FILE = Path(__file__).with_name("grounding_idf.txt")
 
 
 @lru_cache(maxsize=1)
-def _idf_table() -> tuple[dict[str, float], float]:
+def idf_table() -> tuple[dict[str, float], float]:
     """(inverse document frequency per root, the value of a root the table lacks), both scaled to 0..1.
     grounding_idf.txt lists the roots that occur in more than a handful of the training contexts (written by
     bench/grounding_train.py from dev-part texts): a root it lacks is rare, so it weighs most."""
@@ -1000,7 +1000,7 @@ def claim_features(
     judged_numbers = novel_numbers if (novel or novel_numbers) else number_values
     total = len(judged) + len(judged_numbers)
     judged_roots = {root(k) for k in judged}
-    table, rare = _idf_table()  # how much a root says, 0..1: "say" little, "toxophilite" and numbers the most
+    table, rare = idf_table()  # how much a root says, 0..1: "say" little, "toxophilite" and numbers the most
     weight = {r: table.get(r, rare) for r in judged_roots}
     weight.update(dict.fromkeys(judged_numbers, 1.0))
     weight_total = sum(weight.values())

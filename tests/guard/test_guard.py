@@ -14,6 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.services import membership_set
+from evals.evaluators import grounding
 from evals.models import Score
 from guard.engine import CheckOutcome, redact
 from guard.models import GuardPolicy, GuardRecord
@@ -26,6 +27,12 @@ from tests.conftest import PASSWORD, Tenant, make_tenant
 from tests.guard_data import INJECTION, guard_headers, save_policy, verdicts
 from tests.slo_data import create_slo, recompute
 from traces.models import Span, Trace
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _grounding_loaded() -> None:
+    """As a web process at start (sre4ai_web/wsgi.py): a call's deadline measures the checks, not loading the model."""
+    grounding.warm()
 
 
 def guard(tenant: Tenant, **body: Any) -> Any:

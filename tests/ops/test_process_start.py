@@ -19,11 +19,12 @@ def run(code: str) -> list[str]:
 
 
 def test_the_wsgi_module_imports_the_views_and_freezes_what_is_loaded() -> None:
-    before, views, frozen = run(
+    before, views, frozen, model = run(
         "import gc, sys; print(gc.get_freeze_count()); import sre4ai_web.wsgi; "
-        "print('slos.views' in sys.modules and 'traces.api' in sys.modules, gc.get_freeze_count())"
+        "print('slos.views' in sys.modules and 'traces.api' in sys.modules, gc.get_freeze_count()); "
+        "from evals.evaluators import grounding; print(grounding._model.cache_info().currsize)"
     )
-    assert before == "0" and views == "True" and int(frozen) > 100_000
+    assert before == "0" and views == "True" and int(frozen) > 100_000 and model == "1"
 
 
 def test_a_worker_freezes_what_is_loaded_once_ready() -> None:

@@ -53,12 +53,23 @@ def main() -> int:
         conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB}")
     var_dir = tempfile.mkdtemp(prefix="sre4ai-bench-retention-drop-")
-    os.environ.update({"DATABASE_URL": f"{PG_BASE_URL}/{DB}", "DJANGO_SETTINGS_MODULE": "sre4ai_web.settings",
-                       "DJANGO_DEBUG": "0", "SRE4AI_VAR_DIR": var_dir, "LOG_LEVEL": "WARNING",
-                       "CELERY_BROKER_URL": BROKER_URL})  # fmt: skip
+    os.environ.update(
+        {
+            "DATABASE_URL": f"{PG_BASE_URL}/{DB}",
+            "DJANGO_SETTINGS_MODULE": "sre4ai_web.settings",
+            "DJANGO_DEBUG": "0",
+            "SRE4AI_VAR_DIR": var_dir,
+            "LOG_LEVEL": "WARNING",
+            "CELERY_BROKER_URL": BROKER_URL,
+        }
+    )
     try:
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         sys.path.insert(0, str(REPO))
         import django
 
@@ -87,8 +98,12 @@ def load(secret: str, traces: int, seed: int) -> int:
     spans = 0
     while spans < traces * 3:
         body, count = next(stream)
-        request = factory.post("/v1/traces", data=body, content_type="application/x-protobuf",
-                               headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+        request = factory.post(
+            "/v1/traces",
+            data=body,
+            content_type="application/x-protobuf",
+            headers={"Authorization": f"Bearer {secret}"},
+        )
         assert otlp_traces(request).status_code == 200
         spans += count
     with connection.cursor() as cursor:
@@ -145,8 +160,11 @@ def run(args: argparse.Namespace) -> None:
                 [f"%_p{DAY:%Y%m%d}"],
             )
             size = int(cursor.fetchone()[0] or 0)
-        print(f"{mode}: loaded {spans:,} spans of {DAY:%Y-%m-%d} in {time.monotonic() - began:.0f} s; "
-              f"the day's partitions with their indexes: {size / 1e6:.0f} MB", flush=True)  # fmt: skip
+        print(
+            f"{mode}: loaded {spans:,} spans of {DAY:%Y-%m-%d} in {time.monotonic() - began:.0f} s; "
+            f"the day's partitions with their indexes: {size / 1e6:.0f} MB",
+            flush=True,
+        )
         project_retention_set(project=project, raw_days=30, aggregate_days=400)
         # Batched: the sweep as without partitions (no drop, every project deleted up to its cutoff).
         retention._partitions_drop = real_drop if mode == "drop" else lambda *a: (None, None)
@@ -160,15 +178,19 @@ def run(args: argparse.Namespace) -> None:
             cursor.execute("SELECT count(*) FROM traces_span")
             assert cursor.fetchone()[0] == 0, "the day's spans are gone"
         results[mode] = took
-        print(f"{mode}: {result.rows:,} rows removed in {took:.2f} s ({result.rows / took:,.0f} rows/s; load "
-              f"{os.getloadavg()[0]:.1f})")  # fmt: skip
+        print(
+            f"{mode}: {result.rows:,} rows removed in {took:.2f} s ({result.rows / took:,.0f} rows/s; load "
+            f"{os.getloadavg()[0]:.1f})"
+        )
         for (_, table), removed in sorted(result.removed.items(), key=lambda item: -item[1].rows):
             print(f"  {table:28} {removed.rows:>9,} rows")
         if mode == "drop":
-            print(f"  of which partitions_drop {timings['drop']:.2f} s (counting each project's rows "
-                  f"{timings['count']:.2f} s, DROP TABLE of {len(partitions.registered(partitions.RAW))} tables "
-                  f"{timings['drop'] - timings['count']:.2f} s); the rest of the sweep (the other targets, the "
-                  f"record) {took - timings['drop']:.2f} s")  # fmt: skip
+            print(
+                f"  of which partitions_drop {timings['drop']:.2f} s (counting each project's rows "
+                f"{timings['count']:.2f} s, DROP TABLE of {len(partitions.registered(partitions.RAW))} tables "
+                f"{timings['drop'] - timings['count']:.2f} s); the rest of the sweep (the other targets, the "
+                f"record) {took - timings['drop']:.2f} s"
+            )
     print(f"\nbatched delete / partition drop: {results['batched'] / results['drop']:.0f}×")
 
 

@@ -23,9 +23,13 @@ class EvalsConfig(AppConfig):
         # written before trace_start was always set gets it from its trace before the table is converted.
         register(
             PartitionedTable(
-                "evals.Score", "evals_score", "trace_start", DAY, RAW,
+                "evals.Score",
+                "evals_score",
+                "trace_start",
+                DAY,
+                RAW,
                 backfill="UPDATE evals_score s SET trace_start = t.start_time FROM traces_trace t "
                 "WHERE t.id = s.trace_id AND s.trace_start IS NULL",
             )
-        )  # fmt: skip
+        )
         on_drop(probe_results_unlink)

@@ -3,22 +3,18 @@
 import time
 
 from celery import shared_task
-from django.db import OperationalError
 
 from rollups.services import dirty_process
+from sre4ai_web.lib.queue import RETRIED_ON_DATABASE_ERRORS
 
 RUN_SECONDS = 30  # well inside the time limit below, itself inside the broker's visibility timeout (90 s)
 
 
 @shared_task(
     name="rollups.tasks.process_dirty",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=3,
     soft_time_limit=50,
     time_limit=60,
-    ignore_result=True,
+    **RETRIED_ON_DATABASE_ERRORS,
 )
 def process_dirty() -> int:
     """Recompute the minutes marked dirty since the last run, for up to RUN_SECONDS (the next tick continues): a

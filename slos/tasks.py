@@ -2,10 +2,10 @@
 
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError
 
 from slos import budgets, services
 from slos.dispatch import deliveries_dispatch
+from sre4ai_web.lib.queue import RETRIED_ON_DATABASE_ERRORS
 
 # The dispatcher starts no new send after this long; beat starts it again every 15 s. Its time limits leave room for
 # one last send to its deadline, so a run never outlives the broker's visibility timeout with the default deadline.
@@ -15,13 +15,9 @@ _DISPATCH_LIMIT = DISPATCH_SECONDS + settings.SLO_DELIVERY_TIMEOUT_SECONDS + 10
 
 @shared_task(
     name="slos.tasks.evaluate",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=3,
     soft_time_limit=50,
     time_limit=55,
-    ignore_result=True,
+    **RETRIED_ON_DATABASE_ERRORS,
 )
 def evaluate() -> int:
     """Every SLO's alert rules at the last complete minute; returns the state changes written."""
@@ -30,13 +26,9 @@ def evaluate() -> int:
 
 @shared_task(
     name="slos.tasks.dispatch",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=3,
     soft_time_limit=_DISPATCH_LIMIT,
     time_limit=_DISPATCH_LIMIT + 10,
-    ignore_result=True,
+    **RETRIED_ON_DATABASE_ERRORS,
 )
 def dispatch() -> int:
     """Send the due notifications (new ones, and retries whose backoff has passed). Each delivery is claimed
@@ -46,13 +38,9 @@ def dispatch() -> int:
 
 @shared_task(
     name="slos.tasks.sli_history",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=3,
     soft_time_limit=1700,
     time_limit=1800,
-    ignore_result=True,
+    **RETRIED_ON_DATABASE_ERRORS,
 )
 def sli_history(slo_id: int) -> int:
     """Count a new or redefined SLO's events over its whole window from raw rows."""
@@ -61,13 +49,9 @@ def sli_history(slo_id: int) -> int:
 
 @shared_task(
     name="slos.tasks.budgets_evaluate",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=3,
     soft_time_limit=50,
     time_limit=55,
-    ignore_result=True,
+    **RETRIED_ON_DATABASE_ERRORS,
 )
 def budgets_evaluate() -> int:
     """Alert on spend budget levels newly crossed in their current windows; returns the alerts written."""

@@ -17,7 +17,11 @@ class TracesConfig(AppConfig):
         register(PartitionedTable("traces.Span", "traces_span", "start_time", DAY, RAW))
         register(
             PartitionedTable(
-                "traces.RetrievedDocument", "traces_retrieveddocument", "start_time", DAY, RAW,
+                "traces.RetrievedDocument",
+                "traces_retrieveddocument",
+                "start_time",
+                DAY,
+                RAW,
                 via=("traces_span", "span_id"),
             )
-        )  # fmt: skip
+        )

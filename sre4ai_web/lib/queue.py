@@ -6,8 +6,10 @@ name, so a service never imports the tasks module that imports it (routing is by
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import current_app
-from django.db import transaction
+from django.db import OperationalError, transaction
 
 
 def enqueue_on_commit(task: str, *args: object, countdown: float | None = None) -> None:
@@ -15,3 +17,14 @@ def enqueue_on_commit(task: str, *args: object, countdown: float | None = None) 
     transaction commits, or at once outside a transaction."""
     options = {} if countdown is None else {"countdown": countdown}
     transaction.on_commit(lambda: current_app.send_task(task, args=list(args), **options))
+
+
+# Options of a task whose work is database writes that are safe to run again: acknowledged only once done (a killed
+# worker's message comes back), retried with backoff when the database is away, and no result stored.
+RETRIED_ON_DATABASE_ERRORS: dict[str, Any] = {
+    "acks_late": True,
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "max_retries": 3,
+    "ignore_result": True,
+}

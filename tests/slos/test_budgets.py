@@ -203,3 +203,19 @@ def test_the_budgets_page_shows_spend_and_adds_budgets_for_editors_only(tenant: 
     assert other.post(f"{url}{b.pk}/delete/").status_code == 403
     assert client.post(f"{url}{b.pk}/delete/").status_code == 302
     assert not Budget.objects.filter(project=tenant.project).exists()
+
+
+@pytest.mark.django_db
+def test_the_channels_box_says_where_to_add_a_channel_while_the_project_has_none(tenant: Tenant) -> None:
+    client = Client()
+    assert client.login(username=tenant.user.username, password=PASSWORD)
+    pages = [f"/p/{tenant.project.slug}/budgets/", f"/p/{tenant.project.slug}/slos/new/"]
+    for url in pages:
+        page = client.get(url).content.decode()
+        assert "data-no-channels" in page and f'href="/p/{tenant.project.slug}/channels/"' in page
+        assert 'name="channels"' not in page  # no empty box to choose from
+    Channel.objects.create(project=tenant.project, name="ops <b>hook</b>", kind="webhook", config={})
+    for url in pages:
+        page = client.get(url).content.decode()
+        assert "data-no-channels" not in page and 'name="channels"' in page
+        assert "ops &lt;b&gt;hook&lt;/b&gt;" in page

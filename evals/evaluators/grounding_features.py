@@ -623,7 +623,7 @@ class Context:
     numbers: set[str] = field(default_factory=set)
     negated: list[int] = field(default_factory=list)  # indices of the sentences with a negation word
     size: int = 0  # words
-    _initials: list[list[str]] | None = None
+    _acronyms: set[str] | None = None
     _negated_roots: set[str] | None = None
 
     @property
@@ -634,14 +634,19 @@ class Context:
             self._negated_roots = set().union(*(self.sentences[i].roots for i in self.negated))
         return self._negated_roots
 
-    def content_keys_of(self, i: int) -> list[str]:
-        """The content keys of sentence ``i`` in order (the acronym check; rare, so computed on demand)."""
-        if self._initials is None:
+    @property
+    def acronyms(self) -> set[str]:
+        """Every run of 2 to 6 initials of adjacent content words within a sentence ("nasa" for "National
+        Aeronautics and Space Administration"): the acronym check, rare, so built on first use, once."""
+        if self._acronyms is None:
             keys = _KEYS.__getitem__
-            self._initials = [
-                [k for k in map(keys, _WORD.findall(s.text)) if k and not k[0].isdigit()] for s in self.sentences
-            ]
-        return self._initials[i]
+            found: set[str] = set()
+            for s in self.sentences:
+                initials = "".join(k[0] for k in map(keys, _WORD.findall(s.text)) if k and not k[0].isdigit())
+                for n in range(2, 7):
+                    found.update(initials[j : j + n] for j in range(len(initials) - n + 1))
+            self._acronyms = found
+        return self._acronyms
 
 
 def _offsets_to_pieces(offsets: list[int], starts: list[int]) -> list[int]:
@@ -781,15 +786,7 @@ def missing_specifics(
 def _is_acronym_of(written: str, ctx: Context) -> bool:
     """ "NASA" when the context has "National Aeronautics and Space Administration" (initials of adjacent
     content words)."""
-    if not (written.isupper() and 2 <= len(written) <= 6 and written.isalpha()):
-        return False
-    initials = written.casefold()
-    n = len(initials)
-    for i in range(len(ctx.sentences)):
-        keys = ctx.content_keys_of(i)
-        if any("".join(k[0] for k in keys[j : j + n]) == initials for j in range(len(keys) - n + 1)):
-            return True
-    return False
+    return written.isupper() and 2 <= len(written) <= 6 and written.isalpha() and written.casefold() in ctx.acronyms
 
 
 FEATURES = (

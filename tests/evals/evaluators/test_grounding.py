@@ -419,6 +419,19 @@ def test_names_from_the_question_are_not_invented() -> None:
     assert unknown.value < known.value
 
 
+def test_an_acronym_of_adjacent_context_words_is_not_an_invented_name() -> None:
+    context = (
+        ContextDoc("kb-1", "The National Aeronautics and Space Administration launched the probe in 1977."),
+        ContextDoc("kb-2", "The probe was built in California."),
+    )
+    known = run("NASA launched the probe in 1977.", context)
+    assert known is not None and known.evidence["sentences"][0]["missing_specifics"] == []
+    # Initials of words that are not adjacent within one sentence (here across the two documents) are no acronym.
+    unknown = run("NASC launched the probe in 1977.", context)
+    assert unknown is not None and unknown.evidence["sentences"][0]["missing_specifics"] == ["NASC"]
+    assert unknown.value < known.value
+
+
 def test_long_answers_are_truncated_and_say_so() -> None:
     answer = " ".join(["Refunds are available within 14 days of purchase."] * 5)
     result = run(answer, max_sentences=3)

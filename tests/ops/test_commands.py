@@ -74,6 +74,12 @@ def test_seed_demo_goes_through_otlp_and_builds_three_services() -> None:
     assert RetrievedDocument.objects.filter(span__project=project).exists()
     assert Span.objects.filter(project=project, kind="tool").exclude(tool_name="").exists()
     assert len({m for t in traces for m in t.model_names}) >= 3
+    # A conversation is one person's: every session of the demo has exactly one user.
+    users_per_session: dict[str, set[str]] = {}
+    for session, user in traces.exclude(session_id="").values_list("session_id", "user_id"):
+        users_per_session.setdefault(session, set()).add(user)
+    assert users_per_session and all(len(users) == 1 for users in users_per_session.values())
+    assert len({u for users in users_per_session.values() for u in users}) > 10
     # Idempotent start-up: a second `make run` does not load the data again.
     call_command("seed_demo", "--if-empty", verbosity=0, stdout=StringIO())
     assert Trace.objects.filter(project=project).count() == 120

@@ -150,6 +150,11 @@ ARTICLES = [
 ]
 
 
+def _user_of(conversation: int) -> str:
+    """The end user of a conversation: one person per session, as in a real app (150 users)."""
+    return f"user-{conversation * 37 % 150 + 1:03d}"
+
+
 class DemoBuilder:
     """Builds OTLP spans for one trace at a time."""
 
@@ -196,6 +201,7 @@ class DemoBuilder:
         retrieval_ms = rng.uniform(20, 90)
         llm_ms = rng.lognormvariate(6.6, 0.35)
         failed = rng.random() < 0.02
+        session = rng.randint(1, 400)
         root = self.span(
             trace_id,
             b"",
@@ -206,8 +212,8 @@ class DemoBuilder:
                 "openinference.span.kind": "CHAIN",
                 "input.value": question,
                 "output.value": "" if failed else answer,
-                "session.id": f"sess-{rng.randint(1, 400):04d}",
-                "user.id": f"user-{rng.randint(1, 150):03d}",
+                "session.id": f"sess-{session:04d}",
+                "user.id": _user_of(session),
                 "tag.tags": ["support", "rag"],
             },
             error="LLM call failed" if failed else "",
@@ -269,6 +275,7 @@ class DemoBuilder:
         city = rng.choice(CITIES)
         model = "gpt-4o" if release == "v1.4.0" else "gpt-4.1-mini"
         loops = 3 if rng.random() < 0.04 else 1
+        conversation = rng.randint(1, 300)
         spans: list[Span] = []
         t = at
         root = self.span(
@@ -280,8 +287,8 @@ class DemoBuilder:
             {
                 "gen_ai.operation.name": "invoke_agent",
                 "gen_ai.agent.name": "trip-planner",
-                "gen_ai.conversation.id": f"conv-{rng.randint(1, 300):04d}",
-                "user.id": f"user-{rng.randint(1, 150):03d}",
+                "gen_ai.conversation.id": f"conv-{conversation:04d}",
+                "user.id": _user_of(conversation),
             },
         )
         spans.append(root)

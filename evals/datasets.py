@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sre4ai_web.lib.validation import pydantic_message
+
 FIELDS = ("input", "expected", "context", "tags")
 MAX_ITEMS = 10_000
 MAX_TEXT = 100_000  # characters of one input, answer or document
@@ -92,23 +94,12 @@ class RowError:
         return f"row {self.row}: {self.message}"
 
 
-def _message(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"])
-        text = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            text = f"unknown field (allowed: {', '.join(FIELDS)})"
-        parts.append(f"{where}: {text}" if where else text)
-    return "; ".join(parts)
-
-
 def validate_item(data: Any) -> ItemData:
     """One item from a dict; raises ValueError saying what is wrong."""
     try:
         item = ItemIn.model_validate(data)
     except ValidationError as exc:
-        raise ValueError(_message(exc)) from exc
+        raise ValueError(pydantic_message(exc, fields=FIELDS)) from exc
     value = item.input if isinstance(item.input, str) else [m.model_dump() for m in item.input]
     return ItemData(input=value, expected=item.expected, context=tuple(item.context), tags=tuple(item.tags))
 

@@ -6,7 +6,6 @@ posts here, and a form with errors comes back on a page of its own."""
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,10 +23,8 @@ from evals.models import ExportProtocol
 from evals.otel_export import export_settings_reset, export_settings_save, export_test_request
 from evals.selectors import score_export_status
 from sre4ai_web.lib import outbound
-from sre4ai_web.lib.outbound import check_http_url, host_of
+from sre4ai_web.lib.outbound import HEADER_NAME, check_http_url, host_of
 
-# RFC 9110 token characters.
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Headers the exporter sets itself (the body's type and size, the host it connects to).
 RESERVED_HEADERS = frozenset({"content-type", "content-length", "content-encoding", "host", "transfer-encoding"})
 MAX_HEADERS = 20

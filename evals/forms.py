@@ -404,5 +404,5 @@ class ProbeForm(forms.Form):
         try:
             data["target_config"] = TARGETS[kind].Config.model_validate(config).model_dump()
         except PydanticError as exc:
-            raise forms.ValidationError(f"Target: {pydantic_message(exc).replace('Value error, ', '')}") from exc
+            raise forms.ValidationError(f"Target: {pydantic_message(exc)}") from exc
         return data

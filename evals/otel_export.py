@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -106,23 +107,20 @@ def scores_export_after_commit(scores: Sequence[Score]) -> None:
     if not by_project:
         return
     exporting = projects_exporting(set(by_project))
+    size = settings.SRE4AI_OTEL_EXPORT_BATCH
     for project_id, pks in by_project.items():
         if project_id in exporting:
-            transaction.on_commit(lambda project_id=project_id, pks=pks: _queue(project_id, pks))  # type: ignore[misc]
+            for start in range(0, len(pks), size):
+                batch = pks[start : start + size]
+                enqueue_on_commit(
+                    "evals.tasks.scores_export", project_id, batch, on_error=partial(_not_queued, project_id, batch)
+                )
 
 
-def _queue(project_id: int, score_pks: list[int]) -> None:
-    from evals.tasks import scores_export  # the task module imports this one
-
-    size = settings.SRE4AI_OTEL_EXPORT_BATCH
-    for start in range(0, len(score_pks), size):
-        batch = score_pks[start : start + size]
-        try:
-            scores_export.apply_async((project_id, batch))
-        except Exception:
-            # The scores are committed; an export lost to a broker outage is counted, never an error in scoring.
-            logger.exception("could not queue the export of %d scores of project %s", len(batch), project_id)
-            export_counted(project_id=project_id, failed=len(batch))
+def _not_queued(project_id: int, batch: list[int], exc: Exception) -> None:
+    # The scores are committed; an export lost to a broker outage is counted, never an error in scoring.
+    logger.error("could not queue the export of %d scores of project %s", len(batch), project_id, exc_info=exc)
+    export_counted(project_id=project_id, failed=len(batch))
 
 
 def _log_record(score: Score) -> LogRecord:

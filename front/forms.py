@@ -1,6 +1,6 @@
 """Trace-list filters, shared by the list page (form errors) and GET /api/v1/traces (400 with the errors)."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -8,8 +8,7 @@ from django import forms
 from django.utils import timezone
 
 from front.selectors import GROUP_SORTS, SORT_KEYS, GroupFilters, TraceFilters, TraceSort
-
-RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+from rollups.selectors import RANGES
 
 
 class TraceFilterForm(forms.Form):

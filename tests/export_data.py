@@ -1,9 +1,10 @@
-"""Exporting our verdicts over OTLP: Celery tasks run in the test's process (``eager``), a scored trace, the
-project's built-in scores and export counters."""
+"""Exporting our verdicts over OTLP: the export tasks run in the test's process as they are queued (``eager``), a
+scored trace, the project's built-in scores and export counters."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -15,15 +16,30 @@ from tests.conftest import Tenant
 from tests.scoring_data import INVENTED, rag_spans, send
 from traces.models import Trace
 
+EXPORT_TASKS = ("evals.tasks.scores_export", "evals.tasks.scores_export_test")
+
 
 @pytest.fixture
-def eager() -> Iterator[None]:
-    """The export task runs in the test's process (retries too, without their countdown)."""
-    celery_app.conf.task_always_eager = True
-    try:
-        yield
-    finally:
-        celery_app.conf.task_always_eager = False
+def eager(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The export tasks run in the test's process when a service queues them by name (retries too, without their
+    countdown); other tasks go to the broker as usual. A task that ends in an error fails the test (``apply`` keeps
+    the error in its result, where nothing else looks)."""
+    import evals.tasks  # noqa: F401  (registers the export tasks, as a worker's import does)
+
+    send = celery_app.send_task
+    failures: list[BaseException] = []
+
+    def send_task(name: str, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        if name not in EXPORT_TASKS:
+            return send(name, args, kwargs, **options)
+        result = celery_app.tasks[name].apply(args=args, kwargs=kwargs)  # retries run inside apply
+        if result.failed():
+            failures.append(result.result)
+        return result
+
+    monkeypatch.setattr(celery_app, "send_task", send_task)
+    yield
+    assert not failures, failures
 
 
 def built_in(tenant: Tenant) -> list[Score]:

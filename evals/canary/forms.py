@@ -13,6 +13,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from pydantic import ValidationError as PydanticError
 
 from evals.canary.stats import DEFAULT_CRITICAL, CanaryConfig
+from sre4ai_web.lib.validation import pydantic_errors
 
 DEFAULT_RANGE = timedelta(hours=24)
 ATTRIBUTE_SUGGESTIONS = ("release", "model", "prompt", "environment")
@@ -130,7 +131,7 @@ class CanaryForm(forms.Form):
         try:
             data["config"] = CanaryConfig(**settings)
         except PydanticError as exc:
-            for error in exc.errors():
-                where = str(error["loc"][0]) if error["loc"] else None
-                self.add_error(where if where in self.fields else None, error["msg"])
+            for loc, text in pydantic_errors(exc):
+                where = str(loc[0]) if loc else None
+                self.add_error(where if where in self.fields else None, text)
         return data

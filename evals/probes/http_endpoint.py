@@ -33,9 +33,9 @@ from evals.probes.base import (
     render_template,
     send_json,
 )
+from sre4ai_web.lib.outbound import HEADER_NAME
 
 SECRET_HEADER = re.compile(r"authorization|api[-_]?key|token|secret|cookie|password|credential", re.IGNORECASE)
-HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 
 class HttpEndpointConfig(TargetConfig):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import ipaddress
+import re
 import socket
 import time
 from collections.abc import Iterable
@@ -38,6 +39,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _ALWAYS_INTERNAL = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("64:ff9b::/96"))
 # The deadline of the call running in this thread; the sockets read it before every read and write.
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("outbound_deadline", default=None)
+# A header name a user may set (an RFC 9110 token), checked by every form that takes headers for calls out.
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Headers that describe the bytes on the wire, not the decoded body handed back.
 _WIRE_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
 

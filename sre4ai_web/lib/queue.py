@@ -6,17 +6,36 @@ name, so a service never imports the tasks module that imports it (routing is by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from celery import current_app
 from django.db import OperationalError, transaction
 
 
-def enqueue_on_commit(task: str, *args: object, countdown: float | None = None) -> None:
+def enqueue_on_commit(
+    task: str,
+    *args: object,
+    countdown: float | None = None,
+    on_error: Callable[[Exception], None] | None = None,
+) -> None:
     """Queue ``task`` (a registered task name, e.g. "slos.tasks.dispatch") with ``args`` after the current
-    transaction commits, or at once outside a transaction."""
+    transaction commits, or at once outside a transaction.
+
+    A broker that refuses the message raises to the caller, unless ``on_error`` is given: it is then called with the
+    error (inside the ``except``, so it can log the traceback), for work whose loss is counted rather than failed.
+    """
     options = {} if countdown is None else {"countdown": countdown}
-    transaction.on_commit(lambda: current_app.send_task(task, args=list(args), **options))
+
+    def send() -> None:
+        try:
+            current_app.send_task(task, args=list(args), **options)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+
+    transaction.on_commit(send)
 
 
 # Options of a task whose work is database writes that are safe to run again: acknowledged only once done (a killed

@@ -25,6 +25,8 @@ from django.http import QueryDict
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from sre4ai_web.lib.validation import pydantic_errors
+
 Widget = Literal["checkbox", "number", "select", "choices", "lines", "json", "text", "password"]
 
 
@@ -220,9 +222,7 @@ def field_errors(exc: ValidationError) -> dict[str, list[str]]:
     """Field name → the model's messages for it ("" for errors of the whole model). A message about an item of a
     list names the item ("item 2: …")."""
     errors: dict[str, list[str]] = {}
-    for error in exc.errors():
-        loc = error["loc"]
-        message = error["msg"].removeprefix("Value error, ")
+    for loc, message in pydantic_errors(exc):
         if len(loc) > 1:
             message = f"item {int(loc[1]) + 1}: {message}" if isinstance(loc[1], int) else f"{loc[1]}: {message}"
         errors.setdefault(str(loc[0]) if loc else "", []).append(message)

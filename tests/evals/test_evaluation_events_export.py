@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from kombu.exceptions import OperationalError as KombuOperationalError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from evals.models import Score, ScoreSource
 from evals.services import traces_score
+from sre4ai_web.celery import app as celery_app
 from tests import export_data
 from tests.conftest import Tenant
 from tests.export_data import built_in, counters, scored_trace
@@ -111,3 +113,29 @@ def test_export_off_sends_nothing(transactional_db: Any, tenant: Tenant, setting
     settings.SRE4AI_OTEL_EXPORT_ENDPOINT = ""
     scored_trace(tenant)
     assert built_in(tenant) and receiver.requests == [] and counters(tenant) == (0, 0)
+
+
+def test_a_broker_that_refuses_the_batch_counts_it_lost_and_scoring_goes_on(
+    transactional_db: Any,
+    tenant: Tenant,
+    settings: Any,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings.SRE4AI_OTEL_EXPORT_ENDPOINT = f"{receiver.url}/v1/logs"
+    send = celery_app.send_task
+    refused: list[str] = []
+
+    def send_task(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "evals.tasks.scores_export":
+            refused.append(name)
+            raise KombuOperationalError("Error 111 connecting to the broker")
+        return send(name, *args, **kwargs)
+
+    monkeypatch.setattr(celery_app, "send_task", send_task)
+    scored_trace(tenant)
+    ours = built_in(tenant)
+    assert ours and refused  # the scores are committed, then their export was queued and refused
+    assert receiver.requests == [] and counters(tenant) == (0, len(ours))
+    assert f"could not queue the export of {len(ours)} scores" in caplog.text

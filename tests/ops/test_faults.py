@@ -32,9 +32,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
-import requests
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count
@@ -107,6 +107,14 @@ def processes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Proces
         print(started.logs())
 
 
+def exporter_http() -> httpx.Client:
+    """The sender's HTTP client, made once: ``httpx.post`` makes a client per call, whose SSL context alone takes
+    some 50 ms of CPU, so the request reached the server only after the test had killed the web worker it meant to
+    cut (the kill comes 50 ms after a request starts). No keep-alive: each request opens its own connection, so a cut
+    connection is one that carried a request, never an idle pooled one to a worker killed since."""
+    return httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+
+
 @dataclass
 class Client:
     """An OTLP/HTTP exporter: sends batches of traces, retries what it may retry, remembers what was acknowledged."""
@@ -118,6 +126,8 @@ class Client:
     cut: int = 0  # requests whose connection dropped (the web worker died): sent again
     posting: threading.Event = field(default_factory=threading.Event)  # set as each request is sent
     lock: threading.Lock = field(default_factory=threading.Lock)
+    http: httpx.Client = field(default_factory=exporter_http)  # shared by the sender threads (it is thread-safe)
+    failed: list[BaseException] = field(default_factory=list)  # what stopped a sender thread
 
     def send(self, traces: int, *, give_up_after: float = 120) -> None:
         spans = [s for i in range(traces) for s in rag_spans(GROUNDED if i % 2 else INVENTED)]
@@ -126,9 +136,11 @@ class Client:
         while time.monotonic() < deadline:
             self.posting.set()
             try:
-                response = requests.post(f"{self.url}/v1/traces", data=body, timeout=30,
-                                         headers={**self.tenant.bearer, "Content-Type": "application/x-protobuf"})  # fmt: skip
-            except requests.ConnectionError:  # the web worker died under us: nothing was acknowledged
+                response = self.http.post(f"{self.url}/v1/traces", content=body,
+                                          headers={**self.tenant.bearer, "Content-Type": "application/x-protobuf"})  # fmt: skip
+            # The web worker died under us: the connection was reset (while the body went out or the answer was
+            # awaited) or closed without an answer. Nothing was acknowledged.
+            except (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError):
                 with self.lock:
                     self.cut += 1
                 time.sleep(0.2)
@@ -142,6 +154,16 @@ class Client:
             assert response.status_code in RETRY_STATUSES, f"{response.status_code}: {response.text[:300]}"
             time.sleep(float(response.headers.get("Retry-After") or 1))
         raise AssertionError(f"a batch was never acknowledged: {self.answers[-3:]}")
+
+    def keep_sending(self, traces: int, done: threading.Event) -> None:
+        """A sender thread's loop: batch after batch until ``done``; what stops it early is kept in ``failed`` (an
+        exception in a thread would otherwise only be printed)."""
+        try:
+            while not done.is_set():
+                self.send(traces)
+        except BaseException as exc:
+            self.failed.append(exc)
+            raise
 
     def server_errors_without_retry_after(self) -> list[tuple[int, str | None]]:
         return [(status, after) for status, after in self.answers if status >= 500 and not after]
@@ -229,12 +251,8 @@ def test_the_database_goes_away_and_comes_back(tenant: Tenant, processes: Proces
         client.send(20)
         wait_for(lambda: scored_exactly_once(client.acknowledged), 60, "scoring before the fault")
         done = threading.Event()
-
-        def keep_sending() -> None:  # through the outage: each batch retried until acknowledged
-            while not done.is_set():
-                client.send(10)
-
-        sending = threading.Thread(target=keep_sending)
+        # Through the outage: each batch retried until acknowledged.
+        sending = threading.Thread(target=client.keep_sending, args=(10, done))
         sending.start()
         try:
             wait_for(lambda: len(client.answers) > 1, 30, "the client to be sending")
@@ -245,6 +263,7 @@ def test_the_database_goes_away_and_comes_back(tenant: Tenant, processes: Proces
             done.set()
             sending.join()
         connection.close()  # ours was terminated too
+        assert client.failed == []
         recovered(client.acknowledged, back, "a database outage")
     assert any(status == 503 for status, _ in client.answers), "no request met the outage"
     assert client.server_errors_without_retry_after() == []
@@ -258,12 +277,8 @@ def test_a_web_worker_killed_while_requests_are_in_flight(tenant: Tenant, proces
         client = Client(url, tenant)
 
         done = threading.Event()
-
-        def keep_sending() -> None:
-            while not done.is_set():
-                client.send(100)  # 300 spans: a request takes a while to store
-
-        senders = [threading.Thread(target=keep_sending) for _ in range(2)]
+        # 100 traces, 300 spans: a request takes a while to store.
+        senders = [threading.Thread(target=client.keep_sending, args=(100, done)) for _ in range(2)]
         for sender in senders:
             sender.start()
         try:
@@ -282,6 +297,7 @@ def test_a_web_worker_killed_while_requests_are_in_flight(tenant: Tenant, proces
             done.set()
             for sender in senders:
                 sender.join()
+        assert client.failed == []
         recovered(client.acknowledged, killed, "a web worker SIGKILL")
     assert client.cut >= 1, "no request was in flight at the kill"
     assert client.server_errors_without_retry_after() == []

@@ -247,7 +247,7 @@ def test_native_values_and_span_trees_nested_too_deep_reject_their_trace(client:
     assert response.status_code == 200, response.content
     errors = {e["index"]: e["error"] for e in response.json()["rejected"]}
     assert set(errors) == {1, 2, 3, 4}
-    assert "spans.0: Value error, input nests deeper than 64 levels (SRE4AI_INGEST_MAX_JSON_DEPTH)" in errors[1]
+    assert "spans.0: input nests deeper than 64 levels (SRE4AI_INGEST_MAX_JSON_DEPTH)" in errors[1]
     assert "tool.arguments nests deeper than 64 levels" in errors[2]
     assert "attribute 'deep' nests deeper than 64 levels" in errors[3]
     assert "spans nest children deeper than 64 levels" in errors[4]

@@ -60,7 +60,8 @@ SloIn = inline_serializer(
     },
 )
 _ERRORS = OpenApiResponse(
-    description='{"errors": {"field": ["what is wrong and how to fix it"], "rules.0.burn_rate_threshold": ["..."]}}'
+    description='{"error": "The SLO is not valid; see errors.", "errors": {"field": ["what is wrong and how to fix '
+    'it"], "rules.0.burn_rate_threshold": ["..."]}}'
 )
 
 
@@ -104,9 +105,13 @@ def slo_json(summary: selectors.SloSummary) -> dict[str, Any]:
     }
 
 
-def _form(project: Project, body: Any, instance: SLO | None) -> SloForm | Response:
+_INVALID = "The SLO is not valid; see errors."
+
+
+def _form(project: Project, body: Any, instance: SLO | None) -> SloForm:
+    """The SLO form bound to an API body, validated: raises ApiError with the errors per field."""
     if not isinstance(body, dict):
-        return Response({"errors": {"body": ["Send a JSON object with the SLO's fields."]}}, status=400)
+        raise ApiError(400, _INVALID, field_errors={"body": ["Send a JSON object with the SLO's fields."]})
     data = {k: v for k, v in body.items() if k not in ("policy", "channels")}
     data["channels"] = body.get("channels") or []
     policy = body.get("policy", "default")
@@ -117,16 +122,15 @@ def _form(project: Project, body: Any, instance: SLO | None) -> SloForm | Respon
         data["policy_mode"], rules = "custom", policy
     else:
         message = 'policy must be "default" or a list of {severity, burn_rate_threshold, long_window, short_window}.'
-        return Response({"errors": {"policy": [message]}}, status=400)
+        raise ApiError(400, _INVALID, field_errors={"policy": [message]})
     for key in ("threshold", "objective", "window_days"):
         if key in data and data[key] is not None:
             data[key] = str(data[key])
-    return SloForm(data, project=project, instance=instance, rules=rules)
-
-
-def _errors(form: SloForm) -> Response:
-    errors = {("non_field_errors" if k == "__all__" else k): list(v) for k, v in form.errors.items()}
-    return Response({"errors": {**errors, **form.rule_errors}}, status=400)
+    form = SloForm(data, project=project, instance=instance, rules=rules)
+    if not form.is_valid():
+        errors = {("non_field_errors" if k == "__all__" else k): [str(m) for m in v] for k, v in form.errors.items()}
+        raise ApiError(400, _INVALID, field_errors={**errors, **form.rule_errors})
+    return form
 
 
 def _summary(slo: SLO) -> selectors.SloSummary:
@@ -153,10 +157,6 @@ class SlosEndpoint(APIView):
     def post(self, request: Request) -> Response:
         project = key_project(request)
         form = _form(project, request.data, None)
-        if isinstance(form, Response):
-            return form
-        if not form.is_valid():
-            return _errors(form)
         slo = services.slo_save(
             project=project,
             values=form.model_values(),
@@ -192,10 +192,6 @@ class SloDetailEndpoint(APIView):
     def put(self, request: Request, slo_id: int) -> Response:
         slo = self._slo(request, slo_id)
         form = _form(slo.project, request.data, slo)
-        if isinstance(form, Response):
-            return form
-        if not form.is_valid():
-            return _errors(form)
         slo = services.slo_save(
             project=slo.project,
             values=form.model_values(),

@@ -1,5 +1,6 @@
 """One JSON error shape for the REST API: ``{"error": "...", "details": {...}}``, for every error, unexpected ones
-included: a deployment pipeline that calls the API parses JSON, never Django's HTML error page.
+included: a deployment pipeline that calls the API parses JSON, never Django's HTML error page. A form posted
+through the API (the SLO API) also lists its errors per field, as the page shows them: ``"errors": {field: [...]}``.
 
 Views raise ``ApiError`` (or a subclass, such as ingest's IngestError) instead of building error responses;
 ``exception_handler`` formats it, DRF's own exceptions and unexpected ones alike."""
@@ -16,15 +17,24 @@ logger = logging.getLogger("django.request")
 
 
 class ApiError(APIException):
-    """An error answer: the HTTP status, a message that says what to fix, optional details (field errors) and, for
-    back-pressure, the seconds after which a retry may succeed (Retry-After)."""
+    """An error answer: the HTTP status, a message that says what to fix, optional details, a form's errors per field
+    and, for back-pressure, the seconds after which a retry may succeed (Retry-After)."""
 
-    def __init__(self, status: int, message: str, *, details: Any = None, retry_after: int | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        details: Any = None,
+        field_errors: dict[str, list[str]] | None = None,
+        retry_after: int | None = None,
+    ):
         super().__init__(message)
         self.status_code = status
         self.status = status
         self.message = message
         self.details = details
+        self.field_errors = field_errors
         self.retry_after = retry_after
 
 
@@ -34,6 +44,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body: dict[str, Any] = {"error": exc.message}
         if exc.details is not None:
             body["details"] = exc.details
+        if exc.field_errors is not None:
+            body["errors"] = exc.field_errors
         headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
         return Response(body, status=exc.status, headers=headers)
     response = drf_exception_handler(exc, context)

@@ -105,6 +105,7 @@ def test_form_and_api_reject_the_same_input_with_the_same_words(
     assert api.status_code == 400
     errors = api.json()["errors"]
     assert any(message in m for m in errors[field]), errors
+    assert api.json()["error"] == "The SLO is not valid; see errors."  # raised and formatted by the one handler
     assert not SLO.objects.exists()
 
 

@@ -14,6 +14,7 @@ from typing import Concatenate, ParamSpec
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.views.decorators.http import require_http_methods
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 
 from accounts.models import ApiKey, Membership, Project, Role
@@ -21,7 +22,6 @@ from accounts.selectors import membership_for
 
 P = ParamSpec("P")
 MemberView = Callable[Concatenate[HttpRequest, Membership, P], HttpResponse]
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def forbidden(role: str, what: str) -> HttpResponse:

@@ -38,6 +38,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from rest_framework.permissions import SAFE_METHODS
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ logger = logging.getLogger(__name__)
 PRIMARY_ONLY_APPS = frozenset({"accounts", "auth", "sessions", "contenttypes", "admin"})
 PIN_COOKIE = "sre4ai_primary_until"
 CHECK_SECONDS = 5.0
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 @dataclass

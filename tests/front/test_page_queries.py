@@ -44,8 +44,8 @@ BOUNDS = {
     "trace to dataset": 11,
     "probes": 13,
     "probe": 10,
-    "new SLO": 12,
-    "SLO edit": 14,
+    "new SLO": 13,  # one more: whether the project has a channel to choose (else a link to add one)
+    "SLO edit": 15,
     "channel edit": 7,
     "budgets": 11,
     "guard": 7,

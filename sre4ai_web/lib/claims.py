@@ -173,7 +173,12 @@ def waiting_messages(queue: str) -> int | None:
             # durable), so it is asked passively; kombu's virtual transports (Redis, filesystem) answer a passive
             # declaration of an empty queue with NOT_FOUND, so they are asked plainly.
             passive = conn.transport.driver_type == "amqp"
-            return int(conn.default_channel.queue_declare(queue, passive=passive).message_count)
+            try:
+                return int(conn.default_channel.queue_declare(queue, passive=passive).message_count)
+            except conn.channel_errors as error:
+                if passive and getattr(error, "code", None) == 404:
+                    return 0  # never declared: no worker consumes it and no message was ever sent to it
+                raise
     except Exception:
         logger.warning("could not count the messages in queue %s", queue, exc_info=True)
         return None

@@ -40,6 +40,7 @@ def test_messages_waiting_in_a_durable_rabbitmq_queue_are_counted(monkeypatch: p
                 producer.publish({"n": n}, exchange=queue.exchange, routing_key=name, declare=[queue])
             monkeypatch.setattr(app.conf, "broker_read_url", AMQP_URL)
             assert waiting_messages(name) == 3
+            assert waiting_messages(f"{name}-never-declared") == 0
         finally:
             bound.delete()
             queue.exchange(conn.default_channel).delete()

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import http.client
 import json
 import multiprocessing as mp
@@ -319,12 +320,18 @@ class Cluster:
                 "SRE4AI_HAPROXY_SOCKET": str(self.lb_socket),
             }
         )
+        self.lb_socket.unlink(missing_ok=True)  # the previous run's
         self.start("haproxy", ["haproxy", "-db", "-f", str(REPO / "deploy" / "haproxy.cfg")], env=env)
         deadline = time.monotonic() + 20
-        while not self.lb_socket.exists():
-            if time.monotonic() > deadline or self.processes["haproxy"].poll() is not None:
-                raise RuntimeError(f"haproxy did not start:\n{(self.work / 'haproxy.log').read_text()[-2000:]}")
-            time.sleep(0.1)
+        while True:
+            try:
+                self.haproxy("show info")
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.processes["haproxy"].poll() is not None:
+                    log_tail = (self.work / "haproxy.log").read_text()[-2000:]
+                    raise RuntimeError(f"haproxy did not start:\n{log_tail}") from None
+                time.sleep(0.1)
         for node in ("web1", "web2"):
             if node not in nodes:
                 self.haproxy(f"set server web/{node} state maint")
@@ -749,6 +756,14 @@ def main() -> int:
     missing = [tool for tool in ("ip", "haproxy", "rabbitmqctl") if shutil.which(tool) is None]
     if missing or os.geteuid() != 0:
         print(f"needs root and {', '.join(missing) or 'nothing else'} (apt-get install haproxy rabbitmq-server)")
+        return 2
+
+    # The namespaces, veth names and addresses are fixed: one run at a time on a machine.
+    lock = open(Path(tempfile.gettempdir()) / "sre4ai-scaleout.lock", "w")  # noqa: SIM115 (held until exit)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        print("another bench/scaleout.py is running on this machine")
         return 2
 
     def interrupted(signum: int, _frame: object) -> None:

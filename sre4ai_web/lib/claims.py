@@ -163,12 +163,22 @@ def claimed(rows: QuerySet[Any], pk: int) -> Iterator[Claim | None]:
 
 
 def waiting_messages(queue: str) -> int | None:
-    """Messages waiting in a queue of the broker (Redis or the filesystem); None when the broker cannot say."""
+    """Messages waiting in a queue of the broker (Redis, the filesystem or RabbitMQ); None when the broker cannot
+    say."""
     from sre4ai_web.celery import app  # the Celery app imports every task module, which import this one
 
     try:
         with app.connection_for_read() as conn:
-            return int(conn.default_channel.queue_declare(queue).message_count)
+            # An AMQP broker refuses a declaration whose options differ from the queue's (Celery declares its queues
+            # durable), so it is asked passively; kombu's virtual transports (Redis, filesystem) answer a passive
+            # declaration of an empty queue with NOT_FOUND, so they are asked plainly.
+            passive = conn.transport.driver_type == "amqp"
+            try:
+                return int(conn.default_channel.queue_declare(queue, passive=passive).message_count)
+            except conn.channel_errors as error:
+                if passive and getattr(error, "code", None) == 404:
+                    return 0  # never declared: no worker consumes it and no message was ever sent to it
+                raise
     except Exception:
         logger.warning("could not count the messages in queue %s", queue, exc_info=True)
         return None

@@ -5,12 +5,15 @@ Usage (from the repository root):
     .venv/bin/python bench/profile_ingest.py --requests 200
     .venv/bin/python bench/profile_ingest.py --requests 200 --server-side-binding   # psycopg binds params
     .venv/bin/python bench/profile_ingest.py --requests 200 --texts repeated   # the 48 variants of before
+    .venv/bin/python bench/profile_ingest.py --requests 200 --drop-index trace_search_trgm   # what an index costs
 
 The OTLP view is called directly (RequestFactory, no HTTP, one thread) with the payloads of
 bench/ingest.py against a fresh PostgreSQL database ``sre4ai_bench_profile``. It reports the time per
 request, the CPU time per span of this process (Python) and of the PostgreSQL backend serving it (from
 /proc), then cProfile's cumulative time of the ingest stages as a share of the total, the SQL statements
-per request (COPY is not captured there) and the top functions by own time.
+per request (COPY is not captured there) and the top functions by own time. Before cProfile, it times the
+ingest stages without a profiler (``process_time`` around each stage's function, inside 30 real requests, and the
+pure-Python stages again on their own), since cProfile inflates code made of many small calls.
 
 ``--server-side-binding`` only changes this process's copy of the settings (DATABASES OPTIONS), to
 measure the effect of psycopg's server-side parameter binding without touching the application code.
@@ -31,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +87,7 @@ STAGE_FUNCTIONS = [
 ]
 
 
-def stage_cpu(run: Any) -> tuple[float, dict[str, float]]:
+def stage_cpu(run: Callable[[], None]) -> tuple[float, dict[str, float]]:
     """Process CPU of ``run()`` and of each of STAGE_FUNCTIONS within it."""
     import importlib
 
@@ -265,7 +269,12 @@ def main() -> int:
             key = f"{verb} (nested atomic block)"
         statements.setdefault(key, []).append(float(query["time"]) * 1000)
     staged = bodies[10 + args.requests :]
-    request_cpu, inside = stage_cpu(lambda: [send(body) for body in staged])
+
+    def send_staged() -> None:
+        for body in staged:
+            send(body)
+
+    request_cpu, inside = stage_cpu(send_staged)
     profiler = cProfile.Profile()
     profiler.enable()
     for body in bodies[10 + args.requests // 2 : 10 + args.requests]:

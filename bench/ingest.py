@@ -44,12 +44,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.sql
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -243,12 +244,15 @@ def sre4ai_env(dbname: str, var_dir: str) -> dict[str, str]:
     return env
 
 
-def prepare_sre4ai_template(src: Path, var_dir: str) -> str:
+def prepare_sre4ai_template(src: Path, var_dir: str, drop_indexes: Sequence[str] = ()) -> str:
     """Migrate a template database once and create the project and key in it; return the secret key."""
     pg_execute(f"DROP DATABASE IF EXISTS {SRE4AI_TEMPLATE_DB} WITH (FORCE)")
     pg_execute(f"CREATE DATABASE {SRE4AI_TEMPLATE_DB}")
     env = sre4ai_env(SRE4AI_TEMPLATE_DB, var_dir)
     manage(src, "migrate", "--noinput", "-v", "0", env=env)
+    with psycopg.connect(f"{PG_BASE_URL}/{SRE4AI_TEMPLATE_DB}", autocommit=True) as conn:
+        for name in drop_indexes:  # a partitioned table's index: dropping it drops every partition's
+            conn.execute(f"DROP INDEX {psycopg.sql.Identifier(name).as_string(conn)}")
     manage(src, "create_project", "bench", "--name", "Ingest benchmark", env=env)
     key = json.loads(
         manage(src, "create_api_key", "bench", "--name", "bench", "--json", env=env).strip().splitlines()[-1]
@@ -727,6 +731,13 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="Also write the results as JSON to this file.")
     parser.add_argument("--keep-db", action="store_true", help="Keep the benchmark databases afterwards.")
     parser.add_argument(
+        "--drop-index",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="sre4ai: drop this index after migrating (repeatable), to measure what it costs, e.g. trace_search_trgm.",
+    )
+    parser.add_argument(
         "--source",
         default="worktree",
         help="Code to benchmark: 'worktree' (a copy of the working tree, the default) or a git revision such as HEAD.",
@@ -745,7 +756,7 @@ def main() -> int:
         try:
             if args.target in ("sre4ai", "both"):
                 src = snapshot(work / "src", args.source)
-                secret = prepare_sre4ai_template(src, str(work / "var"))
+                secret = prepare_sre4ai_template(src, str(work / "var"), args.drop_index)
                 runs = [(c, t) for c in args.gunicorn.split(",") for t in texts]
                 for seed, (config, kind) in enumerate(runs, start=1):
                     workers, _, threads = config.strip().partition("x")

@@ -8,8 +8,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.text import slugify
 
-from accounts.models import DEFAULT_SCOPES, SECRET_NAME_VALIDATOR, Role, Scope
+from accounts.models import DEFAULT_SCOPES, SECRET_NAME_VALIDATOR, SLUG_VALIDATOR, Project, Role, Scope
 from accounts.retention import AGGREGATE_DAYS_MIN, RAW_DAYS_MAX
 from accounts.selectors import login_lockout_seconds
 from accounts.services import login_failure_record, login_success_record
@@ -24,6 +25,35 @@ class ApiKeyCreateForm(forms.Form):
         error_messages={"required": "Pick at least one scope (an app that sends traces needs only ingest)."},
         help_text="Apps that send traces need only ingest: a leaked app key then cannot read prompts and answers.",
     )
+
+
+class ProjectCreateForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="Shown in the project menu, e.g. “Support bot”.")
+    slug = forms.CharField(
+        max_length=63,
+        required=False,
+        label="Short name",
+        help_text="In the project's URLs (/p/short-name/); empty: made from the name.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        name = (data.get("name") or "").strip()
+        slug = (data.get("slug") or "").strip() or slugify(name)[:63].strip("-")
+        if not name:
+            return data
+        if not slug:
+            self.add_error("slug", "The name has no letters or digits to make a short name from: write one here.")
+            return data
+        try:
+            SLUG_VALIDATOR(slug)
+        except forms.ValidationError as exc:
+            self.add_error("slug", exc)
+            return data
+        if Project.objects.filter(slug=slug).exists():
+            self.add_error("slug", f"A project named “{slug}” exists already: choose another short name.")
+        data["name"], data["slug"] = name, slug
+        return data
 
 
 class MemberAddForm(forms.Form):

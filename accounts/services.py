@@ -68,12 +68,14 @@ def user_create(*, username: str, password: str, email: str = "", is_superuser: 
 
 
 @transaction.atomic
+@transaction.atomic
 def project_create(*, slug: str, name: str = "", owner: User | None = None) -> Project:
     project = Project(slug=slug, name=name or slug)
     project.full_clean()
     project.save()
     if owner is not None:
         Membership.objects.create(project=project, user=owner, role=Role.ADMIN)
+    audit_record(project=project, actor=owner, action="project.create", target=slug, details={"name": project.name})
     return project
 
 

@@ -1,5 +1,6 @@
 """Project settings pages: key revocation, secrets, the audit log and data retention. Only admins change them;
-every member can look. The Settings page itself (keys, members, the ingest quota) is front.views.settings."""
+every member can look. The Settings page itself (keys, members, the ingest quota) is front.views.settings. Also the
+home redirect and the new-project form (any signed-in user creates a project and becomes its admin)."""
 
 from typing import Any
 
@@ -14,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.access import member_required
-from accounts.forms import RetentionForm, SecretSetForm
+from accounts.forms import ProjectCreateForm, RetentionForm, SecretSetForm
 from accounts.models import ApiKey, Membership, Project, Role
 from accounts.selectors import (
     audit_events,
@@ -24,6 +25,7 @@ from accounts.selectors import (
 )
 from accounts.services import (
     api_key_revoke,
+    project_create,
     project_retention_set,
     project_secret_delete,
     project_secret_set,
@@ -37,6 +39,17 @@ def home(request: HttpRequest) -> HttpResponse:
     if project is None:
         return render(request, "accounts/no_projects.html")
     return redirect("overview", slug=project.slug)
+
+
+@login_required
+def project_create_view(request: HttpRequest) -> HttpResponse:
+    form = ProjectCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        assert isinstance(request.user, User)  # login_required
+        project = project_create(slug=form.cleaned_data["slug"], name=form.cleaned_data["name"], owner=request.user)
+        messages.success(request, f"Project {project.name} created: send its first trace below.")
+        return redirect("overview", slug=project.slug)
+    return render(request, "accounts/project_new.html", {"form": form}, status=400 if form.errors else 200)
 
 
 @member_required(Role.ADMIN, what="revoke keys", methods=("POST",))

@@ -30,6 +30,7 @@ admin.site.login_form = AdminLoginForm
 
 urlpatterns = [
     path("", account_views.home, name="home"),
+    path("projects/new/", account_views.project_create_view, name="project_create"),
     path(
         "login/",
         auth_views.LoginView.as_view(template_name="accounts/login.html", authentication_form=LoginForm),

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Min, QuerySet, Sum
+from django.db.models import Max, Min, QuerySet, Sum
 
 from accounts.models import Project
 from evals.models import Score
@@ -490,3 +490,18 @@ def trace_facets(*, project: Project) -> dict[str, list[str]]:
         "models": sorted(set(hourly.filter(dimension="model").values_list("value", flat=True).distinct())),
         "score_names": sorted(set(scores.values_list("name", flat=True).distinct())),
     }
+
+
+def slice_values(*, project: Project, dimension: str, service: str = "", days: int = 30, limit: int = 50) -> list[str]:
+    """The values of one slice (release, model, prompt) seen in the last ``days``, most recent first: what a person
+    picks a canary's baseline and canary from. Read from the hourly rollups, like the filter drop-downs."""
+    rows = TrafficRollup.objects.filter(
+        project=project,
+        granularity=Granularity.HOUR,
+        dimension=dimension,
+        bucket__gte=floor_hour(datetime.now(UTC)) - timedelta(days=days),
+    )
+    if service:
+        rows = rows.filter(service=service)
+    latest = rows.values("value").annotate(seen=Max("bucket")).order_by("-seen", "value")
+    return [row["value"] for row in latest[:limit] if row["value"]]

@@ -14,7 +14,8 @@ from accounts.models import Membership
 from evals.canary.charts import canary_figures
 from evals.canary.cohorts import CohortError, canary_analyse
 from evals.canary.forms import ATTRIBUTE_SUGGESTIONS, CanaryForm
-from rollups.selectors import trace_facets
+from rollups.models import Dimension
+from rollups.selectors import slice_values, trace_facets
 from traces.templatetags.trace_format import duration, usd
 
 
@@ -65,6 +66,14 @@ def canary_view(request: HttpRequest, membership: Membership, slug: str) -> Http
                 error, status = str(exc), 400
         else:
             status = 400
+    # Values to pick the two cohorts from, when the attribute is one the rollups slice by (release, model, prompt).
+    attribute = (request.GET.get("attribute") or form["attribute"].value() or "").strip()
+    service = (request.GET.get("service") or form["service"].value() or "").strip()
+    values = (
+        slice_values(project=project, dimension=attribute, service=service)
+        if attribute in Dimension.values and attribute
+        else []
+    )
     signals, margins = [], ""
     if report:
         config = report["config"]
@@ -87,6 +96,7 @@ def canary_view(request: HttpRequest, membership: Membership, slug: str) -> Http
             "form": form,
             "services": services,
             "attributes": ATTRIBUTE_SUGGESTIONS,
+            "values": values,
             "report": report,
             "signals": signals,
             "margins": margins,

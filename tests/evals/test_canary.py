@@ -386,3 +386,23 @@ def test_page_of_another_project_is_404_and_login_is_required(
     assert client.get("/p/globex/canary/", params).status_code == 404
     own = client.get("/p/acme/canary/", params)
     assert own.status_code == 400 and "No service named" in own.content.decode()
+
+
+@pytest.mark.django_db
+def test_page_offers_the_releases_the_service_has_seen_as_baseline_and_canary(client: Client, tenant: Tenant) -> None:
+    from rollups.services import rollups_rebuild
+
+    xss = "<b>1.6</b>"
+    seed(tenant.project, Version("v1"), 30, rng_seed=31)
+    seed(tenant.project, Version(xss), 30, rng_seed=32)
+    seed(tenant.project, Version("other-9"), 30, service="other", rng_seed=33)
+    rollups_rebuild(project_id=tenant.project.pk, since=NOW - timedelta(days=1), until=NOW + timedelta(hours=1))
+    login(client, tenant)
+    page = client.get("/p/acme/canary/", {"service": "bot"}).content.decode()
+    offered = page.split('<datalist id="canary-values">')[1].split("</datalist>")[0]
+    assert '<option value="v1">' in offered and '<option value="&lt;b&gt;1.6&lt;/b&gt;">' in offered
+    assert "other-9" not in offered and xss not in page  # another service's releases; escaped
+    by_model = client.get("/p/acme/canary/", {"service": "bot", "attribute": "model"}).content.decode()
+    assert "v1" not in by_model.split('<datalist id="canary-values">')[1].split("</datalist>")[0]
+    custom = client.get("/p/acme/canary/", {"service": "bot", "attribute": "app.flag"}).content.decode()
+    assert '<datalist id="canary-values"></datalist>' in custom  # any span attribute: typed freely

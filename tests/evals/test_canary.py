@@ -18,6 +18,7 @@ from django.test import Client
 from accounts.models import Project
 from evals.canary.cohorts import CohortError, canary_analyse, cohort_load
 from evals.models import Score
+from rollups.services import rollups_rebuild
 from tests import ROOT
 from tests.canary_data import NOW, Version, seed
 from tests.conftest import PASSWORD, Tenant, database_url
@@ -390,8 +391,6 @@ def test_page_of_another_project_is_404_and_login_is_required(
 
 @pytest.mark.django_db
 def test_page_offers_the_releases_the_service_has_seen_as_baseline_and_canary(client: Client, tenant: Tenant) -> None:
-    from rollups.services import rollups_rebuild
-
     xss = "<b>1.6</b>"
     seed(tenant.project, Version("v1"), 30, rng_seed=31)
     seed(tenant.project, Version(xss), 30, rng_seed=32)

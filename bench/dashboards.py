@@ -395,6 +395,11 @@ def main() -> None:
     import django
 
     django.setup()
+    if not args.setup:
+        # Start as a web process does (the measured code's sre4ai_web/wsgi.py: views imported, the grounding model
+        # loaded, what is loaded frozen out of the cyclic GC); without it each full GC pass of a request walks all
+        # of Django, numpy and scipy, ~100 ms the server does not pay (docs/benchmarks.md §13).
+        import sre4ai_web.wsgi  # noqa: F401
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext

@@ -7,6 +7,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -33,16 +34,25 @@ from sre4ai_web.lib.sql import AnyOf
 from traces.exchange import SpanFacts, answer_text, exchange_of
 from traces.ingest.normalize import preview_text
 from traces.models import RetrievedDocument, Span, Trace
+from traces.selectors import SCORE_START_SLACK
 
 # A trace's verdict on one score name: passed (every current row passed; None: no row gave a verdict) and the
 # mean value (None: no value).
 ScoreVerdict = tuple[bool | None, float | None]
 
 
-def trace_verdicts(trace_pks: Sequence[int], names: Iterable[str] | None = None) -> dict[int, dict[str, ScoreVerdict]]:
+def trace_verdicts(
+    trace_pks: Sequence[int], names: Iterable[str] | None = None, *, starts: tuple[datetime, datetime] | None = None
+) -> dict[int, dict[str, ScoreVerdict]]:
     """Per trace and score name (only ``names`` when given), the verdict over the trace's current scores
-    (Score.objects.current): what rollups, SLIs, canary cohorts and the triage page count."""
-    scores = Score.objects.current().filter(AnyOf("trace_id", trace_pks))
+    (Score.objects.current): what rollups, SLIs, canary cohorts and the triage page count.
+
+    ``starts``: a range that holds the start of every one of these traces, widened by ``SCORE_START_SLACK`` here
+    (a score's trace start is the trace's as of scoring). The same verdicts; on PostgreSQL only those days'
+    partitions are searched for the ids (without it, every day's index of the retention period, for each id)."""
+    if starts is not None:
+        starts = (starts[0] - SCORE_START_SLACK, starts[1] + SCORE_START_SLACK)
+    scores = Score.objects.current(starts=starts).filter(AnyOf("trace_id", trace_pks))
     if names is not None:
         scores = scores.filter(name__in=sorted(names))
     grouped: dict[int, dict[str, list[ScoreVerdict]]] = defaultdict(lambda: defaultdict(list))

@@ -4,6 +4,7 @@ queries whatever the data size); lists of example traces come from indexed raw r
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -203,6 +204,7 @@ def _series(
     scores = ScoreRollup.objects.filter(**filters)
     if skip_names:
         scores = scores.exclude(name__in=sorted(skip_names))
+    rows: Iterable[tuple[str, str, int, str, int | None, int | None]]
     if whole:
         summed = scores.values("service", "value", "name").annotate(g=Sum("good"), t=Sum("total")).order_by()
         rows = summed.values_list("service", "value", Value(0), "name", "g", "t")

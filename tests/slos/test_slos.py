@@ -403,7 +403,7 @@ def test_a_history_rebuild_and_a_recompute_of_the_same_minutes_do_not_deadlock(
     def rebuild() -> None:
         try:
             services.sli_history_rebuild(slo_id=rebuilding.pk, now=at(12))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
         finally:
             connection.close()
@@ -414,7 +414,7 @@ def test_a_history_rebuild_and_a_recompute_of_the_same_minutes_do_not_deadlock(
                 cursor.execute("SELECT pg_backend_pid()")
                 recompute_pid.append(cursor.fetchone()[0])
             recompute()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,19 +54,33 @@ def trace_verdicts(
     scores = Score.objects.current(starts=starts).filter(AnyOf("trace_id", trace_pks))
     if names is not None:
         scores = scores.filter(name__in=sorted(names))
-    grouped: dict[int, dict[str, list[ScoreVerdict]]] = defaultdict(lambda: defaultdict(list))
-    for trace_id, name, passed, value in scores.values_list("trace_id", "name", "passed", "value"):
-        grouped[trace_id][name].append((passed, value))
+    return verdicts_of(scores.values_list("trace_id", "name", "passed", "value"))
+
+
+def verdict_of(judged: Sequence[ScoreVerdict]) -> ScoreVerdict:
+    """The verdict over one trace's current rows of one score name: passed when every row that says passed or
+    failed passed (None when none says), and the mean of the values (None without a value)."""
+    passes = [p for p, _ in judged if p is not None]
+    values = [v for _, v in judged if v is not None]
+    return (all(passes) if passes else None, sum(values) / len(values) if values else None)
+
+
+def verdicts_of(rows: Iterable[tuple[int, str, bool | None, float | None]]) -> dict[int, dict[str, ScoreVerdict]]:
+    """``trace_verdicts`` of (trace id, name, passed, value) rows. Most (trace, name) pairs have one row, whose
+    verdict is the row itself (``verdict_of`` of one row gives it back): only pairs with several rows are
+    collected and reduced, which halves the time of a canary comparison's 30,000 rows."""
     verdicts: dict[int, dict[str, ScoreVerdict]] = {}
-    for trace_id, by_name in grouped.items():
-        verdicts[trace_id] = {}
-        for name, judged in by_name.items():
-            passes = [p for p, _ in judged if p is not None]
-            values = [v for _, v in judged if v is not None]
-            verdicts[trace_id][name] = (
-                all(passes) if passes else None,
-                sum(values) / len(values) if values else None,
-            )
+    several: dict[tuple[int, str], list[ScoreVerdict]] = {}
+    for trace_id, name, passed, value in rows:
+        by_name = verdicts.get(trace_id)
+        if by_name is None:
+            verdicts[trace_id] = {name: (passed, value)}
+        elif name not in by_name:
+            by_name[name] = (passed, value)
+        else:
+            several.setdefault((trace_id, name), [by_name[name]]).append((passed, value))
+    for (trace_id, name), judged in several.items():
+        verdicts[trace_id][name] = verdict_of(judged)
     return verdicts
 
 

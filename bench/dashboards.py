@@ -3,7 +3,8 @@
 browser asks for them: the overview and service pages (from rollups), the trace list (filters, search, sorts),
 trace, session and user pages, the SLO list, form and pages (each range, the backtest), incidents and their triage
 page, channels, budgets, guard policies, evaluators, eval runs, drift, canary, datasets, probes, settings, and
-the API docs, plus ``/metrics`` and the JSON endpoints that pages poll.
+the API docs, plus ``/metrics`` and the JSON endpoints that pages poll. Django starts as a web process does
+(``sre4ai_web/wsgi.py`` of the code measured: views imported, ``gc.freeze()``).
 
     .venv/bin/python bench/dashboards.py [--setup] [--rebuild] [--repeat 9] [--db NAME] [--source worktree|REV]
                                          [--only TEXT] [--json out.json]
@@ -13,8 +14,7 @@ and grounding on each service, the default 30-day policy, SLI history rebuilt fr
 first evaluation tick opens (one acknowledged, assigned and annotated), a webhook channel, a dataset of 300 traces
 with a probe and 24 runs of results, a drift run per service, an eval run, three cost budgets (by service, user
 and trace attribute), a guard policy, a project secret and two saved trace-list views. Run it after the rollups
-exist (``--rebuild``, or an earlier run): an SLI history rebuilt while ``rollups_rebuild`` runs can deadlock with
-the rollup hook's SLI upsert.
+exist (``--rebuild``, or an earlier run) and an ``ANALYZE``: the SLI histories read every score of 30 days.
 ``--rebuild`` first recomputes the project's rollups from raw rows (``rollups_rebuild``) and reports how
 long that takes. ``--db`` reads another copy of the data (default: ``BENCH_LIST_DB`` or ``sre4ai_bench_list``);
 ``--source REV`` measures a git revision's code (a snapshot, like ``slo_bench.py``), so two revisions can be
@@ -399,6 +399,10 @@ def main() -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    # Start as a web process does (the measured code's sre4ai_web/wsgi.py: views imported, the grounding model
+    # loaded, what is loaded frozen out of the cyclic GC); without it each full GC pass of a request walks all of
+    # Django, numpy and scipy, ~100 ms the server does not pay (docs/benchmarks.md §13).
+    import sre4ai_web.wsgi  # noqa: F401
     from accounts.models import Project
     from accounts.services import api_key_issue
 

@@ -40,10 +40,10 @@ from slos.models import (
 )
 from slos.policy import policy_rules, rule_key
 from slos.sli import PROBE_SCORE, SliDefinition
-from sre4ai_web.lib.sql import EpochMinute
+from sre4ai_web.lib.sql import AnyOf, EpochMinute
 from sre4ai_web.lib.timebuckets import HOUR, MINUTE, floor_hour, floor_minute
 from traces.models import Trace
-from traces.selectors import TRACE_ROW_FIELDS
+from traces.selectors import SCORE_START_SLACK, TRACE_ROW_FIELDS
 
 
 @dataclass
@@ -524,6 +524,8 @@ class IncidentEvents:
     baseline: list[int]
     baseline_bad: set[int]
     sample: list[JudgedTrace]
+    # Release, model names and name of every trace above, as judged (selectors_triage.events_for reads them).
+    facts: dict[int, tuple[str, list[str], str]] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -544,10 +546,10 @@ def incident_events(
         )
         if slo.environment:
             traces = traces.filter(environment=slo.environment)
-        fields = (*TRACE_ROW_FIELDS, "trace_id", "input_preview", "output_preview")
-        rows = list(traces.order_by("-start_time").values(*fields)[:limit])
+        # The judging fields only: the sample's links and previews are read for its few traces below.
+        rows = list(traces.order_by("-start_time").values(*TRACE_ROW_FIELDS)[:limit])
         names = definition.score_names
-        verdicts = trace_verdicts([r["pk"] for r in rows], names) if names else {}
+        verdicts = trace_verdicts([r["pk"] for r in rows], names, starts=(start, end)) if names else {}
         out = []
         for row in rows:
             good = definition.verdict(row, verdicts.get(row["pk"], {}))
@@ -559,8 +561,24 @@ def incident_events(
     before = judged(window.baseline_start, window.start)
     bad_rows = [row for row, good in current if not good]
     picked = bad_rows[:sample]
+    shown: dict[Any, Any] = {}
+    if picked:
+        rows = Trace.objects.filter(
+            AnyOf("pk", [int(r["pk"]) for r in picked]),  # type: ignore[call-overload]
+            project_id=slo.project_id,
+            start_time__gte=window.start,
+            start_time__lt=window.end,
+        ).values("pk", "trace_id", "input_preview", "output_preview")
+        shown = {row["pk"]: row for row in rows}
+    for row in picked:
+        row.update(shown.get(row["pk"], {}))
     failing: dict[int, list[Score]] = {}
-    for score in Score.objects.current().filter(trace_id__in=[r["pk"] for r in picked], passed=False).order_by("name"):
+    around = (window.start - SCORE_START_SLACK, window.end + SCORE_START_SLACK)  # their partitions only
+    for score in (
+        Score.objects.current(starts=around)
+        .filter(trace_id__in=[r["pk"] for r in picked], passed=False)
+        .order_by("name")
+    ):
         failing.setdefault(score.trace_id, []).append(score)
     return IncidentEvents(
         bad=[int(r["pk"]) for r in bad_rows],  # type: ignore[call-overload]
@@ -568,6 +586,10 @@ def incident_events(
         baseline=[int(r["pk"]) for r, _ in before],  # type: ignore[call-overload]
         baseline_bad={int(r["pk"]) for r, good in before if not good},  # type: ignore[call-overload]
         sample=[JudgedTrace(trace=r, failing=failing.get(int(r["pk"]), [])) for r in picked],  # type: ignore[call-overload]
+        facts={
+            int(r["pk"]): (str(r["release"]), list(r["model_names"] or []), str(r["name"]))  # type: ignore[call-overload]
+            for r, _ in (*current, *before)
+        },
     )
 
 

@@ -151,8 +151,7 @@ def sli_minutes_recompute(
     verdicts: Mapping[int, Verdicts],
 ) -> None:
     """Rollup hook: replace the SLI counts of these minutes for every SLO of the project."""
-    definitions = [SliDefinition.of(slo) for slo in SLO.objects.filter(project_id=project_id)]
-    if not definitions:
+    if not SLO.objects.filter(project_id=project_id).exists():
         return
     if connection.vendor == "postgresql":
         # Two recomputes of minutes in the same hour must not each sum that hour from a snapshot without the
@@ -161,6 +160,17 @@ def sli_minutes_recompute(
         # embedded default, runs one writer at a time anyway.)
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SLI_HOURS_LOCK, project_id % 2**31])
+            # Then the SLO rows, in one order, before any SliMinute row: the inserts' foreign-key checks take these
+            # same locks, but only after writing their keys, and a history rebuild (which holds its SLO row while
+            # it counts) writing the same (SLO, minute) keys then waited for ours: a deadlock. Taken first, we wait
+            # for the rebuild and write after it (its counts are older than ours). KEY SHARE, like the foreign-key
+            # check: the tick's NO KEY UPDATE of another SLO does not wait for it.
+            rows = f"SELECT id FROM {SLO._meta.db_table} WHERE project_id = %s ORDER BY id"  # noqa: S608 - a table name
+            cursor.execute(f"{rows} FOR KEY SHARE", [project_id])
+    # Read after the lock: an edit committed while we waited is the definition to count.
+    definitions = [SliDefinition.of(slo) for slo in SLO.objects.filter(project_id=project_id)]
+    if not definitions:
+        return
     counts = _count(definitions, traces, verdicts)
     # The range bounds let PostgreSQL walk the (slo, minute) index instead of scanning for a long IN list.
     SliMinute.objects.filter(
@@ -290,7 +300,9 @@ def slo_evaluate(*, slo_id: int, now: datetime) -> int:
     # The row lock serialises concurrent ticks: the second one sees the first one's states. Only the SLO's row
     # (`of`): locking the joined project row too made the tick wait for every ingest commit of the project
     # (their foreign-key checks share-lock it) and for a recompute waiting on a history rebuild.
-    slo = SLO.objects.select_for_update(of=("self",)).select_related("project").filter(pk=slo_id).first()
+    # NO KEY UPDATE: it still serialises two ticks (and waits for a rebuild or an edit of this SLO), but not for a
+    # rollup recompute, which holds KEY SHARE on every SLO of the project while it waits for another's rebuild.
+    slo = SLO.objects.select_for_update(of=("self",), no_key=True).select_related("project").filter(pk=slo_id).first()
     if slo is None or slo.history_ready_at is None:
         return 0
     rules = policy_rules(slo.policy)

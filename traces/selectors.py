@@ -41,19 +41,29 @@ TRACE_ROW_FIELDS = tuple(TraceRow.__annotations__)
 SCORE_START_SLACK = timedelta(days=1)
 
 
-def trace_prompts(trace_pks: Sequence[int]) -> dict[int, set[str]]:
+def trace_prompts(trace_pks: Sequence[int], *, since: datetime | None = None) -> dict[int, set[str]]:
     """The prompt versions each trace's LLM calls used ("name v3", or the name alone): one definition for the
-    dashboards' prompt slices and the triage page."""
+    dashboards' prompt slices and the triage page. ``since``: no later than the earliest of these traces' starts
+    (a trace starts with its first span), so PostgreSQL searches only the partitions from that day on."""
     found: dict[int, set[str]] = defaultdict(set)
-    rows = (
-        Span.objects.filter(AnyOf("trace_id", trace_pks), kind="llm")
-        .exclude(prompt_name="")
-        .values_list("trace_id", "prompt_name", "prompt_version")
-        .distinct()
-    )
+    spans = Span.objects.filter(AnyOf("trace_id", trace_pks), kind="llm")
+    if since is not None:
+        spans = spans.filter(start_time__gte=since)
+    rows = spans.exclude(prompt_name="").values_list("trace_id", "prompt_name", "prompt_version").distinct()
     for trace_id, name, version in rows:
-        found[trace_id].add(f"{name} v{version}" if version else name)
+        found[trace_id].add(prompt_label(name, version))
     return found
+
+
+def prompt_label(name: str, version: str) -> str:
+    """How a prompt version is named in slices and on the triage page: "name v3", or the name alone."""
+    return f"{name} v{version}" if version else name
+
+
+def prompt_of(kind: str, name: str, version: str) -> str | None:
+    """The prompt label a span counts for in ``trace_prompts`` (an LLM span with a prompt name), else None: for a
+    reader that has the spans' rows already."""
+    return prompt_label(name, version) if kind == "llm" and name else None
 
 
 def services_with_traces(*, project_ids: Sequence[int], since: datetime) -> set[tuple[int, str]]:

@@ -114,8 +114,16 @@ def cohort_traces(*, window: QuerySet[Trace], attribute: str, value: str) -> Que
     return window.filter(pk__in=spans.values("trace_id"))
 
 
-def cohort_load(*, window: QuerySet[Trace], attribute: str, value: str, limit: int = LIMIT) -> Cohort:
-    """Per-trace signals of one cohort: latency, cost, error, and each score's verdict (newest evaluator version)."""
+def cohort_load(
+    *,
+    window: QuerySet[Trace],
+    attribute: str,
+    value: str,
+    limit: int = LIMIT,
+    starts: tuple[datetime, datetime] | None = None,
+) -> Cohort:
+    """Per-trace signals of one cohort: latency, cost, error, and each score's verdict (newest evaluator version).
+    ``starts``: the range the window's traces started in, which bounds the score lookup (partitions)."""
     rows = list(
         cohort_traces(window=window, attribute=attribute, value=value)
         .order_by("-start_time")
@@ -131,7 +139,7 @@ def cohort_load(*, window: QuerySet[Trace], attribute: str, value: str, limit: i
         if row["cost"] is not None and not row["has_unpriced"]:
             cohort.cost_usd.append(float(row["cost"]))
         cohort.unpriced += row["has_unpriced"]
-    for names in trace_verdicts([row["pk"] for row in rows]).values():
+    for names in trace_verdicts([row["pk"] for row in rows], starts=starts).values():
         flagged = safety_flagged(names)
         cohort.safety_judged += flagged is not None
         cohort.safety_flagged += bool(flagged)
@@ -199,7 +207,7 @@ def canary_analyse(
     window = Trace.objects.filter(project=project, service=service, start_time__gte=since, start_time__lt=until)
     cohorts = {}
     for role, value in (("baseline", baseline), ("canary", canary)):
-        cohort = cohort_load(window=window, attribute=attribute, value=value, limit=limit)
+        cohort = cohort_load(window=window, attribute=attribute, value=value, limit=limit, starts=(since, until))
         if cohort.traces == 0:
             raise CohortError(
                 f"The {role} cohort is empty: no trace of {service!r} with {attribute} = {value!r} between "

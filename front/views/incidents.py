@@ -62,8 +62,21 @@ def _incident_page(
     window = selectors.incident_window(incident, now)
     events = selectors.incident_events(incident=incident, window=window)
     project = membership.project
-    current = events_for(project_id=project.pk, trace_pks=events.bad + events.good, bad_pks=set(events.bad))
-    baseline = events_for(project_id=project.pk, trace_pks=events.baseline, bad_pks=events.baseline_bad)
+    # The traces were picked by their start in the window (baseline): their spans and documents start from it on.
+    current = events_for(
+        project_id=project.pk,
+        trace_pks=events.bad + events.good,
+        bad_pks=set(events.bad),
+        since=window.start,
+        facts=events.facts,
+    )
+    baseline = events_for(
+        project_id=project.pk,
+        trace_pks=events.baseline,
+        bad_pks=events.baseline_bad,
+        since=window.baseline_start,
+        facts=events.facts,
+    )
     summary = selectors.slo_summaries(project=project, now=now, slos=SLO.objects.filter(pk=incident.slo_id))
     traces_query, narrowed = selectors.failing_traces_query(slo=incident.slo, since=window.start, until=window.end)
     burn_query = urlencode({"since": window.start.isoformat(), "until": window.end.isoformat()})

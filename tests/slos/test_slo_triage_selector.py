@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from django.db.models import Min
 
 from slos import selectors_triage
 from slos.selectors_triage import document_source, events_for
@@ -17,6 +18,7 @@ from tests.triage_data import native_trace, store_native
 from traces.ingest.limits import IngestLimits
 from traces.ingest.otlp import decode_traces
 from traces.models import Trace
+from traces.selectors import trace_prompts
 from traces.services import otlp_spans_ingest
 
 
@@ -79,8 +81,23 @@ def test_events_carry_every_dimension(tenant: Tenant, django_assert_max_num_quer
     )
     otlp_pk = store_otlp_trace(tenant, "c" * 32)
     order = [pks["b" * 32], otlp_pk, pks["a" * 32]]
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(3):  # traces, spans (prompts and tools), documents
         events = events_for(project_id=tenant.project.pk, trace_pks=order, bad_pks={pks["a" * 32], otlp_pk})
+    # The triage page's way: bounded by the traces' earliest start, their rows given (as it judged them). The same
+    # events, and the prompts named as trace_prompts (the rollups' prompt slices) names them.
+    stored = Trace.objects.filter(pk__in=order)
+    since = stored.aggregate(first=Min("start_time"))["first"]
+    facts = {
+        pk: (release, names, name)
+        for pk, release, names, name in stored.values_list("pk", "release", "model_names", "name")
+    }
+    with django_assert_max_num_queries(2):
+        bounded = events_for(
+            project_id=tenant.project.pk, trace_pks=order, bad_pks={pks["a" * 32], otlp_pk}, since=since, facts=facts
+        )
+    assert bounded == events
+    prompts = trace_prompts(order)
+    assert [set(e.values["prompt"]) for e in events] == [prompts.get(pk, set()) for pk in order]
     assert [e.bad for e in events] == [False, True, True]
     second, otlp, first = (values(e) for e in events)
     assert first == {

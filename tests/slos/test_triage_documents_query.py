@@ -8,14 +8,17 @@ one query on the document table alone, filtered by ``span_id = ANY(...)``, that 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import pytest
 from django.db import connection
+from django.db.models import Min
 from django.test.utils import CaptureQueriesContext
 
 from slos.selectors_triage import events_for
 from tests.conftest import Tenant
 from tests.triage_data import native_trace, store_native
+from traces.models import Trace
 
 
 @pytest.mark.django_db
@@ -25,15 +28,21 @@ def test_documents_are_read_by_span_id_without_a_join(tenant: Tenant) -> None:
         for i in range(6)
     ]
     pks = sorted(store_native(tenant, traces).values())
+    since = Trace.objects.filter(pk__in=pks).aggregate(first=Min("start_time"))["first"]
+    for bound in (None, since):  # the triage page bounds the reads by the window's start (partitions)
+        check_documents_query(tenant, pks, bound)
+
+
+def check_documents_query(tenant: Tenant, pks: list[int], since: datetime | None) -> None:
     with CaptureQueriesContext(connection) as queries:
-        events = events_for(project_id=tenant.project.pk, trace_pks=pks[:4], bad_pks={pks[0]})
+        events = events_for(project_id=tenant.project.pk, trace_pks=pks[:4], bad_pks={pks[0]}, since=since)
     assert [sorted(e.values["source"]) for e in events] == [[f"kb-{i}", "kb-shared"] for i in range(4)]
     assert all(e.values["tool"] == frozenset({"search"}) for e in events)
     (documents,) = [q["sql"] for q in queries.captured_queries if "traces_retrieveddocument" in q["sql"]]
     assert " JOIN " not in documents.upper() and "traces_span" not in documents, documents
     # AnyOf: "= ANY(array)" on PostgreSQL, "IN (SELECT value FROM json_each(...))" on SQLite.
     assert re.search(
-        r'WHERE "traces_retrieveddocument"\."span_id" (= ANY\(|IN \(SELECT value FROM json_each)', documents
+        r'WHERE \(?"traces_retrieveddocument"\."span_id" (= ANY\(|IN \(SELECT value FROM json_each)', documents
     )
     assert "DISTINCT" not in documents.upper() and "ORDER BY" not in documents.upper(), documents
     if connection.vendor == "postgresql":

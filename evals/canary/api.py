@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.access import request_key
 from accounts.models import Scope
-from evals.canary.cohorts import CohortError, canary_analyse
+from evals.canary.cohorts import CohortError
 from evals.canary.forms import CanaryForm
 from sre4ai_web.lib.api_errors import ApiError
 
@@ -109,18 +109,8 @@ class CanaryEndpoint(APIView):
         form = CanaryForm(request.query_params)
         if not form.is_valid():
             raise ApiError(400, "The comparison is not valid; see details.", details=form.errors)
-        data = form.cleaned_data
         try:
-            report = canary_analyse(
-                project=api_key.project,
-                service=data["service"],
-                attribute=data["attribute"],
-                baseline=data["baseline"],
-                canary=data["canary"],
-                since=data["since"],
-                until=data["until"],
-                config=data["config"],
-            )
+            report = form.analyse(api_key.project)
         except CohortError as exc:
             raise ApiError(400, str(exc)) from exc
         return Response(report.to_dict())

@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from pydantic import ValidationError as PydanticError
 
+from accounts.models import Project
+from evals.canary.cohorts import CanaryReport, canary_analyse
 from evals.canary.stats import DEFAULT_CRITICAL, CanaryConfig
 from sre4ai_web.lib.validation import pydantic_errors
 
@@ -135,3 +137,18 @@ class CanaryForm(forms.Form):
                 where = str(loc[0]) if loc else None
                 self.add_error(where if where in self.fields else None, text)
         return data
+
+    def analyse(self, project: Project) -> CanaryReport:
+        """The comparison the valid form asks for (page, API and command alike); raises CohortError for a service
+        or cohort without traces."""
+        data = self.cleaned_data
+        return canary_analyse(
+            project=project,
+            service=data["service"],
+            attribute=data["attribute"],
+            baseline=data["baseline"],
+            canary=data["canary"],
+            since=data["since"],
+            until=data["until"],
+            config=data["config"],
+        )

@@ -12,7 +12,7 @@ from django.shortcuts import render
 from accounts.access import member_required
 from accounts.models import Membership
 from evals.canary.charts import canary_figures
-from evals.canary.cohorts import CohortError, canary_analyse
+from evals.canary.cohorts import CohortError
 from evals.canary.forms import ATTRIBUTE_SUGGESTIONS, CanaryForm
 from rollups.models import Dimension
 from rollups.selectors import slice_values, trace_facets
@@ -50,18 +50,8 @@ def canary_view(request: HttpRequest, membership: Membership, slug: str) -> Http
     report, error, status = None, "", 200
     if bound:
         if form.is_valid():
-            data = form.cleaned_data
             try:
-                report = canary_analyse(
-                    project=project,
-                    service=data["service"],
-                    attribute=data["attribute"],
-                    baseline=data["baseline"],
-                    canary=data["canary"],
-                    since=data["since"],
-                    until=data["until"],
-                    config=data["config"],
-                ).to_dict()
+                report = form.analyse(project).to_dict()
             except CohortError as exc:
                 error, status = str(exc), 400
         else:

@@ -205,7 +205,7 @@ def test_api_answers_an_unexpected_error_as_json_and_logs_it(
     def broken(**kwargs: Any) -> None:
         raise ZeroDivisionError("a bug in the analysis")
 
-    monkeypatch.setattr("evals.canary.api.canary_analyse", broken)
+    monkeypatch.setattr("evals.canary.forms.canary_analyse", broken)  # what the form calls
     response = client.get("/api/v1/canary", {"service": "bot", "baseline": "v1", "canary": "v2"},
                           headers=tenant.bearer)  # fmt: skip
     assert response.status_code == 500

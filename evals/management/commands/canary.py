@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Project
-from evals.canary.cohorts import CohortError, canary_analyse
+from evals.canary.cohorts import CohortError
 from evals.canary.forms import CONFIG_FIELDS, TIME_HELP, CanaryForm
 
 BAD_INPUT = 2
@@ -53,18 +53,8 @@ class Command(BaseCommand):
                 text = " ".join(str(e["message"]) for e in errors)
                 problems.append(text if field == "__all__" else f"--{field.replace('_', '-')}: {text}")
             raise CommandError("; ".join(problems), returncode=BAD_INPUT)
-        data = form.cleaned_data
         try:
-            report = canary_analyse(
-                project=project,
-                service=data["service"],
-                attribute=data["attribute"],
-                baseline=data["baseline"],
-                canary=data["canary"],
-                since=data["since"],
-                until=data["until"],
-                config=data["config"],
-            )
+            report = form.analyse(project)
         except CohortError as exc:
             raise CommandError(str(exc), returncode=BAD_INPUT) from exc
         result = report.result

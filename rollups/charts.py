@@ -5,10 +5,13 @@ such as "$0.0001 $0.0001" when the step is finer than the format)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
+
+import numpy as np
 
 from evals.signals import signal_of
 from rollups.selectors import ServiceDetail
@@ -130,10 +133,36 @@ def _figure(
     return {"data": traces, "layout": layout}
 
 
+COST_BINS = 40
+
+
+def cost_bars(costs: list[float], money_range: list[float]) -> list[dict[str, Any]]:
+    """The cost-per-request histogram binned here, 40 bins over the money axis's range: the page carries 40 bars,
+    not every request's cost (20,000 numbers were a third of a 30-day service page). One cost shared by every
+    request is one narrow bar, not the whole width."""
+    low, high = money_range
+    counts, edges = np.histogram(np.asarray(costs, dtype=float), bins=COST_BINS, range=(low, high))
+    places = _decimals((high - low) / COST_BINS) + 1
+    return [
+        {
+            "type": "bar",
+            "name": "requests",
+            "x": [float(e + (high - low) / COST_BINS / 2) for e in edges[:-1]],
+            "y": [int(c) for c in counts],
+            "width": (high - low) / COST_BINS,
+            "customdata": [[f"${a:,.{places}f}", f"${b:,.{places}f}"] for a, b in itertools.pairwise(edges)],
+            "marker": {"color": COLORS["cost"]},
+            "hovertemplate": "%{customdata[0]}–%{customdata[1]}: %{y} requests<extra></extra>",
+        }
+    ]
+
+
 def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dict[str, Any]]:
     window, series, changes = detail.window, detail.series, detail.changes
     buckets = window.buckets()
-    x = [b.isoformat() for b in buckets]
+    # Every time series of the page has a point per bucket, evenly spaced: Plotly places them from the first
+    # bucket and the step (milliseconds on a date axis), so the page does not carry 720 dates for each series.
+    x = {"x0": buckets[0].isoformat(), "dx": window.step.total_seconds() * 1000} if buckets else {"x": []}
     base = {"service": detail.service}
     links = _link(trace_list_url, window.step, **base)
     error_links = _link(trace_list_url, window.step, status="error", **base)
@@ -144,7 +173,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
             "type": "scatter",
             "mode": "lines+markers",
             "name": name,
-            "x": x,
+            **x,
             "y": y,
             "meta": link,
             "line": {"color": color, "width": 2},
@@ -160,7 +189,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
                 {
                     "type": "bar",
                     "name": "traces",
-                    "x": x,
+                    **x,
                     "y": [series.traces.get(b, 0) for b in buckets],
                     "marker": {"color": COLORS["traffic"]},
                     "meta": links,
@@ -168,7 +197,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
                 {
                     "type": "bar",
                     "name": "errors",
-                    "x": x,
+                    **x,
                     "y": [series.errors.get(b, 0) for b in buckets],
                     "marker": {"color": COLORS["errors"]},
                     "meta": error_links,
@@ -199,7 +228,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
                 {
                     "type": "bar",
                     "name": model or "(none)",
-                    "x": x,
+                    **x,
                     "y": [float(costs.get(b, 0)) for b in buckets],
                     "marker": {"color": PALETTE[i % len(PALETTE)]},
                     "meta": _link(trace_list_url, window.step, model=model, **base),
@@ -216,7 +245,7 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
                 {
                     "type": "bar",
                     "name": "tokens",
-                    "x": x,
+                    **x,
                     "y": [series.tokens.get(b, 0) for b in buckets],
                     "marker": {"color": COLORS["tokens"]},
                     "meta": links,
@@ -226,29 +255,12 @@ def service_figures(detail: ServiceDetail, trace_list_url: str) -> dict[str, dic
             changes,
         ),
     }
-    figures["cost_distribution"] = _figure(
-        "Cost per request",
-        [
-            {
-                "type": "histogram",
-                "name": "requests",
-                "x": detail.request_costs,
-                "marker": {"color": COLORS["cost"]},
-                "hovertemplate": "%{x}: %{y} requests<extra></extra>",
-            }
-        ]
-        if detail.request_costs
-        else [],
-        "requests",
-        [],
-    )
     cost_x: dict[str, Any] = {**LAYOUT["xaxis"], "type": "linear", "title": {"text": "USD per request"}}
+    bars: list[dict[str, Any]] = []
     if detail.request_costs:
-        ticks = money_axis(min(detail.request_costs), max(detail.request_costs))
-        cost_x.update(ticks)  # the range too: identical costs would otherwise leave one tick, squeezed
-        low, high = ticks["range"]
-        # 40 bins over the axis, so one cost shared by every request is one narrow bar, not the whole width.
-        figures["cost_distribution"]["data"][0]["xbins"] = {"start": low, "end": high, "size": (high - low) / 40}
+        cost_x.update(money_axis(min(detail.request_costs), max(detail.request_costs)))
+        bars = cost_bars(detail.request_costs, cost_x["range"])
+    figures["cost_distribution"] = _figure("Cost per request", bars, "requests", [])
     figures["cost_distribution"]["layout"]["xaxis"] = cost_x
     figures["cost_distribution"]["layout"]["hovermode"] = "closest"
     figures["cost_distribution"]["layout"]["dragmode"] = False  # its x axis is money, not time

@@ -101,8 +101,9 @@ class Trace(models.Model):
             ),
             # The list sorted by tokens.
             models.Index(fields=["project", "total_tokens", "id"], name="trace_tokens_sort_idx"),
-            # The most expensive traces of a service (service page), walked from the top.
-            models.Index(fields=["project", "service", "-cost"], name="trace_cost_idx"),
+            # The most expensive traces of a service (service page), walked from the top; the id breaks ties in
+            # the index, as the page orders them: without it, a cost shared by many traces was sorted in memory.
+            models.Index(fields=["project", "service", "-cost", "-id"], name="trace_cost_idx"),
             # Sessions group traces of one conversation.
             models.Index(fields=["project", "session_id"], name="trace_session_idx"),
             # The user page: one end user's traces.

@@ -21,7 +21,7 @@ from evals.drift import stats
 from evals.drift.runs import drift_run_create, drift_run_execute
 from evals.drift.summary import drift_changes, headline
 from evals.models import DriftRun
-from rollups.charts import duration_axis, money_axis, nice_ticks
+from rollups.charts import cost_bars, duration_axis, money_axis, nice_ticks
 from slos import burn
 from slos.charts import burn_figure, exhaustion_forecast
 from slos.selectors import BurnPanel, SloDetail
@@ -110,6 +110,16 @@ def test_money_ticks_of_the_cost_histogram_that_used_to_repeat() -> None:
     assert money_axis(0.00005, 0.00034)["ticktext"] == ["$0", "$0.0001", "$0.0002", "$0.0003", "$0.0004"]
     assert money_axis(0.00011, 0.00019)["ticktext"] == ["$0.00010", "$0.00012", "$0.00014", "$0.00016", "$0.00018",
                                                          "$0.00020"]  # fmt: skip
+
+
+def test_cost_histogram_is_binned_on_the_server_over_the_money_axis() -> None:
+    costs = [0.000111] * 3 + [0.000191]
+    axis = money_axis(min(costs), max(costs))  # $0.00010 to $0.00020: 40 bins of $0.0000025
+    (bars,) = cost_bars(costs, axis["range"])
+    assert len(bars["y"]) == 40 and sum(bars["y"]) == 4
+    assert bars["y"][4] == 3 and bars["y"][36] == 1
+    assert bars["customdata"][4] == ["$0.0001100", "$0.0001125"]
+    assert bars["x"][4] == pytest.approx(0.00011125)
 
 
 DURATIONS = [(850.0, "ms", "1000 ms"), (1900.0, "s", "2.0 s"), (7400.0, "s", "8 s"), (300_000.0, "min", "5 min")]

@@ -9,7 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connections
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Role
 from accounts.services import membership_set, user_create
@@ -67,6 +69,43 @@ def test_every_sort_pages_through_all_traces_once_in_order(tenant: Tenant, other
     for descending in (True, False):
         expected = sorted(grounding, key=lambda pk: (grounding[pk], pk), reverse=descending)
         assert walk(tenant, TraceSort("score", descending), TraceFilters(score="grounding")) == expected
+
+
+def test_a_rare_word_pages_through_its_traces_in_order_and_leaves_the_settings_alone(
+    tenant: Tenant, other_tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(3)
+    traces = [make_trace(tenant.project, n, seconds=rng.choice([0, 1, 2]), duration_ms=rng.choice([5.0, 50.0]))
+              for n in range(15)]  # fmt: skip
+    rare = [t for n, t in enumerate(traces) if n % 3 == 0]
+    Trace.objects.filter(pk__in=[t.pk for t in rare]).update(search_text="customer asks about a CHARGEBACK fee")
+    Trace.objects.filter(pk__in=[t.pk for t in traces if t not in rare]).update(search_text="refund policy")
+    elsewhere = make_trace(other_tenant.project, 90)
+    Trace.objects.filter(pk=elsewhere.pk).update(search_text="chargeback")  # another project's: never listed
+    by_time = [t.pk for t in sorted(rare, key=lambda t: (t.start_time, t.pk), reverse=True)]
+    by_latency = [t.pk for t in sorted(rare, key=lambda t: (t.duration_ms, t.pk))]
+    search = TraceFilters(text="chargeback")
+    connection = connections[Trace.objects.db]
+    settings_before = _settings(connection)
+    with CaptureQueriesContext(connection) as queries:
+        assert walk(tenant, TraceSort("time"), search, limit=2) == by_time
+        assert walk(tenant, TraceSort("latency", descending=False), search, limit=2) == by_latency
+    # PostgreSQL reads the few matches through the trigram index (not the time index), for those queries only.
+    assert any("enable_indexscan" in q["sql"] for q in queries.captured_queries) == (connection.vendor == "postgresql")
+    assert _settings(connection) == settings_before
+    # A word in more traces than FEW_TEXT_MATCHES: the planner's own choice, the same pages.
+    monkeypatch.setattr("front.selectors.FEW_TEXT_MATCHES", 2)
+    with CaptureQueriesContext(connection) as queries:
+        assert walk(tenant, TraceSort("time"), search, limit=2) == by_time
+    assert not any("enable_indexscan" in q["sql"] for q in queries.captured_queries)
+
+
+def _settings(connection: Any) -> tuple[str, ...]:
+    if connection.vendor != "postgresql":
+        return ()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_indexscan'), current_setting('statement_timeout')")
+        return tuple(cursor.fetchone())
 
 
 def test_a_cursor_works_only_for_its_own_sort(client: Client, tenant: Tenant) -> None:

@@ -87,10 +87,11 @@ _SORT_FIELDS = {"time": "start_time", "latency": "duration_ms", "cost": "cost_so
 COST_SORT = Coalesce("cost", Value(Decimal(0)), output_field=DecimalField(max_digits=20, decimal_places=10))
 COUNT_BOUND = 10_000
 COUNT_TIMEOUT_MS = 50
-# A word in at most this many traces: the page reads them all through the trigram index and sorts them, a few ms.
-# Walking the time index instead tests the word on each trace until a page is found, which for a rare word is most
-# of the project (50 ms at a million spans); PostgreSQL's planner cannot tell the two apart, as it prices matching a
-# long text like comparing two numbers. A common word finds a page in the first traces of the walk.
+# A text search (with its other filters) matching at most this many traces: the page reads them all through the
+# trigram index and sorts them, a few ms. Walking the time index instead tests the words on each trace until a page
+# is found, which for a rare word is most of the project (50-330 ms at a million spans); PostgreSQL's planner cannot
+# tell the two apart, as it prices matching a long text like comparing two numbers. A common word finds a page in
+# the first traces of the walk.
 FEW_TEXT_MATCHES = 2_000
 
 
@@ -187,11 +188,18 @@ def _filtered(project: Project, filters: TraceFilters) -> QuerySet[Trace]:
 
 
 def trace_page(
-    *, project: Project, filters: TraceFilters, cursor: str = "", limit: int = 50, sort: TraceSort = TraceSort()
+    *,
+    project: Project,
+    filters: TraceFilters,
+    cursor: str = "",
+    limit: int = 50,
+    sort: TraceSort = TraceSort(),
+    few: bool | None = None,
 ) -> TracePage:
     """Keyset-paginated on (sort key, id), so a deep page costs what the first one does and rows never repeat or
     go missing between pages, whatever the sort. With `filters.score`, each trace carries that score's value as
-    `score_sort`, and sorting by score orders by it."""
+    `score_sort`, and sorting by score orders by it. `few`: whether a text search matches few traces
+    (``few_matches`` of the caller's ``trace_count``); a caller that did not count leaves it to this function."""
     qs = _filtered(project, filters).only(*LIST_COLUMNS)
     if filters.score:
         qs = qs.annotate(score_sort=_current_score_value(filters.score))
@@ -213,7 +221,7 @@ def trace_page(
             qs = qs.filter(Q(**{f"{field}__gte": value}), Q(**{f"{field}__gt": value}) | Q(id__gt=pk))
     order = [F(field).desc(), F("id").desc()] if sort.descending else [F(field).asc(), F("id").asc()]
     page = qs.order_by(*order)[: limit + 1]
-    if filters.text and _few_text_matches(project, filters.text, page.db):
+    if _through_trigrams(project, filters, page.db, few):
         with _local_settings(page.db, enable_indexscan="off"):
             rows = list(page)
     else:
@@ -250,13 +258,18 @@ def trace_count(
     return min(counted, bound), counted > bound
 
 
-def _few_text_matches(project: Project, text: str, database: str) -> bool:
-    """The searched words are in at most FEW_TEXT_MATCHES traces of the project (PostgreSQL; counted through the
-    trigram index, a few ms), whatever the other filters: the page is among those traces."""
-    if connections[database].vendor != "postgresql":
+def few_matches(count: tuple[int, bool] | None) -> bool:
+    """A search's ``trace_count`` says it matches at most FEW_TEXT_MATCHES traces (not when the count gave up)."""
+    return count is not None and not count[1] and count[0] <= FEW_TEXT_MATCHES
+
+
+def _through_trigrams(project: Project, filters: TraceFilters, database: str, few: bool | None) -> bool:
+    """Whether to read a page through the trigram index: a text search on PostgreSQL that matches few traces."""
+    if not filters.text or connections[database].vendor != "postgresql":
         return False
-    matching = Trace.objects.using(database).filter(project=project, search_text__icontains=text)
-    return matching.order_by().values("pk")[: FEW_TEXT_MATCHES + 1].count() <= FEW_TEXT_MATCHES
+    if few is None:
+        few = few_matches(trace_count(project=project, filters=filters, bound=FEW_TEXT_MATCHES))
+    return few
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from front.selectors import (
     SORT_KEYS,
     InvalidCursor,
     TracePage,
+    few_matches,
     group_list,
     session_view,
     trace_count,
@@ -72,12 +73,18 @@ def trace_list(request: HttpRequest, membership: Membership, slug: str) -> HttpR
     if form.is_valid():
         filters = form.to_filters()
         sort = form.to_sort().token
-        try:
-            page = trace_page(project=project, filters=filters, cursor=form.cleaned_data["cursor"], sort=form.to_sort())
-        except InvalidCursor as exc:
-            cursor_error = str(exc)
         count = trace_count(project=project, filters=filters)
         count_skipped = count is None
+        try:
+            page = trace_page(
+                project=project,
+                filters=filters,
+                cursor=form.cleaned_data["cursor"],
+                sort=form.to_sort(),
+                few=few_matches(count),
+            )
+        except InvalidCursor as exc:
+            cursor_error = str(exc)
     next_query = ""
     if page.next_cursor:
         query = request.GET.copy()

@@ -72,7 +72,7 @@ def test_every_sort_pages_through_all_traces_once_in_order(tenant: Tenant, other
 
 
 def test_a_rare_word_pages_through_its_traces_in_order_and_leaves_the_settings_alone(
-    tenant: Tenant, other_tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+    client: Client, tenant: Tenant, other_tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = random.Random(3)
     traces = [make_trace(tenant.project, n, seconds=rng.choice([0, 1, 2]), duration_ms=rng.choice([5.0, 50.0]))
@@ -93,11 +93,21 @@ def test_a_rare_word_pages_through_its_traces_in_order_and_leaves_the_settings_a
     # PostgreSQL reads the few matches through the trigram index (not the time index), for those queries only.
     assert any("enable_indexscan" in q["sql"] for q in queries.captured_queries) == (connection.vendor == "postgresql")
     assert _settings(connection) == settings_before
-    # A word in more traces than FEW_TEXT_MATCHES: the planner's own choice, the same pages.
+    # Matches past FEW_TEXT_MATCHES (here with the other filters), or a caller whose count says so: the planner's own
+    # choice, the same pages.
     monkeypatch.setattr("front.selectors.FEW_TEXT_MATCHES", 2)
     with CaptureQueriesContext(connection) as queries:
         assert walk(tenant, TraceSort("time"), search, limit=2) == by_time
+        page = trace_page(project=tenant.project, filters=search, few=False)
+        assert [t.pk for t in page.items] == by_time
     assert not any("enable_indexscan" in q["sql"] for q in queries.captured_queries)
+    # The list page counts first and tells the page what it found.
+    login(client, tenant)
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get("/p/acme/traces/", {"q": "chargeback"}).content.decode()
+    assert re.search(r'id="trace-count">\s*5 traces', html)
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(*)" in q["sql"] and "traces_trace" in q["sql"]]
+    assert len(counts) == 1, counts
 
 
 def _settings(connection: Any) -> tuple[str, ...]:

@@ -178,6 +178,8 @@ class DataRemoval(models.Model):
     oldest = models.DateTimeField()  # earliest time (start, bucket, minute) among the rows removed
     newest = models.DateTimeField()  # latest one: below the cutoff of the sweep
     rows = models.BigIntegerField(default=0)
+    # Rows of a partition dropped whole are estimated from its statistics (sre4ai_web.lib.partitions._per_project).
+    estimated = models.BooleanField(default=False)
     first_at = models.DateTimeField()  # the day's first and last sweep that removed some of these rows
     last_at = models.DateTimeField()
 

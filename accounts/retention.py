@@ -101,10 +101,12 @@ class Removed:
     rows: int
     oldest: datetime
     newest: datetime
+    estimated: bool = False  # some of the rows are an estimate (a partition dropped whole)
 
-    def add(self, rows: int, oldest: datetime, newest: datetime) -> None:
+    def add(self, rows: int, oldest: datetime, newest: datetime, estimated: bool = False) -> None:
         self.rows += rows
         self.oldest, self.newest = min(self.oldest, oldest), max(self.newest, newest)
+        self.estimated = self.estimated or estimated
 
 
 @dataclass
@@ -152,14 +154,16 @@ def _record(project_id: int, day: date, table: str, removed: Removed, now: datet
                 oldest=removed.oldest,
                 newest=removed.newest,
                 rows=removed.rows,
+                estimated=removed.estimated,
                 first_at=now,
                 last_at=now,
             )
             return
         row.rows += removed.rows
         row.oldest, row.newest = min(row.oldest, removed.oldest), max(row.newest, removed.newest)
+        row.estimated = row.estimated or removed.estimated
         row.last_at = now
-        row.save(update_fields=["rows", "oldest", "newest", "last_at"])
+        row.save(update_fields=["rows", "oldest", "newest", "estimated", "last_at"])
 
 
 def _longest(projects: list[Project], kind: str) -> int:
@@ -191,9 +195,9 @@ def _partitions_drop(projects: list[Project], now: datetime, result: SweepResult
                 continue
             key = (dropped.project_id, dropped.label)
             if key in result.removed:
-                result.removed[key].add(dropped.rows, dropped.oldest, dropped.newest)
+                result.removed[key].add(dropped.rows, dropped.oldest, dropped.newest, dropped.estimated)
             else:
-                result.removed[key] = Removed(kind, dropped.rows, dropped.oldest, dropped.newest)
+                result.removed[key] = Removed(kind, dropped.rows, dropped.oldest, dropped.newest, dropped.estimated)
     return tuple(kept)
 
 

@@ -249,8 +249,12 @@ def traces_with_spans(*, project_id: int, trace_pks: list[int]) -> QuerySet[Trac
     spans = Span.objects.order_by("start_time", "span_id").prefetch_related(
         Prefetch("documents", queryset=RetrievedDocument.objects.order_by("position"))
     )
-    return Trace.objects.filter(project_id=project_id, pk__in=trace_pks).prefetch_related(
-        Prefetch("spans", queryset=spans)
+    # In the order they were stored, whatever index the database reads them by: a job's traces are ticked off
+    # one by one (evals.tasks.judge_traces), and a retry asks about the rest in the same order.
+    return (
+        Trace.objects.filter(project_id=project_id, pk__in=trace_pks)
+        .order_by("pk")
+        .prefetch_related(Prefetch("spans", queryset=spans))
     )
 
 

@@ -174,6 +174,46 @@ def test_retention_drops_expired_days_whole_and_deletes_shorter_retentions_in_ba
         assert day_name(table, recent) in names  # still holds tenant's rows (other_tenant's went in a batch)
 
 
+@pytest.mark.postgres_only("partitions are PostgreSQL's")
+def test_a_dropped_day_is_recorded_from_its_statistics_without_counting_its_rows(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
+    long_ago = (NOW - timedelta(days=40)).replace(hour=12)
+    day = long_ago.replace(hour=0, minute=0, second=0, microsecond=0)
+    for project in (tenant.project, other_tenant.project):
+        retention(project, 60)
+    ingest(tenant, [native_trace(n, long_ago + timedelta(minutes=n)) for n in range(1, 5)])
+    scored(tenant.project)
+    for project in (tenant.project, other_tenant.project):
+        retention(project, 30)
+    with CaptureQueriesContext(connection) as queries:
+        retention_sweep(now=NOW)
+    # One project in the day: its rows are the statistics' (ANALYZE's sample is the whole of these small partitions,
+    # so the estimate is exact here), over the day's period; no partition is counted row by row.
+    removed = {r.table: r for r in DataRemoval.objects.filter(project=tenant.project)}
+    assert {t: (r.rows, r.estimated) for t, r in removed.items()} == {
+        "traces.Trace": (4, True), "traces.Span": (12, True), "traces.RetrievedDocument": (8, True),
+        "evals.Score": (4, True),
+    }  # fmt: skip
+    assert (removed["traces.Span"].oldest, removed["traces.Span"].newest) == (
+        day,
+        day + timedelta(days=1) - timedelta(microseconds=1),
+    )
+    assert not [q["sql"] for q in queries.captured_queries if "count(*)" in q["sql"]]
+    # A project with a single trace that day is too rare for the statistics: its rows are counted, with their times.
+    for project in (tenant.project, other_tenant.project):
+        retention(project, 60)
+    ingest(tenant, [native_trace(n, long_ago + timedelta(minutes=n)) for n in range(11, 15)])
+    ingest(other_tenant, [native_trace(20, long_ago)])
+    for project in (tenant.project, other_tenant.project):
+        retention(project, 30)
+    DataRemoval.objects.all().delete()
+    retention_sweep(now=NOW)
+    traces = {r.project_id: (r.rows, r.estimated, r.oldest) for r in DataRemoval.objects.filter(table="traces.Trace")}
+    assert traces == {tenant.project.pk: (4, True, day), other_tenant.project.pk: (1, False, long_ago)}
+    assert not Trace.objects.exists()
+
+
 @pytest.mark.postgres_only("partition pruning is PostgreSQL's")
 def test_list_and_service_page_queries_scan_only_the_partitions_of_their_range(tenant: Tenant) -> None:
     retention(tenant.project, 90)

@@ -80,6 +80,9 @@ def test_a_rare_word_pages_through_its_traces_in_order_and_leaves_the_settings_a
     rare = [t for n, t in enumerate(traces) if n % 3 == 0]
     Trace.objects.filter(pk__in=[t.pk for t in rare]).update(search_text="customer asks about a CHARGEBACK fee")
     Trace.objects.filter(pk__in=[t.pk for t in traces if t not in rare]).update(search_text="refund policy")
+    graded = [t.pk for t in rare[:3]]
+    for trace in rare[:3]:
+        score(trace, "grounding", passed=True, value=0.9)
     elsewhere = make_trace(other_tenant.project, 90)
     Trace.objects.filter(pk=elsewhere.pk).update(search_text="chargeback")  # another project's: never listed
     by_time = [t.pk for t in sorted(rare, key=lambda t: (t.start_time, t.pk), reverse=True)]
@@ -93,8 +96,12 @@ def test_a_rare_word_pages_through_its_traces_in_order_and_leaves_the_settings_a
     # PostgreSQL reads the few matches through the trigram index (not the time index), for those queries only.
     assert any("enable_indexscan" in q["sql"] for q in queries.captured_queries) == (connection.vendor == "postgresql")
     assert _settings(connection) == settings_before
-    # Matches past FEW_TEXT_MATCHES (here with the other filters), or a caller whose count says so: the planner's own
-    # choice, the same pages.
+    # With a score filter (its subqueries need the index scans), past FEW_TEXT_MATCHES, or when the caller's count
+    # says so: the planner's own choice, the same pages.
+    with CaptureQueriesContext(connection) as queries:
+        scored = TraceFilters(text="chargeback", score="grounding")
+        assert walk(tenant, TraceSort("time"), scored, limit=2) == [pk for pk in by_time if pk in graded]
+    assert not any("enable_indexscan" in q["sql"] for q in queries.captured_queries)
     monkeypatch.setattr("front.selectors.FEW_TEXT_MATCHES", 2)
     with CaptureQueriesContext(connection) as queries:
         assert walk(tenant, TraceSort("time"), search, limit=2) == by_time

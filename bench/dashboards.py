@@ -264,6 +264,8 @@ def cases_for(project: Any, secret: str) -> list[tuple[str, str, dict[str, str],
         ("sort=-latency", {"sort": "-latency"}),
         ("sort=-cost 7d", {"sort": "-cost", "range": "7d"}),
         ("sort=-tokens", {"sort": "-tokens"}),
+        ("sort=-score 1h (grounding)", {"sort": "-score", "score": "grounding", "range": "1h"}),
+        ("sort=-score 24h (grounding)", {"sort": "-score", "score": "grounding", "range": "24h"}),
     ]
     cases += [(f"trace list {n}".strip(), f"{p}/traces/", q, {}) for n, q in list_cases]
     newest = {s: Trace.objects.filter(project=project, service=s).order_by("-start_time").first() for s in services}

@@ -7,7 +7,7 @@ import base64
 import binascii
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -31,6 +31,7 @@ from psycopg.errors import QueryCanceled
 
 from accounts.models import Project
 from evals.models import Score
+from sre4ai_web.lib.sql import AnyOf
 from traces.models import Span, Trace
 from traces.selectors import SCORE_START_SLACK
 
@@ -86,6 +87,7 @@ SORT_KEYS = ("time", "latency", "cost", "tokens", "score")
 _SORT_FIELDS = {"time": "start_time", "latency": "duration_ms", "cost": "cost_sort", "tokens": "total_tokens"}
 COST_SORT = Coalesce("cost", Value(Decimal(0)), output_field=DecimalField(max_digits=20, decimal_places=10))
 COUNT_BOUND = 10_000
+SCORE_RANK_BOUND = 10_000  # the newest matching traces a sort by score ranks (_score_ranked_page)
 COUNT_TIMEOUT_MS = 50
 # A text search (with its other filters) matching at most this many traces: the page reads them all through the
 # trigram index and sorts them, a few ms. Walking the time index instead tests the words on each trace until a page
@@ -206,8 +208,7 @@ def trace_page(
     if sort.key == "score":
         if not filters.score:
             raise ValueError("Sorting by score needs a score name to sort by.")
-        qs = qs.filter(Q(score_sort__isnull=False))  # a score without a value (a label only) has no place in the order
-        field = "score_sort"
+        return _score_ranked_page(project, filters, cursor, limit, sort)
     else:
         field = _SORT_FIELDS[sort.key]
         if sort.key == "cost":
@@ -231,6 +232,61 @@ def trace_page(
     if len(rows) > limit:
         last = items[-1]
         next_cursor = encode_cursor(sort, getattr(last, field), last.pk)
+    _attach_scores(items)
+    return TracePage(items=items, next_cursor=next_cursor)
+
+
+def _score_ranked_page(project: Project, filters: TraceFilters, cursor: str, limit: int, sort: TraceSort) -> TracePage:
+    """A page of the list sorted by a score: of the newest SCORE_RANK_BOUND traces that match the other filters,
+    those with a value of that score (a label only has no place in the order; with a failing check, those failing
+    it), ranked by their lowest current value.
+
+    Ranked here: the candidates come from the time index, their scores in one read bounded by their days. Ranking
+    every trace of the project in SQL looked each one's scores up in every day's partition: 5 s over 24 hours and
+    22 s over 30 days at a million spans. The page says when there are more; a time range ranks older traces."""
+    unscored = replace(filters, score="", failing="")
+    newest = dict(
+        _filtered(project, unscored).order_by("-start_time", "-id").values_list("pk", "start_time")[:SCORE_RANK_BOUND]
+    )
+    if not newest:
+        return TracePage(items=[], next_cursor=None)
+    around = (min(newest.values()) - SCORE_START_SLACK, max(newest.values()) + SCORE_START_SLACK)
+    lowest: dict[int, float] = {}
+    failing: set[int] = set()
+    for trace_pk, name, value, passed in (
+        Score.objects.current(starts=around)
+        .filter(AnyOf("trace_id", newest), name__in={filters.score, filters.failing} - {""})
+        .values_list("trace_id", "name", "value", "passed")
+    ):
+        if name == filters.failing and passed is False:
+            failing.add(trace_pk)
+        if name == filters.score and value is not None:
+            lowest[trace_pk] = min(value, lowest.get(trace_pk, value))
+    ranked = sorted(
+        ((value, pk) for pk, value in lowest.items() if not filters.failing or pk in failing),
+        reverse=sort.descending,
+    )
+    if cursor:
+        after = decode_cursor(cursor, sort)
+        ranked = [key for key in ranked if (key < after if sort.descending else key > after)]
+    chosen = ranked[: limit + 1]
+    shown = [pk for _, pk in chosen[:limit]]
+    rows = {
+        t.pk: t
+        for t in _filtered(project, unscored)
+        .only(*LIST_COLUMNS)
+        .filter(
+            AnyOf("pk", shown),
+            start_time__gte=min((newest[pk] for pk in shown), default=around[0]),
+            start_time__lte=max((newest[pk] for pk in shown), default=around[1]),
+        )
+    }
+    items = []
+    for value, pk in chosen[:limit]:
+        if pk in rows:  # not deleted since
+            rows[pk].score_sort = value  # type: ignore[attr-defined]
+            items.append(rows[pk])
+    next_cursor = encode_cursor(sort, *chosen[limit - 1]) if len(chosen) > limit else None
     _attach_scores(items)
     return TracePage(items=items, next_cursor=next_cursor)
 

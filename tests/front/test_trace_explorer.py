@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import Role
 from accounts.services import membership_set, user_create
 from evals.models import Dataset, DatasetItem, Score
+from evals.services import ExternalScore, score_record
 from front.selectors import InvalidCursor, TraceFilters, TraceSort, trace_count, trace_page
 from tests.conftest import PASSWORD, Tenant, make_tenant
 from tests.explorer_data import login, make_trace, score
@@ -123,6 +124,40 @@ def _settings(connection: Any) -> tuple[str, ...]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('enable_indexscan'), current_setting('statement_timeout')")
         return tuple(cursor.fetchone())
+
+
+def test_a_sort_by_score_ranks_the_newest_traces_by_their_lowest_value(
+    client: Client, tenant: Tenant, other_tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    traces = [make_trace(tenant.project, n, seconds=n) for n in range(8)]  # the newest last
+    values = [0.5, 0.1, 0.9, None, 0.3, 0.7, 0.2, 0.8]
+    for trace, value in zip(traces, values, strict=True):
+        score(trace, "grounding", passed=value is not None and value >= 0.5, value=value)
+    # A second current value, lower: the trace ranks by it. A label-only score has no place in the order (trace 3).
+    score_record(score=ExternalScore(trace=traces[7], span=None, name="grounding", value=0.05, label="",
+                                     passed=False, comment="", external_id="second"))  # fmt: skip
+    score(make_trace(other_tenant.project, 50, seconds=20), "grounding", passed=False, value=0.0)  # never listed
+    ranked = {t.pk: v for t, v in zip(traces, [0.5, 0.1, 0.9, None, 0.3, 0.7, 0.2, 0.05], strict=True) if v is not None}
+    search = TraceFilters(score="grounding")
+    for descending in (True, False):
+        expected = sorted(ranked, key=lambda pk: (ranked[pk], pk), reverse=descending)
+        assert walk(tenant, TraceSort("score", descending), search, limit=2) == expected
+    page = trace_page(project=tenant.project, filters=search, sort=TraceSort("score", False))
+    shown = [(t.pk, getattr(t, "score_sort", None)) for t in page.items][:2]
+    assert shown == [(traces[7].pk, 0.05), (traces[1].pk, 0.1)]
+    # With a failing check: only the traces failing it, still by value.
+    failing = TraceFilters(score="grounding", failing="grounding")
+    assert walk(tenant, TraceSort("score", False), failing) == [traces[i].pk for i in (7, 1, 6, 4)]
+    # Only the newest SCORE_RANK_BOUND traces are ranked, and the list page says so.
+    monkeypatch.setattr("front.selectors.SCORE_RANK_BOUND", 4)
+    assert walk(tenant, TraceSort("score", False), search) == [traces[i].pk for i in (7, 6, 4, 5)]
+    monkeypatch.setattr("front.views.traces.SCORE_RANK_BOUND", 4)
+    monkeypatch.setattr("front.selectors.COUNT_BOUND", 3)
+    login(client, tenant)
+    html = client.get("/p/acme/traces/", {"score": "grounding", "sort": "score"}).content.decode()
+    assert "ranked by grounding: the newest 4" in html
+    html = client.get("/p/acme/traces/", {"score": "grounding", "sort": "-time"}).content.decode()
+    assert "ranked-bound" not in html
 
 
 def test_a_cursor_works_only_for_its_own_sort(client: Client, tenant: Tenant) -> None:

@@ -120,6 +120,8 @@ class TraceSort:
 class TracePage:
     items: list[Trace]
     next_cursor: str | None
+    # A sort by score that ranked only the newest this many traces: more match the other filters.
+    ranked_newest: int | None = None
 
 
 def encode_cursor(sort: TraceSort, value: object, pk: int) -> str:
@@ -201,19 +203,19 @@ def trace_page(
 ) -> TracePage:
     """Keyset-paginated on (sort key, id), so a deep page costs what the first one does and rows never repeat or
     go missing between pages, whatever the sort. With `filters.score`, each trace carries that score's value as
-    `score_sort`, and sorting by score orders by it. `few`: whether a text search matches few traces
-    (``few_matches`` of the caller's ``trace_count``); a caller that did not count leaves it to this function."""
-    qs = _filtered(project, filters).only(*LIST_COLUMNS)
-    if filters.score:
-        qs = qs.annotate(score_sort=_current_score_value(filters.score))
+    `score_sort`; sorting by score ranks the newest traces (``_score_ranked_page``). `few`: whether a text search
+    matches few traces (``few_matches`` of the caller's ``trace_count``); a caller that did not count leaves it to
+    this function."""
     if sort.key == "score":
         if not filters.score:
             raise ValueError("Sorting by score needs a score name to sort by.")
         return _score_ranked_page(project, filters, cursor, limit, sort)
-    else:
-        field = _SORT_FIELDS[sort.key]
-        if sort.key == "cost":
-            qs = qs.annotate(cost_sort=COST_SORT)
+    qs = _filtered(project, filters).only(*LIST_COLUMNS)
+    if filters.score:
+        qs = qs.annotate(score_sort=_current_score_value(filters.score))
+    field = _SORT_FIELDS[sort.key]
+    if sort.key == "cost":
+        qs = qs.annotate(cost_sort=COST_SORT)
     if cursor:
         value, pk = decode_cursor(cursor, sort)
         # The redundant outer bound lets the index range-scan from the cursor; the OR breaks ties by id.
@@ -244,7 +246,8 @@ def _score_ranked_page(project: Project, filters: TraceFilters, cursor: str, lim
 
     Ranked here: the candidates come from the time index, their scores in one read bounded by their days. Ranking
     every trace of the project in SQL looked each one's scores up in every day's partition: 5 s over 24 hours and
-    22 s over 30 days at a million spans. The page says when there are more; a time range ranks older traces."""
+    22 s over 30 days at a million spans. The page says when there were more (``ranked_newest``); a time range
+    ranks older traces."""
     unscored = replace(filters, score="", failing="")
     newest = dict(
         _filtered(project, unscored).order_by("-start_time", "-id").values_list("pk", "start_time")[:SCORE_RANK_BOUND]
@@ -290,7 +293,8 @@ def _score_ranked_page(project: Project, filters: TraceFilters, cursor: str, lim
             items.append(rows[pk])
     next_cursor = encode_cursor(sort, *chosen[limit - 1]) if len(chosen) > limit else None
     _attach_scores(items)
-    return TracePage(items=items, next_cursor=next_cursor)
+    bounded = SCORE_RANK_BOUND if len(newest) == SCORE_RANK_BOUND else None
+    return TracePage(items=items, next_cursor=next_cursor, ranked_newest=bounded)
 
 
 def trace_count(

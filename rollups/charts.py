@@ -142,14 +142,15 @@ def cost_bars(costs: list[float], money_range: list[float]) -> list[dict[str, An
     request is one narrow bar, not the whole width."""
     low, high = money_range
     counts, edges = np.histogram(np.asarray(costs, dtype=float), bins=COST_BINS, range=(low, high))
-    places = _decimals((high - low) / COST_BINS) + 1
+    width = (high - low) / COST_BINS
+    places = _decimals(width) + 1
     return [
         {
             "type": "bar",
             "name": "requests",
-            "x": [float(e + (high - low) / COST_BINS / 2) for e in edges[:-1]],
+            "x": [float(e + width / 2) for e in edges[:-1]],
             "y": [int(c) for c in counts],
-            "width": (high - low) / COST_BINS,
+            "width": width,
             "customdata": [[f"${a:,.{places}f}", f"${b:,.{places}f}"] for a, b in itertools.pairwise(edges)],
             "marker": {"color": COLORS["cost"]},
             "hovertemplate": "%{customdata[0]}–%{customdata[1]}: %{y} requests<extra></extra>",

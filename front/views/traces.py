@@ -15,7 +15,6 @@ from evals.services import traces_add_to_dataset, traces_annotate
 from front.forms import GroupFilterForm, SavedViewForm, TraceFilterForm
 from front.selectors import (
     GROUP_SORTS,
-    SCORE_RANK_BOUND,
     SORT_KEYS,
     InvalidCursor,
     TracePage,
@@ -114,10 +113,7 @@ def trace_list(request: HttpRequest, membership: Membership, slug: str) -> HttpR
             "is_deep": bool(request.GET.get("cursor")),
             "cursor_error": cursor_error,
             "sort": sort,
-            # A sort by score ranks the newest SCORE_RANK_BOUND traces (front.selectors): say so when more match.
-            "ranked_bound": SCORE_RANK_BOUND
-            if sort.removeprefix("-") == "score" and (count is None or count[1] or count[0] > SCORE_RANK_BOUND)
-            else None,
+            "ranked_bound": page.ranked_newest,
             "sort_links": _sort_links(request.GET, sort),
             "score_name": TraceFilterForm.score_name(form.cleaned_data) if form.is_valid() else "",
             "columns": columns,

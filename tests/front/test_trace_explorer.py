@@ -151,13 +151,20 @@ def test_a_sort_by_score_ranks_the_newest_traces_by_their_lowest_value(
     # Only the newest SCORE_RANK_BOUND traces are ranked, and the list page says so.
     monkeypatch.setattr("front.selectors.SCORE_RANK_BOUND", 4)
     assert walk(tenant, TraceSort("score", False), search) == [traces[i].pk for i in (7, 6, 4, 5)]
-    monkeypatch.setattr("front.views.traces.SCORE_RANK_BOUND", 4)
     monkeypatch.setattr("front.selectors.COUNT_BOUND", 3)
     login(client, tenant)
     html = client.get("/p/acme/traces/", {"score": "grounding", "sort": "score"}).content.decode()
     assert "ranked by grounding: the newest 4" in html
     html = client.get("/p/acme/traces/", {"score": "grounding", "sort": "-time"}).content.decode()
     assert "ranked-bound" not in html
+    # What counts is the traces ranked, not those with the score: 7 scored of 8 newest, a bound of 7 leaves one out.
+    monkeypatch.setattr("front.selectors.SCORE_RANK_BOUND", 7)
+    assert (
+        "ranked by grounding: the newest 7"
+        in client.get("/p/acme/traces/", {"score": "grounding", "sort": "score"}).content.decode()
+    )
+    monkeypatch.setattr("front.selectors.SCORE_RANK_BOUND", 9)
+    assert "ranked-bound" not in client.get("/p/acme/traces/", {"score": "grounding", "sort": "score"}).content.decode()
 
 
 def test_a_cursor_works_only_for_its_own_sort(client: Client, tenant: Tenant) -> None:

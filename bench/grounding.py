@@ -21,6 +21,9 @@ Sets (``--sets``, comma-separated):
   with another seed than the training items.
 - ``speed``: a 150-word answer over 2,000 words of context (HaluEval test articles), answers per second on
   one core (one process, CPU time of ``evaluate`` only, so that other jobs on the machine count less).
+- ``guard-speed``: the output call with grounding of bench/guard_latency.py (a 2,000-word answer, half of it
+  from the documents, over five documents of 400 words, from the committed HaluEval QA sample): ms of CPU per
+  answer, measured as ``speed`` is. Needs no download.
 
 Columns: bAcc is balanced accuracy of ``passed`` (the evaluator's default threshold); AUC is the ROC AUC of
 ``value``, both over the items the evaluator scores (an answer that makes no claim is not applicable since
@@ -69,6 +72,8 @@ FILES = {
 DEV_SHARE = 30  # percent of HaluEval rows in the dev part
 SYNTHETIC_SEED = 1012  # the training items use seed 12 on dev-part texts
 SPEED_RUNS = 300
+# More answers than grounding.answer_sentences caches (64), so that every call splits its answer anew.
+GUARD_SPEED_RUNS = 100
 
 
 @dataclass
@@ -339,6 +344,19 @@ def speed_case(articles: list[str]) -> list[EvalItem]:
     return items
 
 
+def guard_speed_case() -> list[EvalItem]:
+    """The items of bench/guard_latency.py's output call with grounding, one per round, each another slice."""
+    from guard_latency import _passages, bodies
+
+    passages = _passages()
+    items = []
+    for run in range(GUARD_SPEED_RUNS):
+        call = bodies(passages, run, 2000)["output_grounded"]
+        docs = tuple(ContextDoc(d["id"], d["text"]) for d in call["documents"])
+        items.append(EvalItem(call["input"], call["output"], docs))
+    return items
+
+
 def speed(scorers: dict[str, Scorer], items: list[EvalItem], rounds: int = 3) -> dict[str, float]:
     """Answers per second of CPU time of this process (one core, whatever else runs), each scorer in turn for
     ``rounds`` rounds so that a change in the machine's load touches all alike; the best round of each."""
@@ -447,6 +465,17 @@ def main(argv: list[str] | None = None) -> int:
             f"load average at the start: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}; at the end: {os.getloadavg()[0]:.2f}"
         )
         report["load_average"] = [before, os.getloadavg()]
+    if "guard-speed" in sets:
+        gc.collect()
+        gc.freeze()
+        before = os.getloadavg()
+        for name, rate in speed(scorers, guard_speed_case()).items():
+            report[f"guard_speed_ms_{name}"] = 1000 / rate
+            print(f"guard speed ({name}): 2,000-word answer over five 400-word documents: {1000 / rate:.2f} ms of CPU")
+        print(
+            f"load average at the start: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}; at the end: {os.getloadavg()[0]:.2f}"
+        )
+        report["guard_speed_load_average"] = [before, os.getloadavg()]
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=float))
         print(f"wrote {args.json}")

@@ -161,8 +161,13 @@ def content_keys(tokens: list[str]) -> list[str]:
 _CITATION = re.compile(r"\[\^?\d{1,3}(?:\s*[,–-]\s*\d{1,3})*\]|【[^】]{0,40}】|\^\d{1,3}\b")
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def number_keys(text: str) -> list[tuple[str, str]]:
     """Numbers of ``text`` (see ``text.numbers``), citation markers such as "[1]" or "[2, 3]" left out."""
+    if not _DIGIT.search(text):  # every number has a digit; most sentences have none, and the search is quick
+        return []
     return numbers(_CITATION.sub(" ", text) if "[" in text or "【" in text or "^" in text else text)
 
 
@@ -419,10 +424,65 @@ class _WordForms(dict[str, Any]):
         return forms
 
 
+class _SequenceMemo(dict[str, Any]):
+    """raw word → what ``token_sequence`` lists for it: its root, a number word's or a digit run's value, or
+    None (a stop word, a negation)."""
+
+    def __missing__(self, raw: str) -> str | None:
+        if len(self) > _MEMO_WORDS:
+            self.clear()
+        r = _ROOTS[raw]
+        if r:
+            value: str | None = r[1:] if r[0] == "#" else r
+        elif raw[0].isdigit():
+            value = raw.replace(",", "").lstrip("0") or "0"
+        else:
+            value = None
+        self[raw] = value
+        return value
+
+
+class _InitialMemo(dict[str, str]):
+    """raw word → the initial of its content key ("" for a stop word or a number): the acronym check."""
+
+    def __missing__(self, raw: str) -> str:
+        if len(self) > _MEMO_WORDS:
+            self.clear()
+        k = _KEYS[raw]
+        value = self[raw] = k[0] if k and not k[0].isdigit() else ""
+        return value
+
+
+class _ContentMemo(dict[str, Any]):
+    """raw word → (content key, root) of a content word; None for a stop word, a negation or a number."""
+
+    def __missing__(self, raw: str) -> tuple[str, str] | None:
+        if len(self) > _MEMO_WORDS:
+            self.clear()
+        _folded, k, r = _TOKENS[raw]
+        value = self[raw] = (k, r) if k and r and not k[0].isdigit() else None
+        return value
+
+
+class _NumberWordMemo(dict[str, Any]):
+    """raw word → the value of a number word ("three" → "3"), else None."""
+
+    def __missing__(self, raw: str) -> str | None:
+        if len(self) > _MEMO_WORDS:
+            self.clear()
+        k = _KEYS[raw]
+        value = self[raw] = k if k and k[0].isdigit() else None
+        return value
+
+
 _TOKENS = _Memo()
 _WORD_FORMS = _WordForms()
 _ROOTS = _RootMemo()
 _FOLDED, _KEYS = _Forms(0), _Forms(1)
+_SEQUENCE = _SequenceMemo()
+_INITIALS = _InitialMemo()
+_CONTENT = _ContentMemo()
+_NUMBER_WORD = _NumberWordMemo()
 
 
 def token(raw: str) -> tuple[str, str | None, str | None]:
@@ -456,6 +516,7 @@ class Sentence:
     numbers: frozenset[str]
     negated: bool  # has a negation word (most sentences have none: their negation check is skipped)
     fact: bool  # a fact of a structured document (short: its negation is checked whenever a claim names it)
+    words: list[str]  # its words as written (``_WORD``), read once by the index: word pairs and acronyms reuse them
     _clauses: list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]] | None = None
     _pairs: frozenset[tuple[str, str]] | None = None
 
@@ -475,7 +536,7 @@ class Sentence:
         """Pairs of content roots (and numbers) at most two content words apart, in either order: the word
         pairs of a claim that a passage states together."""
         if self._pairs is None:
-            self._pairs = frozenset(word_pairs(content_sequence(self.text), reach=2))
+            self._pairs = frozenset(word_pairs(token_sequence(self.words), reach=2))
         return self._pairs
 
 
@@ -493,29 +554,16 @@ def text_keys(text: str) -> list[str]:
     return [k for k in map(_KEYS.__getitem__, raw_words(text)) if k is not None]
 
 
-def content_sequence(text: str) -> list[str]:
-    """The roots of the content words of ``text`` in order, numbers (digits and number words) by value."""
-    return token_sequence(_WORD.findall(text))
-
-
 def token_sequence(raw: list[str]) -> list[str]:
-    out: list[str] = []
-    for w in raw:
-        r = _ROOTS[w]
-        if r:
-            out.append(r[1:] if r[0] == "#" else r)
-        elif w[0].isdigit():
-            out.append(w.replace(",", "").lstrip("0") or "0")
-    return out
+    """The roots of the content words of ``raw`` (words as written) in order, numbers (digits and number words)
+    by value."""
+    return [value for value in map(_SEQUENCE.__getitem__, raw) if value]
 
 
 def word_pairs(sequence: list[str], reach: int) -> set[tuple[str, str]]:
-    pairs: set[tuple[str, str]] = set()
-    for i, a in enumerate(sequence):
-        for b in sequence[i + 1 : i + 1 + reach]:
-            if a != b:
-                pairs.add((a, b) if a < b else (b, a))
-    return pairs
+    """The pairs of distinct items at most ``reach`` apart in ``sequence``, each in sorted order."""
+    near = chain.from_iterable(zip(sequence, sequence[step:], strict=False) for step in range(1, reach + 1))
+    return {(a, b) if a < b else (b, a) for a, b in near if a != b}
 
 
 def polar_sequence(raw: list[str]) -> list[tuple[str | None, bool | None]]:
@@ -623,7 +671,7 @@ class Context:
     numbers: set[str] = field(default_factory=set)
     negated: list[int] = field(default_factory=list)  # indices of the sentences with a negation word
     size: int = 0  # words
-    _acronyms: set[str] | None = None
+    _initials: str | None = None
     _negated_roots: set[str] | None = None
 
     @property
@@ -635,18 +683,14 @@ class Context:
         return self._negated_roots
 
     @property
-    def acronyms(self) -> set[str]:
-        """Every run of 2 to 6 initials of adjacent content words within a sentence ("nasa" for "National
-        Aeronautics and Space Administration"): the acronym check, rare, so built on first use, once."""
-        if self._acronyms is None:
-            keys = _KEYS.__getitem__
-            found: set[str] = set()
-            for s in self.sentences:
-                initials = "".join(k[0] for k in map(keys, _WORD.findall(s.text)) if k and not k[0].isdigit())
-                for n in range(2, 7):
-                    found.update(initials[j : j + n] for j in range(len(initials) - n + 1))
-            self._acronyms = found
-        return self._acronyms
+    def initials(self) -> str:
+        """The initials of the content words of each sentence, one line per sentence ("nasa" for "National
+        Aeronautics and Space Administration"): an acronym stands for adjacent words of one sentence when it is
+        part of a line. For the acronym check, rare, so built on first use, once."""
+        if self._initials is None:
+            initial = _INITIALS.__getitem__
+            self._initials = "\n".join("".join(map(initial, s.words)) for s in self.sentences)
+        return self._initials
 
 
 def _offsets_to_pieces(offsets: list[int], starts: list[int]) -> list[int]:
@@ -712,7 +756,7 @@ def index_context(docs: list[tuple[str, str]], focus: set[str] | None = None) ->
                 for value in nums:
                     by_number[value].append(index)
                 all_numbers |= nums
-            sentences.append(Sentence(position, start, end, piece, roots, nums, negated, is_fact))
+            sentences.append(Sentence(position, start, end, piece, roots, nums, negated, is_fact, raw))
             for r in roots if focus is None else roots & focus:
                 by_root[r].append(index)
             all_roots |= roots
@@ -765,16 +809,18 @@ def missing_specifics(
             missing.append(written)
     first = _FIRST_WORD.match(sentence)
     first_end = first.end() if first else 0
+    context_words = ctx.words
     for match in NAME.finditer(sentence):
         written = match.group()
-        is_acronym = sum(map(str.isupper, written)) >= 2
-        if match.start() < first_end and not is_acronym and " " not in written:
+        single_word, parts = _NAME_PARTS[written]
+        if single_word and match.start() < first_end:
             continue  # a single capitalised word at the start of a sentence says nothing
-        parts = [w for w in words(written) if w not in STOPWORDS and w not in _NOT_NAMES]
-        parts = [w for w in parts if len(w) > 1 and not w[0].isdigit()]
         if not parts:
             continue
-        if all(p in ctx.words or stem(p) in ctx.words or p in known_words or p[:-1] in ctx.words for p in parts):
+        if all(
+            p in context_words or stemmed in context_words or p in known_words or shorter in context_words
+            for p, stemmed, shorter in parts
+        ):
             continue
         if _is_acronym_of(written, ctx):
             continue
@@ -783,10 +829,30 @@ def missing_specifics(
     return missing
 
 
+class _NamePartsMemo(dict[str, Any]):
+    """name as written → (whether it is one word and no acronym, its words that must be in the context: each
+    folded, stemmed and without its last letter)."""
+
+    def __missing__(self, written: str) -> tuple[bool, tuple[tuple[str, str, str], ...]]:
+        if len(self) > _MEMO_WORDS:
+            self.clear()
+        single_word = sum(map(str.isupper, written)) < 2 and " " not in written
+        parts = [w for w in words(written) if w not in STOPWORDS and w not in _NOT_NAMES]
+        parts = [w for w in parts if len(w) > 1 and not w[0].isdigit()]
+        value = self[written] = (single_word, tuple((p, stem(p), p[:-1]) for p in parts))
+        return value
+
+
+_NAME_PARTS = _NamePartsMemo()
+
+
 def _is_acronym_of(written: str, ctx: Context) -> bool:
     """ "NASA" when the context has "National Aeronautics and Space Administration" (initials of adjacent
     content words)."""
-    return written.isupper() and 2 <= len(written) <= 6 and written.isalpha() and written.casefold() in ctx.acronyms
+    if not (written.isupper() and 2 <= len(written) <= 6 and written.isalpha()):
+        return False
+    folded = written.casefold()
+    return 2 <= len(folded) <= 6 and folded in ctx.initials  # casefold may lengthen it ("ẞ" → "ss")
 
 
 FEATURES = (
@@ -840,16 +906,21 @@ def _may_disagree(roots: set[str], needed: int, ctx: Context, negated: list[int]
     return False
 
 
-def negation_flip(sentence: str, ctx: Context, claim_roots: set[str] | None = None) -> bool:
+def negation_flip(
+    sentence: str, ctx: Context, claim_roots: set[str] | None = None, has_negation: bool | None = None
+) -> bool:
     """True when a clause of the sentence best matches a context sentence that negates the shared words
     while the claim does not (or the other way round), and no equally good context sentence agrees.
     ``claim_roots``: the claim's roots, when the caller has them: a negated sentence of prose sharing fewer
-    than two of them cannot contradict a claim that does not negate."""
+    than two of them cannot contradict a claim that does not negate. ``has_negation``: whether the sentence
+    has a negation word, when the caller knows."""
     negated = ctx.negated
     if claim_roots is not None and not ctx.structured:
         sentences = ctx.sentences
         negated = [i for i in negated if len(claim_roots & sentences[i].roots) >= 2]
-        if not negated and not any(_ROOTS[w] == NEGATED for w in raw_words(sentence)):
+        if has_negation is None:
+            has_negation = NEGATED in map(_ROOTS.__getitem__, raw_words(sentence))
+        if not negated and not has_negation:
             return False  # the usual case, settled without reading the clauses
     for clause in _CLAUSE.split(sentence):
         raw = raw_words(clause)
@@ -928,7 +999,10 @@ def best_passage(sentence: str, ctx: Context) -> tuple[int, int] | None:
 
 def word_overlap(text: str, ctx: Context) -> float:
     """Share of the words of ``text`` (any word, folded) found in the context."""
-    raw = _WORD.findall(text)
+    return _overlap(_WORD.findall(text), ctx)
+
+
+def _overlap(raw: list[str], ctx: Context) -> float:
     return sum(map(ctx.words.__contains__, map(_FOLDED.__getitem__, raw))) / len(raw) if raw else 1.0
 
 
@@ -969,7 +1043,44 @@ def _states_other_number(
     return any(_kind(n) in kinds for i in passages for n in ctx.sentences[i].numbers - claimed if not n.isalpha())
 
 
-_WORD_SPAN = re.compile(r"\w+(?:['’]\w+)*")
+_WORD_SPAN = re.compile(r"\w+(?:['’]\w+)*")  # text.raw_words' words: inner apostrophes only
+
+
+# A clause delimiter (_CLAUSE) or a word (_WORD): the two never start with the same character, so one scan reads
+# the words of each clause as _CLAUSE.split and _WORD.findall per clause would.
+_CLAUSE_OR_WORD = re.compile(f"{_CLAUSE.pattern}|{_WORD.pattern}")
+_DELIMITERS = frozenset(",;:()[]")
+
+
+def _claim_words(sentence: str) -> tuple[list[str], list[str], list[list[str]]]:
+    """The words of ``sentence`` as text.raw_words reads them (``_WORD_SPAN``), as ``_WORD`` does, and the
+    latter per clause."""
+    clauses: list[list[str]] = [[]]
+    loose: list[str] = []
+    for item in _CLAUSE_OR_WORD.findall(sentence):
+        if item[0] in _DELIMITERS:
+            clauses.append([])
+        elif item[0].isspace():  # " but ": ends a clause, and is a word of the sentence
+            clauses.append([])
+            loose.append(item.strip())
+        else:
+            clauses[-1].append(item)
+            loose.append(item)
+    # Without an apostrophe both patterns read the same words.
+    raw = loose if "'" not in sentence and "’" not in sentence else _WORD_SPAN.findall(sentence)
+    return raw, loose, clauses
+
+
+def _starts(text: str, raw: list[str]) -> list[int]:
+    """Where each of ``raw``, the words a pattern found in ``text`` in order, starts: no word character lies
+    between two of them, so each starts at the next occurrence of its text (cheaper than match objects)."""
+    starts = []
+    at = 0
+    for word in raw:
+        at = text.find(word, at)
+        starts.append(at)
+        at += len(word)
+    return starts
 
 
 def claim_features(
@@ -982,27 +1093,27 @@ def claim_features(
     check_negation: bool = True,
     flag_specifics: bool = True,
 ) -> ClaimFeatures:
-    raw_spans = [(m.start(), m.end(), m.group()) for m in _WORD_SPAN.finditer(sentence)]
-    tokens = _TOKENS
-    keyed = [(a, b, tokens[w][1]) for a, b, w in raw_spans]
-    # Number words ("three") compare as numbers.
-    keyed_content = [(a, b, k) for a, b, k in keyed if k and not k[0].isdigit()]
-    keys = [k for _, _, k in keyed_content]
+    raw, loose, clauses = _claim_words(sentence)
+    # (content key, root) per content word, None for the others; number words ("three") compare as numbers.
+    per_word = list(map(_CONTENT.__getitem__, raw))
+    content = [c for c in per_word if c]
+    root_of = dict(content)
+    keys = [k for k, _r in content]
     stated_numbers = number_keys(sentence)
     number_values = {v for _, v in stated_numbers if not v.isalpha()}
-    number_values.update(k for _, _, k in keyed if k and k[0].isdigit())
+    number_values.update(filter(None, map(_NUMBER_WORD.__getitem__, raw)))
     novel = [k for k in keys if k not in input_keys and k not in _META_KEYS]
     novel_numbers = number_values - known_numbers
     judged = set(novel) if (novel or novel_numbers) else set(keys)
     judged_numbers = novel_numbers if (novel or novel_numbers) else number_values
     total = len(judged) + len(judged_numbers)
-    judged_roots = {root(k) for k in judged}
+    judged_roots = {root_of[k] for k in judged}
     table, rare = idf_table()  # how much a root says, 0..1: "say" little, "toxophilite" and numbers the most
     weight = {r: table.get(r, rare) for r in judged_roots}
     weight.update(dict.fromkeys(judged_numbers, 1.0))
     weight_total = sum(weight.values())
 
-    found_root = {k for k in judged if root(k) in ctx.roots}
+    found_root = {k for k in judged if root_of[k] in ctx.roots}
     found_exact = judged & ctx.keys
     found_numbers = judged_numbers & ctx.numbers
     coverage = (len(found_root) + len(found_numbers)) / total if total else 1.0
@@ -1048,7 +1159,7 @@ def claim_features(
     # The claim's words that restate the question must sit in the passage its new words come from: "Bela Lugosi
     # was the original werewolf" is not grounded by a passage on Lugosi and another on the werewolf.
     # (Words of the question the context never uses are the user's own names for things: not counted.)
-    restated = ({root(k) for k in keys if k in input_keys and k not in _META_KEYS} - judged_roots) & ctx.roots
+    restated = ({root_of[k] for k in keys if k in input_keys and k not in _META_KEYS} - judged_roots) & ctx.roots
     anchored = 1.0
     if restated and window is not None:
         near = set().union(*(sentences[j].roots for j in range(window[0], window[1] + 1)))
@@ -1057,14 +1168,14 @@ def claim_features(
     clause_found = clause_near = 1.0
     if window is not None and len(wanted) >= 4:
         near = set().union(*(sentences[j].roots | sentences[j].numbers for j in range(window[0], window[1] + 1)))
-        for clause in _CLAUSE.split(sentence):
-            said = wanted.intersection(token_sequence(_WORD.findall(clause)))
+        for clause in clauses:
+            said = wanted.intersection(token_sequence(clause))
             if len(said) >= 2:
                 present = len(said) - len(said - ctx.roots - ctx.numbers)  # no union of the large sets per clause
                 clause_found = min(clause_found, present / len(said))
                 clause_near = min(clause_near, len(said & near) / len(said))
     pairs = 1.0
-    claim_pairs = word_pairs([r for r in token_sequence([w for _a, _b, w in raw_spans]) if r in wanted], reach=1)
+    claim_pairs = word_pairs([r for r in token_sequence(raw) if r in wanted], reach=1)
     if claim_pairs and window is not None:
         stated: set[tuple[str, str]] = set()
         for j in range(window[0], window[1] + 1):
@@ -1074,30 +1185,38 @@ def claim_features(
         pairs = 0.0
 
     # Content words found nowhere, and the longest run of them (numbers missing count too).
-    absent = [k in judged and root(k) not in ctx.roots for _a, _b, k in keyed_content]
-    for a, b, w in raw_spans:
-        if w[0].isdigit():
-            value = w.replace(",", "").lstrip("0") or "0"
-            if value in missing_numbers_set:
-                keyed_content.append((a, b, value))
-                absent.append(True)
-    order = sorted(range(len(keyed_content)), key=lambda i: keyed_content[i][0])
+    ctx_roots = ctx.roots
+    absent = [k in judged and r not in ctx_roots for k, r in content]
+    counted = [index for index, c in enumerate(per_word) if c]  # the index in ``raw`` of each
+    if missing_numbers_set:
+        numbers_at = [
+            index
+            for index, w in enumerate(raw)
+            if w[0].isdigit() and (w.replace(",", "").lstrip("0") or "0") in missing_numbers_set
+        ]
+        if numbers_at:  # in the order of the words (of one word, its content key first)
+            merged = sorted(
+                [(i, 0, a) for i, a in zip(counted, absent, strict=True)] + [(i, 1, True) for i in numbers_at]
+            )
+            counted = [i for i, _kind, _a in merged]
+            absent = [a for _i, _kind, a in merged]
     baseless: list[tuple[int, int]] = []
     run_start = run_end = -1
     run_len = longest = 0
-    for i in order:
-        a, b, _k = keyed_content[i]
-        if absent[i]:
-            if run_len == 0:
-                run_start = a
-            run_end, run_len = b, run_len + 1
-            longest = max(longest, run_len)
-        else:
-            if run_len:
-                baseless.append((run_start, run_end))
-            run_len = 0
-    if run_len:
-        baseless.append((run_start, run_end))
+    if True in absent:  # offsets only for the claims with baseless words
+        starts = _starts(sentence, raw)
+        for index, found_nowhere in zip(counted, absent, strict=True):
+            if found_nowhere:
+                if run_len == 0:
+                    run_start = starts[index]
+                run_end, run_len = starts[index] + len(raw[index]), run_len + 1
+                longest = max(longest, run_len)
+            else:
+                if run_len:
+                    baseless.append((run_start, run_end))
+                run_len = 0
+        if run_len:
+            baseless.append((run_start, run_end))
     missing_count = sum(absent)
     missing_idf = max([weight[r] for r in absent_roots] + [1.0 for _ in missing_numbers_set], default=0.0)
 
@@ -1108,15 +1227,15 @@ def claim_features(
     conflict = None
     number_conflict = 0.0
     # A record field counts as named by the claim with all its words, the meta words too ("review stars: 4").
-    named_roots = judged_roots | {root(k) for k in keys}
+    named_roots = judged_roots | {root_of[k] for k in keys}
     if (
         missing_numbers_set and _states_other_number(ctx, window, hits, named_roots, missing_numbers_set, number_values)
     ) or _field_disagrees(ctx, hits, named_roots, number_values):
         number_conflict, conflict = 1.0, "number"
-    flip = 1.0 if check_negation and negation_flip(sentence, ctx, judged_roots) else 0.0
+    claim_negated = NEGATED in map(_ROOTS.__getitem__, raw)
+    flip = 1.0 if check_negation and negation_flip(sentence, ctx, judged_roots, claim_negated) else 0.0
     if flip and conflict is None:
         conflict = "negation"
-    claim_negated = any(_ROOTS[w] == NEGATED for _a, _b, w in raw_spans)
     bare_negation = 0.0
     if check_negation and claim_negated and not flip:
         passage = list(range(window[0], window[1] + 1)) if window else []
@@ -1128,7 +1247,7 @@ def claim_features(
             opposite = 1.0
     if opposite and conflict is None:
         conflict = "opposite"
-    raw_folded = {_TOKENS[w][0] for _a, _b, w in raw_spans}
+    raw_folded = set(map(_FOLDED.__getitem__, raw))
     first_person = 1.0 if any(w in _FIRST_PERSON and w not in ctx.words for w in raw_folded) else 0.0
 
     values = {
@@ -1143,7 +1262,7 @@ def claim_features(
         "clause_near": clause_near,
         "missing_words": math.log1p(missing_count),
         "missing_idf": missing_idf,
-        "baseless_run": longest / max(1, len(keyed_content)),
+        "baseless_run": longest / max(1, len(counted)),
         "missing_numbers": float(missing_numbers),
         "missing_names": float(missing_names),
         "number_conflict": number_conflict,
@@ -1152,7 +1271,7 @@ def claim_features(
         "opposite": opposite,
         "first_person": first_person,
         "length": math.log1p(len(keys)),
-        "peer_overlap": word_overlap(sentence, ctx),
+        "peer_overlap": _overlap(loose, ctx),
     }
     return ClaimFeatures(values, best, window, baseless, missing, conflict)
 

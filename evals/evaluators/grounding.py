@@ -59,6 +59,7 @@ from evals.evaluators.grounding_features import (
     best_passage,
     claim_features,
     content_keys,
+    folded_words_and_keys,
     idf_table,
     index_context,
     missing_specifics,
@@ -67,7 +68,7 @@ from evals.evaluators.grounding_features import (
     text_keys,
     word_overlap,
 )
-from evals.evaluators.text import sentence_spans, words
+from evals.evaluators.text import sentence_spans
 
 WEIGHTS = Path(__file__).with_name("grounding_weights.json")
 # Invented specifics (numbers, dates, amounts or names absent from the context) halve the probability of their
@@ -474,8 +475,7 @@ class Grounding(Evaluator[GroundingParams]):
         known_numbers: set[str] = set()
         input_keys: set[str] = set()
         if params.input_as_known and item.input:
-            known_words.update(words(item.input))
-            input_keys.update(content_keys(list(known_words)))
+            known_words, input_keys = folded_words_and_keys(item.input)
             for _written, value in number_keys(item.input):
                 (known_words if value.isalpha() else known_numbers).add(value)
 

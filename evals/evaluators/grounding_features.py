@@ -549,6 +549,15 @@ def answer_roots(text: str) -> set[str]:
     return found
 
 
+def folded_words_and_keys(text: str) -> tuple[set[str], set[str]]:
+    """The set of ``words(text)`` and the set of their content keys, each word looked up in the memo tables (a
+    user's input may be thousands of words)."""
+    raw = raw_words(text)
+    keys = set(map(_KEYS.__getitem__, raw))
+    keys.discard(None)
+    return set(map(_FOLDED.__getitem__, raw)), keys
+
+
 def text_keys(text: str) -> list[str]:
     """``content_keys(words(text))``, each word looked up in the memo table rather than folded and keyed anew."""
     return [k for k in map(_KEYS.__getitem__, raw_words(text)) if k is not None]

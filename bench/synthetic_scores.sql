@@ -10,5 +10,8 @@ SELECT 'eval:' || t.id || '::' || n.name || ':1:' || n.name, n.name, v.value, ''
 FROM traces_trace t
 CROSS JOIN (VALUES ('grounding'), ('refusal'), ('prompt_injection'), ('pii'), ('secrets'), ('cost_ceiling'),
                    ('llm_calls'), ('tool_loop')) AS n(name)
-CROSS JOIN LATERAL (SELECT CASE WHEN random() < 0.9 THEN 1.0 ELSE 0.0 END AS value) v
+-- Per row (the reference to t makes the subquery run for each; without it random() was drawn once, and every score
+-- was 1.0): 10 % failing with values in [0, 0.49], the rest passing in [0.5, 1], three decimals (so values tie).
+CROSS JOIN LATERAL (SELECT round(CASE WHEN u < 0.1 THEN u * 4.9 ELSE 0.5 + (u - 0.1) / 0.9 * 0.5 END::numeric, 3)::float
+                    AS value FROM (SELECT random() + 0 * t.id AS u) r) v
 WHERE t.project_id = (SELECT id FROM accounts_project WHERE slug = 'bench');

@@ -32,13 +32,13 @@ def score_value_in_range(value: float) -> bool:
 
 
 class ScoreQuerySet(models.QuerySet["Score"]):
-    def current(self, *, starts: tuple[datetime, datetime] | None = None) -> ScoreQuerySet:
+    def current(self, *, starts: tuple[datetime | None, datetime | None] | None = None) -> ScoreQuerySet:
         """The scores that count, for every reader (pages, API, rollups, SLIs, drift, canary): every human, API and
         probe score, and of evaluator scores only the newest evaluator version per trace, name and evaluator. A
         rescore with a new version supersedes the older rows; they are kept until the trace is deleted.
 
-        ``starts``: only scores whose trace started in this range (inclusive), which on PostgreSQL reads only the
-        partitions of that range, the version check included."""
+        ``starts``: only scores whose trace started in this range (inclusive; None leaves that end open), which on
+        PostgreSQL reads only the partitions of that range, the version check included."""
         newer = Score.objects.filter(
             trace=OuterRef("trace"),
             name=OuterRef("name"),
@@ -48,8 +48,10 @@ class ScoreQuerySet(models.QuerySet["Score"]):
         )
         rows = self
         if starts is not None:
-            newer = newer.filter(trace_start__range=starts)
-            rows = rows.filter(trace_start__range=starts)
+            bounds = {"trace_start__gte": starts[0], "trace_start__lte": starts[1]}
+            bounded = {lookup: bound for lookup, bound in bounds.items() if bound is not None}
+            newer = newer.filter(**bounded)
+            rows = rows.filter(**bounded)
         return rows.exclude(Q(source=ScoreSource.EVALUATOR) & Exists(newer))
 
 
@@ -99,6 +101,8 @@ class Score(models.Model):
             models.Index(fields=["project", "service", "name", "trace_start"], name="score_panel_idx"),
             # "Least grounded answers": walk one check's scores from the lowest value.
             models.Index(fields=["project", "service", "name", "value", "-trace_start"], name="score_value_idx"),
+            # The trace list sorted by a score: walk one check's values in order, ties by trace, every service.
+            models.Index(fields=["project", "name", "value", "trace"], name="score_rank_idx"),
             # Failing scores only (a small share): runaway traces and other "what failed" lists.
             models.Index(
                 fields=["project", "service", "name", "trace_start"],

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 
 from django.db import OperationalError, connections, transaction
 from django.db.models import (
@@ -88,8 +89,12 @@ SORT_KEYS = ("time", "latency", "cost", "tokens", "score")
 _SORT_FIELDS = {"time": "start_time", "latency": "duration_ms", "cost": "cost_sort", "tokens": "total_tokens"}
 COST_SORT = Coalesce("cost", Value(Decimal(0)), output_field=DecimalField(max_digits=20, decimal_places=10))
 COUNT_BOUND = 10_000
-SCORE_RANK_BOUND = 10_000  # the newest matching traces a sort by score ranks (_score_ranked_page)
-COUNT_TIMEOUT_MS = 50
+SCORE_RANK_BOUND = 10_000  # the newest matching traces a sort by score ranks when its walk gives up (_rank_newest)
+# A sort by score walks the score's rows in value order in batches of SCORE_WALK_BATCH, and ranks the newest traces
+# instead once SCORE_WALK_ROWS rows gave too few matching traces for the page (_walk_score_order).
+SCORE_WALK_BATCH = 250
+SCORE_WALK_ROWS = 2_000
+COUNT_TIMEOUT_MS = 250  # the list page asks for its count afterwards (trace_list_count): it may take longer
 # A text search (with its other filters) matching at most this many traces: the page reads them all through the
 # trigram index and sorts them, a few ms. Walking the time index instead tests the words on each trace until a page
 # is found, which for a rare word is most of the project (50-330 ms at a million spans); PostgreSQL's planner cannot
@@ -150,9 +155,9 @@ def decode_cursor(cursor: str, sort: TraceSort) -> tuple[datetime | Decimal | fl
     return parsed, pk_value
 
 
-def _current_score_value(name: str) -> Subquery:
-    """A trace's lowest current value of one score (the worst judgement when several people scored it)."""
-    scores = Score.objects.current().filter(trace=OuterRef("pk"), name=name, value__isnull=False)
+def _current_score_value(filters: TraceFilters) -> Subquery:
+    """A trace's lowest current value of the filters' score (the worst judgement when several people scored it)."""
+    scores = _scores_in_range(filters).filter(trace=OuterRef("pk"), name=filters.score, value__isnull=False)
     return Subquery(scores.order_by("value").values("value")[:1])
 
 
@@ -182,14 +187,29 @@ def _filtered(project: Project, filters: TraceFilters) -> QuerySet[Trace]:
         # PostgreSQL: a trigram index on UPPER(search_text) serves this ILIKE-style match.
         qs = qs.filter(search_text__icontains=filters.text)
     if filters.model:
-        qs = qs.filter(Exists(Span.objects.filter(project=project, model=filters.model, trace=OuterRef("pk"))))
+        spans = Span.objects.filter(project=project, model=filters.model, trace=OuterRef("pk"))
+        if filters.since:  # a trace starts with its first span: the others start later, in no earlier partition
+            spans = spans.filter(start_time__gte=filters.since)
+        qs = qs.filter(Exists(spans))
     if filters.name:
         qs = qs.filter(name=filters.name)
     if filters.failing:
-        qs = qs.filter(Exists(Score.objects.current().filter(trace=OuterRef("pk"), name=filters.failing, passed=False)))
+        failing = _scores_in_range(filters).filter(trace=OuterRef("pk"), name=filters.failing, passed=False)
+        qs = qs.filter(Exists(failing))
     if filters.score:
-        qs = qs.filter(Exists(Score.objects.current().filter(trace=OuterRef("pk"), name=filters.score)))
+        qs = qs.filter(Exists(_scores_in_range(filters).filter(trace=OuterRef("pk"), name=filters.score)))
     return qs
+
+
+def _scores_in_range(filters: TraceFilters) -> QuerySet[Score]:
+    """The current scores of traces in the filters' time range. A score carries its trace's start (within
+    SCORE_START_SLACK), so a subquery per trace reads only the range's days' partitions, not every day's."""
+    return Score.objects.current(
+        starts=(
+            filters.since - SCORE_START_SLACK if filters.since else None,
+            filters.until + SCORE_START_SLACK if filters.until else None,
+        )
+    )
 
 
 def trace_page(
@@ -204,15 +224,14 @@ def trace_page(
     """Keyset-paginated on (sort key, id), so a deep page costs what the first one does and rows never repeat or
     go missing between pages, whatever the sort. With `filters.score`, each trace carries that score's value as
     `score_sort`; sorting by score ranks the newest traces (``_score_ranked_page``). `few`: whether a text search
-    matches few traces (``few_matches`` of the caller's ``trace_count``); a caller that did not count leaves it to
-    this function."""
+    matches few traces (``few_text_count``); a caller that did not count leaves it to this function."""
     if sort.key == "score":
         if not filters.score:
             raise ValueError("Sorting by score needs a score name to sort by.")
         return _score_ranked_page(project, filters, cursor, limit, sort)
     qs = _filtered(project, filters).only(*LIST_COLUMNS)
     if filters.score:
-        qs = qs.annotate(score_sort=_current_score_value(filters.score))
+        qs = qs.annotate(score_sort=_current_score_value(filters))
     field = _SORT_FIELDS[sort.key]
     if sort.key == "cost":
         qs = qs.annotate(cost_sort=COST_SORT)
@@ -240,61 +259,144 @@ def trace_page(
 
 
 def _score_ranked_page(project: Project, filters: TraceFilters, cursor: str, limit: int, sort: TraceSort) -> TracePage:
-    """A page of the list sorted by a score: of the newest SCORE_RANK_BOUND traces that match the other filters,
-    those with a value of that score (a label only has no place in the order; with a failing check, those failing
-    it), ranked by their lowest current value.
+    """A page of the list sorted by a score: the traces that match the other filters and have a value of that score
+    (a label only has no place in the order; with a failing check, those failing it), by their lowest current
+    value, ties by id.
 
-    Ranked here: the candidates come from the time index, their scores in one read bounded by their days. Ranking
-    every trace of the project in SQL looked each one's scores up in every day's partition: 5 s over 24 hours and
-    22 s over 30 days at a million spans. The page says when there were more (``ranked_newest``); a time range
-    ranks older traces."""
-    unscored = replace(filters, score="", failing="")
+    Found by walking the score's values in order (``_walk_score_order``): a page of a list most traces are in
+    costs a few hundred rows wherever it starts. When the other filters keep few of the walked traces, the walk
+    gives up after SCORE_WALK_ROWS rows and the newest SCORE_RANK_BOUND traces of those filters are ranked instead
+    (``_rank_newest``); the page says when there were more of them (``ranked_newest``)."""
+    after = None
+    if cursor:
+        value, pk = decode_cursor(cursor, sort)
+        after = (cast(float, value), pk)  # a score cursor's value is a float
+    ranked_newest = None
+    chosen = _walk_score_order(project, filters, after, limit + 1, sort.descending)
+    if chosen is None:
+        chosen, ranked_newest = _rank_newest(project, filters, after, limit + 1, sort.descending)
+    shown = chosen[:limit]
+    items = []
+    if shown:
+        starts = [start for _, _, start in shown if start is not None]
+        rows = (
+            _filtered(project, replace(filters, score="", failing=""))
+            .only(*LIST_COLUMNS)
+            .filter(AnyOf("pk", [pk for _, pk, _ in shown]))
+        )
+        if len(starts) == len(shown):
+            rows = rows.filter(
+                start_time__gte=min(starts) - SCORE_START_SLACK, start_time__lte=max(starts) + SCORE_START_SLACK
+            )
+        by_pk = {t.pk: t for t in rows}
+        for value, pk, _ in shown:
+            if pk in by_pk:  # not deleted since
+                by_pk[pk].score_sort = value  # type: ignore[attr-defined]
+                items.append(by_pk[pk])
+    next_cursor = encode_cursor(sort, *chosen[limit - 1][:2]) if len(chosen) > limit else None
+    _attach_scores(items)
+    return TracePage(items=items, next_cursor=next_cursor, ranked_newest=ranked_newest)
+
+
+# A ranked trace: its lowest current value of the score, its id, and a start of its to bound later reads by (the
+# score row's copy of it, None for rows from before scores had one).
+Ranked = tuple[float, int, datetime | None]
+
+
+def _walk_score_order(
+    project: Project, filters: TraceFilters, after: tuple[float, int] | None, wanted: int, descending: bool
+) -> list[Ranked] | None:
+    """Up to `wanted` traces of the list sorted by score, past the cursor key `after`, read from the score's rows in
+    value order (the index on project, name, value and trace) in batches: each batch's traces are checked against
+    the other filters and their current rows, and a trace is taken at its row with its lowest current value. None
+    when SCORE_WALK_ROWS rows gave too few traces: the other filters are selective, and ranking their traces is
+    cheaper."""
+    walk = Score.objects.filter(project=project, name=filters.score, value__isnull=False)
+    if filters.since:
+        walk = walk.filter(trace_start__gte=filters.since - SCORE_START_SLACK)
+    if filters.until:
+        walk = walk.filter(trace_start__lte=filters.until + SCORE_START_SLACK)
+    order = [F("value").desc(), F("trace_id").desc()] if descending else [F("value").asc(), F("trace_id").asc()]
+    chosen: list[Ranked] = []
+    taken: set[int] = set()
+    walked = 0
+    while True:
+        batch = walk
+        if after is not None:
+            key, key_pk = after
+            if descending:
+                batch = batch.filter(Q(value__lte=key), Q(value__lt=key) | Q(trace_id__lt=key_pk))
+            else:
+                batch = batch.filter(Q(value__gte=key), Q(value__gt=key) | Q(trace_id__gt=key_pk))
+        read = batch.order_by(*order).values_list("value", "trace_id", "trace_start")[:SCORE_WALK_BATCH]
+        rows = cast(list[Ranked], list(read))  # no NULL value: the walk reads only rows with one
+        walked += len(rows)
+        fresh = {pk for _, pk, _ in rows} - taken
+        fresh_rows = [start for _, pk, start in rows if pk in fresh]
+        starts = [start for start in fresh_rows if start is not None]
+        lowest, failing = _lowest_current(project, filters, fresh, starts if len(starts) == len(fresh_rows) else [])
+        for value, pk, start in rows:
+            if pk not in taken and lowest.get(pk) == value and (not filters.failing or pk in failing):
+                taken.add(pk)
+                chosen.append((value, pk, start))
+                if len(chosen) == wanted:
+                    return chosen
+        if len(rows) < SCORE_WALK_BATCH:
+            return chosen
+        if walked >= SCORE_WALK_ROWS:
+            return None
+        after = (rows[-1][0], rows[-1][1])
+
+
+def _rank_newest(
+    project: Project, filters: TraceFilters, after: tuple[float, int] | None, wanted: int, descending: bool
+) -> tuple[list[Ranked], int | None]:
+    """Up to `wanted` traces of the list sorted by score, past the cursor key `after`, of the newest
+    SCORE_RANK_BOUND traces that match the other filters, ranked here; and SCORE_RANK_BOUND when there were more
+    traces than that."""
     newest = dict(
-        _filtered(project, unscored).order_by("-start_time", "-id").values_list("pk", "start_time")[:SCORE_RANK_BOUND]
+        _filtered(project, replace(filters, score="", failing=""))
+        .order_by("-start_time", "-id")
+        .values_list("pk", "start_time")[:SCORE_RANK_BOUND]
     )
-    if not newest:
-        return TracePage(items=[], next_cursor=None)
-    around = (min(newest.values()) - SCORE_START_SLACK, max(newest.values()) + SCORE_START_SLACK)
-    lowest: dict[int, float] = {}
-    failing: set[int] = set()
+    lowest, failing = _lowest_current(project, filters, set(newest), list(newest.values()), checked=True)
+    ranked = sorted(
+        ((value, pk) for pk, value in lowest.items() if not filters.failing or pk in failing), reverse=descending
+    )
+    if after is not None:
+        ranked = [key for key in ranked if (key < after if descending else key > after)]
+    bounded = SCORE_RANK_BOUND if len(newest) == SCORE_RANK_BOUND else None
+    return [(value, pk, newest[pk]) for value, pk in ranked[:wanted]], bounded
+
+
+def _lowest_current(
+    project: Project, filters: TraceFilters, trace_pks: set[int], starts: list[datetime], *, checked: bool = False
+) -> tuple[dict[int, float], set[int]]:
+    """Of these traces, those that match the other filters (known already when `checked`): each one's lowest current
+    value of the score, and those that fail the failing check. `starts` bound the reads (the traces' starts, or
+    their scores' copies of them; empty when one is unknown)."""
+    if not trace_pks:
+        return {}, set()
+    span = (min(starts) - SCORE_START_SLACK, max(starts) + SCORE_START_SLACK) if starts else None
+    if not checked:
+        matching = _filtered(project, replace(filters, score="", failing="")).filter(AnyOf("pk", trace_pks))
+        if span:
+            matching = matching.filter(start_time__range=span)
+        trace_pks = set(matching.values_list("pk", flat=True))
     # Every version read, the current ones picked here (evals.selectors.current_rows): the same rows as
     # Score.objects.current(), without its subquery per row (most of this read's time).
-    read = Score.objects.filter(
-        AnyOf("trace_id", newest), trace_start__range=around, name__in={filters.score, filters.failing} - {""}
-    ).values_list("trace_id", "name", "passed", "value", "source", "evaluator", "evaluator_version")
-    for trace_pk, name, passed, value in current_rows(read):
+    read = Score.objects.filter(AnyOf("trace_id", trace_pks), name__in={filters.score, filters.failing} - {""})
+    if span:
+        read = read.filter(trace_start__range=span)
+    lowest: dict[int, float] = {}
+    failing: set[int] = set()
+    rows = read.values_list("trace_id", "name", "passed", "value", "source", "evaluator", "evaluator_version")
+    for trace_pk, name, passed, value in current_rows(rows):
         if name == filters.failing and passed is False:
             failing.add(trace_pk)
         if name == filters.score and value is not None:
             lowest[trace_pk] = min(value, lowest.get(trace_pk, value))
-    ranked = sorted(
-        ((value, pk) for pk, value in lowest.items() if not filters.failing or pk in failing),
-        reverse=sort.descending,
-    )
-    if cursor:
-        after = decode_cursor(cursor, sort)
-        ranked = [key for key in ranked if (key < after if sort.descending else key > after)]
-    chosen = ranked[: limit + 1]
-    shown = [pk for _, pk in chosen[:limit]]
-    rows = {
-        t.pk: t
-        for t in _filtered(project, unscored)
-        .only(*LIST_COLUMNS)
-        .filter(
-            AnyOf("pk", shown),
-            start_time__gte=min((newest[pk] for pk in shown), default=around[0]),
-            start_time__lte=max((newest[pk] for pk in shown), default=around[1]),
-        )
-    }
-    items = []
-    for value, pk in chosen[:limit]:
-        if pk in rows:  # not deleted since
-            rows[pk].score_sort = value  # type: ignore[attr-defined]
-            items.append(rows[pk])
-    next_cursor = encode_cursor(sort, *chosen[limit - 1]) if len(chosen) > limit else None
-    _attach_scores(items)
-    bounded = SCORE_RANK_BOUND if len(newest) == SCORE_RANK_BOUND else None
-    return TracePage(items=items, next_cursor=next_cursor, ranked_newest=bounded)
+    return lowest, failing
 
 
 def trace_count(
@@ -320,9 +422,13 @@ def trace_count(
     return min(counted, bound), counted > bound
 
 
-def few_matches(count: tuple[int, bool] | None) -> bool:
-    """A search's ``trace_count`` says it matches at most FEW_TEXT_MATCHES traces (not when the count gave up)."""
-    return count is not None and not count[1] and count[0] <= FEW_TEXT_MATCHES
+def few_text_count(*, project: Project, filters: TraceFilters) -> tuple[int, bool] | None:
+    """How many traces a text search matches when they are few (at most FEW_TEXT_MATCHES, so exact): its page is
+    then read through the trigram index. None without a text, when more match, or when the count gave up."""
+    if not filters.text:
+        return None
+    count = trace_count(project=project, filters=filters, bound=FEW_TEXT_MATCHES)
+    return count if count is not None and not count[1] and count[0] <= FEW_TEXT_MATCHES else None
 
 
 def _through_trigrams(project: Project, filters: TraceFilters, database: str, few: bool | None) -> bool:
@@ -332,7 +438,7 @@ def _through_trigrams(project: Project, filters: TraceFilters, database: str, fe
     if not filters.text or filters.score or filters.failing or connections[database].vendor != "postgresql":
         return False
     if few is None:
-        few = few_matches(trace_count(project=project, filters=filters, bound=FEW_TEXT_MATCHES))
+        few = few_text_count(project=project, filters=filters) is not None
     return few
 
 

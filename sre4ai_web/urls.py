@@ -44,6 +44,7 @@ urlpatterns = [
     # Service names are free text (slashes included), so they travel in the query string.
     path("p/<slug:slug>/service/", overview_views.service_view, name="service_detail"),
     path("p/<slug:slug>/traces/", trace_views.trace_list, name="trace_list"),
+    path("p/<slug:slug>/traces/count/", trace_views.trace_list_count, name="trace_list_count"),
     path("p/<slug:slug>/traces/columns/", trace_views.list_columns, name="trace_list_columns"),
     path("p/<slug:slug>/traces/views/", trace_views.saved_view_new, name="saved_view_new"),
     path("p/<slug:slug>/traces/views/<int:view_id>/delete/", trace_views.saved_view_remove, name="saved_view_delete"),

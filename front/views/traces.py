@@ -18,7 +18,7 @@ from front.selectors import (
     SORT_KEYS,
     InvalidCursor,
     TracePage,
-    few_matches,
+    few_text_count,
     group_list,
     session_view,
     trace_count,
@@ -63,25 +63,26 @@ def _sort_links(query: QueryDict, current: str) -> dict[str, dict[str, object]]:
 
 @member_required()
 def trace_list(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
+    """The rows first: the count of many matches can take longer than a page of them, so the page asks for it
+    afterwards (``trace_list_count``), except for a text search, which counts its few matches to choose its plan
+    and shows that number at once."""
     project = membership.project
     form = TraceFilterForm(request.GET)
     page = TracePage(items=[], next_cursor=None)
     count: tuple[int, bool] | None = None
-    count_skipped = False
     cursor_error = ""
     sort = "-time"
     if form.is_valid():
         filters = form.to_filters()
         sort = form.to_sort().token
-        count = trace_count(project=project, filters=filters)
-        count_skipped = count is None
+        count = few_text_count(project=project, filters=filters)
         try:
             page = trace_page(
                 project=project,
                 filters=filters,
                 cursor=form.cleaned_data["cursor"],
                 sort=form.to_sort(),
-                few=few_matches(count),
+                few=count is not None,
             )
         except InvalidCursor as exc:
             cursor_error = str(exc)
@@ -105,7 +106,7 @@ def trace_list(request: HttpRequest, membership: Membership, slug: str) -> HttpR
             "form": form,
             "page": page,
             "count": count,
-            "count_skipped": count_skipped,
+            "count_url": reverse("trace_list_count", args=[slug]) + "?" + list_query if form.is_valid() else "",
             "facets": facets,
             "next_query": next_query,
             "first_query": list_query,
@@ -124,6 +125,17 @@ def trace_list(request: HttpRequest, membership: Membership, slug: str) -> HttpR
             "datasets": datasets_for_project(project=project) if can_edit else [],
         },
     )
+
+
+@member_required()
+def trace_list_count(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
+    """How many traces the list's filters match (the list page asks once it shows its rows): exact up to
+    COUNT_BOUND, or "not counted" when counting would take longer than COUNT_TIMEOUT_MS."""
+    form = TraceFilterForm(request.GET)
+    if not form.is_valid():
+        return HttpResponse("Fix the filters to count their traces.", status=400, content_type="text/plain")
+    count = trace_count(project=membership.project, filters=form.to_filters())
+    return render(request, "traces/_count.html", {"count": count})
 
 
 def _back_to_list(slug: str, query: str) -> HttpResponse:

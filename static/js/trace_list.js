@@ -1,6 +1,16 @@
-// Trace list: the column picker saves on each change (then reloads the list with those columns), row selection
-// for the bulk actions, and a click on a preview unfolds it to the full text.
+// Trace list: the count, asked for once the rows are shown; the column picker saves on each change (then reloads
+// the list with those columns), row selection for the bulk actions, and a click on a preview unfolds it to the
+// full text.
 (function () {
+  const count = document.getElementById("trace-count");
+  if (count && count.dataset.countUrl) {
+    count.textContent = "counting…";
+    fetch(count.dataset.countUrl, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : ""; })
+      .then(function (html) { count.innerHTML = html; })  // the server's fragment: a number and fixed words
+      .catch(function () { count.textContent = ""; });
+  }
+
   const picker = document.getElementById("columns");
   if (picker) {
     picker.querySelector("button[type=submit]").hidden = true;

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from django.db import connections
+from django.template.loader import render_to_string
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Role
 from accounts.services import membership_set, user_create
-from evals.models import Dataset, DatasetItem, Score
+from evals.models import Dataset, DatasetItem, Score, ScoreSource
 from evals.services import ExternalScore, score_record
 from front.selectors import InvalidCursor, TraceFilters, TraceSort, trace_count, trace_page
 from tests.conftest import PASSWORD, Tenant, make_tenant
@@ -109,8 +110,11 @@ def test_a_rare_word_pages_through_its_traces_in_order_and_leaves_the_settings_a
         page = trace_page(project=tenant.project, filters=search, few=False)
         assert [t.pk for t in page.items] == by_time
     assert not any("enable_indexscan" in q["sql"] for q in queries.captured_queries)
-    # The list page counts first and tells the page what it found.
+    # The list page counts a text search's matches first, tells the page what it found and shows that number at
+    # once (it does not ask for it again); more than FEW_TEXT_MATCHES are counted afterwards, like any list.
     login(client, tenant)
+    assert listed_count(client, {"q": "chargeback"}) == "5 traces"
+    monkeypatch.setattr("front.selectors.FEW_TEXT_MATCHES", 2000)
     with CaptureQueriesContext(connection) as queries:
         html = client.get("/p/acme/traces/", {"q": "chargeback"}).content.decode()
     assert re.search(r'id="trace-count">\s*5 traces', html)
@@ -126,32 +130,65 @@ def _settings(connection: Any) -> tuple[str, ...]:
         return tuple(cursor.fetchone())
 
 
-def test_a_sort_by_score_ranks_the_newest_traces_by_their_lowest_value(
-    client: Client, tenant: Tenant, other_tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+# How a sort by score finds its page: walking the score's values in order (in one batch or several), or ranking the
+# newest traces of the other filters once the walk gives up. Every way gives the same order.
+SCORE_PATHS = {
+    "walk": {},
+    "walk in batches of two": {"SCORE_WALK_BATCH": 2},
+    "ranking the newest": {"SCORE_WALK_BATCH": 1, "SCORE_WALK_ROWS": 1},
+}
+
+
+@pytest.mark.parametrize("path", SCORE_PATHS)
+def test_a_sort_by_score_ranks_traces_by_their_lowest_current_value(
+    path: str, tenant: Tenant, other_tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    traces = [make_trace(tenant.project, n, seconds=n) for n in range(8)]  # the newest last
-    values = [0.5, 0.1, 0.9, None, 0.3, 0.7, 0.2, 0.8]
+    for name, setting in SCORE_PATHS[path].items():
+        monkeypatch.setattr(f"front.selectors.{name}", setting)
+    traces = [make_trace(tenant.project, n, seconds=n, service="bot" if n % 4 else "rare") for n in range(9)]
+    values = [0.5, 0.1, 0.9, None, 0.3, 0.7, 0.2, 0.8, 0.3]  # 4 and 8 tie: the id decides
     for trace, value in zip(traces, values, strict=True):
         score(trace, "grounding", passed=value is not None and value >= 0.5, value=value)
     # A second current value, lower: the trace ranks by it. A label-only score has no place in the order (trace 3).
     score_record(score=ExternalScore(trace=traces[7], span=None, name="grounding", value=0.05, label="",
                                      passed=False, comment="", external_id="second"))  # fmt: skip
+    # An evaluator's rows: its older version said 0.01 and is superseded; the current one (0.95) is not the lowest.
+    for version, said in ((1, 0.01), (2, 0.95)):
+        Score.objects.create(project=tenant.project, trace=traces[2], key=f"eval:{version}", service="bot",
+                             trace_start=traces[2].start_time, name="grounding", value=said, passed=said >= 0.5,
+                             evaluator="grounding", evaluator_version=version, source=ScoreSource.EVALUATOR)  # fmt: skip
     score(make_trace(other_tenant.project, 50, seconds=20), "grounding", passed=False, value=0.0)  # never listed
-    ranked = {t.pk: v for t, v in zip(traces, [0.5, 0.1, 0.9, None, 0.3, 0.7, 0.2, 0.05], strict=True) if v is not None}
+    lowest = [0.5, 0.1, 0.9, None, 0.3, 0.7, 0.2, 0.05, 0.3]
+    ranked = {t.pk: v for t, v in zip(traces, lowest, strict=True) if v is not None}
     search = TraceFilters(score="grounding")
     for descending in (True, False):
         expected = sorted(ranked, key=lambda pk: (ranked[pk], pk), reverse=descending)
-        assert walk(tenant, TraceSort("score", descending), search, limit=2) == expected
+        assert walk(tenant, TraceSort("score", descending), search, limit=2) == expected, descending
+        assert walk(tenant, TraceSort("score", descending), search, limit=20) == expected, descending
     page = trace_page(project=tenant.project, filters=search, sort=TraceSort("score", False))
     shown = [(t.pk, getattr(t, "score_sort", None)) for t in page.items][:2]
     assert shown == [(traces[7].pk, 0.05), (traces[1].pk, 0.1)]
-    # With a failing check: only the traces failing it, still by value.
+    assert page.ranked_newest is None
+    # With a failing check: only the traces failing it, still by value; with another filter, only its traces.
     failing = TraceFilters(score="grounding", failing="grounding")
-    assert walk(tenant, TraceSort("score", False), failing) == [traces[i].pk for i in (7, 1, 6, 4)]
-    # Only the newest SCORE_RANK_BOUND traces are ranked, and the list page says so.
+    assert walk(tenant, TraceSort("score", False), failing) == [traces[i].pk for i in (7, 1, 6, 4, 8)]
+    rare = TraceFilters(score="grounding", service="rare")
+    assert walk(tenant, TraceSort("score", True), rare, limit=1) == [traces[i].pk for i in (0, 8, 4)]
+
+
+def test_a_sort_by_score_that_ranks_the_newest_traces_says_so(
+    client: Client, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    traces = [make_trace(tenant.project, n, seconds=n) for n in range(8)]  # the newest last
+    values = [0.5, 0.1, 0.9, None, 0.3, 0.7, 0.2, 0.8]
+    for trace, value in zip(traces, values, strict=True):
+        score(trace, "grounding", passed=value is not None and value >= 0.5, value=value)
+    search = TraceFilters(score="grounding")
+    # The walk gives up after one row: only the newest SCORE_RANK_BOUND traces are ranked, and the list page says so.
+    monkeypatch.setattr("front.selectors.SCORE_WALK_BATCH", 1)
+    monkeypatch.setattr("front.selectors.SCORE_WALK_ROWS", 1)
     monkeypatch.setattr("front.selectors.SCORE_RANK_BOUND", 4)
-    assert walk(tenant, TraceSort("score", False), search) == [traces[i].pk for i in (7, 6, 4, 5)]
-    monkeypatch.setattr("front.selectors.COUNT_BOUND", 3)
+    assert walk(tenant, TraceSort("score", False), search) == [traces[i].pk for i in (6, 4, 5, 7)]
     login(client, tenant)
     html = client.get("/p/acme/traces/", {"score": "grounding", "sort": "score"}).content.decode()
     assert "ranked by grounding: the newest 4" in html
@@ -164,6 +201,10 @@ def test_a_sort_by_score_ranks_the_newest_traces_by_their_lowest_value(
         in client.get("/p/acme/traces/", {"score": "grounding", "sort": "score"}).content.decode()
     )
     monkeypatch.setattr("front.selectors.SCORE_RANK_BOUND", 9)
+    assert "ranked-bound" not in client.get("/p/acme/traces/", {"score": "grounding", "sort": "score"}).content.decode()
+    # A walk that finds its page ranks every trace: no note.
+    monkeypatch.setattr("front.selectors.SCORE_WALK_ROWS", 100)
+    monkeypatch.setattr("front.selectors.SCORE_RANK_BOUND", 4)
     assert "ranked-bound" not in client.get("/p/acme/traces/", {"score": "grounding", "sort": "score"}).content.decode()
 
 
@@ -184,6 +225,17 @@ def test_a_cursor_works_only_for_its_own_sort(client: Client, tenant: Tenant) ->
     assert "Sorting by score needs a score" in client.get("/p/acme/traces/", {"sort": "score"}).content.decode()
 
 
+def listed_count(client: Client, query: dict[str, str]) -> str:
+    """What the list page's count says once its script has asked for it: the page names the count's URL (and shows
+    no number of its own), the URL answers with the words shown."""
+    html = client.get("/p/acme/traces/", query).content.decode()
+    found = re.search(r'id="trace-count" data-count-url="([^"]+)">', html)
+    assert found is not None, html[html.find("trace-count") - 50 :][:300]
+    response = client.get(found.group(1).replace("&amp;", "&"))
+    assert response.status_code == 200
+    return re.sub(r"<[^>]+>", "", response.content.decode()).strip()
+
+
 def test_count_is_exact_up_to_the_bound_then_says_more(client: Client, tenant: Tenant, other_tenant: Tenant) -> None:
     for n in range(7):
         make_trace(tenant.project, n, seconds=n, service="bot" if n < 5 else "other")
@@ -193,10 +245,13 @@ def test_count_is_exact_up_to_the_bound_then_says_more(client: Client, tenant: T
     assert trace_count(project=tenant.project, filters=TraceFilters(), bound=5) == (5, True)
     assert trace_count(project=tenant.project, filters=TraceFilters(), bound=7) == (7, False)
     login(client, tenant)
-    html = client.get("/p/acme/traces/").content.decode()
-    assert re.search(r'id="trace-count">\s*7 traces', html)
-    html = client.get("/p/acme/traces/", {"service": "other"}).content.decode()
-    assert re.search(r'id="trace-count">\s*2 traces', html)
+    assert listed_count(client, {}) == "7 traces"
+    assert listed_count(client, {"service": "other"}) == "2 traces"
+    assert listed_count(client, {"service": "other", "cursor": "ignored"}) == "2 traces"  # one count for every page
+    assert render_to_string("traces/_count.html", {"count": (10_000, True)}) == "10,000+ traces"
+    # Filters the form refuses: a 400 that says so, not a count of something else.
+    response = client.get("/p/acme/traces/count/", {"min_duration_ms": "fast"})
+    assert response.status_code == 400 and "Fix the filters" in response.content.decode()
 
 
 def test_the_page_sorts_by_header_links_and_stays_within_a_query_budget(
@@ -208,9 +263,9 @@ def test_the_page_sorts_by_header_links_and_stays_within_a_query_budget(
     score(cheap, "toxicity", passed=True, value=0.0)
     score(dear, "grounding", passed=True, value=0.9)
     login(client, tenant)
-    # Session, user, membership, list, scores, count (4: savepoint, timeout, count, timeout back), views,
-    # facets (4), columns, datasets, project switcher.
-    with django_assert_max_num_queries(20):
+    # Session, user, membership, list, scores, views, facets (4), columns, datasets, project switcher; the count
+    # is asked for afterwards.
+    with django_assert_max_num_queries(16):
         html = client.get("/p/acme/traces/", {"sort": "-cost"}).content.decode()
     assert html.index("dear-one") < html.index("cheap-one")
     link = re.search(r'<a class="sort active" href="\?([^"]+)"[^>]*>Cost', html)
@@ -370,11 +425,12 @@ def test_another_tenants_traces_are_never_counted_or_listed(client: Client, tena
     login(client, tenant)
     html = client.get("/p/acme/traces/", {"sort": "-latency"}).content.decode()
     assert "our-trace" in html and "their-trace" not in html
-    assert re.search(r'id="trace-count">\s*1 trace<', html)
+    assert listed_count(client, {"sort": "-latency"}) == "1 trace"
+    assert client.get("/p/initech/traces/count/").status_code in (403, 404)  # not a member there
 
 
 @pytest.mark.postgres_only("statement_timeout and table locks are PostgreSQL's")
-def test_a_count_that_would_take_too_long_gives_up_and_leaves_no_timeout_behind(tenant: Tenant) -> None:
+def test_a_count_that_would_take_too_long_gives_up_and_leaves_no_timeout_behind(client: Client, tenant: Tenant) -> None:
     import psycopg
     from django.db import connection
 
@@ -393,6 +449,11 @@ def test_a_count_that_would_take_too_long_gives_up_and_leaves_no_timeout_behind(
         other.execute("LOCK TABLE traces_trace IN ACCESS EXCLUSIVE MODE")
         before = statement_timeout()
         assert trace_count(project=tenant.project, filters=TraceFilters(), timeout_ms=200) is None
+        assert statement_timeout() == before
+        # The list's count request says so rather than waiting.
+        login(client, tenant)
+        response = client.get("/p/acme/traces/count/")
+        assert response.status_code == 200 and "not counted" in response.content.decode()
         assert statement_timeout() == before
     make_trace(tenant.project, 1)
     assert trace_count(project=tenant.project, filters=TraceFilters()) == (1, False)

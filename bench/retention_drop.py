@@ -109,9 +109,9 @@ def load(secret: str, traces: int, seed: int) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO evals_score (project_id, trace_id, key, service, trace_start, name, value, label, passed, "
-            "explanation, evidence, evaluator, evaluator_version, source, comment, created_at, updated_at) "
+            "explanation, evidence, evaluator, evaluator_version, source, comment, created_at, updated_at, superseded) "
             "SELECT t.project_id, t.id, 'bench:' || t.id || ':' || n, t.service, t.start_time, n, 1, '', true, "
-            "'', '{}', n, 1, 'evaluator', '', now(), now() FROM traces_trace t, unnest(ARRAY['a', 'b']) AS n"
+            "'', '{}', n, 1, 'evaluator', '', now(), now(), false FROM traces_trace t, unnest(ARRAY['a', 'b']) AS n"
         )
         cursor.execute("DELETE FROM traces_followupoutbox")  # no worker here: scoring is not what is measured
         cursor.execute("VACUUM ANALYZE")

@@ -5,7 +5,7 @@ from datetime import datetime
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import Project
@@ -35,10 +35,21 @@ class ScoreQuerySet(models.QuerySet["Score"]):
     def current(self, *, starts: tuple[datetime | None, datetime | None] | None = None) -> ScoreQuerySet:
         """The scores that count, for every reader (pages, API, rollups, SLIs, drift, canary): every human, API and
         probe score, and of evaluator scores only the newest evaluator version per trace, name and evaluator. A
-        rescore with a new version supersedes the older rows; they are kept until the trace is deleted.
+        rescore with a new version supersedes the older rows (``superseded``, set as they are written); they are
+        kept until the trace is deleted.
 
         ``starts``: only scores whose trace started in this range (inclusive; None leaves that end open), which on
-        PostgreSQL reads only the partitions of that range, the version check included."""
+        PostgreSQL reads only the partitions of that range."""
+        rows = self.filter(superseded=False)
+        if starts is not None:
+            bounds = {"trace_start__gte": starts[0], "trace_start__lte": starts[1]}
+            rows = rows.filter(**{lookup: bound for lookup, bound in bounds.items() if bound is not None})
+        return rows
+
+    def superseded_now(self, *, starts: tuple[datetime, datetime] | None = None) -> ScoreQuerySet:
+        """Of these rows, the evaluator rows not yet marked superseded that a newer version of the same evaluator,
+        trace and name has replaced: what ``evals.services.scores_upsert`` marks after each write. ``starts``: a
+        range that holds the trace starts of these rows and of their newer versions (fewer partitions to search)."""
         newer = Score.objects.filter(
             trace=OuterRef("trace"),
             name=OuterRef("name"),
@@ -46,13 +57,11 @@ class ScoreQuerySet(models.QuerySet["Score"]):
             source=ScoreSource.EVALUATOR,
             evaluator_version__gt=OuterRef("evaluator_version"),
         )
-        rows = self
+        rows = self.filter(source=ScoreSource.EVALUATOR, superseded=False)
         if starts is not None:
-            bounds = {"trace_start__gte": starts[0], "trace_start__lte": starts[1]}
-            bounded = {lookup: bound for lookup, bound in bounds.items() if bound is not None}
-            newer = newer.filter(**bounded)
-            rows = rows.filter(**bounded)
-        return rows.exclude(Q(source=ScoreSource.EVALUATOR) & Exists(newer))
+            newer = newer.filter(trace_start__range=starts)
+            rows = rows.filter(trace_start__range=starts)
+        return rows.filter(Exists(newer))
 
 
 class Score(models.Model):
@@ -88,6 +97,9 @@ class Score(models.Model):
     cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # An evaluator row a newer version of its evaluator replaced (ScoreQuerySet.current leaves it out). Kept on the
+    # row rather than looked up per read: that lookup was most of the time of every score filter and count.
+    superseded = models.BooleanField(default=False)
 
     objects = ScoreQuerySet.as_manager()
 

@@ -28,7 +28,6 @@ from evals.models import (
     Score,
     ScoreExportCounter,
     ScoreExportTarget,
-    ScoreSource,
 )
 from sre4ai_web.lib.sql import AnyOf
 from traces.exchange import SpanFacts, answer_text, exchange_of
@@ -50,35 +49,11 @@ def trace_verdicts(
     ``starts``: a range that holds the start of every one of these traces, widened by ``SCORE_START_SLACK`` here
     (a score's trace start is the trace's as of scoring). The same verdicts; on PostgreSQL only those days'
     partitions are searched for the ids (without it, every day's index of the retention period, for each id)."""
-    scores = Score.objects.filter(AnyOf("trace_id", trace_pks))
-    if starts is not None:
-        scores = scores.filter(trace_start__range=(starts[0] - SCORE_START_SLACK, starts[1] + SCORE_START_SLACK))
+    around = (starts[0] - SCORE_START_SLACK, starts[1] + SCORE_START_SLACK) if starts is not None else None
+    scores = Score.objects.current(starts=around).filter(AnyOf("trace_id", trace_pks))
     if names is not None:
         scores = scores.filter(name__in=sorted(names))
-    rows = scores.values_list("trace_id", "name", "passed", "value", "source", "evaluator", "evaluator_version")
-    return verdicts_of(current_rows(rows))
-
-
-def current_rows(
-    rows: Iterable[tuple[int, str, bool | None, float | None, str, str, int]],
-) -> list[tuple[int, str, bool | None, float | None]]:
-    """``Score.objects.current()`` applied to rows read with their source, evaluator and version: every row but
-    an evaluator's row with a newer version of the same trace, name and evaluator among them. The rows must hold
-    every score of their traces and names (in the range read), as the newer versions are looked for among them.
-    In SQL the same check is a subquery per row, which was most of a canary comparison's time (30,000 rows:
-    ~70 % of 400 ms of SQL); tests/evals/test_trace_verdicts.py holds the two to the same verdicts."""
-    read = list(rows)
-    newest: dict[tuple[int, str, str], int] = {}
-    for trace_id, name, _, _, source, evaluator, version in read:
-        if source == ScoreSource.EVALUATOR:
-            key = (trace_id, name, evaluator)
-            if version > newest.get(key, version - 1):
-                newest[key] = version
-    return [
-        (trace_id, name, passed, value)
-        for trace_id, name, passed, value, source, evaluator, version in read
-        if source != ScoreSource.EVALUATOR or version == newest[(trace_id, name, evaluator)]
-    ]
+    return verdicts_of(scores.values_list("trace_id", "name", "passed", "value"))
 
 
 def verdict_of(judged: Sequence[ScoreVerdict]) -> ScoreVerdict:

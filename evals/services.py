@@ -44,7 +44,9 @@ from sre4ai_web.lib.bounds import SCORE_VALUE_LIMIT
 from sre4ai_web.lib.claims import MAX_ATTEMPTS, given_up, lost, requeued, waiting_messages
 from sre4ai_web.lib.partitions import is_partitioned
 from sre4ai_web.lib.queue import enqueue_on_commit
+from sre4ai_web.lib.sql import AnyOf
 from traces.models import Span, Trace
+from traces.selectors import SCORE_START_SLACK
 from traces.services import minutes_mark_dirty
 
 logger = logging.getLogger(__name__)
@@ -139,6 +141,7 @@ def scores_upsert(scores: list[Score]) -> None:
         Score.objects.bulk_create(
             scores, update_conflicts=True, unique_fields=["project", "key"], update_fields=SCORE_UPDATE_FIELDS
         )
+        _supersede_older_versions(scores)
         return
     with connection.cursor() as cursor:
         cursor.execute(
@@ -153,6 +156,20 @@ def scores_upsert(scores: list[Score]) -> None:
         unique_fields=["project", "key", "trace_start"],
         update_fields=SCORE_UPDATE_FIELDS,
     )
+    _supersede_older_versions(scores)
+
+
+def _supersede_older_versions(scores: list[Score]) -> None:
+    """Mark the evaluator rows of these scores' traces and names that a newer version now replaces, whichever
+    arrived first (a late row of an old version is marked as it lands). Only evaluator rows have versions; the
+    trace's writers are one at a time (scores_upsert), so no newer row is written meanwhile."""
+    judged = [s for s in scores if s.source == ScoreSource.EVALUATOR]
+    if not judged:
+        return
+    rows = Score.objects.filter(AnyOf("trace_id", {s.trace_id for s in judged}), name__in={s.name for s in judged})
+    starts = [s.trace_start for s in judged if s.trace_start is not None]
+    around = (min(starts) - SCORE_START_SLACK, max(starts) + SCORE_START_SLACK) if len(starts) == len(judged) else None
+    rows.superseded_now(starts=around).update(superseded=True)
 
 
 def traces_score(

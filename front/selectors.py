@@ -32,7 +32,6 @@ from psycopg.errors import QueryCanceled
 
 from accounts.models import Project
 from evals.models import Score
-from evals.selectors import current_rows
 from sre4ai_web.lib.sql import AnyOf
 from traces.models import Span, Trace
 from traces.selectors import SCORE_START_SLACK
@@ -383,15 +382,12 @@ def _lowest_current(
         if span:
             matching = matching.filter(start_time__range=span)
         trace_pks = set(matching.values_list("pk", flat=True))
-    # Every version read, the current ones picked here (evals.selectors.current_rows): the same rows as
-    # Score.objects.current(), without its subquery per row (most of this read's time).
-    read = Score.objects.filter(AnyOf("trace_id", trace_pks), name__in={filters.score, filters.failing} - {""})
-    if span:
-        read = read.filter(trace_start__range=span)
+    read = Score.objects.current(starts=span).filter(
+        AnyOf("trace_id", trace_pks), name__in={filters.score, filters.failing} - {""}
+    )
     lowest: dict[int, float] = {}
     failing: set[int] = set()
-    rows = read.values_list("trace_id", "name", "passed", "value", "source", "evaluator", "evaluator_version")
-    for trace_pk, name, passed, value in current_rows(rows):
+    for trace_pk, name, passed, value in read.values_list("trace_id", "name", "passed", "value"):
         if name == filters.failing and passed is False:
             failing.add(trace_pk)
         if name == filters.score and value is not None:

@@ -18,6 +18,7 @@ from django.test import Client
 from accounts.models import Project
 from evals.canary.cohorts import CohortError, canary_analyse, cohort_load
 from evals.models import Score
+from evals.services import scores_upsert
 from rollups.services import rollups_rebuild
 from tests import ROOT
 from tests.canary_data import NOW, Version, seed
@@ -121,9 +122,9 @@ def test_cohort_limit_keeps_the_most_recent_and_says_so(tenant: Tenant) -> None:
 @pytest.mark.django_db
 def test_newest_evaluator_version_and_unpriced_traces(tenant: Tenant) -> None:
     (trace,) = seed(tenant.project, Version("v1", pass_rate=0.0), 1, rng_seed=10)
-    Score.objects.create(project=tenant.project, trace=trace, key="eval:v2:grounding", service="bot",
+    scores_upsert([Score(project=tenant.project, trace=trace, key="eval:v2:grounding", service="bot",
                          trace_start=trace.start_time, name="grounding", value=0.0, passed=True,
-                         evaluator="grounding", evaluator_version=2, source="evaluator")  # fmt: skip
+                         evaluator="grounding", evaluator_version=2, source="evaluator")])  # fmt: skip
     Trace.objects.filter(pk=trace.pk).update(has_unpriced=True)
     cohort = cohort_load(window=Trace.objects.filter(project=tenant.project), attribute="release", value="v1")
     assert cohort.judged["grounding"] == [1, 1]  # version 1's failure is superseded by version 2's pass

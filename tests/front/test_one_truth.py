@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from evals.canary.cohorts import canary_analyse
 from evals.models import Score, ScoreSource
-from evals.services import traces_score
+from evals.services import scores_upsert, traces_score
 from evals.signals import signal_of
 from rollups.selectors import overview, service_detail, window_for
 from slos.selectors import slo_summaries
@@ -54,13 +54,15 @@ def test_every_surface_gives_the_same_numbers(client: Client, tenant: Tenant) ->
     traces = [send(client, tenant, *row) for row in plan]
     traces_score(project_id=tenant.project.pk, trace_pks=[t.pk for t in traces])
     # Stale rows of an older grounding version, each saying the opposite of the current one.
-    for row in Score.objects.filter(trace__in=traces, name="grounding"):
-        Score.objects.create(
+    scores_upsert([
+        Score(
             project=tenant.project, trace=row.trace, key=f"stale:{row.pk}", service=row.service,
             trace_start=row.trace_start, name="grounding", value=1 - (row.value or 0),
             passed=not row.passed, evaluator="grounding", evaluator_version=row.evaluator_version - 1,
             source=ScoreSource.EVALUATOR,
-        )  # fmt: skip
+        )
+        for row in Score.objects.filter(trace__in=traces, name="grounding")
+    ])  # fmt: skip
     recompute()
     now = timezone.now()
     slos = {

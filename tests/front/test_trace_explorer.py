@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import Role
 from accounts.services import membership_set, user_create
 from evals.models import Dataset, DatasetItem, Score, ScoreSource
-from evals.services import ExternalScore, score_record
+from evals.services import ExternalScore, score_record, scores_upsert
 from front.selectors import InvalidCursor, TraceFilters, TraceSort, trace_count, trace_page
 from tests.conftest import PASSWORD, Tenant, make_tenant
 from tests.explorer_data import login, make_trace, score
@@ -153,10 +153,10 @@ def test_a_sort_by_score_ranks_traces_by_their_lowest_current_value(
     score_record(score=ExternalScore(trace=traces[7], span=None, name="grounding", value=0.05, label="",
                                      passed=False, comment="", external_id="second"))  # fmt: skip
     # An evaluator's rows: its older version said 0.01 and is superseded; the current one (0.95) is not the lowest.
-    for version, said in ((1, 0.01), (2, 0.95)):
-        Score.objects.create(project=tenant.project, trace=traces[2], key=f"eval:{version}", service="bot",
+    for version, said in ((2, 0.95), (1, 0.01)):  # the old one lands last
+        scores_upsert([Score(project=tenant.project, trace=traces[2], key=f"eval:{version}", service="bot",
                              trace_start=traces[2].start_time, name="grounding", value=said, passed=said >= 0.5,
-                             evaluator="grounding", evaluator_version=version, source=ScoreSource.EVALUATOR)  # fmt: skip
+                             evaluator="grounding", evaluator_version=version, source=ScoreSource.EVALUATOR)])  # fmt: skip
     score(make_trace(other_tenant.project, 50, seconds=20), "grounding", passed=False, value=0.0)  # never listed
     lowest = [0.5, 0.1, 0.9, None, 0.3, 0.7, 0.2, 0.05, 0.3]
     ranked = {t.pk: v for t, v in zip(traces, lowest, strict=True) if v is not None}

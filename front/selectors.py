@@ -93,6 +93,7 @@ SCORE_RANK_BOUND = 10_000  # the newest matching traces a sort by score ranks wh
 # instead once SCORE_WALK_ROWS rows gave too few matching traces for the page (_walk_score_order).
 SCORE_WALK_BATCH = 250
 SCORE_WALK_ROWS = 2_000
+SCORE_RANK_ALL = 1_000  # as many traces match the other filters, or fewer: a sort by score ranks them all at once
 COUNT_TIMEOUT_MS = 250  # the list page asks for its count afterwards (trace_list_count): it may take longer
 # A text search (with its other filters) matching at most this many traces: the page reads them all through the
 # trigram index and sorts them, a few ms. Walking the time index instead tests the words on each trace until a page
@@ -262,18 +263,26 @@ def _score_ranked_page(project: Project, filters: TraceFilters, cursor: str, lim
     (a label only has no place in the order; with a failing check, those failing it), by their lowest current
     value, ties by id.
 
-    Found by walking the score's values in order (``_walk_score_order``): a page of a list most traces are in
-    costs a few hundred rows wherever it starts. When the other filters keep few of the walked traces, the walk
-    gives up after SCORE_WALK_ROWS rows and the newest SCORE_RANK_BOUND traces of those filters are ranked instead
-    (``_rank_newest``); the page says when there were more of them (``ranked_newest``)."""
+    At most SCORE_RANK_ALL traces match the other filters: all of them are ranked here (``_rank``). More: the
+    page is found by walking the score's values in order (``_walk_score_order``), a few hundred rows wherever it
+    starts. When the other filters keep few of the walked traces, the walk gives up after SCORE_WALK_ROWS rows and
+    the newest SCORE_RANK_BOUND traces of those filters are ranked instead; the page says when there were more of
+    them (``ranked_newest``)."""
     after = None
     if cursor:
         value, pk = decode_cursor(cursor, sort)
         after = (cast(float, value), pk)  # a score cursor's value is a float
     ranked_newest = None
-    chosen = _walk_score_order(project, filters, after, limit + 1, sort.descending)
-    if chosen is None:
-        chosen, ranked_newest = _rank_newest(project, filters, after, limit + 1, sort.descending)
+    candidates = _newest(project, filters, SCORE_RANK_ALL + 1)
+    if len(candidates) <= SCORE_RANK_ALL:
+        chosen = _rank(project, filters, candidates, after, limit + 1, sort.descending)
+    else:
+        walked = _walk_score_order(project, filters, after, limit + 1, sort.descending)
+        if walked is None:
+            candidates = _newest(project, filters, SCORE_RANK_BOUND)
+            ranked_newest = SCORE_RANK_BOUND if len(candidates) == SCORE_RANK_BOUND else None
+            walked = _rank(project, filters, candidates, after, limit + 1, sort.descending)
+        chosen = walked
     shown = chosen[:limit]
     items = []
     if shown:
@@ -347,25 +356,31 @@ def _walk_score_order(
         after = (rows[-1][0], rows[-1][1])
 
 
-def _rank_newest(
-    project: Project, filters: TraceFilters, after: tuple[float, int] | None, wanted: int, descending: bool
-) -> tuple[list[Ranked], int | None]:
-    """Up to `wanted` traces of the list sorted by score, past the cursor key `after`, of the newest
-    SCORE_RANK_BOUND traces that match the other filters, ranked here; and SCORE_RANK_BOUND when there were more
-    traces than that."""
-    newest = dict(
+def _newest(project: Project, filters: TraceFilters, bound: int) -> dict[int, datetime]:
+    """The newest `bound` traces that match the filters other than the score's, with their starts."""
+    return dict(
         _filtered(project, replace(filters, score="", failing=""))
         .order_by("-start_time", "-id")
-        .values_list("pk", "start_time")[:SCORE_RANK_BOUND]
+        .values_list("pk", "start_time")[:bound]
     )
-    lowest, failing = _lowest_current(project, filters, set(newest), list(newest.values()), checked=True)
+
+
+def _rank(
+    project: Project,
+    filters: TraceFilters,
+    candidates: dict[int, datetime],
+    after: tuple[float, int] | None,
+    wanted: int,
+    descending: bool,
+) -> list[Ranked]:
+    """Up to `wanted` of these traces (starts by id) in the list's order by score, past the cursor key `after`."""
+    lowest, failing = _lowest_current(project, filters, set(candidates), list(candidates.values()), checked=True)
     ranked = sorted(
         ((value, pk) for pk, value in lowest.items() if not filters.failing or pk in failing), reverse=descending
     )
     if after is not None:
         ranked = [key for key in ranked if (key < after if descending else key > after)]
-    bounded = SCORE_RANK_BOUND if len(newest) == SCORE_RANK_BOUND else None
-    return [(value, pk, newest[pk]) for value, pk in ranked[:wanted]], bounded
+    return [(value, pk, candidates[pk]) for value, pk in ranked[:wanted]]
 
 
 def _lowest_current(

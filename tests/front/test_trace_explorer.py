@@ -130,12 +130,14 @@ def _settings(connection: Any) -> tuple[str, ...]:
         return tuple(cursor.fetchone())
 
 
-# How a sort by score finds its page: walking the score's values in order (in one batch or several), or ranking the
-# newest traces of the other filters once the walk gives up. Every way gives the same order.
+# How a sort by score finds its page: ranking every trace of the other filters when they are few, walking the score's
+# values in order (in one batch or several), or ranking the newest traces once the walk gives up. Every way gives
+# the same order.
 SCORE_PATHS = {
-    "walk": {},
-    "walk in batches of two": {"SCORE_WALK_BATCH": 2},
-    "ranking the newest": {"SCORE_WALK_BATCH": 1, "SCORE_WALK_ROWS": 1},
+    "ranking every trace": {},
+    "walk": {"SCORE_RANK_ALL": 0},
+    "walk in batches of two": {"SCORE_RANK_ALL": 0, "SCORE_WALK_BATCH": 2},
+    "ranking the newest": {"SCORE_RANK_ALL": 0, "SCORE_WALK_BATCH": 1, "SCORE_WALK_ROWS": 1},
 }
 
 
@@ -185,6 +187,7 @@ def test_a_sort_by_score_that_ranks_the_newest_traces_says_so(
         score(trace, "grounding", passed=value is not None and value >= 0.5, value=value)
     search = TraceFilters(score="grounding")
     # The walk gives up after one row: only the newest SCORE_RANK_BOUND traces are ranked, and the list page says so.
+    monkeypatch.setattr("front.selectors.SCORE_RANK_ALL", 0)
     monkeypatch.setattr("front.selectors.SCORE_WALK_BATCH", 1)
     monkeypatch.setattr("front.selectors.SCORE_WALK_ROWS", 1)
     monkeypatch.setattr("front.selectors.SCORE_RANK_BOUND", 4)

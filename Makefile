@@ -58,9 +58,11 @@ lint: install-dev
 typecheck: install-dev
 	$(VENV)/bin/mypy .
 
-# The suite runs on PostgreSQL and Redis, then on SQLite and the filesystem broker (tests marked postgres_only
-# are skipped there, each with its reason). Each run is spread over TEST_WORKERS pytest-xdist workers, a test file
-# per worker at a time; tests/xdist_worker.py gives each worker its own database, Redis database and var directory.
+# The suite runs on PostgreSQL and Redis, then on SQLite and the filesystem broker: there every test that reaches a
+# database (those that cannot, pytest-django refusing them, ran the same in the first pass), tests marked
+# postgres_only skipped, each with its reason. Each run is spread over TEST_WORKERS pytest-xdist workers, a test
+# file per worker at a time, the files that start processes first (tests/conftest.py); tests/xdist_worker.py gives
+# each worker its own database, Redis database and var directory.
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -p tests.xdist_worker
 # The scale-out run with faults (tests/ops/test_scaleout.py, about 2 minutes) runs in the PostgreSQL pass only: it
@@ -69,7 +71,7 @@ test: install-dev browsers scaleout-tools lint typecheck
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) SRE4AI_SCALEOUT=1 $(PYTEST)
 	mkdir -p $(abspath $(TEST_SQLITE_DIR))
 	DATABASE_URL=sqlite:///$(abspath $(TEST_SQLITE_DIR))/db.sqlite3 CELERY_BROKER_URL=filesystem:// \
-	  SRE4AI_VAR_DIR=$(abspath $(TEST_SQLITE_DIR)) $(PYTEST)
+	  SRE4AI_VAR_DIR=$(abspath $(TEST_SQLITE_DIR)) SRE4AI_DATABASE_TESTS_ONLY=1 $(PYTEST)
 
 bench: install-dev
 	$(PY) bench/ingest.py

@@ -14,7 +14,6 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 
 from accounts.models import ApiKey, Project, Role, Scope
 from accounts.services import api_key_issue, membership_set, project_create, user_create
@@ -36,27 +35,6 @@ def _loopback_allowed(settings: Any) -> None:
 
 
 SQLITE = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
-
-
-def _flush_by_deleting(
-    self: PostgresOperations,
-    style: Any,
-    tables: list[str],
-    *,
-    reset_sequences: bool = False,
-    allow_cascade: bool = False,
-) -> list[str]:
-    """How a transactional test's database is emptied after it on PostgreSQL: a DELETE per table rather than
-    Django's one TRUNCATE of every table, which makes new files for each table and each of its daily partitions
-    (0.8 s a test here, a minute and more of the suite). The rows a test leaves are few; the foreign keys Django
-    makes are deferred to the commit, so the order does not matter."""
-    if reset_sequences:
-        return _TRUNCATE(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
-    return [f"DELETE FROM {self.quote_name(table)};" for table in tables]  # noqa: S608 - table names, quoted
-
-
-_TRUNCATE = PostgresOperations.sql_flush
-PostgresOperations.sql_flush = _flush_by_deleting  # type: ignore[method-assign,assignment]
 
 
 def pytest_configure(config: pytest.Config) -> None:

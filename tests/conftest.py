@@ -71,9 +71,11 @@ def starts_processes(item: pytest.Item) -> bool:
     return committed or bool({"live_server", "transactional_db"} & uses) or PROCESS_TESTS in Path(item.fspath).parents
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-django's order (database tests, transactional, the others), kept per file
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Files with tests that start processes run first: make test spreads whole files over its workers, and a slow
-    file dealt last kept one worker busy for minutes after the other had finished.
+    file dealt last (the scale-out test, with no database of its own, came last) kept one worker busy for minutes
+    after the other had finished.
 
     SRE4AI_DATABASE_TESTS_ONLY=1 (make test's second pass, on SQLite): only the tests that reach a database. The
     others cannot touch one (pytest-django refuses them the connection), so they ran as they would here in the

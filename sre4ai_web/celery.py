@@ -37,6 +37,9 @@ app.conf.task_routes = {
 
 # How often beat looks for work to send again (docs/security.md, "Recovery"); the fault tests shorten it.
 RECOVERY_SWEEP_SECONDS = float(os.environ.get("SRE4AI_RECOVERY_SWEEP_SECONDS", "15"))
+# How often beat looks for golden probes that are due; the probe test shortens it (beat's first tick of an interval
+# comes one interval after it starts).
+PROBE_SCHEDULE_SECONDS = float(os.environ.get("SRE4AI_PROBE_SCHEDULE_SECONDS", "60"))
 
 app.conf.beat_schedule = {
     # Late spans and scores mark minutes dirty; their rollups are recomputed within seconds.
@@ -44,7 +47,7 @@ app.conf.beat_schedule = {
     # Every service with traffic: the last 24 h against the 7 days before, once an hour.
     "drift-schedule": {"task": "evals.tasks.drift_schedule", "schedule": 3600.0},
     # Golden probes that are due (every N minutes or on their cron expression) start within a minute.
-    "probe-schedule": {"task": "evals.tasks.probe_schedule", "schedule": 60.0},
+    "probe-schedule": {"task": "evals.tasks.probe_schedule", "schedule": PROBE_SCHEDULE_SECONDS},
     # SLO alert rules at the last complete minute; state changes go to the notification outbox.
     "slos-evaluate": {"task": "slos.tasks.evaluate", "schedule": 60.0},
     # Notifications are sent on commit; this picks up retries whose backoff has passed.

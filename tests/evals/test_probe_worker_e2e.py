@@ -2,8 +2,8 @@
 the worker runs it against a fake LLM app on 127.0.0.1 (records traces through the ingest service, scores them),
 then the app's answers are switched and a "Run now" from the page is run by the worker and shows the flip.
 
-Beat sends its first probe_schedule tick one schedule period (60 s) after it starts, so this test takes
-about a minute and a half."""
+Beat sends its first probe_schedule tick one schedule period after it starts: 60 s by default, 2 s here
+(SRE4AI_PROBE_SCHEDULE_SECONDS)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ def start_beat(schedule_file: Path) -> subprocess.Popen[bytes]:
         **os.environ,
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "SRE4AI_PROBE_SCHEDULE_SECONDS": "2",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "sre4ai_web", "beat", "-s", str(schedule_file), "--loglevel", "WARNING"],

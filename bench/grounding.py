@@ -253,7 +253,8 @@ def scorer(evaluator: Any) -> Scorer:
 
 def baseline(revision: str) -> Any:
     """The grounding evaluator of a git revision, default params: its modules (grounding.py and, from version 2
-    on, grounding_features.py with the weight files beside them) loaded from ``git show`` under other names."""
+    on, grounding_features.py with the weight files beside them, and the text helpers they read) loaded from
+    ``git show`` under other names, so that nothing of this code's reading of a text serves the old one."""
 
     def show(path: str) -> str | None:
         done = subprocess.run(
@@ -265,7 +266,12 @@ def baseline(revision: str) -> Any:
     tag = re.sub(r"\W", "_", revision)
     features = show("grounding_features.py")
     source = show("grounding.py")
+    text_helpers = show("text.py")
     assert source is not None, f"no evals/evaluators/grounding.py at {revision}"
+    if text_helpers is not None:
+        (folder / f"text_{tag}.py").write_text(text_helpers)
+        source = source.replace("evals.evaluators.text", f"text_{tag}")
+        features = features and features.replace("evals.evaluators.text", f"text_{tag}")
     if features is not None:
         source = source.replace("evals.evaluators.grounding_features", f"grounding_features_{tag}")
         (folder / f"grounding_features_{tag}.py").write_text(features)

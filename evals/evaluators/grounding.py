@@ -56,6 +56,7 @@ from evals.evaluators.grounding_features import (
     answer_feature_names,
     answer_features,
     answer_roots,
+    answer_words,
     best_passage,
     claim_features,
     content_keys,
@@ -470,7 +471,8 @@ class Grounding(Evaluator[GroundingParams]):
         docs = [(d.id, d.text) for d in item.context if d.text and d.text.strip()]
         if not answer.strip() or not docs:
             return None
-        ctx = index_context(docs, answer_roots(answer))
+        words = answer_words(answer)
+        ctx = index_context(docs, answer_roots(words))
         known_words: set[str] = set()
         known_numbers: set[str] = set()
         input_keys: set[str] = set()
@@ -510,7 +512,7 @@ class Grounding(Evaluator[GroundingParams]):
             for position, (similarity, best) in zip(open_claims, _embedding_support(texts, ctx), strict=True):
                 self._apply_embedding(verdicts[position], similarity, best)
 
-        return _Measured(spans, verdicts, ctx, truncated, word_overlap(answer, ctx))
+        return _Measured(spans, verdicts, ctx, truncated, word_overlap(words, ctx))
 
     def evaluate(self, item: EvalItem) -> EvalResult | None:
         measured = self.measure(item)

@@ -8,12 +8,16 @@ shortcut that drifts from its definition fails here before it changes a verdict.
 
 from __future__ import annotations
 
+import json
 import random
+import re
+from pathlib import Path
 
 import pytest
 
 from evals.evaluators import grounding_features as gf
-from evals.evaluators.text import STOPWORDS, numbers, raw_words, stem, words
+from evals.evaluators import text
+from evals.evaluators.text import MONTHS, STOPWORDS, normalise_number, numbers, raw_words, stem, words
 
 # Words chosen for the edge cases: apostrophes inside, at the end and typographic, clause delimiters and the
 # conjunctions that end a clause, digits with separators and ordinals, a superscript digit, accents, capitals,
@@ -40,6 +44,7 @@ def sentences(count: int, seed: int = 17) -> list[str]:
 
 
 SENTENCES = sentences(600)
+SAMPLE = Path(__file__).resolve().parents[3] / "bench" / "data" / "halueval_qa_sample.jsonl"
 
 
 def test_the_generated_sentences_reach_every_case() -> None:
@@ -172,3 +177,94 @@ def test_missing_specifics_agree_with_the_plain_loop() -> None:
             assert gf.missing_specifics(sentence, ctx, known_words, {"1000"}) == expected, sentence
             flagged += bool(expected)
     assert flagged > 50  # the comparison covers names and numbers that are missing, not only present ones
+
+
+# text.numbers as first written: the optional prefix and the word boundary before the digits, in the patterns.
+_ISO_DATE_PLAIN = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
+_MONTH_NAMES = {number: name for name, number in MONTHS.items()}
+_NUMBER_PLAIN = re.compile(r"[$€£¥₹]?\s?(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?:st|nd|rd|th|s)?%?(?!\w)")
+
+
+def _numbers_reference(text: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for match in _ISO_DATE_PLAIN.finditer(text):
+        year, month, day = match.groups()
+        found.append((match.group(), normalise_number(year)))
+        found.append((match.group(), normalise_number(day)))
+        if 1 <= int(month) <= 12:
+            found.append((match.group(), _MONTH_NAMES[int(month)]))
+    rest = _ISO_DATE_PLAIN.sub(" ", text) if found else text
+    for match in _NUMBER_PLAIN.finditer(rest):
+        found.append((match.group().strip(), normalise_number(match.group(1), match.group(2))))
+    return found
+
+
+# Characters around numbers: currency signs, spaces of several kinds (a no-break space, a tab, a line break, the
+# information separator that str.isspace counts), separators, suffixes, letters, an underscore and a superscript
+# digit (a \\w character that is no \\d).
+NUMBER_PIECES = [
+    *"0123456789",
+    *"$€£¥₹",
+    " ",
+    " ",
+    " ",
+    "\t",
+    "\n",
+    "\x1c",
+    *",.-:%_²'",
+    "st",
+    "nd",
+    "th",
+    "s",
+    "x",
+    "A",
+]
+
+
+def test_numbers_read_what_the_plain_patterns_read() -> None:
+    rng = random.Random(11)
+    texts = ["".join(rng.choice(NUMBER_PIECES) for _ in range(rng.randint(1, 40))) for _ in range(20_000)]
+    texts += ["$ 5 and $5, 1,000.50 the 3rd 1990s 20% 2024-03-05 x2024-03-05 2024-13-05", "a$ 7 €\t8 £\n9"]
+    texts += [json.loads(line)["knowledge"] for line in SAMPLE.read_text().splitlines()]
+    written: list[str] = []
+    for sample in texts:
+        expected = _numbers_reference(sample)
+        assert numbers(sample) == expected, sample
+        written += [w for w, _value in expected]
+    assert len(written) > 40_000  # most texts have numbers: the comparison is not of empty lists
+    assert sum(w[0] in "$€£¥₹" and w[1].isspace() for w in written) > 500  # nor only of bare digits
+
+
+def _sample_texts() -> list[str]:
+    rows = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
+    return [text for row in rows for text in (row["knowledge"], row["question"], row["right_answer"])]
+
+
+def test_answer_roots_are_the_roots_of_both_tokenisers() -> None:
+    texts = [*SENTENCES, " ".join(SENTENCES), "'twas rock’n’roll’ O''Neil ’90s students’ x'"]
+    for sample in texts:
+        expected = set(map(gf._ROOTS.__getitem__, gf._WORD.findall(sample)))
+        expected.update(map(gf._ROOTS.__getitem__, raw_words(sample)))
+        expected.discard(None)
+        assert gf.answer_roots(gf.answer_words(sample)) == expected, sample
+    assert any(gf._WORD.findall(s) != raw_words(s) for s in texts)  # the two tokenisers do differ on some
+
+
+# The patterns as first written, each with its leading check in front (slower: see the module).
+_NAME_PLAIN = re.compile(r"(?<![\w'’])[A-Z][\w'’]*(?:(?:[-–]| (?:of |de |van |von |da |del |la )?)[A-Z][\w'’]*)*")
+_END_PLAIN = re.compile(r"""[.!?…。！？]+["'”’)\]]*(?=\s|$)|(?<=[a-z0-9)\]"”])\.(?=[A-Z][a-z])|[。！？]+""")
+STOP_PIECES = [*".!?…。！？\"'”’)]", " ", "\n", "a", "Z", "Th", "0", "e.g", "U.S", "Mr"]
+
+
+def test_names_and_sentence_stops_are_what_the_plain_patterns_find() -> None:
+    rng = random.Random(5)
+    texts = [*SENTENCES, *_sample_texts()]
+    texts += ["".join(rng.choice(STOP_PIECES) for _ in range(rng.randint(1, 30))) for _ in range(5_000)]
+    names = stops = 0
+    for sample in texts:
+        expected_names = [m.span() for m in _NAME_PLAIN.finditer(sample)]
+        assert [m.span() for m in gf.NAME.finditer(sample)] == expected_names, sample
+        expected_stops = [m.span() for m in _END_PLAIN.finditer(sample)]
+        assert [m.span() for m in text._END.finditer(sample)] == expected_stops, sample
+        names, stops = names + len(expected_names), stops + len(expected_stops)
+    assert names > 10_000 and stops > 10_000

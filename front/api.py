@@ -169,7 +169,7 @@ FILTER_PARAMETERS = [
     for name, description in [
         ("service", "Exact service name."),
         ("environment", "Exact environment."),
-        ("model", "Traces with at least one span of this model."),
+        ("model", "Traces whose LLM or embedding spans used this model, as the service page's breakdown counts them."),
         ("status", "ok or error."),
         ("range", "1h, 24h, 7d or 30d before now."),
         ("since", "ISO 8601 start (inclusive)."),

@@ -32,8 +32,8 @@ from psycopg.errors import QueryCanceled
 
 from accounts.models import Project
 from evals.models import Score
-from sre4ai_web.lib.sql import AnyOf
-from traces.models import Span, Trace
+from sre4ai_web.lib.sql import AnyOf, JsonArrayHas
+from traces.models import Trace
 from traces.selectors import SCORE_START_SLACK
 
 LIST_COLUMNS = (
@@ -187,10 +187,9 @@ def _filtered(project: Project, filters: TraceFilters) -> QuerySet[Trace]:
         # PostgreSQL: a trigram index on UPPER(search_text) serves this ILIKE-style match.
         qs = qs.filter(search_text__icontains=filters.text)
     if filters.model:
-        spans = Span.objects.filter(project=project, model=filters.model, trace=OuterRef("pk"))
-        if filters.since:  # a trace starts with its first span: the others start later, in no earlier partition
-            spans = spans.filter(start_time__gte=filters.since)
-        qs = qs.filter(Exists(spans))
+        # The trace's LLM and embedding models, as the service page's breakdown, SLIs and canary read them; on
+        # PostgreSQL a GIN index serves a rare model (migration traces 0015).
+        qs = qs.filter(JsonArrayHas("model_names", filters.model))
     if filters.name:
         qs = qs.filter(name=filters.name)
     if filters.failing:

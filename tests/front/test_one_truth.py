@@ -5,10 +5,12 @@ ignore them (Score.objects.current)."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -24,6 +26,7 @@ from slos.selectors import slo_summaries
 from slos.services import sli_history_rebuild
 from tests import otlp_build as ob
 from tests.conftest import PASSWORD, Tenant
+from tests.native_data import T0, native_trace
 from tests.scoring_data import GROUNDED, INVENTED, LEAKY, rag_spans
 from tests.slo_data import create_slo, recompute
 from traces.models import Trace
@@ -152,3 +155,38 @@ def test_every_surface_gives_the_same_numbers(client: Client, tenant: Tenant) ->
         api_grounding += [s["passed"] for s in scores if s["name"] == "grounding"]
         assert all(re.fullmatch(r"\d+", str(s["evaluator_version"])) for s in scores)
     assert (sum(api_grounding), len(api_grounding)) == grounded
+
+
+def test_a_model_means_the_same_traces_in_the_list_and_the_breakdown(client: Client, tenant: Tenant) -> None:
+    """A trace's models are those of its LLM and embedding spans (``Trace.model_names``): the service page's model
+    breakdown, SLIs and canary cohorts read them, and so does the trace list's model filter and its count. A model
+    named on another kind of span (a reranker called as a tool, here) is none of the trace's models anywhere."""
+    plan = {"gpt-4o-mini": 3, "claude-3-5-haiku-20241022": 2}
+    traces = []
+    for model, n in plan.items():
+        for _ in range(n):
+            trace = native_trace(len(traces))
+            chat = trace["spans"][0]["children"][1]
+            chat["model"] = model
+            rerank = dict(trace["spans"][0]["children"][2], name="rerank", model="rerank-v3")
+            trace["spans"][0]["children"].append(rerank)
+            traces.append(trace)
+    response = client.post("/api/v1/traces", data=json.dumps({"traces": traces}), content_type="application/json",
+                           headers=tenant.bearer)  # fmt: skip
+    assert response.status_code in (200, 202), response.content
+    recompute()
+    window = window_for(range_key="7d", now=T0 + timedelta(days=1))
+    breakdown = service_detail(project=tenant.project, service=SERVICE, environment="", window=window).breakdowns
+    by_model = {model: series.traffic() for model, series in breakdown["model"].items()}
+    assert by_model == plan
+
+    client.login(username="alice", password=PASSWORD)
+    for model in [*plan, "rerank-v3"]:
+        query = urlencode({"model": model, "since": (T0 - timedelta(hours=1)).isoformat(),
+                           "until": (T0 + timedelta(hours=1)).isoformat()})  # fmt: skip
+        count = client.get(f"/p/acme/traces/count/?{query}").content.decode()
+        listed = client.get(f"/p/acme/traces/?{query}").content.decode().count('<tr class="')
+        api = client.get(f"/api/v1/traces?{query}", headers=tenant.bearer).json()["items"]
+        expected = plan.get(model, 0)
+        assert listed == len(api) == expected, model
+        assert count.strip() == f"{expected} traces", count

@@ -1159,6 +1159,7 @@ def claim_features(
     ranked = [i for _w, i in sorted(zip(map(operator.neg, hits.values()), hits, strict=True))[:4]]
     best = ranked[0] if ranked else None
     sentences = ctx.sentences
+    count = len(sentences)
     denominator = len(judged_roots) + len(judged_numbers)
     best_window = idf_window = 0.0
     window = (best, best) if best is not None else None
@@ -1166,11 +1167,11 @@ def claim_features(
     found_in: dict[int, set[str]] = {}  # per sentence near a ranked one: the wanted roots and numbers it has
     for i in ranked:
         for j in (i - 1, i, i + 1):
-            if j not in found_in and 0 <= j < len(sentences):
+            if j not in found_in and 0 <= j < count:
                 found_in[j] = (wanted & sentences[j].roots) | (wanted & sentences[j].numbers)
     for i in ranked:
         for lo, hi in ((i, i), (i - 1, i), (i, i + 1), (i - 1, i + 1)):
-            if lo < 0 or hi >= len(sentences) or sentences[lo].doc != sentences[hi].doc:
+            if lo < 0 or hi >= count or sentences[lo].doc != sentences[hi].doc:
                 continue
             shared = found_in[lo] if lo == hi else found_in[lo].union(found_in[lo + 1], found_in[hi])
             share = sum(map(weight.__getitem__, shared)) / weight_total if weight_total else 0.0
@@ -1189,15 +1190,18 @@ def claim_features(
     # The weakest clause: a baseless clause in an otherwise supported sentence ("..., after a bidding war").
     clause_found = clause_near = 1.0
     if window is not None and len(wanted) >= 4:
-        near = set().union(*(sentences[j].roots | sentences[j].numbers for j in range(window[0], window[1] + 1)))
+        # A clause's words are among the wanted ones: what the window and the context hold of those is enough.
+        # (Every sentence of the window is a ranked one or next to one: ``found_in`` has it.)
+        near = set().union(*(found_in[j] for j in range(window[0], window[1] + 1)))
+        found = {w for w in wanted if w in ctx.roots or w in ctx.numbers}
         for clause in clauses:
-            said = wanted.intersection(token_sequence(clause))
+            # Sequence values that are no wanted root or number (None for a stop word) drop out.
+            said = wanted.intersection(map(_SEQUENCE.__getitem__, clause))
             if len(said) >= 2:
-                present = len(said) - len(said - ctx.roots - ctx.numbers)  # no union of the large sets per clause
-                clause_found = min(clause_found, present / len(said))
+                clause_found = min(clause_found, len(said & found) / len(said))
                 clause_near = min(clause_near, len(said & near) / len(said))
     pairs = 1.0
-    claim_pairs = word_pairs([r for r in token_sequence(raw) if r in wanted], reach=1)
+    claim_pairs = word_pairs([r for r in map(_SEQUENCE.__getitem__, raw) if r in wanted], reach=1)
     if claim_pairs and window is not None:
         stated: set[tuple[str, str]] = set()
         for j in range(window[0], window[1] + 1):
@@ -1248,12 +1252,15 @@ def claim_features(
 
     conflict = None
     number_conflict = 0.0
-    # A record field counts as named by the claim with all its words, the meta words too ("review stars: 4").
-    named_roots = judged_roots | {root_of[k] for k in keys}
-    if (
-        missing_numbers_set and _states_other_number(ctx, window, hits, named_roots, missing_numbers_set, number_values)
-    ) or _field_disagrees(ctx, hits, named_roots, number_values):
-        number_conflict, conflict = 1.0, "number"
+    # Without a number the context lacks, nor a number and a record (``_field_disagrees``), no number disagrees.
+    if missing_numbers_set or (number_values and ctx.structured):
+        # A record field counts as named by the claim with all its words, the meta words too ("review stars: 4").
+        named_roots = judged_roots | {root_of[k] for k in keys}
+        if (
+            missing_numbers_set
+            and _states_other_number(ctx, window, hits, named_roots, missing_numbers_set, number_values)
+        ) or _field_disagrees(ctx, hits, named_roots, number_values):
+            number_conflict, conflict = 1.0, "number"
     claim_negated = NEGATED in map(_ROOTS.__getitem__, raw)
     flip = 1.0 if check_negation and negation_flip(sentence, ctx, judged_roots, claim_negated) else 0.0
     if flip and conflict is None:
@@ -1263,14 +1270,16 @@ def claim_features(
         passage = list(range(window[0], window[1] + 1)) if window else []
         bare_negation = 0.0 if any(sentences[i].negated for i in (*passage, *ranked)) else 1.0
     opposite = 0.0
-    near_roots = frozenset().union(*(sentences[i].roots for i in ranked[:3]))
-    for r in judged_roots:
-        if r not in near_roots and OPPOSITE.get(r, set()) & near_roots:
-            opposite = 1.0
+    swappable = judged_roots & OPPOSITE.keys()  # most claims have no word with a counterpart: nothing to read
+    if swappable:
+        near_roots = frozenset().union(*(sentences[i].roots for i in ranked[:3]))
+        for r in swappable:
+            if r not in near_roots and OPPOSITE[r] & near_roots:
+                opposite = 1.0
     if opposite and conflict is None:
         conflict = "opposite"
-    raw_folded = set(map(_FOLDED.__getitem__, raw))
-    first_person = 1.0 if any(w in _FIRST_PERSON and w not in ctx.words for w in raw_folded) else 0.0
+    spoken = _FIRST_PERSON.intersection(map(_FOLDED.__getitem__, raw))
+    first_person = 1.0 if any(w not in ctx.words for w in spoken) else 0.0
 
     values = {
         "coverage": coverage,

@@ -268,3 +268,81 @@ def test_names_and_sentence_stops_are_what_the_plain_patterns_find() -> None:
         assert [m.span() for m in text._END.finditer(sample)] == expected_stops, sample
         names, stops = names + len(expected_names), stops + len(expected_stops)
     assert names > 10_000 and stops > 10_000
+
+
+def _plain_claim_measures(sentence: str, ctx: gf.Context) -> dict[str, float]:
+    """The measures of a claim that claim_features reads from smaller sets, as first written: the weakest clause
+    from the window sentences' roots and the context's, the word pairs, the speaker's voice, a swapped role, a
+    disagreeing number (a user's input that knows nothing)."""
+    raw, _loose, clauses = gf._claim_words(sentence)
+    content = [c for c in map(gf._CONTENT.__getitem__, raw) if c]
+    root_of = dict(content)
+    keys = [k for k, _r in content]
+    number_values = {v for _w, v in gf.number_keys(sentence) if not v.isalpha()}
+    number_values.update(filter(None, map(gf._NUMBER_WORD.__getitem__, raw)))
+    novel = [k for k in keys if k not in gf._META_KEYS]
+    judged_roots = {root_of[k] for k in (set(novel) if (novel or number_values) else set(keys))}
+    wanted = judged_roots | number_values
+    table, rare = gf.idf_table()
+    hits: dict[int, float] = {}
+    for r in judged_roots:
+        for i in ctx.by_root.get(r, ()):
+            hits[i] = hits.get(i, 0.0) + table.get(r, rare)
+    for value in number_values:
+        for i in ctx.by_number.get(value, ()):
+            hits[i] = hits.get(i, 0.0) + 1.0
+    ranked = [i for _w, i in sorted((-w, i) for i, w in hits.items())[:4]]
+    window = gf.claim_features(sentence, ctx, set(), set(), set()).window
+    sentences = ctx.sentences
+    span = range(window[0], window[1] + 1) if window else range(0)
+    clause_found = clause_near = 1.0
+    if window is not None and len(wanted) >= 4:
+        near = set().union(*(sentences[j].roots | sentences[j].numbers for j in span))
+        for clause in clauses:
+            said = wanted.intersection(gf.token_sequence(clause))
+            if len(said) >= 2:
+                clause_found = min(clause_found, len(said & (ctx.roots | ctx.numbers)) / len(said))
+                clause_near = min(clause_near, len(said & near) / len(said))
+    claim_pairs = gf.word_pairs([r for r in gf.token_sequence(raw) if r in wanted], reach=1)
+    stated = set().union(*(claim_pairs & sentences[j].pairs for j in span))
+    pairs = len(stated) / len(claim_pairs) if claim_pairs and window else 0.0 if claim_pairs else 1.0
+    near_roots = frozenset().union(*(sentences[i].roots for i in ranked[:3]))
+    opposite = any(r not in near_roots and gf.OPPOSITE.get(r, set()) & near_roots for r in judged_roots)
+    folded = set(map(gf._FOLDED.__getitem__, raw))
+    named_roots = judged_roots | {root_of[k] for k in keys}
+    missing_numbers = number_values - ctx.numbers
+    number_conflict = bool(
+        missing_numbers and gf._states_other_number(ctx, window, hits, named_roots, missing_numbers, number_values)
+    ) or gf._field_disagrees(ctx, hits, named_roots, number_values)
+    return {
+        "clause_found": clause_found,
+        "clause_near": clause_near,
+        "pairs": pairs,
+        "first_person": float(any(w in gf._FIRST_PERSON and w not in ctx.words for w in folded)),
+        "opposite": float(opposite),
+        "number_conflict": float(number_conflict),
+    }
+
+
+RECORD = '{"name": "Acme Pro plan", "seats": 5, "price": {"monthly": 29.5, "first year": 1990}, "open": true}'
+FACTS = "We founded the Acme Pro plan in 1990 and it has 5 seats. Jones won the Academy Award in 2001."
+SUPPORT_MEASURES = ("clause_found", "clause_near", "pairs")  # 1.0 by default; the others 0.0
+
+
+@pytest.mark.parametrize("structured", [False, True])
+def test_claim_measures_read_from_smaller_sets_agree_with_the_plain_ones(structured: bool) -> None:
+    docs = [(f"d{i}", text) for i, text in enumerate(sentences(12, seed=9))] + [("facts", FACTS)]
+    if structured:
+        docs.append(("record", RECORD))
+    ctx = gf.index_context(docs)
+    voices = ("", "I think ", "We saw that ", "my ")
+    claims = [voices[n % 4] + s for n, s in enumerate(SENTENCES)]
+    claims += ["The Acme Pro plan was founded in 1995 and has 7 seats.", "The Acme Pro plan has 20 seats."]
+    seen = dict.fromkeys(("clause_found", "clause_near", "pairs", "first_person", "opposite", "number_conflict"), 0)
+    for claim in claims:
+        expected = _plain_claim_measures(claim, ctx)
+        values = gf.claim_features(claim, ctx, set(), set(), set()).values
+        assert {name: values[name] for name in expected} == expected, claim
+        for name, value in expected.items():
+            seen[name] += value != (1.0 if name in SUPPORT_MEASURES else 0.0)
+    assert min(seen.values()) > 0, seen  # every measure leaves its default on some claims

@@ -200,7 +200,7 @@ def _filtered(project: Project, filters: TraceFilters) -> QuerySet[Trace]:
     return qs
 
 
-def _scores_in_range(filters: TraceFilters) -> QuerySet[Score]:
+def _scores_in_range(filters: TraceFilters | GroupFilters) -> QuerySet[Score]:
     """The current scores of traces in the filters' time range. A score carries its trace's start (within
     SCORE_START_SLACK), so a subquery per trace reads only the range's days' partitions, not every day's."""
     return Score.objects.current(
@@ -524,6 +524,7 @@ def group_list(
         qs = qs.filter(start_time__gte=filters.since)
     if filters.until:
         qs = qs.filter(start_time__lte=filters.until)
+    failing_traces = _scores_in_range(filters).filter(project=project, passed=False).values("trace_id")
     rows = (
         qs.values(by)
         .annotate(
@@ -533,7 +534,9 @@ def group_list(
             sessions=Count("session_id", distinct=True, filter=~Q(session_id="")),
             cost=Coalesce(Sum("cost"), Value(Decimal(0)), output_field=DecimalField(max_digits=20, decimal_places=10)),
             tokens=Coalesce(Sum("total_tokens"), Value(0)),
-            failing=Count("pk", filter=_failing_exists()),
+            # The range's failing rows read once and hashed (an EXISTS per trace probed every day's partition:
+            # 950 ms for a week of users at 1M spans, 86 ms so).
+            failing=Count("pk", filter=Q(pk__in=failing_traces)),
         )
         .order_by(F(GROUP_SORTS[sort]).desc(), by)[:limit]
     )

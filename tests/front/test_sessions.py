@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from evals.models import Score, ScoreSource
+from evals.services import scores_upsert
 from tests.conftest import PASSWORD, Tenant
 from tests.explorer_data import make_trace, score
 from traces.models import Trace
@@ -101,8 +103,18 @@ def test_sessions_and_users_lists_filter_and_sort(
     client: Client, tenant: Tenant, django_assert_max_num_queries: Any
 ) -> None:
     conversation(tenant)  # s-1: 3 turns, $0.04, 1 failing; user u-1
-    for n in range(4):
+    big = [
         make_trace(tenant.project, 10 + n, seconds=200 + n, session="s-big", user="u-2", cost="0.001", service="other")
+        for n in range(4)
+    ]
+    # An older evaluator version failed one of u-2's traces; the current version passes it: no failing trace.
+    passed_now = big[0]
+    scores_upsert([
+        Score(project=tenant.project, trace=passed_now, key=f"grounding:v{version}", service=passed_now.service,
+              trace_start=passed_now.start_time, name="grounding", value=value, passed=value > 0.5,
+              evaluator="grounding", evaluator_version=version, source=ScoreSource.EVALUATOR)
+        for version, value in ((1, 0.1), (2, 0.9))
+    ])  # fmt: skip
     make_trace(tenant.project, 20, seconds=10, session="s-dear", user="u-3", cost="2")
     old = make_trace(tenant.project, 21, session="s-old", user="u-old", cost="1")
     Trace.objects.filter(pk=old.pk).update(start_time=old.start_time - timedelta(days=3))
@@ -125,6 +137,15 @@ def test_sessions_and_users_lists_filter_and_sort(
     html = client.get("/p/acme/users/", {"sort": "cost"}).content.decode()
     row = html[html.index('title="u-1"') :].split("</tr>")[0]
     assert re.findall(r'<td class="num">([^<]*)<', row)[:4] == ["3", "1", "600", "$0.04"]
+
+    def failing(path: str, key: str, **params: str) -> str:
+        html = client.get(path, params).content.decode()
+        cells = html[html.index(f'title="{key}"') :].split("</tr>")[0].split("<td")
+        return re.sub(r"<[^>]+>", "", "<td" + cells[-1]).strip()
+
+    assert failing("/p/acme/users/", "u-1") == failing("/p/acme/sessions/", "s-1") == "1"
+    assert failing("/p/acme/users/", "u-2") == failing("/p/acme/sessions/", "s-big") == "0"
+    assert failing("/p/acme/users/", "u-1", range="") == "1"  # all time: no range to bound the scores by
     html = client.get("/p/acme/sessions/", {"sort": "loudest", "since": "yesterday"}).content.decode()
     assert "Select a valid choice" in html and "Enter a valid date/time" in html
 

@@ -481,7 +481,7 @@ def service_detail(*, project: Project, service: str, environment: str, window: 
     )
     in_window = _scores_in_window(project, service, environment, window)
     least = list(in_window.filter(name="grounding", value__isnull=False).order_by("value", "-trace_start")[:10])
-    runaway = list(in_window.filter(name__in=RUNAWAY_CHECKS, passed=False).order_by("-trace_start")[:10])
+    runaway = _newest_first(in_window.filter(name__in=RUNAWAY_CHECKS, passed=False), window, 10)
     human = in_window.filter(name="human_feedback").aggregate(
         good=Count("pk", filter=Q(passed=True)), judged=Count("pk", filter=Q(passed__isnull=False))
     )
@@ -522,6 +522,20 @@ def service_detail(*, project: Project, service: str, environment: str, window: 
         human_feedback=feedback,
         request_costs=request_costs,
     )
+
+
+def _newest_first(scores: QuerySet[Score], window: Window, limit: int) -> list[Score]:
+    """The newest `limit` of these scores, looked for in the window's last day, then its last week, then all of
+    it: a busy service fills them from one day's rows, where a read of the whole window sorted every match of 30
+    days (the runaway traces of a 30-day page at 1M spans: 60-70 ms of SQL, 5-13 ms from the last day)."""
+    for days in (1, 7):
+        since = window.until - timedelta(days=days)
+        if since <= window.since:
+            break
+        rows = list(scores.filter(trace_start__gte=since).order_by("-trace_start")[:limit])
+        if len(rows) == limit:
+            return rows
+    return list(scores.order_by("-trace_start")[:limit])
 
 
 def _scores_in_window(project: Project, service: str, environment: str, window: Window) -> QuerySet[Score]:

@@ -40,12 +40,12 @@ import math
 import os
 import re
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evals.evaluators.base import EvalItem, EvalResult, Evaluator, EvaluatorError, missing_input
@@ -330,32 +330,70 @@ def flags(claims: list[ClaimFeatures]) -> int:
 
 @dataclass(frozen=True)
 class _Model:
-    """Gradient-boosted trees (bench/grounding_train.py). ``score`` is their sum plus the base, the log-odds
-    of support: one Python expression per tree, compiled once from the weights (a loop over node lists costs
-    several times more, and this runs for every claim)."""
+    """Gradient-boosted trees (bench/grounding_train.py): their sum plus the base is the log-odds of support.
+    Evaluated for all the rows of an answer at once with numpy (one row per claim, and the answer's): 0.37 ms
+    for the ~90 rows of a 2,000-word answer, where one compiled Python expression per row cost 0.50 ms. Each tree
+    is laid out as a complete binary tree of ``depth`` levels (node n has children 2n+1 and 2n+2), a leaf above
+    the last level split on a threshold every value passes into copies of itself: the test of every inner node
+    of every tree is then one comparison of all rows, and a row goes down all trees at once in ``depth`` steps."""
 
-    score: Callable[[list[float]], float]
+    base: float
+    feature: np.ndarray  # (trees, inner nodes): the feature each inner node tests; the row goes left when it is
+    threshold: np.ndarray  # <= this threshold
+    leaf: np.ndarray  # (trees, leaves): the value of each leaf of the last level
+    depth: int
 
-    def probability(self, features: list[float]) -> float:
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, self.score(features)))))
+    @classmethod
+    def from_trees(cls, base: float, trees: list[list[list[Any]]]) -> _Model:
+        """``trees``: parallel lists per tree (feature, threshold, left, right, value; feature -1 at a leaf)."""
 
-    def model_probability(self, claim: ClaimFeatures, context: dict[str, float]) -> float:
-        """The model on the claim alone (``context``: the measures of the context, ``context_values``)."""
-        return self.probability(answer_features([claim.values], claim_answer(claim, context)))
+        def depth_below(tree: list[list[Any]], node: int) -> int:
+            feature, _threshold, left, right, _value = tree
+            if int(feature[node]) < 0:
+                return 0
+            return 1 + max(depth_below(tree, int(left[node])), depth_below(tree, int(right[node])))
 
+        depth = max(depth_below(tree, 0) for tree in trees)
+        inner = 2**depth - 1
+        feature = np.zeros((len(trees), inner), dtype=np.intp)
+        threshold = np.full((len(trees), inner), np.inf)  # a leaf above the last level: every value goes left
+        leaf = np.zeros((len(trees), inner + 1))
 
-def _tree_expression(tree: list[list[Any]], node: int = 0) -> str:
-    """A tree (parallel lists: feature, threshold, left, right, value; feature -1 at a leaf) as a conditional
-    expression over ``x``. Only numbers from the weights file go into the text, each checked by int() or
-    float()."""
-    feature, threshold, left, right, value = tree
-    f = int(feature[node])
-    if f < 0:
-        return repr(float(value[node]))
-    t = repr(float(threshold[node]))
-    return (
-        f"({_tree_expression(tree, int(left[node]))} if x[{f}] <= {t} else {_tree_expression(tree, int(right[node]))})"
-    )
+        def place(t: int, tree: list[list[Any]], node: int, at: int) -> None:
+            """Node ``node`` of ``tree`` at position ``at`` of the complete tree."""
+            features, thresholds, left, right, value = tree
+            if at >= inner:
+                leaf[t, at - inner] = float(value[node])
+            elif int(features[node]) < 0:
+                place(t, tree, node, 2 * at + 1)
+                place(t, tree, node, 2 * at + 2)
+            else:
+                feature[t, at], threshold[t, at] = int(features[node]), float(thresholds[node])
+                place(t, tree, int(left[node]), 2 * at + 1)
+                place(t, tree, int(right[node]), 2 * at + 2)
+
+        for t, tree in enumerate(trees):
+            place(t, tree, 0, 0)
+        return cls(base, feature, threshold, leaf, depth)
+
+    def scores(self, rows: list[list[float]]) -> list[float]:
+        """The log-odds of each row (``answer_features``)."""
+        trees, inner = self.feature.shape
+        x = np.array(rows, dtype=np.float64)
+        # Per row, per (tree, inner node): 1 where the row goes right ("not <=", as the trees were fitted).
+        goes_right = (~(x[:, self.feature.ravel()] <= self.threshold.ravel())).ravel().astype(np.intp)
+        node_of_tree = np.arange(len(rows))[:, None] * (trees * inner) + np.arange(trees) * inner
+        node = np.zeros((len(rows), trees), dtype=np.intp)
+        for _level in range(self.depth):
+            node = 2 * node + 1 + goes_right[node_of_tree + node]
+        values = self.leaf.ravel()[np.arange(trees) * (inner + 1) + node - inner]
+        # Summed from the base tree by tree, in order, as "base + tree 1 + tree 2 + ...": the same float as a
+        # sum of the same terms one by one, which a sum in another order (numpy's pairwise sum) may miss.
+        terms = np.concatenate((np.full((len(rows), 1), self.base), values), axis=1)
+        return np.add.accumulate(terms, axis=1)[:, -1].tolist()
+
+    def probabilities(self, rows: list[list[float]]) -> list[float]:
+        return [1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, score)))) for score in self.scores(rows)]
 
 
 def context_values(ctx: Context) -> dict[str, float]:
@@ -369,7 +407,7 @@ def claim_answer(claim: ClaimFeatures, context: dict[str, float]) -> dict[str, f
 
 def warm() -> None:
     """Load the model and the word table now: a web process does at start (sre4ai_web/wsgi.py), so the first guard
-    call with grounding does not spend its deadline (100 ms by default) reading and compiling them."""
+    call with grounding does not spend its deadline (100 ms by default) reading and laying them out."""
     _model()
     idf_table()
 
@@ -382,9 +420,7 @@ def _model() -> _Model:
             f"{WEIGHTS.name} was trained on other features; retrain: .venv/bin/python bench/grounding_train.py",
             retryable=False,
         )
-    body = " + ".join([repr(float(data["base"]))] + [_tree_expression(tree) for tree in data["trees"]])
-    score = eval(compile(f"lambda x: {body}", str(WEIGHTS), "eval"), {"__builtins__": {}})  # noqa: S307
-    return _Model(score)
+    return _Model.from_trees(float(data["base"]), data["trees"])
 
 
 # --- the evaluator ----------------------------------------------------------------------------------------------
@@ -518,22 +554,25 @@ class Grounding(Evaluator[GroundingParams]):
         measured = self.measure(item)
         if measured is None:
             return None
-        model = _model()
         verdicts = measured.verdicts
-        context = measured.context
-        for v in verdicts:
-            if v.features is not None:
-                v.model_probability = model.model_probability(v.features, context)
-                v.probability = v.model_probability * FLAG_FACTOR ** flags([v.features])
-                self._name_verdict(v)
         claims = [v for v in verdicts if v.claim]
         if not claims:
             return None  # no claim: not applicable (``not_applicable`` says why)
+        context = measured.context
+        measured_claims = [(v, v.features) for v in verdicts if v.features is not None]
+        # The model's rows, evaluated together: each claim alone, then (words mode) the whole answer.
+        rows = [answer_features([f.values], claim_answer(f, context)) for _v, f in measured_claims]
+        if self.params.claims != "specifics":
+            rows.append(measured.answer_features())
+        probabilities = _model().probabilities(rows) if rows else []
+        for (v, f), probability in zip(measured_claims, probabilities, strict=False):
+            v.model_probability = probability
+            v.probability = probability * FLAG_FACTOR ** flags([f])
+            self._name_verdict(v)
         if self.params.claims == "specifics":
             value = sum(v.verdict == "supported" for v in claims) / len(claims)
         else:
-            measured_claims = [v.features for v in claims if v.features is not None]
-            value = model.probability(measured.answer_features()) * FLAG_FACTOR ** flags(measured_claims)
+            value = probabilities[-1] * FLAG_FACTOR ** flags([f for _v, f in measured_claims])
         return self._result(item.output, measured.spans, verdicts, measured.ctx, value, measured.truncated)
 
     def _judge_specifics(self, sentence: str, ctx: Context, known_words: set[str], known_numbers: set[str]) -> _Verdict:

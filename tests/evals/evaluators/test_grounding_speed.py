@@ -1,22 +1,25 @@
 """The grounding evaluator's cheaper ways of reading a claim agree with the plain definitions they replace.
 
 claim_features reads a claim's words, clauses, word pairs, numbers, names and acronyms with shortcuts (one scan
-for the words and clauses, memo tables, offsets found with str.find, the context's initials as one string); each
-test here compares a shortcut with the straightforward computation on many generated sentences, so that a
-shortcut that drifts from its definition fails here before it changes a verdict.
-"""
+for the words and clauses, memo tables, offsets found with str.find, the context's initials as one string, the
+small sets the claim already has); the text patterns start with the character they need; the model's trees are
+evaluated for all rows at once with numpy. Each test here compares a shortcut with the straightforward
+computation on many generated sentences (or rows), so that a shortcut that drifts from its definition fails here
+before it changes a verdict."""
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from evals.evaluators import grounding, text
 from evals.evaluators import grounding_features as gf
-from evals.evaluators import text
 from evals.evaluators.text import MONTHS, STOPWORDS, normalise_number, numbers, raw_words, stem, words
 
 # Words chosen for the edge cases: apostrophes inside, at the end and typographic, clause delimiters and the
@@ -346,3 +349,37 @@ def test_claim_measures_read_from_smaller_sets_agree_with_the_plain_ones(structu
         for name, value in expected.items():
             seen[name] += value != (1.0 if name in SUPPORT_MEASURES else 0.0)
     assert min(seen.values()) > 0, seen  # every measure leaves its default on some claims
+
+
+def _walk(tree: list[list[Any]], row: list[float]) -> float:
+    """The leaf value a row reaches in a tree, node by node (the trees as bench/grounding_train.py writes them)."""
+    feature, threshold, left, right, value = tree
+    node = 0
+    while int(feature[node]) >= 0:
+        node = int(left[node]) if row[int(feature[node])] <= float(threshold[node]) else int(right[node])
+    return float(value[node])
+
+
+def test_the_trees_evaluated_together_give_the_sums_of_the_walks_one_by_one() -> None:
+    data = json.loads(grounding.WEIGHTS.read_text())
+    model = grounding._model()
+    # Values at, just under and just over the thresholds each feature is tested against, and others.
+    cuts: dict[int, list[float]] = {}
+    for feature, threshold, _left, _right, _value in data["trees"]:
+        for f, t in zip(feature, threshold, strict=True):
+            if f >= 0:
+                cuts.setdefault(int(f), []).extend((t, math.nextafter(t, -math.inf), math.nextafter(t, math.inf)))
+    rng = random.Random(3)
+    width = len(data["features"])
+    rows = [
+        [rng.choice(cuts[f]) if f in cuts and rng.random() < 0.7 else rng.uniform(-1, 5) for f in range(width)]
+        for _ in range(3_000)
+    ]
+    expected = []
+    for row in rows:
+        score = float(data["base"])
+        for tree in data["trees"]:
+            score += _walk(tree, row)  # in order, from the base: the float the sum must be
+        expected.append(score)
+    assert model.scores(rows) == expected
+    assert model.scores(rows[:1]) == expected[:1]

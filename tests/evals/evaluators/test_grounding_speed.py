@@ -383,3 +383,10 @@ def test_the_trees_evaluated_together_give_the_sums_of_the_walks_one_by_one() ->
         expected.append(score)
     assert model.scores(rows) == expected
     assert model.scores(rows[:1]) == expected[:1]
+
+
+def test_the_inputs_words_and_keys_are_those_of_every_word() -> None:
+    for sample in [*SENTENCES, " ".join(SENTENCES), *_sample_texts()[:300]]:
+        folded = words(sample)
+        keys = {k for k in map(gf.key, folded) if k is not None}
+        assert gf.folded_words_and_keys(sample) == (set(folded), keys), sample

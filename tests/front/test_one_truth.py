@@ -10,6 +10,7 @@ import re
 import time
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -162,7 +163,7 @@ def test_a_model_means_the_same_traces_in_the_list_and_the_breakdown(client: Cli
     breakdown, SLIs and canary cohorts read them, and so does the trace list's model filter and its count. A model
     named on another kind of span (a reranker called as a tool, here) is none of the trace's models anywhere."""
     plan = {"gpt-4o-mini": 3, "claude-3-5-haiku-20241022": 2}
-    traces = []
+    traces: list[dict[str, Any]] = []
     for model, n in plan.items():
         for _ in range(n):
             trace = native_trace(len(traces))

@@ -38,6 +38,9 @@ def test_runaway_traces_are_the_newest_failing_runaway_checks(tenant: Tenant, ag
     shown = service_detail(project=tenant.project, service="bot", environment="", window=window).runaway
 
     every = Score.objects.current().filter(name__in=RUNAWAY_CHECKS, passed=False, trace_start__gte=window.since)
-    expected = [s.trace_id for s in sorted(every, key=lambda s: s.trace_start, reverse=True)[:10]]
+    expected = [
+        s.trace_id
+        for s in sorted(every, key=lambda s: s.trace_start.timestamp() if s.trace_start else 0.0, reverse=True)[:10]
+    ]
     assert [s.trace_id for s in shown] == expected
     assert len(shown) == min(10, len(ages_in_days)) and all(s.trace.service == "bot" for s in shown)

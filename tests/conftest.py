@@ -100,9 +100,9 @@ def starts_processes(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(trylast=True)  # after pytest-django's order (database tests, transactional, the others), kept per file
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Files with tests that start processes run first: make test spreads whole files over its workers, and a slow
-    file dealt last (the scale-out test, with no database of its own, came last) kept one worker busy for minutes
-    after the other had finished.
+    """Files with tests that start processes run first, and before them those marked ``longest`` (the scale-out
+    run, over a minute): make test spreads whole files over its workers, and a slow file dealt last kept one
+    worker busy for minutes after the other had finished.
 
     SRE4AI_DATABASE_TESTS_ONLY=1 (make test's second pass, on SQLite): only the tests that reach a database. The
     others cannot touch one (pytest-django refuses them the connection), so they ran as they would here in the
@@ -111,7 +111,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=[item for item in items if not reaches_a_database(item)])
         items[:] = [item for item in items if reaches_a_database(item)]
     slow_files = {Path(item.fspath) for item in items if starts_processes(item)}
-    items.sort(key=lambda item: Path(item.fspath) not in slow_files)  # stable: each file keeps its order
+    longest_files = {Path(item.fspath) for item in items if item.get_closest_marker("longest") is not None}
+    # Stable: each file keeps its order.
+    items.sort(key=lambda item: (Path(item.fspath) not in longest_files, Path(item.fspath) not in slow_files))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -29,6 +29,7 @@ def _rabbitmq_running() -> bool:
     return subprocess.run(["rabbitmqctl", "-q", "status"], capture_output=True, timeout=60, check=False).returncode == 0
 
 
+@pytest.mark.longest
 @pytest.mark.skipif(
     os.environ.get("SRE4AI_SCALEOUT") != "1", reason="run by make test's PostgreSQL pass (SRE4AI_SCALEOUT=1)"
 )

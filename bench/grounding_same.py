@@ -15,8 +15,10 @@ versions' claim measures before the model (unrounded), and their results under e
 number of items that differ per group and the largest absolute difference of any float. A speed change that keeps
 every figure needs no retraining.
 
-The evaluator's output can depend on Python's string hash seed (weights summed in set order: two passages that
-tie may swap places), for the old code as for the new: run under a fixed ``PYTHONHASHSEED``, and more than one.
+Up to ``82b9500`` the evaluator's output could depend on Python's string hash seed (inverse document frequency
+weights summed in set order, inexactly: two passages that tie could swap places); since then the weights are
+multiples of 2**-32 and every such sum is exact (tests/evals/evaluators/test_grounding_determinism.py). Against an
+older revision, run under a fixed ``PYTHONHASHSEED``, and more than one.
 """
 
 from __future__ import annotations

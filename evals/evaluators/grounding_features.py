@@ -330,6 +330,13 @@ def structured_facts(text: str) -> list[Fact] | None:
 # --- word information --------------------------------------------------------------------------------------
 
 IDF_FILE = Path(__file__).with_name("grounding_idf.txt")
+# The weights are multiples of 2**-32 (at most 1.2e-10 from the exact inverse document frequency, all of them at
+# most 1), so that any sum of them (of fewer than 2**21 terms) is exact in floating point: the same whatever the
+# order of its terms. The
+# claim measures sum weights over sets of roots, whose iteration order depends on how each set was built and
+# on Python's string hash seed (PYTHONHASHSEED): with inexact sums two passages that tie could differ in the
+# last bit and swap places as a claim's best passage from one process to the next.
+IDF_GRID = float(2**32)
 
 
 @lru_cache(maxsize=1)
@@ -349,7 +356,10 @@ def idf_table() -> tuple[dict[str, float], float]:
         else:
             counts[name] = int(count)
     top = math.log(documents + 1)
-    table = {name: math.log((documents + 1) / (count + 1)) / top for name, count in counts.items()}
+    table = {
+        name: round(math.log((documents + 1) / (count + 1)) / top * IDF_GRID) / IDF_GRID
+        for name, count in counts.items()
+    }
     return table, max(table.values(), default=1.0)
 
 

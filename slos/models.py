@@ -272,6 +272,10 @@ class BudgetSpend(models.Model):
     computed_at = models.DateTimeField()
     # [[key, spend in USD as a decimal string], ...], the most spent first (slos.budgets.KEYS_SHOWN of them).
     keys = models.JSONField(default=list)
+    # The spend per key ({key: decimal string}) of the window's traces that started before ``settled_until``,
+    # summed once an hour; each minute's evaluation adds only the traces since (slos.budgets.SETTLED_LAG).
+    settled_until = models.DateTimeField(null=True)
+    settled = models.JSONField(default=dict)
 
 
 class BudgetLevel(models.TextChoices):

@@ -9,7 +9,8 @@ The same evaluation stores each budget's most spent keys (``BudgetSpend``): the 
 /metrics read that stored figure (``budget_statuses``) and say when it was computed, instead of summing the
 window's traces on every view. The guard's "user over budget" check reads the alert rows the same evaluation
 writes (one index lookup in the request path). So all of them follow the spend with at most one beat interval of
-lag, and agree with each other.
+lag, and agree with each other; except spend that reaches a trace which started before the previous hour (a late
+span): that counts at the next hour's sum of the settled traces (``SETTLED_LAG``).
 """
 
 from __future__ import annotations
@@ -230,9 +231,11 @@ def _spend_between(budget: Budget, start: datetime, end: datetime) -> dict[str, 
 def _window_spend(budget: Budget, start: datetime, end: datetime, now: datetime) -> list[tuple[str, Decimal]]:
     """Every key's spend in the window, the most spent first, stored with the settled part (``SETTLED_LAG``): the
     settled traces' sums are read back from the last evaluation unless the hour moved on, the others summed."""
-    settle_to = min(max(start, now.replace(minute=0, second=0, microsecond=0) - SETTLED_LAG), end)
+    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    settle_to = min(max(start, hour - SETTLED_LAG), end)
     stored = BudgetSpend.objects.filter(budget=budget).first()
-    if stored is not None and stored.window_start == start and stored.settled_until == settle_to:
+    reuse = stored is not None and stored.window_start == start and stored.settled_until == settle_to
+    if stored is not None and reuse:
         settled = {key: Decimal(text) for key, text in stored.settled.items()}
     else:
         settled = _spend_between(budget, start, settle_to)
@@ -240,16 +243,14 @@ def _window_spend(budget: Budget, start: datetime, end: datetime, now: datetime)
     for key, spend in _spend_between(budget, settle_to, end).items():
         totals[key] = totals.get(key, Decimal(0)) + spend
     rows = sorted(totals.items(), key=lambda row: (-row[1], row[0]))
-    BudgetSpend.objects.update_or_create(
-        budget=budget,
-        defaults={
-            "window_start": start,
-            "computed_at": now,
-            "keys": [[key, str(spend)] for key, spend in rows[:KEYS_SHOWN]],
-            "settled_until": settle_to,
-            "settled": {key: str(spend) for key, spend in settled.items()},
-        },
-    )
+    figure: dict[str, Any] = {
+        "window_start": start,
+        "computed_at": now,
+        "keys": [[key, str(spend)] for key, spend in rows[:KEYS_SHOWN]],
+    }
+    if not reuse:  # the settled sums (every key's) are written once an hour, not every minute
+        figure |= {"settled_until": settle_to, "settled": {key: str(spend) for key, spend in settled.items()}}
+    BudgetSpend.objects.update_or_create(budget=budget, defaults=figure)
     return rows
 
 

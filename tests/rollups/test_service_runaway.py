@@ -23,6 +23,7 @@ DAY = 86400
         [0.1 * n for n in range(12)],  # more than ten in the last day
         [0.2, 0.5, 0.9, 3, 3.5, 4, 5, 20, 21, 22, 23, 25],  # three in the last day, four in its week, the rest older
         [12, 15, 29],  # only old ones
+        [0.5, 0.9, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 6.5, 9, 20],  # two in the last day, more than ten in its week
     ],
 )
 def test_runaway_traces_are_the_newest_failing_runaway_checks(tenant: Tenant, ages_in_days: list[float]) -> None:

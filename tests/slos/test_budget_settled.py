@@ -74,3 +74,16 @@ def test_a_new_window_starts_from_nothing_settled(tenant: Tenant) -> None:
     budgets.budgets_evaluate(now=next_day)
     assert stored(b.pk) == whole_window(b, next_day) == {"bob": Decimal("0.05")}
     assert BudgetSpend.objects.get(budget=b).settled == {}
+
+
+def test_a_settled_figure_of_another_window_is_not_reused(tenant: Tenant) -> None:
+    """A row left from another window with the same settled hour (a weekly and a daily window can share it) is
+    summed again, not read back."""
+    b = budget(tenant, name="users", limit_usd=Decimal("100"))
+    ingest(tenant, [trace("0.30", user="ann", start=at(3, 0))])
+    budgets.budgets_evaluate(now=NOW)
+    BudgetSpend.objects.filter(budget=b).update(
+        window_start=at(0, 0) - timedelta(days=1), settled={"ann": "9.99", "ghost": "5"}
+    )
+    budgets.budgets_evaluate(now=NOW + timedelta(minutes=1))
+    assert stored(b.pk) == {"ann": Decimal("0.30")}

@@ -1,5 +1,8 @@
 """Migration operations the framework lacks.
 
+``add_index_concurrently``: the same for an index Django's models cannot declare (an operator class, an
+expression) on a table that may be partitioned, from a ``RunPython``.
+
 ``AddIndexConcurrently``: an index on a table that can be large (spans, traces, log events) built without blocking
 writes. On PostgreSQL it is ``CREATE INDEX CONCURRENTLY`` (Django's own operation of that name refuses other
 databases); on SQLite, the embedded default, a plain ``CREATE INDEX``. The migration must set ``atomic = False``:
@@ -60,3 +63,49 @@ def _index_valid(schema_editor: BaseDatabaseSchemaEditor, name: str) -> bool | N
         )
         row: Any = cursor.fetchone()
     return None if row is None else bool(row[0])
+
+
+def add_index_concurrently(schema_editor: BaseDatabaseSchemaEditor, *, name: str, table: str, using: str) -> None:
+    """``CREATE INDEX name ON table USING …`` on PostgreSQL without blocking writes (nothing on other databases). A
+    partitioned table refuses CONCURRENTLY: the index is made ON ONLY the table, built concurrently on each
+    partition that lacks it and attached; it is valid once every partition has it (a partition made meanwhile gets
+    it when attached). Like ``AddIndexConcurrently``: the migration sets ``atomic = False``, and a run again
+    drops an interrupted build and skips what is done."""
+    connection = schema_editor.connection
+    if connection.vendor != "postgresql":
+        return
+    if connection.in_atomic_block:
+        raise NotSupportedError(f"index {name}: set atomic = False on the migration (CONCURRENTLY).")
+    quote = schema_editor.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = %s::regclass", [table])
+        partitioned = cursor.fetchone()[0] == "p"
+    if not partitioned:
+        _build_concurrently(schema_editor, name, table, using)
+        return
+    schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {quote(name)} ON ONLY {quote(table)} USING {using}")
+    with connection.cursor() as cursor:
+        # The partitions without an index attached to this one.
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits p JOIN pg_class c ON c.oid = p.inhrelid WHERE p.inhparent = %s::regclass "
+            "AND c.oid NOT IN (SELECT i.indrelid FROM pg_inherits a JOIN pg_index i ON i.indexrelid = a.inhrelid "
+            "WHERE a.inhparent = %s::regclass) ORDER BY 1",
+            [table, name],
+        )
+        missing = [row[0] for row in cursor.fetchall()]
+    for partition in missing:
+        child = f"{partition}_{name}"[:63]
+        _build_concurrently(schema_editor, child, partition, using)
+        schema_editor.execute(f"ALTER INDEX {quote(name)} ATTACH PARTITION {quote(child)}")
+    if not _index_valid(schema_editor, name):
+        raise NotSupportedError(f"index {name}: a partition of {table} still lacks it; run migrate again.")
+
+
+def _build_concurrently(schema_editor: BaseDatabaseSchemaEditor, name: str, table: str, using: str) -> None:
+    valid = _index_valid(schema_editor, name)
+    if valid:
+        return
+    quote = schema_editor.quote_name
+    if valid is False:
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(name)}")
+    schema_editor.execute(f"CREATE INDEX CONCURRENTLY {quote(name)} ON {quote(table)} USING {using}")

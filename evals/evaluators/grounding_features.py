@@ -1179,7 +1179,14 @@ def claim_features(
         for j in (i - 1, i, i + 1):
             if j not in found_in and 0 <= j < count:
                 found_in[j] = (wanted & sentences[j].roots) | (wanted & sentences[j].numbers)
+    # A window holds a subset of the wanted items, so neither share exceeds 1 (the weights are exact multiples of
+    # 2**-32: a subset's sum is at most the total's); once the shares reach 1 no later window can replace the
+    # chosen one (the comparisons are strict), and the windows left are not read. ``whole``: the chosen window
+    # holds every wanted item.
+    whole = False
     for i in ranked:
+        if (idf_window + 1e-9 >= 1.0 or not weight_total) and (best_window >= 1.0 or not denominator):
+            break
         for lo, hi in ((i, i), (i - 1, i), (i, i + 1), (i - 1, i + 1)):
             if lo < 0 or hi >= count or sentences[lo].doc != sentences[hi].doc:
                 continue
@@ -1187,6 +1194,7 @@ def claim_features(
             share = sum(map(weight.__getitem__, shared)) / weight_total if weight_total else 0.0
             if share > idf_window + 1e-9:
                 idf_window, window = share, (lo, hi)
+                whole = len(shared) == len(wanted)
             if denominator and len(shared) / denominator > best_window:
                 best_window = len(shared) / denominator
     # The claim's words that restate the question must sit in the passage its new words come from: "Bela Lugosi
@@ -1199,7 +1207,8 @@ def claim_features(
         anchored = len(restated & near) / len(restated)
     # The weakest clause: a baseless clause in an otherwise supported sentence ("..., after a bidding war").
     clause_found = clause_near = 1.0
-    if window is not None and len(wanted) >= 4:
+    # (A window that holds every wanted item leaves every clause at 1: nothing to read.)
+    if window is not None and len(wanted) >= 4 and not whole:
         # A clause's words are among the wanted ones: what the window and the context hold of those is enough.
         # (Every sentence of the window is a ranked one or next to one: ``found_in`` has it.)
         near = set().union(*(found_in[j] for j in range(window[0], window[1] + 1)))
@@ -1221,10 +1230,15 @@ def claim_features(
         pairs = 0.0
 
     # Content words found nowhere, and the longest run of them (numbers missing count too).
+    # A content word is found nowhere when its root is one of ``absent_roots``: without those and without missing
+    # numbers (a claim the context backs word for word, the usual case) there is no run to read.
     ctx_roots = ctx.roots
-    absent = [k in judged and r not in ctx_roots for k, r in content]
-    counted = [index for index, c in enumerate(per_word) if c]  # the index in ``raw`` of each
+    absent = [k in judged and r not in ctx_roots for k, r in content] if absent_roots else []
+    counted = [index for index, c in enumerate(per_word) if c] if absent_roots else []  # the index in ``raw`` of each
     if missing_numbers_set:
+        if not absent_roots:
+            absent = [False] * len(content)
+            counted = [index for index, c in enumerate(per_word) if c]
         numbers_at = [
             index
             for index, w in enumerate(raw)
@@ -1303,7 +1317,7 @@ def claim_features(
         "clause_near": clause_near,
         "missing_words": math.log1p(missing_count),
         "missing_idf": missing_idf,
-        "baseless_run": longest / max(1, len(counted)),
+        "baseless_run": longest / max(1, len(counted)),  # 0.0 without a baseless word, whatever ``counted``
         "missing_numbers": float(missing_numbers),
         "missing_names": float(missing_names),
         "number_conflict": number_conflict,

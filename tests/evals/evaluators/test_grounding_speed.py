@@ -390,3 +390,67 @@ def test_the_inputs_words_and_keys_are_those_of_every_word() -> None:
         folded = words(sample)
         keys = {k for k in map(gf.key, folded) if k is not None}
         assert gf.folded_words_and_keys(sample) == (set(folded), keys), sample
+
+
+def _plain_window_and_runs(sentence: str, ctx: gf.Context) -> tuple[Any, ...]:
+    """The best window (every window around the four best sentences scored, none skipped), and the words found
+    nowhere (each content word's root looked up), as first written; a user's input that knows nothing."""
+    raw, _loose, _clauses = gf._claim_words(sentence)
+    per_word = list(map(gf._CONTENT.__getitem__, raw))
+    content = [c for c in per_word if c]
+    root_of = dict(content)
+    keys = [k for k, _r in content]
+    number_values = {v for _w, v in gf.number_keys(sentence) if not v.isalpha()}
+    number_values.update(filter(None, map(gf._NUMBER_WORD.__getitem__, raw)))
+    novel = [k for k in keys if k not in gf._META_KEYS]
+    judged = set(novel) if (novel or number_values) else set(keys)
+    judged_roots = {root_of[k] for k in judged}
+    wanted = judged_roots | number_values
+    table, rare = gf.idf_table()
+    weight = {r: table.get(r, rare) for r in judged_roots} | dict.fromkeys(number_values, 1.0)
+    total = sum(weight.values())
+    hits: dict[int, float] = {}
+    for item in wanted:
+        for i in ctx.by_root.get(item, ()) if item in judged_roots else ctx.by_number.get(item, ()):
+            hits[i] = hits.get(i, 0.0) + weight[item]
+    ranked = [i for _w, i in sorted((-w, i) for i, w in hits.items())[:4]]
+    sentences = ctx.sentences
+    best_window = idf_window = 0.0
+    window = (ranked[0], ranked[0]) if ranked else None
+    for i in ranked:
+        for lo, hi in ((i, i), (i - 1, i), (i, i + 1), (i - 1, i + 1)):
+            if lo < 0 or hi >= len(sentences) or sentences[lo].doc != sentences[hi].doc:
+                continue
+            shared = wanted & set().union(*(sentences[j].roots | sentences[j].numbers for j in range(lo, hi + 1)))
+            share = sum(weight[w] for w in shared) / total if total else 0.0
+            if share > idf_window + 1e-9:
+                idf_window, window = share, (lo, hi)
+            if wanted:
+                best_window = max(best_window, len(shared) / len(wanted))
+    absent = [k in judged and r not in ctx.roots for k, r in content]
+    absent += [True for w in raw if w[0].isdigit() and normalise_number(w) in number_values - ctx.numbers]
+    longest = run = 0
+    for word_absent in absent:  # (the order of numbers among the words aside: these sentences have few)
+        run = run + 1 if word_absent else 0
+        longest = max(longest, run)
+    return window, idf_window, best_window, sum(absent), longest == 0
+
+
+def test_windows_and_baseless_words_agree_with_every_window_scored() -> None:
+    """Claims backed word for word (the chosen window holds every wanted word: the windows left, the clauses and
+    the baseless runs are not read) and claims that are not give the plain loop's window and missing words."""
+    docs = [(f"d{i}", text) for i, text in enumerate(sentences(12, seed=9))] + [("facts", FACTS)]
+    ctx = gf.index_context(docs)
+    claims = [s for _d, doc in docs for s in text.split_sentences(doc)][:150] + SENTENCES[:150]
+    whole = 0
+    for claim in claims:
+        window, idf_window, best_window, missing, no_run = _plain_window_and_runs(claim, ctx)
+        features = gf.claim_features(claim, ctx, set(), set(), set())
+        values = features.values
+        assert (features.window, values["idf_window"], values["best_window"]) == (window, idf_window, best_window)
+        assert values["missing_words"] == math.log1p(missing), claim
+        assert (values["baseless_run"] == 0.0) == no_run, claim
+        if best_window == 1.0:
+            whole += 1
+            assert values["clause_found"] == values["clause_near"] == 1.0
+    assert 20 < whole < len(claims) - 20  # both kinds of claim

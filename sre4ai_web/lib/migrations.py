@@ -34,12 +34,8 @@ class AddIndexConcurrently(AddIndex):
             return
         if connection.in_atomic_block:
             raise NotSupportedError(f"{self.describe()}: set atomic = False on the migration (CONCURRENTLY).")
-        valid = _index_valid(schema_editor, self.index.name)
-        if valid:
-            return
-        if valid is False:
-            schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(self.index.name)}")
-        schema_editor.add_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
+        if _needs_build(schema_editor, self.index.name):
+            schema_editor.add_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
 
     def database_backwards(
         self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState, to_state: ProjectState
@@ -102,10 +98,14 @@ def add_index_concurrently(schema_editor: BaseDatabaseSchemaEditor, *, name: str
 
 
 def _build_concurrently(schema_editor: BaseDatabaseSchemaEditor, name: str, table: str, using: str) -> None:
+    if _needs_build(schema_editor, name):
+        quote = schema_editor.quote_name
+        schema_editor.execute(f"CREATE INDEX CONCURRENTLY {quote(name)} ON {quote(table)} USING {using}")
+
+
+def _needs_build(schema_editor: BaseDatabaseSchemaEditor, name: str) -> bool:
+    """Whether the index is still to be built: False when it exists and is valid; an interrupted build is dropped."""
     valid = _index_valid(schema_editor, name)
-    if valid:
-        return
-    quote = schema_editor.quote_name
     if valid is False:
-        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(name)}")
-    schema_editor.execute(f"CREATE INDEX CONCURRENTLY {quote(name)} ON {quote(table)} USING {using}")
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
+    return not valid

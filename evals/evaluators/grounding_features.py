@@ -229,38 +229,62 @@ def _literal_dict(text: str) -> dict[str, Any] | None:
     return None
 
 
-def _json_facts(value: Any, path: list[str], raw: str, cursor: list[int], out: list[Fact], depth: int = 0) -> None:
+def _written(value: Any, python: bool) -> str | None:
+    """How a key or leaf is written in the document: JSON, or Python's repr inside a string-held dict."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return repr(value) if python else json.dumps(value)
+    return None
+
+
+def _json_facts(
+    value: Any,
+    path: list[str],
+    raw: str,
+    cursor: list[int],
+    out: list[Fact],
+    depth: int = 0,
+    key_at: int | None = None,
+    python: bool = False,
+) -> None:
+    """The facts of a JSON value, each with the offsets of its key and value in ``raw`` (so that the evidence
+    quotes ``"OutdoorSeating": false``, ``'street': True``); ``python``: inside a Python-style dict string."""
     if depth > 20:
         return
     if isinstance(value, dict):
         for k, v in value.items():
-            _json_facts(v, [*path, _key_words(k)], raw, cursor, out, depth + 1)
+            # The key first, so that the value is looked for after it and the fact quotes both.
+            written = _written(k, python)
+            found = raw.find(written, cursor[0]) if written else -1
+            if found >= 0:
+                cursor[0] = found + len(written or "")
+            _json_facts(v, [*path, _key_words(k)], raw, cursor, out, depth + 1, found if found >= 0 else None, python)
         return
     if isinstance(value, list):
         for v in value:
-            _json_facts(v, path, raw, cursor, out, depth + 1)
+            _json_facts(v, path, raw, cursor, out, depth + 1, None, python)
         return
     if isinstance(value, str):
         nested = _literal_dict(value.strip())
         if nested is not None:
-            _json_facts(nested, path, raw, cursor, out, depth + 1)
+            _json_facts(nested, path, raw, cursor, out, depth + 1, key_at, python=True)
             return
     # Locate the leaf in the raw text, moving forward: json.loads keeps the document's order.
-    needle = json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else None
+    needle = _written(value, python)
     start = raw.find(needle, cursor[0]) if needle else -1
-    if start < 0 and path:
-        start = raw.find(path[-1].split()[0], cursor[0]) if path[-1] else -1
     if start < 0:
-        start = cursor[0]
-    end = min(len(raw), start + (len(needle) if needle else 1))
-    cursor[0] = end
+        needle = None
+        start = key_at if key_at is not None else cursor[0]
+    end = min(len(raw), start + len(needle) if needle else max(cursor[0], start + 1))
+    cursor[0] = max(cursor[0], end)
     text, truth = _scalar(value)
     label = " ".join(path[-2:]) if truth is None else path[-1] if path else ""
+    if truth is None and len(text) > 120:  # free text (a review, a description): read as prose
+        out.append(Fact(text, start + 1, end - 1))
+        return
+    if key_at is not None:
+        start = min(start, key_at)
     if truth is None:
-        if len(text) > 120:  # free text (a review, a description): read as prose
-            out.append(Fact(text, start + 1, end - 1))
-        else:
-            out.append(Fact(f"{label}: {text}", start, end))
+        out.append(Fact(f"{label}: {text}", start, end))
     elif truth:
         out.append(Fact(label, start, end))
     else:

@@ -679,6 +679,20 @@ def test_a_record_restated_is_supported_and_one_added_field_fails_the_answer() -
     assert RECORD.text[field["start"] : field["end"]] == field["text"]
 
 
+def test_the_evidence_of_a_record_field_quotes_its_key_and_value() -> None:
+    """Inside a Python-style dict string and for numbers too: the span once read "stre" for street parking and
+    one character for a number."""
+    quoted = {fact.text: RECORD.text[fact.start : fact.end] for fact in structured_facts(RECORD.text) or []}
+    assert quoted["street"] == "'street': True"
+    assert quoted["not garage"] == "'garage': False"
+    assert quoted["stars: 4.5"] == '"stars": 4.5'
+    assert quoted["review count: 87"] == '"review_count": 87'
+    assert quoted["not Delivery"] == '"RestaurantsDelivery": "False"'
+    result = run("Street parking is available.", (RECORD,))
+    assert result is not None
+    assert "'street': True" in result.evidence["sentences"][0]["context_span"]["text"]
+
+
 @pytest.mark.parametrize(
     ("doc", "answer", "verdicts"),
     [

@@ -58,9 +58,15 @@ def missing_scope_message(scope: str) -> str:
     )
 
 
-def authenticate_project_key(request: HttpRequest, *, scope: str, cached: bool = False) -> ApiKey:
-    """Return the active key named by the request if it has ``scope``, or raise ProjectKeyError with 401/403.
-    ``cached``: look the key up in the per-process cache (accounts.selectors.api_key_by_secret_cached)."""
+# The calls made at the app's own rate (ingest, and the guard in its request path) read the key from the
+# per-process cache (accounts.selectors.api_key_by_secret_cached), not with a query per call: a key revoked (or its
+# scopes changed) in another server process is refused there within SRE4AI_GUARD_CACHE_SECONDS. The other calls
+# (reads, SLO changes) read the key on each request.
+CACHED_SCOPES = frozenset({Scope.INGEST.value, Scope.GUARD.value})
+
+
+def authenticate_project_key(request: HttpRequest, *, scope: str) -> ApiKey:
+    """Return the active key named by the request if it has ``scope``, or raise ProjectKeyError with 401/403."""
     header = request.headers.get("Authorization", "")
     if not header:
         raise ProjectKeyError(
@@ -69,6 +75,7 @@ def authenticate_project_key(request: HttpRequest, *, scope: str, cached: bool =
             f"{menus.CREATE_API_KEY}).",
         )
     public, secret = _credentials(header)
+    cached = scope in CACHED_SCOPES
     api_key = api_key_by_secret_cached(secret=secret) if cached else api_key_by_secret(secret=secret)
     if api_key is None or (public is not None and public != api_key.public_key):
         raise ProjectKeyError(401, "Unknown API key: check the secret key (and public key) you configured.")
@@ -97,16 +104,14 @@ def _scope_needed(request: Request, view: object) -> str:
 
 class ProjectKeyAuthentication(BaseAuthentication):
     """DRF authentication: ``request.auth`` is the ApiKey, ``request.user`` stays None. The scope comes from the
-    view's ``key_scopes``: a key without it gets a 403 that names the missing scope. A view with ``key_cached = True``
-    (the guard call, which sits in the app's request path) reads the key from the per-process cache: a revocation
-    made in another server process applies there within SRE4AI_GUARD_CACHE_SECONDS."""
+    view's ``key_scopes``: a key without it gets a 403 that names the missing scope (``CACHED_SCOPES``: which calls
+    read keys from the per-process cache)."""
 
     def authenticate(self, request: Request) -> tuple[None, ApiKey]:
         view = request.parser_context.get("view") if request.parser_context else None
         try:
             scope = _scope_needed(request, view)
-            cached = bool(getattr(view, "key_cached", False))
-            return None, authenticate_project_key(request._request, scope=scope, cached=cached)
+            return None, authenticate_project_key(request._request, scope=scope)
         except ProjectKeyError as exc:
             if exc.status == 403:
                 raise exceptions.PermissionDenied(exc.message) from exc

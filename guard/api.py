@@ -87,7 +87,6 @@ class GuardIn(BaseModel):
 
 class GuardEndpoint(APIView):
     key_scopes = {"POST": Scope.GUARD}
-    key_cached = True  # in the app's request path: the key from the per-process cache, no query per call
 
     @extend_schema(
         operation_id="guard_check",

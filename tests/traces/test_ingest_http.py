@@ -9,7 +9,9 @@ import time
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
@@ -214,6 +216,21 @@ def test_revoked_key_is_403(client: Client, tenant: Tenant) -> None:
     response = post(client, tenant, ob.request([ob.span(ob.new_trace_id())]).SerializeToString())
     assert response.status_code == 403
     assert "revoked" in Status.FromString(response.content).message
+
+
+@pytest.mark.django_db
+def test_ingest_reads_its_key_from_the_process_cache_and_a_revocation_here_applies_at_once(
+    client: Client, tenant: Tenant
+) -> None:
+    from accounts.services import api_key_revoke
+
+    body = ob.request([ob.span(ob.new_trace_id())]).SerializeToString()
+    assert post(client, tenant, body).status_code == 200  # loads the key
+    with CaptureQueriesContext(connection) as queries:
+        assert post(client, tenant, ob.request([ob.span(ob.new_trace_id())]).SerializeToString()).status_code == 200
+    assert not [q for q in queries.captured_queries if "accounts_apikey" in q["sql"]]
+    api_key_revoke(api_key=tenant.api_key)  # in this process: the cached key is dropped with it
+    assert post(client, tenant, body).status_code == 403
 
 
 @pytest.mark.django_db

@@ -180,12 +180,19 @@ _FALSE = {"false", "no", "none", "n", "0", "null", "nil", "off", "unavailable", 
 _TRUE = {"true", "yes", "y", "on", "available"}
 
 
+# Particles that make one word with the verb before them in a field name ("TakeOut", "PickUp", "CheckIn"); other
+# small words stay words ("GoodForKids" is "Good For Kids", "ByAppointmentOnly" "By Appointment Only").
+_PARTICLES = frozenset({"out", "up", "in", "on", "off"})
+
+
 def _key_words(name: str) -> str:
     """ "BusinessAcceptsCreditCards" → "Accepts Credit Cards"; "price_range" → "price range". A leading
     "Business" or "Restaurants" (Yelp's attribute names) says nothing about the attribute."""
     parts: list[str] = []
     for part in _CAMEL.sub(" ", str(name)).split():
-        if parts and ((len(parts[-1]) <= 2 and parts[-1][:1].isupper()) or part.casefold() in STOPWORDS):
+        previous = parts[-1] if parts else ""
+        glued = len(previous) <= 2 and previous[:1].isupper() and previous.casefold() not in STOPWORDS
+        if previous and (glued or part.casefold() in _PARTICLES):
             parts[-1] += part.casefold()  # "WiFi", not "Wi Fi"; "Takeout", not "Take Out"
         else:
             parts.append(part)

@@ -679,6 +679,32 @@ def test_a_record_restated_is_supported_and_one_added_field_fails_the_answer() -
     assert RECORD.text[field["start"] : field["end"]] == field["text"]
 
 
+DINER = ContextDoc(
+    "business-2",
+    json.dumps(
+        {
+            "name": "Blue Door Diner",
+            "attributes": {"GoodForKids": True, "RestaurantsGoodForGroups": False, "ByAppointmentOnly": True},
+        }
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [
+        ("Blue Door Diner is good for kids.", "supported"),
+        ("Blue Door Diner is not good for kids.", "contradicted"),
+        ("Blue Door Diner is good for groups.", "contradicted"),
+        ("Blue Door Diner is by appointment only.", "supported"),
+    ],
+)
+def test_a_field_name_with_small_words_is_read_word_by_word(answer: str, verdict: str) -> None:
+    """ "GoodForKids" is "good for kids" ("Goodfor Kids" once hid "not good for groups" from the negation check);
+    only particles join the word before them ("TakeOut")."""
+    assert verdicts_of(answer, DINER) == [verdict]
+
+
 def test_the_evidence_of_a_record_field_quotes_its_key_and_value() -> None:
     """Inside a Python-style dict string and for numbers too: the span once read "stre" for street parking and
     one character for a number."""

@@ -533,19 +533,19 @@ def group_list(
     Failing traces are counted apart, from the range's failing scores joined to their traces and grouped by the id
     (a join PostgreSQL can spill to disk): for the rows shown, or first, to choose them, when sorting by it. An
     EXISTS per trace probed every day's partition (950 ms for a week of users at 1M spans), and a hashed IN list
-    turns quadratic once the failing rows outgrow work_mem."""
+    turns quadratic once the failing rows outgrow work_mem.
+
+    A user's sessions are counted apart too, for the rows shown: a distinct count in the grouping sorts every trace
+    of the range (and spills to disk), where the other sums are hashed in parallel (users of a week at 10M spans:
+    0.87 s against 0.3 s)."""
     assert by in ("session_id", "user_id")
-    rows_of = (
-        Trace.objects.filter(_group_traces(project, by, filters))
-        .values(by)
-        .annotate(
-            first_seen=Min("start_time"),
-            last_seen=Max("start_time"),
-            traces=Count("pk"),
-            sessions=Count("session_id", distinct=True, filter=~Q(session_id="")),
-            cost=Coalesce(Sum("cost"), Value(Decimal(0)), output_field=DecimalField(max_digits=20, decimal_places=10)),
-            tokens=Coalesce(Sum("total_tokens"), Value(0)),
-        )
+    traces_of = Trace.objects.filter(_group_traces(project, by, filters))
+    rows_of = traces_of.values(by).annotate(
+        first_seen=Min("start_time"),
+        last_seen=Max("start_time"),
+        traces=Count("pk"),
+        cost=Coalesce(Sum("cost"), Value(Decimal(0)), output_field=DecimalField(max_digits=20, decimal_places=10)),
+        tokens=Coalesce(Sum("total_tokens"), Value(0)),
     )
     failing_of = (
         _scores_in_range(filters)
@@ -563,8 +563,13 @@ def group_list(
         rows = list(rows_of.order_by(F(GROUP_SORTS[sort]).desc(), by)[:limit])
         shown = failing_of.filter(**{f"trace__{by}__in": [row[by] for row in rows]})
         failing = {row[f"trace__{by}"]: row["failing"] for row in shown}
+    sessions: dict[str, int] = {}
+    if by == "user_id":
+        shown_users = traces_of.filter(user_id__in=[row[by] for row in rows]).exclude(session_id="")
+        sessions = dict(shown_users.values_list("user_id").annotate(n=Count("session_id", distinct=True)))
     for row in rows:
         row["failing"] = failing.get(row[by], 0)
+        row["sessions"] = sessions.get(row[by], 0) if by == "user_id" else 1
     if sort == "failing":
         rows.sort(key=lambda row: (-row["failing"], row[by]))
     return [{**row, "key": row[by]} for row in rows]

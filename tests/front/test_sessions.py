@@ -122,7 +122,7 @@ def test_sessions_and_users_lists_filter_and_sort(
     login(client, tenant)
 
     def keys(path: str, **params: str) -> list[str]:
-        with django_assert_max_num_queries(13):  # the page's own, the list's and its failing counts
+        with django_assert_max_num_queries(14):  # the page's own, the list's, its failing counts, users' sessions
             html = client.get(path, params).content.decode()
         return re.findall(r'<td class="key"><a href="[^"]+" title="([^"]+)"', html)
 

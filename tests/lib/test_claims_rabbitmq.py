@@ -31,7 +31,9 @@ def _rabbitmq_up() -> bool:
 def test_messages_waiting_in_a_durable_rabbitmq_queue_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     name = f"sre4ai-test-waiting-{uuid.uuid4().hex[:8]}"
     queue = Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True)  # as Celery declares its own
-    with Connection(AMQP_URL) as conn:
+    # Publisher confirms: each publish returns once RabbitMQ has queued the message (without them the count raced
+    # the publishes and could read 1 of 3).
+    with Connection(AMQP_URL, transport_options={"confirm_publish": True}) as conn:
         producer = conn.Producer()
         bound = queue(conn.default_channel)
         bound.declare()

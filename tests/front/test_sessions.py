@@ -97,6 +97,10 @@ def test_user_page_shows_their_traces_sessions_cost_and_failing_checks(
     assert sessions == ["s-9", "s-1"]  # newest first
     recent = html.split('id="user-traces"')[1]
     assert recent.index("no-session") < recent.index("later-turn") and "someone-else" not in html
+    # The users list counts the same sessions as the user's page (a trace without one is not a session).
+    listed = client.get("/p/acme/users/", {"range": ""}).content.decode()
+    row = listed[listed.index('title="u-1"') :].split("</tr>")[0]
+    assert re.findall(r'<td class="num">([^<]*)<', row)[:2] == ["5", "2"]
 
 
 def test_sessions_and_users_lists_filter_and_sort(

@@ -7,7 +7,7 @@ the API docs, plus ``/metrics`` and the JSON endpoints that pages poll. Django s
 (``sre4ai_web/wsgi.py`` of the code measured: views imported, ``gc.freeze()``).
 
     .venv/bin/python bench/dashboards.py [--setup] [--rebuild] [--repeat 9] [--db NAME] [--source worktree|REV]
-                                         [--only TEXT] [--slow-queries N] [--json out.json]
+                                         [--only TEXT] [--slow-queries N] [--profile N] [--json out.json]
 
 ``--setup`` adds what the traces alone do not make, once (it skips what exists): nine SLOs (errors, latency
 and grounding on each service, the default 30-day policy, SLI history rebuilt from the traces), the incidents the
@@ -27,9 +27,11 @@ in it), the SQL time and query count of the last request, and the load average w
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import math
 import os
+import pstats
 import statistics
 import subprocess
 import sys
@@ -381,6 +383,9 @@ def main() -> None:
     parser.add_argument("--db", default=DB, help=f"Database to read (default {DB}).")
     parser.add_argument("--source", default="worktree", help="Code to measure: 'worktree' or a git revision.")
     parser.add_argument("--slow-queries", type=int, default=0, help="Also print each page's N slowest statements.")
+    parser.add_argument(
+        "--profile", type=int, default=0, help="Also print each page's N costliest functions (cProfile, one request)."
+    )
     args = parser.parse_args()
     if args.json:
         args.json = args.json.resolve()  # the script changes directory to the code snapshot
@@ -474,6 +479,10 @@ def main() -> None:
         slowest = sorted(queries.captured_queries, key=lambda q: -float(q["time"]))[: args.slow_queries]
         for query in slowest:  # of the last request
             print(f"    {float(query['time']) * 1000:7.1f} ms  {' '.join(query['sql'].split())[:220]}")
+        if args.profile:  # one more request, under the profiler (which slows Python about twofold)
+            profiler = cProfile.Profile()
+            profiler.runcall(client.get, path, params, headers=headers)
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
     result["machine"]["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
     over = [r["page"] for r in result["pages"] if r["median_ms"] >= 300 or r["p95_ms"] >= 300]
     print(f"pages at or over 300 ms (median or p95): {over or 'none'}")

@@ -530,49 +530,70 @@ def group_list(
     and last seen, traces, sessions, cost, tokens and failing traces (a current score failed); largest first by
     `sort`, at most `limit` rows. Traces without the id are left out.
 
-    Failing traces are counted apart, from the range's failing scores joined to their traces and grouped by the id
-    (a join PostgreSQL can spill to disk): for the rows shown, or first, to choose them, when sorting by it. An
-    EXISTS per trace probed every day's partition (950 ms for a week of users at 1M spans), and a hashed IN list
-    turns quadratic once the failing rows outgrow work_mem.
-
-    A user's sessions are counted apart too, for the rows shown: a distinct count in the grouping sorts every trace
-    of the range (and spills to disk), where the other sums are hashed in parallel (users of a week at 10M spans:
-    0.87 s against 0.3 s)."""
+    Failing traces and a user's sessions are counted apart, for the rows shown, from those rows' own traces (a
+    hundred users' few thousand, through the user or session index) and their failing scores, found by trace: a
+    distinct count in the grouping sorts every trace of the range (and spills to disk) where the other sums are
+    hashed in parallel, and starting from the range's failing scores joined 466,000 of them to pick a hundred users'
+    (a week at 10M spans, docs/benchmarks.md §17). Sorting by failing traces still starts from the
+    range's failing scores, grouped by the id, to choose the rows; an EXISTS per trace probed every day's partition
+    (950 ms for a week of users at 1M spans)."""
     assert by in ("session_id", "user_id")
-    traces_of = Trace.objects.filter(_group_traces(project, by, filters))
-    rows_of = traces_of.values(by).annotate(
-        first_seen=Min("start_time"),
-        last_seen=Max("start_time"),
-        traces=Count("pk"),
-        cost=Coalesce(Sum("cost"), Value(Decimal(0)), output_field=DecimalField(max_digits=20, decimal_places=10)),
-        tokens=Coalesce(Sum("total_tokens"), Value(0)),
-    )
-    failing_of = (
-        _scores_in_range(filters)
-        .filter(_group_traces(project, by, filters, prefix="trace__"), project=project, passed=False)
-        .values(f"trace__{by}")
-        .annotate(failing=Count("trace_id", distinct=True))
+    rows_of = (
+        Trace.objects.filter(_group_traces(project, by, filters))
+        .values(by)
+        .annotate(
+            first_seen=Min("start_time"),
+            last_seen=Max("start_time"),
+            traces=Count("pk"),
+            cost=Coalesce(Sum("cost"), Value(Decimal(0)), output_field=DecimalField(max_digits=20, decimal_places=10)),
+            tokens=Coalesce(Sum("total_tokens"), Value(0)),
+        )
     )
     if sort == "failing":
-        chosen = failing_of.order_by("-failing", f"trace__{by}")[:limit]
-        failing = {row[f"trace__{by}"]: row["failing"] for row in chosen}
-        rows = list(rows_of.filter(**{f"{by}__in": list(failing)}))
+        failing_of = (
+            _scores_in_range(filters)
+            .filter(_group_traces(project, by, filters, prefix="trace__"), project=project, passed=False)
+            .values(f"trace__{by}")
+            .annotate(failing=Count("trace_id", distinct=True))
+        )
+        chosen = [row[f"trace__{by}"] for row in failing_of.order_by("-failing", f"trace__{by}")[:limit]]
+        rows = list(rows_of.filter(**{f"{by}__in": chosen}))
         if len(rows) < limit:  # then the others, by id
-            rows += rows_of.exclude(**{f"{by}__in": list(failing)}).order_by(by)[: limit - len(rows)]
+            rows += rows_of.exclude(**{f"{by}__in": chosen}).order_by(by)[: limit - len(rows)]
     else:
         rows = list(rows_of.order_by(F(GROUP_SORTS[sort]).desc(), by)[:limit])
-        shown = failing_of.filter(**{f"trace__{by}__in": [row[by] for row in rows]})
-        failing = {row[f"trace__{by}"]: row["failing"] for row in shown}
-    sessions: dict[str, int] = {}
-    if by == "user_id":
-        shown_users = traces_of.filter(user_id__in=[row[by] for row in rows]).exclude(session_id="")
-        sessions = dict(shown_users.values_list("user_id").annotate(n=Count("session_id", distinct=True)))
+    failing, sessions = _shown_counts(project, by, filters, [row[by] for row in rows])
     for row in rows:
         row["failing"] = failing.get(row[by], 0)
         row["sessions"] = sessions.get(row[by], 0) if by == "user_id" else 1
     if sort == "failing":
         rows.sort(key=lambda row: (-row["failing"], row[by]))
     return [{**row, "key": row[by]} for row in rows]
+
+
+def _shown_counts(
+    project: Project, by: str, filters: GroupFilters, keys: list[str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """For the session or user ids shown: how many of their traces in the filters' range have a failing current
+    score, and how many sessions each has there."""
+    if not keys:
+        return {}, {}
+    traces = Trace.objects.filter(_group_traces(project, by, filters), **{f"{by}__in": keys})
+    key_of: dict[int, str] = {}
+    sessions_of: dict[str, set[str]] = {}
+    starts = []
+    for pk, key, session_id, start in traces.values_list("pk", by, "session_id", "start_time"):
+        key_of[pk] = key
+        starts.append(start)
+        if session_id:
+            sessions_of.setdefault(key, set()).add(session_id)
+    failing: dict[str, int] = {}
+    if key_of:
+        scores = Score.objects.current(starts=(min(starts) - SCORE_START_SLACK, max(starts) + SCORE_START_SLACK))
+        failing_traces = scores.filter(AnyOf("trace_id", list(key_of)), project=project, passed=False)
+        for trace_pk in set(failing_traces.values_list("trace_id", flat=True)):
+            failing[key_of[trace_pk]] = failing.get(key_of[trace_pk], 0) + 1
+    return failing, {key: len(ids) for key, ids in sessions_of.items()}
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 - ``AnyOf``: ``column = ANY(array)``, a list of ids as one parameter. ``__in`` sends one parameter per id;
   with thousands of ids (an incident's traces, a rollup batch) Django prepares each value and psycopg quotes
-  each into the statement, which cost more than running the query.
+  each into the statement, which cost more than running the query. The array travels as one text
+  (``'{1,2,3}'::bigint[]``): psycopg's dumping of a Python list, element by element, cost ~0.6 µs an id (10 ms
+  for an incident page's 16,000 span ids), the text ~0.1 µs.
 - ``JsonArrayHas``: a JSON array column holds a value (PostgreSQL's ``@>``; SQLite has no ``__contains`` on JSON).
 - ``EpochMinute``: a timestamp as whole minutes since 1970, an integer: reading tens of thousands of minute
   rows as ``datetime`` objects cost more than the query.
@@ -19,6 +21,18 @@ from django.db.models import BigIntegerField, F, Func, Lookup
 from django.db.models.sql.compiler import SQLCompiler
 
 
+def _smallest_int_type(values: list[int]) -> str:
+    """The array's element type as psycopg would choose it for a Python list, the smallest that holds every value.
+    PostgreSQL plans ``bigint_column = ANY(int4[])`` unlike ``= ANY(bigint[])`` (the latter chose a sequential scan
+    of a day's spans for an incident's 2,000 traces, 18 ms against 12 through the index), so the plans stay those
+    the list parameter had."""
+    low, high = (min(values), max(values)) if values else (0, 0)
+    for name, bits in (("int2", 15), ("int4", 31)):
+        if -(2**bits) <= low and high < 2**bits:
+            return name
+    return "int8"
+
+
 class AnyOf(Lookup):
     """A filter expression: ``Score.objects.filter(AnyOf("trace_id", trace_pks))``."""
 
@@ -30,7 +44,10 @@ class AnyOf(Lookup):
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", (*lhs_params, self.rhs)
+        return f"{lhs} = ANY(%s::{_smallest_int_type(self.rhs)}[])", (
+            *lhs_params,
+            "{" + ",".join(map(str, self.rhs)) + "}",
+        )
 
     def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
         # The embedded database of `make run` has no arrays: the ids travel as one JSON text.

@@ -126,7 +126,8 @@ def test_sessions_and_users_lists_filter_and_sort(
     login(client, tenant)
 
     def keys(path: str, **params: str) -> list[str]:
-        with django_assert_max_num_queries(14):  # the page's own, the list's, its failing counts, users' sessions
+        # the page's own, the list's, the shown rows' traces and their failing scores, the choice by failing traces
+        with django_assert_max_num_queries(15):
             html = client.get(path, params).content.decode()
         return re.findall(r'<td class="key"><a href="[^"]+" title="([^"]+)"', html)
 

@@ -25,7 +25,8 @@ def test_any_of_matches_the_listed_ids_with_one_parameter() -> None:
     found = Project.objects.filter(AnyOf("pk", wanted))
     assert sorted(found.values_list("slug", flat=True)) == ["p0", "p2"]
     sql, params = found.query.sql_with_params()
-    assert "= ANY(%s)" in sql and list(params) == [wanted]
+    # one text parameter, not psycopg's element-by-element list (sre4ai_web/lib/sql.py)
+    assert "= ANY(%s::int8[])" in sql and list(params) == ["{" + ",".join(map(str, wanted)) + "}"]
     assert not Project.objects.filter(AnyOf("pk", [])).exists()
     assert connection.vendor == "postgresql"
 

@@ -10,10 +10,14 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
+        from django.db.backends.signals import connection_created
         from django.db.models.signals import post_delete, post_save
 
         import sre4ai_web.checks  # noqa: F401  (registers the deployment checks)
         from accounts.models import ApiKey, Project
+        from sre4ai_web.lib.pg_timestamps import use_compiled_timestamps
+
+        connection_created.connect(use_compiled_timestamps, dispatch_uid="sre4ai_compiled_timestamps")
 
         user_logged_in.connect(_stamp_session_generation, dispatch_uid="sre4ai_session_generation")
         for signal in (post_save, post_delete):

@@ -1,10 +1,11 @@
 """What the grounding evaluator measures: the context read as sentences and facts, and per claim a few
 numbers saying how well the context backs it.
 
-The context is indexed once per item, in one pass of a few regular expressions per document; every distinct
-word as written is looked up in memo tables (its folded form, content key, root, whether it negates or is a
-number word), so a word is stemmed once per process, not once per item. What only some claims need (a
-sentence's word order, its clauses, the acronyms) is computed when a claim first asks. Prose is split into
+The context is indexed once per item, each document read once for its sentences and once for its words (ASCII
+text with str.translate and str.split, other text with a regular expression); every distinct word as written is
+looked up in memo tables (its folded form, content key, root, whether it negates or is a number word), so a word
+is stemmed once per process, not once per item. What only some claims need (a sentence's roots, word order and
+clauses, the acronyms) is computed when a claim first asks. Prose is split into
 sentences (a quick splitter: contexts are long).
 Structured documents become facts: JSON (objects, arrays, nested keys: "hours Monday: 11:0-22:0";
 booleans read as present or negated facts: "not Delivery"; Python-style dict strings inside values, as in
@@ -30,7 +31,6 @@ grounding_weights.json.
 from __future__ import annotations
 
 import ast
-import bisect
 import contextlib
 import csv
 import heapq
@@ -42,7 +42,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import chain, filterfalse
+from itertools import chain, compress, filterfalse
 from pathlib import Path
 from typing import Any
 
@@ -435,6 +435,7 @@ class _RootMemo(dict[str, Any]):
 NEGATED = ""
 _NONE: frozenset[str] = frozenset()
 _NUMBER_MARKS = frozenset(f"#{v}" for v in NUMBER_WORDS.values())
+_MARKERS = _NUMBER_MARKS | {NEGATED}
 
 
 class _Forms(dict[str, Any]):
@@ -538,9 +539,22 @@ _SCOPE_ENDS = frozenset({"and", "or", "but", "while", "whereas"})
 # Context sentences end at . ! ? (and closing quotes) before white space, or at a line break. Cruder than
 # text.sentence_spans (an abbreviation may end one), and much faster on long documents; a claim is also
 # compared with adjacent sentences, so a sentence cut in two is still found whole. Written to start with one
-# character set (a line break, or a stop then closing quotes and a space), which the regular-expression engine
-# scans for before it tries a match: twice as fast as two alternatives on a long text.
+# character set (a line break, or a stop then closing quotes and a space). The definition: _prose_pieces finds its
+# matches with _BREAK_AT_STOP.
 _CONTEXT_BREAK = re.compile(r"[.!?。！？\n](?:(?<=\n)\s*|(?<!\n)[\"'”’)\]]*\s+)")
+# _CONTEXT_BREAK as one pattern per stop, each starting with its stop: the engine finds that character by a plain
+# character search, several times faster than testing a set at every character of a long text.
+_BREAK_AT_STOP = tuple(
+    (stop, re.compile(re.escape(stop) + (r"\s*" if stop == "\n" else r"[\"'”’)\]]*\s+"))) for stop in ".!?。！？\n"
+)
+# ASCII text in which every character that cannot be part of a _WORD word is a space (line breaks aside):
+# str.split then reads the runs of word characters and apostrophes, which are _WORD's words once the apostrophes
+# that start a run are dropped. str.translate maps an ASCII text several times faster than _WORD.findall reads it.
+_SPACE_FOR_NON_WORD = str.maketrans(
+    dict.fromkeys((c for c in map(chr, range(128)) if c != "\n" and not re.fullmatch(r"[\w'’]", c)), " ")
+)
+# ASCII text reduced to its digits (and line breaks): which pieces of a text have a number at all.
+_DIGITS_ONLY = str.maketrans("", "", "".join(c for c in map(chr, range(128)) if c != "\n" and not c.isdigit()))
 _CLAUSE = re.compile(r"[,;:()\[\]]|\s(?:but|while|whereas|although|though|however|except)\s")
 
 
@@ -553,13 +567,26 @@ class Sentence:
     start: int
     end: int
     text: str
-    roots: set[str]
     numbers: frozenset[str]
     negated: bool  # has a negation word (most sentences have none: their negation check is skipped)
     fact: bool  # a fact of a structured document (short: its negation is checked whenever a claim names it)
     words: list[str]  # its words as written (``_WORD``), read once by the index: word pairs and acronyms reuse them
+    _roots: set[str] | None = None
     _clauses: list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]] | None = None
     _pairs: frozenset[tuple[str, str]] | None = None
+
+    @property
+    def roots(self) -> set[str]:
+        """The roots of its words (number words are among its ``numbers``). Claims read the roots of the few
+        sentences near their best matches (and of the negated ones): each set is built when first asked for."""
+        if self._roots is None:
+            roots = set(map(_ROOTS.__getitem__, self.words))
+            roots.discard(None)
+            roots.discard(NEGATED)
+            if not _NUMBER_MARKS.isdisjoint(roots):
+                roots -= _NUMBER_MARKS
+            self._roots = roots
+        return self._roots
 
     @property
     def clauses(self) -> list[tuple[frozenset[str], list[tuple[str | None, bool | None]]]]:
@@ -705,13 +732,24 @@ def context_numbers(text: str) -> list[tuple[int, str]]:
 
 
 def _prose_pieces(text: str) -> list[tuple[str, int, int]]:
+    """The sentences of ``text`` between the matches of _CONTEXT_BREAK (found with ``_BREAK_AT_STOP``, for the
+    stops the text has), with their offsets."""
+    breaks = sorted(
+        chain.from_iterable(
+            map(re.Match.span, pattern.finditer(text)) for stop, pattern in _BREAK_AT_STOP if stop in text
+        )
+    )
     pieces: list[tuple[str, int, int]] = []
     start = 0
-    for match in _CONTEXT_BREAK.finditer(text):
-        stop = match.start() + len(match.group().rstrip())  # the stop and closing quotes stay in the sentence
+    for at, end in breaks:
+        if at < start:
+            # A line break in the white space after a stop: one scan of _CONTEXT_BREAK takes it with the stop, and
+            # its own match ends where the stop's does.
+            continue
+        stop = at + len(text[at:end].rstrip())  # the stop and closing quotes stay in the sentence
         if stop > start:
             pieces.append((text[start:stop], start, stop))
-        start = match.end()
+        start = end
     if start < len(text) and not text[start:].isspace():
         pieces.append((text[start:], start, len(text)))
     return pieces
@@ -753,25 +791,51 @@ class Context:
         return self._initials
 
 
-def _offsets_to_pieces(offsets: list[int], starts: list[int]) -> list[int]:
-    return [max(0, bisect.bisect_right(starts, offset) - 1) for offset in offsets]
+def _read_prose(pieces: list[tuple[str, int, int]]) -> tuple[list[list[str]], defaultdict[int, set[str]]]:
+    """The words (``_WORD.findall``) and the numbers (``context_numbers``' values) of each of the ``pieces`` of a
+    text (``_prose_pieces``: no line break inside one, as _CONTEXT_BREAK ends a sentence at every one, and no
+    number across two, as white space parts them). The words of the ASCII pieces (most, in most texts) are read
+    at once with str.translate and str.split, several times faster than the regular expression
+    (``_SPACE_FOR_NON_WORD``; a line break between two pieces, a space before each, so that an apostrophe starting
+    a word follows a space), and only those of them with a digit are searched for numbers."""
+    texts = [piece for piece, _a, _b in pieces]
+    is_ascii = list(map(str.isascii, texts))
+    joined = "\n ".join(compress(texts, is_ascii))
+    spaced = " " + joined.translate(_SPACE_FOR_NON_WORD)
+    while " '" in spaced:  # "'twas", "''quoted'": the apostrophes that start a run are no part of its word
+        spaced = spaced.replace(" '", "  ")
+    ascii_words = iter(spaced.split("\n"))
+    ascii_digits = iter(joined.translate(_DIGITS_ONLY).split("\n"))
+    words_of: list[list[str]] = []
+    numbers_of: defaultdict[int, set[str]] = defaultdict(set)
+    for i, (text, ascii_text) in enumerate(zip(texts, is_ascii, strict=True)):
+        if ascii_text:
+            words_of.append(next(ascii_words).split())
+            if not next(ascii_digits):
+                continue
+        else:  # non-ASCII word characters, apostrophes and digits: the regular expressions read them
+            words_of.append(_WORD.findall(text))
+        numbers_of[i].update(value for _o, value in context_numbers(text))
+    return words_of, numbers_of
 
 
 def index_context(docs: list[tuple[str, str]], focus: set[str] | None = None) -> Context:
-    """``docs``: (id, text) of the non-empty documents. One pass of a few regular expressions over each text
-    (sentences, words, numbers), every word looked up once in a memo table (its root, or whether it is a
-    negation or a number word); what only some claims need is computed when one asks. ``focus``: the roots
-    the claims can ask for (``answer_roots``); only those are listed by sentence in ``by_root`` (a context
-    has many more distinct roots than an answer, and listing each was a fifth of the time)."""
+    """``docs``: (id, text) of the non-empty documents. Each text is split into sentences and read for words
+    once (``_prose_pieces``, ``_read_prose``), each distinct word looked up once in a memo table (its root, or
+    whether it is a negation or a number word); what only some claims need is computed when one asks (a
+    sentence's roots, its clauses, its word pairs). ``focus``: the roots the claims can ask for (``answer_roots``);
+    only those are listed by sentence in ``by_root`` (a context has many more distinct roots than an answer, and
+    listing each was a fifth of the time)."""
     ctx = Context(doc_ids=[d for d, _ in docs], doc_texts=[t for _, t in docs])
-    by_root, by_number, roots_memo, findall = ctx.by_root, ctx.by_number, _ROOTS, _WORD.findall
+    by_root, by_number, findall = ctx.by_root, ctx.by_number, _WORD.findall
+    # What is listed by sentence: the focus (every root without one), negation words and number words.
+    listed = None if focus is None else focus | _MARKERS
     all_roots: set[str] = set()
     all_numbers: set[str] = set()
     unique: set[str] = set()
     sentences = ctx.sentences
     for position, (_doc_id, text) in enumerate(docs):
         facts = structured_facts(text)
-        numbers_of: defaultdict[int, set[str]] = defaultdict(set)
         if facts is not None:
             ctx.structured = True
             pieces: list[tuple[str, int, int]] = []
@@ -782,48 +846,51 @@ def index_context(docs: list[tuple[str, str]], focus: set[str] | None = None) ->
                     )
                 else:
                     pieces.append((fact.text, fact.start, fact.end))
-            # Fact texts are not substrings of the document: their numbers are read one by one.
+            # Fact texts are not substrings of the document (and may hold line breaks): each is read on its own.
+            numbers_of: defaultdict[int, set[str]] = defaultdict(set)  # by sentence of the document
             for i, (piece, _a, _b) in enumerate(pieces):
                 numbers_of[i].update(value for _o, value in context_numbers(piece))
+            words_of = list(map(findall, [piece for piece, _a, _b in pieces]))
             # The record's own names are words of the context too ("BusinessParking": "parking").
             unique.update(findall(_GLUED.sub(" ", text)))
         else:
             pieces = _prose_pieces(text)
-            starts = [start for _p, start, _e in pieces]
-            found = context_numbers(text)
-            for i, (_o, value) in zip(_offsets_to_pieces([o for o, _v in found], starts), found, strict=True):
-                numbers_of[i].add(value)
+            words_of, numbers_of = _read_prose(pieces)
+        # Each distinct word of the document is looked up once in the memo table; a sentence's words are then
+        # looked up in the set of those whose root is listed (most are not), in C.
+        distinct = list(set(chain.from_iterable(words_of)))
+        distinct_roots = list(map(_ROOTS.__getitem__, distinct))
+        all_roots.update(distinct_roots)
+        unique.update(distinct)
+        listed_words = None if listed is None else set(compress(distinct, map(listed.__contains__, distinct_roots)))
         is_fact = facts is not None
-        raws: list[list[str]] = []
-        for i, (piece, start, end) in enumerate(pieces):
-            raw = findall(piece)
-            raws.append(raw)
-            roots = set(map(roots_memo.__getitem__, raw))
+        for i, ((piece, start, end), piece_words) in enumerate(zip(pieces, words_of, strict=True)):
+            index = len(sentences)
+            nums = numbers_of.get(i) or _NONE
+            roots = set(
+                map(_ROOTS.__getitem__, piece_words if listed_words is None else listed_words.intersection(piece_words))
+            )
             roots.discard(None)
             negated = NEGATED in roots
-            nums = numbers_of.get(i) or _NONE
             if negated:
                 roots.discard(NEGATED)
+                ctx.negated.append(index)
             if not _NUMBER_MARKS.isdisjoint(roots):  # number words ("three") count as their value
                 marks = roots & _NUMBER_MARKS
                 roots -= marks
                 nums = set(nums) | {m[1:] for m in marks}
-            index = len(sentences)
-            if negated:
-                ctx.negated.append(index)
+            for r in roots:
+                by_root[r].append(index)
             if nums:
                 nums = frozenset(nums)
                 for value in nums:
                     by_number[value].append(index)
                 all_numbers |= nums
-            sentences.append(Sentence(position, start, end, piece, roots, nums, negated, is_fact, raw))
-            for r in roots if focus is None else roots & focus:
-                by_root[r].append(index)
-            all_roots |= roots
-        unique.update(chain.from_iterable(raws))
-        ctx.size += sum(map(len, raws))
+            sentences.append(Sentence(position, start, end, piece, nums, negated, is_fact, piece_words))
+        ctx.size += sum(map(len, words_of))
     # "WilkinsonBlack": text scraped without a space between sentences; its parts are words of the context too.
-    for glued in [w for w in filterfalse(str.islower, unique) if not (w.isupper() or w.istitle())]:
+    # (The words that are neither lower case, nor upper case, nor capitalised: filtered without a Python loop.)
+    for glued in list(filterfalse(str.istitle, filterfalse(str.isupper, filterfalse(str.islower, unique)))):
         unique.update(findall(_GLUED.sub(" ", glued)))
     if unique:
         folded, keys, stems = zip(*map(_WORD_FORMS.__getitem__, unique), strict=True)
@@ -831,7 +898,9 @@ def index_context(docs: list[tuple[str, str]], focus: set[str] | None = None) ->
         ctx.words.update(stems)
         ctx.keys = set(keys)
         ctx.keys.discard(None)
-    ctx.roots = all_roots
+    all_roots.discard(None)
+    all_roots.discard(NEGATED)
+    ctx.roots = all_roots - _NUMBER_MARKS
     ctx.numbers.update(v for v in all_numbers if not v.isalpha())
     ctx.words.update(v for v in all_numbers if v.isalpha())  # a month name read from an ISO date
     return ctx

@@ -454,3 +454,95 @@ def test_windows_and_baseless_words_agree_with_every_window_scored() -> None:
             whole += 1
             assert values["clause_found"] == values["clause_near"] == 1.0
     assert 20 < whole < len(claims) - 20  # both kinds of claim
+
+
+# Pieces of context text for the index: stops, closing quotes, white space of several kinds (a line separator, a
+# no-break space), apostrophes, digits with separators, a word with an accent and a curly quote (non-ASCII
+# pieces are read by the regular expressions, the others with str.translate).
+CONTEXT_PIECES = [
+    *".!?。！？\n\"'”’)]",
+    " ",
+    "  ",
+    "\t",
+    "\u2028",
+    "\xa0",
+    " '",
+    "''",
+    "x'",
+    "Jones' ",
+    "don't ",
+    "won ",
+    "not ",
+    "three ",
+    "1,000.5 ",
+    "2024-03-05 ",
+    "10:30 ",
+    "٣ ",
+    "Café ",
+    "“quoted” ",
+    "U.S. ",
+    "a_b ",
+]
+
+
+def _plain_prose_pieces(text: str) -> list[tuple[str, int, int]]:
+    pieces = []
+    start = 0
+    for match in gf._CONTEXT_BREAK.finditer(text):
+        stop = match.start() + len(match.group().rstrip())
+        if stop > start:
+            pieces.append((text[start:stop], start, stop))
+        start = match.end()
+    if start < len(text) and not text[start:].isspace():
+        pieces.append((text[start:], start, len(text)))
+    return pieces
+
+
+def _context_texts(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(CONTEXT_PIECES) for _ in range(rng.randint(0, 40))) for _ in range(count)]
+
+
+def test_prose_pieces_are_those_between_the_matches_of_one_scan() -> None:
+    texts = _context_texts(20_000, seed=21)
+    for sample in texts:
+        assert gf._prose_pieces(sample) == _plain_prose_pieces(sample), sample
+    assert sum(".\n" in t or ". \n" in t for t in texts) > 500  # line breaks inside a stop's white space
+
+
+def test_prose_words_and_numbers_are_those_of_the_regular_expressions_piece_by_piece() -> None:
+    texts = [*_context_texts(5_000, seed=22), " ".join(SENTENCES)]
+    ascii_pieces = 0
+    for sample in texts:
+        pieces = gf._prose_pieces(sample)
+        words_of, numbers_of = gf._read_prose(pieces)
+        assert words_of == [gf._WORD.findall(piece) for piece, _a, _b in pieces], sample
+        expected: dict[int, set[str]] = {}
+        for offset, value in gf.context_numbers(sample):  # the whole text's numbers, placed by offset
+            i = max(n for n, (_p, start, _e) in enumerate(pieces) if start <= offset)
+            expected.setdefault(i, set()).add(value)
+        assert {i: values for i, values in numbers_of.items() if values} == expected, sample
+        ascii_pieces += sum(piece.isascii() and "'" in piece for piece, _a, _b in pieces)
+    assert ascii_pieces > 1_000  # the str.translate reading is compared, apostrophes included
+
+
+def test_the_index_lists_what_each_sentence_holds() -> None:
+    """The roots, numbers, negations and root lists of the one-scan index against each sentence's words read on
+    their own, with and without a focus."""
+    docs = [(f"d{i}", text) for i, text in enumerate(_context_texts(30, seed=23) + sentences(10, seed=24))]
+    docs.append(("record", RECORD))
+    focus = gf.answer_roots(gf.answer_words(" ".join(text for _d, text in docs[::3])))
+    for listed in (None, focus):
+        ctx = gf.index_context(docs, listed)
+        by_root: dict[str, list[int]] = {}
+        for index, s in enumerate(ctx.sentences):
+            assert s.words == gf._WORD.findall(s.text)
+            found = {gf._ROOTS[w] for w in s.words} - {None}
+            assert s.negated == (gf.NEGATED in found) and (index in ctx.negated) == s.negated
+            marks = found & gf._NUMBER_MARKS
+            assert {m[1:] for m in marks} <= s.numbers
+            assert s.roots == found - {gf.NEGATED} - marks
+            for r in s.roots if listed is None else s.roots & listed:
+                by_root.setdefault(r, []).append(index)
+        assert dict(ctx.by_root) == by_root
+        assert ctx.roots == set().union(*(s.roots for s in ctx.sentences))

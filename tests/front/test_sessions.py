@@ -200,3 +200,29 @@ def test_trace_pages_link_sessions_and_users(client: Client, tenant: Tenant) -> 
     assert client.get("/p/acme/session/", {"id": "chat/42?x=1"}).status_code == 200
     nav = client.get("/p/acme/traces/").content.decode()
     assert 'href="/p/acme/sessions/"' in nav and 'href="/p/acme/users/"' in nav
+
+
+@pytest.mark.postgres_only("the covering index (traces.0016) is PostgreSQL's")
+@pytest.mark.parametrize("by", ["session_id", "user_id"])
+def test_the_lists_group_only_columns_the_covering_index_holds(tenant: Tenant, by: str) -> None:
+    """The grouping reads only what traces.0016's index holds, so PostgreSQL can answer it from the index alone (a
+    week at 10M spans: 620 ms from the rows, 220 from the index). A column added to the grouping (or a filter) that
+    the index lacks breaks this."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from front.selectors import GroupFilters, group_list
+
+    conversation(tenant)
+    since = Trace.objects.order_by("start_time").values_list("start_time", flat=True)[0] - timedelta(days=7)
+    filters = GroupFilters(service="bot", environment="production", since=since, until=since + timedelta(days=30))
+    with CaptureQueriesContext(connection) as queries:
+        group_list(project=tenant.project, by=by, filters=filters, sort="cost")
+    (grouping,) = [q["sql"] for q in queries.captured_queries if "GROUP BY" in q["sql"] and "SUM(" in q["sql"]]
+    read = set(re.findall(r'"traces_trace"\."(\w+)"', grouping))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_indexdef('trace_groups_idx'::regclass)")
+        definition = cursor.fetchone()[0]
+    held = set(re.findall(r"\w+", definition.split(" USING ")[1]))
+    assert {"project_id", "start_time", by, "cost", "service", "environment"} <= read
+    assert read <= held, f"{sorted(read - held)} not in {definition}"

@@ -276,8 +276,8 @@ def test_keyset_paging_crosses_a_partition_boundary(tenant: Tenant) -> None:
 
 def _unpartition() -> None:
     """Put the partitioned tables back in the layout of an installation from before partitioning: plain tables
-    as Django creates them, with the trigram index of traces.0002 and the models index of traces.0015 (the
-    conversion carries them over; later tests expect them)."""
+    as Django creates them, with the trigram index of traces.0002, the models index of traces.0015 and the lists'
+    covering index of traces.0016 (the conversion carries them over; later tests expect them)."""
     models = [Trace, Span, RetrievedDocument, Score, TrafficRollup, ScoreRollup]
     with connection.schema_editor() as editor:
         for model in models:
@@ -285,6 +285,8 @@ def _unpartition() -> None:
             editor.create_model(model)
         editor.execute("CREATE INDEX trace_search_trgm ON traces_trace USING gin (UPPER(search_text) gin_trgm_ops)")
         editor.execute("CREATE INDEX trace_models_gin ON traces_trace USING gin (model_names jsonb_path_ops)")
+        groups = import_module("traces.migrations.0016_trace_groups_index")
+        editor.execute(f"CREATE INDEX {groups.NAME} ON traces_trace USING {groups.USING}")
         # And the lz4 compression of traces.0006: the converted tables inherit it, and later tests expect it.
         import_module("traces.migrations.0006_lz4_compression")._set(editor, "lz4")
     forget()

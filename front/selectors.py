@@ -101,6 +101,14 @@ COUNT_TIMEOUT_MS = 250  # the list page asks for its count afterwards (trace_lis
 # tell the two apart, as it prices matching a long text like comparing two numbers. A common word finds a page in
 # the first traces of the walk.
 FEW_TEXT_MATCHES = 2_000
+# More matches than that, spread thin (a word in 0.25 % of 2.5 million traces): the walk tests ~20,000 traces to fill
+# a page (12 µs each, 250 ms at 10M spans) where the trigram index reads the 6,250 matches and sorts them (6 µs each,
+# 37 ms). Which is cheaper turns on how densely the newest traces match: fewer than SPARSE_HITS among the newest
+# SPARSE_PROBE traces (a density under 1/150, where the two cost about the same for a range of ~2.5 million traces)
+# reads through the trigram index. Probing costs the walk of SPARSE_PROBE traces at most (~25 ms), a common word
+# a few.
+SPARSE_PROBE = 2_000
+SPARSE_HITS = 13
 
 
 @dataclass(frozen=True)
@@ -442,14 +450,31 @@ def few_text_count(*, project: Project, filters: TraceFilters) -> tuple[int, boo
 
 
 def _through_trigrams(project: Project, filters: TraceFilters, database: str, few: bool | None) -> bool:
-    """Whether to read a page through the trigram index: a text search on PostgreSQL that matches few traces. Not
-    with a score filter or sort: their per-trace subqueries on scores need the index scans this turns off (a rare
-    word sorted by a score: 82 ms of SQL with them, 107 without)."""
+    """Whether to read a page through the trigram index: a text search on PostgreSQL that matches few traces, or
+    many spread thin (``_sparse_text``). Not with a score filter or sort: their per-trace subqueries on scores need
+    the index scans this turns off (a rare word sorted by a score: 82 ms of SQL with them, 107 without)."""
     if not filters.text or filters.score or filters.failing or connections[database].vendor != "postgresql":
         return False
     if few is None:
         few = few_text_count(project=project, filters=filters) is not None
-    return few
+    return few or _sparse_text(project, filters, database)
+
+
+def _sparse_text(project: Project, filters: TraceFilters, database: str) -> bool:
+    """Whether fewer than SPARSE_HITS of the newest SPARSE_PROBE traces of the other filters match the text, and
+    there are that many traces (a smaller range is walked whole in a few ms)."""
+    others = _filtered(project, replace(filters, text="")).order_by("-start_time", "-id").using(database)
+    newest, params = others.values("search_text")[:SPARSE_PROBE].query.sql_with_params()
+    pattern = "%" + connections[database].ops.prep_for_like_query(filters.text) + "%"
+    with connections[database].cursor() as cursor:
+        # The same test as the filter's ``search_text__icontains``, on the newest traces only, stopping at SPARSE_HITS.
+        cursor.execute(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM ({newest}) newest "  # noqa: S608 - the ORM's own SQL and parameters
+            "WHERE UPPER(newest.search_text::text) LIKE UPPER(%s) LIMIT %s) hits",
+            [*params, pattern, SPARSE_HITS],
+        )
+        hits = cursor.fetchone()[0]
+    return hits < SPARSE_HITS and others[SPARSE_PROBE - 1 : SPARSE_PROBE].exists()
 
 
 @contextmanager

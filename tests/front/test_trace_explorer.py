@@ -122,6 +122,36 @@ def test_a_rare_word_pages_through_its_traces_in_order_and_leaves_the_settings_a
     assert len(counts) == 1, counts
 
 
+@pytest.mark.postgres_only("the trigram index is PostgreSQL's; SQLite always walks")
+def test_many_matches_spread_thin_are_read_through_the_trigram_index(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More matches than FEW_TEXT_MATCHES: read through the trigram index when the newest traces hardly match (a
+    walk would test most of the range), walked when they match often; the same pages either way."""
+    traces = [make_trace(tenant.project, n, seconds=n) for n in range(12)]
+    Trace.objects.filter(pk__in=[t.pk for t in traces]).update(search_text="refund policy")
+    monkeypatch.setattr("front.selectors.FEW_TEXT_MATCHES", 2)
+    monkeypatch.setattr("front.selectors.SPARSE_PROBE", 6)
+    monkeypatch.setattr("front.selectors.SPARSE_HITS", 2)
+    search = TraceFilters(text="chargeback")
+    connection = connections[Trace.objects.db]
+
+    def through_trigrams(matching: list[Trace]) -> bool:
+        Trace.objects.filter(pk__in=[t.pk for t in traces]).update(search_text="refund policy")
+        Trace.objects.filter(pk__in=[t.pk for t in matching]).update(search_text="a CHARGEBACK fee")
+        expected = [t.pk for t in sorted(matching, key=lambda t: (t.start_time, t.pk), reverse=True)]
+        with CaptureQueriesContext(connection) as queries:
+            assert walk(tenant, TraceSort("time"), search, limit=2) == expected
+            assert [t.pk for t in trace_page(project=tenant.project, filters=search, few=False).items] == expected
+        return any("enable_indexscan" in q["sql"] for q in queries.captured_queries)
+
+    assert through_trigrams(traces[:4])  # the oldest four: none among the newest six
+    assert through_trigrams(traces[:5] + traces[-1:])  # one among the newest six: still fewer than SPARSE_HITS
+    assert not through_trigrams(traces[:3] + traces[-2:])  # two among the newest six: walked
+    monkeypatch.setattr("front.selectors.SPARSE_PROBE", 13)  # fewer traces than the probe: the range is walked whole
+    assert not through_trigrams(traces[:4])
+
+
 def _settings(connection: Any) -> tuple[str, ...]:
     if connection.vendor != "postgresql":
         return ()

@@ -76,16 +76,18 @@ def trace_list(request: HttpRequest, membership: Membership, slug: str) -> HttpR
         filters = form.to_filters()
         sort = form.to_sort().token
         count = few_text_count(project=project, filters=filters)
-        try:
-            page = trace_page(
-                project=project,
-                filters=filters,
-                cursor=form.cleaned_data["cursor"],
-                sort=form.to_sort(),
-                few=count is not None,
-            )
-        except InvalidCursor as exc:
-            cursor_error = str(exc)
+        # A search counted to no match has no page to read (reading would search the same traces again).
+        if count != (0, False):
+            try:
+                page = trace_page(
+                    project=project,
+                    filters=filters,
+                    cursor=form.cleaned_data["cursor"],
+                    sort=form.to_sort(),
+                    few=count is not None,
+                )
+            except InvalidCursor as exc:
+                cursor_error = str(exc)
     next_query = ""
     if page.next_cursor:
         query = request.GET.copy()

@@ -120,6 +120,12 @@ def test_a_rare_word_pages_through_its_traces_in_order_and_leaves_the_settings_a
     assert re.search(r'id="trace-count">\s*5 traces', html)
     counts = [q["sql"] for q in queries.captured_queries if "COUNT(*)" in q["sql"] and "traces_trace" in q["sql"]]
     assert len(counts) == 1, counts
+    # Counted to no match: the page says so and does not search the traces a second time.
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get("/p/acme/traces/", {"q": "chargeback", "service": "elsewhere"}).content.decode()
+    assert re.search(r'id="trace-count">\s*0 traces', html)
+    searches = [q["sql"] for q in queries.captured_queries if "search_text" in q["sql"]]
+    assert len(searches) == 1 and "COUNT(*)" in searches[0], searches
 
 
 @pytest.mark.postgres_only("the trigram index is PostgreSQL's; SQLite always walks")

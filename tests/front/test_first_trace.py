@@ -213,6 +213,9 @@ def test_empty_states_say_what_to_do(tenant: Tenant) -> None:
         pass
     filtered = client.get("/p/acme/traces/", {"service": "nobody"}).content.decode()
     assert "No traces match these filters." in filtered and 'href="/p/acme/traces/">Clear the filters</a>' in filtered
+    assert "Clear the filters</a>." in filtered  # all time already: no longer range to choose
+    in_a_day = client.get("/p/acme/traces/", {"service": "nobody", "range": "24h"}).content.decode()
+    assert "Clear the filters</a>, or choose a longer time range." in in_a_day
     quiet = client.get("/p/acme/", {"range": "custom", "since": "2020-01-01T00:00Z", "until": "2020-01-02T00:00Z"})
     assert "No traffic in this range: choose a longer range above" in quiet.content.decode()
 

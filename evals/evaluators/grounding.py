@@ -57,6 +57,7 @@ from evals.evaluators.grounding_features import (
     answer_features,
     answer_roots,
     answer_words,
+    asked_forms,
     best_passage,
     claim_features,
     content_keys,
@@ -508,7 +509,7 @@ class Grounding(Evaluator[GroundingParams]):
         if not answer.strip() or not docs:
             return None
         words = answer_words(answer)
-        ctx = index_context(docs, answer_roots(words))
+        ctx = index_context(docs, answer_roots(words), asked_forms(words))
         known_words: set[str] = set()
         known_numbers: set[str] = set()
         input_keys: set[str] = set()

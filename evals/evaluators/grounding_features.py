@@ -40,6 +40,7 @@ import math
 import operator
 import re
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain, compress, filterfalse
@@ -454,16 +455,41 @@ class _Forms(dict[str, Any]):
         return value
 
 
-class _WordForms(dict[str, Any]):
-    """raw word → (folded word, content key, folded stem): what the context's word sets hold, one look-up per
-    distinct word of a document."""
+class _ContextForms(dict[str, Any]):
+    """raw word → the forms ``ContextWords`` knows it by: folded, and folded and stemmed."""
 
-    def __missing__(self, raw: str) -> tuple[str, str | None, str]:
+    def __missing__(self, raw: str) -> tuple[str, str]:
         if len(self) > _MEMO_WORDS:
             self.clear()
-        folded, k, _r = _TOKENS[raw]
-        forms = self[raw] = (folded, k, stem(folded))
+        folded = _TOKENS[raw][0]
+        forms = self[raw] = (folded, stem(folded))
         return forms
+
+
+class _AskedForms(dict[str, Any]):
+    """raw word of an answer → the forms claims ask ``ContextWords`` about for it: folded (word overlap, the
+    speaker's own voice) and, for a capitalised word (a name's words start with a capital, ``NAME``, but for
+    "of", "de", ...), also folded and stemmed and folded without its last letter (``missing_specifics``)."""
+
+    def __missing__(self, raw: str) -> tuple[str, ...]:
+        if len(self) > _MEMO_WORDS:
+            self.clear()
+        folded = _TOKENS[raw][0]
+        forms = self[raw] = (folded, stem(folded), folded[:-1]) if raw[0].isupper() else (folded,)
+        return forms
+
+
+class _GluedParts(dict[str, Any]):
+    """raw word → its parts when it is glued ("WilkinsonBlack": text scraped without a space between sentences;
+    a word neither lower case, nor upper case, nor capitalised), else (). The index asks about the words that
+    are not lower case (most are: ``str.islower`` rules them out for less than a look-up)."""
+
+    def __missing__(self, raw: str) -> tuple[str, ...]:
+        if len(self) > _MEMO_WORDS:
+            self.clear()
+        glued = not (raw.islower() or raw.isupper() or raw.istitle())
+        parts = self[raw] = tuple(_WORD.findall(_GLUED.sub(" ", raw))) if glued else ()
+        return parts
 
 
 class _SequenceMemo(dict[str, Any]):
@@ -518,7 +544,9 @@ class _NumberWordMemo(dict[str, Any]):
 
 
 _TOKENS = _Memo()
-_WORD_FORMS = _WordForms()
+_CONTEXT_FORMS = _ContextForms()
+_ASKED_FORMS = _AskedForms()
+_GLUED_PARTS = _GluedParts()
 _ROOTS = _RootMemo()
 _FOLDED, _KEYS = _Forms(0), _Forms(1)
 _SEQUENCE = _SequenceMemo()
@@ -614,17 +642,68 @@ def answer_words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+def _both_readings(words: list[str]) -> set[str]:
+    """The distinct words of an answer (``answer_words``) as either tokeniser reads them. text.raw_words reads
+    other words than ``_WORD`` only where a word has an apostrophe ("rock’n’roll’", "'twas"), and reads them from
+    that word alone: those words are read again, not the text."""
+    distinct = set(words)
+    joined = "".join(distinct)  # one search for an apostrophe rather than two per word
+    if "'" in joined or "’" in joined:
+        for word in [w for w in distinct if "'" in w or "’" in w]:
+            distinct.update(raw_words(word))
+    return distinct
+
+
 def answer_roots(words: list[str]) -> set[str]:
     """The roots of the words of an answer (``answer_words``) as either tokeniser reads them: the ``focus`` of
-    ``index_context``. text.raw_words reads other words than ``_WORD`` only where a word has an apostrophe
-    ("rock’n’roll’", "'twas"), and reads them from that word alone: those words are read again, not the text."""
-    distinct = set(words)
-    found = set(map(_ROOTS.__getitem__, distinct))
-    for word in distinct:
-        if "'" in word or "’" in word:
-            found.update(map(_ROOTS.__getitem__, raw_words(word)))
+    ``index_context``."""
+    found = set(map(_ROOTS.__getitem__, _both_readings(words)))
     found.discard(None)
     return found
+
+
+def asked_forms(words: list[str]) -> set[str]:
+    """The forms the claims of an answer (its ``answer_words``) ask ``Context.words`` about, as either tokeniser
+    reads its words (see ``answer_roots``): each folded, a capitalised one also folded and stemmed and folded
+    without its last letter; and month names and first-person words. The context's words are listed for these
+    only (``ContextWords``)."""
+    forms = set(chain.from_iterable(map(_ASKED_FORMS.__getitem__, _both_readings(words))))
+    forms |= _ALWAYS_ASKED
+    return forms
+
+
+class ContextWords(dict[str, bool]):
+    """folded form → whether a word of the context has it, folded or folded and stemmed (or, ``extra``, is a month
+    name read from an ISO date). Filled up front for the ``asked`` forms (``asked_forms`` of the answer; every form
+    when None): a context has several times more distinct words than an answer, and listing each word's forms
+    in a set was about a twentieth of an item's time. Any other form is answered on first use, from the forms
+    of every word of the context, listed then (once). ``form in words`` reads the same entry."""
+
+    def __init__(self, raw: Collection[str] = (), extra: Collection[str] = (), asked: set[str] | None = None):
+        super().__init__()
+        self._raw = raw
+        self._extra = extra
+        self._every: set[str] | None = None
+        if asked is None:
+            self.update(dict.fromkeys(self._every_form(), True))
+        else:
+            self.update(dict.fromkeys(asked, False))
+            found = asked.intersection(chain.from_iterable(map(_CONTEXT_FORMS.__getitem__, raw)))
+            found.update(asked.intersection(extra))
+            self.update(dict.fromkeys(found, True))
+
+    def _every_form(self) -> set[str]:
+        if self._every is None:
+            self._every = set(chain.from_iterable(map(_CONTEXT_FORMS.__getitem__, self._raw)))
+            self._every.update(self._extra)
+        return self._every
+
+    def __missing__(self, form: str) -> bool:
+        found = self[form] = form in self._every_form()
+        return found
+
+    def __contains__(self, form: object) -> bool:
+        return isinstance(form, str) and self[form]
 
 
 def folded_words_and_keys(text: str) -> tuple[set[str], set[str]]:
@@ -765,7 +844,7 @@ class Context:
     by_number: defaultdict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     keys: set[str] = field(default_factory=set)
     roots: set[str] = field(default_factory=set)
-    words: set[str] = field(default_factory=set)
+    words: ContextWords = field(default_factory=ContextWords)
     numbers: set[str] = field(default_factory=set)
     negated: list[int] = field(default_factory=list)  # indices of the sentences with a negation word
     size: int = 0  # words
@@ -819,13 +898,15 @@ def _read_prose(pieces: list[tuple[str, int, int]]) -> tuple[list[list[str]], de
     return words_of, numbers_of
 
 
-def index_context(docs: list[tuple[str, str]], focus: set[str] | None = None) -> Context:
+def index_context(docs: list[tuple[str, str]], focus: set[str] | None = None, asked: set[str] | None = None) -> Context:
     """``docs``: (id, text) of the non-empty documents. Each text is split into sentences and read for words
     once (``_prose_pieces``, ``_read_prose``), each distinct word looked up once in a memo table (its root, or
     whether it is a negation or a number word); what only some claims need is computed when one asks (a
     sentence's roots, its clauses, its word pairs). ``focus``: the roots the claims can ask for (``answer_roots``);
     only those are listed by sentence in ``by_root`` (a context has many more distinct roots than an answer, and
-    listing each was a fifth of the time)."""
+    listing each was a fifth of the time), and ``keys`` holds the content keys of the words with such a root
+    (those are the keys of the answer's words). ``asked``: the forms the claims ask ``words`` about
+    (``asked_forms``), listed up front (``ContextWords``)."""
     ctx = Context(doc_ids=[d for d, _ in docs], doc_texts=[t for _, t in docs])
     by_root, by_number, findall = ctx.by_root, ctx.by_number, _WORD.findall
     # What is listed by sentence: the focus (every root without one), negation words and number words.
@@ -833,6 +914,9 @@ def index_context(docs: list[tuple[str, str]], focus: set[str] | None = None) ->
     all_roots: set[str] = set()
     all_numbers: set[str] = set()
     unique: set[str] = set()
+    # The words whose content key goes into ``keys``: with a focus, those with a listed root (and the record's own
+    # names and the parts of glued words, few), not all.
+    keyed: set[str] = set()
     sentences = ctx.sentences
     for position, (_doc_id, text) in enumerate(docs):
         facts = structured_facts(text)
@@ -852,17 +936,23 @@ def index_context(docs: list[tuple[str, str]], focus: set[str] | None = None) ->
                 numbers_of[i].update(value for _o, value in context_numbers(piece))
             words_of = list(map(findall, [piece for piece, _a, _b in pieces]))
             # The record's own names are words of the context too ("BusinessParking": "parking").
-            unique.update(findall(_GLUED.sub(" ", text)))
+            names = findall(_GLUED.sub(" ", text))
+            unique.update(names)
+            keyed.update(names)
         else:
             pieces = _prose_pieces(text)
             words_of, numbers_of = _read_prose(pieces)
         # Each distinct word of the document is looked up once in the memo table; a sentence's words are then
         # looked up in the set of those whose root is listed (most are not), in C.
-        distinct = list(set(chain.from_iterable(words_of)))
-        distinct_roots = list(map(_ROOTS.__getitem__, distinct))
+        distinct = set(chain.from_iterable(words_of))
+        distinct_roots = list(map(_ROOTS.__getitem__, distinct))  # in the order of ``distinct``, which stays as is
         all_roots.update(distinct_roots)
-        unique.update(distinct)
         listed_words = None if listed is None else set(compress(distinct, map(listed.__contains__, distinct_roots)))
+        keyed.update(distinct if listed_words is None else listed_words)
+        if unique:
+            unique |= distinct
+        else:
+            unique = distinct  # the first document's words serve as they are (most contexts are one document)
         is_fact = facts is not None
         for i, ((piece, start, end), piece_words) in enumerate(zip(pieces, words_of, strict=True)):
             index = len(sentences)
@@ -889,20 +979,17 @@ def index_context(docs: list[tuple[str, str]], focus: set[str] | None = None) ->
             sentences.append(Sentence(position, start, end, piece, nums, negated, is_fact, piece_words))
         ctx.size += sum(map(len, words_of))
     # "WilkinsonBlack": text scraped without a space between sentences; its parts are words of the context too.
-    # (The words that are neither lower case, nor upper case, nor capitalised: filtered without a Python loop.)
-    for glued in list(filterfalse(str.istitle, filterfalse(str.isupper, filterfalse(str.islower, unique)))):
-        unique.update(findall(_GLUED.sub(" ", glued)))
-    if unique:
-        folded, keys, stems = zip(*map(_WORD_FORMS.__getitem__, unique), strict=True)
-        ctx.words.update(folded)
-        ctx.words.update(stems)
-        ctx.keys = set(keys)
-        ctx.keys.discard(None)
+    glued_parts = set(chain.from_iterable(map(_GLUED_PARTS.__getitem__, filterfalse(str.islower, unique))))
+    unique |= glued_parts
+    keyed |= glued_parts
+    ctx.keys = set(map(_KEYS.__getitem__, keyed))
+    ctx.keys.discard(None)
     all_roots.discard(None)
     all_roots.discard(NEGATED)
     ctx.roots = all_roots - _NUMBER_MARKS
     ctx.numbers.update(v for v in all_numbers if not v.isalpha())
-    ctx.words.update(v for v in all_numbers if v.isalpha())  # a month name read from an ISO date
+    months = {v for v in all_numbers if v.isalpha()}  # a month name read from an ISO date
+    ctx.words = ContextWords(unique, months, asked)
     return ctx
 
 
@@ -920,6 +1007,9 @@ _FIRST_PERSON = frozenset(
     {"i", "me", "my", "mine", "myself", "i'm", "i've", "i'd", "i'll"}
     | {"we", "us", "our", "ours", "ourselves", "we're", "we've"}
 )
+# What a claim may ask ``ContextWords`` about besides the forms of the answer's words (``asked_forms``): a month
+# name (a date it states) and the speaker's own voice.
+_ALWAYS_ASKED = frozenset(MONTHS) | _FIRST_PERSON
 
 
 def missing_specifics(
@@ -934,7 +1024,7 @@ def missing_specifics(
     missing: list[str] = []
     for written, value in number_keys(sentence) if stated_numbers is None else stated_numbers:
         if value.isalpha():
-            present = value in ctx.words or value in known_words
+            present = ctx.words[value] or value in known_words
         else:
             present = value in ctx.numbers or value in known_numbers
         if not present and written not in missing:
@@ -950,7 +1040,7 @@ def missing_specifics(
         if not parts:
             continue
         if all(
-            p in context_words or stemmed in context_words or p in known_words or shorter in context_words
+            context_words[p] or context_words[stemmed] or p in known_words or context_words[shorter]
             for p, stemmed, shorter in parts
         ):
             continue
@@ -1049,7 +1139,9 @@ def negation_flip(
     negated = ctx.negated
     if claim_roots is not None and not ctx.structured:
         sentences = ctx.sentences
-        negated = [i for i in negated if len(claim_roots & sentences[i].roots) >= 2]
+        # What a negated sentence shares with the claim is among these (most claims share fewer than two).
+        shared = claim_roots & ctx.negated_roots
+        negated = [i for i in negated if len(shared & sentences[i].roots) >= 2] if len(shared) >= 2 else []
         if has_negation is None:
             has_negation = NEGATED in map(_ROOTS.__getitem__, raw_words(sentence))
         if not negated and not has_negation:
@@ -1135,7 +1227,7 @@ def word_overlap(words: list[str], ctx: Context) -> float:
 
 
 def _overlap(raw: list[str], ctx: Context) -> float:
-    return sum(map(ctx.words.__contains__, map(_FOLDED.__getitem__, raw))) / len(raw) if raw else 1.0
+    return sum(map(ctx.words.__getitem__, map(_FOLDED.__getitem__, raw))) / len(raw) if raw else 1.0
 
 
 def _field_disagrees(ctx: Context, hits: dict[int, float], roots: set[str], claimed: set[str]) -> bool:
@@ -1403,7 +1495,7 @@ def claim_features(
     if opposite and conflict is None:
         conflict = "opposite"
     spoken = _FIRST_PERSON.intersection(map(_FOLDED.__getitem__, raw))
-    first_person = 1.0 if any(w not in ctx.words for w in spoken) else 0.0
+    first_person = 1.0 if not all(map(ctx.words.__getitem__, spoken)) else 0.0
 
     values = {
         "coverage": coverage,

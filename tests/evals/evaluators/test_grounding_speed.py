@@ -546,3 +546,30 @@ def test_the_index_lists_what_each_sentence_holds() -> None:
                 by_root.setdefault(r, []).append(index)
         assert dict(ctx.by_root) == by_root
         assert ctx.roots == set().union(*(s.roots for s in ctx.sentences))
+
+
+def test_the_context_words_and_keys_asked_for_are_those_of_every_word() -> None:
+    """``Context.words`` filled for the forms an answer asks about (``asked_forms``), and ``keys`` limited to
+    the words with a listed root, against the forms and keys of every word of the context (glued words' parts,
+    a record's own names and month names of ISO dates included); a form nobody listed is answered too."""
+    texts = [*_context_texts(30, seed=25), *sentences(10, seed=26), "WilkinsonBlack said on 2024-03-05 McDonald."]
+    docs = [(f"d{i}", text) for i, text in enumerate(texts)]
+    docs.append(("record", RECORD))
+    every: list[str] = []
+    for _d, doc_text in docs:
+        every += gf._WORD.findall(doc_text if gf.structured_facts(doc_text) is None else gf._GLUED.sub(" ", doc_text))
+    every += [part for w in list(every) for part in gf._WORD.findall(gf._GLUED.sub(" ", w))]
+    plain_words = {form for w in every for form in (text.fold(w), stem(text.fold(w)))} | {"march"}
+    plain_keys = {gf.key(text.fold(w)) for w in every} - {None}
+    answer = gf.answer_words(" ".join(text for _d, text in docs[::4]) + " Wilkinson Blacks March O'Neil's")
+    focus, asked = gf.answer_roots(answer), gf.asked_forms(answer)
+    others = [*sorted(plain_words)[::7], "toxophilite", "blacks", "wilkinso"]
+    assert not set(others) <= asked  # some forms are answered on first use
+    for ctx in (gf.index_context(docs), gf.index_context(docs, focus, asked)):
+        for form in sorted(asked) + others:
+            assert ctx.words[form] == (form in plain_words) == (form in ctx.words), form
+    assert gf.index_context(docs).keys == plain_keys
+    limited = gf.index_context(docs, focus, asked).keys
+    assert limited <= plain_keys
+    assert {k for k in plain_keys if gf.root(k) in focus} <= limited
+    assert {"wilkinson", "black", "march", "o'neil"} <= {form for form in asked if form in plain_words}

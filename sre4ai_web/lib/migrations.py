@@ -1,7 +1,8 @@
 """Migration operations the framework lacks.
 
 ``add_index_concurrently``: the same for an index Django's models cannot declare (an operator class, an
-expression) on a table that may be partitioned, from a ``RunPython``.
+expression, included columns) on a table that may be partitioned, from a ``RunPython``; ``index_concurrently``
+is that ``RunPython``, with the drop that reverses it.
 
 ``AddIndexConcurrently``: an index on a table that can be large (spans, traces, log events) built without blocking
 writes. On PostgreSQL it is ``CREATE INDEX CONCURRENTLY`` (Django's own operation of that name refuses other
@@ -17,8 +18,8 @@ from typing import Any
 
 from django.db import NotSupportedError
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
-from django.db.migrations import AddIndex
-from django.db.migrations.state import ProjectState
+from django.db.migrations import AddIndex, RunPython
+from django.db.migrations.state import ProjectState, StateApps
 
 
 class AddIndexConcurrently(AddIndex):
@@ -109,3 +110,17 @@ def _needs_build(schema_editor: BaseDatabaseSchemaEditor, name: str) -> bool:
     if valid is False:
         schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
     return not valid
+
+
+def index_concurrently(*, name: str, table: str, using: str) -> RunPython:
+    """The migration operation that builds ``CREATE INDEX name ON table USING …`` with ``add_index_concurrently``
+    (PostgreSQL only) and drops it when migrating back. The migration sets ``atomic = False``."""
+
+    def create(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        add_index_concurrently(schema_editor, name=name, table=table, using=using)
+
+    def drop(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(name)}")
+
+    return RunPython(create, drop)

@@ -14,13 +14,16 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
+from psycopg.abc import Loader as LoaderType
 from psycopg.adapt import Loader
 from psycopg.types import TypeInfo
 
 _TIMESTAMPTZ = psycopg.postgres.types.get("timestamptz")
 assert isinstance(_TIMESTAMPTZ, TypeInfo)
 # The compiled loader when psycopg's binary package is installed (requirements.txt), else its Python one.
-_COMPILED = psycopg.adapters.get_loader(_TIMESTAMPTZ.oid, pq.Format.TEXT)
+_FOUND = psycopg.adapters.get_loader(_TIMESTAMPTZ.oid, pq.Format.TEXT)
+assert _FOUND is not None
+_COMPILED: type[LoaderType] = _FOUND
 
 
 class UtcTimestampLoader(Loader):
@@ -29,7 +32,6 @@ class UtcTimestampLoader(Loader):
 
     def __init__(self, oid: int, context: Any = None) -> None:
         super().__init__(oid, context)
-        assert _COMPILED is not None
         self._load = _COMPILED(oid, context).load
 
     def load(self, data: Any) -> Any:

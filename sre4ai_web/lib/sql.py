@@ -3,7 +3,7 @@
 - ``AnyOf``: ``column = ANY(array)``, a list of ids as one parameter. ``__in`` sends one parameter per id;
   with thousands of ids (an incident's traces, a rollup batch) Django prepares each value and psycopg quotes
   each into the statement, which cost more than running the query. The array travels as one text
-  (``'{1,2,3}'::bigint[]``): psycopg's dumping of a Python list, element by element, cost ~0.6 µs an id (10 ms
+  (``'{1,2,3}'::int2[]``, the element type psycopg would choose): psycopg's dumping of a Python list, element by element, cost ~0.6 µs an id (10 ms
   for an incident page's 16,000 span ids), the text ~0.1 µs.
 - ``JsonArrayHas``: a JSON array column holds a value (PostgreSQL's ``@>``; SQLite has no ``__contains`` on JSON).
 - ``EpochMinute``: a timestamp as whole minutes since 1970, an integer: reading tens of thousands of minute

@@ -4,24 +4,13 @@ partition, ``CREATE INDEX CONCURRENTLY``: 3 s for 250,000 traces). SQLite (the e
 for every other JSON filter."""
 
 from django.db import migrations
-from django.db.backends.base.schema import BaseDatabaseSchemaEditor
-from django.db.migrations.state import StateApps
 
-from sre4ai_web.lib.migrations import add_index_concurrently
+from sre4ai_web.lib.migrations import index_concurrently
 
 NAME = "trace_models_gin"
-
-
-def create(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    add_index_concurrently(schema_editor, name=NAME, table="traces_trace", using="gin (model_names jsonb_path_ops)")
-
-
-def drop(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"DROP INDEX IF EXISTS {NAME}")
 
 
 class Migration(migrations.Migration):
     atomic = False  # CONCURRENTLY
     dependencies = [("traces", "0014_trace_cost_index_breaks_ties")]
-    operations = [migrations.RunPython(create, drop)]
+    operations = [index_concurrently(name=NAME, table="traces_trace", using="gin (model_names jsonb_path_ops)")]

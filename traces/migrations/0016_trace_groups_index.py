@@ -5,25 +5,14 @@ range from the index alone instead of the traces' wide rows (a week at 10M spans
 partition. SQLite (the embedded default) has no covering indexes and small data."""
 
 from django.db import migrations
-from django.db.backends.base.schema import BaseDatabaseSchemaEditor
-from django.db.migrations.state import StateApps
 
-from sre4ai_web.lib.migrations import add_index_concurrently
+from sre4ai_web.lib.migrations import index_concurrently
 
 NAME = "trace_groups_idx"
 USING = "btree (project_id, start_time) INCLUDE (id, session_id, user_id, service, environment, cost, total_tokens)"
 
 
-def create(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    add_index_concurrently(schema_editor, name=NAME, table="traces_trace", using=USING)
-
-
-def drop(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"DROP INDEX IF EXISTS {NAME}")
-
-
 class Migration(migrations.Migration):
     atomic = False  # CONCURRENTLY
     dependencies = [("traces", "0015_trace_models_index")]
-    operations = [migrations.RunPython(create, drop)]
+    operations = [index_concurrently(name=NAME, table="traces_trace", using=USING)]

@@ -29,7 +29,6 @@ from evals.probes import runs as probe_runs
 from sre4ai_web.lib.claims import MAX_ATTEMPTS, Claim
 from traces.followups import followup_claimed, followup_done, followup_progress, followup_remaining, followups_add
 from traces.selectors import services_with_traces
-from traces.services import traces_search_index
 
 TRANSIENT = (OperationalError,)
 logger = logging.getLogger(__name__)
@@ -72,8 +71,6 @@ def score_traces(self: Task[Any, Any], project_id: int, trace_pks: list[int], fo
     with followup_claimed(followup) as claim:
         if claim is None:  # done, or another worker is on it
             return 0
-        # Ingest left these traces' search text out of the trigram index; in it within a second of the commit.
-        traces_search_index(trace_pks=trace_pks)
         outcome = services.traces_score(project_id=project_id, trace_pks=trace_pks, queue="scoring")
         if outcome.retryable:
             _retry(self, claim, EvaluatorError("; ".join(outcome.retryable[:3]), retryable=True))

@@ -192,11 +192,8 @@ def _filtered(project: Project, filters: TraceFilters) -> QuerySet[Trace]:
     if filters.release:
         qs = qs.filter(release=filters.release)
     if filters.text:
-        # PostgreSQL: a trigram index on UPPER(search_text) serves this ILIKE-style match for indexed traces, and a
-        # small index finds the few that ingest left pending (traces.0017); written as the two halves so each half
-        # matches its partial index (one match on any row: the halves exclude each other).
-        matches = Q(search_text__icontains=filters.text)
-        qs = qs.filter((Q(search_pending=False) & matches) | (Q(search_pending=True) & matches))
+        # PostgreSQL: a trigram index on UPPER(search_text) serves this ILIKE-style match.
+        qs = qs.filter(search_text__icontains=filters.text)
     if filters.model:
         # The trace's LLM and embedding models, as the service page's breakdown, SLIs and canary read them; on
         # PostgreSQL a GIN index serves a rare model (migration traces 0015).

@@ -54,8 +54,6 @@ app.conf.beat_schedule = {
     "slos-dispatch": {"task": "slos.tasks.dispatch", "schedule": 15.0},
     # Spend budgets: a level crossed in the current window is alerted once (and blocks guard calls of that user).
     "budgets-evaluate": {"task": "slos.tasks.budgets_evaluate", "schedule": 60.0},
-    # PostgreSQL: search text that ingest left out of the trigram index goes in (traces.0017).
-    "traces-search-index": {"task": "traces.tasks.search_index", "schedule": 5.0},
     # Scoring (and judging) of ingested traces whose message is missing (the broker was down or lost it) or whose
     # worker died mid-task is queued again: within about a minute of the fault (sre4ai_web/lib/claims.py).
     "traces-requeue-followups": {"task": "traces.tasks.followups_requeue", "schedule": RECOVERY_SWEEP_SECONDS},

@@ -73,10 +73,6 @@ class Trace(models.Model):
     output_preview = models.CharField(max_length=500, blank=True)
     # Capped flattened root input/output text, the target of the list's text search.
     search_text = models.TextField(blank=True)
-    # True while the search text is not yet in the trigram index (PostgreSQL: ingest leaves that index's work to
-    # a follow-up, traces.search_index). Search stays exact meanwhile: pending traces are found through their
-    # own small index (traces.0017). The database default keeps rows written by older code indexed at once.
-    search_pending = models.BooleanField(default=False, db_default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

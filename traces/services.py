@@ -121,7 +121,6 @@ TRACE_UPDATE_FIELDS = [
     "input_preview",
     "output_preview",
     "search_text",
-    "search_pending",
     "updated_at",
 ]
 SUMMARY_FIELDS = [
@@ -205,8 +204,6 @@ def traces_lock(*, project: Project, keys: Iterable[str]) -> None:
 
 
 SPAN_COLUMNS = columns(Span, ("id", "trace", "span_id", *SPAN_UPDATE_FIELDS))
-# Traces a search-index run clears per transaction: ~40 ms of index work, few enough to hold their locks briefly.
-SEARCH_INDEX_BATCH = 1000
 TRACE_COLUMNS = columns(Trace, ("id", "project", "trace_id", *TRACE_UPDATE_FIELDS))
 DOCUMENT_COLUMNS = columns(
     RetrievedDocument, ("span", "start_time", "position", "document_id", "score", "content", "metadata")
@@ -454,17 +451,8 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
 
     new_traces = [t for t in trace_ids if t not in stored]
     new_spans = [key for key in unique if key not in resent]
-    # PostgreSQL: the trigram index's work is left to traces_search_index (traces.0017), here and on updates.
-    pending = connection.vendor == "postgresql"
     trace_rows = {
-        t: {
-            "project_id": project.pk,
-            "trace_id": t,
-            "updated_at": now,
-            "search_text": "",
-            "search_pending": pending,
-            **summaries[t],
-        }
+        t: {"project_id": project.pk, "trace_id": t, "updated_at": now, "search_text": "", **summaries[t]}
         for t in trace_ids
     }
     if connection.vendor == "postgresql":  # new rows take the keys read from the sequences with the batch
@@ -517,32 +505,6 @@ def _store(project: Project, records: Sequence[SpanRecord], prefetched: _Prefetc
     # Recorded with the spans, so follow-up work survives a broker outage or a crash right after the commit.
     followups_add(project_id=project.pk, task_names=settings.SRE4AI_TRACE_INGESTED_TASKS, trace_pks=pks)
     return StoreResult(trace_pks=pks, spans=len(unique))
-
-
-def traces_search_index(*, trace_pks: Sequence[int] | None = None, limit: int = SEARCH_INDEX_BATCH) -> int:
-    """Put traces that ingest left pending into the trigram index (PostgreSQL; traces.0017): up to ``limit`` of
-    these traces, or of any project's. Returns how many were cleared.
-
-    Clearing the flag is what indexes the text: the updated row enters the trigram index's partial predicate.
-    Rows an ingest holds are skipped, never waited for (they stay pending for the next run): this transaction
-    then never waits on another, so it cannot deadlock with ingest's own updates of the same traces."""
-    if connection.vendor != "postgresql":
-        return 0
-    among, params = ("AND id = ANY(%s)", [list(trace_pks)]) if trace_pks is not None else ("", [])
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, start_time FROM traces_trace WHERE search_pending {among} LIMIT %s FOR UPDATE SKIP LOCKED",  # noqa: S608
-            [*params, limit],
-        )
-        rows = cursor.fetchall()
-        if not rows:
-            return 0
-        # The start times' bounds let PostgreSQL skip the partitions that hold none of them.
-        cursor.execute(
-            "UPDATE traces_trace SET search_pending = false WHERE id = ANY(%s) AND start_time BETWEEN %s AND %s",
-            [[pk for pk, _ in rows], min(t for _, t in rows), max(t for _, t in rows)],
-        )
-        return cursor.rowcount
 
 
 @transaction.atomic

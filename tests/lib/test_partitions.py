@@ -276,16 +276,14 @@ def test_keyset_paging_crosses_a_partition_boundary(tenant: Tenant) -> None:
 
 def _unpartition() -> None:
     """Put the partitioned tables back in the layout of an installation from before partitioning: plain tables
-    as Django creates them, with the search indexes of traces.0017, the models index of traces.0015 and the lists'
+    as Django creates them, with the trigram index of traces.0002, the models index of traces.0015 and the lists'
     covering index of traces.0016 (the conversion carries them over; later tests expect them)."""
     models = [Trace, Span, RetrievedDocument, Score, TrafficRollup, ScoreRollup]
     with connection.schema_editor() as editor:
         for model in models:
             editor.execute(f"DROP TABLE {model._meta.db_table} CASCADE")
             editor.create_model(model)
-        search = import_module("traces.migrations.0017_search_pending")
-        editor.execute(f"CREATE INDEX {search.INDEXED} ON traces_trace USING {search.INDEXED_USING}")
-        editor.execute(f"CREATE INDEX {search.PENDING} ON traces_trace USING {search.PENDING_USING}")
+        editor.execute("CREATE INDEX trace_search_trgm ON traces_trace USING gin (UPPER(search_text) gin_trgm_ops)")
         editor.execute("CREATE INDEX trace_models_gin ON traces_trace USING gin (model_names jsonb_path_ops)")
         groups = import_module("traces.migrations.0016_trace_groups_index")
         editor.execute(f"CREATE INDEX {groups.NAME} ON traces_trace USING {groups.USING}")

@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import math
 import multiprocessing as mp
 import os
 import signal
@@ -418,19 +419,28 @@ def _client(
     port: int,
     path: str,
     headers: dict[str, str],
-    t0: float,
-    end: float,
+    start: Any,
+    duration: float,
     spans_per_request: int,
     distinct: bool,
+    prepared: int,
+    ready: mp.Queue,
     out: mp.Queue,
 ) -> None:
-    """One client worker: send requests back to back until `end`, like an exporter with retries."""
+    """One client worker: send requests back to back for ``duration`` seconds from ``start`` (a shared value the
+    parent sets once every client is ready), like an exporter with retries. The first ``prepared`` bodies are built
+    before the start, so that building payloads does not take CPU from the server during the window."""
     stream = request_stream(seed, spans_per_request, distinct=distinct)
+    bodies = iter([next(stream) for _ in range(prepared)])
+    ready.put(seed)
+    while not start.value:
+        time.sleep(0.001)
+    t0, end = start.value, start.value + duration
     records: list[tuple[float, float, int, int, int]] = []
     conn: http.client.HTTPConnection | None = None
-    body, count = next(stream)
+    body, count = next(bodies, None) or next(stream)
     attempts = 0
-    while time.time() < t0 and time.time() < end:
+    while time.time() < t0:
         time.sleep(0.001)
     while time.time() < end:
         current = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -454,7 +464,7 @@ def _client(
         records.append((started - t0, latency, status, count, _rejected(data) if status == 200 else 0))
         attempts += 1
         if status == 200 or attempts >= 3 or status in (400, 401, 403, 413, 415):
-            body, count = next(stream)  # acknowledged (or hopeless): next batch
+            body, count = next(bodies, None) or next(stream)  # acknowledged (or hopeless): next batch
             attempts = 0
         elif status in (429, 503):
             time.sleep(min(max(retry_after, 0.1), max(end - time.time(), 0)))  # back-pressure: honour Retry-After
@@ -510,8 +520,11 @@ def run_load(server: Server, args: argparse.Namespace, run_seed: int, texts: str
     config = f"{server.config}, {texts} texts"
     result = LoadResult(server.name, config, args.duration, args.concurrency, args.spans_per_request)
     queue: mp.Queue = mp.Queue()
-    t0 = time.time() + 1.0
-    window_start, window_end = t0 + args.warmup, t0 + args.warmup + args.duration
+    ready: mp.Queue = mp.Queue()
+    start = mp.Value("d", 0.0)
+    # Enough bodies for --prepared-rate spans/s over the warm-up and the window; a faster server gets the rest
+    # built as it goes.
+    prepared = math.ceil(args.prepared_rate * (args.warmup + args.duration) / args.spans_per_request / args.concurrency)
     workers = [
         mp.Process(
             target=_client,
@@ -520,10 +533,12 @@ def run_load(server: Server, args: argparse.Namespace, run_seed: int, texts: str
                 server.port,
                 server.path,
                 server.headers,
-                t0,
-                window_end,
+                start,
+                args.warmup + args.duration,
                 args.spans_per_request,
                 texts == "distinct",
+                prepared,
+                ready,
                 queue,
             ),
             daemon=True,
@@ -531,9 +546,14 @@ def run_load(server: Server, args: argparse.Namespace, run_seed: int, texts: str
         for i in range(args.concurrency)
     ]
     server_pids = process_tree(server.proc.pid)
+    for worker in workers:
+        worker.start()
+    for _ in workers:
+        ready.get(timeout=600)
+    t0 = time.time() + 0.5
+    window_start, window_end = t0 + args.warmup, t0 + args.warmup + args.duration
+    start.value = t0
     with Sampler(server.proc.pid) as sampler:
-        for worker in workers:
-            worker.start()
         time.sleep(max(window_start - time.time(), 0))
         stored_start = server.count_spans()
         client_pids = [w.pid for w in workers if w.pid is not None]
@@ -713,6 +733,13 @@ def main() -> int:
     parser.add_argument("--drain", type=float, default=60, help="Seconds to wait for queued spans to be stored.")
     parser.add_argument("--concurrency", type=int, default=8, help="Client processes sending in parallel.")
     parser.add_argument("--spans-per-request", type=int, default=100)
+    parser.add_argument(
+        "--prepared-rate",
+        type=float,
+        default=8000,
+        help="Each client builds its payloads before the start for this many spans/s over warm-up + window (all "
+        "clients together; 0: build each as it goes, as before).",
+    )
     parser.add_argument(
         "--texts",
         default="distinct",

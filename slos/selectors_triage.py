@@ -18,7 +18,7 @@ from typing import Any
 from django.db.models import Q
 
 from slos.triage import Event
-from sre4ai_web.lib.sql import AnyOf
+from sre4ai_web.lib.sql import AnyOf, JsonString
 from traces.models import RetrievedDocument, Span, Trace
 from traces.selectors import prompt_of
 
@@ -105,7 +105,7 @@ def events_for(
         for span_pk, document_id, source, url in (
             RetrievedDocument.objects.filter(AnyOf("span_id", list(span_trace)), _documents_since(since))
             .order_by()
-            .values_list("span_id", "document_id", "metadata__source", "metadata__url")
+            .values_list("span_id", "document_id", JsonString("metadata", "source"), JsonString("metadata", "url"))
         ):
             name = document_source(document_id, source, url)
             if name:

@@ -116,8 +116,17 @@ class Suspect:
 Key = tuple[str, str]
 
 
-def _tally(events: Iterable[Event]) -> tuple[Counter[Key], Counter[Key], int, int]:
+@dataclass(frozen=True)
+class Tally:
     """Traces having each (dimension, value), bad and good apart, and the bad and good totals."""
+
+    bad: Counter[Key]
+    good: Counter[Key]
+    bad_total: int
+    good_total: int
+
+
+def tally(events: Iterable[Event]) -> Tally:
     bad: Counter[Key] = Counter()
     good: Counter[Key] = Counter()
     bad_total = good_total = 0
@@ -129,7 +138,19 @@ def _tally(events: Iterable[Event]) -> tuple[Counter[Key], Counter[Key], int, in
         else:
             good_total += 1
             good.update(keys)
-    return bad, good, bad_total, good_total
+    return Tally(bad, good, bad_total, good_total)
+
+
+def against_baseline(incident: Tally, baseline: Tally) -> Tally:
+    """The incident's failing traces against every trace of the baseline as the good side: for values the failing
+    traces have far more often than traffic did before (a release rolled out to every trace shows here, not in
+    ``suspects(incident, baseline)``)."""
+    return Tally(
+        bad=incident.bad,
+        good=baseline.bad + baseline.good,
+        bad_total=incident.bad_total,
+        good_total=baseline.bad_total + baseline.good_total,
+    )
 
 
 def _order(suspect: Suspect, excess: int) -> tuple[int, float, int, str, str]:
@@ -141,9 +162,15 @@ def what_changed(
     incident: Iterable[Event], baseline: Iterable[Event], *, min_bad: int = 3, alpha: float = 0.01, limit: int = 10
 ) -> list[Suspect]:
     """The values that explain the incident's failing traces, best explanation first (see the module docstring)."""
-    bad, good, bad_total, good_total = _tally(incident)
-    base_bad, base_good, base_bad_total, base_good_total = _tally(baseline)
-    base, base_total = base_bad + base_good, base_bad_total + base_good_total
+    return suspects(tally(incident), tally(baseline), min_bad=min_bad, alpha=alpha, limit=limit)
+
+
+def suspects(
+    incident: Tally, baseline: Tally, *, min_bad: int = 3, alpha: float = 0.01, limit: int = 10
+) -> list[Suspect]:
+    """``what_changed`` from the tallies of both windows (a page that shows two analyses tallies each window once)."""
+    bad, good, bad_total, good_total = incident.bad, incident.good, incident.bad_total, incident.good_total
+    base, base_total = baseline.bad + baseline.good, baseline.bad_total + baseline.good_total
     total = bad_total + good_total
     floor = max(min_bad, 1)
     if bad_total < floor or good_total == 0:

@@ -18,7 +18,7 @@ from slos import selectors, services
 from slos.incident_forms import IncidentAssignForm
 from slos.models import SLO, Incident, IncidentStatus
 from slos.selectors_triage import events_for
-from slos.triage import Event, Suspect, what_changed
+from slos.triage import Suspect, Tally, against_baseline, suspects, tally
 
 
 def _user(request: HttpRequest) -> User:
@@ -63,19 +63,23 @@ def _incident_page(
     events = selectors.incident_events(incident=incident, window=window)
     project = membership.project
     # The traces were picked by their start in the window (baseline): their spans and documents start from it on.
-    current = events_for(
-        project_id=project.pk,
-        trace_pks=events.bad + events.good,
-        bad_pks=set(events.bad),
-        since=window.start,
-        facts=events.facts,
+    current = tally(
+        events_for(
+            project_id=project.pk,
+            trace_pks=events.bad + events.good,
+            bad_pks=set(events.bad),
+            since=window.start,
+            facts=events.facts,
+        )
     )
-    baseline = events_for(
-        project_id=project.pk,
-        trace_pks=events.baseline,
-        bad_pks=events.baseline_bad,
-        since=window.baseline_start,
-        facts=events.facts,
+    baseline = tally(
+        events_for(
+            project_id=project.pk,
+            trace_pks=events.baseline,
+            bad_pks=events.baseline_bad,
+            since=window.baseline_start,
+            facts=events.facts,
+        )
     )
     summary = selectors.slo_summaries(project=project, now=now, slos=SLO.objects.filter(pk=incident.slo_id))
     traces_query, narrowed = selectors.failing_traces_query(slo=incident.slo, since=window.start, until=window.end)
@@ -90,7 +94,7 @@ def _incident_page(
         "summary": summary[0],
         "window": window,
         "events": events,
-        "suspects": what_changed(current, baseline),
+        "suspects": suspects(current, baseline),
         "since_before": changes_since_baseline(current, baseline),
         "consumed": selectors.incident_budget_consumed(incident=incident, budget_now=summary[0].budget_remaining),
         "timeline": selectors.incident_timeline(incident),
@@ -111,12 +115,11 @@ def incident_url(slug: str, incident_id: int) -> str:
     return reverse("incident_detail", args=[slug, incident_id])
 
 
-def changes_since_baseline(current: list[Event], baseline: list[Event]) -> list[Suspect]:
-    """The same analysis with the day before as the "good" side: values the failing traces have far more often
-    than traffic did before the incident (a release rolled out to every trace shows here, not in the other one)."""
-    bad = [e for e in current if e.bad]
-    before = [Event(bad=False, values=e.values) for e in baseline]
-    return what_changed(bad + before, []) if bad and before else []
+def changes_since_baseline(current: Tally, baseline: Tally) -> list[Suspect]:
+    """The same analysis with the day before as the "good" side (``slos.triage.against_baseline``)."""
+    if not current.bad_total or not baseline.bad_total + baseline.good_total:
+        return []
+    return suspects(against_baseline(current, baseline), tally([]))
 
 
 @member_required(Role.EDITOR, what="acknowledge, assign, resolve or annotate incidents", methods=("POST",))

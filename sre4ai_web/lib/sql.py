@@ -8,6 +8,8 @@
 - ``JsonArrayHas``: a JSON array column holds a value (PostgreSQL's ``@>``; SQLite has no ``__contains`` on JSON).
 - ``EpochMinute``: a timestamp as whole minutes since 1970, an integer: reading tens of thousands of minute
   rows as ``datetime`` objects cost more than the query.
+- ``JsonString``: a JSON object column's key when its value is a string, else NULL, read as text: reading the
+  key as JSON decodes each value in Python (an incident page's 12,000 documents: ~20 ms of it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import BigIntegerField, F, Func, Lookup
+from django.db.models import BigIntegerField, F, Func, Lookup, TextField
 from django.db.models.sql.compiler import SQLCompiler
 
 
@@ -94,3 +96,29 @@ class EpochMinute(Func):
     ) -> tuple[str, tuple[Any, ...]]:
         column, params = compiler.compile(self.source_expressions[0])
         return f"(CAST(strftime('%%s', {column}) AS INTEGER) / 60)", tuple(params)
+
+
+class JsonString(Func):
+    """``values_list(JsonString("metadata", "source"))``: the key's value when it is a JSON string, else None (a
+    number, an object, no such key)."""
+
+    output_field = TextField()
+
+    def __init__(self, field: str, key: str) -> None:
+        super().__init__(F(field))
+        self.key = key
+
+    def as_sql(  # type: ignore[override]
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, tuple[Any, ...]]:
+        column, params = compiler.compile(self.source_expressions[0])
+        sql = f"CASE WHEN jsonb_typeof({column} -> %s) = 'string' THEN {column} ->> %s END"
+        return sql, (*params, self.key, *params, self.key)
+
+    def as_sqlite(  # type: ignore[override]
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, tuple[Any, ...]]:
+        column, params = compiler.compile(self.source_expressions[0])
+        path = "$." + json.dumps(self.key)  # a quoted key: any character is safe in it
+        sql = f"CASE WHEN json_type({column}, %s) = 'text' THEN json_extract({column}, %s) END"
+        return sql, (*params, path, *params, path)

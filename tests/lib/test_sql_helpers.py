@@ -1,4 +1,5 @@
-"""sre4ai_web.lib.sql.AnyOf: one array parameter on PostgreSQL, one JSON text on the embedded SQLite."""
+"""sre4ai_web.lib.sql: AnyOf (one array parameter on PostgreSQL, one JSON text on the embedded SQLite), EpochMinute
+and JsonString, on both databases."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
-from django.db.models import DateTimeField, Value
+from django.db.models import DateTimeField, JSONField, Value
 
 from accounts.models import Project
-from sre4ai_web.lib.sql import AnyOf, EpochMinute
+from sre4ai_web.lib.sql import AnyOf, EpochMinute, JsonString
 from tests import ROOT
 
 
@@ -36,6 +37,24 @@ def test_epoch_minute_is_whole_minutes_since_1970() -> None:
     Project.objects.create(name="p", slug="p")
     stamped = Project.objects.annotate(at=Value(datetime(2026, 11, 27, 9, 43, 59, tzinfo=UTC), DateTimeField()))
     assert stamped.values_list(EpochMinute("at"), flat=True).get() == 29_929_543  # 1,795,772,639 s since 1970
+
+
+@pytest.mark.django_db
+def test_json_string_reads_a_key_only_when_its_value_is_a_string() -> None:
+    Project.objects.create(name="p", slug="p")
+    metadata = {
+        "source": "  faq.md ",
+        "url": 5,
+        "nested": {"source": "x"},
+        "list": ["a"],
+        "none": None,
+        "empty": "",
+        "text": "ünï 💡",
+    }
+    row = Project.objects.annotate(meta=Value(metadata, JSONField()))
+    keys = ["source", "url", "nested", "list", "none", "empty", "text", "missing"]
+    found = row.values_list(*(JsonString("meta", key) for key in keys)).get()
+    assert found == ("  faq.md ", None, None, None, None, "", "ünï 💡", None)
 
 
 SQLITE_CHECK = """

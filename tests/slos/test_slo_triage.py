@@ -14,7 +14,8 @@ import pytest
 from scipy import stats
 
 from evals.drift.stats import two_by_two_p_value
-from slos.triage import Event, Suspect, what_changed
+from front.views.incidents import changes_since_baseline
+from slos.triage import Event, Suspect, suspects, tally, what_changed
 
 MODELS = ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4"]
 ROUTES = ["answer", "summarise", "search", "chat"]
@@ -288,3 +289,18 @@ def test_order_is_deterministic_and_ties_break_by_dimension_then_value() -> None
     assert what_changed(shuffled, []) == what_changed(events, [])
     # The inputs may be one-shot iterables (a generator from the selector).
     assert keys(what_changed(iter(shuffled), iter([]))) == expected
+
+
+def test_the_tallied_analyses_are_those_of_the_events() -> None:
+    """The triage page tallies each window once and runs both analyses from the tallies: the suspects are those of
+    ``what_changed`` on the events, and the page's "since the day before" is ``what_changed`` of the failing
+    traces against every baseline trace as good."""
+    g = np.random.default_rng(11)
+    current = cohort(g, 1500, v2_share=0.5, v2_bad_rate=0.4)
+    baseline = cohort(g, 1500)
+    assert suspects(tally(current), tally(baseline)) == what_changed(current, baseline)
+    expected = what_changed([e for e in current if e.bad] + [Event(bad=False, values=e.values) for e in baseline], [])
+    assert [(s.dimension, s.value) for s in expected][:1] == [("release", "v2")]  # a release new to all traffic
+    assert changes_since_baseline(tally(current), tally(baseline)) == expected
+    assert changes_since_baseline(tally([e for e in current if not e.bad]), tally(baseline)) == []
+    assert changes_since_baseline(tally(current), tally([])) == []

@@ -335,8 +335,8 @@ class _Model:
     Evaluated for all the rows of an answer at once with numpy (one row per claim, and the answer's): 0.37 ms
     for the ~90 rows of a 2,000-word answer, where one compiled Python expression per row cost 0.50 ms. Each tree
     is laid out as a complete binary tree of ``depth`` levels (node n has children 2n+1 and 2n+2), a leaf above
-    the last level split on a threshold every value passes into copies of itself: the test of every inner node
-    of every tree is then one comparison of all rows, and a row goes down all trees at once in ``depth`` steps."""
+    the last level split on a threshold every value passes into copies of itself: a row goes down all trees at
+    once in ``depth`` steps, each one comparison of the rows' values at the nodes they have reached."""
 
     base: float
     feature: np.ndarray  # (trees, inner nodes): the feature each inner node tests; the row goes left when it is
@@ -381,12 +381,16 @@ class _Model:
         """The log-odds of each row (``answer_features``)."""
         trees, inner = self.feature.shape
         x = np.array(rows, dtype=np.float64)
-        # Per row, per (tree, inner node): 1 where the row goes right ("not <=", as the trees were fitted).
-        goes_right = (~(x[:, self.feature.ravel()] <= self.threshold.ravel())).ravel().astype(np.intp)
-        node_of_tree = np.arange(len(rows))[:, None] * (trees * inner) + np.arange(trees) * inner
+        feature, threshold = self.feature.ravel(), self.threshold.ravel()
+        first = np.arange(trees) * inner  # where each tree's inner nodes start in ``feature`` and ``threshold``
+        row = np.arange(len(rows))[:, None]
         node = np.zeros((len(rows), trees), dtype=np.intp)
+        # Level by level, each row in each tree tests the node it has reached only, and goes right where its value
+        # is "not <=" the threshold (as the trees were fitted): ``depth`` tests per row and tree, where testing
+        # every inner node up front cost twice as many at depth 4.
         for _level in range(self.depth):
-            node = 2 * node + 1 + goes_right[node_of_tree + node]
+            at = first + node
+            node = 2 * node + 1 + (~(x[row, feature[at]] <= threshold[at]))
         values = self.leaf.ravel()[np.arange(trees) * (inner + 1) + node - inner]
         # Summed from the base tree by tree, in order, as "base + tree 1 + tree 2 + ...": the same float as a
         # sum of the same terms one by one, which a sum in another order (numpy's pairwise sum) may miss.

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import itertools
 import json
 import math
 import multiprocessing as mp
@@ -431,14 +432,14 @@ def _client(
     parent sets once every client is ready), like an exporter with retries. The first ``prepared`` bodies are built
     before the start, so that building payloads does not take CPU from the server during the window."""
     stream = request_stream(seed, spans_per_request, distinct=distinct)
-    bodies = iter([next(stream) for _ in range(prepared)])
+    bodies = itertools.chain([next(stream) for _ in range(prepared)], stream)
     ready.put(seed)
     while not start.value:
         time.sleep(0.001)
     t0, end = start.value, start.value + duration
     records: list[tuple[float, float, int, int, int]] = []
     conn: http.client.HTTPConnection | None = None
-    body, count = next(bodies, None) or next(stream)
+    body, count = next(bodies)
     attempts = 0
     while time.time() < t0:
         time.sleep(0.001)
@@ -464,7 +465,7 @@ def _client(
         records.append((started - t0, latency, status, count, _rejected(data) if status == 200 else 0))
         attempts += 1
         if status == 200 or attempts >= 3 or status in (400, 401, 403, 413, 415):
-            body, count = next(bodies, None) or next(stream)  # acknowledged (or hopeless): next batch
+            body, count = next(bodies)  # acknowledged (or hopeless): next batch
             attempts = 0
         elif status in (429, 503):
             time.sleep(min(max(retry_after, 0.1), max(end - time.time(), 0)))  # back-pressure: honour Retry-After

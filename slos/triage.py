@@ -141,18 +141,6 @@ def tally(events: Iterable[Event]) -> Tally:
     return Tally(bad, good, bad_total, good_total)
 
 
-def against_baseline(incident: Tally, baseline: Tally) -> Tally:
-    """The incident's failing traces against every trace of the baseline as the good side: for values the failing
-    traces have far more often than traffic did before (a release rolled out to every trace shows here, not in
-    ``suspects(incident, baseline)``)."""
-    return Tally(
-        bad=incident.bad,
-        good=baseline.bad + baseline.good,
-        bad_total=incident.bad_total,
-        good_total=baseline.bad_total + baseline.good_total,
-    )
-
-
 def _order(suspect: Suspect, excess: int) -> tuple[int, float, int, str, str]:
     rank = _RANK.get(suspect.dimension, len(DIMENSIONS))
     return (-excess, suspect.p_value, rank, suspect.dimension, suspect.value)
@@ -220,3 +208,16 @@ def suspects(
         ranked.append((_order(suspect, excess), suspect))
     ranked.sort(key=lambda pair: pair[0])
     return [suspect for _, suspect in ranked[: max(limit, 0)]]
+
+
+def changes_since_baseline(incident: Tally, baseline: Tally) -> list[Suspect]:
+    """The same analysis with the day before as the "good" side: values the incident's failing traces have far more
+    often than every trace of the baseline had (a release rolled out to every trace shows here, not in
+    ``suspects(incident, baseline)``). Empty without failing traces or without a baseline."""
+    before = baseline.bad_total + baseline.good_total
+    if not incident.bad_total or not before:
+        return []
+    against = Tally(
+        bad=incident.bad, good=baseline.bad + baseline.good, bad_total=incident.bad_total, good_total=before
+    )
+    return suspects(against, tally([]))

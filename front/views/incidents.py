@@ -18,7 +18,7 @@ from slos import selectors, services
 from slos.incident_forms import IncidentAssignForm
 from slos.models import SLO, Incident, IncidentStatus
 from slos.selectors_triage import events_for
-from slos.triage import Suspect, Tally, against_baseline, suspects, tally
+from slos.triage import changes_since_baseline, suspects, tally
 
 
 def _user(request: HttpRequest) -> User:
@@ -113,13 +113,6 @@ def _incident_page(
 
 def incident_url(slug: str, incident_id: int) -> str:
     return reverse("incident_detail", args=[slug, incident_id])
-
-
-def changes_since_baseline(current: Tally, baseline: Tally) -> list[Suspect]:
-    """The same analysis with the day before as the "good" side (``slos.triage.against_baseline``)."""
-    if not current.bad_total or not baseline.bad_total + baseline.good_total:
-        return []
-    return suspects(against_baseline(current, baseline), tally([]))
 
 
 @member_required(Role.EDITOR, what="acknowledge, assign, resolve or annotate incidents", methods=("POST",))

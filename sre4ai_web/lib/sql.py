@@ -119,6 +119,6 @@ class JsonString(Func):
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
     ) -> tuple[str, tuple[Any, ...]]:
         column, params = compiler.compile(self.source_expressions[0])
-        path = "$." + json.dumps(self.key)  # a quoted key: any character is safe in it
+        path = "$." + json.dumps(self.key)  # quoted as Django quotes JSON keys (SQLite: no double quote inside)
         sql = f"CASE WHEN json_type({column}, %s) = 'text' THEN json_extract({column}, %s) END"
         return sql, (*params, path, *params, path)

@@ -14,8 +14,7 @@ import pytest
 from scipy import stats
 
 from evals.drift.stats import two_by_two_p_value
-from front.views.incidents import changes_since_baseline
-from slos.triage import Event, Suspect, suspects, tally, what_changed
+from slos.triage import Event, Suspect, changes_since_baseline, suspects, tally, what_changed
 
 MODELS = ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4"]
 ROUTES = ["answer", "summarise", "search", "chat"]

@@ -4,8 +4,13 @@ import gc
 import os
 
 from celery import Celery, signals
+from kombu.transport import TRANSPORT_ALIASES
 
 from sre4ai_web.beat import mark_schedule
+
+# filesystem:// (the embedded default's broker) means kombu's transport with each message renamed into place whole:
+# kombu's own let a worker read a half-written one and stop (sre4ai_web/lib/fs_broker.py).
+TRANSPORT_ALIASES["filesystem"] = "sre4ai_web.lib.fs_broker:Transport"
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sre4ai_web.settings")
 

@@ -579,10 +579,15 @@ def _grounding_by_source(scores: QuerySet[Score], limit: int = 200) -> list[tupl
 
 def trace_facets(*, project: Project) -> dict[str, list[str]]:
     """Values for the filter drop-downs, read from the hourly rollups (a DISTINCT over raw traces and spans
-    scans the whole table: 30-120 ms each at a million spans, see docs/benchmarks.md)."""
-    hourly = TrafficRollup.objects.filter(project=project, granularity=Granularity.HOUR)
+    scans the whole table: 30-120 ms each at a million spans, see docs/benchmarks.md), of the days whose traces are
+    still kept (``raw_retention_days``): older rollups name nothing a list could show, and reading them all made
+    every trace list cost more each month up to the aggregate retention (400 days: 13 times 30 days' rows)."""
+    kept_since = datetime.now(UTC) - timedelta(days=project.raw_retention_days)
+    hourly = TrafficRollup.objects.filter(project=project, granularity=Granularity.HOUR, bucket__gte=kept_since)
     overall = hourly.filter(dimension="")
-    scores = ScoreRollup.objects.filter(project=project, granularity=Granularity.HOUR, dimension="")
+    scores = ScoreRollup.objects.filter(
+        project=project, granularity=Granularity.HOUR, dimension="", bucket__gte=kept_since
+    )
     return {
         "services": sorted(set(overall.values_list("service", flat=True).distinct())),
         "environments": sorted(set(overall.values_list("environment", flat=True).distinct())),

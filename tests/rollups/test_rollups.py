@@ -191,3 +191,27 @@ def test_panel_selectors_have_bounded_query_counts(
     assert len(page.items) == 6 * traces_per_minute
     with django_assert_max_num_queries(4):
         assert trace_facets(project=tenant.project)["services"] == ["bot"]
+
+
+def test_filter_values_come_from_the_days_whose_traces_are_kept(tenant: Tenant) -> None:
+    """The drop-downs offer what a list can still show: a service, model or check seen only in rollups older than
+    the raw retention (its traces are gone) is not offered; one seen within it is."""
+    from rollups.models import Granularity
+    from rollups.selectors import trace_facets
+
+    project = tenant.project
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    kept = hour - timedelta(days=project.raw_retention_days - 1)
+    expired = hour - timedelta(days=project.raw_retention_days + 2)
+    for bucket, service, model, check in ((kept, "bot", "gpt-4o", "grounding"), (expired, "old-bot", "gpt-3", "tone")):
+        common = {"project": project, "service": service, "environment": "production", "granularity": Granularity.HOUR}
+        TrafficRollup.objects.create(**common, bucket=bucket, dimension="", value="", traces=1)
+        TrafficRollup.objects.create(**common, bucket=bucket, dimension="model", value=model, traces=1)
+        ScoreRollup.objects.create(**common, bucket=bucket, dimension="", value="", name=check, good=1, total=1)
+    facets = trace_facets(project=project)
+    assert facets == {
+        "services": ["bot"],
+        "environments": ["production"],
+        "models": ["gpt-4o"],
+        "score_names": ["grounding"],
+    }

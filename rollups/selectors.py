@@ -429,13 +429,28 @@ def overview(*, project: Project, environment: str, window: Window, now: datetim
     return sorted(rows, key=lambda r: (-r.badness, r.service))
 
 
+def _kept_since(project: Project) -> datetime:
+    """The start of the days whose traces are still kept (``raw_retention_days``): what the pickers offer. Older
+    rollups name nothing a list could show, and reading them all made every page cost more each month up to the
+    aggregate retention (400 days: 13 times 30 days' rows; docs/benchmarks.md §17)."""
+    return datetime.now(UTC) - timedelta(days=project.raw_retention_days)
+
+
 def environments(*, project: Project) -> list[str]:
+    """The environments the pickers offer (overview, service pages, trace and session lists)."""
     return list(
-        TrafficRollup.objects.filter(project=project, granularity=Granularity.HOUR, dimension="")
+        TrafficRollup.objects.filter(
+            project=project, granularity=Granularity.HOUR, dimension="", bucket__gte=_kept_since(project)
+        )
         .values_list("environment", flat=True)
         .distinct()
         .order_by("environment")
     )
+
+
+def anything_counted(*, project: Project) -> bool:
+    """Whether any trace was ever counted: an empty project's overview shows how to send the first one instead."""
+    return TrafficRollup.objects.filter(project=project, granularity=Granularity.HOUR, dimension="").exists()
 
 
 @dataclass
@@ -580,9 +595,8 @@ def _grounding_by_source(scores: QuerySet[Score], limit: int = 200) -> list[tupl
 def trace_facets(*, project: Project) -> dict[str, list[str]]:
     """Values for the filter drop-downs, read from the hourly rollups (a DISTINCT over raw traces and spans
     scans the whole table: 30-120 ms each at a million spans, see docs/benchmarks.md), of the days whose traces are
-    still kept (``raw_retention_days``): older rollups name nothing a list could show, and reading them all made
-    every trace list cost more each month up to the aggregate retention (400 days: 13 times 30 days' rows)."""
-    kept_since = datetime.now(UTC) - timedelta(days=project.raw_retention_days)
+    still kept (``_kept_since``)."""
+    kept_since = _kept_since(project)
     hourly = TrafficRollup.objects.filter(project=project, granularity=Granularity.HOUR, bucket__gte=kept_since)
     overall = hourly.filter(dimension="")
     scores = ScoreRollup.objects.filter(
@@ -590,7 +604,7 @@ def trace_facets(*, project: Project) -> dict[str, list[str]]:
     )
     return {
         "services": sorted(set(overall.values_list("service", flat=True).distinct())),
-        "environments": sorted(set(overall.values_list("environment", flat=True).distinct())),
+        "environments": environments(project=project),
         "models": sorted(set(hourly.filter(dimension="model").values_list("value", flat=True).distinct())),
         "score_names": sorted(set(scores.values_list("name", flat=True).distinct())),
     }

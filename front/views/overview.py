@@ -19,7 +19,7 @@ from accounts.models import Membership, Project, Role, Scope
 from accounts.services import api_key_issue
 from evals.selectors import latest_drift_runs
 from rollups.charts import breakdown_rows, service_figures, sparkline
-from rollups.selectors import RANGES, Window, environments, overview, service_detail, window_for
+from rollups.selectors import RANGES, Window, anything_counted, environments, overview, service_detail, window_for
 from slos.budgets import budget_statuses
 from slos.models import SLO
 from slos.selectors import slo_status_by_service, slo_summaries
@@ -90,7 +90,9 @@ def _page(request: HttpRequest, membership: Membership) -> Page:
 @member_required()
 def overview_view(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     page = _page(request, membership)
-    if not page.context["environments"]:  # nothing counted yet, ever: show how to send the first trace
+    # Nothing counted yet, ever: show how to send the first trace. (A project whose traces all expired offers no
+    # environment but still has its rollups.)
+    if not page.context["environments"] and not anything_counted(project=page.project):
         return _first_trace(request, page)
     rows = overview(project=page.project, environment=page.environment, window=page.window, now=timezone.now())
     drift = latest_drift_runs(project=page.project)
@@ -141,7 +143,7 @@ def first_trace_status(request: HttpRequest, membership: Membership, slug: str) 
     latest = latest_trace(project=project)
     return JsonResponse(
         {
-            "ready": bool(environments(project=project)),
+            "ready": anything_counted(project=project),
             "trace": {"service": latest.service, "start_time": latest.start_time.isoformat()} if latest else None,
         }
     )
@@ -152,7 +154,7 @@ def first_trace_status(request: HttpRequest, membership: Membership, slug: str) 
 )
 def first_trace_key(request: HttpRequest, membership: Membership, slug: str) -> HttpResponse:
     """An ingest-only key for the first trace, made by an editor or admin from the empty project's overview."""
-    if environments(project=membership.project):
+    if anything_counted(project=membership.project):
         messages.error(request, f"This project already receives traces: create more keys under {menus.CREATE_API_KEY}.")
         return redirect("overview", slug=slug)
     assert isinstance(request.user, User)  # member_required

@@ -193,21 +193,25 @@ def test_panel_selectors_have_bounded_query_counts(
         assert trace_facets(project=tenant.project)["services"] == ["bot"]
 
 
-def test_filter_values_come_from_the_days_whose_traces_are_kept(tenant: Tenant) -> None:
-    """The drop-downs offer what a list can still show: a service, model or check seen only in rollups older than
-    the raw retention (its traces are gone) is not offered; one seen within it is."""
+def test_picker_values_come_from_the_days_whose_traces_are_kept(tenant: Tenant) -> None:
+    """The pickers offer what a list can still show: a service, environment, model or check seen only in rollups
+    older than the raw retention (its traces are gone) is not offered; one seen within it is."""
     from rollups.models import Granularity
-    from rollups.selectors import trace_facets
+    from rollups.selectors import anything_counted, environments, trace_facets
 
     project = tenant.project
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     kept = hour - timedelta(days=project.raw_retention_days - 1)
     expired = hour - timedelta(days=project.raw_retention_days + 2)
-    for bucket, service, model, check in ((kept, "bot", "gpt-4o", "grounding"), (expired, "old-bot", "gpt-3", "tone")):
-        common = {"project": project, "service": service, "environment": "production", "granularity": Granularity.HOUR}
+    assert not anything_counted(project=project)
+    rows = ((expired, "old-bot", "legacy", "gpt-3", "tone"), (kept, "bot", "production", "gpt-4o", "grounding"))
+    for bucket, service, environment, model, check in rows:
+        common = {"project": project, "service": service, "environment": environment, "granularity": Granularity.HOUR}
         TrafficRollup.objects.create(**common, bucket=bucket, dimension="", value="", traces=1)
         TrafficRollup.objects.create(**common, bucket=bucket, dimension="model", value=model, traces=1)
         ScoreRollup.objects.create(**common, bucket=bucket, dimension="", value="", name=check, good=1, total=1)
+        assert anything_counted(project=project)  # the overview is no longer the first-trace panel
+    assert environments(project=project) == ["production"]
     facets = trace_facets(project=project)
     assert facets == {
         "services": ["bot"],

@@ -75,6 +75,16 @@ _IRREGULAR = dict(
         "children:child men:man women:woman people:person mice:mouse feet:foot teeth:tooth"
     )
 )
+# Month abbreviations, as news pages date themselves ("Nov 10, 2018", "Aug. 10"): the month's own word, so that a
+# claim's "November" finds them ("may" is the month itself; "mar" is read as March too: a verb rarely written).
+MONTH_ABBREVIATIONS = dict(
+    pair.split(":")
+    for pair in str.split(
+        "jan:january feb:february mar:march apr:april jun:june jul:july aug:august sep:september sept:september "
+        "oct:october nov:november dec:december"
+    )
+)
+_IRREGULAR.update(MONTH_ABBREVIATIONS)
 # A claim word whose counterpart, not the word itself, is in the best matching context passage: a swapped
 # role, direction or comparison. Word pairs, read both ways, compared by root.
 _OPPOSITE_WORDS = (
@@ -393,6 +403,10 @@ def idf_table() -> tuple[dict[str, float], float]:
         for name, count in counts.items()
     }
     return table, max(table.values(), default=1.0)
+
+
+# The month abbreviations as a context may write them (``index_context`` looks them up among its distinct words).
+_MONTH_SPELLINGS = frozenset(chain.from_iterable((a, a.title(), a.upper()) for a in MONTH_ABBREVIATIONS))
 
 
 # --- the context index -------------------------------------------------------------------------------------
@@ -989,6 +1003,8 @@ def index_context(docs: list[tuple[str, str]], focus: set[str] | None = None, as
     ctx.roots = all_roots - _NUMBER_MARKS
     ctx.numbers.update(v for v in all_numbers if not v.isalpha())
     months = {v for v in all_numbers if v.isalpha()}  # a month name read from an ISO date
+    # A month abbreviation ("Nov 10", "Aug."): the month's name is a word of the context too.
+    months.update(MONTH_ABBREVIATIONS[w] for w in map(_FOLDED.__getitem__, unique & _MONTH_SPELLINGS))
     ctx.words = ContextWords(unique, months, asked)
     return ctx
 
@@ -1495,6 +1511,10 @@ def claim_features(
     if opposite and conflict is None:
         conflict = "opposite"
     spoken = _FIRST_PERSON.intersection(map(_FOLDED.__getitem__, raw))
+    if "us" in spoken and not any(
+        (w == "us" and (i == 0 or raw[i - 1].casefold() != "the")) or w == "Us" for i, w in enumerate(raw)
+    ):
+        spoken = spoken - {"us"}  # "the US", "in the us": the country, not the speaker
     first_person = 1.0 if not all(map(ctx.words.__getitem__, spoken)) else 0.0
 
     values = {

@@ -887,3 +887,26 @@ def test_a_claim_a_tool_result_supports_shows_that_result_as_its_span() -> None:
     words = run("Hotel Central costs $165 per night.", TOOL_CONTEXT)
     assert words is not None
     assert words.evidence["sentences"][0]["context_span"]["document_id"] == "tool:search_hotels"
+
+
+def test_a_month_abbreviation_in_the_context_backs_the_month_named_in_full() -> None:
+    from evals.evaluators.grounding_features import claim_features, index_context
+
+    ctx = index_context([("page", "Published Nov. 10, 2018. Former congresswoman Liz Patterson died Saturday.")])
+    features = claim_features("Patterson died on November 10, 2018.", ctx, set(), set(), set())
+    assert features.missing == []  # "November" is no missing name
+    assert features.values["coverage"] == 1.0
+    other = index_context([("page", "Published 10, 2018. Former congresswoman Liz Patterson died Saturday.")])
+    assert claim_features("Patterson died on November 10, 2018.", other, set(), set(), set()).missing == ["November"]
+
+
+def test_the_us_is_a_country_not_the_speaker() -> None:
+    from evals.evaluators.grounding_features import claim_features, index_context
+
+    ctx = index_context([("k", "after the american revolutionary war, students experienced harsh treatment.")])
+    country = claim_features(
+        "after the revolution in the us, students experienced harsh treatment", ctx, set(), set(), set()
+    )
+    assert country.values["first_person"] == 0.0
+    speaker = claim_features("students gave us harsh treatment", ctx, set(), set(), set())
+    assert speaker.values["first_person"] == 1.0

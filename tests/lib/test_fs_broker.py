@@ -23,9 +23,11 @@ def _connection(folder: Path) -> Connection:
         "data_folder_in": str(folder),
         "data_folder_out": str(folder),
         "processed_folder": str(folder.parent / "processed"),
+        "control_folder": str(folder.parent / "control"),  # kombu's default is ./control
         "store_processed": False,
     }
     (folder.parent / "processed").mkdir(exist_ok=True)
+    (folder.parent / "control").mkdir(exist_ok=True)
     return Connection("filesystem://", transport=fs_broker.Transport, transport_options=options)
 
 

@@ -64,6 +64,8 @@ class Target:
     weight_field: str | None = None
     # The time column's value as an aware datetime (for columns that store nanoseconds).
     time_of: Callable[[Any], datetime] = _identity
+    # Called with each batch's rows in the removing transaction, before they go (rollups keep what /metrics counted).
+    before_remove: Callable[[QuerySet[Any]], None] | None = None
 
 
 TargetsFunction = Callable[[Project, datetime, datetime], list[Target]]
@@ -137,8 +139,10 @@ def _batch_remove(target: Target) -> tuple[dict[str, int], datetime, datetime, b
                     break
                 taken += 1
             keys = keys[:taken]
-        model = target.rows.model
-        _, per_model = model._base_manager.filter(AnyOf("pk", [k[0] for k in keys])).only("pk").delete()
+        batch = target.rows.model._base_manager.filter(AnyOf("pk", [k[0] for k in keys]))
+        if target.before_remove is not None:
+            target.before_remove(batch)
+        _, per_model = batch.only("pk").delete()
     return per_model, target.time_of(keys[0][1]), target.time_of(keys[-1][1]), more
 
 

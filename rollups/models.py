@@ -81,3 +81,28 @@ class ScoreRollup(models.Model):
         indexes = [
             models.Index(fields=["project", "granularity", "dimension", "bucket"], name="score_range_idx"),
         ]
+
+
+class RetiredTotal(models.Model):
+    """What retention removed of one /metrics series' hourly rollups (``name`` blank: the traffic series; else one
+    check's). Added in the transaction that removes them (rollups.retention), so the counters on /metrics, these
+    plus the kept rollups, never go down: Prometheus reads a counter that goes down as a restart from zero."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    service = models.CharField(max_length=200)
+    environment = models.CharField(max_length=64)
+    name = models.CharField(max_length=100, blank=True)
+    traces = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    safety_judged = models.BigIntegerField(default=0)
+    safety_flagged = models.BigIntegerField(default=0)
+    good = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "service", "environment", "name"], name="retired_total_unique")
+        ]

@@ -1,14 +1,74 @@
 """What of a project's rollups expires with its aggregate retention (accounts.retention). Minutes of the raw
 retention's last stretch are never recomputed (rollups.services.minutes_recompute), so removing raw rows leaves
-the rollups of the days in between as they were."""
+the rollups of the days in between as they were.
+
+The hourly rollups of all slices are what /metrics' counters sum (slos.api); before they go, their totals are added
+to ``RetiredTotal`` in the removing transaction, row batches and dropped partitions alike, so no counter goes down."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
+
+from django.db.models import F, QuerySet, Sum
 
 from accounts.models import Project, RemovalKind
 from accounts.retention import Target
-from rollups.models import Dimension, Granularity, ScoreRollup, TrafficRollup
+from rollups.models import Dimension, Granularity, RetiredTotal, ScoreRollup, TrafficRollup
+from sre4ai_web.lib.partitions import PartitionedTable, partitions
+
+_SERIES = ("project_id", "service", "environment")
+_TRAFFIC = {
+    "traces": "traces",
+    "errors": "errors",
+    "cost": "cost",
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "safety_judged": "safety_judged",
+    "safety_flagged": "safety_flagged",
+}
+_SCORES = {"good": "good", "total": "total"}
+
+
+def _counted(rows: QuerySet[Any]) -> QuerySet[Any]:
+    """Of these rollup rows, those /metrics counts: hourly, all traces (no slice)."""
+    return rows.filter(granularity=Granularity.HOUR, dimension=Dimension.ALL)
+
+
+def _add(rows: QuerySet[Any], group: tuple[str, ...], sums: dict[str, str]) -> None:
+    for row in _counted(rows).values(*group).annotate(**{f"sum_{k}": Sum(v) for k, v in sums.items()}).order_by():
+        key = {"project_id": row["project_id"], "service": row["service"], "environment": row["environment"]}
+        key["name"] = row.get("name", "")
+        totals = {k: row[f"sum_{k}"] or 0 for k in sums}
+        updated = RetiredTotal.objects.filter(**key).update(**{k: F(k) + v for k, v in totals.items()})
+        if not updated:
+            RetiredTotal.objects.create(**key, **totals)
+
+
+def retire(rows: QuerySet[Any]) -> None:
+    """Add the counted part of these TrafficRollup or ScoreRollup rows to the retired totals (before they go)."""
+    if rows.model is TrafficRollup:
+        _add(rows, _SERIES, _TRAFFIC)
+    else:
+        _add(rows, (*_SERIES, "name"), _SCORES)
+
+
+def retire_partition(table: PartitionedTable, partition: str) -> None:
+    """sre4ai_web.lib.partitions' drop hook: the rows of a rollup partition about to be dropped."""
+    models: dict[str, type[TrafficRollup] | type[ScoreRollup]] = {
+        TrafficRollup._meta.db_table: TrafficRollup,
+        ScoreRollup._meta.db_table: ScoreRollup,
+    }
+    model = models.get(table.table)
+    if model is None:
+        return
+    (bounds,) = [p for p in partitions(table.table) if p.name == partition]
+    rows: QuerySet[Any] = model.objects.all()
+    if bounds.low is not None:
+        rows = rows.filter(bucket__gte=bounds.low)
+    if bounds.high is not None:
+        rows = rows.filter(bucket__lt=bounds.high)
+    retire(rows)
 
 
 def retention_targets(project: Project, raw_before: datetime, aggregate_before: datetime) -> list[Target]:
@@ -20,6 +80,7 @@ def retention_targets(project: Project, raw_before: datetime, aggregate_before: 
                 project=project, granularity=granularity, dimension=dimension, bucket__lt=aggregate_before
             ),
             "bucket",
+            before_remove=retire if granularity == Granularity.HOUR and dimension == Dimension.ALL else None,
         )
         for model in (TrafficRollup, ScoreRollup)
         for granularity in Granularity.values

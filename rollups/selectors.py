@@ -11,13 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connections
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum, Value
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum, Value
 
 from accounts.models import Project
 from evals.models import Score
 from evals.signals import RUNAWAY_CHECKS, SAFETY_CHECKS, signal_of
 from rollups.histogram import merge, quantile
-from rollups.models import Granularity, ScoreRollup, TrafficRollup
+from rollups.models import Dimension, Granularity, RetiredTotal, ScoreRollup, TrafficRollup
 from sre4ai_web.lib.sql import EpochMinute
 from sre4ai_web.lib.timebuckets import floor_hour, floor_minute
 from traces.models import RetrievedDocument, Trace
@@ -623,3 +623,40 @@ def slice_values(*, project: Project, dimension: str, service: str = "", days: i
         rows = rows.filter(service=service)
     latest = rows.values("value").annotate(seen=Max("bucket")).order_by("-seen", "value")
     return [row["value"] for row in latest[:limit] if row["value"]]
+
+
+COUNTED = ("traces", "errors", "cost", "input_tokens", "output_tokens", "safety_judged", "safety_flagged")
+
+
+def counter_totals(
+    *, project: Project
+) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str, str], tuple[int, int]]]:
+    """The /metrics counters: per (service, environment) the sums of ``COUNTED``, and per (service, environment,
+    check) (passed, judged), over the kept hourly rollups of all traces plus what retention removed of them
+    (``RetiredTotal``): so no counter goes down when the oldest day expires."""
+    hourly = {"project": project, "granularity": Granularity.HOUR, "dimension": Dimension.ALL}
+    traffic: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: dict.fromkeys(COUNTED, 0))
+    kept = TrafficRollup.objects.filter(**hourly).values("service", "environment")
+    retired = RetiredTotal.objects.filter(project=project, name="").values("service", "environment")
+    traffic_parts: list[QuerySet[Any, Any]] = [
+        kept.annotate(**{f"n_{k}": Sum(k) for k in COUNTED}),
+        retired.annotate(**{f"n_{k}": F(k) for k in COUNTED}),
+    ]
+    for part in traffic_parts:
+        for row in part.order_by():
+            series = traffic[(row["service"], row["environment"])]
+            for k in COUNTED:
+                series[k] += row[f"n_{k}"] or 0
+    checks: dict[tuple[str, str, str], tuple[int, int]] = {}
+    kept_checks = ScoreRollup.objects.filter(**hourly).values("service", "environment", "name")
+    retired_checks = RetiredTotal.objects.filter(project=project).exclude(name="")
+    check_parts: list[QuerySet[Any, Any]] = [
+        kept_checks.annotate(g=Sum("good"), t=Sum("total")),
+        retired_checks.values("service", "environment", "name").annotate(g=F("good"), t=F("total")),
+    ]
+    for checks_part in check_parts:
+        for check in checks_part.order_by():
+            key = (check["service"], check["environment"], check["name"])
+            good, judged = checks.get(key, (0, 0))
+            checks[key] = (good + (check["g"] or 0), judged + (check["t"] or 0))
+    return dict(traffic), checks

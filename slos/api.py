@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from celery import current_app
-from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -23,7 +22,7 @@ from accounts.access import key_project, request_key
 from accounts.authentication import ProjectKeyError, authenticate_project_key
 from accounts.models import Project, Scope
 from evals.models import ScoreExportCounter
-from rollups.models import Granularity, ScoreRollup, TrafficRollup
+from rollups.selectors import counter_totals
 from slos import budgets, burn, policy, selectors, services
 from slos.forms import SloForm
 from slos.models import SLO
@@ -359,40 +358,20 @@ class ProjectCollector(Collector):
             "sre4ai_scores_judged", "Traces judged pass or fail by a check (current scores).", labels=[*labels, "name"]
         )
         passed = CounterMetricFamily("sre4ai_scores_passed", "Traces that passed a check.", labels=[*labels, "name"])
-        hourly = {"project": self.project, "granularity": Granularity.HOUR, "dimension": ""}
-        rows = (
-            TrafficRollup.objects.filter(**hourly)
-            .values("service", "environment")
-            .annotate(
-                t=Sum("traces"),
-                e=Sum("errors"),
-                c=Sum("cost"),
-                i=Sum("input_tokens"),
-                o=Sum("output_tokens"),
-                sj=Sum("safety_judged"),
-                sf=Sum("safety_flagged"),
-            )
-            .order_by("service", "environment")
-        )
-        for row in rows:
-            base = [self.project.slug, row["service"], row["environment"]]
-            traces.add_metric(base, row["t"] or 0)
-            errors.add_metric(base, row["e"] or 0)
-            cost.add_metric(base, float(row["c"] or 0))
-            tokens.add_metric([*base, "input"], row["i"] or 0)
-            tokens.add_metric([*base, "output"], row["o"] or 0)
-            judged.add_metric(base, row["sj"] or 0)
-            flagged.add_metric(base, row["sf"] or 0)
-        score_rows = (
-            ScoreRollup.objects.filter(**hourly)
-            .values("service", "environment", "name")
-            .annotate(g=Sum("good"), t=Sum("total"))
-            .order_by("service", "environment", "name")
-        )
-        for score_row in score_rows:
-            base = [self.project.slug, score_row["service"], score_row["environment"], score_row["name"]]
-            scored.add_metric(base, score_row["t"] or 0)
-            passed.add_metric(base, score_row["g"] or 0)
+        totals, checks = counter_totals(project=self.project)
+        for (service, environment), series in sorted(totals.items()):
+            base = [self.project.slug, service, environment]
+            traces.add_metric(base, series["traces"])
+            errors.add_metric(base, series["errors"])
+            cost.add_metric(base, float(series["cost"]))
+            tokens.add_metric([*base, "input"], series["input_tokens"])
+            tokens.add_metric([*base, "output"], series["output_tokens"])
+            judged.add_metric(base, series["safety_judged"])
+            flagged.add_metric(base, series["safety_flagged"])
+        for (service, environment, name), (good, total) in sorted(checks.items()):
+            base = [self.project.slug, service, environment, name]
+            scored.add_metric(base, total)
+            passed.add_metric(base, good)
         yield from (traces, errors, cost, tokens, judged, flagged, scored, passed)
 
 

@@ -102,6 +102,10 @@ class RetiredTotal(models.Model):
     good = models.BigIntegerField(default=0)
     total = models.BigIntegerField(default=0)
 
+    # The columns summed from TrafficRollup (the traffic series) and from ScoreRollup (a check's), same names there.
+    TRAFFIC = ("traces", "errors", "cost", "input_tokens", "output_tokens", "safety_judged", "safety_flagged")
+    CHECKS = ("good", "total")
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "service", "environment", "name"], name="retired_total_unique")

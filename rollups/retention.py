@@ -17,40 +17,24 @@ from accounts.retention import Target
 from rollups.models import Dimension, Granularity, RetiredTotal, ScoreRollup, TrafficRollup
 from sre4ai_web.lib.partitions import PartitionedTable, partitions
 
-_SERIES = ("project_id", "service", "environment")
-_TRAFFIC = {
-    "traces": "traces",
-    "errors": "errors",
-    "cost": "cost",
-    "input_tokens": "input_tokens",
-    "output_tokens": "output_tokens",
-    "safety_judged": "safety_judged",
-    "safety_flagged": "safety_flagged",
-}
-_SCORES = {"good": "good", "total": "total"}
 
-
-def _counted(rows: QuerySet[Any]) -> QuerySet[Any]:
-    """Of these rollup rows, those /metrics counts: hourly, all traces (no slice)."""
-    return rows.filter(granularity=Granularity.HOUR, dimension=Dimension.ALL)
-
-
-def _add(rows: QuerySet[Any], group: tuple[str, ...], sums: dict[str, str]) -> None:
-    for row in _counted(rows).values(*group).annotate(**{f"sum_{k}": Sum(v) for k, v in sums.items()}).order_by():
-        key = {"project_id": row["project_id"], "service": row["service"], "environment": row["environment"]}
-        key["name"] = row.get("name", "")
-        totals = {k: row[f"sum_{k}"] or 0 for k in sums}
-        updated = RetiredTotal.objects.filter(**key).update(**{k: F(k) + v for k, v in totals.items()})
-        if not updated:
+def _add(rows: QuerySet[Any], group: tuple[str, ...], columns: tuple[str, ...]) -> None:
+    """Add the sums of ``columns`` of the counted rows (hourly, all traces: what /metrics sums) per ``group``."""
+    counted = rows.filter(granularity=Granularity.HOUR, dimension=Dimension.ALL)
+    for row in counted.values(*group).annotate(**{f"sum_{c}": Sum(c) for c in columns}).order_by():
+        key = {"name": "", **{g: row[g] for g in group}}
+        totals = {c: row[f"sum_{c}"] or 0 for c in columns}
+        if not RetiredTotal.objects.filter(**key).update(**{c: F(c) + v for c, v in totals.items()}):
             RetiredTotal.objects.create(**key, **totals)
 
 
 def retire(rows: QuerySet[Any]) -> None:
     """Add the counted part of these TrafficRollup or ScoreRollup rows to the retired totals (before they go)."""
+    series = ("project_id", "service", "environment")
     if rows.model is TrafficRollup:
-        _add(rows, _SERIES, _TRAFFIC)
+        _add(rows, series, RetiredTotal.TRAFFIC)
     else:
-        _add(rows, (*_SERIES, "name"), _SCORES)
+        _add(rows, (*series, "name"), RetiredTotal.CHECKS)
 
 
 def retire_partition(table: PartitionedTable, partition: str) -> None:

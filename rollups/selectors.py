@@ -625,27 +625,25 @@ def slice_values(*, project: Project, dimension: str, service: str = "", days: i
     return [row["value"] for row in latest[:limit] if row["value"]]
 
 
-COUNTED = ("traces", "errors", "cost", "input_tokens", "output_tokens", "safety_judged", "safety_flagged")
-
-
 def counter_totals(
     *, project: Project
 ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str, str], tuple[int, int]]]:
-    """The /metrics counters: per (service, environment) the sums of ``COUNTED``, and per (service, environment,
+    """The /metrics counters: per (service, environment) the sums of ``RetiredTotal.TRAFFIC``, and per (service, environment,
     check) (passed, judged), over the kept hourly rollups of all traces plus what retention removed of them
     (``RetiredTotal``): so no counter goes down when the oldest day expires."""
     hourly = {"project": project, "granularity": Granularity.HOUR, "dimension": Dimension.ALL}
-    traffic: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: dict.fromkeys(COUNTED, 0))
+    counted = RetiredTotal.TRAFFIC
+    traffic: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: dict.fromkeys(counted, 0))
     kept = TrafficRollup.objects.filter(**hourly).values("service", "environment")
     retired = RetiredTotal.objects.filter(project=project, name="").values("service", "environment")
     traffic_parts: list[QuerySet[Any, Any]] = [
-        kept.annotate(**{f"n_{k}": Sum(k) for k in COUNTED}),
-        retired.annotate(**{f"n_{k}": F(k) for k in COUNTED}),
+        kept.annotate(**{f"n_{k}": Sum(k) for k in counted}),
+        retired.annotate(**{f"n_{k}": F(k) for k in counted}),
     ]
     for part in traffic_parts:
         for row in part.order_by():
             series = traffic[(row["service"], row["environment"])]
-            for k in COUNTED:
+            for k in counted:
                 series[k] += row[f"n_{k}"] or 0
     checks: dict[tuple[str, str, str], tuple[int, int]] = {}
     kept_checks = ScoreRollup.objects.filter(**hourly).values("service", "environment", "name")

@@ -1,5 +1,5 @@
-"""Per-minute and per-hour aggregates per project, service and environment: derived data that dashboards and
-SLOs read instead of raw spans. Recomputable from raw rows at any time (see services)."""
+"""Per-minute, per-hour and per-day aggregates per project, service and environment: derived data that dashboards
+and SLOs read instead of raw spans. Recomputable from raw rows at any time (see services)."""
 
 from django.db import models
 
@@ -9,6 +9,8 @@ from accounts.models import Project
 class Granularity(models.TextChoices):
     MINUTE = "m", "Minute"
     HOUR = "h", "Hour"
+    # UTC days: what reads of whole days (a 30-day window's totals, the /metrics counters) sum, 24 times fewer rows.
+    DAY = "d", "Day"
 
 
 class Dimension(models.TextChoices):
@@ -84,7 +86,7 @@ class ScoreRollup(models.Model):
 
 
 class RetiredTotal(models.Model):
-    """What retention removed of one /metrics series' hourly rollups (``name`` blank: the traffic series; else one
+    """What retention removed of one /metrics series' day rollups (``name`` blank: the traffic series; else one
     check's). Added in the transaction that removes them (rollups.retention), so the counters on /metrics, these
     plus the kept rollups, never go down: Prometheus reads a counter that goes down as a restart from zero."""
 

@@ -2,8 +2,9 @@
 retention's last stretch are never recomputed (rollups.services.minutes_recompute), so removing raw rows leaves
 the rollups of the days in between as they were.
 
-The hourly rollups of all slices are what /metrics' counters sum (slos.api); before they go, their totals are added
-to ``RetiredTotal`` in the removing transaction, row batches and dropped partitions alike, so no counter goes down."""
+The day rollups of all traces are what /metrics' counters sum (rollups.selectors.counter_totals); before they go,
+their totals are added to ``RetiredTotal`` in the removing transaction, row batches and dropped partitions alike,
+so no counter goes down."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from sre4ai_web.lib.partitions import PartitionedTable, partitions
 
 
 def _add(rows: QuerySet[Any], group: tuple[str, ...], columns: tuple[str, ...]) -> None:
-    """Add the sums of ``columns`` of the counted rows (hourly, all traces: what /metrics sums) per ``group``."""
-    counted = rows.filter(granularity=Granularity.HOUR, dimension=Dimension.ALL)
+    """Add the sums of ``columns`` of the counted rows (day rows of all traces: what /metrics sums) per ``group``."""
+    counted = rows.filter(granularity=Granularity.DAY, dimension=Dimension.ALL)
     for row in counted.values(*group).annotate(**{f"sum_{c}": Sum(c) for c in columns}).order_by():
         key = {"name": "", **{g: row[g] for g in group}}
         totals = {c: row[f"sum_{c}"] or 0 for c in columns}
@@ -64,7 +65,7 @@ def retention_targets(project: Project, raw_before: datetime, aggregate_before: 
                 project=project, granularity=granularity, dimension=dimension, bucket__lt=aggregate_before
             ),
             "bucket",
-            before_remove=retire if granularity == Granularity.HOUR and dimension == Dimension.ALL else None,
+            before_remove=retire if granularity == Granularity.DAY and dimension == Dimension.ALL else None,
         )
         for model in (TrafficRollup, ScoreRollup)
         for granularity in Granularity.values

@@ -19,7 +19,7 @@ from evals.signals import RUNAWAY_CHECKS, SAFETY_CHECKS, signal_of
 from rollups.histogram import merge, quantile
 from rollups.models import Dimension, Granularity, RetiredTotal, ScoreRollup, TrafficRollup
 from sre4ai_web.lib.sql import EpochMinute
-from sre4ai_web.lib.timebuckets import floor_hour, floor_minute
+from sre4ai_web.lib.timebuckets import DAY, floor_day, floor_hour, floor_minute
 from traces.models import RetrievedDocument, Trace
 from traces.selectors import SCORE_START_SLACK
 
@@ -62,6 +62,25 @@ def window_for(
     if until - since <= timedelta(hours=6):
         return Window(since, until, Granularity.MINUTE, timedelta(minutes=1))
     return Window(since, until, Granularity.HOUR, timedelta(hours=1))
+
+
+def _in_window(window: Window, *, whole: bool = False) -> Q:
+    """The rollup rows of a window: its own buckets, or (``whole``, for totals only: a chart needs the buckets) day
+    rows for the whole UTC days in it and its own buckets for the rest. A day row is the sum of its hour rows
+    (rollups.services), so the totals are the same, from 24 times fewer rows over the days: a 30-day window reads
+    ~30 day rows and ~48 hour rows per slice, not 720 (tests/rollups/test_day_rollups.py)."""
+    buckets = window.buckets()
+    first = buckets[0] if buckets else window.since
+    own = Q(granularity=window.granularity)
+    first_day = floor_day(first) if first == floor_day(first) else floor_day(first) + DAY
+    last_day = floor_day(window.until)
+    if not whole or window.granularity != Granularity.HOUR or first_day >= last_day:
+        return own & Q(bucket__gte=first, bucket__lt=window.until)
+    return (
+        (own & Q(bucket__gte=first, bucket__lt=first_day))
+        | Q(granularity=Granularity.DAY, bucket__gte=first_day, bucket__lt=last_day)
+        | (own & Q(bucket__gte=last_day, bucket__lt=window.until))
+    )
 
 
 @dataclass
@@ -153,17 +172,12 @@ def _series(
     ``whole``: one pseudo-bucket (the window's start) holds the whole window, the scores summed in SQL; for figures
     over the whole window only (no chart). ``skip_names``: scores not read, for a reader that never asks for their
     signal. Both give the same figures as the full read for what they keep (tests/rollups/test_overview_fast.py)."""
-    filters: dict[str, Any] = {
-        "project": project,
-        "granularity": window.granularity,
-        "dimension": dimension,
-        "bucket__gte": window.buckets()[0] if window.buckets() else window.since,
-        "bucket__lt": window.until,
-    }
+    filters: dict[str, Any] = {"project": project, "dimension": dimension}
     if environment:
         filters["environment"] = environment
     if service is not None:
         filters["service"] = service
+    rows_in_window = _in_window(window, whole=whole)
     out: dict[tuple[str, str], Series] = defaultdict(Series)
     # Buckets are read as whole minutes (an integer) and made datetimes once each: converting every row's
     # timestamp (tens of thousands of rows over 30 days) was the largest part of a 30-day overview's time.
@@ -177,7 +191,7 @@ def _series(
             moment = at[minute] = datetime.fromtimestamp(minute * 60, UTC)
         return moment
 
-    for row in TrafficRollup.objects.filter(**filters).values_list(
+    for row in TrafficRollup.objects.filter(rows_in_window, **filters).values_list(
         "service",
         "value",
         EpochMinute("bucket"),
@@ -202,7 +216,7 @@ def _series(
         series.cost[bucket] += cost
         series.tokens[bucket] += tin + tout
         series.unpriced += unpriced
-    scores = ScoreRollup.objects.filter(**filters)
+    scores = ScoreRollup.objects.filter(rows_in_window, **filters)
     if skip_names:
         scores = scores.exclude(name__in=sorted(skip_names))
     rows: Iterable[tuple[str, str, int, str, int | None, int | None]]
@@ -219,15 +233,8 @@ def _series(
     return out
 
 
-def _range_filters(project: Project, window: Window, environment: str, service: str, dimension: str) -> dict[str, Any]:
-    filters: dict[str, Any] = {
-        "project": project,
-        "granularity": window.granularity,
-        "dimension": dimension,
-        "service": service,
-        "bucket__gte": window.buckets()[0] if window.buckets() else window.since,
-        "bucket__lt": window.until,
-    }
+def _range_filters(project: Project, environment: str, service: str, dimension: str) -> dict[str, Any]:
+    filters: dict[str, Any] = {"project": project, "dimension": dimension, "service": service}
     if environment:
         filters["environment"] = environment
     return filters
@@ -258,12 +265,13 @@ def _slice_histograms(rollups: QuerySet[TrafficRollup]) -> Iterable[tuple[str, s
 def _breakdowns(project: Project, window: Window, environment: str, service: str) -> dict[str, dict[str, Series]]:
     """Whole-window totals per slice value of each dimension (the breakdown tables), summed in the database:
     three queries, whatever the number of hours (tests/rollups/test_breakdowns.py checks them against the rows)."""
-    filters = _range_filters(project, window, environment, service, "")
+    filters = _range_filters(project, environment, service, "")
     del filters["dimension"]
     filters["dimension__in"] = DIMENSIONS
+    whole_window = _in_window(window, whole=True)
     out: dict[str, dict[str, Series]] = {dim: defaultdict(Series) for dim in DIMENSIONS}
     at = window.since  # one pseudo-bucket holds the whole window
-    rollups = TrafficRollup.objects.filter(**filters)
+    rollups = TrafficRollup.objects.filter(whole_window, **filters)
     for row in (
         rollups.values("dimension", "value")
         .order_by()
@@ -291,7 +299,7 @@ def _breakdowns(project: Project, window: Window, environment: str, service: str
     for (dimension, value), hist in merged.items():
         out[dimension][value].hists[at].append(hist)
     scores = (
-        ScoreRollup.objects.filter(**filters)
+        ScoreRollup.objects.filter(whole_window, **filters)
         .values("dimension", "value", "name")
         .order_by()
         .annotate(good_sum=Sum("good"), total_sum=Sum("total"))
@@ -306,17 +314,22 @@ def _breakdowns(project: Project, window: Window, environment: str, service: str
 def _first_seen(
     project: Project, window: Window, environment: str, service: str, dimension: str
 ) -> dict[str, datetime]:
-    filters = _range_filters(project, window, environment, service, dimension)
-    rows = TrafficRollup.objects.filter(traces__gt=0, **filters).values("value").annotate(first=Min("bucket"))
+    filters = _range_filters(project, environment, service, dimension)
+    rows = (
+        TrafficRollup.objects.filter(_in_window(window), traces__gt=0, **filters)
+        .values("value")
+        .annotate(first=Min("bucket"))
+    )
     return {row["value"]: row["first"] for row in rows}
 
 
 def _cost_by_model(
     project: Project, window: Window, environment: str, service: str
 ) -> dict[str, dict[datetime, Decimal]]:
-    filters = _range_filters(project, window, environment, service, "model")
+    filters = _range_filters(project, environment, service, "model")
     out: dict[str, dict[datetime, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for value, bucket, cost in TrafficRollup.objects.filter(**filters).values_list("value", "bucket", "cost"):
+    rows = TrafficRollup.objects.filter(_in_window(window), **filters)
+    for value, bucket, cost in rows.values_list("value", "bucket", "cost"):
         out[value][bucket] += cost
     return out
 
@@ -403,12 +416,11 @@ def overview(*, project: Project, environment: str, window: Window, now: datetim
     # only gives the changes, so it is summed over the whole period.
     current = _series(project, window, environment, None, skip_names=OVERVIEW_SKIPPED_SCORES)
     before = _series(project, window.previous, environment, None, whole=True, skip_names=OVERVIEW_SKIPPED_SCORES)
-    today = floor_hour(now.astimezone(UTC)).replace(hour=0)
     spend_filters: dict[str, Any] = {
         "project": project,
-        "granularity": Granularity.HOUR,
+        "granularity": Granularity.DAY,
         "dimension": "",
-        "bucket__gte": today,
+        "bucket": floor_day(now),
     }
     if environment:
         spend_filters["environment"] = environment
@@ -429,19 +441,20 @@ def overview(*, project: Project, environment: str, window: Window, now: datetim
     return sorted(rows, key=lambda r: (-r.badness, r.service))
 
 
-def _kept_since(project: Project) -> datetime:
-    """The start of the days whose traces are still kept (``raw_retention_days``): what the pickers offer. Older
-    rollups name nothing a list could show, and reading them all made every page cost more each month up to the
-    aggregate retention (400 days: 13 times 30 days' rows; docs/benchmarks.md §17)."""
-    return datetime.now(UTC) - timedelta(days=project.raw_retention_days)
+def _kept_days(project: Project, model: type[TrafficRollup] | type[ScoreRollup] = TrafficRollup) -> QuerySet[Any]:
+    """The day rollups of the days whose traces are still kept (``raw_retention_days``, from the start of the first
+    such day): what the pickers offer. Older rollups name nothing a list could show, and reading them all made every
+    page cost more each month up to the aggregate retention (400 days: 13 times 30 days' rows; docs/benchmarks.md
+    §17); day rows, not hour rows: 24 times fewer to read."""
+    kept_since = floor_day(datetime.now(UTC) - timedelta(days=project.raw_retention_days))
+    return model.objects.filter(project=project, granularity=Granularity.DAY, bucket__gte=kept_since)
 
 
 def environments(*, project: Project) -> list[str]:
     """The environments the pickers offer (overview, service pages, trace and session lists)."""
     return list(
-        TrafficRollup.objects.filter(
-            project=project, granularity=Granularity.HOUR, dimension="", bucket__gte=_kept_since(project)
-        )
+        _kept_days(project)
+        .filter(dimension="")
         .values_list("environment", flat=True)
         .distinct()
         .order_by("environment")
@@ -450,7 +463,7 @@ def environments(*, project: Project) -> list[str]:
 
 def anything_counted(*, project: Project) -> bool:
     """Whether any trace was ever counted: an empty project's overview shows how to send the first one instead."""
-    return TrafficRollup.objects.filter(project=project, granularity=Granularity.HOUR, dimension="").exists()
+    return TrafficRollup.objects.filter(project=project, granularity=Granularity.DAY, dimension="").exists()
 
 
 @dataclass
@@ -593,26 +606,22 @@ def _grounding_by_source(scores: QuerySet[Score], limit: int = 200) -> list[tupl
 
 
 def trace_facets(*, project: Project) -> dict[str, list[str]]:
-    """Values for the filter drop-downs, read from the hourly rollups (a DISTINCT over raw traces and spans
-    scans the whole table: 30-120 ms each at a million spans, see docs/benchmarks.md), of the days whose traces are
-    still kept (``_kept_since``)."""
-    kept_since = _kept_since(project)
-    hourly = TrafficRollup.objects.filter(project=project, granularity=Granularity.HOUR, bucket__gte=kept_since)
-    overall = hourly.filter(dimension="")
-    scores = ScoreRollup.objects.filter(
-        project=project, granularity=Granularity.HOUR, dimension="", bucket__gte=kept_since
-    )
+    """Values for the filter drop-downs, read from the day rollups (a DISTINCT over raw traces and spans scans the
+    whole table: 30-120 ms each at a million spans, see docs/benchmarks.md) of the days whose traces are still kept
+    (``_kept_days``)."""
+    days = _kept_days(project)
+    scores = _kept_days(project, ScoreRollup).filter(dimension="")
     return {
-        "services": sorted(set(overall.values_list("service", flat=True).distinct())),
+        "services": sorted(set(days.filter(dimension="").values_list("service", flat=True).distinct())),
         "environments": environments(project=project),
-        "models": sorted(set(hourly.filter(dimension="model").values_list("value", flat=True).distinct())),
+        "models": sorted(set(days.filter(dimension="model").values_list("value", flat=True).distinct())),
         "score_names": sorted(set(scores.values_list("name", flat=True).distinct())),
     }
 
 
 def slice_values(*, project: Project, dimension: str, service: str = "", days: int = 30, limit: int = 50) -> list[str]:
     """The values of one slice (release, model, prompt) seen in the last ``days``, most recent first: what a person
-    picks a canary's baseline and canary from. Read from the hourly rollups, like the filter drop-downs."""
+    picks a canary's baseline and canary from. Read from the hourly rollups: the latest hour orders them."""
     rows = TrafficRollup.objects.filter(
         project=project,
         granularity=Granularity.HOUR,
@@ -629,12 +638,13 @@ def counter_totals(
     *, project: Project
 ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str, str], tuple[int, int]]]:
     """The /metrics counters: per (service, environment) the sums of ``RetiredTotal.TRAFFIC``, and per (service, environment,
-    check) (passed, judged), over the kept hourly rollups of all traces plus what retention removed of them
-    (``RetiredTotal``): so no counter goes down when the oldest day expires."""
-    hourly = {"project": project, "granularity": Granularity.HOUR, "dimension": Dimension.ALL}
+    check) (passed, judged), over the kept day rollups of all traces plus what retention removed of them
+    (``RetiredTotal``): so no counter goes down when the oldest day expires. Day rows, not hour rows: a scrape reads
+    one row per day of the aggregate retention (400 by default), not 24."""
+    daily = {"project": project, "granularity": Granularity.DAY, "dimension": Dimension.ALL}
     counted = RetiredTotal.TRAFFIC
     traffic: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: dict.fromkeys(counted, 0))
-    kept = TrafficRollup.objects.filter(**hourly).values("service", "environment")
+    kept = TrafficRollup.objects.filter(**daily).values("service", "environment")
     retired = RetiredTotal.objects.filter(project=project, name="").values("service", "environment")
     traffic_parts: list[QuerySet[Any, Any]] = [
         kept.annotate(**{f"n_{k}": Sum(k) for k in counted}),
@@ -646,7 +656,7 @@ def counter_totals(
             for k in counted:
                 series[k] += row[f"n_{k}"] or 0
     checks: dict[tuple[str, str, str], tuple[int, int]] = {}
-    kept_checks = ScoreRollup.objects.filter(**hourly).values("service", "environment", "name")
+    kept_checks = ScoreRollup.objects.filter(**daily).values("service", "environment", "name")
     retired_checks = RetiredTotal.objects.filter(project=project).exclude(name="")
     check_parts: list[QuerySet[Any, Any]] = [
         kept_checks.annotate(g=Sum("good"), t=Sum("total")),

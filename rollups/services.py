@@ -1,4 +1,5 @@
-"""Rollup writes: mark changed minutes, recompute their buckets from raw rows, roll minutes up into hours.
+"""Rollup writes: mark changed minutes, recompute their buckets from raw rows, roll minutes up into hours and
+hours into days.
 
 Writers of traces and scores call ``traces.services.minutes_mark_dirty`` inside their transaction (late spans and
 late scores included). The beat task claims dirty minutes with SKIP LOCKED and recomputes each one entirely from the
@@ -12,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -28,7 +29,7 @@ from evals.signals import safety_flagged
 from rollups.histogram import bucket_of
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
 from sre4ai_web.lib.bounds import MAX_COST, MAX_TOKENS_SUM
-from sre4ai_web.lib.timebuckets import HOUR, MINUTE, floor_hour, floor_minute
+from sre4ai_web.lib.timebuckets import DAY, HOUR, MINUTE, floor_day, floor_hour, floor_minute
 from traces.models import DirtyBucket, Trace
 from traces.selectors import TRACE_ROW_FIELDS, TraceRow, trace_prompts
 
@@ -141,7 +142,8 @@ def _slices(trace: TraceRow, prompts: set[str]) -> list[tuple[str, str]]:
 
 @transaction.atomic
 def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
-    """Recompute the minute buckets (all slices) and the hour buckets that contain them. Returns rows written.
+    """Recompute the minute buckets (all slices) and the hour and day buckets that contain them. Returns rows
+    written.
 
     Minutes whose raw rows have expired, or are about to (accounts.retention), are left as they are: recounted
     from what is left of their traces they would lose counts that the aggregates are kept to preserve."""
@@ -203,23 +205,22 @@ def minutes_recompute(*, project_id: int, minutes: Iterable[datetime]) -> int:
         batch_size=1000,
     )
     hours = sorted({floor_hour(m) for m in wanted})
-    _hours_recompute(project_id, hours)
+    _roll_up(project_id, Granularity.MINUTE, Granularity.HOUR, hours, HOUR)
+    _roll_up(project_id, Granularity.HOUR, Granularity.DAY, sorted({floor_day(h) for h in hours}), DAY)
     for hook in MINUTES_RECOMPUTED_HOOKS:
         hook(project_id=project_id, minutes=wanted, traces=traces, verdicts=all_verdicts)
     return len(traffic) + len(judged)
 
 
-def _hours_recompute(project_id: int, hours: list[datetime]) -> None:
-    """Hour buckets are the sum of their minute buckets (cheap: no raw rows are read)."""
-    for hour in hours:
-        hour_filter = Q(project_id=project_id, granularity=Granularity.HOUR, bucket=hour)
-        minute_range = Q(
-            project_id=project_id, granularity=Granularity.MINUTE, bucket__gte=hour, bucket__lt=hour + HOUR
-        )
-        TrafficRollup.objects.filter(hour_filter).delete()
-        ScoreRollup.objects.filter(hour_filter).delete()
+def _roll_up(project_id: int, source: str, target: str, starts: Iterable[datetime], length: timedelta) -> None:
+    """Each ``target`` bucket (an hour, a day) is the sum of the ``source`` buckets in it (cheap: no raw rows)."""
+    for start in starts:
+        target_filter = Q(project_id=project_id, granularity=target, bucket=start)
+        source_range = Q(project_id=project_id, granularity=source, bucket__gte=start, bucket__lt=start + length)
+        TrafficRollup.objects.filter(target_filter).delete()
+        ScoreRollup.objects.filter(target_filter).delete()
         merged: dict[tuple[str, str, str, str], _Traffic] = defaultdict(_Traffic)
-        for row in TrafficRollup.objects.filter(minute_range).values(
+        for row in TrafficRollup.objects.filter(source_range).values(
             "service",
             "environment",
             "dimension",
@@ -248,11 +249,11 @@ def _hours_recompute(project_id: int, hours: list[datetime]) -> None:
             cell.safety_judged += row["safety_judged"]
             cell.safety_flagged += row["safety_flagged"]
         TrafficRollup.objects.bulk_create(
-            [t.row(project_id, s, e, Granularity.HOUR, hour, d, v) for (s, e, d, v), t in merged.items()],
+            [t.row(project_id, s, e, target, start, d, v) for (s, e, d, v), t in merged.items()],
             batch_size=1000,
         )
         scores = (
-            ScoreRollup.objects.filter(minute_range)
+            ScoreRollup.objects.filter(source_range)
             .values("service", "environment", "dimension", "value", "name")
             .annotate(
                 good_sum=Sum("good"), total_sum=Sum("total"), vs=Sum("value_sum"), vc=Sum("value_count"), n=Count("id")
@@ -264,8 +265,8 @@ def _hours_recompute(project_id: int, hours: list[datetime]) -> None:
                     project_id=project_id,
                     service=r["service"],
                     environment=r["environment"],
-                    granularity=Granularity.HOUR,
-                    bucket=hour,
+                    granularity=target,
+                    bucket=start,
                     dimension=r["dimension"],
                     value=r["value"],
                     name=r["name"],

@@ -1,4 +1,4 @@
-"""Time buckets shared by every layer that counts per minute or hour (dirty minutes, rollups, SLIs): UTC,
+"""Time buckets shared by every layer that counts per minute, hour or day (dirty minutes, rollups, SLIs): UTC,
 floored, so the same moment lands in the same bucket whoever computes it."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
 def floor_minute(value: datetime) -> datetime:
@@ -15,3 +16,7 @@ def floor_minute(value: datetime) -> datetime:
 
 def floor_hour(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def floor_day(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

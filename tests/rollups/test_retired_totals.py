@@ -1,4 +1,4 @@
-"""/metrics' counters never go down when retention removes the hourly rollups they sum (rollups.retention): what
+"""/metrics' counters never go down when retention removes the day rollups they sum (rollups.retention): what
 goes is added to RetiredTotal in the removing transaction, from row batches and, on PostgreSQL, from a month's
 partition dropped whole. A counter that went down would read to Prometheus as a restart from zero (a spike in every
 rate() once a day)."""
@@ -20,7 +20,7 @@ from tests.conftest import SQLITE, Tenant
 
 pytestmark = pytest.mark.django_db
 NOW = datetime.now(UTC)
-HOUR = NOW.replace(minute=0, second=0, microsecond=0)
+DAY = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
 COUNTERS = (
     "sre4ai_traces_total",
     "sre4ai_trace_errors_total",
@@ -44,11 +44,12 @@ def scrape(tenant: Tenant) -> dict[str, float]:
     return series
 
 
-def hour_of_rollups(tenant: Tenant, bucket: datetime, n: int) -> None:
-    """One hour's rollups of two environments: all traces (counted), a model slice and a minute (not counted)."""
+def day_of_rollups(tenant: Tenant, bucket: datetime, n: int) -> None:
+    """One day's rollups of two environments: all traces (counted), a model slice, an hour and a minute (not
+    counted)."""
     for environment in ("production", "staging"):
         common = {"project": tenant.project, "service": "bot", "environment": environment}
-        counted = {"granularity": Granularity.HOUR, "bucket": bucket, "dimension": Dimension.ALL, "value": ""}
+        counted = {"granularity": Granularity.DAY, "bucket": bucket, "dimension": Dimension.ALL, "value": ""}
         TrafficRollup.objects.create(
             **common,
             **counted,
@@ -61,22 +62,23 @@ def hour_of_rollups(tenant: Tenant, bucket: datetime, n: int) -> None:
             safety_flagged=n,
         )
         TrafficRollup.objects.create(
-            **common, granularity=Granularity.HOUR, bucket=bucket, dimension=Dimension.MODEL, value="m", traces=99
+            **common, granularity=Granularity.DAY, bucket=bucket, dimension=Dimension.MODEL, value="m", traces=99
         )
-        TrafficRollup.objects.create(
-            **common, granularity=Granularity.MINUTE, bucket=bucket, dimension=Dimension.ALL, value="", traces=99
-        )
+        for granularity in (Granularity.HOUR, Granularity.MINUTE):
+            TrafficRollup.objects.create(
+                **common, granularity=granularity, bucket=bucket, dimension=Dimension.ALL, value="", traces=99
+            )
         ScoreRollup.objects.create(**common, **counted, name="grounding", good=7 * n, total=9 * n)
         ScoreRollup.objects.create(**common, **counted, name="pii", good=n, total=n)
 
 
 def test_counters_stay_when_retention_removes_the_rollups_they_sum(tenant: Tenant) -> None:
     project = tenant.project
-    long_ago, weeks_ago, recent = HOUR - timedelta(days=100), HOUR - timedelta(days=40), HOUR - timedelta(days=2)
+    long_ago, weeks_ago, recent = DAY - timedelta(days=100), DAY - timedelta(days=40), DAY - timedelta(days=2)
     for n, bucket in enumerate((long_ago, weeks_ago, recent), start=1):
-        hour_of_rollups(tenant, bucket, n)
+        day_of_rollups(tenant, bucket, n)
     if not SQLITE:
-        partitions_upkeep(NOW)  # the old hours leave the default partition for their months' partitions
+        partitions_upkeep(NOW)  # the old days leave the default partition for their months' partitions
         month = partition_name("rollups_trafficrollup", floor(long_ago, "month"), "month")
         assert month in {p.name for p in partitions("rollups_trafficrollup")}
     before = scrape(tenant)
@@ -90,15 +92,15 @@ def test_counters_stay_when_retention_removes_the_rollups_they_sum(tenant: Tenan
     result = retention_sweep(now=NOW)
 
     assert result.finished
-    assert not TrafficRollup.objects.filter(project=project, bucket__lt=HOUR - timedelta(days=30)).exists()
-    assert not ScoreRollup.objects.filter(project=project, bucket__lt=HOUR - timedelta(days=30)).exists()
-    assert TrafficRollup.objects.filter(project=project, bucket=recent).count() == 6
+    assert not TrafficRollup.objects.filter(project=project, bucket__lt=DAY - timedelta(days=30)).exists()
+    assert not ScoreRollup.objects.filter(project=project, bucket__lt=DAY - timedelta(days=30)).exists()
+    assert TrafficRollup.objects.filter(project=project, bucket=recent).count() == 8
     assert scrape(tenant) == before
     retired = RetiredTotal.objects.get(project=project, service="bot", environment="production", name="")
     assert (retired.traces, retired.errors, retired.cost, retired.input_tokens) == (30, 3, Decimal("0.75"), 300)
     grounding = RetiredTotal.objects.get(project=project, environment="staging", name="grounding")
     assert (grounding.good, grounding.total) == (21, 27)
-    if not SQLITE:  # the oldest month went as a whole partition, the other hour in a batch: both kept their counts
+    if not SQLITE:  # the oldest month went as a whole partition, the other day in a batch: both kept their counts
         assert month not in {p.name for p in partitions("rollups_trafficrollup")}
         assert DataRemoval.objects.filter(project=project, table="rollups.TrafficRollup").exists()
 

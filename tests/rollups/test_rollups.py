@@ -200,13 +200,13 @@ def test_picker_values_come_from_the_days_whose_traces_are_kept(tenant: Tenant) 
     from rollups.selectors import anything_counted, environments, trace_facets
 
     project = tenant.project
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    kept = hour - timedelta(days=project.raw_retention_days - 1)
-    expired = hour - timedelta(days=project.raw_retention_days + 2)
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    kept = day - timedelta(days=project.raw_retention_days - 1)
+    expired = day - timedelta(days=project.raw_retention_days + 2)
     assert not anything_counted(project=project)
     rows = ((expired, "old-bot", "legacy", "gpt-3", "tone"), (kept, "bot", "production", "gpt-4o", "grounding"))
     for bucket, service, environment, model, check in rows:
-        common = {"project": project, "service": service, "environment": environment, "granularity": Granularity.HOUR}
+        common = {"project": project, "service": service, "environment": environment, "granularity": Granularity.DAY}
         TrafficRollup.objects.create(**common, bucket=bucket, dimension="", value="", traces=1)
         TrafficRollup.objects.create(**common, bucket=bucket, dimension="model", value=model, traces=1)
         ScoreRollup.objects.create(**common, bucket=bucket, dimension="", value="", name=check, good=1, total=1)

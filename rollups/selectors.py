@@ -169,8 +169,8 @@ def _series(
 ) -> dict[tuple[str, str], Series]:
     """Two queries: traffic rows and score rows of the window, grouped by (service, slice value).
 
-    ``whole``: one pseudo-bucket (the window's start) holds the whole window, the scores summed in SQL; for figures
-    over the whole window only (no chart). ``skip_names``: scores not read, for a reader that never asks for their
+    ``whole``: one pseudo-bucket (the window's start) holds the whole window, read from day rows for its whole days
+    (``_in_window``) and the scores summed in SQL; for figures over the whole window only (no chart). ``skip_names``: scores not read, for a reader that never asks for their
     signal. Both give the same figures as the full read for what they keep (tests/rollups/test_overview_fast.py)."""
     filters: dict[str, Any] = {"project": project, "dimension": dimension}
     if environment:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from evals.services import ExternalScore, score_record
 from rollups.histogram import merge
 from rollups.models import Granularity, ScoreRollup, TrafficRollup
-from rollups.selectors import Series, _series, counter_totals, window_for
+from rollups.selectors import Series, _series, counter_totals, overview, window_for
 from rollups.services import dirty_process
 from sre4ai_web.lib.timebuckets import floor_day
 from tests.conftest import Tenant
@@ -25,7 +25,7 @@ from tests.rollups.test_rollups import ingest, trace
 from traces.models import Trace
 
 pytestmark = pytest.mark.django_db
-NOW = timezone.now().replace(minute=17, second=30, microsecond=0)
+NOW = (timezone.now() - timedelta(hours=1)).replace(minute=17, second=30, microsecond=0)
 TRAFFIC = ("traces", "errors", "latency_sum_ms", "input_tokens", "output_tokens", "cost", "unpriced")
 
 
@@ -113,6 +113,15 @@ def test_metrics_counters_sum_the_day_rows(client: Client, tenant: Tenant) -> No
     assert {key: series["traces"] for key, series in traffic.items()} == dict(expected)
     assert sum(expected.values()) == 42
     assert checks[("bot", "production", "grounding")][1] > 0
+
+
+def test_the_overviews_spend_today_is_the_days_traces_cost(client: Client, tenant: Tenant) -> None:
+    spread(client, tenant)
+    today = Trace.objects.filter(project=tenant.project, start_time__gte=floor_day(NOW), start_time__lte=NOW)
+    spent = sum(t.cost or 0 for t in today)
+    rows = overview(project=tenant.project, environment="", window=window_for(range_key="24h", now=NOW), now=NOW)
+    assert {row.service: row.spend_today for row in rows} == {"bot": spent}
+    assert spent > 0
 
 
 def test_the_migration_gives_existing_hours_their_day_rows(client: Client, tenant: Tenant) -> None:

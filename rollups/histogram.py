@@ -7,6 +7,8 @@ sqrt(BASE) - 1 ≈ 2.5 %: the "histogram's stated error" the selectors' tests al
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 
@@ -49,15 +51,24 @@ def merge(histograms: Iterable[Mapping[str, int]]) -> dict[int, int]:
     return {int(key): count for key, count in total.items()}
 
 
+class Quantiles:
+    """The quantiles of one merged histogram, its buckets sorted and counted up once: a chart asks each bucket for
+    three or four (p50, p95, p99 and the axis's peak), 2,880 on a 30-day page."""
+
+    def __init__(self, merged: Mapping[int, int]) -> None:
+        self.indexes = sorted(merged)
+        self.cumulative = list(itertools.accumulate(merged[index] for index in self.indexes))
+
+    def at(self, q: float) -> float | None:
+        """The q-quantile (0..1): the first bucket whose cumulative count reaches ``ceil(q * total)``; None when
+        the histogram is empty."""
+        total = self.cumulative[-1] if self.cumulative else 0
+        if total == 0:
+            return None
+        rank = max(1, math.ceil(q * total))
+        return bucket_value(self.indexes[bisect.bisect_left(self.cumulative, rank)])
+
+
 def quantile(merged: Mapping[int, int], q: float) -> float | None:
     """The q-quantile (0..1) of a merged histogram, or None when it is empty."""
-    total = sum(merged.values())
-    if total == 0:
-        return None
-    rank = max(1, math.ceil(q * total))
-    seen = 0
-    for index in sorted(merged):
-        seen += merged[index]
-        if seen >= rank:
-            return bucket_value(index)
-    return bucket_value(max(merged))
+    return Quantiles(merged).at(q)

@@ -16,7 +16,7 @@ from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum, Value
 from accounts.models import Project
 from evals.models import Score
 from evals.signals import RUNAWAY_CHECKS, SAFETY_CHECKS, signal_of
-from rollups.histogram import merge, quantile
+from rollups.histogram import Quantiles, merge
 from rollups.models import Dimension, Granularity, RetiredTotal, ScoreRollup, TrafficRollup
 from sre4ai_web.lib.sql import EpochMinute
 from sre4ai_web.lib.timebuckets import DAY, floor_day, floor_hour, floor_minute
@@ -106,7 +106,10 @@ class Series:
         return sum(self.errors.values()) / n if n else None
 
     def latency(self, q: float, bucket: datetime | None = None) -> float | None:
-        return quantile(self._merged(bucket), q)
+        cache: dict[datetime | None, Quantiles] = self.__dict__.setdefault("_quantiles_cache", {})
+        if bucket not in cache:
+            cache[bucket] = Quantiles(self._merged(bucket))
+        return cache[bucket].at(q)
 
     def _merged(self, bucket: datetime | None) -> dict[int, int]:
         """Merged histogram of one bucket (or of all), computed once: charts ask for three quantiles each."""

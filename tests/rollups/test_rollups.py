@@ -4,6 +4,7 @@ scores land in the right buckets; a rebuild from raw rows gives the same rows as
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -219,3 +220,20 @@ def test_picker_values_come_from_the_days_whose_traces_are_kept(tenant: Tenant) 
         "models": ["gpt-4o"],
         "score_names": ["grounding"],
     }
+
+
+def test_a_histograms_quantile_is_the_bucket_of_the_ranked_duration() -> None:
+    """The q-quantile is the bucket of the ceil(q * n)-th smallest duration (nearest rank), for any histogram,
+    with empty buckets, one bucket, and q at 0 and 1; an empty histogram has none."""
+    import random
+
+    from rollups.histogram import bucket_of, bucket_value, histogram
+
+    rng = random.Random(7)
+    for size in (1, 2, 3, 10, 99, 1000):
+        durations = sorted(rng.lognormvariate(5, 1.5) for _ in range(size))
+        merged = merge([histogram(durations), {"400": 0}])
+        for q in (0.0, 0.01, 0.5, 0.95, 0.99, 1.0):
+            ranked = durations[max(1, math.ceil(q * size)) - 1]
+            assert quantile(merged, q) == bucket_value(bucket_of(ranked)), (size, q)
+    assert quantile({}, 0.5) is None and quantile({3: 0}, 0.5) is None

@@ -112,9 +112,9 @@ def evaluation_events_ingest(*, project: Project, evaluations: Sequence[Evaluati
     response_ids = {e.response_id for e in evaluations if not e.span_id}
     with transaction.atomic():
         if trace_ids:
-            traces_lock(project=project, keys=trace_ids)
+            traces_lock(project_id=project.pk, keys=trace_ids)
         if response_ids:
-            traces_lock(project=project, keys=_response_lock_names(response_ids))
+            traces_lock(project_id=project.pk, keys=_response_lock_names(response_ids))
         waiting = _evaluations_attach(project, evaluations)
         if waiting:
             PendingEvaluation.objects.bulk_create(
@@ -145,7 +145,7 @@ def pending_evaluations_apply(*, project: Project, records: Iterable[SpanRecord]
     keys = {(r.trace_id, r.span_id) for r in records}
     response_ids = {r.attributes[RESPONSE_ID] for r in records if isinstance(r.attributes.get(RESPONSE_ID), str)} - {""}
     if response_ids:
-        traces_lock(project=project, keys=_response_lock_names(response_ids))
+        traces_lock(project_id=project.pk, keys=_response_lock_names(response_ids))
     condition = Q(trace_id__in={t for t, _ in keys})
     if response_ids:
         condition |= Q(trace_id="", response_id__in=response_ids)

@@ -47,7 +47,7 @@ from sre4ai_web.lib.queue import enqueue_on_commit
 from sre4ai_web.lib.sql import AnyOf
 from traces.models import Span, Trace
 from traces.selectors import SCORE_START_SLACK
-from traces.services import minutes_mark_dirty
+from traces.services import minutes_mark_dirty, traces_lock
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def scores_upsert(scores: list[Score]) -> None:
 
     Partitioned scores (PostgreSQL, sre4ai_web.lib.partitions) are unique by (project, key, trace_start): a score
     written when its trace started elsewhere (an earlier span arrived since) is removed first, so a key still has
-    one score. Writers of one trace's scores hold its lock (traces_lock) or are the one scoring job of it."""
+    one score, whoever writes it and however many write at once (they take turns per trace, below)."""
     if not scores:
         return
     if not is_partitioned(Score._meta.db_table):
@@ -143,6 +143,11 @@ def scores_upsert(scores: list[Score]) -> None:
         )
         _supersede_older_versions(scores)
         return
+    # Two writers of one trace's scores at once (two jobs scoring it: a late span queued the second while the
+    # first ran, on another worker) would each delete only what the other had committed, then both insert when an
+    # earlier span moved the trace's start between their reads: one at a time per trace, each sees the other's rows.
+    for project_id in sorted({x.project_id for x in scores}):
+        traces_lock(project_id=project_id, keys={f"scores:{x.trace_id}" for x in scores if x.project_id == project_id})
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {Score._meta.db_table} s USING unnest(%s::bigint[], %s::text[], %s::timestamptz[]) "  # noqa: S608

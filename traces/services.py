@@ -193,12 +193,12 @@ class StoreResult:
     rejected: list[str] = field(default_factory=list)  # spans not stored, each with the reason
 
 
-def traces_lock(*, project: Project, keys: Iterable[str]) -> None:
+def traces_lock(*, project_id: int, keys: Iterable[str]) -> None:
     """Serialise writers of the same traces (``keys``: trace ids, or other names in the same key space) until
     commit. PostgreSQL; SQLite writers are serial anyway."""
     if connection.vendor != "postgresql":
         return
-    numbers = sorted({zlib.crc32(f"{project.pk}:{t}".encode()) - 2**31 for t in keys})
+    numbers = sorted({zlib.crc32(f"{project_id}:{t}".encode()) - 2**31 for t in keys})
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", [numbers])
 
@@ -585,7 +585,7 @@ def otlp_log_events_ingest(*, project: Project, events: Sequence[LogEvent]) -> i
     """Keep gen_ai log events for their spans and re-normalise the spans already stored."""
     if not events:
         return 0
-    traces_lock(project=project, keys={e.trace_id for e in events})
+    traces_lock(project_id=project.pk, keys={e.trace_id for e in events})
     PendingLogEvent.objects.bulk_create(
         [
             PendingLogEvent(

@@ -235,3 +235,60 @@ def test_trace_list_shows_and_filters_failing_checks(client: Client, tenant: Ten
     assert 'class="score-chip fail" href="/p/acme/traces/?failing=grounding"' in html
     api = client.get("/api/v1/traces", {"failing": "grounding"}, headers=tenant.bearer).json()
     assert [t["trace_id"] for t in api["items"]] == [bad.trace_id]
+
+
+@pytest.mark.postgres_only("scores are unique by (project, key, trace start) only where they are partitioned")
+@pytest.mark.django_db(transaction=True)
+def test_two_writers_of_one_traces_score_at_once_leave_one_row(client: Client, tenant: Tenant) -> None:
+    """Two jobs scoring one trace at once, the second after an earlier span moved its start (seen once in the
+    fault run of tests/ops/test_scaleout.py as a duplicate score): the second writer waits for the first to commit,
+    then replaces its row, so the key keeps one score, the last one written."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from evals.models import ScoreSource
+    from evals.services import score_key_evaluator, scores_upsert
+
+    stored = send(client, tenant, rag_spans(GROUNDED))
+    key = score_key_evaluator(stored.pk, "", "grounding", 1, "grounding")
+
+    def row(start_shift: timedelta, value: float) -> Score:
+        return Score(
+            project_id=stored.project_id, trace=stored, key=key, service=stored.service, name="grounding",
+            trace_start=stored.start_time + start_shift, value=value, passed=True, evaluator="grounding",
+            evaluator_version=1, source=ScoreSource.EVALUATOR,
+        )  # fmt: skip
+
+    first_written, errors = threading.Event(), []
+
+    def first_writer() -> None:
+        try:
+            with transaction.atomic():
+                scores_upsert([row(timedelta(0), 0.5)])
+                first_written.set()
+                time.sleep(1.0)  # uncommitted while the second writer runs
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def second_writer() -> None:
+        assert first_written.wait(30)
+        try:
+            with transaction.atomic():
+                scores_upsert([row(timedelta(seconds=-3), 0.9)])  # an earlier span arrived: the start moved
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first_writer), threading.Thread(target=second_writer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    rows = list(Score.objects.filter(project=tenant.project, key=key).values_list("value", "trace_start"))
+    assert rows == [(0.9, stored.start_time - timedelta(seconds=3))]

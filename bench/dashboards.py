@@ -482,7 +482,7 @@ def main() -> None:
         if args.profile:  # one more request, under the profiler (which slows Python about twofold)
             profiler = cProfile.Profile()
             profiler.runcall(client.get, path, params, headers=headers)
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
+            pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(args.profile)
     result["machine"]["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
     over = [r["page"] for r in result["pages"] if r["median_ms"] >= 300 or r["p95_ms"] >= 300]
     print(f"pages at or over 300 ms (median or p95): {over or 'none'}")

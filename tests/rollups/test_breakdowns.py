@@ -64,6 +64,13 @@ def test_breakdowns_summed_in_the_database_match_the_hourly_rows(client: Client,
                     external_id="",
                 )
             )  # fmt: skip
+        if index == 0:  # a second person rates the first answer bad: one answer, judged not good
+            score_record(
+                score=ExternalScore(
+                    trace=stored, span=None, name="human_feedback", value=None, label="", passed=False, comment="",
+                    external_id="second-rater",
+                )
+            )  # fmt: skip
     dirty_process()
     now = T0 + timedelta(hours=37)
     for range_key, environment in (("7d", ""), ("7d", "production"), ("24h", "staging")):
@@ -79,8 +86,10 @@ def test_breakdowns_summed_in_the_database_match_the_hourly_rows(client: Client,
         assert len(fast["model"]) == 2 and len(fast["release"]) >= 2, (range_key, environment)
         some = fast["model"]["gpt-4o-mini"]
         assert some.traffic() > 0 and some.latency(0.95) is not None and some.rate("grounding") is not None
-    # The page's human feedback line counts the answers rated and those rated good, in one query.
+    # The page's human feedback line counts the answers rated and those all of whose ratings are good (49 ratings of
+    # 48 answers): the human_feedback row of the failing-checks table, one definition.
     detail = service_detail(
         project=tenant.project, service="bot", environment="", window=window_for(range_key="7d", now=now)
     )
-    assert detail.human_feedback == (24, 48)
+    assert detail.human_feedback == (23, 48)
+    assert ("human_feedback", 48 - 23, 48) in detail.failing_evaluators

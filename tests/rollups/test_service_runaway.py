@@ -45,3 +45,26 @@ def test_runaway_traces_are_the_newest_failing_runaway_checks(tenant: Tenant, ag
     ]
     assert [s.trace_id for s in shown] == expected
     assert len(shown) == min(10, len(ages_in_days)) and all(s.trace.service == "bot" for s in shown)
+
+
+@pytest.mark.parametrize("environment", ["", "staging"])
+def test_least_grounded_answers_link_their_own_traces_in_the_environment_shown(
+    tenant: Tenant, environment: str
+) -> None:
+    # Grounding values 0.0, 0.05, ... over 14 traces in two environments and four weeks; the panel's ten lowest,
+    # each with its own trace (id and answer preview), read without joining the scores to the traces.
+    for n in range(14):
+        trace = make_trace(
+            tenant.project, n, seconds=-2 * n * DAY - 60, environment=("production", "staging")[n % 2],
+            answer=f"answer {n}",
+        )  # fmt: skip
+        score(trace, "grounding", passed=n > 6, value=n / 20)
+    window = window_for(range_key="30d", now=T0 + timedelta(minutes=1))
+
+    shown = service_detail(project=tenant.project, service="bot", environment=environment, window=window).least_grounded
+
+    expected = [n for n in range(14) if not environment or n % 2][:10]
+    assert [s.value for s in shown] == [n / 20 for n in expected]
+    assert [(s.trace.trace_id, s.trace.output_preview) for s in shown] == [
+        (f"{tenant.project.pk:04x}{n:028x}", f"answer {n}") for n in expected
+    ]

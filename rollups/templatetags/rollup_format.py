@@ -1,13 +1,19 @@
-"""Formatting of overview signals. Plain strings: Django escapes them."""
+"""Formatting of overview signals (plain strings: Django escapes them), and the chart pages' figures as JSON."""
 
+import json
 from decimal import Decimal
 from typing import Any
 
 from django import template
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from traces.templatetags.trace_format import duration, usd
 
 register = template.Library()
+# What Django's json_script escapes, so that no text in the figures (a release or model name) can end the script.
+JSON_SCRIPT_ESCAPES = (("<", "\\u003C"), (">", "\\u003E"), ("&", "\\u0026"))
 RATES = {"errors", "quality", "grounding"}
 # Lower is better for these; for the others (quality, grounding) higher is better.
 LOWER_IS_BETTER = {"errors", "p95", "safety", "cost_per_request"}
@@ -87,3 +93,13 @@ def signal_rate(series: Any, signal: str) -> str:
 
 register.filter("usd", usd)
 register.filter("duration", duration)
+
+
+@register.filter
+def chart_json(figures: Any, element_id: str) -> SafeString:
+    """Django's ``json_script``, the same output, escaped with ``str.replace``: its ``str.translate`` with a dict
+    looks up every character and took 14 of the 20 ms of a 30-day service page's 230 KB of figures."""
+    text = json.dumps(figures, cls=DjangoJSONEncoder)
+    for char, escaped in JSON_SCRIPT_ESCAPES:
+        text = text.replace(char, escaped)
+    return format_html('<script id="{}" type="application/json">{}</script>', element_id, mark_safe(text))

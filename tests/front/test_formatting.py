@@ -5,8 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 from django.template.loader import render_to_string
+from django.utils.html import json_script
 
-from rollups.templatetags.rollup_format import sig3, signal_change
+from rollups.templatetags.rollup_format import chart_json, sig3, signal_change
 from traces.templatetags.trace_format import usd
 
 
@@ -56,3 +57,14 @@ def test_money_in_templates_uses_usd() -> None:
     page = render_to_string("evals/_trace_scores.html", {"scores": [judged], "failing_scores": [judged],
                                                          "project": SimpleNamespace(slug="acme")})  # fmt: skip
     assert "cost $0.0000042" in page
+
+
+def test_chart_figures_are_written_as_djangos_json_script_writes_them() -> None:
+    # Names in figures come from apps: a release "</script><script>alert(1)</script>" must not end the script.
+    figures = {
+        "data": [{"name": "</script><script>alert('x')</script> & <b>", "y": [1, 2.5, None], "at": Decimal("0.1")}],
+        "title": 'naïve — 😀 \u2028 "quoted"',
+    }
+    written = chart_json(figures, "figures")
+    assert written == json_script(figures, "figures")
+    assert "</script><script>" not in written and "\\u003C/script\\u003E" in written

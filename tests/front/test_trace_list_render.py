@@ -14,6 +14,9 @@ from django.test import Client
 
 from tests.conftest import Tenant
 from tests.explorer_data import login, make_trace, score
+from traces.explorer_services import list_columns_set
+from traces.models import LIST_COLUMN_CHOICES, Trace
+from traces.templatetags.trace_format import trace_rows
 
 
 def templates_rendered(client: Client, path: str) -> list[str]:
@@ -60,3 +63,42 @@ def test_score_chips_escape_names_and_link_to_their_filters(client: Client, tena
         '<a class="score-chip neutral" href="/p/acme/traces/?score=grounding" title="grounding: no verdict">grounding</a>'
         in row
     )
+
+
+@pytest.mark.django_db
+def test_every_cell_of_a_row_escapes_what_the_app_sent(client: Client, tenant: Tenant) -> None:
+    # The rows are built in Python (trace_format.trace_rows): each app-sent text in each column, as text.
+    evil = '<img src=x onerror="alert(1)">&'
+    shown = "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;"
+    list_columns_set(user=tenant.user, project=tenant.project, columns=[key for key, _ in LIST_COLUMN_CHOICES])
+    t = make_trace(
+        tenant.project, 1, name=evil, session=evil, user=evil, question=evil, answer=evil, service=evil,
+        environment=evil, status="error", cost="0.0000042", tokens=12345, duration_ms=1500,
+    )  # fmt: skip
+    Trace.objects.filter(pk=t.pk).update(release=evil, model_names=[evil, "gpt-4o"], has_unpriced=True, error_count=3)
+    login(client, tenant)
+    html = client.get("/p/acme/traces/").content.decode()
+    row = html[html.index(f'<tr class="is-error" data-trace="{t.trace_id}">') :]
+    row = row[: row.index("</tr>")]
+    assert "<img" not in row and 'onerror="' not in row
+    detail = f"/p/acme/traces/{t.trace_id}/"
+    for cell in (
+        f'<td class="pick"><input type="checkbox" name="trace" value="{t.trace_id}" form="bulk"',
+        f'<td class="start"><a href="{detail}" title="2026-',
+        f'<td class="service" title="{shown}">{shown}</td>',
+        f'<td class="name"><a href="{detail}" title="{shown}">{shown}</a></td>',
+        '<td class="num dur">1.50 s</td>',
+        '<span class="status error">error</span> <span class="muted" title="3 spans failed">×3</span>',
+        f'<td class="models" title="{shown}, gpt-4o"><span class="chip">{shown}</span><span class="chip">gpt-4o</span>',
+        '<td class="num tokens">12,345</td>',
+        '$0.0000042<sup class="muted">+?</sup></td>',
+        '<a href="/p/acme/session/?id=%3Cimg%20src%3Dx%20onerror%3D%22alert%281%29%22%3E%26" '
+        f'title="Conversation {shown}">{shown}</a>',
+        f'<a href="/p/acme/user/?id=%3Cimg%20src%3Dx%20onerror%3D%22alert%281%29%22%3E%26" title="User {shown}">',
+        f'<td class="release muted" title="{shown}">{shown}</td>',
+        f'<span class="in" title="{shown}">{shown}</span><span class="arrow">→</span><span class="out" title="{shown}">',
+    ):
+        assert cell in row, cell
+    # The environment column shows when the project has two environments; its cell escapes the same way.
+    t.refresh_from_db()
+    assert f'<td class="env muted" title="{shown}">{shown}</td>' in trace_rows("acme", [t], {"environment"}, False, "")

@@ -1,9 +1,9 @@
 """Display helpers. They return plain strings (or plain data), so Django still escapes everything they output;
-the one exception, ``score_chips``, builds its HTML itself and escapes every text it inserts."""
+the exceptions, ``score_chips`` and ``trace_rows``, build their HTML themselves and escape every text they insert."""
 
 import json
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from html import escape as _escape
 from typing import Any
@@ -220,3 +220,110 @@ def score_chips(project_slug: str, trace: Any) -> SafeString:
             f"✓ {len(passed)}</summary>{chips}</details>"
         )
     return mark_safe(html)
+
+
+NO_VALUE = '<span class="muted">–</span>'
+UNPRICED_TITLE = "Some spans use a model missing from the price table: the cost is a lower bound."
+
+
+def _dash_or(text: str) -> str:
+    return _escape(text) if text else "–"
+
+
+def _person_link(url: str, value: str, title: str, css: str) -> str:
+    """The session or user cell: a link to its page, or a dash."""
+    if not value:
+        return f'<td class="{css}">{NO_VALUE}</td>'
+    return (
+        f'<td class="{css}"><a href="{url}?id={_escape(urlencode(value))}" title="{title} {_escape(value)}">'
+        f"{_escape(value)}</a></td>"
+    )
+
+
+def _preview(css: str, text: str, missing: str) -> str:
+    if not text:
+        return f'<span class="{css} none">{missing}</span>'
+    return f'<span class="{css}" title="{_escape(text)}">{_escape(text)}</span>'
+
+
+def _trace_row(
+    trace: Any, slug: str, urls: Mapping[str, str], columns: Collection[str], can_edit: bool, score: bool
+) -> str:
+    """One row of the trace list, its cells in the table's column order."""
+    trace_id = _escape(trace.trace_id)
+    detail_url = _escape(reverse("trace_detail", args=[slug, trace.trace_id]))
+    cells = []
+    if can_edit:
+        cells.append(
+            f'<td class="pick"><input type="checkbox" name="trace" value="{trace_id}" form="bulk" '
+            f'aria-label="Select trace {trace_id}"></td>'
+        )
+    start = trace.start_time.astimezone(UTC)
+    cells.append(
+        f'<td class="start"><a href="{detail_url}" title="{start:%Y-%m-%d %H:%M:%S} UTC · trace {trace_id}">'
+        f"{start:%m-%d %H:%M:%S}</a></td>"
+    )
+    if "service" in columns:
+        cells.append(f'<td class="service" title="{_escape(trace.service)}">{_dash_or(trace.service)}</td>')
+    if "environment" in columns:
+        environment = _escape(trace.environment)
+        cells.append(f'<td class="env muted" title="{environment}">{environment}</td>')
+    name = _escape(trace.name)
+    cells.append(f'<td class="name"><a href="{detail_url}" title="{name}">{name or "(unnamed)"}</a></td>')
+    if "duration" in columns:
+        cells.append(f'<td class="num dur">{duration(trace.duration_ms)}</td>')
+    if "status" in columns:
+        status = _escape(trace.status)
+        failed = trace.error_count
+        more = f' <span class="muted" title="{failed} spans failed">×{failed}</span>' if failed > 1 else ""
+        cells.append(f'<td class="col-status"><span class="status {status}">{status}</span>{more}</td>')
+    if "scores" in columns:
+        cells.append(f'<td class="col-checks">{score_chips(slug, trace)}</td>')
+    if score:
+        value = getattr(trace, "score_sort", None)
+        cells.append(f'<td class="num score-value">{"" if value is None else f"{value:.3g}"}</td>')
+    if "models" in columns:
+        models = "".join(f'<span class="chip">{_escape(m)}</span>' for m in trace.model_names) or NO_VALUE
+        title = _escape(", ".join(trace.model_names))
+        cells.append(f'<td class="models" title="{title}">{models}</td>')
+    if "tokens" in columns:
+        cells.append(f'<td class="num tokens">{tokens(trace.total_tokens)}</td>')
+    if "cost" in columns:
+        if not trace.has_unpriced:
+            cells.append(f'<td class="num cost">{_escape(usd(trace.cost))}</td>')
+        elif trace.cost is None:
+            cells.append(f'<td class="num cost" title="{UNPRICED_TITLE}"><span class="muted">unpriced</span></td>')
+        else:
+            cost = _escape(usd(trace.cost))
+            cells.append(f'<td class="num cost" title="{UNPRICED_TITLE}">{cost}<sup class="muted">+?</sup></td>')
+    if "session" in columns:
+        cells.append(_person_link(urls["session"], trace.session_id, "Conversation", "session"))
+    if "user" in columns:
+        cells.append(_person_link(urls["user"], trace.user_id, "User", "user"))
+    if "release" in columns:
+        cells.append(f'<td class="release muted" title="{_escape(trace.release)}">{_dash_or(trace.release)}</td>')
+    if "io" in columns:
+        line = (
+            _preview("in", trace.input_preview, "no input")
+            + '<span class="arrow">→</span>'
+            + _preview("out", trace.output_preview, "no output")
+        )
+        cells.append(
+            f'<td class="io" tabindex="0" title="Click to show the whole preview"><div class="io-line">{line}</div></td>'
+        )
+    css = "is-error" if trace.status == "error" else ""
+    return f'<tr class="{css}" data-trace="{trace_id}">\n' + "\n".join(cells) + "\n</tr>"
+
+
+@register.simple_tag
+def trace_rows(
+    project_slug: str, traces: list[Any], columns: Collection[str], can_edit: bool, score_name: str
+) -> SafeString:
+    """The trace list's rows, every text escaped. Built here rather than in the template: 50 rows of up to 16
+    cells through Django's template engine were two thirds of the list's Python time (docs/benchmarks.md §18)."""
+    urls = {
+        "session": _escape(reverse("session_detail", args=[project_slug])),
+        "user": _escape(reverse("user_detail", args=[project_slug])),
+    }
+    rows = (_trace_row(t, project_slug, urls, columns, can_edit, bool(score_name)) for t in traces)
+    return mark_safe("\n".join(rows))

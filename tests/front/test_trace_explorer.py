@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -21,7 +22,7 @@ from evals.models import Dataset, DatasetItem, Score, ScoreSource
 from evals.services import ExternalScore, score_record, scores_upsert
 from front.selectors import InvalidCursor, TraceFilters, TraceSort, trace_count, trace_page
 from tests.conftest import PASSWORD, Tenant, make_tenant
-from tests.explorer_data import login, make_trace, score
+from tests.explorer_data import T0, login, make_trace, score
 from tests.scoring_data import rag_spans, send
 from traces.models import ListPreference, SavedView, Trace
 
@@ -531,3 +532,35 @@ def test_the_read_api_sorts_like_the_list(client: Client, tenant: Tenant) -> Non
     items = client.get("/api/v1/traces?sort=-latency&limit=8", headers=tenant.bearer).json()["items"]
     durations = [item["duration_ms"] for item in items]
     assert len(durations) == 8 and durations == sorted(durations, reverse=True)
+
+
+@pytest.mark.parametrize(
+    "ages_in_days",
+    [
+        [0.05 * n for n in range(14)],  # more than a page in the last day
+        [0.2, 0.5, 3, 3.5, 4, 5, 6, 20, 21, 22, 25],  # two in the last day, five more in its week, the rest older
+        [12, 15, 29, 29.5, 29.9],  # only older ones
+        [0.5, 8, 9, 10, 11],  # one in the last day, none in its week, the rest older
+    ],
+)
+def test_a_model_filter_pages_newest_first_from_the_last_day_then_the_week(
+    tenant: Tenant, ages_in_days: list[float]
+) -> None:
+    # The traces of one model at these ages among others' every half day; every page of four, newest first, and
+    # from a cursor, the same as sorting every match.
+    matching = [make_trace(tenant.project, n, seconds=-age * 86400 - 1) for n, age in enumerate(ages_in_days)]
+    Trace.objects.filter(pk__in=[t.pk for t in matching]).update(model_names=["o3-pro"])
+    for n in range(60):
+        make_trace(tenant.project, 100 + n, seconds=-n * 43200 - 7)
+    expected = [t.pk for t in sorted(matching, key=lambda t: (t.start_time, t.pk), reverse=True)]
+    model = TraceFilters(model="o3-pro")
+    assert walk(tenant, TraceSort("time"), model, limit=4) == expected
+    # Up to T0: the first page from the last day's traces when they hold one (five: a page of four and the next).
+    with CaptureQueriesContext(connections[Trace.objects.db]) as queries:
+        first = trace_page(project=tenant.project, filters=replace(model, until=T0), limit=4)
+    assert [t.pk for t in first.items] == expected[:4]
+    pages = [q["sql"] for q in queries.captured_queries if "ORDER BY" in q["sql"] and "LIMIT 5" in q["sql"]]
+    assert len(pages) == (1 if ages_in_days[4] < 1 else 2 if ages_in_days[4] < 7 else 3)
+    assert walk(tenant, TraceSort("time"), replace(model, until=T0 - timedelta(days=4)), limit=4) == [
+        pk for pk in expected if Trace.objects.get(pk=pk).start_time <= T0 - timedelta(days=4)
+    ]

@@ -61,10 +61,11 @@ typecheck: install-dev
 # The suite runs on PostgreSQL and Redis, then on SQLite and the filesystem broker: there every test that reaches a
 # database (those that cannot, pytest-django refusing them, ran the same in the first pass), tests marked
 # postgres_only skipped, each with its reason. Each run is spread over TEST_WORKERS pytest-xdist workers, a test
-# file per worker at a time, the files that start processes first (tests/conftest.py); tests/xdist_worker.py gives
-# each worker its own database, Redis database and var directory.
+# file per worker at a time, the files that start processes first (tests/conftest.py; --no-loadscope-reorder keeps
+# that order, where xdist would deal the files with most tests first and the one-test scale-out run last, alone for
+# its two minutes); tests/xdist_worker.py gives each worker its own database, Redis database and var directory.
 TEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -p tests.xdist_worker
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -p tests.xdist_worker
 # The scale-out run with faults (tests/ops/test_scaleout.py, about 2 minutes) runs in the PostgreSQL pass only: it
 # makes its own PostgreSQL database and RabbitMQ vhost whatever the pass.
 test: install-dev browsers scaleout-tools lint typecheck

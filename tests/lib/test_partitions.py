@@ -276,8 +276,9 @@ def test_keyset_paging_crosses_a_partition_boundary(tenant: Tenant) -> None:
 
 def _unpartition() -> None:
     """Put the partitioned tables back in the layout of an installation from before partitioning: plain tables
-    as Django creates them, with the trigram index of traces.0002, the models index of traces.0015 and the lists'
-    covering index of traces.0016 (the conversion carries them over; later tests expect them)."""
+    as Django creates them, with the trigram index of traces.0002, the models index of traces.0015, the lists'
+    covering index of traces.0016 and the failing scores' index of evals.0013 (the conversion carries them over;
+    later tests expect them)."""
     models = [Trace, Span, RetrievedDocument, Score, TrafficRollup, ScoreRollup]
     with connection.schema_editor() as editor:
         for model in models:
@@ -287,6 +288,8 @@ def _unpartition() -> None:
         editor.execute("CREATE INDEX trace_models_gin ON traces_trace USING gin (model_names jsonb_path_ops)")
         groups = import_module("traces.migrations.0016_trace_groups_index")
         editor.execute(f"CREATE INDEX {groups.NAME} ON traces_trace USING {groups.USING}")
+        failing = import_module("evals.migrations.0013_score_failing_trace_index")
+        editor.execute(f"CREATE INDEX {failing.NAME} ON evals_score USING {failing.USING}")
         # And the lz4 compression of traces.0006: the converted tables inherit it, and later tests expect it.
         import_module("traces.migrations.0006_lz4_compression")._set(editor, "lz4")
     forget()

@@ -8,7 +8,7 @@ import binascii
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import cast
 
@@ -32,6 +32,7 @@ from psycopg.errors import QueryCanceled
 
 from accounts.models import Project
 from evals.models import Score
+from sre4ai_web.lib.newest import newest_first
 from sre4ai_web.lib.sql import AnyOf, JsonArrayHas
 from traces.models import Trace
 from traces.selectors import SCORE_START_SLACK
@@ -109,7 +110,6 @@ FEW_TEXT_MATCHES = 2_000
 # a few.
 SPARSE_PROBE = 2_000
 SPARSE_HITS = 13
-NEWEST_WINDOW_DAYS = (1, 7)  # the windows a search or model filter's page is looked for in first (_newest_first)
 
 
 @dataclass(frozen=True)
@@ -255,7 +255,7 @@ def trace_page(
     trigrams = _through_trigrams(project, filters, ordered.db, few)
     if sort == TraceSort() and (trigrams or filters.model):
         newest = cast(datetime, value) if cursor else filters.until or datetime.now(UTC)
-        rows = _newest_first(ordered, limit + 1, newest, filters.since, trigrams)
+        rows = newest_first(ordered, "start_time", limit + 1, newest, filters.since, lambda page: _rows(page, trigrams))
     else:
         rows = _rows(ordered[: limit + 1], trigrams)
     items = rows[:limit]
@@ -272,23 +272,6 @@ def _rows(page: QuerySet[Trace], trigrams: bool) -> list[Trace]:
         return list(page)
     with _local_settings(page.db, enable_indexscan="off"):
         return list(page)
-
-
-def _newest_first(
-    ordered: QuerySet[Trace], count: int, newest: datetime, since: datetime | None, trigrams: bool
-) -> list[Trace]:
-    """The first `count` of these traces (newest first), looked for among those of the day before `newest`, then of
-    its week, then all: a search or a model read through its index (trigrams, model names) reads and sorts every
-    match of the range, where a day holds a page of most (a rare word at ten million spans: 6,250 matches in 30
-    days, some 200 a day). The rows are the same: a window that fills the page holds the newest matches."""
-    for days in NEWEST_WINDOW_DAYS:
-        lower = newest - timedelta(days=days)
-        if since is not None and lower <= since:
-            break
-        rows = _rows(ordered.filter(start_time__gte=lower)[:count], trigrams)
-        if len(rows) == count:
-            return rows
-    return _rows(ordered[:count], trigrams)
 
 
 def _score_ranked_page(project: Project, filters: TraceFilters, cursor: str, limit: int, sort: TraceSort) -> TracePage:

@@ -18,6 +18,7 @@ from evals.models import Score
 from evals.signals import RUNAWAY_CHECKS, SAFETY_CHECKS, signal_of
 from rollups.histogram import Quantiles, merge
 from rollups.models import Dimension, Granularity, RetiredTotal, ScoreRollup, TrafficRollup
+from sre4ai_web.lib.newest import newest_first
 from sre4ai_web.lib.sql import EpochMinute
 from sre4ai_web.lib.timebuckets import DAY, floor_day, floor_hour, floor_minute
 from traces.models import RetrievedDocument, Trace
@@ -512,7 +513,13 @@ def service_detail(*, project: Project, service: str, environment: str, window: 
     )
     in_window = _scores_in_window(project, service, environment, window)
     least = list(in_window.filter(name="grounding", value__isnull=False).order_by("value", "-trace_start")[:10])
-    runaway = _newest_first(in_window.filter(name__in=RUNAWAY_CHECKS, passed=False), window, 10)
+    runaway = newest_first(
+        in_window.filter(name__in=RUNAWAY_CHECKS, passed=False).order_by("-trace_start"),
+        "trace_start",
+        10,
+        window.until,
+        window.since,
+    )
     linked = {score.pk for score in _with_traces(project, [*least, *runaway])}
     least, runaway = ([score for score in scores if score.pk in linked] for scores in (least, runaway))
     # The answers people rated, and those rated good: the human_feedback row of the failing-checks table, counted
@@ -554,20 +561,6 @@ def service_detail(*, project: Project, service: str, environment: str, window: 
         human_feedback=feedback,
         request_costs=request_costs,
     )
-
-
-def _newest_first(scores: QuerySet[Score], window: Window, limit: int) -> list[Score]:
-    """The newest `limit` of these scores, looked for in the window's last day, then its last week, then all of
-    it: a busy service fills them from one day's rows, where a read of the whole window sorted every match of 30
-    days (the runaway traces of a 30-day page at 1M spans: 60-70 ms of SQL, 5-13 ms from the last day)."""
-    for days in (1, 7):
-        since = window.until - timedelta(days=days)
-        if since <= window.since:
-            break
-        rows = list(scores.filter(trace_start__gte=since).order_by("-trace_start")[:limit])
-        if len(rows) == limit:
-            return rows
-    return list(scores.order_by("-trace_start")[:limit])
 
 
 def _scores_in_window(project: Project, service: str, environment: str, window: Window) -> QuerySet[Score]:

@@ -8,9 +8,11 @@ and checks it shows, and the tag to the escaping and links the chip template had
 from __future__ import annotations
 
 import re
+from html import escape as html_escape
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 
 from tests.conftest import Tenant
 from tests.explorer_data import login, make_trace, score
@@ -102,3 +104,7 @@ def test_every_cell_of_a_row_escapes_what_the_app_sent(client: Client, tenant: T
     # The environment column shows when the project has two environments; its cell escapes the same way.
     t.refresh_from_db()
     assert f'<td class="env muted" title="{shown}">{shown}</td>' in trace_rows("acme", [t], {"environment"}, False, "")
+    # The rows' links are reversed once per page; each is the one reverse() gives, whatever the id holds.
+    t.trace_id = "ab cd&é:@~'<x%"
+    odd = trace_rows("acme", [t], set(), False, "")
+    assert odd.count(f'href="{html_escape(reverse("trace_detail", args=["acme", t.trace_id]))}"') == 2

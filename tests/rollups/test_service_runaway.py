@@ -1,5 +1,5 @@
 """The service page's runaway traces: the newest failing cost-ceiling, tool-loop and LLM-call checks of the window,
-read from its last day first (rollups.selectors._newest_first) yet the same as sorting every such score."""
+read from its last day first (sre4ai_web.lib.newest.newest_first) yet the same as sorting every such score."""
 
 from __future__ import annotations
 

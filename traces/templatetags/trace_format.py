@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from html import escape as _escape
 from typing import Any
+from urllib.parse import quote
 
 from django import template
 from django.template.defaultfilters import urlencode
 from django.urls import reverse
+from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.safestring import SafeString, mark_safe
 
 from traces.ingest.normalize import is_chat as _is_chat
@@ -209,7 +211,10 @@ def score_chips(project_slug: str, trace: Any) -> SafeString:
     Built here with the standard library's escape rather than by including a chip template per score: the trace
     list shows 50 traces of ~8 checks, and 400 template includes with a URL reversal each were most of the
     page's Python time (docs/benchmarks.md §13)."""
-    list_url = reverse("trace_list", args=[project_slug])
+    return mark_safe(_chips(reverse("trace_list", args=[project_slug]), trace))
+
+
+def _chips(list_url: str, trace: Any) -> str:
     html = "".join(_score_chip(s, list_url) for s in trace.scores_shown if not s.passed)
     passed = trace.scores_passed
     if passed:
@@ -219,9 +224,11 @@ def score_chips(project_slug: str, trace: Any) -> SafeString:
             f'\n<details class="passed-checks"><summary class="score-chip pass" title="{len(passed)} passed: {names}">'
             f"✓ {len(passed)}</summary>{chips}</details>"
         )
-    return mark_safe(html)
+    return html
 
 
+# The characters reverse() leaves as they are in a path argument ("/" aside: a trace id with one has no page).
+URL_SAFE = RFC3986_SUBDELIMS + "~:@"
 NO_VALUE = '<span class="muted">–</span>'
 UNPRICED_TITLE = "Some spans use a model missing from the price table: the cost is a lower bound."
 
@@ -246,12 +253,10 @@ def _preview(css: str, text: str, missing: str) -> str:
     return f'<span class="{css}" title="{_escape(text)}">{_escape(text)}</span>'
 
 
-def _trace_row(
-    trace: Any, slug: str, urls: Mapping[str, str], columns: Collection[str], can_edit: bool, score: bool
-) -> str:
+def _trace_row(trace: Any, urls: Mapping[str, str], columns: Collection[str], can_edit: bool, score: bool) -> str:
     """One row of the trace list, its cells in the table's column order."""
     trace_id = _escape(trace.trace_id)
-    detail_url = _escape(reverse("trace_detail", args=[slug, trace.trace_id]))
+    detail_url = _escape(f"{urls['traces']}{quote(trace.trace_id, safe=URL_SAFE)}/")
     cells = []
     if can_edit:
         cells.append(
@@ -278,7 +283,7 @@ def _trace_row(
         more = f' <span class="muted" title="{failed} spans failed">×{failed}</span>' if failed > 1 else ""
         cells.append(f'<td class="col-status"><span class="status {status}">{status}</span>{more}</td>')
     if "scores" in columns:
-        cells.append(f'<td class="col-checks">{score_chips(slug, trace)}</td>')
+        cells.append(f'<td class="col-checks">{_chips(urls["list"], trace)}</td>')
     if score:
         value = getattr(trace, "score_sort", None)
         cells.append(f'<td class="num score-value">{"" if value is None else f"{value:.3g}"}</td>')
@@ -320,10 +325,15 @@ def trace_rows(
     project_slug: str, traces: list[Any], columns: Collection[str], can_edit: bool, score_name: str
 ) -> SafeString:
     """The trace list's rows, every text escaped. Built here rather than in the template: 50 rows of up to 16
-    cells through Django's template engine were two thirds of the list's Python time (docs/benchmarks.md §18)."""
+    cells through Django's template engine were two thirds of the list's Python time (docs/benchmarks.md §18).
+    The links are reversed once: a reversal per row and per row's checks was a tenth of what remained."""
+    list_url = reverse("trace_list", args=[project_slug])
     urls = {
+        "list": list_url,
+        # What reverse("trace_detail") gives for each trace id: this prefix, the id quoted as reverse quotes it, "/".
+        "traces": reverse("trace_detail", args=[project_slug, "-"]).removesuffix("-/"),
         "session": _escape(reverse("session_detail", args=[project_slug])),
         "user": _escape(reverse("user_detail", args=[project_slug])),
     }
-    rows = (_trace_row(t, project_slug, urls, columns, can_edit, bool(score_name)) for t in traces)
+    rows = (_trace_row(t, urls, columns, can_edit, bool(score_name)) for t in traces)
     return mark_safe("\n".join(rows))

@@ -112,8 +112,8 @@ def _categorical(result: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def rate_axis(peak: float) -> dict[str, Any]:
-    """A rate axis from 0 to a little above the larger rate: zero rates get 0…1 %, not Plotly's −1…1 default, and
-    small rates get the decimals they need (".2%" below 1 %)."""
+    """A rate axis from 0 to a little above the larger rate (drift and canary pages): zero rates get 0…1 %, not
+    Plotly's −1…1 default, and small rates get the decimals they need (".2%" below 1 %)."""
     top = max(peak * 1.25, 0.01)
     return {"range": [0, min(top, 1.0)], "tickformat": ".2%" if top <= 0.02 else ".1%" if top <= 0.2 else ".0%"}
 

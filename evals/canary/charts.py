@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from evals.charts import BASELINE, CURRENT, LAYOUT
+from evals.charts import BASELINE, CURRENT, LAYOUT, rate_axis
 
 
 def _numeric(signal: dict[str, Any]) -> dict[str, Any] | None:
@@ -43,7 +43,10 @@ def _numeric(signal: dict[str, Any]) -> dict[str, Any] | None:
 def _rate(signal: dict[str, Any]) -> dict[str, Any] | None:
     if signal["baseline"] is None or signal["canary"] is None:
         return None
-    layout = {**LAYOUT, "yaxis": {"title": {"text": signal["label"]}, "tickformat": ".1%"}}
+    layout = {
+        **LAYOUT,
+        "yaxis": {"title": {"text": signal["label"]}, **rate_axis(max(signal["baseline"], signal["canary"]))},
+    }
     bars = {
         "type": "bar",
         "x": ["baseline", "canary"],

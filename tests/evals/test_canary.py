@@ -16,6 +16,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from accounts.models import Project
+from evals.canary.charts import canary_figures
 from evals.canary.cohorts import CohortError, canary_analyse, cohort_load
 from evals.models import Score
 from evals.services import scores_upsert
@@ -356,6 +357,14 @@ def test_page_shows_verdict_signals_and_charts(client: Client, tenant: Tenant) -
     figures = json.loads(page.split('<script id="figures" type="application/json">')[1].split("</script>")[0])
     assert len(figures) == 5  # every signal has data to draw
     assert {t["name"] for t in figures["0"]["data"]} == {"baseline", "canary"}
+
+
+def test_a_rate_chart_starts_at_zero_even_when_both_rates_are_zero() -> None:
+    # Plotly's default axis for two zero bars runs from -100 % to 100 %: a rate is drawn from 0 to above the larger.
+    signal = {"kind": "rate", "label": "refusal rate", "baseline": 0.0, "canary": 0.0}
+    assert canary_figures([signal])["0"]["layout"]["yaxis"]["range"] == [0, 0.01]
+    signal.update(baseline=0.2, canary=0.4)
+    assert canary_figures([signal])["0"]["layout"]["yaxis"]["range"] == [0, 0.5]
 
 
 @pytest.mark.django_db

@@ -113,6 +113,11 @@ def test_every_surface_gives_the_same_numbers(client: Client, tenant: Tenant) ->
     page = client.get(f"/p/acme/service/?name={SERVICE}&range=1h").content.decode()
     assert f"<dt>Grounded</dt><dd>{grounded[0] / grounded[1]:.1%}</dd>" in page
     assert f"<dt>Safety flags</dt><dd>{flagged} traces</dd>" in page
+    # No answer rated: not applicable, never "0 good of 0".
+    assert (
+        '<dt>Human feedback</dt><dd><span class="muted" title="No answer of this service was rated in the range">none rated</span>'
+        in page
+    )
 
     # SLO SLIs over their window.
     summaries = {s.slo.name: s for s in slo_summaries(project=tenant.project, now=now + timedelta(minutes=1))}

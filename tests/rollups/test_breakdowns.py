@@ -93,3 +93,6 @@ def test_breakdowns_summed_in_the_database_match_the_hourly_rows(client: Client,
     )
     assert detail.human_feedback == (23, 48)
     assert ("human_feedback", 48 - 23, 48) in detail.failing_evaluators
+    client.force_login(tenant.user)
+    page = client.get("/p/acme/service/?name=bot&range=7d").content.decode()
+    assert "<dt>Human feedback</dt><dd>23 good of 48</dd>" in page

@@ -524,7 +524,11 @@ def service_detail(*, project: Project, service: str, environment: str, window: 
     least, runaway = ([score for score in scores if score.pk in linked] for scores in (least, runaway))
     # The answers people rated, and those rated good: the human_feedback row of the failing-checks table, counted
     # the same way (a trace's verdict over its ratings, from the rollups), not a second count of the rating rows.
-    feedback = (sum(series.good["human_feedback"].values()), sum(series.total["human_feedback"].values()))
+    # (read with get: the series' counts are defaultdicts, and a key made here would draw an empty evaluator's line)
+    feedback = (
+        sum(series.good.get("human_feedback", {}).values()),
+        sum(series.total.get("human_feedback", {}).values()),
+    )
     traces = Trace.objects.filter(
         project=project, service=service, start_time__gte=window.since, start_time__lt=window.until
     )

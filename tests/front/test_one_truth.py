@@ -118,6 +118,9 @@ def test_every_surface_gives_the_same_numbers(client: Client, tenant: Tenant) ->
         '<dt>Human feedback</dt><dd><span class="muted" title="No answer of this service was rated in the range">none rated</span>'
         in page
     )
+    figures = json.loads(page.split('<script id="figures" type="application/json">')[1].split("</script>")[0])
+    quality_lines = {line["name"] for line in figures["quality"]["data"]}
+    assert "refusal" in quality_lines and "human_feedback" not in quality_lines  # no line for an evaluator with no data
 
     # SLO SLIs over their window.
     summaries = {s.slo.name: s for s in slo_summaries(project=tenant.project, now=now + timedelta(minutes=1))}

@@ -325,11 +325,10 @@ def trace_rows(
     project_slug: str, traces: list[Any], columns: Collection[str], can_edit: bool, score_name: str
 ) -> SafeString:
     """The trace list's rows, every text escaped. Built here rather than in the template: 50 rows of up to 16
-    cells through Django's template engine were two thirds of the list's Python time (docs/benchmarks.md §18).
-    The links are reversed once: a reversal per row and per row's checks was a tenth of what remained."""
-    list_url = reverse("trace_list", args=[project_slug])
+    cells through Django's template engine were two thirds of the list's Python time (docs/benchmarks.md §17,
+    session 16). The links are reversed once per page, not per row and per row's checks (~10 µs a reversal)."""
     urls = {
-        "list": list_url,
+        "list": reverse("trace_list", args=[project_slug]),
         # What reverse("trace_detail") gives for each trace id: this prefix, the id quoted as reverse quotes it, "/".
         "traces": reverse("trace_detail", args=[project_slug, "-"]).removesuffix("-/"),
         "session": _escape(reverse("session_detail", args=[project_slug])),

@@ -19,10 +19,18 @@ from guard.services import guard_policy_delete, guard_policy_save
 from sre4ai_web.lib.validation import pydantic_messages
 
 
+class _Indented(json.JSONEncoder):
+    """The policy in the textarea as the built-in default is shown beside it: one key a line, not one long line."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{**kwargs, "indent": 2})
+
+
 class GuardPolicyForm(forms.Form):
     service = forms.CharField(max_length=200, required=False, help_text="Empty: the project's default policy.")
     spec = forms.JSONField(
         label="Policy",
+        encoder=_Indented,
         widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}),
         help_text="checks (check, stages, action: block, redact or flag, params), deadline_ms, fail: open or closed.",
     )

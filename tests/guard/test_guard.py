@@ -256,6 +256,9 @@ def test_the_policy_page_saves_a_valid_policy_and_explains_an_invalid_one(tenant
     url = f"/p/{tenant.project.slug}/guard/"
     page = client.get(url)
     assert page.status_code == 200 and b"prompt_injection" in page.content
+    # The form starts from the built-in default, one key a line (as the reference above it), ready to edit.
+    textarea = page.content.decode().split('name="spec"')[1].split("</textarea>")[0]
+    assert "{\n  &quot;checks&quot;: [\n    {\n      &quot;check&quot;: &quot;prompt_injection&quot;," in textarea
     bad = {"checks": [{"check": "grounding", "action": "redact"}, {"check": "<b>x</b>"}]}
     response = client.post(url, {"service": "bot", "spec": json.dumps(bad)})
     assert response.status_code == 400

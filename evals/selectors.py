@@ -50,7 +50,7 @@ def trace_verdicts(
     (a score's trace start is the trace's as of scoring). The same verdicts; on PostgreSQL only those days'
     partitions are searched for the ids (without it, every day's index of the retention period, for each id)."""
     around = (starts[0] - SCORE_START_SLACK, starts[1] + SCORE_START_SLACK) if starts is not None else None
-    scores = Score.objects.current(starts=around).filter(AnyOf("trace_id", trace_pks))
+    scores = Score.objects.current(starts=around).filter(AnyOf("trace_id", trace_pks, estimated=False))
     if names is not None:
         scores = scores.filter(name__in=sorted(names))
     return verdicts_of(scores.values_list("trace_id", "name", "passed", "value"))

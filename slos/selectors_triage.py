@@ -78,7 +78,7 @@ def events_for(
             traces = {
                 pk: (release, model_names, name)
                 for pk, release, model_names, name in Trace.objects.filter(
-                    AnyOf("pk", chunk), project_id=project_id, **bounded
+                    AnyOf("pk", chunk, estimated=False), project_id=project_id, **bounded
                 ).values_list("pk", "release", "model_names", "name")
             }
         if not traces:
@@ -93,7 +93,7 @@ def events_for(
         tools: dict[int, set[str]] = defaultdict(set)
         span_trace: dict[int, int] = {}
         for span_pk, trace_id, tool_name, kind, prompt_name, prompt_version in Span.objects.filter(
-            AnyOf("trace_id", pks), **bounded
+            AnyOf("trace_id", pks, estimated=False), **bounded
         ).values_list("pk", "trace_id", "tool_name", "kind", "prompt_name", "prompt_version"):
             span_trace[span_pk] = trace_id
             if tool_name:
@@ -103,7 +103,9 @@ def events_for(
                 prompts[trace_id].add(prompt)
         sources: dict[int, set[str]] = defaultdict(set)
         for span_pk, document_id, source, url in (
-            RetrievedDocument.objects.filter(AnyOf("span_id", list(span_trace)), _documents_since(since))
+            RetrievedDocument.objects.filter(
+                AnyOf("span_id", list(span_trace), estimated=False), _documents_since(since)
+            )
             .order_by()
             .values_list("span_id", "document_id", JsonString("metadata", "source"), JsonString("metadata", "url"))
         ):

@@ -36,20 +36,27 @@ def _smallest_int_type(values: list[int]) -> str:
 
 
 class AnyOf(Lookup):
-    """A filter expression: ``Score.objects.filter(AnyOf("trace_id", trace_pks))``."""
+    """A filter expression: ``Score.objects.filter(AnyOf("trace_id", trace_pks))``.
+
+    ``estimated=False``: PostgreSQL's planner is not shown the ids; it gets them when the query runs (an
+    ``InitPlan``), and plans as for an array of unknown length. Shown a constant array, it estimates each id against
+    each partition's statistics: for an incident page's 8,000 span ids over a week of daily partitions that took
+    31 ms of planning for 20 ms of execution. For lists of thousands of ids read through their index, where no
+    estimate would change the plan."""
 
     lookup_name = "any_of"
     prepare_rhs = False
 
-    def __init__(self, field: str, values: Iterable[int]) -> None:
+    def __init__(self, field: str, values: Iterable[int], *, estimated: bool = True) -> None:
         super().__init__(F(field), [int(v) for v in values])
+        self.estimated = estimated
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s::{_smallest_int_type(self.rhs)}[])", (
-            *lhs_params,
-            "{" + ",".join(map(str, self.rhs)) + "}",
-        )
+        array = f"%s::{_smallest_int_type(self.rhs)}[]"
+        if not self.estimated:
+            array = f"ARRAY(SELECT unnest({array}))"
+        return f"{lhs} = ANY({array})", (*lhs_params, "{" + ",".join(map(str, self.rhs)) + "}")
 
     def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
         # The embedded database of `make run` has no arrays: the ids travel as one JSON text.

@@ -19,9 +19,9 @@ from evals.signals import RUNAWAY_CHECKS, SAFETY_CHECKS, signal_of
 from rollups.histogram import Quantiles, merge
 from rollups.models import Dimension, Granularity, RetiredTotal, ScoreRollup, TrafficRollup
 from sre4ai_web.lib.newest import newest_first
-from sre4ai_web.lib.sql import EpochMinute
+from sre4ai_web.lib.sql import AnyOf, EpochMinute
 from sre4ai_web.lib.timebuckets import DAY, floor_day, floor_hour, floor_minute
-from traces.models import RetrievedDocument, Trace
+from traces.models import RetrievedDocument, Span, Trace
 from traces.selectors import SCORE_START_SLACK
 
 DIMENSIONS = ("model", "release", "prompt", "route")
@@ -612,12 +612,16 @@ def _grounding_by_source(scores: QuerySet[Score], limit: int = 200) -> list[tupl
     per_source: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     seen: set[tuple[int, str]] = set()
     starts = [start for _, _, start in recent if start is not None]
-    # A trace's spans and their documents start from its start on (partition pruning on PostgreSQL).
+    # A trace's spans and their documents start from its start on (partition pruning on PostgreSQL). The spans by
+    # their traces, then the documents by their spans, each through its index: joined, PostgreSQL scanned the
+    # day's spans in parallel for the join (22 ms at one million spans against ~3), as the triage page found.
     since = min(starts, default=datetime.now(UTC)) - SCORE_START_SLACK
-    documents = RetrievedDocument.objects.filter(
-        span__trace_id__in=passed, start_time__gte=since, span__start_time__gte=since
-    ).order_by()  # counted, not listed: no sort by span and rank
-    for trace_id, doc_id in documents.values_list("span__trace_id", "document_id"):
+    span_trace = dict(
+        Span.objects.filter(AnyOf("trace_id", list(passed)), start_time__gte=since).values_list("pk", "trace_id")
+    )
+    documents = RetrievedDocument.objects.filter(AnyOf("span_id", list(span_trace)), start_time__gte=since).order_by()
+    for span_pk, doc_id in documents.values_list("span_id", "document_id"):  # counted, not listed: no sort
+        trace_id = span_trace[span_pk]
         if not doc_id or (trace_id, doc_id) in seen:
             continue
         seen.add((trace_id, doc_id))

@@ -58,8 +58,8 @@ def test_each_source_counts_the_answers_that_used_it_once_and_their_grounded_sha
     assert detail.grounding_by_source == [("kb-b", 3, 1 / 3), ("kb-a", 6, 4 / 6), ("kb-c", 2, 1.0)]
     # The documents by their spans' ids, not joined to the spans: joined, PostgreSQL scanned the day's spans for it
     # (docs/benchmarks.md §13).
-    (documents,) = [q["sql"] for q in queries.captured_queries if "traces_retrieveddocument" in q["sql"]]
-    assert " JOIN " not in documents.upper() and "traces_span" not in documents, documents
+    (read,) = [q["sql"] for q in queries.captured_queries if "traces_retrieveddocument" in q["sql"]]
+    assert " JOIN " not in read.upper() and "traces_span" not in read, read
     client.force_login(tenant.user)
     response = client.get(
         "/p/acme/service/",

@@ -624,7 +624,8 @@ def _shown_counts(
     failing: dict[str, int] = {}
     if key_of:
         scores = Score.objects.current(starts=(min(starts) - SCORE_START_SLACK, max(starts) + SCORE_START_SLACK))
-        failing_traces = scores.filter(AnyOf("trace_id", list(key_of)), project=project, passed=False)
+        # Thousands of ids through the trace index: unestimated, they cost no planning (sre4ai_web.lib.sql).
+        failing_traces = scores.filter(AnyOf("trace_id", list(key_of), estimated=False), project=project, passed=False)
         for trace_pk in set(failing_traces.values_list("trace_id", flat=True)):
             failing[key_of[trace_pk]] = failing.get(key_of[trace_pk], 0) + 1
     return failing, {key: len(ids) for key, ids in sessions_of.items()}

@@ -19,16 +19,17 @@ from traces.models import Trace
 
 
 def grounded(tenant: Tenant, documents: list[tuple[str, ...]], passed: list[bool]) -> None:
+    """One answer per entry of ``documents`` (the ids it retrieved), its grounding score passed or failed."""
+    trace_ids = [f"{tenant.project.pk:04x}{i:028x}" for i in range(len(documents))]
     traces = [
-        native_trace(f"{tenant.project.pk:04x}{i:028x}", documents=tuple({"id": d} for d in docs))
-        for i, docs in enumerate(documents)
+        native_trace(t, documents=tuple({"id": d} for d in docs)) for t, docs in zip(trace_ids, documents, strict=True)
     ]
-    for trace_id, pk in store_native(tenant, traces).items():
-        index = int(trace_id[4:], 16)
+    stored = store_native(tenant, traces)
+    for trace_id, ok in zip(trace_ids, passed, strict=True):
         score_record(
             score=ExternalScore(
-                trace=Trace.objects.get(pk=pk), span=None, name="grounding", value=None, label="",
-                passed=passed[index], comment="", external_id="",
+                trace=Trace.objects.get(pk=stored[trace_id]), span=None, name="grounding", value=None, label="",
+                passed=ok, comment="", external_id="",
             )
         )  # fmt: skip
 
